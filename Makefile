@@ -1,0 +1,55 @@
+# lb: build, test, demo and benchmark entry points. Every target works on a fresh Debian 12 machine
+# as root: `make setup` installs what the others need and is safe to run again.
+
+SHELL := /bin/bash
+CLANG ?= clang
+ARCH_INCLUDE := /usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/include -I bpf/lib -I $(ARCH_INCLUDE)
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
+	netsniff-ng wrk nftables procps psmisc gcc make
+
+.PHONY: all setup build bpf ts test test-unit test-privileged demo bench clean
+
+all: build
+
+# Idempotent: apt only when something is missing, npm ci only when the lock file changed.
+setup:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+build: bpf ts
+
+bpf: $(BPF_OBJS)
+
+build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
+	@mkdir -p build/bpf
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+ts:
+	npx tsc -p tsconfig.build.json
+
+test: setup build
+	npx vitest run
+
+test-unit: build
+	npx vitest run test/unit
+
+test-privileged: setup build
+	npx vitest run test/privileged test/e2e
+
+demo: setup build
+	node dist/src/demo/main.js $(DEMO_ARGS)
+
+bench: setup build
+	node dist/bench/main.js $(BENCH_ARGS)
+
+clean:
+	rm -rf build dist

@@ -1,0 +1,173 @@
+/* lb_abi.h: every struct, constant and map name shared by the BPF programs and user space. */
+/*
+ * The single source of truth for the C/TS ABI. src/dataplane/abi.ts mirrors it and
+ * test/privileged/abi-btf.test.ts checks sizes and offsets against the compiled object's BTF
+ * and the constants below against this file's text.
+ *
+ * Byte order: fields typed __be* are network order (as on the wire); every other multi-byte
+ * field is host order. Only __u* / __be* types here; padding is explicit.
+ *
+ * Atomic configuration: every configuration map is keyed by a generation (0 or 1). Packets read
+ * lb_ctl.active_gen once and use only that generation. User space fills the inactive one and flips
+ * active_gen with a single map update, so a packet never sees half of a change.
+ */
+#ifndef LB_ABI_H
+#define LB_ABI_H
+
+#include <linux/types.h>
+
+/* Capacities; each can be overridden at build time with -D. */
+#ifndef LB_MAX_TARGETS
+#define LB_MAX_TARGETS 64          /* targets in one group */
+#endif
+#ifndef LB_MAX_GROUPS
+#define LB_MAX_GROUPS 16384        /* groups per generation */
+#endif
+#ifndef LB_MAX_LISTENERS
+#define LB_MAX_LISTENERS 4096      /* listener entries per generation */
+#endif
+#ifndef LB_MAX_SRC_ROUTES
+#define LB_MAX_SRC_ROUTES 65536    /* source-route prefixes, both generations together */
+#endif
+#ifndef LB_MAX_TARGET_IDS
+#define LB_MAX_TARGET_IDS 65536    /* per-target counter slots */
+#endif
+#ifndef LB_MAX_FLOWS
+#define LB_MAX_FLOWS 524288        /* conntrack entries (two per flow) */
+#endif
+#ifndef LB_MAX_TX_PORTS
+#define LB_MAX_TX_PORTS 256        /* interfaces XDP may redirect to */
+#endif
+#define LB_GENERATIONS 2
+
+/* Map names (<= 15 characters, pinned by name under /sys/fs/bpf/lb/<instance>/). */
+#define LB_MAP_CTL        "lb_ctl"
+#define LB_MAP_SETTINGS   "lb_settings"
+#define LB_MAP_LISTENERS  "lb_listeners"
+#define LB_MAP_SRC_ROUTES "lb_src_routes"
+#define LB_MAP_GROUPS     "lb_groups"
+#define LB_MAP_FLOWS      "lb_flows"
+#define LB_MAP_TSTATS     "lb_tstats"
+#define LB_MAP_STATS      "lb_stats"
+#define LB_MAP_TX_PORTS   "lb_tx_ports"
+
+/* lb_listener.flags */
+#define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
+#define LB_LF_PERSIST     0x2      /* session persistence: hash the client address only */
+
+/* lb_flow.dir */
+#define LB_DIR_FORWARD    1        /* key client->VIP, nat = backend */
+#define LB_DIR_REVERSE    2        /* key backend->client, nat = VIP */
+
+/* lb_flow.state bits */
+#define LB_CT_FIN_CLIENT  0x1      /* the client sent FIN */
+#define LB_CT_FIN_BACKEND 0x2      /* the backend sent FIN */
+
+/* Index of lb_stats, a per-CPU array of __u64 packet counters. */
+#define LB_STAT_XDP_RX         0   /* packets seen by XDP */
+#define LB_STAT_NOT_LISTENER   1   /* IPv4 TCP/UDP not for a listener: passed */
+#define LB_STAT_NOT_IPV4       2   /* other ethertypes or protocols: passed */
+#define LB_STAT_MALFORMED      3   /* truncated or inconsistent headers: passed untouched */
+#define LB_STAT_FRAGMENT       4   /* IPv4 fragments: passed untouched */
+#define LB_STAT_NO_TARGET      5   /* new flow, group has no weight: dropped */
+#define LB_STAT_CT_HIT         6   /* packet of an established flow */
+#define LB_STAT_CT_NEW         7   /* flow created */
+#define LB_STAT_REDIRECT       8   /* forwarded with bpf_redirect_map */
+#define LB_STAT_FIB_PASS       9   /* rewritten, FIB or egress could not take it: XDP_PASS */
+#define LB_STAT_TC_REVNAT     10   /* replies rewritten to the VIP by TC */
+#define LB_STAT_CT_EXPIRED    11   /* idle flow found and replaced */
+#define LB_STAT_CT_CLOSED     12   /* flow ended by RST */
+#define LB_STAT_MAX           13
+
+/* lb_ctl: array of one entry (key 0). 16 bytes. */
+struct lb_ctl {
+	__u32 active_gen;          /* 0 or 1: the generation packets use */
+	__u32 serial;              /* bumped by every flip, for read-back */
+	__u32 pad[2];
+};
+
+/* lb_settings: array indexed by generation. 16 bytes. */
+struct lb_settings {
+	__u32 tcp_idle_sec;        /* established TCP flow idle timeout */
+	__u32 udp_idle_sec;        /* UDP flow idle timeout */
+	__u32 tcp_fin_sec;         /* timeout once either side sent FIN */
+	__u32 flags;
+};
+
+/* lb_listeners key. 12 bytes. */
+struct lb_listener_key {
+	__u32 ifindex;             /* ingress interface */
+	__be32 vip;                /* destination address; 0 = any address on the interface */
+	__be16 port;               /* destination port */
+	__u8 proto;                /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 gen;                  /* configuration generation */
+};
+
+/* lb_listeners value. 16 bytes. */
+struct lb_listener {
+	__u32 listener_id;         /* scope of this listener's source routes */
+	__u32 default_group;       /* lb_groups index within the generation */
+	__u32 flags;               /* LB_LF_* */
+	__u32 pad;
+};
+
+/*
+ * lb_src_routes key (LPM trie). 12 bytes. The scope is always matched whole, so
+ * prefixlen = 32 + (client prefix length), host order.
+ */
+struct lb_src_key {
+	__u32 prefixlen;           /* host order, 32..64 */
+	__u32 scope;               /* (gen << 31) | listener_id; matched whole */
+	__be32 addr;               /* client prefix */
+};
+
+/* A backend inside a group. 12 bytes. */
+struct lb_target {
+	__be32 addr;
+	__u32 target_id;           /* lb_tstats slot */
+	__be16 port;
+	__u16 pad;
+};
+
+/*
+ * lb_groups value: array indexed by gen * LB_MAX_GROUPS + group. The choice for a new flow is
+ * r = flow_hash % total_weight, then the first i with cum_weight[i] > r (binary search).
+ * A weight of 0 gives a target no new flows.
+ */
+struct lb_group {
+	__u32 count;                           /* targets in use */
+	__u32 total_weight;                    /* == cum_weight[count - 1]; 0 = no new flows */
+	__u32 cum_weight[LB_MAX_TARGETS];      /* running sum of weights */
+	struct lb_target targets[LB_MAX_TARGETS];
+};
+
+/* lb_flows key (LRU hash shared by all CPUs). 16 bytes. */
+struct lb_flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* lb_flows value. 24 bytes. */
+struct lb_flow {
+	__u64 last_seen_ns;        /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet */
+	__be32 nat_addr;           /* forward: backend address; reverse: VIP */
+	__u32 target_id;           /* lb_tstats slot of the backend */
+	__be16 nat_port;           /* forward: backend port; reverse: VIP port */
+	__u8 dir;                  /* LB_DIR_* */
+	__u8 state;                /* LB_CT_* bits */
+	__u32 pad;
+};
+
+/* lb_tstats value: per-CPU array indexed by target_id. 32 bytes. */
+struct lb_target_stats {
+	__u64 packets;             /* client->backend packets */
+	__u64 bytes;               /* client->backend bytes (L3) */
+	__u64 new_flows;           /* flows created toward this target */
+	__u64 closed_flows;        /* flows ended (RST, FIN timeout reuse, idle reuse) */
+};
+
+#endif /* LB_ABI_H */
