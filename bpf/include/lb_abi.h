@@ -30,7 +30,7 @@
 #define LB_MAX_SRC_ROUTES 65536    /* source-route prefixes, both generations together */
 #endif
 #ifndef LB_MAX_TARGET_IDS
-#define LB_MAX_TARGET_IDS 65536    /* per-target counter slots */
+#define LB_MAX_TARGET_IDS 16384    /* per-target counter slots */
 #endif
 #ifndef LB_MAX_FLOWS
 #define LB_MAX_FLOWS 524288        /* conntrack entries (two per flow) */

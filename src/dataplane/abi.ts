@@ -1,0 +1,275 @@
+// TypeScript mirror of bpf/include/lb_abi.h: constants, struct layouts and codecs.
+// test/privileged/abi-btf.test.ts checks every layout here against the BTF of the compiled
+// objects and every constant against the header's text, so a drift fails the build.
+
+export const LB_MAX_TARGETS = 64;
+export const LB_MAX_GROUPS = 16384;
+export const LB_MAX_LISTENERS = 4096;
+export const LB_MAX_SRC_ROUTES = 65536;
+export const LB_MAX_TARGET_IDS = 16384;
+export const LB_MAX_FLOWS = 524288;
+export const LB_MAX_TX_PORTS = 256;
+export const LB_GENERATIONS = 2;
+
+export const LB_MAP_CTL = 'lb_ctl';
+export const LB_MAP_SETTINGS = 'lb_settings';
+export const LB_MAP_LISTENERS = 'lb_listeners';
+export const LB_MAP_SRC_ROUTES = 'lb_src_routes';
+export const LB_MAP_GROUPS = 'lb_groups';
+export const LB_MAP_FLOWS = 'lb_flows';
+export const LB_MAP_TSTATS = 'lb_tstats';
+export const LB_MAP_STATS = 'lb_stats';
+export const LB_MAP_TX_PORTS = 'lb_tx_ports';
+
+export const LB_LF_SRC_ROUTES = 0x1;
+export const LB_LF_PERSIST = 0x2;
+
+export const LB_DIR_FORWARD = 1;
+export const LB_DIR_REVERSE = 2;
+
+export const LB_CT_FIN_CLIENT = 0x1;
+export const LB_CT_FIN_BACKEND = 0x2;
+
+export const LB_STAT_XDP_RX = 0;
+export const LB_STAT_NOT_LISTENER = 1;
+export const LB_STAT_NOT_IPV4 = 2;
+export const LB_STAT_MALFORMED = 3;
+export const LB_STAT_FRAGMENT = 4;
+export const LB_STAT_NO_TARGET = 5;
+export const LB_STAT_CT_HIT = 6;
+export const LB_STAT_CT_NEW = 7;
+export const LB_STAT_REDIRECT = 8;
+export const LB_STAT_FIB_PASS = 9;
+export const LB_STAT_TC_REVNAT = 10;
+export const LB_STAT_CT_EXPIRED = 11;
+export const LB_STAT_CT_CLOSED = 12;
+export const LB_STAT_MAX = 13;
+
+/** Names of lb_stats slots, in index order (for `lb show` and metrics). */
+export const STAT_NAMES = [
+  'xdp_rx', 'not_listener', 'not_ipv4', 'malformed', 'fragment', 'no_target', 'ct_hit', 'ct_new',
+  'redirect', 'fib_pass', 'tc_revnat', 'ct_expired', 'ct_closed',
+] as const;
+
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+
+/** Byte sizes and field offsets of every shared struct (checked against BTF). */
+export const LAYOUTS = {
+  lb_ctl: { size: 16, fields: { active_gen: 0, serial: 4, pad: 8 } },
+  lb_settings: { size: 16, fields: { tcp_idle_sec: 0, udp_idle_sec: 4, tcp_fin_sec: 8, flags: 12 } },
+  lb_listener_key: { size: 12, fields: { ifindex: 0, vip: 4, port: 8, proto: 10, gen: 11 } },
+  lb_listener: { size: 16, fields: { listener_id: 0, default_group: 4, flags: 8, pad: 12 } },
+  lb_src_key: { size: 12, fields: { prefixlen: 0, scope: 4, addr: 8 } },
+  lb_target: { size: 12, fields: { addr: 0, target_id: 4, port: 8, pad: 10 } },
+  lb_group: { size: 8 + 4 * LB_MAX_TARGETS + 12 * LB_MAX_TARGETS, fields: { count: 0, total_weight: 4, cum_weight: 8, targets: 8 + 4 * LB_MAX_TARGETS } },
+  lb_flow_key: { size: 16, fields: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
+  lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
+  lb_target_stats: { size: 32, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24 } },
+} as const;
+
+export type StructName = keyof typeof LAYOUTS;
+
+// ---- IPv4 helpers: addresses travel as dotted strings in TS and as __be32 in the maps. ----
+
+/** Parses a dotted IPv4 address to its 32-bit value (host number, e.g. 10.0.0.1 -> 0x0a000001). */
+export function ipv4ToU32(addr: string): number {
+  const parts = addr.split('.');
+  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+    value = value * 256 + Number(part);
+  }
+  return value >>> 0;
+}
+
+export function u32ToIpv4(value: number): string {
+  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+}
+
+// __be fields are written big-endian; host-order fields little-endian (x86-64 and arm64 hosts).
+const writeBe32 = (b: Buffer, off: number, ip: string): void => { b.writeUInt32BE(ipv4ToU32(ip), off); };
+const readBe32 = (b: Buffer, off: number): string => u32ToIpv4(b.readUInt32BE(off));
+
+function checkRange(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${name} out of range: ${value} (expected an integer 0..${max})`);
+  }
+}
+
+// ---- lb_ctl ----
+export interface Ctl { activeGen: number; serial: number }
+export function encodeCtl(v: Ctl): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_ctl.size);
+  checkRange('active_gen', v.activeGen, 1);
+  b.writeUInt32LE(v.activeGen, 0);
+  b.writeUInt32LE(v.serial >>> 0, 4);
+  return b;
+}
+export function decodeCtl(b: Buffer): Ctl {
+  return { activeGen: b.readUInt32LE(0), serial: b.readUInt32LE(4) };
+}
+
+// ---- lb_settings ----
+export interface Settings { tcpIdleSec: number; udpIdleSec: number; tcpFinSec: number; flags: number }
+export function encodeSettings(v: Settings): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_settings.size);
+  b.writeUInt32LE(v.tcpIdleSec, 0);
+  b.writeUInt32LE(v.udpIdleSec, 4);
+  b.writeUInt32LE(v.tcpFinSec, 8);
+  b.writeUInt32LE(v.flags, 12);
+  return b;
+}
+export function decodeSettings(b: Buffer): Settings {
+  return { tcpIdleSec: b.readUInt32LE(0), udpIdleSec: b.readUInt32LE(4), tcpFinSec: b.readUInt32LE(8), flags: b.readUInt32LE(12) };
+}
+
+// ---- lb_listener_key / lb_listener ----
+export interface ListenerKey { ifindex: number; vip: string; port: number; proto: number; gen: number }
+export function encodeListenerKey(k: ListenerKey): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_listener_key.size);
+  checkRange('port', k.port, 65535);
+  checkRange('gen', k.gen, 1);
+  b.writeUInt32LE(k.ifindex, 0);
+  writeBe32(b, 4, k.vip);
+  b.writeUInt16BE(k.port, 8);
+  b.writeUInt8(k.proto, 10);
+  b.writeUInt8(k.gen, 11);
+  return b;
+}
+export function decodeListenerKey(b: Buffer): ListenerKey {
+  return { ifindex: b.readUInt32LE(0), vip: readBe32(b, 4), port: b.readUInt16BE(8), proto: b.readUInt8(10), gen: b.readUInt8(11) };
+}
+
+export interface Listener { listenerId: number; defaultGroup: number; flags: number }
+export function encodeListener(v: Listener): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_listener.size);
+  checkRange('listener_id', v.listenerId, 0x7fffffff);
+  checkRange('default_group', v.defaultGroup, LB_MAX_GROUPS - 1);
+  b.writeUInt32LE(v.listenerId, 0);
+  b.writeUInt32LE(v.defaultGroup, 4);
+  b.writeUInt32LE(v.flags, 8);
+  return b;
+}
+export function decodeListener(b: Buffer): Listener {
+  return { listenerId: b.readUInt32LE(0), defaultGroup: b.readUInt32LE(4), flags: b.readUInt32LE(8) };
+}
+
+// ---- lb_src_key (LPM) / value: __u32 group ----
+export interface SrcKey { gen: number; listenerId: number; addr: string; prefixLen: number }
+export function srcScope(gen: number, listenerId: number): number {
+  return ((gen << 31) | listenerId) >>> 0;
+}
+export function encodeSrcKey(k: SrcKey): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_src_key.size);
+  checkRange('prefix length', k.prefixLen, 32);
+  checkRange('gen', k.gen, 1);
+  checkRange('listener_id', k.listenerId, 0x7fffffff);
+  b.writeUInt32LE(32 + k.prefixLen, 0);
+  b.writeUInt32LE(srcScope(k.gen, k.listenerId), 4);
+  writeBe32(b, 8, k.addr);
+  return b;
+}
+export function decodeSrcKey(b: Buffer): SrcKey {
+  const scope = b.readUInt32LE(4);
+  return { prefixLen: b.readUInt32LE(0) - 32, gen: scope >>> 31, listenerId: scope & 0x7fffffff, addr: readBe32(b, 8) };
+}
+export function encodeU32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0, 0);
+  return b;
+}
+export function decodeU32(b: Buffer): number {
+  return b.readUInt32LE(0);
+}
+
+// ---- lb_group ----
+export interface GroupTarget { addr: string; port: number; weight: number; targetId: number }
+export interface Group { targets: GroupTarget[] }
+
+/** Index of a group in the lb_groups array. */
+export function groupIndex(gen: number, group: number): number {
+  checkRange('gen', gen, 1);
+  checkRange('group', group, LB_MAX_GROUPS - 1);
+  return gen * LB_MAX_GROUPS + group;
+}
+
+export function encodeGroup(g: Group): Buffer {
+  const { size, fields } = LAYOUTS.lb_group;
+  if (g.targets.length > LB_MAX_TARGETS) {
+    throw new RangeError(`a group holds at most ${LB_MAX_TARGETS} targets, got ${g.targets.length}`);
+  }
+  const b = Buffer.alloc(size);
+  let cum = 0;
+  g.targets.forEach((t, i) => {
+    checkRange('weight', t.weight, 0xffff);
+    checkRange('port', t.port, 65535);
+    checkRange('target_id', t.targetId, LB_MAX_TARGET_IDS - 1);
+    cum += t.weight;
+    b.writeUInt32LE(cum, fields.cum_weight + 4 * i);
+    const off = fields.targets + LAYOUTS.lb_target.size * i;
+    writeBe32(b, off, t.addr);
+    b.writeUInt32LE(t.targetId, off + 4);
+    b.writeUInt16BE(t.port, off + 8);
+  });
+  b.writeUInt32LE(g.targets.length, fields.count);
+  b.writeUInt32LE(cum, fields.total_weight);
+  return b;
+}
+
+export function decodeGroup(b: Buffer): Group {
+  const { fields } = LAYOUTS.lb_group;
+  const count = Math.min(b.readUInt32LE(fields.count), LB_MAX_TARGETS);
+  const targets: GroupTarget[] = [];
+  let prev = 0;
+  for (let i = 0; i < count; i++) {
+    const cum = b.readUInt32LE(fields.cum_weight + 4 * i);
+    const off = fields.targets + LAYOUTS.lb_target.size * i;
+    targets.push({ addr: readBe32(b, off), targetId: b.readUInt32LE(off + 4), port: b.readUInt16BE(off + 8), weight: cum - prev });
+    prev = cum;
+  }
+  return { targets };
+}
+
+// ---- lb_flow_key / lb_flow ----
+export interface FlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
+export function encodeFlowKey(k: FlowKey): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_flow_key.size);
+  writeBe32(b, 0, k.saddr);
+  writeBe32(b, 4, k.daddr);
+  b.writeUInt16BE(k.sport, 8);
+  b.writeUInt16BE(k.dport, 10);
+  b.writeUInt8(k.proto, 12);
+  return b;
+}
+export function decodeFlowKey(b: Buffer): FlowKey {
+  return { saddr: readBe32(b, 0), daddr: readBe32(b, 4), sport: b.readUInt16BE(8), dport: b.readUInt16BE(10), proto: b.readUInt8(12) };
+}
+
+export interface Flow { lastSeenNs: bigint; natAddr: string; natPort: number; targetId: number; dir: number; state: number }
+export function encodeFlow(v: Flow): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_flow.size);
+  b.writeBigUInt64LE(v.lastSeenNs, 0);
+  writeBe32(b, 8, v.natAddr);
+  b.writeUInt32LE(v.targetId, 12);
+  b.writeUInt16BE(v.natPort, 16);
+  b.writeUInt8(v.dir, 18);
+  b.writeUInt8(v.state, 19);
+  return b;
+}
+export function decodeFlow(b: Buffer): Flow {
+  return {
+    lastSeenNs: b.readBigUInt64LE(0), natAddr: readBe32(b, 8), targetId: b.readUInt32LE(12),
+    natPort: b.readUInt16BE(16), dir: b.readUInt8(18), state: b.readUInt8(19),
+  };
+}
+
+// ---- lb_target_stats (one CPU's slot; per-CPU maps return one per possible CPU) ----
+export interface TargetStats { packets: bigint; bytes: bigint; newFlows: bigint; closedFlows: bigint }
+export function decodeTargetStats(b: Buffer, offset = 0): TargetStats {
+  return {
+    packets: b.readBigUInt64LE(offset), bytes: b.readBigUInt64LE(offset + 8),
+    newFlows: b.readBigUInt64LE(offset + 16), closedFlows: b.readBigUInt64LE(offset + 24),
+  };
+}
