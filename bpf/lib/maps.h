@@ -1,0 +1,111 @@
+/* maps.h: every BPF map of lb, declared once, pinned by name, shared by the XDP and TC objects. */
+#ifndef LB_MAPS_H
+#define LB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "lb_abi.h"
+
+/*
+ * The loader opens the XDP object first with pin_root_path = the instance directory, so libbpf
+ * creates and pins these maps there; the TC object, opened with the same pin_root_path, finds
+ * the pins and reuses them (libbpf checks type, key/value size and max_entries).
+ * Byte order of every field is stated in lb_abi.h (__be* = network order, others host order).
+ */
+
+/* Key 0 -> struct lb_ctl: which configuration generation packets use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_ctl SEC(".maps");
+
+/* Key generation (0/1) -> struct lb_settings: conntrack timeouts of that generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct lb_settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_settings SEC(".maps");
+
+/* {ingress ifindex, VIP or 0 for any, port, proto, generation} -> struct lb_listener. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_LISTENERS * LB_GENERATIONS);
+	__type(key, struct lb_listener_key);
+	__type(value, struct lb_listener);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_listeners SEC(".maps");
+
+/* {prefixlen, (gen << 31) | listener_id, client prefix} -> __u32 group index (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, LB_MAX_SRC_ROUTES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);      /* required by LPM tries */
+	__type(key, struct lb_src_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_src_routes SEC(".maps");
+
+/* gen * LB_MAX_GROUPS + group -> struct lb_group: targets and cumulative weights. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_GROUPS * LB_GENERATIONS);
+	__type(key, __u32);
+	__type(value, struct lb_group);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_groups SEC(".maps");
+
+/*
+ * Conntrack, two entries per flow: client->VIP 5-tuple -> backend (dir FORWARD) and
+ * backend->client 5-tuple -> VIP (dir REVERSE). Shared by all CPUs: XDP and TC of one flow
+ * may run on different CPUs, so NAT state must never be per-CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_FLOWS);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_flows SEC(".maps");
+
+/* target_id -> struct lb_target_stats, per CPU (user space sums the CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_TARGET_IDS);
+	__type(key, __u32);
+	__type(value, struct lb_target_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_tstats SEC(".maps");
+
+/* LB_STAT_* index -> __u64 packet counter, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_stats SEC(".maps");
+
+/*
+ * ifindex -> ifindex: interfaces that accept an XDP redirect (have an XDP program or native support).
+ * Only XDP uses it, and the TC object leaves it out (LB_MAPS_NO_TX_PORTS): the kernel forces
+ * BPF_F_RDONLY_PROG on every devmap and refuses it at creation, so the pinned map's flags never
+ * match this definition and libbpf 1.1 refuses to reuse the pin ("parameter mismatch").
+ * A loader re-opening the XDP object over existing pins must hand this map over with
+ * bpf_map__reuse_fd(bpf_obj_get(pin)) before load, which skips that comparison.
+ */
+#ifndef LB_MAPS_NO_TX_PORTS
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, LB_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_tx_ports SEC(".maps");
+#endif
+
+#endif /* LB_MAPS_H */
