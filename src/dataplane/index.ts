@@ -1,0 +1,14 @@
+// The data plane's public surface: the DataPlane handle, maps, bpffs and interface helpers, and
+// the ABI mirror. Everything else in this folder is internal.
+
+export {
+  DataPlane, MAP_NAMES,
+  type AttachResult, type Attachment, type DetachResult, type DownResult, type MapName, type OpenOptions,
+  type ProgKind, type ProgramHandle, type StatName, type TestRunOptions, type TestRunResult, type TxPortsResult,
+  type XdpMode, type XdpModeRequest,
+} from './data-plane.js';
+export { BpfMap, parseCpuList, perCpuStride, possibleCpus } from './bpf-map.js';
+export { BPFFS_ROOT, LB_PIN_ROOT, ensureBpffs, instanceDir, listPins, validateInstanceName } from './bpffs.js';
+export { interfaceIndex, interfaceName, listInterfaces, type NetInterface } from './interfaces.js';
+export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, errnoName } from './libbpf.js';
+export * from './abi.js';

@@ -1,0 +1,6 @@
+// The sandbox: network-namespace topologies, backend servers and clients for end-to-end tests,
+// the benchmark and the demo. See topology.ts for the layout and the offload choices.
+
+export * from './process.js';
+export * from './topology.js';
+export * from './clients.js';

@@ -1,0 +1,520 @@
+// A network-namespace topology for end-to-end tests, the benchmark and the demo:
+//
+//   <prefix>-c1 (eth0 10.201.1.2) ──veth── (veth-c1 10.201.1.1) <prefix>-lb (veth-b1 10.202.1.1) ──veth── (eth0 10.202.1.2) <prefix>-b1
+//   <prefix>-c2 (eth0 10.201.2.2) ──veth── (veth-c2 10.201.2.1)          (veth-b2 10.202.2.1) ──veth── (eth0 10.202.2.2) <prefix>-b2
+//                                                                         ...
+// Each client and backend has a default route via its LB-side address, so every packet between
+// them crosses the LB namespace, where ip_forward is on and rp_filter off. The VIP 10.200.0.10 is
+// on no interface: clients reach it through their default route and the data plane DNATs it.
+//
+// Nothing lives in the root namespace: veth pairs are created with both ends directly inside
+// their target namespaces, so names stay short (<= 15 chars) and parallel runs cannot collide.
+// The namespaces have no link to the outside world; their traffic cannot leave them.
+//
+// Offloads, verified on kernel 6.18 by test/privileged/sandbox.test.ts (a tiny XDP program on
+// veth-c1 redirecting to veth-b1):
+// - client and backend eth0: `ethtool -K eth0 tx off`. With TX checksum offload a veth passes
+//   CHECKSUM_PARTIAL skbs whose L4 checksum field holds only the pseudo-header sum. XDP sees those
+//   bytes; after XDP_REDIRECT the checksum state is lost and the receiver drops the datagram
+//   (its Udp InCsumErrors / TcpInCsumErrors count up). With tx off the sender computes full
+//   checksums in software (and TCP segmentation offload goes off with it: MTU-sized frames).
+//   Plain kernel forwarding (XDP_PASS) works either way, since the skb keeps its checksum state.
+// - client and backend eth0: `ethtool -K eth0 gro on`. A veth accepts XDP_REDIRECT frames
+//   (ndo_xdp_xmit) only when its peer runs NAPI, which needs an XDP program or GRO on the peer.
+//   Without it the redirect fails: the redirecting device counts an rx drop (rx_queue_0_drops in
+//   `ethtool -S`, not rx_queue_0_xdp_redirect) and the frame is lost. Backends need it for the
+//   DNAT fast path; clients get it too so a data plane may redirect replies as well.
+// - IPv6 is disabled in every namespace so no NDP/MLD noise reaches the data plane's counters.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess, SandboxError, run, type RunOptions, type RunResult } from './process.js';
+
+export const VIP = '10.200.0.10';
+export const DEFAULT_HTTP_PORT = 8080;
+export const DEFAULT_UDP_PORT = 9000;
+/** Namespace prefix family of test runs; createTopology() appends the pid and a random suffix. */
+export const TEST_PREFIX_FAMILY = 'lbt';
+const MAX_HOSTS = 254;
+const CMD_TIMEOUT_MS = 15_000;
+
+export type Role = 'lb' | 'client' | 'backend';
+
+/** An interface as seen inside its namespace. */
+export interface Iface {
+  ns: string;
+  name: string;
+  ifindex: number;
+  /** IPv4 address without prefix length; '' when none. */
+  address: string;
+  prefixLen: number;
+  mac: string;
+}
+
+export interface NamespaceInfo {
+  name: string;
+  role: Role;
+  interfaces: Iface[];
+}
+
+interface HostBase {
+  /** 1-based. */
+  index: number;
+  /** Short name: c1, c2, ... or b1, b2, ... (the backend name its servers answer with). */
+  name: string;
+  ns: string;
+  address: string;
+  /** The LB-side address of the host's link, its default route. */
+  gateway: string;
+  /** eth0 inside the host's namespace. */
+  iface: Iface;
+  /** The link's other end, inside the LB namespace (veth-cN / veth-bN). */
+  lbIface: Iface;
+}
+
+export type ClientHost = HostBase;
+
+export interface BackendHost extends HostBase {
+  /** The backend-server process, once startBackendServers() ran. */
+  server?: ManagedProcess;
+  httpPort?: number;
+  udpPort?: number;
+}
+
+export interface TopologyOptions {
+  /** Namespace name prefix. Default: `lbt<pid><3 random letters>`, unique per run. */
+  prefix?: string;
+  /** Number of backends, 1..254. Default 3. */
+  backends?: number;
+  /** Number of clients, 1..254. Default 1. */
+  clients?: number;
+  /**
+   * Permanent neighbour entries in the LB namespace for every client and backend, so a FIB
+   * lookup from XDP resolves from the first packet (no ARP round trip that would send the
+   * first packets down the slow path). Default true.
+   */
+  staticNeighbors?: boolean;
+  /** Register the topology for cleanup on SIGINT/SIGTERM/SIGHUP and process exit. Default true. */
+  cleanupOnSignal?: boolean;
+}
+
+export type ExecVia = 'netns-exec' | 'nsenter';
+
+export interface ExecOptions extends RunOptions {
+  /**
+   * How to enter the namespace. 'netns-exec' (default) uses `ip netns exec`, which also remounts
+   * /sys for the namespace and so hides /sys/fs/bpf. 'nsenter' switches only the network
+   * namespace and keeps the host's bpffs visible: use it for lb itself.
+   */
+  via?: ExecVia;
+}
+
+export interface SpawnInOptions {
+  via?: ExecVia;
+  env?: NodeJS.ProcessEnv;
+  label?: string;
+}
+
+export interface BackendServerOptions {
+  httpPort?: number;
+  udpPort?: number;
+  /** How long to wait for each server's ready line. Default 10 s. */
+  timeoutMs?: number;
+}
+
+/** argv prefix that runs a command in `ns` keeping the host's /sys (and so /sys/fs/bpf). */
+export function nsenterArgs(ns: string): string[] {
+  return ['nsenter', `--net=/run/netns/${ns}`];
+}
+
+/** argv prefix that runs a command in `ns` with `ip netns exec`. */
+export function netnsExecArgs(ns: string): string[] {
+  return ['ip', 'netns', 'exec', ns];
+}
+
+function enterArgs(ns: string, via: ExecVia = 'netns-exec'): string[] {
+  return via === 'nsenter' ? nsenterArgs(ns) : netnsExecArgs(ns);
+}
+
+/** Runs `argv` inside network namespace `ns`, bounded by `timeoutMs` (default 10 s). */
+export function execIn(ns: string, argv: readonly string[], opts: ExecOptions = {}): Promise<RunResult> {
+  return run([...enterArgs(ns, opts.via), ...argv], opts);
+}
+
+/**
+ * Path of the compiled backend server. From compiled code it is the sibling file; from the
+ * TypeScript sources (vitest) it is the copy under dist/, which `make build` or
+ * `npx tsc -p tsconfig.build.json` produces.
+ */
+export function backendServerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const script = here.endsWith('.ts')
+    ? join(resolve(dirname(here), '..', '..'), 'dist', 'src', 'sandbox', 'backend-server.js')
+    : join(dirname(here), 'backend-server.js');
+  if (!existsSync(script)) {
+    throw new SandboxError(`${script} is missing: build first (\`make build\` or \`npx tsc -p tsconfig.build.json\`)`, { script });
+  }
+  return script;
+}
+
+/** A fresh run prefix: family + pid + 3 random letters, e.g. lbt123456xyz. */
+export function makeRunPrefix(family = TEST_PREFIX_FAMILY): string {
+  let suffix = '';
+  for (let i = 0; i < 3; i++) suffix += String.fromCharCode(97 + Math.floor(Math.random() * 26));
+  return `${family}${process.pid}${suffix}`;
+}
+
+/** Names of all network namespaces (`ip netns list`). */
+export async function listNamespaces(): Promise<string[]> {
+  const r = await run(['ip', 'netns', 'list'], { timeoutMs: CMD_TIMEOUT_MS });
+  return parseNetnsList(r.stdout);
+}
+
+function parseNetnsList(text: string): string[] {
+  return text.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n !== '');
+}
+
+function nsPidsSync(ns: string): number[] {
+  const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: CMD_TIMEOUT_MS });
+  return (r.stdout ?? '').split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
+}
+
+async function nsPids(ns: string): Promise<number[]> {
+  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
+  return r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
+}
+
+function killPid(pid: number, signal: NodeJS.Signals): void {
+  try { process.kill(pid, signal); } catch { /* already gone */ }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Ends every process inside `ns` (SIGTERM, then SIGKILL after `graceMs`) and deletes it.
+ * A namespace lives on while a process holds it, so the processes go first.
+ */
+async function deleteNamespace(ns: string, graceMs: number): Promise<void> {
+  let pids = await nsPids(ns);
+  if (pids.length > 0) {
+    for (const p of pids) killPid(p, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && (pids = await nsPids(ns)).length > 0) await sleep(50);
+    for (const p of pids) killPid(p, 'SIGKILL');
+  }
+  const r = await run(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
+  if (r.code !== 0 && !/No such file|not exist/i.test(r.stderr)) {
+    throw new SandboxError(`ip netns del ${ns} failed: ${r.stderr.trim()}`, { ns });
+  }
+}
+
+function deleteNamespaceSync(ns: string): void {
+  for (const p of nsPidsSync(ns)) killPid(p, 'SIGKILL');
+  spawnSync('ip', ['netns', 'del', ns], { timeout: CMD_TIMEOUT_MS, stdio: 'ignore' });
+}
+
+const NAME_RE = /^(.*?)-(lb|c\d+|b\d+)$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes namespaces left by crashed earlier runs of a prefix family: names
+ * `<family><pid><letters>-{lb,cN,bN}` whose pid is no longer alive (a live pid is another run in
+ * progress, e.g. a parallel test file, and is left alone), and names `<family>-{lb,cN,bN}`
+ * (a fixed prefix, as the demo uses). Processes inside them are ended first. Returns the names
+ * removed.
+ */
+export async function destroyStale(family: string = TEST_PREFIX_FAMILY): Promise<string[]> {
+  if (!/^[A-Za-z][\w]*$/.test(family)) throw new SandboxError(`invalid prefix family ${JSON.stringify(family)}`);
+  const removed: string[] = [];
+  for (const ns of await listNamespaces()) {
+    const m = NAME_RE.exec(ns);
+    if (!m || !m[1]!.startsWith(family)) continue;
+    const rest = m[1]!.slice(family.length);
+    if (rest !== '') {
+      const owner = /^(\d+)[a-z]+$/.exec(rest);
+      if (!owner) continue; // another family that merely starts with the same letters
+      if (isAlive(Number(owner[1]))) continue;
+    }
+    await deleteNamespace(ns, 1000);
+    removed.push(ns);
+  }
+  return removed;
+}
+
+// ---- cleanup on signals and exit ----
+
+const live = new Set<Topology>();
+let handlersInstalled = false;
+let exitHandlerInstalled = false;
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function onSignal(signal: NodeJS.Signals): void {
+  for (const t of [...live]) t.destroySync();
+  for (const s of SIGNALS) process.removeListener(s, onSignal);
+  handlersInstalled = false;
+  // Die of the signal as if no handler had been installed, unless the program handles it itself.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function onExit(): void {
+  for (const t of [...live]) t.destroySync();
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const s of SIGNALS) process.on(s, onSignal);
+  if (!exitHandlerInstalled) {
+    exitHandlerInstalled = true;
+    process.on('exit', onExit);
+  }
+}
+
+// ---- the topology ----
+
+interface IpAddrJson {
+  ifindex: number;
+  ifname: string;
+  address?: string;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+/** A built topology. Create it with createTopology(); always call destroy(). */
+export class Topology {
+  readonly prefix: string;
+  readonly vip = VIP;
+  readonly lbNs: string;
+  readonly clients: ClientHost[] = [];
+  readonly backends: BackendHost[] = [];
+  /** Every namespace this topology created, in creation order. */
+  readonly namespaceNames: string[] = [];
+  private readonly nsRoles = new Map<string, Role>();
+  private readonly ifaces = new Map<string, Iface[]>();
+  private readonly processes = new Set<ManagedProcess>();
+  private destroying: Promise<void> | undefined;
+  private destroyed = false;
+
+  /** @internal use createTopology() */
+  constructor(prefix: string) {
+    this.prefix = prefix;
+    this.lbNs = `${prefix}-lb`;
+  }
+
+  /** The LB namespace's interfaces towards clients (index i-1 is client i). */
+  get lbClientIfaces(): Iface[] { return this.clients.map((c) => c.lbIface); }
+  /** The LB namespace's interfaces towards backends (index j-1 is backend j). */
+  get lbBackendIfaces(): Iface[] { return this.backends.map((b) => b.lbIface); }
+
+  /** Every namespace with its role and interfaces (name, ifindex inside the namespace, address, MAC). */
+  namespaces(): NamespaceInfo[] {
+    return this.namespaceNames.map((name) => ({ name, role: this.nsRoles.get(name)!, interfaces: this.ifaces.get(name) ?? [] }));
+  }
+
+  /** Resolves a role shorthand ('lb', 'c1', 'b2') or a full namespace name of this topology. */
+  ns(nameOrRole: string): string {
+    const full = this.nsRoles.has(nameOrRole) ? nameOrRole : `${this.prefix}-${nameOrRole}`;
+    if (!this.nsRoles.has(full)) throw new SandboxError(`${nameOrRole} is not a namespace of topology ${this.prefix}`);
+    return full;
+  }
+
+  /** argv prefix running a command in a namespace of this topology with nsenter (for lb). */
+  nsenterArgs(nameOrRole: string): string[] {
+    return nsenterArgs(this.ns(nameOrRole));
+  }
+
+  /** Runs a command to completion inside one of this topology's namespaces. */
+  exec(nameOrRole: string, argv: readonly string[], opts: ExecOptions = {}): Promise<RunResult> {
+    this.assertUsable();
+    return execIn(this.ns(nameOrRole), argv, opts);
+  }
+
+  /** Starts a long-running process in a namespace; destroy() kills its process group. */
+  spawnIn(nameOrRole: string, argv: readonly string[], opts: SpawnInOptions = {}): ManagedProcess {
+    this.assertUsable();
+    const ns = this.ns(nameOrRole);
+    const p = new ManagedProcess([...enterArgs(ns, opts.via), ...argv], {
+      ...(opts.env ? { env: opts.env } : {}),
+      label: opts.label ?? `${argv.join(' ')} in ${ns}`,
+    });
+    this.processes.add(p);
+    return p;
+  }
+
+  /**
+   * Starts backend-server in every backend namespace (name b1, b2, ...) and waits until each
+   * listens. Needs the compiled dist/src/sandbox/backend-server.js.
+   */
+  async startBackendServers(opts: BackendServerOptions = {}): Promise<void> {
+    const script = backendServerScript();
+    const httpPort = opts.httpPort ?? DEFAULT_HTTP_PORT;
+    const udpPort = opts.udpPort ?? DEFAULT_UDP_PORT;
+    await Promise.all(this.backends.map(async (b) => {
+      if (b.server?.running) return;
+      b.server = this.spawnIn(b.ns, [process.execPath, script, '--name', b.name, '--http', String(httpPort),
+        '--udp', String(udpPort), '--exit-with-parent'], { label: `backend-server ${b.name}` });
+      await b.server.waitForOutput(/"ready":true/, opts.timeoutMs ?? 10_000);
+      b.httpPort = httpPort;
+      b.udpPort = udpPort;
+    }));
+  }
+
+  private assertUsable(): void {
+    if (this.destroying || this.destroyed) throw new SandboxError(`topology ${this.prefix} is destroyed`);
+  }
+
+  /** @internal */
+  addNamespace(ns: string, role: Role): void {
+    this.namespaceNames.push(ns);
+    this.nsRoles.set(ns, role);
+  }
+
+  /** @internal */
+  setIfaces(ns: string, list: Iface[]): void {
+    this.ifaces.set(ns, list);
+  }
+
+  /**
+   * Kills every process started through this topology (process groups) and every other process
+   * left inside its namespaces, then deletes the namespaces (their veth pairs go with them).
+   * Idempotent; concurrent calls share one teardown. Rejects, after trying everything, if a
+   * namespace could not be removed.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    await Promise.all([...this.processes].map((p) => p.stop(2000)));
+    const errors: unknown[] = [];
+    for (const ns of [...this.namespaceNames].reverse()) {
+      try { await deleteNamespace(ns, 1000); } catch (err) { errors.push(err); }
+    }
+    const left = new Set(await listNamespaces().catch(() => [] as string[]));
+    const remaining = this.namespaceNames.filter((n) => left.has(n));
+    this.destroyed = true;
+    live.delete(this);
+    if (errors.length > 0 || remaining.length > 0) {
+      throw new SandboxError(`teardown of ${this.prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
+        { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
+    }
+  }
+
+  /**
+   * Synchronous teardown for exit and signal handlers: SIGKILL to every process group and every
+   * process in the namespaces, then `ip netns del`. Idempotent.
+   */
+  destroySync(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    live.delete(this);
+    for (const p of this.processes) p.killSync();
+    for (const ns of [...this.namespaceNames].reverse()) deleteNamespaceSync(ns);
+  }
+}
+
+async function ipJson(ns: string): Promise<IpAddrJson[]> {
+  const r = await run(['ip', '-n', ns, '-j', 'addr', 'show'], { timeoutMs: CMD_TIMEOUT_MS });
+  return JSON.parse(r.stdout) as IpAddrJson[];
+}
+
+function toIfaces(ns: string, rows: IpAddrJson[]): Iface[] {
+  return rows.map((r) => {
+    const v4 = r.addr_info?.find((a) => a.family === 'inet');
+    return { ns, name: r.ifname, ifindex: r.ifindex, address: v4?.local ?? '', prefixLen: v4?.prefixlen ?? 0, mac: r.address ?? '' };
+  });
+}
+
+function checkCount(what: string, n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HOSTS) throw new SandboxError(`${what} must be 1..${MAX_HOSTS}, got ${n}`);
+}
+
+/**
+ * Builds the topology described at the top of this file. On any failure everything created so
+ * far is removed before the error propagates.
+ */
+export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
+  const nBackends = opts.backends ?? 3;
+  const nClients = opts.clients ?? 1;
+  checkCount('backends', nBackends);
+  checkCount('clients', nClients);
+  if (process.getuid?.() !== 0) throw new SandboxError('createTopology needs root (network namespaces)');
+
+  const existing = new Set(await listNamespaces());
+  let prefix = opts.prefix ?? makeRunPrefix();
+  const clash = (p: string): boolean => [...existing].some((n) => NAME_RE.exec(n)?.[1] === p);
+  for (let i = 0; i < 5 && opts.prefix === undefined && clash(prefix); i++) prefix = makeRunPrefix();
+  if (!/^[A-Za-z][\w]{0,30}$/.test(prefix)) throw new SandboxError(`invalid prefix ${JSON.stringify(prefix)}`);
+  if (clash(prefix)) throw new SandboxError(`namespaces with prefix ${prefix} already exist (a crashed run? see destroyStale)`);
+
+  const topo = new Topology(prefix);
+  if (opts.cleanupOnSignal ?? true) {
+    live.add(topo);
+    installHandlers();
+  }
+  const sh = (argv: string[]): Promise<RunResult> => run(argv, { timeoutMs: CMD_TIMEOUT_MS });
+  const inNs = (ns: string, argv: string[]): Promise<RunResult> => execIn(ns, argv, { timeoutMs: CMD_TIMEOUT_MS });
+
+  try {
+    const lb = topo.lbNs;
+    const hosts: Array<{ role: 'client' | 'backend'; index: number; name: string; ns: string; lbIf: string; net: number }> = [];
+    for (let i = 1; i <= nClients; i++) hosts.push({ role: 'client', index: i, name: `c${i}`, ns: `${prefix}-c${i}`, lbIf: `veth-c${i}`, net: 201 });
+    for (let j = 1; j <= nBackends; j++) hosts.push({ role: 'backend', index: j, name: `b${j}`, ns: `${prefix}-b${j}`, lbIf: `veth-b${j}`, net: 202 });
+
+    for (const [ns, role] of [[lb, 'lb'] as const, ...hosts.map((h) => [h.ns, h.role] as const)]) {
+      await sh(['ip', 'netns', 'add', ns]);
+      topo.addNamespace(ns, role);
+      // Before any link exists, so every interface inherits these defaults.
+      const sysctls = ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+      if (role === 'lb') {
+        sysctls.push('net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+      }
+      await inNs(ns, ['sysctl', '-q', '-w', ...sysctls]);
+      await sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+
+    for (const h of hosts) {
+      const lbAddr = `10.${h.net}.${h.index}.1`;
+      const hostAddr = `10.${h.net}.${h.index}.2`;
+      await sh(['ip', 'link', 'add', h.lbIf, 'netns', lb, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns]);
+      await sh(['ip', '-n', lb, 'addr', 'add', `${lbAddr}/24`, 'dev', h.lbIf]);
+      await sh(['ip', '-n', h.ns, 'addr', 'add', `${hostAddr}/24`, 'dev', 'eth0']);
+      await inNs(lb, ['sysctl', '-q', '-w', `net.ipv4.conf.${h.lbIf}.rp_filter=0`]);
+      await inNs(h.ns, ['ethtool', '-K', 'eth0', 'tx', 'off', 'gro', 'on']);
+      await sh(['ip', '-n', lb, 'link', 'set', h.lbIf, 'up']);
+      await sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await sh(['ip', '-n', h.ns, 'route', 'add', 'default', 'via', lbAddr, 'dev', 'eth0']);
+    }
+
+    const lbIfaces = toIfaces(lb, await ipJson(lb));
+    topo.setIfaces(lb, lbIfaces);
+    for (const h of hosts) {
+      const list = toIfaces(h.ns, await ipJson(h.ns));
+      topo.setIfaces(h.ns, list);
+      const iface = list.find((x) => x.name === 'eth0');
+      const lbIface = lbIfaces.find((x) => x.name === h.lbIf);
+      if (!iface || !lbIface) throw new SandboxError(`interfaces of ${h.ns} missing after setup`);
+      if (opts.staticNeighbors ?? true) {
+        await sh(['ip', '-n', lb, 'neigh', 'replace', iface.address, 'lladdr', iface.mac, 'dev', h.lbIf, 'nud', 'permanent']);
+        await sh(['ip', '-n', h.ns, 'neigh', 'replace', lbIface.address, 'lladdr', lbIface.mac, 'dev', 'eth0', 'nud', 'permanent']);
+      }
+      const host: HostBase = { index: h.index, name: h.name, ns: h.ns, address: iface.address, gateway: lbIface.address, iface, lbIface };
+      if (h.role === 'client') topo.clients.push(host);
+      else topo.backends.push(host);
+    }
+    return topo;
+  } catch (err) {
+    await topo.destroy().catch(() => { topo.destroySync(); });
+    throw err;
+  }
+}
