@@ -12,3 +12,4 @@ export { BPFFS_ROOT, LB_PIN_ROOT, ensureBpffs, instanceDir, listPins, validateIn
 export { interfaceIndex, interfaceName, listInterfaces, type NetInterface } from './interfaces.js';
 export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, errnoName } from './libbpf.js';
 export * from './abi.js';
+export * from './generation.js';

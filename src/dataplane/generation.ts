@@ -1,0 +1,124 @@
+// Two generations of configuration in the maps, and the single update that flips between them.
+//
+// Packets read lb_ctl.active_gen once and then use only that generation's listeners, source routes,
+// groups and settings. A configuration is therefore written into the inactive generation (never
+// seen by packets), and becomes live with one lb_ctl update: no packet observes half of it.
+// This module is the mechanism; src/apply/ adds planning, journaling, rollback and read-back.
+
+import {
+  LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeGroup, decodeListener, decodeListenerKey, decodeSettings,
+  decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeListener, encodeListenerKey, encodeSettings,
+  encodeSrcKey, encodeU32, groupIndex,
+  type Group, type Listener, type ListenerKey, type Settings,
+} from './abi.js';
+import type { DataPlane } from './data-plane.js';
+
+/** Everything one generation holds, decoded. Order is not significant. */
+export interface GenerationConfig {
+  settings: Settings;
+  listeners: Array<{ key: Omit<ListenerKey, 'gen'>; value: Listener }>;
+  groups: Array<{ id: number; group: Group }>;
+  srcRoutes: Array<{ listenerId: number; addr: string; prefixLen: number; group: number }>;
+}
+
+export const EMPTY_SETTINGS: Settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 };
+const ZERO_KEY = encodeU32(0);
+const EMPTY_GROUP = encodeGroup({ targets: [] });
+
+export function readCtl(dp: DataPlane): { activeGen: number; serial: number } {
+  const raw = dp.maps.lb_ctl.lookup(ZERO_KEY);
+  return raw ? decodeCtl(raw) : { activeGen: 0, serial: 0 };
+}
+
+/** Makes `gen` the generation packets use, with one map update. Returns the new serial. */
+export function flipTo(dp: DataPlane, gen: number): number {
+  const serial = (readCtl(dp).serial + 1) >>> 0;
+  dp.maps.lb_ctl.update(ZERO_KEY, encodeCtl({ activeGen: gen, serial }));
+  return serial;
+}
+
+/** Encoded entries of one generation, keyed by map: what writeGeneration puts in the maps. */
+export interface EncodedGeneration {
+  settings: Buffer;
+  listeners: Array<[Buffer, Buffer]>;
+  groups: Array<[Buffer, Buffer]>;
+  srcRoutes: Array<[Buffer, Buffer]>;
+}
+
+export function encodeGeneration(gen: number, cfg: GenerationConfig): EncodedGeneration {
+  return {
+    settings: encodeSettings(cfg.settings),
+    listeners: cfg.listeners.map((l) => [encodeListenerKey({ ...l.key, gen }), encodeListener(l.value)]),
+    groups: cfg.groups.map((g) => [encodeU32(groupIndex(gen, g.id)), encodeGroup(g.group)]),
+    srcRoutes: cfg.srcRoutes.map((r) => [
+      encodeSrcKey({ gen, listenerId: r.listenerId, addr: r.addr, prefixLen: r.prefixLen }),
+      encodeU32(r.group),
+    ]),
+  };
+}
+
+/** The raw entries of one generation as they are in the maps now. */
+export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration {
+  const settings = dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS);
+  const listeners = [...dp.maps.lb_listeners.entries()].filter(([k]) => decodeListenerKey(k).gen === gen);
+  const srcRoutes = [...dp.maps.lb_src_routes.entries()].filter(([k]) => decodeSrcKey(k).gen === gen);
+  const lo = gen * LB_MAX_GROUPS;
+  const groups = dp.maps.lb_groups.lookupBatch()
+    .filter(([k, v]) => {
+      const idx = decodeU32(k);
+      return idx >= lo && idx < lo + LB_MAX_GROUPS && v.readUInt32LE(0) > 0;
+    });
+  return { settings, listeners, groups, srcRoutes };
+}
+
+export function decodeGeneration(gen: number, raw: EncodedGeneration): GenerationConfig {
+  return {
+    settings: decodeSettings(raw.settings),
+    listeners: raw.listeners.map(([k, v]) => {
+      const { gen: _gen, ...key } = decodeListenerKey(k);
+      return { key, value: decodeListener(v) };
+    }),
+    groups: raw.groups.map(([k, v]) => ({ id: decodeU32(k) - gen * LB_MAX_GROUPS, group: decodeGroup(v) })),
+    srcRoutes: raw.srcRoutes.map(([k, v]) => {
+      const key = decodeSrcKey(k);
+      return { listenerId: key.listenerId, addr: key.addr, prefixLen: key.prefixLen, group: decodeU32(v) };
+    }),
+  };
+}
+
+export function readGeneration(dp: DataPlane, gen: number): GenerationConfig {
+  return decodeGeneration(gen, readGenerationRaw(dp, gen));
+}
+
+/**
+ * Replaces the whole content of generation `gen` with `cfg`: writes every entry of cfg, then
+ * removes the entries of the old content that cfg does not have. Must only be used on the
+ * inactive generation; it does not flip.
+ */
+export function writeGeneration(dp: DataPlane, gen: number, cfg: GenerationConfig): void {
+  if (!Number.isInteger(gen) || gen < 0 || gen >= LB_GENERATIONS) throw new RangeError(`generation must be 0 or 1, got ${gen}`);
+  const next = encodeGeneration(gen, cfg);
+  const old = readGenerationRaw(dp, gen);
+  const keep = (entries: Array<[Buffer, Buffer]>): Set<string> => new Set(entries.map(([k]) => k.toString('hex')));
+  const stale = (before: Array<[Buffer, Buffer]>, after: Array<[Buffer, Buffer]>): Buffer[] => {
+    const wanted = keep(after);
+    return before.map(([k]) => k).filter((k) => !wanted.has(k.toString('hex')));
+  };
+
+  dp.maps.lb_settings.update(encodeU32(gen), next.settings);
+  dp.maps.lb_groups.updateBatch(next.groups);
+  dp.maps.lb_src_routes.updateBatch(next.srcRoutes);
+  dp.maps.lb_listeners.updateBatch(next.listeners);
+  dp.maps.lb_listeners.deleteBatch(stale(old.listeners, next.listeners));
+  for (const k of stale(old.srcRoutes, next.srcRoutes)) dp.maps.lb_src_routes.delete(k);
+  // lb_groups is an array: a removed group is cleared, not deleted.
+  dp.maps.lb_groups.updateBatch(stale(old.groups, next.groups).map((k) => [k, EMPTY_GROUP] as [Buffer, Buffer]));
+}
+
+/** Writes cfg into the inactive generation and flips to it. Returns the generation now active. */
+export function installConfig(dp: DataPlane, cfg: GenerationConfig): number {
+  const gen = 1 - readCtl(dp).activeGen;
+  writeGeneration(dp, gen, cfg);
+  flipTo(dp, gen);
+  return gen;
+}
