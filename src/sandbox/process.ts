@@ -3,15 +3,13 @@
 // teardown kills whatever it forked too (curl helpers, shells, servers).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { LbError } from '../errors.js';
 
-/** Errors of the sandbox (test and demo infrastructure, not the product's error registry). */
-export class SandboxError extends Error {
-  readonly data: Record<string, unknown>;
-
+/** Errors of the sandbox topology used by the demo, the benchmarks and the e2e tests. */
+export class SandboxError extends LbError {
   constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message, options);
+    super('LB_SANDBOX_FAILED', message, data, options);
     this.name = 'SandboxError';
-    this.data = data;
   }
 }
 
