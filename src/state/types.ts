@@ -1,0 +1,72 @@
+// The data plane's content in operator terms. The desired state (compiled from a config) and the
+// live state (decoded from the pinned maps) both take this form, so a plan is a pure diff of two
+// LogicalStates, and a read-back after apply compares the same shape.
+//
+// Identity: a listener is identified by (iface, vip, port, proto); a source route by its listener
+// and prefix; a target by (addr, port) within its group. Ids (listener_id, group index,
+// target_id) are an encoding detail (src/compile/encode.ts) and never appear here.
+
+export type L4Proto = 'tcp' | 'udp';
+
+/** A backend in a group. Order within a group is significant: the hash choice walks it. */
+export interface LogicalTarget {
+  addr: string;
+  port: number;
+  /** Effective weight written to the data plane (0 = no new flows). */
+  weight: number;
+}
+
+export interface LogicalSourceRoute {
+  /** Canonical "a.b.c.d/len". */
+  prefix: string;
+  targets: LogicalTarget[];
+}
+
+export interface LogicalListener {
+  iface: string;
+  /** The VIP; "0.0.0.0" = any address on the interface. */
+  vip: string;
+  port: number;
+  proto: L4Proto;
+  /** Proxy that owns it: from the config (desired), or the apply inventory (live); null if unknown. */
+  proxy: string | null;
+  /** Session persistence: hash the client address only. */
+  persist: boolean;
+  defaultTargets: LogicalTarget[];
+  /** Sorted by prefix (canonical string order). */
+  sourceRoutes: LogicalSourceRoute[];
+}
+
+export interface LogicalSettings {
+  tcpIdleSec: number;
+  udpIdleSec: number;
+  tcpFinSec: number;
+}
+
+export interface LogicalState {
+  /** Interfaces with lb's XDP and TC programs attached, sorted. */
+  interfaces: string[];
+  settings: LogicalSettings;
+  /** Sorted by listenerKey(). */
+  listeners: LogicalListener[];
+}
+
+/** Canonical identity of a listener, e.g. "eth0|10.0.0.10|80|tcp". */
+export function listenerKey(l: Pick<LogicalListener, 'iface' | 'vip' | 'port' | 'proto'>): string {
+  return `${l.iface}|${l.vip}|${l.port}|${l.proto}`;
+}
+
+/** Human name of a listener, e.g. "eth0 10.0.0.10:80/tcp" or "eth0 *:80/tcp". */
+export function listenerLabel(l: Pick<LogicalListener, 'iface' | 'vip' | 'port' | 'proto'>): string {
+  return `${l.iface} ${l.vip === '0.0.0.0' ? '*' : l.vip}:${l.port}/${l.proto}`;
+}
+
+export function targetLabel(t: Pick<LogicalTarget, 'addr' | 'port'>): string {
+  return `${t.addr}:${t.port}`;
+}
+
+export const EMPTY_STATE: LogicalState = {
+  interfaces: [],
+  settings: { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0 },
+  listeners: [],
+};
