@@ -1,0 +1,51 @@
+// `lb validate [--config PATH]`: read, check and normalize the config; print every diagnostic
+// or a one-line summary. Exit code 0 valid (warnings allowed), 1 invalid.
+
+import { ConfigError } from '../../config/config-error.js';
+import { formatDiagnostics } from '../../config/diagnostics.js';
+import { loadConfig } from '../../config/load-config.js';
+import type { LbConfig } from '../../config/types.js';
+
+export interface ValidateOptions {
+  config: string;
+}
+
+/** Where a command writes; tests pass collectors. */
+export interface CommandOutput {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const stdio: CommandOutput = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+export async function runValidate(options: ValidateOptions, output: CommandOutput = stdio): Promise<number> {
+  try {
+    const { config, warnings } = await loadConfig(options.config);
+    if (warnings.length > 0) output.err(formatDiagnostics(warnings));
+    output.out(`config valid: ${plural(config.proxies.length, 'proxy', 'proxies')}, ${plural(countTargets(config), 'target', 'targets')}`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const errors = err.diagnostics.filter((d) => d.severity === 'error').length;
+    output.err(err.format());
+    output.err(`config invalid: ${plural(errors, 'error', 'errors')}`);
+    return 1;
+  }
+}
+
+/** Every target entry of every group (a host target counts once, before DNS). */
+export function countTargets(config: LbConfig): number {
+  let n = 0;
+  for (const p of config.proxies) {
+    n += p.defaultTarget.targets.length;
+    for (const r of [...p.sourceRoutes, ...p.sniRoutes]) n += r.targets.targets.length;
+  }
+  return n;
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

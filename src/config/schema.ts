@@ -1,0 +1,25 @@
+// The config format's one definition, schemas/lb-config.schema.json, compiled once with ajv.
+// The x-expected / x-error / x-at keywords are lb's annotations for plain-words messages
+// (see validate.ts); ajv treats them as vocabulary without validation.
+
+import Ajv2020Module from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import schemaJson from '../../schemas/lb-config.schema.json' with { type: 'json' };
+
+export const CONFIG_SCHEMA: Record<string, unknown> = schemaJson;
+
+/** Annotation keywords lb adds to JSON Schema; editors ignore them. */
+export const ANNOTATION_KEYWORDS = ['x-expected', 'x-error', 'x-at'] as const;
+
+let compiled: ValidateFunction | undefined;
+
+export function configValidator(): ValidateFunction {
+  if (compiled) return compiled;
+  const Ajv2020 = Ajv2020Module.default;
+  // strictRequired off: `required` inside anyOf/oneOf branches names properties declared by the
+  // enclosing schema, which is the point of those branches.
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false });
+  ajv.addVocabulary([...ANNOTATION_KEYWORDS]);
+  compiled = ajv.compile(CONFIG_SCHEMA);
+  return compiled;
+}
