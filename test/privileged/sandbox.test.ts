@@ -2,7 +2,7 @@
 // backend servers, clients, offload choices and teardown. Needs root; fails (never skips) without.
 // The backend server runs from dist/: this file rebuilds it when dist is missing or stale.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmdirSync, rmSync, unlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,11 +199,18 @@ describe('sandbox topology with 3 backends', () => {
   });
 });
 
+function isSymlink(path: string): boolean {
+  try { return lstatSync(path).isSymbolicLink(); } catch { return false; }
+}
+
 describe('veth XDP_REDIRECT and checksum offload on this kernel', () => {
   // The claims topology.ts relies on, checked with a tiny XDP program on the LB's client-side
   // veth that redirects every IPv4 packet for b1's address straight to veth-b1.
   let topo: Topology | undefined;
   let dir: string | undefined;
+  // `ip link set ... obj` makes iproute2 create these bpffs directories; remove the ones it made.
+  const iprouteDirs = ['/sys/fs/bpf/tc/globals', '/sys/fs/bpf/tc', '/sys/fs/bpf/ip', '/sys/fs/bpf/xdp'];
+  const preexisting = new Set(iprouteDirs.filter((d) => existsSync(d) || isSymlink(d)));
 
   afterAll(async () => {
     try {
@@ -211,6 +218,12 @@ describe('veth XDP_REDIRECT and checksum offload on this kernel', () => {
     } finally {
       topo?.destroySync();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      for (const d of iprouteDirs) {
+        if (preexisting.has(d)) continue;
+        try {
+          if (isSymlink(d)) unlinkSync(d); else rmdirSync(d);
+        } catch { /* not empty or gone: leave it */ }
+      }
     }
   });
 
