@@ -1,0 +1,58 @@
+// One generation of the config maps (GenerationConfig) -> LogicalState: the inverse of
+// encodeState, used for the live side of a plan and for the read-back after apply. Pure.
+//
+// It reports what packets see, not merely what the maps hold: source routes of a listener
+// without LB_LF_SRC_ROUTES are not consulted by XDP, so they are left out (a plan then shows
+// them as creates); routes and groups no listener reaches are left out too (an apply rewrites
+// the generation whole, which removes them). A group index with no entry is an empty group.
+
+import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../dataplane/abi.js';
+import type { GenerationConfig } from '../dataplane/generation.js';
+import { LbError } from '../errors.js';
+import { listenerKey, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
+import { compareStrings } from './compile.js';
+
+export interface DecodeEnv {
+  /** Name of an interface by ifindex; undefined when the host has none (shown as `if#<n>`). */
+  ifname(index: number): string | undefined;
+  /** The proxy owning a listener (from the apply inventory), by listenerKey; null when unknown. */
+  proxyOf(listenerKey: string): string | null;
+  /** Interfaces with lb's programs attached. */
+  interfaces: string[];
+}
+
+export function decodeGeneration(gen: GenerationConfig, env: DecodeEnv): LogicalState {
+  const groups = new Map<number, LogicalTarget[]>();
+  for (const { id, group } of gen.groups) {
+    groups.set(id, group.targets.map((t) => ({ addr: t.addr, port: t.port, weight: t.weight })));
+  }
+  const targetsOf = (id: number): LogicalTarget[] => (groups.get(id) ?? []).map((t) => ({ ...t }));
+
+  const listeners: LogicalListener[] = gen.listeners.map(({ key, value }) => {
+    const base = { iface: env.ifname(key.ifindex) ?? `if#${key.ifindex}`, vip: key.vip, port: key.port, proto: protoName(key.proto) };
+    const sourceRoutes = (value.flags & LB_LF_SRC_ROUTES) === 0 ? [] : gen.srcRoutes
+      .filter((r) => r.listenerId === value.listenerId)
+      .map((r) => ({ prefix: `${r.addr}/${r.prefixLen}`, targets: targetsOf(r.group) }))
+      .sort((a, b) => compareStrings(a.prefix, b.prefix));
+    return {
+      ...base,
+      proxy: env.proxyOf(listenerKey(base)),
+      persist: (value.flags & LB_LF_PERSIST) !== 0,
+      defaultTargets: targetsOf(value.defaultGroup),
+      sourceRoutes,
+    };
+  });
+  listeners.sort((a, b) => compareStrings(listenerKey(a), listenerKey(b)));
+
+  return {
+    interfaces: [...env.interfaces].sort(compareStrings),
+    settings: { tcpIdleSec: gen.settings.tcpIdleSec, udpIdleSec: gen.settings.udpIdleSec, tcpFinSec: gen.settings.tcpFinSec },
+    listeners,
+  };
+}
+
+function protoName(proto: number): L4Proto {
+  if (proto === IPPROTO_TCP) return 'tcp';
+  if (proto === IPPROTO_UDP) return 'udp';
+  throw new LbError('LB_BPF_ABI', `a live listener has IP protocol ${proto}; lb writes only TCP (6) and UDP (17)`, { proto });
+}
