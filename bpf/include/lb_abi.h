@@ -24,7 +24,7 @@
 #define LB_MAX_GROUPS 16384        /* groups per generation */
 #endif
 #ifndef LB_MAX_LISTENERS
-#define LB_MAX_LISTENERS 4096      /* listener entries per generation */
+#define LB_MAX_LISTENERS 16384     /* listener entries per generation */
 #endif
 #ifndef LB_MAX_SRC_ROUTES
 #define LB_MAX_SRC_ROUTES 65536    /* source-route prefixes, both generations together */

@@ -4,7 +4,7 @@
 
 export const LB_MAX_TARGETS = 64;
 export const LB_MAX_GROUPS = 16384;
-export const LB_MAX_LISTENERS = 4096;
+export const LB_MAX_LISTENERS = 16384;
 export const LB_MAX_SRC_ROUTES = 65536;
 export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
