@@ -168,7 +168,10 @@ export function encodeSrcKey(k: SrcKey): Buffer {
   checkRange('listener_id', k.listenerId, 0x7fffffff);
   b.writeUInt32LE(32 + k.prefixLen, 0);
   b.writeUInt32LE(srcScope(k.gen, k.listenerId), 4);
-  writeBe32(b, 8, k.addr);
+  // The trie ignores bits past the prefix; clearing them gives one key per prefix, so a key
+  // compares equal to the entry the kernel holds for it (10.0.0.5/24 is 10.0.0.0/24).
+  const mask = k.prefixLen === 0 ? 0 : (0xffffffff << (32 - k.prefixLen)) >>> 0;
+  b.writeUInt32BE((ipv4ToU32(k.addr) & mask) >>> 0, 8);
   return b;
 }
 export function decodeSrcKey(b: Buffer): SrcKey {
