@@ -48,6 +48,9 @@ export const ERROR_CODES = {
   LB_REPORT_NODE: 'A node name is not a safe status-branch directory name (1-64 of A-Z a-z 0-9 . _ -, not starting with a dot).',
   LB_REPORT_BRANCH: 'The status branch name is not a valid git branch name.',
   LB_REPORT_PUSH: 'A status report could not be committed or pushed to the status branch (retried later; reconciling is not blocked).',
+  LB_RUNTIME_UNKNOWN_TARGET: 'A runtime command (drain, undrain, circuit breaker) names a proxy, target or backend that is not in the active config.',
+  LB_RUNTIME_BREAKER_DISABLED: 'A manual circuit-breaker command was given while settings.circuit-breaker.enabled is false.',
+  LB_RUNTIME_MAGLEV_TABLE: 'A Maglev table size is not a prime number larger than the number of backends (or exceeds the supported size).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,72 @@
+// The Markdown rendering of a StatusReport (`<node>/status.md`), for people browsing the status
+// branch. Everything that came from outside (messages, file names) is escaped for tables.
+
+import type { StatusReport } from './types.js';
+
+export function renderStatusMarkdown(r: StatusReport): string {
+  const out: string[] = [];
+  const ready = r.conditions.find((c) => c.type === 'Ready');
+  const badge = ready?.status === 'True' ? 'Ready' : r.conditions.some((c) => c.type === 'Stalled' && c.status === 'True') ? 'Stalled' : 'Not ready';
+  out.push(`# lb status: ${esc(r.node)}`, '');
+  out.push(`**${badge}**: ${esc(r.result)}${ready ? ` (${esc(ready.reason)})` : ''}`, '');
+  out.push('| | |', '|---|---|');
+  out.push(`| Instance | ${code(r.instance)} |`);
+  out.push(`| Source | ${code(r.source.url)} ref ${code(r.source.ref)}${r.source.path ? ` path ${code(r.source.path)}` : ''} |`);
+  out.push(`| Desired revision | ${rev(r.desiredRevision)} |`);
+  out.push(`| Last applied | ${rev(r.lastAppliedRevision)}${when(r.timestamps.lastAppliedAt)} |`);
+  out.push(`| Last attempted | ${rev(r.lastAttemptedRevision)}${when(r.timestamps.lastAttemptedAt)} |`);
+  if (r.version) out.push(`| lb version | ${code(r.version)} |`);
+  out.push('');
+
+  out.push('## Conditions', '');
+  if (r.conditions.length === 0) out.push('None.');
+  else {
+    out.push('| Type | Status | Reason | Message | Since |', '|---|---|---|---|---|');
+    for (const c of r.conditions) out.push(`| ${c.type} | ${c.status} | ${esc(c.reason)} | ${esc(c.message)} | ${esc(c.lastTransitionTime)} |`);
+  }
+  out.push('');
+
+  out.push('## Plan', '');
+  out.push(r.plan ? `Plan: ${r.plan.add} to add, ${r.plan.change} to change, ${r.plan.destroy} to destroy.` : 'No plan was made.');
+  out.push('');
+
+  if (r.errors.length > 0) {
+    out.push('## Errors', '');
+    out.push('| Where | Pointer | Message | Code |', '|---|---|---|---|');
+    for (const e of r.errors) {
+      const where = e.file === undefined ? '' : e.line !== undefined ? `${e.file}:${e.line}:${e.column ?? 1}` : e.file;
+      out.push(`| ${where ? code(where) : ''} | ${e.pointer ? code(e.pointer) : ''} | ${esc(e.message)} | ${code(e.code)} |`);
+    }
+    out.push('');
+  }
+
+  out.push('## Data plane', '');
+  if (r.dataPlane) {
+    out.push(`- Mode: ${esc(r.dataPlane.mode)}`);
+    out.push(`- Interfaces: ${r.dataPlane.interfaces.length ? r.dataPlane.interfaces.map(code).join(', ') : 'none'}`);
+    out.push(`- Listeners: ${r.dataPlane.listeners}`);
+    out.push(`- Targets: ${r.dataPlane.targets}`);
+  } else out.push('Not loaded.');
+  if (r.drift) out.push(`- Drift: ${r.drift.entries} entr${r.drift.entries === 1 ? 'y' : 'ies'} at ${esc(r.drift.detectedAt)}${r.drift.healed ? ', healed' : ''}`);
+  out.push('');
+  out.push(`_Generated ${esc(r.timestamps.generatedAt)} by lb on ${esc(r.node)}._`, '');
+  return out.join('\n');
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+}
+
+function code(s: string): string {
+  const t = s.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+  return t.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
+}
+
+function rev(r: string | null): string {
+  if (r === null) return 'none';
+  return code(/^[0-9a-f]{40}$/.test(r) ? r.slice(0, 12) : r.startsWith('sha256:') ? r.slice(0, 19) : r);
+}
+
+function when(t: string | null): string {
+  return t ? ` at ${esc(t)}` : '';
+}

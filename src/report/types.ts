@@ -1,0 +1,80 @@
+// StatusReport: what a node tells the world about its reconciling, committed as
+// `<node>/status.json` on the status branch (schema documented in docs/gitops.md).
+
+export const STATUS_REPORT_SCHEMA = 'lb.status/v1' as const;
+
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: ConditionType;
+  status: ConditionStatus;
+  /** CamelCase, machine-readable: ReconciliationSucceeded, RefNotFound, ConfigInvalid, ... */
+  reason: string;
+  message: string;
+  /** ISO 8601: when `status` last changed. */
+  lastTransitionTime: string;
+}
+
+/** The outcome of the last attempt. */
+export type ReconcileResult = 'applied' | 'unchanged' | 'stalled' | 'failed' | 'progressing';
+
+export interface ReportError {
+  /** An error code (LB_CONFIG_SCHEMA, LB_SOURCE_REF_NOT_FOUND, ...). */
+  code: string;
+  message: string;
+  /** Repository-relative file, 1-based line and column, and the JSON pointer, when known. */
+  file?: string;
+  line?: number;
+  column?: number;
+  pointer?: string;
+}
+
+export interface PlanSummary {
+  add: number;
+  change: number;
+  destroy: number;
+}
+
+export interface DataPlaneSummary {
+  /** XDP attach mode: native, generic, or none when nothing is attached. */
+  mode: string;
+  interfaces: string[];
+  listeners: number;
+  targets: number;
+}
+
+export interface DriftSummary {
+  /** Entries found different from the last applied state at the last check. */
+  entries: number;
+  healed: boolean;
+  detectedAt: string;
+}
+
+export interface StatusReport {
+  schema: typeof STATUS_REPORT_SCHEMA;
+  node: string;
+  instance: string;
+  source: { kind: 'git' | 'file'; url: string; ref: string; path: string };
+  /** The revision the source points at now. */
+  desiredRevision: string | null;
+  /** The revision live in the data plane. */
+  lastAppliedRevision: string | null;
+  /** The revision of the last reconcile attempt (may have failed). */
+  lastAttemptedRevision: string | null;
+  result: ReconcileResult;
+  conditions: Condition[];
+  /** The last plan's counts, null when no plan was made. */
+  plan: PlanSummary | null;
+  errors: ReportError[];
+  dataPlane: DataPlaneSummary | null;
+  drift?: DriftSummary | null;
+  timestamps: {
+    lastAttemptedAt: string | null;
+    lastAppliedAt: string | null;
+    /** When the report was made. Not content: a report differing only here is not committed. */
+    generatedAt: string;
+  };
+  /** lb version that wrote the report. */
+  version?: string;
+}
