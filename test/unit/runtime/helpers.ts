@@ -1,0 +1,8 @@
+import { checkConfig } from '../../../src/config/index.js';
+import type { LbConfig } from '../../../src/config/types.js';
+
+export function config(text: string): LbConfig {
+  const result = checkConfig([{ file: 'lb.yaml', text }]);
+  if (!result.ok) throw new Error(result.diagnostics.map((d) => d.message).join('\n'));
+  return result.config;
+}
