@@ -11,7 +11,7 @@ BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg
 
-.PHONY: all setup build bpf ts test test-unit test-privileged demo bench clean
+.PHONY: all setup build bpf ts test test-unit test-privileged demo bench clean errors-doc
 
 all: build
 
@@ -53,3 +53,6 @@ bench: setup build
 
 clean:
 	rm -rf build dist
+
+errors-doc: ts
+	node scripts/errors-doc.mjs
