@@ -1,9 +1,22 @@
 // The lb command line. Each command is a thin wrapper: parse options, call the core, map the
 // result to an exit code. Add commands in buildProgram; keep their logic in ./commands/.
 
-import { Command } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { isLbError } from '../errors.js';
+import { runApply } from './commands/apply.js';
+import { runDown } from './commands/down.js';
+import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
+import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runValidate } from './commands/validate.js';
+
+/** The global --instance, from any subcommand. */
+const instanceOf = (cmd: Command): string => (cmd.optsWithGlobals() as { instance: string }).instance;
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError('expected an integer 1..1000000');
+  return n;
+}
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +35,63 @@ export function buildProgram(): Command {
       process.exitCode = await runValidate({ config: opts.config });
     });
 
+  program
+    .command('plan')
+    .description('show what an apply of the config would change in the live data plane')
+    .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
+    .option('-o, --out <file>', 'save the plan; `lb apply FILE` applies exactly it, or refuses it when the live state moved')
+    .addOption(new Option('--format <format>', 'output format').choices(PLAN_FORMATS).default('text'))
+    .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are (1 is always an error)', false)
+    .option('-v, --verbose', 'also print the raw map entries the apply writes', false)
+    .option('--revision <rev>', 'config revision to record in a saved plan (default: $LB_REVISION)')
+    .addHelpText('after', [
+      '', 'Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode).',
+      'Runs the recovery of an interrupted apply first, and says so.',
+      '', 'Examples:', '  lb plan', '  lb plan --config /etc/lb/config.d --detailed-exitcode',
+      '  lb plan -c lb.yaml --out lb.plan && lb apply lb.plan', '  lb plan --format markdown > plan.md', '  lb plan --format json | jq .summary',
+    ].join('\n'))
+    .action(async (opts: { config: string; out?: string; format: PlanFormat; detailedExitcode: boolean; verbose: boolean; revision?: string }, cmd: Command) => {
+      process.exitCode = await runPlan({ instance: instanceOf(cmd), ...opts });
+    });
+
+  program
+    .command('apply')
+    .description('apply the config (or a saved plan) to the data plane, atomically; all or nothing')
+    .argument('[planfile]', 'a plan saved with `lb plan --out`: applied exactly, or refused as stale')
+    .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them (without PLANFILE)', './lb.yaml')
+    .option('--auto-approve', 'apply without asking for "yes" (required without a terminal)', false)
+    .option('-v, --verbose', 'print the raw map entries and each step of the transaction', false)
+    .option('--revision <rev>', 'config revision to record in the inventory (default: $LB_REVISION)')
+    .addHelpText('after', [
+      '', 'Without PLANFILE the plan is printed and, on a terminal, confirmed with "yes".',
+      'The change is written to the inactive generation and made live with one map update; it is read back,',
+      'and any failure rolls it back. An interrupted apply is recovered by the next `lb apply` or `lb plan`.',
+      '', 'Examples:', '  lb apply', '  lb apply --config lb.yaml --auto-approve', '  lb plan --out lb.plan && lb apply lb.plan',
+      '  lb --instance edge apply -c /etc/lb/edge.yaml --auto-approve',
+    ].join('\n'))
+    .action(async (planFile: string | undefined, opts: { config: string; autoApprove: boolean; verbose: boolean; revision?: string }, cmd: Command) => {
+      process.exitCode = await runApply({ instance: instanceOf(cmd), ...(planFile !== undefined ? { planFile } : {}), ...opts });
+    });
+
+  program
+    .command('show')
+    .description('show what the kernel holds: the active config maps, the flows, or per-target counters')
+    .addArgument(new Argument('[what]', 'maps, flows or targets').choices(SHOW_WHAT).default('maps'))
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('-n, --limit <n>', 'flows: show at most n (the most recently active first)', positiveInt, 50)
+    .addHelpText('after', ['', 'Examples:', '  lb show', '  lb show flows --limit 20', '  lb show targets --format json'].join('\n'))
+    .action((what: ShowWhat, opts: { format: 'text' | 'json'; limit: number }, cmd: Command) => {
+      process.exitCode = runShow({ instance: instanceOf(cmd), what, ...opts });
+    });
+
+  program
+    .command('down')
+    .description('detach the programs, unpin the maps (flows are lost) and remove /run/lb/<instance>; idempotent')
+    .addHelpText('after', ['', 'Examples:', '  lb down', '  lb --instance edge down'].join('\n'))
+    .action(async (_opts: unknown, cmd: Command) => {
+      process.exitCode = await runDown({ instance: instanceOf(cmd) });
+    });
+
   return program;
 }
 
@@ -29,8 +99,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   try {
     await buildProgram().parseAsync([...argv]);
   } catch (err) {
-    if (!isLbError(err)) throw err;
-    process.stderr.write(`lb: ${err.message}\n`);
+    // One clear message, no stack trace; LB_DEBUG=1 shows the stack of an unexpected error.
+    if (isLbError(err)) process.stderr.write(`lb: ${err.message}\n`);
+    else if (process.env.LB_DEBUG) process.stderr.write(`lb: internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    else process.stderr.write(`lb: internal error: ${err instanceof Error ? err.message : String(err)} (LB_DEBUG=1 shows where)\n`);
     process.exitCode = 1;
   }
 }

@@ -5,6 +5,7 @@
 // seen by packets), and becomes live with one lb_ctl update: no packet observes half of it.
 // This module is the mechanism; src/apply/ adds planning, journaling, rollback and read-back.
 
+import { constants } from 'node:os';
 import {
   LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeGroup, decodeListener, decodeListenerKey, decodeSettings,
   decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeListener, encodeListenerKey, encodeSettings,
@@ -12,6 +13,9 @@ import {
   type Group, type Listener, type ListenerKey, type Settings,
 } from './abi.js';
 import type { DataPlane } from './data-plane.js';
+import { ENOTSUPP, MAP_BATCH_OPTS, bpfError, native } from './libbpf.js';
+
+const { ENOENT, EOPNOTSUPP } = constants.errno;
 
 /** Everything one generation holds, decoded. Order is not significant. */
 export interface GenerationConfig {
@@ -62,13 +66,41 @@ export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration
   const settings = dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS);
   const listeners = [...dp.maps.lb_listeners.entries()].filter(([k]) => decodeListenerKey(k).gen === gen);
   const srcRoutes = [...dp.maps.lb_src_routes.entries()].filter(([k]) => decodeSrcKey(k).gen === gen);
+  return { settings, listeners, groups: readGroupsRaw(dp, gen), srcRoutes };
+}
+
+/**
+ * The groups of one generation that hold targets (count > 0), read with one batch syscall over
+ * that generation's half of lb_groups: the whole array is 32768 slots of 1 KiB, and the apply
+ * reads a generation several times.
+ */
+export function readGroupsRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer]> {
+  const map = dp.maps.lb_groups;
   const lo = gen * LB_MAX_GROUPS;
-  const groups = dp.maps.lb_groups.lookupBatch()
-    .filter(([k, v]) => {
+  const keys = Buffer.alloc(map.keySize * LB_MAX_GROUPS);
+  const values = Buffer.alloc(map.valueSize * LB_MAX_GROUPS);
+  const count = [LB_MAX_GROUPS];
+  const opts = Buffer.alloc(MAP_BATCH_OPTS.size);
+  opts.writeBigUInt64LE(BigInt(MAP_BATCH_OPTS.size), 0);
+  // An array's batch token is the last index read: start after lo - 1.
+  const ret = native().bpf_map_lookup_batch(map.fd, lo === 0 ? null : encodeU32(lo - 1), Buffer.alloc(8), keys, values, count, opts);
+  if (ret < 0 && -ret !== ENOENT) {
+    if (-ret !== ENOTSUPP && -ret !== EOPNOTSUPP) throw bpfError('LB_BPF_MAP', 'bpf_map_lookup_batch on map lb_groups', -ret, { map: 'lb_groups', gen });
+    return map.lookupBatch().filter(([k, v]) => {
       const idx = decodeU32(k);
       return idx >= lo && idx < lo + LB_MAX_GROUPS && v.readUInt32LE(0) > 0;
     });
-  return { settings, listeners, groups, srcRoutes };
+  }
+  const out: Array<[Buffer, Buffer]> = [];
+  const got = Math.min(count[0] ?? 0, LB_MAX_GROUPS);
+  for (let i = 0; i < got; i++) {
+    const off = i * map.valueSize;
+    if (values.readUInt32LE(off) === 0) continue;
+    const idx = keys.readUInt32LE(i * map.keySize);
+    if (idx < lo || idx >= lo + LB_MAX_GROUPS) continue;
+    out.push([Buffer.from(keys.subarray(i * map.keySize, (i + 1) * map.keySize)), Buffer.from(values.subarray(off, off + map.valueSize))]);
+  }
+  return out;
 }
 
 export function decodeGeneration(gen: number, raw: EncodedGeneration): GenerationConfig {

@@ -1,0 +1,151 @@
+// Raw operations: the map writes that turn what one generation holds now into what it must hold.
+// Pure (diffGeneration, canonicalGeneration, restoreOps) plus the one shell function that runs
+// them (executeOps). The apply only ever runs them against the INACTIVE generation, which no
+// packet reads, so their order does not matter to traffic; it is fixed anyway (puts before
+// deletes, map by map, keys sorted) so plans, journals and fault-injection indexes are stable.
+
+import { encodeGroup, encodeU32, type EncodedGeneration } from '../dataplane/index.js';
+import type { DataPlane } from '../dataplane/index.js';
+
+/** The generational config maps. lb_ctl is written only by the flip. */
+export const CONFIG_MAPS = ['lb_settings', 'lb_groups', 'lb_src_routes', 'lb_listeners'] as const;
+export type ConfigMapName = (typeof CONFIG_MAPS)[number];
+
+export interface RawOp {
+  map: ConfigMapName;
+  /** put = create or overwrite; delete = remove (never used on the array maps). */
+  kind: 'put' | 'delete';
+  key: Buffer;
+  /** The value to write (put only). */
+  value?: Buffer;
+}
+
+/** lb_groups is an array: a removed group is "cleared" by writing the empty group. */
+export const EMPTY_GROUP_VALUE: Buffer = encodeGroup({ targets: [] });
+
+/** Whether a group slot holds a group (count > 0); an empty slot reads like an absent group. */
+export function groupPresent(value: Buffer): boolean {
+  return value.readUInt32LE(0) > 0;
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+const byKey = (a: [Buffer, Buffer], b: [Buffer, Buffer]): number => Buffer.compare(a[0], b[0]);
+
+/**
+ * One generation in canonical form: entries sorted by key bytes, empty group slots dropped (a
+ * group with no targets and no group at all behave the same in the data plane: no target, drop).
+ * Two generations hold the same configuration exactly when their canonical forms are equal.
+ */
+export function canonicalGeneration(g: EncodedGeneration): EncodedGeneration {
+  return {
+    settings: g.settings,
+    listeners: [...g.listeners].sort(byKey),
+    groups: g.groups.filter(([, v]) => groupPresent(v)).sort(byKey),
+    srcRoutes: [...g.srcRoutes].sort(byKey),
+  };
+}
+
+/** The canonical form as one string of hex (for byte-for-byte comparison and digests). */
+export function canonicalText(g: EncodedGeneration): string {
+  const c = canonicalGeneration(g);
+  const lines = [`settings ${hex(c.settings)}`];
+  for (const [name, list] of [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes]] as const) {
+    for (const [k, v] of list) lines.push(`${name} ${hex(k)} ${hex(v)}`);
+  }
+  return lines.join('\n');
+}
+
+/** The first difference between two generations, in words, or null when they are byte-identical. */
+export function firstDifference(actual: EncodedGeneration, expected: EncodedGeneration): string | null {
+  const a = canonicalGeneration(actual);
+  const e = canonicalGeneration(expected);
+  if (!a.settings.equals(e.settings)) return `lb_settings holds ${hex(a.settings)}, expected ${hex(e.settings)}`;
+  for (const [map, x, y] of [['lb_listeners', a.listeners, e.listeners], ['lb_groups', a.groups, e.groups],
+    ['lb_src_routes', a.srcRoutes, e.srcRoutes]] as const) {
+    const have = new Map(x.map(([k, v]) => [hex(k), v]));
+    const want = new Map(y.map(([k, v]) => [hex(k), v]));
+    for (const [k, v] of want) {
+      const got = have.get(k);
+      if (got === undefined) return `${map} lacks key ${k}`;
+      if (!got.equals(v)) return `${map}[${k}] differs from the desired value`;
+    }
+    for (const k of have.keys()) if (!want.has(k)) return `${map} holds unexpected key ${k}`;
+  }
+  return null;
+}
+
+/**
+ * The ops that make generation `gen` hold `desired` when it holds `current` now (both as read by
+ * readGenerationRaw / made by encodeGeneration for that same generation). Order: settings, group
+ * puts, source-route puts, listener puts, listener deletes, source-route deletes, group clears.
+ */
+export function diffGeneration(gen: number, current: EncodedGeneration, desired: EncodedGeneration): RawOp[] {
+  const cur = canonicalGeneration(current);
+  const want = canonicalGeneration(desired);
+  const ops: RawOp[] = [];
+  if (!cur.settings.equals(want.settings)) ops.push({ map: 'lb_settings', kind: 'put', key: encodeU32(gen), value: want.settings });
+
+  const puts = (map: ConfigMapName, have: Array<[Buffer, Buffer]>, wanted: Array<[Buffer, Buffer]>): void => {
+    const old = new Map(have.map(([k, v]) => [hex(k), v]));
+    for (const [k, v] of wanted) {
+      const o = old.get(hex(k));
+      if (o === undefined || !o.equals(v)) ops.push({ map, kind: 'put', key: k, value: v });
+    }
+  };
+  const removals = (map: ConfigMapName, have: Array<[Buffer, Buffer]>, wanted: Array<[Buffer, Buffer]>): void => {
+    const keep = new Set(wanted.map(([k]) => hex(k)));
+    for (const [k] of have) {
+      if (keep.has(hex(k))) continue;
+      ops.push(map === 'lb_groups' ? { map, kind: 'put', key: k, value: EMPTY_GROUP_VALUE } : { map, kind: 'delete', key: k });
+    }
+  };
+  puts('lb_groups', cur.groups, want.groups);
+  puts('lb_src_routes', cur.srcRoutes, want.srcRoutes);
+  puts('lb_listeners', cur.listeners, want.listeners);
+  removals('lb_listeners', cur.listeners, want.listeners);
+  removals('lb_src_routes', cur.srcRoutes, want.srcRoutes);
+  removals('lb_groups', cur.groups, want.groups);
+  return ops;
+}
+
+/** A map entry as it was before an apply touched it: value null means the key was absent. */
+export interface SavedEntry {
+  map: ConfigMapName;
+  key: Buffer;
+  value: Buffer | null;
+}
+
+/** The ops that put every saved entry back exactly (absent keys deleted, array slots rewritten). */
+export function restoreOps(saved: readonly SavedEntry[]): RawOp[] {
+  return saved.map((s) => (s.value === null
+    ? { map: s.map, kind: 'delete' as const, key: s.key }
+    : { map: s.map, kind: 'put' as const, key: s.key, value: s.value }));
+}
+
+/**
+ * Runs ops[0..stopBefore) against the maps, consecutive ops of one map and kind in one batch
+ * syscall. Returns how many ran. `stopBefore` is the fault-injection point: the ops before it run,
+ * the one at it and all after it do not, exactly as if the process had died there.
+ */
+export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = ops.length): number {
+  const end = Math.max(0, Math.min(stopBefore, ops.length));
+  let i = 0;
+  while (i < end) {
+    const first = ops[i]!;
+    let j = i + 1;
+    while (j < end && ops[j]!.map === first.map && ops[j]!.kind === first.kind) j++;
+    const run = ops.slice(i, j);
+    const map = dp.maps[first.map];
+    if (first.kind === 'delete') map.deleteBatch(run.map((op) => op.key));
+    else if (run.length === 1) map.update(first.key, first.value!);
+    else map.updateBatch(run.map((op) => [op.key, op.value!] as [Buffer, Buffer]));
+    i = j;
+  }
+  return end;
+}
+
+/** One line per op, for --verbose output and error messages. */
+export function describeOp(op: RawOp): string {
+  const what = op.map === 'lb_groups' && op.kind === 'put' && op.value !== undefined && !groupPresent(op.value) ? 'clear' : op.kind;
+  return `${what} ${op.map}[${hex(op.key)}]${op.value !== undefined && what === 'put' ? ` = ${hex(op.value).slice(0, 64)}${op.value.length > 32 ? '…' : ''}` : ''}`;
+}

@@ -1,0 +1,65 @@
+// `lb plan`: recover a leftover apply journal, compile the config, read the live state, print the
+// difference (text, json or markdown), optionally save it for `lb apply FILE`.
+// Exit code 0 (no changes, or changes without --detailed-exitcode), 1 error, 2 changes with
+// --detailed-exitcode.
+
+import { recoverInstance, withInstanceLock } from '../../apply/index.js';
+import { toPlanFile, writePlanFile } from '../../apply/plan-file.js';
+import { preparePlan, type PreparedPlan } from '../../apply/prepare.js';
+import { ConfigError } from '../../config/config-error.js';
+import { encodeGeneration } from '../../dataplane/index.js';
+import { hasChanges } from '../../plan/plan.js';
+import { renderJson } from '../../plan/render-json.js';
+import { renderMarkdown } from '../../plan/render-markdown.js';
+import { renderText } from '../../plan/render-text.js';
+import { printBlock, reportConfigError, reportRecovery, revisionOf, stdio, type CliIo } from '../output.js';
+
+export type PlanFormat = 'text' | 'json' | 'markdown';
+export const PLAN_FORMATS: readonly PlanFormat[] = ['text', 'json', 'markdown'];
+
+export interface PlanOptions {
+  instance: string;
+  config: string;
+  out?: string;
+  format: PlanFormat;
+  detailedExitcode: boolean;
+  verbose: boolean;
+  revision?: string;
+}
+
+export async function runPlan(options: PlanOptions, io: CliIo = stdio()): Promise<number> {
+  return withInstanceLock(options.instance, async () => {
+    reportRecovery(io, recoverInstance(options.instance));
+    let prepared: PreparedPlan;
+    try {
+      prepared = await preparePlan({
+        instance: options.instance, configPath: options.config, revision: revisionOf(options.revision),
+        warn: (m) => io.err(`lb: warning: ${m}`),
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) return reportConfigError(io, err);
+      throw err;
+    }
+    printBlock(io, renderPlan(prepared, options.format, { color: io.color, verbose: options.verbose, instance: options.instance }));
+    if (options.out !== undefined) {
+      writePlanFile(options.out, toPlanFile(prepared));
+      const note = [`Saved the plan to: ${options.out}`, '', 'To perform exactly these actions, run:', `    lb apply ${options.out}${options.instance === 'default' ? '' : ` --instance ${options.instance}`}`];
+      // Keep stdout a pure document for json and markdown.
+      for (const line of note) (options.format === 'text' ? io.out : io.err)(line);
+    }
+    return options.detailedExitcode && hasChanges(prepared.plan) ? 2 : 0;
+  });
+}
+
+export function renderPlan(p: PreparedPlan, format: PlanFormat, opts: { color: boolean; verbose: boolean; instance: string }): string {
+  if (format === 'json') return renderJson(p.plan, { diagnostics: p.warnings });
+  if (format === 'markdown') {
+    return renderMarkdown(p.plan, { diagnostics: p.warnings, title: `lb plan (instance ${opts.instance}${p.revision ? `, revision ${p.revision}` : ''})` });
+  }
+  const gen = p.live.ctl.activeGen;
+  return renderText(p.plan, {
+    color: opts.color,
+    diagnostics: p.warnings,
+    ...(opts.verbose ? { raw: { before: p.live.exists ? p.live.raw : null, after: encodeGeneration(gen, p.encoded.generation) } } : {}),
+  });
+}

@@ -1,0 +1,115 @@
+// Running the built CLI (node dist/src/cli/main.js) from tests, in a network namespace of the
+// test's own (nsenter keeps /sys/fs/bpf visible), and the small namespaces those tests need.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function staleOutputs(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+      const rel = join(dir, e.name);
+      if (e.isDirectory()) walk(rel);
+      else if (e.name.endsWith('.ts')) {
+        const js = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
+        if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, rel)).mtimeMs) out.push(js);
+      }
+    }
+  };
+  // What the CLI imports; other areas of src/ may be mid-edit by their authors.
+  for (const area of ['apply', 'cli', 'compile', 'config', 'dataplane', 'plan', 'sandbox', 'state']) walk(join('src', area));
+  const errors = join(ROOT, 'dist', 'src', 'errors.js');
+  if (!existsSync(errors) || statSync(errors).mtimeMs < statSync(join(ROOT, 'src', 'errors.ts')).mtimeMs) out.push(errors);
+  return out;
+}
+
+/** Rebuilds dist/ when a compiled file the CLI uses is missing or older than its source. */
+export function ensureCliBuilt(): void {
+  if (staleOutputs().length === 0) return;
+  // tsc emits even when unrelated parts of the tree have type errors; the check below is what counts.
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
+  const left = staleOutputs();
+  if (left.length > 0) throw new Error(`dist/ is stale after \`npx tsc -p tsconfig.build.json\`: ${left.slice(0, 5).join(', ')}`);
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** Network namespace to run in (via nsenter --net). */
+  ns?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  input?: string;
+}
+
+function argvOf(args: readonly string[], ns?: string): [string, string[]] {
+  const node = [process.execPath, CLI, ...args];
+  return ns ? ['nsenter', [`--net=/run/netns/${ns}`, ...node]] : [node[0]!, node.slice(1)];
+}
+
+/** Runs `lb ARGS` to completion (bounded by timeoutMs, default 30 s). */
+export function runCli(args: readonly string[], opts: CliOptions = {}): CliResult {
+  const [cmd, argv] = argvOf(args, opts.ns);
+  const r = spawnSync(cmd, argv, {
+    cwd: ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000, input: opts.input ?? '',
+    env: { ...process.env, NO_COLOR: '1', LB_REVISION: '', LB_FAULT_INJECT: '', ...opts.env },
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** The same, asynchronously (for a child that runs while the test does something else). */
+export function runCliAsync(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  const [cmd, argv] = argvOf(args, opts.ns);
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', LB_FAULT_INJECT: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
+
+/**
+ * A namespace with loopback up and veth pairs whose both ends live inside it (names given as
+ * [a, b] pairs). No link leaves the namespace.
+ */
+export function createNetns(name: string, pairs: Array<[string, string]>): void {
+  sh(['ip', 'netns', 'add', name]);
+  try {
+    sh(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
+    for (const [a, b] of pairs) {
+      sh(['ip', '-n', name, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+      sh(['ip', '-n', name, 'link', 'set', a, 'up']);
+      sh(['ip', '-n', name, 'link', 'set', b, 'up']);
+    }
+  } catch (err) {
+    deleteNetns(name);
+    throw err;
+  }
+}
+
+export function deleteNetns(name: string): void {
+  spawnSync('ip', ['netns', 'del', name], { timeout: 15_000, stdio: 'ignore' });
+}
+
+/** XDP program id on an interface of a namespace, or undefined. */
+export function xdpProgId(ns: string, ifname: string): number | undefined {
+  const [link] = JSON.parse(sh(['ip', '-n', ns, '-j', '-d', 'link', 'show', 'dev', ifname])) as Array<{ xdp?: { prog?: { id: number } } }>;
+  return link?.xdp?.prog?.id;
+}
