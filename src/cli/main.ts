@@ -4,9 +4,11 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { isLbError } from '../errors.js';
 import { runApply } from './commands/apply.js';
+import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
+import { runStatus } from './commands/status.js';
 import { runValidate } from './commands/validate.js';
 
 /** The global --instance, from any subcommand. */
@@ -90,6 +92,56 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Examples:', '  lb down', '  lb --instance edge down'].join('\n'))
     .action(async (_opts: unknown, cmd: Command) => {
       process.exitCode = await runDown({ instance: instanceOf(cmd) });
+    });
+
+  program
+    .command('status')
+    .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions'].join('\n'))
+    .action(async (opts: { format: 'text' | 'json' }, cmd: Command) => {
+      process.exitCode = await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    });
+
+  program
+    .command('daemon')
+    .description('follow a git branch (or a config path) and keep the data plane equal to it; reports status, heals drift')
+    .option('--repo <url|path>', 'git repository to follow: an http(s) URL or a local path')
+    .option('--ref <ref>', 'branch, tag or commit to follow (default: the remote default branch)')
+    .option('--path <subpath>', 'the config inside the repository: a file or a directory (default: the root)')
+    .option('-c, --config <path>', 'follow a plain config file or directory instead of a repository (watched for changes)')
+    .option('--poll <duration|cron>', 'how often to look for a new revision: 500ms, 30s, 5m, or a cron schedule', '30s')
+    .option('--webhook-listen <addr:port>', 'serve /hooks/github, /hooks/gitea, /hooks/gitlab here (needs --webhook-secret-file)')
+    .option('--webhook-secret-file <file>', 'the webhook secret (HMAC key / GitLab token)')
+    .option('--status-branch [name]', 'commit a status report per node to this branch of the repository (flag alone: lb-status)')
+    .option('--node <name>', 'this node\'s name in status reports (default: the host name)')
+    .option('--self-heal', 're-apply the last applied state when the live maps drift from it', true)
+    .option('--no-self-heal', 'only report drift (log, metric, status), never correct it')
+    .option('--drift-interval <duration>', 'how often to read the live maps back and compare', '30s')
+    .option('--ops-listen <addr:port>', 'where /healthz, /readyz and /metrics are served', '127.0.0.1:9180')
+    .option('--verify-signatures <keyring>', 'apply only commits signed by a key of this OpenPGP keyring (armored or binary)')
+    .option('--auth-token-file <file>', 'token for an http(s) remote (else $LB_GIT_TOKEN); also used to push status')
+    .option('--retry-interval <duration>', 'first retry after a transient failure; doubles each time up to 5m', '1s')
+    .option('--work-dir <dir>', 'where the clone and checked-out revisions live (default /var/lib/lb/<instance>)')
+    .addOption(new Option('--log-level <level>', 'log level of the JSON logs on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addHelpText('after', [
+      '', 'SIGTERM/SIGINT stop the daemon and leave the data plane running and pinned: the next start adopts it (no flow is dropped).',
+      'SIGHUP reconciles now. `lb status` asks the daemon over /run/lb/<instance>/control.sock.',
+      '', 'Examples:',
+      '  lb daemon --repo https://git.example.com/ops/lb-config.git --ref main --path prod --status-branch',
+      '  lb daemon --repo /srv/git/lb-config.git --poll 1m --webhook-listen 0.0.0.0:9000 --webhook-secret-file /etc/lb/hook.secret',
+      '  lb daemon --config /etc/lb/config.d --no-self-heal',
+    ].join('\n'))
+    .action(async (opts: {
+      repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string;
+      statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
+      authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string;
+    }, cmd: Command) => {
+      const { statusBranch, ...rest } = opts;
+      process.exitCode = await runDaemon({
+        instance: instanceOf(cmd), ...rest,
+        ...(statusBranch !== undefined ? { statusBranch: statusBranch === true ? 'lb-status' : statusBranch } : {}),
+      });
     });
 
   return program;

@@ -1,0 +1,117 @@
+// `lb status [--format text|json]`: the reconcile status of an instance. Asks the running daemon
+// over its control socket; without a daemon, reads the last report it wrote
+// (/run/lb/<instance>/status.json) and the live data plane directly (read-only, no lock).
+
+import { controlRequest, controlSocketPath } from '../../daemon/control-socket.js';
+import type { DaemonStatus } from '../../daemon/daemon.js';
+import { readStatusFile, statusFilePath } from '../../daemon/status-file.js';
+import { isLbError } from '../../errors.js';
+import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
+import type { StatusReport } from '../../report/types.js';
+import { readLive } from '../../state/live.js';
+import { stdio, type CliIo } from '../output.js';
+
+export const STATUS_FORMAT_VERSION = '1.0';
+
+export interface StatusOptions {
+  instance: string;
+  format: 'text' | 'json';
+}
+
+interface LiveSummary {
+  exists: boolean;
+  activeGen?: number;
+  serial?: number;
+  lastApply?: { revision: string | null; appliedAt: string; serial: number } | null;
+  dataPlane?: ReturnType<typeof dataPlaneSummary>;
+  error?: string;
+}
+
+export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Promise<number> {
+  let daemon: DaemonStatus | null = null;
+  try {
+    daemon = (await controlRequest(controlSocketPath(options.instance), 'status', {}, { timeoutMs: 5000 })) as DaemonStatus;
+  } catch (err) {
+    if (!(isLbError(err, 'LB_DAEMON_CONTROL') && err.data['reason'] === 'unreachable')) throw err;
+  }
+  const report = daemon?.report ?? readStatusFile(options.instance);
+  const live = daemon ? null : readLiveSummary(options.instance);
+
+  if (options.format === 'json') {
+    io.out(JSON.stringify({
+      format_version: STATUS_FORMAT_VERSION,
+      instance: options.instance,
+      daemon: daemon ? { running: true, ...daemon.daemon } : { running: false },
+      status: report,
+      ...(live ? { live } : {}),
+    }, null, 2));
+    return 0;
+  }
+
+  const lines: string[] = [];
+  if (daemon) {
+    const d = daemon.daemon;
+    lines.push(`lb daemon: running (pid ${d.pid}, node ${d.node}, lb ${d.version}, since ${d.startedAt})`);
+    lines.push(`Ready:            ${d.ready ? 'yes' : 'no'} (${d.readyReason})`);
+  } else {
+    lines.push(`lb daemon: not running for instance ${options.instance}`);
+    lines.push(report ? `Last report:      ${statusFilePath(options.instance)} (${report.timestamps.generatedAt})` : 'Last report:      none (no daemon has run for this instance since boot)');
+  }
+  if (report) lines.push(...reportLines(report));
+  if (live) {
+    if (live.error) lines.push(`Data plane:       cannot read it: ${live.error}`);
+    else if (!live.exists) lines.push('Data plane:       none (nothing applied, or taken down with `lb down`)');
+    else {
+      const dp = live.dataPlane!;
+      lines.push(`Data plane:       generation ${live.activeGen} serial ${live.serial}; ${dp.listeners} listener(s), ${dp.targets} target(s); ` +
+        `${dp.interfaces.length > 0 ? `XDP ${dp.mode} on ${dp.interfaces.join(', ')}` : 'no attachment visible from this network namespace'}`);
+      if (live.lastApply) lines.push(`Last apply:       revision ${revisionLabel(live.lastApply.revision)} at ${live.lastApply.appliedAt}`);
+    }
+  }
+  io.out(lines.join('\n'));
+  return 0;
+}
+
+function reportLines(r: StatusReport): string[] {
+  const out: string[] = [];
+  const src = r.source.kind === 'git' ? `git ${r.source.url} ref ${r.source.ref}${r.source.path ? ` path ${r.source.path}` : ''}` : `file ${r.source.url}`;
+  out.push(`Source:           ${src}`);
+  out.push(`Result:           ${r.result}`);
+  out.push(`Desired:          ${r.desiredRevision ?? '(unknown)'}`);
+  out.push(`Last applied:     ${r.lastAppliedRevision ?? '(none)'}${r.timestamps.lastAppliedAt ? ` at ${r.timestamps.lastAppliedAt}` : ''}`);
+  out.push(`Last attempted:   ${r.lastAttemptedRevision ?? '(none)'}${r.timestamps.lastAttemptedAt ? ` at ${r.timestamps.lastAttemptedAt}` : ''}`);
+  if (r.plan) out.push(`Plan:             ${r.plan.add} to add, ${r.plan.change} to change, ${r.plan.destroy} to destroy`);
+  if (r.conditions.length > 0) {
+    out.push('Conditions:');
+    const w = Math.max(...r.conditions.map((c) => c.reason.length));
+    for (const c of r.conditions) out.push(`  ${c.type.padEnd(12)} ${c.status.padEnd(8)} ${c.reason.padEnd(w)}  ${c.message}`);
+  }
+  if (r.errors.length > 0) {
+    out.push('Errors:');
+    for (const e of r.errors) {
+      const where = e.file ? `${e.file}${e.line !== undefined ? `:${e.line}:${e.column ?? 0}` : ''}: ` : '';
+      out.push(`  ${where}${e.pointer ? `${e.pointer}: ` : ''}${e.message.split('\n')[0]} [${e.code}]`);
+    }
+  }
+  if (r.drift) out.push(`Drift:            ${r.drift.entries} entr${r.drift.entries === 1 ? 'y' : 'ies'} at ${r.drift.detectedAt}, ${r.drift.healed ? 'healed' : 'not healed'}`);
+  if (r.dataPlane) {
+    const dp = r.dataPlane;
+    out.push(`Data plane:       ${dp.listeners} listener(s), ${dp.targets} target(s); XDP ${dp.mode}${dp.interfaces.length > 0 ? ` on ${dp.interfaces.join(', ')}` : ''}`);
+  }
+  return out;
+}
+
+function readLiveSummary(instance: string): LiveSummary {
+  try {
+    const live = readLive(instance);
+    if (!live.exists) return { exists: false };
+    const inv = live.inventory;
+    return {
+      exists: true, activeGen: live.ctl.activeGen, serial: live.ctl.serial,
+      lastApply: inv ? { revision: inv.revision, appliedAt: inv.appliedAt, serial: inv.serial } : null,
+      dataPlane: dataPlaneSummary(live),
+    };
+  } catch (err) {
+    return { exists: true, error: err instanceof Error ? err.message : String(err) };
+  }
+}

@@ -1,0 +1,383 @@
+// `lb daemon`: the process that keeps one instance's data plane equal to a Git branch (or a config
+// path). It wires the building blocks together and owns their lifecycle:
+//
+//   source       GitSource (--repo/--ref/--path, --auth-token-file, --verify-signatures) or FileSource (--config)
+//   triggers     startup, poll (--poll), webhook (--webhook-listen), file watch (--config), SIGHUP
+//                (the CLI wires it), the control socket, retries, the drift timer (--drift-interval)
+//   reconciler   src/reconcile (single flight, steps, dispositions, drift, self-heal)
+//   report       /run/lb/<instance>/status.json always; the status branch with --status-branch
+//   observe      ops endpoints (--ops-listen: /healthz /readyz /metrics), pino JSON logs
+//   control      /run/lb/<instance>/control.sock (status, reconcile, drift; a registry for more)
+//
+// Stopping (SIGTERM/SIGINT) ends the process and nothing else: programs, maps, attachments and
+// flows stay pinned, so the next start adopts them and its first plan is a no-op (zero-drop
+// restart). `lb down` is what takes the data plane away.
+
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { acquireLock, type InstanceLock } from '../apply/index.js';
+import { isLbError, LbError } from '../errors.js';
+import { createLogger, LOG_LEVELS, type DaemonLogger } from '../observe/logger.js';
+import { DaemonMetrics } from '../observe/metrics.js';
+import { OpsServer } from '../observe/ops-server.js';
+import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
+import { dataPlaneSummary } from '../reconcile/status.js';
+import { StatusBranchReporter } from '../report/status-branch.js';
+import type { StatusReport } from '../report/types.js';
+import {
+  credentialsFrom, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
+  type FileWatch, type Poller, type Source,
+} from '../source/index.js';
+import { errFields } from '../source/log.js';
+import { readLive } from '../state/live.js';
+import { runDir } from '../state/run-dir.js';
+import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
+import { ControlServer, controlSocketPath } from './control-socket.js';
+import { sampleDataPlane } from './dataplane-sample.js';
+import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
+import { writeStatusFile } from './status-file.js';
+import { lbVersion } from './version.js';
+
+export interface DaemonOptions {
+  instance: string;
+  /** A git remote (http/https) or a local repository path. */
+  repo?: string;
+  ref?: string;
+  path?: string;
+  /** A config file or directory (instead of a repository). */
+  config?: string;
+  /** Duration or cron schedule (default 30s). */
+  poll?: string;
+  webhookListen?: string;
+  webhookSecretFile?: string;
+  /** The status branch to report to (git sources only); undefined: no status branch. */
+  statusBranch?: string;
+  /** Default: the host name. */
+  node?: string;
+  /** Default true. */
+  selfHeal?: boolean;
+  /** Default 30s. */
+  driftInterval?: string;
+  /** Default 127.0.0.1:9180. */
+  opsListen?: string;
+  /** Keyring of the OpenPGP keys allowed to sign followed commits. */
+  verifySignatures?: string;
+  authTokenFile?: string;
+  /** First retry delay after a transient failure (default 1s; doubles up to 5m). */
+  retryInterval?: string;
+  /** Where the clone, the checkouts and the status clone live (default /var/lib/lb/<instance>). */
+  workDir?: string;
+  logLevel?: string;
+  /** A logger to use instead of a new one (tests). */
+  logger?: DaemonLogger;
+  /** Where the BPF objects are (default build/bpf of the package). */
+  objectDir?: string;
+  /** The runtime services (src/runtime); default none. */
+  runtime?: RuntimeProvider;
+  /** Replaces the kernel engine (tests). */
+  engine?: ReconcileEngine;
+}
+
+export const DEFAULT_OPS_LISTEN = '127.0.0.1:9180';
+export const DEFAULT_POLL = '30s';
+export const DEFAULT_DRIFT_INTERVAL = '30s';
+export const DEFAULT_RETRY_INTERVAL = '1s';
+
+/** What `lb status` gets from a running daemon. */
+export interface DaemonStatus {
+  daemon: {
+    pid: number;
+    version: string;
+    instance: string;
+    node: string;
+    startedAt: string;
+    ready: boolean;
+    readyReason: string;
+    reconciles: number;
+    source: string;
+    poll: string | null;
+    selfHeal: boolean;
+    driftIntervalMs: number;
+    opsAddress: string | null;
+    webhookAddress: string | null;
+    statusBranch: string | null;
+    commands: string[];
+  };
+  report: StatusReport;
+}
+
+/** A valid --node from the host name: invalid characters become '-', at most 64. */
+export function defaultNodeName(): string {
+  const name = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^\.+/, '').slice(0, 64);
+  return name === '' ? 'lb' : name;
+}
+
+function usage(message: string): never {
+  throw new LbError('LB_DAEMON_USAGE', message);
+}
+
+function durationOf(text: string, flag: string, minMs: number): number {
+  const ms = parseDuration(text);
+  if (ms < minMs) usage(`${flag} ${text} is below the minimum of ${minMs} ms`);
+  return ms;
+}
+
+export class Daemon {
+  readonly instance: string;
+  readonly log: DaemonLogger;
+  readonly metrics: DaemonMetrics;
+  readonly reconciler: Reconciler;
+  readonly control: ControlServer;
+  readonly startedAt = new Date().toISOString();
+  opsAddress: string | null = null;
+  webhookAddress: string | null = null;
+  private readonly opts: DaemonOptions;
+  private readonly node: string;
+  private readonly driftIntervalMs: number;
+  private readonly source: Source;
+  private readonly ops: OpsServer;
+  private readonly reporter: StatusBranchReporter | undefined;
+  private webhook: WebhookReceiver | undefined;
+  private poller: Poller | undefined;
+  private watch: FileWatch | undefined;
+  private driftTimer: NodeJS.Timeout | undefined;
+  private lock: InstanceLock | undefined;
+  private stopping: Promise<void> | undefined;
+  private stoppedResolve!: () => void;
+  /** Resolves once stop() has finished. */
+  readonly stopped: Promise<void>;
+
+  private constructor(opts: DaemonOptions, parts: {
+    log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
+    reporter: StatusBranchReporter | undefined; driftIntervalMs: number;
+  }) {
+    this.opts = opts;
+    this.instance = opts.instance;
+    this.log = parts.log;
+    this.node = parts.node;
+    this.source = parts.source;
+    this.metrics = parts.metrics;
+    this.reconciler = parts.reconciler;
+    this.reporter = parts.reporter;
+    this.driftIntervalMs = parts.driftIntervalMs;
+    this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
+    this.ops = new OpsServer({ metrics: parts.metrics, readiness: () => parts.reconciler.readiness(), log: parts.log });
+    this.stopped = new Promise((r) => { this.stoppedResolve = r; });
+  }
+
+  /** Checks the options, takes the instance's daemon lock, starts everything, triggers the first reconcile. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    if ((opts.repo === undefined) === (opts.config === undefined)) usage('give either --repo URL|PATH or --config PATH (exactly one)');
+    if (opts.config !== undefined) {
+      for (const [flag, v] of [['--ref', opts.ref], ['--path', opts.path], ['--webhook-listen', opts.webhookListen], ['--status-branch', opts.statusBranch],
+        ['--verify-signatures', opts.verifySignatures], ['--auth-token-file', opts.authTokenFile]] as const) {
+        if (v !== undefined) usage(`${flag} needs a git source (--repo); --config follows a plain file or directory`);
+      }
+    }
+    if (opts.webhookListen !== undefined && opts.webhookSecretFile === undefined) usage('--webhook-listen needs --webhook-secret-file (an unauthenticated webhook would let anyone trigger reconciles)');
+    if (opts.webhookSecretFile !== undefined && opts.webhookListen === undefined) usage('--webhook-secret-file is only used with --webhook-listen');
+    const opsAt = parseListenAddress(opts.opsListen ?? DEFAULT_OPS_LISTEN, '--ops-listen');
+    const hookAt = opts.webhookListen !== undefined ? parseListenAddress(opts.webhookListen, '--webhook-listen') : undefined;
+    const pollText = opts.poll ?? DEFAULT_POLL;
+    const schedule = parsePollSchedule(pollText);
+    const driftIntervalMs = durationOf(opts.driftInterval ?? DEFAULT_DRIFT_INTERVAL, '--drift-interval', 100);
+    const retryMs = durationOf(opts.retryInterval ?? DEFAULT_RETRY_INTERVAL, '--retry-interval', 10);
+    const node = opts.node ?? defaultNodeName();
+    const workDir = resolve(opts.workDir ?? join('/var/lib/lb', opts.instance));
+    const level = LOG_LEVELS.find((l) => l === (opts.logLevel ?? 'info'));
+    if (level === undefined) usage(`--log-level ${opts.logLevel ?? ''} is not one of ${LOG_LEVELS.join(', ')}`);
+    const log = opts.logger ?? createLogger({ level, base: { instance: opts.instance, node } });
+    const webhookSecret = opts.webhookSecretFile !== undefined ? await loadWebhookSecret(opts.webhookSecretFile) : undefined;
+    const keyring = opts.verifySignatures !== undefined ? await loadKeyring(opts.verifySignatures) : undefined;
+
+    let lock: InstanceLock;
+    try {
+      lock = acquireLock(join(runDir(opts.instance), 'daemon'), opts.instance);
+    } catch (err) {
+      if (isLbError(err, 'LB_APPLY_LOCKED')) {
+        throw new LbError('LB_DAEMON_RUNNING', `another lb daemon runs for instance ${opts.instance} (${String(err.data['holder'] ?? '')}); stop it first`, { instance: opts.instance });
+      }
+      throw err;
+    }
+
+    let daemon: Daemon | undefined;
+    try {
+      let source: Source;
+      let sourceInfo: StatusReport['source'];
+      let reporter: StatusBranchReporter | undefined;
+      const metrics = new DaemonMetrics({ readDataPlane: () => sampleDataPlane(opts.instance) });
+      if (opts.repo !== undefined) {
+        const git = new GitSource({
+          url: opts.repo, ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.path !== undefined ? { path: opts.path } : {}),
+          workDir: join(workDir, 'source'), auth: opts.authTokenFile !== undefined ? { tokenFile: opts.authTokenFile } : {},
+          ...(keyring ? { keyring } : {}), log,
+        });
+        const credentials = credentialsFrom(opts.authTokenFile !== undefined ? { tokenFile: opts.authTokenFile } : {},
+          git.location.kind === 'http' ? git.location.urlCredentials : undefined);
+        source = git;
+        sourceInfo = { kind: 'git', url: git.location.kind === 'local' ? git.location.path : git.location.url, ref: git.ref, path: git.subPath };
+        if (opts.statusBranch !== undefined) {
+          reporter = new StatusBranchReporter({
+            url: opts.repo, node, branch: opts.statusBranch, workDir: join(workDir, 'status'), credentials, log,
+            onPublished: (o) => {
+              metrics.statusPublished(o.result);
+              if (o.result === 'committed') log.info({ component: 'report', commit: o.commit, attempts: o.attempts }, 'status committed to the status branch');
+            },
+          });
+        }
+      } else {
+        const file = new FileSource({ path: opts.config!, log });
+        source = file;
+        sourceInfo = { kind: 'file', url: file.path, ref: '', path: '' };
+      }
+
+      const initial = adoptedState(opts.instance, log);
+      const reconciler = new Reconciler({
+        instance: opts.instance, node, source, sourceInfo,
+        engine: opts.engine ?? kernelEngine(opts.instance, opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        ...(opts.runtime ? { runtime: opts.runtime } : {}),
+        selfHeal: opts.selfHeal ?? true,
+        retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
+        log, metrics, version: lbVersion(),
+        ...(initial ? { initial } : {}),
+        onReport: (r, significant) => {
+          try {
+            writeStatusFile(opts.instance, r);
+          } catch (err) {
+            log.error({ component: 'report', ...errFields(err) }, 'cannot write the status file');
+          }
+          if (significant) reporter?.report(r);
+        },
+      });
+      if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs });
+      daemon.lock = lock;
+      log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
+        lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs },
+      initial ? `lb daemon starting; adopting the pinned data plane of instance ${opts.instance}` : `lb daemon starting for instance ${opts.instance}`);
+
+      await daemon.listenOps(opsAt);
+      if (hookAt && webhookSecret !== undefined) await daemon.listenWebhook(hookAt, webhookSecret);
+      daemon.registerCommands();
+      await daemon.control.listen();
+      daemon.startTriggers(schedule, pollText);
+      reconciler.trigger('startup');
+      log.info({ component: 'daemon', ops: daemon.opsAddress, webhook: daemon.webhookAddress, control: daemon.control.path }, 'lb daemon started');
+      return daemon;
+    } catch (err) {
+      if (daemon) await daemon.stop('start failed').catch(() => undefined);
+      else lock.release();
+      throw err;
+    }
+  }
+
+  private async listenOps(at: ListenAddress): Promise<void> {
+    const a = await this.ops.listen(at.port, at.host);
+    this.opsAddress = formatListenAddress({ host: a.address, port: a.port });
+  }
+
+  private async listenWebhook(at: ListenAddress, secret: string): Promise<void> {
+    const git = this.source instanceof GitSource ? this.source : undefined;
+    this.webhook = new WebhookReceiver({
+      secret,
+      ...(git ? { acceptRef: (ref: string) => git.followsRef(ref) } : {}),
+      onEvent: (e) => {
+        this.log.info({ component: 'webhook', provider: e.provider, delivery: e.deliveryId, ref: e.ref, after: e.after }, 'webhook accepted: reconciling');
+        this.reconciler.trigger('webhook', e.after?.slice(0, 12) ?? e.deliveryId);
+      },
+      onResult: (provider, result) => this.metrics.webhook(provider, result),
+      log: this.log,
+    });
+    try {
+      const a = await this.webhook.listen(at.port, at.host);
+      this.webhookAddress = formatListenAddress({ host: a.address, port: a.port });
+    } catch (err) {
+      this.webhook = undefined;
+      throw err;
+    }
+  }
+
+  private registerCommands(): void {
+    this.control.register('status', 'the daemon and its latest status report', () => this.status());
+    this.control.register('reconcile', 'reconcile now; args: {force?: bool (re-plan an unchanged revision), wait?: bool}', async (args) => {
+      if (args['force'] === true) this.reconciler.forceReconcile('control socket');
+      else this.reconciler.trigger('manual', 'control socket');
+      if (args['wait'] !== true) return { triggered: true };
+      await this.reconciler.whenIdle();
+      return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report: this.reconciler.report() };
+    });
+    this.control.register('drift', 'read the live maps back now and compare them with the last applied state (heals with self-heal on)', async () => {
+      const r = await this.reconciler.checkDriftNow();
+      return { drifted: r.finding !== null, healed: r.healed, entries: r.finding?.entries ?? 0, differences: r.finding?.differences ?? [], ...(r.note ? { note: r.note } : {}) };
+    });
+  }
+
+  private startTriggers(schedule: ReturnType<typeof parsePollSchedule>, pollText: string): void {
+    this.poller = startPoller(schedule, () => {
+      if (this.reconciler.acceptsPoll()) this.reconciler.trigger('poll', pollText);
+    }, { log: this.log });
+    if (this.source instanceof FileSource) {
+      this.watch = this.source.watch((rev) => this.reconciler.trigger('file', rev?.slice(0, 19) ?? 'config unreadable'));
+    }
+    this.driftTimer = setInterval(() => this.reconciler.trigger('drift', 'timer'), this.driftIntervalMs);
+  }
+
+  status(): DaemonStatus {
+    const r = this.reconciler.readiness();
+    return {
+      daemon: {
+        pid: process.pid, version: lbVersion(), instance: this.instance, node: this.node, startedAt: this.startedAt,
+        ready: r.ready, readyReason: r.reason, reconciles: this.reconciler.reconciles, source: this.source.description,
+        poll: this.opts.poll ?? DEFAULT_POLL, selfHeal: this.opts.selfHeal ?? true, driftIntervalMs: this.driftIntervalMs,
+        opsAddress: this.opsAddress, webhookAddress: this.webhookAddress,
+        statusBranch: this.reporter ? this.reporter.branch : null, commands: this.control.commands,
+      },
+      report: this.reconciler.report(),
+    };
+  }
+
+  /**
+   * Stops triggers, waits for a run in flight, publishes the last report (bounded), closes the
+   * endpoints. The data plane is left exactly as it is. Idempotent.
+   */
+  stop(reason = 'stop requested'): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info({ component: 'daemon', reason }, 'lb daemon stopping; the data plane keeps running');
+      this.poller?.stop();
+      this.watch?.close();
+      if (this.driftTimer) clearInterval(this.driftTimer);
+      await this.reconciler.stop();
+      await this.webhook?.close().catch(() => undefined);
+      await this.control.close().catch(() => undefined);
+      if (this.reporter) {
+        await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
+        await this.reporter.close();
+      }
+      await this.ops.close();
+      this.lock?.release();
+      this.log.info({ component: 'daemon' }, 'lb daemon stopped; programs, maps and flows stay pinned');
+      this.stoppedResolve();
+    })();
+    return this.stopping;
+  }
+}
+
+/** lastApplied* from the pinned data plane and its inventory, when the instance exists. */
+function adoptedState(instance: string, log: DaemonLogger): { lastAppliedRevision: string | null; lastAppliedAt: string | null; dataPlane: ReturnType<typeof dataPlaneSummary> } | undefined {
+  try {
+    const live = readLive(instance, { warn: (m) => log.warn({ component: 'daemon' }, m) });
+    if (!live.exists) return undefined;
+    const inv = live.inventory !== null && live.inventory.serial === live.ctl.serial ? live.inventory : null;
+    return { lastAppliedRevision: inv?.revision ?? null, lastAppliedAt: inv?.appliedAt ?? null, dataPlane: dataPlaneSummary(live) };
+  } catch (err) {
+    log.warn({ component: 'daemon', ...errFields(err) }, 'cannot read the pinned data plane; the first reconcile will tell');
+    return undefined;
+  }
+}
+
+export function outcomeSummary(o: ReconcileOutcome | undefined): Record<string, unknown> | null {
+  if (!o) return null;
+  if ('failure' in o) return { result: o.result, revision: o.revision, step: o.failure.step, reason: o.failure.reason, message: o.failure.message };
+  if (o.result === 'unchanged') return { result: o.result, revision: o.revision, because: o.because };
+  return { result: o.result, revision: o.revision, plan: o.plan };
+}

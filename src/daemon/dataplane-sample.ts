@@ -1,0 +1,26 @@
+// What /metrics reads from the kernel at scrape time: lb_stats, and lb_tstats of every backend of
+// the active generation. Opens the pinned maps for the read and closes them again; an instance
+// without pins (nothing applied yet, or taken down) reads as null.
+
+import { DataPlane } from '../dataplane/index.js';
+import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
+import { instanceExists, readLive } from '../state/live.js';
+import { targetLabel } from '../state/types.js';
+
+export function sampleDataPlane(instance: string): DataPlaneSample | null {
+  if (!instanceExists(instance)) return null;
+  const dp = DataPlane.open({ instance });
+  try {
+    const stats = dp.readStats();
+    const live = readLive(instance, { dp });
+    const ids = new Map<string, number>();
+    for (const { group } of live.generation.groups) for (const t of group.targets) ids.set(targetLabel(t), t.targetId);
+    const backends: BackendSample[] = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([backend, id]) => {
+      const s = dp.readTargetStats(id);
+      return { backend, packets: s.packets, bytes: s.bytes, newFlows: s.newFlows, closedFlows: s.closedFlows };
+    });
+    return { stats, backends };
+  } finally {
+    dp.close();
+  }
+}

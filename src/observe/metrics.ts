@@ -1,0 +1,140 @@
+// The daemon's Prometheus metrics (prom-client, on a registry of its own so several daemons can
+// live in one test process).
+//
+// Reconciler:  lb_reconcile_total{result}            applied | noop | unchanged | stalled | failed
+//              lb_reconcile_duration_seconds{result}  histogram of whole runs (fetch .. verify)
+//              lb_last_applied_revision_info{revision} 1 for the revision live in the data plane
+//              lb_drift_detected_total                 drift found by the periodic read-back
+//              lb_webhook_requests_total{provider,result}
+//              lb_status_reports_total{result}         status-branch publishes: committed | unchanged | failed
+// Data plane, read from the kernel at scrape time (nothing cached between scrapes):
+//              lb_packets_total{reason}                lb_stats, one series per counter (STAT_NAMES)
+//              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
+//              lb_backend_new_flows_total{backend}, lb_backend_closed_flows_total{backend}
+//                                                      lb_tstats of every backend of the active generation
+// plus prom-client's process metrics (process_*, nodejs_*).
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type ReconcileResultLabel = 'applied' | 'noop' | 'unchanged' | 'stalled' | 'failed';
+export const RECONCILE_RESULTS: readonly ReconcileResultLabel[] = ['applied', 'noop', 'unchanged', 'stalled', 'failed'];
+
+export interface BackendSample {
+  /** "addr:port". */
+  backend: string;
+  packets: bigint;
+  bytes: bigint;
+  newFlows: bigint;
+  closedFlows: bigint;
+}
+
+export interface DataPlaneSample {
+  /** lb_stats by name (summed over CPUs). */
+  stats: Record<string, bigint>;
+  backends: BackendSample[];
+}
+
+export interface DaemonMetricsOptions {
+  /** Reads the data plane's counters; null when the instance has no data plane. Called once per scrape. */
+  readDataPlane?: () => DataPlaneSample | null;
+  /** prom-client's process_* and nodejs_* metrics (default true). */
+  processMetrics?: boolean;
+}
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly reconciles: Counter<'result'>;
+  private readonly duration: Histogram<'result'>;
+  private readonly revision: Gauge<'revision'>;
+  private readonly drift: Counter;
+  private readonly webhooks: Counter<'provider' | 'result'>;
+  private readonly reports: Counter<'result'>;
+  private readonly readDataPlane: (() => DataPlaneSample | null) | undefined;
+  private sample: DataPlaneSample | null = null;
+  private sampleError: string | undefined;
+
+  constructor(opts: DaemonMetricsOptions = {}) {
+    const registers = [this.registry];
+    this.readDataPlane = opts.readDataPlane;
+    this.reconciles = new Counter({ name: 'lb_reconcile_total', help: 'Reconcile runs by result (applied, noop, unchanged, stalled, failed)', labelNames: ['result'], registers });
+    for (const r of RECONCILE_RESULTS) this.reconciles.inc({ result: r }, 0);
+    this.duration = new Histogram({ name: 'lb_reconcile_duration_seconds', help: 'Duration of reconcile runs (fetch to verify) in seconds', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
+    this.revision = new Gauge({ name: 'lb_last_applied_revision_info', help: 'The revision live in the data plane (value 1)', labelNames: ['revision'], registers });
+    this.drift = new Counter({ name: 'lb_drift_detected_total', help: 'Times the live maps were found to differ from the last applied state', registers });
+    this.webhooks = new Counter({ name: 'lb_webhook_requests_total', help: 'Webhook requests by provider and result', labelNames: ['provider', 'result'], registers });
+    this.reports = new Counter({ name: 'lb_status_reports_total', help: 'Status branch publishes by result (committed, unchanged, failed)', labelNames: ['result'], registers });
+
+    const metrics = this;
+    const fromSample = (pick: (s: DataPlaneSample) => Array<[Record<string, string>, bigint]>) => function collect(this: Counter<string>): void {
+      this.reset();
+      if (metrics.sample === null) return;
+      for (const [labels, value] of pick(metrics.sample)) this.inc(labels, Number(value));
+    };
+    new Counter({
+      name: 'lb_packets_total', help: 'Data plane packet counters from lb_stats, by reason', labelNames: ['reason'], registers,
+      collect: fromSample((s) => Object.entries(s.stats).map(([reason, v]) => [{ reason }, v])),
+    });
+    const perBackend = (name: string, help: string, field: keyof Omit<BackendSample, 'backend'>): void => {
+      new Counter({
+        name, help, labelNames: ['backend'], registers,
+        collect: fromSample((s) => s.backends.map((b) => [{ backend: b.backend }, b[field]])),
+      });
+    };
+    perBackend('lb_backend_packets_total', 'Packets forwarded to a backend (lb_tstats)', 'packets');
+    perBackend('lb_backend_bytes_total', 'Bytes forwarded to a backend (lb_tstats)', 'bytes');
+    perBackend('lb_backend_new_flows_total', 'New flows assigned to a backend (lb_tstats)', 'newFlows');
+    perBackend('lb_backend_closed_flows_total', 'Flows to a backend seen closing (lb_tstats)', 'closedFlows');
+    new Gauge({
+      name: 'lb_dataplane_up', help: '1 when the data plane of the instance exists and its counters could be read', registers,
+      collect(this: Gauge) {
+        this.set(metrics.sample !== null ? 1 : 0);
+      },
+    });
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  reconcile(result: ReconcileResultLabel, seconds: number): void {
+    this.reconciles.inc({ result });
+    this.duration.observe({ result }, seconds);
+  }
+
+  appliedRevision(revision: string | null): void {
+    this.revision.reset();
+    if (revision !== null) this.revision.set({ revision }, 1);
+  }
+
+  driftDetected(): void {
+    this.drift.inc();
+  }
+
+  webhook(provider: string, result: string): void {
+    this.webhooks.inc({ provider, result });
+  }
+
+  statusPublished(result: string): void {
+    this.reports.inc({ result });
+  }
+
+  /** Why the last scrape could not read the data plane, if it could not. */
+  get dataPlaneError(): string | undefined {
+    return this.sampleError;
+  }
+
+  /** The exposition text: reads the data plane once, then renders every metric. */
+  async text(): Promise<string> {
+    this.sample = null;
+    this.sampleError = undefined;
+    try {
+      this.sample = this.readDataPlane?.() ?? null;
+    } catch (err) {
+      this.sampleError = err instanceof Error ? err.message : String(err);
+    }
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

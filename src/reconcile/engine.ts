@@ -1,0 +1,93 @@
+// The reconciler's hands on the kernel: the same functions `lb plan` / `lb apply` use (the
+// instance lock, recovery of an interrupted apply, preparePlan, runTransaction, readLive), behind
+// one small interface so the loop's decisions can be tested without a data plane.
+//
+// applyRequestOf() is the one place a PreparedPlan becomes an ApplyRequest; `lb apply` builds the
+// same request inline (src/cli/commands/apply.ts).
+
+import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type ApplyResult, type RecoveryResult } from '../apply/index.js';
+import { preparePlan, type PreparedPlan } from '../apply/prepare.js';
+import type { RuntimeInputs } from '../compile/compile.js';
+import { checkConfig } from '../config/check.js';
+import { ConfigError } from '../config/config-error.js';
+import type { Diagnostic } from '../config/diagnostics.js';
+import { readConfigSources } from '../config/load-config.js';
+import type { LbConfig } from '../config/types.js';
+import type { Plan } from '../plan/plan.js';
+import { readLive, type LiveState } from '../state/live.js';
+import type { LogicalState } from '../state/types.js';
+
+/** What the loop needs of a plan: the diff to show, and exactly what to apply. */
+export interface PlannedRevision {
+  plan: Plan;
+  warnings: Diagnostic[];
+  desired: LogicalState;
+  configDigest: string;
+  request: ApplyRequest;
+}
+
+export interface PrepareRequest {
+  configPath: string;
+  revision: string;
+  inputs: RuntimeInputs;
+  warn?: (message: string) => void;
+}
+
+export interface ReconcileEngine {
+  /** Runs fn holding the instance lock (LB_APPLY_LOCKED when another lb process holds it). */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
+  /** Resolves a journal left by an interrupted apply (caller holds the lock). */
+  recover(): RecoveryResult | null;
+  /** Compile the config with the runtime inputs, encode it for this host, diff against live. */
+  prepare(req: PrepareRequest): Promise<PlannedRevision>;
+  /** The transaction (caller holds the lock). */
+  apply(req: ApplyRequest): ApplyResult;
+  readLive(): LiveState;
+}
+
+/** The ApplyRequest `lb apply` makes of a prepared plan. */
+export function applyRequestOf(p: PreparedPlan): ApplyRequest {
+  return {
+    instance: p.instance,
+    generation: p.encoded.generation,
+    interfaces: p.desired.interfaces,
+    desired: p.desired,
+    targetIds: p.encoded.targetIds,
+    revision: p.revision,
+    configDigest: p.configDigest,
+  };
+}
+
+export function plannedRevisionOf(p: PreparedPlan): PlannedRevision {
+  return { plan: p.plan, warnings: p.warnings, desired: p.desired, configDigest: p.configDigest, request: applyRequestOf(p) };
+}
+
+/** The engine on the real kernel for one instance. */
+export function kernelEngine(instance: string, opts: { objectDir?: string } = {}): ReconcileEngine {
+  return {
+    withLock: (fn) => withInstanceLock(instance, fn),
+    recover: () => recoverInstance(instance),
+    prepare: async (req) => plannedRevisionOf(await preparePlan({
+      instance, configPath: req.configPath, revision: req.revision, inputs: req.inputs, ...(req.warn ? { warn: req.warn } : {}),
+    })),
+    apply: (req) => runTransaction({ ...req, ...(opts.objectDir ? { objectDir: opts.objectDir } : {}) }),
+    readLive: () => readLive(instance),
+  };
+}
+
+export interface ValidatedConfig {
+  config: LbConfig;
+  warnings: Diagnostic[];
+  files: string[];
+}
+
+/**
+ * The validate step: read the config (file or directory), parse, schema, semantic checks. Pure
+ * apart from reading the files; throws ConfigError with every diagnostic.
+ */
+export async function validateConfigAt(configPath: string): Promise<ValidatedConfig> {
+  const sources = await readConfigSources(configPath);
+  const checked = checkConfig(sources);
+  if (!checked.ok) throw new ConfigError(checked.stage, checked.diagnostics);
+  return { config: checked.config, warnings: checked.warnings, files: checked.config.files };
+}

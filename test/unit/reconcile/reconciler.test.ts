@@ -1,0 +1,389 @@
+// The reconcile loop's decisions, against a fake source and a fake kernel engine (the real engine
+// is exercised by test/e2e/daemon-*.test.ts): steps and dispositions, the unchanged no-op,
+// Stalled revisions not retried, backoff, single flight, webhook settling, runtime inputs, drift.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ApplyRequest, ApplyResult } from '../../../src/apply/index.js';
+import { compileConfig } from '../../../src/compile/compile.js';
+import { encodeState } from '../../../src/compile/encode.js';
+import { EMPTY_SETTINGS, encodeGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
+import { diffStates } from '../../../src/plan/plan.js';
+import {
+  Reconciler, validateConfigAt, type PlannedRevision, type ReconcileEngine, type ReconcileMetricsSink, type RuntimeProvider,
+} from '../../../src/reconcile/index.js';
+import type { StatusReport } from '../../../src/report/types.js';
+import { SourceError } from '../../../src/source/disposition.js';
+import type { Source, SourceRevision } from '../../../src/source/types.js';
+import type { LiveState } from '../../../src/state/live.js';
+import { EMPTY_STATE, type LogicalState } from '../../../src/state/types.js';
+import { LbError } from '../../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lb-reconcile-unit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const config = (weights: number[]): string => `proxies:
+  - name: web
+    listen: {interfaces: [lo], port: 80, address: 10.0.0.10}
+    default-target:
+${weights.map((w, i) => `      - {ip: 10.0.1.${i + 1}, port: 8080, weight: ${w}}`).join('\n')}
+`;
+
+let revCount = 0;
+/** A revision directory holding lb.yaml with `text`; its revision id is a fake 40-hex sha. */
+function revision(text: string): SourceRevision {
+  revCount += 1;
+  const sha = revCount.toString(16).padStart(40, 'a');
+  const root = join(dir, sha);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'lb.yaml'), text);
+  return { revision: sha, ref: 'refs/heads/main', configPath: join(root, 'lb.yaml'), rootDir: root, message: '', author: '', committedAt: new Date().toISOString() };
+}
+
+class FakeSource implements Source {
+  readonly kind = 'git' as const;
+  readonly description = 'fake';
+  current: SourceRevision | undefined;
+  failNext: unknown[] = [];
+  fetches = 0;
+  gate: Promise<void> | undefined;
+  async fetch(): Promise<SourceRevision> {
+    this.fetches += 1;
+    if (this.gate) await this.gate;
+    const fail = this.failNext.shift();
+    if (fail !== undefined) throw fail;
+    if (!this.current) throw new Error('no revision');
+    return this.current;
+  }
+}
+
+function liveOf(gen: GenerationConfig | null, interfaces: string[], state: LogicalState, serial: number): LiveState {
+  const generation = gen ?? { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] };
+  return {
+    instance: 'unit', exists: gen !== null, ctl: { activeGen: 0, serial }, raw: encodeGeneration(0, generation), generation,
+    attachments: interfaces.map((ifname) => ({ ifname, ifindex: 1, xdp: 'native' as const, tc: true, stale: false })),
+    interfaces: [...interfaces].sort(), inventory: null, state, targetIds: new Map(), digest: String(serial),
+  };
+}
+
+class FakeEngine implements ReconcileEngine {
+  live: LiveState = liveOf(null, [], structuredClone(EMPTY_STATE), 0);
+  applies: ApplyRequest[] = [];
+  locked = false;
+  applyError: unknown;
+  /** When true, apply() reports success but writes nothing (the verify step must catch it). */
+  lieOnApply = false;
+
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.locked) throw new LbError('LB_APPLY_LOCKED', 'instance unit is locked by another lb process', { instance: 'unit' });
+    return fn();
+  }
+  recover(): null { return null; }
+  async prepare(req: { configPath: string; revision: string; inputs: Parameters<typeof compileConfig>[1] }): Promise<PlannedRevision> {
+    const { config: cfg } = await validateConfigAt(req.configPath);
+    const compiled = compileConfig(cfg, req.inputs);
+    const encoded = encodeState(compiled.state, { ifindex: () => 1, liveTargetIds: this.live.targetIds });
+    return {
+      plan: diffStates(compiled.state, this.live.state), warnings: compiled.diagnostics, desired: compiled.state, configDigest: 'sha256:x',
+      request: { instance: 'unit', generation: encoded.generation, interfaces: compiled.state.interfaces, desired: compiled.state, targetIds: encoded.targetIds, revision: req.revision, configDigest: 'sha256:x' },
+    };
+  }
+  apply(req: ApplyRequest): ApplyResult {
+    if (this.applyError) throw this.applyError;
+    this.applies.push(req);
+    const before = JSON.stringify([this.live.raw, this.live.interfaces]);
+    if (!this.lieOnApply) this.live = liveOf(req.generation, [...req.interfaces], req.desired!, this.live.ctl.serial + 1);
+    const changed = before !== JSON.stringify([this.live.raw, this.live.interfaces]);
+    return { instance: 'unit', changed, activeGen: 0, serial: this.live.ctl.serial, ops: 0, attached: [], detached: [], warnings: [] };
+  }
+  readLive(): LiveState { return this.live; }
+}
+
+class Metrics implements ReconcileMetricsSink {
+  results: string[] = [];
+  revision: string | null = null;
+  drift = 0;
+  reconcile(result: string): void { this.results.push(result); }
+  appliedRevision(r: string | null): void { this.revision = r; }
+  driftDetected(): void { this.drift += 1; }
+}
+
+function setup(opts: { selfHeal?: boolean; runtime?: RuntimeProvider; settleMs?: Record<string, number>; retryMs?: number } = {}) {
+  const source = new FakeSource();
+  const engine = new FakeEngine();
+  const metrics = new Metrics();
+  const reports: StatusReport[] = [];
+  const significant: boolean[] = [];
+  const r = new Reconciler({
+    instance: 'unit', node: 'n1', source, sourceInfo: { kind: 'git', url: 'http://x/repo.git', ref: 'main', path: '' },
+    engine, metrics, onReport: (x, sig) => { reports.push(x); significant.push(sig); }, retry: { initialMs: opts.retryMs ?? 20, maxMs: 2000, jitter: 0 },
+    ...(opts.selfHeal !== undefined ? { selfHeal: opts.selfHeal } : {}),
+    ...(opts.runtime ? { runtime: opts.runtime } : {}),
+    ...(opts.settleMs ? { settleMs: opts.settleMs } : {}),
+  });
+  const run = async (kind: Parameters<Reconciler['trigger']>[0] = 'poll'): Promise<void> => {
+    r.trigger(kind);
+    await r.whenIdle();
+  };
+  return { source, engine, metrics, reports, significant, r, run };
+}
+
+const cond = (rep: StatusReport, type: string) => rep.conditions.find((c) => c.type === type);
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+describe('Reconciler', () => {
+  it('applies a revision, then treats the same revision as an explicit no-op', async () => {
+    const { source, engine, metrics, r, run } = setup();
+    expect(r.readiness()).toEqual({ ready: false, reason: 'the first reconcile has not completed' });
+    source.current = revision(config([1, 1]));
+    await run('startup');
+    expect(metrics.results).toEqual(['applied']);
+    expect(engine.applies).toHaveLength(1);
+    const rep = r.report();
+    expect(rep).toMatchObject({ result: 'applied', lastAppliedRevision: source.current.revision, lastAttemptedRevision: source.current.revision, plan: { add: 5, change: 0, destroy: 0 } });
+    expect(cond(rep, 'Ready')).toMatchObject({ status: 'True', reason: 'ReconciliationSucceeded' });
+    expect(cond(rep, 'Reconciling')).toBeUndefined();
+    expect(metrics.revision).toBe(source.current.revision);
+    expect(r.readiness().ready).toBe(true);
+
+    await run('poll');
+    expect(metrics.results).toEqual(['applied', 'unchanged']);
+    expect(engine.applies).toHaveLength(1);
+    expect(r.lastOutcome).toMatchObject({ result: 'unchanged', because: 'applied' });
+  });
+
+  it('a revision whose plan is empty is a noop (an adopted data plane)', async () => {
+    const { source, engine, metrics, run } = setup();
+    source.current = revision(config([2, 1]));
+    await run();
+    // A second reconciler (a restarted daemon) over the same live state.
+    const again = new Reconciler({ instance: 'unit', node: 'n1', source, sourceInfo: { kind: 'git', url: 'u', ref: 'main', path: '' }, engine, metrics });
+    again.trigger('startup');
+    await again.whenIdle();
+    expect(metrics.results).toEqual(['applied', 'noop']);
+    expect(again.report()).toMatchObject({ result: 'unchanged', plan: { add: 0, change: 0, destroy: 0 } });
+    expect(again.readiness().ready).toBe(true);
+  });
+
+  it('a revision that fails validation is Stalled with positions, not retried, and the next revision applies', async () => {
+    const { source, engine, metrics, r, run } = setup();
+    const good = revision(config([1, 1]));
+    source.current = good;
+    await run();
+    const bad = revision(config([1, 1]).replace('port: 80', 'port: eighty'));
+    source.current = bad;
+    await run();
+    let rep = r.report();
+    expect(rep.result).toBe('stalled');
+    expect(rep.lastAppliedRevision).toBe(good.revision);
+    expect(rep.lastAttemptedRevision).toBe(bad.revision);
+    expect(rep.errors[0]).toMatchObject({ code: 'LB_CONFIG_SCHEMA', file: 'lb.yaml', line: 3, pointer: '/proxies/0/listen/port' });
+    expect(rep.errors[0]!.column).toBeGreaterThan(0);
+    expect(cond(rep, 'Stalled')).toMatchObject({ status: 'True', reason: 'ConfigInvalid' });
+    expect(cond(rep, 'Ready')).toMatchObject({ status: 'False', reason: 'ConfigInvalid' });
+    expect(cond(rep, 'Ready')!.message).toMatch(/stays live/);
+    expect(r.acceptsPoll()).toBe(true); // no retry timer for a stall
+    expect(r.readiness().ready).toBe(true); // the previous revision still serves
+
+    const fetches = source.fetches;
+    await run('poll');
+    await run('webhook');
+    expect(source.fetches).toBe(fetches + 2);
+    expect(metrics.results.slice(-2)).toEqual(['unchanged', 'unchanged']);
+    expect(engine.applies).toHaveLength(1);
+
+    source.current = revision(config([3, 1]));
+    await run();
+    rep = r.report();
+    expect(rep.result).toBe('applied');
+    expect(rep.errors).toEqual([]);
+    expect(cond(rep, 'Stalled')).toBeUndefined();
+    expect(cond(rep, 'Ready')!.status).toBe('True');
+  });
+
+  it('transient failures retry with backoff (polls wait), keep the applied revision, then apply', async () => {
+    const { source, engine, metrics, r, run } = setup({ retryMs: 150 });
+    const first = revision(config([1, 1]));
+    source.current = first;
+    await run();
+    source.current = revision(config([1, 5]));
+    const down = () => new SourceError('LB_SOURCE_UNREACHABLE', 'connection refused', { disposition: 'transient', reason: 'RemoteUnreachable' });
+    source.failNext = [down(), down(), down()];
+    r.trigger('poll');
+    await sleep(5);
+    await r.whenIdle();
+    expect(metrics.results.at(-1)).toBe('failed');
+    const rep = r.report();
+    expect(rep).toMatchObject({ result: 'failed', lastAppliedRevision: first.revision });
+    expect(cond(rep, 'Ready')).toMatchObject({ status: 'False', reason: 'RemoteUnreachable' });
+    expect(cond(rep, 'Reconciling')).toMatchObject({ status: 'True', reason: 'ProgressingWithRetry' });
+    expect(r.acceptsPoll()).toBe(false);
+    // Retries after 150, 300, 600 ms (no jitter): three failures, then the apply.
+    const deadline = Date.now() + 5000;
+    while (r.report().result !== 'applied' && Date.now() < deadline) await sleep(10);
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['applied', 'failed', 'failed', 'failed', 'applied']);
+    expect(r.report().lastAppliedRevision).toBe(source.current.revision);
+    expect(engine.applies).toHaveLength(2);
+    expect(r.acceptsPoll()).toBe(true);
+  });
+
+  it('an apply that fails is transient; a held lock waits; the verify step catches a data plane that did not take the change', async () => {
+    const { source, engine, r, run } = setup();
+    source.current = revision(config([1, 1]));
+    engine.applyError = new LbError('LB_APPLY_FAILED', 'apply failed while flipping lb_ctl; rolled back', {});
+    await run();
+    expect(r.lastOutcome).toMatchObject({ result: 'failed', failure: { step: 'apply', reason: 'ApplyFailed', disposition: 'transient' } });
+    engine.applyError = undefined;
+    engine.locked = true;
+    await r.stop(); // no retry timers left behind
+    const s2 = setup();
+    s2.source.current = source.current;
+    s2.engine.locked = true;
+    await s2.run();
+    expect(s2.r.lastOutcome).toMatchObject({ result: 'failed', failure: { reason: 'InstanceLocked', disposition: 'waiting', retryAfterMs: 1000 } });
+    expect(cond(s2.r.report(), 'Reconciling')!.message).toMatch(/retrying in 1\.0s \(waiting\)/);
+    await s2.r.stop();
+    const s3 = setup();
+    s3.source.current = source.current;
+    s3.engine.lieOnApply = true;
+    await s3.run();
+    expect(s3.r.lastOutcome).toMatchObject({ result: 'failed', failure: { step: 'verify', reason: 'VerificationFailed', code: 'LB_APPLY_VERIFY' } });
+    expect(s3.r.readiness().ready).toBe(false);
+    await s3.r.stop();
+  });
+
+  it('a commit refused by its signature is Stalled at fetch with its revision, and not retried', async () => {
+    const { source, metrics, r, run } = setup();
+    const sha = 'c'.repeat(40);
+    const unsigned = () => new SourceError('LB_SOURCE_SIGNATURE', `commit ${sha} is not signed`, { disposition: 'stalling', reason: 'CommitUnsigned' }, { revision: sha });
+    source.failNext = [unsigned(), unsigned()];
+    await run();
+    expect(r.report()).toMatchObject({ result: 'stalled', lastAttemptedRevision: sha, desiredRevision: sha, lastAppliedRevision: null });
+    expect(cond(r.report(), 'Stalled')).toMatchObject({ reason: 'CommitUnsigned' });
+    expect(r.readiness()).toMatchObject({ ready: false });
+    expect(r.readiness().reason).toMatch(/CommitUnsigned/);
+    await run();
+    expect(metrics.results).toEqual(['stalled', 'unchanged']);
+  });
+
+  it('a refusal before any revision (bad credentials) stalls once; the same refusal again is unchanged; repeated retries are not significant for the status branch', async () => {
+    const { source, metrics, significant, r, run } = setup();
+    const auth = () => new SourceError('LB_SOURCE_AUTH', 'the remote refused the credentials (401)', { disposition: 'stalling', reason: 'AuthenticationFailed' });
+    source.failNext = [auth(), auth()];
+    await run();
+    await run();
+    expect(metrics.results).toEqual(['stalled', 'unchanged']);
+    expect(r.report()).toMatchObject({ result: 'stalled', lastAttemptedRevision: null });
+    expect(significant).toEqual([true]);
+    // Transient failures: the first report is significant, the retries' reports only move times and messages.
+    const down = () => new SourceError('LB_SOURCE_UNREACHABLE', 'connection refused', { disposition: 'transient', reason: 'RemoteUnreachable' });
+    source.failNext = [down(), down(), down()];
+    source.current = revision(config([1, 1]));
+    const deadline = Date.now() + 3000;
+    while (r.report().result !== 'applied' && Date.now() < deadline) {
+      if (!r.running && r.acceptsPoll()) r.trigger('poll');
+      await sleep(10);
+    }
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['stalled', 'unchanged', 'failed', 'failed', 'failed', 'applied']);
+    expect(significant).toEqual([true, true, false, false, true]);
+  });
+
+  it('single flight: 200 triggers during a run make at most one more run', async () => {
+    const { source, metrics, r } = setup();
+    source.current = revision(config([1, 1]));
+    let open!: () => void;
+    source.gate = new Promise((res) => { open = res; });
+    r.trigger('startup');
+    await sleep(5);
+    for (let i = 0; i < 200; i++) r.trigger('poll', String(i));
+    open();
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['applied', 'unchanged']);
+  });
+
+  it('a burst of webhooks settles into one run', async () => {
+    const { source, metrics, r } = setup({ settleMs: { webhook: 300 } });
+    source.current = revision(config([1, 1]));
+    for (let i = 0; i < 20; i++) {
+      r.trigger('webhook', `d${i}`);
+      await new Promise((res) => setImmediate(res)); // each in its own turn of the event loop
+    }
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['applied']);
+  });
+
+  it('new runtime inputs re-apply an unchanged revision (runtime changes are not drift)', async () => {
+    let weight = 1;
+    const runtime: RuntimeProvider = {
+      snapshot: () => ({ inputs: { effectiveWeight: (_p, _g, t) => (t.kind === 'ip' && t.ip === '10.0.1.1' ? weight : undefined) }, fingerprint: `w=${weight}` }),
+    };
+    const { source, engine, metrics, r, run } = setup({ runtime });
+    source.current = revision(config([5, 5]));
+    await run();
+    await run();
+    expect(metrics.results).toEqual(['applied', 'unchanged']);
+    weight = 0;
+    await run('manual');
+    expect(metrics.results).toEqual(['applied', 'unchanged', 'applied']);
+    expect(engine.applies.at(-1)!.desired!.listeners[0]!.defaultTargets.map((t) => t.weight)).toEqual([0, 5]);
+    expect((await r.checkDriftNow()).finding).toBeNull();
+  });
+
+  it('drift is detected, counted once, and healed by re-applying the last applied state', async () => {
+    const { source, engine, metrics, r, run } = setup();
+    source.current = revision(config([1, 1]));
+    await run();
+    const applied = engine.live;
+    const tampered = structuredClone(applied.generation);
+    tampered.groups[0]!.group.targets[0]!.weight = 9;
+    engine.live = { ...applied, raw: encodeGeneration(0, tampered), generation: tampered };
+    const check = await r.checkDriftNow();
+    expect(check.finding).toMatchObject({ entries: 1 });
+    expect(check.healed).toBe(true);
+    expect(metrics.drift).toBe(1);
+    expect(engine.applies).toHaveLength(2);
+    expect(engine.live.raw).toEqual(applied.raw);
+    const rep = r.report();
+    expect(rep.drift).toMatchObject({ entries: 1, healed: true });
+    expect(cond(rep, 'Ready')).toMatchObject({ status: 'True', reason: 'DriftCorrected' });
+    expect((await r.checkDriftNow()).finding).toBeNull();
+    expect(metrics.results).toEqual(['applied']); // drift checks are not reconciles
+  });
+
+  it('with self-heal off, drift is only reported (Ready False), and counted once while it lasts', async () => {
+    const { source, engine, metrics, r, run } = setup({ selfHeal: false });
+    source.current = revision(config([1, 1]));
+    await run();
+    const applied = engine.live;
+    engine.live = liveOf(applied.generation, [], applied.state, 9); // programs detached behind our back
+    const c1 = await r.checkDriftNow();
+    const c2 = await r.checkDriftNow();
+    expect(c1.finding!.differences).toContain("interface lo: lb's programs are not attached");
+    expect(c2.healed).toBe(false);
+    expect(metrics.drift).toBe(1);
+    expect(engine.applies).toHaveLength(1);
+    expect(cond(r.report(), 'Ready')).toMatchObject({ status: 'False', reason: 'DriftDetected' });
+    engine.live = applied; // someone put it back
+    await r.checkDriftNow();
+    expect(r.report().drift).toBeNull();
+    expect(cond(r.report(), 'Ready')!.status).toBe('True');
+  });
+
+  it('a force-pushed branch back to the applied revision reports it live again', async () => {
+    const { source, r, run } = setup();
+    const a = revision(config([1, 1]));
+    source.current = a;
+    await run();
+    source.current = revision(config([1, 1]).replace('port: 80', 'port: 0'));
+    await run();
+    expect(r.report().result).toBe('stalled');
+    source.current = a;
+    await run();
+    expect(r.report()).toMatchObject({ result: 'unchanged', lastAttemptedRevision: a.revision, lastAppliedRevision: a.revision, errors: [] });
+    expect(cond(r.report(), 'Stalled')).toBeUndefined();
+  });
+});
