@@ -11,7 +11,7 @@ BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg
 
-.PHONY: all setup build bpf ts test test-unit test-privileged demo bench clean errors-doc
+.PHONY: all setup build bpf ts test test-unit test-privileged demo demo-clean bench clean errors-doc
 
 all: build
 
@@ -47,6 +47,10 @@ test-privileged: setup build
 
 demo: setup build
 	node dist/src/demo/main.js $(DEMO_ARGS)
+
+# Takes down a demo left running with DEMO_ARGS=--keep (or by a crash).
+demo-clean:
+	node dist/src/demo/main.js --clean
 
 bench: setup build
 	node dist/bench/main.js $(BENCH_ARGS)
