@@ -4,3 +4,4 @@
 export * from './process.js';
 export * from './topology.js';
 export * from './clients.js';
+export * from './netns.js';

@@ -1,0 +1,147 @@
+// One measurement of the plan/apply benchmark, in a fresh process so that its peak RSS is its own
+// (bench/plan-apply.ts runs it and reads one JSON line from stdout).
+//
+//   plan N          N proxies as YAML text: read + schema + semantic checks + compile, the diff
+//                   against the compiled state of a variant (every 10th proxy reweighted), and the
+//                   text rendering. Pure: no kernel.
+//   apply N NS      inside network namespace NS (with interface va0): a generation of N map
+//                   entries (listeners, groups, source routes) applied to a fresh instance by the
+//                   transaction (ops diff, journal, batched writes, flip, read-back), then a 1%
+//                   change applied to it.
+//   raw N NS        the same N entries written to a fresh instance with plain batched map updates
+//                   and one lb_ctl update: the floor the transaction is compared with.
+
+import { performance } from 'node:perf_hooks';
+import { runTransaction } from '../src/apply/transaction.js';
+import { recoverInstance } from '../src/apply/recover.js';
+import { checkConfig } from '../src/config/check.js';
+import { compileConfig } from '../src/compile/compile.js';
+import {
+  DataPlane, encodeGeneration, flipTo, interfaceIndex, type GenerationConfig,
+} from '../src/dataplane/index.js';
+import { diffStates } from '../src/plan/plan.js';
+import { renderText } from '../src/plan/render-text.js';
+import { withNetns } from '../src/sandbox/netns.js';
+
+type Out = Record<string, number | string>;
+
+function proxiesYaml(n: number, reweightEvery: number): string {
+  const lines = ['proxies:'];
+  for (let i = 0; i < n; i++) {
+    const w = reweightEvery > 0 && i % reweightEvery === 0 ? 70 : 50;
+    const a = 1 + (i % 250);
+    const b = Math.floor(i / 250) % 250;
+    lines.push(
+      `  - name: svc-${i}`,
+      `    listen: {interfaces: [eth0], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
+      '    default-target:',
+      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: ${w}}`,
+      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
+    );
+  }
+  lines.push('settings: {connection-timeout-sec: 300}');
+  return `${lines.join('\n')}\n`;
+}
+
+function timed<T>(fn: () => T): [T, number] {
+  const t0 = performance.now();
+  const value = fn();
+  return [value, performance.now() - t0];
+}
+
+function plan(n: number): Out {
+  const after = proxiesYaml(n, 10);
+  const before = proxiesYaml(n, 0);
+  const t0 = performance.now();
+  const [checked, checkMs] = timed(() => checkConfig([{ file: 'lb.yaml', text: after }]));
+  if (!checked.ok) throw new Error(`generated config invalid: ${JSON.stringify(checked.diagnostics.slice(0, 3))}`);
+  const [desired, compileMs] = timed(() => compileConfig(checked.config).state);
+  const [p, diffMs] = timed(() => {
+    const liveChecked = checkConfig([{ file: 'lb.yaml', text: before }]);
+    if (!liveChecked.ok) throw new Error('generated live config invalid');
+    // The live side's own compile is the stand-in for decoding live maps: not part of plan time.
+    const live = compileConfig(liveChecked.config).state;
+    const t = performance.now();
+    const result = diffStates(desired, live);
+    return { result, ms: performance.now() - t };
+  });
+  const [text, renderMs] = timed(() => renderText(p.result, { color: false }));
+  const totalMs = performance.now() - t0 - (diffMs - p.ms);
+  return {
+    proxies: n, totalMs, checkMs, compileMs, diffMs: p.ms, renderMs,
+    changes: p.result.changes.length, planLines: text.split('\n').length,
+  };
+}
+
+/** A generation of exactly `entries` map entries: listeners, their groups and source routes (1:1:8). */
+function generation(entries: number, ifindex: number, variant: number): GenerationConfig {
+  const listeners = Math.floor(entries / 10);
+  const routes = entries - 2 * listeners;
+  const cfg: GenerationConfig = { settings: { tcpIdleSec: 300, udpIdleSec: 60, tcpFinSec: 10, flags: 0 }, listeners: [], groups: [], srcRoutes: [] };
+  for (let i = 0; i < listeners; i++) {
+    // A 1% change: every 100th group gets another weight.
+    const w = variant > 0 && i % 100 === 0 ? 70 : 50;
+    cfg.listeners.push({
+      key: { ifindex, vip: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 80, proto: 6 },
+      value: { listenerId: i, defaultGroup: i, flags: 1 },
+    });
+    cfg.groups.push({ id: i, group: { targets: [
+      { addr: `10.1.${(i >> 8) & 255}.${i & 255}`, port: 8080, weight: w, targetId: (2 * i) % 16384 },
+      { addr: `10.2.${(i >> 8) & 255}.${i & 255}`, port: 8080, weight: 50, targetId: (2 * i + 1) % 16384 },
+    ] } });
+  }
+  for (let r = 0; r < routes; r++) {
+    cfg.srcRoutes.push({ listenerId: r % listeners, addr: `172.${16 + (r >> 16)}.${(r >> 8) & 255}.${r & 255}`, prefixLen: 32, group: (r * 7) % listeners });
+  }
+  return cfg;
+}
+
+function entryCount(cfg: GenerationConfig): number {
+  return cfg.listeners.length + cfg.groups.length + cfg.srcRoutes.length + 1;
+}
+
+function apply(n: number, instance: string): Out {
+  const ifindex = interfaceIndex('va0');
+  const first = generation(n, ifindex, 0);
+  const [r1, firstMs] = timed(() => runTransaction({ instance, generation: first, interfaces: ['va0'] }));
+  const second = generation(n, ifindex, 1);
+  const [r2, changeMs] = timed(() => runTransaction({ instance, generation: second, interfaces: ['va0'] }));
+  return { entries: entryCount(first), firstMs, firstOps: r1.ops, changeMs, changeOps: r2.ops };
+}
+
+function raw(n: number, instance: string): Out {
+  const ifindex = interfaceIndex('va0');
+  const cfg = generation(n, ifindex, 0);
+  const dp = DataPlane.open({ instance });
+  try {
+    const enc = encodeGeneration(1, cfg);
+    const [, ms] = timed(() => {
+      dp.maps.lb_settings.updateBatch([[Buffer.from([1, 0, 0, 0]), enc.settings]]);
+      dp.maps.lb_groups.updateBatch(enc.groups);
+      dp.maps.lb_src_routes.updateBatch(enc.srcRoutes);
+      dp.maps.lb_listeners.updateBatch(enc.listeners);
+      flipTo(dp, 1);
+    });
+    return { entries: entryCount(cfg), rawMs: ms };
+  } finally {
+    dp.close();
+  }
+}
+
+function main(): void {
+  const [mode, nText, ns, instance] = process.argv.slice(2);
+  const n = Number(nText);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`usage: plan-apply-child plan|apply|raw N [NS INSTANCE]`);
+  let out: Out;
+  if (mode === 'plan') out = plan(n);
+  else if ((mode === 'apply' || mode === 'raw') && ns && instance) {
+    out = withNetns(ns, () => {
+      recoverInstance(instance);
+      return mode === 'apply' ? apply(n, instance) : raw(n, instance);
+    });
+  } else throw new Error(`unknown mode ${mode}`);
+  out.maxRssMiB = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main();
