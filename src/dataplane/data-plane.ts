@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LbError } from '../errors.js';
 import {
-  LAYOUTS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_LISTENERS, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
+  LAYOUTS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
   LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, type TargetStats,
 } from './abi.js';
@@ -31,9 +31,9 @@ import {
 
 const { ENOENT, EEXIST, EINVAL } = constants.errno;
 
-/** The nine maps of lb_abi.h, by name. */
+/** The ten maps of lb_abi.h, by name. */
 export const MAP_NAMES = [
-  LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_FLOWS,
+  LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
   LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
@@ -46,6 +46,7 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_listeners: { key: LAYOUTS.lb_listener_key.size, values: [LAYOUTS.lb_listener.size] },
   lb_src_routes: { key: LAYOUTS.lb_src_key.size, values: [4] },
   lb_groups: { key: 4, values: [LAYOUTS.lb_group.size] },
+  lb_maglev: { key: 4, values: [LAYOUTS.lb_maglev.size] },
   lb_flows: { key: LAYOUTS.lb_flow_key.size, values: [LAYOUTS.lb_flow.size] },
   lb_tstats: { key: 4, values: [LAYOUTS.lb_target_stats.size] },
   lb_stats: { key: 4, values: [8] },
@@ -121,7 +122,11 @@ export interface TxPortsResult {
 export interface TestRunOptions {
   /** XDP: ingress_ifindex of the xdp_md (default: loopback); TC: __sk_buff ifindex. Must exist. */
   ifindex?: number;
-  /** Runs of the program; durationNs is the average. Default 1. */
+  /**
+   * Runs of the program; durationNs is the average. Default 1. Each run after the first sees the
+   * frame as the previous run left it: a frame lb rewrites (DNAT, TTL, MACs) is no longer the
+   * input from the second run on (bench/test-run.ts shows how to measure a path repeatedly).
+   */
   repeat?: number;
 }
 
@@ -383,13 +388,14 @@ export class DataPlane {
     if (!Number.isInteger(targetId) || targetId < 0 || targetId >= LB_MAX_TARGET_IDS) {
       throw new LbError('LB_BPF_ABI', `target id out of range: ${targetId} (expected 0..${LB_MAX_TARGET_IDS - 1})`, { targetId });
     }
-    const total: TargetStats = { packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n };
+    const total: TargetStats = { packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n, failedConns: 0n };
     for (const slot of this.maps.lb_tstats.lookupPerCpu(encodeU32(targetId)) ?? []) {
       const s = decodeTargetStats(slot);
       total.packets += s.packets;
       total.bytes += s.bytes;
       total.newFlows += s.newFlows;
       total.closedFlows += s.closedFlows;
+      total.failedConns += s.failedConns;
     }
     return total;
   }
