@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* lb_tc.bpf.c: TC egress on client-facing interfaces: replies backend->client get the VIP back (reverse NAT). */
+/* lb_tc.bpf.c: TC egress on client-facing interfaces: replies backend->client get the VIP back (reverse NAT); answered and refused flows are marked and counted. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -61,9 +61,11 @@ int lb_tc_egress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct lb_flow_key fkey = {};
 	struct lb_flow_key key = {};
 	struct lb_pkt pkt = {};
-	struct lb_flow *r;
+	struct lb_flow *r, *f;
+	__u8 replied;
 	__u32 target_id;
 	__be32 vip;
 	__be16 vport;
@@ -93,6 +95,7 @@ int lb_tc_egress(struct __sk_buff *skb)
 	vip = r->nat_addr;
 	vport = r->nat_port;
 	target_id = r->target_id;
+	replied = r->state & LB_CT_REPLIED;
 	ct_touch(r, bpf_ktime_get_ns());
 
 	if (pkt.proto == IPPROTO_UDP) {
@@ -108,20 +111,30 @@ int lb_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	stat_inc(LB_STAT_TC_REVNAT);
 
-	if (pkt.tcp_flags & (LB_TCPF_FIN | LB_TCPF_RST)) {
-		struct lb_flow_key fkey = {};
-		struct lb_flow *f;
-
-		/* The client's key: client -> VIP. */
-		ct_key_other(&fkey, pkt.daddr, pkt.dport, vip, vport, pkt.proto);
-		if (pkt.tcp_flags & LB_TCPF_RST) {
-			bpf_map_delete_elem(&lb_flows, &key);
-			ct_delete_forward(&fkey, pkt.saddr, pkt.sport);
-			tstat_closed_flow(target_id);
-			stat_inc(LB_STAT_CT_CLOSED);
-		} else {
-			f = bpf_map_lookup_elem(&lb_flows, &fkey);
-			if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport))
+	/* The client's key: client -> VIP. (The skb helpers invalidate packet pointers, not r.) */
+	ct_key_other(&fkey, pkt.daddr, pkt.dport, vip, vport, pkt.proto);
+	if (pkt.tcp_flags & LB_TCPF_RST) {
+		/* RST: the packet leaves rewritten; the flow ends with it (both entries deleted). */
+		f = bpf_map_lookup_elem(&lb_flows, &fkey);
+		if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport)) {
+			replied |= f->state & LB_CT_REPLIED;
+			bpf_map_delete_elem(&lb_flows, &fkey);
+		}
+		/* Nothing of the backend passed before this RST: it refused the connection. */
+		if (!replied)
+			tstat_failed_conn(target_id);
+		bpf_map_delete_elem(&lb_flows, &key);
+		tstat_closed_flow(target_id);
+		stat_inc(LB_STAT_CT_CLOSED);
+		return TC_ACT_OK;
+	}
+	/* Only the first reply (and a FIN) costs the forward lookup; the reverse entry remembers. */
+	if (!replied || (pkt.tcp_flags & LB_TCPF_FIN)) {
+		ct_set_state(r, LB_CT_REPLIED);
+		f = bpf_map_lookup_elem(&lb_flows, &fkey);
+		if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport)) {
+			ct_set_state(f, LB_CT_REPLIED);
+			if (pkt.tcp_flags & LB_TCPF_FIN)
 				ct_set_state(f, LB_CT_FIN_BACKEND);
 		}
 	}

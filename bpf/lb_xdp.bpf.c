@@ -159,7 +159,19 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 
 	hash = lb_flow_hash(bpf_ntohl(pkt->saddr), bpf_ntohl(pkt->daddr), bpf_ntohs(pkt->sport),
 			    bpf_ntohs(pkt->dport), pkt->proto, flags & LB_LF_PERSIST);
-	i = lb_pick(g, hash);
+	i = LB_MAX_TARGETS;
+	if (flags & LB_LF_PERSIST) {
+		/*
+		 * Consistent hashing: a client keeps its backend when another backend of the group
+		 * changes weight. No table (or a group that takes no new flows): the cumulative choice.
+		 */
+		struct lb_maglev *m = bpf_map_lookup_elem(&lb_maglev, &idx);
+
+		if (m && g->total_weight)
+			i = lb_maglev_target(m, g, hash);
+	}
+	if (i >= LB_MAX_TARGETS)
+		i = lb_pick(g, hash);
 	if (i >= LB_MAX_TARGETS) /* no target; verifier: also the bound of targets[i] here */
 		return -1;
 	t = &g->targets[i];

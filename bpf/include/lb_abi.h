@@ -38,7 +38,12 @@
 #ifndef LB_MAX_TX_PORTS
 #define LB_MAX_TX_PORTS 256        /* interfaces XDP may redirect to */
 #endif
+#ifndef LB_MAX_MAGLEV_GROUPS
+#define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
+#endif
 #define LB_GENERATIONS 2
+/* Slots of a Maglev table (a prime, > 256 x LB_MAX_TARGETS); src/runtime/maglev.ts builds them. */
+#define LB_MAGLEV_SIZE 16381
 
 /* Map names (<= 15 characters, pinned by name under /sys/fs/bpf/lb/<instance>/). */
 #define LB_MAP_CTL        "lb_ctl"
@@ -50,10 +55,12 @@
 #define LB_MAP_TSTATS     "lb_tstats"
 #define LB_MAP_STATS      "lb_stats"
 #define LB_MAP_TX_PORTS   "lb_tx_ports"
+#define LB_MAP_MAGLEV     "lb_maglev"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
-#define LB_LF_PERSIST     0x2      /* session persistence: hash the client address only */
+#define LB_LF_PERSIST     0x2      /* session persistence: hash the client address only, and use
+				      the group's Maglev table (lb_maglev) when it has one */
 
 /* lb_flow.dir */
 #define LB_DIR_FORWARD    1        /* key client->VIP, nat = backend */
@@ -62,6 +69,7 @@
 /* lb_flow.state bits */
 #define LB_CT_FIN_CLIENT  0x1      /* the client sent FIN */
 #define LB_CT_FIN_BACKEND 0x2      /* the backend sent FIN */
+#define LB_CT_REPLIED     0x4      /* a reply of the backend passed TC (set on both entries) */
 
 /* Index of lb_stats, a per-CPU array of __u64 packet counters. */
 #define LB_STAT_XDP_RX         0   /* packets seen by XDP */
@@ -162,12 +170,23 @@ struct lb_flow {
 	__u32 pad;
 };
 
-/* lb_tstats value: per-CPU array indexed by target_id. 32 bytes. */
+/* lb_tstats value: per-CPU array indexed by target_id. 40 bytes. */
 struct lb_target_stats {
 	__u64 packets;             /* client->backend packets */
 	__u64 bytes;               /* client->backend bytes (L3) */
 	__u64 new_flows;           /* flows created toward this target */
 	__u64 closed_flows;        /* flows ended (RST, FIN timeout reuse, idle reuse) */
+	__u64 failed_conns;        /* TCP flows the backend reset before any reply passed (RST answering the SYN) */
+};
+
+/*
+ * lb_maglev value: the Maglev table of one group of a persistent listener, keyed like lb_groups
+ * (gen * LB_MAX_GROUPS + group). slots[flow_hash(client address) % LB_MAGLEV_SIZE] is an index
+ * into the group's targets; weight-0 targets own no slot. A group without an entry falls back to
+ * the cumulative-weight choice. 16381 bytes.
+ */
+struct lb_maglev {
+	__u8 slots[LB_MAGLEV_SIZE];
 };
 
 #endif /* LB_ABI_H */

@@ -73,8 +73,10 @@ static __always_inline void ct_touch(struct lb_flow *f, __u64 now)
 }
 
 /*
- * Sets a FIN bit. XDP and TC may set different bits at the same time and one write can be lost
- * (a byte has no atomic OR); either way at least one bit lands, and only "any FIN bit" matters.
+ * Sets a state bit. XDP and TC may set different bits of a FORWARD entry at the same time and one
+ * write can be lost (a byte has no atomic OR). For the FIN bits at least one lands, and only "any
+ * FIN bit" matters. LB_CT_REPLIED is also set on the REVERSE entry, which only TC writes, so a
+ * flow is answered when either entry has it (countUnansweredFlows reads both).
  */
 static __always_inline void ct_set_state(struct lb_flow *f, __u8 bit)
 {

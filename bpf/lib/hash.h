@@ -1,4 +1,4 @@
-/* hash.h: the flow hash and the weighted backend choice; src/dataplane/flow-hash.ts mirrors it bit for bit. */
+/* hash.h: the flow hash, the weighted backend choice and the Maglev lookup; src/dataplane/flow-hash.ts mirrors them bit for bit. */
 #ifndef LB_HASH_H
 #define LB_HASH_H
 
@@ -15,6 +15,9 @@
 #define LB_PICK_STEPS 7
 #endif
 _Static_assert((1ULL << LB_PICK_STEPS) > LB_MAX_TARGETS, "LB_PICK_STEPS too small for LB_MAX_TARGETS");
+_Static_assert(LB_MAX_TARGETS <= 255, "Maglev slots hold __u8 target indexes");
+_Static_assert(sizeof(struct lb_maglev) == LB_MAGLEV_SIZE, "struct lb_maglev has no padding");
+_Static_assert(sizeof(struct lb_target_stats) == 40, "struct lb_target_stats is 40 bytes");
 
 static __always_inline __u32 rotl32(__u32 x, __u32 r)
 {
@@ -96,6 +99,30 @@ static __always_inline __u64 lb_pick_target(const struct lb_group *g, __u32 hash
 	if (lo >= count)
 		return LB_MAX_TARGETS;
 	return lo;
+}
+
+/*
+ * Maglev choice (session persistence): the target index in slot hash % LB_MAGLEV_SIZE of the
+ * group's table, as maglevLookup() in src/runtime/maglev.ts. Returns LB_MAX_TARGETS when the
+ * slot names no target of the group (a table inconsistent with its group): the caller then falls
+ * back to the cumulative choice.
+ */
+static __always_inline __u64 lb_maglev_target(const struct lb_maglev *m, const struct lb_group *g, __u32 hash)
+{
+	__u64 slot = hash % LB_MAGLEV_SIZE;
+	__u64 i;
+
+	/*
+	 * verifier: it does not bound a remainder (clang emits div, mul, sub), and clang drops a check
+	 * it can prove redundant; the empty asm hides the value from clang so the check stays.
+	 */
+	asm volatile("" : "+r"(slot));
+	if (slot >= LB_MAGLEV_SIZE)
+		return LB_MAX_TARGETS;
+	i = m->slots[slot];
+	if (i >= g->count || i >= LB_MAX_TARGETS)
+		return LB_MAX_TARGETS;
+	return i;
 }
 
 #endif /* LB_HASH_H */

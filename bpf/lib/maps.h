@@ -60,6 +60,20 @@ struct {
 } lb_groups SEC(".maps");
 
 /*
+ * gen * LB_MAX_GROUPS + group (the lb_groups index) -> struct lb_maglev: the Maglev table of a
+ * group of a persistent listener. A hash, not an array: only persistent groups have a table
+ * (16 KiB each), and BPF_F_NO_PREALLOC allocates only the tables that exist.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_MAGLEV_GROUPS * LB_GENERATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct lb_maglev);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_maglev SEC(".maps");
+
+/*
  * Conntrack, two entries per flow: client->VIP 5-tuple -> backend (dir FORWARD) and
  * backend->client 5-tuple -> VIP (dir REVERSE). Shared by all CPUs: XDP and TC of one flow
  * may run on different CPUs, so NAT state must never be per-CPU.

@@ -39,4 +39,13 @@ static __always_inline void tstat_closed_flow(__u32 target_id)
 		s->closed_flows += 1;
 }
 
+/* A TCP connection attempt the backend refused: RST before any reply (the circuit breaker's input). */
+static __always_inline void tstat_failed_conn(__u32 target_id)
+{
+	struct lb_target_stats *s = bpf_map_lookup_elem(&lb_tstats, &target_id);
+
+	if (s)
+		s->failed_conns += 1;
+}
+
 #endif /* LB_STATS_H */

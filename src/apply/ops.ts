@@ -8,12 +8,12 @@ import { encodeGroup, encodeU32, type EncodedGeneration } from '../dataplane/ind
 import type { DataPlane } from '../dataplane/index.js';
 
 /** The generational config maps. lb_ctl is written only by the flip. */
-export const CONFIG_MAPS = ['lb_settings', 'lb_groups', 'lb_src_routes', 'lb_listeners'] as const;
+export const CONFIG_MAPS = ['lb_settings', 'lb_groups', 'lb_maglev', 'lb_src_routes', 'lb_listeners'] as const;
 export type ConfigMapName = (typeof CONFIG_MAPS)[number];
 
 export interface RawOp {
   map: ConfigMapName;
-  /** put = create or overwrite; delete = remove (never used on the array maps). */
+  /** put = create or overwrite; delete = remove (never used on the array maps lb_settings and lb_groups). */
   kind: 'put' | 'delete';
   key: Buffer;
   /** The value to write (put only). */
@@ -42,6 +42,7 @@ export function canonicalGeneration(g: EncodedGeneration): EncodedGeneration {
     listeners: [...g.listeners].sort(byKey),
     groups: g.groups.filter(([, v]) => groupPresent(v)).sort(byKey),
     srcRoutes: [...g.srcRoutes].sort(byKey),
+    maglev: [...g.maglev].sort(byKey),
   };
 }
 
@@ -49,7 +50,7 @@ export function canonicalGeneration(g: EncodedGeneration): EncodedGeneration {
 export function canonicalText(g: EncodedGeneration): string {
   const c = canonicalGeneration(g);
   const lines = [`settings ${hex(c.settings)}`];
-  for (const [name, list] of [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes]] as const) {
+  for (const [name, list] of [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes], ['maglev', c.maglev]] as const) {
     for (const [k, v] of list) lines.push(`${name} ${hex(k)} ${hex(v)}`);
   }
   return lines.join('\n');
@@ -61,7 +62,7 @@ export function firstDifference(actual: EncodedGeneration, expected: EncodedGene
   const e = canonicalGeneration(expected);
   if (!a.settings.equals(e.settings)) return `lb_settings holds ${hex(a.settings)}, expected ${hex(e.settings)}`;
   for (const [map, x, y] of [['lb_listeners', a.listeners, e.listeners], ['lb_groups', a.groups, e.groups],
-    ['lb_src_routes', a.srcRoutes, e.srcRoutes]] as const) {
+    ['lb_src_routes', a.srcRoutes, e.srcRoutes], ['lb_maglev', a.maglev, e.maglev]] as const) {
     const have = new Map(x.map(([k, v]) => [hex(k), v]));
     const want = new Map(y.map(([k, v]) => [hex(k), v]));
     for (const [k, v] of want) {
@@ -77,7 +78,8 @@ export function firstDifference(actual: EncodedGeneration, expected: EncodedGene
 /**
  * The ops that make generation `gen` hold `desired` when it holds `current` now (both as read by
  * readGenerationRaw / made by encodeGeneration for that same generation). Order: settings, group
- * puts, source-route puts, listener puts, listener deletes, source-route deletes, group clears.
+ * puts, Maglev table puts, source-route puts, listener puts, listener deletes, source-route
+ * deletes, Maglev table deletes, group clears.
  */
 export function diffGeneration(gen: number, current: EncodedGeneration, desired: EncodedGeneration): RawOp[] {
   const cur = canonicalGeneration(current);
@@ -100,10 +102,12 @@ export function diffGeneration(gen: number, current: EncodedGeneration, desired:
     }
   };
   puts('lb_groups', cur.groups, want.groups);
+  puts('lb_maglev', cur.maglev, want.maglev);
   puts('lb_src_routes', cur.srcRoutes, want.srcRoutes);
   puts('lb_listeners', cur.listeners, want.listeners);
   removals('lb_listeners', cur.listeners, want.listeners);
   removals('lb_src_routes', cur.srcRoutes, want.srcRoutes);
+  removals('lb_maglev', cur.maglev, want.maglev);
   removals('lb_groups', cur.groups, want.groups);
   return ops;
 }

@@ -1,8 +1,11 @@
 // The saved plan of `lb plan --out FILE`, applied exactly by `lb apply FILE`. It binds the desired
 // generation (ids and ifindexes included) to the live state it was planned against: the live
-// digest, and the live state itself so a refusal can say what changed since.
+// digest, and the live state itself so a refusal can say what changed since. The generation's
+// Maglev tables (16 KiB each, derived from its listeners and groups) are left out of the file and
+// rebuilt when it is read: the same generation gives the same tables.
 
 import { readFileSync } from 'node:fs';
+import { maglevTables } from '../compile/encode.js';
 import type { GenerationConfig } from '../dataplane/index.js';
 import { LbError } from '../errors.js';
 import { planDocument, type PlanDocument } from '../plan/render-json.js';
@@ -42,7 +45,7 @@ export function toPlanFile(p: PreparedPlan): PlanFile {
     live: { digest: p.live.digest, active_gen: p.live.ctl.activeGen, serial: p.live.ctl.serial, state: p.live.state },
     desired: {
       state: p.desired,
-      generation: p.encoded.generation,
+      generation: { ...p.encoded.generation, maglev: undefined },
       target_ids: Object.fromEntries(p.encoded.targetIds),
       ifindexes: p.ifindexes,
     },
@@ -77,5 +80,11 @@ export function readPlanFile(path: string): PlanFile {
     || !v.plan || !v.config) {
     throw bad('fields are missing (instance, live.digest, desired.state, desired.generation, plan, config)');
   }
-  return v as PlanFile;
+  const file = v as PlanFile;
+  try {
+    file.desired.generation.maglev = maglevTables(file.desired.generation);
+  } catch (err) {
+    throw bad(`desired.generation is malformed (${(err as Error).message})`, err);
+  }
+  return file;
 }

@@ -12,7 +12,7 @@
 
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { decodeGeneration as decodeLogical } from '../compile/decode.js';
+import { checkMaglevTables, decodeGeneration as decodeLogical } from '../compile/decode.js';
 import {
   DataPlane, decodeGeneration as decodeRaw, encodeGeneration, flipTo, interfaceName, readCtl, readGenerationRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
@@ -221,7 +221,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
 /** The entries of the inactive generation the ops touch, as they are now (exact bytes). */
 function saveEntries(dp: DataPlane, inactive: EncodedGeneration, ops: readonly RawOp[]): SavedEntry[] {
   const present = new Map<string, Buffer>();
-  for (const [map, list] of [['lb_listeners', inactive.listeners], ['lb_src_routes', inactive.srcRoutes]] as const) {
+  for (const [map, list] of [['lb_listeners', inactive.listeners], ['lb_src_routes', inactive.srcRoutes], ['lb_maglev', inactive.maglev]] as const) {
     for (const [k, v] of list) present.set(`${map}/${k.toString('hex')}`, v);
   }
   const seen = new Set<string>();
@@ -246,12 +246,15 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: 
   const after = readGenerationRaw(dp, gen);
   const diff = firstDifference(after, desiredRaw);
   if (diff !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back differs: ${diff}`, { gen });
+  const generation = decodeRaw(gen, after);
+  const maglev = checkMaglevTables(generation);
+  if (maglev !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back: ${maglev}`, { gen });
   const attachments = new Map(dp.attachments().map((a) => [a.ifname, a]));
   const missing = wanted.filter((i) => { const a = attachments.get(i); return !a || a.xdp === null || !a.tc; });
   if (missing.length > 0) throw new LbError('LB_APPLY_VERIFY', `lb's programs are not attached to ${missing.join(', ')} after attaching`, { missing });
   if (req.desired === undefined) return;
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
-  const decoded = decodeLogical(decodeRaw(gen, after), {
+  const decoded = decodeLogical(generation, {
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies.get(key) ?? null,
     interfaces: wanted,

@@ -5,12 +5,17 @@
 // without LB_LF_SRC_ROUTES are not consulted by XDP, so they are left out (a plan then shows
 // them as creates); routes and groups no listener reaches are left out too (an apply rewrites
 // the generation whole, which removes them). A group index with no entry is an empty group.
+//
+// Maglev tables (lb_maglev) are derived from the groups' targets and weights, so the logical state
+// has no place for them: decodeGeneration ignores them, and checkMaglevTables (run on the read-back
+// after an apply) verifies that every persistent group has exactly the table its targets imply.
 
 import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../dataplane/abi.js';
 import type { GenerationConfig } from '../dataplane/generation.js';
 import { LbError } from '../errors.js';
 import { listenerKey, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
 import { compareStrings } from './compile.js';
+import { maglevTables } from './encode.js';
 
 export interface DecodeEnv {
   /** Name of an interface by ifindex; undefined when the host has none (shown as `if#<n>`). */
@@ -49,6 +54,24 @@ export function decodeGeneration(gen: GenerationConfig, env: DecodeEnv): Logical
     settings: { tcpIdleSec: gen.settings.tcpIdleSec, udpIdleSec: gen.settings.udpIdleSec, tcpFinSec: gen.settings.tcpFinSec },
     listeners,
   };
+}
+
+/**
+ * The first inconsistency between a generation's Maglev tables and its groups, or null: every group
+ * a persistent listener uses (default group; source-route groups when it has LB_LF_SRC_ROUTES) that
+ * has weight must have exactly the table maglevTables builds from its targets, and no other group
+ * a table.
+ */
+export function checkMaglevTables(gen: GenerationConfig): string | null {
+  const want = new Map(maglevTables(gen).map((m) => [m.group, m.table]));
+  const have = new Map((gen.maglev ?? []).map((m) => [m.group, m.table]));
+  for (const [id, table] of want) {
+    const got = have.get(id);
+    if (got === undefined) return `group ${id} of a persistent listener has no Maglev table`;
+    if (!got.equals(table)) return `the Maglev table of group ${id} is not the one its targets and weights give`;
+  }
+  for (const id of have.keys()) if (!want.has(id)) return `group ${id} has a Maglev table but no persistent listener uses it (or it has no weight)`;
+  return null;
 }
 
 function protoName(proto: number): L4Proto {

@@ -8,13 +8,19 @@
 //   counters are per backend. A backend already in the live maps keeps its id, so its counters
 //   continue across applies; a new backend gets the lowest id that no live backend holds (a
 //   removed backend's slot still counts the flows it carries, so it is not handed on while live).
+//
+// Session persistence: every group a persistent listener uses (its default group and its
+// source-route groups) that has weight gets a Maglev table (lb_maglev), built from the effective
+// weights by src/runtime/maglev.ts with the backend "addr:port" as identity. The tables are derived
+// data: decode ignores them; the apply compares them byte for byte on read-back.
 
 import {
-  IPPROTO_TCP, IPPROTO_UDP, LB_GENERATIONS, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAX_GROUPS, LB_MAX_LISTENERS,
-  LB_MAX_SRC_ROUTES, LB_MAX_TARGET_IDS, LB_MAX_TARGETS,
+  IPPROTO_TCP, IPPROTO_UDP, LB_GENERATIONS, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_MAX_LISTENERS,
+  LB_MAX_MAGLEV_GROUPS, LB_MAX_SRC_ROUTES, LB_MAX_TARGET_IDS, LB_MAX_TARGETS, encodeMaglev,
 } from '../dataplane/abi.js';
 import type { GenerationConfig } from '../dataplane/generation.js';
 import { LbError } from '../errors.js';
+import { buildMaglevTable, type MaglevBackend } from '../runtime/maglev.js';
 import { listenerKey, listenerLabel, targetLabel, type LogicalState, type LogicalTarget } from '../state/types.js';
 import { compareStrings } from './compile.js';
 
@@ -96,7 +102,63 @@ export function encodeState(state: LogicalState, env: EncodeEnv): EncodeResult {
       value: { listenerId, defaultGroup, flags: (routes.length > 0 ? LB_LF_SRC_ROUTES : 0) | (l.persist ? LB_LF_PERSIST : 0) },
     });
   });
+  limit('Maglev tables (groups of persistent listeners that take new flows)', persistentGroups(generation).length, LB_MAX_MAGLEV_GROUPS);
+  generation.maglev = maglevTables(generation);
   return { generation, targetIds };
+}
+
+/** Ids of the groups a persistent listener uses: its default group, and its source-route groups when it has LB_LF_SRC_ROUTES. */
+function persistentGroups(gen: GenerationConfig): number[] {
+  const groups = new Map(gen.groups.map((g) => [g.id, g.group.targets]));
+  const ids = new Set<number>();
+  for (const { value } of gen.listeners) {
+    if ((value.flags & LB_LF_PERSIST) === 0) continue;
+    ids.add(value.defaultGroup);
+    if ((value.flags & LB_LF_SRC_ROUTES) !== 0) for (const r of gen.srcRoutes) if (r.listenerId === value.listenerId) ids.add(r.group);
+  }
+  return [...ids].filter((id) => (groups.get(id) ?? []).some((t) => t.weight > 0)).sort((a, b) => a - b);
+}
+
+/**
+ * The Maglev tables a generation implies: one per group of a persistent listener that has weight,
+ * by group id. A function of the listeners, groups and routes alone, so a generation saved without
+ * its tables (a plan file) gets exactly the same ones back.
+ */
+export function maglevTables(gen: GenerationConfig): Array<{ group: number; table: Buffer }> {
+  const groups = new Map(gen.groups.map((g) => [g.id, g.group.targets]));
+  return persistentGroups(gen).map((group) => ({ group, table: maglevTable(groups.get(group)!)! }));
+}
+
+/** Built tables by their backends and weights: a reweight rebuilds only the groups it changed. */
+const tableCache = new Map<string, Buffer>();
+const TABLE_CACHE_MAX = 256;
+
+/**
+ * The lb_maglev value of a group: LB_MAGLEV_SIZE target indexes, or null when no target has
+ * weight (such a group takes no new flows and needs no table). Backends are identified by
+ * "addr:port"; a backend listed twice in one group gets "addr:port#2" for its second entry.
+ */
+export function maglevTable(targets: ReadonlyArray<Pick<LogicalTarget, 'addr' | 'port' | 'weight'>>): Buffer | null {
+  if (!targets.some((t) => t.weight > 0)) return null;
+  const seen = new Map<string, number>();
+  const backends: MaglevBackend[] = targets.map((t) => {
+    const label = targetLabel(t);
+    const n = (seen.get(label) ?? 0) + 1;
+    seen.set(label, n);
+    return { id: n === 1 ? label : `${label}#${n}`, weight: t.weight };
+  });
+  const key = JSON.stringify(backends.map((b) => [b.id, b.weight]));
+  let table = tableCache.get(key);
+  if (table === undefined) {
+    table = encodeMaglev(buildMaglevTable(backends, LB_MAGLEV_SIZE));
+    if (tableCache.size >= TABLE_CACHE_MAX) tableCache.delete(tableCache.keys().next().value!);
+    tableCache.set(key, table);
+  } else {
+    // Most recently used last, so the oldest goes first.
+    tableCache.delete(key);
+    tableCache.set(key, table);
+  }
+  return Buffer.from(table);
 }
 
 function assignTargetIds(groups: LogicalTarget[][], live: ReadonlyMap<string, number>): Map<string, number> {

@@ -9,7 +9,9 @@ export const LB_MAX_SRC_ROUTES = 65536;
 export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
 export const LB_MAX_TX_PORTS = 256;
+export const LB_MAX_MAGLEV_GROUPS = 1024;
 export const LB_GENERATIONS = 2;
+export const LB_MAGLEV_SIZE = 16381;
 
 export const LB_MAP_CTL = 'lb_ctl';
 export const LB_MAP_SETTINGS = 'lb_settings';
@@ -20,6 +22,7 @@ export const LB_MAP_FLOWS = 'lb_flows';
 export const LB_MAP_TSTATS = 'lb_tstats';
 export const LB_MAP_STATS = 'lb_stats';
 export const LB_MAP_TX_PORTS = 'lb_tx_ports';
+export const LB_MAP_MAGLEV = 'lb_maglev';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -29,6 +32,7 @@ export const LB_DIR_REVERSE = 2;
 
 export const LB_CT_FIN_CLIENT = 0x1;
 export const LB_CT_FIN_BACKEND = 0x2;
+export const LB_CT_REPLIED = 0x4;
 
 export const LB_STAT_XDP_RX = 0;
 export const LB_STAT_NOT_LISTENER = 1;
@@ -65,7 +69,8 @@ export const LAYOUTS = {
   lb_group: { size: 8 + 4 * LB_MAX_TARGETS + 12 * LB_MAX_TARGETS, fields: { count: 0, total_weight: 4, cum_weight: 8, targets: 8 + 4 * LB_MAX_TARGETS } },
   lb_flow_key: { size: 16, fields: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
   lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
-  lb_target_stats: { size: 32, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24 } },
+  lb_target_stats: { size: 40, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24, failed_conns: 32 } },
+  lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
 } as const;
 
 export type StructName = keyof typeof LAYOUTS;
@@ -269,10 +274,36 @@ export function decodeFlow(b: Buffer): Flow {
 }
 
 // ---- lb_target_stats (one CPU's slot; per-CPU maps return one per possible CPU) ----
-export interface TargetStats { packets: bigint; bytes: bigint; newFlows: bigint; closedFlows: bigint }
+export interface TargetStats {
+  packets: bigint;
+  bytes: bigint;
+  newFlows: bigint;
+  closedFlows: bigint;
+  /** TCP flows the backend reset before any reply passed (RST answering the SYN). */
+  failedConns: bigint;
+}
 export function decodeTargetStats(b: Buffer, offset = 0): TargetStats {
   return {
     packets: b.readBigUInt64LE(offset), bytes: b.readBigUInt64LE(offset + 8),
     newFlows: b.readBigUInt64LE(offset + 16), closedFlows: b.readBigUInt64LE(offset + 24),
+    failedConns: b.readBigUInt64LE(offset + 32),
   };
+}
+
+// ---- lb_maglev: key = the lb_groups index (groupIndex), value = LB_MAGLEV_SIZE __u8 target indexes ----
+
+/**
+ * A Maglev table as the map holds it: slot -> index into the group's targets. `table` is what
+ * buildMaglevTable (src/runtime/maglev.ts) returns; every slot must name a target (no -1: a group
+ * without weight gets no table).
+ */
+export function encodeMaglev(table: ArrayLike<number>): Buffer {
+  if (table.length !== LB_MAGLEV_SIZE) throw new RangeError(`a Maglev table has ${LB_MAGLEV_SIZE} slots, got ${table.length}`);
+  const b = Buffer.alloc(LB_MAGLEV_SIZE);
+  for (let i = 0; i < LB_MAGLEV_SIZE; i++) {
+    const v = table[i]!;
+    checkRange(`Maglev slot ${i}`, v, LB_MAX_TARGETS - 1);
+    b[i] = v;
+  }
+  return b;
 }

@@ -1,15 +1,16 @@
 // Two generations of configuration in the maps, and the single update that flips between them.
 //
 // Packets read lb_ctl.active_gen once and then use only that generation's listeners, source routes,
-// groups and settings. A configuration is therefore written into the inactive generation (never
-// seen by packets), and becomes live with one lb_ctl update: no packet observes half of it.
+// groups, Maglev tables and settings. A configuration is therefore written into the inactive
+// generation (never seen by packets), and becomes live with one lb_ctl update: no packet observes
+// half of it.
 // This module is the mechanism; src/apply/ adds planning, journaling, rollback and read-back.
 
 import { constants } from 'node:os';
 import {
-  LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeGroup, decodeListener, decodeListenerKey, decodeSettings,
+  LB_GENERATIONS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, decodeCtl, decodeGroup, decodeListener, decodeListenerKey, decodeSettings,
   decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeListener, encodeListenerKey, encodeSettings,
-  encodeSrcKey, encodeU32, groupIndex,
+  encodeMaglev, encodeSrcKey, encodeU32, groupIndex,
   type Group, type Listener, type ListenerKey, type Settings,
 } from './abi.js';
 import type { DataPlane } from './data-plane.js';
@@ -23,6 +24,12 @@ export interface GenerationConfig {
   listeners: Array<{ key: Omit<ListenerKey, 'gen'>; value: Listener }>;
   groups: Array<{ id: number; group: Group }>;
   srcRoutes: Array<{ listenerId: number; addr: string; prefixLen: number; group: number }>;
+  /**
+   * Maglev tables (lb_maglev) of groups of persistent listeners, by group id: LB_MAGLEV_SIZE bytes,
+   * each a target index of that group. Derived from the groups (src/compile/encode.ts builds them);
+   * absent = none.
+   */
+  maglev?: Array<{ group: number; table: Buffer }>;
 }
 
 export const EMPTY_SETTINGS: Settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 };
@@ -47,6 +54,7 @@ export interface EncodedGeneration {
   listeners: Array<[Buffer, Buffer]>;
   groups: Array<[Buffer, Buffer]>;
   srcRoutes: Array<[Buffer, Buffer]>;
+  maglev: Array<[Buffer, Buffer]>;
 }
 
 export function encodeGeneration(gen: number, cfg: GenerationConfig): EncodedGeneration {
@@ -58,6 +66,7 @@ export function encodeGeneration(gen: number, cfg: GenerationConfig): EncodedGen
       encodeSrcKey({ gen, listenerId: r.listenerId, addr: r.addr, prefixLen: r.prefixLen }),
       encodeU32(r.group),
     ]),
+    maglev: (cfg.maglev ?? []).map((m) => [encodeU32(groupIndex(gen, m.group)), encodeMaglev(m.table)]),
   };
 }
 
@@ -66,7 +75,16 @@ export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration
   const settings = dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS);
   const listeners = [...dp.maps.lb_listeners.entries()].filter(([k]) => decodeListenerKey(k).gen === gen);
   const srcRoutes = [...dp.maps.lb_src_routes.entries()].filter(([k]) => decodeSrcKey(k).gen === gen);
-  return { settings, listeners, groups: readGroupsRaw(dp, gen), srcRoutes };
+  return { settings, listeners, groups: readGroupsRaw(dp, gen), srcRoutes, maglev: readMaglevRaw(dp, gen) };
+}
+
+/** The Maglev tables of one generation (lb_maglev is a hash keyed like lb_groups). */
+export function readMaglevRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer]> {
+  const lo = gen * LB_MAX_GROUPS;
+  return dp.maps.lb_maglev.lookupBatch(16).filter(([k]) => {
+    const idx = decodeU32(k);
+    return idx >= lo && idx < lo + LB_MAX_GROUPS;
+  });
 }
 
 /**
@@ -115,6 +133,7 @@ export function decodeGeneration(gen: number, raw: EncodedGeneration): Generatio
       const key = decodeSrcKey(k);
       return { listenerId: key.listenerId, addr: key.addr, prefixLen: key.prefixLen, group: decodeU32(v) };
     }),
+    maglev: raw.maglev.map(([k, v]) => ({ group: decodeU32(k) - gen * LB_MAX_GROUPS, table: Buffer.from(v.subarray(0, LB_MAGLEV_SIZE)) })),
   };
 }
 
@@ -139,10 +158,12 @@ export function writeGeneration(dp: DataPlane, gen: number, cfg: GenerationConfi
 
   dp.maps.lb_settings.update(encodeU32(gen), next.settings);
   dp.maps.lb_groups.updateBatch(next.groups);
+  dp.maps.lb_maglev.updateBatch(next.maglev);
   dp.maps.lb_src_routes.updateBatch(next.srcRoutes);
   dp.maps.lb_listeners.updateBatch(next.listeners);
   dp.maps.lb_listeners.deleteBatch(stale(old.listeners, next.listeners));
   for (const k of stale(old.srcRoutes, next.srcRoutes)) dp.maps.lb_src_routes.delete(k);
+  dp.maps.lb_maglev.deleteBatch(stale(old.maglev, next.maglev));
   // lb_groups is an array: a removed group is cleared, not deleted.
   dp.maps.lb_groups.updateBatch(stale(old.groups, next.groups).map((k) => [k, EMPTY_GROUP] as [Buffer, Buffer]));
 }

@@ -13,3 +13,4 @@ export { interfaceIndex, interfaceName, listInterfaces, type NetInterface } from
 export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, errnoName } from './libbpf.js';
 export * from './abi.js';
 export * from './generation.js';
+export * from './unanswered-flows.js';

@@ -3,6 +3,7 @@
 // without a symbol. Pure: colour is an option (the CLI turns it on for a TTY), and the raw map
 // entries of `verbose` are an input, not something read here.
 
+import { createHash } from 'node:crypto';
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { EncodedGeneration } from '../dataplane/generation.js';
 import type { AttributeValue, Change, ChangeKind, Plan } from './plan.js';
@@ -188,6 +189,7 @@ export function summaryLine(plan: Plan): string {
 
 const MAPS: Array<[keyof EncodedGeneration, string]> = [
   ['settings', 'lb_settings'], ['listeners', 'lb_listeners'], ['srcRoutes', 'lb_src_routes'], ['groups', 'lb_groups'],
+  ['maglev', 'lb_maglev'],
 ];
 
 function rawLines(raw: RawEntries, paint: (code: string, s: string) => string, ansi: typeof ANSI): string[] {
@@ -211,11 +213,19 @@ function entriesOf(value: EncodedGeneration[keyof EncodedGeneration] | undefined
   if (value === undefined) return map;
   // lb_settings is an array slot per generation: its key is the generation itself.
   const entries: Array<[Buffer, Buffer]> = field === 'settings' ? [[Buffer.alloc(0), value as Buffer]] : (value as Array<[Buffer, Buffer]>);
-  for (const [k, v] of entries) map.set(k.length === 0 ? '(this generation)' : hex(k), hex(v));
+  for (const [k, v] of entries) map.set(k.length === 0 ? '(this generation)' : hex(k), field === 'maglev' ? maglevSummary(v) : hex(v));
   return new Map([...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Hex, with every run of 32 or more zero bytes shortened to `[N×00]` (a group is 1032 bytes, mostly zero). */
+/** A Maglev table is 16381 bytes: shown as its slot count per target index and a digest. */
+function maglevSummary(table: Buffer): string {
+  const counts = new Map<number, number>();
+  for (const i of table) counts.set(i, (counts.get(i) ?? 0) + 1);
+  const shares = [...counts.entries()].sort(([a], [b]) => a - b).map(([i, n]) => `${i}×${n}`).join(' ');
+  return `Maglev table, slots per target index: ${shares}; sha256 ${createHash('sha256').update(table).digest('hex').slice(0, 16)}`;
+}
+
 function hex(b: Buffer): string {
   let out = '';
   let i = 0;

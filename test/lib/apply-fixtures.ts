@@ -2,8 +2,9 @@
 // interface needs attaching), a byte-exact snapshot of every config map in both generations, and
 // "where does a SYN to this listener go" through BPF_PROG_TEST_RUN.
 import { createHash } from 'node:crypto';
+import { maglevTable } from '../../src/compile/encode.js';
 import {
-  IPPROTO_TCP, LB_LF_SRC_ROUTES, type DataPlane, type GenerationConfig, type GroupTarget,
+  IPPROTO_TCP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, type DataPlane, type GenerationConfig, type GroupTarget,
 } from '../../src/dataplane/index.js';
 import { buildFrame, parseFrame } from './packet.js';
 
@@ -16,6 +17,8 @@ export interface ListenerSpec {
   /** Default group targets, "addr:port" or "addr:port@weight". */
   targets: string[];
   routes?: Array<{ prefix: string; targets: string[] }>;
+  /** Session persistence: LB_LF_PERSIST, and a Maglev table for each of its groups that has weight. */
+  persist?: boolean;
 }
 
 /** Target ids: one per addr:port, stable across the generations a test builds. */
@@ -46,21 +49,26 @@ export function buildGeneration(listeners: ListenerSpec[], ids: TargetIds,
   opts: { tcpIdleSec?: number; groupBase?: number } = {}): GenerationConfig {
   const gen: GenerationConfig = {
     settings: { tcpIdleSec: opts.tcpIdleSec ?? 300, udpIdleSec: 60, tcpFinSec: 10, flags: 0 },
-    listeners: [], groups: [], srcRoutes: [],
+    listeners: [], groups: [], srcRoutes: [], maglev: [],
+  };
+  const addGroup = (id: number, targets: GroupTarget[], persist: boolean): void => {
+    gen.groups.push({ id, group: { targets } });
+    const table = persist ? maglevTable(targets) : null;
+    if (table !== null) gen.maglev!.push({ group: id, table });
   };
   let group = opts.groupBase ?? 0;
   listeners.forEach((l, listenerId) => {
     const defaultGroup = group++;
-    gen.groups.push({ id: defaultGroup, group: { targets: l.targets.map((t) => target(t, ids)) } });
+    addGroup(defaultGroup, l.targets.map((t) => target(t, ids)), l.persist === true);
     for (const r of l.routes ?? []) {
       const [addr, len] = r.prefix.split('/');
       const g = group++;
-      gen.groups.push({ id: g, group: { targets: r.targets.map((t) => target(t, ids)) } });
+      addGroup(g, r.targets.map((t) => target(t, ids)), l.persist === true);
       gen.srcRoutes.push({ listenerId, addr: addr!, prefixLen: Number(len), group: g });
     }
     gen.listeners.push({
       key: { ifindex: LO, vip: l.vip, port: l.port, proto: IPPROTO_TCP },
-      value: { listenerId, defaultGroup, flags: (l.routes?.length ?? 0) > 0 ? LB_LF_SRC_ROUTES : 0 },
+      value: { listenerId, defaultGroup, flags: ((l.routes?.length ?? 0) > 0 ? LB_LF_SRC_ROUTES : 0) | (l.persist === true ? LB_LF_PERSIST : 0) },
     });
   });
   return gen;
@@ -82,6 +90,7 @@ export function snapshotConfigMaps(dp: DataPlane): Record<string, string> {
     lb_listeners: mapHash([...dp.maps.lb_listeners.entries()], true),
     lb_src_routes: mapHash([...dp.maps.lb_src_routes.entries()], true),
     lb_groups: mapHash(dp.maps.lb_groups.lookupBatch(), false),
+    lb_maglev: mapHash(dp.maps.lb_maglev.lookupBatch(64), true),
   };
 }
 

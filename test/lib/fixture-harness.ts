@@ -19,6 +19,7 @@ import {
 } from '../../src/dataplane/index.js';
 import { EMPTY_SETTINGS } from '../../src/dataplane/generation.js';
 import { chooseTarget, flowHash } from '../../src/dataplane/flow-hash.js';
+import { maglevTable } from '../../src/compile/encode.js';
 import {
   buildFrame, buildUdp, diffFrames, onesComplementSum, pseudoHeader, verifyChecksums, type FrameSpec, type L4Spec,
 } from './packet.js';
@@ -124,6 +125,8 @@ export interface ConfigSpec {
   groups: Record<number, GroupTarget[]>;
   routes?: Array<{ listenerId: number; cidr: string; group: number }>;
   settings?: Partial<GenerationConfig['settings']>;
+  /** Groups that get a Maglev table, built from their targets as encodeState builds them. */
+  maglev?: number[];
 }
 
 export function config(spec: ConfigSpec): GenerationConfig {
@@ -137,6 +140,11 @@ export function config(spec: ConfigSpec): GenerationConfig {
     srcRoutes: (spec.routes ?? []).map((r) => {
       const [addr, len] = r.cidr.split('/');
       return { listenerId: r.listenerId, addr: addr!, prefixLen: Number(len), group: r.group };
+    }),
+    maglev: (spec.maglev ?? []).map((group) => {
+      const table = maglevTable(spec.groups[group] ?? []);
+      if (table === null) throw new Error(`group ${group} has no weight: encodeState would give it no Maglev table`);
+      return { group, table };
     }),
   };
 }
@@ -157,6 +165,17 @@ export function predict(targets: readonly GroupTarget[], t: Tuple, persist = fal
   const h = flowHash({ saddr: ipv4ToU32(t.saddr), daddr: ipv4ToU32(t.daddr), sport: t.sport, dport: t.dport, proto: t.proto }, persist);
   const i = chooseTarget(h, targets.map((x) => x.weight));
   return i < 0 ? undefined : targets[i];
+}
+
+/**
+ * The target a new flow of a persistent listener gets from the group's Maglev table (as encodeState
+ * builds it): slot flowHash(client address) % LB_MAGLEV_SIZE. Undefined when no target has weight.
+ */
+export function predictMaglev(targets: readonly GroupTarget[], saddr: string): GroupTarget | undefined {
+  const table = maglevTable(targets);
+  if (table === null) return undefined;
+  const h = flowHash({ saddr: ipv4ToU32(saddr), daddr: 0, sport: 0, dport: 0, proto: 0 }, true);
+  return targets[table[h % table.length]!];
 }
 
 /** The first client port >= from whose flow the predictor sends to targets[index]. */
@@ -240,7 +259,7 @@ export interface FlowEntry { key: FlowKey; value: Flow }
 
 /** The two entries of a flow client -> vip, DNATed to backend. */
 export function flowPair(client: Endpoint, vip: Endpoint, backend: Endpoint, proto: number, targetId: number,
-  opts: { state?: number; lastSeenNs?: bigint; reverseLastSeenNs?: bigint } = {}): [FlowEntry, FlowEntry] {
+  opts: { state?: number; reverseState?: number; lastSeenNs?: bigint; reverseLastSeenNs?: bigint } = {}): [FlowEntry, FlowEntry] {
   const last = opts.lastSeenNs ?? monoNow();
   return [
     {
@@ -249,7 +268,7 @@ export function flowPair(client: Endpoint, vip: Endpoint, backend: Endpoint, pro
     },
     {
       key: { saddr: backend.addr, daddr: client.addr, sport: backend.port, dport: client.port, proto },
-      value: { lastSeenNs: opts.reverseLastSeenNs ?? last, natAddr: vip.addr, natPort: vip.port, targetId, dir: LB_DIR_REVERSE, state: 0 },
+      value: { lastSeenNs: opts.reverseLastSeenNs ?? last, natAddr: vip.addr, natPort: vip.port, targetId, dir: LB_DIR_REVERSE, state: opts.reverseState ?? 0 },
     },
   ];
 }
@@ -287,6 +306,7 @@ function targetDelta(before: TargetStats, after: TargetStats): Required<TargetDe
   return {
     packets: Number(after.packets - before.packets), bytes: Number(after.bytes - before.bytes),
     newFlows: Number(after.newFlows - before.newFlows), closedFlows: Number(after.closedFlows - before.closedFlows),
+    failedConns: Number(after.failedConns - before.failedConns),
   };
 }
 
@@ -388,7 +408,7 @@ export function runFixture(h: Harness, c: FixtureCase): void {
   expect(deltas, `${c.description}: lb_stats deltas`).toEqual(wantStats);
   for (const id of ids) {
     const got = targetDelta(tBefore.get(id)!, dp.readTargetStats(id));
-    const exp = { packets: 0, bytes: 0, newFlows: 0, closedFlows: 0, ...c.targets?.[id] };
+    const exp = { packets: 0, bytes: 0, newFlows: 0, closedFlows: 0, failedConns: 0, ...c.targets?.[id] };
     expect(got, `${c.description}: lb_tstats[${id}] deltas`).toEqual(exp);
   }
 

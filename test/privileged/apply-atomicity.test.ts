@@ -36,9 +36,11 @@ const MAX_PACKETS = 400_000;
 
 const ids = new TargetIds();
 const sequence: GenerationConfig[] = [];
+// L is persistent: its group slots also carry Maglev tables (lb_maglev), written and deleted with
+// the groups on every cycle.
 for (const base of [0, 2, 4]) {
-  sequence.push(buildGeneration([{ ...L, targets: [T1!] }, { ...M, targets: [T4!] }], ids, { groupBase: base }));
-  sequence.push(buildGeneration([{ ...M, targets: [T3!] }, { ...L, targets: [T2!] }], ids, { groupBase: base }));
+  sequence.push(buildGeneration([{ ...L, targets: [T1!], persist: true }, { ...M, targets: [T4!] }], ids, { groupBase: base }));
+  sequence.push(buildGeneration([{ ...M, targets: [T3!] }, { ...L, targets: [T2!], persist: true }], ids, { groupBase: base }));
 }
 
 // The child: the compiled apply layer, applying the sequence round and round (bounded).
@@ -46,7 +48,8 @@ const CHILD = `
 import { readFileSync } from 'node:fs';
 const [modUrl, instance, file, maxApplies, maxMs] = process.argv.slice(1);
 const { applyGeneration } = await import(modUrl);
-const seq = JSON.parse(readFileSync(file, 'utf8'));
+// Buffers (the Maglev tables) come back from JSON as {type: 'Buffer', data}.
+const seq = JSON.parse(readFileSync(file, 'utf8'), (_k, v) => (v && v.type === 'Buffer' && Array.isArray(v.data) ? Buffer.from(v.data) : v));
 const deadline = Date.now() + Number(maxMs);
 let applies = 0, ops = 0;
 while (applies < Number(maxApplies) && Date.now() < deadline) {

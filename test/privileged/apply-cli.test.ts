@@ -206,7 +206,7 @@ describe('lb plan / apply / show / down', () => {
     const r = lb(['down']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Detached lb from va0 \(XDP, TC egress\)\./);
-    expect(r.stdout).toMatch(/Unpinned 11 objects from/);
+    expect(r.stdout).toMatch(/Unpinned 12 objects from/);
     expect(r.stdout).toContain(`Removed ${runDir(instance)}.`);
     expect(xdpProgId(ns, 'va0')).toBeUndefined();
     expect(existsSync(instanceDir(instance))).toBe(false);

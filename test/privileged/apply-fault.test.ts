@@ -1,5 +1,6 @@
 // Fault injection into the apply transaction: a change of many raw operations (listeners added,
-// changed and removed, groups rewritten and cleared, source routes added and removed, settings) is
+// changed and removed, groups rewritten and cleared, source routes added and removed, Maglev tables
+// of persistent listeners written and deleted, settings) is
 // made to fail before EVERY operation, before the flip and after it. Each time the raw content of
 // every config map, both generations and lb_ctl, must be byte-identical to before, no journal may
 // be left, and the program must keep forwarding with the old configuration.
@@ -21,7 +22,7 @@ const vip = (i: number): string => `10.100.0.${i}`;
 
 // A and B: the same 10 listeners, every backend different, so an answer tells which one is live.
 const listenersAB = (net: number): ListenerSpec[] => Array.from({ length: 10 }, (_, k) => ({
-  vip: vip(k + 1), port: 80, targets: [`10.${net}.${k + 1}.1:80`],
+  vip: vip(k + 1), port: 80, targets: [`10.${net}.${k + 1}.1:80`], persist: k === 0 || k === 3 || k === 4,
   ...(k < 3 ? { routes: [{ prefix: `192.168.${k}.0/24`, targets: [`10.${net}.${k + 1}.2:80`] }, { prefix: `172.16.${k}.0/24`, targets: [`10.${net}.${k + 1}.3:80`] }] } : {}),
 }));
 const A = buildGeneration(listenersAB(1), ids);
@@ -29,7 +30,7 @@ const B = buildGeneration(listenersAB(2), ids);
 // C against A: listeners 1-6 kept with other targets and routes, 7-10 removed, 11-15 added, settings changed.
 const C = buildGeneration([
   ...Array.from({ length: 6 }, (_, k) => ({
-    vip: vip(k + 1), port: 80, targets: [`10.3.${k + 1}.1:80@3`, `10.3.${k + 1}.9:80@0`],
+    vip: vip(k + 1), port: 80, targets: [`10.3.${k + 1}.1:80@3`, `10.3.${k + 1}.9:80@0`, ...(k === 1 ? ['10.3.2.8:80@1'] : [])], persist: k < 2,
     ...(k % 2 === 0 ? { routes: [{ prefix: `10.${k}.0.0/16`, targets: [`10.3.${k + 1}.2:80`] }] } : {}),
   })),
   ...Array.from({ length: 5 }, (_, k) => ({ vip: vip(k + 11), port: 443, targets: [`10.3.${k + 11}.1:443`] })),
@@ -65,7 +66,8 @@ describe('apply fault injection', () => {
     opCount = ops.length;
     const kinds = new Set(ops.map((o) => `${o.map}:${o.kind}`));
     expect(opCount).toBeGreaterThanOrEqual(30);
-    for (const k of ['lb_settings:put', 'lb_groups:put', 'lb_listeners:put', 'lb_listeners:delete', 'lb_src_routes:put', 'lb_src_routes:delete']) expect(kinds).toContain(k);
+    for (const k of ['lb_settings:put', 'lb_groups:put', 'lb_listeners:put', 'lb_listeners:delete', 'lb_src_routes:put', 'lb_src_routes:delete',
+      'lb_maglev:put', 'lb_maglev:delete']) expect(kinds).toContain(k);
     console.log(`fault injection: C is ${opCount} raw operations away from the inactive generation`);
   });
 

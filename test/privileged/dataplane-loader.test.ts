@@ -10,11 +10,14 @@ import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLbError, LbError } from '../../src/errors.js';
 import {
-  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAX_GROUPS, LB_STAT_CT_CLOSED, MAP_NAMES,
+  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_STAT_CT_CLOSED, MAP_NAMES,
   decodeGroup, decodeListener, decodeListenerKey, decodeSrcKey, decodeU32, encodeGroup, encodeListener,
   encodeListenerKey, encodeSrcKey, encodeU32, groupIndex, instanceDir, listPins, possibleCpus,
   type Group,
 } from '../../src/dataplane/index.js';
+
+/** BPF_F_NO_PREALLOC (linux/bpf.h): lb_maglev allocates only the tables that exist. */
+const BPF_F_NO_PREALLOC = 1;
 
 if (process.getuid?.() !== 0) {
   throw new Error('dataplane-loader.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -150,7 +153,7 @@ describe('DataPlane.open: load, pin, adopt', () => {
     }
   });
 
-  it('first open loads both objects, pins the nine maps and both programs', () => {
+  it('first open loads both objects, pins the ten maps and both programs', () => {
     dp = open({ instance, objectDir });
     expect(dp.adopted).toBe(false);
     expect(listPins(instanceDir(instance))).toEqual([...MAP_NAMES, 'prog_tc', 'prog_xdp'].sort());
@@ -160,6 +163,10 @@ describe('DataPlane.open: load, pin, adopt', () => {
     expect(dp.maps.lb_stats.perCpu).toBe(true);
     expect(dp.maps.lb_stats.cpus).toBe(possibleCpus());
     expect(dp.maps.lb_flows.perCpu).toBe(false); // NAT state is shared by all CPUs
+    // Maglev tables: a hash without preallocation, so only existing tables take memory
+    expect(dp.maps.lb_maglev.typeName).toBe('hash');
+    expect(dp.maps.lb_maglev.valueSize).toBe(LB_MAGLEV_SIZE);
+    expect(dp.maps.lb_maglev.flags & BPF_F_NO_PREALLOC).toBe(BPF_F_NO_PREALLOC);
   });
 
   it('a second open adopts the pins: same program and map ids, shared contents', () => {
@@ -275,7 +282,7 @@ describe('DataPlane.open: load, pin, adopt', () => {
     expect(dp.readStats().ct_closed).toBe((BigInt(cpus * (cpus + 1)) / 2n) << 32n);
     map.update(key, Buffer.alloc(8)); // one value: written to every CPU
     expect(dp.readStats().ct_closed).toBe(0n);
-    expect(dp.readTargetStats(0)).toEqual({ packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n });
+    expect(dp.readTargetStats(0)).toEqual({ packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n, failedConns: 0n });
     expect(() => dp.readTargetStats(1 << 20)).toThrow(expect.objectContaining({ code: 'LB_BPF_ABI' }));
   });
 

@@ -1,15 +1,16 @@
 // The two configuration generations (src/dataplane/generation.ts): installConfig writes the
 // inactive generation and flips lb_ctl; readGeneration decodes what is in the maps;
-// writeGeneration replaces a generation's whole content (stale listeners, routes and groups go);
-// and packets consult only the active generation: listeners, groups, source routes and settings.
+// writeGeneration replaces a generation's whole content (stale listeners, routes, groups and
+// Maglev tables go); and packets consult only the active generation: listeners, groups, Maglev
+// tables, source routes and settings.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAX_GROUPS, LB_MAX_TARGETS, decodeListenerKey,
+  IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_MAX_TARGETS, decodeListenerKey,
   decodeSrcKey, encodeU32, flipTo, groupIndex, installConfig, readCtl, readGeneration, readGenerationRaw, writeGeneration,
   type DataPlane, type GenerationConfig,
 } from '../../src/dataplane/index.js';
 import {
-  XDP_DROP, XDP_PASS, clearFlows, closeHarness, config, flowPair, openHarness, predict, putFlows, secondsAgo, statDelta,
+  XDP_DROP, XDP_PASS, clearFlows, closeHarness, config, flowPair, openHarness, predict, predictMaglev, putFlows, secondsAgo, statDelta,
   tcpSpec, tgt, xdpRun,
   type Endpoint, type Harness,
 } from '../lib/fixture-harness.js';
@@ -26,6 +27,7 @@ function canonical(cfg: GenerationConfig): GenerationConfig {
     listeners: [...cfg.listeners].sort(by((l) => JSON.stringify(l.key))),
     groups: [...cfg.groups].sort((a, b) => a.id - b.id),
     srcRoutes: [...cfg.srcRoutes].sort(by((r) => `${r.listenerId} ${r.addr} ${r.prefixLen}`)),
+    maglev: [...(cfg.maglev ?? [])].sort((a, b) => a.group - b.group),
   };
 }
 
@@ -50,6 +52,7 @@ const BIG = config({
     { listenerId: 1, cidr: '0.0.0.0/0', group: 1 },
   ],
   settings: { tcpIdleSec: 120, udpIdleSec: 30, tcpFinSec: 5, flags: 0 },
+  maglev: [3, LB_MAX_GROUPS - 1],
 });
 
 const SMALL = config({
@@ -71,14 +74,14 @@ afterAll(() => { closeHarness(h); });
 function snapshot(gen: number): string {
   const raw = readGenerationRaw(dp, gen);
   const hex = (rows: Array<[Buffer, Buffer]>): string[] => rows.map(([k, v]) => `${k.toString('hex')}=${v.toString('hex')}`).sort();
-  return JSON.stringify({ settings: raw.settings.toString('hex'), listeners: hex(raw.listeners), groups: hex(raw.groups), routes: hex(raw.srcRoutes) });
+  return JSON.stringify({ settings: raw.settings.toString('hex'), listeners: hex(raw.listeners), groups: hex(raw.groups), routes: hex(raw.srcRoutes), maglev: hex(raw.maglev) });
 }
 
 describe('installConfig, readGeneration, writeGeneration', () => {
   it('a fresh instance is generation 0, serial 0, both generations empty', () => {
     expect(readCtl(dp)).toEqual({ activeGen: 0, serial: 0 });
     for (const gen of [0, 1]) {
-      expect(readGeneration(dp, gen)).toEqual({ settings: { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 }, listeners: [], groups: [], srcRoutes: [] });
+      expect(readGeneration(dp, gen)).toEqual({ settings: { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 }, listeners: [], groups: [], srcRoutes: [], maglev: [] });
     }
   });
 
@@ -96,7 +99,7 @@ describe('installConfig, readGeneration, writeGeneration', () => {
     expect(snapshot(1)).toBe(before1); // the previous config stays for an instant rollback
   });
 
-  it('readGeneration round-trips every field (flags, any-address, other interfaces, 64 targets, weight 0 and 65535, the last group index, /0 and /32)', () => {
+  it('readGeneration round-trips every field (flags, any-address, other interfaces, 64 targets, weight 0 and 65535, the last group index, /0 and /32, Maglev tables)', () => {
     writeGeneration(dp, 1, BIG);
     const back = readGeneration(dp, 1);
     expect(canonical(back)).toEqual(canonical(BIG));
@@ -119,9 +122,20 @@ describe('installConfig, readGeneration, writeGeneration', () => {
     for (const id of [2, 3, 4, LB_MAX_GROUPS - 1]) {
       expect(dp.maps.lb_groups.lookup(encodeU32(groupIndex(1, id)))!.equals(Buffer.alloc(1032)), `group ${id} cleared`).toBe(true);
     }
+    // lb_maglev is a hash: the tables of generation 1 are deleted, generation 0's are not touched
+    expect([...dp.maps.lb_maglev.keys()].map((k) => k.readUInt32LE(0)).filter((i) => i >= LB_MAX_GROUPS)).toEqual([]);
     // and back to BIG: everything re-added
     writeGeneration(dp, 1, BIG);
     expect(canonical(readGeneration(dp, 1))).toEqual(canonical(BIG));
+  });
+
+  it('a Maglev table reads back byte for byte, LB_MAGLEV_SIZE slots, keyed like the group', () => {
+    writeGeneration(dp, 1, BIG);
+    const table = BIG.maglev!.find((m) => m.group === 3)!.table;
+    expect(table.length).toBe(LB_MAGLEV_SIZE);
+    expect(dp.maps.lb_maglev.lookup(encodeU32(groupIndex(1, 3)))!.equals(table)).toBe(true);
+    // weight-0 target 0 of group 3 owns no slot
+    expect(table.includes(0)).toBe(false);
   });
 
   it('writeGeneration refuses a generation other than 0 or 1', () => {
@@ -238,6 +252,27 @@ describe('packets consult only the active generation', () => {
     const frame = syn();
     expect(xdpRun(dp, frame, XDP_DROP)).toEqual(frame);
     expect(statDelta(s0, dp.readStats())).toMatchObject({ no_target: 1, ct_new: 0 });
+  });
+
+  it('only the active generation\'s Maglev table is used; a flip switches tables with the groups', () => {
+    const targets = [tgt('10.0.13.1', 8080, 1, 231), tgt('10.0.13.2', 8080, 1, 232), tgt('10.0.13.3', 8080, 1, 233)];
+    const persist = (maglev: number[]): GenerationConfig => config({
+      listeners: [{ vip: VIP, port: 80, id: 1, group: 1, flags: LB_LF_PERSIST }], groups: { 1: targets }, maglev,
+    });
+    // A client whose table choice differs from the cumulative choice over the same hash.
+    const c = [...Array(200).keys()].map((i) => ep(`172.19.0.${i + 1}`, 1000))
+      .find((x) => predictMaglev(targets, x.addr) !== predict(targets, { saddr: x.addr, daddr: VIP, sport: 0, dport: 80, proto: IPPROTO_TCP }, true))!;
+    const cumulative = predict(targets, { saddr: c.addr, daddr: VIP, sport: 0, dport: 80, proto: IPPROTO_TCP }, true)!.addr;
+    const gen = installConfig(dp, persist([]));
+    writeGeneration(dp, 1 - gen, persist([1]));
+    clearFlows(dp);
+    expect(dstOf(xdpRun(dp, buildFrame(tcpSpec(c, ep(VIP, 80), TCP_SYN))))).toBe(cumulative);
+    flipTo(dp, 1 - gen);
+    clearFlows(dp);
+    expect(dstOf(xdpRun(dp, buildFrame(tcpSpec(c, ep(VIP, 80), TCP_SYN))))).toBe(predictMaglev(targets, c.addr)!.addr);
+    flipTo(dp, gen);
+    clearFlows(dp);
+    expect(dstOf(xdpRun(dp, buildFrame(tcpSpec(c, ep(VIP, 80), TCP_SYN))))).toBe(cumulative);
   });
 
   it('a corrupt active_gen still names a generation (its low bit)', () => {

@@ -1,13 +1,18 @@
 // TC egress fixture table: replies backend -> client run through lb_tc_egress with
 // BPF_PROG_TEST_RUN; the output must be the reply with the VIP address and port as its source,
 // byte for byte as test/lib/packet.ts builds it (checksums computed from scratch), and only a
-// REVERSE conntrack entry may cause a rewrite. Counter deltas and the whole lb_flows table are
-// checked after each packet. Behaviour: docs/dataplane.md, "Egress".
+// REVERSE conntrack entry may cause a rewrite. The first reply sets LB_CT_REPLIED on both entries;
+// a backend RST before any reply counts failed_conns. Counter deltas and the whole lb_flows table
+// are checked after each packet. Behaviour: docs/dataplane.md, "Egress" and "Failed connection
+// attempts".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_DIR_FORWARD, LB_DIR_REVERSE } from '../../src/dataplane/index.js';
 import {
-  TC_ACT_OK, closeHarness, expectPair, flowPair, openHarness, runFixture, secondsAgo, snatSpec, tcpSpec, tgt, udpSpec,
-  zeroingPayload,
+  IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_REPLIED, LB_DIR_FORWARD, LB_DIR_REVERSE, countUnansweredFlows,
+  unansweredFlows,
+} from '../../src/dataplane/index.js';
+import {
+  TC_ACT_OK, clearFlows, closeHarness, config, expectPair, flowPair, install, monoNow, openHarness, readFlows, runFixture,
+  secondsAgo, snatSpec, tcpSpec, tgt, udpSpec, xdpRun, zeroingPayload,
   type Endpoint, type ExpectedFlow, type FixtureCase, type FlowEntry, type Harness,
 } from '../lib/fixture-harness.js';
 import {
@@ -48,45 +53,83 @@ const withIp = (spec: FrameSpec, ip: Partial<NonNullable<FrameSpec['ipv4']>>): F
 const withTcp = (spec: FrameSpec, tcp: Partial<TcpSpec>): FrameSpec => ({ ...spec, l4: { ...(spec.l4 as TcpSpec), ...tcp } });
 const reply = (c: Endpoint, flags: number): FrameSpec => tcpSpec(BA, c, flags);
 
+/**
+ * The set-up pair after a reply passed: LB_CT_REPLIED on both entries (plus `forwardBits` on the
+ * forward entry), last_seen kept unless said otherwise.
+ */
+function replied(pair: [FlowEntry, FlowEntry], lastSeen: Array<'fresh' | 'kept'> = ['kept', 'kept'], forwardBits = 0): ExpectedFlow[] {
+  const [f, r] = expectPair(pair, lastSeen);
+  return [
+    { ...f!, value: { ...f!.value, state: f!.value.state | LB_CT_REPLIED | forwardBits } },
+    { ...r!, value: { ...r!.value, state: r!.value.state | LB_CT_REPLIED } },
+  ];
+}
+const ANSWERED = { state: LB_CT_REPLIED, reverseState: LB_CT_REPLIED };
+
 const zeroClient = client(41010);
 const cases: FixtureCase[] = [
-  revnat('SYN|ACK from the backend: source becomes VIP:80, reverse entry refreshed', reply(client(41000), TCP_SYN | TCP_ACK), HTTP,
+  revnat('SYN|ACK from the backend (first reply): source becomes VIP:80, reverse entry refreshed, LB_CT_REPLIED set on both entries',
+    reply(client(41000), TCP_SYN | TCP_ACK), HTTP,
     () => tcpFlow(client(41000), { lastSeenNs: secondsAgo(5) }),
-    expectPair(tcpFlow(client(41000)), ['kept', 'fresh'])),
-  revnat('data from the backend with a fresh reverse entry: rewritten, last_seen not rewritten within 1 s',
-    reply(client(41001), TCP_ACK | TCP_PSH), HTTP, () => tcpFlow(client(41001))),
+    replied(tcpFlow(client(41000)), ['kept', 'fresh'])),
+  revnat('data from the backend on an answered flow with a fresh reverse entry: rewritten, nothing written (last_seen within 1 s, REPLIED set)',
+    reply(client(41001), TCP_ACK | TCP_PSH), HTTP, () => tcpFlow(client(41001), ANSWERED)),
   revnat('reply with IPv4 options (IHL 6) and TCP options', withTcp(withIp(reply(client(41002), TCP_SYN | TCP_ACK), {
     options: Buffer.from([0x94, 0x04, 0, 0]),
   }), { options: Buffer.concat([tcpOption.mss(1400), tcpOption.sackPermitted(), tcpOption.timestamps(7, 9), tcpOption.nop(), tcpOption.windowScale(9)]) }),
-  HTTP, () => tcpFlow(client(41002))),
+  HTTP, () => tcpFlow(client(41002)), replied(tcpFlow(client(41002)))),
   revnat('reply with IHL 15', withIp(reply(client(41003), TCP_ACK), { options: Buffer.concat([Buffer.from([0x07, 39, 4]), Buffer.alloc(37)]) }),
-    HTTP, () => tcpFlow(client(41003))),
-  revnat('reply with one 802.1Q tag', { ...reply(client(41004), TCP_ACK), vlans: [{ vid: 100 }] }, HTTP, () => tcpFlow(client(41004))),
+    HTTP, () => tcpFlow(client(41003)), replied(tcpFlow(client(41003)))),
+  revnat('reply with one 802.1Q tag', { ...reply(client(41004), TCP_ACK), vlans: [{ vid: 100 }] }, HTTP, () => tcpFlow(client(41004)),
+    replied(tcpFlow(client(41004)))),
   revnat('reply with two tags (802.1ad + 802.1Q)', { ...reply(client(41005), TCP_ACK), vlans: [{ tpid: ETH_P_8021AD, vid: 2 }, { vid: 100 }] },
-    HTTP, () => tcpFlow(client(41005))),
-  revnat('UDP reply: source becomes VIP:53, checksum updated', udpSpec(BU, client(41006)), DNS, () => udpFlow(client(41006))),
-  revnat('UDP reply with checksum 0: stays 0', udpSpec(BU, client(41007), Buffer.from('no checksum'), 'zero'), DNS, () => udpFlow(client(41007))),
+    HTTP, () => tcpFlow(client(41005)), replied(tcpFlow(client(41005)))),
+  revnat('UDP reply: source becomes VIP:53, checksum updated, LB_CT_REPLIED set', udpSpec(BU, client(41006)), DNS, () => udpFlow(client(41006)),
+    replied(udpFlow(client(41006)))),
+  revnat('UDP reply with checksum 0: stays 0', udpSpec(BU, client(41007), Buffer.from('no checksum'), 'zero'), DNS, () => udpFlow(client(41007)),
+    replied(udpFlow(client(41007)))),
   revnat('UDP reply whose checksum after reverse NAT computes to 0: sent as 0xffff',
-    udpSpec(BU, zeroClient, zeroingPayload(DNS, zeroClient)), DNS, () => udpFlow(zeroClient)),
+    udpSpec(BU, zeroClient, zeroingPayload(DNS, zeroClient)), DNS, () => udpFlow(zeroClient), replied(udpFlow(zeroClient))),
   revnat('UDP reply arriving with checksum 0xffff (a computed 0): updated as a checksum',
-    udpSpec(BU, client(41013), zeroingPayload(BU, client(41013))), DNS, () => udpFlow(client(41013))),
-  {
-    ...revnat('backend FIN: rewritten, LB_CT_FIN_BACKEND set on the forward entry', reply(client(41008), TCP_FIN | TCP_ACK), HTTP,
-      () => tcpFlow(client(41008))),
-    flows: ((): ExpectedFlow[] => {
-      const [f, r] = expectPair(tcpFlow(client(41008)), ['kept', 'kept']);
-      return [{ ...f!, value: { ...f!.value, state: LB_CT_FIN_BACKEND } }, r!];
-    })(),
-  },
-  revnat('backend FIN does not mark a forward entry that points at another backend',
+    udpSpec(BU, client(41013), zeroingPayload(BU, client(41013))), DNS, () => udpFlow(client(41013)), replied(udpFlow(client(41013)))),
+  revnat('backend FIN: rewritten, LB_CT_FIN_BACKEND (and LB_CT_REPLIED) set on the forward entry', reply(client(41008), TCP_FIN | TCP_ACK), HTTP,
+    () => tcpFlow(client(41008)), replied(tcpFlow(client(41008)), ['kept', 'kept'], LB_CT_FIN_BACKEND)),
+  revnat('backend FIN on an answered flow: the forward entry gets LB_CT_FIN_BACKEND', reply(client(41014), TCP_FIN | TCP_ACK), HTTP,
+    () => tcpFlow(client(41014), ANSWERED), replied(tcpFlow(client(41014), ANSWERED), ['kept', 'kept'], LB_CT_FIN_BACKEND)),
+  revnat('backend FIN does not mark a forward entry that points at another backend (only its own reverse entry gets REPLIED)',
     reply(client(41009), TCP_FIN | TCP_ACK), HTTP,
     () => {
       const [f, r] = tcpFlow(client(41009));
       return [{ ...f, value: { ...f.value, natAddr: '10.0.0.2' } }, r];
-    }),
-  revnat('backend RST: rewritten, both entries deleted', reply(client(41011), TCP_RST | TCP_ACK), HTTP,
-    () => tcpFlow(client(41011)), [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1 } }),
-  revnat('a reverse entry alone (forward evicted) still rewrites', reply(client(41012), TCP_ACK), HTTP, () => [tcpFlow(client(41012))[1]]),
+    },
+    ((): ExpectedFlow[] => {
+      const [f, r] = tcpFlow(client(41009));
+      const [ef, er] = expectPair([{ ...f, value: { ...f.value, natAddr: '10.0.0.2' } }, r], ['kept', 'kept']);
+      return [ef!, { ...er!, value: { ...er!.value, state: LB_CT_REPLIED } }];
+    })()),
+  revnat('backend RST before any reply (a refused SYN): rewritten, both entries deleted, failed_conns++',
+    reply(client(41011), TCP_RST | TCP_ACK), HTTP,
+    () => tcpFlow(client(41011)), [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1, failedConns: 1 } }),
+  revnat('backend RST after replies (REPLIED on both entries): both entries deleted, no failed_conns',
+    reply(client(41015), TCP_RST | TCP_ACK), HTTP,
+    () => tcpFlow(client(41015), ANSWERED), [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1 } }),
+  revnat('backend RST when only the forward entry has REPLIED (reverse entry re-created by XDP): no failed_conns',
+    reply(client(41016), TCP_RST), HTTP,
+    () => tcpFlow(client(41016), { state: LB_CT_REPLIED }), [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1 } }),
+  revnat('backend RST when only the reverse entry has REPLIED (forward bit lost to a race): no failed_conns',
+    reply(client(41017), TCP_RST), HTTP,
+    () => tcpFlow(client(41017), { reverseState: LB_CT_REPLIED }), [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1 } }),
+  revnat('backend RST with the forward entry evicted and no reply seen: reverse deleted, failed_conns++',
+    reply(client(41018), TCP_RST | TCP_ACK), HTTP,
+    () => [tcpFlow(client(41018))[1]], [], { tc_revnat: 1, ct_closed: 1 }, { [A.targetId]: { closedFlows: 1, failedConns: 1 } }),
+  revnat('a later reply (REPLIED on the reverse entry) does not look up the forward entry: a forward entry without the bit stays so',
+    reply(client(41019), TCP_ACK), HTTP, () => tcpFlow(client(41019), { reverseState: LB_CT_REPLIED })),
+  revnat('a reverse entry alone (forward evicted) still rewrites, and gets REPLIED', reply(client(41012), TCP_ACK), HTTP,
+    () => [tcpFlow(client(41012))[1]],
+    ((): ExpectedFlow[] => {
+      const [, r] = replied(tcpFlow(client(41012)));
+      return [r!];
+    })()),
 
   untouched('no reverse entry: untouched', buildFrame(reply(client(41100), TCP_SYN | TCP_ACK))),
   untouched('a FORWARD entry under the reply 5-tuple is not used by TC', buildFrame(reply(client(41101), TCP_ACK)), () => {
@@ -134,5 +177,43 @@ describe('lb_tc_egress fixture table', () => {
     const [, r] = tcpFlow(client(41200));
     expect(r.key).toEqual({ saddr: A.addr, daddr: '172.16.5.10', sport: 8080, dport: 41200, proto: IPPROTO_TCP });
     expect(r.value).toMatchObject({ natAddr: HTTP.addr, natPort: 80, targetId: A.targetId, dir: LB_DIR_REVERSE });
+  });
+});
+
+describe('failed connection attempts: SYNs through XDP, replies through TC, unanswered ones counted in user space', () => {
+  let h: Harness | undefined;
+  beforeAll(() => { h = openHarness('fail'); });
+  afterAll(() => { closeHarness(h); });
+
+  it('answered: neither count; refused (RST before a reply): failed_conns; silent: countUnansweredFlows; attempts: new_flows', () => {
+    const dp = h!.dp;
+    clearFlows(dp);
+    install(dp, config({ listeners: [{ vip: HTTP.addr, port: HTTP.port, id: 1, group: 1 }], groups: { 1: [A] } }));
+    const answered = client(43000);
+    const refused = client(43001);
+    const silent = client(43002);
+    const before = dp.readTargetStats(A.targetId);
+    for (const c of [answered, refused, silent]) xdpRun(dp, buildFrame(tcpSpec(c, HTTP, TCP_SYN)));
+    const tc = (spec: FrameSpec): void => { expect(dp.testRun('tc', buildFrame(spec), { ifindex: 1 }).retval).toBe(TC_ACT_OK); };
+    tc(reply(answered, TCP_SYN | TCP_ACK));
+    tc(reply(refused, TCP_RST | TCP_ACK));
+
+    const after = dp.readTargetStats(A.targetId);
+    expect(after.newFlows - before.newFlows, 'attempts').toBe(3n);
+    expect(after.failedConns - before.failedConns, 'refused by the backend').toBe(1n);
+    const now = monoNow();
+    const flows = readFlows(dp);
+    expect(unansweredFlows(flows, now, 0n).map((f) => f.key.sport)).toEqual([silent.port]);
+    expect(countUnansweredFlows(flows, now, 0n)).toEqual(new Map([[A.targetId, 1]]));
+    expect(countUnansweredFlows(flows, now, 60_000_000_000n), 'within the bound: not yet a failure').toEqual(new Map());
+
+    // Counted once across samples; a late answer takes the flow out of the set.
+    const counted = new Set<string>();
+    expect(countUnansweredFlows(flows, now, 0n, counted)).toEqual(new Map([[A.targetId, 1]]));
+    expect(countUnansweredFlows(readFlows(dp), monoNow(), 0n, counted)).toEqual(new Map());
+    tc(reply(silent, TCP_SYN | TCP_ACK));
+    expect(countUnansweredFlows(readFlows(dp), monoNow(), 0n, counted)).toEqual(new Map());
+    expect(counted.size).toBe(0);
+    expect(dp.readTargetStats(A.targetId).failedConns - before.failedConns).toBe(1n);
   });
 });

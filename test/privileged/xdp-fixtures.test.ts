@@ -11,13 +11,13 @@
 // neighbour for the backends. Nothing is ever sent: BPF_PROG_TEST_RUN only runs the program.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_LF_PERSIST, LB_LF_SRC_ROUTES, encodeGroup, encodeU32,
+  IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, encodeGroup, encodeU32,
   flipTo, groupIndex, installConfig, interfaceIndex, ipv4ToU32, readCtl, writeGeneration,
   type DataPlane, type GenerationConfig, type GroupTarget,
 } from '../../src/dataplane/index.js';
 import {
   LO_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT, clearFlows, closeHarness, config, deleteNetns, dnatFrames, dnatSpec,
-  expectPair, flowPair, inNetns, openHarness, portFor, predict, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
+  expectPair, flowPair, inNetns, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
   udpSpec, uniqueName, xdpRun, zeroingPayload,
   type Endpoint, type FixtureCase, type Harness, type Tuple,
 } from '../lib/fixture-harness.js';
@@ -151,6 +151,34 @@ const persistClient = ((): string => {
     if (p !== predict(G1, { ...base, saddr: addr, sport: 2222 }) && p !== predict(G1, { ...base, saddr: addr, sport: 1111 })) return addr;
   }
   throw new Error('no client whose persistent choice differs from its 5-tuple choices');
+})();
+
+// ---- Session persistence with a Maglev table (lb_maglev) ----
+const MAGLEV_CFG = config({ listeners: [{ vip: VIP, port: 80, id: 1, group: 1, flags: LB_LF_PERSIST }], groups: { 1: G1 }, maglev: [1] });
+/** A client whose Maglev target differs from its cumulative choice (same client-address hash): only the table explains it. */
+const maglevClient = ((): string => {
+  for (let i = 1; i < 250; i++) {
+    const addr = `172.16.11.${i}`;
+    if (predictMaglev(G1, addr) !== predict(G1, { ...base, saddr: addr, sport: 1 }, true)) return addr;
+  }
+  throw new Error('no client whose Maglev choice differs from the cumulative choice');
+})();
+/** A 5-tuple whose cumulative choice differs from the Maglev choice of its client. */
+const plainPort = portFor(G1, G1.indexOf(predictMaglev(G1, CLIENT) === A ? B : A), base, 48000);
+// A persistent listener with source routes: the route's group has a table of its own.
+const MR = [tgt('10.0.6.1', 9100, 1, 81), tgt('10.0.6.2', 9101, 1, 82), tgt('10.0.6.3', 9102, 1, 83)];
+const MAGLEV_SR_CFG = config({
+  listeners: [{ vip: VIP, port: 80, id: 1, group: 1, flags: LB_LF_PERSIST | LB_LF_SRC_ROUTES }],
+  groups: { 1: G1, 2: MR },
+  routes: [{ listenerId: 1, cidr: '192.168.7.0/24', group: 2 }],
+  maglev: [1, 2],
+});
+const routedClient = ((): string => {
+  for (let i = 1; i < 250; i++) {
+    const addr = `192.168.7.${i}`;
+    if (predictMaglev(MR, addr) !== predict(MR, { ...base, saddr: addr, sport: 1 }, true)) return addr;
+  }
+  throw new Error('no routed client whose Maglev choice differs from the cumulative choice');
 })();
 
 // ---- Weights change under an established flow ----
@@ -344,6 +372,73 @@ const cases: FixtureCase[] = [
   c.flows = [...expectPair(flowPair(ep(t1.saddr, t1.sport), HTTP, to, IPPROTO_TCP, to.targetId)), ...(c.flows as ReturnType<typeof expectPair>)];
   cases.push(c);
 }
+{
+  const to = predictMaglev(G1, maglevClient)!;
+  const spec = syn(3333, HTTP, maglevClient);
+  const { input, output } = dnatFrames(spec, to);
+  cases.push({
+    description: 'persistence with a Maglev table: the client address alone picks the target, as the TS table predicts (not the cumulative choice)',
+    setup: { config: MAGLEV_CFG }, input, verdict: XDP_PASS, output,
+    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
+    flows: expectPair(flowPair(ep(maglevClient, 3333), HTTP, to, IPPROTO_TCP, to.targetId)),
+  });
+}
+{
+  // Another connection (source port) of the same client: the same backend, from the table.
+  const to = predictMaglev(G1, maglevClient)!;
+  const first = syn(1111, HTTP, maglevClient);
+  const second = tcpSpec(ep(maglevClient, 2222), HTTP, TCP_SYN);
+  const { input, output } = dnatFrames(second, to);
+  cases.push({
+    description: 'persistence with a Maglev table: another source port of the same client goes to the same backend',
+    setup: {
+      config: MAGLEV_CFG,
+      before: (dp) => {
+        const out = xdpRun(dp, buildFrame(first));
+        expect(out.subarray(30, 34)).toEqual(Buffer.from(to.addr.split('.').map(Number)));
+      },
+    },
+    input, verdict: XDP_PASS, output,
+    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
+    flows: [
+      ...expectPair(flowPair(ep(maglevClient, 1111), HTTP, to, IPPROTO_TCP, to.targetId)),
+      ...expectPair(flowPair(ep(maglevClient, 2222), HTTP, to, IPPROTO_TCP, to.targetId)),
+    ],
+  });
+}
+{
+  // The route's group has its own table; the default group's table is not consulted for it.
+  const to = predictMaglev(MR, routedClient)!;
+  const spec = syn(3334, HTTP, routedClient);
+  const { input, output } = dnatFrames(spec, to);
+  cases.push({
+    description: 'persistence with Maglev tables and source routes: a routed client gets the route group\'s table',
+    setup: { config: MAGLEV_SR_CFG }, input, verdict: XDP_PASS, output,
+    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
+    flows: expectPair(flowPair(ep(routedClient, 3334), HTTP, to, IPPROTO_TCP, to.targetId)),
+  });
+}
+cases.push(newFlow('a listener without LB_LF_PERSIST ignores a Maglev table of its group: 5-tuple cumulative choice',
+  config({ listeners: [{ vip: VIP, port: 80, id: 1, group: 1 }], groups: { 1: G1 }, maglev: [1] }), G1, syn(plainPort)));
+{
+  // A table naming target index 7 in a group of 3 (inconsistent): the cumulative choice instead.
+  const c = newFlow('a Maglev slot naming no target of the group: the cumulative choice over the client-address hash instead',
+    MAGLEV_CFG, G1, syn(3335, HTTP, maglevClient), { persist: true });
+  c.setup.before = (dp) => dp.maps.lb_maglev.update(encodeU32(groupIndex(readCtl(dp).activeGen, 1)), Buffer.alloc(LB_MAGLEV_SIZE, 7));
+  cases.push(c);
+}
+cases.push({
+  description: 'a Maglev table does not override a group at total weight 0: XDP_DROP, no_target',
+  setup: {
+    config: config({ listeners: [{ vip: VIP, port: 80, id: 1, group: 1, flags: LB_LF_PERSIST }], groups: { 1: [{ ...A, weight: 0 }, { ...B, weight: 0 }] } }),
+    before: (dp) => dp.maps.lb_maglev.update(encodeU32(groupIndex(readCtl(dp).activeGen, 1)), Buffer.alloc(LB_MAGLEV_SIZE, 0)),
+  },
+  input: buildFrame(syn(3336, HTTP, maglevClient)), verdict: XDP_DROP, output: 'input',
+  counters: { xdp_rx: 1, no_target: 1 }, flows: [],
+});
 {
   const client = ep(CLIENT, 42000);
   const frameSpec = tcpSpec(client, HTTP, TCP_FIN | TCP_ACK);
@@ -604,6 +699,25 @@ describe('lb_xdp_ingress fixture table (root namespace, lo, FIB pass)', () => {
     }
     expect(seen.has('10.0.5.2')).toBe(false);
     expect(seen.get('10.0.5.1')! + seen.get('10.0.5.3')!).toBe(600);
+    expect(dp.readTargetStats(62)).toEqual(before);
+  });
+
+  it('with a Maglev table, a weight-0 target is never chosen over 400 client addresses (every choice as the TS table predicts)', () => {
+    const dp = h!.dp;
+    clearFlows(dp);
+    const group = [tgt('10.0.5.1', 8000, 3, 61), tgt('10.0.5.2', 8000, 0, 62), tgt('10.0.5.3', 8000, 2, 63)];
+    installConfig(dp, config({ listeners: [{ vip: VIP, port: 80, id: 1, group: 1, flags: LB_LF_PERSIST }], groups: { 1: group }, maglev: [1] }));
+    const before = dp.readTargetStats(62);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const addr = `172.18.${i >> 8}.${i & 255}`;
+      const out = xdpRun(dp, buildFrame(syn(20000 + i, HTTP, addr)));
+      const dst = `${out[30]}.${out[31]}.${out[32]}.${out[33]}`;
+      expect(dst).toBe(predictMaglev(group, addr)!.addr);
+      seen.set(dst, (seen.get(dst) ?? 0) + 1);
+    }
+    expect(seen.has('10.0.5.2')).toBe(false);
+    expect(seen.get('10.0.5.1')! + seen.get('10.0.5.3')!).toBe(400);
     expect(dp.readTargetStats(62)).toEqual(before);
   });
 });

@@ -5,7 +5,8 @@ import {
   EMPTY_GROUP_VALUE, canonicalText, describeOp, diffGeneration, executeOps, firstDifference, groupPresent, restoreOps,
   type RawOp,
 } from '../../../src/apply/ops.js';
-import { encodeGeneration, encodeU32, type DataPlane, type GenerationConfig } from '../../../src/dataplane/index.js';
+import { maglevTable } from '../../../src/compile/encode.js';
+import { LB_MAGLEV_SIZE, encodeGeneration, encodeU32, type DataPlane, type GenerationConfig } from '../../../src/dataplane/index.js';
 import { TargetIds, buildGeneration } from '../../lib/apply-fixtures.js';
 
 const ids = new TargetIds();
@@ -109,5 +110,47 @@ describe('executeOps', () => {
       expect(executeOps(dp, ops, stop)).toBe(stop);
       expect(keys).toEqual(ops.slice(0, stop).map((o) => o.key.readUInt32LE(0)));
     }
+  });
+});
+
+describe('Maglev tables (lb_maglev)', () => {
+  const ids2 = new TargetIds();
+  const persistent = buildGeneration([
+    { vip: '10.0.0.1', port: 80, targets: ['10.1.0.1:80', '10.1.0.2:80'], persist: true },
+    { vip: '10.0.0.2', port: 80, targets: ['10.1.0.3:80'], routes: [{ prefix: '192.168.0.0/16', targets: ['10.1.0.4:80', '10.1.0.5:80@0'] }], persist: true },
+  ], ids2);
+
+  it('are put with their groups, after the group puts and before the routes', () => {
+    const empty: GenerationConfig = { settings: { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 }, listeners: [], groups: [], srcRoutes: [] };
+    const ops = diffGeneration(0, encodeGeneration(0, empty), encodeGeneration(0, persistent));
+    expect(ops.map((o) => `${o.map}:${o.kind}`)).toEqual([
+      'lb_settings:put', 'lb_groups:put', 'lb_groups:put', 'lb_groups:put', 'lb_maglev:put', 'lb_maglev:put', 'lb_maglev:put',
+      'lb_src_routes:put', 'lb_listeners:put', 'lb_listeners:put',
+    ]);
+    expect(ops.filter((o) => o.map === 'lb_maglev').map((o) => o.value!.length)).toEqual([LB_MAGLEV_SIZE, LB_MAGLEV_SIZE, LB_MAGLEV_SIZE]);
+  });
+
+  it('a reweight rewrites the group and its table; a listener losing persistence has its tables deleted (not cleared)', () => {
+    const reweighted = structuredClone(persistent);
+    reweighted.groups[0]!.group.targets[1]!.weight = 0;
+    reweighted.maglev![0] = { group: 0, table: maglevTable(reweighted.groups[0]!.group.targets)! };
+    const ops = diffGeneration(1, encodeGeneration(1, persistent), encodeGeneration(1, reweighted));
+    expect(ops.map((o) => `${o.map}:${o.kind}`)).toEqual(['lb_groups:put', 'lb_maglev:put']);
+
+    const plain = buildGeneration([
+      { vip: '10.0.0.1', port: 80, targets: ['10.1.0.1:80', '10.1.0.2:80'] },
+      { vip: '10.0.0.2', port: 80, targets: ['10.1.0.3:80'], routes: [{ prefix: '192.168.0.0/16', targets: ['10.1.0.4:80', '10.1.0.5:80@0'] }] },
+    ], ids2);
+    const removed = diffGeneration(1, encodeGeneration(1, persistent), encodeGeneration(1, plain));
+    expect(removed.map((o) => `${o.map}:${o.kind}`)).toEqual(['lb_listeners:put', 'lb_listeners:put', 'lb_maglev:delete', 'lb_maglev:delete', 'lb_maglev:delete']);
+  });
+
+  it('take part in the canonical comparison', () => {
+    const a = encodeGeneration(0, persistent);
+    const other = structuredClone(persistent);
+    other.maglev![1]!.table[7] = other.maglev![1]!.table[7] === 0 ? 1 : 0;
+    expect(firstDifference(encodeGeneration(0, other), a)).toMatch(/^lb_maglev\[/);
+    expect(firstDifference({ ...a, maglev: a.maglev.slice(1) }, a)).toMatch(/^lb_maglev lacks key/);
+    expect(canonicalText({ ...a, maglev: [...a.maglev].reverse() })).toBe(canonicalText(a));
   });
 });

@@ -2,17 +2,18 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileConfig } from '../../../src/compile/compile.js';
-import { decodeGeneration } from '../../../src/compile/decode.js';
-import { encodeState, MAX_SRC_ROUTES_PER_GENERATION } from '../../../src/compile/encode.js';
+import { checkMaglevTables, decodeGeneration } from '../../../src/compile/decode.js';
+import { encodeState, maglevTable, MAX_SRC_ROUTES_PER_GENERATION } from '../../../src/compile/encode.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import {
-  IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAX_LISTENERS, LB_MAX_TARGET_IDS,
+  IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, LB_MAX_LISTENERS, LB_MAX_MAGLEV_GROUPS, LB_MAX_TARGET_IDS,
 } from '../../../src/dataplane/abi.js';
 import {
   decodeGeneration as decodeRaw, encodeGeneration, type EncodedGeneration, type GenerationConfig,
 } from '../../../src/dataplane/generation.js';
 import { isLbError } from '../../../src/errors.js';
-import { listenerKey, type LogicalListener, type LogicalState } from '../../../src/state/types.js';
+import { buildMaglevTable } from '../../../src/runtime/maglev.js';
+import { listenerKey, type LogicalListener, type LogicalState, type LogicalTarget } from '../../../src/state/types.js';
 import { PLANS_DIR, configPath, ifindex, ifname, planCases, roundTrip } from '../plan/golden-support.js';
 
 const SETTINGS = { tcpIdleSec: 300, udpIdleSec: 60, tcpFinSec: 10 };
@@ -173,5 +174,70 @@ describe('decode(encode(s)) == s', () => {
 
   it('covers every fixture', () => {
     expect(sources.length).toBeGreaterThanOrEqual(readdirSync(PLANS_DIR).length);
+  });
+});
+
+describe('Maglev tables of persistent listeners', () => {
+  const t = (addr: string, weight: number, port = 80): LogicalTarget => ({ addr, port, weight });
+  const s = state([
+    listener({
+      iface: 'eth1', port: 80, persist: true,
+      defaultTargets: [t('10.0.0.1', 3), t('10.0.0.2', 1), t('10.0.0.3', 0)],
+      sourceRoutes: [
+        { prefix: '10.0.0.0/8', targets: [t('10.0.0.4', 5)] },
+        { prefix: '192.168.1.0/24', targets: [t('10.0.0.5', 0)] },
+      ],
+    }),
+    listener({ iface: 'eth0', port: 81, defaultTargets: [t('10.0.0.1', 1), t('10.0.0.2', 1)] }),
+  ]);
+
+  it('every group of a persistent listener that has weight gets the table buildMaglevTable gives; no other group', () => {
+    const { generation } = encodeState(s, env());
+    // groups: 0 = eth0:81 (not persistent), 1 = eth1:80 default, 2 = route 10/8, 3 = route 192.168.1/24 (weight 0)
+    expect(generation.maglev!.map((m) => m.group)).toEqual([1, 2]);
+    const backends = [{ id: '10.0.0.1:80', weight: 3 }, { id: '10.0.0.2:80', weight: 1 }, { id: '10.0.0.3:80', weight: 0 }];
+    expect([...generation.maglev![0]!.table]).toEqual([...buildMaglevTable(backends, LB_MAGLEV_SIZE)]);
+    const share = (i: number): number => generation.maglev![0]!.table.filter((x) => x === i).length / LB_MAGLEV_SIZE;
+    expect(share(2), 'weight 0 owns no slot').toBe(0);
+    expect(share(0)).toBeCloseTo(0.75, 2);
+    expect(generation.maglev![1]!.table.every((x) => x === 0)).toBe(true);
+    expect(checkMaglevTables(generation)).toBeNull();
+  });
+
+  it('decode ignores the tables: decode(encode(s)) == s', () => {
+    const { generation } = encodeState(s, env());
+    expect(roundTrip(s)).toEqual(s);
+    const back = decodeGeneration({ ...generation, maglev: [] }, { ifname, proxyOf: () => 'p', interfaces: s.interfaces });
+    expect(back).toEqual(decodeGeneration(generation, { ifname, proxyOf: () => 'p', interfaces: s.interfaces }));
+  });
+
+  it('checkMaglevTables finds a missing, a wrong and an unused table', () => {
+    const { generation } = encodeState(s, env());
+    expect(checkMaglevTables({ ...generation, maglev: generation.maglev!.slice(1) })).toMatch(/group 1 of a persistent listener has no Maglev table/);
+    const wrong = structuredClone(generation);
+    wrong.maglev![0]!.table = Buffer.from(wrong.maglev![0]!.table.map((x) => (x === 0 ? 1 : x)));
+    expect(checkMaglevTables(wrong)).toMatch(/table of group 1 is not the one/);
+    const extra = { ...generation, maglev: [...generation.maglev!, { group: 0, table: generation.maglev![0]!.table }] };
+    expect(checkMaglevTables(extra)).toMatch(/group 0 has a Maglev table but no persistent listener/);
+  });
+
+  it('a backend listed twice in a group gets a table all the same (its second entry is a backend of its own)', () => {
+    const table = maglevTable([t('10.0.0.1', 1), t('10.0.0.1', 1), t('10.0.0.2', 2)])!;
+    expect(new Set(table)).toEqual(new Set([0, 1, 2]));
+    expect(maglevTable([t('10.0.0.1', 0)])).toBeNull();
+  });
+
+  it('the table follows identity, not order: reordering the targets permutes the indexes only', () => {
+    const a = maglevTable([t('10.0.0.1', 1), t('10.0.0.2', 1), t('10.0.0.3', 1)])!;
+    const b = maglevTable([t('10.0.0.3', 1), t('10.0.0.1', 1), t('10.0.0.2', 1)])!;
+    const addrA = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
+    const addrB = ['10.0.0.3', '10.0.0.1', '10.0.0.2'];
+    expect([...a].map((i) => addrA[i])).toEqual([...b].map((i) => addrB[i]));
+  });
+
+  it(`rejects more than LB_MAX_MAGLEV_GROUPS (${LB_MAX_MAGLEV_GROUPS}) tables per generation with LB_COMPILE_LIMIT`, () => {
+    const many = Array.from({ length: LB_MAX_MAGLEV_GROUPS + 1 }, (_, i) => listener({ iface: 'eth0', port: i + 1, persist: true, defaultTargets: [t('10.0.0.1', 1)] }));
+    expect(() => encodeState(state(many), env())).toThrow(expect.objectContaining({ code: 'LB_COMPILE_LIMIT' }));
+    expect(encodeState(state(many.slice(1)), env()).generation.maglev).toHaveLength(LB_MAX_MAGLEV_GROUPS);
   });
 });
