@@ -27,7 +27,7 @@
 #define LB_MAX_LISTENERS 16384     /* listener entries per generation */
 #endif
 #ifndef LB_MAX_SRC_ROUTES
-#define LB_MAX_SRC_ROUTES 65536    /* source-route prefixes, both generations together */
+#define LB_MAX_SRC_ROUTES 262144   /* source-route prefixes, both generations together */
 #endif
 #ifndef LB_MAX_TARGET_IDS
 #define LB_MAX_TARGET_IDS 16384    /* per-target counter slots */

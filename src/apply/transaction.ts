@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, encodeGeneration, flipTo, interfaceName, readCtl, readGenerationRaw,
+  DataPlane, decodeGeneration as decodeRaw, encodeGeneration, flipTo, interfaceName, readCtl, readGenerationRaw, readGenerationsRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { LbError, isLbError } from '../errors.js';
@@ -123,9 +123,9 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const detach = [...attachedBefore].filter((i) => !wanted.includes(i)).sort();
 
   const desiredRaw = encodeGeneration(targetGen, req.generation);
-  const activeRaw = readGenerationRaw(dp, oldCtl.activeGen);
-  const upToDate = firstDifference(activeRaw, encodeGeneration(oldCtl.activeGen, req.generation)) === null
-    && detach.length === 0 && wanted.every((i) => current.has(i));
+  const [activeRaw, inactive] = readGenerationsRaw(dp, [oldCtl.activeGen, targetGen]) as [EncodedGeneration, EncodedGeneration];
+  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && sameCounts(activeRaw, desiredRaw)
+    && firstDifference(activeRaw, encodeGeneration(oldCtl.activeGen, req.generation)) === null;
   const inventory = (ctl: Ctl): Inventory => ({
     format_version: INVENTORY_FORMAT_VERSION,
     instance: req.instance,
@@ -144,7 +144,6 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     return { instance: req.instance, changed: false, activeGen: oldCtl.activeGen, serial: oldCtl.serial, ops: 0, attached: [], detached: [], warnings: [] };
   }
 
-  const inactive = readGenerationRaw(dp, targetGen);
   const ops = diffGeneration(targetGen, inactive, desiredRaw);
   const postFlipSerial = (oldCtl.serial + 1) >>> 0;
   const journal: Journal = {
@@ -216,6 +215,13 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: ops.length,
     attached: attach, detached: detach.filter((i) => !warnings.some((w) => w.startsWith(`${i}:`))), warnings,
   };
+}
+
+/** A cheap necessary condition of equality, before encoding and comparing whole generations. */
+function sameCounts(a: EncodedGeneration, b: EncodedGeneration): boolean {
+  const present = (g: EncodedGeneration): number => g.groups.filter(([, v]) => v.readUInt32LE(0) > 0).length;
+  return a.listeners.length === b.listeners.length && a.srcRoutes.length === b.srcRoutes.length
+    && a.maglev.length === b.maglev.length && present(a) === present(b);
 }
 
 /** The entries of the inactive generation the ops touch, as they are now (exact bytes). */

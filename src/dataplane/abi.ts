@@ -5,7 +5,7 @@
 export const LB_MAX_TARGETS = 64;
 export const LB_MAX_GROUPS = 16384;
 export const LB_MAX_LISTENERS = 16384;
-export const LB_MAX_SRC_ROUTES = 65536;
+export const LB_MAX_SRC_ROUTES = 262144;
 export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
 export const LB_MAX_TX_PORTS = 256;
@@ -79,13 +79,26 @@ export type StructName = keyof typeof LAYOUTS;
 
 /** Parses a dotted IPv4 address to its 32-bit value (host number, e.g. 10.0.0.1 -> 0x0a000001). */
 export function ipv4ToU32(addr: string): number {
-  const parts = addr.split('.');
-  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+  // Hand-rolled (no split, no regex): compile and apply encode every address of a config.
   let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
-    value = value * 256 + Number(part);
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= addr.length; i++) {
+    const c = i < addr.length ? addr.charCodeAt(i) : 46; // a final '.' closes the last part
+    if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+    } else if (c === 46 && digits > 0) {
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
+    }
   }
+  if (dots !== 4) throw new RangeError(`not an IPv4 address: ${JSON.stringify(addr)}`);
   return value >>> 0;
 }
 

@@ -72,10 +72,25 @@ export function encodeGeneration(gen: number, cfg: GenerationConfig): EncodedGen
 
 /** The raw entries of one generation as they are in the maps now. */
 export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration {
-  const settings = dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS);
-  const listeners = [...dp.maps.lb_listeners.entries()].filter(([k]) => decodeListenerKey(k).gen === gen);
-  const srcRoutes = [...dp.maps.lb_src_routes.entries()].filter(([k]) => decodeSrcKey(k).gen === gen);
-  return { settings, listeners, groups: readGroupsRaw(dp, gen), srcRoutes, maglev: readMaglevRaw(dp, gen) };
+  return readGenerationsRaw(dp, [gen])[0]!;
+}
+
+/**
+ * The raw entries of several generations, with one walk of each hash and trie map for all of
+ * them: the listener and source-route maps hold both generations, so reading the active and the
+ * inactive one separately would walk them twice. lb_listeners is read with batch lookups; the
+ * LPM trie has no batch operations and is walked key by key.
+ */
+export function readGenerationsRaw(dp: DataPlane, gens: readonly number[]): EncodedGeneration[] {
+  const listeners = dp.maps.lb_listeners.lookupBatch();
+  const srcRoutes = [...dp.maps.lb_src_routes.entries()];
+  return gens.map((gen) => ({
+    settings: dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS),
+    listeners: listeners.filter(([k]) => decodeListenerKey(k).gen === gen),
+    groups: readGroupsRaw(dp, gen),
+    srcRoutes: srcRoutes.filter(([k]) => decodeSrcKey(k).gen === gen),
+    maglev: readMaglevRaw(dp, gen),
+  }));
 }
 
 /** The Maglev tables of one generation (lb_maglev is a hash keyed like lb_groups). */
