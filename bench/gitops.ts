@@ -27,7 +27,8 @@ import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib
 const WEBHOOK_PUSHES = 50;
 const POLL_PUSHES = 20;
 const BASELINE_APPLIES = 20;
-const VALIDATE_RUNS = 5;
+/** `lb validate` runs per baseline half. */
+const VALIDATE_RUNS = 3;
 const POLL = '1s';
 const POLL_MS = 1000;
 /** Read the live maps back after every Nth push of a mode (and after its last). */
@@ -95,8 +96,11 @@ class GitopsRun {
     await sb.create();
     this.prevRevision = sb.initialRevision;
 
-    ctx.log(`baseline: ${BASELINE_APPLIES} x lb apply --config lb.yaml (CLI, daemon not running)`);
-    const baseline = await this.baseline();
+    // The baseline in two halves, before and after the daemon's phases (the daemon stopped: it
+    // would heal a hand apply as drift), so a change of the machine's load touches both sides.
+    const baseline = { applyMs: [] as number[], validateMs: [] as number[] };
+    ctx.log(`baseline, first half: ${BASELINE_APPLIES / 2} x lb apply --config lb.yaml (CLI, no daemon)`);
+    await this.baseline(baseline, true);
 
     ctx.log(`webhook: lb daemon --webhook-listen ${WEBHOOK_LISTEN} --poll 1h; ${WEBHOOK_PUSHES} pushes`);
     const daemonW = sb.startDaemon({ poll: '1h', webhook: true, logName: 'daemon-webhook.log' });
@@ -122,41 +126,41 @@ class GitopsRun {
     this.attachReconcileTimes(polling, daemonP.process.log());
     const metricsP = await this.reconcileMetrics();
     await sb.stopDaemon();
+    ctx.log(`baseline, second half: ${BASELINE_APPLIES / 2} x lb apply --config lb.yaml`);
+    await this.baseline(baseline, false);
 
     return this.result(baseline, webhook, polling, { webhook: metricsW, polling: metricsP, firstAfterRestart: first });
   }
 
-  /** `lb apply` of a weight change with the CLI (after one unmeasured apply that loads and attaches), and `lb validate`. */
-  private async baseline(): Promise<{ applyMs: number[]; validateMs: number[] }> {
+  /**
+   * Half of the baseline: `lb apply` of a weight change with the CLI, each followed by `lb validate`
+   * of the file (what a CLI process costs without the kernel). The first half starts with one
+   * unmeasured apply (it loads the programs and attaches) and ends with the clone back at its commit.
+   */
+  private async baseline(into: { applyMs: number[]; validateMs: number[] }, first: boolean): Promise<void> {
     const { sb } = this;
     const file = sb.repo.configFile;
-    const apply = async (): Promise<number> => {
+    const lb = async (args: string[]): Promise<number> => {
       const t0 = performance.now();
-      const r = await sb.lb.run(['apply', '--config', file, '--auto-approve']);
+      const r = await sb.lb.run(args);
       const ms = performance.now() - t0;
-      if (r.code !== 0) throw new BenchError(`lb apply failed (exit ${r.code ?? r.signal}): ${r.stderr.trim() || r.stdout.trim()}`);
+      if (r.code !== 0) throw new BenchError(`lb ${args[0]} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim() || r.stdout.trim()}`);
       return ms;
     };
-    await apply(); // loads the programs, attaches to veth-c1: not what a change costs
-    const applyMs: number[] = [];
-    for (let i = 0; i < BASELINE_APPLIES; i++) {
-      this.budget(`baseline apply ${i + 1}`);
+    const apply = ['apply', '--config', file, '--auto-approve'];
+    if (first) await lb(apply);
+    for (let i = 0; i < BASELINE_APPLIES / 2; i++) {
+      this.budget(`baseline apply ${into.applyMs.length + 1}`);
       sb.repo.setWeights(this.nextWeights());
-      applyMs.push(await apply());
+      into.applyMs.push(await lb(apply));
+      if (i < VALIDATE_RUNS) into.validateMs.push(await lb(['validate', '--config', file]));
     }
-    const validateMs: number[] = [];
-    for (let i = 0; i < VALIDATE_RUNS; i++) {
-      const t0 = performance.now();
-      const r = await sb.lb.run(['validate', '--config', file]);
-      validateMs.push(performance.now() - t0);
-      if (r.code !== 0) throw new BenchError(`lb validate failed (exit ${r.code ?? r.signal}): ${r.stderr.trim()}`);
-    }
+    if (!first) return;
     // Back to the committed file, so the daemon starts from the initial commit.
     this.step = 0;
     sb.repo.setWeights(WEIGHT_CYCLE[0]!);
     const diff = await sb.repo.diff();
     if (diff.trim() !== '') throw new BenchError(`the clone differs from its commit after the baseline:\n${diff}`);
-    return { applyMs, validateMs };
   }
 
   /** One weight change: commit, then t0, push (+ webhook), t1 when applied; optionally the maps read back. */
@@ -288,7 +292,7 @@ class GitopsRun {
         `t0 before \`git push\` (from the LB namespace), t1 when /run/lb/<instance>/status.json (polled every ${STATUS_POLL_MS} ms) shows the pushed sha as lastAppliedRevision.`,
         `Webhook: --webhook-listen, poll 1h; after the push a signed GitHub push event is POSTed (the daemon settles webhooks 250 ms). ${WEBHOOK_PUSHES} pushes.`,
         `Polling: the daemon restarted without the receiver, --poll ${POLL} (+-10 % jitter); a random 0..${POLL_MS} ms pause before each push. ${POLL_PUSHES} pushes.`,
-        `Baseline, same run: \`lb apply --config FILE --auto-approve\` in the LB namespace (daemon stopped), each changing the weights; p50 of ${BASELINE_APPLIES}.`,
+        `Baseline, same run: \`lb apply --config FILE --auto-approve\` in the LB namespace, each changing the weights, half before and half after the daemon phases (daemon stopped); p50 of ${BASELINE_APPLIES}.`,
         'p99 by linear interpolation between closest ranks (of 50 samples: between the 2 largest).',
       ],
       measurements,
