@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gitopsSuite } from './gitops.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
 import { Cleanup } from './lib/cleanup.js';
@@ -21,7 +22,7 @@ import { formatReport, resultsDocument, type RunMeta, type SuiteFailure } from '
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, planApplySuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, planApplySuite, gitopsSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -39,6 +40,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   http: ['wrk', 'nft', 'ip', 'curl'],
   testrun: ['clang', 'ip'],
   planapply: ['ip', 'nsenter'],
+  gitops: ['git', 'curl', 'ip', 'nsenter'],
 };
 
 const USAGE = `usage: node dist/bench/main.js [options]     (make bench BENCH_ARGS="...")

@@ -12,13 +12,17 @@ export interface DaemonOptions {
   repoUrl: string;
   branch: string;
   poll: string;
-  webhookListen: string;
-  webhookSecretFile: string;
-  statusBranch: string;
+  /** The webhook receiver (with its secret); without it the daemon only polls. */
+  webhookListen?: string;
+  webhookSecretFile?: string;
+  /** Report to this branch; without it, no status commits. */
+  statusBranch?: string;
   node: string;
   /** The daemon's clone and checkouts (default /var/lib/lb/<instance>): inside the demo's work directory. */
   workDir: string;
   logFile: string;
+  /** More `lb daemon` flags (the benchmark's). */
+  extraArgs?: readonly string[];
 }
 
 /** The daemon's command line (after `lb --instance I`). */
@@ -28,11 +32,12 @@ export function daemonArgs(o: DaemonOptions): string[] {
     '--repo', o.repoUrl,
     '--ref', o.branch,
     '--poll', o.poll,
-    '--webhook-listen', o.webhookListen,
-    '--webhook-secret-file', o.webhookSecretFile,
-    '--status-branch', o.statusBranch,
+    ...(o.webhookListen !== undefined ? ['--webhook-listen', o.webhookListen] : []),
+    ...(o.webhookSecretFile !== undefined ? ['--webhook-secret-file', o.webhookSecretFile] : []),
+    ...(o.statusBranch !== undefined ? ['--status-branch', o.statusBranch] : []),
     '--node', o.node,
     '--work-dir', o.workDir,
+    ...(o.extraArgs ?? []),
   ];
 }
 
