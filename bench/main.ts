@@ -8,8 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-root.js';
 import { gitopsSuite } from './gitops.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
@@ -91,15 +91,6 @@ function parseArgs(argv: string[]): Args {
     }
   }
   return { options, only, write };
-}
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
 }
 
 function preflight(selected: Suite[]): void {

@@ -23,7 +23,8 @@
 // real one. Test runs never transmit: XDP_REDIRECT is only the returned verdict.
 
 import { installConfig, type StatName } from '../src/dataplane/index.js';
-import { BENCH_UDP_PORT, testRunXdpFd } from './lib/bpf.js';
+import { progTestRun } from '../src/dataplane/libbpf.js';
+import { BENCH_UDP_PORT } from './lib/bpf.js';
 import { BenchError } from './lib/errors.js';
 import { udpFrame } from './lib/frame.js';
 import { median, ratio, spread } from './lib/stats.js';
@@ -78,7 +79,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       }
       const before = env.lbStats();
       for (let i = 0; i < calls; i++) {
-        const p = testRunXdpFd(passFd, hit, { repeat: BATCH, ifindex });
+        const p = progTestRun(passFd, 'xdp', hit, { repeat: BATCH, ifindex }, 'bench_pass');
         if (p.retval !== XDP_PASS) throw new BenchError(`bench_pass returned ${p.retval}`);
         batched.pass.push(p.durationNs);
         const n = env.dp.testRun('xdp', other, { ifindex, repeat: BATCH });
@@ -91,7 +92,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       const after = env.lbStats();
       for (const k of ['ct_hit', 'ct_new', 'redirect', 'fib_pass', 'not_listener'] as const) counters[k] = Number(after[k] - before[k]);
       for (let i = 0; i < SINGLE_CALL_TIMES; i++) {
-        single.pass.push(testRunXdpFd(passFd, hit, { repeat: total, ifindex }).durationNs);
+        single.pass.push(progTestRun(passFd, 'xdp', hit, { repeat: total, ifindex }, 'bench_pass').durationNs);
         single.notListener.push(env.dp.testRun('xdp', other, { ifindex, repeat: total }).durationNs);
       }
     } finally {

@@ -18,8 +18,7 @@ import { join } from 'node:path';
 import koffi from 'koffi';
 import { possibleCpus } from '../../src/dataplane/index.js';
 import {
-  TEST_RUN_OPTS, XDP_FLAGS_DRV_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, XDP_MD, bpfError, captureLibbpfLog,
-  currentLibbpfLog, native, quietCall, withNative,
+  XDP_FLAGS_DRV_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, bpfError, captureLibbpfLog, currentLibbpfLog, native, quietCall,
 } from '../../src/dataplane/libbpf.js';
 import { BenchError } from './errors.js';
 
@@ -244,37 +243,4 @@ export class BenchObject {
     this.obj = undefined;
     this.progFds.clear();
   }
-}
-
-export interface FdTestRun { retval: number; durationNs: number }
-
-/**
- * BPF_PROG_TEST_RUN of an XDP program fd on one frame, `repeat` times; durationNs is the kernel's
- * average per run. With ifindex the frame arrives on that device of the calling thread's network
- * namespace (as DataPlane.testRun does for lb's own program).
- */
-export function testRunXdpFd(fd: number, frame: Buffer, opts: { repeat: number; ifindex?: number }): FdTestRun {
-  const outSize = frame.length + 1024;
-  const ctx = Buffer.alloc(XDP_MD.size);
-  ctx.writeUInt32LE(frame.length, XDP_MD.data_end);
-  if (opts.ifindex !== undefined) ctx.writeUInt32LE(opts.ifindex, XDP_MD.ingress_ifindex);
-  const useCtx = opts.ifindex !== undefined;
-  return withNative([frame.length, outSize, ctx.length], (dataIn, dataOut, ctxIn) => {
-    frame.copy(dataIn.view());
-    ctx.copy(ctxIn.view());
-    const o = Buffer.alloc(TEST_RUN_OPTS.size);
-    o.writeBigUInt64LE(BigInt(TEST_RUN_OPTS.size), 0);
-    o.writeBigUInt64LE(dataIn.address, TEST_RUN_OPTS.data_in);
-    o.writeBigUInt64LE(dataOut.address, TEST_RUN_OPTS.data_out);
-    o.writeUInt32LE(frame.length, TEST_RUN_OPTS.data_size_in);
-    o.writeUInt32LE(outSize, TEST_RUN_OPTS.data_size_out);
-    if (useCtx) {
-      o.writeBigUInt64LE(ctxIn.address, TEST_RUN_OPTS.ctx_in);
-      o.writeUInt32LE(ctx.length, TEST_RUN_OPTS.ctx_size_in);
-    }
-    o.writeInt32LE(opts.repeat, TEST_RUN_OPTS.repeat);
-    const ret = native().bpf_prog_test_run_opts(fd, o);
-    if (ret < 0) throw bpfError('LB_BPF_TEST_RUN', `BPF_PROG_TEST_RUN of fd ${fd}`, -ret);
-    return { retval: o.readInt32LE(TEST_RUN_OPTS.retval), durationNs: o.readUInt32LE(TEST_RUN_OPTS.duration) };
-  });
 }

@@ -19,7 +19,7 @@ import {
   DataPlane, EMPTY_SETTINGS, IPPROTO_TCP, IPPROTO_UDP, LB_PIN_ROOT, installConfig, interfaceIndex,
   type AttachResult, type GenerationConfig, type StatName,
 } from '../../src/dataplane/index.js';
-import { createTopology, destroyStale, makeRunPrefix, run, type Topology } from '../../src/sandbox/index.js';
+import { createTopology, destroyStale, isAlive, makeRunPrefix, run, type Topology } from '../../src/sandbox/index.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 import { BENCH_UDP_PORT, BenchObject, compileBenchObject } from './bpf.js';
 import type { Cleanup } from './cleanup.js';
@@ -254,15 +254,6 @@ async function removeStaleRuns(log: (m: string) => void): Promise<void> {
     if (!m || isAlive(Number(m[1]))) continue;
     DataPlane.down(name);
     log(`removed the pins of an earlier, interrupted run: ${LB_PIN_ROOT}/${name}`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

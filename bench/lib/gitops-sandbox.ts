@@ -23,7 +23,7 @@ import { DemoDaemon } from '../../src/demo/daemon.js';
 import { artefacts, type Artefacts, type DemoLayout } from '../../src/demo/layout.js';
 import { LbCli } from '../../src/demo/lb-cli.js';
 import { DemoProcess, logExcerpt } from '../../src/demo/processes.js';
-import { createTopology, destroyStale, killGroup, makeRunPrefix, nsenterArgs, type Topology } from '../../src/sandbox/index.js';
+import { createTopology, destroyStale, isAlive, killGroup, makeRunPrefix, nsenterArgs, type Topology } from '../../src/sandbox/index.js';
 import { LB_RUN_ROOT, runDir } from '../../src/state/run-dir.js';
 import { BenchError } from './errors.js';
 
@@ -41,15 +41,6 @@ export interface DaemonMode {
   webhook: boolean;
   /** Log file name in the log directory. */
   logName: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class GitopsSandbox {
@@ -123,7 +114,7 @@ export class GitopsSandbox {
       if (!existsSync(root)) continue;
       for (const name of readdirSync(root)) {
         const m = INSTANCE_RE.exec(name);
-        if (m && !alive(Number(m[1]))) instances.add(name);
+        if (m && !isAlive(Number(m[1]))) instances.add(name);
       }
     }
     for (const name of instances) {
@@ -133,7 +124,7 @@ export class GitopsSandbox {
     }
     for (const name of readdirSync(tmpdir())) {
       const m = WORKDIR_RE.exec(name);
-      if (m && !alive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      if (m && !isAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
     }
   }
 

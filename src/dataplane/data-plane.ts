@@ -10,9 +10,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { LbError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
   LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
@@ -23,10 +23,10 @@ import { ensureInstanceDir, instanceDir, listPins, removeInstanceDir, validateIn
 import { interfaceIndex, listInterfaces } from './interfaces.js';
 import {
   BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, BPF_TC_EGRESS, BPF_TC_F_REPLACE, BPF_TC_INGRESS, NativeMemory,
-  OBJECT_OPEN_OPTS, SK_BUFF, TC_HOOK, TC_OPTS, TEST_RUN_OPTS, XDP_ATTACH_OPTS, XDP_FLAGS_DRV_MODE,
-  XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, XDP_MD, XDP_QUERY_OPTS,
+  OBJECT_OPEN_OPTS, TC_HOOK, TC_OPTS, XDP_ATTACH_OPTS, XDP_FLAGS_DRV_MODE,
+  XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, XDP_QUERY_OPTS,
   bpfError, captureLibbpfLog, check, closeFd, currentLibbpfLog, mapInfo, native, progInfo, progInfoById,
-  quietCall, withNative, type ProgInfo,
+  progTestRun, quietCall, type ProgInfo, type TestRunResult,
 } from './libbpf.js';
 
 const { ENOENT, EEXIST, EINVAL } = constants.errno;
@@ -130,23 +130,13 @@ export interface TestRunOptions {
   repeat?: number;
 }
 
-export interface TestRunResult { retval: number; data: Buffer; durationNs: number }
+export type { TestRunResult };
 
 export interface DownResult {
   instance: string;
   detached: DetachResult[];
   unpinned: string[];
   removedDir: boolean;
-}
-
-/** The lb package root (holds package.json), found from this module in src/ or dist/src/. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
 }
 
 export class DataPlane {
@@ -330,45 +320,9 @@ export class DataPlane {
    */
   testRun(prog: ProgKind, packet: Buffer, options: TestRunOptions = {}): TestRunResult {
     this.checkOpen();
-    const fd = this.programs[prog].fd;
-    const outSize = packet.length + 1024; // room for XDP head/tail adjustments
-    let ctxSize = 0;
-    let ctx: Buffer | undefined;
-    if (options.ifindex !== undefined && prog === 'xdp') {
-      ctx = Buffer.alloc(XDP_MD.size);
-      ctx.writeUInt32LE(packet.length, XDP_MD.data_end);
-      ctx.writeUInt32LE(options.ifindex, XDP_MD.ingress_ifindex);
-    } else if (options.ifindex !== undefined) {
-      ctx = Buffer.alloc(SK_BUFF.size);
-      ctx.writeUInt32LE(options.ifindex, SK_BUFF.ifindex);
-    }
-    if (ctx) ctxSize = ctx.length;
-    return withNative([packet.length, outSize, ctxSize], (dataIn, dataOut, ctxIn) => {
-      packet.copy(dataIn.view());
-      if (ctx) ctx.copy(ctxIn.view());
-      const opts = Buffer.alloc(TEST_RUN_OPTS.size);
-      opts.writeBigUInt64LE(BigInt(TEST_RUN_OPTS.size), 0);
-      opts.writeBigUInt64LE(dataIn.address, TEST_RUN_OPTS.data_in);
-      opts.writeBigUInt64LE(dataOut.address, TEST_RUN_OPTS.data_out);
-      opts.writeUInt32LE(packet.length, TEST_RUN_OPTS.data_size_in);
-      opts.writeUInt32LE(outSize, TEST_RUN_OPTS.data_size_out);
-      if (ctx) {
-        opts.writeBigUInt64LE(ctxIn.address, TEST_RUN_OPTS.ctx_in);
-        opts.writeUInt32LE(ctxSize, TEST_RUN_OPTS.ctx_size_in);
-      }
-      opts.writeInt32LE(options.repeat ?? 1, TEST_RUN_OPTS.repeat);
-      const ret = native().bpf_prog_test_run_opts(fd, opts);
-      if (ret < 0) {
-        throw bpfError('LB_BPF_TEST_RUN', `BPF_PROG_TEST_RUN of ${this.programs[prog].name}`, -ret,
-          { instance: this.instance, prog, packetLength: packet.length, ifindex: options.ifindex });
-      }
-      const size = Math.min(opts.readUInt32LE(TEST_RUN_OPTS.data_size_out), outSize);
-      return {
-        retval: opts.readInt32LE(TEST_RUN_OPTS.retval),
-        data: Buffer.from(dataOut.view(size)),
-        durationNs: opts.readUInt32LE(TEST_RUN_OPTS.duration),
-      };
-    });
+    const { fd, name } = this.programs[prog];
+    return progTestRun(fd, prog, packet, { ifindex: options.ifindex, repeat: options.repeat ?? 1 }, name,
+      { instance: this.instance, prog, packetLength: packet.length, ifindex: options.ifindex });
   }
 
   /** lb_stats summed over CPUs, by STAT_NAMES. */

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LB_PIN_ROOT, instanceDir } from '../dataplane/bpffs.js';
-import { destroyStale, listNamespaces, run, type Topology } from '../sandbox/index.js';
+import { destroyStale, isAlive, listNamespaces, run, type Topology } from '../sandbox/index.js';
 import { runDir } from '../state/run-dir.js';
 import { CI_INSTANCE_RE, CI_PREFIX_FAMILY, CI_WORKDIR_RE, type Artefacts, type DemoLayout } from './layout.js';
 
@@ -23,15 +23,6 @@ export interface CleanupReport {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 async function namespacePids(ns: string): Promise<number[]> {
   const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: 10_000, allowFailure: true });
   return r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
@@ -43,8 +34,8 @@ export async function stopNamespaceProcesses(ns: string, graceMs: number): Promi
   const pids = await namespacePids(ns);
   for (const p of pids) { try { process.kill(p, 'SIGTERM'); } catch { /* gone */ } }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && pids.some(alive)) await sleep(100);
-  for (const p of pids.filter(alive)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  while (Date.now() < deadline && pids.some(isAlive)) await sleep(100);
+  for (const p of pids.filter(isAlive)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
   return pids.length;
 }
 
@@ -74,7 +65,7 @@ async function runsOf(layout: DemoLayout, includeStale: boolean): Promise<Run[]>
   const seen = new Set([layout.instance]);
   for (const ns of await listNamespaces()) {
     const m = new RegExp(`^${CI_PREFIX_FAMILY}(\\d+)[a-z]+-lb$`).exec(ns);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || isAlive(Number(m[1]))) continue;
     const instance = `demo-ci-${m[1]}`;
     seen.add(instance);
     runs.push({ lbNs: ns, instance });
@@ -82,7 +73,7 @@ async function runsOf(layout: DemoLayout, includeStale: boolean): Promise<Run[]>
   if (existsSync(LB_PIN_ROOT)) {
     for (const name of readdirSync(LB_PIN_ROOT)) {
       const m = CI_INSTANCE_RE.exec(name);
-      if (m && !alive(Number(m[1])) && !seen.has(name)) runs.push({ lbNs: undefined, instance: name });
+      if (m && !isAlive(Number(m[1])) && !seen.has(name)) runs.push({ lbNs: undefined, instance: name });
     }
   }
   return runs;
@@ -125,7 +116,7 @@ export async function cleanUp(layout: DemoLayout, art: Artefacts, opts: CleanupO
   if (!opts.topology && layout.staleFamily === CI_PREFIX_FAMILY) {
     for (const name of readdirSync(tmpdir())) {
       const m = CI_WORKDIR_RE.exec(name);
-      if (m && !alive(Number(m[1]))) await attempt(`removing ${name}`, async () => { rmSync(join(tmpdir(), name), { recursive: true, force: true }); });
+      if (m && !isAlive(Number(m[1]))) await attempt(`removing ${name}`, async () => { rmSync(join(tmpdir(), name), { recursive: true, force: true }); });
     }
   }
   if (!opts.keepWorkDir && existsSync(layout.workDir)) {

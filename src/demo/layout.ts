@@ -4,10 +4,10 @@
 // demo-ci-<pid>, $TMPDIR/lb-demo-ci-<pid>-XXXXXX): it cannot disturb a demo kept up, nor a
 // parallel run, and what a killed one left is recognised by its dead pid.
 
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { makeRunPrefix } from '../sandbox/index.js';
 
 export const DEMO_PREFIX = 'lbdemo';
@@ -40,16 +40,6 @@ export interface DemoLayout {
   stateFile: string;
 }
 
-/** The repository root (holding package.json), from compiled (dist/src/demo) or source (src/demo) code. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'examples'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error(`cannot find the repository root above ${fileURLToPath(import.meta.url)}`);
-}
-
 export interface Artefacts {
   root: string;
   /** node dist/src/cli/main.js: the lb CLI. */
@@ -58,7 +48,7 @@ export interface Artefacts {
   examplesRepo: string;
 }
 
-export function artefacts(root = repoRoot()): Artefacts {
+export function artefacts(root = packageRoot()): Artefacts {
   return {
     root,
     cli: join(root, 'dist', 'src', 'cli', 'main.js'),

@@ -5,9 +5,9 @@
 //   GET /metrics  Prometheus exposition (DaemonMetrics)
 // Anything else is 404; other methods than GET/HEAD are 405.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LbError } from '../errors.js';
+import { closeHttp, listenHttp } from '../http-server.js';
 import { errFields, silentLogger, type Logger } from '../source/log.js';
 import type { DaemonMetrics } from './metrics.js';
 
@@ -60,15 +60,7 @@ export class OpsServer {
 
   /** Listens on host:port (port 0: ephemeral); resolves with the bound address. */
   async listen(port: number, host: string): Promise<AddressInfo> {
-    const server = createServer(this.handle);
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
-    server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new LbError('LB_DAEMON_LISTEN', `the ops endpoints cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { host, port }, { cause: err })));
-      server.listen(port, host, () => resolve());
-    });
+    const server = await listenHttp(this.handle, { port, host, code: 'LB_DAEMON_LISTEN', what: 'the ops endpoints' });
     this.server = server;
     return server.address() as AddressInfo;
   }
@@ -76,11 +68,7 @@ export class OpsServer {
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    if (server) await closeHttp(server);
   }
 }
 

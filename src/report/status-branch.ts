@@ -16,7 +16,7 @@ import { LbError } from '../errors.js';
 import { Backoff, type BackoffOptions } from '../source/backoff.js';
 import { basicAuthHeader, credentialsFrom, type CredentialsProvider, type GitAuthOptions } from '../source/credentials.js';
 import { classifyGitError } from '../source/git-errors.js';
-import { findLocalGitdir } from '../source/git-source.js';
+import { ensureBareClone, findLocalGitdir } from '../source/git-source.js';
 import { deadlineSignal, limitedHttpClient } from '../source/http.js';
 import { errFields, silentLogger, type Logger } from '../source/log.js';
 import { parseSourceUrl, type SourceLocation } from '../source/url.js';
@@ -215,11 +215,7 @@ export class StatusBranchReporter {
     const cache = {};
     const fullRef = `refs/heads/${this.branch}`;
     try {
-      if (!(await exists(join(gitdir, 'HEAD')))) {
-        await mkdir(gitdir, { recursive: true });
-        await git.init({ fs, gitdir, bare: true, defaultBranch: this.branch });
-        await git.setConfig({ fs, gitdir, path: 'remote.origin.fetch', value: '+refs/heads/*:refs/remotes/origin/*' });
-      }
+      await ensureBareClone(gitdir, this.branch);
       const refs = await git.listServerRefs({ http, url, headers: { ...headers }, protocolVersion: 1 });
       const remoteTip = refs.find((x) => x.ref === fullRef)?.oid;
       if (remoteTip !== undefined && !(await hasObject(gitdir, remoteTip, cache))) {
@@ -370,13 +366,6 @@ async function hasObject(gitdir: string, oid: string, cache: object): Promise<bo
   } catch {
     return false;
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 function sleep(ms: number): Promise<void> {

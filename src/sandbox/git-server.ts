@@ -7,6 +7,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeHttp } from '../http-server.js';
 
 let backendPath: string | undefined;
 
@@ -72,11 +73,7 @@ export class GitHttpServer {
     this.server = undefined;
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    if (server) await closeHttp(server);
   }
 
   /** Listens again on the same port (after stop(): "the remote is back"). */

@@ -44,6 +44,19 @@ export function killGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Whether process `pid` exists: how runs recognise what a crashed earlier run left (names carry
+ * the owner's pid). EPERM means it exists under another user.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function appendCapped(acc: string, chunk: Buffer): string {
   const next = acc + chunk.toString('utf8');
   return next.length > MAX_CAPTURE ? next.slice(next.length - MAX_CAPTURE) : next;

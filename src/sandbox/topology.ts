@@ -28,9 +28,10 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ManagedProcess, SandboxError, run, type RunOptions, type RunResult } from './process.js';
+import { packageRoot } from '../package-root.js';
+import { ManagedProcess, SandboxError, isAlive, run, type RunOptions, type RunResult } from './process.js';
 
 export const VIP = '10.200.0.10';
 export const DEFAULT_HTTP_PORT = 8080;
@@ -151,7 +152,7 @@ export function execIn(ns: string, argv: readonly string[], opts: ExecOptions = 
 export function backendServerScript(): string {
   const here = fileURLToPath(import.meta.url);
   const script = here.endsWith('.ts')
-    ? join(resolve(dirname(here), '..', '..'), 'dist', 'src', 'sandbox', 'backend-server.js')
+    ? join(packageRoot(), 'dist', 'src', 'sandbox', 'backend-server.js')
     : join(dirname(here), 'backend-server.js');
   if (!existsSync(script)) {
     throw new SandboxError(`${script} is missing: build first (\`make build\` or \`npx tsc -p tsconfig.build.json\`)`, { script });
@@ -216,15 +217,6 @@ function deleteNamespaceSync(ns: string): void {
 }
 
 const NAME_RE = /^(.*?)-(lb|c\d+|b\d+)$/;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Removes namespaces left by crashed earlier runs of a prefix family: names

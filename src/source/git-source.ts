@@ -277,12 +277,7 @@ export class GitSource implements Source {
       this.resetClone = false;
       await rm(this.cloneDir, { recursive: true, force: true });
     }
-    if (!(await exists(join(this.cloneDir, 'HEAD')))) {
-      await mkdir(this.cloneDir, { recursive: true });
-      await git.init({ fs, gitdir: this.cloneDir, bare: true, defaultBranch: 'lb' });
-      // fetch() needs a refspec to file what it fetched under; the URL is passed on every call.
-      await git.setConfig({ fs, gitdir: this.cloneDir, path: 'remote.origin.fetch', value: '+refs/heads/*:refs/remotes/origin/*' });
-    }
+    await ensureBareClone(this.cloneDir, 'lb');
   }
 
   /** Each shallow fetch adds a packfile; past a bound, start over (the next fetch re-clones). */
@@ -343,6 +338,17 @@ export async function findLocalGitdir(path: string): Promise<string> {
   }
   if ((await exists(join(path, 'HEAD'))) && (await exists(join(path, 'objects')))) return path;
   throw new SourceError('LB_SOURCE_REPO', `${path} is not a git repository`, { disposition: 'stalling', reason: 'RepositoryNotFound' }, { url: path });
+}
+
+/**
+ * Creates the bare repository of a private clone at `gitdir` unless it is there already. Remote
+ * operations pass the URL on every call; fetch() still needs a refspec to file what it fetched.
+ */
+export async function ensureBareClone(gitdir: string, defaultBranch: string): Promise<void> {
+  if (await exists(join(gitdir, 'HEAD'))) return;
+  await mkdir(gitdir, { recursive: true });
+  await git.init({ fs, gitdir, bare: true, defaultBranch });
+  await git.setConfig({ fs, gitdir, path: 'remote.origin.fetch', value: '+refs/heads/*:refs/remotes/origin/*' });
 }
 
 /** Follows annotated tags to the commit they name (bounded). */

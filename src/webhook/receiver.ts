@@ -5,10 +5,11 @@
 // filter (202, ignored), then 202 at once and the event handed to `onEvent` on a later tick.
 // Coalescing many events into one reconcile is the TriggerCoalescer's job (src/source/triggers.ts).
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { LbError } from '../errors.js';
+import { closeHttp, listenHttp } from '../http-server.js';
 import { errFields, silentLogger, type Logger } from '../source/log.js';
 import { DeliveryCache } from './delivery-cache.js';
 import { header, parsePush, PROVIDERS, PROVIDER_SPECS, type Provider, type ProviderSpec } from './providers.js';
@@ -100,17 +101,7 @@ export class WebhookReceiver {
 
   /** Listens on host:port (default 127.0.0.1, port 0 = ephemeral); resolves with the bound address. */
   async listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
-    const server = createServer(this.handle);
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
-    server.keepAliveTimeout = 5_000;
-    server.maxHeadersCount = 100;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new LbError('LB_WEBHOOK_LISTEN', `webhook receiver cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { host, port }, { cause: err })),
-      );
-      server.listen(port, host, () => resolve());
-    });
+    const server = await listenHttp(this.handle, { port, host, code: 'LB_WEBHOOK_LISTEN', what: 'webhook receiver', maxHeadersCount: 100 });
     this.server = server;
     return server.address() as AddressInfo;
   }
@@ -118,11 +109,7 @@ export class WebhookReceiver {
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    if (server) await closeHttp(server);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

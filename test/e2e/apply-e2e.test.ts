@@ -12,21 +12,12 @@ import { instanceDir } from '../../src/dataplane/index.js';
 import { VIP, createTopology, httpCountBackends, type Topology } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ensureCliBuilt, runCli, type CliResult } from '../lib/cli.js';
+import { webProxyYaml } from './lib/config.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-e2e.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
 const instance = `e2e-${process.pid}-${randomBytes(3).toString('hex')}`;
 const REQUESTS = 30;
-
-const config = (weights: [number, number, number]): string => `
-proxies:
-  - name: web
-    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
-    default-target:
-${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
-settings:
-  connection-timeout-sec: 60
-`;
 
 describe('lb apply end to end: 1 client, LB, 3 backends', () => {
   let topo: Topology | undefined;
@@ -46,8 +37,8 @@ describe('lb apply end to end: 1 client, LB, 3 backends', () => {
   beforeAll(async () => {
     ensureCliBuilt();
     dir = mkdtempSync(join(tmpdir(), 'lb-apply-e2e-'));
-    writeFileSync(join(dir, 'even.yaml'), config([1, 1, 1]));
-    writeFileSync(join(dir, 'drain-b1.yaml'), config([0, 1, 1]));
+    writeFileSync(join(dir, 'even.yaml'), webProxyYaml([1, 1, 1]));
+    writeFileSync(join(dir, 'drain-b1.yaml'), webProxyYaml([0, 1, 1]));
     topo = await createTopology({ backends: 3, clients: 1 });
     await topo.startBackendServers();
   });

@@ -22,6 +22,7 @@ import { runDir } from '../../src/state/run-dir.js';
 import { createBareRepo, git, WorkRepo } from '../lib/git-fixtures.js';
 import { runCli } from '../lib/cli.js';
 import { startStream, streamContinuity, type StreamClient } from './lib/clients.js';
+import { webProxyYaml } from './lib/config.js';
 import {
   DaemonProcess, NsGitServer, ensureDaemonBuilt, httpInNs, lbStatus, metric, metricSum, metricsText, postWebhooks, pushBody, waitForStatus,
 } from './lib/daemon.js';
@@ -33,15 +34,6 @@ const SECRET = 'It\'s a Secret to Everybody';
 const OPS = 9180;
 const HOOK = 9181;
 const REQUESTS = 30;
-
-const config = (weights: [number | string, number, number]): string => `proxies:
-  - name: web
-    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
-    default-target:
-${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
-settings:
-  connection-timeout-sec: 60
-`;
 
 describe('lb daemon following a git branch over smart HTTP', () => {
   let root = '';
@@ -95,7 +87,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
     bare = await createBareRepo(join(root, 'repos'), 'config.git', root);
     work = await WorkRepo.clone(bare, join(root, 'work'), root);
     await work.write({ 'README.md': 'lb config\n' });
-    shas.initial = await commit('initial: even weights', config([1, 1, 1]));
+    shas.initial = await commit('initial: even weights', webProxyYaml([1, 1, 1]));
     topo = await createTopology({ backends: 3, clients: 1 });
     await topo.startBackendServers();
     server = new NsGitServer(topo.lbNs, join(root, 'repos'));
@@ -146,7 +138,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
   });
 
   it('applies a pushed weight change when a signed webhook arrives; a forged webhook is refused and triggers nothing', async () => {
-    shas.drainB1 = await commit('drain b1', config([0, 1, 1]));
+    shas.drainB1 = await commit('drain b1', webProxyYaml([0, 1, 1]));
     const before = metricSum(await metrics(), 'lb_reconcile_total');
     const forged = await postWebhooks(t().lbNs, HOOK, [{ body: pushBody(shas.drainB1), secret: 'not the secret' }]);
     expect(forged).toEqual([401]);
@@ -191,7 +183,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
   });
 
   it('a broken commit is Stalled, reported on the status branch with its file, line and column; the previous revision keeps serving; the next good commit applies', async () => {
-    const broken = config(['heavy', 1, 1]);
+    const broken = webProxyYaml(['heavy', 1, 1]);
     const lineNo = broken.split('\n').findIndex((l) => l.includes('heavy')) + 1;
     const column = broken.split('\n')[lineNo - 1]!.indexOf('heavy') + 1;
     shas.broken = await commit('typo in a weight', broken);
@@ -217,7 +209,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
       { timeoutMs: 10_000, intervalMs: 100, what: 'an unchanged run' });
     expect(metric(await metrics(), 'lb_reconcile_total', { result: 'stalled' })).toBe(metric(m0, 'lb_reconcile_total', { result: 'stalled' }));
 
-    shas.drainB3 = await commit('fix the weight, drain b3', config([1, 1, 0]));
+    shas.drainB3 = await commit('fix the weight, drain b3', webProxyYaml([1, 1, 0]));
     expect(await hook(shas.drainB3)).toBe(202);
     const ok = await applied(shas.drainB3, 'the fixed revision applied');
     expect(ok.status!.conditions.find((c) => c.type === 'Stalled')).toBeUndefined();
@@ -229,7 +221,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
 
   it('remote down, then back: the last applied state keeps serving, retries back off, then the new revision applies', async () => {
     await server!.stop();
-    shas.even = await commit('even again', config([1, 1, 1]));
+    shas.even = await commit('even again', webProxyYaml([1, 1, 1]));
     const mark = d().logs().length;
     expect(await hook(shas.even)).toBe(202);
     const failures = async () => d().logs().slice(mark).filter((l) => l.result === 'failed' && l.reason === 'RemoteUnreachable');
@@ -250,7 +242,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
 
   it('follows a force push that rewrote the branch', async () => {
     await work.git(['reset', '-q', '--hard', shas.drainB3!]);
-    shas.forced = await work.commit('rewritten history', { files: { 'lb/lb.yaml': config([2, 1, 1]) } });
+    shas.forced = await work.commit('rewritten history', { files: { 'lb/lb.yaml': webProxyYaml([2, 1, 1]) } });
     await work.git(['push', '-q', '--force', 'origin', 'main']);
     expect((await git(['--git-dir', bare, 'rev-parse', 'main'], { home: root })).trim()).toBe(shas.forced);
     expect(await hook(shas.forced)).toBe(202);
@@ -321,7 +313,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
   });
 
   it('picks up a pushed change by polling, without a webhook', async () => {
-    shas.polled = await commit('drain b2', config([1, 0, 1]));
+    shas.polled = await commit('drain b2', webProxyYaml([1, 0, 1]));
     await applied(shas.polled, 'the polled revision');
     expect(await d().waitForLog((l) => l.result === 'applied' && l.revision === shas.polled, 'the apply log line')).toMatchObject({ triggers: ['poll'] });
     const c = await counts();

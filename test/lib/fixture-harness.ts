@@ -8,8 +8,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
-import koffi from 'koffi';
+import { existsSync, rmSync } from 'node:fs';
 import { expect } from 'vitest';
 import {
   DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_DIR_FORWARD, LB_DIR_REVERSE, STAT_NAMES, decodeFlow, decodeFlowKey, encodeFlow,
@@ -20,6 +19,7 @@ import {
 import { EMPTY_SETTINGS } from '../../src/dataplane/generation.js';
 import { chooseTarget, flowHash } from '../../src/dataplane/flow-hash.js';
 import { maglevTable } from '../../src/compile/encode.js';
+import { withNetns } from '../../src/sandbox/netns.js';
 import {
   buildFrame, buildUdp, diffFrames, onesComplementSum, pseudoHeader, verifyChecksums, type FrameSpec, type L4Spec,
 } from './packet.js';
@@ -75,30 +75,6 @@ export function closeHarness(h: Harness | undefined): void {
 
 export const sh = (cmd: string, args: string[]): string =>
   execFileSync(cmd, args, { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
-
-const libc = koffi.load('libc.so.6');
-const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
-const CLONE_NEWNET = 0x40000000;
-
-/**
- * Runs fn with this thread in network namespace `name` (koffi calls, hence BPF_PROG_TEST_RUN and
- * its FIB lookups, run on this thread), and always comes back.
- */
-export function inNetns<T>(name: string, fn: () => T): T {
-  const home = openSync('/proc/thread-self/ns/net', 'r');
-  const target = openSync(`/run/netns/${name}`, 'r');
-  try {
-    if (setns(target, CLONE_NEWNET) !== 0) throw new Error(`setns into ${name} failed (errno ${koffi.errno()})`);
-    try {
-      return fn();
-    } finally {
-      if (setns(home, CLONE_NEWNET) !== 0) throw new Error(`setns back to the original namespace failed (errno ${koffi.errno()})`);
-    }
-  } finally {
-    closeSync(home);
-    closeSync(target);
-  }
-}
 
 export function deleteNetns(name: string): void {
   if (existsSync(`/run/netns/${name}`)) sh('ip', ['netns', 'del', name]);
@@ -389,7 +365,7 @@ export function runFixture(h: Harness, c: FixtureCase): void {
   const tBefore = new Map([...ids].map((id) => [id, dp.readTargetStats(id)]));
 
   const run = (): ReturnType<DataPlane['testRun']> => dp.testRun(prog, c.input, { ifindex: c.ifindex ?? LO_IFINDEX });
-  const res = c.netns !== undefined ? inNetns(c.netns, run) : run();
+  const res = c.netns !== undefined ? withNetns(c.netns, run) : run();
   const t1 = monoNow();
 
   // verdict and output bytes

@@ -3,10 +3,9 @@
 // namespace this file creates. Needs root; it fails (never skips) without it.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLbError, LbError } from '../../src/errors.js';
 import {
@@ -15,6 +14,7 @@ import {
   encodeListenerKey, encodeSrcKey, encodeU32, groupIndex, instanceDir, listPins, possibleCpus,
   type Group,
 } from '../../src/dataplane/index.js';
+import { withNetns } from '../../src/sandbox/netns.js';
 
 /** BPF_F_NO_PREALLOC (linux/bpf.h): lb_maglev allocates only the tables that exist. */
 const BPF_F_NO_PREALLOC = 1;
@@ -33,26 +33,6 @@ const TC_ACT_OK = 0;
 
 const sh = (cmd: string, args: string[]): string =>
   execFileSync(cmd, args, { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
-
-// Enter a network namespace on this thread (koffi calls run on it) and come back, always.
-const libc = koffi.load('libc.so.6');
-const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, type: number) => number;
-const CLONE_NEWNET = 0x40000000;
-function inNetns<T>(name: string, fn: () => T): T {
-  const home = openSync('/proc/thread-self/ns/net', 'r');
-  const target = openSync(`/run/netns/${name}`, 'r');
-  try {
-    if (setns(target, CLONE_NEWNET) !== 0) throw new Error(`setns into ${name} failed (errno ${koffi.errno()})`);
-    try {
-      return fn();
-    } finally {
-      if (setns(home, CLONE_NEWNET) !== 0) throw new Error(`setns back to the original namespace failed (errno ${koffi.errno()})`);
-    }
-  } finally {
-    closeSync(home);
-    closeSync(target);
-  }
-}
 
 /** An ARP request frame: not IPv4, so XDP must pass it and count not_ipv4. */
 function arpFrame(): Buffer {
@@ -90,7 +70,7 @@ afterAll(() => {
   for (const dp of opened) dp.close();
   for (const name of [instance, other]) {
     try {
-      if (existsSync(`/run/netns/${netns}`)) inNetns(netns, () => DataPlane.down(name));
+      if (existsSync(`/run/netns/${netns}`)) withNetns(netns, () => DataPlane.down(name));
     } finally {
       DataPlane.down(name);
       rmSync(instanceDir(name), { recursive: true, force: true });
@@ -326,17 +306,17 @@ describe('DataPlane attach/detach in a network namespace', () => {
   });
 
   it('attach auto on a veth runs native XDP and the TC egress filter; again is a no-op', () => {
-    const r = inNetns(netns, () => dp.attach('lbv0'));
+    const r = withNetns(netns, () => dp.attach('lbv0'));
     expect(r).toMatchObject({ ifname: 'lbv0', xdpMode: 'native', xdpChanged: true, tcChanged: true, replacedProgIds: [] });
     expect(xdpProgOn(netns, 'lbv0')).toEqual({ id: dp.programs.xdp.id, mode: 1 });
     expect(tcEgressProgIds(netns, 'lbv0')).toEqual([dp.programs.tc.id]);
-    const again = inNetns(netns, () => dp.attach('lbv0', { xdpMode: 'auto' }));
+    const again = withNetns(netns, () => dp.attach('lbv0', { xdpMode: 'auto' }));
     expect(again).toMatchObject({ xdpMode: 'native', xdpChanged: false, tcChanged: false });
   });
 
   it('an ifb device has no native XDP: native fails naming it, auto and generic fall back to generic', () => {
     try {
-      inNetns(netns, () => dp.attach('lbi0', { xdpMode: 'native' }));
+      withNetns(netns, () => dp.attach('lbi0', { xdpMode: 'native' }));
       expect.unreachable();
     } catch (err) {
       expect(isLbError(err, 'LB_BPF_ATTACH')).toBe(true);
@@ -345,31 +325,31 @@ describe('DataPlane attach/detach in a network namespace', () => {
     }
     expect(xdpProgOn(netns, 'lbi0')).toBeUndefined();
     expect(tcEgressProgIds(netns, 'lbi0')).toEqual([]); // the TC half was rolled back
-    const r = inNetns(netns, () => dp.attach('lbi0'));
+    const r = withNetns(netns, () => dp.attach('lbi0'));
     expect(r).toMatchObject({ xdpMode: 'generic', xdpChanged: true });
     expect(r.nativeError).toMatch(/native/);
     expect(xdpProgOn(netns, 'lbi0')).toEqual({ id: dp.programs.xdp.id, mode: 2 });
-    expect(inNetns(netns, () => dp.attach('lbi0', { xdpMode: 'generic' }))).toMatchObject({ xdpMode: 'generic', xdpChanged: false });
+    expect(withNetns(netns, () => dp.attach('lbi0', { xdpMode: 'generic' }))).toMatchObject({ xdpMode: 'generic', xdpChanged: false });
   });
 
   it('attachments() is read live from the kernel', () => {
-    const list = inNetns(netns, () => dp.attachments());
+    const list = withNetns(netns, () => dp.attachments());
     const by = Object.fromEntries(list.map((a) => [a.ifname, a]));
     expect(Object.keys(by).sort()).toEqual(['lbi0', 'lbv0', 'lbv1', 'lo']);
     expect(by.lbv0).toMatchObject({ xdp: 'native', tc: true, stale: false });
     expect(by.lbi0).toMatchObject({ xdp: 'generic', tc: true, stale: false });
     expect(by.lbv1).toMatchObject({ xdp: null, tc: false, stale: false });
-    expect(() => inNetns(netns, () => dp.attach('nope0'))).toThrow(expect.objectContaining({ code: 'LB_NET_IFACE' }));
+    expect(() => withNetns(netns, () => dp.attach('nope0'))).toThrow(expect.objectContaining({ code: 'LB_NET_IFACE' }));
   });
 
   it('lb_tx_ports gets every interface but lo that the devmap accepts, and loses stale ones', () => {
-    const synced = inNetns(netns, () => dp.syncTxPorts());
+    const synced = withNetns(netns, () => dp.syncTxPorts());
     const names = synced.ports.map((p) => p.ifname);
     expect(names).toEqual(expect.arrayContaining(['lbv0', 'lbv1']));
     expect(names).not.toContain('lo');
     expect([...names, ...synced.refused.map((r) => r.ifname)].sort()).toEqual(['lbi0', 'lbv0', 'lbv1']);
     const idx = Object.fromEntries(synced.ports.map((p) => [p.ifname, p.ifindex]));
-    const narrowed = inNetns(netns, () => dp.setTxPorts(['lbv0', 'lo']));
+    const narrowed = withNetns(netns, () => dp.setTxPorts(['lbv0', 'lo']));
     expect(narrowed.removed).toContain(idx.lbv1);
     expect([...dp.maps.lb_tx_ports.keys()].map(decodeU32)).toEqual([idx.lbv0]);
   });
@@ -377,16 +357,16 @@ describe('DataPlane attach/detach in a network namespace', () => {
   it("another instance's program is never replaced", () => {
     const b = open({ instance: other, objectDir });
     expect(b.adopted).toBe(false);
-    expect(inNetns(netns, () => b.attach('lbv1', { xdpMode: 'generic' }))).toMatchObject({ xdpMode: 'generic' });
+    expect(withNetns(netns, () => b.attach('lbv1', { xdpMode: 'generic' }))).toMatchObject({ xdpMode: 'generic' });
     try {
-      inNetns(netns, () => dp.attach('lbv1'));
+      withNetns(netns, () => dp.attach('lbv1'));
       expect.unreachable();
     } catch (err) {
       expect(isLbError(err, 'LB_BPF_ATTACH')).toBe(true);
       expect((err as LbError).data).toMatchObject({ ifname: 'lbv1' });
     }
     expect(xdpProgOn(netns, 'lbv1')?.id).toBe(b.programs.xdp.id);
-    const down = inNetns(netns, () => DataPlane.down(other));
+    const down = withNetns(netns, () => DataPlane.down(other));
     expect(down.detached).toEqual([{ ifname: 'lbv1', ifindex: expect.any(Number), xdp: true, tc: true }]);
     expect(xdpProgOn(netns, 'lbv1')).toBeUndefined();
     // our own attachments are untouched by the other instance going down
@@ -402,29 +382,29 @@ describe('DataPlane attach/detach in a network namespace', () => {
     expect(next.programs.xdp.id).not.toBe(dp.programs.xdp.id);
     for (const name of MAP_NAMES) expect(next.maps[name].id, name).toBe(dp.maps[name].id);
     expect(next.maps.lb_ctl.lookup(ctlKey)).toEqual(marker);
-    const before = Object.fromEntries(inNetns(netns, () => next.attachments()).map((a) => [a.ifname, a]));
+    const before = Object.fromEntries(withNetns(netns, () => next.attachments()).map((a) => [a.ifname, a]));
     expect(before.lbv0).toMatchObject({ xdp: null, tc: false, stale: true });
-    const r = inNetns(netns, () => next.attach('lbv0'));
+    const r = withNetns(netns, () => next.attach('lbv0'));
     expect(r).toMatchObject({ xdpMode: 'native', xdpChanged: true, tcChanged: true });
     expect(r.replacedProgIds.sort()).toEqual([dp.programs.xdp.id, dp.programs.tc.id].sort());
     expect(xdpProgOn(netns, 'lbv0')?.id).toBe(next.programs.xdp.id);
     expect(tcEgressProgIds(netns, 'lbv0')).toEqual([next.programs.tc.id]);
-    expect(inNetns(netns, () => next.attach('lbi0'))).toMatchObject({ xdpMode: 'generic', xdpChanged: true });
+    expect(withNetns(netns, () => next.attach('lbi0'))).toMatchObject({ xdpMode: 'generic', xdpChanged: true });
     dp.close();
     dp = next;
   });
 
   it('detach removes our XDP program, TC filter and the emptied clsact qdisc; idempotent', () => {
-    const r = inNetns(netns, () => dp.detach('lbv0'));
+    const r = withNetns(netns, () => dp.detach('lbv0'));
     expect(r).toMatchObject({ ifname: 'lbv0', xdp: true, tc: true });
     expect(xdpProgOn(netns, 'lbv0')).toBeUndefined();
     expect(sh('tc', ['-n', netns, 'qdisc', 'show', 'dev', 'lbv0'])).not.toMatch(/clsact/);
-    expect(inNetns(netns, () => dp.detach('lbv0'))).toMatchObject({ xdp: false, tc: false });
+    expect(withNetns(netns, () => dp.detach('lbv0'))).toMatchObject({ xdp: false, tc: false });
   });
 
   it('down detaches everywhere in the namespace, unpins everything and is idempotent', () => {
-    inNetns(netns, () => dp.attach('lbv0'));
-    const res = inNetns(netns, () => DataPlane.down(instance));
+    withNetns(netns, () => dp.attach('lbv0'));
+    const res = withNetns(netns, () => DataPlane.down(instance));
     expect(res.detached.map((d) => d.ifname).sort()).toEqual(['lbi0', 'lbv0']);
     expect(res.unpinned).toEqual([...MAP_NAMES, 'prog_tc', 'prog_xdp'].sort());
     expect(res.removedDir).toBe(true);
@@ -433,6 +413,6 @@ describe('DataPlane attach/detach in a network namespace', () => {
       expect(xdpProgOn(netns, dev), dev).toBeUndefined();
       expect(tcEgressProgIds(netns, dev), dev).toEqual([]);
     }
-    expect(inNetns(netns, () => DataPlane.down(instance))).toEqual({ instance, detached: [], unpinned: [], removedDir: false });
+    expect(withNetns(netns, () => DataPlane.down(instance))).toEqual({ instance, detached: [], unpinned: [], removedDir: false });
   });
 });

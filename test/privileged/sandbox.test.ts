@@ -5,14 +5,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmdirSync, rmSync, unlinkSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ManagedProcess, VIP, createTopology, destroyStale, httpCountBackends, httpGet, listNamespaces, run,
   udpCountBackends, udpRequest, waitUntil, type Topology,
 } from '../../src/sandbox/index.js';
+import { packageRoot } from '../../src/package-root.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = packageRoot();
 const DIST_INDEX = join(ROOT, 'dist', 'src', 'sandbox', 'index.js');
 const isRoot = process.getuid?.() === 0;
 

@@ -17,7 +17,7 @@ import {
 } from '../../src/dataplane/index.js';
 import {
   LO_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT, clearFlows, closeHarness, config, deleteNetns, dnatFrames, dnatSpec,
-  expectPair, flowPair, inNetns, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
+  expectPair, flowPair, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
   udpSpec, uniqueName, xdpRun, zeroingPayload,
   type Endpoint, type FixtureCase, type Harness, type Tuple,
 } from '../lib/fixture-harness.js';
@@ -27,6 +27,7 @@ import {
   type FrameSpec, type TcpSpec, type UdpSpec,
 } from '../lib/packet.js';
 import { flowHash } from '../../src/dataplane/flow-hash.js';
+import { withNetns } from '../../src/sandbox/netns.js';
 
 // ---- The configuration most cases use ----
 
@@ -744,8 +745,8 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
     ip('addr', 'add', '10.0.0.254/24', 'dev', 'out0');
     for (const [addr, mac] of Object.entries(NEIGH)) ip('neigh', 'replace', addr, 'lladdr', mac, 'dev', 'out0', 'nud', 'permanent');
     sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    inIf = inNetns(ns, () => interfaceIndex('in0'));
-    outIf = inNetns(ns, () => interfaceIndex('out0'));
+    inIf = withNetns(ns, () => interfaceIndex('in0'));
+    outIf = withNetns(ns, () => interfaceIndex('out0'));
     h = openHarness('fib');
   });
   afterAll(() => {
@@ -761,7 +762,7 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
     groups: { 1: G1, 2: [tgt('10.0.0.50', 8080, 1, 70), tgt('10.9.9.9', 8080, 0, 71)] },
   });
   const txPorts = (names: string[]) => (dp: DataPlane): void => {
-    const r = inNetns(ns, () => dp.setTxPorts(names));
+    const r = withNetns(ns, () => dp.setTxPorts(names));
     expect(r.refused).toEqual([]);
   };
 

@@ -5,15 +5,13 @@
 import { createInterface } from 'node:readline/promises';
 import { parseFaultSpec, recoverInstance, runTransaction, withInstanceLock, type ApplyRequest } from '../../apply/index.js';
 import { readPlanFile, type PlanFile } from '../../apply/plan-file.js';
-import { preparePlan, type PreparedPlan } from '../../apply/prepare.js';
-import { ConfigError } from '../../config/config-error.js';
 import { interfaceIndex } from '../../dataplane/index.js';
 import { LbError, isLbError } from '../../errors.js';
 import { diffStates, type PlanSummary } from '../../plan/plan.js';
 import { NO_CHANGES, planSections } from '../../plan/render-text.js';
 import { readLive, type LiveState } from '../../state/live.js';
-import { printBlock, reportConfigError, reportRecovery, revisionOf, stdio, type CliIo } from '../output.js';
-import { renderPlan } from './plan.js';
+import { printBlock, reportRecovery, stdio, type CliIo } from '../output.js';
+import { renderPlan, withPreparedPlan } from './plan.js';
 
 export interface ApplyOptions {
   instance: string;
@@ -62,18 +60,7 @@ export async function runApply(options: ApplyOptions, io: CliIo = stdio(), deps:
   const log = options.verbose ? (line: string): void => io.err(`lb: ${line}`) : undefined;
   if (options.planFile !== undefined) return applyPlanFile(options, options.planFile, io, { ...faultOptions, ...(log ? { log } : {}) });
 
-  return withInstanceLock(options.instance, async () => {
-    reportRecovery(io, recoverInstance(options.instance));
-    let prepared: PreparedPlan;
-    try {
-      prepared = await preparePlan({
-        instance: options.instance, configPath: options.config, revision: revisionOf(options.revision),
-        warn: (m) => io.err(`lb: warning: ${m}`),
-      });
-    } catch (err) {
-      if (err instanceof ConfigError) return reportConfigError(io, err);
-      throw err;
-    }
+  return withPreparedPlan(options, io, async (prepared) => {
     printBlock(io, renderPlan(prepared, 'text', { color: io.color, verbose: options.verbose, instance: options.instance }));
     if (prepared.plan.changes.length === 0) {
       io.out('');

@@ -27,7 +27,13 @@ export interface PlanOptions {
   revision?: string;
 }
 
-export async function runPlan(options: PlanOptions, io: CliIo = stdio()): Promise<number> {
+/**
+ * What `lb plan` and `lb apply` (without a plan file) share: under the instance lock, finish a
+ * leftover apply, plan the config and hand the plan to `fn`. A config error is reported here and
+ * its exit code returned.
+ */
+export async function withPreparedPlan(options: { instance: string; config: string; revision?: string }, io: CliIo,
+  fn: (prepared: PreparedPlan) => number | Promise<number>): Promise<number> {
   return withInstanceLock(options.instance, async () => {
     reportRecovery(io, recoverInstance(options.instance));
     let prepared: PreparedPlan;
@@ -40,6 +46,12 @@ export async function runPlan(options: PlanOptions, io: CliIo = stdio()): Promis
       if (err instanceof ConfigError) return reportConfigError(io, err);
       throw err;
     }
+    return fn(prepared);
+  });
+}
+
+export async function runPlan(options: PlanOptions, io: CliIo = stdio()): Promise<number> {
+  return withPreparedPlan(options, io, (prepared) => {
     printBlock(io, renderPlan(prepared, options.format, { color: io.color, verbose: options.verbose, instance: options.instance }));
     if (options.out !== undefined) {
       writePlanFile(options.out, toPlanFile(prepared));

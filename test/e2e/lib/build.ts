@@ -3,9 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../../src/package-root.js';
 
-export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+export const ROOT = packageRoot();
 
 function stale(): string[] {
   const out: string[] = [];

@@ -4,7 +4,7 @@
 import type { AgentConfig } from '../../../src/dataplane/agent.js';
 import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_SRC_ROUTES, ipv4ToU32 } from '../../../src/dataplane/abi.js';
 import { chooseTarget, flowHash } from '../../../src/dataplane/flow-hash.js';
-import type { Topology } from '../../../src/sandbox/index.js';
+import { VIP, type Topology } from '../../../src/sandbox/index.js';
 
 export const TCP_PORT = 80;
 export const UDP_PORT = 53;
@@ -40,6 +40,21 @@ export function e2eConfig(topo: Topology, weights: readonly number[]): AgentConf
     ],
     srcRoutes: [{ listenerId: TCP_LISTENER, ...ROUTED_SUBNET, group: ROUTE_GROUP }],
   };
+}
+
+/**
+ * An lb.yaml for the CLI and the daemon: proxy `web` on veth-c1, port 80 of the VIP, default
+ * target backend j at 10.202.j.2:8080 with weights[j - 1] (a string makes a deliberately bad config).
+ */
+export function webProxyYaml(weights: ReadonlyArray<number | string>): string {
+  return `proxies:
+  - name: web
+    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
+    default-target:
+${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
+settings:
+  connection-timeout-sec: 60
+`;
 }
 
 /** The backend name the data plane picks for a new TCP flow client:sport -> VIP:80 over `weights`. */
