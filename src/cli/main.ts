@@ -3,9 +3,12 @@
 
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { isLbError } from '../errors.js';
+import type { BreakerAction } from '../runtime/service.js';
 import { runApply } from './commands/apply.js';
+import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';
 import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
+import { runDrain, runUndrain } from './commands/drain.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
@@ -98,9 +101,50 @@ export function buildProgram(): Command {
     .command('status')
     .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions'].join('\n'))
+    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets'].join('\n'))
     .action(async (opts: { format: 'text' | 'json' }, cmd: Command) => {
       process.exitCode = await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    });
+
+  program
+    .command('drain')
+    .description('stop sending new flows to a target of a proxy (every group); existing flows continue. Needs the running daemon')
+    .argument('<proxy>', 'the proxy name')
+    .argument('<target>', 'the target as the config names it: ip:port, or host:port for a DNS target')
+    .option('--timeout <duration>', 'the drain is done at 0 active flows or after this long (default settings.default-drain-timeout-ms)')
+    .option('--wait', 'wait until the drain is done; exit 2 when it timed out with flows left', false)
+    .addHelpText('after', [
+      '', 'The target takes no new flows as soon as the command returns, and until `lb undrain`, also after the drain is done.',
+      '`lb status` shows draining (with the active flows and the time left), then drained or timed-out.',
+      'The daemon keeps the drain (across its restarts too); without a running daemon this is an error.',
+      '', 'Examples:', '  lb drain web 10.0.0.1:8080', '  lb drain web 10.0.0.1:8080 --timeout 5m --wait && systemctl stop backend',
+      '  lb drain api api.internal:8443 --timeout 30s',
+    ].join('\n'))
+    .action(async (proxy: string, target: string, opts: { timeout?: string; wait: boolean }, cmd: Command) => {
+      process.exitCode = await runDrain({ instance: instanceOf(cmd), proxy, target, ...opts });
+    });
+
+  program
+    .command('undrain')
+    .description('end the drain of a target: it takes new flows again. Needs the running daemon')
+    .argument('<proxy>', 'the proxy name')
+    .argument('<target>', 'the target as the config names it: ip:port or host:port')
+    .addHelpText('after', ['', 'Examples:', '  lb undrain web 10.0.0.1:8080'].join('\n'))
+    .action(async (proxy: string, target: string, _opts: unknown, cmd: Command) => {
+      process.exitCode = await runUndrain({ instance: instanceOf(cmd), proxy, target });
+    });
+
+  program
+    .command('breaker')
+    .description('force the circuit breaker of a backend open or closed, or reset it to automatic. Needs the running daemon')
+    .addArgument(new Argument('<action>', 'open (no new flows), close (traffic whatever the error rate) or reset (automatic again)').choices(BREAKER_ACTIONS))
+    .argument('<backend>', 'addr:port of a backend (a DNS target host:port means each of its addresses)')
+    .addHelpText('after', [
+      '', 'A forced state holds until `lb breaker reset` (or the other force). Needs settings.circuit-breaker.enabled.',
+      '', 'Examples:', '  lb breaker open 10.0.0.2:8080', '  lb breaker reset 10.0.0.2:8080', '  lb breaker close api.internal:8443',
+    ].join('\n'))
+    .action(async (action: BreakerAction, backend: string, _opts: unknown, cmd: Command) => {
+      process.exitCode = await runBreaker({ instance: instanceOf(cmd), action, backend });
     });
 
   program
@@ -119,6 +163,7 @@ export function buildProgram(): Command {
     .option('--no-self-heal', 'only report drift (log, metric, status), never correct it')
     .option('--drift-interval <duration>', 'how often to read the live maps back and compare', '30s')
     .option('--ops-listen <addr:port>', 'where /healthz, /readyz and /metrics are served', '127.0.0.1:9180')
+    .option('--dns-server <addr:port>', 'resolve DNS targets (host:) with this server (default: the servers of /etc/resolv.conf)')
     .option('--verify-signatures <keyring>', 'apply only commits signed by a key of this OpenPGP keyring (armored or binary)')
     .option('--auth-token-file <file>', 'token for an http(s) remote (else $LB_GIT_TOKEN); also used to push status')
     .option('--retry-interval <duration>', 'first retry after a transient failure; doubles each time up to 5m', '1s')
@@ -127,15 +172,18 @@ export function buildProgram(): Command {
     .addHelpText('after', [
       '', 'SIGTERM/SIGINT stop the daemon and leave the data plane running and pinned: the next start adopts it (no flow is dropped).',
       'SIGHUP reconciles now. `lb status` asks the daemon over /run/lb/<instance>/control.sock.',
+      'Health checks, drains (`lb drain`), circuit breakers (`lb breaker`), least-connections and DNS targets run',
+      'inside the daemon and change effective weights without touching the config.',
       '', 'Examples:',
       '  lb daemon --repo https://git.example.com/ops/lb-config.git --ref main --path prod --status-branch',
       '  lb daemon --repo /srv/git/lb-config.git --poll 1m --webhook-listen 0.0.0.0:9000 --webhook-secret-file /etc/lb/hook.secret',
       '  lb daemon --config /etc/lb/config.d --no-self-heal',
+      '  lb daemon --config /etc/lb/lb.yaml --dns-server 10.0.0.53:53',
     ].join('\n'))
     .action(async (opts: {
       repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string;
       statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
-      authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string;
+      authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string; dnsServer?: string;
     }, cmd: Command) => {
       const { statusBranch, ...rest } = opts;
       process.exitCode = await runDaemon({

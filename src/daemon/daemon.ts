@@ -7,12 +7,16 @@
 //   reconciler   src/reconcile (single flight, steps, dispositions, drift, self-heal)
 //   report       /run/lb/<instance>/status.json always; the status branch with --status-branch
 //   observe      ops endpoints (--ops-listen: /healthz /readyz /metrics), pino JSON logs
-//   control      /run/lb/<instance>/control.sock (status, reconcile, drift; a registry for more)
+//   runtime      health checks, drain, circuit breaker, least-connections, DNS (src/runtime/service.ts):
+//                effective weights for every compile, a reconcile when they change, state in the
+//                status report and /metrics, commands drain / undrain / breaker / runtime-status
+//   control      /run/lb/<instance>/control.sock (status, reconcile, drift, the runtime's commands)
 //
 // Stopping (SIGTERM/SIGINT) ends the process and nothing else: programs, maps, attachments and
 // flows stay pinned, so the next start adopts them and its first plan is a no-op (zero-drop
 // restart). `lb down` is what takes the data plane away.
 
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { acquireLock, type InstanceLock } from '../apply/index.js';
@@ -20,6 +24,8 @@ import { isLbError, LbError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type DaemonLogger } from '../observe/logger.js';
 import { DaemonMetrics } from '../observe/metrics.js';
 import { OpsServer } from '../observe/ops-server.js';
+import { healthLatencyObservations } from '../runtime/metrics.js';
+import { RuntimeService } from '../runtime/service.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
@@ -35,6 +41,7 @@ import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { sampleDataPlane } from './dataplane-sample.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
+import { registerRuntimeCommands } from './runtime-commands.js';
 import { writeStatusFile } from './status-file.js';
 import { lbVersion } from './version.js';
 
@@ -72,7 +79,9 @@ export interface DaemonOptions {
   logger?: DaemonLogger;
   /** Where the BPF objects are (default build/bpf of the package). */
   objectDir?: string;
-  /** The runtime services (src/runtime); default none. */
+  /** The DNS server host targets are resolved with, ADDR:PORT (default: the system's resolv.conf). */
+  dnsServer?: string;
+  /** Replaces the runtime services (tests); default RuntimeService (health, drain, breaker, least-connections, DNS). */
   runtime?: RuntimeProvider;
   /** Replaces the kernel engine (tests). */
   engine?: ReconcileEngine;
@@ -137,6 +146,8 @@ export class Daemon {
   private readonly source: Source;
   private readonly ops: OpsServer;
   private readonly reporter: StatusBranchReporter | undefined;
+  /** The runtime services, unless a RuntimeProvider was passed in. */
+  readonly runtime: RuntimeService | undefined;
   private webhook: WebhookReceiver | undefined;
   private poller: Poller | undefined;
   private watch: FileWatch | undefined;
@@ -149,7 +160,7 @@ export class Daemon {
 
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
-    reporter: StatusBranchReporter | undefined; driftIntervalMs: number;
+    reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -160,6 +171,7 @@ export class Daemon {
     this.reconciler = parts.reconciler;
     this.reporter = parts.reporter;
     this.driftIntervalMs = parts.driftIntervalMs;
+    this.runtime = parts.runtime;
     this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
     this.ops = new OpsServer({ metrics: parts.metrics, readiness: () => parts.reconciler.readiness(), log: parts.log });
     this.stopped = new Promise((r) => { this.stoppedResolve = r; });
@@ -182,6 +194,8 @@ export class Daemon {
     const schedule = parsePollSchedule(pollText);
     const driftIntervalMs = durationOf(opts.driftInterval ?? DEFAULT_DRIFT_INTERVAL, '--drift-interval', 100);
     const retryMs = durationOf(opts.retryInterval ?? DEFAULT_RETRY_INTERVAL, '--retry-interval', 10);
+    const dnsAt = opts.dnsServer !== undefined ? parseListenAddress(opts.dnsServer, '--dns-server') : undefined;
+    if (dnsAt && isIP(dnsAt.host) === 0) usage(`--dns-server ${opts.dnsServer ?? ''} needs an IP address, not a name (it is what resolves names)`);
     const node = opts.node ?? defaultNodeName();
     const workDir = resolve(opts.workDir ?? join('/var/lib/lb', opts.instance));
     const level = LOG_LEVELS.find((l) => l === (opts.logLevel ?? 'info'));
@@ -232,10 +246,13 @@ export class Daemon {
       }
 
       const initial = adoptedState(opts.instance, log);
+      const runtime = opts.runtime ? undefined : new RuntimeService({
+        instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
+      });
       const reconciler = new Reconciler({
         instance: opts.instance, node, source, sourceInfo,
         engine: opts.engine ?? kernelEngine(opts.instance, opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
-        ...(opts.runtime ? { runtime: opts.runtime } : {}),
+        runtime: opts.runtime ?? runtime!,
         selfHeal: opts.selfHeal ?? true,
         retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
         log, metrics, version: lbVersion(),
@@ -250,7 +267,16 @@ export class Daemon {
         },
       });
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs });
+      if (runtime) {
+        runtime.bind({
+          trigger: (detail) => reconciler.trigger('manual', detail),
+          targetIds: () => reconciler.appliedState?.request.targetIds,
+          statusChanged: () => reconciler.publishReport(),
+        });
+        runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
+        metrics.setRuntimeSource(() => runtime.metricsInput());
+      }
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs },
@@ -260,6 +286,7 @@ export class Daemon {
       if (hookAt && webhookSecret !== undefined) await daemon.listenWebhook(hookAt, webhookSecret);
       daemon.registerCommands();
       await daemon.control.listen();
+      runtime?.start();
       daemon.startTriggers(schedule, pollText);
       reconciler.trigger('startup');
       log.info({ component: 'daemon', ops: daemon.opsAddress, webhook: daemon.webhookAddress, control: daemon.control.path }, 'lb daemon started');
@@ -310,6 +337,7 @@ export class Daemon {
       const r = await this.reconciler.checkDriftNow();
       return { drifted: r.finding !== null, healed: r.healed, entries: r.finding?.entries ?? 0, differences: r.finding?.differences ?? [], ...(r.note ? { note: r.note } : {}) };
     });
+    if (this.runtime) registerRuntimeCommands(this.control, this.runtime, this.reconciler);
   }
 
   private startTriggers(schedule: ReturnType<typeof parsePollSchedule>, pollText: string): void {
@@ -346,6 +374,7 @@ export class Daemon {
       this.poller?.stop();
       this.watch?.close();
       if (this.driftTimer) clearInterval(this.driftTimer);
+      await this.runtime?.stop();
       await this.reconciler.stop();
       await this.webhook?.close().catch(() => undefined);
       await this.control.close().catch(() => undefined);

@@ -1,14 +1,16 @@
 // What /metrics reads from the kernel at scrape time: lb_stats, and lb_tstats of every backend of
 // the active generation. Opens the pinned maps for the read and closes them again; an instance
-// without pins (nothing applied yet, or taken down) reads as null.
+// without pins (nothing applied yet, or taken down) reads as null, and so does one with only some
+// (being loaded or taken down right now: opening it would load and pin the objects).
 
 import { DataPlane } from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
-import { instanceExists, readLive } from '../state/live.js';
+import { instanceComplete } from '../runtime/dataplane-sampler.js';
+import { readLive } from '../state/live.js';
 import { targetLabel } from '../state/types.js';
 
 export function sampleDataPlane(instance: string): DataPlaneSample | null {
-  if (!instanceExists(instance)) return null;
+  if (!instanceComplete(instance)) return null;
   const dp = DataPlane.open({ instance });
   try {
     const stats = dp.readStats();

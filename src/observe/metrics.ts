@@ -12,9 +12,15 @@
 //              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
 //              lb_backend_new_flows_total{backend}, lb_backend_closed_flows_total{backend}
 //                                                      lb_tstats of every backend of the active generation
+// Runtime services (names and labels as in the original; src/runtime/metrics.ts defines them),
+// computed at scrape time from the runtime's state (nothing when the daemon runs none):
+//              lb_backend_health, lb_circuit_breaker_state, lb_circuit_breaker_error_rate,
+//              lb_backend_connections, lb_algorithm, lb_dns_resolution_status (gauges)
+//              lb_health_check_latency_seconds         histogram, observed after every check
 // plus prom-client's process metrics (process_*, nodejs_*).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RUNTIME_METRICS, collectRuntimeMetrics, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
 export type ReconcileResultLabel = 'applied' | 'noop' | 'unchanged' | 'stalled' | 'failed';
 export const RECONCILE_RESULTS: readonly ReconcileResultLabel[] = ['applied', 'noop', 'unchanged', 'stalled', 'failed'];
@@ -39,6 +45,8 @@ export interface DaemonMetricsOptions {
   readDataPlane?: () => DataPlaneSample | null;
   /** prom-client's process_* and nodejs_* metrics (default true). */
   processMetrics?: boolean;
+  /** The runtime services' state for their gauges; null (or absent) when there is none. Called once per scrape. */
+  readRuntime?: () => RuntimeMetricsInput | null;
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -52,7 +60,10 @@ export class DaemonMetrics {
   private readonly webhooks: Counter<'provider' | 'result'>;
   private readonly reports: Counter<'result'>;
   private readonly readDataPlane: (() => DataPlaneSample | null) | undefined;
+  private readonly healthLatency: Histogram<'proxy_name' | 'target_id'>;
+  private readRuntime: (() => RuntimeMetricsInput | null) | undefined;
   private sample: DataPlaneSample | null = null;
+  private runtimeSample: Record<GaugeName, MetricSample[]> | null = null;
   private sampleError: string | undefined;
 
   constructor(opts: DaemonMetricsOptions = {}) {
@@ -92,7 +103,33 @@ export class DaemonMetrics {
         this.set(metrics.sample !== null ? 1 : 0);
       },
     });
+    this.readRuntime = opts.readRuntime;
+    for (const def of Object.values(RUNTIME_METRICS)) {
+      if (def.type !== 'gauge') continue;
+      const name = def.name as GaugeName;
+      new Gauge({
+        name, help: def.help, labelNames: [...def.labelNames], registers,
+        collect(this: Gauge<string>) {
+          this.reset();
+          for (const m of metrics.runtimeSample?.[name] ?? []) this.set(m.labels, m.value);
+        },
+      });
+    }
+    const latency = RUNTIME_METRICS.lb_health_check_latency_seconds;
+    this.healthLatency = new Histogram({
+      name: latency.name, help: latency.help, labelNames: ['proxy_name', 'target_id'], buckets: [...(latency.buckets ?? [])], registers,
+    });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where the runtime gauges come from (the daemon sets it once its runtime services exist). */
+  setRuntimeSource(read: (() => RuntimeMetricsInput | null) | undefined): void {
+    this.readRuntime = read;
+  }
+
+  /** One health check's latency (lb_health_check_latency_seconds). */
+  healthCheck(labels: { proxy_name: string; target_id: string }, seconds: number): void {
+    this.healthLatency.observe(labels, seconds);
   }
 
   reconcile(result: ReconcileResultLabel, seconds: number): void {
@@ -130,6 +167,13 @@ export class DaemonMetrics {
       this.sample = this.readDataPlane?.() ?? null;
     } catch (err) {
       this.sampleError = err instanceof Error ? err.message : String(err);
+    }
+    this.runtimeSample = null;
+    try {
+      const input = this.readRuntime?.() ?? null;
+      this.runtimeSample = input ? collectRuntimeMetrics(input) : null;
+    } catch (err) {
+      this.sampleError ??= err instanceof Error ? err.message : String(err);
     }
     return this.registry.metrics();
   }

@@ -274,14 +274,20 @@ export class Reconciler {
       rev = fetched;
       this.lastRef = fetched.ref;
       this.st.desiredRevision = fetched.revision;
-      const runtime = this.runtime.snapshot();
+      const current = this.runtime.snapshot();
       if (!force && this.stalled?.revision === fetched.revision) return { result: 'unchanged', revision: fetched.revision, because: 'stalled' };
-      if (!force && this.applied?.revision === fetched.revision && this.applied.runtimeFingerprint === runtime.fingerprint) {
+      if (!force && this.applied?.revision === fetched.revision && this.applied.runtimeFingerprint === current.fingerprint) {
         return { result: 'unchanged', revision: fetched.revision, because: 'applied' };
       }
 
       const validated = await step('validate', () => validateConfigAt(fetched.configPath));
-      this.runtime.configure?.(validated.config, fetched.revision);
+      // The runtime learns the config first (targets to check, names to resolve), so the inputs
+      // compiled with it are its answers for this config, not the previous one's.
+      let runtime = current;
+      if (this.runtime.configure) {
+        this.runtime.configure(validated.config, fetched.revision);
+        runtime = this.runtime.snapshot();
+      }
 
       return await step('apply', () => this.engine.withLock(async () => {
         const recovered = stepSync('apply', () => this.engine.recover());
@@ -554,9 +560,18 @@ export class Reconciler {
       errors: st.errors,
       dataPlane: st.dataPlane,
       drift: st.drift,
+      ...(this.runtime.status ? { runtime: this.runtime.status() } : {}),
       timestamps: { lastAttemptedAt: st.lastAttemptedAt, lastAppliedAt: st.lastAppliedAt, generatedAt: this.now().toISOString() },
       ...(this.opts.version !== undefined ? { version: this.opts.version } : {}),
     };
+  }
+
+  /**
+   * Publishes the report now (status file; the status branch when significant): the runtime
+   * calls it when health, drain, circuit or DNS state changed without a reconcile.
+   */
+  publishReport(): void {
+    if (!this.stopped) this.publish();
   }
 
   /** /readyz: ready once a state matching the desired one was applied or adopted. */
@@ -578,7 +593,7 @@ export class Reconciler {
   private publish(): void {
     const report = this.report();
     const key = JSON.stringify([report.desiredRevision, report.lastAppliedRevision, report.lastAttemptedRevision, report.result,
-      report.conditions.map((c) => [c.type, c.status, c.reason]), report.plan, report.errors, report.drift, report.dataPlane]);
+      report.conditions.map((c) => [c.type, c.status, c.reason]), report.plan, report.errors, report.drift, report.dataPlane, this.runtime.statusKey?.() ?? null]);
     const significant = key !== this.publishedKey;
     this.publishedKey = key;
     try {

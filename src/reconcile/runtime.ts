@@ -1,7 +1,8 @@
 // The seam between the reconciler and the runtime services (health, drain, circuit breaker,
-// least-connections, DNS: src/runtime). Not wired yet: the daemon passes NO_RUNTIME.
+// least-connections, DNS: src/runtime). The daemon plugs in RuntimeService
+// (src/runtime/service.ts); NO_RUNTIME compiles the config's own weights.
 //
-// The contract the runtime must keep:
+// The contract the runtime keeps:
 // - snapshot() hands in a consistent, synchronous view of its answers (RuntimeInputs for
 //   compileConfig) and a fingerprint that changes exactly when those answers change. The
 //   reconciler compiles with the inputs and records the fingerprint with what it applied.
@@ -11,10 +12,15 @@
 // - Runtime-driven changes are therefore never drift: drift is the live maps differing from the
 //   last APPLIED desired state, which includes the runtime inputs used at that apply.
 // - configure() is told each validated config (which targets to health-check, which names to
-//   resolve, which drains still name a target) before it is compiled.
+//   resolve, which drains still name a target) before it is compiled; the reconciler takes the
+//   snapshot it compiles with after configure(), so a new config never compiles with the
+//   answers of the previous one.
+// - status() is the runtime part of the status report (health, drain, circuit, DNS per target);
+//   statusKey() says what of it is worth a new status-branch commit (states, not counters).
 
 import type { RuntimeInputs } from '../compile/compile.js';
 import type { LbConfig } from '../config/types.js';
+import type { RuntimeStatus } from '../runtime/status.js';
 
 export interface RuntimeSnapshot {
   inputs: RuntimeInputs;
@@ -25,6 +31,10 @@ export interface RuntimeSnapshot {
 export interface RuntimeProvider {
   snapshot(): RuntimeSnapshot;
   configure?(config: LbConfig, revision: string): void;
+  /** The runtime section of the status report; null before there is any. */
+  status?(): RuntimeStatus | null;
+  /** Changes exactly when status() changed in a way worth publishing (not counters or times). */
+  statusKey?(): string;
 }
 
 /** No runtime services: the config's own weights, no DNS answers. */

@@ -1,6 +1,7 @@
 // The Markdown rendering of a StatusReport (`<node>/status.md`), for people browsing the status
 // branch. Everything that came from outside (messages, file names) is escaped for tables.
 
+import { DNS_COLUMNS, TARGET_COLUMNS, dnsRows, targetRows } from '../runtime/status-text.js';
 import type { StatusReport } from './types.js';
 
 export function renderStatusMarkdown(r: StatusReport): string {
@@ -49,8 +50,19 @@ export function renderStatusMarkdown(r: StatusReport): string {
   } else out.push('Not loaded.');
   if (r.drift) out.push(`- Drift: ${r.drift.entries} entr${r.drift.entries === 1 ? 'y' : 'ies'} at ${esc(r.drift.detectedAt)}${r.drift.healed ? ', healed' : ''}`);
   out.push('');
+  if (r.runtime) {
+    const now = Date.parse(r.timestamps.generatedAt);
+    out.push('## Targets', '', `Algorithm: ${esc(r.runtime.algorithm)}.`, '');
+    out.push(...table(TARGET_COLUMNS, targetRows(r.runtime, Number.isNaN(now) ? Date.now() : now)), '');
+    if (r.runtime.dns.length > 0) out.push('### DNS', '', ...table(DNS_COLUMNS, dnsRows(r.runtime)), '');
+  }
   out.push(`_Generated ${esc(r.timestamps.generatedAt)} by lb on ${esc(r.node)}._`, '');
   return out.join('\n');
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const title = (h: string): string => h.charAt(0) + h.slice(1).toLowerCase();
+  return [`| ${head.map(title).join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)];
 }
 
 function esc(s: string): string {

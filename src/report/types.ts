@@ -1,6 +1,8 @@
 // StatusReport: what a node tells the world about its reconciling, committed as
 // `<node>/status.json` on the status branch (schema documented in docs/gitops.md).
 
+import type { RuntimeStatus } from '../runtime/status.js';
+
 export const STATUS_REPORT_SCHEMA = 'lb.status/v1' as const;
 
 export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
@@ -69,6 +71,12 @@ export interface StatusReport {
   errors: ReportError[];
   dataPlane: DataPlaneSummary | null;
   drift?: DriftSummary | null;
+  /**
+   * The runtime services per target: effective weight, health, circuit, drain; DNS hosts; drains;
+   * circuits (src/runtime/status.ts). Absent when the daemon runs no runtime services; null before
+   * the first valid config.
+   */
+  runtime?: RuntimeStatus | null;
   timestamps: {
     lastAttemptedAt: string | null;
     lastAppliedAt: string | null;

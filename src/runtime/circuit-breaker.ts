@@ -33,6 +33,11 @@ export const HALF_OPEN_WEIGHT_FRACTION = 0.1;
 export interface CircuitSample {
   attempts: number;
   failures: number;
+  /**
+   * How many of `failures` belong to attempts counted in an earlier sample (a connection attempt
+   * found unanswered only after a bound): they add a failure, not an attempt. Default 0.
+   */
+  lateFailures?: number;
 }
 
 export interface CircuitBucket {
@@ -57,7 +62,7 @@ export interface CircuitState {
 }
 
 export type CircuitEvent =
-  | { type: 'sample'; attempts: number; failures: number }
+  | ({ type: 'sample' } & CircuitSample)
   | { type: 'tick' }
   | { type: 'force-open' }
   | { type: 'force-close' }
@@ -129,7 +134,7 @@ function applySample(st: CircuitState, sample: CircuitSample, s: CircuitBreakerS
   if (st.mode !== 'auto') return next;
   const { attempts, failures } = totals(buckets);
   if (attempts >= s.minRequests && failures * 100 >= s.errorThresholdPct * attempts) {
-    const pct = Math.round((failures * 1000) / attempts) / 10;
+    const pct = Math.min(100, Math.round((failures * 1000) / attempts) / 10);
     return move(next, 'open', `error rate ${pct}% (${failures}/${attempts}) >= ${s.errorThresholdPct}% in ${s.windowSizeMs} ms`,
       { openedAt: now, halfOpenSuccesses: 0, buckets: [] });
   }
@@ -137,11 +142,13 @@ function applySample(st: CircuitState, sample: CircuitSample, s: CircuitBreakerS
 }
 
 function sanitize(e: CircuitSample): CircuitSample {
-  const attempts = Number.isFinite(e.attempts) && e.attempts > 0 ? Math.floor(e.attempts) : 0;
-  const failures = Number.isFinite(e.failures) && e.failures > 0 ? Math.floor(e.failures) : 0;
+  const count = (n: number | undefined): number => (n !== undefined && Number.isFinite(n) && n > 0 ? Math.floor(n) : 0);
+  const attempts = count(e.attempts);
+  const failures = count(e.failures);
+  const late = Math.min(count(e.lateFailures), failures);
   // A failed attempt is an attempt: counters read at slightly different instants must not
-  // yield a rate above 100%.
-  return { attempts: Math.max(attempts, failures), failures };
+  // yield a rate above 100%. Late failures were counted as attempts before.
+  return { attempts: Math.max(attempts, failures - late), failures };
 }
 
 function bucketMs(s: CircuitBreakerSettings): number {
@@ -177,7 +184,8 @@ function totals(buckets: readonly CircuitBucket[]): CircuitSample {
 /** Attempts, failures and their ratio (0..1; 0 without attempts) in the window ending at `now`. */
 export function circuitErrorRate(state: CircuitState, s: CircuitBreakerSettings, now: number): CircuitSample & { rate: number } {
   const t = totals(pruneBuckets(state.buckets, s, now));
-  return { ...t, rate: t.attempts === 0 ? 0 : t.failures / t.attempts };
+  // Late failures may outlive their attempts in the window: never above 100%.
+  return { ...t, rate: t.attempts === 0 ? 0 : Math.min(1, t.failures / t.attempts) };
 }
 
 /** Share of its weight the circuit lets through: 1 closed, HALF_OPEN_WEIGHT_FRACTION half-open, 0 open. */

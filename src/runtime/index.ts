@@ -1,8 +1,11 @@
 // Runtime services: what the config does not know and the daemon learns while running (health,
 // drain, circuit breaker, least-connections load, DNS answers), turned into effective weights
 // for compileConfig. Pure models with time as input, and thin shells that schedule them.
-// docs/runtime.md describes the rules and the daemon's wiring.
+// docs/runtime.md describes the rules and the daemon's wiring. The daemon's shell over all of
+// them (RuntimeService, and the kernel sampler it reads the data plane with) is imported from
+// ./service.js directly: it loads the data plane's FFI, which the pure parts never need.
 
+export * from './active-flows.js';
 export * from './circuit-breaker.js';
 export * from './dns.js';
 export * from './drain.js';
@@ -13,3 +16,4 @@ export * from './least-connections.js';
 export * from './maglev.js';
 export * from './metrics.js';
 export * from './status.js';
+export * from './status-text.js';

@@ -3,9 +3,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../src/package-root.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = packageRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 function staleOutputs(): string[] {
@@ -21,7 +21,7 @@ function staleOutputs(): string[] {
     }
   };
   // What the CLI imports; other areas of src/ may be mid-edit by their authors.
-  for (const area of ['apply', 'cli', 'compile', 'config', 'dataplane', 'plan', 'sandbox', 'state']) walk(join('src', area));
+  for (const area of ['apply', 'cli', 'compile', 'config', 'dataplane', 'plan', 'runtime', 'sandbox', 'state']) walk(join('src', area));
   const errors = join(ROOT, 'dist', 'src', 'errors.js');
   if (!existsSync(errors) || statSync(errors).mtimeMs < statSync(join(ROOT, 'src', 'errors.ts')).mtimeMs) out.push(errors);
   return out;

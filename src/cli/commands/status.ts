@@ -1,6 +1,8 @@
 // `lb status [--format text|json]`: the reconcile status of an instance. Asks the running daemon
 // over its control socket; without a daemon, reads the last report it wrote
 // (/run/lb/<instance>/status.json) and the live data plane directly (read-only, no lock).
+// The runtime part (per target: effective/configured weight, health, circuit, drain; DNS hosts)
+// is the report's `runtime` section: live from a running daemon, as last written otherwise.
 
 import { controlRequest, controlSocketPath } from '../../daemon/control-socket.js';
 import type { DaemonStatus } from '../../daemon/daemon.js';
@@ -8,6 +10,7 @@ import { readStatusFile, statusFilePath } from '../../daemon/status-file.js';
 import { isLbError } from '../../errors.js';
 import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
 import type { StatusReport } from '../../report/types.js';
+import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';
 import { readLive } from '../../state/live.js';
 import { stdio, type CliIo } from '../output.js';
 
@@ -97,6 +100,16 @@ function reportLines(r: StatusReport): string[] {
   if (r.dataPlane) {
     const dp = r.dataPlane;
     out.push(`Data plane:       ${dp.listeners} listener(s), ${dp.targets} target(s); XDP ${dp.mode}${dp.interfaces.length > 0 ? ` on ${dp.interfaces.join(', ')}` : ''}`);
+  }
+  if (r.runtime) {
+    const now = Date.parse(r.timestamps.generatedAt);
+    out.push(`Algorithm:        ${r.runtime.algorithm}`);
+    out.push('Targets:');
+    out.push(...alignRows([[...TARGET_COLUMNS], ...targetRows(r.runtime, Number.isNaN(now) ? Date.now() : now)]).map((l) => `  ${l}`));
+    if (r.runtime.dns.length > 0) {
+      out.push('DNS:');
+      out.push(...alignRows([[...DNS_COLUMNS], ...dnsRows(r.runtime)]).map((l) => `  ${l}`));
+    }
   }
   return out;
 }

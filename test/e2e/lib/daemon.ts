@@ -16,7 +16,7 @@ import { ManagedProcess, execIn, waitUntil } from '../../../src/sandbox/index.js
 import { hmacSha256 } from '../../../src/webhook/signature.js';
 import { CLI, ROOT } from '../../lib/cli.js';
 
-const AREAS = ['apply', 'cli', 'compile', 'config', 'daemon', 'dataplane', 'observe', 'plan', 'reconcile', 'report', 'sandbox', 'source', 'state', 'webhook'];
+const AREAS = ['apply', 'cli', 'compile', 'config', 'daemon', 'dataplane', 'observe', 'plan', 'reconcile', 'report', 'runtime', 'sandbox', 'source', 'state', 'webhook'];
 
 function staleOutputs(): string[] {
   const out: string[] = [];

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, scrubSecrets } from '../../../src/observe/logger.js';
 import { DaemonMetrics } from '../../../src/observe/metrics.js';
+import { config } from '../runtime/helpers.js';
 import { OpsServer, type Readiness } from '../../../src/observe/ops-server.js';
 
 function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>>; text: () => string } {
@@ -72,6 +73,30 @@ describe('metrics', () => {
     const t2 = await m.text();
     expect(reads).toBe(2); // once per scrape
     expect(t2).toContain('lb_packets_total{reason="xdp_rx"} 12');
+  });
+
+  it('renders the runtime gauges at scrape time and the health-check latency histogram', async () => {
+    const cfg = config(`proxies:
+  - name: web
+    listen: {interfaces: [eth0], port: 80}
+    default-target:
+      - {ip: 10.0.0.1, port: 8080}
+      - {host: api.test, port: 8080}
+settings:
+  load-balancing: {algorithm: least-connections}
+  circuit-breaker: {enabled: true}
+`);
+    const m = new DaemonMetrics({ processMetrics: false });
+    expect(await m.text()).not.toMatch(/^lb_backend_health\{/m);
+    m.setRuntimeSource(() => ({ config: cfg, activeFlows: new Map([['10.0.0.1:8080', 7]]), now: 0 }));
+    m.healthCheck({ proxy_name: 'web', target_id: '10.0.0.1:8080' }, 0.003);
+    const t = await m.text();
+    expect(t).toContain('lb_algorithm 1');
+    expect(t).toContain('lb_backend_connections{proxy_name="web",target_ip="10.0.0.1",target_port="8080"} 7');
+    expect(t).toContain('lb_backend_health{proxy_name="web",target_ip="10.0.0.1",target_port="8080"} 1');
+    expect(t).toContain('lb_circuit_breaker_state{proxy_name="web",target_ip="10.0.0.1",target_port="8080"} 0');
+    expect(t).toContain('lb_dns_resolution_status{proxy_name="web",hostname="api.test"} 0');
+    expect(t).toContain('lb_health_check_latency_seconds_bucket{le="0.005",proxy_name="web",target_id="10.0.0.1:8080"} 1');
   });
 
   it('an instance without a data plane renders no data-plane series', async () => {

@@ -333,6 +333,30 @@ describe('Reconciler', () => {
     expect((await r.checkDriftNow()).finding).toBeNull();
   });
 
+  it('the runtime learns a new config before the snapshot it compiles with is taken; its status is in the report', async () => {
+    // A provider whose answers depend on the config it was told: 0 for the config's first target.
+    let known: string[] = [];
+    let statusKey = 'a';
+    const runtime: RuntimeProvider = {
+      configure: (cfg) => { known = cfg.proxies.flatMap((p) => p.defaultTarget.targets.map((t) => t.id)); },
+      snapshot: () => ({ inputs: { effectiveWeight: (_p, _g, t) => (t.id === known[0] ? 0 : undefined) }, fingerprint: known.join() }),
+      status: () => ({ algorithm: 'weighted-random', targets: [], drains: [], circuits: [], dns: [] }),
+      statusKey: () => statusKey,
+    };
+    const { source, engine, reports, significant, r, run } = setup({ runtime });
+    source.current = revision(config([5, 5]));
+    await run();
+    expect(engine.applies.at(-1)!.desired!.listeners[0]!.defaultTargets.map((t) => t.weight)).toEqual([0, 5]);
+    expect(r.appliedState!.runtimeFingerprint).toBe('10.0.1.1:8080,10.0.1.2:8080');
+    expect(r.report().runtime).toMatchObject({ algorithm: 'weighted-random' });
+    // A runtime change without a reconcile: publishReport(), significant only when its key moved.
+    const n = reports.length;
+    r.publishReport();
+    statusKey = 'b';
+    r.publishReport();
+    expect(significant.slice(n)).toEqual([false, true]);
+  });
+
   it('drift is detected, counted once, and healed by re-applying the last applied state', async () => {
     const { source, engine, metrics, r, run } = setup();
     source.current = revision(config([1, 1]));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderStatusMarkdown } from '../../../src/report/index.js';
+import { GENERATED_AT, sampleRuntimeStatus } from '../../lib/runtime-status-fixture.js';
 import { sampleReport } from '../../lib/status-fixtures.js';
 
 describe('renderStatusMarkdown', () => {
@@ -32,5 +33,16 @@ describe('renderStatusMarkdown', () => {
     expect(md).toContain('a \\| b<br>c &lt;script&gt;');
     expect(md).toContain('No plan was made.');
     expect(md).toContain('Not loaded.');
+  });
+
+  it('shows the runtime state per target and the DNS hosts', () => {
+    const md = renderStatusMarkdown(sampleReport('lb-1', {
+      runtime: sampleRuntimeStatus(), timestamps: { lastAttemptedAt: GENERATED_AT, lastAppliedAt: GENERATED_AT, generatedAt: GENERATED_AT },
+    }));
+    expect(md).toContain('## Targets');
+    expect(md).toContain('| Proxy | Group | Target | Weight | Health | Circuit | Drain |');
+    expect(md).toContain('| web | default | 10.0.0.2:8080 | 0/100 | unhealthy (ECONNREFUSED) | closed | draining (3 active, 25s left) |');
+    expect(md).toContain('| api.test | stale | 10.0.1.1, 10.0.1.2 | ESERVFAIL |');
+    expect(renderStatusMarkdown(sampleReport('lb-1'))).not.toContain('## Targets');
   });
 });

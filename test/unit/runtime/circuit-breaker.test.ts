@@ -123,6 +123,25 @@ describe('circuit breaker (pure)', () => {
     expect(st.buckets.length).toBeLessThanOrEqual(20);
   });
 
+  it('late failures (attempts found unanswered after a bound) add failures, not attempts; the rate never exceeds 100 %', () => {
+    const { state, log } = drive([
+      [1000, sample(10, 0)],
+      [4000, { type: 'sample', attempts: 0, failures: 10, lateFailures: 10 }],
+    ]);
+    expect(log).toEqual(['4000:closed->open']);
+    expect(state.reason).toBe('error rate 100% (10/10) >= 50% in 10000 ms');
+    // Without lateFailures the same failures would count as new attempts too (50 %).
+    const plain = drive([[1000, sample(10, 0)], [4000, sample(0, 9)]]);
+    expect(circuitErrorRate(plain.state, s, 4000)).toMatchObject({ attempts: 19, failures: 9 });
+    // The attempts aged out of the window, their late failures not: at most 100 %.
+    const aged = drive([[1000, sample(10, 0)], [10_500, { type: 'sample', attempts: 0, failures: 4, lateFailures: 4 }]],
+      { ...initialCircuitState(), mode: 'forced-closed' });
+    expect(circuitErrorRate(aged.state, s, 11_500)).toMatchObject({ attempts: 0, failures: 4, rate: 0 });
+    const partly = drive([[9000, sample(2, 0)], [10_500, { type: 'sample', attempts: 0, failures: 4, lateFailures: 4 }]],
+      { ...initialCircuitState(), mode: 'forced-closed' });
+    expect(circuitErrorRate(partly.state, s, 10_600)).toMatchObject({ attempts: 2, failures: 4, rate: 1 });
+  });
+
   it('maps states to weight shares and metric values', () => {
     expect([circuitFraction(undefined), circuitFraction({ status: 'closed' }), circuitFraction({ status: 'half-open' }), circuitFraction({ status: 'open' })])
       .toEqual([1, 1, 0.1, 0]);

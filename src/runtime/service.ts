@@ -1,0 +1,472 @@
+// RuntimeService: the shell that runs the runtime services inside the daemon and hands the
+// reconciler their answers (src/reconcile/runtime.ts, RuntimeProvider).
+//
+// It owns HealthMonitor, DrainManager, CircuitBreakers and DnsResolver, and one sampling timer
+// (settings.load-balancing.update-interval-ms) that reads the data plane: per backend the new
+// flows and failed connection attempts (the breaker's attempts and failures), and, when
+// least-connections or the breaker needs them, the active flows and the attempts nobody answered.
+// From their snapshots it builds the RuntimeInputs for compileConfig (buildRuntimeInputs: every
+// group of every proxy) and a fingerprint of the answers (every effective weight and every DNS
+// host's addresses). Whenever an event may have moved the answers (a health transition, a drain, a
+// circuit transition, a DNS change, a least-connections sample) the fingerprint is recomputed, and
+// when it differs from the one last handed to the reconciler a reconcile is asked for. The
+// reconciler compiles with the inputs and records the fingerprint with what it applied, so a
+// runtime change is an ordinary apply, never drift.
+//
+// Decisions:
+// - Recomputation is debounced (RECOMPUTE_SETTLE_MS): a burst of events (several checks of one
+//   backend, every group of a proxy) makes one reconcile.
+// - Breaker samples cover every backend of the config every period, also with no traffic: samples
+//   advance its clock (OPEN -> HALF-OPEN). Counter deltas are taken only between two samples of the
+//   same lb_tstats slot; a new slot (a backend re-added) starts a new series.
+// - Drains are kept across daemon restarts in /run/lb/<instance>/drains.json (tmpfs: this boot,
+//   like the pinned maps): a restart must not silently put a drained backend back. Forced circuit
+//   states are not kept: a restarted daemon measures again.
+// - Without a data plane (nothing applied yet) nothing is sampled; drains then end by their
+//   timeout only.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../compile/compile.js';
+import type { LbConfig } from '../config/types.js';
+import { LbError } from '../errors.js';
+import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { ensureDir, runDir, writeFileAtomic } from '../state/run-dir.js';
+import type { FlowTimeouts } from './active-flows.js';
+import { CircuitBreakers, type BackendTransition, type CircuitState } from './circuit-breaker.js';
+import { DnsResolver, dnsHosts, systemResolver, type Resolve4 } from './dns.js';
+import { DrainManager, type DrainState } from './drain.js';
+import { buildRuntimeInputs, type BuiltRuntimeInputs, type RuntimeSnapshot as WeightSnapshot } from './effective-weight.js';
+import type { Probe } from './health/checkers.js';
+import { HealthMonitor } from './health/monitor.js';
+import { healthCheckSpecs } from './health/specs.js';
+import { backendKey, configBackends, configGroups, findTargets, targetBackends } from './keys.js';
+import type { RuntimeMetricsInput } from './metrics.js';
+import { KernelSampler, type BackendCounters, type RuntimeSampler } from './dataplane-sampler.js';
+import { runtimeStatus, type RuntimeStatus } from './status.js';
+
+export const RECOMPUTE_SETTLE_MS = 25;
+const STATUS_SETTLE_MS = 100;
+/** Active-flow counts older than this are read again for a metrics scrape. */
+const ACTIVE_FLOWS_MAX_AGE_MS = 5_000;
+
+/** What the service needs of the daemon; bound after both exist (bind()). */
+export interface RuntimeHost {
+  /** Ask for a reconcile: the runtime's answers changed. */
+  trigger(detail: string): void;
+  /** "addr:port" -> target id (lb_tstats index) of the applied state; undefined before the first apply. */
+  targetIds(): ReadonlyMap<string, number> | undefined;
+  /** The runtime's visible state changed (write the status file, maybe the status branch). */
+  statusChanged?(): void;
+}
+
+export interface RuntimeServiceOptions {
+  instance: string;
+  /** The data plane reader; default the kernel's (KernelSampler). null: no sampling (tests). */
+  sampler?: RuntimeSampler | null;
+  /** DNS lookups; default node:dns through `dnsServers` or the system's resolv.conf. */
+  resolve4?: Resolve4;
+  /** "ip" or "ip:port" DNS servers (`lb daemon --dns-server`). */
+  dnsServers?: string[];
+  /** Health probe (default the TCP/HTTP/HTTPS checkers); tests inject one. */
+  probe?: Probe;
+  /** Verify HTTPS certificates of health checks (default false: docs/runtime.md). */
+  verifyTls?: boolean;
+  /** Where drains are persisted; default /run/lb/<instance>/drains.json; null: not persisted. */
+  drainFile?: string | null;
+  unansweredBoundMs?: number;
+  log?: Logger;
+  now?: () => number;
+}
+
+export type BreakerAction = 'open' | 'close' | 'reset';
+
+export interface BreakerResult {
+  backends: { backend: string; state: CircuitState | undefined }[];
+  transitions: BackendTransition[];
+}
+
+export class RuntimeService {
+  readonly instance: string;
+  readonly health: HealthMonitor;
+  readonly dns: DnsResolver;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly sampler: RuntimeSampler | null;
+  private readonly drainFile: string | null;
+  private host: RuntimeHost | undefined;
+  private config: LbConfig | undefined;
+  private revision: string | undefined;
+  private drains: DrainManager | undefined;
+  private breakers: CircuitBreakers | undefined;
+  private activeFlowCounts = new Map<string, number>();
+  private activeFlowsAt = 0;
+  private readonly counters = new Map<string, BackendCounters>();
+  /** The fingerprint last handed to the reconciler, and the one a pending trigger asked for. */
+  private handed = 'none';
+  private requested: string | undefined;
+  private reasons: string[] = [];
+  private recomputeTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private sampleTimer: NodeJS.Timeout | undefined;
+  private sampleIntervalMs = 0;
+  private sampleError: string | undefined;
+  private running = false;
+
+  constructor(options: RuntimeServiceOptions) {
+    this.instance = options.instance;
+    this.log = options.log ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    this.sampler = options.sampler === undefined
+      ? new KernelSampler(options.instance, options.unansweredBoundMs !== undefined ? { unansweredBoundMs: options.unansweredBoundMs } : {})
+      : options.sampler;
+    this.drainFile = options.drainFile === undefined ? join(runDir(options.instance), 'drains.json') : options.drainFile;
+    this.health = new HealthMonitor({ ...(options.probe ? { probe: options.probe } : {}), ...(options.verifyTls !== undefined ? { verifyTls: options.verifyTls } : {}), now: this.now });
+    this.dns = new DnsResolver({ resolve4: options.resolve4 ?? systemResolver(options.dnsServers ? { servers: options.dnsServers } : {}), now: this.now });
+
+    this.health.on('change', ({ spec, previous, state }) => {
+      const what = `health ${backendKey(spec.addr, spec.targetPort)} ${previous.status} -> ${state.status}${state.status === 'recovering' ? ` ${state.recoveryStep}` : ''}`;
+      this.log.info({ component: 'runtime', backend: backendKey(spec.addr, spec.targetPort), check: spec.check.type, from: previous.status, to: state.status,
+        recoveryStep: state.recoveryStep, ...(state.lastError ? { error: state.lastError } : {}) }, what);
+      this.changed(what);
+    });
+    this.dns.on('change', ({ host, previous, state, addressesChanged }) => {
+      const level = state.status === 'ok' ? 'info' : 'warn';
+      this.log[level]({ component: 'runtime', host, status: state.status, addresses: state.addresses, ...(state.lastError ? { error: state.lastError } : {}) },
+        `dns ${host}: ${state.status}${state.status === 'ok' ? ` ${state.addresses.join(', ')}` : ` (${state.lastError ?? 'unknown error'}); keeping ${previous.addresses.join(', ') || 'no addresses'}`}`);
+      if (addressesChanged && this.config) {
+        this.health.setSpecs(healthCheckSpecs(this.config, (h) => this.dns.resolve(h)));
+        this.breakers?.retain(configBackends(this.config, (h) => this.dns.resolve(h)));
+      }
+      this.changed(`dns ${host} ${state.status}`);
+    });
+  }
+
+  /** Connects the service to its daemon (reconcile triggers, the applied target ids, status). */
+  bind(host: RuntimeHost): void {
+    this.host = host;
+  }
+
+  // ---- RuntimeProvider (src/reconcile/runtime.ts) --------------------------------------------
+
+  /**
+   * Each validated config, before it is compiled: what to check, resolve, sample and keep. The
+   * same revision again (a runtime-triggered reconcile) changes nothing: re-configuring would
+   * restart the drains' count timers at every least-connections interval.
+   */
+  configure(config: LbConfig, revision?: string): void {
+    if (this.config && revision !== undefined && revision === this.revision) return;
+    this.revision = revision;
+    const first = this.config === undefined;
+    this.config = config;
+    const resolve = (h: string): string[] | undefined => this.dns.resolve(h);
+    this.dns.setHosts(dnsHosts(config));
+    this.health.setSpecs(healthCheckSpecs(config, resolve));
+    if (!this.breakers) this.breakers = new CircuitBreakers(config.settings.circuitBreaker);
+    else this.breakers.configure(config.settings.circuitBreaker);
+    const backends = configBackends(config, resolve);
+    this.breakers.retain(backends);
+    for (const b of this.counters.keys()) if (!backends.includes(b)) this.counters.delete(b);
+    if (!this.drains) {
+      this.drains = new DrainManager(config, { activeFlows: (proxy, targetId) => this.countTargetFlows(proxy, targetId), now: this.now });
+      this.drains.on('change', (e) => {
+        this.log.info({ component: 'runtime', proxy: e.state.proxy, target: e.state.targetId, action: e.action, activeFlows: e.state.activeFlows },
+          `drain of ${e.state.targetId} (proxy ${e.state.proxy}): ${e.action}`);
+        this.saveDrains();
+        this.changed(`drain ${e.state.proxy} ${e.state.targetId} ${e.action}`);
+      });
+      if (first) this.restoreDrains();
+    } else {
+      this.drains.setConfig(config);
+    }
+    this.armSampler();
+  }
+
+  /** The inputs for compileConfig now, and their fingerprint (recorded with the apply). */
+  snapshot(): { inputs: RuntimeInputs; fingerprint: string } {
+    this.requested = undefined;
+    if (!this.config) {
+      this.handed = 'none';
+      return { inputs: {}, fingerprint: 'none' };
+    }
+    const built = buildRuntimeInputs(this.weightSnapshot(this.config));
+    this.handed = fingerprintOf(this.config, built);
+    return { inputs: { effectiveWeight: built.effectiveWeight, resolve: built.resolve }, fingerprint: this.handed };
+  }
+
+  /** The fingerprint of the answers now (what the next snapshot() would record); 'none' before a config. */
+  fingerprint(): string {
+    return this.config ? fingerprintOf(this.config, buildRuntimeInputs(this.weightSnapshot(this.config))) : 'none';
+  }
+
+  /** Health, drain, circuit and DNS state per target, for `lb status` and the status report. */
+  status(): RuntimeStatus | null {
+    if (!this.config) return null;
+    const snap = this.weightSnapshot(this.config);
+    return runtimeStatus({ ...snap, dnsStates: this.dns.snapshot() }, buildRuntimeInputs(snap), this.now());
+  }
+
+  /**
+   * What of the runtime state is worth a new status-branch commit: statuses, not counters, times
+   * or least-connections weights (they move every interval).
+   */
+  statusKey(): string {
+    const s = this.status();
+    if (!s) return '';
+    return JSON.stringify([
+      s.targets.map((t) => [t.proxy, t.group, t.targetId, t.draining, t.failOpen, t.backends.map((b) => [b.backend, b.health, b.recoveryStep, b.circuit])]),
+      s.drains.map((d) => [d.proxy, d.targetId, d.status]),
+      s.circuits.map((c) => [c.backend, c.status, c.mode]),
+      s.dns.map((d) => [d.host, d.status, d.addresses]),
+    ]);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.health.start();
+    this.dns.start();
+    this.armSampler();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of [this.recomputeTimer, this.statusTimer]) if (t) clearTimeout(t);
+    if (this.sampleTimer) clearInterval(this.sampleTimer);
+    this.recomputeTimer = this.statusTimer = this.sampleTimer = undefined;
+    await Promise.all([this.health.stop(), this.dns.stop(), this.drains?.stop()]);
+  }
+
+  // ---- operator commands (the control socket) ------------------------------------------------
+
+  /** `lb drain PROXY TARGET [--timeout]`: weight 0 in every group of the proxy; done at 0 active flows or the timeout. */
+  drain(proxy: string, targetId: string, options: { timeoutMs?: number } = {}): DrainState {
+    const state = this.requireDrains().drain(proxy, targetId, options);
+    void this.drains!.poll(); // count at once: a target without flows is drained right away
+    return state;
+  }
+
+  /** `lb undrain PROXY TARGET`: the drain removed, or undefined when the target was not drained. */
+  undrain(proxy: string, targetId: string): DrainState | undefined {
+    return this.requireDrains().undrain(proxy, targetId);
+  }
+
+  drainState(proxy: string, targetId: string): DrainState | undefined {
+    return this.drains?.get(proxy, targetId);
+  }
+
+  /** Resolves when the drain has ended (drained, timed-out, undrained or removed). */
+  whenDrained(proxy: string, targetId: string): Promise<DrainState | undefined> {
+    return this.requireDrains().whenDone(proxy, targetId);
+  }
+
+  /**
+   * `lb breaker open|close|reset BACKEND`: force the circuit of a backend ("addr:port"), or of
+   * every backend of a target ("host:port" of a DNS target) open or closed, or back to automatic.
+   */
+  breaker(action: BreakerAction, name: string): BreakerResult {
+    const config = this.requireConfig();
+    const breakers = this.breakers!;
+    const backends = this.backendsNamed(config, name);
+    const now = this.now();
+    const transitions = backends.flatMap((b) =>
+      action === 'open' ? breakers.forceOpen(b, now) : action === 'close' ? breakers.forceClose(b, now) : breakers.reset(b, now));
+    for (const t of transitions) this.logTransition(t);
+    this.changed(`breaker ${action} ${name}`);
+    return { backends: backends.map((backend) => ({ backend, state: breakers.state(backend) })), transitions };
+  }
+
+  /** The gauges' input for /metrics (collectRuntimeMetrics); null before the first config. */
+  metricsInput(): RuntimeMetricsInput | null {
+    if (!this.config) return null;
+    if (this.now() - this.activeFlowsAt > ACTIVE_FLOWS_MAX_AGE_MS) this.refreshActiveFlows();
+    return {
+      config: this.config, health: this.health.snapshot(), circuits: this.breakers?.snapshot() ?? new Map(),
+      activeFlows: this.activeFlowCounts, dns: this.dns.snapshot(), now: this.now(),
+    };
+  }
+
+  /** One sample of the data plane now (the timer's work; tests call it directly). */
+  sampleNow(): void {
+    const config = this.config;
+    const breakers = this.breakers;
+    if (!config || !breakers) return;
+    const now = this.now();
+    const lc = config.settings.loadBalancing.algorithm === 'least-connections';
+    const targetIds = this.host?.targetIds();
+    let sample = null;
+    try {
+      sample = targetIds ? (this.sampler?.sample({ targetIds, flows: lc || breakers.enabled, timeouts: timeoutsOf(config) }) ?? null) : null;
+      this.sampleError = undefined;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (message !== this.sampleError) this.log.warn({ component: 'runtime', ...errFields(err) }, 'cannot sample the data plane; the breaker and least-connections see no traffic');
+      this.sampleError = message;
+    }
+    if (sample?.active) {
+      this.activeFlowCounts = sample.active;
+      this.activeFlowsAt = now;
+    }
+    const transitions: BackendTransition[] = [];
+    if (breakers.enabled) {
+      for (const backend of configBackends(config, (h) => this.dns.resolve(h))) {
+        const cur = sample?.counters.get(backend);
+        const prev = this.counters.get(backend);
+        let attempts = 0;
+        let refused = 0;
+        if (cur && prev && cur.targetId === prev.targetId && cur.newFlows >= prev.newFlows && cur.failedConns >= prev.failedConns) {
+          attempts = Number(cur.newFlows - prev.newFlows);
+          refused = Number(cur.failedConns - prev.failedConns);
+        }
+        // Unanswered attempts are found after a bound: counted as attempts when they started.
+        const unanswered = sample?.unanswered.get(backend) ?? 0;
+        if (cur) this.counters.set(backend, cur);
+        transitions.push(...breakers.observe(backend, { attempts, failures: refused + unanswered, lateFailures: unanswered }, now));
+      }
+    } else if (sample) {
+      for (const [backend, c] of sample.counters) this.counters.set(backend, c);
+    }
+    for (const t of transitions) this.logTransition(t);
+    if (transitions.length > 0) this.changed(transitions.map((t) => `circuit ${t.backend} ${t.from} -> ${t.to}`).join(', '));
+    else if (lc && sample?.active) this.changed('least-connections', { status: false });
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private weightSnapshot(config: LbConfig): WeightSnapshot {
+    return {
+      config,
+      health: this.health.snapshot(),
+      drains: this.drains?.snapshot() ?? new Map(),
+      circuits: this.breakers?.snapshot() ?? new Map(),
+      activeFlows: this.activeFlowCounts,
+      dns: this.dns.answers(),
+    };
+  }
+
+  /** Something that may move the answers happened: recompute soon, and tell the status. */
+  private changed(reason: string, opts: { status?: boolean } = {}): void {
+    if (this.reasons.length < 8 && !this.reasons.includes(reason)) this.reasons.push(reason);
+    this.recomputeTimer ??= setTimeout(() => {
+      this.recomputeTimer = undefined;
+      this.recompute();
+    }, RECOMPUTE_SETTLE_MS);
+    if (opts.status !== false) {
+      this.statusTimer ??= setTimeout(() => {
+        this.statusTimer = undefined;
+        this.host?.statusChanged?.();
+      }, STATUS_SETTLE_MS);
+    }
+  }
+
+  private recompute(): void {
+    const reasons = this.reasons;
+    this.reasons = [];
+    if (!this.config) return;
+    const fingerprint = this.fingerprint();
+    if (fingerprint === this.handed || fingerprint === this.requested) return;
+    this.requested = fingerprint;
+    this.host?.trigger(`runtime: ${reasons.join('; ') || 'changed'}`);
+  }
+
+  private armSampler(): void {
+    if (!this.running || !this.config) return;
+    const interval = this.config.settings.loadBalancing.updateIntervalMs;
+    if (this.sampleTimer && interval === this.sampleIntervalMs) return;
+    if (this.sampleTimer) clearInterval(this.sampleTimer);
+    this.sampleIntervalMs = interval;
+    this.sampleTimer = setInterval(() => this.sampleNow(), interval);
+    this.sampleTimer.unref();
+  }
+
+  private refreshActiveFlows(): void {
+    if (!this.config) return;
+    try {
+      const counts = this.sampler?.activeFlows(timeoutsOf(this.config));
+      if (counts) this.activeFlowCounts = counts;
+      this.activeFlowsAt = this.now();
+    } catch (err) {
+      this.log.debug({ component: 'runtime', ...errFields(err) }, 'cannot count active flows');
+    }
+  }
+
+  /** Active flows of a target's backends now (a drain's progress); undefined when unknown. */
+  private countTargetFlows(proxy: string, targetId: string): number | undefined {
+    const config = this.config;
+    if (!config || !this.sampler) return undefined;
+    const counts = this.sampler.activeFlows(timeoutsOf(config));
+    if (!counts) return undefined;
+    this.activeFlowCounts = counts;
+    this.activeFlowsAt = this.now();
+    const backends = new Set(findTargets(config, proxy, targetId).flatMap((t) => targetBackends(t, (h) => this.dns.resolve(h))));
+    let sum = 0;
+    for (const b of backends) sum += counts.get(b) ?? 0;
+    return sum;
+  }
+
+  private backendsNamed(config: LbConfig, name: string): string[] {
+    const all = configBackends(config, (h) => this.dns.resolve(h));
+    if (all.includes(name)) return [name];
+    const byTarget = new Set<string>();
+    for (const { group } of configGroups(config)) {
+      for (const t of group.targets) if (t.id === name) for (const b of targetBackends(t, (h) => this.dns.resolve(h))) byTarget.add(b);
+    }
+    if (byTarget.size > 0) return [...byTarget].sort();
+    throw new LbError('LB_RUNTIME_UNKNOWN_TARGET', `no backend or target "${name}" in the active config; backends: ${all.join(', ') || '(none)'}`, { target: name });
+  }
+
+  private logTransition(t: BackendTransition): void {
+    const level = t.to === 'open' ? 'warn' : 'info';
+    this.log[level]({ component: 'runtime', backend: t.backend, from: t.from, to: t.to, reason: t.reason }, `circuit ${t.backend}: ${t.from} -> ${t.to} (${t.reason})`);
+  }
+
+  private requireConfig(): LbConfig {
+    if (!this.config) throw new LbError('LB_DAEMON_CONTROL', 'the daemon has no valid config yet (see `lb status`)');
+    return this.config;
+  }
+
+  private requireDrains(): DrainManager {
+    this.requireConfig();
+    return this.drains!;
+  }
+
+  private saveDrains(): void {
+    if (this.drainFile === null || !this.drains) return;
+    try {
+      ensureDir(join(this.drainFile, '..'));
+      writeFileAtomic(this.drainFile, `${JSON.stringify({ drains: this.drains.list() }, null, 2)}\n`);
+    } catch (err) {
+      this.log.error({ component: 'runtime', ...errFields(err) }, `cannot save the drains to ${this.drainFile}; a daemon restart would forget them`);
+    }
+  }
+
+  private restoreDrains(): void {
+    if (this.drainFile === null || !this.drains || !existsSync(this.drainFile)) return;
+    try {
+      const saved = (JSON.parse(readFileSync(this.drainFile, 'utf8')) as { drains?: DrainState[] }).drains ?? [];
+      this.drains.restore(saved);
+      const kept = this.drains.list();
+      if (kept.length > 0) {
+        this.log.info({ component: 'runtime', drains: kept.map((d) => ({ proxy: d.proxy, target: d.targetId, status: d.status })) },
+          `restored ${kept.length} drain(s) saved by the previous daemon`);
+      }
+    } catch (err) {
+      this.log.warn({ component: 'runtime', ...errFields(err) }, `cannot read ${this.drainFile}; no drain restored`);
+    }
+  }
+}
+
+function timeoutsOf(config: LbConfig): FlowTimeouts {
+  return { tcpIdleSec: config.settings.connectionTimeoutSec, tcpFinSec: TCP_FIN_TIMEOUT_SEC, udpIdleSec: config.settings.udpTimeoutSec };
+}
+
+/** Equal exactly when the inputs compile alike: every effective weight and every host's addresses. */
+export function fingerprintOf(config: LbConfig, built: BuiltRuntimeInputs): string {
+  const h = createHash('sha256');
+  for (const [key, w] of built.weights) h.update(`${key}\u0001${w.weight}\n`);
+  for (const { host } of dnsHosts(config)) h.update(`dns\u0001${host}\u0001${(built.resolve(host) ?? []).join(',')}\n`);
+  return h.digest('hex').slice(0, 32);
+}

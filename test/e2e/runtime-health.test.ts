@@ -1,0 +1,282 @@
+// Runtime services end to end, part 1: health checks, drain, circuit breaker. The built CLI runs as
+// `lb daemon --config FILE` in the LB namespace of a sandbox topology (1 client, 3 backends running
+// backend-server); real HTTP clients in the client namespace show where new connections go, the
+// pinned maps show the weights the daemon applied, `lb status` (the control socket) shows the
+// runtime's view. One topology and one daemon for the whole file, in order:
+//   1. a backend killed: unhealthy within three check intervals, weight 0, no failed connection
+//      after that; restarted: 25/50/75/100 % of its weight, step by step;
+//   2. `lb drain` of the backend of a live /stream: no new flows, the stream completes, status
+//      draining -> drained; `lb undrain` brings it back;
+//   3. a backend whose port is closed answers SYN with RST: the data plane counts the failures, the
+//      circuit opens (weight 0), HALF-OPEN lets test traffic through (weight ~10 %), recovery
+//      closes it; `lb breaker open|reset` by hand; a backend that never answers (replies
+//      blackholed) opens its circuit from the attempts left unanswered;
+//   4. the daemon stopped: `lb drain` says no daemon runs (exit 1); a drain survives a restart.
+// Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
+import { runDir } from '../../src/state/run-dir.js';
+import { runCli } from '../lib/cli.js';
+import { startStream, streamContinuity } from './lib/clients.js';
+import { DaemonProcess, ensureDaemonBuilt, metric, metricsText } from './lib/daemon.js';
+import { applyConfig, liveTargetId, liveWeights, requests, runtimeOf, tally, targetOf } from './lib/runtime.js';
+
+if (process.getuid?.() !== 0) throw new Error('runtime-health.test.ts must run as root: it loads BPF programs and creates network namespaces');
+
+const instance = `rh-${process.pid}-${randomBytes(3).toString('hex')}`;
+const OPS = 9180;
+const CHECK_MS = 1000; // the schema's smallest health-check interval
+const B = ['10.202.1.2:8080', '10.202.2.2:8080', '10.202.3.2:8080'];
+
+const base = (extra: { healthCheck?: boolean; breaker?: boolean }): string => `proxies:
+  - name: web
+    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
+    default-target:
+${B.map((b) => `      - {ip: ${b.split(':')[0]}, port: 8080, weight: 100}`).join('\n')}
+${extra.healthCheck ? `    health-check: {type: http, path: /health, interval-ms: ${CHECK_MS}, timeout-ms: 500, healthy-threshold: 1, unhealthy-threshold: 1}\n` : ''}settings:
+  connection-timeout-sec: 60
+  drain-check-interval-ms: 200
+  load-balancing: {update-interval-ms: 200}
+  circuit-breaker: {enabled: ${extra.breaker ? 'true, error-threshold-pct: 50, min-requests: 3, window-size-ms: 10000, open-duration-ms: 1500, half-open-requests: 2' : 'false'}}
+`;
+
+describe('runtime services in the daemon: health checks, drain, circuit breaker', () => {
+  let root = '';
+  let file = '';
+  let topo: Topology | undefined;
+  let daemon: DaemonProcess | undefined;
+  const t = (): Topology => {
+    if (!topo) throw new Error('topology not created');
+    return topo;
+  };
+  const startDaemon = async (): Promise<void> => {
+    daemon = new DaemonProcess(t().lbNs, instance, ['--config', file, '--poll', '1h', '--drift-interval', '1h', '--retry-interval', '200ms', '--ops-listen', `127.0.0.1:${OPS}`]);
+    await daemon.started();
+  };
+  const waitRuntime = <T>(pred: (rt: Awaited<ReturnType<typeof runtimeOf>>) => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> =>
+    waitUntil(async () => pred(await runtimeOf(instance)), { timeoutMs, intervalMs: 50, what });
+  const waitWeight = (backend: string, weight: number, what: string): Promise<Record<string, number>> =>
+    waitUntil(() => { const w = liveWeights(instance); return w[backend] === weight ? w : undefined; }, { timeoutMs: 15_000, intervalMs: 50, what });
+
+  beforeAll(async () => {
+    ensureDaemonBuilt();
+    root = mkdtempSync(join(tmpdir(), 'lb-runtime-health-'));
+    file = join(root, 'lb.yaml');
+    topo = await createTopology({ backends: 3, clients: 1 });
+    await topo.startBackendServers();
+    writeFileSync(file, base({ healthCheck: true }));
+    await startDaemon();
+    await waitRuntime((rt) => rt.targets.every((x) => x.backends[0]!.health === 'healthy'), 'every backend healthy');
+  });
+
+  afterAll(async () => {
+    try {
+      if (daemon?.proc.running) await daemon.stop(5000);
+      if (topo && existsSync(instanceDir(instance))) runCli(['--instance', instance, 'down'], { ns: topo.lbNs, timeoutMs: 30_000 });
+      await topo?.destroy();
+    } finally {
+      daemon?.proc.killSync();
+      topo?.destroySync();
+      rmSync(runDir(instance), { recursive: true, force: true });
+      if (root) rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('a killed backend is unhealthy within three check intervals and gets no new flows; restarted, its weight ramps 25/50/75/100', async () => {
+    const before = tally(await requests(t(), 30));
+    expect(before.failures, before.errors.join('; ')).toBe(0);
+    expect(Object.keys(before.counts).sort()).toEqual(['b1', 'b2', 'b3']);
+
+    const killedAt = Date.now();
+    await t().backends[0]!.server!.stop();
+    await waitRuntime((rt) => targetOf(rt, B[0]!).backends[0]!.health === 'unhealthy', 'b1 unhealthy');
+    const detectedMs = Date.now() - killedAt;
+    await waitWeight(B[0]!, 0, 'b1 at weight 0 in the live maps');
+    const appliedMs = Date.now() - killedAt;
+    console.log(`runtime: b1 killed -> unhealthy after ${detectedMs} ms, weight 0 live after ${appliedMs} ms (check interval ${CHECK_MS} ms)`);
+    expect(detectedMs).toBeLessThan(3 * CHECK_MS);
+    expect(appliedMs).toBeLessThan(3 * CHECK_MS);
+
+    const after = tally(await requests(t(), 60));
+    console.log(`runtime: after detection: ${JSON.stringify(after.counts)}, ${after.failures} failures`);
+    expect(after.failures, after.errors.join('; ')).toBe(0);
+    expect(after.counts.b1 ?? 0).toBe(0);
+    const rt = await runtimeOf(instance);
+    expect(targetOf(rt, B[0]!)).toMatchObject({ effectiveWeight: 0, configuredWeight: 100 });
+    const m = await metricsText(t().lbNs, OPS);
+    expect(metric(m, 'lb_backend_health', { proxy_name: 'web', target_ip: '10.202.1.2', target_port: '8080' })).toBe(0);
+    expect(metric(m, 'lb_backend_health', { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' })).toBe(1);
+    expect(metric(m, 'lb_algorithm')).toBe(0);
+    expect(metric(m, 'lb_health_check_latency_seconds_count', { proxy_name: 'web', target_id: B[1]! })).toBeGreaterThan(0);
+
+    // Back: every live weight of b1 and every status step until it is healthy again.
+    await t().startBackendServers();
+    const weights: number[] = [];
+    const steps: string[] = [];
+    await waitUntil(async () => {
+      const w = liveWeights(instance)[B[0]!]!;
+      if (weights.at(-1) !== w) weights.push(w);
+      const b = targetOf(await runtimeOf(instance), B[0]!);
+      const step = `${b.backends[0]!.health}${b.backends[0]!.recoveryStep ? ` ${b.backends[0]!.recoveryStep}` : ''}:${b.effectiveWeight}`;
+      if (steps.at(-1) !== step) steps.push(step);
+      return w === 100 && b.backends[0]!.health === 'healthy';
+    }, { timeoutMs: 15_000, intervalMs: 40, what: 'b1 back at full weight' });
+    console.log(`runtime: b1 recovery: live weights ${weights.join(' -> ')}; status ${steps.join(' -> ')}`);
+    expect(weights).toEqual([0, 25, 50, 75, 100]);
+    expect(steps).toEqual(['unhealthy:0', 'recovering 1:25', 'recovering 2:50', 'recovering 3:75', 'healthy:100']);
+    const back = tally(await requests(t(), 45));
+    expect(back.failures, back.errors.join('; ')).toBe(0);
+    expect(back.counts.b1 ?? 0).toBeGreaterThan(0);
+  });
+
+  it('lb drain: the backend of a live stream gets no new flows, the stream completes, status goes draining -> drained; lb undrain restores it', async () => {
+    const stream = startStream(t(), t().clients[0]!.ns, VIP, 80, '/stream?ms=3000', 19_001);
+    const first = await waitUntil(() => stream.lines()[0], { timeoutMs: 10_000, intervalMs: 20, what: 'the first stream line' });
+    const index = Number(first.name.slice(1)) - 1;
+    const target = B[index]!;
+
+    const r = runCli(['--instance', instance, 'drain', 'web', target, '--timeout', '30s']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Draining ${target} of proxy web: no new flows; 1 flow active;`));
+    expect(liveWeights(instance)[target]).toBe(0); // live when the command returns
+    const draining = await runtimeOf(instance);
+    expect(draining.drains).toMatchObject([{ proxy: 'web', targetId: target, status: 'draining', activeFlows: 1 }]);
+    expect(targetOf(draining, target)).toMatchObject({ effectiveWeight: 0, draining: true });
+    const text = runCli(['--instance', instance, 'status']).stdout;
+    expect(text).toMatch(new RegExp(`web +default +${target.replace(/\./g, '\\.')} +0/100 +healthy +disabled +draining \\(1 active, \\d+s left\\)`));
+
+    const during = tally(await requests(t(), 60));
+    console.log(`runtime: while ${first.name} drains: ${JSON.stringify(during.counts)}`);
+    expect(during.failures, during.errors.join('; ')).toBe(0);
+    expect(during.counts[first.name] ?? 0).toBe(0);
+
+    await stream.proc.exited;
+    const lines = stream.lines();
+    const c = streamContinuity(lines);
+    expect(stream.errors()).toEqual([]);
+    expect(stream.ended()).toBe(true);
+    expect(lines).toHaveLength(30);
+    expect(c).toMatchObject({ contiguous: true, names: [first.name] });
+    const endedAt = Date.now();
+    const drained = await waitRuntime((rt) => rt.drains.find((d) => d.status === 'drained'), 'the drain done');
+    console.log(`runtime: stream of ${lines.length} lines completed (max gap ${c.maxGapMs} ms); drained ${Date.now() - endedAt} ms after it ended`);
+    expect(drained).toMatchObject({ targetId: target, activeFlows: 0 });
+    const json = JSON.parse(runCli(['--instance', instance, 'status', '--format', 'json']).stdout) as { status: { runtime: { drains: Array<{ status: string }> } } };
+    expect(json.status.runtime.drains.map((d) => d.status)).toEqual(['drained']);
+    expect(liveWeights(instance)[target]).toBe(0); // done means safe to remove, not put back
+
+    const u = runCli(['--instance', instance, 'undrain', 'web', target]);
+    expect(u.code).toBe(0);
+    expect(u.stdout).toContain(`Undrained ${target} of proxy web (it was drained)`);
+    expect(liveWeights(instance)[target]).toBe(100);
+    const back = tally(await requests(t(), 45));
+    expect(back.counts[first.name] ?? 0).toBeGreaterThan(0);
+
+    const unknown = runCli(['--instance', instance, 'drain', 'web', '10.9.9.9:80']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('proxy "web" has no target "10.9.9.9:80"; its targets: 10.202.1.2:8080, 10.202.2.2:8080, 10.202.3.2:8080');
+  });
+
+  it('a backend answering SYN with RST opens its circuit from the data plane\'s failure counts; HALF-OPEN lets test traffic through; recovery closes it', async () => {
+    const outcome = await applyConfig(instance, file, base({ breaker: true }));
+    expect(outcome.result).toMatch(/^(applied|noop|unchanged)$/); // the file watch may have been first
+    await waitRuntime((rt) => rt.circuits.length > 0, 'the breaker on');
+    const b2 = B[1]!;
+    const id = liveTargetId(instance, b2);
+    const failedBefore = withDp((dp) => dp.readTargetStats(id).failedConns);
+
+    await t().backends[1]!.server!.stop(); // the kernel answers its SYNs with RST now
+    const broken = tally(await requests(t(), 40));
+    const open = await waitRuntime((rt) => rt.circuits.find((c) => c.backend === b2 && c.status === 'open'), 'b2 circuit open');
+    const failed = withDp((dp) => dp.readTargetStats(id).failedConns) - failedBefore;
+    console.log(`runtime: b2 refusing: ${broken.failures} of 40 requests failed; failed_conns +${failed}; circuit open (${open.reason})`);
+    expect(broken.failures).toBeGreaterThan(0);
+    expect(Number(failed)).toBeGreaterThanOrEqual(broken.failures);
+    expect(open.reason).toMatch(/failed|error/);
+    await waitWeight(b2, 0, 'b2 at weight 0 while open');
+    const m = await metricsText(t().lbNs, OPS);
+    expect(metric(m, 'lb_circuit_breaker_state', { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' })).toBe(2);
+    // Opening clears the window: the rate starts again from the probes.
+    expect(metric(m, 'lb_circuit_breaker_error_rate', { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' })).toBe(0);
+    const whileOpen = tally(await requests(t(), 40));
+    expect(whileOpen.failures, whileOpen.errors.join('; ')).toBe(0);
+    expect(whileOpen.counts.b2 ?? 0).toBe(0);
+
+    await t().startBackendServers();
+    await waitRuntime((rt) => rt.circuits.find((c) => c.backend === b2 && c.status === 'half-open'), 'b2 half-open', 10_000);
+    await waitWeight(b2, 10, 'b2 at 10 % of its weight while half-open');
+    let probes = 0;
+    for (let i = 0; i < 15; i++) {
+      const rt = await runtimeOf(instance);
+      if (rt.circuits.find((c) => c.backend === b2)?.status === 'closed') break;
+      const r = tally(await requests(t(), 40));
+      expect(r.failures, r.errors.join('; ')).toBe(0);
+      probes += r.counts.b2 ?? 0;
+    }
+    const closed = await waitRuntime((rt) => rt.circuits.find((c) => c.backend === b2 && c.status === 'closed'), 'b2 closed again', 5000);
+    console.log(`runtime: b2 half-open took ${probes} test connection(s) and closed (${closed.reason})`);
+    expect(probes).toBeGreaterThanOrEqual(1);
+    await waitWeight(b2, 100, 'b2 back at weight 100');
+
+    // By hand: force open, then reset.
+    const o = runCli(['--instance', instance, 'breaker', 'open', B[2]!]);
+    expect(o.code).toBe(0);
+    expect(o.stdout).toContain(`Circuit ${B[2]}: open (forced open: no new flows until \`lb breaker reset ${B[2]}\`).`);
+    expect(liveWeights(instance)[B[2]!]).toBe(0);
+    expect(runCli(['--instance', instance, 'status']).stdout).toMatch(/10\.202\.3\.2:8080 +0\/100 +unchecked +open \(forced\)/);
+    const reset = runCli(['--instance', instance, 'breaker', 'reset', B[2]!]);
+    expect(reset.stdout).toContain(`Circuit ${B[2]}: closed (automatic again).`);
+    expect(liveWeights(instance)[B[2]!]).toBe(100);
+  });
+
+  it('a backend that never answers (its replies blackholed) opens its circuit once its attempts stay unanswered past the bound', async () => {
+    const b3 = B[2]!;
+    await t().exec(t().backends[2]!.ns, ['ip', 'route', 'add', 'blackhole', `${t().clients[0]!.address}/32`]);
+    try {
+      const sentAt = Date.now();
+      const r = tally(await requests(t(), 30));
+      const open = await waitRuntime((rt) => rt.circuits.find((c) => c.backend === b3 && c.status === 'open'), 'b3 circuit open', 15_000);
+      console.log(`runtime: b3 silent: ${r.failures} of 30 requests timed out; circuit open ${Date.now() - sentAt} ms after the first SYN (${open.reason})`);
+      expect(r.failures).toBeGreaterThan(0);
+      expect(r.errors.every((e) => /timeout/.test(e))).toBe(true);
+      await waitWeight(b3, 0, 'b3 at weight 0 while open');
+    } finally {
+      await t().exec(t().backends[2]!.ns, ['ip', 'route', 'del', 'blackhole', `${t().clients[0]!.address}/32`]);
+    }
+    expect(runCli(['--instance', instance, 'breaker', 'reset', b3]).code).toBe(0);
+    expect(liveWeights(instance)[b3]).toBe(100);
+  });
+
+  it('without a daemon lb drain fails clearly; a drain survives a daemon restart', async () => {
+    expect(runCli(['--instance', instance, 'drain', 'web', B[2]!, '--timeout', '1m']).code).toBe(0);
+    await daemon!.stop();
+    const r = runCli(['--instance', instance, 'drain', 'web', B[2]!]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^lb: no lb daemon runs for instance rh-\S+ \(nothing answers on \/run\/lb\/rh-\S+\/control\.sock\): a drain is kept and applied by the daemon; start it with `lb daemon`\n$/);
+    expect(runCli(['--instance', instance, 'breaker', 'reset', B[2]!]).code).toBe(1);
+    expect(liveWeights(instance)[B[2]!]).toBe(0); // the data plane keeps what was applied
+
+    await startDaemon();
+    const rt = await waitRuntime((x) => (x.drains.length > 0 ? x : undefined), 'the restored drain');
+    expect(rt.drains).toMatchObject([{ proxy: 'web', targetId: B[2], status: expect.stringMatching(/draining|drained/) }]);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(liveWeights(instance)[B[2]!]).toBe(0);
+    expect(runCli(['--instance', instance, 'undrain', 'web', B[2]!]).code).toBe(0);
+    expect(liveWeights(instance)[B[2]!]).toBe(100);
+  });
+});
+
+function withDp<T>(fn: (dp: DataPlane) => T): T {
+  const dp = DataPlane.open({ instance });
+  try {
+    return fn(dp);
+  } finally {
+    dp.close();
+  }
+}
