@@ -58,6 +58,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   const byKey = new Map<string, { listener: LogicalListener; proxy: Proxy }>();
   const interfaces = new Set<string>();
 
+  warnUnenforcedSettings(config, diagnostics);
   for (const proxy of config.proxies) {
     warnSplice(proxy, diagnostics);
     const defaultTargets = compileGroup(proxy, 'default', proxy.defaultTarget, inputs, diagnostics);
@@ -107,6 +108,32 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
     },
     diagnostics: sortDiagnostics(diagnostics),
   };
+}
+
+/**
+ * Settings the format accepts (the original's files use them) that nothing acts on yet. Each gets
+ * a warning in every plan, so none is silently dropped. Settings carry no source node of their
+ * own: the warning names the settings key by its pointer.
+ */
+function warnUnenforcedSettings(config: LbConfig, out: Diagnostic[]): void {
+  const s = config.settings;
+  const at = (pointer: string): SourceRef => ({ file: config.files.length === 1 ? config.files[0]! : config.files.join(', '), pointer });
+  if (s.rateLimits.perSource || s.rateLimits.perBackend) {
+    out.push(diagnostic('warning', 'rate-limits-not-enforced', at('/settings/rate-limits'),
+      'rate limits are not enforced yet: the data plane has no token buckets, so traffic is not limited'));
+  }
+  if (s.accessLog.enabled) {
+    out.push(diagnostic('warning', 'access-log-not-written', at('/settings/access-log'),
+      `the access log is not written yet: nothing goes to ${s.accessLog.path}`));
+  }
+  if (s.metrics.enabled) {
+    out.push(diagnostic('warning', 'metrics-settings-ignored', at('/settings/metrics'),
+      `metrics are served by \`lb daemon --ops-listen ADDR:PORT\` at /metrics; settings.metrics (port ${s.metrics.port}, path ${s.metrics.path}) is not used`));
+  }
+  if (s.statsEnabled) {
+    out.push(diagnostic('warning', 'stats-not-streamed', at('/settings/stats-enabled'),
+      'connection statistics are not streamed: use `lb show flows`, `lb show targets` and /metrics'));
+  }
 }
 
 function warnSplice(proxy: Proxy, out: Diagnostic[]): void {

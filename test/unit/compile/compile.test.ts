@@ -196,3 +196,35 @@ proxies:
     expect(a.state.listeners[1]!.defaultTargets[0]!.weight).toBe(100);
   });
 });
+
+describe('settings nothing enforces yet', () => {
+  it('warn, naming the settings key, instead of being dropped silently', () => {
+    const r = compileConfig(config(`
+proxies:
+  - name: web
+    listen: {interfaces: [eth0], port: 80}
+    default-target: {ip: 10.0.0.1, port: 8080}
+settings:
+  stats-enabled: true
+  rate-limits: {per-source: {requests-per-sec: 100, burst: 200}}
+  access-log: {enabled: true, format: json, path: logs/access.log}
+  metrics: {enabled: true, port: 9090, path: /metrics}
+`));
+    expect(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.pointer])).toEqual([
+      ['warning', 'rate-limits-not-enforced', 'lb.yaml', '/settings/rate-limits'],
+      ['warning', 'access-log-not-written', 'lb.yaml', '/settings/access-log'],
+      ['warning', 'metrics-settings-ignored', 'lb.yaml', '/settings/metrics'],
+      ['warning', 'stats-not-streamed', 'lb.yaml', '/settings/stats-enabled'],
+    ]);
+  });
+
+  it('stay quiet when those settings are off', () => {
+    const r = compileConfig(config(`
+proxies:
+  - name: web
+    listen: {interfaces: [eth0], port: 80}
+    default-target: {ip: 10.0.0.1, port: 8080}
+`));
+    expect(r.diagnostics).toEqual([]);
+  });
+});
