@@ -83,7 +83,13 @@ export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration
  */
 export function readGenerationsRaw(dp: DataPlane, gens: readonly number[]): EncodedGeneration[] {
   const listeners = dp.maps.lb_listeners.lookupBatch();
-  const srcRoutes = [...dp.maps.lb_src_routes.entries()];
+  // The walk visits both generations' keys; values are looked up only for the ones asked for.
+  const srcRoutes: Array<[Buffer, Buffer]> = [];
+  for (const key of dp.maps.lb_src_routes.keys()) {
+    if (!gens.includes(decodeSrcKey(key).gen)) continue;
+    const value = dp.maps.lb_src_routes.lookup(key);
+    if (value !== undefined) srcRoutes.push([key, value]);
+  }
   return gens.map((gen) => ({
     settings: dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS),
     listeners: listeners.filter(([k]) => decodeListenerKey(k).gen === gen),
