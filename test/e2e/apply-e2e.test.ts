@@ -8,10 +8,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { VIP, createTopology, httpCountBackends, type Topology } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { ensureCliBuilt, runCli, type CliResult } from '../lib/cli.js';
+import { runCli, type CliResult } from '../lib/cli.js';
 import { webProxyYaml } from './lib/config.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-e2e.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -35,7 +36,7 @@ describe('lb apply end to end: 1 client, LB, 3 backends', () => {
   };
 
   beforeAll(async () => {
-    ensureCliBuilt();
+    ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'lb-apply-e2e-'));
     writeFileSync(join(dir, 'even.yaml'), webProxyYaml([1, 1, 1]));
     writeFileSync(join(dir, 'drain-b1.yaml'), webProxyYaml([0, 1, 1]));

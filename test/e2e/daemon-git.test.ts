@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { DataPlane, instanceDir, readCtl, readGeneration, writeGeneration } from '../../src/dataplane/index.js';
 import type { StatusReport } from '../../src/report/types.js';
 import { VIP, createTopology, httpCountBackends, waitUntil, type Topology } from '../../src/sandbox/index.js';
@@ -24,7 +25,7 @@ import { runCli } from '../lib/cli.js';
 import { startStream, streamContinuity, type StreamClient } from './lib/clients.js';
 import { webProxyYaml } from './lib/config.js';
 import {
-  DaemonProcess, NsGitServer, ensureDaemonBuilt, httpInNs, lbStatus, metric, metricSum, metricsText, postWebhooks, pushBody, waitForStatus,
+  DaemonProcess, NsGitServer, httpInNs, lbStatus, metric, metricSum, metricsText, postWebhooks, pushBody, waitForStatus,
 } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) throw new Error('daemon-git.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -81,7 +82,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
   const applied = (sha: string, what: string) => waitForStatus(instance, (s) => s.status?.lastAppliedRevision === sha, what);
 
   beforeAll(async () => {
-    ensureDaemonBuilt();
+    ensureBuilt();
     root = mkdtempSync(join(tmpdir(), 'lb-daemon-git-'));
     writeFileSync(join(root, 'hook.secret'), `${SECRET}\n`);
     bare = await createBareRepo(join(root, 'repos'), 'config.git', root);

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { DataPlane, instanceDir, readCtl, readGeneration, writeGeneration } from '../../src/dataplane/index.js';
 import type { StatusReport } from '../../src/report/types.js';
 import { waitUntil } from '../../src/sandbox/index.js';
@@ -19,7 +20,7 @@ import { instanceExists } from '../../src/state/live.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { createBareRepo, createGpgKey, git, WorkRepo, type GpgKey } from '../lib/git-fixtures.js';
 import { createNetns, deleteNetns, runCli } from '../lib/cli.js';
-import { DaemonProcess, NsGitServer, ensureDaemonBuilt, httpInNs, lbStatus, metric, metricsText, waitForStatus } from './lib/daemon.js';
+import { DaemonProcess, NsGitServer, httpInNs, lbStatus, metric, metricsText, waitForStatus } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) throw new Error('daemon-nodes.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -69,7 +70,7 @@ describe('lb daemon: two nodes, signed commits, a plain config path', () => {
   };
 
   beforeAll(async () => {
-    ensureDaemonBuilt();
+    ensureBuilt();
     root = mkdtempSync(join(tmpdir(), 'lb-daemon-nodes-'));
   });
 

@@ -16,7 +16,7 @@ import {
   createTopology, listNamespaces, udpCountBackends, udpRequest, waitUntil, type Topology,
 } from '../../src/sandbox/index.js';
 import { Agent, agentDown, startAgent, writeAgentConfig } from './lib/agent.js';
-import { ensureBuilt } from './lib/build.js';
+import { ensureBuilt } from '../lib/build.js';
 import { tcEgressProgIds, xdpAttached } from './lib/kernel.js';
 import { curl, httpBatch, startStream, streamContinuity, type BatchAnswer, type StreamClient } from './lib/clients.js';
 import {

@@ -9,10 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import type { DemoResult } from '../../src/demo/demo.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { ROOT, ensureCliBuilt } from '../lib/cli.js';
+import { ROOT } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('demo.test.ts must run as root: the demo creates network namespaces and loads BPF programs');
 
@@ -21,7 +22,7 @@ const REQUESTS = 100;
 
 /** dist/ must hold the demo, the daemon and the git server as they are in src/. */
 function ensureDemoBuilt(): void {
-  ensureCliBuilt();
+  ensureBuilt();
   const stale = (): string[] => {
     const out: string[] = [];
     for (const area of ['demo', 'daemon', 'reconcile', 'sandbox', 'source', 'webhook', 'report', 'observe']) {

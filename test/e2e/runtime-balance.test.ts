@@ -14,11 +14,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { runCli } from '../lib/cli.js';
-import { DaemonProcess, ensureDaemonBuilt, metric, metricsText } from './lib/daemon.js';
+import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
 import { NsDnsServer, applyConfig, holdStreams, liveWeights, requests, requestsFrom, runtimeOf, tally } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('runtime-balance.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -52,7 +53,7 @@ describe('runtime services in the daemon: DNS targets, least-connections, sessio
     waitUntil(() => { const w = liveWeights(instance); return pred(w) ? w : undefined; }, { timeoutMs, intervalMs: 50, what });
 
   beforeAll(async () => {
-    ensureDaemonBuilt();
+    ensureBuilt();
     root = mkdtempSync(join(tmpdir(), 'lb-runtime-balance-'));
     file = join(root, 'lb.yaml');
     topo = await createTopology({ backends: 3, clients: 1 });

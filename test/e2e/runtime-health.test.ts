@@ -18,12 +18,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { runCli } from '../lib/cli.js';
 import { startStream, streamContinuity } from './lib/clients.js';
-import { DaemonProcess, ensureDaemonBuilt, metric, metricsText } from './lib/daemon.js';
+import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
 import { applyConfig, liveTargetId, liveWeights, requests, runtimeOf, tally, targetOf } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('runtime-health.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -64,7 +65,7 @@ describe('runtime services in the daemon: health checks, drain, circuit breaker'
     waitUntil(() => { const w = liveWeights(instance); return w[backend] === weight ? w : undefined; }, { timeoutMs: 15_000, intervalMs: 50, what });
 
   beforeAll(async () => {
-    ensureDaemonBuilt();
+    ensureBuilt();
     root = mkdtempSync(join(tmpdir(), 'lb-runtime-health-'));
     file = join(root, 'lb.yaml');
     topo = await createTopology({ backends: 3, clients: 1 });

@@ -1,40 +1,11 @@
 // Running the built CLI (node dist/src/cli/main.js) from tests, in a network namespace of the
 // test's own (nsenter keeps /sys/fs/bpf visible), and the small namespaces those tests need.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/package-root.js';
 
 export const ROOT = packageRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-
-function staleOutputs(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-      const rel = join(dir, e.name);
-      if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.ts')) {
-        const js = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
-        if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, rel)).mtimeMs) out.push(js);
-      }
-    }
-  };
-  // What the CLI imports; other areas of src/ may be mid-edit by their authors.
-  for (const area of ['apply', 'cli', 'compile', 'config', 'dataplane', 'plan', 'runtime', 'sandbox', 'state']) walk(join('src', area));
-  const errors = join(ROOT, 'dist', 'src', 'errors.js');
-  if (!existsSync(errors) || statSync(errors).mtimeMs < statSync(join(ROOT, 'src', 'errors.ts')).mtimeMs) out.push(errors);
-  return out;
-}
-
-/** Rebuilds dist/ when a compiled file the CLI uses is missing or older than its source. */
-export function ensureCliBuilt(): void {
-  if (staleOutputs().length === 0) return;
-  // tsc emits even when unrelated parts of the tree have type errors; the check below is what counts.
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-  const left = staleOutputs();
-  if (left.length > 0) throw new Error(`dist/ is stale after \`npx tsc -p tsconfig.build.json\`: ${left.slice(0, 5).join(', ')}`);
-}
 
 export interface CliResult {
   code: number | null;

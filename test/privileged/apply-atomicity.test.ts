@@ -17,11 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { applyGeneration } from '../../src/apply/index.js';
 import { DataPlane, type GenerationConfig } from '../../src/dataplane/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { TargetIds, buildGeneration, synAnswer } from '../lib/apply-fixtures.js';
-import { ROOT, ensureCliBuilt } from '../lib/cli.js';
+import { ROOT } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-atomicity.test.ts must run as root: it loads BPF programs');
 
@@ -68,7 +69,7 @@ describe('atomicity of apply under traffic', () => {
   });
 
   it('every packet sees exactly the old or the new configuration, never a mix', async () => {
-    ensureCliBuilt();
+    ensureBuilt();
     applyGeneration({ instance, generation: sequence[sequence.length - 1]!, interfaces: [] });
     const dp = DataPlane.open({ instance });
     try {

@@ -7,13 +7,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { runApply } from '../../src/cli/commands/apply.js';
 import type { CliIo } from '../../src/cli/output.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { isLbError } from '../../src/errors.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { createNetns, deleteNetns, ensureCliBuilt, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
+import { createNetns, deleteNetns, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-cli.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -51,7 +52,7 @@ const noStack = (r: CliResult): void => expect(r.stderr).not.toMatch(/\n\s+at /)
 
 describe('lb plan / apply / show / down', () => {
   beforeAll(() => {
-    ensureCliBuilt();
+    ensureBuilt();
     createNetns(ns, [['va0', 'vb0']]);
   });
 

@@ -10,10 +10,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import { journalPath } from '../../src/apply/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
-import { createNetns, deleteNetns, ensureCliBuilt, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
+import { createNetns, deleteNetns, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-crash.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -80,7 +81,7 @@ function crash(to: Name, point: string): number {
 
 describe('crash recovery of lb apply', () => {
   beforeAll(() => {
-    ensureCliBuilt();
+    ensureBuilt();
     for (const [name, path] of Object.entries(files)) writeFileSync(path, { OLD, NEW, NEW2 }[name as Name]);
     createNetns(ns, [['va0', 'vb0'], ['va1', 'vb1']]);
     const r = lb(['apply', '-c', files.OLD, '--auto-approve']);

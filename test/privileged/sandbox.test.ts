@@ -2,10 +2,11 @@
 // backend servers, clients, offload choices and teardown. Needs root; fails (never skips) without.
 // The backend server runs from dist/: this file rebuilds it when dist is missing or stale.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmdirSync, rmSync, unlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../lib/build.js';
 import {
   ManagedProcess, VIP, createTopology, destroyStale, httpCountBackends, httpGet, listNamespaces, run,
   udpCountBackends, udpRequest, waitUntil, type Topology,
@@ -30,18 +31,6 @@ function gone(pid: number): boolean {
 }
 
 /** Rebuilds dist/ when a compiled sandbox file is missing or older than its source. */
-function ensureBuilt(): void {
-  const stale = ['backend-server', 'index', 'topology', 'process', 'clients'].some((f) => {
-    const js = join(ROOT, 'dist', 'src', 'sandbox', `${f}.js`);
-    return !existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, 'src', 'sandbox', `${f}.ts`)).mtimeMs;
-  });
-  if (!stale) return;
-  // tsc emits even when other parts of the tree have type errors; the check below is what counts.
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-  if (!existsSync(join(ROOT, 'dist', 'src', 'sandbox', 'backend-server.js'))) {
-    throw new Error('dist/src/sandbox/backend-server.js is missing after `npx tsc -p tsconfig.build.json`');
-  }
-}
 
 it('runs as root (the sandbox tests fail rather than skip without it)', () => {
   expect(isRoot, 'run the privileged tests as root').toBe(true);

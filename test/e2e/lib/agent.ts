@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 import type { AgentConfig } from '../../../src/dataplane/agent.js';
 import type { DownResult } from '../../../src/dataplane/index.js';
-import { ROOT } from './build.js';
+import { packageRoot } from '../../../src/package-root.js';
 
-export const AGENT_SCRIPT = join(ROOT, 'dist', 'src', 'dataplane', 'agent.js');
+export const AGENT_SCRIPT = join(packageRoot(), 'dist', 'src', 'dataplane', 'agent.js');
 
 export interface AgentReady {
   ready: true;

@@ -3,9 +3,7 @@
 // reached from inside that namespace (its loopback), and the smart-HTTP git server running there
 // too (src/sandbox/git-server-main.ts), so the daemon fetches from 127.0.0.1 of its namespace.
 // Pushes go to the bare repository by path (no network). Every wait is bounded.
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import type { DaemonStatus } from '../../../src/daemon/daemon.js';
@@ -15,32 +13,6 @@ import type { StatusReport } from '../../../src/report/types.js';
 import { ManagedProcess, execIn, waitUntil } from '../../../src/sandbox/index.js';
 import { hmacSha256 } from '../../../src/webhook/signature.js';
 import { CLI, ROOT } from '../../lib/cli.js';
-
-const AREAS = ['apply', 'cli', 'compile', 'config', 'daemon', 'dataplane', 'observe', 'plan', 'reconcile', 'report', 'runtime', 'sandbox', 'source', 'state', 'webhook'];
-
-function staleOutputs(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-      const rel = join(dir, e.name);
-      if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.ts')) {
-        const js = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
-        if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, rel)).mtimeMs) out.push(js);
-      }
-    }
-  };
-  for (const area of AREAS) walk(join('src', area));
-  return out;
-}
-
-/** Rebuilds dist/ when a compiled file the daemon uses is missing or older than its source. */
-export function ensureDaemonBuilt(): void {
-  if (staleOutputs().length === 0) return;
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-  const left = staleOutputs();
-  if (left.length > 0) throw new Error(`dist/ is stale after \`npx tsc -p tsconfig.build.json\`: ${left.slice(0, 5).join(', ')}`);
-}
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string; component?: string };
 
