@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   LB_APPLY_JOURNAL: 'The apply journal is unreadable or inconsistent with the live maps; recovery needs a human.',
   LB_APPLY_LOCKED: 'Another lb process holds the instance lock (an apply, plan or recovery is in progress).',
   LB_APPLY_STALE: 'A saved plan no longer matches the live state it was made against; plan again.',
+  LB_APPLY_ROLLBACK_REFUSED: 'A rollback was refused: a daemon follows the instance (revert in Git instead), or there is no previous configuration.',
   LB_APPLY_PLANFILE: 'A saved plan file is unreadable, of an unknown format version, or made for another instance.',
   LB_APPLY_APPROVAL: 'An apply was not approved: the answer was not "yes", or there is no terminal to ask and no --auto-approve.',
   LB_INSTANCE_NAME: 'An instance name is not a safe bpffs directory name (1-64 of A-Z a-z 0-9 _ -).',

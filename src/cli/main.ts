@@ -8,6 +8,7 @@ import { runApply } from './commands/apply.js';
 import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';
 import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
+import { runRollback } from './commands/rollback.js';
 import { runDrain, runUndrain } from './commands/drain.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
@@ -95,6 +96,16 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Examples:', '  lb down', '  lb --instance edge down'].join('\n'))
     .action(async (_opts: unknown, cmd: Command) => {
       process.exitCode = await runDown({ instance: instanceOf(cmd) });
+    });
+
+  program
+    .command('rollback')
+    .description('return to the configuration before the last apply (kept in the inactive generation): one flip through the apply transaction')
+    .option('--auto-approve', 'perform the rollback without asking', false)
+    .addHelpText('after', ['', 'Examples:', '  lb rollback                  # show what a rollback would change', '  lb rollback --auto-approve', '',
+      'One step back. Under lb daemon, revert the commit in Git instead: a hand rollback would be healed as drift.'].join('\n'))
+    .action(async (opts: { autoApprove: boolean }, cmd: Command) => {
+      process.exitCode = await runRollback({ instance: instanceOf(cmd), autoApprove: opts.autoApprove });
     });
 
   program

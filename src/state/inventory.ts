@@ -64,7 +64,34 @@ export function readInventory(dir: string, warn: (message: string) => void = () 
   return null;
 }
 
-/** Writes the inventory atomically (temporary file, fsync, rename). */
+/** The inventory of the apply before the current one (what `lb rollback` returns to). */
+export function previousInventoryPath(dir: string): string {
+  return join(dir, 'inventory.prev.json');
+}
+
+/**
+ * Writes the inventory atomically (temporary file, fsync, rename). When it records a new flip
+ * (another serial), the one it replaces is kept as inventory.prev.json: the configuration that
+ * the inactive generation still holds.
+ */
 export function writeInventory(dir: string, inventory: Inventory): void {
+  const current = readInventory(dir);
+  if (current !== null && current.serial !== inventory.serial) {
+    writeFileAtomic(previousInventoryPath(dir), `${JSON.stringify(current, null, 2)}\n`);
+  }
   writeFileAtomic(inventoryPath(dir), `${JSON.stringify(inventory, null, 2)}\n`);
+}
+
+/** The previous apply's inventory, or null. */
+export function readPreviousInventory(dir: string, warn: (message: string) => void = () => undefined): Inventory | null {
+  const path = previousInventoryPath(dir);
+  if (!existsSync(path)) return null;
+  try {
+    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (isInventory(v)) return v;
+    warn(`${path} is not an lb inventory of format version ${INVENTORY_FORMAT_VERSION}; ignoring it`);
+  } catch (err) {
+    warn(`cannot read ${path}: ${(err as Error).message}; ignoring it`);
+  }
+  return null;
 }
