@@ -30,7 +30,7 @@ import type { Readiness } from '../observe/ops-server.js';
 import type { PlanSummary } from '../plan/plan.js';
 import { removeCondition, setCondition } from '../report/conditions.js';
 import {
-  STATUS_REPORT_SCHEMA, type Condition, type DataPlaneSummary, type DriftSummary, type ReconcileResult, type ReportError, type StatusReport,
+  STATUS_REPORT_SCHEMA, type DataPlaneSummary, type DriftSummary, type StatusReport,
 } from '../report/types.js';
 import { Backoff, type BackoffOptions } from '../source/backoff.js';
 import { errFields, silentLogger, type Logger } from '../source/log.js';
@@ -105,19 +105,13 @@ export interface ReconcilerOptions {
 
 export const DEFAULT_SETTLE_MS: Partial<Record<TriggerKind, number>> = { webhook: 250 };
 
-interface StatusState {
-  desiredRevision: string | null;
-  lastAppliedRevision: string | null;
-  lastAttemptedRevision: string | null;
-  result: ReconcileResult;
-  conditions: Condition[];
-  plan: PlanSummary | null;
-  errors: ReportError[];
-  dataPlane: DataPlaneSummary | null;
+/** The report's own fields the loop keeps between reconciles (the report is built from them). */
+type StatusState = Pick<StatusReport, 'desiredRevision' | 'lastAppliedRevision' | 'lastAttemptedRevision' | 'result'
+  | 'conditions' | 'plan' | 'errors' | 'dataPlane'> & {
   drift: DriftSummary | null;
   lastAttemptedAt: string | null;
   lastAppliedAt: string | null;
-}
+};
 
 export class Reconciler {
   readonly instance: string;

@@ -52,7 +52,10 @@ function isInventory(v: unknown): v is Inventory {
  * reported through `warn` and treated as absent: it only adds names, the maps stay the truth.
  */
 export function readInventory(dir: string, warn: (message: string) => void = () => undefined): Inventory | null {
-  const path = inventoryPath(dir);
+  return readInventoryFile(inventoryPath(dir), warn);
+}
+
+function readInventoryFile(path: string, warn: (message: string) => void): Inventory | null {
   if (!existsSync(path)) return null;
   try {
     const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
@@ -82,16 +85,7 @@ export function writeInventory(dir: string, inventory: Inventory): void {
   writeFileAtomic(inventoryPath(dir), `${JSON.stringify(inventory, null, 2)}\n`);
 }
 
-/** The previous apply's inventory, or null. */
+/** The previous apply's inventory, or null (same rules as readInventory). */
 export function readPreviousInventory(dir: string, warn: (message: string) => void = () => undefined): Inventory | null {
-  const path = previousInventoryPath(dir);
-  if (!existsSync(path)) return null;
-  try {
-    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (isInventory(v)) return v;
-    warn(`${path} is not an lb inventory of format version ${INVENTORY_FORMAT_VERSION}; ignoring it`);
-  } catch (err) {
-    warn(`cannot read ${path}: ${(err as Error).message}; ignoring it`);
-  }
-  return null;
+  return readInventoryFile(previousInventoryPath(dir), warn);
 }

@@ -10,17 +10,15 @@
 //      fails, and all 50 are back on their first backends after it recovered.
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { instanceDir } from '../../src/dataplane/index.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
 import { runCli } from '../lib/cli.js';
 import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
-import { NsDnsServer, applyConfig, holdStreams, liveWeights, requests, requestsFrom, runtimeOf, tally } from './lib/runtime.js';
+import { NsDnsServer, applyConfig, holdStreams, liveWeights, requests, requestsFrom, runtimeOf, tally, tearDownRuntimeSandbox } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('runtime-balance.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -68,18 +66,7 @@ describe('runtime services in the daemon: DNS targets, least-connections, sessio
     await waitWeights((w) => w[B[0]!] === 100, 'the first apply');
   });
 
-  afterAll(async () => {
-    try {
-      if (daemon?.proc.running) await daemon.stop(5000);
-      if (topo && existsSync(instanceDir(instance))) runCli(['--instance', instance, 'down'], { ns: topo.lbNs, timeoutMs: 30_000 });
-      await topo?.destroy();
-    } finally {
-      daemon?.proc.killSync();
-      topo?.destroySync();
-      rmSync(runDir(instance), { recursive: true, force: true });
-      if (root) rmSync(root, { recursive: true, force: true });
-    }
-  });
+  afterAll(() => tearDownRuntimeSandbox({ daemon, topo, instance, root }));
 
   it('a DNS target follows its answer; a failing resolver keeps the last good addresses; two A records share the weight', async () => {
     await applyConfig(instance, file, proxy('      - {host: app.test, port: 8080, weight: 100, dns-refresh-seconds: 1}'));

@@ -14,18 +14,17 @@
 //   4. the daemon stopped: `lb drain` says no daemon runs (exit 1); a drain survives a restart.
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { DataPlane } from '../../src/dataplane/index.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
 import { runCli } from '../lib/cli.js';
 import { startStream, streamContinuity } from './lib/clients.js';
 import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
-import { applyConfig, liveTargetId, liveWeights, requests, runtimeOf, tally, targetOf } from './lib/runtime.js';
+import { applyConfig, liveTargetId, liveWeights, requests, runtimeOf, tally, targetOf, tearDownRuntimeSandbox } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('runtime-health.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -75,18 +74,7 @@ describe('runtime services in the daemon: health checks, drain, circuit breaker'
     await waitRuntime((rt) => rt.targets.every((x) => x.backends[0]!.health === 'healthy'), 'every backend healthy');
   });
 
-  afterAll(async () => {
-    try {
-      if (daemon?.proc.running) await daemon.stop(5000);
-      if (topo && existsSync(instanceDir(instance))) runCli(['--instance', instance, 'down'], { ns: topo.lbNs, timeoutMs: 30_000 });
-      await topo?.destroy();
-    } finally {
-      daemon?.proc.killSync();
-      topo?.destroySync();
-      rmSync(runDir(instance), { recursive: true, force: true });
-      if (root) rmSync(root, { recursive: true, force: true });
-    }
-  });
+  afterAll(() => tearDownRuntimeSandbox({ daemon, topo, instance, root }));
 
   it('a killed backend is unhealthy within three check intervals and gets no new flows; restarted, its weight ramps 25/50/75/100', async () => {
     const before = tally(await requests(t(), 30));

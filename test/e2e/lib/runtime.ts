@@ -4,7 +4,7 @@
 // send batches of HTTP requests through the VIP from a client namespace (each a new connection
 // from a port never used before in the run), and run a tiny DNS responder on 127.0.0.1 of a
 // namespace of the test's own (its answers set through a JSON file). Every wait is bounded.
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import { execIn, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 import { instanceComplete } from '../../../src/runtime/dataplane-sampler.js';
@@ -12,7 +12,10 @@ import { readLive } from '../../../src/state/live.js';
 import { targetLabel } from '../../../src/state/types.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { httpBatch, type BatchAnswer } from './clients.js';
-import { lbStatus } from './daemon.js';
+import { lbStatus, type DaemonProcess } from './daemon.js';
+import { instanceDir } from '../../../src/dataplane/index.js';
+import { runDir } from '../../../src/state/run-dir.js';
+import { runCli } from '../../lib/cli.js';
 
 /** Writes the config file atomically (the daemon watches it) and reconciles now, waiting for the outcome. */
 export async function applyConfig(instance: string, file: string, text: string): Promise<Record<string, unknown>> {
@@ -189,4 +192,22 @@ Promise.all(list.split(',').map((addr) => new Promise((resolve) => {
 export async function requestsFrom(topo: Topology, addresses: readonly string[]): Promise<Record<string, string>> {
   const r = await execIn(topo.clients[0]!.ns, [process.execPath, '-e', FROM_SCRIPT, topo.vip, '80', addresses.join(',')], { timeoutMs: 30_000 });
   return JSON.parse(r.stdout) as Record<string, string>;
+}
+
+/**
+ * The runtime e2e files' teardown, also after a failure: stop the daemon, `lb down` in the LB
+ * namespace, remove the namespaces, the run directory and the temp dir; the sync fallbacks run
+ * whatever the async steps did.
+ */
+export async function tearDownRuntimeSandbox(s: { daemon: DaemonProcess | undefined; topo: Topology | undefined; instance: string; root: string }): Promise<void> {
+  try {
+    if (s.daemon?.proc.running) await s.daemon.stop(5000);
+    if (s.topo && existsSync(instanceDir(s.instance))) runCli(['--instance', s.instance, 'down'], { ns: s.topo.lbNs, timeoutMs: 30_000 });
+    await s.topo?.destroy();
+  } finally {
+    s.daemon?.proc.killSync();
+    s.topo?.destroySync();
+    rmSync(runDir(s.instance), { recursive: true, force: true });
+    if (s.root) rmSync(s.root, { recursive: true, force: true });
+  }
 }
