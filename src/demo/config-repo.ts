@@ -113,14 +113,28 @@ export class ConfigRepo {
     return sha ? { sha, subject, when } : undefined;
   }
 
-  /** `git show <branch>:<path>` in the bare repository. */
-  async show(branch: string, path: string): Promise<string> {
-    return (await run(['git', '--git-dir', this.paths.bareRepo, 'show', `refs/heads/${branch}:${path}`], { env: gitEnv(), timeoutMs: GIT_TIMEOUT_MS })).stdout;
+  /** The newest of the last 50 commits of `branch` whose subject is `subject`. */
+  async findCommit(branch: string, subject: string): Promise<{ sha: string; subject: string } | undefined> {
+    const r = await run(['git', '--git-dir', this.paths.bareRepo, 'log', '-50', '--format=%H%x00%s', `refs/heads/${branch}`, '--'],
+      { env: gitEnv(), timeoutMs: GIT_TIMEOUT_MS, allowFailure: true });
+    if (r.code !== 0) return undefined;
+    for (const line of r.stdout.split('\n')) {
+      const [sha = '', s = ''] = line.split('\0');
+      if (sha && s === subject) return { sha, subject: s };
+    }
+    return undefined;
   }
 
-  /** Files changed by the tip commit of `branch`. */
-  async changedFiles(branch: string): Promise<string[]> {
-    const r = await run(['git', '--git-dir', this.paths.bareRepo, 'show', '--format=', '--name-only', `refs/heads/${branch}`],
+  /** `git show <rev>:<path>` in the bare repository (rev: a branch name or a commit). */
+  async show(rev: string, path: string): Promise<string> {
+    const ref = /^[0-9a-f]{40}$/.test(rev) ? rev : `refs/heads/${rev}`;
+    return (await run(['git', '--git-dir', this.paths.bareRepo, 'show', `${ref}:${path}`], { env: gitEnv(), timeoutMs: GIT_TIMEOUT_MS })).stdout;
+  }
+
+  /** Files changed by a commit (a branch name: its tip). */
+  async changedFiles(rev: string): Promise<string[]> {
+    const ref = /^[0-9a-f]{40}$/.test(rev) ? rev : `refs/heads/${rev}`;
+    const r = await run(['git', '--git-dir', this.paths.bareRepo, 'show', '--format=', '--name-only', ref],
       { env: gitEnv(), timeoutMs: GIT_TIMEOUT_MS });
     return r.stdout.split('\n').filter((l) => l !== '');
   }

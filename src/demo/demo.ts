@@ -288,23 +288,25 @@ export class DemoRun {
     if (lines.length > shown.length) this.say.note(`... ${lines.length - shown.length} more in ${this.daemon!.process.logFile}`);
   }
 
-  /** The daemon publishes its report asynchronously: wait (bounded) for a status commit naming `revision`. */
+  /**
+   * The daemon publishes its report asynchronously, and may publish more after it (a later no-op
+   * or runtime report): wait (bounded) for the commit that reports `revision` applied.
+   */
   private async waitForStatusCommit(repo: ConfigRepo, revision: string): Promise<DemoResult['statusCommit']> {
     const { statusBranch, node } = this.layout;
+    const subject = `status(${node}): applied ${revision.slice(0, 12)}`;
     const deadline = Date.now() + 30_000;
     let last = '';
     for (;;) {
-      const tip = await repo.branchTip(statusBranch);
-      if (tip) {
-        const json = await repo.show(statusBranch, `${node}/status.json`).catch(() => '');
-        last = json;
-        if (json.includes(revision)) {
-          const report = JSON.parse(json) as StatusReport;
-          if (report.lastAppliedRevision === revision) {
-            return { sha: tip.sha, subject: tip.subject, files: await repo.changedFiles(statusBranch), markdown: await repo.show(statusBranch, `${node}/status.md`) };
-          }
+      const commit = await repo.findCommit(statusBranch, subject);
+      if (commit) {
+        const json = await repo.show(commit.sha, `${node}/status.json`);
+        const report = JSON.parse(json) as StatusReport;
+        if (report.lastAppliedRevision === revision) {
+          return { sha: commit.sha, subject: commit.subject, files: await repo.changedFiles(commit.sha), markdown: await repo.show(commit.sha, `${node}/status.md`) };
         }
       }
+      if (await repo.branchTip(statusBranch)) last = await repo.show(statusBranch, `${node}/status.json`).catch(() => '');
       if (Date.now() >= deadline) {
         throw new SandboxError(`no status commit for ${revision.slice(0, 12)} on ${statusBranch} within 30 s${last ? `; ${node}/status.json there says:\n${tail(last, 20)}` : ' (the branch does not exist)'}`);
       }
