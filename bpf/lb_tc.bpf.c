@@ -1,66 +1,94 @@
 // SPDX-License-Identifier: GPL-2.0
-/* lb_tc.bpf.c: TC egress on client-facing interfaces: replies backend->client get the VIP back (reverse NAT); answered and refused flows are marked and counted. */
+/* lb_tc.bpf.c: the TC programs: the skb ingress path (lb_ingress(), DNAT, bpf_redirect_neigh) and egress reverse NAT. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "lb_abi.h"
-/* TC never redirects; see lb_tx_ports in maps.h for why the devmap must stay out of this object. */
+/* TC never uses the devmap; see lb_tx_ports in maps.h for why it must stay out of this object. */
 #define LB_MAPS_NO_TX_PORTS
-#include "maps.h"
-#include "parse.h"
-#include "conntrack.h"
-#include "stats.h"
+#include "ingress.h"
+#include "skb.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Enough for Ethernet, two VLAN tags and the largest IPv4 and TCP headers. */
-#define LB_TC_PULL_LEN (ETH_HLEN + LB_MAX_VLANS * 4 + 60 + 60)
-
 /*
- * saddr:sport -> VIP:port. The skb helpers keep the checksums right for CHECKSUM_PARTIAL
- * (offloaded) and CHECKSUM_COMPLETE skbs alike; they invalidate packet pointers, so all
- * reads happen before.
+ * Forwards a rewritten packet itself, skipping the stack's routing, netfilter and ip_forward: the
+ * FIB names the egress device and next hop, bpf_redirect_neigh resolves the neighbour (queueing
+ * while ARP runs, as the stack would) and transmits on any device: bridge, VLAN, bond, veth,
+ * tunnel. tot_len 0 makes the FIB check the skb against the egress MTU GSO-aware. Anything else
+ * goes to the stack, which knows what to do: TTL expiring (ICMP time exceeded), too big for the
+ * egress (fragment, or ICMP fragmentation needed), no route, VLAN tags in the frame.
  */
-static __always_inline int revnat(struct __sk_buff *skb, const struct lb_pkt *pkt, __be32 vip,
-				  __be16 vport, int l4_csum)
+static __always_inline int skb_forward(struct __sk_buff *skb, const struct lb_pkt *pkt, const struct lb_dest *dst)
 {
-	__u32 check_off = pkt->l3_off + __builtin_offsetof(struct iphdr, check);
-	__u32 saddr_off = pkt->l3_off + __builtin_offsetof(struct iphdr, saddr);
-	__u32 sport_off = pkt->l4_off; /* source port opens both TCP and UDP headers */
-	__u32 csum_off;
-	__u64 mangled = 0;
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	long rc;
 
-	if (pkt->proto == IPPROTO_TCP) {
-		csum_off = pkt->l4_off + __builtin_offsetof(struct tcphdr, check);
-	} else {
-		csum_off = pkt->l4_off + __builtin_offsetof(struct udphdr, check);
-		/* A computed 0 must go out as 0xffff: 0 means "no checksum" in UDP. */
-		mangled = BPF_F_MARK_MANGLED_0;
+	if (pkt->vlans || pkt->ttl <= 1)
+		goto pass;
+	fib.family = AF_INET;
+	fib.tos = pkt->tos;
+	fib.l4_protocol = pkt->proto;
+	fib.sport = pkt->sport;
+	fib.dport = dst->port;
+	fib.ipv4_src = pkt->saddr;
+	fib.ipv4_dst = dst->addr;
+	fib.ifindex = skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		goto pass;
+	if (skb_decrease_ttl(skb, pkt))
+		return TC_ACT_SHOT;
+	/* The FIB put the next hop (the gateway, or the backend itself) in ipv4_dst. */
+	nh.nh_family = AF_INET;
+	nh.ipv4_nh = fib.ipv4_dst;
+	stat_inc(LB_STAT_REDIRECT_NEIGH);
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+pass:
+	stat_inc(LB_STAT_FIB_PASS);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int lb_tc_ingress(struct __sk_buff *skb)
+{
+	struct lb_dest dst = {};
+	struct lb_pkt pkt = {};
+	int res;
+
+	stat_inc(LB_STAT_TC_RX);
+	res = skb_parse(skb, &pkt);
+	if (res != LB_PARSE_OK) {
+		stat_parse_failure(res);
+		return TC_ACT_OK;
 	}
 
-	if (l4_csum) {
-		if (bpf_l4_csum_replace(skb, csum_off, pkt->saddr, vip,
-					BPF_F_PSEUDO_HDR | mangled | sizeof(vip)))
-			return -1;
-		if (bpf_l4_csum_replace(skb, csum_off, pkt->sport, vport, mangled | sizeof(vport)))
-			return -1;
+	switch (lb_ingress(skb->ingress_ifindex, &pkt, &dst)) {
+	case LB_V_NAT:
+		break;
+	case LB_V_DROP:
+		return TC_ACT_SHOT;
+	default:
+		return TC_ACT_OK;
 	}
-	if (bpf_l3_csum_replace(skb, check_off, pkt->saddr, vip, sizeof(vip)))
-		return -1;
-	if (bpf_skb_store_bytes(skb, saddr_off, &vip, sizeof(vip), 0))
-		return -1;
-	if (bpf_skb_store_bytes(skb, sport_off, &vport, sizeof(vport), 0))
-		return -1;
-	return 0;
+
+	/* A half-rewritten packet must not leave: drop if a helper fails. */
+	if (skb_nat(skb, &pkt, 1, pkt.daddr, dst.addr, pkt.dport, dst.port,
+		    skb_has_l4_csum(&pkt, (void *)(long)skb->data_end)))
+		return TC_ACT_SHOT;
+	return skb_forward(skb, &pkt, &dst);
 }
 
 SEC("tc")
 int lb_tc_egress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct lb_flow_key fkey = {};
 	struct lb_flow_key key = {};
 	struct lb_pkt pkt = {};
@@ -69,23 +97,8 @@ int lb_tc_egress(struct __sk_buff *skb)
 	__u32 target_id;
 	__be32 vip;
 	__be16 vport;
-	int l4_csum = 1;
-	int res;
 
-	res = parse_packet(data, data_end, skb->len, &pkt);
-	if (res == LB_PARSE_MALFORMED && data_end - data < skb->len) {
-		/* Headers may continue past the linear area: pull them in and parse again. */
-		__u32 want = skb->len < LB_TC_PULL_LEN ? skb->len : LB_TC_PULL_LEN;
-
-		if (bpf_skb_pull_data(skb, want))
-			return TC_ACT_OK;
-		/* The pull moved the data: re-derive every pointer (Cilium's revalidate_data). */
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		__builtin_memset(&pkt, 0, sizeof(pkt));
-		res = parse_packet(data, data_end, skb->len, &pkt);
-	}
-	if (res != LB_PARSE_OK)
+	if (skb_parse(skb, &pkt) != LB_PARSE_OK)
 		return TC_ACT_OK;
 
 	ct_key_from_pkt(&key, &pkt);
@@ -98,16 +111,9 @@ int lb_tc_egress(struct __sk_buff *skb)
 	replied = r->state & LB_CT_REPLIED;
 	ct_touch(r, bpf_ktime_get_ns());
 
-	if (pkt.proto == IPPROTO_UDP) {
-		struct udphdr *udp = pkt.l4;
-
-		if ((void *)(udp + 1) > data_end) /* verifier: re-prove bounds of the pointer kept in pkt */
-			return TC_ACT_OK;
-		l4_csum = udp->check != 0; /* no UDP checksum: nothing to update */
-	}
-
 	/* A half-rewritten packet must not leave: drop if a helper fails. */
-	if (revnat(skb, &pkt, vip, vport, l4_csum))
+	if (skb_nat(skb, &pkt, 0, pkt.saddr, vip, pkt.sport, vport,
+		    skb_has_l4_csum(&pkt, (void *)(long)skb->data_end)))
 		return TC_ACT_SHOT;
 	stat_inc(LB_STAT_TC_REVNAT);
 

@@ -73,7 +73,7 @@ export class BenchEnv {
   get backends() { return this.topo.backends; }
   get vip(): string { return this.topo.vip; }
   /** How lb's XDP program runs on veth-c1 (after the first switch to lb). */
-  get lbXdpMode(): string | undefined { return this.lbAttach?.xdpMode; }
+  get lbXdpMode(): string | undefined { return this.lbAttach?.xdpMode ?? undefined; }
 
   /** Runs fn with this thread in the LB namespace. */
   inLb<T>(fn: () => T): T {

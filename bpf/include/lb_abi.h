@@ -53,9 +53,10 @@
 #define LB_MAP_GROUPS     "lb_groups"
 #define LB_MAP_FLOWS      "lb_flows"
 #define LB_MAP_TSTATS     "lb_tstats"
-#define LB_MAP_STATS      "lb_stats"
+#define LB_MAP_STATS      "lb_stats_v2"   /* v2: 16 slots (the TC ingress path) */
 #define LB_MAP_TX_PORTS   "lb_tx_ports"
 #define LB_MAP_MAGLEV     "lb_maglev"
+#define LB_MAP_IFACES     "lb_ifaces"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -71,8 +72,8 @@
 #define LB_CT_FIN_BACKEND 0x2      /* the backend sent FIN */
 #define LB_CT_REPLIED     0x4      /* a reply of the backend passed TC (set on both entries) */
 
-/* Index of lb_stats, a per-CPU array of __u64 packet counters. */
-#define LB_STAT_XDP_RX         0   /* packets seen by XDP */
+/* Index of lb_stats_v2, a per-CPU array of __u64 packet counters. */
+#define LB_STAT_XDP_RX         0   /* packets seen by the XDP ingress path */
 #define LB_STAT_NOT_LISTENER   1   /* IPv4 TCP/UDP not for a listener: passed */
 #define LB_STAT_NOT_IPV4       2   /* other ethertypes or protocols: passed */
 #define LB_STAT_MALFORMED      3   /* truncated or inconsistent headers: passed untouched */
@@ -80,18 +81,32 @@
 #define LB_STAT_NO_TARGET      5   /* new flow, group has no weight: dropped */
 #define LB_STAT_CT_HIT         6   /* packet of an established flow */
 #define LB_STAT_CT_NEW         7   /* flow created */
-#define LB_STAT_REDIRECT       8   /* forwarded with bpf_redirect_map */
-#define LB_STAT_FIB_PASS       9   /* rewritten, FIB or egress could not take it: XDP_PASS */
+#define LB_STAT_REDIRECT       8   /* XDP: handed to bpf_redirect_map (failures: LB_STAT_REDIRECT_ERR) */
+#define LB_STAT_FIB_PASS       9   /* rewritten, FIB or egress could not take it: passed to the stack */
 #define LB_STAT_TC_REVNAT     10   /* replies rewritten to the VIP by TC */
 #define LB_STAT_CT_EXPIRED    11   /* idle flow found and replaced */
 #define LB_STAT_CT_CLOSED     12   /* flow ended by RST */
-#define LB_STAT_MAX           13
+#define LB_STAT_TC_RX         13   /* packets seen by the TC ingress path */
+#define LB_STAT_REDIRECT_NEIGH 14  /* TC: forwarded with bpf_redirect_neigh */
+#define LB_STAT_REDIRECT_ERR  15   /* XDP frames of lb's interfaces the kernel failed to redirect or
+				      transmit (xdp:xdp_redirect_err, xdp:xdp_devmap_xmit drops) */
+#define LB_STAT_MAX           16
+
+/* lb_iface.path: the data path an interface runs. */
+#define LB_PATH_XDP       1        /* lb_xdp_ingress (native or generic XDP) */
+#define LB_PATH_TC        2        /* lb_tc_ingress (TC clsact ingress, skb) */
 
 /* lb_ctl: array of one entry (key 0). 16 bytes. */
 struct lb_ctl {
 	__u32 active_gen;          /* 0 or 1: the generation packets use */
 	__u32 serial;              /* bumped by every flip, for read-back */
 	__u32 pad[2];
+};
+
+/* lb_ifaces value, keyed by ifindex (__u32): an interface lb attached to. 8 bytes. */
+struct lb_iface {
+	__u32 path;                /* LB_PATH_* */
+	__u32 pad;
 };
 
 /* lb_settings: array indexed by generation. 16 bytes. */

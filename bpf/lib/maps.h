@@ -86,6 +86,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_flows SEC(".maps");
 
+/*
+ * ifindex -> struct lb_iface: the interfaces lb attached to and the path each runs. The
+ * tracepoint programs use it to count only lb's redirect failures.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, struct lb_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_ifaces SEC(".maps");
+
 /* target_id -> struct lb_target_stats, per CPU (user space sums the CPUs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -102,7 +114,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_stats SEC(".maps");
+} lb_stats_v2 SEC(".maps");
 
 /*
  * ifindex -> ifindex: interfaces that accept an XDP redirect (have an XDP program or native support).

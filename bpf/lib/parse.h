@@ -22,7 +22,7 @@
 #define LB_TCPF_RST 0x04
 #define LB_TCPF_ACK 0x10
 
-/* Outcome of parse_packet; each maps to one lb_stats slot in XDP. */
+/* Outcome of parse_packet; each maps to one lb_stats_v2 slot in the ingress paths. */
 enum lb_parse_res {
 	LB_PARSE_OK = 0,
 	LB_PARSE_NOT_IPV4,         /* other ethertype, or IPv4 that is neither TCP nor UDP */
@@ -52,6 +52,8 @@ struct lb_pkt {
 	__be16 sport;
 	__be16 dport;
 	__u16 tot_len;             /* host order */
+	__u8 ttl;
+	__u8 tos;
 	__u8 proto;
 	__u8 vlans;                /* VLAN tags in the frame (not counting hw-accelerated tags) */
 	__u8 tcp_flags;            /* LB_TCPF_*, 0 for UDP */
@@ -179,6 +181,8 @@ static __always_inline int parse_packet(void *data, void *data_end, __u64 pkt_le
 	pkt->saddr = iph->saddr;
 	pkt->daddr = iph->daddr;
 	pkt->tot_len = bpf_ntohs(iph->tot_len);
+	pkt->ttl = iph->ttl;
+	pkt->tos = iph->tos;
 	pkt->proto = iph->protocol;
 	pkt->l4_off = c.pos - data;
 	l4_len = pkt->tot_len - iph->ihl * 4;

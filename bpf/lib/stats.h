@@ -1,16 +1,21 @@
-/* stats.h: per-CPU packet counters (lb_stats) and per-target counters (lb_tstats). */
+/* stats.h: per-CPU packet counters (lb_stats_v2) and per-target counters (lb_tstats). */
 #ifndef LB_STATS_H
 #define LB_STATS_H
 
 #include "maps.h"
 
 /* Per-CPU slots: plain increments are race-free, user space sums the CPUs. */
-static __always_inline void stat_inc(__u32 idx)
+static __always_inline void stat_add(__u32 idx, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&lb_stats, &idx);
+	__u64 *v = bpf_map_lookup_elem(&lb_stats_v2, &idx);
 
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	stat_add(idx, 1);
 }
 
 static __always_inline void tstat_packet(__u32 target_id, __u32 bytes)

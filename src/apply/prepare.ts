@@ -12,6 +12,7 @@ import { ConfigError } from '../config/config-error.js';
 import { isError, type Diagnostic } from '../config/diagnostics.js';
 import { readConfigSources } from '../config/load-config.js';
 import type { ConfigSource } from '../config/check.js';
+import { choosePaths } from '../dataplane/data-paths.js';
 import { interfaceIndex } from '../dataplane/index.js';
 import { isLbError } from '../errors.js';
 import { diffStates, type Plan } from '../plan/plan.js';
@@ -59,6 +60,8 @@ export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan
   const compiled = compileConfig(checked.config, options.inputs);
   if (compiled.diagnostics.some(isError)) throw new ConfigError('compile', compiled.diagnostics);
 
+  // The data path of each interface is chosen here, on the host, so the plan shows it and why.
+  compiled.state.paths = choosePaths(compiled.state.interfaces, compiled.state.paths);
   const live = readLive(options.instance, options.warn ? { warn: options.warn } : {});
   const ifindexes: Record<string, number> = {};
   const encoded = encodeState(compiled.state, {

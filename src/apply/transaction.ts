@@ -17,8 +17,10 @@ import {
   DataPlane, decodeGeneration as decodeRaw, encodeGeneration, flipTo, interfaceName, readCtl, readGenerationRaw, readGenerationsRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
+import { choosePaths } from '../dataplane/data-paths.js';
 import { LbError, isLbError } from '../errors.js';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory } from '../state/inventory.js';
+import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { listenerKey, type LogicalState } from '../state/types.js';
 import { readJournal, removeJournal, writeJournal, type Journal } from './journal.js';
@@ -116,9 +118,11 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const oldCtl = readCtl(dp);
   const targetGen = 1 - oldCtl.activeGen;
   const wanted = [...new Set(req.interfaces)].sort();
+  const paths = choosePaths(wanted, req.desired?.paths);
   const before = dp.attachments();
-  const attachedBefore = new Set(before.filter((a) => a.xdp !== null || a.tc || a.stale).map((a) => a.ifname));
-  const current = new Set(before.filter((a) => a.xdp !== null && a.tc && !a.stale).map((a) => a.ifname));
+  const attachedBefore = new Set(before.filter(isAttached).map((a) => a.ifname));
+  // Attached as wanted: the chosen path, our current programs (an older version is replaced).
+  const current = new Set(before.filter((a) => a.path === paths[a.ifname]?.path && !a.stale).map((a) => a.ifname));
   const attach = wanted.filter((i) => !attachedBefore.has(i));
   const detach = [...attachedBefore].filter((i) => !wanted.includes(i)).sort();
 
@@ -135,6 +139,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     activeGen: ctl.activeGen,
     serial: ctl.serial,
     interfaces: wanted,
+    paths,
     listeners: Object.fromEntries((req.desired?.listeners ?? []).map((l) => [listenerKey(l), l.proxy])),
     targetIds: Object.fromEntries(req.targetIds ?? []),
   });
@@ -171,8 +176,11 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   let step = 'attaching interfaces';
   try {
     for (const ifname of wanted) {
-      const r = dp.attach(ifname);
-      if (r.xdpChanged || r.tcChanged) log(`attached ${ifname} (XDP ${r.xdpMode}${r.nativeError ? `; native refused: ${r.nativeError}` : ''}, TC egress)`);
+      const r = dp.attach(ifname, { path: paths[ifname]!.path });
+      if (r.xdpChanged || r.tcChanged) {
+        const how = r.path === 'xdp' ? `XDP ${r.xdpMode}${r.nativeError ? `; native refused: ${r.nativeError}` : ''}` : 'TC ingress';
+        log(`attached ${ifname}: ${r.path} data path (${how}, TC egress): ${paths[ifname]!.reason}`);
+      }
     }
     step = 'updating lb_tx_ports';
     dp.syncTxPorts();
@@ -190,7 +198,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     }
     if (req.faultAt === 'after-flip') fault('after the flip');
     step = 'verifying the read-back';
-    verify(dp, targetGen, desiredRaw, req, wanted);
+    verify(dp, targetGen, desiredRaw, req, wanted, paths);
     log('read back generation: identical to the desired one');
   } catch (err) {
     const cause = err instanceof Error ? err.message : String(err);
@@ -248,7 +256,8 @@ function savedValue(dp: DataPlane, map: ConfigMapName, key: Buffer, hashValue: B
   return hashValue ?? null;
 }
 
-function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: ApplyRequest, wanted: string[]): void {
+function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: ApplyRequest, wanted: string[],
+  paths: Readonly<Record<string, { path: string }>>): void {
   const after = readGenerationRaw(dp, gen);
   const diff = firstDifference(after, desiredRaw);
   if (diff !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back differs: ${diff}`, { gen });
@@ -256,14 +265,15 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: 
   const maglev = checkMaglevTables(generation);
   if (maglev !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back: ${maglev}`, { gen });
   const attachments = new Map(dp.attachments().map((a) => [a.ifname, a]));
-  const missing = wanted.filter((i) => { const a = attachments.get(i); return !a || a.xdp === null || !a.tc; });
-  if (missing.length > 0) throw new LbError('LB_APPLY_VERIFY', `lb's programs are not attached to ${missing.join(', ')} after attaching`, { missing });
+  const missing = wanted.filter((i) => attachments.get(i)?.path !== paths[i]?.path);
+  if (missing.length > 0) throw new LbError('LB_APPLY_VERIFY', `lb's programs are not attached to ${missing.join(', ')} as chosen after attaching`, { missing });
   if (req.desired === undefined) return;
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
   const decoded = decodeLogical(generation, {
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies.get(key) ?? null,
     interfaces: wanted,
+    ...(req.desired.paths !== undefined ? { paths: req.desired.paths } : {}), // checked on the attachments above
   });
   const a = stableJson(decoded);
   const b = stableJson({ ...req.desired, interfaces: [...req.desired.interfaces].sort() });

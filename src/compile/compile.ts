@@ -17,7 +17,7 @@
 import { sortDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import type { LbConfig, Proxy, SourceRef, Target, TargetGroup } from '../config/types.js';
 import { LB_MAX_TARGETS, ipv4ToU32 } from '../dataplane/abi.js';
-import { listenerKey, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
+import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
 
 /** The timeout after either side sent FIN; the config has no key for it. */
 export const TCP_FIN_TIMEOUT_SEC = 10;
@@ -57,6 +57,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   const diagnostics: Diagnostic[] = [];
   const byKey = new Map<string, { listener: LogicalListener; proxy: Proxy }>();
   const interfaces = new Set<string>();
+  const paths: Record<string, InterfacePath> = {};
 
   warnUnenforcedSettings(config, diagnostics);
   for (const proxy of config.proxies) {
@@ -76,6 +77,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
     const protos: L4Proto[] = proxy.listen.protocol === 'both' ? ['tcp', 'udp'] : [proxy.listen.protocol];
     for (const iface of proxy.listen.interfaces) {
       interfaces.add(iface);
+      paths[iface] ??= { path: proxy.listen.mode }; // the semantic checks make proxies on one interface agree
       for (const proto of protos) {
         const listener: LogicalListener = {
           iface, vip, port: proxy.listen.port, proto, proxy: proxy.name, persist: proxy.sessionPersistence,
@@ -99,6 +101,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   return {
     state: {
       interfaces: [...interfaces].sort(compareStrings),
+      paths,
       settings: {
         tcpIdleSec: config.settings.connectionTimeoutSec,
         udpIdleSec: config.settings.udpTimeoutSec,

@@ -24,6 +24,8 @@ export interface DecodeEnv {
   proxyOf(listenerKey: string): string | null;
   /** Interfaces with lb's programs attached. */
   interfaces: string[];
+  /** Their data paths (the maps do not hold them: the attachments do). */
+  paths?: LogicalState['paths'];
 }
 
 export function decodeGeneration(gen: GenerationConfig, env: DecodeEnv): LogicalState {
@@ -51,6 +53,7 @@ export function decodeGeneration(gen: GenerationConfig, env: DecodeEnv): Logical
 
   return {
     interfaces: [...env.interfaces].sort(compareStrings),
+    ...(env.paths !== undefined ? { paths: env.paths } : {}),
     settings: { tcpIdleSec: gen.settings.tcpIdleSec, udpIdleSec: gen.settings.udpIdleSec, tcpFinSec: gen.settings.tcpFinSec },
     listeners,
   };

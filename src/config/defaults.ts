@@ -59,5 +59,5 @@ export const ACCESS_LOG_DEFAULTS = {
   'buffer-size': 10_000,
 } as const;
 
-export const LISTEN_DEFAULTS = { protocol: 'tcp' } as const;
+export const LISTEN_DEFAULTS = { protocol: 'tcp', mode: 'auto' } as const;
 export const PROXY_DEFAULTS = { 'session-persistence': false, 'proxy-protocol': 'off' } as const;

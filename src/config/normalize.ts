@@ -79,6 +79,7 @@ function normalizeProxy(merged: MergedConfig, raw: RawProxy, pointer: string, se
       port: raw.listen.port,
       address: raw.listen.address ?? null,
       protocol: raw.listen.protocol ?? LISTEN_DEFAULTS.protocol,
+      mode: raw.listen.mode ?? LISTEN_DEFAULTS.mode,
       source: merged.locate(joinPointer(pointer, 'listen')),
     },
     defaultTarget,

@@ -27,6 +27,7 @@ export interface RawListen {
   port: number;
   address?: string;
   protocol?: RawProtocol;
+  mode?: 'auto' | 'xdp' | 'tc';
 }
 
 /** One target, or a list of them. */

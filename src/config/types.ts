@@ -14,6 +14,8 @@
 // - Order is the file order (files by name, then position in the file); compile sorts what it
 //   needs sorted.
 
+import type { PathRequest } from '../datapath/choose.js';
+
 export interface SourceRef {
   file: string;
   /** File-local JSON pointer. */
@@ -47,7 +49,6 @@ export interface Proxy {
   dataPath: 'xdp' | 'splice';
   source: SourceRef;
 }
-
 export interface Listen {
   interfaces: string[];
   port: number;
@@ -55,6 +56,8 @@ export interface Listen {
   address: string | null;
   /** 'both' is kept: the compile step makes one listener entry per protocol. */
   protocol: Protocol;
+  /** The data path requested for the interfaces (src/datapath/choose.ts). */
+  mode: PathRequest;
   source: SourceRef;
 }
 

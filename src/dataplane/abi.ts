@@ -20,9 +20,10 @@ export const LB_MAP_SRC_ROUTES = 'lb_src_routes';
 export const LB_MAP_GROUPS = 'lb_groups';
 export const LB_MAP_FLOWS = 'lb_flows';
 export const LB_MAP_TSTATS = 'lb_tstats';
-export const LB_MAP_STATS = 'lb_stats';
+export const LB_MAP_STATS = 'lb_stats_v2';
 export const LB_MAP_TX_PORTS = 'lb_tx_ports';
 export const LB_MAP_MAGLEV = 'lb_maglev';
+export const LB_MAP_IFACES = 'lb_ifaces';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -47,12 +48,18 @@ export const LB_STAT_FIB_PASS = 9;
 export const LB_STAT_TC_REVNAT = 10;
 export const LB_STAT_CT_EXPIRED = 11;
 export const LB_STAT_CT_CLOSED = 12;
-export const LB_STAT_MAX = 13;
+export const LB_STAT_TC_RX = 13;
+export const LB_STAT_REDIRECT_NEIGH = 14;
+export const LB_STAT_REDIRECT_ERR = 15;
+export const LB_STAT_MAX = 16;
+
+export const LB_PATH_XDP = 1;
+export const LB_PATH_TC = 2;
 
 /** Names of lb_stats slots, in index order (for `lb show` and metrics). */
 export const STAT_NAMES = [
   'xdp_rx', 'not_listener', 'not_ipv4', 'malformed', 'fragment', 'no_target', 'ct_hit', 'ct_new',
-  'redirect', 'fib_pass', 'tc_revnat', 'ct_expired', 'ct_closed',
+  'redirect', 'fib_pass', 'tc_revnat', 'ct_expired', 'ct_closed', 'tc_rx', 'redirect_neigh', 'redirect_err',
 ] as const;
 
 export const IPPROTO_TCP = 6;
@@ -61,6 +68,7 @@ export const IPPROTO_UDP = 17;
 /** Byte sizes and field offsets of every shared struct (checked against BTF). */
 export const LAYOUTS = {
   lb_ctl: { size: 16, fields: { active_gen: 0, serial: 4, pad: 8 } },
+  lb_iface: { size: 8, fields: { path: 0, pad: 4 } },
   lb_settings: { size: 16, fields: { tcp_idle_sec: 0, udp_idle_sec: 4, tcp_fin_sec: 8, flags: 12 } },
   lb_listener_key: { size: 12, fields: { ifindex: 0, vip: 4, port: 8, proto: 10, gen: 11 } },
   lb_listener: { size: 16, fields: { listener_id: 0, default_group: 4, flags: 8, pad: 12 } },

@@ -3,13 +3,13 @@
 // It knows no config format, only a JSON rendering of one GenerationConfig with interface names:
 //
 //   nsenter --net=/run/netns/NS node dist/src/dataplane/agent.js --instance NAME --config FILE.json
-//                                                               [--xdp-mode auto|native|generic]
+//                                                               [--path auto|xdp|tc] [--xdp-mode auto|native|generic]
 //   nsenter --net=/run/netns/NS node dist/src/dataplane/agent.js --instance NAME --down
 //
-// Start: open the instance (adopting its pins when present), attach XDP + TC to the interfaces of
-// the JSON, fill lb_tx_ports with every interface of the namespace, install the config unless the
+// Start: open the instance (adopting its pins when present), attach the data path (--path, chosen
+// per interface like lb apply does when auto) to the interfaces of the JSON, fill lb_tx_ports with every interface of the namespace, install the config unless the
 // active generation already holds exactly it (so a restart changes nothing and keeps every flow),
-// then print one JSON line {"ready":true,"adopted":...,"xdpMode":...} and run until SIGTERM/SIGINT,
+// then print one JSON line {"ready":true,"adopted":...,"interfaces":[{path,...}]} and run until SIGTERM/SIGINT,
 // which only close this process's fds: programs, maps and attachments stay, as a daemon's do.
 // SIGHUP re-reads the JSON and installs it (one line {"reloaded":...}). --down removes the instance
 // (detach in this namespace, unpin) and prints DataPlane.down's result.
@@ -18,6 +18,8 @@
 
 import { readFileSync } from 'node:fs';
 import { isLbError } from '../errors.js';
+import { PATH_REQUESTS, type PathRequest } from '../datapath/choose.js';
+import { choosePaths } from './data-paths.js';
 import { DataPlane, type AttachResult, type XdpModeRequest } from './data-plane.js';
 import {
   EMPTY_SETTINGS, encodeGeneration, installConfig, readCtl, readGenerationRaw,
@@ -36,15 +38,15 @@ export interface AgentConfig {
   srcRoutes?: Array<{ listenerId: number; addr: string; prefixLen: number; group: number }>;
 }
 
-interface Args { instance: string; config?: string; xdpMode: XdpModeRequest; down: boolean }
+interface Args { instance: string; config?: string; path: PathRequest; xdpMode: XdpModeRequest; down: boolean }
 
 function usage(msg: string): never {
-  process.stderr.write(`agent: ${msg}\nusage: agent --instance NAME (--config FILE.json [--xdp-mode auto|native|generic] | --down)\n`);
+  process.stderr.write(`agent: ${msg}\nusage: agent --instance NAME (--config FILE.json [--path auto|xdp|tc] [--xdp-mode auto|native|generic] | --down)\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Partial<Args> = { xdpMode: 'auto', down: false };
+  const a: Partial<Args> = { path: 'auto', xdpMode: 'auto', down: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     switch (arg) {
@@ -54,6 +56,12 @@ function parseArgs(argv: string[]): Args {
         const m = argv[++i];
         if (m !== 'auto' && m !== 'native' && m !== 'generic') usage(`--xdp-mode takes auto, native or generic, got ${JSON.stringify(m)}`);
         a.xdpMode = m;
+        break;
+      }
+      case '--path': {
+        const p = argv[++i] as PathRequest;
+        if (!PATH_REQUESTS.includes(p)) usage(`--path takes auto, xdp or tc, got ${JSON.stringify(p)}`);
+        a.path = p;
         break;
       }
       case '--down': a.down = true; break;
@@ -113,7 +121,8 @@ function main(): void {
   }
   const { interfaces, cfg } = readConfig(args.config!);
   const dp = DataPlane.open({ instance: args.instance });
-  const attached: AttachResult[] = interfaces.map((ifname) => dp.attach(ifname, { xdpMode: args.xdpMode }));
+  const paths = choosePaths(interfaces, Object.fromEntries(interfaces.map((i) => [i, { path: args.path }])));
+  const attached: AttachResult[] = interfaces.map((ifname) => dp.attach(ifname, { path: paths[ifname]!.path, xdpMode: args.xdpMode }));
   const tx = dp.syncTxPorts();
   const { installed, activeGen } = ensureConfig(dp, cfg);
   // Signal handlers first: a SIGHUP sent as soon as the ready line shows must not kill the process.
@@ -133,11 +142,11 @@ function main(): void {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
-  const modes = [...new Set(attached.map((a) => a.xdpMode))];
+  const modes = [...new Set(attached.map((a) => a.xdpMode ?? 'none'))];
   say({
     ready: true, adopted: dp.adopted, xdpMode: modes.length === 1 ? modes[0] : modes.join(','), installed, activeGen, pid: process.pid,
-    interfaces: attached.map((a) => ({ ifname: a.ifname, ifindex: a.ifindex, xdpMode: a.xdpMode, xdpChanged: a.xdpChanged, tcChanged: a.tcChanged,
-      ...(a.nativeError ? { nativeError: a.nativeError } : {}) })),
+    interfaces: attached.map((a) => ({ ifname: a.ifname, ifindex: a.ifindex, path: a.path, pathReason: paths[a.ifname]!.reason, xdpMode: a.xdpMode,
+      xdpChanged: a.xdpChanged, tcChanged: a.tcChanged, ...(a.nativeError ? { nativeError: a.nativeError } : {}) })),
     txPorts: tx.ports.map((p) => p.ifname), txRefused: tx.refused,
   });
 }

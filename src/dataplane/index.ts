@@ -3,7 +3,7 @@
 
 export {
   DataPlane, MAP_NAMES,
-  type AttachResult, type Attachment, type DetachResult, type DownResult, type MapName, type OpenOptions,
+  type AttachOptions, type AttachResult, type DataPath, type Attachment, type DetachResult, type DownResult, type MapName, type OpenOptions,
   type ProgKind, type ProgramHandle, type StatName, type TestRunOptions, type TestRunResult, type TxPortsResult,
   type XdpMode, type XdpModeRequest,
 } from './data-plane.js';

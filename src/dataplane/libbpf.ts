@@ -229,6 +229,9 @@ export interface Native {
   bpf_map__set_pin_path(map: Ptr, path: string | null): number;
   bpf_map__reuse_fd(map: Ptr, fd: number): number;
   bpf_program__fd(prog: Ptr): number;
+  bpf_program__attach_tracepoint(prog: Ptr, category: string, name: string): Ptr;
+  bpf_link__pin(link: Ptr, path: string): number;
+  bpf_link__destroy(link: Ptr): number;
   bpf_obj_pin(fd: number, path: string): number;
   bpf_obj_get(path: string): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: number[]): number;
@@ -289,6 +292,9 @@ export function native(): Native {
     bpf_map__set_pin_path: f('int bpf_map__set_pin_path(void *map, const char *path)'),
     bpf_map__reuse_fd: f('int bpf_map__reuse_fd(void *map, int fd)'),
     bpf_program__fd: f('int bpf_program__fd(void *prog)'),
+    bpf_program__attach_tracepoint: f('void *bpf_program__attach_tracepoint(void *prog, const char *category, const char *name)'),
+    bpf_link__pin: f('int bpf_link__pin(void *link, const char *path)'),
+    bpf_link__destroy: f('int bpf_link__destroy(void *link)'),
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ uint32_t *len)'),

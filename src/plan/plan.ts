@@ -2,7 +2,7 @@
 // diff: data in, sorted data out, no client).
 //
 // Resources and their identity:
-//   interface      name                         (programs attached)
+//   interface      name                         (programs attached; its data path an attribute)
 //   settings       the one settings entry       (all-zero settings count as absent)
 //   listener       iface|vip|port|proto
 //   source-route   listener + prefix
@@ -85,9 +85,15 @@ export function diffStates(desired: LogicalState, live: LogicalState): Plan {
   const wantIfaces = new Set(desired.interfaces);
   const haveIfaces = new Set(live.interfaces);
   for (const name of [...new Set([...desired.interfaces, ...live.interfaces])].sort(compareStrings)) {
-    const value = { name };
-    if (wantIfaces.has(name) && !haveIfaces.has(name)) emit(make('create', 'interface', { interface: name }, `interface ${name}`, null, value));
-    if (!wantIfaces.has(name) && haveIfaces.has(name)) emit(make('delete', 'interface', { interface: name }, `interface ${name}`, value, null));
+    const want = interfaceValue(name, desired);
+    const have = interfaceValue(name, live);
+    const address = { interface: name };
+    if (wantIfaces.has(name) && !haveIfaces.has(name)) emit(make('create', 'interface', address, `interface ${name}`, null, want));
+    else if (!wantIfaces.has(name) && haveIfaces.has(name)) emit(make('delete', 'interface', address, `interface ${name}`, have, null));
+    // A path still 'auto' on either side (an offline plan) is no change: only two chosen paths can differ.
+    else if (want.path !== 'auto' && have.path !== 'auto' && want.path !== have.path) {
+      emit({ ...make('update', 'interface', address, `interface ${name}`, have, want), changed: ['path'] });
+    }
   }
 
   const settings = diffSettings(desired.settings, live.settings);
@@ -212,6 +218,11 @@ function reordered(want: LogicalTarget[], have: LogicalTarget[]): boolean {
   const a = want.map(targetLabel).filter((k) => haveKeys.has(k));
   const b = have.map(targetLabel).filter((k) => wantKeys.has(k));
   return a.some((k, i) => k !== b[i]);
+}
+
+function interfaceValue(name: string, state: LogicalState): ResourceValue {
+  const p = state.paths?.[name];
+  return { name, path: p?.path ?? 'auto', ...(p?.reason !== undefined ? { reason: p.reason } : {}) };
 }
 
 function make(kind: ChangeKind, type: ResourceType, address: ResourceAddress, name: string, before: ResourceValue | null, after: ResourceValue | null): Change {

@@ -50,6 +50,15 @@ const ATTRIBUTE_NAMES: Record<string, string> = {
   persist: 'session-persistence', proxy: 'proxy', target_order: 'target order', weight: 'weight',
 };
 
+/** What happens to an interface, with the data path and why it was chosen. */
+function describeInterface(c: Change): string {
+  const path = (v: Change['after']): string => String(v?.path ?? 'auto');
+  const why = c.after?.reason !== undefined ? `: ${String(c.after.reason)}` : '';
+  if (c.kind === 'delete') return `detach the ${path(c.before)} data path`;
+  if (c.kind === 'update') return `data path ${path(c.before)} -> ${path(c.after)}${why}`;
+  return path(c.after) === 'auto' ? 'attach the data path auto chooses on the host' : `attach the ${path(c.after)} data path${why}`;
+}
+
 /** The plan's changes arranged for reading: interfaces, settings, then one section per proxy. */
 export function planSections(plan: Plan): PlanSection[] {
   const sections: PlanSection[] = [];
@@ -59,7 +68,7 @@ export function planSections(plan: Plan): PlanSection[] {
       title: 'Interfaces',
       lines: interfaces.map((c) => ({
         sign: SIGN[c.kind], depth: 0, change: c,
-        text: `interface ${c.address.interface!}  (${c.kind === 'create' ? 'attach XDP and TC programs' : 'detach XDP and TC programs'})`,
+        text: `interface ${c.address.interface!}  (${describeInterface(c)})`,
       })),
     });
   }

@@ -36,7 +36,9 @@ export function detectDrift(expected: ExpectedState, live: LiveState): DriftFind
   const byName = new Map(live.attachments.map((a) => [a.ifname, a]));
   for (const name of [...expected.interfaces].sort()) {
     const a = byName.get(name);
-    if (!a || a.xdp === null || !a.tc) attachmentIssues.push(`interface ${name}: lb's programs are not attached`);
+    const chosen = expected.desired.paths?.[name]?.path;
+    if (!a || a.path === null) attachmentIssues.push(`interface ${name}: lb's programs are not attached`);
+    else if (chosen !== undefined && chosen !== 'auto' && a.path !== chosen) attachmentIssues.push(`interface ${name}: runs the ${a.path} data path, ${chosen} was chosen`);
     else if (a.stale) attachmentIssues.push(`interface ${name}: an older version of lb's programs is attached`);
   }
   for (const a of live.attachments) {

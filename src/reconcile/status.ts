@@ -4,6 +4,7 @@
 import type { Plan } from '../plan/plan.js';
 import { planSections } from '../plan/render-text.js';
 import type { DataPlaneSummary } from '../report/types.js';
+import type { Attachment } from '../dataplane/index.js';
 import type { LiveState } from '../state/live.js';
 import { targetLabel } from '../state/types.js';
 
@@ -16,9 +17,20 @@ export function revisionLabel(revision: string | null | undefined, ref?: string)
   return `${ref.replace(/^refs\/(heads|tags)\//, '')}@${short}`;
 }
 
-/** Attach mode, interfaces and sizes of what is live. */
+/** The data path of an attachment as reported: tc, xdp-native, xdp-generic, or null. */
+export function pathLabel(a: Attachment): string | null {
+  if (a.path === 'tc') return 'tc';
+  return a.path === 'xdp' ? `xdp-${a.xdp}` : null;
+}
+
+/** Data paths, interfaces and sizes of what is live. */
 export function dataPlaneSummary(live: LiveState): DataPlaneSummary {
-  const modes = [...new Set(live.attachments.map((a) => a.xdp).filter((m): m is NonNullable<typeof m> => m !== null))].sort();
+  const paths: Record<string, string> = {};
+  for (const a of live.attachments) {
+    const label = pathLabel(a);
+    if (label !== null) paths[a.ifname] = label;
+  }
+  const modes = [...new Set(Object.values(paths))].sort();
   const targets = new Set<string>();
   for (const l of live.state.listeners) {
     for (const t of l.defaultTargets) targets.add(targetLabel(t));
@@ -27,6 +39,7 @@ export function dataPlaneSummary(live: LiveState): DataPlaneSummary {
   return {
     mode: modes.length === 0 ? 'none' : modes.join('+'),
     interfaces: [...live.interfaces],
+    paths,
     listeners: live.state.listeners.length,
     targets: targets.size,
   };

@@ -43,7 +43,7 @@ export function renderStatusMarkdown(r: StatusReport): string {
 
   out.push('## Data plane', '');
   if (r.dataPlane) {
-    out.push(`- Mode: ${esc(r.dataPlane.mode)}`);
+    out.push(`- Data paths: ${esc(r.dataPlane.mode)}`);
     out.push(`- Interfaces: ${r.dataPlane.interfaces.length ? r.dataPlane.interfaces.map(code).join(', ') : 'none'}`);
     out.push(`- Listeners: ${r.dataPlane.listeners}`);
     out.push(`- Targets: ${r.dataPlane.targets}`);

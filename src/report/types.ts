@@ -39,9 +39,11 @@ export interface PlanSummary {
 }
 
 export interface DataPlaneSummary {
-  /** XDP attach mode: native, generic, or none when nothing is attached. */
+  /** The data paths in use: tc, xdp-native, xdp-generic (joined with +), or none when nothing is attached. */
   mode: string;
   interfaces: string[];
+  /** The data path of each attached interface (tc, xdp-native or xdp-generic). */
+  paths?: Record<string, string>;
   listeners: number;
   targets: number;
 }

@@ -1,4 +1,5 @@
-// A network-namespace topology for end-to-end tests, the benchmark and the demo:
+// A network-namespace topology for end-to-end tests, the benchmark and the demo. As built by
+// default (variant 'tuned'):
 //
 //   <prefix>-c1 (eth0 10.201.1.2) ──veth── (veth-c1 10.201.1.1) <prefix>-lb (veth-b1 10.202.1.1) ──veth── (eth0 10.202.1.2) <prefix>-b1
 //   <prefix>-c2 (eth0 10.201.2.2) ──veth── (veth-c2 10.201.2.1)          (veth-b2 10.202.2.1) ──veth── (eth0 10.202.2.2) <prefix>-b2
@@ -7,12 +8,19 @@
 // them crosses the LB namespace, where ip_forward is on and rp_filter off. The VIP 10.200.0.10 is
 // on no interface: clients reach it through their default route and the data plane DNATs it.
 //
+// Other variants (option `variant`, see topology-variants.ts) keep this shape but change the link
+// layer the balancer meets, as on users' hosts: untuned veths ('default-veth'), backends behind a
+// bridge br0 ('bridge'), clients on an 802.1Q sub-interface ('vlan') or an active-backup bond
+// ('bond'). Only 'tuned' applies the ethtool settings below.
+//
 // Nothing lives in the root namespace: veth pairs are created with both ends directly inside
 // their target namespaces, so names stay short (<= 15 chars) and parallel runs cannot collide.
 // The namespaces have no link to the outside world; their traffic cannot leave them.
 //
-// Offloads, verified on kernel 6.18 by test/privileged/sandbox.test.ts (a tiny XDP program on
-// veth-c1 redirecting to veth-b1):
+// IPv6 is disabled in every namespace so no NDP/MLD noise reaches the data plane's counters.
+//
+// Offloads of the 'tuned' variant, verified on kernel 6.18 by test/privileged/sandbox.test.ts (a
+// tiny XDP program on veth-c1 redirecting to veth-b1):
 // - client and backend eth0: `ethtool -K eth0 tx off`. With TX checksum offload a veth passes
 //   CHECKSUM_PARTIAL skbs whose L4 checksum field holds only the pseudo-header sum. XDP sees those
 //   bytes; after XDP_REDIRECT the checksum state is lost and the receiver drops the datagram
@@ -24,7 +32,6 @@
 //   Without it the redirect fails: the redirecting device counts an rx drop (rx_queue_0_drops in
 //   `ethtool -S`, not rx_queue_0_xdp_redirect) and the frame is lost. Backends need it for the
 //   DNAT fast path; clients get it too so a data plane may redirect replies as well.
-// - IPv6 is disabled in every namespace so no NDP/MLD noise reaches the data plane's counters.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -32,6 +39,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../package-root.js';
 import { ManagedProcess, SandboxError, isAlive, run, type RunOptions, type RunResult } from './process.js';
+import { buildLinks, checkVariant, pinNeighbors, type HostLink, type HostSpec, type TopologyVariant } from './topology-variants.js';
+
+export { BRIDGE_GATEWAY, BRIDGE_NAME, TOPOLOGY_VARIANTS, VLAN_ID, type TopologyVariant } from './topology-variants.js';
+export { bondSupported, vlanSupported, type FeatureSupport } from './topology-support.js';
 
 export const VIP = '10.200.0.10';
 export const DEFAULT_HTTP_PORT = 8080;
@@ -69,10 +80,19 @@ interface HostBase {
   address: string;
   /** The LB-side address of the host's link, its default route. */
   gateway: string;
-  /** eth0 inside the host's namespace. */
+  /** The interface holding `address` inside the host's namespace: eth0 (eth0.100 for a 'vlan' client). */
   iface: Iface;
-  /** The link's other end, inside the LB namespace (veth-cN / veth-bN). */
+  /**
+   * The interface holding `gateway` inside the LB namespace, where routing (and a FIB lookup)
+   * meets this host: veth-cN / veth-bN; br0 for a 'bridge' backend; veth-cN.100 for a 'vlan'
+   * client; bond-cN for a 'bond' client. What the balancer attaches to on the client side.
+   */
   lbIface: Iface;
+  /**
+   * The host's veth end inside the LB namespace: lbIface itself on plain veth links, else the
+   * device under it (bridge port veth-bN, VLAN lower device veth-cN, bond slave veth-cN).
+   */
+  lbPort: Iface;
 }
 
 export type ClientHost = HostBase;
@@ -99,6 +119,12 @@ export interface TopologyOptions {
   staticNeighbors?: boolean;
   /** Register the topology for cleanup on SIGINT/SIGTERM/SIGHUP and process exit. Default true. */
   cleanupOnSignal?: boolean;
+  /**
+   * The link layer between the hosts and the LB namespace (topology-variants.ts). Default 'tuned'.
+   * 'vlan' and 'bond' throw a SandboxError when the kernel lacks the driver (vlanSupported(),
+   * bondSupported() say so beforehand).
+   */
+  variant?: TopologyVariant;
 }
 
 export type ExecVia = 'netns-exec' | 'nsenter';
@@ -284,6 +310,7 @@ interface IpAddrJson {
 /** A built topology. Create it with createTopology(); always call destroy(). */
 export class Topology {
   readonly prefix: string;
+  readonly variant: TopologyVariant;
   readonly vip = VIP;
   readonly lbNs: string;
   readonly clients: ClientHost[] = [];
@@ -297,15 +324,24 @@ export class Topology {
   private destroyed = false;
 
   /** @internal use createTopology() */
-  constructor(prefix: string) {
+  constructor(prefix: string, variant: TopologyVariant = 'tuned') {
     this.prefix = prefix;
+    this.variant = variant;
     this.lbNs = `${prefix}-lb`;
   }
 
   /** The LB namespace's interfaces towards clients (index i-1 is client i). */
   get lbClientIfaces(): Iface[] { return this.clients.map((c) => c.lbIface); }
-  /** The LB namespace's interfaces towards backends (index j-1 is backend j). */
+  /** The LB namespace's interfaces towards backends (index j-1 is backend j; br0 for all in 'bridge'). */
   get lbBackendIfaces(): Iface[] { return this.backends.map((b) => b.lbIface); }
+  /** The distinct LB-namespace interfaces the clients are routed through: where the balancer attaches. */
+  get clientSideIfaces(): Iface[] { return distinct(this.lbClientIfaces); }
+  /**
+   * The distinct LB-namespace interfaces the backends are routed through: what a FIB lookup towards
+   * a backend returns, so what a redirect would target: veth-b1, veth-b2, ...; just br0 for 'bridge'
+   * (whose frames leave through the backend's lbPort, the bridge port).
+   */
+  get backendSideIfaces(): Iface[] { return distinct(this.lbBackendIfaces); }
 
   /** Every namespace with its role and interfaces (name, ifindex inside the namespace, address, MAC). */
   namespaces(): NamespaceInfo[] {
@@ -415,6 +451,10 @@ export class Topology {
   }
 }
 
+function distinct(list: Iface[]): Iface[] {
+  return list.filter((i, k) => list.findIndex((j) => j.name === i.name) === k);
+}
+
 async function ipJson(ns: string): Promise<IpAddrJson[]> {
   const r = await run(['ip', '-n', ns, '-j', 'addr', 'show'], { timeoutMs: CMD_TIMEOUT_MS });
   return JSON.parse(r.stdout) as IpAddrJson[];
@@ -432,8 +472,9 @@ function checkCount(what: string, n: number): void {
 }
 
 /**
- * Builds the topology described at the top of this file. On any failure everything created so
- * far is removed before the error propagates.
+ * Builds the topology described at the top of this file, with the link layer of `opts.variant`
+ * (topology-variants.ts). A variant this kernel cannot build is refused before anything is
+ * created; on any later failure everything created so far is removed before the error propagates.
  */
 export async function createTopology(opts: TopologyOptions = {}): Promise<Topology> {
   const nBackends = opts.backends ?? 3;
@@ -441,6 +482,8 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   checkCount('backends', nBackends);
   checkCount('clients', nClients);
   if (process.getuid?.() !== 0) throw new SandboxError('createTopology needs root (network namespaces)');
+  const variant = opts.variant ?? 'tuned';
+  await checkVariant(variant, nBackends); // before anything exists: nothing to clean up on refusal
 
   const existing = new Set(await listNamespaces());
   let prefix = opts.prefix ?? makeRunPrefix();
@@ -449,7 +492,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   if (!/^[A-Za-z][\w]{0,30}$/.test(prefix)) throw new SandboxError(`invalid prefix ${JSON.stringify(prefix)}`);
   if (clash(prefix)) throw new SandboxError(`namespaces with prefix ${prefix} already exist (a crashed run? see destroyStale)`);
 
-  const topo = new Topology(prefix);
+  const topo = new Topology(prefix, variant);
   if (opts.cleanupOnSignal ?? true) {
     live.add(topo);
     installHandlers();
@@ -459,9 +502,9 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
 
   try {
     const lb = topo.lbNs;
-    const hosts: Array<{ role: 'client' | 'backend'; index: number; name: string; ns: string; lbIf: string; net: number }> = [];
-    for (let i = 1; i <= nClients; i++) hosts.push({ role: 'client', index: i, name: `c${i}`, ns: `${prefix}-c${i}`, lbIf: `veth-c${i}`, net: 201 });
-    for (let j = 1; j <= nBackends; j++) hosts.push({ role: 'backend', index: j, name: `b${j}`, ns: `${prefix}-b${j}`, lbIf: `veth-b${j}`, net: 202 });
+    const hosts: Array<HostSpec & { name: string }> = [];
+    for (let i = 1; i <= nClients; i++) hosts.push({ role: 'client', index: i, name: `c${i}`, ns: `${prefix}-c${i}` });
+    for (let j = 1; j <= nBackends; j++) hosts.push({ role: 'backend', index: j, name: `b${j}`, ns: `${prefix}-b${j}` });
 
     for (const [ns, role] of [[lb, 'lb'] as const, ...hosts.map((h) => [h.ns, h.role] as const)]) {
       await sh(['ip', 'netns', 'add', ns]);
@@ -475,32 +518,21 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
       await sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     }
 
-    for (const h of hosts) {
-      const lbAddr = `10.${h.net}.${h.index}.1`;
-      const hostAddr = `10.${h.net}.${h.index}.2`;
-      await sh(['ip', 'link', 'add', h.lbIf, 'netns', lb, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns]);
-      await sh(['ip', '-n', lb, 'addr', 'add', `${lbAddr}/24`, 'dev', h.lbIf]);
-      await sh(['ip', '-n', h.ns, 'addr', 'add', `${hostAddr}/24`, 'dev', 'eth0']);
-      await inNs(lb, ['sysctl', '-q', '-w', `net.ipv4.conf.${h.lbIf}.rp_filter=0`]);
-      await inNs(h.ns, ['ethtool', '-K', 'eth0', 'tx', 'off', 'gro', 'on']);
-      await sh(['ip', '-n', lb, 'link', 'set', h.lbIf, 'up']);
-      await sh(['ip', '-n', h.ns, 'link', 'set', 'eth0', 'up']);
-      await sh(['ip', '-n', h.ns, 'route', 'add', 'default', 'via', lbAddr, 'dev', 'eth0']);
-    }
+    const builder = { lbNs: lb, sh, inNs };
+    const links: HostLink[] = await buildLinks(variant, builder, hosts);
 
     const lbIfaces = toIfaces(lb, await ipJson(lb));
     topo.setIfaces(lb, lbIfaces);
-    for (const h of hosts) {
+    for (const [k, h] of hosts.entries()) {
+      const link = links[k]!;
       const list = toIfaces(h.ns, await ipJson(h.ns));
       topo.setIfaces(h.ns, list);
-      const iface = list.find((x) => x.name === 'eth0');
-      const lbIface = lbIfaces.find((x) => x.name === h.lbIf);
-      if (!iface || !lbIface) throw new SandboxError(`interfaces of ${h.ns} missing after setup`);
-      if (opts.staticNeighbors ?? true) {
-        await sh(['ip', '-n', lb, 'neigh', 'replace', iface.address, 'lladdr', iface.mac, 'dev', h.lbIf, 'nud', 'permanent']);
-        await sh(['ip', '-n', h.ns, 'neigh', 'replace', lbIface.address, 'lladdr', lbIface.mac, 'dev', 'eth0', 'nud', 'permanent']);
-      }
-      const host: HostBase = { index: h.index, name: h.name, ns: h.ns, address: iface.address, gateway: lbIface.address, iface, lbIface };
+      const iface = list.find((x) => x.name === link.hostIf);
+      const lbIface = lbIfaces.find((x) => x.name === link.lbIf);
+      const lbPort = lbIfaces.find((x) => x.name === link.lbPort);
+      if (!iface || !lbIface || !lbPort) throw new SandboxError(`interfaces of ${h.ns} missing after setup`);
+      if (opts.staticNeighbors ?? true) await pinNeighbors(builder, h, link, iface.mac, lbIface.mac);
+      const host: HostBase = { index: h.index, name: h.name, ns: h.ns, address: link.address, gateway: link.gateway, iface, lbIface, lbPort };
       if (h.role === 'client') topo.clients.push(host);
       else topo.backends.push(host);
     }

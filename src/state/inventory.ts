@@ -28,6 +28,8 @@ export interface Inventory {
   serial: number;
   /** Interfaces the apply left lb's programs attached to. */
   interfaces: string[];
+  /** The data path chosen for each interface, and why (absent in inventories of older versions). */
+  paths?: Record<string, { path: string; reason: string }>;
   /** listenerKey() -> proxy name. */
   listeners: Record<string, string | null>;
   /** "addr:port" -> target id (lb_tstats slot, conntrack target_id). */

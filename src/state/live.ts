@@ -58,11 +58,16 @@ export function readLive(instance: string, options: ReadLiveOptions = {}): LiveS
   try {
     const ctl = readCtl(dp);
     const raw = readGenerationRaw(dp, ctl.activeGen);
-    const attachments = dp.attachments().filter((a) => a.xdp !== null || a.tc || a.stale);
+    const attachments = dp.attachments().filter(isAttached);
     return liveFrom(instance, ctl, raw, attachments, inventory);
   } finally {
     if (options.dp === undefined) dp.close();
   }
+}
+
+/** Any program of this instance on the interface, whole path or part of one. */
+export function isAttached(a: Attachment): boolean {
+  return a.path !== null || a.xdp !== null || a.tc || a.tcIngress || a.stale;
 }
 
 function emptyLive(instance: string, inventory: Inventory | null): LiveState {
@@ -80,6 +85,7 @@ function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachment
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies[key] ?? null,
     interfaces,
+    paths: Object.fromEntries(attachments.filter((a) => a.path !== null).map((a) => [a.ifname, { path: a.path! }])),
   });
   const targetIds = new Map<string, number>(Object.entries(inventory?.targetIds ?? {}));
   for (const { group } of generation.groups) for (const t of group.targets) targetIds.set(targetLabel(t), t.targetId);
@@ -95,7 +101,7 @@ export function liveDigest(ctl: Ctl, raw: EncodedGeneration, attachments: readon
   h.update(`lb-live-v1\nctl ${ctl.activeGen} ${ctl.serial}\n`);
   h.update(canonicalText(raw));
   for (const a of [...attachments].sort((x, y) => x.ifname.localeCompare(y.ifname))) {
-    h.update(`\nattach ${a.ifname} ${a.ifindex} xdp=${a.xdp ?? '-'} tc=${a.tc} stale=${a.stale}`);
+    h.update(`\nattach ${a.ifname} ${a.ifindex} path=${a.path ?? '-'} xdp=${a.xdp ?? '-'} tc=${a.tc} tcIngress=${a.tcIngress} stale=${a.stale}`);
   }
   return h.digest('hex');
 }

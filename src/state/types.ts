@@ -6,6 +6,8 @@
 // and prefix; a target by (addr, port) within its group. Ids (listener_id, group index,
 // target_id) are an encoding detail (src/compile/encode.ts) and never appear here.
 
+import type { PathRequest } from '../datapath/choose.js';
+
 export type L4Proto = 'tcp' | 'udp';
 
 /** A backend in a group. Order within a group is significant: the hash choice walks it. */
@@ -43,9 +45,21 @@ export interface LogicalSettings {
   tcpFinSec: number;
 }
 
+/** The data path of an interface: requested ('auto' until chosen on the host) or attached. */
+export interface InterfacePath {
+  path: PathRequest;
+  /** Why this path (src/datapath/choose.ts), once chosen on the host. */
+  reason?: string;
+}
+
 export interface LogicalState {
-  /** Interfaces with lb's XDP and TC programs attached, sorted. */
+  /** Interfaces with lb's programs attached, sorted. */
   interfaces: string[];
+  /**
+   * Data path per interface. Desired: listen.mode from the config, chosen on the host before a
+   * plan (prepare); live: the path attached. Absent (or an interface missing): 'auto'.
+   */
+  paths?: Record<string, InterfacePath>;
   settings: LogicalSettings;
   /** Sorted by listenerKey(). */
   listeners: LogicalListener[];

@@ -17,7 +17,7 @@ import {
 } from '../../src/sandbox/index.js';
 import { Agent, agentDown, startAgent, writeAgentConfig } from './lib/agent.js';
 import { ensureBuilt } from '../lib/build.js';
-import { tcEgressProgIds, xdpAttached } from './lib/kernel.js';
+import { ingressPathSeen, tcEgressProgIds, tcProgIds, xdpAttached } from './lib/kernel.js';
 import { curl, httpBatch, startStream, streamContinuity, type BatchAnswer, type StreamClient } from './lib/clients.js';
 import {
   ROUTED_BACKEND, TCP_PORT, UDP_PORT, e2eConfig, predictTcp, range, tcpTargetId, udpTargetId,
@@ -29,7 +29,6 @@ if (process.getuid?.() !== 0) {
 
 const WEIGHTS = [50, 30, 20];
 const DRAINED = [0, 30, 20]; // backend 1 takes no new flows
-const instance = `e2e-${process.pid}-${randomBytes(3).toString('hex')}`;
 
 const count = (answers: BatchAnswer[]): Record<string, number> => {
   const out: Record<string, number> = {};
@@ -37,7 +36,10 @@ const count = (answers: BatchAnswer[]): Record<string, number> => {
   return out;
 };
 
-describe('data plane end to end: 2 clients, LB, 3 backends', () => {
+// Both ingress paths, on the sandbox's tuned veths: the TC path is what auto picks on a veth; the
+// XDP path is what a NIC gets, exercised here with the offloads the sandbox sets for it.
+for (const path of ['tc', 'xdp'] as const) describe(`data plane end to end, ${path} path: 2 clients, LB, 3 backends`, () => {
+  const instance = `e2e-${path}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let topo: Topology | undefined;
   let dir: string | undefined;
   let configPath = '';
@@ -59,7 +61,7 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
     topo = await createTopology({ backends: 3, clients: 2 });
     await topo.startBackendServers();
     writeAgentConfig(configPath, e2eConfig(topo, WEIGHTS));
-    agent = await startAgent(topo, instance, configPath);
+    agent = await startAgent(topo, instance, configPath, { path });
     dp = DataPlane.open({ instance });
   });
 
@@ -79,16 +81,18 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
     }
   });
 
-  it('starts the agent: fresh load, native XDP and TC on the client veths, every veth a tx port', () => {
+  it(`starts the agent: fresh load, the ${path} path and TC egress on the client veths`, () => {
     const ready = agent!.ready;
-    console.log(`e2e: agent ready: xdpMode=${ready.xdpMode} adopted=${ready.adopted} txPorts=${ready.txPorts.join(',')}`);
-    expect(ready).toMatchObject({ adopted: false, xdpMode: 'native', installed: true, pid: agent!.pid, txRefused: [] });
-    expect(ready.interfaces.map((i) => [i.ifname, i.xdpMode, i.xdpChanged, i.tcChanged])).toEqual([
-      ['veth-c1', 'native', true, true], ['veth-c2', 'native', true, true]]);
-    expect([...ready.txPorts].sort()).toEqual(['veth-b1', 'veth-b2', 'veth-b3', 'veth-c1', 'veth-c2']);
+    console.log(`e2e: agent ready: path=${path} xdpMode=${ready.xdpMode} adopted=${ready.adopted} txPorts=${ready.txPorts.join(',')}`);
+    const xdpMode = path === 'xdp' ? 'native' : null;
+    expect(ready).toMatchObject({ adopted: false, xdpMode: xdpMode ?? 'none', installed: true, pid: agent!.pid });
+    expect(ready.interfaces.map((i) => [i.ifname, i.path, i.xdpMode, i.xdpChanged, i.tcChanged])).toEqual([
+      ['veth-c1', path, xdpMode, path === 'xdp', true], ['veth-c2', path, xdpMode, path === 'xdp', true]]);
+    expect(ready.interfaces[0]!.pathReason).toBe(`listen.mode: ${path} in the config`);
     expect(dp!.adopted).toBe(true);
     for (const ifname of ['veth-c1', 'veth-c2']) {
-      expect(xdpAttached(t().lbNs, ifname)).toEqual({ mode: 'native', progId: dp!.programs.xdp.id });
+      expect(ingressPathSeen(t().lbNs, ifname, { xdp: dp!.programs.xdp.id, tcIngress: dp!.programs.tc_ingress.id })).toBe(path);
+      if (path === 'xdp') expect(xdpAttached(t().lbNs, ifname)).toEqual({ mode: 'native', progId: dp!.programs.xdp.id });
       expect(tcEgressProgIds(t().lbNs, ifname)).toEqual([dp!.programs.tc.id]);
     }
   });
@@ -176,9 +180,9 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
     // No process holds the data plane now: the kernel keeps forwarding on pinned, attached programs.
     await waitUntil(() => s.lines().length >= atKill + 5, { timeoutMs: 3000, intervalMs: 50, what: 'stream lines with no agent running' });
     const restartedAt = Date.now();
-    agent = await startAgent(t(), instance, configPath);
+    agent = await startAgent(t(), instance, configPath, { path });
     expect(agent.pid).not.toBe(oldPid);
-    expect(agent.ready).toMatchObject({ adopted: true, xdpMode: 'native', installed: false });
+    expect(agent.ready).toMatchObject({ adopted: true, xdpMode: path === 'xdp' ? 'native' : 'none', installed: false });
     expect(agent.ready.interfaces.map((i) => [i.ifname, i.xdpChanged, i.tcChanged])).toEqual([['veth-c1', false, false], ['veth-c2', false, false]]);
     const atRestart = s.lines().length;
     await waitUntil(() => s.lines().length >= atRestart + 10, { timeoutMs: 5000, intervalMs: 50, what: 'stream lines after the restart' });
@@ -200,6 +204,7 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
   });
 
   it('uses the fast path: lb_stats shows redirects and reverse NAT, per-target counters follow the flows', () => {
+    const forwarded: StatName = path === 'xdp' ? 'redirect' : 'redirect_neigh';
     const stats = dp!.readStats();
     const nonZero = Object.fromEntries(Object.entries(stats).filter(([, v]) => v !== 0n).map(([k, v]) => [k, Number(v)]));
     const tcp = [1, 2, 3].map((j) => dp!.readTargetStats(tcpTargetId(j)));
@@ -207,11 +212,13 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
     console.log(`e2e: lb_stats ${JSON.stringify(nonZero)}; new flows per backend TCP ${tcp.map((s) => s.newFlows).join('/')}, ` +
       `UDP ${udp.map((s) => s.newFlows).join('/')}`);
     const at = (k: StatName): bigint => stats[k];
-    expect(at('redirect')).toBeGreaterThan(0n);
+    expect(at(forwarded)).toBeGreaterThan(0n);
     expect(at('tc_revnat')).toBeGreaterThan(0n);
     // Static neighbours and routes to every backend: the FIB resolves every packet, none falls back.
     expect(at('fib_pass')).toBe(0n);
-    expect(at('redirect')).toBe(at('ct_new') + at('ct_hit'));
+    expect(at('redirect_err')).toBe(0n);
+    expect(at(forwarded)).toBe(at('ct_new') + at('ct_hit'));
+    expect(at(path === 'xdp' ? 'redirect_neigh' : 'redirect')).toBe(0n);
     // At least the 430 batch connections (distinct chosen ports); curls, the stream and the UDP
     // flows add more (UDP's ephemeral ports may repeat a 5-tuple, which is then a conntrack hit).
     expect(at('ct_new')).toBeGreaterThanOrEqual(430n);
@@ -225,20 +232,21 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
   it('leaves the data plane running when the agent exits, and --down removes pins and attachments', async () => {
     const status = await agent!.proc.stop(3000);
     expect(status).toEqual({ code: 0, signal: null });
-    expect(xdpAttached(t().lbNs, 'veth-c1')?.progId).toBe(dp!.programs.xdp.id);
+    expect(ingressPathSeen(t().lbNs, 'veth-c1', { xdp: dp!.programs.xdp.id, tcIngress: dp!.programs.tc_ingress.id })).toBe(path);
     expect(existsSync(instanceDir(instance))).toBe(true);
     const who = await curl(c2().ns, `http://${t().vip}:${TCP_PORT}/`);
     expect(who).toMatchObject({ status: 200, body: `${t().backends[ROUTED_BACKEND - 1]!.name}\n`, remoteIp: t().vip });
 
     dp!.close();
     const down = await agentDown(t(), instance);
-    expect(down.detached.map((d) => [d.ifname, d.xdp, d.tc]).sort()).toEqual([['veth-c1', true, true], ['veth-c2', true, true]]);
-    expect([...down.unpinned].sort()).toEqual(expect.arrayContaining(['lb_flows', 'lb_groups', 'lb_tx_ports', 'prog_tc', 'prog_xdp']));
+    expect(down.detached.map((d) => [d.ifname, d.xdp, d.tc]).sort()).toEqual([['veth-c1', path === 'xdp', true], ['veth-c2', path === 'xdp', true]]);
+    expect([...down.unpinned].sort()).toEqual(expect.arrayContaining(['lb_flows', 'lb_groups', 'lb_tx_ports', 'prog_tc', 'prog_tc_in', 'prog_xdp', 'link_redirect_err']));
     expect(down.removedDir).toBe(true);
     expect(existsSync(instanceDir(instance))).toBe(false);
     for (const ifname of ['veth-c1', 'veth-c2']) {
       expect(xdpAttached(t().lbNs, ifname)).toBeUndefined();
       expect(tcEgressProgIds(t().lbNs, ifname)).toEqual([]);
+      expect(tcProgIds(t().lbNs, ifname, 'ingress')).toEqual([]);
     }
 
     const prefix = t().prefix;
@@ -248,7 +256,7 @@ describe('data plane end to end: 2 clients, LB, 3 backends', () => {
 });
 
 describe('data plane end to end in generic XDP mode (the fallback for drivers without native XDP)', () => {
-  const genericInstance = `${instance}-g`;
+  const genericInstance = `e2e-g-${process.pid}-${randomBytes(3).toString('hex')}`;
   let topo: Topology | undefined;
   let dir: string | undefined;
 
@@ -274,7 +282,7 @@ describe('data plane end to end in generic XDP mode (the fallback for drivers wi
     const c = topo.clients[0]!;
     await topo.startBackendServers();
     writeAgentConfig(configPath, e2eConfig(topo, WEIGHTS));
-    const agent = await startAgent(topo, genericInstance, configPath, { xdpMode: 'generic' });
+    const agent = await startAgent(topo, genericInstance, configPath, { path: 'xdp', xdpMode: 'generic' });
     console.log(`e2e: generic agent ready: xdpMode=${agent.ready.xdpMode}`);
     expect(agent.ready).toMatchObject({ adopted: false, xdpMode: 'generic', txRefused: [] });
     expect(xdpAttached(topo.lbNs, 'veth-c1')?.mode).toBe('generic');

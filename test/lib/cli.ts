@@ -84,3 +84,14 @@ export function xdpProgId(ns: string, ifname: string): number | undefined {
   const [link] = JSON.parse(sh(['ip', '-n', ns, '-j', '-d', 'link', 'show', 'dev', ifname])) as Array<{ xdp?: { prog?: { id: number } } }>;
   return link?.xdp?.prog?.id;
 }
+
+/** The BPF program on an interface's clsact ingress hook (lb's TC path), or undefined. */
+export function tcIngressProgId(ns: string, ifname: string): number | undefined {
+  const filters = JSON.parse(sh(['tc', '-n', ns, '-j', 'filter', 'show', 'dev', ifname, 'ingress']) || '[]') as Array<{ options?: { prog?: { id: number } } }>;
+  return filters.find((f) => f.options?.prog)?.options?.prog?.id;
+}
+
+/** lb's ingress program on an interface, whichever path runs there: XDP or TC ingress. */
+export function ingressProgId(ns: string, ifname: string): number | undefined {
+  return xdpProgId(ns, ifname) ?? tcIngressProgId(ns, ifname);
+}

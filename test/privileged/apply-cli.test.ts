@@ -14,7 +14,7 @@ import { instanceDir } from '../../src/dataplane/index.js';
 import { isLbError } from '../../src/errors.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { createNetns, deleteNetns, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
+import { createNetns, deleteNetns, ingressProgId, runCli, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-cli.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -104,7 +104,7 @@ describe('lb plan / apply / show / down', () => {
     const apply = lb(['apply', '-c', A, '--auto-approve']);
     expect(apply.code, apply.stderr).toBe(0);
     expect(apply.stdout).toMatch(/Apply complete! Resources: \d+ added, 0 changed, 0 destroyed\./);
-    expect(xdpProgId(ns, 'va0')).toBeDefined();
+    expect(ingressProgId(ns, 'va0')).toBeDefined();
 
     const none = lb(['plan', '-c', A, '--detailed-exitcode']);
     expect(none.code, none.stderr).toBe(0);
@@ -187,7 +187,7 @@ describe('lb plan / apply / show / down', () => {
     expect(maps.code, maps.stderr).toBe(0);
     expect(maps.stdout).toMatch(/generation \d active \(serial \d+\)/);
     expect(maps.stdout).toMatch(/Last apply: .*revision rev-42/);
-    expect(maps.stdout).toMatch(/va0 +XDP (native|generic), TC egress/);
+    expect(maps.stdout).toMatch(/va0 +tc data path \(TC ingress \+ TC egress\)\n +why: va0 is a virtual interface \(veth\)/);
     expect(maps.stdout).toMatch(/Listener va0 10\.200\.0\.10:80\/tcp +proxy web/);
     expect(maps.stdout).toMatch(/10\.0\.0\.2:8080 +weight 0 /);
     expect(maps.stdout).toContain('xdp_rx');
@@ -206,10 +206,10 @@ describe('lb plan / apply / show / down', () => {
   it('down removes everything it made and is idempotent', () => {
     const r = lb(['down']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Detached lb from va0 \(XDP, TC egress\)\./);
-    expect(r.stdout).toMatch(/Unpinned 12 objects from/);
+    expect(r.stdout).toMatch(/Detached lb from va0 \(TC\)\./);
+    expect(r.stdout).toMatch(/Unpinned 16 objects from/);
     expect(r.stdout).toContain(`Removed ${runDir(instance)}.`);
-    expect(xdpProgId(ns, 'va0')).toBeUndefined();
+    expect(ingressProgId(ns, 'va0')).toBeUndefined();
     expect(existsSync(instanceDir(instance))).toBe(false);
     expect(existsSync(runDir(instance))).toBe(false);
     const again = lb(['down']);

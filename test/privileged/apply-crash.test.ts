@@ -14,7 +14,7 @@ import { ensureBuilt } from '../lib/build.js';
 import { journalPath } from '../../src/apply/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
-import { createNetns, deleteNetns, runCli, xdpProgId, type CliResult } from '../lib/cli.js';
+import { createNetns, deleteNetns, ingressProgId, runCli, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-crash.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -66,7 +66,7 @@ function liveIs(name: Name): void {
     const r = lb(['plan', '-c', files[other], '--detailed-exitcode']);
     expect(r.code, `plan against ${other} (live should be ${name}): ${r.stderr}`).toBe(other === name ? 0 : 2);
   }
-  expect(xdpProgId(ns, 'va1') !== undefined, `va1 attached iff ${name} uses it`).toBe(name !== 'OLD');
+  expect(ingressProgId(ns, 'va1') !== undefined, `va1 attached iff ${name} uses it`).toBe(name !== 'OLD');
 }
 
 /** Runs `lb apply -c <to>` killed at `point`; returns the raw op count it announced. */
@@ -123,7 +123,7 @@ describe('crash recovery of lb apply', () => {
 
   it('killed after the read-back: recovery finishes it, detaching the interface the new config dropped', () => {
     crash('OLD', 'commit');
-    expect(xdpProgId(ns, 'va1'), 'va1 is still attached until the recovery').toBeDefined();
+    expect(ingressProgId(ns, 'va1'), 'va1 is still attached until the recovery').toBeDefined();
     expect(lb(['plan', '-c', files.OLD]).stderr).toMatch(/finished it/);
     liveIs('OLD');
   });

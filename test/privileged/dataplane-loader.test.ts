@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLbError, LbError } from '../../src/errors.js';
 import {
-  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_STAT_CT_CLOSED, MAP_NAMES,
+  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_PATH_TC, LB_PATH_XDP, LB_STAT_CT_CLOSED, MAP_NAMES,
   decodeGroup, decodeListener, decodeListenerKey, decodeSrcKey, decodeU32, encodeGroup, encodeListener,
-  encodeListenerKey, encodeSrcKey, encodeU32, groupIndex, instanceDir, listPins, possibleCpus,
+  encodeListenerKey, encodeSrcKey, encodeU32, groupIndex, instanceDir, interfaceIndex, listPins, possibleCpus,
   type Group,
 } from '../../src/dataplane/index.js';
 import { withNetns } from '../../src/sandbox/netns.js';
+import { tcEgressProgIds, tcProgIds } from '../e2e/lib/kernel.js';
 
 /** BPF_F_NO_PREALLOC (linux/bpf.h): lb_maglev allocates only the tables that exist. */
 const BPF_F_NO_PREALLOC = 1;
@@ -53,11 +54,6 @@ function xdpProgOn(ns: string, ifname: string): { id: number; mode: number } | u
   return link?.xdp?.prog ? { id: link.xdp.prog.id, mode: link.xdp.mode } : undefined;
 }
 
-function tcEgressProgIds(ns: string, ifname: string): number[] {
-  const out = sh('tc', ['-n', ns, '-j', 'filter', 'show', 'dev', ifname, 'egress']);
-  const filters = JSON.parse(out.trim() === '' ? '[]' : out) as Array<{ options?: { prog?: { id: number } } }>;
-  return filters.flatMap((f) => (f.options?.prog ? [f.options.prog.id] : []));
-}
 
 const opened: DataPlane[] = [];
 function open(options: Parameters<typeof DataPlane.open>[0]): DataPlane {
@@ -78,6 +74,9 @@ afterAll(() => {
   }
   try { sh('ip', ['netns', 'del', netns]); } catch { /* not created */ }
 });
+
+/** Everything but the maps that a load pins: programs and tracepoint links. */
+const PINS = ['link_devmap_xmit', 'link_redirect_err', 'prog_tc', 'prog_tc_in', 'prog_xdp'];
 
 describe('DataPlane.open: load, pin, adopt', () => {
   let dp: DataPlane;
@@ -133,15 +132,15 @@ describe('DataPlane.open: load, pin, adopt', () => {
     }
   });
 
-  it('first open loads both objects, pins the ten maps and both programs', () => {
+  it('first open loads both objects, pins the maps, the three programs and the two tracepoint links', () => {
     dp = open({ instance, objectDir });
     expect(dp.adopted).toBe(false);
-    expect(listPins(instanceDir(instance))).toEqual([...MAP_NAMES, 'prog_tc', 'prog_xdp'].sort());
+    expect(listPins(instanceDir(instance))).toEqual([...MAP_NAMES, ...PINS].sort());
     expect(Object.keys(dp.maps).sort()).toEqual([...MAP_NAMES].sort());
     expect(dp.programs.xdp.name).toBe('lb_xdp_ingress');
     expect(dp.programs.tc.name).toBe('lb_tc_egress');
-    expect(dp.maps.lb_stats.perCpu).toBe(true);
-    expect(dp.maps.lb_stats.cpus).toBe(possibleCpus());
+    expect(dp.maps.lb_stats_v2.perCpu).toBe(true);
+    expect(dp.maps.lb_stats_v2.cpus).toBe(possibleCpus());
     expect(dp.maps.lb_flows.perCpu).toBe(false); // NAT state is shared by all CPUs
     // Maglev tables: a hash without preallocation, so only existing tables take memory
     expect(dp.maps.lb_maglev.typeName).toBe('hash');
@@ -250,7 +249,7 @@ describe('DataPlane.open: load, pin, adopt', () => {
   });
 
   it('lb_stats reads one value per CPU and readStats sums them', () => {
-    const map = dp.maps.lb_stats;
+    const map = dp.maps.lb_stats_v2;
     const cpus = possibleCpus();
     const key = encodeU32(LB_STAT_CT_CLOSED);
     const full = Buffer.alloc(map.valueBufferSize);
@@ -342,6 +341,25 @@ describe('DataPlane attach/detach in a network namespace', () => {
     expect(() => withNetns(netns, () => dp.attach('nope0'))).toThrow(expect.objectContaining({ code: 'LB_NET_IFACE' }));
   });
 
+  it('the tc path: TC ingress and egress, no XDP; switching paths puts the new one on before taking the old off', () => {
+    const progs = (): { xdp?: number; tcIn: number[]; tcOut: number[] } =>
+      ({ xdp: xdpProgOn(netns, 'lbv0')?.id, tcIn: tcProgIds(netns, 'lbv0', 'ingress'), tcOut: tcEgressProgIds(netns, 'lbv0') });
+    const ifindex = withNetns(netns, () => interfaceIndex('lbv0'));
+    const pathOf = (): number | undefined => dp.maps.lb_ifaces.lookup(encodeU32(ifindex))?.readUInt32LE(0);
+    expect(pathOf()).toBe(LB_PATH_XDP);
+    const r = withNetns(netns, () => dp.attach('lbv0', { path: 'tc' }));
+    expect(r).toMatchObject({ ifname: 'lbv0', path: 'tc', xdpMode: null, xdpChanged: true, tcChanged: true });
+    expect(progs()).toEqual({ xdp: undefined, tcIn: [dp.programs.tc_ingress.id], tcOut: [dp.programs.tc.id] });
+    expect(pathOf()).toBe(LB_PATH_TC);
+    expect(withNetns(netns, () => dp.attachments()).find((a) => a.ifname === 'lbv0'))
+      .toMatchObject({ path: 'tc', xdp: null, tcIngress: true, tc: true, stale: false });
+    expect(withNetns(netns, () => dp.attach('lbv0', { path: 'tc' }))).toMatchObject({ xdpChanged: false, tcChanged: false });
+    const back = withNetns(netns, () => dp.attach('lbv0', { path: 'xdp' }));
+    expect(back).toMatchObject({ path: 'xdp', xdpMode: 'native', xdpChanged: true, tcChanged: true });
+    expect(progs()).toEqual({ xdp: dp.programs.xdp.id, tcIn: [], tcOut: [dp.programs.tc.id] });
+    expect(pathOf()).toBe(LB_PATH_XDP);
+  });
+
   it('lb_tx_ports gets every interface but lo that the devmap accepts, and loses stale ones', () => {
     const synced = withNetns(netns, () => dp.syncTxPorts());
     const names = synced.ports.map((p) => p.ifname);
@@ -406,7 +424,7 @@ describe('DataPlane attach/detach in a network namespace', () => {
     withNetns(netns, () => dp.attach('lbv0'));
     const res = withNetns(netns, () => DataPlane.down(instance));
     expect(res.detached.map((d) => d.ifname).sort()).toEqual(['lbi0', 'lbv0']);
-    expect(res.unpinned).toEqual([...MAP_NAMES, 'prog_tc', 'prog_xdp'].sort());
+    expect(res.unpinned).toEqual([...MAP_NAMES, ...PINS].sort());
     expect(res.removedDir).toBe(true);
     expect(existsSync(instanceDir(instance))).toBe(false);
     for (const dev of ['lbv0', 'lbv1', 'lbi0']) {

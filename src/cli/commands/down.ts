@@ -19,7 +19,7 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   // The lock keeps a running apply from being cut in half; it lives in the directory removed last.
   await withInstanceLock(options.instance, () => {
     const r = DataPlane.down(options.instance);
-    for (const d of r.detached) lines.push(`Detached lb from ${d.ifname} (${[d.xdp ? 'XDP' : '', d.tc ? 'TC egress' : ''].filter(Boolean).join(', ')}).`);
+    for (const d of r.detached) lines.push(`Detached lb from ${d.ifname} (${[d.xdp ? 'XDP' : '', d.tc ? 'TC' : ''].filter(Boolean).join(', ')}).`);
     if (r.unpinned.length > 0) lines.push(`Unpinned ${r.unpinned.length} objects from ${instanceDir(options.instance)} (${r.unpinned.join(', ')}).`);
     else if (r.removedDir) lines.push(`Removed the empty ${instanceDir(options.instance)}.`);
     rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { journalPath } from '../../apply/index.js';
 import {
   DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_LF_PERSIST, LB_LF_SRC_ROUTES,
-  decodeFlow, decodeFlowKey, encodeFlowKey, interfaceName, type Flow, type FlowKey, type Settings,
+  decodeFlow, decodeFlowKey, encodeFlowKey, interfaceName, type Attachment, type Flow, type FlowKey, type Settings,
 } from '../../dataplane/index.js';
 import { instanceExists, readLive, type LiveState } from '../../state/live.js';
 import { runDir } from '../../state/run-dir.js';
@@ -55,7 +55,9 @@ function showMaps(dp: DataPlane, live: LiveState, o: ShowOptions, io: CliIo): vo
       format_version: SHOW_FORMAT_VERSION, instance: o.instance, exists: true,
       active_gen: live.ctl.activeGen, serial: live.ctl.serial,
       last_apply: inv ? { revision: inv.revision, config_digest: inv.configDigest, applied_at: inv.appliedAt, serial: inv.serial } : null,
-      attachments: live.attachments.map((a) => ({ interface: a.ifname, ifindex: a.ifindex, xdp: a.xdp, tc: a.tc, stale: a.stale })),
+      attachments: live.attachments.map((a) => ({
+        interface: a.ifname, ifindex: a.ifindex, path: a.path, path_reason: pathReason(live, a), xdp: a.xdp, tc_ingress: a.tcIngress, tc: a.tc, stale: a.stale,
+      })),
       state: live.state, generation: live.generation, stats,
     }, null, 2));
     return;
@@ -66,7 +68,8 @@ function showMaps(dp: DataPlane, live: LiveState, o: ShowOptions, io: CliIo): vo
   out.push('', 'Interfaces:');
   if (live.attachments.length === 0) out.push('  (none)');
   for (const a of live.attachments) {
-    out.push(`  ${a.ifname.padEnd(16)} ${a.xdp ? `XDP ${a.xdp}` : 'no XDP'}, ${a.tc ? 'TC egress' : 'no TC'}${a.stale ? ', an older lb program (replaced on the next apply)' : ''}`);
+    const why = pathReason(live, a);
+    out.push(`  ${a.ifname.padEnd(16)} ${describeAttachment(a)}${a.stale ? ', an older lb program (replaced on the next apply)' : ''}${why ? `\n  ${''.padEnd(16)} why: ${why}` : ''}`);
   }
   const s: Settings = live.generation.settings;
   out.push('', `Settings: tcp-idle-sec ${s.tcpIdleSec || '300 (default)'}, udp-idle-sec ${s.udpIdleSec || '60 (default)'}, tcp-fin-sec ${s.tcpFinSec || '10 (default)'}`);
@@ -199,4 +202,18 @@ function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
+}
+
+/** "tc data path (TC ingress + egress)", "xdp data path (XDP native + TC egress)", or what is there. */
+function describeAttachment(a: Attachment): string {
+  if (a.path === 'tc') return 'tc data path (TC ingress + TC egress)';
+  if (a.path === 'xdp') return `xdp data path (XDP ${a.xdp} + TC egress)`;
+  const parts = [a.xdp ? `XDP ${a.xdp}` : '', a.tcIngress ? 'TC ingress' : '', a.tc ? 'TC egress' : ''].filter(Boolean);
+  return `incomplete: ${parts.length > 0 ? parts.join(', ') : 'nothing of the current programs'}`;
+}
+
+/** Why the last apply chose this interface's path, when the inventory says and it is the path attached. */
+function pathReason(live: LiveState, a: Attachment): string | null {
+  const p = live.inventory?.paths?.[a.ifname];
+  return p !== undefined && p.path === a.path ? p.reason : null;
 }

@@ -67,7 +67,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
     else {
       const dp = live.dataPlane!;
       lines.push(`Data plane:       generation ${live.activeGen} serial ${live.serial}; ${dp.listeners} listener(s), ${dp.targets} target(s); ` +
-        `${dp.interfaces.length > 0 ? `XDP ${dp.mode} on ${dp.interfaces.join(', ')}` : 'no attachment visible from this network namespace'}`);
+        `${dp.interfaces.length > 0 ? `data path ${describePaths(dp)}` : 'no attachment visible from this network namespace'}`);
       if (live.lastApply) lines.push(`Last apply:       revision ${revisionLabel(live.lastApply.revision)} at ${live.lastApply.appliedAt}`);
     }
   }
@@ -99,7 +99,7 @@ function reportLines(r: StatusReport): string[] {
   if (r.drift) out.push(`Drift:            ${r.drift.entries} entr${r.drift.entries === 1 ? 'y' : 'ies'} at ${r.drift.detectedAt}, ${r.drift.healed ? 'healed' : 'not healed'}`);
   if (r.dataPlane) {
     const dp = r.dataPlane;
-    out.push(`Data plane:       ${dp.listeners} listener(s), ${dp.targets} target(s); XDP ${dp.mode}${dp.interfaces.length > 0 ? ` on ${dp.interfaces.join(', ')}` : ''}`);
+    out.push(`Data plane:       ${dp.listeners} listener(s), ${dp.targets} target(s); data path ${describePaths(dp)}`);
   }
   if (r.runtime) {
     const now = Date.parse(r.timestamps.generatedAt);
@@ -127,4 +127,11 @@ function readLiveSummary(instance: string): LiveSummary {
   } catch (err) {
     return { exists: true, error: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/** "tc on veth-c1, xdp-native on eth0" (or the mode alone when a report predates per-interface paths). */
+function describePaths(dp: { mode: string; interfaces: string[]; paths?: Record<string, string> }): string {
+  if (dp.interfaces.length === 0) return dp.mode;
+  if (dp.paths === undefined) return `${dp.mode} on ${dp.interfaces.join(', ')}`;
+  return dp.interfaces.map((i) => `${dp.paths![i] ?? 'none'} on ${i}`).join(', ');
 }

@@ -27,6 +27,7 @@ function protocolsOf(proxy: RawProxy): ('tcp' | 'udp')[] {
 
 export function checkListeners(ctx: SemanticContext): void {
   const slots = new Map<string, Slot>();
+  const modes = new Map<string, { mode: string; proxy: number; pointer: string }>();
   let entries = 0;
   ctx.merged.proxies.forEach((proxy, i) => {
     const proxyPointer = joinPointer('/proxies', i);
@@ -43,6 +44,9 @@ export function checkListeners(ctx: SemanticContext): void {
     const reported = new Set<string>();
     listen.interfaces.forEach((iface, j) => {
       const pointer = joinPointer(proxyPointer, 'listen', 'interfaces', j);
+      // Reported at listen.mode when the file sets it, else at the interface (the default is implied).
+      const modePointer = listen.mode !== undefined ? joinPointer(proxyPointer, 'listen', 'mode') : pointer;
+      checkMode(ctx, modes, iface, { mode: listen.mode ?? 'auto', proxy: i, pointer: modePointer });
       for (const proto of protocolsOf(proxy)) {
         entries++;
         const key = `${iface}\u0000${listen.port}\u0000${proto}`;
@@ -72,6 +76,21 @@ export function checkListeners(ctx: SemanticContext): void {
   if (entries > LB_MAX_LISTENERS) {
     ctx.error('/proxies', `the config needs ${entries} listener entries (interface x protocol); the data plane holds at most ${LB_MAX_LISTENERS} (LB_MAX_LISTENERS)`);
   }
+}
+
+/** One interface runs one data path: every proxy listening on it must ask for the same mode. */
+function checkMode(ctx: SemanticContext, modes: Map<string, { mode: string; proxy: number; pointer: string }>, iface: string,
+  claim: { mode: string; proxy: number; pointer: string }): void {
+  const first = modes.get(iface);
+  if (!first) {
+    modes.set(iface, claim);
+    return;
+  }
+  if (first.mode === claim.mode || first.proxy === claim.proxy) return;
+  const other = ctx.merged.proxies[first.proxy]!;
+  ctx.error(claim.pointer,
+    `interface ${iface} would run data path ${claim.mode}, but proxy "${other.name}" (${ctx.where(first.pointer, claim.pointer)}) asks for ${first.mode} on it: ` +
+    'one interface runs one data path; give both proxies the same listen.mode');
 }
 
 function earliest(a: Claim | undefined, b: Claim | undefined): Claim | undefined {

@@ -16,7 +16,8 @@ export interface AgentReady {
   installed: boolean;
   activeGen: number;
   pid: number;
-  interfaces: Array<{ ifname: string; ifindex: number; xdpMode: string; xdpChanged: boolean; tcChanged: boolean; nativeError?: string }>;
+  interfaces: Array<{ ifname: string; ifindex: number; path: 'xdp' | 'tc'; pathReason: string; xdpMode: string | null; xdpChanged: boolean;
+    tcChanged: boolean; nativeError?: string }>;
   txPorts: string[];
   txRefused: Array<{ ifname: string; reason: string }>;
 }
@@ -54,9 +55,9 @@ export class Agent {
 
 /** Starts the agent in the LB namespace with nsenter (keeps /sys/fs/bpf) and waits for it to be ready. */
 export async function startAgent(topo: Topology, instance: string, configPath: string,
-  opts: { xdpMode?: 'auto' | 'native' | 'generic'; timeoutMs?: number } = {}): Promise<Agent> {
+  opts: { path?: 'auto' | 'xdp' | 'tc'; xdpMode?: 'auto' | 'native' | 'generic'; timeoutMs?: number } = {}): Promise<Agent> {
   const proc = topo.spawnIn('lb', [process.execPath, AGENT_SCRIPT, '--instance', instance, '--config', configPath,
-    '--xdp-mode', opts.xdpMode ?? 'auto'], { via: 'nsenter', label: `agent ${instance}` });
+    '--path', opts.path ?? 'auto', '--xdp-mode', opts.xdpMode ?? 'auto'], { via: 'nsenter', label: `agent ${instance}` });
   const m = await proc.waitForOutput(/^\{"ready":true.*\}$/m, opts.timeoutMs ?? 20_000);
   return new Agent(proc, JSON.parse(m[0]) as AgentReady);
 }

@@ -15,8 +15,20 @@ export function xdpAttached(ns: string, ifname: string): { mode: string; progId:
   return xdp?.prog ? { mode: XDP_MODES[xdp.mode] ?? String(xdp.mode), progId: xdp.prog.id } : undefined;
 }
 
-/** Ids of the BPF programs among the TC egress filters of an interface of namespace `ns`. */
-export function tcEgressProgIds(ns: string, ifname: string): number[] {
-  const filters = json('tc', ['-n', ns, '-j', 'filter', 'show', 'dev', ifname, 'egress']) as Array<{ options?: { prog?: { id: number } } }>;
+/** Ids of the BPF programs among the TC filters of one clsact hook of an interface of namespace `ns`. */
+export function tcProgIds(ns: string, ifname: string, hook: 'ingress' | 'egress'): number[] {
+  const filters = json('tc', ['-n', ns, '-j', 'filter', 'show', 'dev', ifname, hook]) as Array<{ options?: { prog?: { id: number } } }>;
   return filters.flatMap((f) => (f.options?.prog ? [f.options.prog.id] : []));
+}
+
+export function tcEgressProgIds(ns: string, ifname: string): number[] {
+  return tcProgIds(ns, ifname, 'egress');
+}
+
+/** Which of lb's ingress paths runs on an interface, as iproute2 sees it: 'xdp', 'tc', or null. */
+export function ingressPathSeen(ns: string, ifname: string, progs: { xdp: number; tcIngress: number }): 'xdp' | 'tc' | null {
+  const xdp = xdpAttached(ns, ifname)?.progId === progs.xdp;
+  const tc = tcProgIds(ns, ifname, 'ingress').includes(progs.tcIngress);
+  if (xdp && tc) throw new Error(`${ifname} runs both ingress paths`);
+  return xdp ? 'xdp' : tc ? 'tc' : null;
 }

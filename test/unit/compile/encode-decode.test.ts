@@ -157,7 +157,7 @@ describe('decode(encode(s)) == s', () => {
       const raw: EncodedGeneration = encodeGeneration(1, generation);
       raw.groups = raw.groups.filter(([, v]) => v.readUInt32LE(0) > 0);
       const owners = new Map(s.listeners.map((l) => [listenerKey(l), l.proxy]));
-      const back = decodeGeneration(decodeRaw(1, raw), { ifname: (i) => names.get(i), proxyOf: (k) => owners.get(k) ?? null, interfaces: s.interfaces });
+      const back = decodeGeneration(decodeRaw(1, raw), { ifname: (i) => names.get(i), proxyOf: (k) => owners.get(k) ?? null, interfaces: s.interfaces, paths: s.paths });
       expect(back).toEqual(s);
     });
   }

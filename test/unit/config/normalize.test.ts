@@ -18,7 +18,7 @@ describe('normalize', () => {
       proxies: [
         {
           name: 'web',
-          listen: { interfaces: ['eth0'], port: 80, address: null, protocol: 'tcp', source: { file: 'lb.yaml', pointer: '/proxies/0/listen', line: 3, column: 13 } },
+          listen: { interfaces: ['eth0'], port: 80, address: null, protocol: 'tcp', mode: 'auto', source: { file: 'lb.yaml', pointer: '/proxies/0/listen', line: 3, column: 13 } },
           defaultTarget: {
             targets: [
               {

@@ -83,7 +83,7 @@ describe('the TypeScript types agree with the schema', () => {
       name: true, listen: true, 'default-target': true, 'source-routes': true, 'sni-routes': true,
       'session-persistence': true, 'proxy-protocol': true, 'health-check': true,
     } satisfies Record<keyof RawProxy, true>,
-    listen: { interfaces: true, port: true, address: true, protocol: true } satisfies Record<keyof RawListen, true>,
+    listen: { interfaces: true, port: true, address: true, protocol: true, mode: true } satisfies Record<keyof RawListen, true>,
     target: {
       ip: true, host: true, port: true, weight: true, 'dns-refresh-seconds': true, 'health-check': true, 'proxy-protocol': true,
     } satisfies Record<keyof RawTarget, true>,

@@ -40,7 +40,7 @@ export async function compilePath(path: string, inputs?: RuntimeInputs): Promise
 export function roundTrip(state: LogicalState): LogicalState {
   const { generation } = encodeState(state, { ifindex, liveTargetIds: new Map() });
   const owners = new Map(state.listeners.map((l) => [listenerKey(l), l.proxy]));
-  return decodeGeneration(generation, { ifname, proxyOf: (key) => owners.get(key) ?? null, interfaces: state.interfaces });
+  return decodeGeneration(generation, { ifname, proxyOf: (key) => owners.get(key) ?? null, interfaces: state.interfaces, paths: state.paths });
 }
 
 export async function liveState(dir: string): Promise<LogicalState> {

@@ -63,7 +63,7 @@ function liveOf(gen: GenerationConfig | null, interfaces: string[], state: Logic
   const generation = gen ?? { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] };
   return {
     instance: 'unit', exists: gen !== null, ctl: { activeGen: 0, serial }, raw: encodeGeneration(0, generation), generation,
-    attachments: interfaces.map((ifname) => ({ ifname, ifindex: 1, xdp: 'native' as const, tc: true, stale: false })),
+    attachments: interfaces.map((ifname) => ({ ifname, ifindex: 1, path: 'xdp' as const, xdp: 'native' as const, tcIngress: false, tc: true, stale: false })),
     interfaces: [...interfaces].sort(), inventory: null, state, targetIds: new Map(), digest: String(serial),
   };
 }

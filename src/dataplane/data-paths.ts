@@ -1,0 +1,22 @@
+// Chooses the data path of each interface on this host: the pure rule (src/datapath/choose.ts)
+// applied to the links of the calling thread's network namespace, as the kernel reports them.
+
+import { choosePath, type PathChoice, type PathRequest } from '../datapath/choose.js';
+import type { InterfacePath } from '../state/types.js';
+import { linkFacts } from './link-facts.js';
+
+/** The path for each interface: a chosen path is kept, 'auto' (or none) is chosen from the host's links. */
+export function choosePaths(interfaces: readonly string[], requested: Readonly<Record<string, InterfacePath>> = {}): Record<string, PathChoice> {
+  const out: Record<string, PathChoice> = {};
+  let links: ReturnType<typeof linkFacts> | undefined;
+  for (const name of interfaces) {
+    const want = requested[name];
+    if (want !== undefined && want.path !== 'auto' && want.reason !== undefined) {
+      out[name] = { path: want.path, reason: want.reason };
+      continue;
+    }
+    links ??= linkFacts();
+    out[name] = choosePath((want?.path ?? 'auto') as PathRequest, name, links);
+  }
+  return out;
+}
