@@ -27,6 +27,7 @@ import {
 import { BpfMap } from './bpf-map.js';
 import { ensureInstanceDir, instanceDir, listPins, removeInstanceDir, validateInstanceName } from './bpffs.js';
 import { interfaceIndex, listInterfaces } from './interfaces.js';
+import { linkFacts } from './link-facts.js';
 import { PROGRAM_PINS, PROGRAM_SPECS, loadAndPinAll, objGet, type ProgKind } from './loader.js';
 import { closeFd, mapInfo, progInfo, progTestRun, type TestRunResult } from './libbpf.js';
 
@@ -299,17 +300,24 @@ export class DataPlane {
 
   /**
    * Makes lb_tx_ports (the devmap XDP redirects through) hold exactly these interfaces, lo
-   * excepted. Interfaces whose driver cannot transmit XDP frames are refused by the kernel and
-   * reported; XDP passes their traffic to the stack instead.
+   * excepted, that can transmit XDP frames: the kernel's xdp_features must have ndo-xmit (a veth
+   * has it only while its peer runs NAPI; a bridge never), and the devmap must accept it (kernels
+   * before 6.3 report no features: then only the devmap's check applies). Others are refused and
+   * reported; XDP passes their traffic to the stack instead, so no redirect is dropped.
    */
   setTxPorts(ifnames: Iterable<string>): TxPortsResult {
     this.checkOpen();
     const map = this.maps.lb_tx_ports;
     const result: TxPortsResult = { ports: [], refused: [], removed: [] };
     const keep = new Set<number>();
+    const facts = new Map(linkFacts().map((l) => [l.name, l]));
     for (const ifname of new Set(ifnames)) {
       if (ifname === 'lo') continue;
       const ifindex = interfaceIndex(ifname);
+      if (facts.get(ifname)?.xdp?.ndoXmit === false) {
+        result.refused.push({ ifname, ifindex, reason: 'cannot transmit XDP frames (xdp_features without ndo-xmit)' });
+        continue;
+      }
       const value = Buffer.alloc(map.valueSize); // ifindex, then (bpf_devmap_val) no program fd
       value.writeUInt32LE(ifindex, 0);
       try {
