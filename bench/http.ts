@@ -13,13 +13,14 @@ const WRK_THREADS = 2;
 const WRK_CONNECTIONS = 32;
 const WARMUP_SECONDS = 1;
 
-type Target = 'direct' | 'lb1' | 'lb' | 'nft';
+type Target = 'direct' | 'lb1' | 'lb' | 'lbx' | 'nft';
 type Mode = 'keepalive' | 'close';
 
 const TARGETS: Array<{ target: Target; forwarder: Forwarder; label: string; url: (env: BenchEnv) => string }> = [
   { target: 'direct', forwarder: 'kernel', label: 'direct to b1 (kernel forwarding)', url: (env) => `http://${env.backends[0]!.address}:${HTTP_PORT}/` },
   { target: 'lb1', forwarder: 'lb', label: 'lb, VIP group = b1 alone', url: (env) => `http://${env.vip}:${HTTP_PORT_ONE_BACKEND}/` },
   { target: 'lb', forwarder: 'lb', label: 'lb, VIP over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
+  { target: 'lbx', forwarder: 'lb-xdp', label: 'lb XDP path, VIP over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
   { target: 'nft', forwarder: 'nft', label: 'nftables DNAT over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
 ];
 
@@ -80,12 +81,13 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         const probe = await httpGet(env.client.ns, url, { timeoutMs: 3000 });
         if (probe.status !== 200) throw new BenchError(`sanity request ${url} via ${t.target} answered ${probe.status}`);
         for (const mode of ['keepalive', 'close'] as const) {
-          const s0 = t.forwarder === 'lb' ? env.lbStats() : undefined;
+          const isLb = t.forwarder === 'lb' || t.forwarder === 'lb-xdp';
+          const s0 = isLb ? env.lbStats() : undefined;
           const r = await wrk(env, url, mode, seconds);
-          const s1 = t.forwarder === 'lb' ? env.lbStats() : undefined;
+          const s1 = isLb ? env.lbStats() : undefined;
           const entry: { r: WrkResult; lb?: Partial<Record<StatName, number>> } = { r };
           if (s0 && s1) {
-            const keys: StatName[] = ['ct_new', 'ct_hit', 'redirect', 'fib_pass', 'tc_revnat', 'ct_closed'];
+            const keys: StatName[] = ['ct_new', 'ct_hit', 'redirect', 'redirect_neigh', 'redirect_err', 'fib_pass', 'tc_revnat', 'ct_closed'];
             entry.lb = Object.fromEntries(keys.map((k) => [k, Number(s1[k] - s0[k])]));
           }
           const key = `${t.target}.${mode}`;
@@ -120,13 +122,14 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       });
     }
   }
-  for (const target of ['lb1', 'lb'] as const) {
+  for (const target of ['lb1', 'lb', 'lbx'] as const) {
     for (const mode of ['keepalive', 'close'] as const) {
       const c = results.get(`${target}.${mode}`)?.at(-1)?.lb;
       if (!c) continue;
       const seen = (c.ct_hit ?? 0) + (c.ct_new ?? 0);
       if (seen === 0) continue;
-      notes.push(`${target} ${mode}: ${(((c.redirect ?? 0) / seen) * 100).toFixed(1)}% of the ${seen} client packets lb handled were redirected by XDP ` +
+      const forwarded = (c.redirect ?? 0) + (c.redirect_neigh ?? 0);
+      notes.push(`${target} ${mode}: ${((forwarded / seen) * 100).toFixed(1)}% of the ${seen} client packets lb handled were forwarded by lb itself ` +
         `(${c.fib_pass ?? 0} passed to the kernel), ${c.ct_new ?? 0} new flows, ${c.tc_revnat ?? 0} replies reverse-NATed by TC.`);
     }
   }
@@ -135,8 +138,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   for (const mode of ['keepalive', 'close'] as const) {
     const m = mode === 'close' ? 'Connection: close' : 'keep-alive';
     ratios.push(
-      { key: `http.lb_over_nft.${mode}`, label: `lb / nftables, ${m}`, value: ratio(rps('lb', mode), rps('nft', mode)) },
-      { key: `http.lb1_over_direct.${mode}`, label: `lb (one backend) / direct, ${m}`, value: ratio(rps('lb1', mode), rps('direct', mode)) },
+      { key: `http.lb_over_nft.${mode}`, label: `lb / nftables, ${m}`, value: ratio(rps('lb', mode), rps('nft', mode)), goal: 1 },
+      { key: `http.lb1_over_direct.${mode}`, label: `lb (one backend) / direct, ${m}`, value: ratio(rps('lb1', mode), rps('direct', mode)), goal: 0.95 },
+      { key: `http.lbx_over_nft.${mode}`, label: `lb XDP path / nftables, ${m}`, value: ratio(rps('lbx', mode), rps('nft', mode)) },
       { key: `http.lb_over_direct.${mode}`, label: `lb (three backends) / direct, ${m}`, value: ratio(rps('lb', mode), rps('direct', mode)) },
     );
   }
@@ -147,7 +151,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       `wrk -t ${WRK_THREADS} -c ${WRK_CONNECTIONS} -d ${seconds}s --timeout 2s from the client namespace, with keep-alive and with -H 'Connection: close'; ` +
         `${rounds} round(s), every other one in reverse order, median reported; a ${WARMUP_SECONDS}s wrk per backend warms the servers first.`,
       'Backends: the sandbox\'s Node HTTP servers (one process per backend namespace) answering "bN\\n".',
-      'direct: to b1\'s address through plain kernel forwarding; lb: the VIP, XDP DNAT on the way in and TC reverse NAT on the way out; ' +
+      'direct: to b1\'s address through plain kernel forwarding; lb: the VIP with the path auto picks for veth-c1 (TC DNAT + bpf_redirect_neigh), TC reverse NAT on the way out; ' +
+        'lb XDP path: the same with the XDP path forced (XDP DNAT + devmap redirect); ' +
         `lb (one backend): a second listener (port ${HTTP_PORT_ONE_BACKEND}) whose group is b1 alone, the like-for-like comparison with direct; ` +
         'nftables: DNAT numgen random mod 3 with conntrack un-NATing the replies.',
     ],

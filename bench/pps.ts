@@ -19,13 +19,14 @@ const HEADERS = 14 + 20 + 8;
 const MAX_PPS_BOUND = 5_000_000;
 const TRAFGEN_SEED = 42;
 
-type Variant = 'ceiling' | 'xdp-redirect' | 'lb' | 'nft' | 'kernel';
-const VARIANTS: Variant[] = ['ceiling', 'xdp-redirect', 'lb', 'nft', 'kernel'];
+type Variant = 'ceiling' | 'xdp-redirect' | 'lb' | 'lb-xdp' | 'nft' | 'kernel';
+const VARIANTS: Variant[] = ['ceiling', 'xdp-redirect', 'lb', 'lb-xdp', 'nft', 'kernel'];
 
 const LABELS: Record<Variant, string> = {
   ceiling: 'arrival ceiling (XDP_DROP at LB ingress)',
   'xdp-redirect': 'XDP redirect floor (fixed next hop, no LB)',
-  lb: 'lb (XDP DNAT + redirect)',
+  lb: 'lb, the path auto picks (veth: TC DNAT + redirect_neigh)',
+  'lb-xdp': 'lb, XDP path (XDP DNAT + devmap redirect)',
   nft: 'nftables DNAT (numgen random mod 3)',
   kernel: 'kernel forwarding, direct to b1',
 };
@@ -68,7 +69,7 @@ async function measureOnce(ctx: SuiteContext, env: BenchEnv, variant: Variant, c
     await sleep(ppsWarmupSeconds * 1000);
     if (!gen.running) throw new BenchError(`trafgen exited early (${variant}): ${gen.stderr.trim() || gen.stdout.trim()}`);
     const count = (): bigint[] => (variant === 'ceiling' ? [env.ingressCounter.count()] : env.backendCounts());
-    const lbStats = (): Record<StatName, bigint> | undefined => (variant === 'lb' ? env.lbStats() : undefined);
+    const lbStats = (): Record<StatName, bigint> | undefined => (variant === 'lb' || variant === 'lb-xdp' ? env.lbStats() : undefined);
     const tx0 = await env.linkStats('c1', 'eth0');
     const s0 = lbStats();
     const c0 = count();
@@ -88,7 +89,7 @@ async function measureOnce(ctx: SuiteContext, env: BenchEnv, variant: Variant, c
       perBackend,
     };
     if (s0 && s1) {
-      const keys: StatName[] = ['xdp_rx', 'ct_hit', 'ct_new', 'redirect', 'fib_pass', 'no_target', 'not_listener'];
+      const keys: StatName[] = ['xdp_rx', 'tc_rx', 'ct_hit', 'ct_new', 'redirect', 'redirect_neigh', 'redirect_err', 'fib_pass', 'no_target', 'not_listener'];
       sample.lb = Object.fromEntries(keys.map((k) => [k, Number(s1[k] - s0[k])]));
     }
     return sample;
@@ -103,7 +104,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   writeFileSync(configs.vip, trafgenConfig(env, env.vip));
   writeFileSync(configs.direct, trafgenConfig(env, env.backends[0]!.address));
 
-  const samples: Record<Variant, Sample[]> = { ceiling: [], 'xdp-redirect': [], lb: [], nft: [], kernel: [] };
+  const samples: Record<Variant, Sample[]> = { ceiling: [], 'xdp-redirect': [], lb: [], 'lb-xdp': [], nft: [], kernel: [] };
   env.attachBackendCounters();
   try {
     for (let r = 0; r < ctx.options.rounds; r++) {
@@ -129,10 +130,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       spread: Number(spread(list.map((s) => s.pps)).toFixed(3)),
     };
     if (v !== 'ceiling') detail.perBackendPps = pick?.perBackend.map(Math.round);
-    if (v === 'lb') {
-      detail.lbCounters = pick?.lb;
-      detail.xdpMode = env.lbXdpMode;
-    }
+    if (v === 'lb' || v === 'lb-xdp') detail.lbCounters = pick?.lb;
     return { key: `pps.${v}`, label: LABELS[v], value: Math.round(med(v)), unit: 'pkt/s', samples: list.map((s) => Math.round(s.pps)), detail };
   });
 
@@ -140,26 +138,29 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   // processed in the sender's softirq), so 1/pps is the CPU time of one packet end to end, and
   // subtracting the ceiling's leaves what the forwarder (and delivery) adds. An estimate.
   const extraNs = (v: Variant): number => 1e9 / med(v) - 1e9 / med('ceiling');
-  for (const v of ['xdp-redirect', 'lb', 'nft', 'kernel'] as const) {
+  for (const v of ['xdp-redirect', 'lb', 'lb-xdp', 'nft', 'kernel'] as const) {
     measurements.push({ key: `pps.extra_ns.${v}`, label: `${v}: est. ns/packet beyond arrival`, value: Number(extraNs(v).toFixed(0)), unit: 'ns/pkt' });
   }
 
   const ratios: Ratio[] = [
-    { key: 'pps.lb_over_nft', label: 'lb / nftables DNAT', value: ratio(med('lb'), med('nft')), goal: 2 },
-    { key: 'pps.lb_over_ceiling', label: 'lb / arrival ceiling', value: ratio(med('lb'), med('ceiling')), goal: 0.8 },
-    { key: 'pps.lb_over_xdp_redirect', label: 'lb / XDP redirect floor', value: ratio(med('lb'), med('xdp-redirect')) },
-    { key: 'pps.lb_over_kernel', label: 'lb / kernel forwarding', value: ratio(med('lb'), med('kernel')) },
+    { key: 'pps.lb_over_kernel', label: 'lb (auto path) / kernel forwarding', value: ratio(med('lb'), med('kernel')), goal: 1 },
+    { key: 'pps.lb_over_nft', label: 'lb (auto path) / nftables DNAT', value: ratio(med('lb'), med('nft')), goal: 1.5 },
+    { key: 'pps.lb_xdp_over_xdp_redirect', label: 'lb XDP path / XDP redirect floor', value: ratio(med('lb-xdp'), med('xdp-redirect')), goal: 0.9 },
+    { key: 'pps.lb_xdp_over_kernel', label: 'lb XDP path / kernel forwarding', value: ratio(med('lb-xdp'), med('kernel')) },
+    { key: 'pps.lb_over_ceiling', label: 'lb (auto path) / arrival ceiling', value: ratio(med('lb'), med('ceiling')) },
     { key: 'pps.nft_over_kernel', label: 'nftables / kernel forwarding', value: ratio(med('nft'), med('kernel')) },
     { key: 'pps.extra_nft_over_lb', label: 'est. per-packet forwarding cost, nft / lb', value: ratio(extraNs('nft'), extraNs('lb')), note: 'beyond arrival; estimate' },
   ];
 
   const notes: string[] = [];
-  const lbPick = measurements.find((m) => m.key === 'pps.lb')?.detail?.lbCounters as Record<string, number> | undefined;
-  if (lbPick && lbPick.xdp_rx! > 0) {
-    const redirected = (lbPick.redirect ?? 0) / lbPick.xdp_rx!;
-    notes.push(`lb fast path: ${(redirected * 100).toFixed(1)}% of the packets lb saw were redirected by XDP ` +
-      `(${lbPick.fib_pass ?? 0} went to the kernel, ${lbPick.no_target ?? 0} dropped for lack of a target); ` +
-      `${lbPick.ct_new ?? 0} new flows, ${lbPick.ct_hit ?? 0} conntrack hits in the window.`);
+  for (const v of ['lb', 'lb-xdp'] as const) {
+    const c = measurements.find((m) => m.key === `pps.${v}`)?.detail?.lbCounters as Record<string, number> | undefined;
+    const seen = (c?.xdp_rx ?? 0) + (c?.tc_rx ?? 0);
+    if (!c || seen === 0) continue;
+    const forwarded = (c.redirect ?? 0) + (c.redirect_neigh ?? 0);
+    notes.push(`${v} (${v === 'lb' ? 'path auto picks: TC' : 'XDP'}): ${((forwarded / seen) * 100).toFixed(1)}% of the ${seen} packets it saw were forwarded by lb itself ` +
+      `(${c.fib_pass ?? 0} went to the kernel, ${c.redirect_err ?? 0} redirect failures, ${c.no_target ?? 0} dropped for lack of a target); ` +
+      `${c.ct_new ?? 0} new flows, ${c.ct_hit ?? 0} conntrack hits in the window.`);
   }
   for (const v of VARIANTS) {
     const s = spread(samples[v].map((x) => x.pps));
@@ -175,6 +176,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       'Delivered: an XDP program on each backend\'s eth0 counts benchmark packets in a per-CPU array and drops them (no reply traffic, no backend stack cost).',
       'Ceiling: the same program on the LB\'s veth-c1 ingress counts and drops every arrival (lb detached).',
       'kernel: trafgen sends to b1\'s address directly, plain IPv4 forwarding in the LB namespace; nft: nat prerouting dnat to numgen random mod 3, lb detached.',
+      'lb: the data path auto chooses for veth-c1 (the TC path); lb-xdp: the XDP path forced (native XDP on the tuned veth, devmap redirect).',
       'XDP redirect floor: a 10-line XDP program on veth-c1 that rewrites the MACs for b1 and redirects through a devmap: the XDP redirect path without any load-balancing work.',
     ],
     measurements,

@@ -1,6 +1,6 @@
 // Text tables for the terminal and the JSON document written to bench/results/.
 
-import type { BenchOptions, SuiteResult } from './lib/suite.js';
+import type { BenchOptions, Ratio, SuiteResult } from './lib/suite.js';
 
 export interface RunMeta {
   startedAt: string;
@@ -29,11 +29,14 @@ export function formatNumber(v: number): string {
   return v.toFixed(2);
 }
 
-function goalStatus(value: number, goal: number | undefined): string {
-  if (goal === undefined) return '';
-  if (!Number.isFinite(value)) return 'n/a';
-  return value >= goal ? 'met' : 'NOT met';
+function goalStatus(r: Ratio): string {
+  if (r.goal === undefined) return '';
+  if (!Number.isFinite(r.value)) return 'n/a';
+  return (r.atMost ? r.value <= r.goal : r.value >= r.goal) ? 'met' : 'NOT met';
 }
+
+const unitOf = (r: Ratio): string => (r.unit === undefined ? 'x' : ` ${r.unit}`);
+const goalText = (r: Ratio): string => (r.goal === undefined ? '' : `${r.atMost ? '<=' : '>='} ${r.goal}${unitOf(r)}`);
 
 export function formatSuite(r: SuiteResult): string {
   const out: string[] = [`== ${r.title} ==`];
@@ -48,7 +51,7 @@ export function formatSuite(r: SuiteResult): string {
     out.push('');
     out.push(table(
       ['ratio', 'value', 'goal', 'status'],
-      r.ratios.map((x) => [x.note ? `${x.label} (${x.note})` : x.label, `${formatNumber(x.value)}x`, x.goal === undefined ? '' : `>= ${x.goal}x`, goalStatus(x.value, x.goal)]),
+      r.ratios.map((x) => [x.note ? `${x.label} (${x.note})` : x.label, `${formatNumber(x.value)}${unitOf(x)}`, goalText(x), goalStatus(x)]),
       ['l', 'r', 'r', 'l'],
     ));
   }
@@ -64,7 +67,7 @@ export function formatReport(meta: RunMeta, results: SuiteResult[], failures: Su
   const goals = results.flatMap((r) => r.ratios.filter((x) => x.goal !== undefined));
   if (goals.length > 0) {
     out.push('', '== Goals ==');
-    out.push(table(['goal', 'measured', 'status'], goals.map((g) => [`${g.label} >= ${g.goal}x`, `${formatNumber(g.value)}x`, goalStatus(g.value, g.goal)]), ['l', 'r', 'l']));
+    out.push(table(['goal', 'measured', 'status'], goals.map((g) => [`${g.label} ${goalText(g)}`, `${formatNumber(g.value)}${unitOf(g)}`, goalStatus(g)]), ['l', 'r', 'l']));
   }
   for (const f of failures) out.push('', `suite ${f.suite} FAILED: ${f.error}`);
   return out.join('\n');

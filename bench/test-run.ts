@@ -131,6 +131,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     measurements,
     ratios: [
       { key: 'testrun.ct_hit_over_pass', label: 'lb conntrack hit / XDP_PASS baseline', value: ratio(ctHit.mean, pass.mean) },
+      { key: 'testrun.ct_hit_minus_pass', label: 'lb XDP conntrack-hit path over the empty program', value: Number((ctHit.mean - pass.mean).toFixed(1)), unit: 'ns', goal: 100, atMost: true },
       { key: 'testrun.not_listener_over_pass', label: 'lb not-listener / XDP_PASS baseline', value: ratio(notListener.mean, pass.mean) },
     ],
     notes: [],

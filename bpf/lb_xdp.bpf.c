@@ -156,17 +156,30 @@ struct lb_tp_devmap_xmit {
 	int err;
 };
 
-static __always_inline int lb_iface_known(int ifindex)
+/*
+ * Whether a redirect event on this CPU is lb's: the frame entered on an interface lb attached to
+ * (lb_ifaces), and lb's XDP program redirected on this CPU since the last matched event (see
+ * lb_tp_seen). The event consumes the mark either way.
+ */
+static __always_inline int lb_redirect_event(int ifindex)
 {
-	__u32 key = ifindex;
+	__u32 key = ifindex, zero = 0, idx = LB_STAT_REDIRECT;
+	__u64 *seen, *redirects;
 
-	return bpf_map_lookup_elem(&lb_ifaces, &key) != NULL;
+	if (!bpf_map_lookup_elem(&lb_ifaces, &key))
+		return 0;
+	seen = bpf_map_lookup_elem(&lb_tp_seen, &zero);
+	redirects = bpf_map_lookup_elem(&lb_stats_v2, &idx);
+	if (!seen || !redirects || *redirects == *seen)
+		return 0;
+	*seen = *redirects;
+	return 1;
 }
 
 SEC("tracepoint/xdp/xdp_redirect_err")
 int lb_tp_redirect_err(struct lb_tp_redirect_err *ctx)
 {
-	if (lb_iface_known(ctx->ifindex))
+	if (lb_redirect_event(ctx->ifindex))
 		stat_inc(LB_STAT_REDIRECT_ERR);
 	return 0;
 }
@@ -174,7 +187,8 @@ int lb_tp_redirect_err(struct lb_tp_redirect_err *ctx)
 SEC("tracepoint/xdp/xdp_devmap_xmit")
 int lb_tp_devmap_xmit(struct lb_tp_devmap_xmit *ctx)
 {
-	if (ctx->drops > 0 && lb_iface_known(ctx->from_ifindex))
+	/* Every flush of lb's frames consumes the mark, the successful ones too. */
+	if (lb_redirect_event(ctx->from_ifindex) && ctx->drops > 0)
 		stat_add(LB_STAT_REDIRECT_ERR, ctx->drops);
 	return 0;
 }

@@ -3,7 +3,10 @@
 // benchmark's counting programs, and the switch between the forwarders measured:
 //
 //   kernel   nothing attached, no rules: plain IPv4 forwarding in the LB namespace
-//   lb       lb's XDP program on veth-c1 (ingress) and TC program (egress), DNAT + FIB redirect
+//   lb       lb on veth-c1 with the data path `auto` picks there (on a veth: the TC path, skb DNAT
+//            + bpf_redirect_neigh), TC reverse NAT on egress: what a user gets
+//   lb-xdp   lb with the XDP path forced (XDP DNAT + devmap redirect): what a NIC gets; needs the
+//            sandbox's tuned veths
 //   nft      an nftables DNAT rule (numgen random mod 3) in the LB namespace, lb detached
 //   ceiling  bench_count_drop on veth-c1: every benchmark packet is counted and dropped on arrival
 //   xdp-redirect  bench_redirect on veth-c1: the cheapest XDP forwarder (fixed next hop b1, MAC
@@ -19,13 +22,14 @@ import {
   DataPlane, EMPTY_SETTINGS, IPPROTO_TCP, IPPROTO_UDP, LB_PIN_ROOT, installConfig, interfaceIndex,
   type AttachResult, type GenerationConfig, type StatName,
 } from '../../src/dataplane/index.js';
+import { choosePaths } from '../../src/dataplane/data-paths.js';
 import { createTopology, destroyStale, isAlive, makeRunPrefix, run, type Topology } from '../../src/sandbox/index.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 import { BENCH_UDP_PORT, BenchObject, compileBenchObject } from './bpf.js';
 import type { Cleanup } from './cleanup.js';
 import { BenchError } from './errors.js';
 
-export type Forwarder = 'kernel' | 'lb' | 'nft' | 'ceiling' | 'xdp-redirect';
+export type Forwarder = 'kernel' | 'lb' | 'lb-xdp' | 'nft' | 'ceiling' | 'xdp-redirect';
 
 /** Namespace prefix family of benchmark runs (tests use lbt). */
 export const BENCH_PREFIX_FAMILY = 'lbb';
@@ -72,8 +76,11 @@ export class BenchEnv {
   get client() { return this.topo.clients[0]!; }
   get backends() { return this.topo.backends; }
   get vip(): string { return this.topo.vip; }
-  /** How lb's XDP program runs on veth-c1 (after the first switch to lb). */
-  get lbXdpMode(): string | undefined { return this.lbAttach?.xdpMode ?? undefined; }
+  /** The path lb runs on veth-c1 and, for XDP, its mode (after the last switch to lb or lb-xdp). */
+  get lbPath(): string | undefined {
+    const a = this.lbAttach;
+    return a === undefined ? undefined : a.path === 'xdp' ? `xdp ${a.xdpMode}` : a.path;
+  }
 
   /** Runs fn with this thread in the LB namespace. */
   inLb<T>(fn: () => T): T {
@@ -170,17 +177,18 @@ export class BenchEnv {
   async setForwarder(mode: Forwarder): Promise<void> {
     if (mode === this.forwarderValue) return;
     switch (this.forwarderValue) {
-      case 'lb': this.inLb(() => this.dp.detach(this.lbIn.name)); break;
+      case 'lb': case 'lb-xdp': this.inLb(() => this.dp.detach(this.lbIn.name)); break;
       case 'nft': await this.topo.exec('lb', ['nft', 'delete', 'table', 'ip', NFT_TABLE], { timeoutMs: 10_000 }); break;
       case 'ceiling': case 'xdp-redirect': this.ingressCounter.detach(); break;
       case 'kernel': break;
     }
     this.forwarderValue = 'kernel';
     switch (mode) {
-      case 'lb': {
-        const r = this.inLb(() => this.dp.attach(this.lbIn.name, { xdpMode: 'auto' }));
+      case 'lb': case 'lb-xdp': {
+        const path = mode === 'lb-xdp' ? 'xdp' : this.inLb(() => choosePaths([this.lbIn.name]))[this.lbIn.name]!.path;
+        const r = this.inLb(() => this.dp.attach(this.lbIn.name, { path, xdpMode: 'auto' }));
         this.lbAttach = r;
-        if (r.xdpMode !== 'native') this.log(`warning: lb runs in ${r.xdpMode} XDP mode on ${r.ifname}: ${r.nativeError ?? ''}`);
+        if (path === 'xdp' && r.xdpMode !== 'native') this.log(`warning: lb runs in ${r.xdpMode} XDP mode on ${r.ifname}: ${r.nativeError ?? ''}`);
         break;
       }
       case 'nft':

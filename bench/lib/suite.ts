@@ -43,13 +43,19 @@ export interface Measurement {
   detail?: Record<string, unknown>;
 }
 
-/** A ratio of two figures of the same run, optionally with the goal it is held against. */
+/**
+ * A comparison of two figures of the same run (a ratio, or a difference such as ns over the empty
+ * program), optionally with the goal it is held against.
+ */
 export interface Ratio {
   key: string;
   label: string;
   value: number;
-  /** Goal: value >= goal. */
+  /** Goal: value >= goal (or <= goal when `atMost`). */
   goal?: number;
+  atMost?: boolean;
+  /** Unit of value and goal; default 'x' (a ratio). */
+  unit?: string;
   note?: string;
 }
 

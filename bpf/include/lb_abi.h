@@ -57,6 +57,7 @@
 #define LB_MAP_TX_PORTS   "lb_tx_ports"
 #define LB_MAP_MAGLEV     "lb_maglev"
 #define LB_MAP_IFACES     "lb_ifaces"
+#define LB_MAP_TP_SEEN    "lb_tp_seen"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */

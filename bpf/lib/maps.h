@@ -98,6 +98,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_ifaces SEC(".maps");
 
+/*
+ * Key 0 -> __u64 per CPU: the LB_STAT_REDIRECT count of this CPU when a redirect tracepoint last
+ * matched. The kernel's redirect tracepoints fire for every XDP program of the host, in every
+ * network namespace (where ifindexes repeat), on the CPU that ran the program: an event is lb's
+ * only if lb's own program redirected on this CPU since the last one. Only the tracepoint
+ * programs use it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_tp_seen SEC(".maps");
+
 /* target_id -> struct lb_target_stats, per CPU (user space sums the CPUs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

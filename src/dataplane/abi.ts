@@ -24,6 +24,7 @@ export const LB_MAP_STATS = 'lb_stats_v2';
 export const LB_MAP_TX_PORTS = 'lb_tx_ports';
 export const LB_MAP_MAGLEV = 'lb_maglev';
 export const LB_MAP_IFACES = 'lb_ifaces';
+export const LB_MAP_TP_SEEN = 'lb_tp_seen';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;

@@ -17,7 +17,7 @@ import { LbError } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, type TargetStats,
 } from './abi.js';
 import {
@@ -40,7 +40,7 @@ export type DataPath = 'xdp' | 'tc';
 /** The maps of lb_abi.h, by name. */
 export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
-  LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES,
+  LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 export type StatName = (typeof STAT_NAMES)[number];
@@ -58,6 +58,7 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_stats_v2: { key: 4, values: [8] },
   lb_tx_ports: { key: 4, values: [4, 8] }, // ifindex, or struct bpf_devmap_val
   lb_ifaces: { key: 4, values: [LAYOUTS.lb_iface.size] },
+  lb_tp_seen: { key: 4, values: [8] },
 };
 
 export interface OpenOptions {

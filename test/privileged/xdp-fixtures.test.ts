@@ -741,6 +741,8 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
     ip('link', 'add', 'in0', 'type', 'veth', 'peer', 'name', 'in1');
     ip('link', 'add', 'out0', 'address', OUT_MAC, 'type', 'veth', 'peer', 'name', 'out1');
     for (const dev of ['lo', 'in0', 'in1', 'out0', 'out1']) ip('link', 'set', dev, 'up');
+    // GRO gives out1 NAPI, so out0 can transmit XDP frames: lb puts only such devices in lb_tx_ports.
+    sh('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'out1', 'gro', 'on']);
     ip('addr', 'add', '172.16.5.1/24', 'dev', 'in0');
     ip('addr', 'add', '10.0.0.254/24', 'dev', 'out0');
     for (const [addr, mac] of Object.entries(NEIGH)) ip('neigh', 'replace', addr, 'lladdr', mac, 'dev', 'out0', 'nud', 'permanent');
