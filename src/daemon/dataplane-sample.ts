@@ -1,10 +1,11 @@
-// What /metrics reads from the kernel at scrape time: lb_stats, and lb_tstats of every backend of
-// the active generation. Opens the pinned maps for the read and closes them again; an instance
+// What /metrics reads from the kernel at scrape time: lb_stats_v2, lb_tstats of every backend of
+// the active generation, and the data path of every attached interface. Opens the pinned maps for the read and closes them again; an instance
 // without pins (nothing applied yet, or taken down) reads as null, and so does one with only some
 // (being loaded or taken down right now: opening it would load and pin the objects).
 
 import { DataPlane } from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
+import { pathLabel } from '../reconcile/status.js';
 import { instanceComplete } from '../runtime/dataplane-sampler.js';
 import { readLive } from '../state/live.js';
 import { targetLabel } from '../state/types.js';
@@ -21,7 +22,11 @@ export function sampleDataPlane(instance: string): DataPlaneSample | null {
       const s = dp.readTargetStats(id);
       return { backend, packets: s.packets, bytes: s.bytes, newFlows: s.newFlows, closedFlows: s.closedFlows };
     });
-    return { stats, backends };
+    const paths = live.attachments.flatMap((a) => {
+      const path = pathLabel(a);
+      return path === null ? [] : [{ interface: a.ifname, path, reason: live.inventory?.paths?.[a.ifname]?.reason ?? '' }];
+    });
+    return { stats, backends, paths };
   } finally {
     dp.close();
   }

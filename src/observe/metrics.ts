@@ -8,7 +8,8 @@
 //              lb_webhook_requests_total{provider,result}
 //              lb_status_reports_total{result}         status-branch publishes: committed | unchanged | failed
 // Data plane, read from the kernel at scrape time (nothing cached between scrapes):
-//              lb_packets_total{reason}                lb_stats, one series per counter (STAT_NAMES)
+//              lb_packets_total{reason}                lb_stats_v2, one series per counter (STAT_NAMES)
+//              lb_interface_path_info{interface,path,reason}  1 per attached interface: its data path and why
 //              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
 //              lb_backend_new_flows_total{backend}, lb_backend_closed_flows_total{backend}
 //                                                      lb_tstats of every backend of the active generation
@@ -34,10 +35,20 @@ export interface BackendSample {
   closedFlows: bigint;
 }
 
+export interface InterfacePathSample {
+  interface: string;
+  /** tc, xdp-native or xdp-generic. */
+  path: string;
+  /** Why the last apply chose it ('' when the inventory does not say). */
+  reason: string;
+}
+
 export interface DataPlaneSample {
-  /** lb_stats by name (summed over CPUs). */
+  /** lb_stats_v2 by name (summed over CPUs). */
   stats: Record<string, bigint>;
   backends: BackendSample[];
+  /** The attached interfaces' data paths (absent: none reported). */
+  paths?: InterfacePathSample[];
 }
 
 export interface DaemonMetricsOptions {
@@ -97,6 +108,14 @@ export class DaemonMetrics {
     perBackend('lb_backend_bytes_total', 'Bytes forwarded to a backend (lb_tstats)', 'bytes');
     perBackend('lb_backend_new_flows_total', 'New flows assigned to a backend (lb_tstats)', 'newFlows');
     perBackend('lb_backend_closed_flows_total', 'Flows to a backend seen closing (lb_tstats)', 'closedFlows');
+    new Gauge({
+      name: 'lb_interface_path_info', help: 'The data path of each interface lb is attached to (value 1), and why it was chosen',
+      labelNames: ['interface', 'path', 'reason'], registers,
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const p of metrics.sample?.paths ?? []) this.set({ interface: p.interface, path: p.path, reason: p.reason }, 1);
+      },
+    });
     new Gauge({
       name: 'lb_dataplane_up', help: '1 when the data plane of the instance exists and its counters could be read', registers,
       collect(this: Gauge) {

@@ -128,13 +128,15 @@ describe('lb daemon following a git branch over smart HTTP', () => {
     expect(metric(m, 'lb_reconcile_duration_seconds_count', { result: 'applied' })).toBe(1);
     expect(metric(m, 'lb_packets_total', { reason: 'ct_new' })).toBeGreaterThanOrEqual(REQUESTS);
     expect(metric(m, 'lb_dataplane_up')).toBe(1);
+    // auto chose the TC path on the sandbox's veth, and says why.
+    expect(m).toMatch(/^lb_interface_path_info\{interface="veth-c1",path="tc",reason="veth-c1 is a virtual interface \(veth\)[^"]*"\} 1$/m);
     const flows = ['1', '2', '3'].map((i) => metric(m, 'lb_backend_new_flows_total', { backend: `10.202.${i}.2:8080` }) ?? 0);
     expect(flows.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(REQUESTS);
     expect(metric(m, 'lb_backend_bytes_total', { backend: '10.202.1.2:8080' })).toBeGreaterThan(0);
 
     const report = await waitForBranch((r) => r.lastAppliedRevision === shas.initial, 'node-a/status.json on lb-status');
     expect(report).toMatchObject({ node: 'node-a', instance, result: 'applied', source: { kind: 'git', ref: 'main', path: 'lb' }, plan: { add: 6, change: 0, destroy: 0 } });
-    expect(report.dataPlane).toMatchObject({ interfaces: ['veth-c1'], listeners: 1, targets: 3 });
+    expect(report.dataPlane).toMatchObject({ mode: 'tc', interfaces: ['veth-c1'], paths: { 'veth-c1': 'tc' }, listeners: 1, targets: 3 });
     expect(await git(['--git-dir', bare, 'show', 'lb-status:node-a/status.md'], { home: root })).toContain('# lb status: node-a');
   });
 

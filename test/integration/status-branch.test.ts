@@ -34,6 +34,18 @@ async function commitCount(bare: string, branch = 'lb-status'): Promise<number> 
   return Number((await git(['--git-dir', bare, 'rev-list', '--count', branch], { home: root })).trim());
 }
 
+/** flush() until the queue drained without a failure (a failed publish retries on its own); bounded. */
+async function landed(rep: StatusBranchReporter): Promise<void> {
+  const failures: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const outcome = await rep.flush();
+    if (outcome?.result !== 'failed') return;
+    failures.push(outcome.error?.message ?? 'failed');
+    await new Promise((r) => setTimeout(r, 250)); // longer than the retry backoff (50..200 ms)
+  }
+  throw new Error(`the reporter kept failing: ${failures.join('; ')}`);
+}
+
 function reporter(url: string, node: string): StatusBranchReporter {
   return new StatusBranchReporter({ url, node, workDir: join(root, `rep-${node}-${++n}`), auth: { env: { LB_GIT_TOKEN: TOKEN } }, retry: { initialMs: 50, maxMs: 200 } });
 }
@@ -116,7 +128,9 @@ describe('StatusBranchReporter over smart HTTP', () => {
         a.report(sampleReport('node-a', { plan: { add: i, change: 0, destroy: 0 } }));
         b.report(sampleReport('node-b', { plan: { add: i, change: 0, destroy: 0 } }));
       }
-      await Promise.all([a.flush(), b.flush()]);
+      // A publish that still conflicts after its attempts fails and is retried (after 50 ms here);
+      // flush() resolves at that point, so wait until each reporter's last outcome is not a failure.
+      await Promise.all([landed(a), landed(b)]);
       expect(JSON.parse(await show(bare, 'lb-status:node-a/status.json')).plan.add).toBe(4);
       expect(JSON.parse(await show(bare, 'lb-status:node-b/status.json')).plan.add).toBe(4);
       // The config branch was never touched.
