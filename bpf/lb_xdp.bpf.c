@@ -53,26 +53,30 @@ static __always_inline int dnat(struct lb_pkt *pkt, void *data_end, const struct
 }
 
 /*
- * Fast path: redirect straight to the egress interface the FIB names. Anything the FIB or the
- * redirect cannot do (no route, unresolved neighbour, VLAN, TTL expiring, egress not in
- * lb_tx_ports) goes to the kernel with the MACs untouched; it forwards the rewritten packet.
+ * The egress interface and MACs toward dst: a fresh lb_nexthops entry, else bpf_fib_lookup (whose
+ * answer is cached). Returns 0 with nh filled, -1 when the stack must handle the packet: no route,
+ * unresolved neighbour, too big for the egress (the kernel fragments or sends ICMP).
  */
-static __always_inline int forward(struct xdp_md *ctx, struct lb_pkt *pkt, void *data_end,
-				   const struct lb_dest *dst)
+static __always_inline int next_hop(struct xdp_md *ctx, const struct lb_pkt *pkt, const struct lb_dest *dst,
+				    struct lb_nexthop *nh)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ethhdr *eth = pkt->eth;
-	struct iphdr *iph = pkt->iph;
-	long rc;
+	struct lb_nh_key key = {};
+	struct lb_nexthop *cached;
+	__u32 mtu = 0;
+	__u64 now;
 
-	if ((void *)(eth + 1) > data_end || (void *)(iph + 1) > data_end) /* verifier: as in dnat */
-		goto pass;
-	/* The FIB answers for the untagged device; the kernel handles VLANs. ttl <= 1 needs an ICMP. */
-	if (pkt->vlans || iph->ttl <= 1)
-		goto pass;
+	key.addr = dst->addr;
+	key.ifindex = ctx->ingress_ifindex;
+	cached = bpf_map_lookup_elem(&lb_nexthops, &key);
+	now = dst->now ? dst->now : bpf_ktime_get_ns();
+	if (cached && cached->expires_ns > now && pkt->tot_len <= cached->mtu) {
+		*nh = *cached;
+		return 0;
+	}
 
 	fib.family = AF_INET;
-	fib.tos = iph->tos;
+	fib.tos = pkt->tos;
 	fib.l4_protocol = pkt->proto;
 	fib.sport = pkt->sport;
 	fib.dport = dst->port;
@@ -80,15 +84,45 @@ static __always_inline int forward(struct xdp_md *ctx, struct lb_pkt *pkt, void 
 	fib.ipv4_src = pkt->saddr;
 	fib.ipv4_dst = dst->addr;
 	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !bpf_map_lookup_elem(&lb_tx_ports, &fib.ifindex))
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	/* The device MTU, so later packets are checked against it without a lookup. */
+	if (bpf_check_mtu(ctx, fib.ifindex, &mtu, 0, 0) < 0 || mtu == 0 || mtu > 0xffff)
+		mtu = pkt->tot_len;
+	nh->expires_ns = now + LB_NEXTHOP_TTL_MS * 1000000ULL;
+	nh->ifindex = fib.ifindex;
+	nh->mtu = mtu;
+	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+	bpf_map_update_elem(&lb_nexthops, &key, nh, BPF_ANY);
+	return 0;
+}
+
+/*
+ * Fast path: redirect straight to the egress interface the FIB names. Anything the FIB or the
+ * redirect cannot do (no route, unresolved neighbour, VLAN, TTL expiring, too big, egress not in
+ * lb_tx_ports) goes to the kernel with the MACs untouched; it forwards the rewritten packet.
+ */
+static __always_inline int forward(struct xdp_md *ctx, struct lb_pkt *pkt, void *data_end,
+				   const struct lb_dest *dst)
+{
+	struct lb_nexthop nh = {};
+	struct ethhdr *eth = pkt->eth;
+	struct iphdr *iph = pkt->iph;
+
+	if ((void *)(eth + 1) > data_end || (void *)(iph + 1) > data_end) /* verifier: as in dnat */
+		goto pass;
+	/* The FIB answers for the untagged device; the kernel handles VLANs. ttl <= 1 needs an ICMP. */
+	if (pkt->vlans || iph->ttl <= 1)
+		goto pass;
+	if (next_hop(ctx, pkt, dst, &nh) || !bpf_map_lookup_elem(&lb_tx_ports, &nh.ifindex))
 		goto pass;
 
 	ip_decrease_ttl(iph);
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, nh.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh.smac, ETH_ALEN);
 	stat_inc(LB_STAT_REDIRECT);
-	return bpf_redirect_map(&lb_tx_ports, fib.ifindex, XDP_PASS);
+	return bpf_redirect_map(&lb_tx_ports, nh.ifindex, XDP_PASS);
 pass:
 	stat_inc(LB_STAT_FIB_PASS);
 	return XDP_PASS;

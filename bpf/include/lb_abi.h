@@ -38,10 +38,18 @@
 #ifndef LB_MAX_TX_PORTS
 #define LB_MAX_TX_PORTS 256        /* interfaces XDP may redirect to */
 #endif
+#ifndef LB_MAX_NEXTHOPS
+#define LB_MAX_NEXTHOPS 65536      /* cached FIB answers: {backend, ingress interface} pairs */
+#endif
+#ifndef LB_NEXTHOP_TTL_MS
+#define LB_NEXTHOP_TTL_MS 1000     /* how long the XDP path reuses a FIB answer */
+#endif
 #ifndef LB_MAX_MAGLEV_GROUPS
 #define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
 #endif
 #define LB_GENERATIONS 2
+/* Bits of lb_dst_seen (a power of two): one per hash of a flow destination {VIP, port, proto}. */
+#define LB_DST_SEEN_BITS 65536
 /* Slots of a Maglev table (a prime, > 256 x LB_MAX_TARGETS); src/runtime/maglev.ts builds them. */
 #define LB_MAGLEV_SIZE 16381
 
@@ -58,6 +66,8 @@
 #define LB_MAP_MAGLEV     "lb_maglev"
 #define LB_MAP_IFACES     "lb_ifaces"
 #define LB_MAP_TP_SEEN    "lb_tp_seen"
+#define LB_MAP_DST_SEEN   "lb_dst_seen"
+#define LB_MAP_NEXTHOPS   "lb_nexthops"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -108,6 +118,26 @@ struct lb_ctl {
 struct lb_iface {
 	__u32 path;                /* LB_PATH_* */
 	__u32 pad;
+};
+
+/* lb_nexthops key. 8 bytes. */
+struct lb_nh_key {
+	__be32 addr;               /* the backend (the rewritten destination) */
+	__u32 ifindex;             /* ingress interface (the FIB lookup's input) */
+};
+
+/*
+ * lb_nexthops value: what bpf_fib_lookup answered for the key, reused by the XDP path until
+ * expires_ns instead of a lookup per packet (the lookup is most of the path's cost). A route or
+ * neighbour change is seen within LB_NEXTHOP_TTL_MS; every apply clears the map. 32 bytes.
+ */
+struct lb_nexthop {
+	__u64 expires_ns;          /* bpf_ktime_get_ns() after which the entry is not used */
+	__u32 ifindex;             /* egress interface */
+	__u16 mtu;                 /* egress MTU (host order): larger packets take the FIB (and the stack) */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 pad[6];
 };
 
 /* lb_settings: array indexed by generation. 16 bytes. */

@@ -18,6 +18,15 @@
 #include "conntrack.h"
 #include "stats.h"
 
+/* Where a packet goes: the backend of its flow. */
+struct lb_dest {
+	__be32 addr;
+	__u32 target_id;
+	__be16 port;
+	__u16 pad;
+	__u64 now;                 /* bpf_ktime_get_ns() of this packet, once read (0: not yet) */
+};
+
 /* What lb_ingress() decided. */
 enum lb_verdict {
 	LB_V_PASS = 0,             /* not ours (or a reset of an unknown flow): the kernel handles it */
@@ -25,13 +34,6 @@ enum lb_verdict {
 	LB_V_NAT,                  /* rewrite the destination to dst and forward */
 };
 
-/* Where a packet goes: the backend of its flow. */
-struct lb_dest {
-	__be32 addr;
-	__u32 target_id;
-	__be16 port;
-	__u16 pad;
-};
 
 /*
  * verifier: a global function is verified once, on its own, instead of once per path reaching it.
@@ -213,6 +215,19 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 }
 
 
+/* The word and bit of lb_dst_seen for the packet's destination. */
+static __always_inline __u64 *dst_seen_word(const struct lb_pkt *pkt, __u64 *bit)
+{
+	__u32 zero = 0;
+	__u32 h = hash_fmix(pkt->daddr ^ ((__u32)pkt->dport << 16) ^ pkt->proto) & (LB_DST_SEEN_BITS - 1);
+	struct lb_dst_seen *seen = bpf_map_lookup_elem(&lb_dst_seen, &zero);
+
+	if (!seen)
+		return NULL;
+	*bit = 1ULL << (h & 63);
+	return &seen->words[h / 64];
+}
+
 /*
  * Conntrack first, then the listener: an established flow keeps its backend whatever the
  * configuration is now, also when its listener was changed or removed (IPVS and Katran do the
@@ -224,11 +239,13 @@ static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb
 	struct lb_flow_key fkey = {};
 	struct lb_listener *lis;
 	__u32 gen = active_gen();
-	__u64 now = bpf_ktime_get_ns();
+	__u64 bit = 0, now;
+	__u64 *seen = dst_seen_word(pkt, &bit);
 	int res;
 
 	ct_key_from_pkt(&fkey, pkt);
-	if (ct_lookup_forward(&fkey, pkt, gen, now, dst)) {
+	if (seen && (*seen & bit) && ct_lookup_forward(&fkey, pkt, gen, now = bpf_ktime_get_ns(), dst)) {
+		dst->now = now;
 		stat_inc(LB_STAT_CT_HIT);
 	} else {
 		lis = listener_lookup(ifindex, pkt, gen);
@@ -239,7 +256,12 @@ static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb
 		/* A reset of a flow we do not know has nothing to reset: let the kernel see it. */
 		if (pkt->tcp_flags & LB_TCPF_RST)
 			return LB_V_PASS;
+		/* The bit goes up before the flow exists, so a packet of this flow always finds it. */
+		if (seen && !(*seen & bit))
+			__sync_fetch_and_or(seen, bit);
+		now = bpf_ktime_get_ns();
 		res = ct_new_flow(&fkey, pkt, lis, gen, now, dst);
+		dst->now = now;
 		if (res < 0) {
 			stat_inc(LB_STAT_NO_TARGET);
 			return LB_V_DROP;

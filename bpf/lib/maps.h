@@ -86,6 +86,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_flows SEC(".maps");
 
+/* {backend, ingress ifindex} -> struct lb_nexthop: the XDP path's cache of FIB answers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_NEXTHOPS);
+	__type(key, struct lb_nh_key);
+	__type(value, struct lb_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_nexthops SEC(".maps");
+
 /*
  * ifindex -> struct lb_iface: the interfaces lb attached to and the path each runs. The
  * tracepoint programs use it to count only lb's redirect failures.
@@ -97,6 +106,25 @@ struct {
 	__type(value, struct lb_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_ifaces SEC(".maps");
+
+/*
+ * Key 0 -> a bitmap of LB_DST_SEEN_BITS bits: bit h(VIP, port, proto) is set before the first flow
+ * to that destination is created, and never cleared. Conntrack is looked up first, also for
+ * packets whose listener is gone, but a packet whose bit is clear cannot belong to any flow: the
+ * host's other traffic on lb's interfaces skips the lookup in the (large, cache-cold) flow table.
+ * A stale bit only costs a lookup.
+ */
+struct lb_dst_seen {
+	__u64 words[LB_DST_SEEN_BITS / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_dst_seen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_dst_seen SEC(".maps");
 
 /*
  * Key 0 -> __u64 per CPU: the LB_STAT_REDIRECT count of this CPU when a redirect tracepoint last

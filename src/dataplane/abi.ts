@@ -10,7 +10,10 @@ export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
 export const LB_MAX_TX_PORTS = 256;
 export const LB_MAX_MAGLEV_GROUPS = 1024;
+export const LB_MAX_NEXTHOPS = 65536;
+export const LB_NEXTHOP_TTL_MS = 1000;
 export const LB_GENERATIONS = 2;
+export const LB_DST_SEEN_BITS = 65536;
 export const LB_MAGLEV_SIZE = 16381;
 
 export const LB_MAP_CTL = 'lb_ctl';
@@ -25,6 +28,8 @@ export const LB_MAP_TX_PORTS = 'lb_tx_ports';
 export const LB_MAP_MAGLEV = 'lb_maglev';
 export const LB_MAP_IFACES = 'lb_ifaces';
 export const LB_MAP_TP_SEEN = 'lb_tp_seen';
+export const LB_MAP_DST_SEEN = 'lb_dst_seen';
+export const LB_MAP_NEXTHOPS = 'lb_nexthops';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -70,6 +75,8 @@ export const IPPROTO_UDP = 17;
 export const LAYOUTS = {
   lb_ctl: { size: 16, fields: { active_gen: 0, serial: 4, pad: 8 } },
   lb_iface: { size: 8, fields: { path: 0, pad: 4 } },
+  lb_nh_key: { size: 8, fields: { addr: 0, ifindex: 4 } },
+  lb_nexthop: { size: 32, fields: { expires_ns: 0, ifindex: 8, mtu: 12, dmac: 14, smac: 20, pad: 26 } },
   lb_settings: { size: 16, fields: { tcp_idle_sec: 0, udp_idle_sec: 4, tcp_fin_sec: 8, flags: 12 } },
   lb_listener_key: { size: 12, fields: { ifindex: 0, vip: 4, port: 8, proto: 10, gen: 11 } },
   lb_listener: { size: 16, fields: { listener_id: 0, default_group: 4, flags: 8, pad: 12 } },

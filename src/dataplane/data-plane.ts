@@ -16,8 +16,8 @@ import { join, resolve } from 'node:path';
 import { LbError } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 import {
-  LAYOUTS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, type TargetStats,
 } from './abi.js';
 import {
@@ -40,7 +40,7 @@ export type DataPath = 'xdp' | 'tc';
 /** The maps of lb_abi.h, by name. */
 export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
-  LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN,
+  LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 export type StatName = (typeof STAT_NAMES)[number];
@@ -59,6 +59,8 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_tx_ports: { key: 4, values: [4, 8] }, // ifindex, or struct bpf_devmap_val
   lb_ifaces: { key: 4, values: [LAYOUTS.lb_iface.size] },
   lb_tp_seen: { key: 4, values: [8] },
+  lb_dst_seen: { key: 4, values: [LB_DST_SEEN_BITS / 8] },
+  lb_nexthops: { key: LAYOUTS.lb_nh_key.size, values: [LAYOUTS.lb_nexthop.size] },
 };
 
 export interface OpenOptions {
@@ -267,7 +269,19 @@ export class DataPlane {
       throw err;
     }
     this.maps.lb_ifaces.update(encodeU32(ifindex), encodeIface(path));
+    this.flushNexthops();
     return result;
+  }
+
+  /**
+   * Empties lb_nexthops, the XDP path's cache of FIB answers (each lives LB_NEXTHOP_TTL_MS anyway):
+   * after an attach or a change of lb_tx_ports, every next hop is looked up afresh.
+   */
+  flushNexthops(): number {
+    this.checkOpen();
+    let removed = 0;
+    for (const [key] of [...this.maps.lb_nexthops.entries()]) if (this.maps.lb_nexthops.delete(key)) removed++;
+    return removed;
   }
 
   /**
@@ -334,6 +348,7 @@ export class DataPlane {
       const ifindex = key.readUInt32LE(0);
       if (!keep.has(ifindex) && map.delete(key)) result.removed.push(ifindex);
     }
+    this.flushNexthops();
     return result;
   }
 

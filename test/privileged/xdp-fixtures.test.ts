@@ -843,6 +843,41 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
     });
   });
 
+  it('reuses the FIB answer from lb_nexthops: a neighbour removed meanwhile is not looked up again until a flush', () => {
+    const backend = C.addr;
+    const first = tcpSpec(ep(CLIENT, 47008), HTTP, TCP_ACK);
+    const flows = (): Array<ReturnType<typeof flowPair>[number]> => [...flowPair(ep(CLIENT, 47008), HTTP, C, IPPROTO_TCP, C.targetId)];
+    // An established flow to C, its next hop looked up and cached by the first packet.
+    runFixture(h!, {
+      description: 'fills the cache', netns: ns, ifindex: inIf,
+      setup: { config: cfg(), before: txPorts(['out0']), flows },
+      input: buildFrame(first), verdict: XDP_REDIRECT, output: redirected(first)(C),
+      counters: { xdp_rx: 1, ct_hit: 1, redirect: 1 },
+      targets: { [C.targetId]: { packets: 1, bytes: totLen(buildFrame(first)) } },
+      flows: 'unchanged',
+    });
+    const key = Buffer.alloc(8);
+    key.writeUInt32BE(ipv4ToU32(backend), 0);
+    key.writeUInt32LE(inIf, 4);
+    const cached = h!.dp.maps.lb_nexthops.lookup(key);
+    expect(cached, 'lb_nexthops entry for C via in0').toBeDefined();
+    expect(cached!.readUInt32LE(8)).toBe(outIf);
+    expect(cached!.readUInt16LE(12)).toBe(1500);
+    expect(cached!.subarray(14, 20)).toEqual(Buffer.from(NEIGH[backend]!.replace(/:/g, ''), 'hex'));
+    // Without the neighbour the FIB would answer NO_NEIGH; the cached answer still redirects.
+    sh('ip', ['-n', ns, 'neigh', 'del', backend, 'dev', 'out0']);
+    try {
+      const again = withNetns(ns, () => h!.dp.testRun('xdp', buildFrame(first), { ifindex: inIf }));
+      expect(again.retval).toBe(XDP_REDIRECT);
+      // After a flush (every attach and tx-port change does one) the FIB is asked again.
+      expect(h!.dp.flushNexthops()).toBeGreaterThanOrEqual(1);
+      const fresh = withNetns(ns, () => h!.dp.testRun('xdp', buildFrame(first), { ifindex: inIf }));
+      expect(fresh.retval).toBe(XDP_PASS);
+    } finally {
+      sh('ip', ['-n', ns, 'neigh', 'replace', backend, 'lladdr', NEIGH[backend]!, 'dev', 'out0', 'nud', 'permanent']);
+    }
+  });
+
   it('nothing was transmitted: BPF_PROG_TEST_RUN returned XDP_REDIRECT but sent no frame (out0 tx and out1 rx stay 0)', () => {
     const stats = (dev: string): { rx: number; tx: number } => {
       const [link] = JSON.parse(sh('ip', ['-n', ns, '-j', '-s', 'link', 'show', 'dev', dev])) as Array<{ stats64: { rx: { packets: number }; tx: { packets: number } } }>;
