@@ -18,13 +18,14 @@ import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
   LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
-  encodeU32, type TargetStats,
+  encodeU32, ipv4ToU32, type TargetStats,
 } from './abi.js';
 import {
   Ownership, attachTc, attachXdp, detachFrom, detachTc, detachXdp, tcQuery, xdpQuery,
   type DetachResult, type ProgramHandle, type XdpMode, type XdpModeRequest,
 } from './attach.js';
 import { BpfMap } from './bpf-map.js';
+import { dstSeenBit } from './flow-hash.js';
 import { ensureInstanceDir, instanceDir, listPins, removeInstanceDir, validateInstanceName } from './bpffs.js';
 import { interfaceIndex, listInterfaces } from './interfaces.js';
 import { linkFacts } from './link-facts.js';
@@ -271,6 +272,22 @@ export class DataPlane {
     this.maps.lb_ifaces.update(encodeU32(ifindex), encodeIface(path));
     this.flushNexthops();
     return result;
+  }
+
+  /**
+   * Marks flow destinations {VIP, port, proto} in lb_dst_seen, as the data path does before it
+   * creates a flow: flows written from user space (restored state, tests) must be marked too, or
+   * their packets skip the conntrack lookup.
+   */
+  markFlowDestinations(dests: Iterable<{ daddr: string; dport: number; proto: number }>): void {
+    this.checkOpen();
+    const key = encodeU32(0);
+    const value = this.maps.lb_dst_seen.lookup(key) ?? Buffer.alloc(LB_DST_SEEN_BITS / 8);
+    for (const d of dests) {
+      const bit = dstSeenBit(ipv4ToU32(d.daddr), d.dport, d.proto, LB_DST_SEEN_BITS);
+      value[bit >>> 3]! |= 1 << (bit & 7); // bit h of the u64 words is bit h % 8 of byte h / 8 (little endian)
+    }
+    this.maps.lb_dst_seen.update(key, value);
   }
 
   /**

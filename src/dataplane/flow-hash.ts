@@ -53,3 +53,15 @@ export function chooseTarget(hash: number, weights: readonly number[]): number {
   }
   return -1;
 }
+
+const bswap32 = (x: number): number => (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
+const bswap16 = (x: number): number => ((x & 0xff) << 8) | ((x >>> 8) & 0xff);
+
+/**
+ * The lb_dst_seen bit of a flow destination {VIP, port, proto} (dst_seen_word in bpf/lib/ingress.h).
+ * The program hashes the address and port as they sit in the packet (network order) loaded into
+ * host-order integers: on the little-endian hosts lb runs on, their byte-swapped values.
+ */
+export function dstSeenBit(daddr: number, dport: number, proto: number, bits: number): number {
+  return fmix((bswap32(daddr) ^ (bswap16(dport) << 16) ^ proto) >>> 0) & (bits - 1);
+}

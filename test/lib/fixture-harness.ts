@@ -257,6 +257,7 @@ export function clearFlows(dp: DataPlane): void {
 
 export function putFlows(dp: DataPlane, flows: readonly FlowEntry[]): void {
   for (const f of flows) dp.maps.lb_flows.update(encodeFlowKey(f.key), encodeFlow(f.value));
+  dp.markFlowDestinations(flows.filter((f) => f.value.dir === LB_DIR_FORWARD).map((f) => f.key));
 }
 
 export function readFlows(dp: DataPlane): FlowEntry[] {

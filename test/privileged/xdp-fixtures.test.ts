@@ -494,6 +494,30 @@ cases.push({
   });
 }
 
+{
+  // No packet ever went to VIP:8899 in this instance: only the flow written from user space (and
+  // its lb_dst_seen bit, from the TS mirror of the hash) exists, and no listener for it.
+  const gone = ep(VIP, 8899);
+  const client = ep(CLIENT, 42005);
+  const frameSpec = tcpSpec(client, gone, TCP_ACK);
+  const input = buildFrame(frameSpec);
+  cases.push({
+    description: 'established flow whose listener was removed keeps its NAT until it ends (conntrack before listener)',
+    setup: { config: BASE, flows: () => flowPair(client, gone, A, IPPROTO_TCP, A.targetId) },
+    input, verdict: XDP_PASS, output: buildFrame(dnatSpec(frameSpec, A)),
+    counters: { xdp_rx: 1, ct_hit: 1, fib_pass: 1 },
+    targets: { [A.targetId]: { packets: 1, bytes: totLen(input) } },
+    flows: 'unchanged',
+  });
+  cases.push({
+    description: 'a new connection to the removed listener is not NATed (not_listener)',
+    setup: { config: BASE, flows: () => flowPair(client, gone, A, IPPROTO_TCP, A.targetId) },
+    input: buildFrame(tcpSpec(ep(CLIENT, 42006), gone, TCP_SYN)), verdict: XDP_PASS, output: 'input',
+    counters: { xdp_rx: 1, not_listener: 1 },
+    flows: 'unchanged',
+  });
+}
+
 // ---- No target ----
 cases.push({
   description: 'new flow, group with all weights 0: XDP_DROP, no_target, nothing created',
