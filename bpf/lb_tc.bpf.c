@@ -9,6 +9,7 @@
 /* TC never uses the devmap; see lb_tx_ports in maps.h for why it must stay out of this object. */
 #define LB_MAPS_NO_TX_PORTS
 #include "ingress.h"
+#include "nexthop.h"
 #include "skb.h"
 
 #ifndef AF_INET
@@ -18,21 +19,38 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /*
- * Forwards a rewritten packet itself, skipping the stack's routing, netfilter and ip_forward: the
- * FIB names the egress device and next hop, bpf_redirect_neigh resolves the neighbour (queueing
- * while ARP runs, as the stack would) and transmits on any device: bridge, VLAN, bond, veth,
- * tunnel. tot_len 0 makes the FIB check the skb against the egress MTU GSO-aware. Anything else
- * goes to the stack, which knows what to do: TTL expiring (ICMP time exceeded), too big for the
- * egress (fragment, or ICMP fragmentation needed), no route, VLAN tags in the frame.
+ * Forwards a rewritten packet itself, skipping the stack's routing, netfilter and ip_forward. A
+ * fresh lb_nexthops entry (non-GSO packets that fit its MTU) gives the egress device and MACs:
+ * the MACs are written and bpf_redirect transmits. Otherwise the FIB names the egress device and
+ * next hop (its answer is cached when it has MACs), bpf_redirect_neigh resolves the neighbour
+ * (queueing while ARP runs) and transmits on any device: bridge, VLAN, bond, veth, tunnel. tot_len
+ * 0 makes the FIB check the skb against the egress MTU, GSO-aware. Anything else goes to the
+ * stack, which knows what to do: TTL expiring (ICMP time exceeded), too big for the egress
+ * (fragment, or ICMP fragmentation needed), no route, VLAN tags in the frame.
  */
 static __always_inline int skb_forward(struct __sk_buff *skb, const struct lb_pkt *pkt, const struct lb_dest *dst)
 {
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
+	struct lb_nexthop *cached;
+	__u64 now = dst->now ? dst->now : bpf_ktime_get_ns();
+	__u32 egress;
 	long rc;
 
 	if (pkt->vlans || pkt->ttl <= 1)
 		goto pass;
+	/* A GSO packet's size is not its segments' size: it takes the FIB's GSO-aware check. */
+	cached = skb->gso_size ? NULL : nh_cached(dst->addr, skb->ingress_ifindex, now, pkt->tot_len);
+	if (cached) {
+		__u8 macs[2 * ETH_ALEN];
+
+		egress = cached->ifindex;
+		__builtin_memcpy(macs, cached->dmac, 2 * ETH_ALEN); /* dmac, smac: as h_dest, h_source */
+		if (skb_decrease_ttl(skb, pkt) || bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+			return TC_ACT_SHOT;
+		stat_inc(LB_STAT_REDIRECT_NEIGH);
+		return bpf_redirect(egress, 0);
+	}
 	fib.family = AF_INET;
 	fib.tos = pkt->tos;
 	fib.l4_protocol = pkt->proto;
@@ -44,6 +62,8 @@ static __always_inline int skb_forward(struct __sk_buff *skb, const struct lb_pk
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		goto pass;
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && !skb->gso_size)
+		nh_store(skb, dst->addr, skb->ingress_ifindex, &fib, now);
 	if (skb_decrease_ttl(skb, pkt))
 		return TC_ACT_SHOT;
 	/* The FIB put the next hop (the gateway, or the backend itself) in ipv4_dst. */

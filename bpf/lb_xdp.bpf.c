@@ -6,6 +6,7 @@
 
 #include "lb_abi.h"
 #include "ingress.h"
+#include "nexthop.h"
 #include "csum.h"
 
 #ifndef AF_INET
@@ -61,20 +62,14 @@ static __always_inline int next_hop(struct xdp_md *ctx, const struct lb_pkt *pkt
 				    struct lb_nexthop *nh)
 {
 	struct bpf_fib_lookup fib = {};
-	struct lb_nh_key key = {};
 	struct lb_nexthop *cached;
-	__u32 mtu = 0;
-	__u64 now;
+	__u64 now = dst->now ? dst->now : bpf_ktime_get_ns();
 
-	key.addr = dst->addr;
-	key.ifindex = ctx->ingress_ifindex;
-	cached = bpf_map_lookup_elem(&lb_nexthops, &key);
-	now = dst->now ? dst->now : bpf_ktime_get_ns();
-	if (cached && cached->expires_ns > now && pkt->tot_len <= cached->mtu) {
+	cached = nh_cached(dst->addr, ctx->ingress_ifindex, now, pkt->tot_len);
+	if (cached) {
 		*nh = *cached;
 		return 0;
 	}
-
 	fib.family = AF_INET;
 	fib.tos = pkt->tos;
 	fib.l4_protocol = pkt->proto;
@@ -86,15 +81,10 @@ static __always_inline int next_hop(struct xdp_md *ctx, const struct lb_pkt *pkt
 	fib.ifindex = ctx->ingress_ifindex;
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
-	/* The device MTU, so later packets are checked against it without a lookup. */
-	if (bpf_check_mtu(ctx, fib.ifindex, &mtu, 0, 0) < 0 || mtu == 0 || mtu > 0xffff)
-		mtu = pkt->tot_len;
-	nh->expires_ns = now + LB_NEXTHOP_TTL_MS * 1000000ULL;
+	nh_store(ctx, dst->addr, ctx->ingress_ifindex, &fib, now);
 	nh->ifindex = fib.ifindex;
-	nh->mtu = mtu;
 	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-	bpf_map_update_elem(&lb_nexthops, &key, nh, BPF_ANY);
 	return 0;
 }
 

@@ -42,7 +42,7 @@
 #define LB_MAX_NEXTHOPS 65536      /* cached FIB answers: {backend, ingress interface} pairs */
 #endif
 #ifndef LB_NEXTHOP_TTL_MS
-#define LB_NEXTHOP_TTL_MS 1000     /* how long the XDP path reuses a FIB answer */
+#define LB_NEXTHOP_TTL_MS 1000     /* how long the data paths reuse a FIB answer */
 #endif
 #ifndef LB_MAX_MAGLEV_GROUPS
 #define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
@@ -98,7 +98,7 @@
 #define LB_STAT_CT_EXPIRED    11   /* idle flow found and replaced */
 #define LB_STAT_CT_CLOSED     12   /* flow ended by RST */
 #define LB_STAT_TC_RX         13   /* packets seen by the TC ingress path */
-#define LB_STAT_REDIRECT_NEIGH 14  /* TC: forwarded with bpf_redirect_neigh */
+#define LB_STAT_REDIRECT_NEIGH 14  /* TC: forwarded by lb (bpf_redirect with a cached next hop, or bpf_redirect_neigh) */
 #define LB_STAT_REDIRECT_ERR  15   /* XDP frames of lb's interfaces the kernel failed to redirect or
 				      transmit (xdp:xdp_redirect_err, xdp:xdp_devmap_xmit drops) */
 #define LB_STAT_MAX           16
@@ -127,7 +127,7 @@ struct lb_nh_key {
 };
 
 /*
- * lb_nexthops value: what bpf_fib_lookup answered for the key, reused by the XDP path until
+ * lb_nexthops value: what bpf_fib_lookup answered for the key, reused by both paths until
  * expires_ns instead of a lookup per packet (the lookup is most of the path's cost). A route or
  * neighbour change is seen within LB_NEXTHOP_TTL_MS; every apply clears the map. 32 bytes.
  */

@@ -434,7 +434,9 @@ export function progTestRun(fd: number, kind: 'xdp' | 'tc', packet: Buffer, opts
     ctx.writeUInt32LE(opts.ifindex, XDP_MD.ingress_ifindex);
   } else if (opts.ifindex !== undefined) {
     ctx = Buffer.alloc(SK_BUFF.size);
+    // The skb arrives on this device: lb_tc_ingress reads ingress_ifindex, as on a real ingress.
     ctx.writeUInt32LE(opts.ifindex, SK_BUFF.ifindex);
+    ctx.writeUInt32LE(opts.ifindex, SK_BUFF.ingress_ifindex);
   }
   const ctxSize = ctx?.length ?? 0;
   return withNative([packet.length, outSize, ctxSize], (dataIn, dataOut, ctxIn) => {

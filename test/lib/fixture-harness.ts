@@ -28,6 +28,7 @@ export const XDP_DROP = 1;
 export const XDP_PASS = 2;
 export const XDP_REDIRECT = 4;
 export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
 
 /** Loopback: exists in every namespace with ifindex 1, so XDP test runs can name it as ingress. */
 export const LO_IFINDEX = 1;

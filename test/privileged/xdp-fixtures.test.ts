@@ -16,7 +16,7 @@ import {
   type DataPlane, type GenerationConfig, type GroupTarget,
 } from '../../src/dataplane/index.js';
 import {
-  LO_IFINDEX, XDP_DROP, XDP_PASS, XDP_REDIRECT, clearFlows, closeHarness, config, deleteNetns, dnatFrames, dnatSpec,
+  LO_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, XDP_DROP, XDP_PASS, XDP_REDIRECT, clearFlows, closeHarness, config, deleteNetns, dnatFrames, dnatSpec,
   expectPair, flowPair, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
   udpSpec, uniqueName, xdpRun, zeroingPayload,
   type Endpoint, type FixtureCase, type Harness, type Tuple,
@@ -748,6 +748,35 @@ describe('lb_xdp_ingress fixture table (root namespace, lo, FIB pass)', () => {
 });
 
 // ---- The FIB fast path, in a namespace of our own ----
+
+// One decision for both paths (bpf/lib/ingress.h): every case of the table above, run through the
+// TC ingress program, must rewrite the same bytes, count the same and leave the same conntrack
+// table. Only the verdicts' and the ingress counter's names differ.
+describe('the same table through lb_tc_ingress (the TC path)', () => {
+  let h: Harness | undefined;
+  beforeAll(() => { h = openHarness('tcin'); });
+  afterAll(() => { closeHarness(h); });
+
+  const TC_VERDICT: Record<number, number> = { [XDP_PASS]: TC_ACT_OK, [XDP_DROP]: TC_ACT_SHOT };
+  // The kernel builds no test skb for an IPv4 frame without a whole IPv4 header (EINVAL): those
+  // cases run through XDP only.
+  const tooShortForSkb = (c: FixtureCase): boolean => c.input.length < 14 + 20 && c.input.readUInt16BE(12) === 0x0800;
+  it('the kernel refuses test skbs shorter than an IPv4 header, so the cut-IPv4 cases run through XDP only', () => {
+    const short = cases.filter(tooShortForSkb);
+    expect(short.map((c) => c.description).sort()).toEqual([
+      'frame cut inside the fixed IPv4 header: malformed', 'frame of exactly an Ethernet header (IPv4 ethertype, no IP): malformed']);
+    for (const c of short) {
+      expect(() => h!.dp.testRun('tc_ingress', c.input, { ifindex: LO_IFINDEX })).toThrow(expect.objectContaining({ code: 'LB_BPF_TEST_RUN' }));
+    }
+  });
+  for (const c of cases.filter((x) => !tooShortForSkb(x))) {
+    it(c.description, () => {
+      const { xdp_rx: rx, ...counters } = c.counters;
+      expect(TC_VERDICT[c.verdict], `${c.description}: a verdict the TC path has`).toBeDefined();
+      runFixture(h!, { ...c, prog: 'tc_ingress', verdict: TC_VERDICT[c.verdict]!, counters: { ...counters, ...(rx ? { tc_rx: rx } : {}) } });
+    });
+  }
+});
 
 describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
   const ns = uniqueName('lbfx');
