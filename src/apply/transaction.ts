@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, encodeGeneration, flipTo, interfaceName, readCtl, readGenerationRaw, readGenerationsRaw,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceName, routeLocalnet, readCtl, readGenerationRaw, readGenerationsRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
@@ -128,7 +128,8 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
 
   const desiredRaw = encodeGeneration(targetGen, req.generation);
   const [activeRaw, inactive] = readGenerationsRaw(dp, [oldCtl.activeGen, targetGen]) as [EncodedGeneration, EncodedGeneration];
-  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && sameCounts(activeRaw, desiredRaw)
+  const localnetDone = wanted.every((i) => !req.desired?.paths?.[i]?.routeLocalnet || routeLocalnet(i));
+  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && localnetDone && sameCounts(activeRaw, desiredRaw)
     && firstDifference(activeRaw, encodeGeneration(oldCtl.activeGen, req.generation)) === null;
   const inventory = (ctl: Ctl): Inventory => ({
     format_version: INVENTORY_FORMAT_VERSION,
@@ -173,8 +174,12 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     throw new LbError('LB_APPLY_FAULT', `fault injected ${point}`, { point });
   };
   let flipped = false;
-  let step = 'attaching interfaces';
+  let step = 'turning on route_localnet';
   try {
+    for (const ifname of wanted) {
+      if (req.desired?.paths?.[ifname]?.routeLocalnet && enableRouteLocalnet(ifname)) log(`route_localnet=1 on ${ifname}: it has loopback targets`);
+    }
+    step = 'attaching interfaces';
     for (const ifname of wanted) {
       const r = dp.attach(ifname, { path: paths[ifname]!.path });
       if (r.xdpChanged || r.tcChanged) {
@@ -267,6 +272,8 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: 
   const attachments = new Map(dp.attachments().map((a) => [a.ifname, a]));
   const missing = wanted.filter((i) => attachments.get(i)?.path !== paths[i]?.path);
   if (missing.length > 0) throw new LbError('LB_APPLY_VERIFY', `lb's programs are not attached to ${missing.join(', ')} as chosen after attaching`, { missing });
+  const localnetOff = wanted.filter((i) => req.desired?.paths?.[i]?.routeLocalnet && !routeLocalnet(i));
+  if (localnetOff.length > 0) throw new LbError('LB_APPLY_VERIFY', `route_localnet is off on ${localnetOff.join(', ')} after turning it on`, { localnetOff });
   if (req.desired === undefined) return;
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
   const decoded = decodeLogical(generation, {

@@ -14,6 +14,7 @@
 //   (an ip target and a host resolving to it) merge into one backend with the summed weight.
 // - LB_MAX_TARGETS is enforced per group after DNS expansion (error).
 
+import { isLoopback } from '../config/ipv4.js';
 import { sortDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import type { LbConfig, Proxy, SourceRef, Target, TargetGroup } from '../config/types.js';
 import { LB_MAX_TARGETS, ipv4ToU32 } from '../dataplane/abi.js';
@@ -78,6 +79,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
     for (const iface of proxy.listen.interfaces) {
       interfaces.add(iface);
       paths[iface] ??= { path: proxy.listen.mode }; // the semantic checks make proxies on one interface agree
+      if (hasLoopbackTarget(defaultTargets, sourceRoutes)) paths[iface].routeLocalnet = true;
       for (const proto of protos) {
         const listener: LogicalListener = {
           iface, vip, port: proxy.listen.port, proto, proxy: proxy.name, persist: proxy.sessionPersistence,
@@ -145,7 +147,7 @@ function warnSplice(proxy: Proxy, out: Diagnostic[]): void {
   if (sni) {
     out.push(diagnostic('warning', 'sni-not-enforced', sni.source,
       `proxy "${proxy.name}": SNI routes are not enforced yet (the user-space splice path is a later feature); ` +
-      `its default target and source routes are served on the XDP path, so every TLS name reaches them`));
+      `its default target and source routes are served on the kernel fast path (XDP or TC), so every TLS name reaches them`));
   }
   const groups = [proxy.defaultTarget, ...proxy.sourceRoutes.map((r) => r.targets), ...proxy.sniRoutes.map((r) => r.targets)];
   const v2 = groups.flatMap((g) => g.targets).filter((t) => t.proxyProtocol === 'v2');
@@ -239,4 +241,9 @@ function diagnostic(severity: 'error' | 'warning', code: string, source: SourceR
 
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Whether a listener's groups name a target on 127.0.0.0/8 (a service on this host). */
+function hasLoopbackTarget(defaultTargets: readonly LogicalTarget[], routes: ReadonlyArray<{ targets: readonly LogicalTarget[] }>): boolean {
+  return [defaultTargets, ...routes.map((r) => r.targets)].some((g) => g.some((t) => isLoopback(ipv4ToU32(t.addr))));
 }

@@ -49,6 +49,11 @@ export function formatPrefix(address: number, length: number): string {
 }
 
 /** Why an address cannot be a backend or a VIP (unspecified, broadcast, multicast, reserved). */
+/** 127.0.0.0/8: a target there is a service on the load balancer's own host, reached through lo. */
+export function isLoopback(value: number): boolean {
+  return value >>> 24 === 127;
+}
+
 export function nonUnicastReason(value: number): string | undefined {
   if (value === 0) return '0.0.0.0 is the unspecified address';
   if (value === 0xffffffff) return '255.255.255.255 is the broadcast address';

@@ -128,20 +128,30 @@ function xdpAttach(what: string, data: Record<string, unknown>, ifindex: number,
   }
 }
 
-export function attachXdp(ifname: string, ifindex: number, prog: ProgramHandle, owner: Ownership, want: XdpModeRequest):
-  { mode: XdpMode; changed: boolean; replaced: number[]; nativeError?: string } {
-  const data = { ifname, ifindex, progId: prog.id };
+/**
+ * The XDP state of an interface, after checking that no program of anyone else runs there: lb
+ * never replaces one, and on the TC path one would see (and could drop or redirect) every packet
+ * before lb does.
+ */
+export function refuseForeignXdp(ifname: string, ifindex: number, owner: Ownership, data: Record<string, unknown>): XdpState {
   const q = xdpQuery(ifindex, ifname);
   if (q.hw !== 0) {
     throw new LbError('LB_BPF_ATTACH', `${ifname} runs an offloaded XDP program (id ${q.hw}); lb does not replace it`, { ...data, foreignProgId: q.hw });
   }
-  const slots: Array<[XdpMode, number]> = [['native', q.drv], ['generic', q.skb]];
-  for (const [mode, id] of slots) {
+  for (const [mode, id] of [['native', q.drv], ['generic', q.skb]] as Array<[XdpMode, number]>) {
     if (id !== 0 && !owner.belongs(id)) {
       throw new LbError('LB_BPF_ATTACH', `${ifname} already runs XDP program id ${id} (${mode}) that is not this lb instance's; detach it first`,
         { ...data, foreignProgId: id, mode });
     }
   }
+  return q;
+}
+
+export function attachXdp(ifname: string, ifindex: number, prog: ProgramHandle, owner: Ownership, want: XdpModeRequest):
+  { mode: XdpMode; changed: boolean; replaced: number[]; nativeError?: string } {
+  const data = { ifname, ifindex, progId: prog.id };
+  const q = refuseForeignXdp(ifname, ifindex, owner, data);
+  const slots: Array<[XdpMode, number]> = [['native', q.drv], ['generic', q.skb]];
   const replaced: number[] = [];
   const accept = (mode: XdpMode): boolean => want === 'auto' || want === mode;
 

@@ -5,18 +5,23 @@ import { choosePath, type PathChoice, type PathRequest } from '../datapath/choos
 import type { InterfacePath } from '../state/types.js';
 import { linkFacts } from './link-facts.js';
 
-/** The path for each interface: a chosen path is kept, 'auto' (or none) is chosen from the host's links. */
-export function choosePaths(interfaces: readonly string[], requested: Readonly<Record<string, InterfacePath>> = {}): Record<string, PathChoice> {
-  const out: Record<string, PathChoice> = {};
+export type ChosenPath = PathChoice & Omit<InterfacePath, 'path' | 'reason'>;
+
+/**
+ * The path for each interface: a chosen path is kept, 'auto' (or none) is chosen from the host's
+ * links. The rest of each interface's settings (route_localnet) is carried over.
+ */
+export function choosePaths(interfaces: readonly string[], requested: Readonly<Record<string, InterfacePath>> = {}): Record<string, ChosenPath> {
+  const out: Record<string, ChosenPath> = {};
   let links: ReturnType<typeof linkFacts> | undefined;
   for (const name of interfaces) {
     const want = requested[name];
     if (want !== undefined && want.path !== 'auto' && want.reason !== undefined) {
-      out[name] = { path: want.path, reason: want.reason };
+      out[name] = { ...want, path: want.path, reason: want.reason };
       continue;
     }
     links ??= linkFacts();
-    out[name] = choosePath((want?.path ?? 'auto') as PathRequest, name, links);
+    out[name] = { ...want, ...choosePath((want?.path ?? 'auto') as PathRequest, name, links) };
   }
   return out;
 }

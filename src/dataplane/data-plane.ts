@@ -21,7 +21,7 @@ import {
   encodeU32, ipv4ToU32, type TargetStats,
 } from './abi.js';
 import {
-  Ownership, attachTc, attachXdp, detachFrom, detachTc, detachXdp, tcQuery, xdpQuery,
+  Ownership, attachTc, attachXdp, detachFrom, detachTc, detachXdp, refuseForeignXdp, tcQuery, xdpQuery,
   type DetachResult, type ProgramHandle, type XdpMode, type XdpModeRequest,
 } from './attach.js';
 import { BpfMap } from './bpf-map.js';
@@ -254,6 +254,7 @@ export class DataPlane {
     };
     try {
       if (path === 'tc') {
+        refuseForeignXdp(ifname, ifindex, this.owner, { ifname, ifindex, path });
         const ingress = attachTc(ifname, ifindex, 'ingress', this.programs.tc_ingress, this.owner);
         result.tcChanged ||= ingress.changed;
         if (ingress.replaced !== undefined) result.replacedProgIds.push(ingress.replaced);

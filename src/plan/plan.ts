@@ -90,9 +90,14 @@ export function diffStates(desired: LogicalState, live: LogicalState): Plan {
     const address = { interface: name };
     if (wantIfaces.has(name) && !haveIfaces.has(name)) emit(make('create', 'interface', address, `interface ${name}`, null, want));
     else if (!wantIfaces.has(name) && haveIfaces.has(name)) emit(make('delete', 'interface', address, `interface ${name}`, have, null));
-    // A path still 'auto' on either side (an offline plan) is no change: only two chosen paths can differ.
-    else if (want.path !== 'auto' && have.path !== 'auto' && want.path !== have.path) {
-      emit({ ...make('update', 'interface', address, `interface ${name}`, have, want), changed: ['path'] });
+    else if (wantIfaces.has(name)) {
+      // A path still 'auto' on either side (an offline plan) is no change: only two chosen paths can differ.
+      const changed = [
+        ...(want.path !== 'auto' && have.path !== 'auto' && want.path !== have.path ? ['path'] : []),
+        // lb turns route_localnet on where loopback targets need it, and never off (it may be the host's own setting).
+        ...(want.route_localnet === true && have.route_localnet !== true ? ['route_localnet'] : []),
+      ];
+      if (changed.length > 0) emit({ ...make('update', 'interface', address, `interface ${name}`, have, want), changed });
     }
   }
 
@@ -222,7 +227,9 @@ function reordered(want: LogicalTarget[], have: LogicalTarget[]): boolean {
 
 function interfaceValue(name: string, state: LogicalState): ResourceValue {
   const p = state.paths?.[name];
-  return { name, path: p?.path ?? 'auto', ...(p?.reason !== undefined ? { reason: p.reason } : {}) };
+  return {
+    name, path: p?.path ?? 'auto', ...(p?.reason !== undefined ? { reason: p.reason } : {}), ...(p?.routeLocalnet ? { route_localnet: true } : {}),
+  };
 }
 
 function make(kind: ChangeKind, type: ResourceType, address: ResourceAddress, name: string, before: ResourceValue | null, after: ResourceValue | null): Change {

@@ -50,13 +50,23 @@ const ATTRIBUTE_NAMES: Record<string, string> = {
   persist: 'session-persistence', proxy: 'proxy', target_order: 'target order', weight: 'weight',
 };
 
+/** " (local)" for a target on 127.0.0.0/8: a service on this host, delivered through route_localnet. */
+function localNote(c: Change): string {
+  return c.address.target?.startsWith('127.') ? ' (local)' : '';
+}
+
 /** What happens to an interface, with the data path and why it was chosen. */
 function describeInterface(c: Change): string {
   const path = (v: Change['after']): string => String(v?.path ?? 'auto');
   const why = c.after?.reason !== undefined ? `: ${String(c.after.reason)}` : '';
+  const localnet = c.after?.route_localnet === true && c.before?.route_localnet !== true
+    ? '; set route_localnet=1: loopback targets (127.0.0.0/8) are delivered to this host through it' : '';
   if (c.kind === 'delete') return `detach the ${path(c.before)} data path`;
-  if (c.kind === 'update') return `data path ${path(c.before)} -> ${path(c.after)}${why}`;
-  return path(c.after) === 'auto' ? 'attach the data path auto chooses on the host' : `attach the ${path(c.after)} data path${why}`;
+  if (c.kind === 'update') {
+    return c.changed.includes('path') ? `data path ${path(c.before)} -> ${path(c.after)}${why}${localnet}` : `${localnet.slice(2)}`;
+  }
+  const attach = path(c.after) === 'auto' ? 'attach the data path auto chooses on the host' : `attach the ${path(c.after)} data path${why}`;
+  return `${attach}${localnet}`;
 }
 
 /** The plan's changes arranged for reading: interfaces, settings, then one section per proxy. */
@@ -109,7 +119,7 @@ function proxyLines(changes: Change[]): PlanLine[] {
       ? { sign: SIGN[own.kind], depth: 0, change: own, text: `listener ${label}  ${describeChange(own)}`.trimEnd() }
       : { sign: ' ', depth: 0, text: `listener ${label}` });
     for (const c of mine.filter((x) => x.type === 'target' && x.address.route === undefined)) {
-      lines.push({ sign: SIGN[c.kind], depth: 1, change: c, text: `default-target ${c.address.target!}  ${describeChange(c)}` });
+      lines.push({ sign: SIGN[c.kind], depth: 1, change: c, text: `default-target ${c.address.target!}${localNote(c)}  ${describeChange(c)}` });
     }
     const routes = [...new Set(mine.filter((c) => c.address.route !== undefined).map((c) => c.address.route!))].sort();
     for (const prefix of routes) {
@@ -119,7 +129,7 @@ function proxyLines(changes: Change[]): PlanLine[] {
         ? { sign: SIGN[route.kind], depth: 1, change: route, text: `source-route ${prefix}  ${describeChange(route)}`.trimEnd() }
         : { sign: ' ', depth: 1, text: `source-route ${prefix}` });
       for (const c of inRoute.filter((x) => x.type === 'target')) {
-        lines.push({ sign: SIGN[c.kind], depth: 2, change: c, text: `target ${c.address.target!}  ${describeChange(c)}` });
+        lines.push({ sign: SIGN[c.kind], depth: 2, change: c, text: `target ${c.address.target!}${localNote(c)}  ${describeChange(c)}` });
       }
     }
   }

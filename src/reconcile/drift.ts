@@ -39,6 +39,9 @@ export function detectDrift(expected: ExpectedState, live: LiveState): DriftFind
     const chosen = expected.desired.paths?.[name]?.path;
     if (!a || a.path === null) attachmentIssues.push(`interface ${name}: lb's programs are not attached`);
     else if (chosen !== undefined && chosen !== 'auto' && a.path !== chosen) attachmentIssues.push(`interface ${name}: runs the ${a.path} data path, ${chosen} was chosen`);
+    else if (expected.desired.paths?.[name]?.routeLocalnet && !live.state.paths?.[name]?.routeLocalnet) {
+      attachmentIssues.push(`interface ${name}: route_localnet is off, and its loopback targets need it`);
+    }
     else if (a.stale) attachmentIssues.push(`interface ${name}: an older version of lb's programs is attached`);
   }
   for (const a of live.attachments) {

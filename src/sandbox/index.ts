@@ -6,3 +6,4 @@ export * from './process.js';
 export * from './topology.js';
 export * from './clients.js';
 export * from './netns.js';
+export * from './seed-topology.js';

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { canonicalText } from '../apply/ops.js';
 import { decodeGeneration as decodeLogical } from '../compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, instanceDir, interfaceName, listPins, readCtl, readGenerationRaw,
+  DataPlane, decodeGeneration as decodeRaw, instanceDir, interfaceName, listPins, readCtl, readGenerationRaw, routeLocalnet,
   EMPTY_SETTINGS, encodeGeneration, type Attachment, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { readInventory, type Inventory } from './inventory.js';
@@ -59,7 +59,8 @@ export function readLive(instance: string, options: ReadLiveOptions = {}): LiveS
     const ctl = readCtl(dp);
     const raw = readGenerationRaw(dp, ctl.activeGen);
     const attachments = dp.attachments().filter(isAttached);
-    return liveFrom(instance, ctl, raw, attachments, inventory);
+    const localnet = new Set(attachments.map((a) => a.ifname).filter(routeLocalnet));
+    return liveFrom(instance, ctl, raw, attachments, inventory, localnet);
   } finally {
     if (options.dp === undefined) dp.close();
   }
@@ -77,7 +78,8 @@ function emptyLive(instance: string, inventory: Inventory | null): LiveState {
   return { ...live, exists: false, state: structuredClone(EMPTY_STATE) };
 }
 
-function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachments: Attachment[], inventory: Inventory | null): LiveState {
+function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachments: Attachment[], inventory: Inventory | null,
+  localnet: ReadonlySet<string> = new Set()): LiveState {
   const generation = decodeRaw(ctl.activeGen, raw);
   const interfaces = attachments.map((a) => a.ifname).sort();
   const proxies = inventory?.listeners ?? {};
@@ -85,7 +87,8 @@ function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachment
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies[key] ?? null,
     interfaces,
-    paths: Object.fromEntries(attachments.filter((a) => a.path !== null).map((a) => [a.ifname, { path: a.path! }])),
+    paths: Object.fromEntries(attachments.filter((a) => a.path !== null)
+      .map((a) => [a.ifname, { path: a.path!, ...(localnet.has(a.ifname) ? { routeLocalnet: true } : {}) }])),
   });
   const targetIds = new Map<string, number>(Object.entries(inventory?.targetIds ?? {}));
   for (const { group } of generation.groups) for (const t of group.targets) targetIds.set(targetLabel(t), t.targetId);

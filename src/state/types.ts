@@ -45,11 +45,17 @@ export interface LogicalSettings {
   tcpFinSec: number;
 }
 
-/** The data path of an interface: requested ('auto' until chosen on the host) or attached. */
+/** How lb runs on an interface: its data path, requested ('auto' until chosen on the host) or attached. */
 export interface InterfacePath {
   path: PathRequest;
   /** Why this path (src/datapath/choose.ts), once chosen on the host. */
   reason?: string;
+  /**
+   * net.ipv4.conf.<iface>.route_localnet is (live) or must be (desired) 1: a listener on the
+   * interface has a loopback target (127.0.0.0/8), which the kernel only delivers from a
+   * non-loopback interface with it set (docs/dataplane.md, "Local targets").
+   */
+  routeLocalnet?: boolean;
 }
 
 export interface LogicalState {

@@ -394,8 +394,15 @@ describe('DataPlane attach/detach in a network namespace', () => {
       expect((err as LbError).data).toMatchObject({ ifname: 'lbv1' });
     }
     expect(xdpProgOn(netns, 'lbv1')?.id).toBe(b.programs.xdp.id);
+    // Nor is the TC path put behind it: that XDP program would see every packet first. (Its TC
+    // egress filter goes, so that only the XDP program stands in the way.)
+    sh('tc', ['-n', netns, 'filter', 'del', 'dev', 'lbv1', 'egress']);
+    expect(() => withNetns(netns, () => dp.attach('lbv1', { path: 'tc' })))
+      .toThrow(expect.objectContaining({ code: 'LB_BPF_ATTACH', message: expect.stringMatching(/lbv1 already runs XDP program id \d+ \(generic\)/) }));
+    expect(tcProgIds(netns, 'lbv1', 'ingress'), 'nothing of ours is left behind').toEqual([]);
+    expect(tcEgressProgIds(netns, 'lbv1')).toEqual([]);
     const down = withNetns(netns, () => DataPlane.down(other));
-    expect(down.detached).toEqual([{ ifname: 'lbv1', ifindex: expect.any(Number), xdp: true, tc: true }]);
+    expect(down.detached).toEqual([{ ifname: 'lbv1', ifindex: expect.any(Number), xdp: true, tc: false }]);
     expect(xdpProgOn(netns, 'lbv1')).toBeUndefined();
     // our own attachments are untouched by the other instance going down
     expect(xdpProgOn(netns, 'lbv0')?.id).toBe(dp.programs.xdp.id);

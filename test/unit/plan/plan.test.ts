@@ -96,6 +96,22 @@ describe('diffStates', () => {
     expect(swapped.changes[0]).toMatchObject({ kind: 'update', type: 'source-route', changed: ['target_order'], address: { route: '10.0.0.0/8' } });
   });
 
+  it('changes an interface for its data path and for route_localnet; an unresolved auto and a localnet lb need not turn off are no change', () => {
+    const loopback = [listener({ defaultTargets: [t('127.0.0.1', 100, 8080)] })];
+    const live = state(loopback, { paths: { eth0: { path: 'xdp' } } });
+    const want = state(loopback, { paths: { eth0: { path: 'tc', reason: 'eth0 is a virtual interface (veth)', routeLocalnet: true } } });
+    const plan = diffStates(want, live);
+    expect(plan.changes).toHaveLength(1);
+    expect(plan.changes[0]).toMatchObject({
+      kind: 'update', type: 'interface', changed: ['path', 'route_localnet'],
+      before: { name: 'eth0', path: 'xdp' }, after: { name: 'eth0', path: 'tc', reason: 'eth0 is a virtual interface (veth)', route_localnet: true },
+    });
+    expect(diffStates(state(loopback, { paths: { eth0: { path: 'auto', routeLocalnet: true } } }), state(loopback, { paths: { eth0: { path: 'tc', routeLocalnet: true } } })).changes).toEqual([]);
+    expect(diffStates(state(loopback, { paths: { eth0: { path: 'tc' } } }), state(loopback, { paths: { eth0: { path: 'tc', routeLocalnet: true } } })).changes).toEqual([]);
+    expect(diffStates(state(loopback, { paths: { eth0: { path: 'tc', routeLocalnet: true } } }), state(loopback, { paths: { eth0: { path: 'tc' } } })).changes
+      .map((c) => c.changed)).toEqual([['route_localnet']]);
+  });
+
   it('is deterministic whatever the input order', () => {
     const a = [listener({ iface: 'eth1' }), listener({ iface: 'eth0', port: 443 }), listener({ proto: 'udp' })];
     const desired = state(a);
