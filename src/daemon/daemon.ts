@@ -40,6 +40,7 @@ import { runDir } from '../state/run-dir.js';
 import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { sampleDataPlane } from './dataplane-sample.js';
+import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
 import { writeStatusFile } from './status-file.js';
@@ -152,6 +153,7 @@ export class Daemon {
   private poller: Poller | undefined;
   private watch: FileWatch | undefined;
   private driftTimer: NodeJS.Timeout | undefined;
+  private links: LinkWatch | undefined;
   private lock: InstanceLock | undefined;
   private stopping: Promise<void> | undefined;
   private stoppedResolve!: () => void;
@@ -348,6 +350,13 @@ export class Daemon {
       this.watch = this.source.watch((rev) => this.reconciler.trigger('file', rev?.slice(0, 19) ?? 'config unreadable'));
     }
     this.driftTimer = setInterval(() => this.reconciler.trigger('drift', 'timer'), this.driftIntervalMs);
+    // An interface lb serves that changes (deleted, created again, renamed, carrier) is checked at once.
+    this.links = new LinkWatch((e) => {
+      if (!this.reconciler.servedInterfaces().includes(e.ifname)) return;
+      this.log.info({ component: 'links', ifname: e.ifname, ifindex: e.ifindex, deleted: e.deleted, up: e.up }, `interface ${e.ifname} ${e.deleted ? 'deleted' : 'changed'}`);
+      this.reconciler.trigger('drift', `link ${e.ifname}`);
+    }, this.log);
+    this.links.start();
   }
 
   status(): DaemonStatus {
@@ -374,6 +383,7 @@ export class Daemon {
       this.poller?.stop();
       this.watch?.close();
       if (this.driftTimer) clearInterval(this.driftTimer);
+      this.links?.stop();
       await this.runtime?.stop();
       await this.reconciler.stop();
       await this.webhook?.close().catch(() => undefined);

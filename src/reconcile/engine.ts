@@ -7,6 +7,9 @@
 
 import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type ApplyResult, type RecoveryResult } from '../apply/index.js';
 import { preparePlan, type PreparedPlan } from '../apply/prepare.js';
+import { encodeState } from '../compile/encode.js';
+import { interfaceIndex } from '../dataplane/index.js';
+import { isLbError } from '../errors.js';
 import type { RuntimeInputs } from '../compile/compile.js';
 import { checkConfig } from '../config/check.js';
 import { ConfigError } from '../config/config-error.js';
@@ -42,6 +45,11 @@ export interface ReconcileEngine {
   prepare(req: PrepareRequest): Promise<PlannedRevision>;
   /** The transaction (caller holds the lock). */
   apply(req: ApplyRequest): ApplyResult;
+  /**
+   * The same applied state encoded for the host as it is now: an interface deleted and created
+   * again has a new ifindex, and listener keys carry it. Target ids are kept.
+   */
+  reencode(req: ApplyRequest): ApplyRequest;
   readLive(): LiveState;
 }
 
@@ -71,8 +79,23 @@ export function kernelEngine(instance: string, opts: { objectDir?: string } = {}
       instance, configPath: req.configPath, revision: req.revision, inputs: req.inputs, ...(req.warn ? { warn: req.warn } : {}),
     })),
     apply: (req) => runTransaction({ ...req, ...(opts.objectDir ? { objectDir: opts.objectDir } : {}) }),
+    reencode: (req) => reencodeRequest(req, (name) => {
+      try {
+        return interfaceIndex(name);
+      } catch (err) {
+        if (isLbError(err, 'LB_NET_IFACE')) return undefined;
+        throw err;
+      }
+    }),
     readLive: () => readLive(instance),
   };
+}
+
+/** An apply request whose generation is encoded again from its desired state with these ifindexes. */
+export function reencodeRequest(req: ApplyRequest, ifindex: (name: string) => number | undefined): ApplyRequest {
+  if (req.desired === undefined) return req;
+  const encoded = encodeState(req.desired, { ifindex, liveTargetIds: new Map(req.targetIds ?? []) });
+  return { ...req, generation: encoded.generation, targetIds: encoded.targetIds };
 }
 
 export interface ValidatedConfig {

@@ -218,6 +218,11 @@ export class Reconciler {
     return this.coalescer.running;
   }
 
+  /** The interfaces of the applied state (empty before the first apply). */
+  servedInterfaces(): readonly string[] {
+    return this.applied?.request.interfaces ?? [];
+  }
+
   /** Reconcile runs so far (drift-only runs not counted). */
   get reconciles(): number {
     return this.reconcileCount;
@@ -503,9 +508,14 @@ export class Reconciler {
         }
         const recovered = this.engine.recover();
         if (recovered) this.log.warn({ component: 'drift', outcome: recovered.outcome }, recovered.message);
-        this.engine.apply({ ...applied.request });
+        // Encoded anew: the applied bytes name interfaces by ifindex, and an interface deleted
+        // and created again (a container or VM restart) has a new one. Re-applying the old bytes
+        // would fail its read-back on every tick, forever.
+        const request = this.engine.reencode(applied.request);
+        this.engine.apply({ ...request });
+        applied.request = request;
         const after = this.engine.readLive();
-        const left = detectDrift(expected, after);
+        const left = detectDrift(expectedOf(request, expected.desired), after);
         if (left) {
           throw new LbError('LB_APPLY_VERIFY', `after re-applying revision ${label}, ${left.entries} entries still differ: ${left.differences.slice(0, 3).join('; ')}`, { entries: left.entries });
         }

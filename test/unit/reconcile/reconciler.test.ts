@@ -98,6 +98,7 @@ class FakeEngine implements ReconcileEngine {
     const changed = before !== JSON.stringify([this.live.raw, this.live.interfaces]);
     return { instance: 'unit', changed, activeGen: 0, serial: this.live.ctl.serial, ops: 0, attached: [], detached: [], warnings: [] };
   }
+  reencode(req: ApplyRequest): ApplyRequest { return req; }
   readLive(): LiveState { return this.live; }
 }
 

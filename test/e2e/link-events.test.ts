@@ -1,0 +1,110 @@
+// Interfaces that come and go under a running `lb daemon`: the client-facing veth is deleted and
+// created again with the same name and addresses (what a container or VM restart does). The new
+// interface has a new ifindex and none of lb's programs; the daemon sees the link event
+// (src/daemon/link-watch.ts), checks for drift at once, and its heal encodes the applied state
+// for the new ifindex and attaches there (a heal that re-applied the old bytes failed its
+// read-back on every tick, forever). Traffic through the VIP resumes; the time from the link
+// coming up to the first answered request is measured and printed, not asserted.
+// Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { createTopology, listNamespaces, run, waitUntil, type Topology } from '../../src/sandbox/index.js';
+import { runDir } from '../../src/state/run-dir.js';
+import { ensureBuilt } from '../lib/build.js';
+import { runCli } from '../lib/cli.js';
+import { curl } from './lib/clients.js';
+import { DaemonProcess } from './lib/daemon.js';
+
+if (process.getuid?.() !== 0) {
+  throw new Error('link-events.test.ts must run as root: it loads BPF programs and creates network namespaces');
+}
+
+const instance = `le-${process.pid}-${randomBytes(2).toString('hex')}`;
+
+describe('lb daemon: an interface deleted and created again is served again without a commit', () => {
+  let topo: Topology | undefined;
+  let dir = '';
+  let daemon: DaemonProcess | undefined;
+  const t = (): Topology => {
+    if (!topo) throw new Error('topology not created');
+    return topo;
+  };
+  const lb = (args: string[]) => runCli(['--instance', instance, ...args], { ns: t().lbNs, timeoutMs: 30_000 });
+  const ask = async (): Promise<string | undefined> => {
+    try {
+      const r = await curl(t().clients[0]!.ns, `http://${t().vip}:80/`, 500);
+      return r.status === 200 && r.remoteIp === t().vip ? r.body.trim() : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  beforeAll(async () => {
+    ensureBuilt();
+    dir = mkdtempSync(join(tmpdir(), 'lb-links-'));
+    topo = await createTopology({ variant: 'default-veth', backends: 2, clients: 1 });
+    await topo.startBackendServers();
+    writeFileSync(join(dir, 'lb.yaml'), `proxies:
+  - name: web
+    listen: {interfaces: [veth-c1], port: 80, address: ${topo.vip}}
+    default-target: [${topo.backends.map((b) => `{ip: ${b.address}, port: 8080}`).join(', ')}]
+`);
+    // The drift timer is an hour: only the link event can make the daemon look again.
+    daemon = new DaemonProcess(topo.lbNs, instance, ['--config', join(dir, 'lb.yaml'), '--poll', '1h', '--drift-interval', '1h']);
+    await daemon.started();
+    await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 100, what: 'the first apply to serve the VIP' });
+  });
+
+  afterAll(async () => {
+    const prefix = topo?.prefix;
+    try {
+      await daemon?.stop(5000).catch(() => undefined);
+      if (topo && existsSync(instanceDir(instance))) lb(['down']);
+      await topo?.destroy();
+    } finally {
+      topo?.destroySync();
+      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
+      rmSync(runDir(instance), { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
+    }
+  });
+
+  it('re-attaches and re-keys the re-created client interface, and traffic resumes', async () => {
+    const c = t().clients[0]!;
+    const before = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { attachments: Array<{ interface: string; ifindex: number; path: string }> };
+    const old = before.attachments.find((a) => a.interface === 'veth-c1')!;
+    expect(old.path).toBe('tc');
+
+    // The container restart: the pair goes (with the client's end), and comes back as it was.
+    const ip = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args], { timeoutMs: 10_000 });
+    await ip(t().lbNs, 'link', 'del', 'veth-c1');
+    await daemon!.waitForLog((l) => l.component === 'links' && l.ifname === 'veth-c1' && l.deleted === true, 'the deletion to be seen');
+    await ip(t().lbNs, 'link', 'add', 'veth-c1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c.ns);
+    await ip(t().lbNs, 'addr', 'add', `${c.gateway}/${c.lbIface.prefixLen}`, 'dev', 'veth-c1');
+    await ip(c.ns, 'addr', 'add', `${c.address}/${c.iface.prefixLen}`, 'dev', 'eth0');
+    await ip(t().lbNs, 'link', 'set', 'veth-c1', 'up');
+    await ip(c.ns, 'link', 'set', 'eth0', 'up');
+    await ip(c.ns, 'route', 'add', 'default', 'via', c.gateway);
+    const up = Date.now();
+
+    const answer = await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic through the re-created veth-c1' });
+    console.log(`links: traffic resumed ${Date.now() - up} ms after veth-c1 came up again (answered by ${answer})`);
+    expect(t().backends.map((b) => b.name)).toContain(answer);
+
+    const after = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as {
+      attachments: Array<{ interface: string; ifindex: number; path: string }>; state: { listeners: Array<{ iface: string }> };
+    };
+    const now = after.attachments.find((a) => a.interface === 'veth-c1')!;
+    expect(now.path).toBe('tc');
+    expect(now.ifindex).not.toBe(old.ifindex);
+    expect(after.state.listeners.map((l) => l.iface)).toEqual(['veth-c1']); // re-keyed: no listener left on the old ifindex
+    await daemon!.waitForLog((l) => l.component === 'drift' && typeof l.msg === 'string' && l.msg.startsWith('drift healed'), 'the heal to be logged');
+    const plan = lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']);
+    expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+  });
+});
