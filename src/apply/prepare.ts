@@ -75,6 +75,10 @@ export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan
     },
     liveTargetIds: live.targetIds,
   });
+  for (const [name, index] of Object.entries(ifindexes)) {
+    const p = compiled.state.paths?.[name];
+    if (p) p.ifindex = index;
+  }
   return {
     instance: options.instance,
     configPath: resolve(options.configPath),

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceName, routeLocalnet, readCtl, readGenerationRaw, readGenerationsRaw,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationRaw, readGenerationsRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
@@ -141,6 +141,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     serial: ctl.serial,
     interfaces: wanted,
     paths,
+    ifindexes: Object.fromEntries(wanted.map((i) => [i, interfaceIndex(i)])),
     listeners: Object.fromEntries((req.desired?.listeners ?? []).map((l) => [listenerKey(l), l.proxy])),
     targetIds: Object.fromEntries(req.targetIds ?? []),
   });

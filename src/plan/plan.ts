@@ -96,6 +96,7 @@ export function diffStates(desired: LogicalState, live: LogicalState): Plan {
         ...(want.path !== 'auto' && have.path !== 'auto' && want.path !== have.path ? ['path'] : []),
         // lb turns route_localnet on where loopback targets need it, and never off (it may be the host's own setting).
         ...(want.route_localnet === true && have.route_localnet !== true ? ['route_localnet'] : []),
+        ...(typeof want.ifindex === 'number' && typeof have.ifindex === 'number' && want.ifindex !== have.ifindex ? ['ifindex'] : []),
       ];
       if (changed.length > 0) emit({ ...make('update', 'interface', address, `interface ${name}`, have, want), changed });
     }
@@ -229,6 +230,7 @@ function interfaceValue(name: string, state: LogicalState): ResourceValue {
   const p = state.paths?.[name];
   return {
     name, path: p?.path ?? 'auto', ...(p?.reason !== undefined ? { reason: p.reason } : {}), ...(p?.routeLocalnet ? { route_localnet: true } : {}),
+    ...(p?.ifindex !== undefined ? { ifindex: p.ifindex } : {}),
   };
 }
 

@@ -63,7 +63,12 @@ function describeInterface(c: Change): string {
     ? '; set route_localnet=1: loopback targets (127.0.0.0/8) are delivered to this host through it' : '';
   if (c.kind === 'delete') return `detach the ${path(c.before)} data path`;
   if (c.kind === 'update') {
-    return c.changed.includes('path') ? `data path ${path(c.before)} -> ${path(c.after)}${why}${localnet}` : `${localnet.slice(2)}`;
+    const parts = [
+      ...(c.changed.includes('ifindex') ? [`ifindex ${String(c.before?.ifindex)} -> ${String(c.after?.ifindex)}: created again, lb's programs and listeners move to it`] : []),
+      ...(c.changed.includes('path') ? [`data path ${path(c.before)} -> ${path(c.after)}${why}`] : []),
+      ...(localnet !== '' ? [localnet.slice(2)] : []),
+    ];
+    return parts.join('; ');
   }
   const attach = path(c.after) === 'auto' ? 'attach the data path auto chooses on the host' : `attach the ${path(c.after)} data path${why}`;
   return `${attach}${localnet}`;

@@ -30,6 +30,8 @@ export interface Inventory {
   interfaces: string[];
   /** The data path chosen for each interface, and why (absent in inventories of older versions). */
   paths?: Record<string, { path: string; reason: string }>;
+  /** The ifindex of each interface when applied: a re-created interface shows as a re-key. */
+  ifindexes?: Record<string, number>;
   /** listenerKey() -> proxy name. */
   listeners: Record<string, string | null>;
   /** "addr:port" -> target id (lb_tstats slot, conntrack target_id). */

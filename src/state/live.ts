@@ -16,7 +16,7 @@ import {
 } from '../dataplane/index.js';
 import { readInventory, type Inventory } from './inventory.js';
 import { runDir } from './run-dir.js';
-import { EMPTY_STATE, targetLabel, type LogicalState } from './types.js';
+import { EMPTY_STATE, targetLabel, type InterfacePath, type LogicalState } from './types.js';
 
 export interface LiveState {
   instance: string;
@@ -83,12 +83,18 @@ function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachment
   const generation = decodeRaw(ctl.activeGen, raw);
   const interfaces = attachments.map((a) => a.ifname).sort();
   const proxies = inventory?.listeners ?? {};
+  const paths: Record<string, InterfacePath> = Object.fromEntries(attachments.filter((a) => a.path !== null)
+    .map((a) => [a.ifname, { path: a.path!, ifindex: a.ifindex, ...(localnet.has(a.ifname) ? { routeLocalnet: true } : {}) }]));
+  // An applied interface whose recorded ifindex names nothing now was deleted (and maybe created
+  // again with another): its listeners keep their name, and it shows as what it was.
+  const gone = Object.entries(inventory?.ifindexes ?? {}).filter(([name, index]) => !(name in paths) && interfaceName(index) === undefined);
+  const goneNames = new Map(gone.map(([name, index]) => [index, name]));
+  for (const [name, index] of gone) paths[name] = { path: (inventory?.paths?.[name]?.path as InterfacePath['path'] | undefined) ?? 'auto', ifindex: index };
   const state = decodeLogical(generation, {
-    ifname: (index) => interfaceName(index),
+    ifname: (index) => interfaceName(index) ?? goneNames.get(index),
     proxyOf: (key) => proxies[key] ?? null,
-    interfaces,
-    paths: Object.fromEntries(attachments.filter((a) => a.path !== null)
-      .map((a) => [a.ifname, { path: a.path!, ...(localnet.has(a.ifname) ? { routeLocalnet: true } : {}) }])),
+    interfaces: [...interfaces, ...gone.map(([name]) => name)].sort(),
+    paths,
   });
   const targetIds = new Map<string, number>(Object.entries(inventory?.targetIds ?? {}));
   for (const { group } of generation.groups) for (const t of group.targets) targetIds.set(targetLabel(t), t.targetId);

@@ -56,6 +56,12 @@ export interface InterfacePath {
    * non-loopback interface with it set (docs/dataplane.md, "Local targets").
    */
   routeLocalnet?: boolean;
+  /**
+   * The interface's ifindex, where the host was asked: desired, the one the encoding used; live,
+   * the one lb's programs are attached to, or the one the last apply recorded for an interface
+   * that has since been deleted (and maybe created again with a new one).
+   */
+  ifindex?: number;
 }
 
 export interface LogicalState {

@@ -43,6 +43,21 @@ describe('lb daemon: an interface deleted and created again is served again with
     }
   };
 
+
+  /** The container restart: the pair goes (with the client's end), and comes back as it was. */
+  const recreateClientLink = async (afterDelete: () => Promise<void> = async () => undefined): Promise<void> => {
+    const c = t().clients[0]!;
+    const ip = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args], { timeoutMs: 10_000 });
+    await ip(t().lbNs, 'link', 'del', 'veth-c1');
+    await afterDelete();
+    await ip(t().lbNs, 'link', 'add', 'veth-c1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c.ns);
+    await ip(t().lbNs, 'addr', 'add', `${c.gateway}/${c.lbIface.prefixLen}`, 'dev', 'veth-c1');
+    await ip(c.ns, 'addr', 'add', `${c.address}/${c.iface.prefixLen}`, 'dev', 'eth0');
+    await ip(t().lbNs, 'link', 'set', 'veth-c1', 'up');
+    await ip(c.ns, 'link', 'set', 'eth0', 'up');
+    await ip(c.ns, 'route', 'add', 'default', 'via', c.gateway);
+  };
+
   beforeAll(async () => {
     ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'lb-links-'));
@@ -75,21 +90,13 @@ describe('lb daemon: an interface deleted and created again is served again with
   });
 
   it('re-attaches and re-keys the re-created client interface, and traffic resumes', async () => {
-    const c = t().clients[0]!;
     const before = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { attachments: Array<{ interface: string; ifindex: number; path: string }> };
     const old = before.attachments.find((a) => a.interface === 'veth-c1')!;
     expect(old.path).toBe('tc');
 
-    // The container restart: the pair goes (with the client's end), and comes back as it was.
-    const ip = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args], { timeoutMs: 10_000 });
-    await ip(t().lbNs, 'link', 'del', 'veth-c1');
-    await daemon!.waitForLog((l) => l.component === 'links' && l.ifname === 'veth-c1' && l.deleted === true, 'the deletion to be seen');
-    await ip(t().lbNs, 'link', 'add', 'veth-c1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c.ns);
-    await ip(t().lbNs, 'addr', 'add', `${c.gateway}/${c.lbIface.prefixLen}`, 'dev', 'veth-c1');
-    await ip(c.ns, 'addr', 'add', `${c.address}/${c.iface.prefixLen}`, 'dev', 'eth0');
-    await ip(t().lbNs, 'link', 'set', 'veth-c1', 'up');
-    await ip(c.ns, 'link', 'set', 'eth0', 'up');
-    await ip(c.ns, 'route', 'add', 'default', 'via', c.gateway);
+    await recreateClientLink(async () => {
+      await daemon!.waitForLog((l) => l.component === 'links' && l.ifname === 'veth-c1' && l.deleted === true, 'the deletion to be seen');
+    });
     const up = Date.now();
 
     const answer = await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic through the re-created veth-c1' });
@@ -106,5 +113,22 @@ describe('lb daemon: an interface deleted and created again is served again with
     await daemon!.waitForLog((l) => l.component === 'drift' && typeof l.msg === 'string' && l.msg.startsWith('drift healed'), 'the heal to be logged');
     const plan = lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']);
     expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+  });
+
+  it('lb plan shows a re-created interface as a re-key, and lb apply makes it serve again', async () => {
+    await daemon!.stop(5000);
+    daemon = undefined;
+    const before = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { attachments: Array<{ interface: string; ifindex: number }> };
+    const old = before.attachments.find((a) => a.interface === 'veth-c1')!.ifindex;
+    await recreateClientLink();
+    const plan = lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(new RegExp(`~ interface veth-c1 {2}\\(ifindex ${old} -> \\d+: created again, lb's programs and listeners move to it\\)`));
+    expect(plan.stdout).not.toMatch(/^ +[-+~] +listener/m); // the listeners keep their name: nothing to destroy or create
+    expect(plan.stdout).toContain('Plan: 0 to add, 1 to change, 0 to destroy.');
+    const apply = lb(['apply', '--config', join(dir, 'lb.yaml'), '--auto-approve']);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(t().backends.map((b) => b.name)).toContain(await ask());
+    expect(lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']).code).toBe(0);
   });
 });
