@@ -40,6 +40,8 @@ import { runDir } from '../state/run-dir.js';
 import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { sampleDataPlane } from './dataplane-sample.js';
+import { DataPlane } from '../dataplane/index.js';
+import { instanceComplete } from '../runtime/dataplane-sampler.js';
 import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
@@ -352,11 +354,28 @@ export class Daemon {
     this.driftTimer = setInterval(() => this.reconciler.trigger('drift', 'timer'), this.driftIntervalMs);
     // An interface lb serves that changes (deleted, created again, renamed, carrier) is checked at once.
     this.links = new LinkWatch((e) => {
+      // Any link may be a next hop toward backends: cached FIB answers naming it are stale now.
+      this.flushNexthops();
       if (!this.reconciler.servedInterfaces().includes(e.ifname)) return;
       this.log.info({ component: 'links', ifname: e.ifname, ifindex: e.ifindex, deleted: e.deleted, up: e.up }, `interface ${e.ifname} ${e.deleted ? 'deleted' : 'changed'}`);
       this.reconciler.trigger('drift', `link ${e.ifname}`);
     }, this.log);
     this.links.start();
+  }
+
+  /** Empties the data paths' next-hop cache (lb_nexthops), when the instance exists. */
+  private flushNexthops(): void {
+    if (!instanceComplete(this.instance)) return;
+    try {
+      const dp = DataPlane.open({ instance: this.instance });
+      try {
+        dp.flushNexthops();
+      } finally {
+        dp.close();
+      }
+    } catch (err) {
+      this.log.warn({ component: 'links', ...errFields(err) }, 'cannot flush the next-hop cache; its entries expire within a second');
+    }
   }
 
   status(): DaemonStatus {

@@ -120,6 +120,8 @@ export class Reconciler {
   private readonly engine: ReconcileEngine;
   private readonly runtime: RuntimeProvider;
   private readonly selfHeal: boolean;
+  /** The last failed heal: its failure, how often in a row, and when the drift timer may retry. */
+  private healFailure: { key: string; count: number; retryAt: number } | null = null;
   private readonly settleMs: Partial<Record<TriggerKind, number>>;
   private readonly coalescer: TriggerCoalescer;
   private readonly backoff: Backoff;
@@ -263,7 +265,9 @@ export class Reconciler {
       this.opts.metrics?.reconcile(outcome.result, seconds);
       this.record(outcome, triggers, seconds);
     }
-    if (triggers.some((t) => t.kind === 'drift')) await this.driftCheck();
+    const drift = triggers.filter((t) => t.kind === 'drift');
+    // A link event or a request by hand is worth a heal even while failed heals back off.
+    if (drift.length > 0) await this.driftCheck(drift.some((t) => t.detail !== 'timer'));
   }
 
   private async reconcileOnce(force: boolean): Promise<ReconcileOutcome> {
@@ -463,7 +467,7 @@ export class Reconciler {
     return this.lastDrift ?? { finding: null, healed: false, note: 'no check was made' };
   }
 
-  private async driftCheck(): Promise<void> {
+  private async driftCheck(urgent = true): Promise<void> {
     const applied = this.applied;
     if (!applied || this.stopped) {
       this.lastDrift = { finding: null, healed: false, note: applied ? 'stopping' : 'nothing applied yet' };
@@ -485,6 +489,7 @@ export class Reconciler {
             this.log.info({ component: 'drift', revision: applied.revision }, 'the drift is gone');
             this.publish();
           }
+          this.healFailure = null;
           return { finding: null, healed: false };
         }
         const key = finding.differences.join('\n');
@@ -506,6 +511,10 @@ export class Reconciler {
           if (fresh) this.publish();
           return { finding, healed: false };
         }
+        const backoff = this.healFailure;
+        if (!urgent && backoff && backoff.count >= HEAL_STALL_AFTER && this.now().getTime() < backoff.retryAt) {
+          return { finding, healed: false, note: `healing failed ${backoff.count} times the same way; next attempt at ${new Date(backoff.retryAt).toISOString()}` };
+        }
         const recovered = this.engine.recover();
         if (recovered) this.log.warn({ component: 'drift', outcome: recovered.outcome }, recovered.message);
         // Encoded anew: the applied bytes name interfaces by ifindex, and an interface deleted
@@ -522,6 +531,8 @@ export class Reconciler {
         st.drift = { entries: finding.entries, healed: true, detectedAt };
         st.dataPlane = dataPlaneSummary(after);
         this.lastDriftKey = null;
+        this.healFailure = null;
+        st.conditions = removeCondition(st.conditions, 'Stalled');
         st.conditions = setCondition(st.conditions, {
           type: 'Ready', status: 'True', reason: 'DriftCorrected',
           message: `${finding.entries} live entr${finding.entries === 1 ? 'y' : 'ies'} had drifted from revision ${label}; re-applied it`,
@@ -540,6 +551,20 @@ export class Reconciler {
       const found = finding as DriftFinding | null;
       if (found) st.drift = { entries: found.entries, healed: false, detectedAt: st.drift?.detectedAt ?? this.now().toISOString() };
       st.conditions = setCondition(st.conditions, { type: 'Ready', status: 'False', reason: 'DriftHealFailed', message: f.message }, this.now());
+      // The same failure twice is no passing fault: Stalled, and timer ticks back off (doubling).
+      // A heal is an apply and its read-back: the step is one of those, whatever classifyFailure's default.
+      const step: StepFailure['step'] = isLbError(err, 'LB_APPLY_VERIFY') ? 'verify' : 'apply';
+      const failKey = `${step}|${f.reason}|${f.message}`;
+      const count = this.healFailure?.key === failKey ? this.healFailure.count + 1 : 1;
+      const retryAt = this.now().getTime() + Math.min(HEAL_BACKOFF_MAX_MS, HEAL_BACKOFF_BASE_MS * 2 ** Math.max(0, count - HEAL_STALL_AFTER));
+      this.healFailure = { key: failKey, count, retryAt };
+      if (count >= HEAL_STALL_AFTER) {
+        st.conditions = setCondition(st.conditions, {
+          type: 'Stalled', status: 'True', reason: 'DriftHealFailing',
+          message: `healing the drift failed ${count} times the same way, at the ${stepPhrase(step)} step: ${f.message}; ` +
+            `the drift timer retries from ${new Date(retryAt).toISOString()}; a link event or a drift check on the control socket heals at once`,
+        }, this.now());
+      }
       this.publish();
       this.lastDrift = { finding: found, healed: false, note: f.message };
     }
@@ -607,6 +632,11 @@ export class Reconciler {
     }
   }
 }
+
+/** A heal failing the same way this often is Stalled, and the drift timer backs off. */
+const HEAL_STALL_AFTER = 2;
+const HEAL_BACKOFF_BASE_MS = 30_000;
+const HEAL_BACKOFF_MAX_MS = 600_000;
 
 function failureKey(f: StepFailure): string {
   return `${f.step}|${f.reason}|${f.message}`;

@@ -16,7 +16,8 @@ import { createTopology, listNamespaces, run, waitUntil, type Topology } from '.
 import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
 import { runCli } from '../lib/cli.js';
-import { curl } from './lib/clients.js';
+import { curl, httpBatch, startStream, streamContinuity } from './lib/clients.js';
+import { predictTcp, range } from './lib/config.js';
 import { DaemonProcess } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
@@ -113,6 +114,40 @@ describe('lb daemon: an interface deleted and created again is served again with
     await daemon!.waitForLog((l) => l.component === 'drift' && typeof l.msg === 'string' && l.msg.startsWith('drift healed'), 'the heal to be logged');
     const plan = lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']);
     expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+  });
+
+  it('a backend-side interface created again is a next hop again; a stream through another backend never notices', async () => {
+    const b1 = t().backends[0]!;
+    const c = t().clients[0]!;
+    // A stream whose flow hashes to b2: it must run on, undisturbed, while b1's link is replaced.
+    const port = range(30_000, 200).find((p) => predictTcp(t(), c.address, p, [100, 100]) === 'b2')!;
+    const stream = startStream(t(), c.ns, t().vip, 80, '/stream?ms=20000', port);
+    await waitUntil(() => (stream.lines().length >= 3 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: 'the stream to flow' });
+    const ip = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args], { timeoutMs: 10_000 });
+    await ip(t().lbNs, 'link', 'del', b1.lbIface.name);
+    await ip(t().lbNs, 'link', 'add', b1.lbIface.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', b1.ns);
+    await ip(t().lbNs, 'addr', 'add', `${b1.gateway}/${b1.lbIface.prefixLen}`, 'dev', b1.lbIface.name);
+    await ip(b1.ns, 'addr', 'add', `${b1.address}/${b1.iface.prefixLen}`, 'dev', 'eth0');
+    await ip(t().lbNs, 'link', 'set', b1.lbIface.name, 'up');
+    await ip(b1.ns, 'link', 'set', 'eth0', 'up');
+    await ip(b1.ns, 'route', 'add', 'default', 'via', b1.gateway);
+    const up = Date.now();
+    // New connections from chosen ports that hash to b1: answered by b1 again.
+    const toB1 = range(31_000, 400).filter((p) => predictTcp(t(), c.address, p, [100, 100]) === 'b1').slice(0, 40);
+    let k = 0;
+    await waitUntil(async () => {
+      const p = toB1[k++ % toB1.length]!;
+      const [a] = await httpBatch(c.ns, t().vip, 80, '/', [p], { timeoutMs: 500, totalTimeoutMs: 2000 });
+      return a?.name === 'b1' ? true : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 20, what: 'b1 to answer through its re-created link' });
+    console.log(`links: b1 answered again ${Date.now() - up} ms after its link came up`);
+    await waitUntil(() => (stream.lines().length >= 8 ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: 'more stream lines' });
+    const cont = streamContinuity(stream.lines());
+    console.log(`links: stream on b2 ${stream.lines().length} lines, max gap ${cont.maxGapMs} ms`);
+    expect(cont).toMatchObject({ contiguous: true, names: ['b2'] });
+    expect(stream.connections()).toBe(1);
+    expect(stream.errors()).toEqual([]);
+    await stream.proc.stop(1000);
   });
 
   it('lb plan shows a re-created interface as a re-key, and lb apply makes it serve again', async () => {

@@ -379,6 +379,38 @@ describe('Reconciler', () => {
     expect(metrics.results).toEqual(['applied']); // drift checks are not reconciles
   });
 
+  it('a heal failing the same way twice is Stalled; the drift timer then backs off, a link event still heals at once', async () => {
+    const { source, engine, r, run } = setup();
+    source.current = revision(config([1, 1]));
+    await run();
+    const applied = engine.live;
+    engine.live = liveOf(applied.generation, [], applied.state, 9); // programs gone behind our back
+    engine.applyError = new LbError('LB_APPLY_FAILED', 'apply to instance unit failed while attaching interfaces: no interface named lo', {});
+    let attempts = 0;
+    const apply = engine.apply.bind(engine);
+    engine.apply = (req) => { attempts += 1; return apply(req); };
+    const tick = async (detail: string): Promise<void> => {
+      r.trigger('drift', detail);
+      await r.whenIdle();
+    };
+    await tick('timer');
+    expect(attempts).toBe(1);
+    expect(cond(r.report(), 'Stalled')).toBeUndefined();
+    expect(cond(r.report(), 'Ready')).toMatchObject({ status: 'False', reason: 'DriftHealFailed' });
+    await tick('timer');
+    expect(attempts).toBe(2);
+    expect(cond(r.report(), 'Stalled')).toMatchObject({ status: 'True', reason: 'DriftHealFailing' });
+    expect(cond(r.report(), 'Stalled')!.message).toMatch(/^healing the drift failed 2 times the same way, at the apply step: .*no interface named lo; the drift timer retries from /);
+    await tick('timer');
+    await tick('timer');
+    expect(attempts, 'timer ticks back off').toBe(2);
+    engine.applyError = undefined;
+    await tick('link lo');
+    expect(attempts, 'a link event heals at once').toBe(3);
+    expect(cond(r.report(), 'Stalled')).toBeUndefined();
+    expect(cond(r.report(), 'Ready')).toMatchObject({ status: 'True', reason: 'DriftCorrected' });
+  });
+
   it('with self-heal off, drift is only reported (Ready False), and counted once while it lasts', async () => {
     const { source, engine, metrics, r, run } = setup({ selfHeal: false });
     source.current = revision(config([1, 1]));
