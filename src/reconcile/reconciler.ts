@@ -435,7 +435,7 @@ export class Reconciler {
   private succeed(message: string): void {
     const st = this.st;
     st.conditions = setCondition(st.conditions, { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message }, this.now());
-    st.conditions = removeCondition(removeCondition(st.conditions, 'Reconciling'), 'Stalled');
+    st.conditions = removeCondition(removeCondition(removeCondition(st.conditions, 'Reconciling'), 'Stalled'), 'Degraded');
   }
 
   private servingNote(message: string): string {
@@ -482,6 +482,7 @@ export class Reconciler {
         const live = this.engine.readLive();
         finding = detectDrift(expected, live);
         if (!finding) {
+          st.conditions = removeCondition(st.conditions, 'Degraded');
           if (st.drift && !st.drift.healed) {
             st.drift = null;
             this.lastDriftKey = null;
@@ -532,7 +533,7 @@ export class Reconciler {
         st.dataPlane = dataPlaneSummary(after);
         this.lastDriftKey = null;
         this.healFailure = null;
-        st.conditions = removeCondition(st.conditions, 'Stalled');
+        st.conditions = removeCondition(removeCondition(st.conditions, 'Stalled'), 'Degraded');
         st.conditions = setCondition(st.conditions, {
           type: 'Ready', status: 'True', reason: 'DriftCorrected',
           message: `${finding.entries} live entr${finding.entries === 1 ? 'y' : 'ies'} had drifted from revision ${label}; re-applied it`,
@@ -550,7 +551,18 @@ export class Reconciler {
       this.log.error({ component: 'drift', reason: f.reason, code: f.code, errors: f.errors }, `healing the drift failed: ${f.message}`);
       const found = finding as DriftFinding | null;
       if (found) st.drift = { entries: found.entries, healed: false, detectedAt: st.drift?.detectedAt ?? this.now().toISOString() };
-      st.conditions = setCondition(st.conditions, { type: 'Ready', status: 'False', reason: 'DriftHealFailed', message: f.message }, this.now());
+      const missing = isLbError(err, 'LB_COMPILE_IFACE') ? ((err.data as { interfaces?: string[] }).interfaces ?? []) : [];
+      if (missing.length > 0) {
+        // An interface the config names is gone (a container or VM restart in progress): the rest
+        // of the applied state still serves; the link event of its return heals it.
+        st.conditions = setCondition(st.conditions, {
+          type: 'Degraded', status: 'True', reason: 'InterfaceMissing',
+          message: `interface${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of revision ${label} ${missing.length > 1 ? 'are' : 'is'} missing; ` +
+            'everything else keeps serving, and lb re-attaches when it appears',
+        }, this.now());
+      } else {
+        st.conditions = setCondition(st.conditions, { type: 'Ready', status: 'False', reason: 'DriftHealFailed', message: f.message }, this.now());
+      }
       // The same failure twice is no passing fault: Stalled, and timer ticks back off (doubling).
       // A heal is an apply and its read-back: the step is one of those, whatever classifyFailure's default.
       const step: StepFailure['step'] = isLbError(err, 'LB_APPLY_VERIFY') ? 'verify' : 'apply';
@@ -558,7 +570,7 @@ export class Reconciler {
       const count = this.healFailure?.key === failKey ? this.healFailure.count + 1 : 1;
       const retryAt = this.now().getTime() + Math.min(HEAL_BACKOFF_MAX_MS, HEAL_BACKOFF_BASE_MS * 2 ** Math.max(0, count - HEAL_STALL_AFTER));
       this.healFailure = { key: failKey, count, retryAt };
-      if (count >= HEAL_STALL_AFTER) {
+      if (count >= HEAL_STALL_AFTER && missing.length === 0) {
         st.conditions = setCondition(st.conditions, {
           type: 'Stalled', status: 'True', reason: 'DriftHealFailing',
           message: `healing the drift failed ${count} times the same way, at the ${stepPhrase(step)} step: ${f.message}; ` +

@@ -3,7 +3,7 @@
 
 import type { Condition, ConditionStatus, ConditionType } from './types.js';
 
-const ORDER: ConditionType[] = ['Ready', 'Reconciling', 'Stalled'];
+const ORDER: ConditionType[] = ['Ready', 'Reconciling', 'Stalled', 'Degraded'];
 
 export function setCondition(
   list: readonly Condition[],

@@ -5,7 +5,8 @@ import type { RuntimeStatus } from '../runtime/status.js';
 
 export const STATUS_REPORT_SCHEMA = 'lb.status/v1' as const;
 
-export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
+/** Degraded: the applied state serves, but part of it cannot (an interface it names is missing). */
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled' | 'Degraded';
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export interface Condition {

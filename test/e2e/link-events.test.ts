@@ -7,7 +7,7 @@
 // coming up to the first answered request is measured and printed, not asserted.
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,15 @@ describe('lb daemon: an interface deleted and created again is served again with
     return topo;
   };
   const lb = (args: string[]) => runCli(['--instance', instance, ...args], { ns: t().lbNs, timeoutMs: 30_000 });
+  /** A condition of the daemon's status file, /run/lb/<instance>/status.json. */
+  const condition = (type: string): { status: string; reason: string; message: string } | undefined => {
+    try {
+      const report = JSON.parse(readFileSync(join(runDir(instance), 'status.json'), 'utf8')) as { conditions: Array<{ type: string; status: string; reason: string; message: string }> };
+      return report.conditions.find((c) => c.type === type);
+    } catch {
+      return undefined;
+    }
+  };
   const ask = async (): Promise<string | undefined> => {
     try {
       const r = await curl(t().clients[0]!.ns, `http://${t().vip}:80/`, 500);
@@ -97,11 +106,16 @@ describe('lb daemon: an interface deleted and created again is served again with
 
     await recreateClientLink(async () => {
       await daemon!.waitForLog((l) => l.component === 'links' && l.ifname === 'veth-c1' && l.deleted === true, 'the deletion to be seen');
+      // While it is gone: Degraded, naming it; Ready stays (everything else serves).
+      const degraded = await waitUntil(() => condition('Degraded'), { timeoutMs: 10_000, intervalMs: 50, what: 'the Degraded condition' });
+      expect(degraded).toMatchObject({ status: 'True', reason: 'InterfaceMissing' });
+      expect(degraded.message).toMatch(/^interface veth-c1 of revision .* is missing; everything else keeps serving/);
     });
     const up = Date.now();
 
     const answer = await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic through the re-created veth-c1' });
     console.log(`links: traffic resumed ${Date.now() - up} ms after veth-c1 came up again (answered by ${answer})`);
+    await waitUntil(() => (condition('Degraded') === undefined ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: 'Degraded to clear' });
     expect(t().backends.map((b) => b.name)).toContain(answer);
 
     const after = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as {
