@@ -356,7 +356,10 @@ export class Daemon {
     this.links = new LinkWatch((e) => {
       // Any link may be a next hop toward backends: cached FIB answers naming it are stale now.
       this.flushNexthops();
-      if (!this.reconciler.servedInterfaces().includes(e.ifname)) return;
+      if (!this.reconciler.servedInterfaces().includes(e.ifname)) {
+        if (!e.deleted) this.reconciler.interfaceAppeared(e.ifname);
+        return;
+      }
       this.log.info({ component: 'links', ifname: e.ifname, ifindex: e.ifindex, deleted: e.deleted, up: e.up }, `interface ${e.ifname} ${e.deleted ? 'deleted' : 'changed'}`);
       this.reconciler.trigger('drift', `link ${e.ifname}`);
     }, this.log);

@@ -220,6 +220,15 @@ export class Reconciler {
     return this.coalescer.running;
   }
 
+  /**
+   * An interface appeared: when the last reconcile waits for a missing interface
+   * (LB_COMPILE_IFACE, retried every few seconds), it runs again now.
+   */
+  interfaceAppeared(ifname: string): void {
+    const last = this.lastOutcomeValue;
+    if (last && 'failure' in last && last.failure.code === 'LB_COMPILE_IFACE') this.trigger('manual', `link ${ifname}`);
+  }
+
   /** The interfaces of the applied state (empty before the first apply). */
   servedInterfaces(): readonly string[] {
     return this.applied?.request.interfaces ?? [];

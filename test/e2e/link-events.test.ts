@@ -54,18 +54,22 @@ describe('lb daemon: an interface deleted and created again is served again with
   };
 
 
-  /** The container restart: the pair goes (with the client's end), and comes back as it was. */
-  const recreateClientLink = async (afterDelete: () => Promise<void> = async () => undefined): Promise<void> => {
+  /** The client's link as the topology made it, created again (after it was deleted). */
+  const createClientLink = async (): Promise<void> => {
     const c = t().clients[0]!;
     const ip = (ns: string, ...args: string[]) => run(['ip', '-n', ns, ...args], { timeoutMs: 10_000 });
-    await ip(t().lbNs, 'link', 'del', 'veth-c1');
-    await afterDelete();
     await ip(t().lbNs, 'link', 'add', 'veth-c1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c.ns);
     await ip(t().lbNs, 'addr', 'add', `${c.gateway}/${c.lbIface.prefixLen}`, 'dev', 'veth-c1');
     await ip(c.ns, 'addr', 'add', `${c.address}/${c.iface.prefixLen}`, 'dev', 'eth0');
     await ip(t().lbNs, 'link', 'set', 'veth-c1', 'up');
     await ip(c.ns, 'link', 'set', 'eth0', 'up');
     await ip(c.ns, 'route', 'add', 'default', 'via', c.gateway);
+  };
+  /** The container restart: the pair goes (with the client's end), and comes back as it was. */
+  const recreateClientLink = async (afterDelete: () => Promise<void> = async () => undefined): Promise<void> => {
+    await run(['ip', '-n', t().lbNs, 'link', 'del', 'veth-c1'], { timeoutMs: 10_000 });
+    await afterDelete();
+    await createClientLink();
   };
 
   beforeAll(async () => {
@@ -179,5 +183,36 @@ describe('lb daemon: an interface deleted and created again is served again with
     expect(apply.code, apply.stderr).toBe(0);
     expect(t().backends.map((b) => b.name)).toContain(await ask());
     expect(lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']).code).toBe(0);
+  });
+
+  it('an interface renamed away and back keeps serving: same device, same programs', async () => {
+    const ip = (...args: string[]) => run(['ip', '-n', t().lbNs, ...args], { timeoutMs: 10_000 });
+    const ifindex = (): number => (JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { attachments: Array<{ interface: string; ifindex: number }> })
+      .attachments.find((a) => a.interface === 'veth-c1')?.ifindex ?? -1;
+    const before = ifindex();
+    for (const [from, to] of [['veth-c1', 'lbtmp0'], ['lbtmp0', 'veth-c1']] as const) {
+      await ip('link', 'set', from, 'down'); // a running interface cannot be renamed
+      await ip('link', 'set', from, 'name', to);
+      await ip('link', 'set', to, 'up');
+      await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: `traffic with the interface named ${to}` });
+    }
+    expect(ifindex()).toBe(before);
+    expect(lb(['plan', '--config', join(dir, 'lb.yaml'), '--detailed-exitcode']).code).toBe(0);
+  });
+
+  it('an interface missing when the daemon starts is served once it appears', async () => {
+    await daemon?.stop(5000);
+    daemon = undefined;
+    expect(lb(['down']).code).toBe(0);
+    await run(['ip', '-n', t().lbNs, 'link', 'del', 'veth-c1'], { timeoutMs: 10_000 });
+    daemon = new DaemonProcess(t().lbNs, instance, ['--config', join(dir, 'lb.yaml'), '--poll', '1h', '--drift-interval', '1h']);
+    await daemon.started();
+    const waiting = await waitUntil(() => condition('Ready'), { timeoutMs: 15_000, intervalMs: 50, what: 'the first reconcile' });
+    expect(waiting).toMatchObject({ status: 'False', reason: 'InterfaceMissing' });
+    await createClientLink();
+    const up = Date.now();
+    await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic once veth-c1 exists' });
+    console.log(`links: veth-c1, missing at start, served ${Date.now() - up} ms after it came up`);
+    expect(condition('Ready')).toMatchObject({ status: 'True' });
   });
 });
