@@ -5,6 +5,7 @@
 
 import { DataPlane } from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
+import { linkFacts } from '../dataplane/link-facts.js';
 import { pathLabel } from '../reconcile/status.js';
 import { instanceComplete } from '../runtime/dataplane-sampler.js';
 import { readLive } from '../state/live.js';
@@ -26,7 +27,13 @@ export function sampleDataPlane(instance: string): DataPlaneSample | null {
       const path = pathLabel(a);
       return path === null ? [] : [{ interface: a.ifname, path, reason: live.inventory?.paths?.[a.ifname]?.reason ?? '' }];
     });
-    return { stats, backends, paths };
+    const facts = new Map(linkFacts().map((l) => [l.name, l]));
+    const served = [...new Set([...(live.inventory?.interfaces ?? []), ...live.attachments.map((a) => a.ifname)])].sort();
+    const links = served.map((name) => {
+      const l = facts.get(name);
+      return { interface: name, up: l !== undefined && l.up && l.carrier };
+    });
+    return { stats, backends, paths, links };
   } finally {
     dp.close();
   }

@@ -10,6 +10,7 @@
 // Data plane, read from the kernel at scrape time (nothing cached between scrapes):
 //              lb_packets_total{reason}                lb_stats_v2, one series per counter (STAT_NAMES)
 //              lb_interface_path_info{interface,path,reason}  1 per attached interface: its data path and why
+//              lb_interface_up{interface}               1 when an interface the last apply serves exists, is up and has carrier
 //              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
 //              lb_backend_new_flows_total{backend}, lb_backend_closed_flows_total{backend}
 //                                                      lb_tstats of every backend of the active generation
@@ -49,6 +50,8 @@ export interface DataPlaneSample {
   backends: BackendSample[];
   /** The attached interfaces' data paths (absent: none reported). */
   paths?: InterfacePathSample[];
+  /** Every interface the last apply serves: exists, up and with carrier. */
+  links?: Array<{ interface: string; up: boolean }>;
 }
 
 export interface DaemonMetricsOptions {
@@ -114,6 +117,14 @@ export class DaemonMetrics {
       collect(this: Gauge<string>) {
         this.reset();
         for (const p of metrics.sample?.paths ?? []) this.set({ interface: p.interface, path: p.path, reason: p.reason }, 1);
+      },
+    });
+    new Gauge({
+      name: 'lb_interface_up', help: 'Whether an interface the last apply serves exists, is up and has carrier (1) or not (0)',
+      labelNames: ['interface'], registers,
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const l of metrics.sample?.links ?? []) this.set({ interface: l.interface }, l.up ? 1 : 0);
       },
     });
     new Gauge({

@@ -130,6 +130,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
     expect(metric(m, 'lb_dataplane_up')).toBe(1);
     // auto chose the TC path on the sandbox's veth, and says why.
     expect(m).toMatch(/^lb_interface_path_info\{interface="veth-c1",path="tc",reason="veth-c1 is a virtual interface \(veth\)[^"]*"\} 1$/m);
+    expect(metric(m, 'lb_interface_up', { interface: 'veth-c1' })).toBe(1);
     const flows = ['1', '2', '3'].map((i) => metric(m, 'lb_backend_new_flows_total', { backend: `10.202.${i}.2:8080` }) ?? 0);
     expect(flows.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(REQUESTS);
     expect(metric(m, 'lb_backend_bytes_total', { backend: '10.202.1.2:8080' })).toBeGreaterThan(0);

@@ -18,13 +18,15 @@ import { ensureBuilt } from '../lib/build.js';
 import { runCli } from '../lib/cli.js';
 import { curl, httpBatch, startStream, streamContinuity } from './lib/clients.js';
 import { predictTcp, range } from './lib/config.js';
-import { DaemonProcess } from './lib/daemon.js';
+import { DaemonProcess, httpInNs, metric } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
   throw new Error('link-events.test.ts must run as root: it loads BPF programs and creates network namespaces');
 }
 
 const instance = `le-${process.pid}-${randomBytes(2).toString('hex')}`;
+/** The daemon's ops endpoints (its default address), inside the LB namespace. */
+const OPS = 9180;
 
 describe('lb daemon: an interface deleted and created again is served again without a commit', () => {
   let topo: Topology | undefined;
@@ -114,12 +116,14 @@ describe('lb daemon: an interface deleted and created again is served again with
       const degraded = await waitUntil(() => condition('Degraded'), { timeoutMs: 10_000, intervalMs: 50, what: 'the Degraded condition' });
       expect(degraded).toMatchObject({ status: 'True', reason: 'InterfaceMissing' });
       expect(degraded.message).toMatch(/^interface veth-c1 of revision .* is missing; everything else keeps serving/);
+      expect(metric((await httpInNs(t().lbNs, OPS, '/metrics')).body, 'lb_interface_up', { interface: 'veth-c1' })).toBe(0);
     });
     const up = Date.now();
 
     const answer = await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic through the re-created veth-c1' });
     console.log(`links: traffic resumed ${Date.now() - up} ms after veth-c1 came up again (answered by ${answer})`);
     await waitUntil(() => (condition('Degraded') === undefined ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: 'Degraded to clear' });
+    expect(metric((await httpInNs(t().lbNs, OPS, '/metrics')).body, 'lb_interface_up', { interface: 'veth-c1' })).toBe(1);
     expect(t().backends.map((b) => b.name)).toContain(answer);
 
     const after = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as {
