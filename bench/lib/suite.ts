@@ -1,5 +1,5 @@
 // What a benchmark suite is: a named measurement that produces absolute figures and ratios
-// between figures measured in the same run (DESIGN §7: goals are ratios against a baseline
+// between figures measured in the same run (docs/design.md §7: goals are ratios against a baseline
 // measured alongside, never absolute thresholds). bench/main.ts runs a list of suites; a new
 // benchmark (plan/apply, gitops) is one more module exporting a Suite.
 

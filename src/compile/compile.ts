@@ -6,7 +6,7 @@
 // - Session persistence is a per-listener flag in the data plane (LB_LF_PERSIST), so a listener
 //   takes the proxy's setting; a source route whose own setting differs cannot be honoured and
 //   gets a warning ("route-persistence-ignored").
-// - Proxies on the splice path (SNI routes, PROXY protocol; DESIGN §6) are compiled onto the XDP
+// - Proxies on the splice path (SNI routes, PROXY protocol; docs/design.md §6) are compiled onto the XDP
 //   path with their default target and source routes, and a warning says what is not enforced yet.
 // - A host target contributes one backend per resolved address, sharing the target's weight:
 //   floor(weight / N) each, and the remainder 1 by 1 to the lowest addresses (numeric order).

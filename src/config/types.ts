@@ -44,7 +44,7 @@ export interface Proxy {
   sessionPersistence: boolean;
   /**
    * 'splice' when the proxy has SNI routes or a target with PROXY protocol v2: its connections
-   * must be accepted in user space (DESIGN §6). Otherwise 'xdp': NAT in the kernel fast path.
+   * must be accepted in user space (docs/design.md §6). Otherwise 'xdp': NAT in the kernel fast path.
    */
   dataPath: 'xdp' | 'splice';
   source: SourceRef;

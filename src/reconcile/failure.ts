@@ -1,4 +1,4 @@
-// The typed errors of the reconcile steps and what each tells the loop (STYLE: Flux). A step that
+// The typed errors of the reconcile steps and what each tells the loop (docs/design.md §5, after Flux). A step that
 // fails throws a StepError naming the step; classifyFailure() turns it into a disposition, a
 // CamelCase reason, a one-line message and the report's errors. The loop, not the throw site,
 // decides logging, retries and status.

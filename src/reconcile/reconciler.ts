@@ -1,4 +1,4 @@
-// The reconcile loop (STYLE: Flux). One run is a linear list of steps, stopping at the first error:
+// The reconcile loop (docs/design.md §5, after Flux). One run is a linear list of steps, stopping at the first error:
 //
 //   fetch     Source.fetch(): the revision the source points at now
 //   (unchanged revision and runtime inputs: an explicit no-op, result "unchanged")

@@ -1,4 +1,4 @@
-// Status reporting (DESIGN §5): the report model, its Markdown rendering, and the status branch.
+// Status reporting (docs/design.md §5): the report model, its Markdown rendering, and the status branch.
 
 export { findCondition, removeCondition, setCondition } from './conditions.js';
 export { renderStatusMarkdown } from './markdown.js';

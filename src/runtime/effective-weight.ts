@@ -1,7 +1,7 @@
 // The effective weight of every target of every group, from the runtime's state. Pure.
 //
 // effectiveWeights() is the one place the rules live; buildRuntimeInputs() applies it to each
-// group of a config (default target, source routes, SNI routes: DESIGN §1, every group) and hands
+// group of a config (default target, source routes, SNI routes: docs/design.md §1, every group) and hands
 // compileConfig its RuntimeInputs.
 //
 // Per target, in this order:

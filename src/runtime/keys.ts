@@ -6,7 +6,7 @@
 // - a drain is per (proxy, target id), the target id as the config names it ("10.0.0.1:8080",
 //   "api.internal:8080"), because `lb drain PROXY TARGET` names it that way;
 // - an effective weight is per (proxy, group, target id): the same target may sit in several
-//   groups of a proxy, and each group is reweighted (DESIGN §1: every group, never only the
+//   groups of a proxy, and each group is reweighted (docs/design.md §1: every group, never only the
 //   default target).
 //
 // Group names: 'default', a source route's canonical prefix (both as compile.ts names them), and

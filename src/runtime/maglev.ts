@@ -1,6 +1,6 @@
 // Maglev consistent hashing (Eisenbud et al., NSDI 2016), weighted: the lookup table the data
-// plane would index with the flow hash for session persistence. Pure. The C side is a proposal
-// (docs/runtime.md, "Session persistence"); this builder is what user space would write.
+// plane indexes with the client-address hash for session persistence (lb_maglev; docs/runtime.md,
+// "Session persistence"). Pure: compile writes what this builds.
 //
 // Table: M slots (M prime, M >> number of backends), each holding the index of a backend.
 // Backend i has a permutation of the slots: offset_i = h1(id) mod M, skip_i = h2(id) mod (M-1) + 1,

@@ -1,4 +1,4 @@
-// What a failed step tells the reconcile loop to do (STYLE: Flux). The throw site classifies; the
+// What a failed step tells the reconcile loop to do (docs/design.md §5, after Flux). The throw site classifies; the
 // loop decides logging, events and retries.
 //
 //   stalling   a human must act (bad ref, missing path, bad signature, refused credentials): do not

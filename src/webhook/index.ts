@@ -1,4 +1,4 @@
-// Webhook receivers for GitHub, Gitea and GitLab push events (DESIGN §5).
+// Webhook receivers for GitHub, Gitea and GitLab push events (docs/design.md §5).
 
 export { DeliveryCache } from './delivery-cache.js';
 export { PROVIDERS, PROVIDER_SPECS, parsePush, type Provider, type PushInfo } from './providers.js';

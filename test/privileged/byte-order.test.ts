@@ -1,5 +1,5 @@
 // Byte order of every multi-byte field the control plane writes and the data plane reads
-// (the original stored weights big-endian and read them little-endian; DESIGN §1). Each value is
+// (the original stored weights big-endian and read them little-endian; docs/design.md §1). Each value is
 // chosen so that the byte-swapped reading gives a different packet outcome, the map bytes are
 // compared with a layout written out by hand from lb_abi.h (__be* = network order, the rest host
 // order, little-endian on x86-64 and arm64), and the packets' outcome proves the kernel reads them so.

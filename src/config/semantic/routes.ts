@@ -7,7 +7,7 @@ import { normalizeSniHostname } from '../hostname.js';
 import { joinPointer } from '../pointer.js';
 import type { SemanticContext } from './context.js';
 
-/** Both generations share the LPM trie, so one config may use half of it (DESIGN §3). */
+/** Both generations share the LPM trie, so one config may use half of it (docs/design.md §3). */
 const MAX_SOURCE_ROUTES_PER_CONFIG = LB_MAX_SRC_ROUTES / LB_GENERATIONS;
 
 export function checkRoutes(ctx: SemanticContext): void {

@@ -168,7 +168,7 @@ describe('the examples in docs/config.md', () => {
   const doc = readFileSync('docs/config.md', 'utf8');
   const blocks = (lang: string) => [...doc.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
 
-  it('the first YAML example (DESIGN §4) is valid', () => {
+  it('the first YAML example (docs/design.md §4) is valid', () => {
     const [example] = blocks('yaml');
     expect(accepted(checkText('example.yaml', example!)).proxies).toHaveLength(1);
   });
