@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManagedProcess, SeedTopology } from '../../../src/sandbox/index.js';
+import { DNS_SCRIPT } from '../lib/runtime.js';
 
 const SERVER_SCRIPT = `
 const net = require('node:net');
@@ -79,38 +80,6 @@ export async function startServer(topo: SeedTopology, ns: string, listen: Readon
   await proc.waitForOutput(/"ready":true/, 15_000);
   return proc;
 }
-
-const DNS_SCRIPT = `
-const dgram = require('node:dgram');
-const fs = require('node:fs');
-const [stateFile] = process.argv.slice(1);
-const sock = dgram.createSocket('udp4');
-sock.on('message', (msg, rinfo) => {
-  let st = { records: {}, mode: 'answer' };
-  try { st = JSON.parse(fs.readFileSync(stateFile, 'utf8')); } catch {}
-  if (msg.length < 12 || msg.readUInt16BE(4) !== 1) return;
-  const labels = [];
-  let off = 12;
-  while (off < msg.length && msg[off] !== 0) { const n = msg[off]; labels.push(msg.toString('ascii', off + 1, off + 1 + n)); off += 1 + n; }
-  if (off + 5 > msg.length) return;
-  const qtype = msg.readUInt16BE(off + 1);
-  const name = labels.join('.').toLowerCase();
-  const addrs = st.records[name];
-  const rcode = st.mode === 'servfail' ? 2 : addrs === undefined ? 3 : 0;
-  const answers = rcode === 0 && qtype === 1 ? addrs : [];
-  const h = Buffer.alloc(12);
-  h.writeUInt16BE(msg.readUInt16BE(0), 0);
-  h.writeUInt16BE(0x8000 | 0x0400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | rcode, 2);
-  h.writeUInt16BE(1, 4);
-  h.writeUInt16BE(answers.length, 6);
-  const rrs = answers.map((a) => { const rr = Buffer.alloc(16); rr.writeUInt16BE(0xc00c, 0); rr.writeUInt16BE(1, 2); rr.writeUInt16BE(1, 4);
-    rr.writeUInt32BE(1, 6); rr.writeUInt16BE(4, 10); a.split('.').forEach((p, i) => rr.writeUInt8(Number(p), 12 + i)); return rr; });
-  sock.send(Buffer.concat([h, msg.subarray(12, off + 5), ...rrs]), rinfo.port, rinfo.address);
-});
-sock.bind(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ ready: true, port: sock.address().port }) + '\\n'));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
-`;
 
 export type DnsMode = 'answer' | 'servfail';
 

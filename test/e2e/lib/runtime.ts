@@ -86,7 +86,8 @@ export function tally(answers: readonly BatchAnswer[]): { counts: Record<string,
   return { counts, failures: errors.length, errors };
 }
 
-const DNS_SCRIPT = `
+/** A Node DNS responder answering A queries from a JSON state file (records, mode answer | servfail | drop). */
+export const DNS_SCRIPT = `
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const [stateFile] = process.argv.slice(1);
