@@ -10,7 +10,7 @@
 // removes what a crashed run left), and every process started through the topology dies with it.
 // No server runs by default: the caller starts its own (ports and addresses are in `plan`).
 
-import { spawnSync } from 'node:child_process';
+import { deleteNamespace, deleteNamespaceSync, forget, removeOnExit } from './namespaces.js';
 import { ManagedProcess, SandboxError, run, type RunResult } from './process.js';
 import { execIn, listNamespaces, makeRunPrefix, nsenterArgs, type ExecOptions } from './topology.js';
 import {
@@ -36,48 +36,6 @@ async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) =
   let next = 0;
   const worker = async (): Promise<void> => { while (next < items.length) await fn(items[next++]!); };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-// ---- cleanup on signals and exit (the same policy as topology.ts, for these topologies) ----
-
-const live = new Set<SeedTopology>();
-let handlersInstalled = false;
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-function onSignal(signal: NodeJS.Signals): void {
-  for (const t of [...live]) t.destroySync();
-  for (const s of SIGNALS) process.removeListener(s, onSignal);
-  handlersInstalled = false;
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  for (const s of SIGNALS) process.on(s, onSignal);
-  process.once('exit', () => { for (const t of [...live]) t.destroySync(); });
-}
-
-async function nsPids(ns: string): Promise<number[]> {
-  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
-  return r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
-}
-
-function kill(pid: number, signal: NodeJS.Signals): void {
-  try { process.kill(pid, signal); } catch { /* gone */ }
-}
-
-/** Ends the processes left in `ns` (TERM, then KILL after `graceMs`), then deletes it. */
-async function deleteNamespace(ns: string, graceMs: number): Promise<void> {
-  let pids = await nsPids(ns);
-  if (pids.length > 0) {
-    for (const p of pids) kill(p, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (pids = await nsPids(ns)).length > 0) await sleep(50);
-    for (const p of pids) kill(p, 'SIGKILL');
-  }
-  const r = await run(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
-  if (r.code !== 0 && !/No such file|not exist/i.test(r.stderr)) throw new SandboxError(`ip netns del ${ns} failed: ${r.stderr.trim()}`, { ns });
 }
 
 export type SeedBackend = PlannedBackend & { ns: string };
@@ -164,7 +122,7 @@ export class SeedTopology {
     const left = new Set(await listNamespaces().catch(() => [] as string[]));
     const remaining = this.namespaceNames.filter((n) => left.has(n));
     this.destroyed = true;
-    live.delete(this);
+    forget(this);
     if (errors.length > 0 || remaining.length > 0) {
       throw new SandboxError(`teardown of ${this.prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
         { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
@@ -175,13 +133,9 @@ export class SeedTopology {
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    live.delete(this);
+    forget(this);
     for (const p of this.processes) p.killSync();
-    for (const ns of [...this.namespaceNames].reverse()) {
-      const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: CMD_TIMEOUT_MS });
-      for (const pid of (r.stdout ?? '').split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number)) if (pid !== process.pid) kill(pid, 'SIGKILL');
-      spawnSync('ip', ['netns', 'del', ns], { timeout: CMD_TIMEOUT_MS, stdio: 'ignore' });
-    }
+    for (const ns of [...this.namespaceNames].reverse()) deleteNamespaceSync(ns);
   }
 }
 
@@ -198,8 +152,7 @@ export async function createSeedTopology(config: SeedConfig, opts: SeedTopologyO
 
   const topo = new SeedTopology(prefix, plan);
   if (opts.cleanupOnSignal ?? true) {
-    live.add(topo);
-    installHandlers();
+    removeOnExit(topo);
   }
   const sh = (argv: string[]): Promise<RunResult> => run(argv, { timeoutMs: CMD_TIMEOUT_MS });
   const lb = topo.lbNs;

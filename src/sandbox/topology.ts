@@ -33,11 +33,11 @@
 //   `ethtool -S`, not rx_queue_0_xdp_redirect) and the frame is lost. Backends need it for the
 //   DNAT fast path; clients get it too so a data plane may redirect replies as well.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../package-root.js';
+import { deleteNamespace, deleteNamespaceSync, forget, removeOnExit } from './namespaces.js';
 import { ManagedProcess, SandboxError, isAlive, run, type RunOptions, type RunResult } from './process.js';
 import { buildLinks, checkVariant, pinNeighbors, type HostLink, type HostSpec, type TopologyVariant } from './topology-variants.js';
 
@@ -203,45 +203,6 @@ function parseNetnsList(text: string): string[] {
   return text.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n !== '');
 }
 
-function nsPidsSync(ns: string): number[] {
-  const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: CMD_TIMEOUT_MS });
-  return (r.stdout ?? '').split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
-}
-
-async function nsPids(ns: string): Promise<number[]> {
-  const r = await run(['ip', 'netns', 'pids', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
-  return r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((p) => p !== process.pid);
-}
-
-function killPid(pid: number, signal: NodeJS.Signals): void {
-  try { process.kill(pid, signal); } catch { /* already gone */ }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Ends every process inside `ns` (SIGTERM, then SIGKILL after `graceMs`) and deletes it.
- * A namespace lives on while a process holds it, so the processes go first.
- */
-async function deleteNamespace(ns: string, graceMs: number): Promise<void> {
-  let pids = await nsPids(ns);
-  if (pids.length > 0) {
-    for (const p of pids) killPid(p, 'SIGTERM');
-    const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && (pids = await nsPids(ns)).length > 0) await sleep(50);
-    for (const p of pids) killPid(p, 'SIGKILL');
-  }
-  const r = await run(['ip', 'netns', 'del', ns], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
-  if (r.code !== 0 && !/No such file|not exist/i.test(r.stderr)) {
-    throw new SandboxError(`ip netns del ${ns} failed: ${r.stderr.trim()}`, { ns });
-  }
-}
-
-function deleteNamespaceSync(ns: string): void {
-  for (const p of nsPidsSync(ns)) killPid(p, 'SIGKILL');
-  spawnSync('ip', ['netns', 'del', ns], { timeout: CMD_TIMEOUT_MS, stdio: 'ignore' });
-}
-
 const NAME_RE = /^(.*?)-(lb|c\d+|b\d+)$/;
 
 /**
@@ -269,34 +230,6 @@ export async function destroyStale(family: string = TEST_PREFIX_FAMILY): Promise
   return removed;
 }
 
-// ---- cleanup on signals and exit ----
-
-const live = new Set<Topology>();
-let handlersInstalled = false;
-let exitHandlerInstalled = false;
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-function onSignal(signal: NodeJS.Signals): void {
-  for (const t of [...live]) t.destroySync();
-  for (const s of SIGNALS) process.removeListener(s, onSignal);
-  handlersInstalled = false;
-  // Die of the signal as if no handler had been installed, unless the program handles it itself.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function onExit(): void {
-  for (const t of [...live]) t.destroySync();
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  for (const s of SIGNALS) process.on(s, onSignal);
-  if (!exitHandlerInstalled) {
-    exitHandlerInstalled = true;
-    process.on('exit', onExit);
-  }
-}
 
 // ---- the topology ----
 
@@ -431,7 +364,7 @@ export class Topology {
     const left = new Set(await listNamespaces().catch(() => [] as string[]));
     const remaining = this.namespaceNames.filter((n) => left.has(n));
     this.destroyed = true;
-    live.delete(this);
+    forget(this);
     if (errors.length > 0 || remaining.length > 0) {
       throw new SandboxError(`teardown of ${this.prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
         { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
@@ -445,7 +378,7 @@ export class Topology {
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    live.delete(this);
+    forget(this);
     for (const p of this.processes) p.killSync();
     for (const ns of [...this.namespaceNames].reverse()) deleteNamespaceSync(ns);
   }
@@ -494,8 +427,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
 
   const topo = new Topology(prefix, variant);
   if (opts.cleanupOnSignal ?? true) {
-    live.add(topo);
-    installHandlers();
+    removeOnExit(topo);
   }
   const sh = (argv: string[]): Promise<RunResult> => run(argv, { timeoutMs: CMD_TIMEOUT_MS });
   const inNs = (ns: string, argv: string[]): Promise<RunResult> => execIn(ns, argv, { timeoutMs: CMD_TIMEOUT_MS });
