@@ -3,7 +3,7 @@
 // tests' standard sandbox, seed-topology.ts for the example configs) use these.
 
 import { spawnSync } from 'node:child_process';
-import { SandboxError, run } from './process.js';
+import { SandboxError, run, type ManagedProcess } from './process.js';
 
 const CMD_TIMEOUT_MS = 15_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -77,4 +77,33 @@ export function removeOnExit(t: SyncDestroyable): void {
 /** `t` was removed (or is removing itself): the handlers leave it alone. */
 export function forget(t: SyncDestroyable): void {
   live.delete(t);
+}
+
+/**
+ * Stops a sandbox's processes, then deletes its namespaces (last created first, at most `parallel`
+ * at once) and checks none is left: throws SandboxError naming the ones that are.
+ */
+export async function deleteSandbox(prefix: string, processes: Iterable<ManagedProcess>, names: readonly string[], parallel = 1): Promise<void> {
+  await Promise.all([...processes].map((p) => p.stop(2000)));
+  const errors: unknown[] = [];
+  const queue = [...names].reverse();
+  const worker = async (): Promise<void> => {
+    for (let ns = queue.shift(); ns !== undefined; ns = queue.shift()) {
+      try { await deleteNamespace(ns, 1000); } catch (err) { errors.push(err); }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, names.length)) }, worker));
+  const r = await run(['ip', 'netns', 'list'], { timeoutMs: CMD_TIMEOUT_MS, allowFailure: true });
+  const left = new Set(r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n !== ''));
+  const remaining = names.filter((n) => left.has(n));
+  if (errors.length > 0 || remaining.length > 0) {
+    throw new SandboxError(`teardown of ${prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
+      { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
+  }
+}
+
+/** SIGKILL to a sandbox's processes and everything in its namespaces, then `ip netns del`, synchronously. */
+export function deleteSandboxSync(processes: Iterable<ManagedProcess>, names: readonly string[]): void {
+  for (const p of processes) p.killSync();
+  for (const ns of [...names].reverse()) deleteNamespaceSync(ns);
 }

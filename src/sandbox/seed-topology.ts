@@ -10,7 +10,7 @@
 // removes what a crashed run left), and every process started through the topology dies with it.
 // No server runs by default: the caller starts its own (ports and addresses are in `plan`).
 
-import { deleteNamespace, deleteNamespaceSync, forget, removeOnExit } from './namespaces.js';
+import { deleteSandbox, deleteSandboxSync, forget, removeOnExit } from './namespaces.js';
 import { ManagedProcess, SandboxError, run, type RunResult } from './process.js';
 import { execIn, listNamespaces, makeRunPrefix, nsenterArgs, type ExecOptions } from './topology.js';
 import {
@@ -114,28 +114,21 @@ export class SeedTopology {
   }
 
   private async teardown(): Promise<void> {
-    await Promise.all([...this.processes].map((p) => p.stop(2000)));
-    const errors: unknown[] = [];
-    await inParallel([...this.namespaceNames].reverse(), PARALLEL, async (ns) => {
-      try { await deleteNamespace(ns, 1000); } catch (err) { errors.push(err); }
-    });
-    const left = new Set(await listNamespaces().catch(() => [] as string[]));
-    const remaining = this.namespaceNames.filter((n) => left.has(n));
-    this.destroyed = true;
-    forget(this);
-    if (errors.length > 0 || remaining.length > 0) {
-      throw new SandboxError(`teardown of ${this.prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
-        { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
+    try {
+      await deleteSandbox(this.prefix, this.processes, this.namespaceNames, PARALLEL);
+    } finally {
+      this.destroyed = true;
+      forget(this);
     }
   }
+
 
   /** SIGKILL to every process, then `ip netns del` of every namespace, synchronously (exit and signal handlers). */
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     forget(this);
-    for (const p of this.processes) p.killSync();
-    for (const ns of [...this.namespaceNames].reverse()) deleteNamespaceSync(ns);
+    deleteSandboxSync(this.processes, this.namespaceNames);
   }
 }
 

@@ -37,7 +37,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../package-root.js';
-import { deleteNamespace, deleteNamespaceSync, forget, removeOnExit } from './namespaces.js';
+import { deleteNamespace, deleteSandbox, deleteSandboxSync, forget, removeOnExit } from './namespaces.js';
 import { ManagedProcess, SandboxError, isAlive, run, type RunOptions, type RunResult } from './process.js';
 import { buildLinks, checkVariant, pinNeighbors, type HostLink, type HostSpec, type TopologyVariant } from './topology-variants.js';
 
@@ -356,20 +356,14 @@ export class Topology {
   }
 
   private async teardown(): Promise<void> {
-    await Promise.all([...this.processes].map((p) => p.stop(2000)));
-    const errors: unknown[] = [];
-    for (const ns of [...this.namespaceNames].reverse()) {
-      try { await deleteNamespace(ns, 1000); } catch (err) { errors.push(err); }
-    }
-    const left = new Set(await listNamespaces().catch(() => [] as string[]));
-    const remaining = this.namespaceNames.filter((n) => left.has(n));
-    this.destroyed = true;
-    forget(this);
-    if (errors.length > 0 || remaining.length > 0) {
-      throw new SandboxError(`teardown of ${this.prefix} incomplete; remaining namespaces: ${remaining.join(', ') || 'none'}`,
-        { remaining }, { cause: errors.length === 1 ? errors[0] : new AggregateError(errors) });
+    try {
+      await deleteSandbox(this.prefix, this.processes, this.namespaceNames, 1);
+    } finally {
+      this.destroyed = true;
+      forget(this);
     }
   }
+
 
   /**
    * Synchronous teardown for exit and signal handlers: SIGKILL to every process group and every
@@ -379,8 +373,7 @@ export class Topology {
     if (this.destroyed) return;
     this.destroyed = true;
     forget(this);
-    for (const p of this.processes) p.killSync();
-    for (const ns of [...this.namespaceNames].reverse()) deleteNamespaceSync(ns);
+    deleteSandboxSync(this.processes, this.namespaceNames);
   }
 }
 
