@@ -11,7 +11,7 @@ BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg
 
-.PHONY: all setup build bpf ts test test-unit test-privileged demo demo-clean bench clean errors-doc
+.PHONY: all setup build bpf ts check test test-unit test-privileged demo demo-clean bench clean errors-doc
 
 all: build
 
@@ -39,11 +39,16 @@ ts:
 test: setup build
 	npx vitest run
 
-test-unit: build
-	npx vitest run test/unit
+# Without root and without built objects: the type check and the pure unit tests.
+check:
+	npx tsc -p tsconfig.json --noEmit
+	npx vitest run --project unit
+
+test-unit:
+	npx vitest run --project unit
 
 test-privileged: setup build
-	npx vitest run test/privileged test/e2e
+	npx vitest run --project privileged
 
 demo: setup build
 	node dist/src/demo/main.js $(DEMO_ARGS)
