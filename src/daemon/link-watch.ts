@@ -26,7 +26,9 @@ export class LinkWatch {
 
   start(): void {
     if (this.child || this.stopped) return;
-    const child = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The monitor must not outlive the daemon, even a kill -9 of it: the shell waits on its stdin,
+    // a pipe from this process, and stops the monitor when it closes.
+    const child = spawn('sh', ['-c', 'ip -o monitor link & m=$!; cat >/dev/null; kill $m 2>/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
@@ -49,7 +51,7 @@ export class LinkWatch {
 
   stop(): void {
     this.stopped = true;
-    this.child?.kill('SIGTERM');
+    this.child?.stdin?.end();
     this.child = undefined;
   }
 }
