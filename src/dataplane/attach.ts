@@ -89,7 +89,7 @@ function netlink(what: string, data: Record<string, unknown>, fn: () => number, 
 
 // ---- XDP ----
 
-export interface XdpState { drv: number; skb: number; hw: number }
+interface XdpState { drv: number; skb: number; hw: number }
 
 export function xdpQuery(ifindex: number, ifname: string): XdpState {
   const opts = Buffer.alloc(XDP_QUERY_OPTS.size);
@@ -102,7 +102,7 @@ export function xdpQuery(ifindex: number, ifname: string): XdpState {
   };
 }
 
-export const MODE_FLAGS: Record<XdpMode, number> = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE };
+const MODE_FLAGS: Record<XdpMode, number> = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE };
 
 /**
  * bpf_xdp_attach (progFd -1 detaches). With oldProgId the kernel swaps only if that program is
