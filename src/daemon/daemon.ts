@@ -106,6 +106,8 @@ export interface DaemonStatus {
     ready: boolean;
     readyReason: string;
     reconciles: number;
+    /** No trigger settling, no reconcile running or due. */
+    idle: boolean;
     source: string;
     poll: string | null;
     selfHeal: boolean;
@@ -314,7 +316,7 @@ export class Daemon {
       ...(git ? { acceptRef: (ref: string) => git.followsRef(ref) } : {}),
       onEvent: (e) => {
         this.log.info({ component: 'webhook', provider: e.provider, delivery: e.deliveryId, ref: e.ref, after: e.after }, 'webhook accepted: reconciling');
-        this.reconciler.trigger('webhook', e.after?.slice(0, 12) ?? e.deliveryId);
+        this.reconciler.trigger('webhook', e.after?.slice(0, 12) ?? e.deliveryId, e.after);
       },
       onResult: (provider, result) => this.metrics.webhook(provider, result),
       log: this.log,
@@ -386,7 +388,7 @@ export class Daemon {
     return {
       daemon: {
         pid: process.pid, version: lbVersion(), instance: this.instance, node: this.node, startedAt: this.startedAt,
-        ready: r.ready, readyReason: r.reason, reconciles: this.reconciler.reconciles, source: this.source.description,
+        ready: r.ready, readyReason: r.reason, reconciles: this.reconciler.reconciles, idle: this.reconciler.idle, source: this.source.description,
         poll: this.opts.poll ?? DEFAULT_POLL, selfHeal: this.opts.selfHeal ?? true, driftIntervalMs: this.driftIntervalMs,
         opsAddress: this.opsAddress, webhookAddress: this.webhookAddress,
         statusBranch: this.reporter ? this.reporter.branch : null, commands: this.control.commands,

@@ -4,6 +4,7 @@
 // Reconciler:  lb_reconcile_total{result}            applied | noop | unchanged | stalled | failed
 //              lb_reconcile_duration_seconds{result}  histogram of whole runs (fetch .. verify)
 //              lb_last_applied_revision_info{revision} 1 for the revision live in the data plane
+//              lb_reconcile_triggers_total{kind,outcome} arrivals (webhook, poll, ...) once decided: run | skipped
 //              lb_drift_detected_total                 drift found by the periodic read-back
 //              lb_webhook_requests_total{provider,result}
 //              lb_status_reports_total{result}         status-branch publishes: committed | unchanged | failed
@@ -71,6 +72,7 @@ export class DaemonMetrics {
   private readonly duration: Histogram<'result'>;
   private readonly revision: Gauge<'revision'>;
   private readonly drift: Counter;
+  private readonly triggerCount: Counter;
   private readonly webhooks: Counter<'provider' | 'result'>;
   private readonly reports: Counter<'result'>;
   private readonly readDataPlane: (() => DataPlaneSample | null) | undefined;
@@ -87,6 +89,7 @@ export class DaemonMetrics {
     for (const r of RECONCILE_RESULTS) this.reconciles.inc({ result: r }, 0);
     this.duration = new Histogram({ name: 'lb_reconcile_duration_seconds', help: 'Duration of reconcile runs (fetch to verify) in seconds', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
     this.revision = new Gauge({ name: 'lb_last_applied_revision_info', help: 'The revision live in the data plane (value 1)', labelNames: ['revision'], registers });
+    this.triggerCount = new Counter({ name: 'lb_reconcile_triggers_total', help: 'Reconcile triggers by kind, once decided: run (they started a run) or skipped (they named the revision already applied)', labelNames: ['kind', 'outcome'], registers });
     this.drift = new Counter({ name: 'lb_drift_detected_total', help: 'Times the live maps were found to differ from the last applied state', registers });
     this.webhooks = new Counter({ name: 'lb_webhook_requests_total', help: 'Webhook requests by provider and result', labelNames: ['provider', 'result'], registers });
     this.reports = new Counter({ name: 'lb_status_reports_total', help: 'Status branch publishes by result (committed, unchanged, failed)', labelNames: ['result'], registers });
@@ -165,6 +168,10 @@ export class DaemonMetrics {
   reconcile(result: ReconcileResultLabel, seconds: number): void {
     this.reconciles.inc({ result });
     this.duration.observe({ result }, seconds);
+  }
+
+  triggers(kind: string, outcome: 'run' | 'skipped', count: number): void {
+    this.triggerCount.inc({ kind, outcome }, count);
   }
 
   appliedRevision(revision: string | null): void {

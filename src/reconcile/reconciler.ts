@@ -46,6 +46,8 @@ import { dataPlaneSummary, planLines, revisionLabel } from './status.js';
 
 export interface ReconcileMetricsSink {
   reconcile(result: ReconcileResultLabel, seconds: number): void;
+  /** Arrivals of one kind, once decided: they started a run, or named what was already applied. */
+  triggers?(kind: TriggerKind, outcome: 'run' | 'skipped', count: number): void;
   appliedRevision(revision: string | null): void;
   driftDetected(): void;
 }
@@ -127,7 +129,7 @@ export class Reconciler {
   private readonly backoff: Backoff;
   private readonly now: () => Date;
   private readonly abort = new AbortController();
-  private readonly settling = new Map<TriggerKind, { timer: NodeJS.Timeout; details: string[] }>();
+  private readonly settling = new Map<TriggerKind, { timer: NodeJS.Timeout; details: string[]; revisions: Set<string>; unnamed: boolean; count: number }>();
   private applied: AppliedState | null = null;
   /** The stalled attempt: its revision (null when the source failed before naming one) and what failed. */
   private stalled: { revision: string | null; key: string } | null = null;
@@ -176,27 +178,48 @@ export class Reconciler {
 
   // ---- triggers ----------------------------------------------------------------------------
 
-  /** Asks for a run. Never blocks; bursts of one kind settle first (settleMs). */
-  trigger(kind: TriggerKind, detail?: string): void {
+  /**
+   * Asks for a run. Never blocks; bursts of one kind settle first (settleMs). `revision` is the
+   * revision the trigger names (a push webhook's after-sha): a run asked for only by triggers
+   * naming the revision already fetched and applied is skipped, so a burst of deliveries for one
+   * push makes one run however long the burst lasts.
+   */
+  trigger(kind: TriggerKind, detail?: string, revision?: string): void {
     if (this.stopped) return;
     const ms = this.settleMs[kind] ?? 0;
     if (ms <= 0) {
-      this.coalescer.trigger(kind, detail);
+      this.coalescer.trigger(kind, detail, revision !== undefined ? [revision] : undefined);
       return;
     }
     const pending = this.settling.get(kind);
     if (pending) {
+      pending.count += 1;
       if (detail !== undefined && pending.details.length < 16) pending.details.push(detail);
+      if (revision === undefined) pending.unnamed = true;
+      else if (pending.revisions.size < 16) pending.revisions.add(revision);
+      else pending.unnamed = true;
       return;
     }
     const entry = {
       details: detail !== undefined ? [detail] : [],
+      revisions: new Set(revision !== undefined ? [revision] : []),
+      unnamed: revision === undefined,
+      count: 1,
       timer: setTimeout(() => {
         this.settling.delete(kind);
-        this.coalescer.trigger(kind, entry.details.join(' ') || undefined);
+        this.coalescer.trigger(kind, entry.details.join(' ') || undefined, entry.unnamed ? undefined : [...entry.revisions], entry.count);
       }, ms),
     };
     this.settling.set(kind, entry);
+  }
+
+  /** True when every trigger names a revision, and each is the one last fetched and applied. */
+  private onlyNamesApplied(triggers: readonly Trigger[]): boolean {
+    const applied = this.applied?.revision;
+    if (applied === undefined || this.st.desiredRevision !== applied || this.forceNext) return false;
+    const last = this.lastOutcomeValue;
+    if (last === undefined || 'failure' in last || this.applied!.runtimeFingerprint !== this.runtime.snapshot().fingerprint) return false;
+    return triggers.every((t) => t.kind !== 'drift' && t.revisions !== undefined && t.revisions.length > 0 && t.revisions.every((r) => r === applied));
   }
 
   /** A reconcile that does not stop at "unchanged": re-plans and re-applies the current revision. */
@@ -218,6 +241,11 @@ export class Reconciler {
 
   get running(): boolean {
     return this.coalescer.running;
+  }
+
+  /** No trigger settling, no run in progress or due. */
+  get idle(): boolean {
+    return this.settling.size === 0 && this.coalescer.idle;
   }
 
   /**
@@ -260,6 +288,12 @@ export class Reconciler {
   // ---- the run -----------------------------------------------------------------------------
 
   private async run(triggers: Trigger[]): Promise<void> {
+    const skip = this.onlyNamesApplied(triggers);
+    for (const t of triggers) this.opts.metrics?.triggers?.(t.kind, skip ? 'skipped' : 'run', t.count ?? 1);
+    if (skip) {
+      this.log.info({ component: 'reconcile', triggers: triggers.map((t) => t.kind), revision: this.applied?.revision }, 'no run: the triggers name the revision already applied');
+      return;
+    }
     const driftOnly = triggers.every((t) => t.kind === 'drift');
     if (!driftOnly) {
       const force = this.forceNext;

@@ -10,6 +10,10 @@ export interface Trigger {
   detail?: string;
   /** Date.now() when it arrived. */
   at: number;
+  /** The revisions it names (a push webhook's after-sha), when every one of its sources named one. */
+  revisions?: readonly string[];
+  /** How many arrivals it stands for (a settled burst is one trigger); 1 when absent. */
+  count?: number;
 }
 
 export interface CoalescerOptions {
@@ -37,10 +41,17 @@ export class TriggerCoalescer {
   }
 
   /** Asks for a reconcile. Never blocks and never throws; a stopped coalescer ignores it. */
-  trigger(kind: TriggerKind, detail?: string): void {
+  trigger(kind: TriggerKind, detail?: string, revisions?: readonly string[], count = 1): void {
     if (this.stopped) return;
-    this.pending.push({ kind, ...(detail !== undefined ? { detail } : {}), at: Date.now() });
-    if (this.pending.length > this.maxPending) this.pending.splice(0, this.pending.length - this.maxPending);
+    this.pending.push({ kind, ...(detail !== undefined ? { detail } : {}), ...(revisions !== undefined ? { revisions } : {}), ...(count !== 1 ? { count } : {}), at: Date.now() });
+    // Over the bound, the oldest is folded into the next: its arrivals stay counted, and a fold of
+    // two triggers naming different things names nothing (the merged trigger always runs).
+    while (this.pending.length > this.maxPending) {
+      const [oldest, next] = this.pending as [Trigger, Trigger];
+      const sameNames = oldest.kind === next.kind && JSON.stringify(oldest.revisions) === JSON.stringify(next.revisions);
+      const { revisions: _dropped, ...rest } = next;
+      this.pending.splice(0, 2, { ...(sameNames ? next : rest), count: (oldest.count ?? 1) + (next.count ?? 1) });
+    }
     // Start on the next turn of the event loop, so a synchronous burst becomes one run.
     if (!this.active && !this.scheduled) {
       this.scheduled = true;
@@ -53,6 +64,11 @@ export class TriggerCoalescer {
 
   get running(): boolean {
     return this.active !== undefined;
+  }
+
+  /** No run in progress and none due. */
+  get idle(): boolean {
+    return this.isIdle();
   }
 
   /** Runs started so far. */

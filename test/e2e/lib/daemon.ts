@@ -104,7 +104,7 @@ export async function metricsText(ns: string, port: number): Promise<string> {
 }
 
 export interface StatusView {
-  daemon: { running: boolean; ready?: boolean; reconciles?: number };
+  daemon: { running: boolean; ready?: boolean; reconciles?: number; idle?: boolean };
   status: StatusReport | null;
 }
 
@@ -115,7 +115,7 @@ export interface StatusView {
 export async function lbStatus(instance: string): Promise<StatusView> {
   try {
     const r = (await controlRequest(controlSocketPath(instance), 'status', {}, { timeoutMs: 5000 })) as DaemonStatus;
-    return { daemon: { running: true, ready: r.daemon.ready, reconciles: r.daemon.reconciles }, status: r.report };
+    return { daemon: { running: true, ready: r.daemon.ready, reconciles: r.daemon.reconciles, idle: r.daemon.idle }, status: r.report };
   } catch (err) {
     if (!(isLbError(err, 'LB_DAEMON_CONTROL') && err.data['reason'] === 'unreachable')) throw err;
     return { daemon: { running: false }, status: readStatusFile(instance) };

@@ -317,6 +317,34 @@ describe('Reconciler', () => {
     expect(metrics.results).toEqual(['applied']);
   });
 
+  it('webhooks naming the revision already applied start no run, however long their burst lasts', async () => {
+    const { source, metrics, r } = setup({ settleMs: { webhook: 20 } });
+    const rev = revision(config([1, 1]));
+    source.current = rev;
+    let open!: () => void;
+    source.gate = new Promise((res) => { open = res; });
+    // The first delivery starts a run; more arrive while it fetches (one pending run), and after it
+    // ended, across several settle windows.
+    r.trigger('webhook', 'd0', rev.revision);
+    await sleep(40);
+    for (let i = 1; i < 5; i++) r.trigger('webhook', `d${i}`, rev.revision);
+    await sleep(40);
+    open();
+    await r.whenIdle();
+    for (let i = 5; i < 10; i++) {
+      r.trigger('webhook', `d${i}`, rev.revision);
+      await sleep(30);
+    }
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['applied']);
+    // A delivery without a revision, or naming another one, still runs.
+    r.trigger('webhook', 'ping');
+    await r.whenIdle();
+    r.trigger('webhook', 'other', 'f'.repeat(40));
+    await r.whenIdle();
+    expect(metrics.results).toEqual(['applied', 'unchanged', 'unchanged']);
+  });
+
   it('new runtime inputs re-apply an unchanged revision (runtime changes are not drift)', async () => {
     let weight = 1;
     const runtime: RuntimeProvider = {

@@ -38,7 +38,23 @@ describe('TriggerCoalescer', () => {
     // The pending list is bounded (newest kept).
     expect(batches[1]!.length).toBe(64);
     expect(batches[1]!.at(-1)!.detail).toBe('499');
+    // Folded, not lost: the oldest kept trigger stands for the 437 that arrived before it.
+    expect(batches[1]!.reduce((n, t) => n + (t.count ?? 1), 0)).toBe(500);
     expect(c.runs).toBe(2);
+  });
+
+  it('a fold keeps the revisions only when both triggers name the same ones', () => {
+    const c = new TriggerCoalescer(async () => {}, { maxPending: 2 });
+    const pending = (): Trigger[] => (c as unknown as { pending: Trigger[] }).pending;
+    c.trigger('webhook', 'a', ['r1']);
+    c.trigger('webhook', 'b', ['r1']);
+    c.trigger('webhook', 'c', ['r1']);
+    expect(pending()[0]).toMatchObject({ detail: 'b', revisions: ['r1'], count: 2 });
+    c.trigger('webhook', 'd', ['r2']);
+    expect(pending()[0]).toMatchObject({ detail: 'c', revisions: ['r1'], count: 3 });
+    c.trigger('webhook', 'e', ['r1']);
+    expect(pending()[0]).toMatchObject({ detail: 'd', count: 4 });
+    expect(pending()[0]!.revisions).toBeUndefined();
   });
 
   it('keeps going after a run throws, and reports the error', async () => {
