@@ -1,6 +1,6 @@
-// Writes docs/errors.md from the error registry (src/errors.ts via dist). Run: make errors-doc
+// Writes docs/errors.md from the error registry (src/core/errors.ts via dist). Run: make errors-doc
 import { writeFileSync } from 'node:fs';
-import { ERROR_CODES } from '../dist/src/errors.js';
+import { ERROR_CODES } from '../dist/src/core/errors.js';
 
 const areas = {
   BPF: 'Data plane (BPF objects, maps, attachments)', NET: 'Network interfaces', SANDBOX: 'Sandbox topology',
@@ -14,7 +14,7 @@ for (const [code, text] of Object.entries(ERROR_CODES)) {
   if (!byArea.has(area)) byArea.set(area, []);
   byArea.get(area).push([code, text]);
 }
-let out = '# Error codes\n\nEvery error lb reports carries one of these codes (`err.code`, and `code` in JSON output and\nstatus reports). The registry is `src/errors.ts`; this page is generated from it by\n`make errors-doc`, and `test/unit/errors.test.ts` fails when the two disagree.\n';
+let out = '# Error codes\n\nEvery error lb reports carries one of these codes (`err.code`, and `code` in JSON output and\nstatus reports). The registry is `src/core/errors.ts`; this page is generated from it by\n`make errors-doc`, and `test/unit/errors.test.ts` fails when the two disagree.\n';
 for (const [area, rows] of byArea) {
   out += `\n## ${areas[area] ?? area}\n\n| code | meaning |\n|---|---|\n`;
   for (const [code, text] of rows) out += `| \`${code}\` | ${text.replace(/\|/g, '\\|')} |\n`;

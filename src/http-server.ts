@@ -4,7 +4,7 @@
 // keep-alive connections.
 
 import { createServer, type RequestListener, type Server } from 'node:http';
-import { LbError, type ErrorCode } from './errors.js';
+import { LbError, type ErrorCode } from './core/errors.js';
 
 export interface ListenHttpOptions {
   port: number;

@@ -1,6 +1,6 @@
 /* lb_abi.h: every struct, constant and map name shared by the BPF programs and user space. */
 /*
- * The single source of truth for the C/TS ABI. src/dataplane/abi.ts mirrors it and
+ * The single source of truth for the C/TS ABI. src/core/abi.ts mirrors it and
  * test/privileged/abi-btf.test.ts checks sizes and offsets against the compiled object's BTF
  * and the constants below against this file's text.
  *
@@ -51,7 +51,7 @@
 /* Bits of lb_dst_seen (a power of two): one per hash of a flow destination {VIP, port, proto}. */
 #define LB_DST_SEEN_BITS 65536
 /* Slots of a Maglev table (a prime, M >> LB_MAX_TARGETS: 16381 keeps the disruption of a backend
- * change within ~1.5% beyond its own share at 64 targets); src/runtime/maglev.ts builds them. */
+ * change within ~1.5% beyond its own share at 64 targets); src/core/maglev.ts builds them. */
 #define LB_MAGLEV_SIZE 16381
 
 /* Map names (<= 15 characters, pinned by name under /sys/fs/bpf/lb/<instance>/). */

@@ -1,4 +1,4 @@
-/* hash.h: the flow hash, the weighted backend choice and the Maglev lookup; src/dataplane/flow-hash.ts mirrors them bit for bit. */
+/* hash.h: the flow hash, the weighted backend choice and the Maglev lookup; src/core/flow-hash.ts mirrors them bit for bit. */
 #ifndef LB_HASH_H
 #define LB_HASH_H
 
@@ -103,7 +103,7 @@ static __always_inline __u64 lb_pick_target(const struct lb_group *g, __u32 hash
 
 /*
  * Maglev choice (session persistence): the target index in slot hash % LB_MAGLEV_SIZE of the
- * group's table, as maglevLookup() in src/runtime/maglev.ts. Returns LB_MAX_TARGETS when the
+ * group's table, as maglevLookup() in src/core/maglev.ts. Returns LB_MAX_TARGETS when the
  * slot names no target of the group (a table inconsistent with its group): the caller then falls
  * back to the cumulative choice.
  */

@@ -9,9 +9,10 @@ import { runTransaction, type ApplyRequest, type ApplyResult } from './transacti
 export { acquireLock, type InstanceLock } from './lock.js';
 export { journalPath, readJournal, type Journal } from './journal.js';
 export {
-  CONFIG_MAPS, canonicalGeneration, canonicalText, describeOp, diffGeneration, executeOps, firstDifference, restoreOps,
+  CONFIG_MAPS, canonicalGeneration, canonicalText, describeOp, diffGeneration, firstDifference, restoreOps,
   type ConfigMapName, type RawOp, type SavedEntry,
-} from './ops.js';
+} from '../core/ops.js';
+export { executeOps } from './execute-ops.js';
 export { recoverInstance, type RecoveryOutcome, type RecoveryResult } from './recover.js';
 export {
   generationDigest, parseFaultSpec, runTransaction, stableJson,

@@ -5,10 +5,10 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import type { Inventory } from '../state/inventory.js';
 import { removeFileDurably, writeFileAtomic } from '../state/run-dir.js';
-import { CONFIG_MAPS, type ConfigMapName, type SavedEntry } from './ops.js';
+import { CONFIG_MAPS, type ConfigMapName, type SavedEntry } from '../core/ops.js';
 
 export const JOURNAL_FORMAT_VERSION = 1;
 

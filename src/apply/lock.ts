@@ -9,7 +9,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import koffi from 'koffi';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { ensureDir } from '../state/run-dir.js';
 
 const LOCK_EX = 2;

@@ -5,12 +5,12 @@
 // rebuilt when it is read: the same generation gives the same tables.
 
 import { readFileSync } from 'node:fs';
-import { maglevTables } from '../compile/encode.js';
+import { maglevTables } from '../core/compile/encode.js';
 import type { GenerationConfig } from '../dataplane/index.js';
-import { LbError } from '../errors.js';
-import { planDocument, type PlanDocument } from '../plan/render-json.js';
+import { LbError } from '../core/errors.js';
+import { planDocument, type PlanDocument } from '../core/plan/render-json.js';
 import { writeFileAtomic } from '../state/run-dir.js';
-import type { LogicalState } from '../state/types.js';
+import type { LogicalState } from '../core/state.js';
 import type { PreparedPlan } from './prepare.js';
 
 export const PLAN_FILE_FORMAT_VERSION = '1.0';

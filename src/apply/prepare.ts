@@ -5,19 +5,19 @@
 
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { compileConfig, type RuntimeInputs } from '../compile/compile.js';
-import { encodeState, type EncodeResult } from '../compile/encode.js';
-import { checkConfig } from '../config/check.js';
-import { ConfigError } from '../config/config-error.js';
-import { isError, type Diagnostic } from '../config/diagnostics.js';
-import { readConfigSources } from '../config/load-config.js';
-import type { ConfigSource } from '../config/check.js';
+import { compileConfig, type RuntimeInputs } from '../core/compile/compile.js';
+import { encodeState, type EncodeResult } from '../core/compile/encode.js';
+import { checkConfig } from '../core/config/check.js';
+import { ConfigError } from '../core/config/config-error.js';
+import { isError, type Diagnostic } from '../core/config/diagnostics.js';
+import { readConfigSources } from '../source/load-config.js';
+import type { ConfigSource } from '../core/config/check.js';
 import { choosePaths } from '../dataplane/data-paths.js';
 import { interfaceIndex } from '../dataplane/index.js';
-import { isLbError } from '../errors.js';
-import { diffStates, type Plan } from '../plan/plan.js';
+import { isLbError } from '../core/errors.js';
+import { diffStates, type Plan } from '../core/plan/plan.js';
 import { readLive, type LiveState } from '../state/live.js';
-import type { LogicalState } from '../state/types.js';
+import type { LogicalState } from '../core/state.js';
 
 export interface PreparedPlan {
   instance: string;

@@ -13,7 +13,7 @@
 // The caller holds the instance lock.
 
 import { DataPlane, readCtl, readGenerationRaw } from '../dataplane/index.js';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { instanceExists } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
 import { readJournal, removeJournal, type Journal } from './journal.js';

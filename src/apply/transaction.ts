@@ -12,21 +12,22 @@
 
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { checkMaglevTables, decodeGeneration as decodeLogical } from '../compile/decode.js';
+import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
   DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationRaw, readGenerationsRaw,
   type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
-import { LbError, isLbError } from '../errors.js';
+import { LbError, isLbError } from '../core/errors.js';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory } from '../state/inventory.js';
 import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
-import { listenerKey, type LogicalState } from '../state/types.js';
+import { listenerKey, type LogicalState } from '../core/state.js';
 import { readJournal, removeJournal, writeJournal, type Journal } from './journal.js';
 import {
-  canonicalText, diffGeneration, executeOps, firstDifference, restoreOps, type ConfigMapName, type RawOp, type SavedEntry,
-} from './ops.js';
+  canonicalText, diffGeneration, firstDifference, restoreOps, type ConfigMapName, type RawOp, type SavedEntry,
+} from '../core/ops.js';
+import { executeOps } from './execute-ops.js';
 
 /**
  * Where an injected fault strikes: a number n stops before raw op n (n >= the op count: just

@@ -3,7 +3,7 @@
 // without a daemon nothing would keep them, so no daemon is an error, said plainly.
 
 import { controlRequest, controlSocketPath } from '../daemon/control-socket.js';
-import { ERROR_CODES, isLbError, LbError, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, isLbError, LbError, type ErrorCode } from '../core/errors.js';
 
 export async function daemonRequest(instance: string, command: string, args: Record<string, unknown>, opts: { timeoutMs?: number; why: string }): Promise<unknown> {
   const path = controlSocketPath(instance);

@@ -2,7 +2,7 @@
 // result to an exit code. Add commands in buildProgram; keep their logic in ./commands/.
 
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { isLbError } from '../errors.js';
+import { isLbError } from '../core/errors.js';
 import type { BreakerAction } from '../runtime/service.js';
 import { runApply } from './commands/apply.js';
 import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';

@@ -1,7 +1,7 @@
 // What the plan/apply/show/down commands share: where they write, whether to colour, and how a
 // recovered journal or a rejected config is reported.
 
-import { ConfigError } from '../config/config-error.js';
+import { ConfigError } from '../core/config/config-error.js';
 import type { RecoveryResult } from '../apply/index.js';
 import type { CommandOutput } from './commands/validate.js';
 

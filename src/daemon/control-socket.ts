@@ -12,8 +12,8 @@
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { LbError, isLbError } from '../errors.js';
-import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { LbError, isLbError } from '../core/errors.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import { runDir } from '../state/run-dir.js';
 
 export function controlSocketPath(instance: string): string {

@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { acquireLock, type InstanceLock } from '../apply/index.js';
-import { isLbError, LbError } from '../errors.js';
+import { isLbError, LbError } from '../core/errors.js';
 import { createLogger, LOG_LEVELS, type DaemonLogger } from '../observe/logger.js';
 import { DaemonMetrics } from '../observe/metrics.js';
 import { OpsServer } from '../observe/ops-server.js';
@@ -34,7 +34,7 @@ import {
   credentialsFrom, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
   type FileWatch, type Poller, type Source,
 } from '../source/index.js';
-import { errFields } from '../source/log.js';
+import { errFields } from '../log.js';
 import { readLive } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
 import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';

@@ -9,7 +9,7 @@ import { linkFacts } from '../dataplane/link-facts.js';
 import { pathLabel } from '../reconcile/status.js';
 import { instanceComplete } from '../runtime/dataplane-sampler.js';
 import { readLive } from '../state/live.js';
-import { targetLabel } from '../state/types.js';
+import { targetLabel } from '../core/state.js';
 
 export function sampleDataPlane(instance: string): DataPlaneSample | null {
   if (!instanceComplete(instance)) return null;

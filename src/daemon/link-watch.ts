@@ -5,7 +5,7 @@
 // heal), instead of waiting for the drift timer.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Logger } from '../source/log.js';
+import type { Logger } from '../log.js';
 
 export type LinkEvent = { ifname: string; ifindex: number; deleted: boolean; up: boolean };
 

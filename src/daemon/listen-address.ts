@@ -2,7 +2,7 @@
 // ([::1]:9180). Port 0 asks for an ephemeral port (the bound one is logged).
 
 import { isIP } from 'node:net';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 
 export interface ListenAddress {
   host: string;

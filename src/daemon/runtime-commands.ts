@@ -4,7 +4,7 @@
 // goes to the target any more. `applied: false` in the answer says the wait ran out (the change is
 // still pending: a reconcile failing or stalled on a bad revision; see `lb status`).
 
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import { RECOMPUTE_SETTLE_MS, type BreakerAction, type RuntimeService } from '../runtime/service.js';
 import type { ControlServer } from './control-socket.js';

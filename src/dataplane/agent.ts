@@ -17,16 +17,14 @@
 // Run it with nsenter, not `ip netns exec`: the latter remounts /sys and hides /sys/fs/bpf.
 
 import { readFileSync } from 'node:fs';
-import { isLbError } from '../errors.js';
-import { PATH_REQUESTS, type PathRequest } from '../datapath/choose.js';
+import { isLbError } from '../core/errors.js';
+import { PATH_REQUESTS, type PathRequest } from '../core/data-path-choice.js';
 import { choosePaths } from './data-paths.js';
 import { DataPlane, type AttachResult, type XdpModeRequest } from './data-plane.js';
-import {
-  EMPTY_SETTINGS, encodeGeneration, installConfig, readCtl, readGenerationRaw,
-  type EncodedGeneration, type GenerationConfig,
-} from './generation.js';
+import { installConfig, readCtl, readGenerationRaw } from './generation.js';
+import { EMPTY_SETTINGS, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../core/generation.js';
 import { interfaceIndex } from './interfaces.js';
-import type { Group, Listener, Settings } from './abi.js';
+import type { Group, Listener, Settings } from '../core/abi.js';
 
 /** The --config file: a GenerationConfig whose listeners name their interface. */
 export interface AgentConfig {

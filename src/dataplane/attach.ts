@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { constants } from 'node:os';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { listPins } from './bpffs.js';
 import {
   BPF_TC_EGRESS, BPF_TC_F_REPLACE, BPF_TC_INGRESS, TC_HOOK, TC_OPTS, XDP_ATTACH_OPTS, XDP_FLAGS_DRV_MODE,

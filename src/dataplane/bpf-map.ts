@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import {
   BPF_ANY, ENOTSUPP, MAP_BATCH_OPTS, MAP_TYPE_NAMES, PERCPU_MAP_TYPES, bpfError, closeFd, mapInfo, native,
   type MapInfo,

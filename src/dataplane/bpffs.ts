@@ -3,7 +3,7 @@
 
 import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { bpfError, native } from './libbpf.js';
 
 export const BPFFS_ROOT = '/sys/fs/bpf';

@@ -1,8 +1,8 @@
-// Chooses the data path of each interface on this host: the pure rule (src/datapath/choose.ts)
+// Chooses the data path of each interface on this host: the pure rule (src/core/data-path-choice.ts)
 // applied to the links of the calling thread's network namespace, as the kernel reports them.
 
-import { choosePath, type PathChoice, type PathRequest } from '../datapath/choose.js';
-import type { InterfacePath } from '../state/types.js';
+import { choosePath, type PathChoice, type PathRequest } from '../core/data-path-choice.js';
+import type { InterfacePath } from '../core/state.js';
 import { linkFacts } from './link-facts.js';
 
 export type ChosenPath = PathChoice & Omit<InterfacePath, 'path' | 'reason'>;

@@ -13,19 +13,19 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
   LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
-} from './abi.js';
+} from '../core/abi.js';
 import {
   Ownership, attachTc, attachXdp, detachFrom, detachTc, detachXdp, refuseForeignXdp, tcQuery, xdpQuery,
   type DetachResult, type ProgramHandle, type XdpMode, type XdpModeRequest,
 } from './attach.js';
 import { BpfMap } from './bpf-map.js';
-import { dstSeenBit } from './flow-hash.js';
+import { dstSeenBit } from '../core/flow-hash.js';
 import { ensureInstanceDir, instanceDir, listPins, removeInstanceDir, validateInstanceName } from './bpffs.js';
 import { interfaceIndex, listInterfaces } from './interfaces.js';
 import { linkFacts } from './link-facts.js';

@@ -4,35 +4,17 @@
 // groups, Maglev tables and settings. A configuration is therefore written into the inactive
 // generation (never seen by packets), and becomes live with one lb_ctl update: no packet observes
 // half of it.
-// This module is the mechanism; src/apply/ adds planning, journaling, rollback and read-back.
+// This module is the mechanism on the live maps (the encoding is src/core/generation.ts); src/apply/
+// adds planning, journaling, rollback and read-back.
 
 import { constants } from 'node:os';
-import {
-  LB_GENERATIONS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, decodeCtl, decodeGroup, decodeListener, decodeListenerKey, decodeSettings,
-  decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeListener, encodeListenerKey, encodeSettings,
-  encodeMaglev, encodeSrcKey, encodeU32, groupIndex,
-  type Group, type Listener, type ListenerKey, type Settings,
-} from './abi.js';
+import { LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeListenerKey, decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeSettings, encodeU32 } from '../core/abi.js';
+import { EMPTY_SETTINGS, decodeGeneration, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../core/generation.js';
 import type { DataPlane } from './data-plane.js';
 import { ENOTSUPP, MAP_BATCH_OPTS, bpfError, native } from './libbpf.js';
 
 const { ENOENT, EOPNOTSUPP } = constants.errno;
 
-/** Everything one generation holds, decoded. Order is not significant. */
-export interface GenerationConfig {
-  settings: Settings;
-  listeners: Array<{ key: Omit<ListenerKey, 'gen'>; value: Listener }>;
-  groups: Array<{ id: number; group: Group }>;
-  srcRoutes: Array<{ listenerId: number; addr: string; prefixLen: number; group: number }>;
-  /**
-   * Maglev tables (lb_maglev) of groups of persistent listeners, by group id: LB_MAGLEV_SIZE bytes,
-   * each a target index of that group. Derived from the groups (src/compile/encode.ts builds them);
-   * absent = none.
-   */
-  maglev?: Array<{ group: number; table: Buffer }>;
-}
-
-export const EMPTY_SETTINGS: Settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0, flags: 0 };
 const ZERO_KEY = encodeU32(0);
 const EMPTY_GROUP = encodeGroup({ targets: [] });
 
@@ -48,27 +30,6 @@ export function flipTo(dp: DataPlane, gen: number): number {
   return serial;
 }
 
-/** Encoded entries of one generation, keyed by map: what writeGeneration puts in the maps. */
-export interface EncodedGeneration {
-  settings: Buffer;
-  listeners: Array<[Buffer, Buffer]>;
-  groups: Array<[Buffer, Buffer]>;
-  srcRoutes: Array<[Buffer, Buffer]>;
-  maglev: Array<[Buffer, Buffer]>;
-}
-
-export function encodeGeneration(gen: number, cfg: GenerationConfig): EncodedGeneration {
-  return {
-    settings: encodeSettings(cfg.settings),
-    listeners: cfg.listeners.map((l) => [encodeListenerKey({ ...l.key, gen }), encodeListener(l.value)]),
-    groups: cfg.groups.map((g) => [encodeU32(groupIndex(gen, g.id)), encodeGroup(g.group)]),
-    srcRoutes: cfg.srcRoutes.map((r) => [
-      encodeSrcKey({ gen, listenerId: r.listenerId, addr: r.addr, prefixLen: r.prefixLen }),
-      encodeU32(r.group),
-    ]),
-    maglev: (cfg.maglev ?? []).map((m) => [encodeU32(groupIndex(gen, m.group)), encodeMaglev(m.table)]),
-  };
-}
 
 /** The raw entries of one generation as they are in the maps now. */
 export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration {
@@ -142,21 +103,6 @@ export function readGroupsRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer
   return out;
 }
 
-export function decodeGeneration(gen: number, raw: EncodedGeneration): GenerationConfig {
-  return {
-    settings: decodeSettings(raw.settings),
-    listeners: raw.listeners.map(([k, v]) => {
-      const { gen: _gen, ...key } = decodeListenerKey(k);
-      return { key, value: decodeListener(v) };
-    }),
-    groups: raw.groups.map(([k, v]) => ({ id: decodeU32(k) - gen * LB_MAX_GROUPS, group: decodeGroup(v) })),
-    srcRoutes: raw.srcRoutes.map(([k, v]) => {
-      const key = decodeSrcKey(k);
-      return { listenerId: key.listenerId, addr: key.addr, prefixLen: key.prefixLen, group: decodeU32(v) };
-    }),
-    maglev: raw.maglev.map(([k, v]) => ({ group: decodeU32(k) - gen * LB_MAX_GROUPS, table: Buffer.from(v.subarray(0, LB_MAGLEV_SIZE)) })),
-  };
-}
 
 export function readGeneration(dp: DataPlane, gen: number): GenerationConfig {
   return decodeGeneration(gen, readGenerationRaw(dp, gen));

@@ -12,6 +12,7 @@ export { BPFFS_ROOT, LB_PIN_ROOT, ensureBpffs, instanceDir, listPins, validateIn
 export { interfaceIndex, interfaceName, listInterfaces, type NetInterface } from './interfaces.js';
 export { enableRouteLocalnet, routeLocalnet } from './route-localnet.js';
 export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, errnoName } from './libbpf.js';
-export * from './abi.js';
+export * from '../core/abi.js';
 export * from './generation.js';
+export * from '../core/generation.js';
 export * from './unanswered-flows.js';

@@ -6,7 +6,7 @@
 // operators run lb inside a namespace while keeping /sys/fs/bpf) would see the host's interfaces.
 
 import koffi from 'koffi';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { native } from './libbpf.js';
 
 export interface NetInterface { name: string; ifindex: number }

@@ -13,7 +13,7 @@
 // map or interface concerned.
 
 import koffi, { type LibraryHandle } from 'koffi';
-import { LbError, type ErrorCode } from '../errors.js';
+import { LbError, type ErrorCode } from '../core/errors.js';
 
 // ---- struct layouts (byte offsets; x86-64 / arm64 LP64) ----
 

@@ -9,7 +9,7 @@
 // 'netdev' generic netlink family (kernel >= 6.3; null on older kernels such as Debian 12's 6.1).
 // Framing and decoding: netlink/codec.ts and netlink/messages.ts (pure); sockets: netlink/socket.ts.
 
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, type NlMessage } from './netlink/codec.js';
 import {
   decodeDev, decodeFamily, decodeLink, decodeXdpFeatures, devGetRequest, getFamilyRequest, getLinkRequest,

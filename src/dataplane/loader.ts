@@ -5,7 +5,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import {
   BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, NativeMemory, OBJECT_OPEN_OPTS,
   bpfError, captureLibbpfLog, check, closeFd, currentLibbpfLog, mapInfo, native,

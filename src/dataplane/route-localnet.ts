@@ -5,7 +5,7 @@
 // a process entered with nsenter and on a thread inside withNetns alike.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { interfaceIndex } from './interfaces.js';
 
 function path(ifname: string): string {

@@ -17,7 +17,7 @@
 // - Flows created before LB_CT_REPLIED existed, and flows found when a daemon starts, are unknown
 //   attempts: take a first sample as the baseline (pass a `counted` set and discard the result).
 
-import { IPPROTO_TCP, LB_CT_REPLIED, LB_DIR_FORWARD, LB_DIR_REVERSE, type Flow, type FlowKey } from './abi.js';
+import { IPPROTO_TCP, LB_CT_REPLIED, LB_DIR_FORWARD, LB_DIR_REVERSE, type Flow, type FlowKey } from '../core/abi.js';
 
 export interface ConntrackEntry { key: FlowKey; value: Flow }
 

@@ -7,7 +7,7 @@
 //   (`https://user:token@host`), `Authorization: Basic|Bearer ...` text, and the values of
 //   `token=...` / `secret=...` style assignments are cut out.
 // The building blocks (source, webhook, report) already avoid logging secrets; this is the net
-// under them. The logger is structurally the `Logger` of src/source/log.ts.
+// under them. The logger is structurally the `Logger` of src/log.ts.
 
 import { pino, type Logger as PinoLogger, type LevelWithSilent } from 'pino';
 

@@ -8,7 +8,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { closeHttp, listenHttp } from '../http-server.js';
-import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export interface Readiness {

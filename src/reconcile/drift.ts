@@ -6,12 +6,12 @@
 // none. Runtime-driven weight changes are not drift because the runtime changes weights through a
 // reconcile, which moves the applied state with them (src/reconcile/runtime.ts).
 
-import { describeOp, diffGeneration } from '../apply/ops.js';
+import { describeOp, diffGeneration } from '../core/ops.js';
 import { encodeGeneration, type GenerationConfig } from '../dataplane/index.js';
-import { diffStates } from '../plan/plan.js';
-import { planSections } from '../plan/render-text.js';
+import { diffStates } from '../core/plan/plan.js';
+import { planSections } from '../core/plan/render-text.js';
 import type { LiveState } from '../state/live.js';
-import type { LogicalState } from '../state/types.js';
+import type { LogicalState } from '../core/state.js';
 
 /** What must be live: the generation content and attachments an apply installed. */
 export interface ExpectedState {

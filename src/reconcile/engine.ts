@@ -7,18 +7,18 @@
 
 import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type ApplyResult, type RecoveryResult } from '../apply/index.js';
 import { preparePlan, type PreparedPlan } from '../apply/prepare.js';
-import { encodeState } from '../compile/encode.js';
+import { encodeState } from '../core/compile/encode.js';
 import { interfaceIndex } from '../dataplane/index.js';
-import { isLbError } from '../errors.js';
-import type { RuntimeInputs } from '../compile/compile.js';
-import { checkConfig } from '../config/check.js';
-import { ConfigError } from '../config/config-error.js';
-import type { Diagnostic } from '../config/diagnostics.js';
-import { readConfigSources } from '../config/load-config.js';
-import type { LbConfig } from '../config/types.js';
-import type { Plan } from '../plan/plan.js';
+import { isLbError } from '../core/errors.js';
+import type { RuntimeInputs } from '../core/compile/compile.js';
+import { checkConfig } from '../core/config/check.js';
+import { ConfigError } from '../core/config/config-error.js';
+import type { Diagnostic } from '../core/config/diagnostics.js';
+import { readConfigSources } from '../source/load-config.js';
+import type { LbConfig } from '../core/config/types.js';
+import type { Plan } from '../core/plan/plan.js';
 import { readLive, type LiveState } from '../state/live.js';
-import type { LogicalState } from '../state/types.js';
+import type { LogicalState } from '../core/state.js';
 
 /** What the loop needs of a plan: the diff to show, and exactly what to apply. */
 export interface PlannedRevision {

@@ -11,8 +11,8 @@
 // The last applied revision stays live in every case: nothing reaches the maps before the apply
 // step, and a failed apply is rolled back by the transaction.
 
-import { ConfigError } from '../config/config-error.js';
-import { isLbError } from '../errors.js';
+import { ConfigError } from '../core/config/config-error.js';
+import { isLbError } from '../core/errors.js';
 import { reportErrorsFrom } from '../report/report-errors.js';
 import type { ReportError } from '../report/types.js';
 import { dispositionOf, type Disposition } from '../source/disposition.js';

@@ -22,22 +22,22 @@
 
 import { performance } from 'node:perf_hooks';
 import type { ApplyRequest, RecoveryResult } from '../apply/index.js';
-import { ConfigError } from '../config/config-error.js';
-import { formatDiagnostic } from '../config/diagnostics.js';
-import { isLbError, LbError } from '../errors.js';
+import { ConfigError } from '../core/config/config-error.js';
+import { formatDiagnostic } from '../core/config/diagnostics.js';
+import { isLbError, LbError } from '../core/errors.js';
 import type { ReconcileResultLabel } from '../observe/metrics.js';
 import type { Readiness } from '../observe/ops-server.js';
-import type { PlanSummary } from '../plan/plan.js';
+import type { PlanSummary } from '../core/plan/plan.js';
 import { removeCondition, setCondition } from '../report/conditions.js';
 import {
   STATUS_REPORT_SCHEMA, type DataPlaneSummary, type DriftSummary, type StatusReport,
 } from '../report/types.js';
 import { Backoff, type BackoffOptions } from '../source/backoff.js';
-import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import { TriggerCoalescer, type Trigger, type TriggerKind } from '../source/triggers.js';
 import type { Source, SourceRevision } from '../source/types.js';
 import type { LiveState } from '../state/live.js';
-import type { LogicalState } from '../state/types.js';
+import type { LogicalState } from '../core/state.js';
 import { detectDrift, type DriftFinding, type ExpectedState } from './drift.js';
 import { validateConfigAt, type PlannedRevision, type ReconcileEngine } from './engine.js';
 import { classifyFailure, step, stepSync, type StepFailure } from './failure.js';

@@ -18,8 +18,8 @@
 // - status() is the runtime part of the status report (health, drain, circuit, DNS per target);
 //   statusKey() says what of it is worth a new status-branch commit (states, not counters).
 
-import type { RuntimeInputs } from '../compile/compile.js';
-import type { LbConfig } from '../config/types.js';
+import type { RuntimeInputs } from '../core/compile/compile.js';
+import type { LbConfig } from '../core/config/types.js';
 import type { RuntimeStatus } from '../runtime/status.js';
 
 export interface RuntimeSnapshot {

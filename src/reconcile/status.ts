@@ -1,12 +1,12 @@
 // Helpers for the status the reconciler keeps and reports: revision labels for messages, the data
 // plane summary, the plan lines worth logging.
 
-import type { Plan } from '../plan/plan.js';
-import { planSections } from '../plan/render-text.js';
+import type { Plan } from '../core/plan/plan.js';
+import { planSections } from '../core/plan/render-text.js';
 import type { DataPlaneSummary } from '../report/types.js';
 import type { Attachment } from '../dataplane/index.js';
 import type { LiveState } from '../state/live.js';
-import { targetLabel } from '../state/types.js';
+import { targetLabel } from '../core/state.js';
 
 /** "main@0123456789ab" for a commit on a branch, "sha256:0123456789ab" for a file revision. */
 export function revisionLabel(revision: string | null | undefined, ref?: string): string {

@@ -3,8 +3,8 @@
 // LbError one entry with its code.
 
 import { isAbsolute, relative, sep } from 'node:path';
-import { ConfigError } from '../config/config-error.js';
-import { LbError } from '../errors.js';
+import { ConfigError } from '../core/config/config-error.js';
+import { LbError } from '../core/errors.js';
 import type { ReportError } from './types.js';
 
 /** `rootDir` is SourceRevision.rootDir: files below it are reported repository-relative. */

@@ -10,7 +10,7 @@
 // These counts drive least-connections, drains ("done at 0 active flows") and
 // lb_backend_connections.
 
-import { IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_DIR_REVERSE } from '../dataplane/abi.js';
+import { IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_DIR_REVERSE } from '../core/abi.js';
 import type { ConntrackEntry } from '../dataplane/unanswered-flows.js';
 import { backendKey } from './keys.js';
 

@@ -19,8 +19,8 @@
 // traffic a fail-open group sends anyway); a sample is applied in the state it was measured in,
 // then time advances (a sample spanning the end of the open duration is not a probe).
 
-import type { Settings } from '../config/types.js';
-import { LbError } from '../errors.js';
+import type { Settings } from '../core/config/types.js';
+import { LbError } from '../core/errors.js';
 
 export type CircuitStatus = 'closed' | 'open' | 'half-open';
 export type CircuitMode = 'auto' | 'forced-open' | 'forced-closed';

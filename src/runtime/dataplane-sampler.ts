@@ -11,7 +11,7 @@
 
 import { DataPlane, instanceDir, listPins, MAP_NAMES } from '../dataplane/index.js';
 import { countUnansweredFlows, type ConntrackEntry } from '../dataplane/unanswered-flows.js';
-import { decodeFlow, decodeFlowKey } from '../dataplane/abi.js';
+import { decodeFlow, decodeFlowKey } from '../core/abi.js';
 import { activeFlowsByBackend, type FlowTimeouts } from './active-flows.js';
 
 export interface BackendCounters {

@@ -17,7 +17,7 @@
 import { Resolver } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
-import type { LbConfig } from '../config/types.js';
+import type { LbConfig } from '../core/config/types.js';
 import { configGroups } from './keys.js';
 
 export type DnsStatus = 'ok' | 'stale' | 'never-resolved';

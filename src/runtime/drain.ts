@@ -17,8 +17,8 @@
 //   give (undefined) only lets the timeout end the drain.
 
 import { EventEmitter } from 'node:events';
-import type { LbConfig } from '../config/types.js';
-import { LbError } from '../errors.js';
+import type { LbConfig } from '../core/config/types.js';
+import { LbError } from '../core/errors.js';
 import { drainKey, findTargets, proxyTargetIds } from './keys.js';
 
 export type DrainStatus = 'draining' | 'drained' | 'timed-out';

@@ -30,9 +30,9 @@
 // addresses share equally (a recovering address gets an equal share: compile has no per-address
 // weight hook).
 
-import { MAX_WEIGHT, type GroupName, type RuntimeInputs } from '../compile/compile.js';
-import { DEFAULT_WEIGHT } from '../config/defaults.js';
-import type { LbConfig, Settings, Target } from '../config/types.js';
+import { MAX_WEIGHT, type GroupName, type RuntimeInputs } from '../core/compile/compile.js';
+import { DEFAULT_WEIGHT } from '../core/config/defaults.js';
+import type { LbConfig, Settings, Target } from '../core/config/types.js';
 import { circuitFraction, type CircuitState, type CircuitStatus } from './circuit-breaker.js';
 import type { DrainState } from './drain.js';
 import { healthKey } from './health/specs.js';

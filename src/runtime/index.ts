@@ -13,7 +13,7 @@ export * from './effective-weight.js';
 export * from './health/index.js';
 export * from './keys.js';
 export * from './least-connections.js';
-export * from './maglev.js';
+export * from '../core/maglev.js';
 export * from './metrics.js';
 export * from './status.js';
 export * from './status-text.js';

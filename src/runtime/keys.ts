@@ -13,8 +13,8 @@
 // for SNI routes "sni:" + hostname ("sni:*.example.com" for a wildcard), which cannot collide
 // with a prefix.
 
-import type { GroupName } from '../compile/compile.js';
-import type { LbConfig, Proxy, SniRoute, Target, TargetGroup } from '../config/types.js';
+import type { GroupName } from '../core/compile/compile.js';
+import type { LbConfig, Proxy, SniRoute, Target, TargetGroup } from '../core/config/types.js';
 
 export function backendKey(addr: string, port: number): string {
   return `${addr}:${port}`;

@@ -20,7 +20,7 @@
 // 500 still differ), and the floor of 1 keeps a loaded backend in the group: it still takes a
 // trickle of new flows, so its count can be seen to fall and it never looks "removed".
 
-import { MAX_WEIGHT } from '../compile/compile.js';
+import { MAX_WEIGHT } from '../core/compile/compile.js';
 
 export interface LeastConnectionsInput {
   /** Weight after health, drain and breaker factors (0 = takes no new flows). */

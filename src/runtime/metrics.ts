@@ -12,7 +12,7 @@
 // - lb_algorithm: 0 weighted-random, 1 least-connections.
 // - lb_dns_resolution_status: 1 resolved by the last attempt, 0 stale or never resolved.
 
-import type { LbConfig } from '../config/types.js';
+import type { LbConfig } from '../core/config/types.js';
 import { circuitErrorRate, circuitStateValue, type CircuitState } from './circuit-breaker.js';
 import type { DnsHostState } from './dns.js';
 import type { HealthCheckEvent } from './health/monitor.js';

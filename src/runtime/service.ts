@@ -28,10 +28,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../compile/compile.js';
-import type { LbConfig } from '../config/types.js';
-import { LbError } from '../errors.js';
-import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../core/compile/compile.js';
+import type { LbConfig } from '../core/config/types.js';
+import { LbError } from '../core/errors.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import { ensureDir, runDir, writeFileAtomic } from '../state/run-dir.js';
 import type { FlowTimeouts } from './active-flows.js';
 import { CircuitBreakers, type BackendTransition, type CircuitState } from './circuit-breaker.js';

@@ -1,6 +1,6 @@
 // The runtime's state as one JSON-ready value for `lb status` and the status report. Pure.
 
-import type { GroupName } from '../compile/compile.js';
+import type { GroupName } from '../core/compile/compile.js';
 import { circuitErrorRate, type CircuitMode, type CircuitStatus } from './circuit-breaker.js';
 import type { DnsHostState } from './dns.js';
 import type { DrainState } from './drain.js';

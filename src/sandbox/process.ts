@@ -3,7 +3,7 @@
 // teardown kills whatever it forked too (curl helpers, shells, servers).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 
 /** Errors of the sandbox topology used by the demo, the benchmarks and the e2e tests. */
 export class SandboxError extends LbError {

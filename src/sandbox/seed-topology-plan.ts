@@ -38,7 +38,7 @@ const OUTSIDE_POOL = ['198.51.100.0/24', '100.64.0.0/16', '198.18.0.0/15'];
 /** Interface names the plan uses in the LB namespace for backend links. */
 export const BACKEND_LINK_PREFIX = 'vb';
 
-/** The parts of a loaded config the topology depends on (src/config/types.ts LbConfig satisfies it). */
+/** The parts of a loaded config the topology depends on (src/core/config/types.ts LbConfig satisfies it). */
 export interface SeedConfig {
   proxies: ReadonlyArray<{
     name: string;

@@ -7,7 +7,7 @@
 //   transient  the world was briefly unkind (remote down, timeout): retry with backoff.
 // In every case the last applied revision stays live.
 
-import { LbError, type ErrorCode } from '../errors.js';
+import { LbError, type ErrorCode } from '../core/errors.js';
 
 export type Disposition = 'stalling' | 'waiting' | 'transient';
 

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { selectConfigFiles } from '../config/read-source.js';
+import { selectConfigFiles } from '../core/config/read-source.js';
 import { SourceError } from './disposition.js';
-import { errFields, silentLogger, type Logger } from './log.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import type { Source, SourceRevision } from './types.js';
 
 export interface FileSourceOptions {

@@ -18,7 +18,7 @@ import { basicAuthHeader, credentialsFrom, type CredentialsProvider, type GitAut
 import { SourceError } from './disposition.js';
 import { classifyGitError } from './git-errors.js';
 import { deadlineSignal, limitedHttpClient } from './http.js';
-import { errFields, silentLogger, type Logger } from './log.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import { verifyCommitSignature, type Keyring, type SignatureVerification } from './signature.js';
 import type { Source, SourceRevision } from './types.js';
 import { parseSourceUrl, type SourceLocation } from './url.js';

@@ -8,7 +8,7 @@ export { basicAuthHeader, credentialsFrom, readSecretFile, type CredentialsProvi
 export { SourceError, dispositionOf, reasonFromCode, type Disposition, type DispositionInfo, type Reason } from './disposition.js';
 export { FileSource, type FileSourceOptions, type FileWatch } from './file-source.js';
 export { GitSource, findLocalGitdir, type GitSourceOptions } from './git-source.js';
-export { silentLogger, type Logger } from './log.js';
+export { silentLogger, type Logger } from '../log.js';
 export { parseDuration, parsePollSchedule, startPoller, type PollSchedule, type Poller } from './poll.js';
 export { loadKeyring, parseKeyring, splitCommitSignature, verifyCommitSignature, verifySplitCommit, type Keyring, type SignatureVerification } from './signature.js';
 export { TriggerCoalescer, onSighup, type CoalescerOptions, type Trigger, type TriggerKind } from './triggers.js';

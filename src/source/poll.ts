@@ -4,7 +4,7 @@
 
 import cron, { type ScheduledTask } from 'node-cron';
 import { SourceError } from './disposition.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from '../log.js';
 
 export type PollSchedule =
   | { kind: 'interval'; everyMs: number; /** Fraction 0..1, default 0.1. */ jitter: number }

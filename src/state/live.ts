@@ -8,15 +8,15 @@
 // PLANFILE` refuses the plan when the digest has moved since.
 
 import { createHash } from 'node:crypto';
-import { canonicalText } from '../apply/ops.js';
-import { decodeGeneration as decodeLogical } from '../compile/decode.js';
+import { canonicalText } from '../core/ops.js';
+import { decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
   DataPlane, decodeGeneration as decodeRaw, instanceDir, interfaceName, listPins, readCtl, readGenerationRaw, routeLocalnet,
   EMPTY_SETTINGS, encodeGeneration, type Attachment, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { readInventory, type Inventory } from './inventory.js';
 import { runDir } from './run-dir.js';
-import { EMPTY_STATE, targetLabel, type InterfacePath, type LogicalState } from './types.js';
+import { EMPTY_STATE, targetLabel, type InterfacePath, type LogicalState } from '../core/state.js';
 
 export interface LiveState {
   instance: string;

@@ -8,9 +8,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { LbError } from '../errors.js';
+import { LbError } from '../core/errors.js';
 import { closeHttp, listenHttp } from '../http-server.js';
-import { errFields, silentLogger, type Logger } from '../source/log.js';
+import { errFields, silentLogger, type Logger } from '../log.js';
 import { DeliveryCache } from './delivery-cache.js';
 import { header, parsePush, PROVIDERS, PROVIDER_SPECS, type Provider, type ProviderSpec } from './providers.js';
 

@@ -5,7 +5,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLbError } from '../../src/errors.js';
+import { isLbError } from '../../src/core/errors.js';
 import { GitSource, SourceError, type GitSourceOptions } from '../../src/source/index.js';
 import { createBareRepo, removeDir, tempDir, WorkRepo } from '../lib/git-fixtures.js';
 import { GitHttpServer } from '../lib/git-server.js';

@@ -2,7 +2,7 @@
 // interface needs attaching), a byte-exact snapshot of every config map in both generations, and
 // "where does a SYN to this listener go" through BPF_PROG_TEST_RUN.
 import { createHash } from 'node:crypto';
-import { maglevTable } from '../../src/compile/encode.js';
+import { maglevTable } from '../../src/core/compile/encode.js';
 import {
   IPPROTO_TCP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, type DataPlane, type GenerationConfig, type GroupTarget,
 } from '../../src/dataplane/index.js';

@@ -16,9 +16,9 @@ import {
   type Flow, type FlowKey, type GenerationConfig, type GroupTarget, type Listener, type ProgKind, type StatName,
   type TargetStats,
 } from '../../src/dataplane/index.js';
-import { EMPTY_SETTINGS } from '../../src/dataplane/generation.js';
-import { chooseTarget, flowHash } from '../../src/dataplane/flow-hash.js';
-import { maglevTable } from '../../src/compile/encode.js';
+import { EMPTY_SETTINGS } from '../../src/core/generation.js';
+import { chooseTarget, flowHash } from '../../src/core/flow-hash.js';
+import { maglevTable } from '../../src/core/compile/encode.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 import {
   buildFrame, buildUdp, diffFrames, onesComplementSum, pseudoHeader, verifyChecksums, type FrameSpec, type L4Spec,

@@ -1,10 +1,10 @@
-// The ABI has one source of truth, bpf/include/lb_abi.h. This test holds src/dataplane/abi.ts to it:
+// The ABI has one source of truth, bpf/include/lb_abi.h. This test holds src/core/abi.ts to it:
 // struct sizes and field offsets against the BTF of the compiled objects, constants against the
 // header's text, and map names against the objects' .maps section.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import * as abi from '../../src/dataplane/abi.js';
+import * as abi from '../../src/core/abi.js';
 
 interface BtfStruct { size: number; members: Map<string, number> }
 

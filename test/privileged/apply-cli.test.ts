@@ -11,7 +11,7 @@ import { ensureBuilt } from '../lib/build.js';
 import { runApply } from '../../src/cli/commands/apply.js';
 import type { CliIo } from '../../src/cli/output.js';
 import { instanceDir } from '../../src/dataplane/index.js';
-import { isLbError } from '../../src/errors.js';
+import { isLbError } from '../../src/core/errors.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { createNetns, deleteNetns, ingressProgId, runCli, type CliResult } from '../lib/cli.js';

@@ -10,7 +10,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyGeneration, diffGeneration, journalPath, readJournal, recoverInstance } from '../../src/apply/index.js';
 import { DataPlane, encodeGeneration, instanceDir, readCtl, readGenerationRaw, type GenerationConfig } from '../../src/dataplane/index.js';
-import { isLbError } from '../../src/errors.js';
+import { isLbError } from '../../src/core/errors.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { TargetIds, buildGeneration, snapshotConfigMaps, synAnswer, type ListenerSpec } from '../lib/apply-fixtures.js';
 

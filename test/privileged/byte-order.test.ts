@@ -9,7 +9,7 @@ import {
   encodeSrcKey, encodeU32, groupIndex, installConfig, ipv4ToU32, readCtl, writeGeneration,
   type GroupTarget,
 } from '../../src/dataplane/index.js';
-import { chooseTarget, flowHash } from '../../src/dataplane/flow-hash.js';
+import { chooseTarget, flowHash } from '../../src/core/flow-hash.js';
 import {
   LO_IFINDEX, XDP_PASS, clearFlows, closeHarness, config, dnatSpec, expectPair, flowPair, monoNow, openHarness, predict,
   putFlows, readFlows, runFixture, secondsAgo, statDelta, tcpSpec, tgt, xdpRun,

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLbError, LbError } from '../../src/errors.js';
+import { isLbError, LbError } from '../../src/core/errors.js';
 import {
   BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_PATH_TC, LB_PATH_XDP, LB_STAT_CT_CLOSED, MAP_NAMES,
   decodeGroup, decodeListener, decodeListenerKey, decodeSrcKey, decodeU32, encodeGroup, encodeListener,

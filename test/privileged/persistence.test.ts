@@ -6,10 +6,10 @@
 // back exactly. Every answer must be the one the TS table predicts. Behaviour: docs/dataplane.md,
 // "Session persistence".
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeState } from '../../src/compile/encode.js';
-import { chooseTarget, flowHash } from '../../src/dataplane/flow-hash.js';
+import { encodeState } from '../../src/core/compile/encode.js';
+import { chooseTarget, flowHash } from '../../src/core/flow-hash.js';
 import { LB_LF_PERSIST, installConfig, ipv4ToU32, type GroupTarget } from '../../src/dataplane/index.js';
-import type { LogicalState, LogicalTarget } from '../../src/state/types.js';
+import type { LogicalState, LogicalTarget } from '../../src/core/state.js';
 import {
   XDP_PASS, clearFlows, closeHarness, openHarness, predictMaglev, tcpSpec, type Endpoint, type Harness,
 } from '../lib/fixture-harness.js';

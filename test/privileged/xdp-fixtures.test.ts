@@ -3,7 +3,7 @@
 // the output bytes against a frame built independently by test/lib/packet.ts (checksums computed
 // from scratch), the lb_stats and lb_tstats deltas and the whole lb_flows table afterwards.
 // Behaviour per packet class: docs/dataplane.md. Backend choices are predicted with
-// flowHash/chooseTarget (src/dataplane/flow-hash.ts).
+// flowHash/chooseTarget (src/core/flow-hash.ts).
 //
 // The root-namespace cases run on lo, where the backends have no usable route (and lb_tx_ports is
 // empty), so a rewritten packet leaves with XDP_PASS and its MACs untouched (fib_pass). The
@@ -26,7 +26,7 @@ import {
   TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, buildFrame, tcpOption, truncate,
   type FrameSpec, type TcpSpec, type UdpSpec,
 } from '../lib/packet.js';
-import { flowHash } from '../../src/dataplane/flow-hash.js';
+import { flowHash } from '../../src/core/flow-hash.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 
 // ---- The configuration most cases use ----

@@ -2,7 +2,7 @@
 // that does not exist (fastify's errors test).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, LbError, isLbError } from '../../src/errors.js';
+import { ERROR_CODES, LbError, isLbError } from '../../src/core/errors.js';
 
 describe('error registry', () => {
   const doc = readFileSync('docs/errors.md', 'utf8');

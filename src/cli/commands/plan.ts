@@ -6,12 +6,12 @@
 import { recoverInstance, withInstanceLock } from '../../apply/index.js';
 import { toPlanFile, writePlanFile } from '../../apply/plan-file.js';
 import { preparePlan, type PreparedPlan } from '../../apply/prepare.js';
-import { ConfigError } from '../../config/config-error.js';
+import { ConfigError } from '../../core/config/config-error.js';
 import { encodeGeneration } from '../../dataplane/index.js';
-import { hasChanges } from '../../plan/plan.js';
-import { renderJson } from '../../plan/render-json.js';
-import { renderMarkdown } from '../../plan/render-markdown.js';
-import { renderText } from '../../plan/render-text.js';
+import { hasChanges } from '../../core/plan/plan.js';
+import { renderJson } from '../../core/plan/render-json.js';
+import { renderMarkdown } from '../../core/plan/render-markdown.js';
+import { renderText } from '../../core/plan/render-text.js';
 import { printBlock, reportConfigError, reportRecovery, revisionOf, stdio, type CliIo } from '../output.js';
 
 export type PlanFormat = 'text' | 'json' | 'markdown';

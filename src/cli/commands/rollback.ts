@@ -6,12 +6,12 @@
 // while a daemon answers for the instance).
 
 import { recoverInstance, runTransaction, withInstanceLock } from '../../apply/index.js';
-import { decodeGeneration } from '../../compile/decode.js';
+import { decodeGeneration } from '../../core/compile/decode.js';
 import { controlRequest, controlSocketPath } from '../../daemon/control-socket.js';
 import { DataPlane, interfaceName, readCtl, readGeneration } from '../../dataplane/index.js';
-import { LbError } from '../../errors.js';
-import { diffStates, hasChanges } from '../../plan/plan.js';
-import { renderText } from '../../plan/render-text.js';
+import { LbError } from '../../core/errors.js';
+import { diffStates, hasChanges } from '../../core/plan/plan.js';
+import { renderText } from '../../core/plan/render-text.js';
 import { instanceExists, readLive } from '../../state/live.js';
 import { readPreviousInventory } from '../../state/inventory.js';
 import { runDir } from '../../state/run-dir.js';

@@ -12,7 +12,7 @@ import {
 } from '../../dataplane/index.js';
 import { instanceExists, readLive, type LiveState } from '../../state/live.js';
 import { runDir } from '../../state/run-dir.js';
-import { listenerKey, listenerLabel, type L4Proto } from '../../state/types.js';
+import { listenerKey, listenerLabel, type L4Proto } from '../../core/state.js';
 import { stdio, type CliIo } from '../output.js';
 
 export const SHOW_WHAT = ['maps', 'flows', 'targets'] as const;

@@ -7,7 +7,7 @@
 import { controlRequest, controlSocketPath } from '../../daemon/control-socket.js';
 import type { DaemonStatus } from '../../daemon/daemon.js';
 import { readStatusFile, statusFilePath } from '../../daemon/status-file.js';
-import { isLbError } from '../../errors.js';
+import { isLbError } from '../../core/errors.js';
 import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
 import type { StatusReport } from '../../report/types.js';
 import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';

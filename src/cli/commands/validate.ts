@@ -1,10 +1,10 @@
 // `lb validate [--config PATH]`: read, check and normalize the config; print every diagnostic
 // or a one-line summary. Exit code 0 valid (warnings allowed), 1 invalid.
 
-import { ConfigError } from '../../config/config-error.js';
-import { formatDiagnostics } from '../../config/diagnostics.js';
-import { loadConfig } from '../../config/load-config.js';
-import type { LbConfig } from '../../config/types.js';
+import { ConfigError } from '../../core/config/config-error.js';
+import { formatDiagnostics } from '../../core/config/diagnostics.js';
+import { loadConfig } from '../../source/load-config.js';
+import type { LbConfig } from '../../core/config/types.js';
 
 export interface ValidateOptions {
   config: string;

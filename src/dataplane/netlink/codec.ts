@@ -5,7 +5,7 @@
 // Constants and layouts are the kernel UAPI's (linux/netlink.h). Netlink is in host byte order;
 // lb runs on little-endian hosts only (x86-64, arm64), so LE reads and writes are used throughout.
 
-import { LbError } from '../../errors.js';
+import { LbError } from '../../core/errors.js';
 
 // ---- constants (linux/netlink.h) ----
 

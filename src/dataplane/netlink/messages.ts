@@ -7,7 +7,7 @@
 // 6.3); its values are from the kernel's YNL-generated uapi/linux/netdev.h.
 
 import { attr, attrString, attrU32, encodeMessage, NLM_F_DUMP, NLM_F_REQUEST, parseAttrs, type NlMessage } from './codec.js';
-import { LbError } from '../../errors.js';
+import { LbError } from '../../core/errors.js';
 
 // ---- rtnetlink (linux/rtnetlink.h, linux/if_link.h, linux/if.h) ----
 

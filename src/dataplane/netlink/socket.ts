@@ -9,7 +9,7 @@
 // datagrams and the total time per request are capped, so a misbehaving reply cannot hang lb.
 
 import koffi from 'koffi';
-import { LbError } from '../../errors.js';
+import { LbError } from '../../core/errors.js';
 import { errnoName } from '../libbpf.js';
 import {
   decodeDone, decodeError, NLM_F_DUMP_INTR, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN,

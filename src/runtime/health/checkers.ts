@@ -16,7 +16,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { HealthCheck } from '../../config/types.js';
+import type { HealthCheck } from '../../core/config/types.js';
 import type { CheckResult } from './state.js';
 
 export interface ProbeTarget {

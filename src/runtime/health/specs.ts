@@ -4,7 +4,7 @@
 // groups or proxies with the same merged check is probed once, and all its users read the result.
 // A host target is checked at each of its resolved addresses.
 
-import type { HealthCheck, LbConfig, Target } from '../../config/types.js';
+import type { HealthCheck, LbConfig, Target } from '../../core/config/types.js';
 import { configGroups } from '../keys.js';
 
 export interface HealthCheckUser {

@@ -7,14 +7,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../../src/config/load-config.js';
-import type { LbConfig, Proxy, Target, TargetGroup } from '../../../src/config/types.js';
+import { loadConfig } from '../../../src/source/load-config.js';
+import type { LbConfig, Proxy, Target, TargetGroup } from '../../../src/core/config/types.js';
 import { DataPlane, instanceDir } from '../../../src/dataplane/index.js';
 import { instanceComplete } from '../../../src/runtime/dataplane-sampler.js';
 import type { RuntimeStatus } from '../../../src/runtime/status.js';
 import { createSeedTopology, ipToU32, waitUntil, withNetns, type ManagedProcess, type SeedTopology } from '../../../src/sandbox/index.js';
 import { readLive } from '../../../src/state/live.js';
-import type { LogicalState } from '../../../src/state/types.js';
+import type { LogicalState } from '../../../src/core/state.js';
 import { runDir } from '../../../src/state/run-dir.js';
 import { ROOT, runCliAsync, type CliResult } from '../../lib/cli.js';
 import { DaemonProcess, lbStatus, waitForStatus } from '../lib/daemon.js';

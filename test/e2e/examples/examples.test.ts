@@ -22,7 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HealthCheck, HostTarget, Target } from '../../../src/config/types.js';
+import type { HealthCheck, HostTarget, Target } from '../../../src/core/config/types.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { waitUntil } from '../../../src/sandbox/index.js';
 import { ensureBuilt } from '../../lib/build.js';

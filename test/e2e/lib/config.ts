@@ -2,8 +2,8 @@
 // a source route for client 2's subnet) and the predictions of where a flow goes, from the TS
 // mirror of the data plane's hash.
 import type { AgentConfig } from '../../../src/dataplane/agent.js';
-import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_SRC_ROUTES, ipv4ToU32 } from '../../../src/dataplane/abi.js';
-import { chooseTarget, flowHash } from '../../../src/dataplane/flow-hash.js';
+import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_SRC_ROUTES, ipv4ToU32 } from '../../../src/core/abi.js';
+import { chooseTarget, flowHash } from '../../../src/core/flow-hash.js';
 import { VIP, type Topology } from '../../../src/sandbox/index.js';
 
 export const TCP_PORT = 80;

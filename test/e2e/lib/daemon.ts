@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import type { DaemonStatus } from '../../../src/daemon/daemon.js';
 import { readStatusFile } from '../../../src/daemon/status-file.js';
-import { isLbError } from '../../../src/errors.js';
+import { isLbError } from '../../../src/core/errors.js';
 import type { StatusReport } from '../../../src/report/types.js';
 import { ManagedProcess, execIn, waitUntil } from '../../../src/sandbox/index.js';
 import { hmacSha256 } from '../../../src/webhook/signature.js';

@@ -9,7 +9,7 @@ import { controlRequest, controlSocketPath } from '../../../src/daemon/control-s
 import { execIn, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 import { instanceComplete } from '../../../src/runtime/dataplane-sampler.js';
 import { readLive } from '../../../src/state/live.js';
-import { targetLabel } from '../../../src/state/types.js';
+import { targetLabel } from '../../../src/core/state.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { httpBatch, type BatchAnswer } from './clients.js';
 import { lbStatus, type DaemonProcess } from './daemon.js';

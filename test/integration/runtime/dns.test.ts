@@ -1,6 +1,6 @@
 // DNS-backed targets against a DNS server this test runs on 127.0.0.1.
 import { afterEach, describe, expect, it } from 'vitest';
-import { compileConfig } from '../../../src/compile/compile.js';
+import { compileConfig } from '../../../src/core/compile/compile.js';
 import { dnsHosts, DnsResolver, systemResolver, type DnsChangeEvent } from '../../../src/runtime/dns.js';
 import { buildRuntimeInputs } from '../../../src/runtime/effective-weight.js';
 import { config } from '../../unit/runtime/helpers.js';

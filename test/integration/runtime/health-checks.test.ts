@@ -1,7 +1,7 @@
 // Health checks against real servers on 127.0.0.1: the probes, and the monitor taking a killed
 // backend out and ramping it back in.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { HealthCheck } from '../../../src/config/types.js';
+import type { HealthCheck } from '../../../src/core/config/types.js';
 import { buildRuntimeInputs } from '../../../src/runtime/effective-weight.js';
 import { httpProbe, runProbe, tcpProbe } from '../../../src/runtime/health/checkers.js';
 import { HealthMonitor, type HealthChangeEvent } from '../../../src/runtime/health/monitor.js';

@@ -8,7 +8,7 @@ import { decodeJournal, encodeJournal, readJournal, removeJournal, writeJournal,
 import { acquireLock } from '../../../src/apply/lock.js';
 import { readPlanFile } from '../../../src/apply/plan-file.js';
 import { parseFaultSpec, stableJson } from '../../../src/apply/transaction.js';
-import { isLbError } from '../../../src/errors.js';
+import { isLbError } from '../../../src/core/errors.js';
 import { INVENTORY_FORMAT_VERSION, readInventory, writeInventory, type Inventory } from '../../../src/state/inventory.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-apply-unit-'));

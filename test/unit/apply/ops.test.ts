@@ -2,10 +2,11 @@
 // the exact undo of saved entries, and batched execution that stops at a fault-injection point.
 import { describe, expect, it } from 'vitest';
 import {
-  EMPTY_GROUP_VALUE, canonicalText, describeOp, diffGeneration, executeOps, firstDifference, groupPresent, restoreOps,
+  EMPTY_GROUP_VALUE, canonicalText, describeOp, diffGeneration, firstDifference, groupPresent, restoreOps,
   type RawOp,
-} from '../../../src/apply/ops.js';
-import { maglevTable } from '../../../src/compile/encode.js';
+} from '../../../src/core/ops.js';
+import { executeOps } from '../../../src/apply/execute-ops.js';
+import { maglevTable } from '../../../src/core/compile/encode.js';
 import { LB_MAGLEV_SIZE, encodeGeneration, encodeU32, type DataPlane, type GenerationConfig } from '../../../src/dataplane/index.js';
 import { TargetIds, buildGeneration } from '../../lib/apply-fixtures.js';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { compileConfig, TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../../../src/compile/compile.js';
-import { checkConfig } from '../../../src/config/index.js';
-import type { LbConfig, Target } from '../../../src/config/types.js';
-import { LB_MAX_TARGETS } from '../../../src/dataplane/abi.js';
-import { listenerKey } from '../../../src/state/types.js';
+import { compileConfig, TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../../../src/core/compile/compile.js';
+import { checkConfig } from '../../../src/core/config/index.js';
+import type { LbConfig, Target } from '../../../src/core/config/types.js';
+import { LB_MAX_TARGETS } from '../../../src/core/abi.js';
+import { listenerKey } from '../../../src/core/state.js';
 
 function config(text: string): LbConfig {
   const result = checkConfig([{ file: 'lb.yaml', text }]);

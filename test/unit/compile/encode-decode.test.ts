@@ -1,19 +1,17 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileConfig } from '../../../src/compile/compile.js';
-import { checkMaglevTables, decodeGeneration } from '../../../src/compile/decode.js';
-import { encodeState, maglevTable, MAX_SRC_ROUTES_PER_GENERATION } from '../../../src/compile/encode.js';
-import { loadConfig } from '../../../src/config/load-config.js';
+import { compileConfig } from '../../../src/core/compile/compile.js';
+import { checkMaglevTables, decodeGeneration } from '../../../src/core/compile/decode.js';
+import { encodeState, maglevTable, MAX_SRC_ROUTES_PER_GENERATION } from '../../../src/core/compile/encode.js';
+import { loadConfig } from '../../../src/source/load-config.js';
 import {
   IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, LB_MAX_LISTENERS, LB_MAX_MAGLEV_GROUPS, LB_MAX_TARGET_IDS,
-} from '../../../src/dataplane/abi.js';
-import {
-  decodeGeneration as decodeRaw, encodeGeneration, type EncodedGeneration, type GenerationConfig,
-} from '../../../src/dataplane/generation.js';
-import { isLbError } from '../../../src/errors.js';
-import { buildMaglevTable } from '../../../src/runtime/maglev.js';
-import { listenerKey, type LogicalListener, type LogicalState, type LogicalTarget } from '../../../src/state/types.js';
+} from '../../../src/core/abi.js';
+import { decodeGeneration as decodeRaw, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/core/generation.js';
+import { isLbError } from '../../../src/core/errors.js';
+import { buildMaglevTable } from '../../../src/core/maglev.js';
+import { listenerKey, type LogicalListener, type LogicalState, type LogicalTarget } from '../../../src/core/state.js';
 import { PLANS_DIR, configPath, ifindex, ifname, planCases, roundTrip } from '../plan/golden-support.js';
 
 const SETTINGS = { tcpIdleSec: 300, udpIdleSec: 60, tcpFinSec: 10 };

@@ -1,7 +1,7 @@
 // The EDN reader: values as the config layer sees them, positions, and every rejection with its
 // line:column.
 import { describe, expect, it } from 'vitest';
-import { readEdn } from '../../../src/config/edn.js';
+import { readEdn } from '../../../src/core/config/edn.js';
 
 function read(text: string): unknown {
   const r = readEdn(text);

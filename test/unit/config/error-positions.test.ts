@@ -1,7 +1,7 @@
 // Every kind of config error names file:line:column, the JSON pointer, and what was expected.
 // Each case is a small config with one mistake and the exact diagnostic lb prints for it.
 import { describe, expect, it } from 'vitest';
-import { checkConfig, formatDiagnostics } from '../../../src/config/index.js';
+import { checkConfig, formatDiagnostics } from '../../../src/core/config/index.js';
 
 /** A valid proxy list entry to build cases around (lines 2-4 of a file that starts `proxies:`). */
 const WEB = `  - name: web

@@ -4,8 +4,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { checkConfig, type ConfigSource } from '../../../src/config/index.js';
-import { readSource } from '../../../src/config/read-source.js';
+import { checkConfig, type ConfigSource } from '../../../src/core/config/index.js';
+import { readSource } from '../../../src/core/config/read-source.js';
 import { FIXTURES, SEEDS } from './helpers.js';
 
 const CASES = 5000;

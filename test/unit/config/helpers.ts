@@ -1,7 +1,7 @@
 // Shared helpers of the config tests.
 import { readFileSync } from 'node:fs';
-import { checkConfig, formatDiagnostics, type CheckResult } from '../../../src/config/index.js';
-import type { LbConfig } from '../../../src/config/types.js';
+import { checkConfig, formatDiagnostics, type CheckResult } from '../../../src/core/config/index.js';
+import type { LbConfig } from '../../../src/core/config/types.js';
 
 export const SEEDS = 'test/fixtures/seed-configs';
 export const FIXTURES = 'test/fixtures/config';

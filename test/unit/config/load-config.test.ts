@@ -1,7 +1,8 @@
 // Reading a config from disk: one file, or a directory whose *.yaml / *.yml / *.edn files merge.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, selectConfigFiles } from '../../../src/config/index.js';
-import { isLbError } from '../../../src/errors.js';
+import { ConfigError, selectConfigFiles } from '../../../src/core/config/index.js';
+import { loadConfig } from '../../../src/source/load-config.js';
+import { isLbError } from '../../../src/core/errors.js';
 import { FIXTURES } from './helpers.js';
 
 async function loadError(path: string): Promise<ConfigError> {

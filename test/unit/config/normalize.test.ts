@@ -1,7 +1,7 @@
 // The normalized model the compile step consumes: defaults applied, groups always lists, names
 // canonical, health checks merged, every part pointing back at its source.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_WEIGHT } from '../../../src/config/defaults.js';
+import { DEFAULT_WEIGHT } from '../../../src/core/config/defaults.js';
 import { FIXTURES, accepted, checkFile, checkText } from './helpers.js';
 
 const MINIMAL = `proxies:

@@ -2,12 +2,12 @@
 // every object, agrees with the defaults normalize applies, with the TS types, and with docs.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import * as defaults from '../../../src/config/defaults.js';
-import { CONFIG_SCHEMA, configValidator } from '../../../src/config/schema.js';
+import * as defaults from '../../../src/core/config/defaults.js';
+import { CONFIG_SCHEMA, configValidator } from '../../../src/core/config/schema.js';
 import type {
   RawAccessLog, RawCircuitBreaker, RawConfig, RawHealthCheck, RawListen, RawLoadBalancing, RawMetrics, RawProxy,
   RawRateLimit, RawRateLimits, RawSettings, RawSniRoute, RawSourceRoute, RawTarget,
-} from '../../../src/config/raw-types.js';
+} from '../../../src/core/config/raw-types.js';
 import { accepted, checkText } from './helpers.js';
 
 type Schema = Record<string, unknown>;

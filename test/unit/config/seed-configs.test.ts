@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { countTargets } from '../../../src/cli/commands/validate.js';
-import { formatDiagnostics } from '../../../src/config/index.js';
+import { formatDiagnostics } from '../../../src/core/config/index.js';
 import { FIXTURES, SEEDS, accepted, checkFile, rejection, withoutSources } from './helpers.js';
 
 type Case =

@@ -1,6 +1,6 @@
 // Semantic rules beyond the error-position table: what is allowed, and behaviour at scale.
 import { describe, expect, it } from 'vitest';
-import { LB_MAX_TARGETS } from '../../../src/dataplane/abi.js';
+import { LB_MAX_TARGETS } from '../../../src/core/abi.js';
 import { accepted, checkText, rejection } from './helpers.js';
 
 function proxy(name: string, listen: string, extra = ''): string {

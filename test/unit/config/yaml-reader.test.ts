@@ -1,6 +1,6 @@
 // The YAML reader: plain values, positions under JSON pointers, and rejections with line:column.
 import { describe, expect, it } from 'vitest';
-import { readYaml } from '../../../src/config/yaml-reader.js';
+import { readYaml } from '../../../src/core/config/yaml-reader.js';
 
 function failures(text: string): string[] {
   const r = readYaml(text);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ControlServer, controlRequest } from '../../../src/daemon/control-socket.js';
 import { parseListenAddress } from '../../../src/daemon/listen-address.js';
-import { LbError, isLbError } from '../../../src/errors.js';
+import { LbError, isLbError } from '../../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-control-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_CLIENT, LB_CT_REPLIED, LB_DIR_FORWARD, LB_DIR_REVERSE,
-} from '../../../src/dataplane/abi.js';
+} from '../../../src/core/abi.js';
 import { countUnansweredFlows, flowId, unansweredFlows, type ConntrackEntry } from '../../../src/dataplane/unanswered-flows.js';
 
 const S = 1_000_000_000n;

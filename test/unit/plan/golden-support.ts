@@ -3,12 +3,12 @@
 // encode it into one generation, decode that generation back.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileConfig, type RuntimeInputs } from '../../../src/compile/compile.js';
-import { decodeGeneration } from '../../../src/compile/decode.js';
-import { encodeState } from '../../../src/compile/encode.js';
-import type { Diagnostic } from '../../../src/config/diagnostics.js';
-import { loadConfig } from '../../../src/config/load-config.js';
-import { EMPTY_STATE, listenerKey, type LogicalState } from '../../../src/state/types.js';
+import { compileConfig, type RuntimeInputs } from '../../../src/core/compile/compile.js';
+import { decodeGeneration } from '../../../src/core/compile/decode.js';
+import { encodeState } from '../../../src/core/compile/encode.js';
+import type { Diagnostic } from '../../../src/core/config/diagnostics.js';
+import { loadConfig } from '../../../src/source/load-config.js';
+import { EMPTY_STATE, listenerKey, type LogicalState } from '../../../src/core/state.js';
 
 export const PLANS_DIR = 'test/fixtures/plans';
 

@@ -5,10 +5,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { diffStates } from '../../../src/plan/plan.js';
-import { renderJson } from '../../../src/plan/render-json.js';
-import { renderMarkdown } from '../../../src/plan/render-markdown.js';
-import { renderText } from '../../../src/plan/render-text.js';
+import { diffStates } from '../../../src/core/plan/plan.js';
+import { renderJson } from '../../../src/core/plan/render-json.js';
+import { renderMarkdown } from '../../../src/core/plan/render-markdown.js';
+import { renderText } from '../../../src/core/plan/render-text.js';
 import { PLANS_DIR, compilePath, configPath, liveState, planCases } from './golden-support.js';
 
 const update = process.env.UPDATE_GOLDEN === '1';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { diffStates, hasChanges, type Change, type Plan } from '../../../src/plan/plan.js';
-import { EMPTY_STATE, listenerKey, targetLabel, type LogicalListener, type LogicalState, type LogicalTarget } from '../../../src/state/types.js';
+import { diffStates, hasChanges, type Change, type Plan } from '../../../src/core/plan/plan.js';
+import { EMPTY_STATE, listenerKey, targetLabel, type LogicalListener, type LogicalState, type LogicalTarget } from '../../../src/core/state.js';
 
 const SETTINGS = { tcpIdleSec: 300, udpIdleSec: 60, tcpFinSec: 10 };
 const t = (addr: string, weight = 100, port = 80): LogicalTarget => ({ addr, port, weight });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { encodeState } from '../../../src/compile/encode.js';
-import type { Diagnostic } from '../../../src/config/diagnostics.js';
-import { encodeGeneration } from '../../../src/dataplane/generation.js';
-import { diffStates } from '../../../src/plan/plan.js';
-import { PLAN_FORMAT_VERSION, planDocument, renderJson } from '../../../src/plan/render-json.js';
-import { renderMarkdown } from '../../../src/plan/render-markdown.js';
-import { NO_CHANGES, renderText } from '../../../src/plan/render-text.js';
-import { EMPTY_STATE, type LogicalState } from '../../../src/state/types.js';
+import { encodeState } from '../../../src/core/compile/encode.js';
+import type { Diagnostic } from '../../../src/core/config/diagnostics.js';
+import { encodeGeneration } from '../../../src/core/generation.js';
+import { diffStates } from '../../../src/core/plan/plan.js';
+import { PLAN_FORMAT_VERSION, planDocument, renderJson } from '../../../src/core/plan/render-json.js';
+import { renderMarkdown } from '../../../src/core/plan/render-markdown.js';
+import { NO_CHANGES, renderText } from '../../../src/core/plan/render-text.js';
+import { EMPTY_STATE, type LogicalState } from '../../../src/core/state.js';
 import { ifindex } from './golden-support.js';
 
 const live: LogicalState = {

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ApplyRequest, ApplyResult } from '../../../src/apply/index.js';
-import { compileConfig } from '../../../src/compile/compile.js';
-import { encodeState } from '../../../src/compile/encode.js';
+import { compileConfig } from '../../../src/core/compile/compile.js';
+import { encodeState } from '../../../src/core/compile/encode.js';
 import { EMPTY_SETTINGS, encodeGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
-import { diffStates } from '../../../src/plan/plan.js';
+import { diffStates } from '../../../src/core/plan/plan.js';
 import {
   Reconciler, validateConfigAt, type PlannedRevision, type ReconcileEngine, type ReconcileMetricsSink, type RuntimeProvider,
 } from '../../../src/reconcile/index.js';
@@ -17,8 +17,8 @@ import type { StatusReport } from '../../../src/report/types.js';
 import { SourceError } from '../../../src/source/disposition.js';
 import type { Source, SourceRevision } from '../../../src/source/types.js';
 import type { LiveState } from '../../../src/state/live.js';
-import { EMPTY_STATE, type LogicalState } from '../../../src/state/types.js';
-import { LbError } from '../../../src/errors.js';
+import { EMPTY_STATE, type LogicalState } from '../../../src/core/state.js';
+import { LbError } from '../../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-reconcile-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/index.js';
+import { ConfigError } from '../../../src/core/config/index.js';
 import { reportErrorsFrom } from '../../../src/report/index.js';
 import { SourceError } from '../../../src/source/index.js';
 

@@ -1,6 +1,6 @@
 // activeFlowsByBackend: which conntrack entries count as active flows of a backend.
 import { describe, expect, it } from 'vitest';
-import { IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_DIR_REVERSE } from '../../../src/dataplane/abi.js';
+import { IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_DIR_REVERSE } from '../../../src/core/abi.js';
 import type { ConntrackEntry } from '../../../src/dataplane/unanswered-flows.js';
 import { activeFlowsByBackend } from '../../../src/runtime/active-flows.js';
 

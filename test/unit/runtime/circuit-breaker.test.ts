@@ -3,7 +3,7 @@ import {
   CircuitBreakers, circuitErrorRate, circuitFraction, circuitStateValue, initialCircuitState, stepCircuit,
   type CircuitBreakerSettings, type CircuitEvent, type CircuitState,
 } from '../../../src/runtime/circuit-breaker.js';
-import { isLbError } from '../../../src/errors.js';
+import { isLbError } from '../../../src/core/errors.js';
 
 const s: CircuitBreakerSettings = { errorThresholdPct: 50, minRequests: 10, windowSizeMs: 10_000, openDurationMs: 5_000, halfOpenRequests: 3 };
 const sample = (attempts: number, failures: number): CircuitEvent => ({ type: 'sample', attempts, failures });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isLbError } from '../../../src/errors.js';
+import { isLbError } from '../../../src/core/errors.js';
 import { DrainManager, observeDrain, startDrain, type DrainChangeEvent } from '../../../src/runtime/drain.js';
 import { drainKey } from '../../../src/runtime/keys.js';
 import { config } from './helpers.js';

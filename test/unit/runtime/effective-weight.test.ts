@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileConfig } from '../../../src/compile/compile.js';
+import { compileConfig } from '../../../src/core/compile/compile.js';
 import { initialCircuitState, type CircuitState } from '../../../src/runtime/circuit-breaker.js';
 import { startDrain, type DrainState } from '../../../src/runtime/drain.js';
 import { buildRuntimeInputs, effectiveWeights, type EndpointView, type TargetWeightInput } from '../../../src/runtime/effective-weight.js';

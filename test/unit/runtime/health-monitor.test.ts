@@ -1,6 +1,6 @@
 // The monitor's scheduling with a fake probe and fake timers (the real probes: test/integration/runtime).
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { HealthCheck } from '../../../src/config/types.js';
+import type { HealthCheck } from '../../../src/core/config/types.js';
 import type { ProbeTarget } from '../../../src/runtime/health/checkers.js';
 import { HealthMonitor, type HealthChangeEvent } from '../../../src/runtime/health/monitor.js';
 import { healthCheckSpecs, healthKey, type HealthCheckSpec } from '../../../src/runtime/health/specs.js';

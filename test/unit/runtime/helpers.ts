@@ -1,5 +1,5 @@
-import { checkConfig } from '../../../src/config/index.js';
-import type { LbConfig } from '../../../src/config/types.js';
+import { checkConfig } from '../../../src/core/config/index.js';
+import type { LbConfig } from '../../../src/core/config/types.js';
 
 export function config(text: string): LbConfig {
   const result = checkConfig([{ file: 'lb.yaml', text }]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseTarget } from '../../../src/dataplane/flow-hash.js';
+import { chooseTarget } from '../../../src/core/flow-hash.js';
 import { leastConnectionsWeights } from '../../../src/runtime/least-connections.js';
 
 describe('leastConnectionsWeights', () => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { isLbError } from '../../../src/errors.js';
-import { flowHash } from '../../../src/dataplane/flow-hash.js';
-import { ipv4ToU32 } from '../../../src/dataplane/abi.js';
+import { isLbError } from '../../../src/core/errors.js';
+import { flowHash } from '../../../src/core/flow-hash.js';
+import { ipv4ToU32 } from '../../../src/core/abi.js';
 import {
   buildMaglevTable, isPrime, MAGLEV_DEFAULT_SIZE, MAGLEV_MAX_SIZE, maglevDisruption, maglevLookup, type MaglevBackend,
-} from '../../../src/runtime/maglev.js';
+} from '../../../src/core/maglev.js';
 
 const backends = (n: number, weight = 100): MaglevBackend[] =>
   Array.from({ length: n }, (_, i) => ({ id: `10.0.${i >> 8}.${i & 255}:8080`, weight }));

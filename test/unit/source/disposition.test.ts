@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/index.js';
-import { LbError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/core/config/index.js';
+import { LbError } from '../../../src/core/errors.js';
 import { SourceError, dispositionOf, reasonFromCode } from '../../../src/source/index.js';
 
 describe('dispositionOf', () => {

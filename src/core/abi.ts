@@ -323,7 +323,7 @@ export function decodeTargetStats(b: Buffer, offset = 0): TargetStats {
 
 /**
  * A Maglev table as the map holds it: slot -> index into the group's targets. `table` is what
- * buildMaglevTable (src/runtime/maglev.ts) returns; every slot must name a target (no -1: a group
+ * buildMaglevTable (src/core/maglev.ts) returns; every slot must name a target (no -1: a group
  * without weight gets no table).
  */
 export function encodeMaglev(table: ArrayLike<number>): Buffer {

@@ -14,7 +14,7 @@
 // - Order is the file order (files by name, then position in the file); compile sorts what it
 //   needs sorted.
 
-import type { PathRequest } from '../datapath/choose.js';
+import type { PathRequest } from '../data-path-choice.js';
 
 export interface SourceRef {
   file: string;
@@ -56,7 +56,7 @@ export interface Listen {
   address: string | null;
   /** 'both' is kept: the compile step makes one listener entry per protocol. */
   protocol: Protocol;
-  /** The data path requested for the interfaces (src/datapath/choose.ts). */
+  /** The data path requested for the interfaces (src/core/data-path-choice.ts). */
   mode: PathRequest;
   source: SourceRef;
 }

@@ -13,7 +13,7 @@
 // Disruption: removing one of N equal backends reassigns its ~M/N slots plus a few others:
 // at most 1/N + 1.5% of all slots at the default size for N <= 64 (test/unit/runtime/maglev.test.ts).
 
-import { LbError } from '../errors.js';
+import { LbError } from './errors.js';
 
 export interface MaglevBackend {
   /** Stable identity, e.g. "10.0.0.1:8080". Distinct within a table. */

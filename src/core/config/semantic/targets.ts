@@ -1,7 +1,7 @@
 // Target group checks: size (the data plane's LB_MAX_TARGETS), weights, duplicates, addresses and
 // host names, PROXY protocol on UDP.
 
-import { LB_MAX_TARGETS } from '../../dataplane/abi.js';
+import { LB_MAX_TARGETS } from '../../abi.js';
 import { groupsOf, targetsOf } from '../groups.js';
 import { hostnameProblem } from '../hostname.js';
 import { nonUnicastReason, parseIpv4 } from '../ipv4.js';

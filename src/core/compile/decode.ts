@@ -10,10 +10,10 @@
 // has no place for them: decodeGeneration ignores them, and checkMaglevTables (run on the read-back
 // after an apply) verifies that every persistent group has exactly the table its targets imply.
 
-import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../dataplane/abi.js';
-import type { GenerationConfig } from '../dataplane/generation.js';
+import { IPPROTO_TCP, IPPROTO_UDP, LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../abi.js';
+import type { GenerationConfig } from '../generation.js';
 import { LbError } from '../errors.js';
-import { listenerKey, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
+import { listenerKey, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state.js';
 import { compareStrings } from './compile.js';
 import { maglevTables } from './encode.js';
 

@@ -11,17 +11,17 @@
 //
 // Session persistence: every group a persistent listener uses (its default group and its
 // source-route groups) that has weight gets a Maglev table (lb_maglev), built from the effective
-// weights by src/runtime/maglev.ts with the backend "addr:port" as identity. The tables are derived
+// weights by src/core/maglev.ts with the backend "addr:port" as identity. The tables are derived
 // data: decode ignores them; the apply compares them byte for byte on read-back.
 
 import {
   IPPROTO_TCP, IPPROTO_UDP, LB_GENERATIONS, LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_MAX_LISTENERS,
   LB_MAX_MAGLEV_GROUPS, LB_MAX_SRC_ROUTES, LB_MAX_TARGET_IDS, LB_MAX_TARGETS, encodeMaglev,
-} from '../dataplane/abi.js';
-import type { GenerationConfig } from '../dataplane/generation.js';
+} from '../abi.js';
+import type { GenerationConfig } from '../generation.js';
 import { LbError } from '../errors.js';
-import { buildMaglevTable, type MaglevBackend } from '../runtime/maglev.js';
-import { listenerKey, listenerLabel, targetLabel, type LogicalState, type LogicalTarget } from '../state/types.js';
+import { buildMaglevTable, type MaglevBackend } from '../maglev.js';
+import { listenerKey, listenerLabel, targetLabel, type LogicalState, type LogicalTarget } from '../state.js';
 import { compareStrings } from './compile.js';
 
 export interface EncodeEnv {

@@ -4,7 +4,7 @@
 
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import schemaJson from '../../schemas/lb-config.schema.json' with { type: 'json' };
+import schemaJson from '../../../schemas/lb-config.schema.json' with { type: 'json' };
 
 export const CONFIG_SCHEMA: Record<string, unknown> = schemaJson;
 

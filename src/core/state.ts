@@ -4,9 +4,9 @@
 //
 // Identity: a listener is identified by (iface, vip, port, proto); a source route by its listener
 // and prefix; a target by (addr, port) within its group. Ids (listener_id, group index,
-// target_id) are an encoding detail (src/compile/encode.ts) and never appear here.
+// target_id) are an encoding detail (src/core/compile/encode.ts) and never appear here.
 
-import type { PathRequest } from '../datapath/choose.js';
+import type { PathRequest } from './data-path-choice.js';
 
 export type L4Proto = 'tcp' | 'udp';
 
@@ -48,7 +48,7 @@ export interface LogicalSettings {
 /** How lb runs on an interface: its data path, requested ('auto' until chosen on the host) or attached. */
 export interface InterfacePath {
   path: PathRequest;
-  /** Why this path (src/datapath/choose.ts), once chosen on the host. */
+  /** Why this path (src/core/data-path-choice.ts), once chosen on the host. */
   reason?: string;
   /**
    * net.ipv4.conf.<iface>.route_localnet is (live) or must be (desired) 1: a listener on the

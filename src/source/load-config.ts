@@ -3,11 +3,11 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkConfig, type ConfigSource } from './check.js';
-import { ConfigError } from './config-error.js';
-import type { Diagnostic } from './diagnostics.js';
-import { selectConfigFiles } from './read-source.js';
-import type { LbConfig } from './types.js';
+import { checkConfig, type ConfigSource } from '../core/config/check.js';
+import { ConfigError } from '../core/config/config-error.js';
+import type { Diagnostic } from '../core/config/diagnostics.js';
+import { selectConfigFiles } from '../core/config/read-source.js';
+import type { LbConfig } from '../core/config/types.js';
 
 /** Far above any real config; stops a wrong path (a disk image, a log) from being slurped. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;

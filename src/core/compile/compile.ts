@@ -17,8 +17,8 @@
 import { isLoopback } from '../config/ipv4.js';
 import { sortDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import type { LbConfig, Proxy, SourceRef, Target, TargetGroup } from '../config/types.js';
-import { LB_MAX_TARGETS, ipv4ToU32 } from '../dataplane/abi.js';
-import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state/types.js';
+import { LB_MAX_TARGETS, ipv4ToU32 } from '../abi.js';
+import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state.js';
 
 /** The timeout after either side sent FIN; the config has no key for it. */
 export const TCP_FIN_TIMEOUT_SEC = 10;

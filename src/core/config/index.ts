@@ -4,6 +4,5 @@
 export { checkConfig, type CheckResult, type ConfigSource } from './check.js';
 export { ConfigError } from './config-error.js';
 export { formatDiagnostic, formatDiagnostics, type Diagnostic, type DiagnosticStage } from './diagnostics.js';
-export { loadConfig, readConfigSources, type LoadedConfig } from './load-config.js';
 export { selectConfigFiles } from './read-source.js';
 export type * from './types.js';

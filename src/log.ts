@@ -1,4 +1,4 @@
-// The logging surface the source, webhook and report modules need: a subset of pino's, so the
+// The logging surface every shell module takes: a subset of pino's, so the
 // daemon passes its pino logger (with redaction) and tests pass nothing.
 
 export interface Logger {

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
-import type { EncodedGeneration } from '../dataplane/generation.js';
+import type { EncodedGeneration } from '../generation.js';
 import type { AttributeValue, Change, ChangeKind, Plan } from './plan.js';
 
 export const NO_CHANGES = 'No changes. The data plane matches the configuration.';

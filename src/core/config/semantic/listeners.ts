@@ -1,7 +1,7 @@
 // Listener checks: addresses, conflicts on interface:port:protocol, protocol-bound features, and
 // the data plane's listener capacity.
 
-import { LB_MAX_LISTENERS } from '../../dataplane/abi.js';
+import { LB_MAX_LISTENERS } from '../../abi.js';
 import { nonUnicastReason, parseIpv4 } from '../ipv4.js';
 import { joinPointer } from '../pointer.js';
 import type { RawProxy } from '../raw-types.js';

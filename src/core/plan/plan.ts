@@ -21,7 +21,7 @@
 import {
   listenerKey, listenerLabel, targetLabel,
   type LogicalListener, type LogicalSettings, type LogicalSourceRoute, type LogicalState, type LogicalTarget,
-} from '../state/types.js';
+} from '../state.js';
 
 export type ChangeKind = 'create' | 'update' | 'delete';
 export type ResourceType = 'interface' | 'settings' | 'listener' | 'source-route' | 'target';

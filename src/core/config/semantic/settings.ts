@@ -1,6 +1,6 @@
 // Settings checks that span values or the data plane's capacities.
 
-import { LB_MAX_FLOWS } from '../../dataplane/abi.js';
+import { LB_MAX_FLOWS } from '../../abi.js';
 import type { SemanticContext } from './context.js';
 
 /** The conntrack table holds two entries per flow (forward and reverse). */

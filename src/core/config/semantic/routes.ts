@@ -1,7 +1,7 @@
 // Route checks: source prefixes (host bits, duplicates), SNI names (duplicates), and the data
 // plane's capacity for routes and groups.
 
-import { LB_GENERATIONS, LB_MAX_GROUPS, LB_MAX_SRC_ROUTES } from '../../dataplane/abi.js';
+import { LB_GENERATIONS, LB_MAX_GROUPS, LB_MAX_SRC_ROUTES } from '../../abi.js';
 import { formatPrefix, networkOf, parseIpv4Prefix } from '../ipv4.js';
 import { normalizeSniHostname } from '../hostname.js';
 import { joinPointer } from '../pointer.js';

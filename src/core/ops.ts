@@ -1,11 +1,11 @@
 // Raw operations: the map writes that turn what one generation holds now into what it must hold.
-// Pure (diffGeneration, canonicalGeneration, restoreOps) plus the one shell function that runs
-// them (executeOps). The apply only ever runs them against the INACTIVE generation, which no
-// packet reads, so their order does not matter to traffic; it is fixed anyway (puts before
-// deletes, map by map, keys sorted) so plans, journals and fault-injection indexes are stable.
+// Pure: diffGeneration, canonicalGeneration, restoreOps; src/apply/execute-ops.ts runs them. The
+// apply only ever runs them against the INACTIVE generation, which no packet reads, so their order
+// does not matter to traffic; it is fixed anyway (puts before deletes, map by map, keys sorted) so
+// plans, journals and fault-injection indexes are stable.
 
-import { encodeGroup, encodeU32, type EncodedGeneration } from '../dataplane/index.js';
-import type { DataPlane } from '../dataplane/index.js';
+import { encodeGroup, encodeU32 } from './abi.js';
+import type { EncodedGeneration } from './generation.js';
 
 /** The generational config maps. lb_ctl is written only by the flip. */
 export const CONFIG_MAPS = ['lb_settings', 'lb_groups', 'lb_maglev', 'lb_src_routes', 'lb_listeners'] as const;
@@ -131,28 +131,6 @@ export function restoreOps(saved: readonly SavedEntry[]): RawOp[] {
   return saved.map((s) => (s.value === null
     ? { map: s.map, kind: 'delete' as const, key: s.key }
     : { map: s.map, kind: 'put' as const, key: s.key, value: s.value }));
-}
-
-/**
- * Runs ops[0..stopBefore) against the maps, consecutive ops of one map and kind in one batch
- * syscall. Returns how many ran. `stopBefore` is the fault-injection point: the ops before it run,
- * the one at it and all after it do not, exactly as if the process had died there.
- */
-export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = ops.length): number {
-  const end = Math.max(0, Math.min(stopBefore, ops.length));
-  let i = 0;
-  while (i < end) {
-    const first = ops[i]!;
-    let j = i + 1;
-    while (j < end && ops[j]!.map === first.map && ops[j]!.kind === first.kind) j++;
-    const run = ops.slice(i, j);
-    const map = dp.maps[first.map];
-    if (first.kind === 'delete') map.deleteBatch(run.map((op) => op.key));
-    else if (run.length === 1) map.update(first.key, first.value!);
-    else map.updateBatch(run.map((op) => [op.key, op.value!] as [Buffer, Buffer]));
-    i = j;
-  }
-  return end;
 }
 
 /** One line per op, for --verbose output and error messages. */

@@ -1,0 +1,26 @@
+// Runs raw operations (src/core/ops.ts) against the live maps.
+
+import type { RawOp } from '../core/ops.js';
+import type { DataPlane } from '../dataplane/index.js';
+
+/**
+ * Runs ops[0..stopBefore) against the maps, consecutive ops of one map and kind in one batch
+ * syscall. Returns how many ran. `stopBefore` is the fault-injection point: the ops before it run,
+ * the one at it and all after it do not, exactly as if the process had died there.
+ */
+export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = ops.length): number {
+  const end = Math.max(0, Math.min(stopBefore, ops.length));
+  let i = 0;
+  while (i < end) {
+    const first = ops[i]!;
+    let j = i + 1;
+    while (j < end && ops[j]!.map === first.map && ops[j]!.kind === first.kind) j++;
+    const run = ops.slice(i, j);
+    const map = dp.maps[first.map];
+    if (first.kind === 'delete') map.deleteBatch(run.map((op) => op.key));
+    else if (run.length === 1) map.update(first.key, first.value!);
+    else map.updateBatch(run.map((op) => [op.key, op.value!] as [Buffer, Buffer]));
+    i = j;
+  }
+  return end;
+}
