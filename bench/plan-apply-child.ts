@@ -14,13 +14,13 @@
 import { performance } from 'node:perf_hooks';
 import { runTransaction } from '../src/apply/transaction.js';
 import { recoverInstance } from '../src/apply/recover.js';
-import { checkConfig } from '../src/config/check.js';
-import { compileConfig } from '../src/compile/compile.js';
+import { checkConfig } from '../src/core/config/check.js';
+import { compileConfig } from '../src/core/compile/compile.js';
 import {
   DataPlane, encodeGeneration, flipTo, interfaceIndex, type GenerationConfig,
 } from '../src/dataplane/index.js';
-import { diffStates } from '../src/plan/plan.js';
-import { renderText } from '../src/plan/render-text.js';
+import { diffStates } from '../src/core/plan/plan.js';
+import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
 
 type Out = Record<string, number | string>;
