@@ -1,5 +1,6 @@
 // Circuit breaker per backend (addr:port), fed by real traffic. Pure: time is an argument; the
-// daemon samples the data plane's counters and calls in (no timers here).
+// daemon reads the data plane's cumulative counters and calls in (no timers, no I/O here);
+// CounterDeltas turns two reads into a sample.
 //
 // Input: periodic samples {attempts, failures} per backend, each covering the time since the
 // previous sample: attempts = new flows (lb_tstats new_flows delta), failures = failed connection
@@ -206,6 +207,79 @@ export function circuitStateValue(status: CircuitStatus): number {
   return status === 'closed' ? 0 : status === 'half-open' ? 1 : 2;
 }
 
+// ---- from the data plane's cumulative counters to samples ------------------------------------
+
+/** One backend's cumulative counters as read from the data plane (its lb_tstats slot). */
+export interface CounterReading {
+  /** The lb_tstats slot: a new id is a new series (no delta across it). */
+  targetId: number;
+  newFlows: bigint;
+  failedConns: bigint;
+}
+
+/** One read of the data plane, as far as the breaker is concerned. */
+export interface DataPlaneReading {
+  counters: ReadonlyMap<string, CounterReading>;
+  /** Connection attempts found unanswered since the previous read, per backend. */
+  unanswered: ReadonlyMap<string, number>;
+}
+
+/**
+ * The sample of one backend between two reads: attempts = new flows, failures = failed
+ * connections + attempts found unanswered. Counter deltas only within one series: a first read, a
+ * new slot, or counters that went back (a map recreated) give no delta. Unanswered attempts are
+ * found after a bound, so they were counted as attempts when they started: late failures.
+ */
+export function sampleBetween(prev: CounterReading | undefined, cur: CounterReading | undefined, unanswered: number): CircuitSample {
+  let attempts = 0;
+  let refused = 0;
+  if (cur && prev && cur.targetId === prev.targetId && cur.newFlows >= prev.newFlows && cur.failedConns >= prev.failedConns) {
+    attempts = Number(cur.newFlows - prev.newFlows);
+    refused = Number(cur.failedConns - prev.failedConns);
+  }
+  return { attempts, failures: refused + unanswered, lateFailures: unanswered };
+}
+
+/**
+ * The last reading of every backend, so each read of the data plane becomes one sample per
+ * backend (sampleBetween). Also kept while the breaker is disabled (remember()), so enabling it
+ * does not count everything since the previous read as one sample.
+ */
+export class CounterDeltas {
+  private readonly last = new Map<string, CounterReading>();
+
+  /**
+   * One sample for each of `backends` (every backend of the config, also without traffic: samples
+   * drive the breaker's clock) from a read (null: nothing read, every sample empty).
+   */
+  samples(backends: Iterable<string>, reading: DataPlaneReading | null): [string, CircuitSample][] {
+    const out: [string, CircuitSample][] = [];
+    for (const backend of backends) {
+      const cur = reading?.counters.get(backend);
+      const sample = sampleBetween(this.last.get(backend), cur, reading?.unanswered.get(backend) ?? 0);
+      if (cur) this.last.set(backend, cur);
+      out.push([backend, sample]);
+    }
+    return out;
+  }
+
+  /** The breaker is off: remember every backend's counters, sample nothing. */
+  remember(reading: DataPlaneReading | null): void {
+    if (reading) for (const [backend, c] of reading.counters) this.last.set(backend, c);
+  }
+
+  /** Forgets backends that are no longer in the config. */
+  retain(backends: Iterable<string>): void {
+    const keep = new Set(backends);
+    for (const key of this.last.keys()) if (!keep.has(key)) this.last.delete(key);
+  }
+
+  /** The last reading of a backend (tests, debugging). */
+  reading(backend: string): CounterReading | undefined {
+    return this.last.get(backend);
+  }
+}
+
 export interface BackendTransition extends CircuitTransition {
   backend: string;
 }
@@ -243,6 +317,13 @@ export class CircuitBreakers {
   observe(backend: string, sample: CircuitSample, now: number): BackendTransition[] {
     if (!this.settings.enabled) return [];
     return this.apply(backend, { type: 'sample', ...sample }, now);
+  }
+
+  /** One sample per backend (CounterDeltas.samples), in order; the transitions they caused. */
+  observeAll(samples: Iterable<[string, CircuitSample]>, now: number): BackendTransition[] {
+    const transitions: BackendTransition[] = [];
+    for (const [backend, sample] of samples) transitions.push(...this.observe(backend, sample, now));
+    return transitions;
   }
 
   /** Advances time for every backend (OPEN -> HALF-OPEN when no samples arrive). */

@@ -18,7 +18,8 @@
 //   backend, every group of a proxy) makes one reconcile.
 // - Breaker samples cover every backend of the config every period, also with no traffic: samples
 //   advance its clock (OPEN -> HALF-OPEN). Counter deltas are taken only between two samples of the
-//   same lb_tstats slot; a new slot (a backend re-added) starts a new series.
+//   same lb_tstats slot; a new slot (a backend re-added) starts a new series. The arithmetic (deltas,
+//   windows, transitions) is circuit-breaker.ts's; this only wires the reads and the clock to it.
 // - Drains are kept across daemon restarts in /run/lb/<instance>/drains.json (tmpfs: this boot,
 //   like the pinned maps): a restart must not silently put a drained backend back. Forced circuit
 //   states are not kept: a restarted daemon measures again.
@@ -34,7 +35,7 @@ import { LbError } from '../core/errors.js';
 import { errFields, silentLogger, type Logger } from '../log.js';
 import { ensureDir, runDir, writeFileAtomic } from '../state/run-dir.js';
 import type { FlowTimeouts } from './active-flows.js';
-import { CircuitBreakers, type BackendTransition, type CircuitState } from './circuit-breaker.js';
+import { CircuitBreakers, CounterDeltas, type BackendTransition, type CircuitState } from './circuit-breaker.js';
 import { DnsResolver, dnsHosts, systemResolver, type Resolve4 } from './dns.js';
 import { DrainManager, type DrainState } from './drain.js';
 import { buildRuntimeInputs, type BuiltRuntimeInputs, type RuntimeSnapshot as WeightSnapshot } from './effective-weight.js';
@@ -43,7 +44,7 @@ import { HealthMonitor } from './health/monitor.js';
 import { healthCheckSpecs } from './health/specs.js';
 import { backendKey, configBackends, configGroups, findTargets, targetBackends } from './keys.js';
 import type { RuntimeMetricsInput } from './metrics.js';
-import { KernelSampler, type BackendCounters, type RuntimeSampler } from './dataplane-sampler.js';
+import { KernelSampler, type RuntimeSampler } from './dataplane-sampler.js';
 import { runtimeStatus, type RuntimeStatus } from './status.js';
 
 export const RECOMPUTE_SETTLE_MS = 25;
@@ -102,7 +103,8 @@ export class RuntimeService {
   private breakers: CircuitBreakers | undefined;
   private activeFlowCounts = new Map<string, number>();
   private activeFlowsAt = 0;
-  private readonly counters = new Map<string, BackendCounters>();
+  /** The data plane's counters at the previous sample: the breaker's samples are their deltas. */
+  private readonly deltas = new CounterDeltas();
   /** The fingerprint last handed to the reconciler, and the one a pending trigger asked for. */
   private handed = 'none';
   private requested: string | undefined;
@@ -167,7 +169,7 @@ export class RuntimeService {
     else this.breakers.configure(config.settings.circuitBreaker);
     const backends = configBackends(config, resolve);
     this.breakers.retain(backends);
-    for (const b of this.counters.keys()) if (!backends.includes(b)) this.counters.delete(b);
+    this.deltas.retain(backends);
     if (!this.drains) {
       this.drains = new DrainManager(config, { activeFlows: (proxy, targetId) => this.countTargetFlows(proxy, targetId), now: this.now });
       this.drains.on('change', (e) => {
@@ -310,25 +312,9 @@ export class RuntimeService {
       this.activeFlowCounts = sample.active;
       this.activeFlowsAt = now;
     }
-    const transitions: BackendTransition[] = [];
-    if (breakers.enabled) {
-      for (const backend of configBackends(config, (h) => this.dns.resolve(h))) {
-        const cur = sample?.counters.get(backend);
-        const prev = this.counters.get(backend);
-        let attempts = 0;
-        let refused = 0;
-        if (cur && prev && cur.targetId === prev.targetId && cur.newFlows >= prev.newFlows && cur.failedConns >= prev.failedConns) {
-          attempts = Number(cur.newFlows - prev.newFlows);
-          refused = Number(cur.failedConns - prev.failedConns);
-        }
-        // Unanswered attempts are found after a bound: counted as attempts when they started.
-        const unanswered = sample?.unanswered.get(backend) ?? 0;
-        if (cur) this.counters.set(backend, cur);
-        transitions.push(...breakers.observe(backend, { attempts, failures: refused + unanswered, lateFailures: unanswered }, now));
-      }
-    } else if (sample) {
-      for (const [backend, c] of sample.counters) this.counters.set(backend, c);
-    }
+    let transitions: BackendTransition[] = [];
+    if (breakers.enabled) transitions = breakers.observeAll(this.deltas.samples(configBackends(config, (h) => this.dns.resolve(h)), sample), now);
+    else this.deltas.remember(sample);
     for (const t of transitions) this.logTransition(t);
     if (transitions.length > 0) this.changed(transitions.map((t) => `circuit ${t.backend} ${t.from} -> ${t.to}`).join(', '));
     else if (lc && sample?.active) this.changed('least-connections', { status: false });
