@@ -5,7 +5,13 @@
 //
 // Reporting never blocks reconciling: report() only stores the report; a single worker publishes
 // the latest one (older unpublished reports are superseded), and a failed publish is retried with
-// backoff. A report equal to the committed one (apart from generatedAt) makes no commit.
+// backoff (by default until it lands; maxRetries bounds it). A report equal to the committed one
+// (apart from generatedAt) makes no commit.
+//
+// flush() means "the latest report is published, or its publish has failed": it resolves once the
+// report queued last before the call (or a newer one that superseded it) is committed or found
+// unchanged, or the retry policy gave up on it, or the reporter was stopped. A publish waiting to
+// retry is still pending: callers that must not wait for the remote bound the wait themselves.
 
 import * as fs from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
@@ -38,6 +44,17 @@ export interface StatusBranchReporterOptions {
   maxAttempts?: number;
   /** Delay before retrying a failed publish (default 2 s doubling to 5 min). */
   retry?: BackoffOptions;
+  /**
+   * Retries after failed publishes in a row before the worker gives up on the report it holds
+   * (flush() then resolves with the failure; the next report starts counting again). Default
+   * unlimited: a daemon keeps trying until the remote is back.
+   */
+  maxRetries?: number;
+  /**
+   * Runs `fn` after `ms` (later, never synchronously), returns a cancel function; default an
+   * unref'd setTimeout. Tests inject one to decide when a retry runs.
+   */
+  schedule?: (fn: () => void, ms: number) => () => void;
   timeoutMs?: number;
   idleTimeoutMs?: number;
   author?: { name: string; email: string };
@@ -64,6 +81,23 @@ Each load-balancer node commits its reconcile status here as \`<node>/status.jso
 
 class Conflict extends Error {}
 
+interface Queued {
+  report: StatusReport;
+  /** Its place in the order of report() calls (1, 2, ...). */
+  seq: number;
+}
+
+interface FlushWaiter {
+  seq: number;
+  resolve: (o: PublishOutcome | undefined) => void;
+}
+
+function defaultSchedule(fn: () => void, ms: number): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+}
+
 export class StatusBranchReporter {
   readonly node: string;
   readonly branch: string;
@@ -73,12 +107,21 @@ export class StatusBranchReporter {
   private readonly credentials: CredentialsProvider;
   private readonly cloneDir: string;
   private readonly backoff: Backoff;
-  private latest: StatusReport | undefined;
+  private readonly schedule: (fn: () => void, ms: number) => () => void;
+  private readonly maxRetries: number;
+  /** The newest report not yet taken by the worker. */
+  private latest: Queued | undefined;
+  /** How many reports were queued, and the newest of them whose publish has settled (published, given up, stopped). */
+  private queued = 0;
+  private settled = 0;
+  /** The worker runs (set and cleared synchronously with its check of `latest`), and its last run. */
   private working = false;
+  private idle: Promise<void> = Promise.resolve();
   private closed = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private cancelRetry: (() => void) | undefined;
+  /** The outcome that settled report `settled`. */
   private lastOutcome: PublishOutcome | undefined;
-  private waiters: ((o: PublishOutcome | undefined) => void)[] = [];
+  private waiters: FlushWaiter[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private publishedSinceReset = 0;
 
@@ -99,29 +142,45 @@ export class StatusBranchReporter {
       opts.credentials ?? credentialsFrom(opts.auth, this.location.kind === 'http' ? this.location.urlCredentials : undefined);
     this.cloneDir = join(resolve(opts.workDir), 'status.git');
     this.backoff = new Backoff({ initialMs: 2000, maxMs: 300_000, ...opts.retry });
+    this.schedule = opts.schedule ?? defaultSchedule;
+    this.maxRetries = opts.maxRetries ?? Number.POSITIVE_INFINITY;
+    if (!(this.maxRetries >= 0)) throw new RangeError('maxRetries must be >= 0');
   }
 
   /** Queues a report and returns at once; the latest queued report is the one published. */
   report(r: StatusReport): void {
     if (this.closed) return;
     if (r.node !== this.node) throw new LbError('LB_REPORT_NODE', `report for node ${r.node} given to the reporter of ${this.node}`);
-    this.latest = r;
+    this.queued += 1;
+    this.latest = { report: r, seq: this.queued };
     this.kick();
   }
 
-  /** Resolves once the queue is empty (or waiting for a retry) with the last outcome. */
+  /**
+   * Resolves when the latest report queued before this call is published (committed or
+   * unchanged), or its publish has failed: the retry policy gave up (maxRetries) or the reporter
+   * was stopped. Never while a publish waits to retry. The outcome is the one that settled it (a
+   * newer report that superseded it settles it too); undefined when nothing was ever reported.
+   */
   flush(): Promise<PublishOutcome | undefined> {
-    if (!this.working && (this.latest === undefined || this.retryTimer !== undefined || this.closed)) return Promise.resolve(this.lastOutcome);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    if (this.settled >= this.queued) return Promise.resolve(this.lastOutcome);
+    return new Promise((resolve) => this.waiters.push({ seq: this.queued, resolve }));
   }
 
-  /** Stops the worker (an in-flight publish finishes); queued reports are dropped. */
+  /** Stops the worker (an in-flight publish finishes); queued reports are dropped and their flush() resolves as failed. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    this.cancelRetry?.();
+    this.cancelRetry = undefined;
     await this.chain.catch(() => undefined);
-    this.notify();
+    await this.idle;
+    this.latest = undefined;
+    if (this.settled < this.queued) {
+      this.settle(this.queued, {
+        result: 'failed', attempts: 0,
+        error: new LbError('LB_REPORT_PUSH', `status report for ${this.node} not published: the reporter was stopped first`, { node: this.node, reason: 'stopped' }),
+      });
+    }
   }
 
   /** Publishes one report now (serialized with the worker); never throws. */
@@ -133,40 +192,58 @@ export class StatusBranchReporter {
 
   private kick(): void {
     // While a retry is pending, the timer picks up the latest report: backoff is kept.
-    if (this.working || this.closed || this.retryTimer !== undefined) return;
+    if (this.working || this.closed || this.cancelRetry !== undefined) return;
     this.working = true;
-    void this.work();
+    this.idle = this.work();
   }
 
   private async work(): Promise<void> {
-    while (this.latest !== undefined && !this.closed) {
-      const r = this.latest;
-      this.latest = undefined;
-      const outcome = await this.publish(r);
-      this.lastOutcome = outcome;
-      if (outcome.result === 'failed') {
-        this.latest ??= r;
+    // `working` is cleared in the same synchronous step as the loop's last look at `latest`: a
+    // report() queued after that look starts a new run.
+    try {
+      while (this.latest !== undefined && !this.closed) {
+        const taken = this.latest;
+        this.latest = undefined;
+        const outcome = await this.publish(taken.report);
+        if (outcome.result !== 'failed') {
+          this.backoff.reset();
+          this.settle(taken.seq, outcome);
+          continue;
+        }
+        if (this.backoff.attempts >= this.maxRetries) {
+          // The policy gives up on this report; a newer one queued meanwhile gets a new count.
+          this.log.warn({ component: 'report', node: this.node, retries: this.backoff.attempts, ...errFields(outcome.error) }, 'status report not published; gave up on it');
+          this.backoff.reset();
+          this.settle(taken.seq, outcome);
+          if (this.latest === undefined) break;
+        } else {
+          this.latest ??= taken;
+        }
+        if (this.closed) break;
         const delay = this.backoff.next();
         this.log.warn({ component: 'report', node: this.node, retryInMs: delay, ...errFields(outcome.error) }, 'status report not published; will retry');
-        if (!this.closed) {
-          this.retryTimer = setTimeout(() => {
-            this.retryTimer = undefined;
-            this.kick();
-          }, delay);
-          this.retryTimer.unref();
-        }
+        this.cancelRetry = this.schedule(() => {
+          this.cancelRetry = undefined;
+          this.kick();
+        }, delay);
         break;
       }
-      this.backoff.reset();
+    } finally {
+      this.working = false;
     }
-    this.working = false;
-    this.notify();
   }
 
-  private notify(): void {
-    const waiters = this.waiters;
+  /** Reports up to `seq` are settled by `outcome`: resolve the flush() calls waiting for them. */
+  private settle(seq: number, outcome: PublishOutcome): void {
+    if (seq < this.settled) return;
+    this.settled = seq;
+    this.lastOutcome = outcome;
+    const waiting = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w(this.lastOutcome);
+    for (const w of waiting) {
+      if (w.seq <= seq) w.resolve(outcome);
+      else this.waiters.push(w);
+    }
   }
 
   private async publishOnce(r: StatusReport): Promise<PublishOutcome> {

@@ -1,12 +1,15 @@
 // The status branch against real git: reports committed over smart HTTP (and into a local
 // repository) are readable with `git show lb-status:<node>/status.json`; unchanged reports make no
-// commit; two nodes pushing at once to one remote both land.
+// commit; two nodes pushing at once to one remote both land; flush() returns only once the latest
+// report is published (or failed for good), also when a push was refused and waits to retry.
 
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StatusBranchReporter, type StatusReport } from '../../src/report/index.js';
+import { StatusBranchReporter, type PublishOutcome, type StatusBranchReporterOptions, type StatusReport } from '../../src/report/index.js';
 import { createBareRepo, git, removeDir, tempDir, WorkRepo } from '../lib/git-fixtures.js';
 import { GitHttpServer } from '../lib/git-server.js';
+import { ManualScheduler, turn } from '../lib/manual-scheduler.js';
 import { sampleReport } from '../lib/status-fixtures.js';
 
 const TOKEN = 'status-push-token';
@@ -34,20 +37,25 @@ async function commitCount(bare: string, branch = 'lb-status'): Promise<number> 
   return Number((await git(['--git-dir', bare, 'rev-list', '--count', branch], { home: root })).trim());
 }
 
-/** flush() until the queue drained without a failure (a failed publish retries on its own); bounded. */
-async function landed(rep: StatusBranchReporter): Promise<void> {
-  const failures: string[] = [];
-  for (let i = 0; i < 20; i++) {
-    const outcome = await rep.flush();
-    if (outcome?.result !== 'failed') return;
-    failures.push(outcome.error?.message ?? 'failed');
-    await new Promise((r) => setTimeout(r, 250)); // longer than the retry backoff (50..200 ms)
-  }
-  throw new Error(`the reporter kept failing: ${failures.join('; ')}`);
+function reporter(url: string, node: string, over: Partial<StatusBranchReporterOptions> = {}): StatusBranchReporter {
+  return new StatusBranchReporter({ url, node, workDir: join(root, `rep-${node}-${++n}`), auth: { env: { LB_GIT_TOKEN: TOKEN } }, retry: { initialMs: 50, maxMs: 200 }, ...over });
 }
 
-function reporter(url: string, node: string): StatusBranchReporter {
-  return new StatusBranchReporter({ url, node, workDir: join(root, `rep-${node}-${++n}`), auth: { env: { LB_GIT_TOKEN: TOKEN } }, retry: { initialMs: 50, maxMs: 200 } });
+/** A pre-receive hook in the remote that refuses the first push it sees, then accepts. */
+async function refuseFirstPush(bare: string): Promise<void> {
+  const mark = join(bare, 'refused-once');
+  await writeFile(join(bare, 'hooks', 'pre-receive'),
+    `#!/bin/sh\nif [ ! -e '${mark}' ]; then : > '${mark}'; echo 'lb test: refusing the first push' >&2; exit 1; fi\nexit 0\n`, { mode: 0o755 });
+}
+
+/** flush(), and whether it has resolved yet. */
+function tracked(p: Promise<PublishOutcome | undefined>): { done: () => boolean; outcome: Promise<PublishOutcome | undefined> } {
+  let done = false;
+  const outcome = p.then((o) => {
+    done = true;
+    return o;
+  });
+  return { done: () => done, outcome };
 }
 
 beforeAll(async () => {
@@ -128,9 +136,11 @@ describe('StatusBranchReporter over smart HTTP', () => {
         a.report(sampleReport('node-a', { plan: { add: i, change: 0, destroy: 0 } }));
         b.report(sampleReport('node-b', { plan: { add: i, change: 0, destroy: 0 } }));
       }
-      // A publish that still conflicts after its attempts fails and is retried (after 50 ms here);
-      // flush() resolves at that point, so wait until each reporter's last outcome is not a failure.
-      await Promise.all([landed(a), landed(b)]);
+      // A publish that still conflicts after its attempts fails and is retried (after 50-200 ms
+      // here); flush() waits for that retry, so it resolves with the latest report published.
+      const [fa, fb] = await Promise.all([a.flush(), b.flush()]);
+      expect(fa?.result, fa?.error?.message).toBe('committed');
+      expect(fb?.result, fb?.error?.message).toBe('committed');
       expect(JSON.parse(await show(bare, 'lb-status:node-a/status.json')).plan.add).toBe(4);
       expect(JSON.parse(await show(bare, 'lb-status:node-b/status.json')).plan.add).toBe(4);
       // The config branch was never touched.
@@ -140,24 +150,83 @@ describe('StatusBranchReporter over smart HTTP', () => {
     }
   });
 
-  it('never throws at the caller when the remote is down, and publishes once it is back', async () => {
+  it('flush() resolves only after the retry of a refused push published the latest report', async () => {
+    const name = await newRemote();
+    const bare = join(repos, name);
+    await refuseFirstPush(bare);
+    const sched = new ManualScheduler();
+    const failures: PublishOutcome[] = [];
+    // One push attempt per publish: the refusal fails the publish and the worker's retry takes over.
+    const rep = reporter(server.url(name), 'node-b', { maxAttempts: 1, schedule: sched.schedule, onPublished: (o) => { if (o.result === 'failed') failures.push(o); } });
+    try {
+      rep.report(sampleReport('node-b', { plan: { add: 1, change: 0, destroy: 0 } }));
+      const flushed = tracked(rep.flush());
+      await sched.scheduled(); // the push was refused; the retry waits for its backoff
+      expect(failures.map((o) => o.error?.code)).toEqual(['LB_REPORT_PUSH']);
+      rep.report(sampleReport('node-b', { plan: { add: 2, change: 0, destroy: 0 } }));
+      await turn();
+      expect(flushed.done()).toBe(false);
+      expect(await commitCount(bare).catch(() => 0)).toBe(0);
+
+      sched.fire();
+      expect(await flushed.outcome).toMatchObject({ result: 'committed' });
+      expect(JSON.parse(await show(bare, 'lb-status:node-b/status.json')).plan.add).toBe(2);
+      expect(await commitCount(bare)).toBe(1);
+      expect(sched.size).toBe(0);
+    } finally {
+      await rep.close();
+    }
+  });
+
+  it('never throws at the caller when the remote is down; flush() waits until it is back and the report published', async () => {
     const name = await newRemote();
     const bare = join(repos, name);
     const flaky = await GitHttpServer.start({ root: repos, auth: { token: TOKEN } });
-    const rep = reporter(flaky.url(name), 'node-c');
+    const sched = new ManualScheduler();
+    const failures: PublishOutcome[] = [];
+    const rep = reporter(flaky.url(name), 'node-c', { schedule: sched.schedule, onPublished: (o) => { if (o.result === 'failed') failures.push(o); } });
     try {
       await flaky.stop();
       rep.report(sampleReport('node-c'));
-      const o = await rep.flush();
-      expect(o?.result).toBe('failed');
-      expect(o?.error?.code).toBe('LB_REPORT_PUSH');
+      const flushed = tracked(rep.flush());
+      await sched.scheduled();
+      expect(failures.map((o) => o.error?.code)).toEqual(['LB_REPORT_PUSH']);
+      sched.fire(); // still down: fails again, and waits again
+      await sched.scheduled();
+      expect(failures).toHaveLength(2);
+      expect(flushed.done()).toBe(false);
       await flaky.restart();
-      // The retry timer (50-200 ms here) publishes the pending report on its own.
-      for (let i = 0; i < 100 && (await commitCount(bare).catch(() => 0)) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      sched.fire();
+      expect(await flushed.outcome).toMatchObject({ result: 'committed' });
       expect(JSON.parse(await show(bare, 'lb-status:node-c/status.json')).node).toBe('node-c');
     } finally {
       await rep.close();
       await flaky.stop();
+    }
+  });
+
+  it('flush() resolves with the failure once the retry policy gives up, or when the reporter is stopped', async () => {
+    const name = await newRemote();
+    const down = await GitHttpServer.start({ root: repos, auth: { token: TOKEN } });
+    await down.stop();
+    const sched = new ManualScheduler();
+    const rep = reporter(down.url(name), 'node-d', { schedule: sched.schedule, maxRetries: 1 });
+    try {
+      rep.report(sampleReport('node-d'));
+      const flushed = tracked(rep.flush());
+      await sched.scheduled();
+      expect(flushed.done()).toBe(false);
+      sched.fire();
+      expect(await flushed.outcome).toMatchObject({ result: 'failed', error: { code: 'LB_REPORT_PUSH' } });
+      expect(sched.size).toBe(0);
+      // A new report, then stop while its retry waits: flush() says it was not published.
+      rep.report(sampleReport('node-d', { plan: { add: 7, change: 0, destroy: 0 } }));
+      const second = rep.flush();
+      await sched.scheduled();
+      await rep.close();
+      expect(await second).toMatchObject({ result: 'failed', error: { code: 'LB_REPORT_PUSH', data: { reason: 'stopped' } } });
+    } finally {
+      await rep.close();
     }
   });
 
