@@ -1,6 +1,11 @@
 // Everything an apply needs, computed before anything is written: the config (read, checked,
 // digested), the desired state compiled from it and encoded for this host, the live state, and
-// the plan between them. `lb plan`, `lb apply` and (later) the reconcile loop share it.
+// the plan between them. `lb plan`, `lb apply` and the reconcile loop share it.
+//
+// Two halves, so a caller that already checked the config does not read and parse it again:
+// checkConfigAt() reads, parses and checks once; planCheckedConfig() plans a checked config. The
+// reconcile loop checks in its validate step and plans under the lock; `lb plan` / `lb apply`
+// call preparePlan(), which is both in a row.
 // Reads only; the caller holds the instance lock so the live state cannot move underneath.
 
 import { createHash } from 'node:crypto';
@@ -10,6 +15,7 @@ import { encodeState, type EncodeResult } from '../core/compile/encode.js';
 import { checkConfig } from '../core/config/check.js';
 import { ConfigError } from '../core/config/config-error.js';
 import { isError, type Diagnostic } from '../core/config/diagnostics.js';
+import type { LbConfig } from '../core/config/types.js';
 import { readConfigSources } from '../source/load-config.js';
 import type { ConfigSource } from '../core/config/check.js';
 import { choosePaths } from '../dataplane/data-paths.js';
@@ -38,12 +44,49 @@ export interface PreparedPlan {
   plan: Plan;
 }
 
-export interface PrepareOptions {
-  instance: string;
+/** A config read, parsed and checked once: what the plan is made of, and its digest. */
+export interface CheckedConfig {
+  /** Absolute path of the config file or directory. */
   configPath: string;
+  config: LbConfig;
+  /** Config warnings (compile warnings come with the plan). */
+  warnings: Diagnostic[];
+  files: string[];
+  /** "sha256:<hex>" over the config files' names and contents, in merge order. */
+  configDigest: string;
+}
+
+/** What a plan asks of the host. The kernel's by default; tests plan against a fake host. */
+export interface PlanHost {
+  readLive(instance: string, warn?: (message: string) => void): LiveState;
+  /** The ifindex of an interface, undefined when there is none of that name. */
+  ifindex(name: string): number | undefined;
+  choosePaths: typeof choosePaths;
+}
+
+export const KERNEL_PLAN_HOST: PlanHost = {
+  readLive: (instance, warn) => readLive(instance, warn ? { warn } : {}),
+  ifindex: (name) => {
+    try {
+      return interfaceIndex(name);
+    } catch (err) {
+      if (isLbError(err, 'LB_NET_IFACE')) return undefined;
+      throw err;
+    }
+  },
+  choosePaths,
+};
+
+export interface PlanCheckedOptions {
+  instance: string;
   revision?: string | null;
   inputs?: RuntimeInputs;
   warn?: (message: string) => void;
+  host?: PlanHost;
+}
+
+export interface PrepareOptions extends PlanCheckedOptions {
+  configPath: string;
 }
 
 export function configDigest(sources: readonly ConfigSource[]): string {
@@ -52,26 +95,44 @@ export function configDigest(sources: readonly ConfigSource[]): string {
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Throws ConfigError (every diagnostic) when the config is invalid or does not compile. */
-export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan> {
-  const sources = await readConfigSources(options.configPath);
+/**
+ * Reads the config (file or directory), parses and checks it: the one read of a plan. Throws
+ * ConfigError with every diagnostic.
+ */
+export async function checkConfigAt(configPath: string): Promise<CheckedConfig> {
+  const sources = await readConfigSources(configPath);
   const checked = checkConfig(sources);
   if (!checked.ok) throw new ConfigError(checked.stage, checked.diagnostics);
+  return {
+    configPath: resolve(configPath),
+    config: checked.config,
+    warnings: checked.warnings,
+    files: checked.config.files,
+    configDigest: configDigest(sources),
+  };
+}
+
+/** Reads, checks and plans the config at a path (`lb plan`, `lb apply`). Throws ConfigError. */
+export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan> {
+  const { configPath, ...plan } = options;
+  return planCheckedConfig(await checkConfigAt(configPath), plan);
+}
+
+/** Plans a checked config without reading it again. Throws ConfigError when it does not compile. */
+export function planCheckedConfig(checked: CheckedConfig, options: PlanCheckedOptions): PreparedPlan {
+  const host = options.host ?? KERNEL_PLAN_HOST;
   const compiled = compileConfig(checked.config, options.inputs);
   if (compiled.diagnostics.some(isError)) throw new ConfigError('compile', compiled.diagnostics);
 
   // The data path of each interface is chosen here, on the host, so the plan shows it and why.
-  compiled.state.paths = choosePaths(compiled.state.interfaces, compiled.state.paths);
-  const live = readLive(options.instance, options.warn ? { warn: options.warn } : {});
+  compiled.state.paths = host.choosePaths(compiled.state.interfaces, compiled.state.paths);
+  const live = host.readLive(options.instance, options.warn);
   const ifindexes: Record<string, number> = {};
   const encoded = encodeState(compiled.state, {
     ifindex: (name) => {
-      try {
-        return (ifindexes[name] = interfaceIndex(name));
-      } catch (err) {
-        if (isLbError(err, 'LB_NET_IFACE')) return undefined;
-        throw err;
-      }
+      const index = host.ifindex(name);
+      if (index !== undefined) ifindexes[name] = index;
+      return index;
     },
     liveTargetIds: live.targetIds,
   });
@@ -81,9 +142,9 @@ export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan
   }
   return {
     instance: options.instance,
-    configPath: resolve(options.configPath),
-    configFiles: checked.config.files,
-    configDigest: configDigest(sources),
+    configPath: checked.configPath,
+    configFiles: checked.files,
+    configDigest: checked.configDigest,
     revision: options.revision ?? null,
     warnings: [...checked.warnings, ...compiled.diagnostics],
     desired: compiled.state,
