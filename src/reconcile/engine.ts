@@ -1,23 +1,17 @@
 // The reconciler's hands on the kernel: the same functions `lb plan` / `lb apply` use (the
-// instance lock, recovery of an interrupted apply, preparePlan, runTransaction, readLive), behind
+// instance lock, recovery of an interrupted apply, planCheckedConfig, runTransaction, readLive), behind
 // one small interface so the loop's decisions can be tested without a data plane.
 //
 // applyRequestOf() is the one place a PreparedPlan becomes an ApplyRequest; `lb apply` builds the
 // same request inline (src/cli/commands/apply.ts).
 
 import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type ApplyResult, type RecoveryResult } from '../apply/index.js';
-import { preparePlan, type PreparedPlan } from '../apply/prepare.js';
+import { checkConfigAt, KERNEL_PLAN_HOST, planCheckedConfig, type CheckedConfig, type PlanHost, type PreparedPlan } from '../apply/prepare.js';
 import { encodeState } from '../core/compile/encode.js';
-import { interfaceIndex } from '../dataplane/index.js';
-import { isLbError } from '../core/errors.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
-import { checkConfig } from '../core/config/check.js';
-import { ConfigError } from '../core/config/config-error.js';
 import type { Diagnostic } from '../core/config/diagnostics.js';
-import { readConfigSources } from '../source/load-config.js';
-import type { LbConfig } from '../core/config/types.js';
 import type { Plan } from '../core/plan/plan.js';
-import { readLive, type LiveState } from '../state/live.js';
+import type { LiveState } from '../state/live.js';
 import type { LogicalState } from '../core/state.js';
 
 /** What the loop needs of a plan: the diff to show, and exactly what to apply. */
@@ -30,7 +24,8 @@ export interface PlannedRevision {
 }
 
 export interface PrepareRequest {
-  configPath: string;
+  /** The config as the validate step read and checked it: prepare does not read it again. */
+  config: CheckedConfig;
   revision: string;
   inputs: RuntimeInputs;
   warn?: (message: string) => void;
@@ -71,23 +66,17 @@ export function plannedRevisionOf(p: PreparedPlan): PlannedRevision {
 }
 
 /** The engine on the real kernel for one instance. */
-export function kernelEngine(instance: string, opts: { objectDir?: string } = {}): ReconcileEngine {
+export function kernelEngine(instance: string, opts: { objectDir?: string; host?: PlanHost } = {}): ReconcileEngine {
+  const host = opts.host ?? KERNEL_PLAN_HOST;
   return {
     withLock: (fn) => withInstanceLock(instance, fn),
     recover: () => recoverInstance(instance),
-    prepare: async (req) => plannedRevisionOf(await preparePlan({
-      instance, configPath: req.configPath, revision: req.revision, inputs: req.inputs, ...(req.warn ? { warn: req.warn } : {}),
+    prepare: async (req) => plannedRevisionOf(planCheckedConfig(req.config, {
+      instance, revision: req.revision, inputs: req.inputs, host, ...(req.warn ? { warn: req.warn } : {}),
     })),
     apply: (req) => runTransaction({ ...req, ...(opts.objectDir ? { objectDir: opts.objectDir } : {}) }),
-    reencode: (req) => reencodeRequest(req, (name) => {
-      try {
-        return interfaceIndex(name);
-      } catch (err) {
-        if (isLbError(err, 'LB_NET_IFACE')) return undefined;
-        throw err;
-      }
-    }),
-    readLive: () => readLive(instance),
+    reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
+    readLive: () => host.readLive(instance),
   };
 }
 
@@ -98,19 +87,13 @@ export function reencodeRequest(req: ApplyRequest, ifindex: (name: string) => nu
   return { ...req, generation: encoded.generation, targetIds: encoded.targetIds };
 }
 
-export interface ValidatedConfig {
-  config: LbConfig;
-  warnings: Diagnostic[];
-  files: string[];
-}
+/** The validate step's result: the config read, parsed and checked once. */
+export type ValidatedConfig = CheckedConfig;
 
 /**
  * The validate step: read the config (file or directory), parse, schema, semantic checks. Pure
  * apart from reading the files; throws ConfigError with every diagnostic.
  */
-export async function validateConfigAt(configPath: string): Promise<ValidatedConfig> {
-  const sources = await readConfigSources(configPath);
-  const checked = checkConfig(sources);
-  if (!checked.ok) throw new ConfigError(checked.stage, checked.diagnostics);
-  return { config: checked.config, warnings: checked.warnings, files: checked.config.files };
+export function validateConfigAt(configPath: string): Promise<ValidatedConfig> {
+  return checkConfigAt(configPath);
 }

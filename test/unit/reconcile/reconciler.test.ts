@@ -1,106 +1,17 @@
 // The reconcile loop's decisions, against a fake source and a fake kernel engine (the real engine
 // is exercised by test/e2e/daemon-*.test.ts): steps and dispositions, the unchanged no-op,
 // Stalled revisions not retried, backoff, single flight, webhook settling, runtime inputs, drift.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Time is a FakeClock moved by hand: retries and settle windows fire when the test says, not after sleeps.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { ApplyRequest, ApplyResult } from '../../../src/apply/index.js';
-import { compileConfig } from '../../../src/core/compile/compile.js';
-import { encodeState } from '../../../src/core/compile/encode.js';
-import { EMPTY_SETTINGS, encodeGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
-import { diffStates } from '../../../src/core/plan/plan.js';
-import {
-  Reconciler, validateConfigAt, type PlannedRevision, type ReconcileEngine, type ReconcileMetricsSink, type RuntimeProvider,
-} from '../../../src/reconcile/index.js';
+import { encodeGeneration } from '../../../src/dataplane/index.js';
+import { DEFAULT_SETTLE_MS, Reconciler, type ReconcileMetricsSink, type RuntimeProvider } from '../../../src/reconcile/index.js';
 import type { StatusReport } from '../../../src/report/types.js';
 import { SourceError } from '../../../src/source/disposition.js';
-import type { Source, SourceRevision } from '../../../src/source/types.js';
-import type { LiveState } from '../../../src/state/live.js';
-import { EMPTY_STATE, type LogicalState } from '../../../src/core/state.js';
 import { LbError } from '../../../src/core/errors.js';
+import { FakeClock, until } from './fake-clock.js';
+import { config, FakeEngine, FakeSource, liveOf, removeRevisions, revision } from './fakes.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'lb-reconcile-unit-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const config = (weights: number[]): string => `proxies:
-  - name: web
-    listen: {interfaces: [lo], port: 80, address: 10.0.0.10}
-    default-target:
-${weights.map((w, i) => `      - {ip: 10.0.1.${i + 1}, port: 8080, weight: ${w}}`).join('\n')}
-`;
-
-let revCount = 0;
-/** A revision directory holding lb.yaml with `text`; its revision id is a fake 40-hex sha. */
-function revision(text: string): SourceRevision {
-  revCount += 1;
-  const sha = revCount.toString(16).padStart(40, 'a');
-  const root = join(dir, sha);
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  writeFileSync(join(root, 'lb.yaml'), text);
-  return { revision: sha, ref: 'refs/heads/main', configPath: join(root, 'lb.yaml'), rootDir: root, message: '', author: '', committedAt: new Date().toISOString() };
-}
-
-class FakeSource implements Source {
-  readonly kind = 'git' as const;
-  readonly description = 'fake';
-  current: SourceRevision | undefined;
-  failNext: unknown[] = [];
-  fetches = 0;
-  gate: Promise<void> | undefined;
-  async fetch(): Promise<SourceRevision> {
-    this.fetches += 1;
-    if (this.gate) await this.gate;
-    const fail = this.failNext.shift();
-    if (fail !== undefined) throw fail;
-    if (!this.current) throw new Error('no revision');
-    return this.current;
-  }
-}
-
-function liveOf(gen: GenerationConfig | null, interfaces: string[], state: LogicalState, serial: number): LiveState {
-  const generation = gen ?? { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] };
-  return {
-    instance: 'unit', exists: gen !== null, ctl: { activeGen: 0, serial }, raw: encodeGeneration(0, generation), generation,
-    attachments: interfaces.map((ifname) => ({ ifname, ifindex: 1, path: 'xdp' as const, xdp: 'native' as const, tcIngress: false, tc: true, stale: false })),
-    interfaces: [...interfaces].sort(), inventory: null, state, targetIds: new Map(), digest: String(serial),
-  };
-}
-
-class FakeEngine implements ReconcileEngine {
-  live: LiveState = liveOf(null, [], structuredClone(EMPTY_STATE), 0);
-  applies: ApplyRequest[] = [];
-  locked = false;
-  applyError: unknown;
-  /** When true, apply() reports success but writes nothing (the verify step must catch it). */
-  lieOnApply = false;
-
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.locked) throw new LbError('LB_APPLY_LOCKED', 'instance unit is locked by another lb process', { instance: 'unit' });
-    return fn();
-  }
-  recover(): null { return null; }
-  async prepare(req: { configPath: string; revision: string; inputs: Parameters<typeof compileConfig>[1] }): Promise<PlannedRevision> {
-    const { config: cfg } = await validateConfigAt(req.configPath);
-    const compiled = compileConfig(cfg, req.inputs);
-    const encoded = encodeState(compiled.state, { ifindex: () => 1, liveTargetIds: this.live.targetIds });
-    return {
-      plan: diffStates(compiled.state, this.live.state), warnings: compiled.diagnostics, desired: compiled.state, configDigest: 'sha256:x',
-      request: { instance: 'unit', generation: encoded.generation, interfaces: compiled.state.interfaces, desired: compiled.state, targetIds: encoded.targetIds, revision: req.revision, configDigest: 'sha256:x' },
-    };
-  }
-  apply(req: ApplyRequest): ApplyResult {
-    if (this.applyError) throw this.applyError;
-    this.applies.push(req);
-    const before = JSON.stringify([this.live.raw, this.live.interfaces]);
-    if (!this.lieOnApply) this.live = liveOf(req.generation, [...req.interfaces], req.desired!, this.live.ctl.serial + 1);
-    const changed = before !== JSON.stringify([this.live.raw, this.live.interfaces]);
-    return { instance: 'unit', changed, activeGen: 0, serial: this.live.ctl.serial, ops: 0, attached: [], detached: [], warnings: [] };
-  }
-  reencode(req: ApplyRequest): ApplyRequest { return req; }
-  readLive(): LiveState { return this.live; }
-}
+afterAll(removeRevisions);
 
 class Metrics implements ReconcileMetricsSink {
   results: string[] = [];
@@ -117,22 +28,32 @@ function setup(opts: { selfHeal?: boolean; runtime?: RuntimeProvider; settleMs?:
   const metrics = new Metrics();
   const reports: StatusReport[] = [];
   const significant: boolean[] = [];
+  const clock = new FakeClock();
+  const settle: Record<string, number> = opts.settleMs ?? DEFAULT_SETTLE_MS;
   const r = new Reconciler({
+    clock,
     instance: 'unit', node: 'n1', source, sourceInfo: { kind: 'git', url: 'http://x/repo.git', ref: 'main', path: '' },
     engine, metrics, onReport: (x, sig) => { reports.push(x); significant.push(sig); }, retry: { initialMs: opts.retryMs ?? 20, maxMs: 2000, jitter: 0 },
     ...(opts.selfHeal !== undefined ? { selfHeal: opts.selfHeal } : {}),
     ...(opts.runtime ? { runtime: opts.runtime } : {}),
     ...(opts.settleMs ? { settleMs: opts.settleMs } : {}),
   });
+  /** One trigger of `kind`, its settle window closed, and the run it made. */
   const run = async (kind: Parameters<Reconciler['trigger']>[0] = 'poll'): Promise<void> => {
     r.trigger(kind);
+    clock.advance(settle[kind] ?? 0);
     await r.whenIdle();
   };
-  return { source, engine, metrics, reports, significant, r, run };
+  /** Fires the pending retry and waits for its run; false when no retry was pending. */
+  const retry = async (): Promise<boolean> => {
+    if (!clock.runNext()) return false;
+    await r.whenIdle();
+    return true;
+  };
+  return { source, engine, metrics, reports, significant, r, run, retry, clock };
 }
 
 const cond = (rep: StatusReport, type: string) => rep.conditions.find((c) => c.type === type);
-const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 describe('Reconciler', () => {
   it('applies a revision, then treats the same revision as an explicit no-op', async () => {
@@ -205,30 +126,31 @@ describe('Reconciler', () => {
   });
 
   it('transient failures retry with backoff (polls wait), keep the applied revision, then apply', async () => {
-    const { source, engine, metrics, r, run } = setup({ retryMs: 150 });
+    const { source, engine, metrics, r, run, retry, clock } = setup({ retryMs: 150 });
     const first = revision(config([1, 1]));
     source.current = first;
     await run();
     source.current = revision(config([1, 5]));
     const down = () => new SourceError('LB_SOURCE_UNREACHABLE', 'connection refused', { disposition: 'transient', reason: 'RemoteUnreachable' });
     source.failNext = [down(), down(), down()];
-    r.trigger('poll');
-    await sleep(5);
-    await r.whenIdle();
+    await run('poll');
     expect(metrics.results.at(-1)).toBe('failed');
     const rep = r.report();
     expect(rep).toMatchObject({ result: 'failed', lastAppliedRevision: first.revision });
     expect(cond(rep, 'Ready')).toMatchObject({ status: 'False', reason: 'RemoteUnreachable' });
-    expect(cond(rep, 'Reconciling')).toMatchObject({ status: 'True', reason: 'ProgressingWithRetry' });
+    expect(cond(rep, 'Reconciling')).toMatchObject({ status: 'True', reason: 'ProgressingWithRetry', message: 'retrying in 150ms (transient)' });
     expect(r.acceptsPoll()).toBe(false);
+    clock.advance(149);
+    expect(r.acceptsPoll(), 'the backoff holds polls until the retry is due').toBe(false);
+    expect(metrics.results).toEqual(['applied', 'failed']);
     // Retries after 150, 300, 600 ms (no jitter): three failures, then the apply.
-    const deadline = Date.now() + 5000;
-    while (r.report().result !== 'applied' && Date.now() < deadline) await sleep(10);
-    await r.whenIdle();
+    for (let i = 0; i < 10 && r.report().result !== 'applied'; i++) expect(await retry()).toBe(true);
+    expect(clock.fired).toEqual([150, 300, 600]);
     expect(metrics.results).toEqual(['applied', 'failed', 'failed', 'failed', 'applied']);
     expect(r.report().lastAppliedRevision).toBe(source.current.revision);
     expect(engine.applies).toHaveLength(2);
     expect(r.acceptsPoll()).toBe(true);
+    expect(clock.pending, 'no retry left after the apply').toBe(0);
   });
 
   it('an apply that fails is transient; a held lock waits; the verify step catches a data plane that did not take the change', async () => {
@@ -271,7 +193,7 @@ describe('Reconciler', () => {
   });
 
   it('a refusal before any revision (bad credentials) stalls once; the same refusal again is unchanged; repeated retries are not significant for the status branch', async () => {
-    const { source, metrics, significant, r, run } = setup();
+    const { source, metrics, significant, r, run, retry } = setup();
     const auth = () => new SourceError('LB_SOURCE_AUTH', 'the remote refused the credentials (401)', { disposition: 'stalling', reason: 'AuthenticationFailed' });
     source.failNext = [auth(), auth()];
     await run();
@@ -283,12 +205,8 @@ describe('Reconciler', () => {
     const down = () => new SourceError('LB_SOURCE_UNREACHABLE', 'connection refused', { disposition: 'transient', reason: 'RemoteUnreachable' });
     source.failNext = [down(), down(), down()];
     source.current = revision(config([1, 1]));
-    const deadline = Date.now() + 3000;
-    while (r.report().result !== 'applied' && Date.now() < deadline) {
-      if (!r.running && r.acceptsPoll()) r.trigger('poll');
-      await sleep(10);
-    }
-    await r.whenIdle();
+    await run('poll');
+    for (let i = 0; i < 10 && r.report().result !== 'applied'; i++) expect(await retry()).toBe(true);
     expect(metrics.results).toEqual(['stalled', 'unchanged', 'failed', 'failed', 'failed', 'applied']);
     expect(significant).toEqual([true, true, false, false, true]);
   });
@@ -299,7 +217,7 @@ describe('Reconciler', () => {
     let open!: () => void;
     source.gate = new Promise((res) => { open = res; });
     r.trigger('startup');
-    await sleep(5);
+    await until(() => source.fetches === 1, 'the first fetch');
     for (let i = 0; i < 200; i++) r.trigger('poll', String(i));
     open();
     await r.whenIdle();
@@ -307,18 +225,23 @@ describe('Reconciler', () => {
   });
 
   it('a burst of webhooks settles into one run', async () => {
-    const { source, metrics, r } = setup({ settleMs: { webhook: 300 } });
+    const { source, metrics, r, clock } = setup({ settleMs: { webhook: 300 } });
     source.current = revision(config([1, 1]));
     for (let i = 0; i < 20; i++) {
       r.trigger('webhook', `d${i}`);
       await new Promise((res) => setImmediate(res)); // each in its own turn of the event loop
+      clock.advance(10);
     }
+    expect(r.idle, 'the window is still open').toBe(false);
+    expect(source.fetches).toBe(0);
+    clock.advance(300 - 200);
     await r.whenIdle();
+    expect(source.fetches).toBe(1);
     expect(metrics.results).toEqual(['applied']);
   });
 
   it('webhooks naming the revision already applied start no run, however long their burst lasts', async () => {
-    const { source, metrics, r } = setup({ settleMs: { webhook: 20 } });
+    const { source, metrics, r, clock } = setup({ settleMs: { webhook: 20 } });
     const rev = revision(config([1, 1]));
     source.current = rev;
     let open!: () => void;
@@ -326,21 +249,25 @@ describe('Reconciler', () => {
     // The first delivery starts a run; more arrive while it fetches (one pending run), and after it
     // ended, across several settle windows.
     r.trigger('webhook', 'd0', rev.revision);
-    await sleep(40);
+    clock.advance(20);
+    await until(() => source.fetches === 1, 'the first fetch');
     for (let i = 1; i < 5; i++) r.trigger('webhook', `d${i}`, rev.revision);
-    await sleep(40);
+    clock.advance(20);
     open();
     await r.whenIdle();
     for (let i = 5; i < 10; i++) {
       r.trigger('webhook', `d${i}`, rev.revision);
-      await sleep(30);
+      clock.advance(30);
+      await r.whenIdle();
     }
-    await r.whenIdle();
     expect(metrics.results).toEqual(['applied']);
+    expect(source.fetches, 'the pending run and the later windows fetched nothing').toBe(1);
     // A delivery without a revision, or naming another one, still runs.
     r.trigger('webhook', 'ping');
+    clock.advance(20);
     await r.whenIdle();
     r.trigger('webhook', 'other', 'f'.repeat(40));
+    clock.advance(20);
     await r.whenIdle();
     expect(metrics.results).toEqual(['applied', 'unchanged', 'unchanged']);
   });

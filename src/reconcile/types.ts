@@ -1,0 +1,41 @@
+// The reconcile loop's public types: what it was applied last, what a run ended with, what a
+// drift check found, and the metrics it feeds.
+
+import type { ApplyRequest, RecoveryResult } from '../apply/index.js';
+import type { PlanSummary } from '../core/plan/plan.js';
+import type { LogicalState } from '../core/state.js';
+import type { ReconcileResultLabel } from '../observe/metrics.js';
+import type { TriggerKind } from '../source/triggers.js';
+import type { LiveState } from '../state/live.js';
+import type { DriftFinding } from './drift.js';
+import type { StepFailure } from './failure.js';
+
+export interface ReconcileMetricsSink {
+  reconcile(result: ReconcileResultLabel, seconds: number): void;
+  /** Arrivals of one kind, once decided: they started a run, or named what was already applied. */
+  triggers?(kind: TriggerKind, outcome: 'run' | 'skipped', count: number): void;
+  appliedRevision(revision: string | null): void;
+  driftDetected(): void;
+}
+
+/** What the loop applied last: the drift reference and the heal request. */
+export interface AppliedState {
+  revision: string;
+  runtimeFingerprint: string;
+  request: ApplyRequest;
+  desired: LogicalState;
+  configDigest: string;
+  appliedAt: string;
+}
+
+export type ReconcileOutcome =
+  | { result: 'applied' | 'noop'; revision: string; ref: string; plan: PlanSummary; changes: string[]; warnings: string[]; live: LiveState; recovered: RecoveryResult | null }
+  | { result: 'unchanged'; revision: string | null; because: 'applied' | 'stalled' }
+  | { result: 'stalled' | 'failed'; revision: string | null; failure: StepFailure };
+
+export interface DriftCheckResult {
+  finding: DriftFinding | null;
+  healed: boolean;
+  /** Why no check was made, or why healing failed. */
+  note?: string;
+}
