@@ -6,11 +6,13 @@
 
 import { createHash } from 'node:crypto';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { selectConfigFiles } from '../core/config/read-source.js';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { ConfigError } from '../core/config/config-error.js';
+import { formatDiagnostics } from '../core/config/diagnostics.js';
 import { SourceError } from './disposition.js';
 import { errFields, silentLogger, type Logger } from '../log.js';
+import { readConfigFiles } from './read-bounded.js';
 import type { Source, SourceRevision } from './types.js';
 
 export interface FileSourceOptions {
@@ -134,29 +136,27 @@ export class FileSource implements Source {
     };
   }
 
+  /** Reads the config through the bounded reader that `lb validate` uses (same caps and refusals). */
   private async snapshot(): Promise<Snapshot> {
-    const st = await stat(this.path).catch((err: NodeJS.ErrnoException) => {
+    const read = await readConfigFiles(this.path).catch((err: unknown) => {
       throw this.unreadable(err);
     });
-    const files = st.isDirectory() ? selectConfigFiles(await readdir(this.path).catch((err) => Promise.reject(this.unreadable(err)))) : [basename(this.path)];
-    const base = st.isDirectory() ? this.path : dirname(this.path);
     const hash = createHash('sha256');
-    let newest = st.mtimeMs;
-    for (const name of files) {
-      const file = join(base, name);
-      const [content, fst] = await Promise.all([readFile(file), stat(file)]).catch((err: NodeJS.ErrnoException) => {
-        throw this.unreadable(err);
-      });
-      newest = Math.max(newest, fst.mtimeMs);
-      hash.update(`${name}\0${content.byteLength}\0`).update(content).update('\0');
+    let newest = read.mtimeMs;
+    for (const { name, bytes, mtimeMs } of read.files) {
+      newest = Math.max(newest, mtimeMs);
+      hash.update(`${name}\0${bytes.byteLength}\0`).update(bytes).update('\0');
     }
-    return { revision: `sha256:${hash.digest('hex')}`, committedAt: new Date(newest).toISOString(), isDir: st.isDirectory() };
+    return { revision: `sha256:${hash.digest('hex')}`, committedAt: new Date(newest).toISOString(), isDir: read.isDir };
   }
 
-  private unreadable(err: NodeJS.ErrnoException): SourceError {
+  /** Stalls: a human must fix the path. The message names every refused file, never its content. */
+  private unreadable(err: unknown): SourceError {
+    const problems = err instanceof ConfigError ? err.diagnostics.filter((d) => d.severity === 'error') : [];
+    const detail = problems.length > 0 ? formatDiagnostics(problems) : `${this.path}: ${(err as Error).message}`;
     return new SourceError(
       'LB_SOURCE_FILE',
-      `cannot read the config ${this.path} (${err.code ?? err.message})`,
+      `cannot read the config ${this.path}: ${detail}`,
       { disposition: 'stalling', reason: 'ConfigUnreadable' },
       { path: this.path },
       { cause: err },
