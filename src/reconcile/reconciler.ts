@@ -187,19 +187,20 @@ export class Reconciler {
   // ---- the run -----------------------------------------------------------------------------
 
   private async run(triggers: Trigger[]): Promise<void> {
+    // Drift triggers ask for a drift check, not a reconcile: only the others decide whether one runs,
+    // so a drift tick landing in the same batch as a redelivered webhook does not make it a run.
+    const asking = triggers.filter((t) => t.kind !== 'drift');
     const last = this.lastOutcomeValue;
-    const skip = onlyNamesApplied(triggers, {
+    const skip = asking.length > 0 && onlyNamesApplied(asking, {
       applied: this.applied?.revision, desired: this.st.desiredRevision, force: this.forceNext,
       lastRunSucceeded: last !== undefined && !('failure' in last),
       runtimeUnchanged: () => this.applied?.runtimeFingerprint === this.runtime.snapshot().fingerprint,
     });
-    for (const t of triggers) this.opts.metrics?.triggers?.(t.kind, skip ? 'skipped' : 'run', t.count ?? 1);
+    for (const t of triggers) this.opts.metrics?.triggers?.(t.kind, skip && t.kind !== 'drift' ? 'skipped' : 'run', t.count ?? 1);
     if (skip) {
-      this.log.info({ component: 'reconcile', triggers: triggers.map((t) => t.kind), revision: this.applied?.revision }, 'no run: the triggers name the revision already applied');
-      return;
+      this.log.info({ component: 'reconcile', triggers: asking.map((t) => t.kind), revision: this.applied?.revision }, 'no run: the triggers name the revision already applied');
     }
-    const driftOnly = triggers.every((t) => t.kind === 'drift');
-    if (!driftOnly) {
+    if (asking.length > 0 && !skip) {
       const force = this.forceNext;
       this.forceNext = false;
       const t0 = this.clock.monotonic();
@@ -218,7 +219,7 @@ export class Reconciler {
       this.reconcileCount += 1;
       this.lastOutcomeValue = outcome;
       this.opts.metrics?.reconcile(outcome.result, seconds);
-      this.record(outcome, triggers, seconds);
+      this.record(outcome, asking, seconds);
     }
     const drift = triggers.filter((t) => t.kind === 'drift');
     // A link event or a request by hand is worth a heal even while failed heals back off.

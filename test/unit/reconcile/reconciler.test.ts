@@ -15,6 +15,7 @@ afterAll(removeRevisions);
 
 class Metrics implements ReconcileMetricsSink {
   results: string[] = [];
+  triggers?: ReconcileMetricsSink['triggers'];
   revision: string | null = null;
   drift = 0;
   reconcile(result: string): void { this.results.push(result); }
@@ -270,6 +271,26 @@ describe('Reconciler', () => {
     clock.advance(20);
     await r.whenIdle();
     expect(metrics.results).toEqual(['applied', 'unchanged', 'unchanged']);
+  });
+
+  it('a drift tick in the same batch as a webhook naming the applied revision checks drift and starts no run', async () => {
+    const { source, engine, metrics, r, run } = setup({ settleMs: {} });
+    const rev = revision(config([1, 1]));
+    source.current = rev;
+    await run('webhook');
+    const fetches = source.fetches;
+    const applied = engine.live;
+    engine.live = liveOf(applied.generation, [], applied.state, 9); // programs gone behind our back
+    const decided: string[] = [];
+    metrics.triggers = (kind, outcome) => { decided.push(`${kind}:${outcome}`); };
+    r.trigger('webhook', 'redelivery', rev.revision);
+    r.trigger('drift', 'timer'); // the same turn of the event loop: one batch
+    await r.whenIdle();
+    expect(decided).toEqual(['webhook:skipped', 'drift:run']);
+    expect(metrics.results, 'no reconcile').toEqual(['applied']);
+    expect(source.fetches).toBe(fetches);
+    expect(engine.applies, 'the drift was healed').toHaveLength(2);
+    expect(r.report().drift).toMatchObject({ healed: true });
   });
 
   it('new runtime inputs re-apply an unchanged revision (runtime changes are not drift)', async () => {
