@@ -11,7 +11,7 @@ BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg
 
-.PHONY: all setup build bpf ts check test test-unit test-privileged demo demo-clean bench clean errors-doc
+.PHONY: all setup build bpf ts check lint test test-unit test-privileged demo demo-clean bench clean errors-doc
 
 all: build
 
@@ -39,10 +39,18 @@ ts:
 test: setup build
 	npx vitest run
 
-# Without root and without built objects: the type check and the pure unit tests.
+# Without root and without built objects: the type check, the lint and the pure unit tests. tsc and
+# eslint each build the TypeScript program on one CPU, so they run side by side; both always finish.
 check:
-	npx tsc -p tsconfig.json --noEmit
+	@echo 'npx tsc -p tsconfig.json --noEmit & npx eslint .'; \
+	npx tsc -p tsconfig.json --noEmit & tsc=$$!; \
+	npx eslint .; lint=$$?; \
+	wait $$tsc && [ $$lint -eq 0 ]
 	npx vitest run --project unit
+
+# Rules and why: docs/testing.md, "Lint".
+lint:
+	npx eslint .
 
 test-unit:
 	npx vitest run --project unit

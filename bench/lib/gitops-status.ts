@@ -27,9 +27,8 @@ export interface Applied {
  */
 export async function waitForApplied(instance: string, revision: string, daemon: DemoProcess, timeoutMs: number): Promise<Applied> {
   const deadline = performance.now() + timeoutMs;
-  let last: StatusReport | null = null;
   for (;;) {
-    last = readStatusFile(instance);
+    const last = readStatusFile(instance);
     const at = performance.now();
     if (last?.lastAppliedRevision === revision) return { at, report: last };
     if (last && last.lastAttemptedRevision === revision && (last.result === 'stalled' || last.result === 'failed')) {

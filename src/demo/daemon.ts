@@ -68,11 +68,9 @@ export class DemoDaemon {
    */
   async waitForApplied(revision: string, timeoutMs: number): Promise<StatusReport> {
     const deadline = Date.now() + timeoutMs;
-    let last: StatusReport | null = null;
-    let problem = '';
     for (;;) {
       this.process.assertRunning();
-      ({ report: last, problem } = await this.opts.lb.status());
+      const { report: last, problem } = await this.opts.lb.status();
       if (last?.lastAppliedRevision === revision) return last;
       if (last && last.lastAttemptedRevision === revision && (last.result === 'stalled' || last.result === 'failed')) {
         const errs = last.errors.map((e) => `${e.code}: ${e.message}`).join('; ');

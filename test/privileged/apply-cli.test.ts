@@ -243,7 +243,7 @@ describe('lb apply asking for approval (in process, on lo of this namespace, nev
     expect(isLbError(error, 'LB_APPLY_APPROVAL')).toBe(true);
     expect((error as Error).message).toMatch(/Apply cancelled/);
     expect(questions).toHaveLength(1);
-    expect(questions[0]).toMatch(/^Do you want to perform these actions\?\n.*\n  Only 'yes' will be accepted to approve\.\n\n  Enter a value: $/);
+    expect(questions[0]).toMatch(/^Do you want to perform these actions\?\n.*\n {2}Only 'yes' will be accepted to approve\.\n\n {2}Enter a value: $/);
     expect(out.join('\n')).toContain('\u001b[32m+ listener lo 10.200.0.10:80/tcp');
     expect(existsSync(instanceDir(inst)), 'nothing was loaded').toBe(false);
   });

@@ -241,8 +241,9 @@ describe('packets consult only the active generation', () => {
   });
 
   it('a source route naming a group index >= LB_MAX_GROUPS never reaches into the other generation', () => {
-    let gen = installConfig(dp, GEN_B);
-    if (gen !== 0) gen = installConfig(dp, GEN_B);
+    // Generation 0 active: installConfig writes the inactive one and flips, so twice if needed.
+    if (installConfig(dp, GEN_B) !== 0) installConfig(dp, GEN_B);
+    expect(readCtl(dp).activeGen).toBe(0);
     writeGeneration(dp, 1, GEN_A); // generation 1's group 1: 10.0.10.1
     // gen 0 * LB_MAX_GROUPS + (LB_MAX_GROUPS + 1) is generation 1's group 1, were the index not checked
     const key = [...dp.maps.lb_src_routes.keys()].find((k) => decodeSrcKey(k).gen === 0)!;
