@@ -2,7 +2,7 @@
 
 import { mkdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileSource, type FileWatch } from '../../../src/source/index.js';
 import { removeDir, tempDir } from '../../lib/git-fixtures.js';
 
@@ -23,6 +23,15 @@ async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
 }
 
 const settle = (ms = 300): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for `cond` on the real clock while timers are faked (setImmediate is not). */
+async function untilReal(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 describe('FileSource.fetch', () => {
   it('names a file revision by the sha256 of its content', async () => {
@@ -91,9 +100,19 @@ describe('FileSource.watch', () => {
     const seen: (string | undefined)[] = [];
     watches.push(src.watch((rev) => seen.push(rev)));
     await settle(100);
-    for (let i = 1; i <= 10; i++) await writeFile(file, `v: ${i}\n`);
-    await waitFor(() => seen.length >= 1);
-    await settle();
+    // The debounce clock stands still while the burst is written, so a busy host that spreads the
+    // writes over more than the debounce window still makes one burst; the test moves the clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      for (let i = 1; i <= 10; i++) await writeFile(file, `v: ${i}\n`);
+      await untilReal(() => vi.getTimerCount() > 0, 'the watcher to see the burst');
+      expect(vi.getTimerCount()).toBe(1); // every event of the burst re-armed the one debounce timer
+      await vi.advanceTimersByTimeAsync(100);
+      await untilReal(() => seen.length >= 1, 'the change');
+    } finally {
+      vi.useRealTimers();
+    }
+    await settle(); // events of the burst arriving late find the same revision: no second change
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBe((await src.fetch()).revision);
   });
