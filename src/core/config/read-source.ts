@@ -2,7 +2,7 @@
 
 import type { ReadResult } from './diagnostics.js';
 import { readEdn } from './edn.js';
-import { readYaml } from './yaml-reader.js';
+import { readYamlFast } from './fast-yaml-reader.js';
 
 export type ConfigFormat = 'yaml' | 'edn';
 
@@ -29,5 +29,5 @@ export function readSource(file: string, text: string): ReadResult {
   }
   // A byte-order mark is invisible in editors; do not let it become part of the first key.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return format === 'edn' ? readEdn(body) : readYaml(body);
+  return format === 'edn' ? readEdn(body) : readYamlFast(body);
 }
