@@ -6,6 +6,9 @@
 // Commands live in a registry: the daemon registers `status`, `reconcile`, `drift` and `commands`;
 // the runtime services add theirs (`drain`, `undrain`) with register().
 //
+// Memory per connection is bounded (src/daemon/control-connection.ts): a client that pipelines
+// requests and never reads the answers is paused, then closed when idle; others are still served.
+//
 // A pathname socket is not tied to a network namespace: `lb status` in the host namespace reaches
 // a daemon started with `nsenter --net=...`.
 
@@ -15,6 +18,7 @@ import { join } from 'node:path';
 import { LbError, isLbError } from '../core/errors.js';
 import { errFields, silentLogger, type Logger } from '../log.js';
 import { runDir } from '../state/run-dir.js';
+import { ControlConnection, DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-connection.js';
 
 export function controlSocketPath(instance: string): string {
   return join(runDir(instance), 'control.sock');
@@ -28,18 +32,18 @@ export interface ControlCommand {
   handler: ControlHandler;
 }
 
-const MAX_LINE = 64 * 1024;
-
 export class ControlServer {
   readonly path: string;
   private readonly log: Logger;
   private readonly commandsByName = new Map<string, ControlCommand>();
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  readonly limits: ControlLimits;
 
-  constructor(opts: { path: string; log?: Logger }) {
+  constructor(opts: { path: string; log?: Logger; limits?: Partial<ControlLimits> }) {
     this.path = opts.path;
     this.log = opts.log ?? silentLogger;
+    this.limits = { ...DEFAULT_CONTROL_LIMITS, ...opts.limits };
     this.register('commands', 'list the commands this daemon answers', () =>
       [...this.commandsByName.values()].map((c) => ({ name: c.name, description: c.description })));
   }
@@ -63,6 +67,7 @@ export class ControlServer {
       rmSync(this.path, { force: true }); // left by a daemon that died
     }
     const server = createServer((socket) => this.serve(socket));
+    server.maxConnections = this.limits.maxConnections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         reject(new LbError('LB_DAEMON_LISTEN', `the control socket cannot listen on ${this.path}: ${err.code ?? err.message}`, { path: this.path }, { cause: err })));
@@ -84,27 +89,7 @@ export class ControlServer {
   private serve(socket: Socket): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    socket.setEncoding('utf8');
-    let buffer = '';
-    let chain = Promise.resolve();
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      if (buffer.length > MAX_LINE && !buffer.includes('\n')) {
-        socket.end(`${JSON.stringify({ ok: false, error: { code: 'LB_DAEMON_CONTROL', message: `request line longer than ${MAX_LINE} bytes` } })}\n`);
-        return;
-      }
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        if (line === '') continue;
-        chain = chain.then(async () => {
-          const answer = await this.answer(line);
-          if (!socket.destroyed) socket.write(`${JSON.stringify(answer)}\n`);
-        });
-      }
-    });
+    new ControlConnection(socket, (line) => this.answer(line), this.limits);
   }
 
   private async answer(line: string): Promise<Record<string, unknown>> {
