@@ -3,8 +3,15 @@
 // digest, and the live state itself so a refusal can say what changed since. The generation's
 // Maglev tables (16 KiB each, derived from its listeners and groups) are left out of the file and
 // rebuilt when it is read: the same generation gives the same tables.
+//
+// The file carries a digest of everything else in it: an edit after `lb plan --out` is refused
+// when the file is read. The digest has no key, so it only catches edits that did not recompute
+// it; `lb apply` also recomputes the generation, target ids and plan from desired.state against
+// the live state and refuses a file whose parts disagree (src/apply/plan-file-check.ts).
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { canonicalJson } from './canonical-json.js';
 import { maglevTables } from '../core/compile/encode.js';
 import type { GenerationConfig } from '../dataplane/index.js';
 import { LbError } from '../core/errors.js';
@@ -13,7 +20,8 @@ import { writeFileAtomic } from '../state/run-dir.js';
 import type { LogicalState } from '../core/state.js';
 import type { PreparedPlan } from './prepare.js';
 
-export const PLAN_FILE_FORMAT_VERSION = '1.0';
+/** 1.1 added `digest`. */
+export const PLAN_FILE_FORMAT_VERSION = '1.1';
 export const PLAN_FILE_KIND = 'lb-plan';
 
 export interface PlanFile {
@@ -32,10 +40,18 @@ export interface PlanFile {
   };
   /** The plan as `lb plan --format json` prints it. */
   plan: PlanDocument;
+  /** "sha256:<hex>" of the canonical JSON of every other member (planFileDigest). */
+  digest: string;
+}
+
+/** The digest of a plan file: sha256 of the canonical JSON of all but `digest` and the rebuilt Maglev tables. */
+export function planFileDigest(file: Omit<PlanFile, 'digest'> & { digest?: unknown }): string {
+  const content = { ...file, digest: undefined, desired: { ...file.desired, generation: { ...file.desired.generation, maglev: undefined } } };
+  return `sha256:${createHash('sha256').update(`lb-plan-file\n${canonicalJson(content)}`).digest('hex')}`;
 }
 
 export function toPlanFile(p: PreparedPlan): PlanFile {
-  return {
+  const file: Omit<PlanFile, 'digest'> = {
     format_version: PLAN_FILE_FORMAT_VERSION,
     kind: PLAN_FILE_KIND,
     created_at: new Date().toISOString(),
@@ -51,6 +67,7 @@ export function toPlanFile(p: PreparedPlan): PlanFile {
     },
     plan: planDocument(p.plan, { diagnostics: p.warnings }),
   };
+  return { ...file, digest: planFileDigest(file) };
 }
 
 export function writePlanFile(path: string, file: PlanFile): void {
@@ -81,6 +98,15 @@ export function readPlanFile(path: string): PlanFile {
     throw bad('fields are missing (instance, live.digest, desired.state, desired.generation, plan, config)');
   }
   const file = v as PlanFile;
+  if (typeof file.digest !== 'string') {
+    throw new LbError('LB_APPLY_PLAN_MISMATCH', `${path} has no digest (written by an lb before ${PLAN_FILE_FORMAT_VERSION}, or edited); nothing was applied. Run \`lb plan --out ${path}\` again.`, { path });
+  }
+  const digest = planFileDigest(file);
+  if (digest !== file.digest) {
+    throw new LbError('LB_APPLY_PLAN_MISMATCH',
+      `${path} was changed after \`lb plan --out\` wrote it: /digest is ${file.digest}, its content gives ${digest}; nothing was applied. Run \`lb plan --out ${path}\` again.`,
+      { path, recorded: file.digest, computed: digest });
+  }
   try {
     file.desired.generation.maglev = maglevTables(file.desired.generation);
   } catch (err) {

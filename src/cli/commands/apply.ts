@@ -1,10 +1,13 @@
 // `lb apply [PLANFILE]`: without a plan file, plan the config, show it, ask for "yes" (unless
 // --auto-approve) and run the transaction. With a plan file, apply exactly the generation it holds,
-// or refuse it as stale when the live state moved since it was made.
+// or refuse it as stale when the live state moved since it was made, or as edited when its parts
+// disagree (its digest; a generation, target ids or summary that desired.state does not give).
 
 import { createInterface } from 'node:readline/promises';
 import { parseFaultSpec, recoverInstance, runTransaction, withInstanceLock, type ApplyRequest } from '../../apply/index.js';
 import { readPlanFile, type PlanFile } from '../../apply/plan-file.js';
+import { recomputePlanFile } from '../../apply/plan-file-check.js';
+import { KERNEL_PLAN_HOST } from '../../apply/prepare.js';
 import { interfaceIndex } from '../../dataplane/index.js';
 import { LbError, isLbError } from '../../core/errors.js';
 import { diffStates, type PlanSummary } from '../../core/plan/plan.js';
@@ -103,7 +106,9 @@ async function applyPlanFile(options: ApplyOptions, path: string, io: CliIo, ext
     reportRecovery(io, recoverInstance(options.instance));
     const live = readLive(options.instance, { warn: (m) => io.err(`lb: warning: ${m}`) });
     refuseIfStale(path, pf, live);
-    if (!pf.plan.has_changes) {
+    // What is applied and printed is recomputed from desired.state, never taken from the file.
+    const recomputed = recomputePlanFile(path, pf, live, KERNEL_PLAN_HOST.ifindex);
+    if (recomputed.plan.changes.length === 0) {
       io.out(NO_CHANGES);
       io.out('');
       io.out(complete(io, { add: 0, change: 0, destroy: 0 }));
@@ -111,16 +116,16 @@ async function applyPlanFile(options: ApplyOptions, path: string, io: CliIo, ext
     }
     const result = runTransaction({
       instance: options.instance,
-      generation: pf.desired.generation,
+      generation: recomputed.generation,
       interfaces: pf.desired.state.interfaces,
       desired: pf.desired.state,
-      targetIds: new Map(Object.entries(pf.desired.target_ids)),
+      targetIds: recomputed.targetIds,
       revision: pf.revision,
       configDigest: pf.config.digest,
       ...extra,
     });
     for (const w of result.warnings) io.err(`lb: warning: ${w}`);
-    io.out(complete(io, pf.plan.summary));
+    io.out(complete(io, recomputed.plan.summary));
     return 0;
   });
 }
