@@ -39,6 +39,7 @@ import { readLive } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
 import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
+import { statusBranchLoop } from './status-branch-check.js';
 import { sampleDataPlane } from './dataplane-sample.js';
 import { DataPlane } from '../dataplane/index.js';
 import { instanceComplete } from '../runtime/dataplane-sampler.js';
@@ -192,6 +193,8 @@ export class Daemon {
         if (v !== undefined) usage(`${flag} needs a git source (--repo); --config follows a plain file or directory`);
       }
     }
+    const statusLoop = opts.statusBranch !== undefined ? statusBranchLoop(opts.ref, opts.statusBranch) : undefined;
+    if (statusLoop !== undefined) usage(statusLoop);
     if (opts.webhookListen !== undefined && opts.webhookSecretFile === undefined) usage('--webhook-listen needs --webhook-secret-file (an unauthenticated webhook would let anyone trigger reconciles)');
     if (opts.webhookSecretFile !== undefined && opts.webhookListen === undefined) usage('--webhook-secret-file is only used with --webhook-listen');
     const opsAt = parseListenAddress(opts.opsListen ?? DEFAULT_OPS_LISTEN, '--ops-listen');
