@@ -37,7 +37,7 @@ import {
 import { errFields } from '../log.js';
 import { readLive } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
-import { loadWebhookSecret, WebhookReceiver } from '../webhook/index.js';
+import { loadSecretFiles, parseSecretFileFlags, WebhookReceiver, type Provider } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { statusBranchLoop } from './status-branch-check.js';
 import { sampleDataPlane } from './dataplane-sample.js';
@@ -60,7 +60,8 @@ export interface DaemonOptions {
   /** Duration or cron schedule (default 30s). */
   poll?: string;
   webhookListen?: string;
-  webhookSecretFile?: string;
+  /** Repeatable: PROVIDER=FILE (that provider's own secret), or a bare FILE (github and gitea). */
+  webhookSecretFile?: string | readonly string[];
   /** The status branch to report to (git sources only); undefined: no status branch. */
   statusBranch?: string;
   /** Default: the host name. */
@@ -89,12 +90,20 @@ export interface DaemonOptions {
   runtime?: RuntimeProvider;
   /** Replaces the kernel engine (tests). */
   engine?: ReconcileEngine;
+  /**
+   * Check and plan in a worker thread, off the event loop (default true; $LB_PREPARE_WORKER=0
+   * turns it off). Off: in-process, as `lb plan` does; the ops endpoints then wait for a plan.
+   */
+  prepareWorker?: boolean;
+  /** How long one step of the prepare worker may take (default 30s, or $LB_PREPARE_TIMEOUT). */
+  prepareTimeout?: string;
 }
 
 export const DEFAULT_OPS_LISTEN = '127.0.0.1:9180';
 export const DEFAULT_POLL = '30s';
 export const DEFAULT_DRIFT_INTERVAL = '30s';
 export const DEFAULT_RETRY_INTERVAL = '1s';
+export const DEFAULT_PREPARE_TIMEOUT = '30s';
 
 /** What `lb status` gets from a running daemon. */
 export interface DaemonStatus {
@@ -195,14 +204,17 @@ export class Daemon {
     }
     const statusLoop = opts.statusBranch !== undefined ? statusBranchLoop(opts.ref, opts.statusBranch) : undefined;
     if (statusLoop !== undefined) usage(statusLoop);
-    if (opts.webhookListen !== undefined && opts.webhookSecretFile === undefined) usage('--webhook-listen needs --webhook-secret-file (an unauthenticated webhook would let anyone trigger reconciles)');
-    if (opts.webhookSecretFile !== undefined && opts.webhookListen === undefined) usage('--webhook-secret-file is only used with --webhook-listen');
+    const hookSecretFlags = [opts.webhookSecretFile ?? []].flat();
+    if (opts.webhookListen !== undefined && hookSecretFlags.length === 0) usage('--webhook-listen needs --webhook-secret-file (an unauthenticated webhook would let anyone trigger reconciles)');
+    if (hookSecretFlags.length > 0 && opts.webhookListen === undefined) usage('--webhook-secret-file is only used with --webhook-listen');
     const opsAt = parseListenAddress(opts.opsListen ?? DEFAULT_OPS_LISTEN, '--ops-listen');
     const hookAt = opts.webhookListen !== undefined ? parseListenAddress(opts.webhookListen, '--webhook-listen') : undefined;
     const pollText = opts.poll ?? DEFAULT_POLL;
     const schedule = parsePollSchedule(pollText);
     const driftIntervalMs = durationOf(opts.driftInterval ?? DEFAULT_DRIFT_INTERVAL, '--drift-interval', 100);
     const retryMs = durationOf(opts.retryInterval ?? DEFAULT_RETRY_INTERVAL, '--retry-interval', 10);
+    const prepareWorker = opts.prepareWorker ?? process.env['LB_PREPARE_WORKER'] !== '0';
+    const prepareTimeoutMs = durationOf(opts.prepareTimeout ?? process.env['LB_PREPARE_TIMEOUT'] ?? DEFAULT_PREPARE_TIMEOUT, 'the prepare timeout', 100);
     const dnsAt = opts.dnsServer !== undefined ? parseListenAddress(opts.dnsServer, '--dns-server') : undefined;
     if (dnsAt && isIP(dnsAt.host) === 0) usage(`--dns-server ${opts.dnsServer ?? ''} needs an IP address, not a name (it is what resolves names)`);
     const node = opts.node ?? defaultNodeName();
@@ -210,7 +222,7 @@ export class Daemon {
     const level = LOG_LEVELS.find((l) => l === (opts.logLevel ?? 'info'));
     if (level === undefined) usage(`--log-level ${opts.logLevel ?? ''} is not one of ${LOG_LEVELS.join(', ')}`);
     const log = opts.logger ?? createLogger({ level, base: { instance: opts.instance, node } });
-    const webhookSecret = opts.webhookSecretFile !== undefined ? await loadWebhookSecret(opts.webhookSecretFile) : undefined;
+    const webhookSecrets = hookSecretFlags.length > 0 ? await loadSecretFiles(parseSecretFileFlags(hookSecretFlags)) : undefined;
     const keyring = opts.verifySignatures !== undefined ? await loadKeyring(opts.verifySignatures) : undefined;
 
     let lock: InstanceLock;
@@ -260,7 +272,10 @@ export class Daemon {
       });
       const reconciler = new Reconciler({
         instance: opts.instance, node, source, sourceInfo,
-        engine: opts.engine ?? kernelEngine(opts.instance, opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        engine: opts.engine ?? kernelEngine(opts.instance, {
+          ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+          ...(prepareWorker ? { worker: { timeoutMs: prepareTimeoutMs } } : {}),
+        }),
         runtime: opts.runtime ?? runtime!,
         selfHeal: opts.selfHeal ?? true,
         retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
@@ -288,11 +303,12 @@ export class Daemon {
       daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
-        lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs },
+        lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
+        prepare: prepareWorker ? { worker: true, timeoutMs: prepareTimeoutMs } : { worker: false } },
       initial ? `lb daemon starting; adopting the pinned data plane of instance ${opts.instance}` : `lb daemon starting for instance ${opts.instance}`);
 
       await daemon.listenOps(opsAt);
-      if (hookAt && webhookSecret !== undefined) await daemon.listenWebhook(hookAt, webhookSecret);
+      if (hookAt && webhookSecrets !== undefined) await daemon.listenWebhook(hookAt, webhookSecrets);
       daemon.registerCommands();
       await daemon.control.listen();
       runtime?.start();
@@ -312,10 +328,10 @@ export class Daemon {
     this.opsAddress = formatListenAddress({ host: a.address, port: a.port });
   }
 
-  private async listenWebhook(at: ListenAddress, secret: string): Promise<void> {
+  private async listenWebhook(at: ListenAddress, secrets: Partial<Record<Provider, string>>): Promise<void> {
     const git = this.source instanceof GitSource ? this.source : undefined;
     this.webhook = new WebhookReceiver({
-      secret,
+      secrets,
       ...(git ? { acceptRef: (ref: string) => git.followsRef(ref) } : {}),
       onEvent: (e) => {
         this.log.info({ component: 'webhook', provider: e.provider, delivery: e.deliveryId, ref: e.ref, after: e.after }, 'webhook accepted: reconciling');
@@ -327,6 +343,7 @@ export class Daemon {
     try {
       const a = await this.webhook.listen(at.port, at.host);
       this.webhookAddress = formatListenAddress({ host: a.address, port: a.port });
+      this.log.info({ component: 'webhook', address: this.webhookAddress, providers: this.webhook.providers }, 'webhook receiver serving its configured providers');
     } catch (err) {
       this.webhook = undefined;
       throw err;

@@ -11,6 +11,15 @@ export interface ProviderSpec {
   provider: Provider;
   /** Header holding the proof; its absence is a 401 before the body is read. */
   signatureHeader: string;
+  /**
+   * The proof header's shape. A header of any other shape is a 401 before the body is read, so
+   * only a request that could carry a valid proof costs a body buffer.
+   */
+  proofFormat: RegExp;
+  /** The shape in words, for the 401's reason. */
+  proofFormatText: string;
+  /** HMAC providers never send their secret; GitLab sends it as is, so it needs TLS in front. */
+  secretOnTheWire: boolean;
   deliveryHeader: string;
   eventHeader: string;
   /** GitLab's token does not depend on the body: it is checked before reading it. */
@@ -24,6 +33,9 @@ export const PROVIDER_SPECS: Record<Provider, ProviderSpec> = {
   github: {
     provider: 'github',
     signatureHeader: 'x-hub-signature-256',
+    proofFormat: /^sha256=[0-9a-fA-F]{64}$/,
+    proofFormatText: 'sha256= and 64 hex digits',
+    secretOnTheWire: false,
     deliveryHeader: 'x-github-delivery',
     eventHeader: 'x-github-event',
     verifiesBeforeBody: false,
@@ -33,6 +45,9 @@ export const PROVIDER_SPECS: Record<Provider, ProviderSpec> = {
   gitea: {
     provider: 'gitea',
     signatureHeader: 'x-gitea-signature',
+    proofFormat: /^[0-9a-fA-F]{64}$/,
+    proofFormatText: '64 hex digits',
+    secretOnTheWire: false,
     deliveryHeader: 'x-gitea-delivery',
     eventHeader: 'x-gitea-event',
     verifiesBeforeBody: false,
@@ -42,6 +57,11 @@ export const PROVIDER_SPECS: Record<Provider, ProviderSpec> = {
   gitlab: {
     provider: 'gitlab',
     signatureHeader: 'x-gitlab-token',
+    // GitLab's secret token is free text; bounding its length keeps the hash below cheap.
+    // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+    proofFormat: /^[^\x00-\x1f\x7f]{1,1024}$/,
+    proofFormatText: '1 to 1024 characters without control characters',
+    secretOnTheWire: true,
     deliveryHeader: 'x-gitlab-event-uuid',
     eventHeader: 'x-gitlab-event',
     verifiesBeforeBody: true,

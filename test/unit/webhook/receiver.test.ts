@@ -184,6 +184,15 @@ describe('routing', () => {
     expect(() => new WebhookReceiver({ onEvent: () => {} })).toThrow(/no webhook secret/);
     expect(() => new WebhookReceiver({ secret: '', onEvent: () => {} })).toThrow(/no webhook secret/);
   });
+
+  it('serves only the providers with a secret; the shared secret is never GitLab\'s token', async () => {
+    const h = await start();
+    expect(receiver!.providers).toEqual(['github', 'gitea']);
+    const res = await fetch(`${h.base}/hooks/gitlab`, { method: 'POST', body: '{}', headers: { 'X-Gitlab-Token': SECRET } });
+    expect(res.status).toBe(404);
+    expect(() => new WebhookReceiver({ secret: SECRET, providers: ['gitlab'], onEvent: () => {} })).toThrow(/no webhook secret for gitlab: GitLab sends its token in cleartext/);
+    expect(new WebhookReceiver({ secrets: { gitlab: 'tok' }, onEvent: () => {} }).providers).toEqual(['gitlab']);
+  });
 });
 
 describe('body cap', () => {
@@ -278,9 +287,12 @@ describe('burst', () => {
         coalescer.trigger('webhook', e.deliveryId);
       },
     });
-    const body = push();
+    // 200 distinct pushes (real deliveries differ; one body repeated is a replay, limited per digest).
     const responses = await Promise.all(
-      Array.from({ length: 200 }, async (_, i) => (await post(`${h.base}/hooks/github`, body, githubHeaders(body, `burst-${i}`))).status),
+      Array.from({ length: 200 }, async (_, i) => {
+        const body = push('refs/heads/main', i.toString(16).padStart(40, '0'));
+        return (await post(`${h.base}/hooks/github`, body, githubHeaders(body, `burst-${i}`))).status;
+      }),
     );
     expect(responses.every((s) => s === 202)).toBe(true);
     await until(() => delivered === 200, 'all 200 events delivered');
