@@ -151,7 +151,7 @@ describe('lb plan / apply / show / down', () => {
     expect(saved.code).toBe(0);
     expect(saved.stdout).toContain(`Saved the plan to: ${planFile}`);
     const pf = JSON.parse(readFileSync(planFile, 'utf8')) as Record<string, { digest?: string; generation?: unknown; state?: unknown }>;
-    expect(pf.format_version).toBe('1.0');
+    expect(pf.format_version).toBe('1.1');
     expect(pf.live!.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(pf.config!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(pf.desired!.generation).toBeDefined();
