@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { encodeState } from '../../../src/core/compile/encode.js';
 import type { Diagnostic } from '../../../src/core/config/diagnostics.js';
@@ -36,7 +37,7 @@ describe('renderText', () => {
     const coloured = renderText(plan, { color: true });
     expect(coloured).toContain('\u001b[33m~ ');
     expect(coloured).toContain('\u001b[32m+ ');
-    expect(coloured.replace(/\u001b\[[0-9;]*m/g, '')).toBe(plain);
+    expect(stripVTControlCharacters(coloured)).toBe(plain);
   });
 
   it('says so when nothing changes', () => {
@@ -89,7 +90,7 @@ describe('renderMarkdown', () => {
     expect(md.split('\n')[0]).toBe('### lb plan for node-1: 2 to add, 1 to change, 0 to destroy.');
     expect(md).toContain('#### Proxy "web"\n\n| Action | Resource | Values |');
     expect(md).toContain('| `~` update | `listener eth0 *:80/tcp default-target 10.0.0.1:80` | weight: 50 -> 80 |');
-    expect(md).toMatch(/<details><summary>Full plan<\/summary>\n\n```diff\n[\s\S]*\n!     default-target 10\.0\.0\.1:80 {2}weight: 50 -> 80\n[\s\S]*```\n\n<\/details>\n$/);
+    expect(md).toMatch(/<details><summary>Full plan<\/summary>\n\n```diff\n[\s\S]*\n! {5}default-target 10\.0\.0\.1:80 {2}weight: 50 -> 80\n[\s\S]*```\n\n<\/details>\n$/);
   });
 
   it('without changes: one line', () => {
