@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import * as git from 'isomorphic-git';
 import type { HttpClient } from 'isomorphic-git';
-import { exportRevision, normalizeSubPath, type CheckoutLimits } from './checkout.js';
+import { DEFAULT_CHECKOUT_LIMITS, DEFAULT_MAX_PACK_BYTES, exportRevision, normalizeSubPath, type CheckoutLimits } from './checkout.js';
 import { basicAuthHeader, credentialsFrom, type CredentialsProvider, type GitAuthOptions } from './credentials.js';
 import { SourceError } from './disposition.js';
 import { classifyGitError } from './git-errors.js';
@@ -47,7 +47,14 @@ export interface GitSourceOptions {
   keepCheckouts?: number;
   /** Start a fresh clone once this many packfiles piled up (default 64). */
   maxPacks?: number;
+  /**
+   * Caps on what a revision may hold. `maxBytes` also caps each object, checked in the fetched pack
+   * before it is inflated (so it applies to the whole tree a fetch brings, not only to `path`);
+   * `maxPackBytes` caps each fetch's download and each pack file read (default 256 MiB).
+   */
   limits?: CheckoutLimits;
+  /** The objects of one fetch may inflate to this much in all (default 1 GiB). */
+  maxFetchInflatedBytes?: number;
   log?: Logger;
 }
 
@@ -59,6 +66,7 @@ interface Resolved {
 }
 
 const SHA_RE = /^[0-9a-f]{40}$/;
+const DEFAULT_MAX_FETCH_INFLATED_BYTES = 1024 * 1024 * 1024;
 
 export class GitSource implements Source {
   readonly kind = 'git' as const;
@@ -77,6 +85,8 @@ export class GitSource implements Source {
   private resetClone = false;
   private lastFullRef: string | undefined;
   private retained: string | undefined;
+  /** Some fetch into the clone asked the server to leave out blobs over the object cap. */
+  private cloneFiltered = false;
 
   constructor(opts: GitSourceOptions) {
     this.opts = opts;
@@ -157,7 +167,15 @@ export class GitSource implements Source {
         await utimes(rootDir, now, now).catch(() => undefined);
       } else {
         await mkdir(this.checkoutsDir, { recursive: true });
-        await exportRevision({ gitdir, commitOid: resolved.commit, subPath: this.subPath, dest: rootDir, cache, ...(this.opts.limits ? { limits: this.opts.limits } : {}) });
+        await exportRevision({
+          gitdir,
+          commitOid: resolved.commit,
+          subPath: this.subPath,
+          dest: rootDir,
+          cache,
+          ...(this.opts.limits ? { limits: this.opts.limits } : {}),
+          filtered: this.location.kind === 'http' && this.cloneFiltered,
+        });
       }
       await this.pruneCheckouts(rootDir);
     } catch (err) {
@@ -210,7 +228,14 @@ export class GitSource implements Source {
   private async fetchRemote(url: string, cache: object, signal: AbortSignal | undefined): Promise<{ fullRef: string; commit: string }> {
     const where = url;
     const deadline = deadlineSignal(this.opts.timeoutMs ?? 60_000, signal);
-    const http = limitedHttpClient({ idleTimeoutMs: this.opts.idleTimeoutMs ?? 15_000, signal: deadline });
+    const limits = this.opts.limits ?? DEFAULT_CHECKOUT_LIMITS;
+    const http = limitedHttpClient({
+      idleTimeoutMs: this.opts.idleTimeoutMs ?? 15_000,
+      signal: deadline,
+      where,
+      maxResponseBytes: limits.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES,
+      pack: { maxObjectBytes: limits.maxBytes, maxInflatedBytes: this.opts.maxFetchInflatedBytes ?? DEFAULT_MAX_FETCH_INFLATED_BYTES },
+    });
     const creds = await this.credentials();
     const headers: Record<string, string> = creds ? { Authorization: basicAuthHeader(creds) } : {};
     try {
@@ -235,6 +260,7 @@ export class GitSource implements Source {
           ...(depth > 0 ? { depth } : {}),
         });
         fetched = res.fetchHead;
+        if (http.filtered) this.cloneFiltered = true;
       } catch (err) {
         // A commit the server does not have (or will not serve) fails inside the pack negotiation.
         if (SHA_RE.test(resolved.fullRef) && classifyGitError(err, { where }).code === 'LB_SOURCE_FETCH') throw this.refMissing();
@@ -275,6 +301,7 @@ export class GitSource implements Source {
   private async ensureClone(): Promise<void> {
     if (this.resetClone) {
       this.resetClone = false;
+      this.cloneFiltered = false;
       await rm(this.cloneDir, { recursive: true, force: true });
     }
     await ensureBareClone(this.cloneDir, 'lb');
@@ -319,7 +346,8 @@ export class GitSource implements Source {
   private fail(err: unknown, where?: string): SourceError {
     const w = where ?? (this.location.kind === 'local' ? this.location.path : this.location.url);
     const e = classifyGitError(err, { where: w, ref: this.ref });
-    if (e.code === 'LB_SOURCE_FETCH') {
+    // A fetch refused midway (a pack over a cap) may have left the clone's shallow list half updated.
+    if (e.code === 'LB_SOURCE_FETCH' || e.reason === 'ObjectTooLarge' || e.reason === 'PackTooLarge') {
       this.resetClone = this.location.kind === 'http';
       this.log.warn({ source: this.description, ...errFields(err) }, 'git fetch failed; the clone will be reset');
     }
