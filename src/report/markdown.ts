@@ -1,5 +1,7 @@
 // The Markdown rendering of a StatusReport (`<node>/status.md`), for people browsing the status
-// branch. Everything that came from outside (messages, file names) is escaped for tables.
+// branch. Everything that came from outside (proxy names, messages, file names, URLs, revisions)
+// is config-derived and so written by whoever can push: it is escaped (esc) or put in a code span
+// (code), so it cannot render as a link, an image, emphasis, math, HTML or a table cell of its own.
 
 import { DNS_COLUMNS, TARGET_COLUMNS, dnsRows, targetRows } from '../runtime/status-text.js';
 import type { StatusReport } from './types.js';
@@ -23,7 +25,7 @@ export function renderStatusMarkdown(r: StatusReport): string {
   if (r.conditions.length === 0) out.push('None.');
   else {
     out.push('| Type | Status | Reason | Message | Since |', '|---|---|---|---|---|');
-    for (const c of r.conditions) out.push(`| ${c.type} | ${c.status} | ${esc(c.reason)} | ${esc(c.message)} | ${esc(c.lastTransitionTime)} |`);
+    for (const c of r.conditions) out.push(`| ${esc(c.type)} | ${esc(c.status)} | ${esc(c.reason)} | ${esc(c.message)} | ${esc(c.lastTransitionTime)} |`);
   }
   out.push('');
 
@@ -65,13 +67,32 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
   return [`| ${head.map(title).join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)];
 }
 
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+/**
+ * Plain text: backslash before every character that opens inline syntax (links and images need
+ * `[`, emphasis `*` `_` `~`, code `` ` ``, GitHub math `$`, table cells `|`), entities for HTML
+ * (`<` also opens autolinks), and line breaks as `<br>` so no block syntax can start. Bare URLs
+ * may still be autolinked by GitHub, showing the URL itself as the text.
+ */
+export function esc(s: string): string {
+  return s
+    .replace(/[\\`*_[\]~|$]/g, '\\$&')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\r\n|\r|\n/g, '<br>');
 }
 
-function code(s: string): string {
-  const t = s.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-  return t.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
+/**
+ * A code span that holds `s` literally: fenced by one backtick more than the longest run inside,
+ * padded when `s` starts or ends with a backtick; `|` escaped (GFM tables split cells on it even
+ * inside code), line breaks as spaces.
+ */
+export function code(s: string): string {
+  const t = s.replace(/\r\n|\r|\n/g, ' ').replace(/\|/g, '\\|');
+  const longest = Math.max(0, ...[...t.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = t.startsWith('`') || t.endsWith('`') || (t.startsWith(' ') && t.endsWith(' ') && t.trim() !== '') ? ' ' : '';
+  return `${fence}${pad}${t}${pad}${fence}`;
 }
 
 function rev(r: string | null): string {
