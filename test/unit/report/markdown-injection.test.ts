@@ -84,9 +84,13 @@ function hostileReport(s: string): string {
   const runtime = sampleRuntimeStatus();
   for (const t of runtime.targets) {
     t.proxy = s;
-    t.lastError = s;
+    t.group = s;
+    for (const b of t.backends) b.lastError = s;
   }
-  for (const d of runtime.dns) d.lastError = s;
+  for (const d of runtime.dns) {
+    d.host = s;
+    d.lastError = s;
+  }
   return renderStatusMarkdown(
     sampleReport(s, {
       instance: s,
