@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { compileConfig, type RuntimeInputs } from '../core/compile/compile.js';
+import { compileConfig, type CompileResult, type RuntimeInputs } from '../core/compile/compile.js';
 import { encodeState, type EncodeResult } from '../core/compile/encode.js';
 import { checkConfig } from '../core/config/check.js';
 import { ConfigError } from '../core/config/config-error.js';
@@ -18,12 +18,12 @@ import { isError, type Diagnostic } from '../core/config/diagnostics.js';
 import type { LbConfig } from '../core/config/types.js';
 import { readConfigSources } from '../source/load-config.js';
 import type { ConfigSource } from '../core/config/check.js';
-import { choosePaths } from '../dataplane/data-paths.js';
+import { choosePaths, type ChosenPath } from '../dataplane/data-paths.js';
 import { interfaceIndex } from '../dataplane/index.js';
 import { isLbError } from '../core/errors.js';
 import { diffStates, type Plan } from '../core/plan/plan.js';
 import { readLive, type LiveState } from '../state/live.js';
-import type { LogicalState } from '../core/state.js';
+import type { InterfacePath, LogicalState } from '../core/state.js';
 
 export interface PreparedPlan {
   instance: string;
@@ -118,39 +118,106 @@ export async function preparePlan(options: PrepareOptions): Promise<PreparedPlan
   return planCheckedConfig(await checkConfigAt(configPath), plan);
 }
 
-/** Plans a checked config without reading it again. Throws ConfigError when it does not compile. */
+/**
+ * Plans a checked config without reading it again. Throws ConfigError when it does not compile.
+ * The three parts in a row: compile (pure), the host's facts (I/O), encode and diff (pure). The
+ * daemon runs the pure parts in its prepare worker (src/reconcile/prepare-worker.ts).
+ */
 export function planCheckedConfig(checked: CheckedConfig, options: PlanCheckedOptions): PreparedPlan {
   const host = options.host ?? KERNEL_PLAN_HOST;
-  const compiled = compileConfig(checked.config, options.inputs);
-  if (compiled.diagnostics.some(isError)) throw new ConfigError('compile', compiled.diagnostics);
-
-  // The data path of each interface is chosen here, on the host, so the plan shows it and why.
-  compiled.state.paths = host.choosePaths(compiled.state.interfaces, compiled.state.paths);
-  const live = host.readLive(options.instance, options.warn);
-  const ifindexes: Record<string, number> = {};
-  const encoded = encodeState(compiled.state, {
-    ifindex: (name) => {
-      const index = host.ifindex(name);
-      if (index !== undefined) ifindexes[name] = index;
-      return index;
-    },
-    liveTargetIds: live.targetIds,
-  });
-  for (const [name, index] of Object.entries(ifindexes)) {
-    const p = compiled.state.paths?.[name];
-    if (p) p.ifindex = index;
-  }
+  const compiled = compileChecked(checked, options.inputs);
+  const { facts, live } = gatherHostFacts(host, options.instance, hostQuestionsOf(compiled.state), options.warn);
+  const planned = planWithFacts(compiled, facts);
   return {
     instance: options.instance,
     configPath: checked.configPath,
     configFiles: checked.files,
     configDigest: checked.configDigest,
     revision: options.revision ?? null,
-    warnings: [...checked.warnings, ...compiled.diagnostics],
-    desired: compiled.state,
-    encoded,
-    ifindexes,
+    warnings: [...checked.warnings, ...planned.compileDiagnostics],
+    desired: planned.desired,
+    encoded: planned.encoded,
+    ifindexes: planned.ifindexes,
     live,
-    plan: diffStates(compiled.state, live.state),
+    plan: planned.plan,
   };
+}
+
+/** Compiles a checked config with the runtime inputs. Throws ConfigError on any compile error. */
+export function compileChecked(checked: CheckedConfig, inputs?: RuntimeInputs): CompileResult {
+  const compiled = compileConfig(checked.config, inputs);
+  if (compiled.diagnostics.some(isError)) throw new ConfigError('compile', compiled.diagnostics);
+  return compiled;
+}
+
+/** What a plan needs of the host, as plain data (it crosses to the prepare worker). */
+export interface HostFacts {
+  /** The data path chosen for each interface of the compiled state. */
+  paths: Record<string, ChosenPath>;
+  /** ifindex of each interface of the compiled state that exists on this host. */
+  ifindexes: Record<string, number>;
+  /** "addr:port" -> target id of the live state: kept ids keep flows on their backends. */
+  liveTargetIds: Map<string, number>;
+  /** The live state in operator terms, to diff against. */
+  liveState: LogicalState;
+}
+
+/** What of the compiled state the host is asked about (small: it crosses back from the prepare worker). */
+export interface HostQuestions {
+  interfaces: string[];
+  /** The data paths the config asks for, per interface. */
+  paths: Record<string, InterfacePath>;
+  /** Every interface the encoding looks up: the state's and its listeners'. */
+  ifindexNames: string[];
+}
+
+export function hostQuestionsOf(state: LogicalState): HostQuestions {
+  return {
+    interfaces: state.interfaces,
+    paths: state.paths ?? {},
+    ifindexNames: [...new Set([...state.interfaces, ...state.listeners.map((l) => l.iface)])],
+  };
+}
+
+/** The I/O of a plan: data paths (netlink), interface indexes, the live maps. */
+export function gatherHostFacts(host: PlanHost, instance: string, q: HostQuestions, warn?: (message: string) => void): { facts: HostFacts; live: LiveState } {
+  // The data path of each interface is chosen here, on the host, so the plan shows it and why.
+  const paths = host.choosePaths(q.interfaces, q.paths);
+  const live = host.readLive(instance, warn);
+  const ifindexes: Record<string, number> = {};
+  for (const name of q.ifindexNames) {
+    const index = host.ifindex(name);
+    if (index !== undefined) ifindexes[name] = index;
+  }
+  return { facts: { paths, ifindexes, liveTargetIds: live.targetIds, liveState: live.state }, live };
+}
+
+/** A plan's pure half: the compiled state encoded with the host's facts, and its diff against the live state. */
+export interface PlannedState {
+  desired: LogicalState;
+  encoded: EncodeResult;
+  /** ifindex of every interface the encoding used. */
+  ifindexes: Record<string, number>;
+  compileDiagnostics: Diagnostic[];
+  plan: Plan;
+}
+
+/** Encodes the compiled state for the host the facts describe and diffs it against the live state. Pure. */
+export function planWithFacts(compiled: CompileResult, facts: HostFacts): PlannedState {
+  const state = compiled.state;
+  state.paths = facts.paths;
+  const ifindexes: Record<string, number> = {};
+  const encoded = encodeState(state, {
+    ifindex: (name) => {
+      const index = Object.hasOwn(facts.ifindexes, name) ? facts.ifindexes[name] : undefined;
+      if (index !== undefined) ifindexes[name] = index;
+      return index;
+    },
+    liveTargetIds: facts.liveTargetIds,
+  });
+  for (const [name, index] of Object.entries(ifindexes)) {
+    const p = state.paths[name];
+    if (p) p.ifindex = index;
+  }
+  return { desired: state, encoded, ifindexes, compileDiagnostics: compiled.diagnostics, plan: diffStates(state, facts.liveState) };
 }

@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   LB_DAEMON_RUNNING: 'Another `lb daemon` already runs for this instance (it holds /run/lb/<instance>/daemon/lock).',
   LB_DAEMON_LISTEN: 'The ops endpoints or the control socket could not listen on their address.',
   LB_DAEMON_CONTROL: 'A control-socket request failed: no daemon answers, the command is unknown, or the daemon reported an error.',
+  LB_DAEMON_PREPARE: 'The daemon\'s prepare worker (read, parse, check, compile and plan off the event loop) did not answer within its deadline, ran out of memory or died; the run fails, the applied revision keeps serving, and the next run starts a fresh worker.',
   LB_RUNTIME_UNKNOWN_TARGET: 'A runtime command (drain, undrain, circuit breaker) names a proxy, target or backend that is not in the active config.',
   LB_RUNTIME_BREAKER_DISABLED: 'A manual circuit-breaker command was given while settings.circuit-breaker.enabled is false.',
   LB_RUNTIME_MAGLEV_TABLE: 'A Maglev table size is not a prime number larger than the number of backends (or exceeds the supported size).',

@@ -1,6 +1,10 @@
 // The reconciler's hands on the kernel: the same functions `lb plan` / `lb apply` use (the
-// instance lock, recovery of an interrupted apply, planCheckedConfig, runTransaction, readLive), behind
-// one small interface so the loop's decisions can be tested without a data plane.
+// instance lock, recovery of an interrupted apply, checkConfigAt, planCheckedConfig,
+// runTransaction, readLive), behind one small interface so the loop's decisions can be tested
+// without a data plane.
+//
+// The daemon's engine checks and plans in a worker thread (prepare-worker.ts) so its event loop
+// keeps serving; without `worker` (tests, tools) both run in-process, as `lb plan` does.
 //
 // applyRequestOf() is the one place a PreparedPlan becomes an ApplyRequest; `lb apply` builds the
 // same request inline (src/cli/commands/apply.ts).
@@ -10,13 +14,17 @@ import { checkConfigAt, KERNEL_PLAN_HOST, planCheckedConfig, type CheckedConfig,
 import { encodeState } from '../core/compile/encode.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import type { Diagnostic } from '../core/config/diagnostics.js';
-import type { Plan } from '../core/plan/plan.js';
+import type { PlanSummary } from '../core/plan/plan.js';
 import type { LiveState } from '../state/live.js';
 import type { LogicalState } from '../core/state.js';
+import { PrepareWorker, type PrepareWorkerOptions } from './prepare-worker.js';
+import { planLines } from './status.js';
 
 /** What the loop needs of a plan: the diff to show, and exactly what to apply. */
 export interface PlannedRevision {
-  plan: Plan;
+  summary: PlanSummary;
+  /** The plan's change lines, as the status and the log show them (planLines). */
+  changes: string[];
   warnings: Diagnostic[];
   desired: LogicalState;
   configDigest: string;
@@ -32,6 +40,8 @@ export interface PrepareRequest {
 }
 
 export interface ReconcileEngine {
+  /** The validate step: read the config (file or directory), parse, schema, semantic checks. Throws ConfigError. */
+  check(configPath: string): Promise<CheckedConfig>;
   /** Runs fn holding the instance lock (LB_APPLY_LOCKED when another lb process holds it). */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Resolves a journal left by an interrupted apply (caller holds the lock). */
@@ -46,6 +56,8 @@ export interface ReconcileEngine {
    */
   reencode(req: ApplyRequest): ApplyRequest;
   readLive(): LiveState;
+  /** Ends what the engine runs beside the loop (the prepare worker). */
+  close?(): Promise<void>;
 }
 
 /** The ApplyRequest `lb apply` makes of a prepared plan. */
@@ -62,21 +74,44 @@ export function applyRequestOf(p: PreparedPlan): ApplyRequest {
 }
 
 export function plannedRevisionOf(p: PreparedPlan): PlannedRevision {
-  return { plan: p.plan, warnings: p.warnings, desired: p.desired, configDigest: p.configDigest, request: applyRequestOf(p) };
+  return { summary: p.plan.summary, changes: planLines(p.plan), warnings: p.warnings, desired: p.desired, configDigest: p.configDigest, request: applyRequestOf(p) };
+}
+
+export interface KernelEngineOptions {
+  objectDir?: string;
+  host?: PlanHost;
+  /** Check and plan in a worker thread with these options (the daemon); absent: in-process. */
+  worker?: PrepareWorkerOptions;
 }
 
 /** The engine on the real kernel for one instance. */
-export function kernelEngine(instance: string, opts: { objectDir?: string; host?: PlanHost } = {}): ReconcileEngine {
+export function kernelEngine(instance: string, opts: KernelEngineOptions = {}): ReconcileEngine {
   const host = opts.host ?? KERNEL_PLAN_HOST;
+  const worker = opts.worker ? new PrepareWorker(opts.worker) : undefined;
   return {
+    check: (configPath) => (worker ? worker.check(configPath) : checkConfigAt(configPath)),
     withLock: (fn) => withInstanceLock(instance, fn),
     recover: () => recoverInstance(instance),
-    prepare: async (req) => plannedRevisionOf(planCheckedConfig(req.config, {
-      instance, revision: req.revision, inputs: req.inputs, host, ...(req.warn ? { warn: req.warn } : {}),
-    })),
+    prepare: async (req) => {
+      const options = { instance, revision: req.revision, inputs: req.inputs, host, ...(req.warn ? { warn: req.warn } : {}) };
+      if (!worker) return plannedRevisionOf(planCheckedConfig(req.config, options));
+      const { planned } = await worker.plan(req.config, options);
+      return {
+        summary: planned.summary,
+        changes: planned.changes,
+        warnings: [...req.config.warnings, ...planned.compileDiagnostics],
+        desired: planned.desired,
+        configDigest: req.config.configDigest,
+        request: {
+          instance, generation: planned.encoded.generation, interfaces: planned.desired.interfaces, desired: planned.desired,
+          targetIds: planned.encoded.targetIds, revision: req.revision, configDigest: req.config.configDigest,
+        },
+      };
+    },
     apply: (req) => runTransaction({ ...req, ...(opts.objectDir ? { objectDir: opts.objectDir } : {}) }),
     reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
     readLive: () => host.readLive(instance),
+    close: async () => { await worker?.close(); },
   };
 }
 
@@ -85,15 +120,4 @@ export function reencodeRequest(req: ApplyRequest, ifindex: (name: string) => nu
   if (req.desired === undefined) return req;
   const encoded = encodeState(req.desired, { ifindex, liveTargetIds: new Map(req.targetIds ?? []) });
   return { ...req, generation: encoded.generation, targetIds: encoded.targetIds };
-}
-
-/** The validate step's result: the config read, parsed and checked once. */
-export type ValidatedConfig = CheckedConfig;
-
-/**
- * The validate step: read the config (file or directory), parse, schema, semantic checks. Pure
- * apart from reading the files; throws ConfigError with every diagnostic.
- */
-export function validateConfigAt(configPath: string): Promise<ValidatedConfig> {
-  return checkConfigAt(configPath);
 }

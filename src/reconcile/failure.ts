@@ -62,6 +62,9 @@ const RULES: Partial<Record<string, Rule>> = {
   LB_APPLY_ROLLBACK: { disposition: 'transient', reason: 'RollbackFailed' },
   LB_APPLY_VERIFY: { disposition: 'transient', reason: 'VerificationFailed' },
   LB_BPF_LOAD: { disposition: 'stalling', reason: 'DataPlaneLoadFailed' },
+  // A deadline missed on a busy host may pass next time; a config too big for the worker fails
+  // again at every retry, spaced by the backoff (up to 5 min).
+  LB_DAEMON_PREPARE: { disposition: 'transient', reason: 'PrepareWorkerFailed' },
 };
 
 export function classifyFailure(err: unknown, rootDir?: string): StepFailure {

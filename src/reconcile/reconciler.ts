@@ -175,13 +175,14 @@ export class Reconciler {
     return this.applied;
   }
 
-  /** Stops taking triggers, aborts a fetch in flight, waits for the current run to end. */
+  /** Stops taking triggers, aborts a fetch in flight, waits for the current run to end, ends the engine's worker. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.windows.clear();
     this.clearRetry();
     this.abort.abort();
     await this.coalescer.stop();
+    await this.opts.engine.close?.();
   }
 
   // ---- the run -----------------------------------------------------------------------------

@@ -18,10 +18,9 @@ import { isLbError } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { Source, SourceRevision } from '../source/types.js';
 import { applyAndVerify } from './apply-verify.js';
-import { validateConfigAt, type ReconcileEngine } from './engine.js';
+import type { ReconcileEngine } from './engine.js';
 import { classifyFailure, step, stepSync, type StepFailure } from './failure.js';
 import type { RuntimeProvider } from './runtime.js';
-import { planLines } from './status.js';
 import type { AppliedState, ReconcileOutcome } from './types.js';
 
 /** The stalled attempt: its revision (null when the source failed before naming one) and what failed. */
@@ -68,7 +67,8 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
       return { outcome: { result: 'unchanged', revision: fetched.revision, because: 'applied' } };
     }
 
-    const validated = await step('validate', () => validateConfigAt(fetched.configPath));
+    const validated = await step('validate', () => ctx.engine.check(fetched.configPath));
+    ctx.log.debug({ component: 'reconcile', step: 'validate', revision: fetched.revision }, 'config checked');
     // The runtime learns the config first (targets to check, names to resolve), so the inputs
     // compiled with it are its answers for this config, not the previous one's.
     let runtime = current;
@@ -85,6 +85,7 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
         (err) => (err instanceof ConfigError || (isLbError(err) && err.code.startsWith('LB_COMPILE_')) ? 'compile' : 'plan'),
         () => ctx.engine.prepare({ config: validated, revision: fetched.revision, inputs: runtime.inputs, warn: (m) => warnings.push(m) }),
       );
+      ctx.log.debug({ component: 'reconcile', step: 'plan', revision: fetched.revision, plan: planned.summary }, 'plan made; applying');
       const { result, live } = applyAndVerify(ctx.engine, planned.request, planned.desired);
       return {
         applied: {
@@ -99,8 +100,8 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
           result: result.changed ? 'applied' : 'noop',
           revision: fetched.revision,
           ref: fetched.ref,
-          plan: planned.plan.summary,
-          changes: planLines(planned.plan),
+          plan: planned.summary,
+          changes: planned.changes,
           warnings: [...validated.warnings.map(formatDiagnostic), ...planned.warnings.filter((d) => d.stage === 'compile').map(formatDiagnostic), ...warnings, ...result.warnings],
           live,
           recovered,

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApplyRequest, ApplyResult } from '../../../src/apply/index.js';
-import type { PlanHost } from '../../../src/apply/prepare.js';
+import type { CheckedConfig, PlanHost } from '../../../src/apply/prepare.js';
 import { EMPTY_SETTINGS, encodeGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
 import { kernelEngine, type PlannedRevision, type PrepareRequest, type ReconcileEngine } from '../../../src/reconcile/index.js';
 import type { Source, SourceRevision } from '../../../src/source/types.js';
@@ -84,6 +84,10 @@ export class FakeEngine implements ReconcileEngine {
     ifindex: () => 1,
     choosePaths: (interfaces, requested = {}) => Object.fromEntries(interfaces.map((n) => [n, { ...requested[n], path: 'xdp' as const, reason: 'the fake host' }])),
   };
+  /** The kernel engine's own check (in-process). */
+  check(configPath: string): Promise<CheckedConfig> {
+    return kernelEngine('unit', { host: this.host }).check(configPath);
+  }
   /** The kernel engine's own prepare, on the fake host. */
   prepare(req: PrepareRequest): Promise<PlannedRevision> {
     this.prepares += 1;

@@ -1,0 +1,219 @@
+// The daemon answers while it prepares a large config (docs/daemon.md, "Off the event loop"). The
+// built `lb daemon --config` runs in a namespace of its own; once it applied a config of one
+// proxy, a sampler inside that namespace asks /healthz, then the control socket for the daemon's
+// status, over and over, and the config is replaced by one of 10,000 proxies. A /healthz answer
+// bracketed by two status answers that both say "that run in progress" (not idle, no further
+// reconcile finished) arrived during the run.
+//
+// Asserted: events only. With the prepare worker, many /healthz answers arrive during the run (the
+// run reads, parses, checks, compiles and plans in a worker thread); the run applies all 10,000
+// proxies. Printed, never asserted: the largest /healthz and status latencies, with the worker and
+// with the worker turned off ($LB_PREPARE_WORKER=0), where the answers wait for the plan.
+// Needs root; fails (never skips) without it. Traffic stays on the loopback of the namespace made here.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlSocketPath } from '../../src/daemon/control-socket.js';
+import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { readLive } from '../../src/state/live.js';
+import { runDir } from '../../src/state/run-dir.js';
+import { ensureBuilt } from '../lib/build.js';
+import { createNetns, deleteNetns, ROOT, runCli } from '../lib/cli.js';
+import { DaemonProcess, waitForStatus } from './lib/daemon.js';
+
+if (process.getuid?.() !== 0) throw new Error('daemon-responsive.test.ts must run as root: it loads BPF programs and creates network namespaces');
+
+const tag = `${process.pid}-${randomBytes(2).toString('hex')}`;
+const ns = `lbresp-${tag}`;
+const PROXIES = 10_000;
+
+/** N proxies on one interface, two targets each drawn from 8,000 backends (the data plane holds 16,384). */
+function proxiesYaml(n: number, iface: string): string {
+  const lines = ['proxies:'];
+  for (let i = 0; i < n; i++) {
+    const j = i % 4000;
+    const a = 1 + (j % 250);
+    const b = Math.floor(j / 250);
+    lines.push(
+      `  - name: svc-${i}`,
+      `    listen: {interfaces: [${iface}], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
+      '    default-target:',
+      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: 50}`,
+      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// Runs inside the namespace: /healthz, then the control socket's status, until the run after the
+// one counted at start ended (bounded by a sample count and a deadline). Prints "ready" once it
+// knows where it starts, then one JSON line at the end.
+const SAMPLER = `
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+const [port, socketPath, controlModule, maxMs] = process.argv.slice(1);
+const { controlRequest } = await import(controlModule);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const healthz = () => new Promise((resolve, reject) => {
+  const t0 = performance.now();
+  const req = http.get({ host: '127.0.0.1', port: Number(port), path: '/healthz', agent, timeout: 120000 }, (res) => {
+    res.resume();
+    res.on('end', () => resolve({ ms: performance.now() - t0, code: res.statusCode }));
+  });
+  req.on('timeout', () => req.destroy(new Error('/healthz timed out')));
+  req.on('error', reject);
+});
+const status = async () => {
+  const t0 = performance.now();
+  const s = await controlRequest(socketPath, 'status', {}, { timeoutMs: 120000 });
+  return { ms: performance.now() - t0, idle: s.daemon.idle, reconciles: s.daemon.reconciles, result: s.report.result ?? null };
+};
+const deadline = Date.now() + Number(maxMs);
+let before = await status();
+const start = before.reconciles;
+process.stdout.write('ready\\n');
+const samples = [];
+let after = before;
+const inRun = (s) => !s.idle && s.reconciles === start;
+for (let i = 0; i < 100000 && Date.now() < deadline; i++) {
+  const h = await healthz();
+  const at = Date.now();
+  after = await status();
+  samples.push({ at, healthzMs: h.ms, code: h.code, statusMs: after.ms, during: inRun(before) && inRun(after) });
+  if (after.reconciles > start && after.idle) break;
+  before = after;
+}
+process.stdout.write(JSON.stringify({ start, samples, last: after }) + '\\n');
+`;
+
+interface Sample { at: number; healthzMs: number; code: number; statusMs: number; during: boolean }
+interface SamplerOut { start: number; samples: Sample[]; last: { idle: boolean; reconciles: number; result: string | null } }
+
+/** Starts the sampler; `ready` resolves once it sampled the starting point, `done` with its figures. */
+function sampleInNs(port: number, instance: string, maxMs: number): { ready: Promise<void>; done: Promise<SamplerOut> } {
+  const control = pathToFileURL(join(ROOT, 'dist', 'src', 'daemon', 'control-socket.js')).href;
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '--input-type=module', '-e', SAMPLER,
+    String(port), controlSocketPath(instance), control, String(maxMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let onReady: () => void = () => {};
+  let onNotReady: (err: Error) => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => { onReady = resolve; onNotReady = reject; });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.startsWith('ready\n')) onReady();
+  });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const killer = setTimeout(() => child.kill('SIGKILL'), maxMs + 30_000);
+  const done = new Promise<SamplerOut>((resolve, reject) => {
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      onNotReady(new Error(`sampler ended before it was ready: ${err.slice(-2000)}`));
+      if (code !== 0) reject(new Error(`sampler exited ${code}: ${err.slice(-2000)}`));
+      else resolve(JSON.parse(out.slice('ready\n'.length).trim()) as SamplerOut);
+    });
+  });
+  // Awaited by the caller once ready; never an unhandled rejection when the test stops before.
+  done.catch(() => undefined);
+  return { ready, done };
+}
+
+interface Figures { during: number; total: number; maxHealthz: Record<string, number>; maxStatus: number; runMs: number | undefined }
+
+/** The largest latencies, split at the daemon's "plan made" log line: preparing, then applying. */
+function figures(out: SamplerOut, runMs: number | undefined, plannedAt: number | undefined): Figures {
+  const during = out.samples.filter((s) => s.during);
+  const max = (xs: Sample[], f: (s: Sample) => number): number => Math.round(Math.max(0, ...xs.map(f)));
+  const preparing = plannedAt === undefined ? during : during.filter((s) => s.at <= plannedAt);
+  const applying = plannedAt === undefined ? [] : during.filter((s) => s.at > plannedAt);
+  return {
+    during: during.length, total: out.samples.length,
+    maxHealthz: { preparing: max(preparing, (s) => s.healthzMs), applying: max(applying, (s) => s.healthzMs), overall: max(out.samples, (s) => s.healthzMs) },
+    maxStatus: max(out.samples, (s) => s.statusMs), runMs,
+  };
+}
+
+describe('lb daemon answers /healthz and the control socket while it prepares 10,000 proxies', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lb-responsive-'));
+  const instances: string[] = [];
+  const daemons: DaemonProcess[] = [];
+
+  beforeAll(() => {
+    ensureBuilt();
+    createNetns(ns, [['ra0', 'rb0']]);
+  });
+
+  afterAll(async () => {
+    try {
+      for (const d of daemons) await d.stop(5000).catch(() => undefined);
+      for (const i of instances) {
+        if (existsSync(instanceDir(i))) runCli(['--instance', i, 'down'], { ns, timeoutMs: 30_000 });
+        if (existsSync(instanceDir(i))) DataPlane.down(i);
+        rmSync(runDir(i), { recursive: true, force: true });
+      }
+    } finally {
+      deleteNetns(ns);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /**
+   * One daemon on a fresh instance and interface: a first run of one proxy, then the sampler
+   * starts, then the config of 10,000 proxies replaces it (renamed in place: the file watch
+   * triggers the run), sampled from start to end.
+   */
+  async function largeRun(mode: 'worker' | 'in-process', iface: string, port: number): Promise<{ out: SamplerOut; figures: Figures; instance: string }> {
+    const instance = `resp-${mode === 'worker' ? 'w' : 'm'}-${tag}`;
+    instances.push(instance);
+    const cfgDir = join(dir, mode);
+    mkdirSync(cfgDir);
+    const file = join(cfgDir, 'lb.yaml');
+    writeFileSync(file, proxiesYaml(1, iface));
+    // DaemonProcess passes this process's environment on: the switch is set for the spawn only.
+    if (mode === 'in-process') process.env['LB_PREPARE_WORKER'] = '0';
+    let daemon: DaemonProcess;
+    try {
+      daemon = new DaemonProcess(ns, instance, ['--config', file, '--poll', '1h', '--drift-interval', '1h', '--log-level', 'debug', '--ops-listen', `127.0.0.1:${port}`]);
+    } finally {
+      delete process.env['LB_PREPARE_WORKER'];
+    }
+    daemons.push(daemon);
+    await daemon.started(30_000);
+    await waitForStatus(instance, (s) => s.daemon.reconciles === 1 && s.daemon.idle === true && s.status?.result === 'applied', 'the one-proxy config applied', 60_000);
+
+    const sampler = sampleInNs(port, instance, 240_000);
+    await sampler.ready;
+    writeFileSync(join(dir, `${mode}.yaml.new`), proxiesYaml(PROXIES, iface));
+    renameSync(join(dir, `${mode}.yaml.new`), file);
+    const out = await sampler.done;
+    const outcome = await daemon.waitForLog((l) => l.component === 'reconcile' && typeof l.durationMs === 'number' && String(l.msg).includes('applied revision') && (l.plan as { add?: number } | undefined)?.add !== undefined && (l.plan as { add: number }).add > 1000,
+      'the large run logged its outcome', 60_000);
+    const planned = daemon.logs().filter((l) => l.msg === 'plan made; applying').at(-1);
+    const f = figures(out, outcome.durationMs as number, typeof planned?.time === 'string' ? Date.parse(planned.time) : undefined);
+    console.log(`[daemon-responsive] ${mode}: run of ${PROXIES} proxies ${f.runMs ?? '?'} ms; /healthz answers ${f.total}, ${f.during} during the run; ` +
+      `max /healthz latency while preparing ${f.maxHealthz['preparing']} ms, while applying ${f.maxHealthz['applying']} ms, overall ${f.maxHealthz['overall']} ms; ` +
+      `max control-socket status latency ${f.maxStatus} ms`);
+    await daemon.stop(10_000);
+    return { out, figures: f, instance };
+  }
+
+  it('with the prepare worker: /healthz answers arrive while the run is in progress, and the run applies every proxy', async () => {
+    const { out, figures: f, instance } = await largeRun('worker', 'ra0', 9281);
+    expect(out.samples.every((s) => s.code === 200), '/healthz answered 200 every time').toBe(true);
+    expect(out.last, 'the run ended, applied').toMatchObject({ idle: true, result: 'applied' });
+    const live = readLive(instance);
+    expect(live.generation.listeners.length, 'every proxy is live').toBe(PROXIES);
+    // Without the worker the loop is free only between the run's steps: a handful of answers at most.
+    expect(f.during, '/healthz answers bracketed by "first run in progress"').toBeGreaterThanOrEqual(20);
+  }, 300_000);
+
+  it('with the worker turned off (LB_PREPARE_WORKER=0): the same run, the latencies printed for comparison', async () => {
+    const { out, instance } = await largeRun('in-process', 'rb0', 9282);
+    expect(out.last).toMatchObject({ idle: true, result: 'applied' });
+    expect(readLive(instance).generation.listeners.length).toBe(PROXIES);
+  }, 300_000);
+});
