@@ -166,8 +166,9 @@ export function buildProgram(): Command {
     .option('--path <subpath>', 'the config inside the repository: a file or a directory (default: the root)')
     .option('-c, --config <path>', 'follow a plain config file or directory instead of a repository (watched for changes)')
     .option('--poll <duration|cron>', 'how often to look for a new revision: 500ms, 30s, 5m, or a cron schedule', '30s')
-    .option('--webhook-listen <addr:port>', 'serve /hooks/github, /hooks/gitea, /hooks/gitlab here (needs --webhook-secret-file)')
-    .option('--webhook-secret-file <file>', 'the webhook secret (HMAC key / GitLab token)')
+    .option('--webhook-listen <addr:port>', 'serve /hooks/PROVIDER here for each provider given a secret (needs --webhook-secret-file)')
+    .option('--webhook-secret-file <[provider=]file>', 'a webhook secret: PROVIDER=FILE (github, gitea, gitlab), repeatable; a bare FILE serves github and gitea',
+      (v: string, prev: string[] = []) => [...prev, v])
     .option('--status-branch [name]', 'commit a status report per node to this branch of the repository (flag alone: lb-status)')
     .option('--node <name>', 'this node\'s name in status reports (default: the host name)')
     .option('--self-heal', 're-apply the last applied state when the live maps drift from it', true)
@@ -192,7 +193,7 @@ export function buildProgram(): Command {
       '  lb daemon --config /etc/lb/lb.yaml --dns-server 10.0.0.53:53',
     ].join('\n'))
     .action(async (opts: {
-      repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string;
+      repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string[];
       statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
       authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string; dnsServer?: string;
     }, cmd: Command) => {

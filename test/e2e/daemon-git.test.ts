@@ -173,7 +173,7 @@ describe('lb daemon following a git branch over smart HTTP', () => {
     const before = metricSum(m0, 'lb_reconcile_total');
     const runBefore = metric(m0, 'lb_reconcile_triggers_total', { kind: 'webhook', outcome: 'run' }) ?? 0;
     const decidedBefore = runBefore + (metric(m0, 'lb_reconcile_triggers_total', { kind: 'webhook', outcome: 'skipped' }) ?? 0);
-    const statuses = await postWebhooks(t().lbNs, HOOK, Array.from({ length: 200 }, () => ({ body: pushBody(shas.notes!), secret: SECRET })));
+    const statuses = await postWebhooks(t().lbNs, HOOK, Array.from({ length: 200 }, (_, i) => ({ body: pushBody(shas.notes!, 'refs/heads/main', String(i)), secret: SECRET })));
     expect(statuses.filter((s) => s === 202)).toHaveLength(200);
     // Settled: every delivery has been decided (run or skipped) and the loop is idle.
     const decided = (m: string): number => (metric(m, 'lb_reconcile_triggers_total', { kind: 'webhook', outcome: 'run' }) ?? 0)

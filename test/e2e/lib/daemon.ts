@@ -184,6 +184,7 @@ Promise.all(reqs.map((r) => new Promise((resolve) => {
   return JSON.parse(r.stdout) as number[];
 }
 
-export function pushBody(sha: string, ref = 'refs/heads/main'): string {
-  return JSON.stringify({ ref, before: '0'.repeat(40), after: sha, repository: { full_name: 'test/config' } });
+/** A push event's body; `nonce` makes bodies of one sha distinct, as a provider's separate deliveries are (each has its own push time). */
+export function pushBody(sha: string, ref = 'refs/heads/main', nonce?: string): string {
+  return JSON.stringify({ ref, before: '0'.repeat(40), after: sha, repository: { full_name: 'test/config' }, ...(nonce !== undefined ? { head_commit: { timestamp: nonce } } : {}) });
 }
