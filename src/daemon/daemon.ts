@@ -251,6 +251,13 @@ export class Daemon {
           git.location.kind === 'http' ? git.location.urlCredentials : undefined);
         source = git;
         sourceInfo = { kind: 'git', url: git.location.kind === 'local' ? git.location.path : git.location.url, ref: git.ref, path: git.subPath };
+        if (git.location.kind === 'http' && git.location.url.startsWith('http://')) {
+          // The fetches and the status pushes would carry the token or password in clear text.
+          const url = git.location.url;
+          void credentials().then((c) => {
+            if (c) log.warn({ component: 'source', url }, 'credentials are sent in clear text to an http:// remote; use https');
+          }, () => undefined);
+        }
         if (opts.statusBranch !== undefined) {
           reporter = new StatusBranchReporter({
             url: opts.repo, node, branch: opts.statusBranch, workDir: join(workDir, 'status'), credentials, log,
