@@ -31,12 +31,37 @@ export function redactPaths(): string[] {
   return paths;
 }
 
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]*(?::[^/@\s]*)?@/gi;
-const AUTH_HEADER = /\b(authorization\s*[:=]\s*)(basic|bearer|token)\s+[^\s,;"']+/gi;
-const ASSIGNMENT = /\b(token|secret|password|passwd|api[_-]?key)(\s*[=:]\s*)([^\s,;&"']+)/gi;
+/**
+ * Characters of one string a log line keeps; longer strings (a 200 KB config key quoted in an
+ * error) are cut, so a log line stays a line and the scrub below stays cheap.
+ */
+export const MAX_LOG_STRING = 64 * 1024;
 
-/** Removes credentials from free text (URLs with user:password, Authorization values, token=...). */
+/** Scrubbed beyond the cut, so a credential that straddles it is still recognised whole. */
+const SCRUB_MARGIN = 4 * 1024;
+
+// Linear on any input: each pattern starts at a fixed word or a short scheme and no run can be
+// rescanned from many starting points. The scheme is at most 32 characters and whitespace runs
+// at most 16; the userinfo run stops at the first '/', '@' or whitespace, so the attempts that
+// reach it (a bounded number per "://") never overlap another "://". The old scheme run
+// `[a-z0-9+.-]*` restarted at every word boundary of "a-a-a-..." and went quadratic: 26 s for
+// one 200 KB string.
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^/@\s]*@/gi;
+const AUTH_HEADER = /\b(authorization\s{0,16}[:=]\s{0,16})(basic|bearer|token)\s{1,16}[^\s,;"']+/gi;
+const ASSIGNMENT = /\b(token|secret|password|passwd|api[_-]?key)(\s{0,16}[=:]\s{0,16})([^\s,;&"']+)/gi;
+
+/**
+ * Removes credentials from free text (URLs with user:password, Authorization values, token=...),
+ * and cuts text longer than MAX_LOG_STRING.
+ */
 export function scrubSecrets(text: string): string {
+  const cut = text.length > MAX_LOG_STRING;
+  const scrubbed = scrubText(cut ? text.slice(0, MAX_LOG_STRING + SCRUB_MARGIN) : text);
+  if (!cut) return scrubbed;
+  return `${scrubbed.slice(0, MAX_LOG_STRING)}... (${text.length} characters)`;
+}
+
+function scrubText(text: string): string {
   return text
     .replace(URL_CREDENTIALS, '$1[redacted]@')
     .replace(AUTH_HEADER, '$1$2 [redacted]')

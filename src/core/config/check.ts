@@ -3,6 +3,7 @@
 // the texts. Problems in one file do not hide problems in another; the semantic checks run only
 // once every file is well-formed and matches the schema, since they rely on its shape.
 
+import { boundDiagnostics } from './bound-diagnostics.js';
 import { isError, sortDiagnostics, type Diagnostic, type DiagnosticStage } from './diagnostics.js';
 import { mergeFiles, type ParsedFile } from './merge.js';
 import { normalizeConfig } from './normalize.js';
@@ -33,7 +34,7 @@ export function checkConfig(sources: readonly ConfigSource[]): CheckResult {
   for (const { file, text } of sources) {
     const read = readSource(file, text);
     if (!read.ok) {
-      for (const e of read.errors) parseErrors.push({ severity: 'error', stage: 'parse', file, pointer: '', line: e.line, column: e.column, message: e.message });
+      for (const e of read.errors) parseErrors.push({ severity: 'error', stage: 'parse', file, pointer: '', line: e.line, column: e.column, message: firstLine(e.message) });
       continue;
     }
     // An empty file (or one of comments only) contributes nothing.
@@ -48,11 +49,18 @@ export function checkConfig(sources: readonly ConfigSource[]): CheckResult {
   const { merged, diagnostics: mergeErrors } = mergeFiles(parsed);
   const semantic = dedupe([...mergeErrors, ...checkSemantics(merged)]);
   if (semantic.some(isError)) return fail('semantic', semantic);
-  return { ok: true, config: normalizeConfig(merged), warnings: sortDiagnostics(semantic) };
+  return { ok: true, config: normalizeConfig(merged), warnings: boundDiagnostics(sortDiagnostics(semantic)) };
 }
 
+/** Sorted, then capped and bounded (bound-diagnostics.ts): the same short answer for every consumer. */
 function fail(stage: DiagnosticStage, diagnostics: Diagnostic[]): CheckResult {
-  return { ok: false, stage, diagnostics: sortDiagnostics(diagnostics) };
+  return { ok: false, stage, diagnostics: boundDiagnostics(sortDiagnostics(diagnostics)) };
+}
+
+/** A parser's message may go on with an excerpt of the file; the position already says where. */
+function firstLine(message: string): string {
+  const end = message.indexOf('\n');
+  return end < 0 ? message : message.slice(0, end).trimEnd();
 }
 
 /** One shared cause (a proxy-level health check used by many targets) is reported once. */

@@ -3,6 +3,7 @@
 // config; retrying the same revision cannot help).
 
 import { LbError, type ErrorCode } from '../errors.js';
+import { boundDiagnostics, countErrors } from './bound-diagnostics.js';
 import { formatDiagnostics, type Diagnostic, type DiagnosticStage } from './diagnostics.js';
 
 const CODES: Record<DiagnosticStage, ErrorCode> = {
@@ -14,15 +15,20 @@ const CODES: Record<DiagnosticStage, ErrorCode> = {
 };
 
 export class ConfigError extends LbError {
+  /** Capped and bounded (bound-diagnostics.ts), whoever built them: they reach logs and /readyz. */
   readonly diagnostics: readonly Diagnostic[];
+  /** Every error found, those left out by the cap included. */
+  readonly errorCount: number;
 
   constructor(stage: DiagnosticStage, diagnostics: readonly Diagnostic[], options?: { cause?: unknown }) {
-    const errors = diagnostics.filter((d) => d.severity === 'error');
-    const first = errors[0];
-    const summary = `config invalid: ${errors.length} error${errors.length === 1 ? '' : 's'}`;
-    super(CODES[stage], first ? `${summary}\n${formatDiagnostics(errors)}` : summary, { stage, diagnostics }, options);
+    const bounded = boundDiagnostics(diagnostics);
+    const errors = bounded.filter((d) => d.severity === 'error');
+    const errorCount = countErrors(bounded);
+    const summary = `config invalid: ${errorCount} error${errorCount === 1 ? '' : 's'}`;
+    super(CODES[stage], errors.length > 0 ? `${summary}\n${formatDiagnostics(errors)}` : summary, { stage, diagnostics: bounded }, options);
     this.name = 'ConfigError';
-    this.diagnostics = diagnostics;
+    this.diagnostics = bounded;
+    this.errorCount = errorCount;
   }
 
   /** Every diagnostic as `file:line:column: /pointer: message`, one per line. */

@@ -1,5 +1,7 @@
 // Plain words for schema fragments and values: what a diagnostic says was expected and what it got.
 
+import { echo } from './echo.js';
+
 type Schema = Record<string, unknown>;
 
 /** "an integer 1..65535", "one of tcp, udp, both", or the schema's own x-expected phrase. */
@@ -44,10 +46,11 @@ function lengthRange(schema: Schema): string {
   return '';
 }
 
-/** A value as a diagnostic quotes it: strings in quotes (shortened), collections by kind. */
+/** A value as a diagnostic quotes it: strings in quotes (shortened, escaped), collections by kind. */
 export function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'nothing (null)';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  // JSON escapes quotes and C0 controls; echo the rest (DEL, C1, bidirectional controls).
+  if (typeof value === 'string') return echo(JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value));
   if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length}`;
   if (typeof value === 'object') return 'a map';
   return String(value);

@@ -47,24 +47,34 @@ export interface Diagnostic {
   expected?: string;
   /** A stable name of the kind of finding, for tools (set by the compile stage, e.g. "dns-unresolved"). */
   code?: string;
+  /** On the closing "and N more" diagnostic only: what the cap left out (see capDiagnostics). */
+  omitted?: { errors: number; warnings: number };
 }
+
+/** The code of the closing diagnostic that stands for the ones left out by the cap. */
+export const MORE_DIAGNOSTICS_CODE = 'more-diagnostics';
 
 /** `lb.yaml:12:7: /proxies/0/listen/port: expected an integer 1..65535, got "eighty"`. */
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.line !== undefined && d.column !== undefined ? `${d.file}:${d.line}:${d.column}` : d.file;
   const pointer = d.pointer === '' ? '' : `${d.pointer}: `;
   const severity = d.severity === 'warning' ? 'warning: ' : '';
-  return `${where}: ${severity}${pointer}${d.message}`;
+  // A diagnostic about no file (the closing "and N more") starts with what it says.
+  return `${where === '' ? '' : `${where}: `}${severity}${pointer}${d.message}`;
 }
 
 export function formatDiagnostics(list: readonly Diagnostic[]): string {
   return list.map(formatDiagnostic).join('\n');
 }
 
-/** By file, line and column (errors before warnings at one place); otherwise in the order found. */
+/**
+ * By file, line and column (errors before warnings at one place); otherwise in the order found.
+ * The closing "and N more" diagnostic stays last.
+ */
 export function sortDiagnostics(list: readonly Diagnostic[]): Diagnostic[] {
   return [...list].sort(
     (a, b) =>
+      Number(a.code === MORE_DIAGNOSTICS_CODE) - Number(b.code === MORE_DIAGNOSTICS_CODE) ||
       compareStrings(a.file, b.file) ||
       (a.line ?? 0) - (b.line ?? 0) ||
       (a.column ?? 0) - (b.column ?? 0) ||

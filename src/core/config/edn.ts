@@ -8,6 +8,7 @@
 // are rejected with the reason, never guessed at. Pure: text in, value and positions out.
 
 import type { NodePosition, Position, PositionIndex, ReadResult } from './diagnostics.js';
+import { echo } from './echo.js';
 import { joinPointer } from './pointer.js';
 import { setOwn } from './own.js';
 
@@ -151,12 +152,12 @@ class EdnReader {
       this.pos++;
       const tag = this.readRawToken();
       throw new EdnSyntaxError(
-        `tagged literal #${tag} is not supported; a config holds plain data (maps, vectors, strings, numbers, keywords, booleans, nil)`,
+        `tagged literal #${echo(tag)} is not supported; a config holds plain data (maps, vectors, strings, numbers, keywords, booleans, nil)`,
         start,
       );
     }
     if (next === '#') throw new EdnSyntaxError('symbolic values (##Inf, ##NaN) are not supported', start);
-    throw new EdnSyntaxError(`'#${next ?? ''}' is not EDN (only #{...} sets and #_ discard are)`, start);
+    throw new EdnSyntaxError(`'#${echo(next ?? '')}' is not EDN (only #{...} sets and #_ discard are)`, start);
   }
 
   private readCollection(open: string, start: number, pointer: string, depth: number, live: boolean): unknown {
@@ -167,6 +168,8 @@ class EdnReader {
     const map: Record<string, unknown> = {};
     const keyOffsets = new Map<string, number>();
     const items: unknown[] = [];
+    // A set's scalar members so far: a duplicate is found in O(1), not by scanning the set.
+    const members = open === '#{' ? new Set<unknown>() : undefined;
     let pendingKey: { name: string; offset: number } | null = null;
     for (;;) {
       this.skipTrivia(depth + 1);
@@ -177,7 +180,7 @@ class EdnReader {
           const { line, column } = this.position(start);
           throw new EdnSyntaxError(`expected '${close}' to close the ${name} opened at ${line}:${column}, found '${c}'`, this.pos);
         }
-        if (pendingKey) throw new EdnSyntaxError(`map key :${pendingKey.name} has no value`, pendingKey.offset);
+        if (pendingKey) throw new EdnSyntaxError(`map key :${echo(pendingKey.name)} has no value`, pendingKey.offset);
         this.pos++;
         break;
       }
@@ -190,7 +193,7 @@ class EdnReader {
         const first = keyOffsets.get(keyName);
         if (first !== undefined) {
           const { line, column } = this.position(first);
-          throw new EdnSyntaxError(`duplicate key :${keyName} (first at ${line}:${column})`, keyForm.offset);
+          throw new EdnSyntaxError(`duplicate key :${echo(keyName)} (first at ${line}:${column})`, keyForm.offset);
         }
         keyOffsets.set(keyName, keyForm.offset);
         pendingKey = { name: keyName, offset: keyForm.offset };
@@ -205,17 +208,12 @@ class EdnReader {
         setOwn(map, pendingKey!.name, value);
         pendingKey = null;
       } else {
-        if (open === '#{') this.checkSetMember(items, value, form.offset);
+        if (members) checkSetMember(members, value, form.offset);
         this.record(childPointer, { value: valuePos }, live);
         items.push(value);
       }
     }
     return isMap ? map : items;
-  }
-
-  private checkSetMember(items: unknown[], value: unknown, offset: number): void {
-    if (value !== null && typeof value === 'object') return;
-    if (items.some((i) => i === value)) throw new EdnSyntaxError(`duplicate set element ${JSON.stringify(value)}`, offset);
   }
 
   private readString(): string {
@@ -244,7 +242,7 @@ class EdnReader {
         out += String.fromCharCode(parseInt(t.slice(this.pos + 2, this.pos + 6), 16));
         this.pos += 6;
       } else {
-        throw new EdnSyntaxError(`invalid escape \\${e ?? ''} in string`, this.pos);
+        throw new EdnSyntaxError(`invalid escape \\${echo(e ?? '')} in string`, this.pos);
       }
     }
   }
@@ -267,23 +265,33 @@ class EdnReader {
     if (token === '') throw new EdnSyntaxError(`unexpected character '${this.text[start]}'`, start);
     if (/^[+-]?\d/.test(token)) return parseNumber(token, start);
     if (token.startsWith(':')) {
-      if (token.startsWith('::')) throw new EdnSyntaxError(`auto-resolved keyword ${token} is not EDN`, start);
+      if (token.startsWith('::')) throw new EdnSyntaxError(`auto-resolved keyword ${echo(token)} is not EDN`, start);
       const name = token.slice(1);
-      if (!isSymbolName(name)) throw new EdnSyntaxError(`invalid keyword ${token}`, start);
+      if (!isSymbolName(name)) throw new EdnSyntaxError(`invalid keyword ${echo(token)}`, start);
       return new Keyword(name);
     }
     if (token === 'true') return true;
     if (token === 'false') return false;
     if (token === 'nil') return null;
-    if (!isSymbolName(token)) throw new EdnSyntaxError(`invalid token ${token}`, start);
+    if (!isSymbolName(token)) throw new EdnSyntaxError(`invalid token ${echo(token)}`, start);
     return new Sym(token);
   }
+}
+
+/**
+ * Scalars compare by value (Set's SameValueZero is === for the numbers, strings, booleans and nil
+ * a reader yields); collections and discarded forms are not compared, as before.
+ */
+function checkSetMember(members: Set<unknown>, value: unknown, offset: number): void {
+  if (value !== null && typeof value === 'object') return;
+  if (members.has(value)) throw new EdnSyntaxError(`duplicate set element ${echo(JSON.stringify(value))}`, offset);
+  members.add(value);
 }
 
 /** A keyword in value position becomes its name: `:http` -> "http". A symbol is an error. */
 function toValue(form: Form): unknown {
   const v = form.value;
-  if (v instanceof Sym) throw new EdnSyntaxError(`unexpected symbol ${v.name}; write a string "${v.name}" or a keyword :${v.name}`, form.offset);
+  if (v instanceof Sym) throw new EdnSyntaxError(`unexpected symbol ${echo(v.name)}; write a string "${echo(v.name)}" or a keyword :${echo(v.name)}`, form.offset);
   return v instanceof Keyword ? v.name : v;
 }
 
@@ -295,26 +303,26 @@ function parseNumber(token: string, offset: number): number {
   const int = /^([+-]?)(\d+)N?$/.exec(token);
   if (int) {
     if (int[2]!.length > 1 && int[2]!.startsWith('0')) {
-      throw new EdnSyntaxError(`number ${token} has a leading zero (Clojure would read it as octal); write it without`, offset);
+      throw new EdnSyntaxError(`number ${echo(token)} has a leading zero (Clojure would read it as octal); write it without`, offset);
     }
     const n = Number(`${int[1]}${int[2]}`);
-    if (!Number.isSafeInteger(n)) throw new EdnSyntaxError(`integer ${token} is too large`, offset);
+    if (!Number.isSafeInteger(n)) throw new EdnSyntaxError(`integer ${echo(token)} is too large`, offset);
     return n;
   }
   const float = /^[+-]?(0|[1-9]\d*)(\.\d*)?([eE][+-]?\d+)?M?$/.exec(token);
   if (float && (float[2] !== undefined || float[3] !== undefined || token.endsWith('M'))) {
     const n = Number(token.replace(/M$/, ''));
-    if (!Number.isFinite(n)) throw new EdnSyntaxError(`number ${token} is out of range`, offset);
+    if (!Number.isFinite(n)) throw new EdnSyntaxError(`number ${echo(token)} is out of range`, offset);
     return n;
   }
-  if (/^[+-]?\d+\/\d+$/.test(token)) throw new EdnSyntaxError(`ratio ${token} is not supported; write an integer`, offset);
-  throw new EdnSyntaxError(`invalid number ${token}`, offset);
+  if (/^[+-]?\d+\/\d+$/.test(token)) throw new EdnSyntaxError(`ratio ${echo(token)} is not supported; write an integer`, offset);
+  throw new EdnSyntaxError(`invalid number ${echo(token)}`, offset);
 }
 
 function describeForm(value: unknown): string {
   if (value === null) return 'nil';
   if (value instanceof Sym) return `the symbol ${value.name}`;
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `the string ${echo(JSON.stringify(value))}`;
   if (Array.isArray(value)) return 'a collection';
   if (typeof value === 'object') return 'a map';
   return String(value);

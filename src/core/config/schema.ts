@@ -5,6 +5,8 @@
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import schemaJson from '../../../schemas/lb-config.schema.json' with { type: 'json' };
+import { inlineRefs } from './inline-refs.js';
+import { LINEAR_UNIQUE_ITEMS } from './unique-items.js';
 
 export const CONFIG_SCHEMA: Record<string, unknown> = schemaJson;
 
@@ -20,6 +22,10 @@ export function configValidator(): ValidateFunction {
   // enclosing schema, which is the point of those branches.
   const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false });
   ajv.addVocabulary([...ANNOTATION_KEYWORDS]);
-  compiled = ajv.compile(CONFIG_SCHEMA);
+  // ajv's uniqueItems is quadratic on items given by $ref; see unique-items.ts.
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword(LINEAR_UNIQUE_ITEMS);
+  // Compiled without $ref, so that collecting errors stays linear; see inline-refs.ts.
+  compiled = ajv.compile(inlineRefs(CONFIG_SCHEMA));
   return compiled;
 }
