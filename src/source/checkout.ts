@@ -2,6 +2,7 @@
 // own. Each revision gets its own immutable directory, so the config the daemon last applied stays
 // on disk, unchanged, while the next revision is fetched and checked.
 
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -92,7 +93,7 @@ export async function exportRevision(opts: {
     type = entry.type;
   }
 
-  const tmp = `${opts.dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const tmp = `${opts.dest}.tmp-${randomBytes(12).toString('hex')}`; // unguessable: never a name planted in advance
   try {
     const target = opts.subPath === '' ? tmp : join(tmp, opts.subPath);
     if (type === 'tree') {
