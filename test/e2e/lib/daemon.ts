@@ -4,6 +4,7 @@
 // too (src/sandbox/git-server-main.ts), so the daemon fetches from 127.0.0.1 of its namespace.
 // Pushes go to the bare repository by path (no network). Every wait is bounded.
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import type { DaemonStatus } from '../../../src/daemon/daemon.js';
@@ -15,6 +16,10 @@ import { hmacSha256 } from '../../../src/webhook/signature.js';
 import { CLI, ROOT } from '../../lib/cli.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string; component?: string };
+
+/** Where every test daemon's whole output is written when it exits (docs/testing.md). */
+export const TEST_LOG_DIR = process.env['LB_TEST_LOGS'] ?? '/tmp/lb-test-logs';
+let daemonsStarted = 0;
 
 /** `lb --instance I daemon ARGS` in network namespace `ns`. */
 export class DaemonProcess {
@@ -28,6 +33,16 @@ export class DaemonProcess {
     this.proc = new ManagedProcess(['nsenter', `--net=/run/netns/${ns}`, process.execPath, CLI, '--instance', instance, 'daemon', ...args], {
       env: { ...process.env, NO_COLOR: '1', LB_FAULT_INJECT: '', LB_GIT_TOKEN: '', LB_GIT_PASSWORD: '' },
       label: `lb daemon (${instance} in ${ns})`,
+    });
+    // The error of a failed wait shows the log's tail; the whole log is kept here for the post-mortem.
+    const file = join(TEST_LOG_DIR, `${instance}-${++daemonsStarted}.log`);
+    void this.proc.exited.then((status) => {
+      try {
+        mkdirSync(TEST_LOG_DIR, { recursive: true });
+        writeFileSync(file, `# ${this.proc.label}: ${JSON.stringify(status)}\n# stdout\n${this.proc.stdout}\n# stderr\n${this.proc.stderr}`);
+      } catch {
+        // a log that cannot be kept must not fail the test
+      }
     });
   }
 
@@ -46,7 +61,7 @@ export class DaemonProcess {
     return waitUntil(() => {
       if (!this.proc.running) throw new Error(`${this.proc.label} exited: ${this.proc.stderr.slice(-2000)}`);
       return this.logs().find(pred);
-    }, { timeoutMs, intervalMs: 50, what: `${what}\n--- daemon log tail ---\n${this.proc.stdout.slice(-3000)}` });
+    }, { timeoutMs, intervalMs: 50, what: `${what}\n--- daemon log tail (whole log: ${TEST_LOG_DIR}/${this.instance}-*.log once it exits) ---\n${this.proc.stdout.slice(-3000)}` });
   }
 
   /** SIGKILL of the daemon alone (nsenter execs node: the pid is the daemon's). */
