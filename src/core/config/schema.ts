@@ -5,7 +5,7 @@
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import schemaJson from '../../../schemas/lb-config.schema.json' with { type: 'json' };
-import { inlineRefs } from './inline-refs.js';
+import { joinErrorsInPlace } from './ajv-join-in-place.js';
 import { LINEAR_UNIQUE_ITEMS } from './unique-items.js';
 
 export const CONFIG_SCHEMA: Record<string, unknown> = schemaJson;
@@ -20,12 +20,12 @@ export function configValidator(): ValidateFunction {
   const Ajv2020 = Ajv2020Module.default;
   // strictRequired off: `required` inside anyOf/oneOf branches names properties declared by the
   // enclosing schema, which is the point of those branches.
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false });
+  // code.process: errors of failing $ref calls are appended in place (see ajv-join-in-place.ts).
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, code: { process: joinErrorsInPlace } });
   ajv.addVocabulary([...ANNOTATION_KEYWORDS]);
   // ajv's uniqueItems is quadratic on items given by $ref; see unique-items.ts.
   ajv.removeKeyword('uniqueItems');
   ajv.addKeyword(LINEAR_UNIQUE_ITEMS);
-  // Compiled without $ref, so that collecting errors stays linear; see inline-refs.ts.
-  compiled = ajv.compile(inlineRefs(CONFIG_SCHEMA));
+  compiled = ajv.compile(CONFIG_SCHEMA);
   return compiled;
 }
