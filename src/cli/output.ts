@@ -33,7 +33,7 @@ export function reportRecovery(io: CommandOutput, r: RecoveryResult | null): voi
 
 /** Prints a rejected config the way `lb validate` does; returns the exit code 1. */
 export function reportConfigError(io: CommandOutput, err: ConfigError): number {
-  const errors = err.diagnostics.filter((d) => d.severity === 'error').length;
+  const errors = err.errorCount; // all of them, also those past the listed 100
   io.err(err.format());
   io.err(`config invalid: ${errors} error${errors === 1 ? '' : 's'}`);
   return 1;

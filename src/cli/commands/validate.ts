@@ -29,7 +29,7 @@ export async function runValidate(options: ValidateOptions, output: CommandOutpu
     return 0;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    const errors = err.diagnostics.filter((d) => d.severity === 'error').length;
+    const errors = err.errorCount; // all of them, also those past the listed 100
     output.err(err.format());
     output.err(`config invalid: ${plural(errors, 'error', 'errors')}`);
     return 1;
