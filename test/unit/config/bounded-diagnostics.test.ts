@@ -12,6 +12,7 @@ import { lastDuplicate } from '../../../src/core/config/unique-items.js';
 import { checkText } from './helpers.js';
 
 /** C0, DEL, C1 and the bidirectional and line-separator controls echo.ts escapes. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: none may survive the escaping
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 function rejected(file: string, text: string): Diagnostic[] {
