@@ -180,6 +180,8 @@ export function buildProgram(): Command {
     .option('--auth-token-file <file>', 'token for an http(s) remote (else $LB_GIT_TOKEN); also used to push status')
     .option('--retry-interval <duration>', 'first retry after a transient failure; doubles each time up to 5m', '1s')
     .option('--work-dir <dir>', 'where the clone and checked-out revisions live (default /var/lib/lb/<instance>)')
+    .option('--prepare-timeout <duration>', 'how long one step of checking and planning a revision may take in the worker thread (default 30s, or $LB_PREPARE_TIMEOUT)')
+    .option('--no-prepare-worker', 'check and plan on the daemon\'s own thread (its endpoints then wait while a large config is prepared)')
     .addOption(new Option('--log-level <level>', 'log level of the JSON logs on stdout').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .addHelpText('after', [
       '', 'SIGTERM/SIGINT stop the daemon and leave the data plane running and pinned: the next start adopts it (no flow is dropped).',
@@ -196,10 +198,11 @@ export function buildProgram(): Command {
       repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string[];
       statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
       authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string; dnsServer?: string;
+      prepareTimeout?: string; prepareWorker: boolean;
     }, cmd: Command) => {
-      const { statusBranch, ...rest } = opts;
+      const { statusBranch, prepareWorker, ...rest } = opts;
       process.exitCode = await runDaemon({
-        instance: instanceOf(cmd), ...rest,
+        instance: instanceOf(cmd), ...rest, ...(prepareWorker ? {} : { prepareWorker: false }),
         ...(statusBranch !== undefined ? { statusBranch: statusBranch === true ? 'lb-status' : statusBranch } : {}),
       });
     });
