@@ -38,7 +38,22 @@ export interface Journal {
 
 interface JournalJson extends Omit<Journal, 'saved'> {
   format_version: number;
-  saved: Array<{ map: ConfigMapName; key: string; value: string | null }>;
+  /**
+   * Consecutive saved entries of one map with the same saved value are one item: `key` holds their
+   * keys one after the other, `keySize` bytes each (absent: one key). `zeros`: that many zero bytes
+   * follow `value` (absent: none). A full apply into an empty generation saves 100,000 entries
+   * that are absent keys and empty 1 KiB group slots: a few items, not 100,000.
+   */
+  saved: SavedJson[];
+}
+
+interface SavedJson { map: ConfigMapName; key: string; keySize?: number; value: string | null; zeros?: number }
+
+/** Zero bytes at the end of a value, when enough to be worth leaving out of the journal. */
+function trailingZeros(value: Buffer): number {
+  let end = value.length;
+  while (end > 0 && value[end - 1] === 0) end--;
+  return value.length - end >= 16 ? value.length - end : 0;
 }
 
 export function journalPath(dir: string): string {
@@ -46,12 +61,30 @@ export function journalPath(dir: string): string {
 }
 
 export function encodeJournal(j: Journal): string {
-  const json: JournalJson = {
-    format_version: JOURNAL_FORMAT_VERSION,
-    ...j,
-    saved: j.saved.map((s) => ({ map: s.map, key: s.key.toString('hex'), value: s.value === null ? null : s.value.toString('hex') })),
-  };
+  const json: JournalJson = { format_version: JOURNAL_FORMAT_VERSION, ...j, saved: savedRuns(j.saved) };
   return `${JSON.stringify(json)}\n`;
+}
+
+function savedRuns(saved: readonly SavedEntry[]): SavedJson[] {
+  const out: SavedJson[] = [];
+  const sameRun = (a: SavedEntry, b: SavedEntry): boolean => a.map === b.map && a.key.length === b.key.length
+    && (a.value === null ? b.value === null : b.value !== null && a.value.equals(b.value));
+  for (let i = 0; i < saved.length;) {
+    const first = saved[i]!;
+    let end = i + 1;
+    while (end < saved.length && sameRun(first, saved[end]!)) end++;
+    const keys = end - i === 1 ? first.key.toString('hex') : Buffer.concat(saved.slice(i, end).map((s) => s.key)).toString('hex');
+    const item: SavedJson = { map: first.map, key: keys, value: null };
+    if (end - i > 1) item.keySize = first.key.length;
+    if (first.value !== null) {
+      const zeros = trailingZeros(first.value);
+      item.value = first.value.toString('hex', 0, first.value.length - zeros);
+      if (zeros > 0) item.zeros = zeros;
+    }
+    out.push(item);
+    i = end;
+  }
+  return out;
 }
 
 const isHex = (s: unknown): s is string => typeof s === 'string' && /^([0-9a-f]{2})*$/.test(s);
@@ -75,9 +108,16 @@ export function decodeJournal(text: string, path = 'journal'): Journal {
   if (!isStrings(v.attach) || !isStrings(v.detach)) throw bad('attach/detach');
   if (!Array.isArray(v.saved)) throw bad('saved');
   if (typeof v.inventory !== 'object' || v.inventory === null) throw bad('inventory');
-  const saved: SavedEntry[] = v.saved.map((s, i) => {
+  const saved: SavedEntry[] = [];
+  v.saved.forEach((s, i) => {
     if (!CONFIG_MAPS.includes(s.map) || !isHex(s.key) || !(s.value === null || isHex(s.value))) throw bad(`saved[${i}]`);
-    return { map: s.map, key: Buffer.from(s.key, 'hex'), value: s.value === null ? null : Buffer.from(s.value, 'hex') };
+    if (s.zeros !== undefined && (!isNum(s.zeros) || s.value === null || s.zeros > 1 << 20)) throw bad(`saved[${i}].zeros`);
+    const keys = Buffer.from(s.key, 'hex');
+    const keySize = s.keySize ?? keys.length;
+    if (!isNum(keySize) || keySize === 0 || keys.length % keySize !== 0) throw bad(`saved[${i}].keySize`);
+    const hex = s.value === null ? null : Buffer.from(s.value, 'hex');
+    const value = hex !== null && s.zeros ? Buffer.concat([hex, Buffer.alloc(s.zeros)]) : hex;
+    for (let off = 0; off < keys.length; off += keySize) saved.push({ map: s.map, key: keys.subarray(off, off + keySize), value });
   });
   return {
     instance: String(v.instance), pid: Number(v.pid), startedAt: String(v.startedAt), netns: String(v.netns), targetGen: v.targetGen,

@@ -14,20 +14,23 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationRaw, readGenerationsRaw,
-  type Ctl, type EncodedGeneration, type GenerationConfig,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsRaw,
+  readGroupSlotsRaw, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
+import { LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../core/abi.js';
 import { LbError, isLbError } from '../core/errors.js';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory } from '../state/inventory.js';
 import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
+import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
 import { readJournal, removeJournal, writeJournal, type Journal } from './journal.js';
 import {
-  canonicalText, diffGeneration, firstDifference, restoreOps, type ConfigMapName, type RawOp, type SavedEntry,
+  byteKey, canonicalBytes, canonicalGeneration, diffGeneration, firstDifference, restoreOps, type RawOp, type SavedEntry,
 } from '../core/ops.js';
 import { executeOps } from './execute-ops.js';
+import { expectationDifference, readBack } from './read-back.js';
 
 /**
  * Where an injected fault strikes: a number n stops before raw op n (n >= the op count: just
@@ -89,8 +92,12 @@ export function currentNetns(): string {
   }
 }
 
+/**
+ * sha256 of the generation's canonical bytes (canonicalBytes): the journal records it for the
+ * desired generation, and recovery compares it with the generation it finds after a flip.
+ */
 export function generationDigest(raw: EncodedGeneration): string {
-  return createHash('sha256').update(canonicalText(raw)).digest('hex');
+  return createHash('sha256').update(canonicalBytes(raw)).digest('hex');
 }
 
 /** Runs the transaction. The caller holds the instance lock and has recovered leftovers. */
@@ -128,10 +135,28 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const detach = [...attachedBefore].filter((i) => !wanted.includes(i)).sort();
 
   const desiredRaw = encodeGeneration(targetGen, req.generation);
-  const [activeRaw, inactive] = readGenerationsRaw(dp, [oldCtl.activeGen, targetGen]) as [EncodedGeneration, EncodedGeneration];
+  const desiredDigest = generationDigest(desiredRaw);
+  // What both generations hold, from their records when those can be trusted (src/state/routes-
+  // record.ts): then the trie is not walked, and the active generation is not read at all unless
+  // its recorded digest is the desired one. The other maps of the inactive one are read whole.
+  const known = knownRoutes(dp, dir, oldCtl);
+  const readActive = known === null || known.loaded || known.activeDigest === desiredDigest;
+  const read = readGenerationsRaw(dp, readActive ? [targetGen, oldCtl.activeGen] : [targetGen], { srcRoutes: known === null });
+  const inactive = read[0]!;
+  const activeRaw = read[1];
+  if (known !== null) inactive.srcRoutes = known.inactive();
   const localnetDone = wanted.every((i) => !req.desired?.paths?.[i]?.routeLocalnet || routeLocalnet(i));
-  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && localnetDone && sameCounts(activeRaw, desiredRaw)
-    && firstDifference(activeRaw, encodeGeneration(oldCtl.activeGen, req.generation)) === null;
+  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && localnetDone && activeRaw !== undefined
+    // The active generation's routes are needed only when everything else already matches.
+    && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw.srcRoutes } : known.active,
+      desiredRaw, targetGen, known !== null);
+  const routeIds = { ctlMapId: dp.maps.lb_ctl.id, routesMapId: dp.maps.lb_src_routes.id };
+  // Generations read whole from the maps in this apply are exact: recorded, the next apply needs no walk.
+  const recordRead = (): void => {
+    if (known !== null || activeRaw === undefined) return;
+    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
+    saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: generationDigest(inactive), entries: inactive.srcRoutes }, log);
+  };
   const inventory = (ctl: Ctl): Inventory => ({
     format_version: INVENTORY_FORMAT_VERSION,
     instance: req.instance,
@@ -147,6 +172,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     targetIds: Object.fromEntries(req.targetIds ?? []),
   });
   if (upToDate) {
+    recordRead();
     writeInventory(dir, inventory(oldCtl));
     log('the live configuration is the desired one: nothing to write');
     return { instance: req.instance, changed: false, activeGen: oldCtl.activeGen, serial: oldCtl.serial, ops: 0, attached: [], detached: [], warnings: [] };
@@ -162,12 +188,14 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     targetGen,
     oldCtl,
     postFlipSerial,
-    desiredDigest: generationDigest(desiredRaw),
-    saved: saveEntries(dp, inactive, ops),
+    desiredDigest,
+    saved: saveEntries(dp, targetGen, inactive, ops),
     attach,
     detach,
     inventory: inventory({ activeGen: targetGen, serial: postFlipSerial }),
   };
+  // From here on the target generation differs from its record until the apply completes.
+  removeRoutesRecord(dir, targetGen);
   writeJournal(dir, journal);
   log(`journal written: generation ${targetGen}, ${ops.length} raw operation(s), serial ${oldCtl.serial} -> ${postFlipSerial}`);
 
@@ -205,7 +233,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     }
     if (req.faultAt === 'after-flip') fault('after the flip');
     step = 'verifying the read-back';
-    verify(dp, targetGen, desiredRaw, req, wanted, paths);
+    verify(dp, targetGen, desiredRaw, ops, req, wanted, paths);
     log('read back generation: identical to the desired one');
   } catch (err) {
     const cause = err instanceof Error ? err.message : String(err);
@@ -226,51 +254,133 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   if (req.faultAt === 'commit') fault('after the read-back, before the commit');
   const warnings = finish(dp, dir, journal);
   for (const ifname of journal.detach) log(`detached ${ifname}`);
+  saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: canonicalGeneration(desiredRaw).srcRoutes }, log);
+  if ((known === null || known.loaded) && activeRaw !== undefined) {
+    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
+  }
   return {
     instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: ops.length,
     attached: attach, detached: detach.filter((i) => !warnings.some((w) => w.startsWith(`${i}:`))), warnings,
   };
 }
 
-/** A cheap necessary condition of equality, before encoding and comparing whole generations. */
-function sameCounts(a: EncodedGeneration, b: EncodedGeneration): boolean {
+/** A cheap necessary condition of equality (a's routes counted apart), before comparing whole generations. */
+function sameCounts(a: EncodedGeneration, aRoutes: number, b: EncodedGeneration): boolean {
   const present = (g: EncodedGeneration): number => g.groups.filter(([, v]) => v.readUInt32LE(0) > 0).length;
-  return a.listeners.length === b.listeners.length && a.srcRoutes.length === b.srcRoutes.length
+  return a.listeners.length === b.listeners.length && aRoutes === b.srcRoutes.length
     && a.maglev.length === b.maglev.length && present(a) === present(b);
 }
 
-/** The entries of the inactive generation the ops touch, as they are now (exact bytes). */
-function saveEntries(dp: DataPlane, inactive: EncodedGeneration, ops: readonly RawOp[]): SavedEntry[] {
-  const present = new Map<string, Buffer>();
-  for (const [map, list] of [['lb_listeners', inactive.listeners], ['lb_src_routes', inactive.srcRoutes], ['lb_maglev', inactive.maglev]] as const) {
-    for (const [k, v] of list) present.set(`${map}/${k.toString('hex')}`, v);
+/** A generation's routes: how many, and the entries when asked for. */
+interface LazyRoutes {
+  count: number;
+  entries(): Array<[Buffer, Buffer]>;
+}
+
+/** The source routes of both generations when they are known without walking the trie. */
+interface KnownRoutes {
+  active: LazyRoutes;
+  /** The recorded digest of the active generation. */
+  activeDigest: string;
+  inactive(): Array<[Buffer, Buffer]>;
+  /** This apply loaded the instance: both generations are empty. */
+  loaded: boolean;
+}
+
+function knownRoutes(dp: DataPlane, dir: string, ctl: Ctl): KnownRoutes | null {
+  // Both generations of an instance this apply loaded are empty: its active one is read (cheaply).
+  if (!dp.adopted) return { active: { count: 0, entries: () => [] }, activeDigest: '', inactive: () => [], loaded: true };
+  const ours = (r: ReturnType<typeof readRoutesRecord>): r is NonNullable<typeof r> =>
+    r !== null && r.ctlMapId === dp.maps.lb_ctl.id && r.routesMapId === dp.maps.lb_src_routes.id;
+  const active = readRoutesRecord(dir, ctl.activeGen);
+  const inactive = readRoutesRecord(dir, 1 - ctl.activeGen);
+  if (!ours(active) || !ours(inactive) || active.serial !== ctl.serial || inactive.serial >= ctl.serial) return null;
+  return { active: { count: active.count, entries: active.entries }, activeDigest: active.digest, inactive: inactive.entries, loaded: false };
+}
+
+/** A record that cannot be written is no failure of the apply: the next apply reads the map instead. */
+function saveRecord(dir: string, rec: Parameters<typeof writeRoutesRecord>[1], log: (line: string) => void): void {
+  try {
+    writeRoutesRecord(dir, rec);
+  } catch (err) {
+    removeRoutesRecord(dir, rec.gen);
+    log(`could not record the source routes of generation ${rec.gen} (${(err as Error).message}); the next apply reads them from the map`);
   }
-  const seen = new Set<string>();
+}
+
+/**
+ * Whether the active generation `gen` already holds the desired generation (encoded for the other
+ * one). The batch-readable maps decide first; when the routes came from the records and all else
+ * matches, the trie itself is read: a drift heal re-applies the very configuration the record
+ * describes, and must find what drifted.
+ */
+function activeIsDesired(dp: DataPlane, gen: number, activeRaw: EncodedGeneration, activeRoutes: LazyRoutes, desiredRaw: EncodedGeneration,
+  desiredGen: number, routesFromRecord: boolean): boolean {
+  if (!sameCounts(activeRaw, activeRoutes.count, desiredRaw)) return false;
+  const want = retargetGeneration({ ...desiredRaw, srcRoutes: [] }, desiredGen, gen);
+  if (firstDifference({ ...activeRaw, srcRoutes: [] }, want) !== null) return false;
+  want.srcRoutes = retargetGeneration({ ...desiredRaw, listeners: [], groups: [], maglev: [] }, desiredGen, gen).srcRoutes;
+  const sameRoutes = (routes: Array<[Buffer, Buffer]>): boolean => firstDifference({ ...want, srcRoutes: routes }, want) === null;
+  if (!sameRoutes(activeRoutes.entries())) return false;
+  return !routesFromRecord || sameRoutes(readGenerationsRaw(dp, [gen])[0]!.srcRoutes);
+}
+
+/** The entries of the target generation the ops touch, as they are now (exact bytes). */
+function saveEntries(dp: DataPlane, gen: number, inactive: EncodedGeneration, ops: readonly RawOp[]): SavedEntry[] {
+  // Hash and LPM entries come from the generation as known (an LPM lookup would answer a shorter
+  // prefix); array slots always exist, and their exact bytes (empty-looking slots included) come
+  // from one batch read of the generation's half of lb_groups. Each map's index is built only
+  // when an op touches that map.
+  const lists = { lb_listeners: inactive.listeners, lb_src_routes: inactive.srcRoutes, lb_maglev: inactive.maglev };
+  const indexes = new Map<string, Map<string, Buffer>>();
+  const index = (map: 'lb_listeners' | 'lb_src_routes' | 'lb_maglev' | 'lb_groups'): Map<string, Buffer> => {
+    let m = indexes.get(map);
+    if (m === undefined) {
+      const list = map === 'lb_groups' ? groupSlots() : lists[map];
+      indexes.set(map, (m = new Map(list.map(([k, v]) => [byteKey(k), v]))));
+    }
+    return m;
+  };
+  // A few slots are looked up one by one; many are read in one batch of the whole half (16 MiB).
+  const groupOps = ops.filter((op) => op.map === 'lb_groups');
+  const groupSlots = (): Array<[Buffer, Buffer]> => {
+    if (groupOps.length > 256) {
+      const wanted = new Set(groupOps.map((op) => op.key.readUInt32LE(0)));
+      return readGroupSlotsRaw(dp, gen, (idx) => wanted.has(idx));
+    }
+    return groupOps.flatMap((op): Array<[Buffer, Buffer]> => {
+      const v = dp.maps.lb_groups.lookup(op.key);
+      return v === undefined ? [] : [[op.key, v]];
+    });
+  };
   const saved: SavedEntry[] = [];
+  let prev: RawOp | undefined;
   for (const op of ops) {
-    const id = `${op.map}/${op.key.toString('hex')}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    saved.push({ map: op.map, key: op.key, value: savedValue(dp, op.map, op.key, present.get(id)) });
+    // Ops come sorted by key within each map and kind, and no key is both put and deleted: a key
+    // seen before is the one just before.
+    if (prev !== undefined && prev.map === op.map && prev.key.equals(op.key)) continue;
+    prev = op;
+    let value: Buffer | null;
+    if (op.map === 'lb_settings') value = dp.maps.lb_settings.lookup(op.key) ?? null;
+    else if (op.map === 'lb_groups') value = index(op.map).get(byteKey(op.key)) ?? dp.maps.lb_groups.lookup(op.key) ?? null;
+    else value = index(op.map).get(byteKey(op.key)) ?? null;
+    saved.push({ map: op.map, key: op.key, value });
   }
   return saved;
 }
 
-function savedValue(dp: DataPlane, map: ConfigMapName, key: Buffer, hashValue: Buffer | undefined): Buffer | null {
-  // Array slots always exist: read their exact bytes (empty-looking slots included). Hash and LPM
-  // entries come from the walk of the generation: an LPM lookup would answer a shorter prefix.
-  if (map === 'lb_settings' || map === 'lb_groups') return dp.maps[map].lookup(key) ?? null;
-  return hashValue ?? null;
-}
-
-function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: ApplyRequest, wanted: string[],
+function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, ops: readonly RawOp[], req: ApplyRequest, wanted: string[],
   paths: Readonly<Record<string, { path: string }>>): void {
-  const after = readGenerationRaw(dp, gen);
-  const diff = firstDifference(after, desiredRaw);
-  if (diff !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back differs: ${diff}`, { gen });
-  const generation = decodeRaw(gen, after);
-  const maglev = checkMaglevTables(generation);
-  if (maglev !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back: ${maglev}`, { gen });
+  readBack(dp, gen, ops.map((op) => ({ map: op.map, key: op.key, value: op.kind === 'put' ? op.value! : null })));
+  // What was not written holds what the diff found there, so the generation now holds desiredRaw.
+  // Without a desired LogicalState only the Maglev check decodes: it needs the routes of
+  // persistent listeners alone (decoding 100,000 routes formats 100,000 addresses), and nothing
+  // at all without persistent listeners or tables.
+  const persistent = persistentRoutes(desiredRaw);
+  if (persistent !== null || desiredRaw.maglev.length > 0 || req.desired !== undefined) {
+    const maglev = checkMaglevTables(decodeRaw(gen, req.desired === undefined ? { ...desiredRaw, srcRoutes: persistent ?? [] } : desiredRaw));
+    if (maglev !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back: ${maglev}`, { gen });
+  }
   const attachments = new Map(dp.attachments().map((a) => [a.ifname, a]));
   const missing = wanted.filter((i) => attachments.get(i)?.path !== paths[i]?.path);
   if (missing.length > 0) throw new LbError('LB_APPLY_VERIFY', `lb's programs are not attached to ${missing.join(', ')} as chosen after attaching`, { missing });
@@ -278,7 +388,7 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: 
   if (localnetOff.length > 0) throw new LbError('LB_APPLY_VERIFY', `route_localnet is off on ${localnetOff.join(', ')} after turning it on`, { localnetOff });
   if (req.desired === undefined) return;
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
-  const decoded = decodeLogical(generation, {
+  const decoded = decodeLogical(decodeRaw(gen, desiredRaw), {
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies.get(key) ?? null,
     interfaces: wanted,
@@ -292,16 +402,38 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, req: 
 }
 
 /**
+ * The routes of persistent listeners that have source routes (lb_listener: id at 0, flags at 8);
+ * null when no listener is persistent.
+ */
+function persistentRoutes(raw: EncodedGeneration): Array<[Buffer, Buffer]> | null {
+  let persistent = false;
+  const ids = new Set<number>();
+  for (const [, v] of raw.listeners) {
+    const flags = v.readUInt32LE(8);
+    if ((flags & LB_LF_PERSIST) === 0) continue;
+    persistent = true;
+    if ((flags & LB_LF_SRC_ROUTES) !== 0) ids.add(v.readUInt32LE(0));
+  }
+  if (!persistent) return null;
+  return ids.size === 0 ? [] : raw.srcRoutes.filter(([k]) => ids.has(k.readUInt32LE(4) & 0x7fffffff));
+}
+
+/**
  * Puts the target generation back as it was before the journal's apply, flipping back first if
  * the flip happened; detaches the interfaces the apply attached. `inactive` (the generation as
  * read before the apply) makes it check the restored bytes.
  */
 export function undoJournal(dp: DataPlane, journal: Journal, flipped: boolean, inactive?: EncodedGeneration): void {
+  // The generation is rewritten here: whatever its record said, the next apply reads the map.
+  removeRoutesRecord(runDir(journal.instance), journal.targetGen);
   const ctl = readCtl(dp);
   if (flipped || (ctl.activeGen === journal.targetGen && ctl.serial === journal.postFlipSerial)) flipTo(dp, journal.oldCtl.activeGen);
   executeOps(dp, restoreOps(journal.saved));
   if (inactive !== undefined) {
-    const diff = firstDifference(readGenerationRaw(dp, journal.targetGen), inactive);
+    // The batch-readable maps whole, the source routes where the rollback restored them.
+    const [read] = readGenerationsRaw(dp, [journal.targetGen], { srcRoutes: false }) as [EncodedGeneration];
+    const diff = firstDifference({ ...read, srcRoutes: inactive.srcRoutes }, inactive)
+      ?? expectationDifference(dp, journal.targetGen, journal.saved.filter((e) => e.map === 'lb_src_routes'));
     if (diff !== null) throw new LbError('LB_APPLY_ROLLBACK', `generation ${journal.targetGen} does not read back as saved after restoring it: ${diff}`, {});
   }
   for (const ifname of journal.attach) detachQuietly(dp, ifname);

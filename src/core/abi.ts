@@ -119,7 +119,8 @@ export function ipv4ToU32(addr: string): number {
 }
 
 export function u32ToIpv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+  // A template, not Array.join: decoding a read-back formats every address of a generation.
+  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
 }
 
 // __be fields are written big-endian; host-order fields little-endian (x86-64 and arm64 hosts).
@@ -162,7 +163,8 @@ export function decodeSettings(b: Buffer): Settings {
 // ---- lb_listener_key / lb_listener ----
 export interface ListenerKey { ifindex: number; vip: string; port: number; proto: number; gen: number }
 export function encodeListenerKey(k: ListenerKey): Buffer {
-  const b = Buffer.alloc(LAYOUTS.lb_listener_key.size);
+  // Every byte is written below: a pooled, unzeroed buffer (a config encodes one key per listener).
+  const b = Buffer.allocUnsafe(LAYOUTS.lb_listener_key.size);
   checkRange('port', k.port, 65535);
   checkRange('gen', k.gen, 1);
   b.writeUInt32LE(k.ifindex, 0);
@@ -196,7 +198,8 @@ export function srcScope(gen: number, listenerId: number): number {
   return ((gen << 31) | listenerId) >>> 0;
 }
 export function encodeSrcKey(k: SrcKey): Buffer {
-  const b = Buffer.alloc(LAYOUTS.lb_src_key.size);
+  // Every byte is written below: a pooled, unzeroed buffer (a config encodes one key per route).
+  const b = Buffer.allocUnsafe(LAYOUTS.lb_src_key.size);
   checkRange('prefix length', k.prefixLen, 32);
   checkRange('gen', k.gen, 1);
   checkRange('listener_id', k.listenerId, 0x7fffffff);
@@ -213,7 +216,7 @@ export function decodeSrcKey(b: Buffer): SrcKey {
   return { prefixLen: b.readUInt32LE(0) - 32, gen: scope >>> 31, listenerId: scope & 0x7fffffff, addr: readBe32(b, 8) };
 }
 export function encodeU32(v: number): Buffer {
-  const b = Buffer.alloc(4);
+  const b = Buffer.allocUnsafe(4); // all 4 bytes written below
   b.writeUInt32LE(v >>> 0, 0);
   return b;
 }

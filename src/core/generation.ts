@@ -62,3 +62,30 @@ export function decodeGeneration(gen: number, raw: EncodedGeneration): Generatio
     maglev: raw.maglev.map(([k, v]) => ({ group: decodeU32(k) - gen * LB_MAX_GROUPS, table: Buffer.from(v.subarray(0, LB_MAGLEV_SIZE)) })),
   };
 }
+
+/**
+ * The same entries keyed for the other generation: values are shared, keys copied with their
+ * generation changed (lb_listeners: the gen byte; lb_groups, lb_maglev: the slot index's half;
+ * lb_src_routes: the scope's top bit). Cheaper than encoding the configuration again.
+ */
+export function retargetGeneration(raw: EncodedGeneration, from: number, to: number): EncodedGeneration {
+  if (from === to) return raw;
+  const slot = (list: Array<[Buffer, Buffer]>): Array<[Buffer, Buffer]> =>
+    list.map(([k, v]) => [encodeU32(decodeU32(k) - from * LB_MAX_GROUPS + to * LB_MAX_GROUPS), v]);
+  return {
+    settings: raw.settings,
+    listeners: raw.listeners.map(([k, v]) => {
+      const key = Buffer.from(k);
+      key.writeUInt8(to, 11);
+      return [key, v];
+    }),
+    groups: slot(raw.groups),
+    srcRoutes: raw.srcRoutes.map(([k, v]) => {
+      const key = Buffer.from(k);
+      key.writeUInt32LE(((key.readUInt32LE(4) & 0x7fffffff) | (to << 31)) >>> 0, 4);
+      return [key, v];
+    }),
+    maglev: slot(raw.maglev),
+  };
+}
+

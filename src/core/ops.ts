@@ -4,7 +4,7 @@
 // does not matter to traffic; it is fixed anyway (puts before deletes, map by map, keys sorted) so
 // plans, journals and fault-injection indexes are stable.
 
-import { encodeGroup, encodeU32 } from './abi.js';
+import { LB_MAX_GROUPS, encodeGroup, encodeU32 } from './abi.js';
 import type { EncodedGeneration } from './generation.js';
 
 /** The generational config maps. lb_ctl is written only by the flip. */
@@ -30,13 +30,91 @@ export function groupPresent(value: Buffer): boolean {
 
 const hex = (b: Buffer): string => b.toString('hex');
 
-/** Entries sorted by key bytes. Sorting by the keys' hex text gives the same order (equal-length
- * keys) with one conversion per entry instead of a native Buffer.compare per comparison. */
-function sortedByKey(entries: ReadonlyArray<[Buffer, Buffer]>): Array<[Buffer, Buffer]> {
-  const decorated = entries.map((e) => ({ h: hex(e[0]), e }));
-  decorated.sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
-  return decorated.map((d) => d.e);
+/**
+ * A key as a string whose order and equality are those of its bytes, for sorting and as a Map key
+ * (never shown to anyone): one character per byte (latin1), so `<` and the engine's own string
+ * sort compare like Buffer.compare. Built in JS for the short keys of the config maps (a native
+ * toString per key costs more than the key itself); strings of characters below 256 are one-byte
+ * strings, which the engine sorts several times faster than two-byte ones.
+ */
+export function byteKey(b: Buffer): string {
+  switch (b.length) {
+    case 4: return String.fromCharCode(b[0]!, b[1]!, b[2]!, b[3]!);
+    case 12: return String.fromCharCode(b[0]!, b[1]!, b[2]!, b[3]!, b[4]!, b[5]!, b[6]!, b[7]!, b[8]!, b[9]!, b[10]!, b[11]!);
+    default: return b.toString('latin1');
+  }
 }
+
+/** An entry with its byte key, computed once. */
+interface Keyed { id: string; k: Buffer; v: Buffer }
+
+function keyed(entries: ReadonlyArray<readonly [Buffer, Buffer]>, keep?: (v: Buffer) => boolean): Keyed[] {
+  const out: Keyed[] = [];
+  for (const [k, v] of entries) if (keep === undefined || keep(v)) out.push({ id: byteKey(k), k, v });
+  return out;
+}
+
+/**
+ * Sorts by byte key. The ids are sorted by the engine's own string order (no comparator: no call
+ * into JS per comparison), and the entries picked back by id; a list that is already in order is
+ * only checked. Equal ids keep one entry each in the order they came.
+ */
+function sortKeyed(list: Keyed[]): Keyed[] {
+  let sorted = true;
+  for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]!.id <= list[i]!.id;
+  if (sorted) return list;
+  const byId = new Map<string, Keyed>();
+  let repeated: Map<string, Keyed[]> | undefined;
+  for (const e of list) {
+    if (!byId.has(e.id)) byId.set(e.id, e);
+    else {
+      repeated ??= new Map();
+      const more = repeated.get(e.id);
+      if (more === undefined) repeated.set(e.id, [e]);
+      else more.push(e);
+    }
+  }
+  const ids = [...byId.keys()].sort();
+  const out: Keyed[] = [];
+  for (const id of ids) {
+    out.push(byId.get(id)!);
+    const more = repeated?.get(id);
+    if (more !== undefined) out.push(...more);
+  }
+  return out;
+}
+
+/** The four keyed maps of a generation, in canonical order and with empty group slots dropped. */
+interface CanonicalKeyed { settings: Buffer; listeners: Keyed[]; groups: Keyed[]; srcRoutes: Keyed[]; maglev: Keyed[] }
+
+/**
+ * The apply sorts its desired generation for the diff and again for the digest: the canonical
+ * form is kept per generation object, and used again only while its lists are the same arrays of
+ * the same lengths (nothing in lb mutates an encoded generation's lists in place).
+ */
+const canonicalCache = new WeakMap<EncodedGeneration, { of: unknown[]; lengths: number[]; c: CanonicalKeyed }>();
+
+function canonicalKeyed(g: EncodedGeneration): CanonicalKeyed {
+  const of = [g.settings, g.listeners, g.groups, g.srcRoutes, g.maglev];
+  const lengths = [g.listeners.length, g.groups.length, g.srcRoutes.length, g.maglev.length];
+  const hit = canonicalCache.get(g);
+  if (hit !== undefined && hit.of.every((x, i) => x === of[i]) && hit.lengths.every((n, i) => n === lengths[i])) return hit.c;
+  const c = computeCanonicalKeyed(g);
+  canonicalCache.set(g, { of, lengths, c });
+  return c;
+}
+
+function computeCanonicalKeyed(g: EncodedGeneration): CanonicalKeyed {
+  return {
+    settings: g.settings,
+    listeners: sortKeyed(keyed(g.listeners)),
+    groups: sortKeyed(keyed(g.groups, groupPresent)),
+    srcRoutes: sortKeyed(keyed(g.srcRoutes)),
+    maglev: sortKeyed(keyed(g.maglev)),
+  };
+}
+
+const pairs = (list: Keyed[]): Array<[Buffer, Buffer]> => list.map((e) => [e.k, e.v]);
 
 /**
  * One generation in canonical form: entries sorted by key bytes, empty group slots dropped (a
@@ -44,40 +122,90 @@ function sortedByKey(entries: ReadonlyArray<[Buffer, Buffer]>): Array<[Buffer, B
  * Two generations hold the same configuration exactly when their canonical forms are equal.
  */
 export function canonicalGeneration(g: EncodedGeneration): EncodedGeneration {
-  return {
-    settings: g.settings,
-    listeners: sortedByKey(g.listeners),
-    groups: sortedByKey(g.groups.filter(([, v]) => groupPresent(v))),
-    srcRoutes: sortedByKey(g.srcRoutes),
-    maglev: sortedByKey(g.maglev),
-  };
+  const c = canonicalKeyed(g);
+  return { settings: c.settings, listeners: pairs(c.listeners), groups: pairs(c.groups), srcRoutes: pairs(c.srcRoutes), maglev: pairs(c.maglev) };
+}
+
+/**
+ * Feeds the canonical text (see canonicalText) to `sink` in pieces whose concatenation is that
+ * text: a digest of 100,000 entries then never holds one string of all of them.
+ */
+export function writeCanonicalText(g: EncodedGeneration, sink: (piece: string) => void): void {
+  const c = canonicalKeyed(g);
+  sink(`settings ${hex(c.settings)}`);
+  for (const [name, list] of [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes], ['maglev', c.maglev]] as const) {
+    for (const e of list) sink(`\n${name} ${hex(e.k)} ${hex(e.v)}`);
+  }
+}
+
+/**
+ * The canonical form as bytes, for digests: per map, its name, its entry count, then every
+ * entry's key and value, in canonical order, with the generation taken out of the keys (the
+ * listener key's gen byte, the slot index's half of lb_groups and lb_maglev, the source-route
+ * scope's top bit): one configuration gives the same bytes in either generation, so the digest of
+ * what the active generation holds compares with the digest of the desired one encoded for the
+ * other. Equal exactly when the canonical texts are equal up to that generation.
+ */
+export function canonicalBytes(g: EncodedGeneration): Buffer {
+  const c = canonicalKeyed(g);
+  const sections = [['listener', c.listeners, 'listener'], ['group', c.groups, 'slot'], ['src', c.srcRoutes, 'route'], ['maglev', c.maglev, 'slot']] as const;
+  const head = (name: string, n: number): string => `\n${name} ${n}\n`;
+  let size = 'lb-generation-v2\nsettings\n'.length + c.settings.length;
+  for (const [name, list] of sections) {
+    size += head(name, list.length).length;
+    for (const e of list) size += e.k.length + e.v.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let off = out.write('lb-generation-v2\nsettings\n', 0, 'latin1');
+  off += c.settings.copy(out, off);
+  for (const [name, list, kind] of sections) {
+    off += out.write(head(name, list.length), off, 'latin1');
+    for (const e of list) {
+      e.k.copy(out, off);
+      if (kind === 'listener') out[off + 11] = 0;
+      else if (kind === 'slot') out.writeUInt32LE(e.k.readUInt32LE(0) % LB_MAX_GROUPS, off);
+      else out[off + 7] = out[off + 7]! & 0x7f;
+      off += e.k.length;
+      off += e.v.copy(out, off);
+    }
+  }
+  return out;
 }
 
 /** The canonical form as one string of hex (for byte-for-byte comparison and digests). */
 export function canonicalText(g: EncodedGeneration): string {
-  const c = canonicalGeneration(g);
-  const lines = [`settings ${hex(c.settings)}`];
-  for (const [name, list] of [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes], ['maglev', c.maglev]] as const) {
-    for (const [k, v] of list) lines.push(`${name} ${hex(k)} ${hex(v)}`);
-  }
-  return lines.join('\n');
+  const pieces: string[] = [];
+  writeCanonicalText(g, (p) => pieces.push(p));
+  return pieces.join('');
 }
+
+/** The entries of one map by byte key. */
+function byKey(list: ReadonlyArray<readonly [Buffer, Buffer]>, keep?: (v: Buffer) => boolean): Map<string, readonly [Buffer, Buffer]> {
+  const m = new Map<string, readonly [Buffer, Buffer]>();
+  for (const e of list) if (keep === undefined || keep(e[1])) m.set(byteKey(e[0]), e);
+  return m;
+}
+
+/** The entries of each config map, in the order firstDifference reports them. */
+const MAP_LISTS = [['lb_listeners', 'listeners'], ['lb_groups', 'groups'], ['lb_src_routes', 'srcRoutes'], ['lb_maglev', 'maglev']] as const;
 
 /** The first difference between two generations, in words, or null when they are byte-identical. */
 export function firstDifference(actual: EncodedGeneration, expected: EncodedGeneration): string | null {
-  const a = canonicalGeneration(actual);
-  const e = canonicalGeneration(expected);
-  if (!a.settings.equals(e.settings)) return `lb_settings holds ${hex(a.settings)}, expected ${hex(e.settings)}`;
-  for (const [map, x, y] of [['lb_listeners', a.listeners, e.listeners], ['lb_groups', a.groups, e.groups],
-    ['lb_src_routes', a.srcRoutes, e.srcRoutes], ['lb_maglev', a.maglev, e.maglev]] as const) {
-    const have = new Map(x.map(([k, v]) => [hex(k), v]));
-    const want = new Map(y.map(([k, v]) => [hex(k), v]));
-    for (const [k, v] of want) {
-      const got = have.get(k);
-      if (got === undefined) return `${map} lacks key ${k}`;
-      if (!got.equals(v)) return `${map}[${k}] differs from the desired value`;
+  if (!actual.settings.equals(expected.settings)) return `lb_settings holds ${hex(actual.settings)}, expected ${hex(expected.settings)}`;
+  for (const [map, field] of MAP_LISTS) {
+    const keep = map === 'lb_groups' ? groupPresent : undefined;
+    const have = byKey(actual[field], keep);
+    const want = sortKeyed(keyed(expected[field], keep));
+    for (const e of want) {
+      const got = have.get(e.id);
+      if (got === undefined) return `${map} lacks key ${hex(e.k)}`;
+      if (!got[1].equals(e.v)) return `${map}[${hex(e.k)}] differs from the desired value`;
+      have.delete(e.id);
     }
-    for (const k of have.keys()) if (!want.has(k)) return `${map} holds unexpected key ${k}`;
+    if (have.size > 0) {
+      const first = [...have.keys()].sort()[0]!;
+      return `${map} holds unexpected key ${hex(have.get(first)![0])}`;
+    }
   }
   return null;
 }
@@ -87,25 +215,30 @@ export function firstDifference(actual: EncodedGeneration, expected: EncodedGene
  * readGenerationRaw / made by encodeGeneration for that same generation). Order: settings, group
  * puts, Maglev table puts, source-route puts, listener puts, listener deletes, source-route
  * deletes, Maglev table deletes, group clears.
+ *
+ * Both sides in canonical order are walked side by side (a merge): no index of either side is
+ * built, and a side that is already in order (a routes record) is only checked, not sorted.
  */
 export function diffGeneration(gen: number, current: EncodedGeneration, desired: EncodedGeneration): RawOp[] {
-  const cur = canonicalGeneration(current);
-  const want = canonicalGeneration(desired);
+  const want = canonicalKeyed(desired);
+  const cur = canonicalKeyed(current);
   const ops: RawOp[] = [];
   if (!cur.settings.equals(want.settings)) ops.push({ map: 'lb_settings', kind: 'put', key: encodeU32(gen), value: want.settings });
 
-  const puts = (map: ConfigMapName, have: Array<[Buffer, Buffer]>, wanted: Array<[Buffer, Buffer]>): void => {
-    const old = new Map(have.map(([k, v]) => [hex(k), v]));
-    for (const [k, v] of wanted) {
-      const o = old.get(hex(k));
-      if (o === undefined || !o.equals(v)) ops.push({ map, kind: 'put', key: k, value: v });
+  const puts = (map: ConfigMapName, have: Keyed[], wanted: Keyed[]): void => {
+    let i = 0;
+    for (const e of wanted) {
+      while (i < have.length && have[i]!.id < e.id) i++;
+      const o = i < have.length && have[i]!.id === e.id ? have[i]! : undefined;
+      if (o === undefined || !o.v.equals(e.v)) ops.push({ map, kind: 'put', key: e.k, value: e.v });
     }
   };
-  const removals = (map: ConfigMapName, have: Array<[Buffer, Buffer]>, wanted: Array<[Buffer, Buffer]>): void => {
-    const keep = new Set(wanted.map(([k]) => hex(k)));
-    for (const [k] of have) {
-      if (keep.has(hex(k))) continue;
-      ops.push(map === 'lb_groups' ? { map, kind: 'put', key: k, value: EMPTY_GROUP_VALUE } : { map, kind: 'delete', key: k });
+  const removals = (map: ConfigMapName, have: Keyed[], wanted: Keyed[]): void => {
+    let j = 0;
+    for (const h of have) {
+      while (j < wanted.length && wanted[j]!.id < h.id) j++;
+      if (j < wanted.length && wanted[j]!.id === h.id) continue;
+      ops.push(map === 'lb_groups' ? { map, kind: 'put', key: h.k, value: EMPTY_GROUP_VALUE } : { map, kind: 'delete', key: h.k });
     }
   };
   puts('lb_groups', cur.groups, want.groups);

@@ -103,6 +103,20 @@ export class BpfMap {
     return value;
   }
 
+  /**
+   * Reads the value for key into `out` (valueBufferSize bytes, reused by the caller across many
+   * reads: a read-back of 80,000 keys then allocates nothing per key). False when the key is absent.
+   */
+  lookupInto(key: Buffer, out: Buffer): boolean {
+    const ret = native().bpf_map_lookup_elem(this.fd, key, out);
+    if (ret === -ENOENT) return false;
+    if (ret < 0) {
+      this.checkKey(key, 'lookup');
+      throw this.error('bpf_map_lookup_elem', -ret, key);
+    }
+    return true;
+  }
+
   /** One Buffer per possible CPU (valueSize bytes each), or undefined when the key is absent. */
   lookupPerCpu(key: Buffer): Buffer[] | undefined {
     const all = this.lookup(key);

@@ -8,7 +8,7 @@
 // adds planning, journaling, rollback and read-back.
 
 import { constants } from 'node:os';
-import { LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeListenerKey, decodeSrcKey, decodeU32, encodeCtl, encodeGroup, encodeSettings, encodeU32 } from '../core/abi.js';
+import { LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeU32, encodeCtl, encodeGroup, encodeSettings, encodeU32 } from '../core/abi.js';
 import { EMPTY_SETTINGS, decodeGeneration, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../core/generation.js';
 import type { DataPlane } from './data-plane.js';
 import { ENOTSUPP, MAP_BATCH_OPTS, bpfError, native } from './libbpf.js';
@@ -40,24 +40,55 @@ export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration
  * The raw entries of several generations, with one walk of each hash and trie map for all of
  * them: the listener and source-route maps hold both generations, so reading the active and the
  * inactive one separately would walk them twice. lb_listeners is read with batch lookups; the
- * LPM trie has no batch operations and is walked key by key.
+ * LPM trie has no batch operations and is walked key by key (two syscalls per entry): with
+ * `srcRoutes: false` it is not read at all, and srcRoutes come back empty.
  */
-export function readGenerationsRaw(dp: DataPlane, gens: readonly number[]): EncodedGeneration[] {
+export function readGenerationsRaw(dp: DataPlane, gens: readonly number[], opts: { srcRoutes?: boolean } = {}): EncodedGeneration[] {
   const listeners = dp.maps.lb_listeners.lookupBatch();
   // The walk visits both generations' keys; values are looked up only for the ones asked for.
   const srcRoutes: Array<[Buffer, Buffer]> = [];
-  for (const key of dp.maps.lb_src_routes.keys()) {
-    if (!gens.includes(decodeSrcKey(key).gen)) continue;
-    const value = dp.maps.lb_src_routes.lookup(key);
-    if (value !== undefined) srcRoutes.push([key, value]);
+  if (opts.srcRoutes !== false) {
+    for (const key of dp.maps.lb_src_routes.keys()) {
+      if (!gens.includes(key.readUInt32LE(4) >>> 31)) continue; // the scope's top bit is the generation
+      const value = dp.maps.lb_src_routes.lookup(key);
+      if (value !== undefined) srcRoutes.push([key, value]);
+    }
   }
   return gens.map((gen) => ({
     settings: dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS),
-    listeners: listeners.filter(([k]) => decodeListenerKey(k).gen === gen),
+    listeners: listeners.filter(([k]) => k.readUInt8(11) === gen),
     groups: readGroupsRaw(dp, gen),
-    srcRoutes: srcRoutes.filter(([k]) => decodeSrcKey(k).gen === gen),
+    srcRoutes: srcRoutes.filter(([k]) => k.readUInt32LE(4) >>> 31 === gen),
     maglev: readMaglevRaw(dp, gen),
   }));
+}
+
+/**
+ * The value lb_src_routes holds for exactly this key, or undefined when the key is absent. An LPM
+ * lookup alone answers the longest prefix at most as long as the key's, which may be a shorter
+ * prefix covering it; get_next_key tells them apart: for a key the trie does not hold, it answers
+ * the trie's first key (postorder), which is never the successor of a key it holds. `firstKey` is
+ * that first key (readFirstSrcRoute), read once per check.
+ */
+export function srcRouteExact(dp: DataPlane, key: Buffer, firstKey: Buffer | null): Buffer | undefined {
+  const map = dp.maps.lb_src_routes;
+  const value = map.lookup(key);
+  if (value === undefined || firstKey === null) return undefined;
+  if (key.equals(firstKey)) return value;
+  const next = Buffer.alloc(map.keySize);
+  const ret = native().bpf_map_get_next_key(map.fd, key, next);
+  if (ret === -ENOENT) return value; // the key is held and is the last one
+  if (ret < 0) throw bpfError('LB_BPF_MAP', 'bpf_map_get_next_key on map lb_src_routes', -ret, { map: 'lb_src_routes' });
+  return next.equals(firstKey) ? undefined : value;
+}
+
+/** The first key of lb_src_routes in its walk order, or null when the trie is empty. */
+export function readFirstSrcRoute(dp: DataPlane): Buffer | null {
+  const next = Buffer.alloc(dp.maps.lb_src_routes.keySize);
+  const ret = native().bpf_map_get_next_key(dp.maps.lb_src_routes.fd, null, next);
+  if (ret === -ENOENT) return null;
+  if (ret < 0) throw bpfError('LB_BPF_MAP', 'bpf_map_get_next_key on map lb_src_routes', -ret, { map: 'lb_src_routes' });
+  return next;
 }
 
 /** The Maglev tables of one generation (lb_maglev is a hash keyed like lb_groups). */
@@ -75,10 +106,25 @@ export function readMaglevRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer
  * reads a generation several times.
  */
 export function readGroupsRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer]> {
+  return readGroupSlotsRaw(dp, gen, (_idx, value) => value.readUInt32LE(0) > 0);
+}
+
+/** The read buffer of readGroupSlotsRaw: one half of lb_groups (16 MiB), allocated once, reused. */
+let slotScratch: { keys: Buffer; values: Buffer } | undefined;
+
+/**
+ * The slots of one generation's half of lb_groups that `keep` selects (every slot when none is
+ * given, empty ones included), with their exact bytes: one batch syscall into a buffer reused from
+ * read to read, and the kept values copied out into one buffer of just them.
+ */
+export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: number, value: Buffer) => boolean): Array<[Buffer, Buffer]> {
   const map = dp.maps.lb_groups;
   const lo = gen * LB_MAX_GROUPS;
-  const keys = Buffer.alloc(map.keySize * LB_MAX_GROUPS);
-  const values = Buffer.alloc(map.valueSize * LB_MAX_GROUPS);
+  if (slotScratch === undefined || slotScratch.values.length !== map.valueSize * LB_MAX_GROUPS || slotScratch.keys.length !== map.keySize * LB_MAX_GROUPS) {
+    // Not zeroed: the kernel fills the first `count` slots, and only those are read.
+    slotScratch = { keys: Buffer.allocUnsafeSlow(map.keySize * LB_MAX_GROUPS), values: Buffer.allocUnsafeSlow(map.valueSize * LB_MAX_GROUPS) };
+  }
+  const { keys, values } = slotScratch;
   const count = [LB_MAX_GROUPS];
   const opts = Buffer.alloc(MAP_BATCH_OPTS.size);
   opts.writeBigUInt64LE(BigInt(MAP_BATCH_OPTS.size), 0);
@@ -88,19 +134,22 @@ export function readGroupsRaw(dp: DataPlane, gen: number): Array<[Buffer, Buffer
     if (-ret !== ENOTSUPP && -ret !== EOPNOTSUPP) throw bpfError('LB_BPF_MAP', 'bpf_map_lookup_batch on map lb_groups', -ret, { map: 'lb_groups', gen });
     return map.lookupBatch().filter(([k, v]) => {
       const idx = decodeU32(k);
-      return idx >= lo && idx < lo + LB_MAX_GROUPS && v.readUInt32LE(0) > 0;
+      return idx >= lo && idx < lo + LB_MAX_GROUPS && (keep === undefined || keep(idx, v));
     });
   }
-  const out: Array<[Buffer, Buffer]> = [];
   const got = Math.min(count[0] ?? 0, LB_MAX_GROUPS);
+  const kept: number[] = [];
   for (let i = 0; i < got; i++) {
-    const off = i * map.valueSize;
-    if (values.readUInt32LE(off) === 0) continue;
     const idx = keys.readUInt32LE(i * map.keySize);
     if (idx < lo || idx >= lo + LB_MAX_GROUPS) continue;
-    out.push([Buffer.from(keys.subarray(i * map.keySize, (i + 1) * map.keySize)), Buffer.from(values.subarray(off, off + map.valueSize))]);
+    if (keep === undefined || keep(idx, values.subarray(i * map.valueSize, (i + 1) * map.valueSize))) kept.push(i);
   }
-  return out;
+  const size = map.valueSize;
+  const compact = Buffer.allocUnsafe(kept.length * size);
+  return kept.map((i, n) => {
+    values.copy(compact, n * size, i * size, (i + 1) * size);
+    return [encodeU32(keys.readUInt32LE(i * map.keySize)), compact.subarray(n * size, (n + 1) * size)];
+  });
 }
 
 

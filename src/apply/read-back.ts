@@ -1,0 +1,91 @@
+// Reading a generation back after the apply wrote it (or after a rollback restored it): every
+// entry the apply (or the rollback) wrote must hold exactly the bytes written, every key it
+// deleted must be gone. The rest of the generation was not written: it holds what it held when
+// the apply read it (docs/apply.md, step 7, says why that is enough).
+//
+// Many entries of a batch-readable map are read with batch lookups; a few, and every source route
+// (lb_src_routes is an LPM trie: no batch lookup), one by one.
+
+import { LbError } from '../core/errors.js';
+import { byteKey, type ConfigMapName } from '../core/ops.js';
+import { readFirstSrcRoute, readGroupSlotsRaw, srcRouteExact, type DataPlane } from '../dataplane/index.js';
+
+/** A key written with `value`, or removed (null). */
+export interface Expectation {
+  map: ConfigMapName;
+  key: Buffer;
+  value: Buffer | null;
+}
+
+/** Above this many expected keys of one hash or array map, the map is read with batch lookups. */
+const BATCH_ABOVE = 256;
+
+/** Checks every expectation against generation `gen`; throws LB_APPLY_VERIFY naming the first that fails. */
+export function readBack(dp: DataPlane, gen: number, expected: readonly Expectation[], code: 'LB_APPLY_VERIFY' | 'LB_APPLY_ROLLBACK' = 'LB_APPLY_VERIFY'): void {
+  const diff = expectationDifference(dp, gen, expected);
+  if (diff !== null) throw new LbError(code, `generation ${gen} read back differs: ${diff}`, { gen });
+}
+
+/** The first expectation the maps do not meet, in words, or null. */
+export function expectationDifference(dp: DataPlane, gen: number, expected: readonly Expectation[]): string | null {
+  const byMap = new Map<ConfigMapName, Expectation[]>();
+  for (const e of expected) {
+    const list = byMap.get(e.map);
+    if (list === undefined) byMap.set(e.map, [e]);
+    else list.push(e);
+  }
+  for (const [map, list] of byMap) {
+    const diff = map === 'lb_src_routes' ? routeDifference(dp, list) : entryDifference(dp, gen, map, list);
+    if (diff !== null) return diff;
+  }
+  return null;
+}
+
+/** Lookups into one reused buffer: the answer is valid until the next lookup (describe() is done with it by then). */
+function scratchLookup(dp: DataPlane, map: ConfigMapName): (key: Buffer) => Buffer | undefined {
+  const m = dp.maps[map];
+  const out = Buffer.alloc(m.valueBufferSize);
+  return (key) => (m.lookupInto(key, out) ? out : undefined);
+}
+
+function describe(map: ConfigMapName, e: Expectation, got: Buffer | undefined): string | null {
+  const key = e.key.toString('hex');
+  if (e.value === null) return got === undefined ? null : `${map} holds key ${key}, which was deleted`;
+  if (got === undefined) return `${map} lacks key ${key}`;
+  return got.equals(e.value) ? null : `${map}[${key}] differs from the value written`;
+}
+
+/** Hash and array maps: a lookup answers exactly the key asked for. */
+function entryDifference(dp: DataPlane, gen: number, map: Exclude<ConfigMapName, 'lb_src_routes'>, list: Expectation[]): string | null {
+  let lookup = scratchLookup(dp, map);
+  if (list.length > BATCH_ABOVE && map !== 'lb_settings') {
+    const slots = new Set(list.map((e) => e.key.readUInt32LE(0)));
+    const entries = map === 'lb_groups' ? readGroupSlotsRaw(dp, gen, (idx) => slots.has(idx)) : dp.maps[map].lookupBatch();
+    const index = new Map(entries.map(([k, v]) => [byteKey(k), v]));
+    lookup = (key) => index.get(byteKey(key));
+  }
+  for (const e of list) {
+    const diff = describe(map, e, lookup(e.key));
+    if (diff !== null) return diff;
+  }
+  return null;
+}
+
+/**
+ * The trie, key by key. A put is checked by the value a lookup of its key answers: the value the
+ * data path gets for that prefix (were the key missing, only a covering shorter prefix with the
+ * very same value could answer it, and that gives every address of the prefix the same group). A
+ * deleted key must be gone exactly: a lookup that answers is told apart from a covering prefix
+ * by srcRouteExact.
+ */
+function routeDifference(dp: DataPlane, list: Expectation[]): string | null {
+  let first: Buffer | null | undefined;
+  const lookup = scratchLookup(dp, 'lb_src_routes');
+  for (const e of list) {
+    let got = lookup(e.key);
+    if (e.value === null && got !== undefined) got = srcRouteExact(dp, e.key, first === undefined ? (first = readFirstSrcRoute(dp)) : first);
+    const diff = describe('lb_src_routes', e, got);
+    if (diff !== null) return diff;
+  }
+  return null;
+}
