@@ -15,11 +15,15 @@ export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = op
     const first = ops[i]!;
     let j = i + 1;
     while (j < end && ops[j]!.map === first.map && ops[j]!.kind === first.kind) j++;
-    const run = ops.slice(i, j);
     const map = dp.maps[first.map];
-    if (first.kind === 'delete') map.deleteBatch(run.map((op) => op.key));
-    else if (run.length === 1) map.update(first.key, first.value!);
-    else map.updateBatch(run.map((op) => [op.key, op.value!] as [Buffer, Buffer]));
+    if (first.kind === 'put' && (j - i === 1 || map.typeName === 'lpm_trie')) {
+      // The LPM trie has no batch operations: one update per entry, without building a batch first.
+      for (let k = i; k < j; k++) map.update(ops[k]!.key, ops[k]!.value!);
+    } else {
+      const run = ops.slice(i, j);
+      if (first.kind === 'delete') map.deleteBatch(run.map((op) => op.key));
+      else map.updateBatch(run.map((op) => [op.key, op.value!] as [Buffer, Buffer]));
+    }
     i = j;
   }
   return end;

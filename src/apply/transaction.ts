@@ -371,7 +371,7 @@ function saveEntries(dp: DataPlane, gen: number, inactive: EncodedGeneration, op
 
 function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, ops: readonly RawOp[], req: ApplyRequest, wanted: string[],
   paths: Readonly<Record<string, { path: string }>>): void {
-  readBack(dp, gen, ops.map((op) => ({ map: op.map, key: op.key, value: op.kind === 'put' ? op.value! : null })));
+  readBack(dp, gen, ops); // a put's value, a delete's absence
   // What was not written holds what the diff found there, so the generation now holds desiredRaw.
   // Without a desired LogicalState only the Maglev check decodes: it needs the routes of
   // persistent listeners alone (decoding 100,000 routes formats 100,000 addresses), and nothing

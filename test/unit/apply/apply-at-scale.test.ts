@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decodeJournal, encodeJournal, type Journal } from '../../../src/apply/journal.js';
 import { byteKey, canonicalBytes, canonicalText, diffGeneration, EMPTY_GROUP_VALUE } from '../../../src/core/ops.js';
 import { encodeGeneration, retargetGeneration } from '../../../src/core/generation.js';
-import { INVENTORY_FORMAT_VERSION } from '../../../src/state/inventory.js';
+import { INVENTORY_FORMAT_VERSION, type Inventory } from '../../../src/state/inventory.js';
 import { readRoutesRecord, routesRecordPath, writeRoutesRecord } from '../../../src/state/routes-record.js';
 import { TargetIds, buildGeneration } from '../../lib/apply-fixtures.js';
 
@@ -58,10 +58,10 @@ describe('canonicalBytes', () => {
 });
 
 describe('journal runs', () => {
-  const inventory = {
+  const inventory: Inventory = {
     format_version: INVENTORY_FORMAT_VERSION, instance: 'x', revision: null, configDigest: null, appliedAt: '2026-01-01T00:00:00.000Z',
     activeGen: 1, serial: 2, interfaces: [], listeners: {}, targetIds: {},
-  } as const;
+  };
   const key = (n: number, size: number): Buffer => Buffer.alloc(size, n);
   const journal: Journal = {
     instance: 'x', pid: 1, startedAt: '2026-01-01T00:00:00.000Z', netns: 'net:[1]', targetGen: 1, oldCtl: { activeGen: 0, serial: 1 }, postFlipSerial: 2,
