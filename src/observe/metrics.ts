@@ -8,7 +8,7 @@
 //              lb_drift_detected_total                 drift found by the periodic read-back
 //              lb_webhook_requests_total{provider,result}
 //              lb_status_reports_total{result}         status-branch publishes: committed | unchanged | failed
-// Data plane, read from the kernel at scrape time (nothing cached between scrapes):
+// Data plane, read from the kernel at scrape time (scrapes within a second share one read):
 //              lb_packets_total{reason}                lb_stats_v2, one series per counter (STAT_NAMES)
 //              lb_interface_path_info{interface,path,reason}  1 per attached interface: its data path and why
 //              lb_interface_up{interface}               1 when an interface the last apply serves exists, is up and has carrier
@@ -62,6 +62,13 @@ export interface DaemonMetricsOptions {
   processMetrics?: boolean;
   /** The runtime services' state for their gauges; null (or absent) when there is none. Called once per scrape. */
   readRuntime?: () => RuntimeMetricsInput | null;
+  /**
+   * Scrapes closer together than this share one read of the kernel maps (default 1000 ms), so a
+   * /metrics exposed beyond loopback cannot be used to make the daemon walk its maps in a loop.
+   */
+  minDataPlaneReadIntervalMs?: number;
+  /** Monotonic milliseconds (default performance.now). */
+  monotonicNow?: () => number;
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -81,10 +88,16 @@ export class DaemonMetrics {
   private sample: DataPlaneSample | null = null;
   private runtimeSample: Record<GaugeName, MetricSample[]> | null = null;
   private sampleError: string | undefined;
+  private dataPlaneReadError: string | undefined;
+  private lastDataPlaneRead: number | undefined;
+  private readonly minDataPlaneReadIntervalMs: number;
+  private readonly monotonicNow: () => number;
 
   constructor(opts: DaemonMetricsOptions = {}) {
     const registers = [this.registry];
     this.readDataPlane = opts.readDataPlane;
+    this.minDataPlaneReadIntervalMs = opts.minDataPlaneReadIntervalMs ?? 1000;
+    this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.reconciles = new Counter({ name: 'lb_reconcile_total', help: 'Reconcile runs by result (applied, noop, unchanged, stalled, failed)', labelNames: ['result'], registers });
     for (const r of RECONCILE_RESULTS) this.reconciles.inc({ result: r }, 0);
     this.duration = new Histogram({ name: 'lb_reconcile_duration_seconds', help: 'Duration of reconcile runs (fetch to verify) in seconds', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
@@ -196,15 +209,20 @@ export class DaemonMetrics {
     return this.sampleError;
   }
 
-  /** The exposition text: reads the data plane once, then renders every metric. */
+  /** The exposition text: reads the data plane (at most once per interval), then renders every metric. */
   async text(): Promise<string> {
-    this.sample = null;
-    this.sampleError = undefined;
-    try {
-      this.sample = this.readDataPlane?.() ?? null;
-    } catch (err) {
-      this.sampleError = err instanceof Error ? err.message : String(err);
+    const now = this.monotonicNow();
+    if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) {
+      this.lastDataPlaneRead = now;
+      this.sample = null;
+      this.dataPlaneReadError = undefined;
+      try {
+        this.sample = this.readDataPlane?.() ?? null;
+      } catch (err) {
+        this.dataPlaneReadError = err instanceof Error ? err.message : String(err);
+      }
     }
+    this.sampleError = this.dataPlaneReadError;
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;

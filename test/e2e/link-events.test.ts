@@ -123,7 +123,9 @@ describe('lb daemon: an interface deleted and created again is served again with
     const answer = await waitUntil(async () => (await ask()) ?? undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'traffic through the re-created veth-c1' });
     console.log(`links: traffic resumed ${Date.now() - up} ms after veth-c1 came up again (answered by ${answer})`);
     await waitUntil(() => (condition('Degraded') === undefined ? true : undefined), { timeoutMs: 10_000, intervalMs: 50, what: 'Degraded to clear' });
-    expect(metric((await httpInNs(t().lbNs, OPS, '/metrics')).body, 'lb_interface_up', { interface: 'veth-c1' })).toBe(1);
+    // The data-plane series are read at most once a second: wait for a read made after the link came back.
+    await waitUntil(async () => metric((await httpInNs(t().lbNs, OPS, '/metrics')).body, 'lb_interface_up', { interface: 'veth-c1' }) === 1,
+      { timeoutMs: 10_000, intervalMs: 100, what: 'lb_interface_up 1 for veth-c1' });
     expect(t().backends.map((b) => b.name)).toContain(answer);
 
     const after = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as {
