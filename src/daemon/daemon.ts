@@ -31,7 +31,7 @@ import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
 import type { StatusReport } from '../report/types.js';
 import {
-  credentialsFrom, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
+  credentialsFrom, sendsCredentialsInClear, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
   type FileWatch, type Poller, type Source,
 } from '../source/index.js';
 import { errFields } from '../log.js';
@@ -251,11 +251,11 @@ export class Daemon {
           git.location.kind === 'http' ? git.location.urlCredentials : undefined);
         source = git;
         sourceInfo = { kind: 'git', url: git.location.kind === 'local' ? git.location.path : git.location.url, ref: git.ref, path: git.subPath };
-        if (git.location.kind === 'http' && git.location.url.startsWith('http://')) {
+        if (git.location.kind === 'http') {
           // The fetches and the status pushes would carry the token or password in clear text.
           const url = git.location.url;
           void credentials().then((c) => {
-            if (c) log.warn({ component: 'source', url }, 'credentials are sent in clear text to an http:// remote; use https');
+            if (sendsCredentialsInClear(url, c)) log.warn({ component: 'source', url }, 'credentials are sent in clear text to an http:// remote; use https');
           }, () => undefined);
         }
         if (opts.statusBranch !== undefined) {

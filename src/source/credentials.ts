@@ -44,6 +44,11 @@ export function credentialsFrom(opts: GitAuthOptions = {}, urlCredentials?: GitC
   };
 }
 
+/** Whether credentials would travel in clear text: a plain http:// remote, with credentials to send. */
+export function sendsCredentialsInClear(url: string, credentials: GitCredentials | undefined): boolean {
+  return credentials !== undefined && /^http:\/\//i.test(url);
+}
+
 export function basicAuthHeader(c: GitCredentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 }

@@ -4,7 +4,7 @@
 
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { DEFAULT_CHECKOUT_LIMITS, normalizeSubPath, type CheckoutLimits } from './checkout.js';
-export { basicAuthHeader, credentialsFrom, readSecretFile, type CredentialsProvider, type GitAuthOptions, type GitCredentials } from './credentials.js';
+export { basicAuthHeader, credentialsFrom, readSecretFile, sendsCredentialsInClear, type CredentialsProvider, type GitAuthOptions, type GitCredentials } from './credentials.js';
 export { SourceError, dispositionOf, reasonFromCode, type Disposition, type DispositionInfo, type Reason } from './disposition.js';
 export { FileSource, type FileSourceOptions, type FileWatch } from './file-source.js';
 export { GitSource, findLocalGitdir, type GitSourceOptions } from './git-source.js';

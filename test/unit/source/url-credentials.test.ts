@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basicAuthHeader, credentialsFrom, parseSourceUrl, redactUrl } from '../../../src/source/index.js';
+import { basicAuthHeader, credentialsFrom, parseSourceUrl, redactUrl, sendsCredentialsInClear } from '../../../src/source/index.js';
 import { removeDir, tempDir } from '../../lib/git-fixtures.js';
 
 let dir: string;
@@ -55,5 +55,13 @@ describe('credentialsFrom', () => {
     await expect(get()).rejects.toMatchObject({ code: 'LB_SOURCE_CREDENTIALS', disposition: 'stalling' });
     await expect(credentialsFrom({ tokenFile: join(dir, 'nope'), env: {} })()).rejects.toMatchObject({ code: 'LB_SOURCE_CREDENTIALS' });
     await expect(credentialsFrom({ env: { LB_GIT_PASSWORD: 'p' } })()).rejects.toThrow(/needs a username/);
+  });
+
+  it('knows when credentials would travel in clear text (the daemon warns then)', () => {
+    const creds = { username: 'x-access-token', password: 't' };
+    expect(sendsCredentialsInClear('http://git.example/ops/lb.git', creds)).toBe(true);
+    expect(sendsCredentialsInClear('HTTP://git.example/ops/lb.git', creds)).toBe(true);
+    expect(sendsCredentialsInClear('https://git.example/ops/lb.git', creds)).toBe(false);
+    expect(sendsCredentialsInClear('http://git.example/ops/lb.git', undefined)).toBe(false);
   });
 });
