@@ -7,11 +7,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planFileDigest, readPlanFile, toPlanFile, writePlanFile, type PlanFile } from '../../../src/apply/plan-file.js';
 import { recomputePlanFile } from '../../../src/apply/plan-file-check.js';
-import { preparePlan, type PlanHost } from '../../../src/apply/prepare.js';
-import { EMPTY_SETTINGS, encodeGeneration } from '../../../src/dataplane/index.js';
+import { preparePlan } from '../../../src/apply/prepare.js';
 import { isLbError, type LbError } from '../../../src/core/errors.js';
-import type { LiveState } from '../../../src/state/live.js';
-import { EMPTY_STATE } from '../../../src/core/state.js';
+import { EMPTY_LIVE, FAKE_HOST } from './fake-host.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lb-plan-file-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,17 +22,7 @@ writeFileSync(config, `proxies:
       - {ip: 10.0.1.2, port: 8080, weight: 1}
 `);
 
-const empty: LiveState = {
-  instance: 'unit', exists: false, ctl: { activeGen: 0, serial: 0 },
-  raw: encodeGeneration(0, { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] }),
-  generation: { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] },
-  attachments: [], interfaces: [], inventory: null, state: structuredClone(EMPTY_STATE), targetIds: new Map(), digest: '0',
-};
-const host: PlanHost = {
-  readLive: () => empty,
-  ifindex: (name) => (name === 'lo' ? 1 : undefined),
-  choosePaths: (interfaces, requested = {}) => Object.fromEntries(interfaces.map((n) => [n, { ...requested[n], path: 'tc' as const, reason: 'the fake host' }])),
-};
+const host = FAKE_HOST;
 
 let n = 0;
 /** Saves a fresh plan, lets `edit` change its JSON, writes it back; the digest is recomputed when asked. */
@@ -58,7 +46,7 @@ function refusal(fn: () => unknown): LbError {
   throw new Error('expected a refusal, the plan was accepted');
 }
 
-const load = (path: string) => recomputePlanFile(path, readPlanFile(path), empty, host.ifindex);
+const load = (path: string) => recomputePlanFile(path, readPlanFile(path), EMPTY_LIVE, host.ifindex);
 
 describe('saved plan files', () => {
   it('an untouched plan reads back and recomputes to exactly what was planned', async () => {

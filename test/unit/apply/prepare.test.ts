@@ -5,11 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { checkConfigAt, planCheckedConfig, preparePlan, type PlanHost } from '../../../src/apply/prepare.js';
+import { checkConfigAt, planCheckedConfig, preparePlan } from '../../../src/apply/prepare.js';
 import { ConfigError } from '../../../src/core/config/config-error.js';
-import { EMPTY_SETTINGS, encodeGeneration } from '../../../src/dataplane/index.js';
-import type { LiveState } from '../../../src/state/live.js';
-import { EMPTY_STATE } from '../../../src/core/state.js';
+import { FAKE_HOST } from './fake-host.js';
 
 const counts = vi.hoisted(() => ({ reads: 0, checks: 0 }));
 vi.mock('../../../src/source/load-config.js', async (importOriginal) => {
@@ -32,17 +30,7 @@ writeFileSync(file, `proxies:
       - {ip: 10.0.1.2, port: 8080}
 `);
 
-const empty: LiveState = {
-  instance: 'unit', exists: false, ctl: { activeGen: 0, serial: 0 },
-  raw: encodeGeneration(0, { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] }),
-  generation: { settings: EMPTY_SETTINGS, listeners: [], groups: [], srcRoutes: [] },
-  attachments: [], interfaces: [], inventory: null, state: structuredClone(EMPTY_STATE), targetIds: new Map(), digest: '0',
-};
-const host: PlanHost = {
-  readLive: () => empty,
-  ifindex: (name) => (name === 'lo' ? 1 : undefined),
-  choosePaths: (interfaces, requested = {}) => Object.fromEntries(interfaces.map((n) => [n, { ...requested[n], path: 'tc' as const, reason: 'the fake host' }])),
-};
+const host = FAKE_HOST;
 
 function counted<T>(fn: () => Promise<T> | T): Promise<{ value: T; reads: number; checks: number }> {
   const before = { ...counts };
