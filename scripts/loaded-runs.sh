@@ -35,7 +35,7 @@ failed=0
 for n in $(seq "$runs"); do
   start=$(date +%s)
   if (cd "$clone" && make test) > "$out/run-$n.log" 2>&1; then verdict=passed; else verdict=FAILED; failed=$((failed + 1)); fi
-  summary="$(grep -E '^ +Tests ' "$out/run-$n.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | tr -s ' ')"
+  summary="$(sed 's/\x1b\[[0-9;]*m//g' "$out/run-$n.log" | grep -E '^ +Tests ' | tail -1 | tr -s ' ')"
   echo "run $n/$runs: $verdict in $(( $(date +%s) - start )) s;${summary}"
 done
 stop_busy
