@@ -42,7 +42,7 @@ ${extra.healthCheck ? `    health-check: {type: http, path: /health, interval-ms
   connection-timeout-sec: 60
   drain-check-interval-ms: 200
   load-balancing: {update-interval-ms: 200}
-  circuit-breaker: {enabled: ${extra.breaker ? 'true, error-threshold-pct: 50, min-requests: 3, window-size-ms: 10000, open-duration-ms: 1500, half-open-requests: 2' : 'false'}}
+  circuit-breaker: {enabled: ${extra.breaker ? 'true, error-threshold-pct: 50, min-requests: 3, window-size-ms: 10000, open-duration-ms: 4000, half-open-requests: 2' : 'false'}}
 `;
 
 describe('runtime services in the daemon: health checks, drain, circuit breaker', () => {
@@ -198,14 +198,19 @@ describe('runtime services in the daemon: health checks, drain, circuit breaker'
     expect(broken.failures).toBeGreaterThan(0);
     expect(Number(failed)).toBeGreaterThanOrEqual(broken.failures);
     expect(open.reason).toMatch(/failed|error/);
-    await waitWeight(b2, 0, 'b2 at weight 0 while open');
-    const m = await metricsText(t().lbNs, OPS);
-    expect(metric(m, 'lb_circuit_breaker_state', { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' })).toBe(2);
+    // The open period (open-duration-ms, on the daemon's clock) must hold every check of the open
+    // state: /metrics is read until it shows the state (an event), and the runtime says afterwards
+    // that the circuit was still open when the checks ended.
+    const labels = { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' };
+    const m = await waitUntil(async () => { const text = await metricsText(t().lbNs, OPS); return metric(text, 'lb_circuit_breaker_state', labels) === 2 ? text : undefined; },
+      { timeoutMs: 5000, intervalMs: 50, what: 'lb_circuit_breaker_state 2 (open) for b2' });
     // Opening clears the window: the rate starts again from the probes.
-    expect(metric(m, 'lb_circuit_breaker_error_rate', { proxy_name: 'web', target_ip: '10.202.2.2', target_port: '8080' })).toBe(0);
+    expect(metric(m, 'lb_circuit_breaker_error_rate', labels)).toBe(0);
+    await waitWeight(b2, 0, 'b2 at weight 0 while open');
     const whileOpen = tally(await requests(t(), 40));
     expect(whileOpen.failures, whileOpen.errors.join('; ')).toBe(0);
     expect(whileOpen.counts.b2 ?? 0).toBe(0);
+    expect((await runtimeOf(instance)).circuits.find((c) => c.backend === b2)?.status, 'the open period outlasted the checks').toBe('open');
 
     await t().startBackendServers();
     await waitRuntime((rt) => rt.circuits.find((c) => c.backend === b2 && c.status === 'half-open'), 'b2 half-open', 10_000);
