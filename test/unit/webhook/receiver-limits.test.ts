@@ -4,7 +4,8 @@
 
 import { createHmac, randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebhookReceiver, type WebhookEvent, type WebhookReceiverOptions } from '../../../src/webhook/index.js';
+import type { WebhookReceiver, WebhookReceiverOptions } from '../../../src/webhook/index.js';
+import { startReceiver, type Harness } from './harness.js';
 import { eventually, postHead, rawConnection, type RawConnection } from './raw-http.js';
 
 const SECRET = 'hmac key';
@@ -19,25 +20,10 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-interface Harness {
-  base: string;
-  port: number;
-  events: WebhookEvent[];
-  results: Map<string, number>;
-}
-
 async function start(opts: Partial<WebhookReceiverOptions> = {}): Promise<Harness> {
-  const events: WebhookEvent[] = [];
-  const results = new Map<string, number>();
-  receiver = new WebhookReceiver({
-    secret: SECRET,
-    secrets: { gitlab: GITLAB_TOKEN },
-    onEvent: (e) => void events.push(e),
-    onResult: (p, r) => results.set(`${p}/${r}`, (results.get(`${p}/${r}`) ?? 0) + 1),
-    ...opts,
-  });
-  const addr = await receiver.listen(0, '127.0.0.1');
-  return { base: `http://127.0.0.1:${addr.port}`, port: addr.port, events, results };
+  const h = await startReceiver({ secret: SECRET, secrets: { gitlab: GITLAB_TOKEN }, ...opts });
+  receiver = h.receiver;
+  return h;
 }
 
 function push(after: string, pad = 0): string {

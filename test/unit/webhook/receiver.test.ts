@@ -5,7 +5,8 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TriggerCoalescer } from '../../../src/source/index.js';
-import { WebhookReceiver, type WebhookEvent, type WebhookReceiverOptions } from '../../../src/webhook/index.js';
+import { WebhookReceiver, type WebhookReceiverOptions } from '../../../src/webhook/index.js';
+import { startReceiver, type Harness } from './harness.js';
 
 const SECRET = "It's a Secret to Everybody";
 const SHA = 'c'.repeat(40);
@@ -17,26 +18,10 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-interface Harness {
-  base: string;
-  port: number;
-  events: WebhookEvent[];
-  results: Map<string, number>;
-}
-
 async function start(opts: Partial<WebhookReceiverOptions> = {}): Promise<Harness> {
-  const events: WebhookEvent[] = [];
-  const results = new Map<string, number>();
-  receiver = new WebhookReceiver({
-    secret: SECRET,
-    onEvent: (e) => {
-      events.push(e);
-    },
-    onResult: (p, r) => results.set(`${p}/${r}`, (results.get(`${p}/${r}`) ?? 0) + 1),
-    ...opts,
-  });
-  const addr = await receiver.listen(0, '127.0.0.1');
-  return { base: `http://127.0.0.1:${addr.port}`, port: addr.port, events, results };
+  const h = await startReceiver({ secret: SECRET, ...opts });
+  receiver = h.receiver;
+  return h;
 }
 
 function push(ref = 'refs/heads/main', after = SHA): string {
