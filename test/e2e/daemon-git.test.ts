@@ -143,15 +143,21 @@ describe('lb daemon following a git branch over smart HTTP', () => {
 
   it('applies a pushed weight change when a signed webhook arrives; a forged webhook is refused and triggers nothing', async () => {
     shas.drainB1 = await commit('drain b1', webProxyYaml([0, 1, 1]));
-    const before = metricSum(await metrics(), 'lb_reconcile_total');
+    const webhookTriggers = (text: string): number => (metric(text, 'lb_reconcile_triggers_total', { kind: 'webhook', outcome: 'run' }) ?? 0)
+      + (metric(text, 'lb_reconcile_triggers_total', { kind: 'webhook', outcome: 'skipped' }) ?? 0);
+    const m0 = await metrics();
     const forged = await postWebhooks(t().lbNs, HOOK, [{ body: pushBody(shas.drainB1), secret: 'not the secret' }]);
     expect(forged).toEqual([401]);
-    await new Promise((r) => setTimeout(r, 700)); // longer than the webhook settle time
-    expect(metricSum(await metrics(), 'lb_reconcile_total')).toBe(before);
     expect((await lbStatus(instance)).status?.lastAppliedRevision).toBe(shas.initial);
 
     expect(await hook(shas.drainB1)).toBe(202);
     await applied(shas.drainB1, 'the webhook-triggered apply');
+    // Every trigger sent so far has been decided once the loop is idle: the forged delivery reached
+    // the reconciler never, the genuine one once, and it made the one run.
+    await waitUntil(async () => (await lbStatus(instance)).daemon?.idle === true, { timeoutMs: 10_000, intervalMs: 50, what: 'the loop idle' });
+    const m1 = await metrics();
+    expect(webhookTriggers(m1) - webhookTriggers(m0)).toBe(1);
+    expect(metricSum(m1, 'lb_reconcile_total') - metricSum(m0, 'lb_reconcile_total')).toBe(1);
     const line = await d().waitForLog((l) => l.result === 'applied' && l.revision === shas.drainB1, 'the apply log line');
     expect(line).toMatchObject({ triggers: ['webhook'], plan: { add: 0, change: 1, destroy: 0 } });
     expect((line!.changes as string[]).join('\n')).toMatch(/10\.202\.1\.2:8080 +weight: 1 -> 0/);
