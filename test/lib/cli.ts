@@ -1,8 +1,12 @@
 // Running the built CLI (node dist/src/cli/main.js) from tests, in a network namespace of the
 // test's own (nsenter keeps /sys/fs/bpf visible), and the small namespaces those tests need.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { packageRoot } from '../../src/package-root.js';
+import { runDir } from '../../src/state/run-dir.js';
+import { ensureBuilt } from './build.js';
 
 export const ROOT = packageRoot();
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -94,4 +98,24 @@ export function tcIngressProgId(ns: string, ifname: string): number | undefined 
 /** lb's ingress program on an interface, whichever path runs there: XDP or TC ingress. */
 export function ingressProgId(ns: string, ifname: string): number | undefined {
   return xdpProgId(ns, ifname) ?? tcIngressProgId(ns, ifname);
+}
+
+/**
+ * For a describe block whose CLI runs in namespace `ns` with one pair va0/vb0: builds the objects
+ * and the namespace before, and after takes down every instance (pins and run directory), the
+ * namespace and the scratch directory, also when a test failed.
+ */
+export function useCliNamespace(opts: { ns: string; instances: readonly string[]; dir: string }): void {
+  beforeAll(() => {
+    ensureBuilt();
+    createNetns(opts.ns, [['va0', 'vb0']]);
+  });
+  afterAll(() => {
+    for (const i of opts.instances) {
+      runCli(['down', '--instance', i], { ns: opts.ns });
+      rmSync(runDir(i), { recursive: true, force: true });
+    }
+    deleteNetns(opts.ns);
+    rmSync(opts.dir, { recursive: true, force: true });
+  });
 }

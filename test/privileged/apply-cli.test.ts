@@ -6,15 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../lib/build.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runApply } from '../../src/cli/commands/apply.js';
 import type { CliIo } from '../../src/cli/output.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { isLbError } from '../../src/core/errors.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { createNetns, deleteNetns, ingressProgId, runCli, type CliResult } from '../lib/cli.js';
+import { ingressProgId, runCli, useCliNamespace, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('apply-cli.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -51,19 +50,7 @@ const lb = (args: string[], opts: { env?: Record<string, string>; inst?: string 
 const noStack = (r: CliResult): void => expect(r.stderr).not.toMatch(/\n\s+at /);
 
 describe('lb plan / apply / show / down', () => {
-  beforeAll(() => {
-    ensureBuilt();
-    createNetns(ns, [['va0', 'vb0']]);
-  });
-
-  afterAll(() => {
-    for (const i of [instance, other]) {
-      runCli(['down', '--instance', i], { ns });
-      rmSync(runDir(i), { recursive: true, force: true });
-    }
-    deleteNetns(ns);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useCliNamespace({ ns, instances: [instance, other], dir });
 
   it('help texts carry examples', () => {
     for (const cmd of ['plan', 'apply', 'show', 'down']) {

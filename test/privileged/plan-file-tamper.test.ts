@@ -3,16 +3,14 @@
 // with LB_APPLY_PLAN_MISMATCH and changes nothing; the untouched plan applies and prints the
 // summary recomputed from its desired state. Needs root; fails (never skips).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../lib/build.js';
+import { describe, expect, it } from 'vitest';
 import { planFileDigest, type PlanFile } from '../../src/apply/plan-file.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
-import { createNetns, deleteNetns, runCli, type CliResult } from '../lib/cli.js';
+import { runCli, useCliNamespace, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('plan-file-tamper.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -54,17 +52,7 @@ function expectRefusedAndNothingChanged(r: CliResult, message: RegExp): void {
 }
 
 describe('lb apply of an edited saved plan', () => {
-  beforeAll(() => {
-    ensureBuilt();
-    createNetns(ns, [['va0', 'vb0']]);
-  });
-
-  afterAll(() => {
-    runCli(['down', '--instance', instance], { ns });
-    rmSync(runDir(instance), { recursive: true, force: true });
-    deleteNetns(ns);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useCliNamespace({ ns, instances: [instance], dir });
 
   it('an edited generation without a new digest is refused by the digest', () => {
     const path = tampered('gen-nodigest.json', (f) => { f.desired.generation.listeners[0]!.key.port = 8081; }, { redigest: false });

@@ -2,14 +2,12 @@
 // the apply transaction. The built CLI in a network namespace of this test; needs root (fails,
 // never skips).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../lib/build.js';
+import { describe, expect, it } from 'vitest';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
-import { createNetns, deleteNetns, runCli, type CliResult } from '../lib/cli.js';
+import { runCli, useCliNamespace, type CliResult } from '../lib/cli.js';
 
 if (process.getuid?.() !== 0) throw new Error('rollback-cli.test.ts must run as root: it loads BPF programs and creates a network namespace');
 
@@ -31,17 +29,7 @@ writeFileSync(B, config(0));
 const lb = (args: string[]): CliResult => runCli([...args, '--instance', instance], { ns });
 
 describe('lb rollback', () => {
-  beforeAll(() => {
-    ensureBuilt();
-    createNetns(ns, [['va0', 'vb0']]);
-  });
-
-  afterAll(() => {
-    runCli(['down', '--instance', instance], { ns });
-    rmSync(runDir(instance), { recursive: true, force: true });
-    deleteNetns(ns);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useCliNamespace({ ns, instances: [instance], dir });
 
   it('refuses without pinned state, and when there is no previous configuration', () => {
     const none = lb(['rollback', '--auto-approve']);
