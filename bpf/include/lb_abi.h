@@ -53,6 +53,8 @@
 /* Slots of a Maglev table (a prime, M >> LB_MAX_TARGETS: 16381 keeps the disruption of a backend
  * change within ~1.5% beyond its own share at 64 targets); src/core/maglev.ts builds them. */
 #define LB_MAGLEV_SIZE 16381
+/* Source-route operations in one lb_route_stage batch (lb_apply.bpf.c runs them in the kernel). */
+#define LB_ROUTE_STAGE_OPS 16384
 
 /* Map names (<= 15 characters, pinned by name under /sys/fs/bpf/lb/<instance>/). */
 #define LB_MAP_CTL        "lb_ctl"
@@ -69,6 +71,7 @@
 #define LB_MAP_TP_SEEN    "lb_tp_seen"
 #define LB_MAP_DST_SEEN   "lb_dst_seen"
 #define LB_MAP_NEXTHOPS   "lb_nexthops"
+#define LB_MAP_ROUTE_STAGE "lb_route_stage"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -174,6 +177,30 @@ struct lb_src_key {
 	__u32 prefixlen;           /* host order, 32..64 */
 	__u32 scope;               /* (gen << 31) | listener_id; matched whole */
 	__be32 addr;               /* client prefix */
+};
+
+/* What lb_route_batch does with every op of a lb_route_stage batch. */
+#define LB_ROUTE_PUT      1        /* update lb_src_routes[key] = group */
+#define LB_ROUTE_DELETE   2        /* delete key (an absent key is no failure) */
+#define LB_ROUTE_VERIFY   3        /* a lookup of key must answer group */
+
+/* One source route of a batch. 16 bytes. */
+struct lb_route_op {
+	struct lb_src_key key;
+	__u32 group;               /* PUT: the value; VERIFY: the value expected */
+};
+
+/*
+ * lb_route_stage's one value: a batch of source-route operations that lb_route_batch runs in the
+ * kernel (an LPM trie has no batch syscalls: one syscall per route cost as much as the rest of an
+ * apply of 100,000 entries). The program writes done/err back.
+ */
+struct lb_route_stage {
+	__u32 count;               /* ops used, <= LB_ROUTE_STAGE_OPS */
+	__u32 mode;                /* LB_ROUTE_PUT, LB_ROUTE_DELETE or LB_ROUTE_VERIFY */
+	__u32 done;                /* out: ops done before the first that failed (count: all) */
+	__s32 err;                 /* out: that op's error; VERIFY: -ENOENT no answer, -EBADMSG another value */
+	struct lb_route_op ops[LB_ROUTE_STAGE_OPS];
 };
 
 /* A backend inside a group. 12 bytes. */

@@ -159,6 +159,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_stats_v2 SEC(".maps");
 
+/* Key 0 -> struct lb_route_stage: the apply's staging area for lb_route_batch (lb_apply.bpf.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_route_stage);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_route_stage SEC(".maps");
+
 /*
  * ifindex -> ifindex: interfaces that accept an XDP redirect (have an XDP program or native support).
  * Only XDP uses it, and the TC object leaves it out (LB_MAPS_NO_TX_PORTS): the kernel forces

@@ -2,6 +2,7 @@
 
 import type { RawOp } from '../core/ops.js';
 import type { DataPlane } from '../dataplane/index.js';
+import { ROUTE_BATCH_MIN, writeRoutes } from '../dataplane/route-batch.js';
 
 /**
  * Runs ops[0..stopBefore) against the maps, consecutive ops of one map and kind in one batch
@@ -16,8 +17,11 @@ export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = op
     let j = i + 1;
     while (j < end && ops[j]!.map === first.map && ops[j]!.kind === first.kind) j++;
     const map = dp.maps[first.map];
-    if (first.kind === 'put' && (j - i === 1 || map.typeName === 'lpm_trie')) {
-      // The LPM trie has no batch operations: one update per entry, without building a batch first.
+    if (map.typeName === 'lpm_trie' && j - i >= ROUTE_BATCH_MIN) {
+      // The LPM trie has no batch syscalls: many routes go through lb_route_batch in the kernel.
+      writeRoutes(dp, first.kind, ops.slice(i, j));
+    } else if (first.kind === 'put' && (j - i === 1 || map.typeName === 'lpm_trie')) {
+      // A few routes: one update each, without building a batch first.
       for (let k = i; k < j; k++) map.update(ops[k]!.key, ops[k]!.value!);
     } else {
       const run = ops.slice(i, j);

@@ -3,12 +3,14 @@
 // deleted must be gone. The rest of the generation was not written: it holds what it held when
 // the apply read it (docs/apply.md, step 7, says why that is enough).
 //
-// Many entries of a batch-readable map are read with batch lookups; a few, and every source route
-// (lb_src_routes is an LPM trie: no batch lookup), one by one.
+// Many entries of a batch-readable map are read with batch lookups, many source routes written are
+// checked in the kernel by lb_route_batch (lb_src_routes is an LPM trie: no batch lookup); a few,
+// and deleted routes, one by one.
 
 import { LbError } from '../core/errors.js';
 import { byteKey, type ConfigMapName } from '../core/ops.js';
 import { readFirstSrcRoute, readGroupSlotsRaw, srcRouteExact, type DataPlane } from '../dataplane/index.js';
+import { ROUTE_BATCH_MIN, runRouteBatch } from '../dataplane/route-batch.js';
 
 /**
  * A key written with `value`, or removed (null). A raw op is one as it is (a delete has no value):
@@ -85,7 +87,16 @@ function entryDifference(dp: DataPlane, gen: number, map: Exclude<ConfigMapName,
 function routeDifference(dp: DataPlane, list: Expectation[]): string | null {
   let first: Buffer | null | undefined;
   const lookup = scratchLookup(dp, 'lb_src_routes');
+  // Many puts are checked by lb_route_batch in the kernel (the same lookup, no syscall per route);
+  // the first that fails is described from a lookup of its own below.
+  const puts = list.filter((e) => (e.value ?? null) !== null);
+  const batched = puts.length >= ROUTE_BATCH_MIN;
+  if (batched) {
+    const failed = runRouteBatch(dp, 'verify', puts);
+    if (failed !== null) return describe('lb_src_routes', puts[failed.index]!, lookup(puts[failed.index]!.key)) ?? `lb_src_routes[${puts[failed.index]!.key.toString('hex')}] failed its check in the kernel (errno ${failed.errno})`;
+  }
   for (const e of list) {
+    if (batched && (e.value ?? null) !== null) continue;
     let got = lookup(e.key);
     if ((e.value ?? null) === null && got !== undefined) got = srcRouteExact(dp, e.key, first === undefined ? (first = readFirstSrcRoute(dp)) : first);
     const diff = describe('lb_src_routes', e, got);

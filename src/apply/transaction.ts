@@ -53,7 +53,7 @@ export interface ApplyRequest {
   targetIds?: ReadonlyMap<string, number>;
   revision?: string | null;
   configDigest?: string | null;
-  /** Where lb_xdp.bpf.o and lb_tc.bpf.o are when the instance must be loaded. */
+  /** Where lb's BPF objects (lb_xdp, lb_tc, lb_apply .bpf.o) are when the instance must be loaded. */
   objectDir?: string;
   /** Fault injection for tests (see FaultPoint); none in production. */
   faultAt?: FaultPoint;

@@ -15,6 +15,12 @@ export const LB_NEXTHOP_TTL_MS = 1000;
 export const LB_GENERATIONS = 2;
 export const LB_DST_SEEN_BITS = 65536;
 export const LB_MAGLEV_SIZE = 16381;
+/** Source-route operations in one lb_route_stage batch (run in the kernel by lb_route_batch). */
+export const LB_ROUTE_STAGE_OPS = 16384;
+/** What lb_route_batch does with a batch. */
+export const LB_ROUTE_PUT = 1;
+export const LB_ROUTE_DELETE = 2;
+export const LB_ROUTE_VERIFY = 3;
 
 export const LB_MAP_CTL = 'lb_ctl';
 export const LB_MAP_SETTINGS = 'lb_settings';
@@ -30,6 +36,7 @@ export const LB_MAP_IFACES = 'lb_ifaces';
 export const LB_MAP_TP_SEEN = 'lb_tp_seen';
 export const LB_MAP_DST_SEEN = 'lb_dst_seen';
 export const LB_MAP_NEXTHOPS = 'lb_nexthops';
+export const LB_MAP_ROUTE_STAGE = 'lb_route_stage';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -87,6 +94,8 @@ export const LAYOUTS = {
   lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
   lb_target_stats: { size: 40, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24, failed_conns: 32 } },
   lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
+  lb_route_op: { size: 16, fields: { key: 0, group: 12 } },
+  lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, ops: 16 } },
 } as const;
 
 export type StructName = keyof typeof LAYOUTS;

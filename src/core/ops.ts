@@ -161,15 +161,25 @@ export function canonicalBytes(g: EncodedGeneration): Buffer {
   for (const [name, list, kind] of sections) {
     off += out.write(head(name, list.length), off, 'latin1');
     for (const e of list) {
-      e.k.copy(out, off);
-      if (kind === 'listener') out[off + 11] = 0;
-      else if (kind === 'slot') out.writeUInt32LE(e.k.readUInt32LE(0) % LB_MAX_GROUPS, off);
-      else out[off + 7] = out[off + 7]! & 0x7f;
-      off += e.k.length;
-      off += e.v.copy(out, off);
+      off = put(out, off, e.k);
+      const k = off - e.k.length;
+      if (kind === 'listener') out[k + 11] = 0;
+      else if (kind === 'slot') out.writeUInt32LE(e.k.readUInt32LE(0) % LB_MAX_GROUPS, k);
+      else out[k + 7] = out[k + 7]! & 0x7f;
+      off = put(out, off, e.v);
     }
   }
   return out;
+}
+
+/**
+ * Copies `b` into `out` at `off`; returns the offset after it. Short buffers (keys, route values)
+ * byte by byte: Buffer.copy's native call costs more than copying 12 bytes, 200,000 times a digest.
+ */
+function put(out: Buffer, off: number, b: Buffer): number {
+  if (b.length > 32) return off + b.copy(out, off);
+  for (let i = 0; i < b.length; i++) out[off + i] = b[i]!;
+  return off + b.length;
 }
 
 /** The canonical form as one string of hex (for byte-for-byte comparison and digests). */

@@ -1,7 +1,7 @@
 // DataPlane: the programmatic handle on one lb instance's kernel state — its pinned maps, programs
 // and tracepoint links under /sys/fs/bpf/lb/<instance>, and their attachments to interfaces.
 //
-// Lifecycle: open() loads build/bpf/lb_xdp.bpf.o and lb_tc.bpf.o once and pins everything (loader.ts);
+// Lifecycle: open() loads build/bpf/lb_xdp.bpf.o, lb_tc.bpf.o and lb_apply.bpf.o once and pins everything (loader.ts);
 // later opens adopt the pins, so a restarted daemon keeps its flows and attachments. close() only
 // closes this process's fds; DataPlane.down() is what removes the instance from the kernel.
 //
@@ -17,7 +17,7 @@ import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
 } from '../core/abi.js';
 import {
@@ -42,6 +42,7 @@ export type DataPath = 'xdp' | 'tc';
 export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
   LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
+  LB_MAP_ROUTE_STAGE,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 export type StatName = (typeof STAT_NAMES)[number];
@@ -62,12 +63,13 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_tp_seen: { key: 4, values: [8] },
   lb_dst_seen: { key: 4, values: [LB_DST_SEEN_BITS / 8] },
   lb_nexthops: { key: LAYOUTS.lb_nh_key.size, values: [LAYOUTS.lb_nexthop.size] },
+  lb_route_stage: { key: 4, values: [LAYOUTS.lb_route_stage.size] },
 };
 
 export interface OpenOptions {
   /** Instance name: the pins live in /sys/fs/bpf/lb/<instance>. */
   instance: string;
-  /** Where lb_xdp.bpf.o and lb_tc.bpf.o are; default build/bpf of the lb package. */
+  /** Where lb's BPF objects (lb_xdp, lb_tc, lb_apply .bpf.o) are; default build/bpf of the lb package. */
   objectDir?: string;
   /**
    * Load the objects even when the instance is pinned already (upgrade): maps are reused from
@@ -170,7 +172,7 @@ export class DataPlane {
 
   /**
    * Opens an instance: mounts bpffs if needed, then adopts the pinned programs and maps of
-   * /sys/fs/bpf/lb/<instance> when they are all there, or else loads the two objects (maps pinned by
+   * /sys/fs/bpf/lb/<instance> when they are all there, or else loads the objects (maps pinned by
    * name there, the TC object reusing the XDP object's maps) and pins the programs (prog_*) and
    * tracepoint links (link_*). A load the verifier refuses throws LB_BPF_LOAD with the verifier log.
    */

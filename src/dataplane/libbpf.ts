@@ -60,6 +60,7 @@ export const BPF_TC_F_REPLACE = 1;
 
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
 export const BPF_PROG_TYPE_XDP = 6;
+export const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
 
 /** Map types whose values are one slot per possible CPU. */
 export const PERCPU_MAP_TYPES: ReadonlySet<number> = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */, 21 /* PERCPU_CGROUP_STORAGE */]);
@@ -462,4 +463,16 @@ export function progTestRun(fd: number, kind: 'xdp' | 'tc', packet: Buffer, opts
       durationNs: o.readUInt32LE(TEST_RUN_OPTS.duration),
     };
   });
+}
+
+/**
+ * Runs a program that takes no packet (a raw tracepoint program) once with BPF_PROG_TEST_RUN, with
+ * an empty context; returns its return value.
+ */
+export function progTestRunNoData(fd: number, what: string, data: Record<string, unknown> = {}): number {
+  const o = Buffer.alloc(TEST_RUN_OPTS.size);
+  o.writeBigUInt64LE(BigInt(TEST_RUN_OPTS.size), 0);
+  const ret = native().bpf_prog_test_run_opts(fd, o);
+  if (ret < 0) throw bpfError('LB_BPF_TEST_RUN', `BPF_PROG_TEST_RUN of ${what}`, -ret, data);
+  return o.readInt32LE(TEST_RUN_OPTS.retval);
 }

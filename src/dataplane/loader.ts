@@ -7,20 +7,23 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { LbError } from '../core/errors.js';
 import {
-  BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, NativeMemory, OBJECT_OPEN_OPTS,
+  BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, NativeMemory, OBJECT_OPEN_OPTS,
   bpfError, captureLibbpfLog, check, closeFd, currentLibbpfLog, mapInfo, native,
 } from './libbpf.js';
 
 const { ENOENT, EINVAL } = constants.errno;
 
-/** 'xdp': the XDP ingress path; 'tc_ingress': the TC ingress path; 'tc': TC egress (reverse NAT, both paths). */
-export type ProgKind = 'xdp' | 'tc' | 'tc_ingress';
+/**
+ * 'xdp': the XDP ingress path; 'tc_ingress': the TC ingress path; 'tc': TC egress (reverse NAT, both
+ * paths); 'route_batch': the apply's batch of source-route writes (never attached; src/dataplane/route-batch.ts).
+ */
+export type ProgKind = 'xdp' | 'tc' | 'tc_ingress' | 'route_batch';
 
 interface ProgramSpec { kind: ProgKind; program: string; pin: string; type: number }
 interface TracepointSpec { program: string; category: string; name: string; pin: string }
 interface ObjectSpec { object: string; programs: ProgramSpec[]; tracepoints: TracepointSpec[] }
 
-/** What each object holds, in load order (the XDP object creates the maps, the TC object reuses them). */
+/** What each object holds, in load order (the XDP object creates the maps, the others reuse them). */
 export const OBJECTS: readonly ObjectSpec[] = [
   {
     object: 'lb_xdp.bpf.o',
@@ -36,6 +39,11 @@ export const OBJECTS: readonly ObjectSpec[] = [
       { kind: 'tc', program: 'lb_tc_egress', pin: 'prog_tc', type: BPF_PROG_TYPE_SCHED_CLS },
       { kind: 'tc_ingress', program: 'lb_tc_ingress', pin: 'prog_tc_in', type: BPF_PROG_TYPE_SCHED_CLS },
     ],
+    tracepoints: [],
+  },
+  {
+    object: 'lb_apply.bpf.o',
+    programs: [{ kind: 'route_batch', program: 'lb_route_batch', pin: 'prog_route_batch', type: BPF_PROG_TYPE_RAW_TRACEPOINT }],
     tracepoints: [],
   },
 ];

@@ -245,7 +245,7 @@ export class DemoRun {
 
   private preflight(): void {
     if (process.getuid?.() !== 0) throw new SandboxError('the demo needs root (network namespaces, BPF): run `sudo make demo`');
-    const missing = [this.art.cli, this.art.gitServer, join(this.art.root, 'build', 'bpf', 'lb_xdp.bpf.o'), join(this.art.root, 'build', 'bpf', 'lb_tc.bpf.o')]
+    const missing = [this.art.cli, this.art.gitServer, join(this.art.root, 'build', 'bpf', 'lb_xdp.bpf.o'), join(this.art.root, 'build', 'bpf', 'lb_tc.bpf.o'), join(this.art.root, 'build', 'bpf', 'lb_apply.bpf.o')]
       .filter((f) => !existsSync(f));
     try { backendServerScript(); } catch (err) { missing.push(err instanceof Error ? err.message : String(err)); }
     if (missing.length > 0) throw new SandboxError(`not built: ${missing.join(', ')}; run \`make build\` (make demo does)`);

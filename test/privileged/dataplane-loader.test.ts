@@ -76,7 +76,7 @@ afterAll(() => {
 });
 
 /** Everything but the maps that a load pins: programs and tracepoint links. */
-const PINS = ['link_devmap_xmit', 'link_redirect_err', 'prog_tc', 'prog_tc_in', 'prog_xdp'];
+const PINS = ['link_devmap_xmit', 'link_redirect_err', 'prog_route_batch', 'prog_tc', 'prog_tc_in', 'prog_xdp'];
 
 describe('DataPlane.open: load, pin, adopt', () => {
   let dp: DataPlane;
@@ -132,7 +132,7 @@ describe('DataPlane.open: load, pin, adopt', () => {
     }
   });
 
-  it('first open loads both objects, pins the maps, the three programs and the two tracepoint links', () => {
+  it('first open loads the three objects, pins the maps, the four programs and the two tracepoint links', () => {
     dp = open({ instance, objectDir });
     expect(dp.adopted).toBe(false);
     expect(listPins(instanceDir(instance))).toEqual([...MAP_NAMES, ...PINS].sort());
