@@ -2,7 +2,7 @@
 // result to an exit code. Add commands in buildProgram; keep their logic in ./commands/.
 
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { isLbError } from '../core/errors.js';
+import { describeFailure } from './failure.js';
 import type { BreakerAction } from '../runtime/service.js';
 import { runApply } from './commands/apply.js';
 import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';
@@ -214,10 +214,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   try {
     await buildProgram().parseAsync([...argv]);
   } catch (err) {
-    // One clear message, no stack trace; LB_DEBUG=1 shows the stack of an unexpected error.
-    if (isLbError(err)) process.stderr.write(`lb: ${err.message}\n`);
-    else if (process.env.LB_DEBUG) process.stderr.write(`lb: internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
-    else process.stderr.write(`lb: internal error: ${err instanceof Error ? err.message : String(err)} (LB_DEBUG=1 shows where)\n`);
+    process.stderr.write(describeFailure(err, process.env.LB_DEBUG !== undefined && process.env.LB_DEBUG !== ''));
     process.exitCode = 1;
   }
 }
