@@ -33,8 +33,10 @@ build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
 	@mkdir -p build/bpf
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# dist/commit: the commit `lb version` reports when it runs outside a git checkout.
 ts:
 	npx tsc -p tsconfig.build.json
+	@git rev-parse HEAD > dist/commit 2>/dev/null || rm -f dist/commit
 
 # The lint (fast rules) first: CI runs this target, so the tree stays lint-clean.
 test: setup build

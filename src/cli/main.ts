@@ -14,6 +14,7 @@ import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
 import { runValidate } from './commands/validate.js';
+import { runVersion, type VersionFormat } from './commands/version.js';
 
 /** The global --instance, from any subcommand. */
 const instanceOf = (cmd: Command): string => (cmd.optsWithGlobals() as { instance: string }).instance;
@@ -30,7 +31,17 @@ export function buildProgram(): Command {
     .name('lb')
     .description('GitOps-driven eBPF/XDP layer-4 load balancer')
     .option('--instance <name>', 'instance name (bpffs directory and socket names)', 'default')
+    .option('-V, --version', 'the same as `lb version`')
     .showHelpAfterError();
+
+  program
+    .command('version')
+    .description('the lb version and commit, Node, libbpf, the kernel, and the BPF features of this host (BTF, TC, ring buffer, sk_lookup, sockmap, native XDP per interface)')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Needs no privilege; what only root may probe is shown as unknown.', '', 'Examples:', '  lb version', '  lb --version', '  lb version --format json | jq .features'].join('\n'))
+    .action((opts: { format: VersionFormat }) => {
+      process.exitCode = runVersion(opts);
+    });
 
   program
     .command('validate')
@@ -210,9 +221,15 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** `lb --version` / `lb -V` (before any command) run `lb version`. */
+function withVersionCommand(argv: readonly string[]): string[] {
+  const [node, script, first, ...rest] = argv;
+  return first === '--version' || first === '-V' ? [node!, script!, 'version', ...rest] : [...argv];
+}
+
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync([...argv]);
+    await buildProgram().parseAsync(withVersionCommand(argv));
   } catch (err) {
     process.stderr.write(describeFailure(err, process.env.LB_DEBUG !== undefined && process.env.LB_DEBUG !== ''));
     process.exitCode = 1;
