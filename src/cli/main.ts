@@ -14,6 +14,7 @@ import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
 import { runValidate } from './commands/validate.js';
+import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
 
 /** The global --instance, from any subcommand. */
@@ -47,9 +48,11 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a config (file or directory) without touching the data plane; exit 0 valid, 1 invalid')
     .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
-    .addHelpText('after', '\nExamples:\n  lb validate\n  lb validate --config /etc/lb/config.d\n  lb validate -c examples/repo/lb.yaml')
-    .action(async (opts: { config: string }) => {
-      process.exitCode = await runValidate({ config: opts.config });
+    .addOption(new Option('--format <format>', 'text, or one document on stdout: json (file, line, column, pointer, code, message, severity) or sarif (SARIF 2.1.0, for code scanning)').choices(VALIDATE_FORMATS).default('text'))
+    .addHelpText('after', ['', 'Examples:', '  lb validate', '  lb validate --config /etc/lb/config.d', '  lb validate -c examples/repo/lb.yaml',
+      '  lb validate --format json | jq \'.diagnostics[] | select(.severity == "error")\'', '  lb validate --format sarif > lb.sarif   # upload with github/codeql-action/upload-sarif'].join('\n'))
+    .action(async (opts: { config: string; format: ValidateFormat }) => {
+      process.exitCode = await runValidate(opts);
     });
 
   program
