@@ -10,9 +10,11 @@ import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
 import { runRollback } from './commands/rollback.js';
 import { runDrain, runUndrain } from './commands/drain.js';
+import type { ConfigFormat } from '../core/config/read-source.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
+import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
 import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
@@ -53,6 +55,18 @@ export function buildProgram(): Command {
       '  lb validate --format json | jq \'.diagnostics[] | select(.severity == "error")\'', '  lb validate --format sarif > lb.sarif   # upload with github/codeql-action/upload-sarif'].join('\n'))
     .action(async (opts: { config: string; format: ValidateFormat }) => {
       process.exitCode = await runValidate(opts);
+    });
+
+  program
+    .command('convert')
+    .description('convert a config between EDN (the original clj-ebpf-lb format) and YAML, comments carried over; the result must read back as the same config')
+    .argument('<path>', 'a config file (.edn, .yaml, .yml) or a directory of them')
+    .addOption(new Option('--to <format>', 'target format (default: the other one of a file\'s; yaml for a directory)').choices(CONVERT_FORMATS))
+    .option('-o, --out <path>', 'write here (a file, or a directory for a directory) instead of stdout')
+    .addHelpText('after', ['', 'Nothing is written when any file fails to convert. Exit 0 done, 1 error.', '', 'Examples:',
+      '  lb convert lb.edn > lb.yaml', '  lb convert lb.edn --out lb.yaml', '  lb convert /etc/lb/config.d --to yaml --out /etc/lb/config.yaml.d', '  lb convert lb.yaml --to edn'].join('\n'))
+    .action(async (path: string, opts: { to?: ConfigFormat; out?: string }) => {
+      process.exitCode = await runConvert({ path, ...opts });
     });
 
   program
