@@ -15,6 +15,7 @@ import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
 import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
+import { runFmt } from './commands/fmt.js';
 import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
@@ -67,6 +68,18 @@ export function buildProgram(): Command {
       '  lb convert lb.edn > lb.yaml', '  lb convert lb.edn --out lb.yaml', '  lb convert /etc/lb/config.d --to yaml --out /etc/lb/config.yaml.d', '  lb convert lb.yaml --to edn'].join('\n'))
     .action(async (path: string, opts: { to?: ConfigFormat; out?: string }) => {
       process.exitCode = await runConvert({ path, ...opts });
+    });
+
+  program
+    .command('fmt')
+    .description('rewrite YAML configs in canonical form: keys in schema order, short targets on one line, stable quoting; --check for CI')
+    .argument('[path]', 'a config file or a directory of them', './lb.yaml')
+    .option('--check', 'change nothing; exit 1 when a file would change (its name is printed)', false)
+    .addHelpText('after', ['', 'Prints the name of each file changed (with --check: that would change). Comments stay with their entries.',
+      'EDN files are left as they are (`lb convert` makes YAML of them). Formatting twice equals formatting once.', '',
+      'Examples:', '  lb fmt', '  lb fmt /etc/lb/config.d', '  lb fmt --check config/   # in CI'].join('\n'))
+    .action(async (path: string, opts: { check: boolean }) => {
+      process.exitCode = await runFmt({ path, check: opts.check });
     });
 
   program

@@ -24,8 +24,13 @@ function hasComment(n: unknown): boolean {
 
 /** The flow text of a collection of scalars (what the length rule measures). */
 function flowLength(node: Node): number {
-  const doc = new Document(node);
-  return doc.toString({ ...YAML_OUTPUT, collectionStyle: 'flow' }).trimEnd().length;
+  const comment = node.comment; // a comment after the collection is not part of its flow form
+  node.comment = '';
+  try {
+    return new Document(node).toString({ ...YAML_OUTPUT, collectionStyle: 'flow' }).trimEnd().length;
+  } finally {
+    node.comment = comment;
+  }
 }
 
 /**
@@ -41,6 +46,18 @@ export function styleYaml(doc: Document): void {
       // Numbers and booleans are written from their value (0x10 -> 16), the way they read back.
       delete (node as { format?: string }).format;
       delete (node as { source?: string }).source;
+    },
+  });
+  // In `[eth0, eth1] # note` the parser gives the note to the last item; it is the collection's.
+  visit(doc, {
+    Collection(_key, node) {
+      if (!node.flow) return;
+      const last = node.items.at(-1);
+      const holder = isPair(last) ? last.value : last;
+      if (isScalar(holder) && (holder.comment ?? '') !== '' && (node.comment ?? '') === '') {
+        node.comment = holder.comment;
+        holder.comment = '';
+      }
     },
   });
   visit(doc, {
