@@ -4,8 +4,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Ajv from 'ajv';
-import addFormats from 'ajv-formats';
+import AjvModule from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runValidate, type CommandOutput } from '../../../src/cli/commands/validate.js';
 import { artifactUri } from '../../../src/cli/validate-formats.js';
@@ -15,9 +15,9 @@ import { FIXTURES, SEEDS } from '../config/helpers.js';
 // (draft-07: `$id`) its keywords mean the same in draft-07 (see the README), so it is compiled as
 // draft-07 with that one key renamed.
 const { id, $schema: _draft04, ...published } = JSON.parse(readFileSync('test/fixtures/sarif/sarif-schema-2.1.0.json', 'utf8')) as Record<string, unknown>;
-const ajv = new Ajv({ strict: false, allErrors: true });
-addFormats(ajv);
-const validateSarif = ajv.compile({ $id: id, ...published });
+const ajv = new AjvModule.default({ strict: false, allErrors: true });
+addFormatsModule.default(ajv);
+const validateSarif = ajv.compile({ $id: id as string, ...published });
 
 const scratch = mkdtempSync(join(tmpdir(), 'lb-validate-formats-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
