@@ -16,6 +16,7 @@ import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
 import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
 import { runFmt } from './commands/fmt.js';
+import { runDoctor } from './commands/doctor.js';
 import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
@@ -45,6 +46,19 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Needs no privilege; what only root may probe is shown as unknown.', '', 'Examples:', '  lb version', '  lb --version', '  lb version --format json | jq .features'].join('\n'))
     .action((opts: { format: VersionFormat }) => {
       process.exitCode = runVersion(opts);
+    });
+
+  program
+    .command('doctor')
+    .description('preflight: can this host run lb (and this config)? one line per check, PASS, WARN or FAIL, with the fix; exit 1 on a FAIL')
+    .option('-c, --config <path>', 'also check this config against the host: its interfaces, the path auto chooses, routes to and from its backends')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Host: privileges, bpffs, BTF, kernel, net.ipv4.ip_forward, the instance. With --config: each interface (exists, native XDP,',
+      'xdp_features, the path auto chooses, a foreign XDP program), each backend (a route, and whether its replies come back here),',
+      'routes back to the source-route clients, rp_filter on the interfaces involved, the flow table and nf_conntrack against max-connections.',
+      '', 'Examples:', '  lb doctor', '  lb doctor --config /etc/lb/config.d', '  lb doctor -c lb.yaml --format json | jq \'.checks[] | select(.status != "PASS")\''].join('\n'))
+    .action(async (opts: { config?: string; format: 'text' | 'json' }, cmd: Command) => {
+      process.exitCode = await runDoctor({ instance: instanceOf(cmd), ...opts });
     });
 
   program
