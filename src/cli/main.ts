@@ -17,6 +17,7 @@ import { runStatus } from './commands/status.js';
 import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
 import { runFmt } from './commands/fmt.js';
 import { runDoctor } from './commands/doctor.js';
+import { bashCompletion, completionSpec, SHELLS, zshCompletion, type Shell } from './completion.js';
 import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
@@ -260,6 +261,17 @@ export function buildProgram(): Command {
         instance: instanceOf(cmd), ...rest, ...(prepareWorker ? {} : { prepareWorker: false }),
         ...(statusBranch !== undefined ? { statusBranch: statusBranch === true ? 'lb-status' : statusBranch } : {}),
       });
+    });
+
+  program
+    .command('completion')
+    .description('print the shell completion script for bash or zsh')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices(SHELLS))
+    .addHelpText('after', ['', 'Examples:', '  source <(lb completion bash)                      # this shell', '  lb completion bash > /etc/bash_completion.d/lb    # every bash',
+      '  source <(lb completion zsh)                       # zsh, after compinit', '  lb completion zsh > "${fpath[1]}/_lb"'].join('\n'))
+    .action((shell: Shell) => {
+      const spec = completionSpec(program);
+      process.stdout.write(shell === 'bash' ? bashCompletion(spec) : zshCompletion(spec));
     });
 
   return program;
