@@ -55,5 +55,5 @@ function firstLine(s: string): string {
 
 /** The LbError the CLI reports for a refusal (`what` from permissionRefusal). */
 export function permissionError(what: string, cause: unknown): LbError {
-  return new LbError('LB_PERMISSION', `permission denied: ${what}. ${PERMISSION_HINT}`, { refused: what }, { cause });
+  return new LbError('LB_PERMISSION_DENIED', `permission denied: ${what}. ${PERMISSION_HINT}`, { refused: what }, { cause });
 }
