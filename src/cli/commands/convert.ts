@@ -4,12 +4,10 @@
 
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ConfigError } from '../../core/config/config-error.js';
 import { convertConfigText, convertedName } from '../../core/config/convert/index.js';
 import { formatDiagnostics, type Diagnostic } from '../../core/config/diagnostics.js';
 import { configFormatOf, type ConfigFormat } from '../../core/config/read-source.js';
-import { readConfigSources } from '../../source/load-config.js';
-import { printBlock, reportConfigError, stdio, type CliIo } from '../output.js';
+import { printBlock, readSourcesOrReport, stdio, type CliIo } from '../output.js';
 
 export const CONVERT_FORMATS: readonly ConfigFormat[] = ['yaml', 'edn'];
 
@@ -33,13 +31,8 @@ export async function runConvert(options: ConvertOptions, io: CliIo = stdio()): 
     io.err('lb: converting a directory needs --out DIR (its converted files beside the originals would be merged with them)');
     return 1;
   }
-  let sources;
-  try {
-    sources = await readConfigSources(options.path);
-  } catch (err) {
-    if (err instanceof ConfigError) return reportConfigError(io, err);
-    throw err;
-  }
+  const sources = await readSourcesOrReport(io, options.path);
+  if (typeof sources === 'number') return sources;
   const outputs: Array<{ name: string; text: string }> = [];
   const failed: Diagnostic[] = [];
   for (const s of sources) {

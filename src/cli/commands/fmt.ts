@@ -3,12 +3,10 @@
 // 1 with --check when a file would change, or on a file that cannot be read or parsed.
 
 import { writeFileSync } from 'node:fs';
-import { ConfigError } from '../../core/config/config-error.js';
 import { formatDiagnostics, type Diagnostic } from '../../core/config/diagnostics.js';
 import { formatYamlText } from '../../core/config/format/index.js';
 import { configFormatOf } from '../../core/config/read-source.js';
-import { readConfigSources } from '../../source/load-config.js';
-import { reportConfigError, stdio, type CliIo } from '../output.js';
+import { readSourcesOrReport, stdio, type CliIo } from '../output.js';
 
 export interface FmtOptions {
   path: string;
@@ -16,13 +14,8 @@ export interface FmtOptions {
 }
 
 export async function runFmt(options: FmtOptions, io: CliIo = stdio()): Promise<number> {
-  let sources;
-  try {
-    sources = await readConfigSources(options.path);
-  } catch (err) {
-    if (err instanceof ConfigError) return reportConfigError(io, err);
-    throw err;
-  }
+  const sources = await readSourcesOrReport(io, options.path);
+  if (typeof sources === 'number') return sources;
   const failed: Diagnostic[] = [];
   let changed = 0;
   for (const s of sources) {
