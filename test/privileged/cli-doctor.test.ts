@@ -151,6 +151,18 @@ describe('lb doctor', () => {
     expect(find(report, 'rp-filter va0').status).toBe('PASS');
   });
 
+  it('fails an interface where another XDP program runs', () => {
+    const src = join(dir, 'other.bpf.c');
+    writeFileSync(src, '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("xdp") int other_pass(struct xdp_md *ctx) { return XDP_PASS; }\nchar LICENSE[] SEC("license") = "GPL";\n');
+    const triplet = execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim();
+    execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-I', `/usr/include/${triplet}`, '-c', src, '-o', join(dir, 'other.bpf.o')], { timeout: 60_000 });
+    const ns = host('foreign', { extra: (n) => ipn(n, 'link', 'set', 'dev', 'va0', 'xdpgeneric', 'obj', join(dir, 'other.bpf.o'), 'sec', 'xdp') });
+    const { code, report } = doctor(ns, config('foreign'));
+    expect(code).toBe(1);
+    expect(failing(report)).toEqual(['attached va0']);
+    expect(find(report, 'attached va0').message).toMatch(/^va0 runs another XDP program \(id \d+, other_pass\); lb does not replace it/);
+  });
+
   it('fails a user without the privileges, naming the capabilities', () => {
     const ns = host('nopriv');
     const { code, report } = doctor(ns, config('nopriv'), 65534);
