@@ -41,6 +41,11 @@ export async function runConvert(options: ConvertOptions, io: CliIo = stdio()): 
     if (r.ok) outputs.push({ name: convertedName(basename(s.file), to), text: r.text });
     else failed.push(...r.diagnostics);
   }
+  // a.edn and a.yaml of one directory would both become a.yaml: refuse rather than keep one.
+  const names = outputs.map((o) => o.name);
+  for (const [i, n] of names.entries()) {
+    if (names.indexOf(n) !== i) failed.push({ severity: 'error', stage: 'io', file: join(options.path, n), pointer: '', message: `two files of ${options.path} convert to ${n}` });
+  }
   if (failed.length > 0) {
     io.err(formatDiagnostics(failed));
     io.err(`lb convert: nothing written (${failed.length} error${failed.length === 1 ? '' : 's'})`);

@@ -127,6 +127,18 @@ describe('lb convert, the command', () => {
     expect(readdirSync(back).sort()).toEqual(seeds);
   });
 
+  it('refuses a directory where two files would become one', async () => {
+    const src = join(scratch, 'clash.d');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'a.edn'), '{:settings {:max-connections 5}}\n');
+    writeFileSync(join(src, 'a.yml'), 'proxies: []\n');
+    const io = collector();
+    expect(await runConvert({ path: src, to: 'yaml', out: join(scratch, 'clash.out') }, io)).toBe(1);
+    expect(io.stderr.join('\n')).toMatch(/two files of .*clash\.d convert to a\.yaml/);
+    expect(existsSync(join(scratch, 'clash.out'))).toBe(false);
+  });
+
   it('reports a syntax error with its position and writes nothing', async () => {
     const src = join(scratch, 'broken.edn');
     writeFileSync(src, '{:proxies [}\n');
