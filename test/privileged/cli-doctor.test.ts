@@ -45,7 +45,7 @@ function host(name: string, opts: { forward?: boolean; bridge?: boolean; extra?:
   return ns;
 }
 
-function config(name: string, opts: { iface?: string; mode?: string; backends?: string[] } = {}): string {
+function config(name: string, opts: { iface?: string; mode?: string; backends?: string[]; clients?: string } = {}): string {
   const file = join(dir, `${name}.yaml`);
   const targets = (opts.backends ?? ['10.77.2.2']).map((ip) => `      - {ip: ${ip}, port: 8080}`).join('\n');
   writeFileSync(file, [
@@ -55,7 +55,7 @@ function config(name: string, opts: { iface?: string; mode?: string; backends?: 
     '    default-target:',
     targets,
     '    source-routes:',
-    '      - {source: 10.77.1.0/24, target: {ip: 10.77.2.3, port: 8080}}',
+    `      - {source: ${opts.clients ?? '10.77.1.0/24'}, target: {ip: 10.77.2.3, port: 8080}}`,
     '',
   ].join('\n'));
   chmodSync(file, 0o644);
@@ -98,6 +98,7 @@ describe('lb doctor', () => {
     expect(find(report, 'path va0').message).toMatch(/auto chooses TC: va0 is a virtual interface \(veth\)/);
     expect(find(report, 'xdp va0').message).toMatch(/native XDP: yes \(xdp_features: basic redirect/);
     expect(find(report, 'backend 10.77.2.2:8080').message).toMatch(/on a network of this host \(vb0\).*10\.77\.2\.1/);
+    expect(find(report, 'clients 10.77.1.0/24').message).toBe('replies to 10.77.1.0/24 leave by va0');
     // One line per check, and the summary.
     expect(text).toMatch(/^PASS {2}ip-forward +net\.ipv4\.ip_forward = 1$/m);
     expect(text.trimEnd().endsWith('No check failed.') || /No check failed, \d+ warnings?\.$/.test(text.trimEnd())).toBe(true);
@@ -140,6 +141,14 @@ describe('lb doctor', () => {
     expect(find(report, 'backend 10.88.0.5:8080').message).toMatch(/reached through the router 10\.77\.2\.254 on vb0/);
     expect(find(report, 'backend 10.99.0.5:8080').message).toMatch(/^no route to 10\.99\.0\.5/);
     expect(find(report, 'backend 10.77.2.2:8080').status).toBe('PASS');
+  });
+
+  it('fails a source route whose clients have no route back', () => {
+    const ns = host('noback');
+    const { code, report } = doctor(ns, config('noback', { clients: '10.123.0.0/16' }));
+    expect(code).toBe(1);
+    expect(failing(report)).toEqual(['clients 10.123.0.0/16']);
+    expect(find(report, 'clients 10.123.0.0/16').message).toMatch(/^no route back to the clients of source route 10\.123\.0\.0\/16/);
   });
 
   it('warns of strict rp_filter on an interface involved, without failing', () => {

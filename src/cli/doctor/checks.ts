@@ -177,7 +177,9 @@ export function configChecks(h: HostFacts, config: LbConfig): Check[] {
 
   const clientNets = [...new Set(config.proxies.flatMap((p) => p.sourceRoutes.map((r) => r.prefix)))];
   for (const prefix of clientNets) {
-    const r = h.route(firstAddress(prefix));
+    // A client's address: skip this host's own ones (the prefix may hold its address, often .1).
+    const candidates = clientAddresses(prefix).map((a) => h.route(a));
+    const r = candidates.find((x) => x === null || (x.type !== 'local' && x.type !== 'broadcast')) ?? candidates[0] ?? null;
     if (r === null || r.type === 'unreachable' || r.type === 'blackhole' || r.type === 'prohibit') {
       out.push(fail(`clients ${prefix}`, `no route back to the clients of source route ${prefix}: the replies to them are dropped here`, `add a route to ${prefix}`));
     } else out.push(pass(`clients ${prefix}`, `replies to ${prefix} leave by ${byIndex.get(r.oif ?? -1)?.name ?? 'this host'}${r.gateway ? ` via ${r.gateway}` : ''}`));
@@ -203,12 +205,15 @@ export function configChecks(h: HostFacts, config: LbConfig): Check[] {
   return out;
 }
 
-function firstAddress(prefix: string): string {
-  const [net, len] = prefix.split('/');
-  if (len === '32') return net!;
-  const parts = net!.split('.').map(Number);
-  parts[3] = (parts[3] ?? 0) + 1;
-  return parts.join('.');
+/** A few addresses of a client prefix to look the way back up for: the first two hosts and the last. */
+function clientAddresses(prefix: string): string[] {
+  const [net, lenText] = prefix.split('/');
+  const len = Number(lenText ?? 32);
+  const base = net!.split('.').reduce((acc, p) => acc * 256 + Number(p), 0);
+  if (len >= 31) return [net!];
+  const size = 2 ** (32 - len);
+  const text = (n: number): string => [24, 16, 8, 0].map((sh) => Math.floor(n / 2 ** sh) % 256).join('.');
+  return [...new Set([base + 1, base + 2, base + size - 2])].map(text);
 }
 
 const XDP_BITS: Array<[bigint, string]> = [[1n, 'basic'], [2n, 'redirect'], [4n, 'ndo-xmit'], [8n, 'xsk-zerocopy'], [16n, 'hw-offload'], [32n, 'rx-sg'], [64n, 'ndo-xmit-sg']];
