@@ -1,7 +1,7 @@
 // `lb convert`: EDN <-> YAML on every seed config of the original (test/fixtures/seed-configs).
 // The round trip gives the same normalized config (or, for the seeds lb rejects, the same
 // diagnostics), every comment is carried over, and a second round trip changes nothing.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -129,7 +129,6 @@ describe('lb convert, the command', () => {
 
   it('refuses a directory where two files would become one', async () => {
     const src = join(scratch, 'clash.d');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(src, { recursive: true });
     writeFileSync(join(src, 'a.edn'), '{:settings {:max-connections 5}}\n');
     writeFileSync(join(src, 'a.yml'), 'proxies: []\n');

@@ -1,7 +1,7 @@
 // `lb fmt`: the canonical YAML (schema key order, flow style for short targets, stable quoting),
 // the same config after formatting, comments kept, idempotence on every YAML config of the
 // project and every seed config converted to YAML, and --check for CI.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -109,7 +109,6 @@ describe('lb fmt, the command', () => {
     const dir = join(scratch, 'conf.d');
     rmSync(dir, { recursive: true, force: true });
     const file = join(dir, 'web.yaml');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(dir);
     writeFileSync(file, SCRAMBLED);
     writeFileSync(join(dir, 'old.edn'), '{:settings {:max-connections 5}}\n');
