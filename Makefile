@@ -9,7 +9,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
-	netsniff-ng wrk nftables procps psmisc gcc make gnupg
+	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh
 
 .PHONY: all setup build bpf ts check lint test test-unit test-privileged demo demo-clean bench clean errors-doc
 
@@ -33,8 +33,10 @@ build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
 	@mkdir -p build/bpf
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# dist/commit: the commit `lb version` reports when it runs outside a git checkout.
 ts:
 	npx tsc -p tsconfig.build.json
+	@git rev-parse HEAD > dist/commit 2>/dev/null || rm -f dist/commit
 
 # The lint (fast rules) first: CI runs this target, so the tree stays lint-clean.
 test: setup build

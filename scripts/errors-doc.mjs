@@ -4,7 +4,7 @@ import { ERROR_CODES } from '../dist/src/core/errors.js';
 
 const areas = {
   BPF: 'Data plane (BPF objects, maps, attachments)', NET: 'Network interfaces', SANDBOX: 'Sandbox topology',
-  STATE: 'Pinned state', INSTANCE: 'Instances', CONFIG: 'Config', COMPILE: 'Compile', APPLY: 'Apply',
+  STATE: 'Pinned state', PERMISSION: 'Permissions', INSTANCE: 'Instances', CONFIG: 'Config', COMPILE: 'Compile', APPLY: 'Apply',
   SOURCE: 'Git and file sources', WEBHOOK: 'Webhooks', REPORT: 'Status reports', DAEMON: 'Daemon',
   RUNTIME: 'Runtime services (health, drain, breaker, DNS)',
 };

@@ -2,7 +2,7 @@
 // result to an exit code. Add commands in buildProgram; keep their logic in ./commands/.
 
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { isLbError } from '../core/errors.js';
+import { describeFailure } from './failure.js';
 import type { BreakerAction } from '../runtime/service.js';
 import { runApply } from './commands/apply.js';
 import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';
@@ -10,10 +10,17 @@ import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
 import { runRollback } from './commands/rollback.js';
 import { runDrain, runUndrain } from './commands/drain.js';
+import type { ConfigFormat } from '../core/config/read-source.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
+import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
+import { runFmt } from './commands/fmt.js';
+import { runDoctor } from './commands/doctor.js';
+import { bashCompletion, completionSpec, SHELLS, zshCompletion, type Shell } from './completion.js';
 import { runValidate } from './commands/validate.js';
+import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
+import { runVersion, type VersionFormat } from './commands/version.js';
 
 /** The global --instance, from any subcommand. */
 const instanceOf = (cmd: Command): string => (cmd.optsWithGlobals() as { instance: string }).instance;
@@ -30,15 +37,64 @@ export function buildProgram(): Command {
     .name('lb')
     .description('GitOps-driven eBPF/XDP layer-4 load balancer')
     .option('--instance <name>', 'instance name (bpffs directory and socket names)', 'default')
+    .option('-V, --version', 'the same as `lb version`')
     .showHelpAfterError();
+
+  program
+    .command('version')
+    .description('the lb version and commit, Node, libbpf, the kernel, and the BPF features of this host (BTF, TC, ring buffer, sk_lookup, sockmap, native XDP per interface)')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Needs no privilege; what only root may probe is shown as unknown.', '', 'Examples:', '  lb version', '  lb --version', '  lb version --format json | jq .features'].join('\n'))
+    .action((opts: { format: VersionFormat }) => {
+      process.exitCode = runVersion(opts);
+    });
+
+  program
+    .command('doctor')
+    .description('preflight: can this host run lb (and this config)? one line per check, PASS, WARN or FAIL, with the fix; exit 1 on a FAIL')
+    .option('-c, --config <path>', 'also check this config against the host: its interfaces, the path auto chooses, routes to and from its backends')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Host: privileges, bpffs, BTF, kernel, net.ipv4.ip_forward, the instance. With --config: each interface (exists, native XDP,',
+      'xdp_features, the path auto chooses, a foreign XDP program), each backend (a route, and whether its replies come back here),',
+      'routes back to the source-route clients, rp_filter on the interfaces involved, the flow table and nf_conntrack against max-connections.',
+      '', 'Examples:', '  lb doctor', '  lb doctor --config /etc/lb/config.d', '  lb doctor -c lb.yaml --format json | jq \'.checks[] | select(.status != "PASS")\''].join('\n'))
+    .action(async (opts: { config?: string; format: 'text' | 'json' }, cmd: Command) => {
+      process.exitCode = await runDoctor({ instance: instanceOf(cmd), ...opts });
+    });
 
   program
     .command('validate')
     .description('check a config (file or directory) without touching the data plane; exit 0 valid, 1 invalid')
     .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
-    .addHelpText('after', '\nExamples:\n  lb validate\n  lb validate --config /etc/lb/config.d\n  lb validate -c examples/repo/lb.yaml')
-    .action(async (opts: { config: string }) => {
-      process.exitCode = await runValidate({ config: opts.config });
+    .addOption(new Option('--format <format>', 'text, or one document on stdout: json (file, line, column, pointer, code, message, severity) or sarif (SARIF 2.1.0, for code scanning)').choices(VALIDATE_FORMATS).default('text'))
+    .addHelpText('after', ['', 'Examples:', '  lb validate', '  lb validate --config /etc/lb/config.d', '  lb validate -c examples/repo/lb.yaml',
+      '  lb validate --format json | jq \'.diagnostics[] | select(.severity == "error")\'', '  lb validate --format sarif > lb.sarif   # upload with github/codeql-action/upload-sarif'].join('\n'))
+    .action(async (opts: { config: string; format: ValidateFormat }) => {
+      process.exitCode = await runValidate(opts);
+    });
+
+  program
+    .command('convert')
+    .description('convert a config between EDN (the original clj-ebpf-lb format) and YAML, comments carried over; the result must read back as the same config')
+    .argument('<path>', 'a config file (.edn, .yaml, .yml) or a directory of them')
+    .addOption(new Option('--to <format>', 'target format (default: the other one of a file\'s; yaml for a directory)').choices(CONVERT_FORMATS))
+    .option('-o, --out <path>', 'write here (a file, or a directory for a directory) instead of stdout')
+    .addHelpText('after', ['', 'Nothing is written when any file fails to convert. Exit 0 done, 1 error.', '', 'Examples:',
+      '  lb convert lb.edn > lb.yaml', '  lb convert lb.edn --out lb.yaml', '  lb convert /etc/lb/config.d --to yaml --out /etc/lb/config.yaml.d', '  lb convert lb.yaml --to edn'].join('\n'))
+    .action(async (path: string, opts: { to?: ConfigFormat; out?: string }) => {
+      process.exitCode = await runConvert({ path, ...opts });
+    });
+
+  program
+    .command('fmt')
+    .description('rewrite YAML configs in canonical form: keys in schema order, short targets on one line, stable quoting; --check for CI')
+    .argument('[path]', 'a config file or a directory of them', './lb.yaml')
+    .option('--check', 'change nothing; exit 1 when a file would change (its name is printed)', false)
+    .addHelpText('after', ['', 'Prints the name of each file changed (with --check: that would change). Comments stay with their entries.',
+      'EDN files are left as they are (`lb convert` makes YAML of them). Formatting twice equals formatting once.', '',
+      'Examples:', '  lb fmt', '  lb fmt /etc/lb/config.d', '  lb fmt --check config/   # in CI'].join('\n'))
+    .action(async (path: string, opts: { check: boolean }) => {
+      process.exitCode = await runFmt({ path, check: opts.check });
     });
 
   program
@@ -207,17 +263,31 @@ export function buildProgram(): Command {
       });
     });
 
+  program
+    .command('completion')
+    .description('print the shell completion script for bash or zsh')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices(SHELLS))
+    .addHelpText('after', ['', 'Examples:', '  source <(lb completion bash)                      # this shell', '  lb completion bash > /etc/bash_completion.d/lb    # every bash',
+      '  source <(lb completion zsh)                       # zsh, after compinit', '  lb completion zsh > "${fpath[1]}/_lb"'].join('\n'))
+    .action((shell: Shell) => {
+      const spec = completionSpec(program);
+      process.stdout.write(shell === 'bash' ? bashCompletion(spec) : zshCompletion(spec));
+    });
+
   return program;
+}
+
+/** `lb --version` / `lb -V` (before any command) run `lb version`. */
+function withVersionCommand(argv: readonly string[]): string[] {
+  const [node, script, first, ...rest] = argv;
+  return first === '--version' || first === '-V' ? [node!, script!, 'version', ...rest] : [...argv];
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync([...argv]);
+    await buildProgram().parseAsync(withVersionCommand(argv));
   } catch (err) {
-    // One clear message, no stack trace; LB_DEBUG=1 shows the stack of an unexpected error.
-    if (isLbError(err)) process.stderr.write(`lb: ${err.message}\n`);
-    else if (process.env.LB_DEBUG) process.stderr.write(`lb: internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
-    else process.stderr.write(`lb: internal error: ${err instanceof Error ? err.message : String(err)} (LB_DEBUG=1 shows where)\n`);
+    process.stderr.write(describeFailure(err, process.env.LB_DEBUG !== undefined && process.env.LB_DEBUG !== ''));
     process.exitCode = 1;
   }
 }

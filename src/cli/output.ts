@@ -2,6 +2,8 @@
 // recovered journal or a rejected config is reported.
 
 import { ConfigError } from '../core/config/config-error.js';
+import type { ConfigSource } from '../core/config/check.js';
+import { readConfigSources } from '../source/load-config.js';
 import type { RecoveryResult } from '../apply/index.js';
 import type { CommandOutput } from './commands/validate.js';
 
@@ -43,4 +45,14 @@ export function reportConfigError(io: CommandOutput, err: ConfigError): number {
 export function revisionOf(option: string | undefined): string | null {
   const r = option ?? process.env.LB_REVISION;
   return r === undefined || r === '' ? null : r;
+}
+
+/** The texts of the config files at `path` (convert, fmt), or the exit code 1 after reporting why they cannot be read. */
+export async function readSourcesOrReport(io: CommandOutput, path: string): Promise<ConfigSource[] | number> {
+  try {
+    return await readConfigSources(path);
+  } catch (err) {
+    if (err instanceof ConfigError) return reportConfigError(io, err);
+    throw err;
+  }
 }

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   LB_APPLY_PLANFILE: 'A saved plan file is unreadable, of an unknown format version, or made for another instance.',
   LB_APPLY_PLAN_MISMATCH: 'A saved plan\'s parts disagree (its digest, or a generation, target ids or summary that do not follow from its desired state): it was edited after `lb plan --out`; nothing was applied.',
   LB_APPLY_APPROVAL: 'An apply was not approved: the answer was not "yes", or there is no terminal to ask and no --auto-approve.',
+  LB_PERMISSION_DENIED: 'lb was refused a privileged operation (EACCES or EPERM on /run/lb, bpffs, the bpf() syscall or netlink): run it as root, or with CAP_BPF and CAP_NET_ADMIN and write access to /run/lb and /sys/fs/bpf. LB_DEBUG=1 shows the refused call.',
   LB_INSTANCE_NAME: 'An instance name is not a safe bpffs directory name (1-64 of A-Z a-z 0-9 _ -).',
   LB_SOURCE_URL: 'A source URL or path is not usable: unsupported scheme, malformed, or an unsafe ref or sub-path.',
   LB_SOURCE_REPO: 'The source repository does not exist at the URL or path, or is not a git repository.',

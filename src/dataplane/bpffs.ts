@@ -32,7 +32,8 @@ export function instanceDir(instance: string): string {
   return join(LB_PIN_ROOT, validateInstanceName(instance));
 }
 
-function isBpffs(path: string): boolean {
+/** Whether a bpffs is mounted at `path`. */
+export function isBpffs(path: string): boolean {
   try {
     return statfsSync(path).type === BPF_FS_MAGIC;
   } catch {

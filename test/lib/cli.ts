@@ -24,16 +24,19 @@ export interface CliOptions {
   env?: Record<string, string>;
   timeoutMs?: number;
   input?: string;
+  /** Run as this user and group id, without supplementary groups (setpriv), e.g. 65534 (nobody). */
+  uid?: number;
 }
 
-function argvOf(args: readonly string[], ns?: string): [string, string[]] {
-  const node = [process.execPath, CLI, ...args];
+function argvOf(args: readonly string[], ns?: string, uid?: number): [string, string[]] {
+  const asUser = uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'];
+  const node = [...asUser, process.execPath, CLI, ...args];
   return ns ? ['nsenter', [`--net=/run/netns/${ns}`, ...node]] : [node[0]!, node.slice(1)];
 }
 
 /** Runs `lb ARGS` to completion (bounded by timeoutMs, default 30 s). */
 export function runCli(args: readonly string[], opts: CliOptions = {}): CliResult {
-  const [cmd, argv] = argvOf(args, opts.ns);
+  const [cmd, argv] = argvOf(args, opts.ns, opts.uid);
   const r = spawnSync(cmd, argv, {
     cwd: ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000, input: opts.input ?? '',
     env: { ...process.env, NO_COLOR: '1', LB_REVISION: '', LB_FAULT_INJECT: '', ...opts.env },
@@ -43,7 +46,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): CliResul
 
 /** The same, asynchronously (for a child that runs while the test does something else). */
 export function runCliAsync(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
-  const [cmd, argv] = argvOf(args, opts.ns);
+  const [cmd, argv] = argvOf(args, opts.ns, opts.uid);
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', LB_FAULT_INJECT: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -14,6 +14,11 @@ const CODES: Record<DiagnosticStage, ErrorCode> = {
   compile: 'LB_COMPILE_INVALID',
 };
 
+/** The registry code of a finding of `stage` (what `lb validate --format json|sarif` reports as its code when it has no finer one). */
+export function errorCodeOfStage(stage: DiagnosticStage): ErrorCode {
+  return CODES[stage];
+}
+
 export class ConfigError extends LbError {
   /** Capped and bounded (bound-diagnostics.ts), whoever built them: they reach logs and /readyz. */
   readonly diagnostics: readonly Diagnostic[];
