@@ -10,9 +10,11 @@ import { runDaemon } from './commands/daemon.js';
 import { runDown } from './commands/down.js';
 import { runRollback } from './commands/rollback.js';
 import { runDrain, runUndrain } from './commands/drain.js';
-import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
+import { PLAN_FORMATS, runPlan } from './commands/plan.js';
+import { addRevisionPlanOptions, plansRevisions, runPlanRevisions, type PlanCommandOptions } from './commands/plan-revisions.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
+import { runStatusFleetCli } from './commands/status-fleet.js';
 import { runValidate } from './commands/validate.js';
 
 /** The global --instance, from any subcommand. */
@@ -41,23 +43,25 @@ export function buildProgram(): Command {
       process.exitCode = await runValidate({ config: opts.config });
     });
 
-  program
+  addRevisionPlanOptions(program
     .command('plan')
-    .description('show what an apply of the config would change in the live data plane')
+    .description('show what an apply of the config (or a merge: --repo) would change in the live data plane')
     .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
     .option('-o, --out <file>', 'save the plan; `lb apply FILE` applies exactly it, or refuses it when the live state moved')
     .addOption(new Option('--format <format>', 'output format').choices(PLAN_FORMATS).default('text'))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are (1 is always an error)', false)
     .option('-v, --verbose', 'also print the raw map entries the apply writes', false)
-    .option('--revision <rev>', 'config revision to record in a saved plan (default: $LB_REVISION)')
+    .option('--revision <rev>', 'config revision to record in a saved plan (default: $LB_REVISION)'))
     .addHelpText('after', [
       '', 'Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode).',
-      'Runs the recovery of an interrupted apply first, and says so.',
+      'Runs the recovery of an interrupted apply first, and says so. With --repo: no instance, no kernel, no root.',
       '', 'Examples:', '  lb plan', '  lb plan --config /etc/lb/config.d --detailed-exitcode',
       '  lb plan -c lb.yaml --out lb.plan && lb apply lb.plan', '  lb plan --format markdown > plan.md', '  lb plan --format json | jq .summary',
+      '  lb plan --repo . --base origin/main --head HEAD --path prod --format markdown',
+      '  lb plan --repo https://git.example.com/ops/lb.git --against-status edge-1 --head pr-42 --detailed-exitcode',
     ].join('\n'))
-    .action(async (opts: { config: string; out?: string; format: PlanFormat; detailedExitcode: boolean; verbose: boolean; revision?: string }, cmd: Command) => {
-      process.exitCode = await runPlan({ instance: instanceOf(cmd), ...opts });
+    .action(async (opts: PlanCommandOptions, cmd: Command) => {
+      process.exitCode = plansRevisions(opts) ? await runPlanRevisions(opts) : await runPlan({ instance: instanceOf(cmd), ...opts });
     });
 
   program
@@ -111,10 +115,16 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane')
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets'].join('\n'))
-    .action(async (opts: { format: 'text' | 'json' }, cmd: Command) => {
-      process.exitCode = await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    .addOption(new Option('--format <format>', 'output format (markdown: with --fleet)').choices(['text', 'json', 'markdown']).default('text'))
+    .option('--fleet', 'every node\'s last report on the status branch of --repo, one row each (no instance, no root)', false)
+    .option('--repo <path|url>', 'with --fleet: the config repository')
+    .option('--status-branch <name>', 'with --fleet: the status branch', 'lb-status')
+    .option('--stale-after <duration>', 'with --fleet: flag a node STALE when its last report is older (default 15m)')
+    .option('--auth-token-file <file>', 'with --fleet: token for an http(s) remote (else $LB_GIT_TOKEN)')
+    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets',
+      '  lb status --fleet --repo https://git.example.com/ops/lb.git --format markdown'].join('\n'))
+    .action(async (opts: { format: 'text' | 'json' | 'markdown'; fleet: boolean; repo?: string; statusBranch: string; staleAfter?: string; authTokenFile?: string }, cmd: Command) => {
+      process.exitCode = opts.fleet || opts.repo !== undefined || opts.format === 'markdown' ? await runStatusFleetCli(opts) : await runStatus({ instance: instanceOf(cmd), format: opts.format });
     });
 
   program

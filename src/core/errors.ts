@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   LB_WEBHOOK_LISTEN: 'The webhook receiver could not listen on its address.',
   LB_REPORT_NODE: 'A node name is not a safe status-branch directory name (1-64 of A-Z a-z 0-9 . _ -, not starting with a dot).',
   LB_REPORT_BRANCH: 'The status branch name is not a valid git branch name.',
+  LB_REPORT_READ: 'The status branch cannot be read back: it does not exist yet, or holds no report of the node asked for.',
   LB_REPORT_PUSH: 'A status report could not be committed or pushed to the status branch (retried later; reconciling is not blocked).',
   LB_DAEMON_USAGE: 'The daemon options are inconsistent (e.g. both --repo and --config, a webhook without a git source, a malformed ADDR:PORT).',
   LB_DAEMON_RUNNING: 'Another `lb daemon` already runs for this instance (it holds /run/lb/<instance>/daemon/lock).',

@@ -24,16 +24,20 @@ export interface CliOptions {
   env?: Record<string, string>;
   timeoutMs?: number;
   input?: string;
+  /** Run as nobody (uid and gid 65534, no groups): shows a command needs no root. */
+  asNobody?: boolean;
 }
 
-function argvOf(args: readonly string[], ns?: string): [string, string[]] {
-  const node = [process.execPath, CLI, ...args];
+const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+
+function argvOf(args: readonly string[], ns?: string, asNobody?: boolean): [string, string[]] {
+  const node = [...(asNobody ? NOBODY : []), process.execPath, CLI, ...args];
   return ns ? ['nsenter', [`--net=/run/netns/${ns}`, ...node]] : [node[0]!, node.slice(1)];
 }
 
 /** Runs `lb ARGS` to completion (bounded by timeoutMs, default 30 s). */
 export function runCli(args: readonly string[], opts: CliOptions = {}): CliResult {
-  const [cmd, argv] = argvOf(args, opts.ns);
+  const [cmd, argv] = argvOf(args, opts.ns, opts.asNobody);
   const r = spawnSync(cmd, argv, {
     cwd: ROOT, encoding: 'utf8', timeout: opts.timeoutMs ?? 30_000, input: opts.input ?? '',
     env: { ...process.env, NO_COLOR: '1', LB_REVISION: '', LB_FAULT_INJECT: '', ...opts.env },
@@ -43,7 +47,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): CliResul
 
 /** The same, asynchronously (for a child that runs while the test does something else). */
 export function runCliAsync(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
-  const [cmd, argv] = argvOf(args, opts.ns);
+  const [cmd, argv] = argvOf(args, opts.ns, opts.asNobody);
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', LB_FAULT_INJECT: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
