@@ -181,6 +181,10 @@ export function buildProgram(): Command {
       (v: string, prev: string[] = []) => [...prev, v])
     .option('--status-branch [name]', 'commit a status report per node to this branch of the repository (flag alone: lb-status)')
     .option('--node <name>', 'this node\'s name in status reports (default: the host name)')
+    .option('--commit-status <forge>', 'set a commit status lb/<node> on each applied, stalled or failed revision: github, gitea or gitlab (needs --commit-status-token-file)')
+    .option('--commit-status-token-file <file>', 'token allowed to set commit statuses (read at every request)')
+    .option('--commit-status-api <url>', 'the forge API base (default: from --repo: api.github.com, <host>/api/v3, /api/v1, /api/v4)')
+    .option('--commit-status-project <id>', 'OWNER/REPO, or a GitLab project id or path (default: from --repo)')
     .option('--self-heal', 're-apply the last applied state when the live maps drift from it', true)
     .option('--no-self-heal', 'only report drift (log, metric, status), never correct it')
     .option('--drift-interval <duration>', 'how often to read the live maps back and compare', '30s')
@@ -208,11 +212,13 @@ export function buildProgram(): Command {
       repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string[];
       statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
       authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string; dnsServer?: string;
-      prepareTimeout?: string; prepareWorker: boolean;
+      prepareTimeout?: string; prepareWorker: boolean; commitStatus?: string; commitStatusTokenFile?: string; commitStatusApi?: string; commitStatusProject?: string;
     }, cmd: Command) => {
-      const { statusBranch, prepareWorker, ...rest } = opts;
+      const { statusBranch, prepareWorker, commitStatus, commitStatusTokenFile, commitStatusApi, commitStatusProject, ...rest } = opts;
       process.exitCode = await runDaemon({
         instance: instanceOf(cmd), ...rest, ...(prepareWorker ? {} : { prepareWorker: false }),
+        ...(commitStatus !== undefined ? { commitStatus: { forge: commitStatus, ...(commitStatusTokenFile !== undefined ? { tokenFile: commitStatusTokenFile } : {}),
+          ...(commitStatusApi !== undefined ? { api: commitStatusApi } : {}), ...(commitStatusProject !== undefined ? { project: commitStatusProject } : {}) } } : {}),
         ...(statusBranch !== undefined ? { statusBranch: statusBranch === true ? 'lb-status' : statusBranch } : {}),
       });
     });

@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   LB_REPORT_BRANCH: 'The status branch name is not a valid git branch name.',
   LB_REPORT_READ: 'The status branch cannot be read back: it does not exist yet, or holds no report of the node asked for.',
   LB_REPORT_PUSH: 'A status report could not be committed or pushed to the status branch (retried later; reconciling is not blocked).',
+  LB_FORGE_STATUS: 'A commit status could not be set on the forge (GitHub, Gitea, GitLab): the token was refused, the repository or commit is unknown, or the retries ran out; reconciling is not affected.',
   LB_DAEMON_USAGE: 'The daemon options are inconsistent (e.g. both --repo and --config, a webhook without a git source, a malformed ADDR:PORT).',
   LB_DAEMON_RUNNING: 'Another `lb daemon` already runs for this instance (it holds /run/lb/<instance>/daemon/lock).',
   LB_DAEMON_LISTEN: 'The ops endpoints or the control socket could not listen on their address.',
