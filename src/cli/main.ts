@@ -45,7 +45,7 @@ export function buildProgram(): Command {
 
   addRevisionPlanOptions(program
     .command('plan')
-    .description('show what an apply of the config (or a merge: --repo) would change in the live data plane')
+    .description('show what an apply of the config would change in the live data plane, or (--repo) what a merge would change')
     .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
     .option('-o, --out <file>', 'save the plan; `lb apply FILE` applies exactly it, or refuses it when the live state moved')
     .addOption(new Option('--format <format>', 'output format').choices(PLAN_FORMATS).default('text'))
@@ -114,7 +114,7 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane')
+    .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane; --fleet: every node\'s last report on the status branch')
     .addOption(new Option('--format <format>', 'output format (markdown: with --fleet)').choices(['text', 'json', 'markdown']).default('text'))
     .option('--fleet', 'every node\'s last report on the status branch of --repo, one row each (no instance, no root)', false)
     .option('--repo <path|url>', 'with --fleet: the config repository')
