@@ -15,7 +15,7 @@ import { changesAnything, planBetweenConfigs } from '../../core/plan/between-con
 import { renderBetween, type BetweenHeader, type RevisionSide } from '../../core/plan/render-between.js';
 import { nodeNotes, nodeRow } from '../../report/fleet.js';
 import { readStatusBranch } from '../../report/status-reader.js';
-import { readRevisionConfig } from '../../review/read-revision.js';
+import { readRevisionConfig } from '../../source/revision-config.js';
 import type { GitAuthOptions } from '../../source/credentials.js';
 import { printBlock, reportConfigError, stdio, type CliIo } from '../output.js';
 import type { Command } from 'commander';

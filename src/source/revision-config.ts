@@ -7,10 +7,10 @@ import { isAbsolute, relative } from 'node:path';
 import { ConfigError } from '../core/config/config-error.js';
 import type { Diagnostic } from '../core/config/diagnostics.js';
 import type { LbConfig } from '../core/config/types.js';
-import type { GitAuthOptions } from '../source/credentials.js';
-import { GitSource } from '../source/git-source.js';
-import { loadConfig } from '../source/load-config.js';
-import type { SourceRevision } from '../source/types.js';
+import type { GitAuthOptions } from './credentials.js';
+import { GitSource } from './git-source.js';
+import { loadConfig } from './load-config.js';
+import type { SourceRevision } from './types.js';
 
 export interface RevisionConfig {
   /** The commit the ref resolved to. */
