@@ -43,6 +43,9 @@ beforeAll(async () => {
     desiredRevision: repo.sha.main, lastAppliedRevision: repo.sha.main, lastAttemptedRevision: repo.sha.main,
     drift: { entries: 3, healed: false, detectedAt: new Date().toISOString() },
   }));
+  // edge-3 follows a plain config path: its revisions are content digests, not commits.
+  const digest = `sha256:${'d'.repeat(64)}`;
+  await publish('edge-3', sampleReport('edge-3', { desiredRevision: digest, lastAppliedRevision: digest, lastAttemptedRevision: digest }));
 });
 
 afterAll(async () => {
@@ -59,6 +62,7 @@ describe('lb status --fleet', () => {
     expect(doc.nodes.map((n) => [n['node'], n['applied'], n['desired'], n['ready'], n['stalled'], n['drift'], n['stale'], n['behind']])).toEqual([
       ['edge-1', repo.sha.main, repo.sha.pr, 'False', true, 0, true, true],
       ['edge-2', repo.sha.main, repo.sha.main, 'True', false, 3, false, false],
+      ['edge-3', `sha256:${'d'.repeat(64)}`, `sha256:${'d'.repeat(64)}`, 'True', false, 0, false, false],
     ]);
     expect(doc.nodes[0]!['ageSec']).toBeGreaterThanOrEqual(7200);
   });
@@ -106,9 +110,12 @@ describe('lb plan --against-status NODE', () => {
     expect(r.stdout).toContain('> **Note:** node edge-2 found 3 drifted entries in its data plane (not healed): the live state differs from its applied revision');
   });
 
-  it('a node without a report is an error naming the nodes there are', async () => {
+  it('a node without a report, or one following a plain config path, is an error', async () => {
     const r = await lb(['plan', '--repo', repo.url, '--against-status', 'edge-9', '--head', 'pr', '--path', 'prod']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('node "edge-9" has no report on the status branch (nodes: edge-1, edge-2)');
+    expect(r.stderr).toContain('node "edge-9" has no report on the status branch (nodes: edge-1, edge-2, edge-3)');
+    const file = await lb(['plan', '--repo', repo.url, '--against-status', 'edge-3', '--head', 'pr', '--path', 'prod']);
+    expect(file.code).toBe(1);
+    expect(file.stderr).toContain('(it follows a plain config path): there is no revision to plan against');
   });
 });

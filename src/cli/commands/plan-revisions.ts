@@ -90,6 +90,9 @@ export async function runPlanRevisions(cli: PlanCommandOptions, io: CliIo = stdi
         throw new LbError('LB_REPORT_READ', `node ${JSON.stringify(node)} has no report on the status branch (nodes: ${known})`, { node });
       }
       const row = nodeRow(report, now());
+      if (row.applied !== null && !/^[0-9a-f]{40}$/.test(row.applied)) {
+        throw new LbError('LB_REPORT_READ', `node ${JSON.stringify(node)} applied ${row.applied}, not a commit of a repository (it follows a plain config path): there is no revision to plan against`, { node });
+      }
       notes.push(...nodeNotes(row));
       baseRef = row.applied;
       baseLabel = `${node} applied`;

@@ -2,7 +2,9 @@
 // repository URL.
 import { describe, expect, it } from 'vitest';
 import { commitStatusRequest, fileLink, forgeTargetOf } from '../../../src/forge/forge-api.js';
+import { reportStatusesFor } from '../../../src/forge/report-statuses.js';
 import { commitStatusOf } from '../../../src/forge/status-of-report.js';
+import { silentLogger } from '../../../src/log.js';
 import { sampleReport } from '../../lib/status-fixtures.js';
 
 const A = 'a'.repeat(40);
@@ -53,5 +55,22 @@ describe('forge locations', () => {
     const req = commitStatusRequest(forgeTargetOf('github', 'https://github.com/o/r')!, { sha: A, state: 'failure', context: 'lb/n', description: `x\n${'y'.repeat(300)}` });
     expect(req.body['description']).toHaveLength(140);
     expect(req.body['description']!.startsWith('x y')).toBe(true);
+  });
+});
+
+describe('reportStatusesFor (the daemon options)', () => {
+  const ctx = { repo: 'https://github.com/ops/lb.git', node: 'edge-1', log: silentLogger };
+
+  it('refuses an unknown forge, a missing token file, and a repository it cannot place', () => {
+    expect(() => reportStatusesFor({ forge: 'bitbucket', tokenFile: '/t' }, ctx)).toThrow(/expected one of github, gitea, gitlab/);
+    expect(() => reportStatusesFor({ forge: 'github' }, ctx)).toThrow(/needs --commit-status-token-file/);
+    expect(() => reportStatusesFor({ forge: 'gitea', tokenFile: '/t' }, { ...ctx, repo: '/srv/git/lb.git' })).toThrow(/give --commit-status-api URL and --commit-status-project OWNER\/REPO/);
+    expect(() => reportStatusesFor({ forge: 'github', tokenFile: '/t', project: 'justone' }, ctx)).toThrow(/expected OWNER\/REPO/);
+  });
+
+  it('a local repository with --commit-status-api and -project is fine', () => {
+    const s = reportStatusesFor({ forge: 'gitlab', tokenFile: '/t', api: 'https://gl.example/api/v4/', project: '42' }, { ...ctx, repo: '/srv/git/lb.git', statusBranch: 'lb-status' });
+    expect(s.notifier.pending).toBe(0);
+    s.close();
   });
 });
