@@ -57,7 +57,7 @@ export function buildProgram(): Command {
       'Runs the recovery of an interrupted apply first, and says so. With --repo: no instance, no kernel, no root.',
       '', 'Examples:', '  lb plan', '  lb plan --config /etc/lb/config.d --detailed-exitcode',
       '  lb plan -c lb.yaml --out lb.plan && lb apply lb.plan', '  lb plan --format markdown > plan.md', '  lb plan --format json | jq .summary',
-      '  lb plan --repo . --base origin/main --head HEAD --path prod --format markdown',
+      '  lb plan --repo . --base refs/remotes/origin/main --head HEAD --path prod --format markdown',
       '  lb plan --repo https://git.example.com/ops/lb.git --against-status edge-1 --head pr-42 --detailed-exitcode',
     ].join('\n'))
     .action(async (opts: PlanCommandOptions, cmd: Command) => {
