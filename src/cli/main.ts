@@ -11,9 +11,11 @@ import { runDown } from './commands/down.js';
 import { runRollback } from './commands/rollback.js';
 import { runDrain, runUndrain } from './commands/drain.js';
 import type { ConfigFormat } from '../core/config/read-source.js';
-import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
+import { PLAN_FORMATS, runPlan } from './commands/plan.js';
+import { addRevisionPlanOptions, plansRevisions, runPlanRevisions, type PlanCommandOptions } from './commands/plan-revisions.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
+import { runStatusFleetCli } from './commands/status-fleet.js';
 import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
 import { runFmt } from './commands/fmt.js';
 import { runDoctor } from './commands/doctor.js';
@@ -97,23 +99,25 @@ export function buildProgram(): Command {
       process.exitCode = await runFmt({ path, check: opts.check });
     });
 
-  program
+  addRevisionPlanOptions(program
     .command('plan')
-    .description('show what an apply of the config would change in the live data plane')
+    .description('show what an apply of the config would change in the live data plane, or (--repo) what a merge would change')
     .option('-c, --config <path>', 'config file (.yaml, .yml, .edn) or directory of them', './lb.yaml')
     .option('-o, --out <file>', 'save the plan; `lb apply FILE` applies exactly it, or refuses it when the live state moved')
     .addOption(new Option('--format <format>', 'output format').choices(PLAN_FORMATS).default('text'))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are (1 is always an error)', false)
     .option('-v, --verbose', 'also print the raw map entries the apply writes', false)
-    .option('--revision <rev>', 'config revision to record in a saved plan (default: $LB_REVISION)')
+    .option('--revision <rev>', 'config revision to record in a saved plan (default: $LB_REVISION)'))
     .addHelpText('after', [
       '', 'Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (--detailed-exitcode).',
-      'Runs the recovery of an interrupted apply first, and says so.',
+      'Runs the recovery of an interrupted apply first, and says so. With --repo: no instance, no kernel, no root.',
       '', 'Examples:', '  lb plan', '  lb plan --config /etc/lb/config.d --detailed-exitcode',
       '  lb plan -c lb.yaml --out lb.plan && lb apply lb.plan', '  lb plan --format markdown > plan.md', '  lb plan --format json | jq .summary',
+      '  lb plan --repo . --base refs/remotes/origin/main --head HEAD --path prod --format markdown',
+      '  lb plan --repo https://git.example.com/ops/lb.git --against-status edge-1 --head pr-42 --detailed-exitcode',
     ].join('\n'))
-    .action(async (opts: { config: string; out?: string; format: PlanFormat; detailedExitcode: boolean; verbose: boolean; revision?: string }, cmd: Command) => {
-      process.exitCode = await runPlan({ instance: instanceOf(cmd), ...opts });
+    .action(async (opts: PlanCommandOptions, cmd: Command) => {
+      process.exitCode = plansRevisions(opts) ? await runPlanRevisions(opts) : await runPlan({ instance: instanceOf(cmd), ...opts });
     });
 
   program
@@ -166,11 +170,17 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane')
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets'].join('\n'))
-    .action(async (opts: { format: 'text' | 'json' }, cmd: Command) => {
-      process.exitCode = await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    .description('the reconcile status: asks the running daemon, else reads its last report and the live data plane; --fleet: every node\'s last report on the status branch')
+    .addOption(new Option('--format <format>', 'output format (markdown: with --fleet)').choices(['text', 'json', 'markdown']).default('text'))
+    .option('--fleet', 'every node\'s last report on the status branch of --repo, one row each (no instance, no root)', false)
+    .option('--repo <path|url>', 'with --fleet: the config repository')
+    .option('--status-branch <name>', 'with --fleet: the status branch', 'lb-status')
+    .option('--stale-after <duration>', 'with --fleet: flag a node STALE when its last report is older (default 15m)')
+    .option('--auth-token-file <file>', 'with --fleet: token for an http(s) remote (else $LB_GIT_TOKEN)')
+    .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets',
+      '  lb status --fleet --repo https://git.example.com/ops/lb.git --format markdown'].join('\n'))
+    .action(async (opts: { format: 'text' | 'json' | 'markdown'; fleet: boolean; repo?: string; statusBranch: string; staleAfter?: string; authTokenFile?: string }, cmd: Command) => {
+      process.exitCode = opts.fleet || opts.repo !== undefined || opts.format === 'markdown' ? await runStatusFleetCli(opts) : await runStatus({ instance: instanceOf(cmd), format: opts.format });
     });
 
   program
@@ -227,6 +237,10 @@ export function buildProgram(): Command {
       (v: string, prev: string[] = []) => [...prev, v])
     .option('--status-branch [name]', 'commit a status report per node to this branch of the repository (flag alone: lb-status)')
     .option('--node <name>', 'this node\'s name in status reports (default: the host name)')
+    .option('--commit-status <forge>', 'set a commit status lb/<node> on each applied, stalled or failed revision: github, gitea or gitlab (needs --commit-status-token-file)')
+    .option('--commit-status-token-file <file>', 'token allowed to set commit statuses (read at every request)')
+    .option('--commit-status-api <url>', 'the forge API base (default: from --repo: api.github.com, <host>/api/v3, /api/v1, /api/v4)')
+    .option('--commit-status-project <id>', 'OWNER/REPO, or a GitLab project id or path (default: from --repo)')
     .option('--self-heal', 're-apply the last applied state when the live maps drift from it', true)
     .option('--no-self-heal', 'only report drift (log, metric, status), never correct it')
     .option('--drift-interval <duration>', 'how often to read the live maps back and compare', '30s')
@@ -254,11 +268,13 @@ export function buildProgram(): Command {
       repo?: string; ref?: string; path?: string; config?: string; poll: string; webhookListen?: string; webhookSecretFile?: string[];
       statusBranch?: string | true; node?: string; selfHeal: boolean; driftInterval: string; opsListen: string; verifySignatures?: string;
       authTokenFile?: string; retryInterval: string; workDir?: string; logLevel: string; dnsServer?: string;
-      prepareTimeout?: string; prepareWorker: boolean;
+      prepareTimeout?: string; prepareWorker: boolean; commitStatus?: string; commitStatusTokenFile?: string; commitStatusApi?: string; commitStatusProject?: string;
     }, cmd: Command) => {
-      const { statusBranch, prepareWorker, ...rest } = opts;
+      const { statusBranch, prepareWorker, commitStatus, commitStatusTokenFile, commitStatusApi, commitStatusProject, ...rest } = opts;
       process.exitCode = await runDaemon({
         instance: instanceOf(cmd), ...rest, ...(prepareWorker ? {} : { prepareWorker: false }),
+        ...(commitStatus !== undefined ? { commitStatus: { forge: commitStatus, ...(commitStatusTokenFile !== undefined ? { tokenFile: commitStatusTokenFile } : {}),
+          ...(commitStatusApi !== undefined ? { api: commitStatusApi } : {}), ...(commitStatusProject !== undefined ? { project: commitStatusProject } : {}) } } : {}),
         ...(statusBranch !== undefined ? { statusBranch: statusBranch === true ? 'lb-status' : statusBranch } : {}),
       });
     });

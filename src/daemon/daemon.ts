@@ -29,6 +29,7 @@ import { RuntimeService } from '../runtime/service.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
+import { reportStatusesFor, type CommitStatusOptions, type ReportStatuses } from '../forge/report-statuses.js';
 import type { StatusReport } from '../report/types.js';
 import {
   credentialsFrom, sendsCredentialsInClear, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
@@ -66,6 +67,8 @@ export interface DaemonOptions {
   statusBranch?: string;
   /** Default: the host name. */
   node?: string;
+  /** Set a commit status `lb/<node>` on each applied, stalled or failed revision (git http sources; src/forge). */
+  commitStatus?: CommitStatusOptions;
   /** Default true. */
   selfHeal?: boolean;
   /** Default 30s. */
@@ -161,6 +164,7 @@ export class Daemon {
   private readonly source: Source;
   private readonly ops: OpsServer;
   private readonly reporter: StatusBranchReporter | undefined;
+  private readonly statuses: ReportStatuses | undefined;
   /** The runtime services, unless a RuntimeProvider was passed in. */
   readonly runtime: RuntimeService | undefined;
   private webhook: WebhookReceiver | undefined;
@@ -176,7 +180,7 @@ export class Daemon {
 
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
-    reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined;
+    reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined; statuses?: ReportStatuses | undefined;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -186,6 +190,7 @@ export class Daemon {
     this.metrics = parts.metrics;
     this.reconciler = parts.reconciler;
     this.reporter = parts.reporter;
+    this.statuses = parts.statuses;
     this.driftIntervalMs = parts.driftIntervalMs;
     this.runtime = parts.runtime;
     this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
@@ -198,7 +203,7 @@ export class Daemon {
     if ((opts.repo === undefined) === (opts.config === undefined)) usage('give either --repo URL|PATH or --config PATH (exactly one)');
     if (opts.config !== undefined) {
       for (const [flag, v] of [['--ref', opts.ref], ['--path', opts.path], ['--webhook-listen', opts.webhookListen], ['--status-branch', opts.statusBranch],
-        ['--verify-signatures', opts.verifySignatures], ['--auth-token-file', opts.authTokenFile]] as const) {
+        ['--verify-signatures', opts.verifySignatures], ['--auth-token-file', opts.authTokenFile], ['--commit-status', opts.commitStatus?.forge]] as const) {
         if (v !== undefined) usage(`${flag} needs a git source (--repo); --config follows a plain file or directory`);
       }
     }
@@ -240,6 +245,7 @@ export class Daemon {
       let source: Source;
       let sourceInfo: StatusReport['source'];
       let reporter: StatusBranchReporter | undefined;
+      let statuses: ReportStatuses | undefined;
       const metrics = new DaemonMetrics({ readDataPlane: () => sampleDataPlane(opts.instance) });
       if (opts.repo !== undefined) {
         const git = new GitSource({
@@ -266,6 +272,9 @@ export class Daemon {
               if (o.result === 'committed') log.info({ component: 'report', commit: o.commit, attempts: o.attempts }, 'status committed to the status branch');
             },
           });
+        }
+        if (opts.commitStatus !== undefined) {
+          statuses = reportStatusesFor(opts.commitStatus, { repo: git.location.kind === 'http' ? git.location.url : opts.repo, node, log, ...(opts.statusBranch !== undefined ? { statusBranch: opts.statusBranch } : {}) });
         }
       } else {
         const file = new FileSource({ path: opts.config!, log });
@@ -294,7 +303,10 @@ export class Daemon {
           } catch (err) {
             log.error({ component: 'report', ...errFields(err) }, 'cannot write the status file');
           }
-          if (significant) reporter?.report(r);
+          if (significant) {
+            reporter?.report(r);
+            statuses?.report(r);
+          }
         },
       });
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
@@ -307,7 +319,7 @@ export class Daemon {
         runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
         metrics.setRuntimeSource(() => runtime.metricsInput());
       }
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime });
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
@@ -442,6 +454,10 @@ export class Daemon {
       if (this.reporter) {
         await Promise.race([this.reporter.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
         await this.reporter.close();
+      }
+      if (this.statuses) {
+        await Promise.race([this.statuses.notifier.idle(), new Promise((r) => setTimeout(r, 5000).unref())]);
+        this.statuses.close();
       }
       await this.ops.close();
       this.lock?.release();
