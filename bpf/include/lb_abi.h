@@ -48,7 +48,7 @@
 #define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
 #endif
 #ifndef LB_MAX_FRAGS
-#define LB_MAX_FRAGS 8192          /* fragmented datagrams in flight (lb_frags, LRU: 32 bytes each) */
+#define LB_MAX_FRAGS 8192          /* fragmented datagrams in flight (lb_frags, LRU: 36 bytes each) */
 #endif
 #ifndef LB_FRAG_TTL_MS
 #define LB_FRAG_TTL_MS 30000       /* a datagram's fragments are NATed this long after its first one

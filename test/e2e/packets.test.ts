@@ -113,6 +113,7 @@ function sandbox(fwd: Forwarder, variant: TopologyVariant): { topo: () => Topolo
       if (existsSync(instanceDir(instance))) DataPlane.down(instance);
       if (dir) rmSync(dir, { recursive: true, force: true });
       if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
+      expect(existsSync(instanceDir(instance))).toBe(false);
     }
   });
 
