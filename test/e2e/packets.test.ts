@@ -8,15 +8,15 @@
 // Needs root and `traceroute` (Makefile APT_PACKAGES); fails (never skips) without them. Traffic
 // stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/core/abi.js';
-import { DataPlane, instanceDir, type StatName } from '../../src/dataplane/index.js';
-import { createTopology, listNamespaces, type Topology, type TopologyVariant } from '../../src/sandbox/index.js';
+import { DataPlane, type StatName } from '../../src/dataplane/index.js';
+import { createTopology, type Topology, type TopologyVariant } from '../../src/sandbox/index.js';
 import { ensureBuilt } from '../lib/build.js';
-import { agentDown, startAgent, writeAgentConfig, type Agent } from './lib/agent.js';
+import { startAgent, teardownAgentSandbox, writeAgentConfig, type Agent } from './lib/agent.js';
 import { startSink, traceroute, udpConnectedProbe, udpEchoes, uploads } from './lib/packet-clients.js';
 
 if (process.getuid?.() !== 0) {
@@ -101,21 +101,7 @@ function sandbox(fwd: Forwarder, variant: TopologyVariant): { topo: () => Topolo
     }
   });
 
-  afterAll(async () => {
-    const prefix = topo?.prefix;
-    try {
-      dp?.close();
-      await agent?.proc.stop(3000).catch(() => undefined);
-      if (topo && existsSync(instanceDir(instance))) await agentDown(topo, instance).catch(() => undefined);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
-      expect(existsSync(instanceDir(instance))).toBe(false);
-    }
-  });
+  afterAll(() => teardownAgentSandbox({ instance, topo, agent, dp, dir }));
 
   return {
     topo: () => {
