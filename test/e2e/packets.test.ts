@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/core/abi.js';
 import { DataPlane, type StatName } from '../../src/dataplane/index.js';
-import { createTopology, type Topology, type TopologyVariant } from '../../src/sandbox/index.js';
+import { createTopology, waitUntil, type Topology, type TopologyVariant } from '../../src/sandbox/index.js';
 import { ensureBuilt } from '../lib/build.js';
 import { startAgent, teardownAgentSandbox, writeAgentConfig, type Agent } from './lib/agent.js';
-import { startSink, traceroute, udpConnectedProbe, udpEchoes, uploads } from './lib/packet-clients.js';
+import { icmpCounters, lateReplyToClosedPort, startSink, traceroute, udpConnectedProbe, udpEchoes, uploads } from './lib/packet-clients.js';
 
 if (process.getuid?.() !== 0) {
   throw new Error('packets.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -134,6 +134,25 @@ for (const { fwd, variant } of SETUPS) {
       const r = await udpConnectedProbe(t.clients[0]!.ns, t.vip, CLOSED_PORT, 5, 1000);
       expect(r.code).toBe('ECONNREFUSED');
       if (fwd !== 'nft') expect(stat(s.dp(), 'icmp_xlat') - before).toBeGreaterThanOrEqual(1n);
+    });
+
+    it('the client\'s port unreachable about a reply from the VIP reaches the backend (the other direction)', async () => {
+      const t = s.topo();
+      const b = t.backends[0]!;
+      const c = t.clients[0]!;
+      const [bBefore, cBefore] = [await icmpCounters(b.ns), await icmpCounters(c.ns)];
+      const before = stat(s.dp(), 'icmp_xlat');
+      await lateReplyToClosedPort(c.ns, t.vip, ECHO_PORT, 3000);
+      // The client's kernel sent the error (to the VIP) ...
+      await waitUntil(async () => (await icmpCounters(c.ns)).OutDestUnreachs! > cBefore.OutDestUnreachs!,
+        { timeoutMs: 5000, what: 'the client to send port unreachable' });
+      // ... and the backend received it with a valid checksum (InDestUnreachs counts only those).
+      const bAfter = await waitUntil(async () => {
+        const now = await icmpCounters(b.ns);
+        return now.InDestUnreachs! > bBefore.InDestUnreachs! ? now : undefined;
+      }, { timeoutMs: 5000, what: 'the backend to receive the port unreachable' });
+      expect(bAfter.InCsumErrors).toBe(bBefore.InCsumErrors);
+      if (fwd !== 'nft') expect(stat(s.dp(), 'icmp_xlat') - before).toBe(1n);
     });
 
     it('traceroute to the VIP: hop 1 answers (TTL exceeded from the balancer), then the VIP itself', async () => {

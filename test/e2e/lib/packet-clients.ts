@@ -4,7 +4,11 @@
 // application sees (ECONNREFUSED, a reassembled datagram, a lowered path MTU).
 import { execIn, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 
-/** HTTP that answers a POST with the number of body bytes it received; UDP that echoes datagrams. */
+/**
+ * HTTP that answers a POST with the number of body bytes it received; UDP that echoes datagrams,
+ * except `to:<port>`, which makes it send one datagram to that port of the sender's address instead
+ * (a reply arriving after the client closed its socket).
+ */
 const SINK_SCRIPT = `
 const http = require('node:http');
 const dgram = require('node:dgram');
@@ -15,7 +19,11 @@ const srv = http.createServer((req, res) => {
   req.on('end', () => res.end(String(n)));
 });
 const u = dgram.createSocket('udp4');
-u.on('message', (m, r) => u.send(m, r.port, r.address));
+u.on('message', (m, r) => {
+  const to = /^to:(\\d+)$/.exec(m.toString());
+  if (to) u.send('late reply', Number(to[1]), r.address);
+  else u.send(m, r.port, r.address);
+});
 srv.listen(httpPort, '0.0.0.0', () => u.bind(udpPort, '0.0.0.0', () => process.stdout.write('{"ready":true}\\n')));
 `;
 
@@ -123,4 +131,46 @@ export async function traceroute(ns: string, host: string, udpPort: number, maxH
     if (m) hops.set(Number(m[1]), m[2] === '*' ? null : m[2]!);
   }
   return hops;
+}
+
+const LATE_REPLY_SCRIPT = `
+const dgram = require('node:dgram');
+const [host, port, timeoutMs] = process.argv.slice(1);
+const fail = (what) => { process.stderr.write(what); process.exit(1); };
+const a = dgram.createSocket('udp4');
+const t = setTimeout(() => fail('no echo'), Number(timeoutMs));
+a.on('error', (e) => fail(e.message));
+a.on('message', () => {
+  clearTimeout(t);
+  const closedPort = a.address().port;
+  a.close(() => {
+    const b = dgram.createSocket('udp4');
+    b.send('to:' + closedPort, Number(port), host, (err) => {
+      if (err) fail(err.message);
+      process.stdout.write(JSON.stringify({ closedPort }));
+      b.close();
+    });
+  });
+});
+a.send('hello', Number(port), host);
+`;
+
+/**
+ * Opens a UDP flow to the echo service (one datagram and its echo), closes the socket, and asks
+ * the service (from another socket) to send one more datagram to the closed port: the client's
+ * kernel answers it with an ICMP port unreachable addressed to the VIP.
+ */
+export async function lateReplyToClosedPort(ns: string, host: string, port: number, timeoutMs: number): Promise<{ closedPort: number }> {
+  const r = await execIn(ns, [process.execPath, '-e', LATE_REPLY_SCRIPT, host, String(port), String(timeoutMs)], { timeoutMs: timeoutMs + 10_000 });
+  return JSON.parse(r.stdout) as { closedPort: number };
+}
+
+/** The Icmp counters of /proc/net/snmp in a namespace (InDestUnreachs, OutDestUnreachs, InCsumErrors, ...). */
+export async function icmpCounters(ns: string): Promise<Record<string, number>> {
+  const r = await execIn(ns, ['cat', '/proc/net/snmp'], { timeoutMs: 10_000 });
+  const [names, values] = r.stdout.split('\n').filter((l) => l.startsWith('Icmp: '));
+  if (!names || !values) throw new Error('no Icmp lines in /proc/net/snmp');
+  const keys = names.split(/\s+/).slice(1);
+  const nums = values.split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(keys.map((k, i) => [k, nums[i] ?? NaN]));
 }
