@@ -127,6 +127,9 @@ static __always_inline int icmp_xlat(void *data, void *data_end, __u64 l3_off, i
 			return 0;
 		outer = 1;
 	} else {
+		/* Sent to the client, about the client's packet (as above). */
+		if (iph->daddr != in->saddr)
+			return 0;
 		/* The backend reports about itself: it speaks as the VIP. */
 		outer = iph->saddr == in->daddr;
 	}

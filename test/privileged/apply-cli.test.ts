@@ -194,7 +194,7 @@ describe('lb plan / apply / show / down', () => {
     const r = lb(['down']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Detached lb from va0 \(TC\)\./);
-    expect(r.stdout).toMatch(/Unpinned 19 objects from/);
+    expect(r.stdout).toMatch(/Unpinned 20 objects from/);
     expect(r.stdout).toContain(`Removed ${runDir(instance)}.`);
     expect(ingressProgId(ns, 'va0')).toBeUndefined();
     expect(existsSync(instanceDir(instance))).toBe(false);

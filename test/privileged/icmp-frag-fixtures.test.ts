@@ -159,6 +159,8 @@ const egressCases: FixtureCase[] = [
   () => tcpFlow(client(43011))),
   egressUntouched('an error to the client about a flow lb does not have: untouched', buildFrame(icmpError(U.addr, CLIENT,
     ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, quote({ src: client(43012), dst: BU, proto: 'udp' }))), () => udpFlow(client(43099))),
+  egressUntouched('an error about the client\'s packet sent to another address than the client: untouched', buildFrame(icmpError(U.addr, '172.16.5.99',
+    ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, quote({ src: client(43014), dst: BU, proto: 'udp' }))), () => udpFlow(client(43014))),
   egressUntouched('an error quoting client -> VIP (already the client view): untouched', buildFrame(icmpError(CLIENT_ROUTER, CLIENT,
     ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, quote({ src: client(43013), dst: DNS, proto: 'udp' }))), () => udpFlow(client(43013))),
 ];
