@@ -11,6 +11,8 @@
 #include "ingress.h"
 #include "nexthop.h"
 #include "skb.h"
+#include "icmp.h"
+#include "frag.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -62,8 +64,18 @@ static __always_inline int skb_forward(struct __sk_buff *skb, const struct lb_pk
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		goto pass;
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS && !skb->gso_size)
+	if (skb->gso_size) {
+		/*
+		 * The FIB's check lets every GSO packet through; its segments must fit the egress MTU,
+		 * or the stack sends the client "fragmentation needed" (translated by icmp.h).
+		 */
+		__u32 mtu = 0;
+
+		if (bpf_check_mtu(skb, fib.ifindex, &mtu, 0, BPF_MTU_CHK_SEGS))
+			goto pass;
+	} else if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		nh_store(skb, dst->addr, skb->ingress_ifindex, &fib, now);
+	}
 	if (skb_decrease_ttl(skb, pkt))
 		return TC_ACT_SHOT;
 	/* The FIB put the next hop (the gateway, or the backend itself) in ipv4_dst. */
@@ -76,6 +88,55 @@ pass:
 	return TC_ACT_OK;
 }
 
+/*
+ * An ICMP error in the linear area (pulled in: its quote is often paged) translated by icmp.h.
+ * Returns 1 if it was.
+ */
+static __always_inline int skb_icmp_xlat(struct __sk_buff *skb, const struct lb_pkt *pkt, int toward)
+{
+	__u32 want = skb->len < LB_ICMP_PULL_LEN ? skb->len : LB_ICMP_PULL_LEN;
+
+	if (pkt->proto != IPPROTO_ICMP)
+		return 0;
+	if (bpf_skb_pull_data(skb, want)) /* a no-op when the headers are linear already */
+		return 0;
+	if (!icmp_xlat((void *)(long)skb->data, (void *)(long)skb->data_end, pkt->l3_off, toward))
+		return 0;
+	stat_inc(LB_STAT_ICMP_XLAT);
+	return 1;
+}
+
+/* A later fragment of a datagram whose first fragment was NATed in direction dir: rewritten alike. */
+static __always_inline struct lb_frag *skb_frag_nat(struct __sk_buff *skb, const struct lb_pkt *pkt, __u8 dir)
+{
+	struct lb_frag *fr = frag_get(pkt, dir);
+
+	if (!fr || frag_rewrite(pkt, (void *)(long)skb->data_end, dir, fr->nat_addr))
+		return NULL;
+	stat_inc(LB_STAT_FRAG_NAT);
+	return fr;
+}
+
+/* Packets skb_parse() did not return LB_PARSE_OK for (see xdp_not_ok in lb_xdp.bpf.c). */
+static __always_inline int tc_ingress_not_ok(struct __sk_buff *skb, struct lb_pkt *pkt, int res)
+{
+	if (res == LB_PARSE_NOT_IPV4 && skb_icmp_xlat(skb, pkt, LB_ICMP_TOWARD_BACKEND))
+		return TC_ACT_OK;
+	if (res == LB_PARSE_FRAGMENT) {
+		struct lb_frag *fr = skb_frag_nat(skb, pkt, LB_DIR_FORWARD);
+		struct lb_dest dst = {};
+
+		if (fr) {
+			dst.addr = fr->nat_addr;
+			dst.target_id = fr->target_id;
+			tstat_packet(dst.target_id, pkt->tot_len);
+			return skb_forward(skb, pkt, &dst);
+		}
+	}
+	stat_parse_failure(res);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int lb_tc_ingress(struct __sk_buff *skb)
 {
@@ -85,10 +146,8 @@ int lb_tc_ingress(struct __sk_buff *skb)
 
 	stat_inc(LB_STAT_TC_RX);
 	res = skb_parse(skb, &pkt);
-	if (res != LB_PARSE_OK) {
-		stat_parse_failure(res);
-		return TC_ACT_OK;
-	}
+	if (res != LB_PARSE_OK)
+		return tc_ingress_not_ok(skb, &pkt, res);
 
 	switch (lb_ingress(skb->ingress_ifindex, &pkt, &dst)) {
 	case LB_V_NAT:
@@ -103,6 +162,8 @@ int lb_tc_ingress(struct __sk_buff *skb)
 	if (skb_nat(skb, &pkt, 1, pkt.daddr, dst.addr, pkt.dport, dst.port,
 		    skb_has_l4_csum(&pkt, (void *)(long)skb->data_end)))
 		return TC_ACT_SHOT;
+	if (pkt.frag) /* the first fragment: the rest of the datagram follows its NAT */
+		frag_put(&pkt, LB_DIR_FORWARD, dst.addr, dst.target_id);
 	return skb_forward(skb, &pkt, &dst);
 }
 
@@ -117,9 +178,17 @@ int lb_tc_egress(struct __sk_buff *skb)
 	__u32 target_id;
 	__be32 vip;
 	__be16 vport;
+	int res;
 
-	if (skb_parse(skb, &pkt) != LB_PARSE_OK)
+	res = skb_parse(skb, &pkt);
+	if (res != LB_PARSE_OK) {
+		/* ICMP errors about DNATed packets, and later fragments of reverse-NATed replies. */
+		if (res == LB_PARSE_NOT_IPV4)
+			skb_icmp_xlat(skb, &pkt, LB_ICMP_TOWARD_CLIENT);
+		else if (res == LB_PARSE_FRAGMENT)
+			skb_frag_nat(skb, &pkt, LB_DIR_REVERSE);
 		return TC_ACT_OK;
+	}
 
 	ct_key_from_pkt(&key, &pkt);
 	r = bpf_map_lookup_elem(&lb_flows, &key);
@@ -136,6 +205,8 @@ int lb_tc_egress(struct __sk_buff *skb)
 		    skb_has_l4_csum(&pkt, (void *)(long)skb->data_end)))
 		return TC_ACT_SHOT;
 	stat_inc(LB_STAT_TC_REVNAT);
+	if (pkt.frag) /* the first fragment of a reply: the rest follows its NAT */
+		frag_put(&pkt, LB_DIR_REVERSE, vip, target_id);
 
 	/* The client's key: client -> VIP. (The skb helpers invalidate packet pointers, not r.) */
 	ct_key_other(&fkey, pkt.daddr, pkt.dport, vip, vport, pkt.proto);

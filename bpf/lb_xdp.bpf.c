@@ -8,6 +8,8 @@
 #include "ingress.h"
 #include "nexthop.h"
 #include "csum.h"
+#include "icmp.h"
+#include "frag.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -118,6 +120,39 @@ pass:
 	return XDP_PASS;
 }
 
+/*
+ * Packets parse_packet() did not return LB_PARSE_OK for: an ICMP error about a reply (translated,
+ * then the stack forwards it to the backend), a later fragment of a DNATed datagram (DNATed and
+ * forwarded like its first fragment), everything else passes untouched. Only these packets pay.
+ */
+static __always_inline int xdp_not_ok(struct xdp_md *ctx, struct lb_pkt *pkt, int res)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (res == LB_PARSE_NOT_IPV4 && pkt->proto == IPPROTO_ICMP &&
+	    icmp_xlat(data, data_end, pkt->l3_off, LB_ICMP_TOWARD_BACKEND)) {
+		stat_inc(LB_STAT_ICMP_XLAT);
+		return XDP_PASS;
+	}
+	if (res == LB_PARSE_FRAGMENT) {
+		struct lb_frag *fr = frag_get(pkt, LB_DIR_FORWARD);
+		struct lb_dest dst = {};
+
+		if (fr) {
+			dst.addr = fr->nat_addr;
+			dst.target_id = fr->target_id;
+			if (!frag_rewrite(pkt, data_end, LB_DIR_FORWARD, dst.addr)) {
+				stat_inc(LB_STAT_FRAG_NAT);
+				tstat_packet(dst.target_id, pkt->tot_len);
+				return forward(ctx, pkt, data_end, &dst);
+			}
+		}
+	}
+	stat_parse_failure(res);
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int lb_xdp_ingress(struct xdp_md *ctx)
 {
@@ -130,10 +165,8 @@ int lb_xdp_ingress(struct xdp_md *ctx)
 	stat_inc(LB_STAT_XDP_RX);
 
 	res = parse_packet(data, data_end, data_end - data, &pkt);
-	if (res != LB_PARSE_OK) {
-		stat_parse_failure(res);
-		return XDP_PASS;
-	}
+	if (res != LB_PARSE_OK)
+		return xdp_not_ok(ctx, &pkt, res);
 
 	switch (lb_ingress(ctx->ingress_ifindex, &pkt, &dst)) {
 	case LB_V_NAT:
@@ -148,6 +181,8 @@ int lb_xdp_ingress(struct xdp_md *ctx)
 		stat_inc(LB_STAT_MALFORMED);
 		return XDP_PASS;
 	}
+	if (pkt.frag) /* the first fragment: the rest of the datagram follows its NAT */
+		frag_put(&pkt, LB_DIR_FORWARD, dst.addr, dst.target_id);
 	return forward(ctx, &pkt, data_end, &dst);
 }
 
@@ -193,7 +228,7 @@ static __always_inline int lb_redirect_event(int ifindex)
 	if (!bpf_map_lookup_elem(&lb_ifaces, &key))
 		return 0;
 	seen = bpf_map_lookup_elem(&lb_tp_seen, &zero);
-	redirects = bpf_map_lookup_elem(&lb_stats_v2, &idx);
+	redirects = bpf_map_lookup_elem(&lb_stats_v3, &idx);
 	if (!seen || !redirects || *redirects == *seen)
 		return 0;
 	*seen = *redirects;

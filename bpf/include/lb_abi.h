@@ -47,6 +47,13 @@
 #ifndef LB_MAX_MAGLEV_GROUPS
 #define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
 #endif
+#ifndef LB_MAX_FRAGS
+#define LB_MAX_FRAGS 8192          /* fragmented datagrams in flight (lb_frags, LRU: 36 bytes each) */
+#endif
+#ifndef LB_FRAG_TTL_MS
+#define LB_FRAG_TTL_MS 30000       /* a datagram's fragments are NATed this long after its first one
+				      (the kernel's ipfrag_time) */
+#endif
 #define LB_GENERATIONS 2
 /* Bits of lb_dst_seen (a power of two): one per hash of a flow destination {VIP, port, proto}. */
 #define LB_DST_SEEN_BITS 65536
@@ -64,7 +71,7 @@
 #define LB_MAP_GROUPS     "lb_groups"
 #define LB_MAP_FLOWS      "lb_flows"
 #define LB_MAP_TSTATS     "lb_tstats"
-#define LB_MAP_STATS      "lb_stats_v2"   /* v2: 16 slots (the TC ingress path) */
+#define LB_MAP_STATS      "lb_stats_v3"   /* v3: 18 slots (ICMP errors, fragments) */
 #define LB_MAP_TX_PORTS   "lb_tx_ports"
 #define LB_MAP_MAGLEV     "lb_maglev"
 #define LB_MAP_IFACES     "lb_ifaces"
@@ -72,6 +79,7 @@
 #define LB_MAP_DST_SEEN   "lb_dst_seen"
 #define LB_MAP_NEXTHOPS   "lb_nexthops"
 #define LB_MAP_ROUTE_STAGE "lb_route_stage"
+#define LB_MAP_FRAGS      "lb_frags"
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -87,12 +95,12 @@
 #define LB_CT_FIN_BACKEND 0x2      /* the backend sent FIN */
 #define LB_CT_REPLIED     0x4      /* a reply of the backend passed TC (set on both entries) */
 
-/* Index of lb_stats_v2, a per-CPU array of __u64 packet counters. */
+/* Index of lb_stats_v3, a per-CPU array of __u64 packet counters. */
 #define LB_STAT_XDP_RX         0   /* packets seen by the XDP ingress path */
 #define LB_STAT_NOT_LISTENER   1   /* IPv4 TCP/UDP not for a listener: passed */
 #define LB_STAT_NOT_IPV4       2   /* other ethertypes or protocols: passed */
 #define LB_STAT_MALFORMED      3   /* truncated or inconsistent headers: passed untouched */
-#define LB_STAT_FRAGMENT       4   /* IPv4 fragments: passed untouched */
+#define LB_STAT_FRAGMENT       4   /* IPv4 non-first fragments of no tracked datagram: passed untouched */
 #define LB_STAT_NO_TARGET      5   /* new flow, group has no weight: dropped */
 #define LB_STAT_CT_HIT         6   /* packet of an established flow */
 #define LB_STAT_CT_NEW         7   /* flow created */
@@ -105,7 +113,9 @@
 #define LB_STAT_REDIRECT_NEIGH 14  /* TC: forwarded by lb (bpf_redirect with a cached next hop, or bpf_redirect_neigh) */
 #define LB_STAT_REDIRECT_ERR  15   /* XDP frames of lb's interfaces the kernel failed to redirect or
 				      transmit (xdp:xdp_redirect_err, xdp:xdp_devmap_xmit drops) */
-#define LB_STAT_MAX           16
+#define LB_STAT_ICMP_XLAT     16   /* ICMP errors about a flow translated (either direction, any hook) */
+#define LB_STAT_FRAG_NAT      17   /* non-first fragments NATed like their datagram's first fragment */
+#define LB_STAT_MAX           18
 
 /* lb_iface.path: the data path an interface runs. */
 #define LB_PATH_XDP       1        /* lb_xdp_ingress (native or generic XDP) */
@@ -142,6 +152,31 @@ struct lb_nexthop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u8 pad[6];
+};
+
+/*
+ * lb_frags key: one fragmented datagram as it arrives (RFC 791 identifies it by src, dst, id and
+ * protocol). Ingress paths key the client's datagram, TC egress the backend's reply. 12 bytes.
+ */
+struct lb_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+/*
+ * lb_frags value: the NAT of the datagram's first fragment (the only one with ports), applied to
+ * the others. dir LB_DIR_FORWARD: daddr -> nat_addr (ingress DNAT); LB_DIR_REVERSE: saddr ->
+ * nat_addr (egress reverse NAT). 24 bytes.
+ */
+struct lb_frag {
+	__u64 expires_ns;          /* bpf_ktime_get_ns() after which the entry is not used */
+	__be32 nat_addr;
+	__u32 target_id;           /* lb_tstats slot (forward) */
+	__u8 dir;                  /* LB_DIR_* */
+	__u8 pad[7];
 };
 
 /* lb_settings: array indexed by generation. 16 bytes. */

@@ -231,7 +231,7 @@ static __always_inline __u64 *dst_seen_word(const struct lb_pkt *pkt, __u64 *bit
 /*
  * Conntrack first, then the listener: an established flow keeps its backend whatever the
  * configuration is now, also when its listener was changed or removed (IPVS and Katran do the
- * same); only a packet that starts a flow needs a listener. Counts the packet in lb_stats_v2 and,
+ * same); only a packet that starts a flow needs a listener. Counts the packet in lb_stats_v3 and,
  * for LB_V_NAT, in its target's lb_tstats; a RST ends the flow here (the packet still goes out).
  */
 static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb_pkt *pkt, struct lb_dest *dst)

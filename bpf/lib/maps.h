@@ -96,6 +96,19 @@ struct {
 } lb_nexthops SEC(".maps");
 
 /*
+ * Fragmented datagrams in flight -> the NAT of their first fragment (bpf/lib/frag.h). LRU, so its
+ * memory is bounded (LB_MAX_FRAGS x 36 bytes); an evicted or never-seen first fragment makes the
+ * rest pass untouched, counted in LB_STAT_FRAGMENT.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_FRAGS);
+	__type(key, struct lb_frag_key);
+	__type(value, struct lb_frag);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_frags SEC(".maps");
+
+/*
  * ifindex -> struct lb_iface: the interfaces lb attached to and the path each runs. The
  * tracepoint programs use it to count only lb's redirect failures.
  */
@@ -157,7 +170,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_stats_v2 SEC(".maps");
+} lb_stats_v3 SEC(".maps");
 
 /* Key 0 -> struct lb_route_stage: the apply's staging area for lb_route_batch (lb_apply.bpf.c). */
 struct {

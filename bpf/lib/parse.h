@@ -22,13 +22,20 @@
 #define LB_TCPF_RST 0x04
 #define LB_TCPF_ACK 0x10
 
-/* Outcome of parse_packet; each maps to one lb_stats_v2 slot in the ingress paths. */
+/* Outcome of parse_packet; each maps to one lb_stats_v3 slot in the ingress paths. */
 enum lb_parse_res {
 	LB_PARSE_OK = 0,
-	LB_PARSE_NOT_IPV4,         /* other ethertype, or IPv4 that is neither TCP nor UDP */
+	LB_PARSE_NOT_IPV4,         /* other ethertype, or IPv4 that is neither TCP nor UDP (the IPv4
+				      fields of pkt are set: ICMP errors are looked at, icmp.h) */
 	LB_PARSE_MALFORMED,        /* truncated or inconsistent header */
-	LB_PARSE_FRAGMENT,         /* any IPv4 fragment, first or not */
+	LB_PARSE_FRAGMENT,         /* a non-first TCP/UDP fragment: no L4 header; the IPv4 fields of
+				      pkt are set (frag.h NATs it like its first fragment) */
 };
+
+/* lb_pkt.frag */
+#define LB_FRAG_NONE  0
+#define LB_FRAG_FIRST 1            /* MF set, offset 0: ports present, more fragments follow */
+#define LB_FRAG_LATER 2            /* offset > 0: no L4 header */
 
 /* 802.1Q / 802.1ad tag; the kernel's struct vlan_hdr is not in the UAPI headers. */
 struct lb_vlan_hdr {
@@ -57,6 +64,8 @@ struct lb_pkt {
 	__u8 proto;
 	__u8 vlans;                /* VLAN tags in the frame (not counting hw-accelerated tags) */
 	__u8 tcp_flags;            /* LB_TCPF_*, 0 for UDP */
+	__u8 frag;                 /* LB_FRAG_* */
+	__be16 ip_id;              /* IPv4 identification, set for fragments only */
 };
 
 static __always_inline int parse_ethhdr(struct hdr_cursor *c, void *data_end, struct ethhdr **hdr)
@@ -138,7 +147,8 @@ static __always_inline int parse_udphdr(struct hdr_cursor *c, void *data_end, __
 
 /*
  * Parses Ethernet [+ up to two VLAN tags] + IPv4 + TCP/UDP into pkt. Checks, in order:
- * ethertype, IPv4 header, protocol, fragment, L4 header (which must also fit inside tot_len).
+ * ethertype, IPv4 header, protocol, non-first fragment, L4 header (which must also fit inside
+ * tot_len: the first fragment's, for a fragmented datagram).
  */
 static __always_inline int parse_packet(void *data, void *data_end, __u64 pkt_len, struct lb_pkt *pkt)
 {
@@ -171,12 +181,6 @@ static __always_inline int parse_packet(void *data, void *data_end, __u64 pkt_le
 	res = parse_iphdr(&c, data_end, pkt->l3_off, pkt_len, &iph);
 	if (res != LB_PARSE_OK)
 		return res;
-	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
-		return LB_PARSE_NOT_IPV4;
-	/* A non-first fragment has no L4 header and a first one is incomplete: both pass. */
-	if (iph->frag_off & bpf_htons(LB_IP_MF | LB_IP_OFFSET))
-		return LB_PARSE_FRAGMENT;
-
 	pkt->iph = iph;
 	pkt->saddr = iph->saddr;
 	pkt->daddr = iph->daddr;
@@ -184,6 +188,21 @@ static __always_inline int parse_packet(void *data, void *data_end, __u64 pkt_le
 	pkt->ttl = iph->ttl;
 	pkt->tos = iph->tos;
 	pkt->proto = iph->protocol;
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return LB_PARSE_NOT_IPV4;
+	/*
+	 * A non-first fragment has no L4 header: the caller looks up its datagram (frag.h). A first
+	 * fragment carries the ports and is parsed on like any packet.
+	 */
+	if (iph->frag_off & bpf_htons(LB_IP_MF | LB_IP_OFFSET)) {
+		pkt->ip_id = iph->id;
+		if (iph->frag_off & bpf_htons(LB_IP_OFFSET)) {
+			pkt->frag = LB_FRAG_LATER;
+			return LB_PARSE_FRAGMENT;
+		}
+		pkt->frag = LB_FRAG_FIRST;
+	}
+
 	pkt->l4_off = c.pos - data;
 	l4_len = pkt->tot_len - iph->ihl * 4;
 

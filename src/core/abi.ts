@@ -12,6 +12,8 @@ export const LB_MAX_TX_PORTS = 256;
 export const LB_MAX_MAGLEV_GROUPS = 1024;
 export const LB_MAX_NEXTHOPS = 65536;
 export const LB_NEXTHOP_TTL_MS = 1000;
+export const LB_MAX_FRAGS = 8192;
+export const LB_FRAG_TTL_MS = 30000;
 export const LB_GENERATIONS = 2;
 export const LB_DST_SEEN_BITS = 65536;
 export const LB_MAGLEV_SIZE = 16381;
@@ -29,7 +31,7 @@ export const LB_MAP_SRC_ROUTES = 'lb_src_routes';
 export const LB_MAP_GROUPS = 'lb_groups';
 export const LB_MAP_FLOWS = 'lb_flows';
 export const LB_MAP_TSTATS = 'lb_tstats';
-export const LB_MAP_STATS = 'lb_stats_v2';
+export const LB_MAP_STATS = 'lb_stats_v3';
 export const LB_MAP_TX_PORTS = 'lb_tx_ports';
 export const LB_MAP_MAGLEV = 'lb_maglev';
 export const LB_MAP_IFACES = 'lb_ifaces';
@@ -37,6 +39,7 @@ export const LB_MAP_TP_SEEN = 'lb_tp_seen';
 export const LB_MAP_DST_SEEN = 'lb_dst_seen';
 export const LB_MAP_NEXTHOPS = 'lb_nexthops';
 export const LB_MAP_ROUTE_STAGE = 'lb_route_stage';
+export const LB_MAP_FRAGS = 'lb_frags';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -64,7 +67,9 @@ export const LB_STAT_CT_CLOSED = 12;
 export const LB_STAT_TC_RX = 13;
 export const LB_STAT_REDIRECT_NEIGH = 14;
 export const LB_STAT_REDIRECT_ERR = 15;
-export const LB_STAT_MAX = 16;
+export const LB_STAT_ICMP_XLAT = 16;
+export const LB_STAT_FRAG_NAT = 17;
+export const LB_STAT_MAX = 18;
 
 export const LB_PATH_XDP = 1;
 export const LB_PATH_TC = 2;
@@ -73,6 +78,7 @@ export const LB_PATH_TC = 2;
 export const STAT_NAMES = [
   'xdp_rx', 'not_listener', 'not_ipv4', 'malformed', 'fragment', 'no_target', 'ct_hit', 'ct_new',
   'redirect', 'fib_pass', 'tc_revnat', 'ct_expired', 'ct_closed', 'tc_rx', 'redirect_neigh', 'redirect_err',
+  'icmp_xlat', 'frag_nat',
 ] as const;
 
 export const IPPROTO_TCP = 6;
@@ -96,6 +102,8 @@ export const LAYOUTS = {
   lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
   lb_route_op: { size: 16, fields: { key: 0, group: 12 } },
   lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, ops: 16 } },
+  lb_frag_key: { size: 12, fields: { saddr: 0, daddr: 4, id: 8, proto: 10, pad: 11 } },
+  lb_frag: { size: 24, fields: { expires_ns: 0, nat_addr: 8, target_id: 12, dir: 16, pad: 17 } },
 } as const;
 
 export type StructName = keyof typeof LAYOUTS;

@@ -17,7 +17,7 @@ import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
 } from '../core/abi.js';
 import {
@@ -43,6 +43,7 @@ export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
   LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
   LB_MAP_ROUTE_STAGE,
+  LB_MAP_FRAGS,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 export type StatName = (typeof STAT_NAMES)[number];
@@ -57,13 +58,14 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_maglev: { key: 4, values: [LAYOUTS.lb_maglev.size] },
   lb_flows: { key: LAYOUTS.lb_flow_key.size, values: [LAYOUTS.lb_flow.size] },
   lb_tstats: { key: 4, values: [LAYOUTS.lb_target_stats.size] },
-  lb_stats_v2: { key: 4, values: [8] },
+  lb_stats_v3: { key: 4, values: [8] },
   lb_tx_ports: { key: 4, values: [4, 8] }, // ifindex, or struct bpf_devmap_val
   lb_ifaces: { key: 4, values: [LAYOUTS.lb_iface.size] },
   lb_tp_seen: { key: 4, values: [8] },
   lb_dst_seen: { key: 4, values: [LB_DST_SEEN_BITS / 8] },
   lb_nexthops: { key: LAYOUTS.lb_nh_key.size, values: [LAYOUTS.lb_nexthop.size] },
   lb_route_stage: { key: 4, values: [LAYOUTS.lb_route_stage.size] },
+  lb_frags: { key: LAYOUTS.lb_frag_key.size, values: [LAYOUTS.lb_frag.size] },
 };
 
 export interface OpenOptions {
@@ -389,12 +391,12 @@ export class DataPlane {
       { instance: this.instance, prog, packetLength: packet.length, ifindex: options.ifindex });
   }
 
-  /** lb_stats_v2 summed over CPUs, by STAT_NAMES. */
+  /** lb_stats_v3 summed over CPUs, by STAT_NAMES. */
   readStats(): Record<StatName, bigint> {
     this.checkOpen();
     const out = {} as Record<StatName, bigint>;
     for (let i = 0; i < LB_STAT_MAX; i++) {
-      const slots = this.maps.lb_stats_v2.lookupPerCpu(encodeU32(i)) ?? [];
+      const slots = this.maps.lb_stats_v3.lookupPerCpu(encodeU32(i)) ?? [];
       out[STAT_NAMES[i]!] = slots.reduce((sum, b) => sum + b.readBigUInt64LE(0), 0n);
     }
     return out;

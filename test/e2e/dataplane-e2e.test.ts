@@ -15,7 +15,7 @@ import { DataPlane, instanceDir, type StatName } from '../../src/dataplane/index
 import {
   createTopology, listNamespaces, udpCountBackends, udpRequest, waitUntil, type Topology,
 } from '../../src/sandbox/index.js';
-import { Agent, agentDown, startAgent, writeAgentConfig } from './lib/agent.js';
+import { Agent, agentDown, startAgent, teardownAgentSandbox, writeAgentConfig } from './lib/agent.js';
 import { ensureBuilt } from '../lib/build.js';
 import { ingressPathSeen, tcEgressProgIds, tcProgIds, xdpAttached } from './lib/kernel.js';
 import { curl, httpBatch, startStream, streamContinuity, type BatchAnswer, type StreamClient } from './lib/clients.js';
@@ -65,21 +65,7 @@ for (const path of ['tc', 'xdp'] as const) describe(`data plane end to end, ${pa
     dp = DataPlane.open({ instance });
   });
 
-  afterAll(async () => {
-    const prefix = topo?.prefix;
-    try {
-      dp?.close();
-      if (topo && existsSync(instanceDir(instance))) await agentDown(topo, instance).catch(() => undefined);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      // The namespaces (and with them every attachment) are gone: only pins could be left.
-      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
-      expect(existsSync(instanceDir(instance))).toBe(false);
-    }
-  });
+  afterAll(() => teardownAgentSandbox({ instance, topo, agent, dp, dir }));
 
   it(`starts the agent: fresh load, the ${path} path and TC egress on the client veths`, () => {
     const ready = agent!.ready;

@@ -12,20 +12,20 @@
 //
 // Also: forcing the XDP path onto default veths and forcing their backends into the devmap
 // reproduces the black hole lb used to have there; the kernel's redirect failures then show in
-// lb_stats_v2.redirect_err instead of vanishing.
+// lb_stats_v3.redirect_err instead of vanishing.
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlane, encodeU32, instanceDir, interfaceIndex, type StatName } from '../../src/dataplane/index.js';
+import { DataPlane, encodeU32, interfaceIndex, type StatName } from '../../src/dataplane/index.js';
 import {
-  bondSupported, createTopology, listNamespaces, udpCountBackends, udpRequest, vlanSupported, type Topology, type TopologyVariant,
+  bondSupported, createTopology, udpCountBackends, udpRequest, vlanSupported, type Topology, type TopologyVariant,
 } from '../../src/sandbox/index.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 import { ensureBuilt } from '../lib/build.js';
-import { agentDown, startAgent, writeAgentConfig, type Agent } from './lib/agent.js';
+import { startAgent, teardownAgentSandbox, writeAgentConfig, type Agent } from './lib/agent.js';
 import { httpBatch } from './lib/clients.js';
 import { TCP_PORT, UDP_PORT, e2eConfig, predictTcp, range } from './lib/config.js';
 import { ingressPathSeen } from './lib/kernel.js';
@@ -63,21 +63,7 @@ function sandbox(variant: TopologyVariant, path: 'auto' | 'xdp'): {
     dp = DataPlane.open({ instance });
   });
 
-  afterAll(async () => {
-    const prefix = topo?.prefix;
-    try {
-      dp?.close();
-      await agent?.proc.stop(3000).catch(() => undefined);
-      if (topo && existsSync(instanceDir(instance))) await agentDown(topo, instance).catch(() => undefined);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
-      expect(existsSync(instanceDir(instance))).toBe(false);
-    }
-  });
+  afterAll(() => teardownAgentSandbox({ instance, topo, agent, dp, dir }));
 
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`${what} not set up`);

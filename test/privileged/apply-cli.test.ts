@@ -195,7 +195,7 @@ describe('lb plan / apply / show / down', () => {
     const r = lb(['down']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Detached lb from va0 \(TC\)\./);
-    // Every map and every program and link pin (19 before lb_apply.bpf.o).
+    // Every map and every program and link pin.
     expect(r.stdout).toMatch(new RegExp(`Unpinned ${MAP_NAMES.length + PROGRAM_PINS.length} objects from`));
     expect(r.stdout).toContain(`Removed ${runDir(instance)}.`);
     expect(ingressProgId(ns, 'va0')).toBeUndefined();

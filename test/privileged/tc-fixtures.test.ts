@@ -142,12 +142,13 @@ const cases: FixtureCase[] = [
     () => tcpFlow(client(41103))),
   untouched('TCP reply under a UDP flow tuple: untouched (protocol is part of the key)',
     buildFrame(tcpSpec(BU, client(41104), TCP_ACK)), () => udpFlow(client(41104))),
-  untouched('ICMP from the backend to the client: untouched', buildFrame({
+  untouched('ICMP from the backend to the client quoting UDP under a TCP flow: untouched', buildFrame({
     ipv4: { src: A.addr, dst: client(41105).addr },
     l4: { kind: 'icmp', type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, inner: { ipv4: { src: client(41105).addr, dst: A.addr }, l4: { kind: 'udp', sport: 41105, dport: 8080 } } },
   }), () => tcpFlow(client(41105))),
-  untouched('first fragment of a reply: untouched', buildFrame(withIp(reply(client(41106), TCP_ACK), { mf: true })), () => tcpFlow(client(41106))),
-  untouched('non-first fragment of a reply: untouched', buildFrame({
+  revnat('first fragment of a reply: rewritten like any reply (its later fragments follow it: icmp-frag-fixtures)',
+    withIp(reply(client(41106), TCP_ACK), { mf: true }), HTTP, () => tcpFlow(client(41106)), replied(tcpFlow(client(41106)))),
+  untouched('non-first fragment of a reply of no tracked datagram: untouched', buildFrame({
     ipv4: { src: A.addr, dst: client(41107).addr, fragOffset: 100 }, l4: { kind: 'raw', protocol: IPPROTO_TCP, data: Buffer.alloc(40, 7) },
   }), () => tcpFlow(client(41107))),
   untouched('reply cut inside the TCP header: untouched', truncate(buildFrame(reply(client(41108), TCP_ACK)), 14 + 20 + 12),

@@ -254,7 +254,7 @@ const cases: FixtureCase[] = [
   untouched('ICMP echo request to the VIP: untouched', buildFrame({
     ipv4: { src: CLIENT, dst: VIP }, l4: { kind: 'icmp', type: ICMP_ECHO_REQUEST, id: 7, seq: 1, payload: Buffer.from('ping') },
   }), 'not_ipv4'),
-  untouched('ICMP port unreachable quoting a flow to the VIP: untouched (not translated, not corrupted)', buildFrame({
+  untouched('ICMP port unreachable quoting a reply of no flow: untouched (translations: icmp-frag-fixtures)', buildFrame({
     ipv4: { src: CLIENT, dst: VIP },
     l4: { kind: 'icmp', type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, inner: { ipv4: { src: VIP, dst: CLIENT }, l4: { kind: 'udp', sport: 53, dport: 40053 } } },
   }), 'not_ipv4'),
@@ -305,11 +305,12 @@ const cases: FixtureCase[] = [
   untouched('IP version 6 in an IPv4 ethertype: malformed', buildFrame(withIp(syn(40610), { version: 6 })), 'malformed'),
 
   // ---- Fragments ----
-  untouched('first fragment (MF set, offset 0): untouched', buildFrame(withIp(syn(40700), { mf: true })), 'fragment'),
-  untouched('non-first fragment (offset 1480): untouched', buildFrame({
+  newFlow('first fragment (MF set, offset 0): DNAT like any packet (its later fragments follow it: icmp-frag-fixtures)', BASE, G1,
+    withIp(syn(40700), { mf: true })),
+  untouched('non-first fragment (offset 1480) of no tracked datagram: untouched', buildFrame({
     ipv4: { src: CLIENT, dst: VIP, fragOffset: 185 }, l4: { kind: 'raw', protocol: IPPROTO_TCP, data: Buffer.alloc(64, 0xab) },
   }), 'fragment'),
-  untouched('last fragment of UDP (offset 8, MF clear): untouched', buildFrame({
+  untouched('last fragment of UDP (offset 8, MF clear) of no tracked datagram: untouched', buildFrame({
     ipv4: { src: CLIENT, dst: VIP, fragOffset: 1 }, l4: { kind: 'raw', protocol: IPPROTO_UDP, data: Buffer.from('tail of a datagram') },
   }), 'fragment'),
 ];

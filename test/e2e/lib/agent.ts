@@ -1,10 +1,11 @@
 // Drives src/dataplane/agent.ts (the stand-in daemon) inside a topology's LB namespace: start it,
 // wait for its ready line, SIGHUP it and wait for the reload, kill it, and run its --down mode.
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
+import { expect } from 'vitest';
+import { listNamespaces, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 import type { AgentConfig } from '../../../src/dataplane/agent.js';
-import type { DownResult } from '../../../src/dataplane/index.js';
+import { DataPlane, instanceDir, type DownResult } from '../../../src/dataplane/index.js';
 import { packageRoot } from '../../../src/package-root.js';
 
 export const AGENT_SCRIPT = join(packageRoot(), 'dist', 'src', 'dataplane', 'agent.js');
@@ -66,4 +67,27 @@ export async function startAgent(topo: Topology, instance: string, configPath: s
 export async function agentDown(topo: Topology, instance: string): Promise<DownResult> {
   const r = await topo.exec('lb', [process.execPath, AGENT_SCRIPT, '--instance', instance, '--down'], { via: 'nsenter', timeoutMs: 20_000 });
   return JSON.parse(r.stdout) as DownResult;
+}
+
+/**
+ * The afterAll of a sandbox with the agent on it: closes the data plane, stops the agent, detaches
+ * and unpins the instance, removes the namespaces and the scratch directory, also after a partial
+ * set-up, and checks that no namespace and no pin is left.
+ */
+export async function teardownAgentSandbox(s: { instance: string; topo?: Topology; agent?: Agent; dp?: DataPlane; dir?: string }): Promise<void> {
+  const { instance, topo } = s;
+  const prefix = topo?.prefix;
+  try {
+    s.dp?.close();
+    await s.agent?.proc.stop(3000).catch(() => undefined);
+    if (topo && existsSync(instanceDir(instance))) await agentDown(topo, instance).catch(() => undefined);
+    await topo?.destroy();
+  } finally {
+    topo?.destroySync();
+    // The namespaces (and with them every attachment) are gone: only pins could be left.
+    if (existsSync(instanceDir(instance))) DataPlane.down(instance);
+    if (s.dir) rmSync(s.dir, { recursive: true, force: true });
+    if (prefix) expect((await listNamespaces()).filter((n) => n.startsWith(`${prefix}-`))).toEqual([]);
+    expect(existsSync(instanceDir(instance))).toBe(false);
+  }
 }
