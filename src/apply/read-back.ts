@@ -8,6 +8,7 @@
 // and deleted routes, one by one.
 
 import { LbError } from '../core/errors.js';
+import { rawOpsOf, type OpRun } from '../core/columns.js';
 import { byteKey, type ConfigMapName } from '../core/ops.js';
 import { readFirstSrcRoute, readGroupSlotsRaw, srcRouteExact, type DataPlane } from '../dataplane/index.js';
 import { ROUTE_BATCH_MIN, runRouteBatch } from '../dataplane/route-batch.js';
@@ -44,6 +45,24 @@ export function expectationDifference(dp: DataPlane, gen: number, expected: read
     if (diff !== null) return diff;
   }
   return null;
+}
+
+/**
+ * readBack for op runs in columns: the source routes a run puts are checked in the kernel straight
+ * from the run's columns (no entry objects); everything else as expectations.
+ */
+export function readBackRuns(dp: DataPlane, gen: number, runs: readonly OpRun[]): void {
+  for (const run of runs) {
+    let diff: string | null;
+    if (run.map === 'lb_src_routes' && run.kind === 'put' && run.count >= ROUTE_BATCH_MIN) {
+      const failed = runRouteBatch(dp, 'verify', run);
+      diff = failed === null ? null : routeDifference(dp, rawOpsOf([{ ...run, count: 1, keys: run.keys.subarray(failed.index * run.keySize), values: run.values.subarray(failed.index * run.valueSize) }]))
+        ?? `lb_src_routes[${run.keys.toString('hex', failed.index * run.keySize, (failed.index + 1) * run.keySize)}] failed its check in the kernel (errno ${failed.errno})`;
+    } else {
+      diff = expectationDifference(dp, gen, rawOpsOf([run]));
+    }
+    if (diff !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back differs: ${diff}`, { gen });
+  }
 }
 
 /** Lookups into one reused buffer: the answer is valid until the next lookup (describe() is done with it by then). */

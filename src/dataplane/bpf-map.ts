@@ -205,6 +205,47 @@ export class BpfMap {
   }
 
   /**
+   * updateBatch for entries already laid out as the syscall takes them: `count` keys one after the
+   * other in `keys`, their values likewise in `values` (valueBufferSize bytes each). Chunks are
+   * views into them: nothing is copied or concatenated.
+   */
+  updateColumns(keys: Buffer, values: Buffer, count: number, flags = BPF_ANY, chunk = 1024): number {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    if (keys.length < count * ks || values.length < count * vs) {
+      throw new LbError('LB_BPF_MAP', `updateColumns on map ${this.name}: ${count} entries need ${count * ks}/${count * vs} bytes of keys/values`,
+        { map: this.name, count, keyBytes: keys.length, valueBytes: values.length });
+    }
+    let done = 0;
+    while (done < count) {
+      const n = Math.min(chunk, count - done);
+      if (this.noBatch.has('update')) {
+        this.update(keys.subarray(done * ks, (done + 1) * ks), values.subarray(done * vs, (done + 1) * vs), flags);
+        done += 1;
+        continue;
+      }
+      const c = [n];
+      const ret = native().bpf_map_update_batch(this.fd, keys.subarray(done * ks, (done + n) * ks), values.subarray(done * vs, (done + n) * vs), c, batchOpts(flags));
+      if (ret < 0 && isUnsupported(-ret) && c[0] === 0) {
+        this.noBatch.add('update');
+        continue;
+      }
+      const at = done + (c[0] ?? 0);
+      if (ret < 0) throw this.error('bpf_map_update_batch', -ret, keys.subarray(at * ks, (at + 1) * ks), { written: at });
+      done += n;
+    }
+    return done;
+  }
+
+  /** deleteBatch for `count` keys laid out one after the other in `keys`. Absent keys are skipped. */
+  deleteColumns(keys: Buffer, count: number): number {
+    const ks = this.keySize;
+    const list = new Array<Buffer>(count);
+    for (let i = 0; i < count; i++) list[i] = keys.subarray(i * ks, (i + 1) * ks);
+    return this.deleteBatch(list);
+  }
+
+  /**
    * Reads every entry with BPF_MAP_LOOKUP_BATCH, or by iteration where the map type has no batch
    * support. Per-CPU values come back whole (use splitPerCpu).
    */

@@ -117,7 +117,27 @@ let slotScratch: { keys: Buffer; values: Buffer } | undefined;
  * given, empty ones included), with their exact bytes: one batch syscall into a buffer reused from
  * read to read, and the kept values copied out into one buffer of just them.
  */
-export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: number, value: Buffer) => boolean): Array<[Buffer, Buffer]> {
+/**
+ * Every slot of one generation's half of lb_groups, slot i (index gen * LB_MAX_GROUPS + i) at
+ * i * valueSize: one batch syscall. The answer is a view of a buffer reused by the next read of
+ * lb_groups: use it before that.
+ */
+export function readGroupHalf(dp: DataPlane, gen: number): Buffer {
+  const map = dp.maps.lb_groups;
+  const lo = gen * LB_MAX_GROUPS;
+  const size = map.valueSize;
+  const slots = readGroupScratch(dp, gen);
+  if (slots !== null && slots.got === LB_MAX_GROUPS && slots.keys.readUInt32LE(0) === lo && slots.keys.readUInt32LE((LB_MAX_GROUPS - 1) * map.keySize) === lo + LB_MAX_GROUPS - 1) {
+    return slots.values.subarray(0, LB_MAX_GROUPS * size);
+  }
+  // No batch lookup, or an answer out of order: slot by slot from whatever came back.
+  const out = Buffer.alloc(LB_MAX_GROUPS * size);
+  for (const [k, v] of readGroupSlotsRaw(dp, gen)) v.copy(out, (decodeU32(k) - lo) * size, 0, size);
+  return out;
+}
+
+/** One batch lookup of a generation's half into the scratch buffers; null when the map has no batch lookup. */
+function readGroupScratch(dp: DataPlane, gen: number): { keys: Buffer; values: Buffer; got: number } | null {
   const map = dp.maps.lb_groups;
   const lo = gen * LB_MAX_GROUPS;
   if (slotScratch === undefined || slotScratch.values.length !== map.valueSize * LB_MAX_GROUPS || slotScratch.keys.length !== map.keySize * LB_MAX_GROUPS) {
@@ -132,12 +152,22 @@ export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: numbe
   const ret = native().bpf_map_lookup_batch(map.fd, lo === 0 ? null : encodeU32(lo - 1), Buffer.alloc(8), keys, values, count, opts);
   if (ret < 0 && -ret !== ENOENT) {
     if (-ret !== ENOTSUPP && -ret !== EOPNOTSUPP) throw bpfError('LB_BPF_MAP', 'bpf_map_lookup_batch on map lb_groups', -ret, { map: 'lb_groups', gen });
+    return null;
+  }
+  return { keys, values, got: Math.min(count[0] ?? 0, LB_MAX_GROUPS) };
+}
+
+export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: number, value: Buffer) => boolean): Array<[Buffer, Buffer]> {
+  const map = dp.maps.lb_groups;
+  const lo = gen * LB_MAX_GROUPS;
+  const slots = readGroupScratch(dp, gen);
+  if (slots === null) {
     return map.lookupBatch().filter(([k, v]) => {
       const idx = decodeU32(k);
       return idx >= lo && idx < lo + LB_MAX_GROUPS && (keep === undefined || keep(idx, v));
     });
   }
-  const got = Math.min(count[0] ?? 0, LB_MAX_GROUPS);
+  const { keys, values, got } = slots;
   const kept: number[] = [];
   for (let i = 0; i < got; i++) {
     const idx = keys.readUInt32LE(i * map.keySize);

@@ -95,7 +95,9 @@ describe('columns: the same generation as the pairs', () => {
     it(`seed ${seed}: diffColumns gives exactly the ops of diffGeneration, in their order`, () => {
       const a = randomGeneration(seed, 60);
       const b = changed(a, seed);
-      for (const [from, to] of [[a, b], [b, a], [a, a], [{ ...a, listeners: [], groups: [], srcRoutes: [], maglev: [] }, a]] as const) {
+      const empty: GenerationConfig = { ...a, listeners: [], groups: [], srcRoutes: [], maglev: [] };
+      const pairs: Array<[GenerationConfig, GenerationConfig]> = [[a, b], [b, a], [a, a], [empty, a]];
+      for (const [from, to] of pairs) {
         const want = diffGeneration(1, encodeGeneration(1, from), encodeGeneration(1, to));
         const runs = diffColumns(1, canonicalColumns(encodeColumns(1, from)), canonicalColumns(encodeColumns(1, to)), EMPTY_GROUP_VALUE);
         expect(hex(rawOpsOf(runs))).toEqual(hex(want));
