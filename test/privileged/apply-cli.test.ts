@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runApply } from '../../src/cli/commands/apply.js';
 import type { CliIo } from '../../src/cli/output.js';
-import { instanceDir } from '../../src/dataplane/index.js';
+import { MAP_NAMES, instanceDir } from '../../src/dataplane/index.js';
+import { PROGRAM_PINS } from '../../src/dataplane/loader.js';
 import { isLbError } from '../../src/core/errors.js';
 import { makeRunPrefix } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
@@ -194,7 +195,8 @@ describe('lb plan / apply / show / down', () => {
     const r = lb(['down']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Detached lb from va0 \(TC\)\./);
-    expect(r.stdout).toMatch(/Unpinned 19 objects from/);
+    // Every map and every program and link pin (19 before lb_apply.bpf.o).
+    expect(r.stdout).toMatch(new RegExp(`Unpinned ${MAP_NAMES.length + PROGRAM_PINS.length} objects from`));
     expect(r.stdout).toContain(`Removed ${runDir(instance)}.`);
     expect(ingressProgId(ns, 'va0')).toBeUndefined();
     expect(existsSync(instanceDir(instance))).toBe(false);
