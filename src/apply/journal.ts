@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { LbError } from '../core/errors.js';
 import type { Inventory } from '../state/inventory.js';
 import { removeFileDurably, writeFileAtomic } from '../state/run-dir.js';
-import type { OpRun } from '../core/columns.js';
+import { compareKeys, type OpRun } from '../core/columns.js';
 import { CONFIG_MAPS, type ConfigMapName, type SavedEntry } from '../core/ops.js';
 
 export const JOURNAL_FORMAT_VERSION = 1;
@@ -121,7 +121,7 @@ export function savedItemsOfRuns(runs: readonly OpRun[], previous: (run: OpRun, 
       start = -1;
     };
     for (let i = 0; i < run.count; i++) {
-      if (i > 0 && run.keys.compare(run.keys, (i - 1) * ks, i * ks, i * ks, (i + 1) * ks) === 0) {
+      if (i > 0 && compareKeys(run, i - 1, run, i) === 0) {
         flush(i); // the repeated key is saved once, with the first
         continue;
       }

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsRaw,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsColumns, readGenerationsRaw,
   readGroupHalf, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
@@ -30,7 +30,7 @@ import {
   EMPTY_GROUP_VALUE, canonicalBytes, firstDifference, restoreOps,
 } from '../core/ops.js';
 import {
-  SHAPES, canonicalColumns, columnOf, columnsDigest, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
+  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
   type Column, type Columns, type OpRun,
 } from '../core/columns.js';
 import { executeOps, executeRuns } from './execute-ops.js';
@@ -151,25 +151,34 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   // its recorded digest is the desired one. The other maps of the inactive one are read whole.
   const known = knownRoutes(dp, dir, oldCtl);
   const readActive = known === null || known.loaded || known.activeDigest === desiredDigest;
-  const read = readGenerationsRaw(dp, readActive ? [targetGen, oldCtl.activeGen] : [targetGen], { srcRoutes: known === null });
-  const inactive = read[0]!;
-  const activeRaw = read[1];
-  const inactiveRoutes = known !== null ? known.inactive() : columnOf('srcRoutes', inactive.srcRoutes);
-  const current = canonicalColumns({
-    settings: inactive.settings, listeners: columnOf('listeners', inactive.listeners), groups: columnOf('groups', inactive.groups),
-    srcRoutes: inactiveRoutes.count === 0 ? columnOf('srcRoutes', []) : inactiveRoutes, maglev: columnOf('maglev', inactive.maglev),
-  });
+  const gens = readActive ? [targetGen, oldCtl.activeGen] : [targetGen];
+  let current: Columns;
+  let activeRaw: EncodedGeneration | undefined;
+  let inactive: EncodedGeneration | undefined; // read as pairs: only when the trie is walked
+  if (known === null) {
+    // No trusted records: read both generations whole, the trie walked (then recorded below).
+    const read = readGenerationsRaw(dp, gens);
+    inactive = read[0]!;
+    activeRaw = read[1];
+    current = canonicalColumns(columnsOf(inactive));
+  } else {
+    const read = readGenerationsColumns(dp, gens);
+    const routes = known.inactive();
+    current = canonicalColumns({ ...read[0]!, srcRoutes: routes.count === 0 ? columnOf('srcRoutes', []) : routes });
+    // The active generation's pairs without routes (those come from its record, or the trie).
+    activeRaw = read[1] === undefined ? undefined : encodedOf({ ...read[1], srcRoutes: columnOf('srcRoutes', []) });
+  }
   // The generation as read, in pairs: only a rollback checks the restored bytes against it.
-  const inactivePairs = (): EncodedGeneration => ({ ...inactive, srcRoutes: pairsOf(current.srcRoutes) });
+  const inactivePairs = (): EncodedGeneration => encodedOf(current);
   const localnetDone = wanted.every((i) => !req.desired?.paths?.[i]?.routeLocalnet || routeLocalnet(i));
   const upToDate = detach.length === 0 && wanted.every((i) => current_(i)) && localnetDone && activeRaw !== undefined
     // The active generation's routes are needed only when everything else already matches.
-    && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw.srcRoutes } : known.active,
+    && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw!.srcRoutes } : known.active,
       desiredRaw(), targetGen, known !== null);
   const routeIds = { ctlMapId: dp.maps.lb_ctl.id, routesMapId: dp.maps.lb_src_routes.id };
   // Generations read whole from the maps in this apply are exact: recorded, the next apply needs no walk.
   const recordRead = (): void => {
-    if (known !== null || activeRaw === undefined) return;
+    if (known !== null || activeRaw === undefined || inactive === undefined) return;
     saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
     saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: generationDigest(inactive), entries: current.srcRoutes }, log);
   };

@@ -94,8 +94,7 @@ export const LAYOUTS = {
   lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
   lb_target_stats: { size: 40, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24, failed_conns: 32 } },
   lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
-  lb_route_op: { size: 16, fields: { key: 0, group: 12 } },
-  lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, ops: 16 } },
+  lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, keys: 16, groups: 16 + 12 * LB_ROUTE_STAGE_OPS } },
 } as const;
 
 export type StructName = keyof typeof LAYOUTS;

@@ -142,13 +142,17 @@ export function sameValue(a: Column, i: number, b: Column, j: number): boolean {
   return true;
 }
 
-/** The column's entries at `order`, copied in that order. */
-export function gather(c: Column, order: ArrayLike<number>): Column {
+/**
+ * The column's entries at `order`, copied in that order. `key`, when given, writes the key of
+ * entry j instead of copying it (an array read has no key column: its keys are the slot indexes).
+ */
+export function gather(c: Column, order: ArrayLike<number>, key?: (j: number, out: Buffer, at: number) => void): Column {
   const n = order.length;
   const out: Column = { keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize) };
   for (let i = 0; i < n; i++) {
     const j = order[i]!;
-    copyBytes(c.keys, j * c.keySize, out.keys, i * c.keySize, c.keySize);
+    if (key !== undefined) key(j, out.keys, i * c.keySize);
+    else copyBytes(c.keys, j * c.keySize, out.keys, i * c.keySize, c.keySize);
     copyBytes(c.values, j * c.valueSize, out.values, i * c.valueSize, c.valueSize);
   }
   return out;

@@ -246,6 +246,48 @@ export class BpfMap {
   }
 
   /**
+   * lookupBatch into columns: every key one after the other in `keys`, every value (whole, per-CPU
+   * maps included) likewise in `values`; no Buffer per entry.
+   */
+  lookupBatchColumns(chunk = 1024): { keySize: number; valueSize: number; count: number; keys: Buffer; values: Buffer } {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    if (this.noBatch.has('lookup')) {
+      const all = [...this.entries()];
+      return { keySize: ks, valueSize: vs, count: all.length, keys: Buffer.concat(all.map(([k]) => k)), values: Buffer.concat(all.map(([, v]) => v)) };
+    }
+    const keyParts: Buffer[] = [];
+    const valueParts: Buffer[] = [];
+    let count = 0;
+    const tokenSize = Math.max(ks, 8);
+    let inBatch: Buffer | null = null;
+    let size = Math.max(1, Math.min(chunk, this.maxEntries));
+    for (let round = 0; round < this.maxEntries + 16; round++) {
+      const outBatch = Buffer.alloc(tokenSize);
+      const keys = Buffer.allocUnsafe(ks * size);
+      const values = Buffer.allocUnsafe(vs * size);
+      const n = [size];
+      const ret = native().bpf_map_lookup_batch(this.fd, inBatch, outBatch, keys, values, n, batchOpts(0));
+      if (ret < 0 && -ret === ENOSPC && (n[0] ?? 0) === 0) {
+        size *= 2; // a hash bucket holds more entries than fit: retry the same position, bigger
+        continue;
+      }
+      if (ret < 0 && isUnsupported(-ret) && count === 0) {
+        this.noBatch.add('lookup');
+        return this.lookupBatchColumns(chunk);
+      }
+      if (ret < 0 && -ret !== ENOENT) throw this.error('bpf_map_lookup_batch', -ret, undefined, { read: count });
+      const got = n[0] ?? 0;
+      keyParts.push(keys.subarray(0, got * ks));
+      valueParts.push(values.subarray(0, got * vs));
+      count += got;
+      if (ret < 0) return { keySize: ks, valueSize: vs, count, keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts) };
+      inBatch = outBatch;
+    }
+    throw new LbError('LB_BPF_MAP', `batch lookup of map ${this.name} did not end`, { map: this.name });
+  }
+
+  /**
    * Reads every entry with BPF_MAP_LOOKUP_BATCH, or by iteration where the map type has no batch
    * support. Per-CPU values come back whole (use splitPerCpu).
    */

@@ -10,6 +10,7 @@
 import { constants } from 'node:os';
 import { LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeU32, encodeCtl, encodeGroup, encodeSettings, encodeU32 } from '../core/abi.js';
 import { EMPTY_SETTINGS, decodeGeneration, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../core/generation.js';
+import { gather, type Column, type Columns } from '../core/columns.js';
 import type { DataPlane } from './data-plane.js';
 import { ENOTSUPP, MAP_BATCH_OPTS, bpfError, native } from './libbpf.js';
 
@@ -30,6 +31,38 @@ export function flipTo(dp: DataPlane, gen: number): number {
   return serial;
 }
 
+
+/**
+ * readGenerationsRaw without the source routes, as columns (src/core/columns.ts): one batch read
+ * of each map into contiguous buffers, no Buffer per entry. The apply's read of the inactive (and
+ * sometimes the active) generation.
+ */
+export function readGenerationsColumns(dp: DataPlane, gens: readonly number[]): Array<Omit<Columns, 'srcRoutes'>> {
+  const listeners = dp.maps.lb_listeners.lookupBatchColumns();
+  const maglev = dp.maps.lb_maglev.lookupBatchColumns(16);
+  const groupSize = dp.maps.lb_groups.valueSize;
+  return gens.map((gen) => {
+    const lo = gen * LB_MAX_GROUPS;
+    const inGen = (c: Column, keep: (i: number) => boolean): Column => {
+      const order: number[] = [];
+      for (let i = 0; i < c.count; i++) if (keep(i)) order.push(i);
+      return gather(c, order);
+    };
+    const half = readGroupHalf(dp, gen);
+    const present: number[] = [];
+    for (let i = 0; i < LB_MAX_GROUPS; i++) if (half.readUInt32LE(i * groupSize) > 0) present.push(i);
+    const groups = gather({ keySize: 4, valueSize: groupSize, count: LB_MAX_GROUPS, keys: Buffer.alloc(0), values: half }, present, (i, out, at) => out.writeUInt32LE(lo + i, at));
+    return {
+      settings: dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS),
+      listeners: inGen(listeners, (i) => listeners.keys[i * listeners.keySize + 11] === gen),
+      groups,
+      maglev: inGen(maglev, (i) => {
+        const idx = maglev.keys.readUInt32LE(i * 4);
+        return idx >= lo && idx < lo + LB_MAX_GROUPS;
+      }),
+    };
+  });
+}
 
 /** The raw entries of one generation as they are in the maps now. */
 export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration {

@@ -43,7 +43,6 @@ export interface RouteBatchFailure {
 
 const MODES: Record<RouteBatchMode, number> = { put: LB_ROUTE_PUT, delete: LB_ROUTE_DELETE, verify: LB_ROUTE_VERIFY };
 const STAGE = LAYOUTS.lb_route_stage;
-const OP = LAYOUTS.lb_route_op;
 const KEY_SIZE = LAYOUTS.lb_src_key.size;
 const ZERO = Buffer.alloc(4);
 
@@ -80,27 +79,21 @@ function isColumns(e: readonly RouteEntry[] | RouteColumns): e is RouteColumns {
 }
 
 function stageEntries(stage: Buffer, mode: RouteBatchMode, entries: readonly RouteEntry[], from: number, count: number): void {
-  let off = STAGE.fields.ops;
-  for (let i = 0; i < count; i++, off += OP.size) {
+  for (let i = 0; i < count; i++) {
     const { key, value } = entries[from + i]!;
     if (key.length !== KEY_SIZE) throw bpfError('LB_BPF_MAP', `a source route key has ${key.length} bytes, expected ${KEY_SIZE}`, 22, { map: 'lb_src_routes' });
-    key.copy(stage, off + OP.fields.key);
-    stage.writeUInt32LE(mode === 'delete' || value === null || value === undefined ? 0 : value.readUInt32LE(0), off + OP.fields.group);
+    key.copy(stage, STAGE.fields.keys + i * KEY_SIZE);
+    stage.writeUInt32LE(mode === 'delete' || value === null || value === undefined ? 0 : value.readUInt32LE(0), STAGE.fields.groups + i * 4);
   }
 }
 
+/** Columns go in with two copies: the stage holds keys and values apart, as the columns do. */
 function stageColumns(stage: Buffer, mode: RouteBatchMode, c: RouteColumns, from: number, count: number): void {
   if (c.keys.length < (from + count) * KEY_SIZE || (mode !== 'delete' && (c.values ?? Buffer.alloc(0)).length < (from + count) * 4)) {
     throw bpfError('LB_BPF_MAP', `source route columns hold fewer than ${from + count} routes`, 22, { map: 'lb_src_routes' });
   }
-  const { keys } = c;
-  let off = STAGE.fields.ops;
-  for (let i = from; i < from + count; i++, off += OP.size) {
-    // 12 bytes by hand: a native copy per route costs more than the copy.
-    const k = i * KEY_SIZE;
-    for (let b = 0; b < KEY_SIZE; b++) stage[off + OP.fields.key + b] = keys[k + b]!;
-    stage.writeUInt32LE(mode === 'delete' ? 0 : c.values!.readUInt32LE(i * 4), off + OP.fields.group);
-  }
+  c.keys.copy(stage, STAGE.fields.keys, from * KEY_SIZE, (from + count) * KEY_SIZE);
+  if (mode !== 'delete') c.values!.copy(stage, STAGE.fields.groups, from * 4, (from + count) * 4);
 }
 
 /** The key of route i, for messages. */
