@@ -27,24 +27,26 @@ struct route_batch {
 static long route_op(__u64 i, void *data)
 {
 	struct route_batch *b = data;
-	struct lb_route_op *op;
+	struct lb_src_key *key;
+	__u32 *group;
 	__u32 *v;
 
 	if (i >= LB_ROUTE_STAGE_OPS) /* verifier: bpf_loop's count is checked below too */
 		return 1;
-	op = &b->stage->ops[i];
+	key = &b->stage->keys[i];
+	group = &b->stage->groups[i];
 	switch (b->mode) {
 	case LB_ROUTE_PUT:
-		b->err = bpf_map_update_elem(&lb_src_routes, &op->key, &op->group, BPF_ANY);
+		b->err = bpf_map_update_elem(&lb_src_routes, key, group, BPF_ANY);
 		break;
 	case LB_ROUTE_DELETE:
-		b->err = bpf_map_delete_elem(&lb_src_routes, &op->key);
+		b->err = bpf_map_delete_elem(&lb_src_routes, key);
 		if (b->err == -LB_ENOENT) /* restoring an absent key: already as wanted */
 			b->err = 0;
 		break;
 	case LB_ROUTE_VERIFY:
-		v = bpf_map_lookup_elem(&lb_src_routes, &op->key);
-		b->err = !v ? -LB_ENOENT : *v != op->group ? -LB_EBADMSG : 0;
+		v = bpf_map_lookup_elem(&lb_src_routes, key);
+		b->err = !v ? -LB_ENOENT : *v != *group ? -LB_EBADMSG : 0;
 		break;
 	default:
 		b->err = -22; /* EINVAL */

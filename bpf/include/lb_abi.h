@@ -219,23 +219,19 @@ struct lb_src_key {
 #define LB_ROUTE_DELETE   2        /* delete key (an absent key is no failure) */
 #define LB_ROUTE_VERIFY   3        /* a lookup of key must answer group */
 
-/* One source route of a batch. 16 bytes. */
-struct lb_route_op {
-	struct lb_src_key key;
-	__u32 group;               /* PUT: the value; VERIFY: the value expected */
-};
-
 /*
  * lb_route_stage's one value: a batch of source-route operations that lb_route_batch runs in the
  * kernel (an LPM trie has no batch syscalls: one syscall per route cost as much as the rest of an
- * apply of 100,000 entries). The program writes done/err back.
+ * apply of 100,000 entries). Op i is keys[i] (and groups[i]): keys and values apart, as the apply
+ * holds them, so staging is two copies. The program writes done/err back.
  */
 struct lb_route_stage {
 	__u32 count;               /* ops used, <= LB_ROUTE_STAGE_OPS */
 	__u32 mode;                /* LB_ROUTE_PUT, LB_ROUTE_DELETE or LB_ROUTE_VERIFY */
 	__u32 done;                /* out: ops done before the first that failed (count: all) */
 	__s32 err;                 /* out: that op's error; VERIFY: -ENOENT no answer, -EBADMSG another value */
-	struct lb_route_op ops[LB_ROUTE_STAGE_OPS];
+	struct lb_src_key keys[LB_ROUTE_STAGE_OPS];
+	__u32 groups[LB_ROUTE_STAGE_OPS];  /* PUT: the values; VERIFY: the values expected */
 };
 
 /* A backend inside a group. 12 bytes. */

@@ -1,5 +1,6 @@
 // Runs raw operations (src/core/ops.ts) against the live maps.
 
+import type { OpRun } from '../core/columns.js';
 import type { RawOp } from '../core/ops.js';
 import type { DataPlane } from '../dataplane/index.js';
 import { ROUTE_BATCH_MIN, writeRoutes } from '../dataplane/route-batch.js';
@@ -31,4 +32,35 @@ export function executeOps(dp: DataPlane, ops: readonly RawOp[], stopBefore = op
     i = j;
   }
   return end;
+}
+
+/**
+ * executeOps for op runs in columns (src/core/columns.ts): runs[0..] in order, each in batch
+ * syscalls straight from its columns (source routes through lb_route_batch), stopping before op
+ * `stopBefore` counted across the runs, as executeOps does. Returns how many ran.
+ */
+export function executeRuns(dp: DataPlane, runs: readonly OpRun[], stopBefore = Number.POSITIVE_INFINITY): number {
+  let done = 0;
+  for (const run of runs) {
+    if (done >= stopBefore) break;
+    const n = Math.min(run.count, stopBefore - done);
+    const map = dp.maps[run.map];
+    if (map.typeName === 'lpm_trie' && n >= ROUTE_BATCH_MIN) {
+      writeRoutes(dp, run.kind, { count: n, keys: run.keys, values: run.kind === 'put' ? run.values : null });
+    } else if (map.typeName === 'lpm_trie' || n === 1) {
+      const ks = run.keySize;
+      const vs = run.valueSize;
+      for (let i = 0; i < n; i++) {
+        const key = run.keys.subarray(i * ks, (i + 1) * ks);
+        if (run.kind === 'put') map.update(key, run.values.subarray(i * vs, (i + 1) * vs));
+        else map.delete(key);
+      }
+    } else if (run.kind === 'put') {
+      map.updateColumns(run.keys, run.values, n);
+    } else {
+      map.deleteColumns(run.keys, n);
+    }
+    done += n;
+  }
+  return done;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { LbError } from '../core/errors.js';
 import type { Inventory } from '../state/inventory.js';
 import { removeFileDurably, writeFileAtomic } from '../state/run-dir.js';
+import { compareKeys, type OpRun } from '../core/columns.js';
 import { CONFIG_MAPS, type ConfigMapName, type SavedEntry } from '../core/ops.js';
 
 export const JOURNAL_FORMAT_VERSION = 1;
@@ -47,7 +48,17 @@ interface JournalJson extends Omit<Journal, 'saved'> {
   saved: SavedJson[];
 }
 
-interface SavedJson { map: ConfigMapName; key: string; keySize?: number; value: string | null; zeros?: number }
+/** Saved entries as the journal stores them (see JournalJson.saved). */
+export interface SavedJson { map: ConfigMapName; key: string; keySize?: number; value: string | null; zeros?: number }
+
+/**
+ * A journal whose saved entries are already in the journal's form: the apply builds them straight
+ * from its op runs (savedItemsOfRuns) instead of one SavedEntry per op; savedEntriesOf gives the
+ * entries back when a rollback needs them.
+ */
+export interface JournalDraft extends Omit<Journal, 'saved'> {
+  savedItems: SavedJson[];
+}
 
 /** Zero bytes at the end of a value, when enough to be worth leaving out of the journal. */
 function trailingZeros(value: Buffer): number {
@@ -60,9 +71,70 @@ export function journalPath(dir: string): string {
   return join(dir, 'journal.json');
 }
 
-export function encodeJournal(j: Journal): string {
-  const json: JournalJson = { format_version: JOURNAL_FORMAT_VERSION, ...j, saved: savedRuns(j.saved) };
+export function encodeJournal(j: Journal | JournalDraft): string {
+  const { savedItems, saved, ...rest } = { savedItems: undefined, saved: undefined, ...j };
+  const json: JournalJson = { format_version: JOURNAL_FORMAT_VERSION, ...rest, saved: savedItems ?? savedRuns(saved ?? []) };
   return `${JSON.stringify(json)}\n`;
+}
+
+/** The saved entries of journal items (trusted: made by this process, or checked by decodeJournal). */
+export function savedEntriesOf(items: readonly SavedJson[]): SavedEntry[] {
+  const saved: SavedEntry[] = [];
+  for (const s of items) {
+    const keys = Buffer.from(s.key, 'hex');
+    const keySize = s.keySize ?? keys.length;
+    const hex = s.value === null ? null : Buffer.from(s.value, 'hex');
+    const value = hex !== null && s.zeros ? Buffer.concat([hex, Buffer.alloc(s.zeros)]) : hex;
+    for (let off = 0; off < keys.length; off += keySize) saved.push({ map: s.map, key: keys.subarray(off, off + keySize), value });
+  }
+  return saved;
+}
+
+/** The journal with its saved entries as entries. */
+export function journalOf(draft: JournalDraft): Journal {
+  const { savedItems, ...rest } = draft;
+  return { ...rest, saved: savedEntriesOf(savedItems) };
+}
+
+/**
+ * The saved items of op runs: every key the runs touch with its value before the apply, given by
+ * `previous` (null: absent), consecutive keys of one run with the same previous value in one item.
+ * A key repeated right after itself (a desired generation with a key twice) is saved once.
+ */
+export function savedItemsOfRuns(runs: readonly OpRun[], previous: (run: OpRun, i: number) => Buffer | null): SavedJson[] {
+  const out: SavedJson[] = [];
+  for (const run of runs) {
+    const ks = run.keySize;
+    // Items are ranges [start, end) of the run's keys: their hex is one slice of the key column.
+    let start = -1;
+    let value: Buffer | null = null;
+    const flush = (end: number): void => {
+      if (start < 0 || end <= start) return;
+      const item: SavedJson = { map: run.map, key: run.keys.toString('hex', start * ks, end * ks), value: null };
+      if (end - start > 1) item.keySize = ks;
+      if (value !== null) {
+        const zeros = trailingZeros(value);
+        item.value = value.toString('hex', 0, value.length - zeros);
+        if (zeros > 0) item.zeros = zeros;
+      }
+      out.push(item);
+      start = -1;
+    };
+    for (let i = 0; i < run.count; i++) {
+      if (i > 0 && compareKeys(run, i - 1, run, i) === 0) {
+        flush(i); // the repeated key is saved once, with the first
+        continue;
+      }
+      const v = previous(run, i);
+      if (start < 0 || (v === null ? value !== null : value === null || !value.equals(v))) {
+        flush(i);
+        start = i;
+        value = v;
+      }
+    }
+    flush(run.count);
+  }
+  return out;
 }
 
 function savedRuns(saved: readonly SavedEntry[]): SavedJson[] {
@@ -127,7 +199,7 @@ export function decodeJournal(text: string, path = 'journal'): Journal {
 }
 
 /** Writes the journal durably: after this returns, a crash leaves exactly this journal behind. */
-export function writeJournal(dir: string, journal: Journal): void {
+export function writeJournal(dir: string, journal: Journal | JournalDraft): void {
   writeFileAtomic(journalPath(dir), encodeJournal(journal));
 }
 

@@ -8,8 +8,10 @@
 // and deleted routes, one by one.
 
 import { LbError } from '../core/errors.js';
+import { compareKeys, gather, rawOpsOf, sameValue, sortedOrder, type OpRun } from '../core/columns.js';
+import { LB_MAX_GROUPS } from '../core/abi.js';
 import { byteKey, type ConfigMapName } from '../core/ops.js';
-import { readFirstSrcRoute, readGroupSlotsRaw, srcRouteExact, type DataPlane } from '../dataplane/index.js';
+import { readFirstSrcRoute, readGroupHalf, readGroupSlotsRaw, srcRouteExact, type DataPlane } from '../dataplane/index.js';
 import { ROUTE_BATCH_MIN, runRouteBatch } from '../dataplane/route-batch.js';
 
 /**
@@ -41,6 +43,65 @@ export function expectationDifference(dp: DataPlane, gen: number, expected: read
   }
   for (const [map, list] of byMap) {
     const diff = map === 'lb_src_routes' ? routeDifference(dp, list) : entryDifference(dp, gen, map, list);
+    if (diff !== null) return diff;
+  }
+  return null;
+}
+
+/**
+ * readBack for op runs in columns: the source routes a run puts are checked in the kernel straight
+ * from the run's columns (no entry objects); everything else as expectations.
+ */
+export function readBackRuns(dp: DataPlane, gen: number, runs: readonly OpRun[]): void {
+  for (const run of runs) {
+    let diff: string | null;
+    if (run.map === 'lb_src_routes' && run.kind === 'put' && run.count >= ROUTE_BATCH_MIN) {
+      const failed = runRouteBatch(dp, 'verify', run);
+      diff = failed === null ? null : routeDifference(dp, rawOpsOf([{ ...run, count: 1, keys: run.keys.subarray(failed.index * run.keySize), values: run.values.subarray(failed.index * run.valueSize) }]))
+        ?? `lb_src_routes[${run.keys.toString('hex', failed.index * run.keySize, (failed.index + 1) * run.keySize)}] failed its check in the kernel (errno ${failed.errno})`;
+    } else if (run.count > BATCH_ABOVE && run.map !== 'lb_settings' && run.map !== 'lb_src_routes') {
+      diff = run.map === 'lb_groups' ? groupRunDifference(dp, gen, run) : hashRunDifference(dp, run);
+    } else {
+      diff = expectationDifference(dp, gen, rawOpsOf([run]));
+    }
+    if (diff !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back differs: ${diff}`, { gen });
+  }
+}
+
+/** A run's entry i as an expectation, for the message about it. */
+function entryOf(run: OpRun, i: number): Expectation {
+  const key = run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
+  return run.kind === 'put' ? { map: run.map, key, value: run.values.subarray(i * run.valueSize, (i + 1) * run.valueSize) } : { map: run.map, key, value: null };
+}
+
+/** lb_groups: every slot of the generation in one batch read, compared in place (an array: every slot exists). */
+function groupRunDifference(dp: DataPlane, gen: number, run: OpRun): string | null {
+  const half = readGroupHalf(dp, gen);
+  const vs = run.valueSize;
+  const lo = gen * LB_MAX_GROUPS;
+  for (let i = 0; i < run.count; i++) {
+    const slot = run.keys.readUInt32LE(i * 4) - lo;
+    if (slot < 0 || slot >= LB_MAX_GROUPS || run.values.compare(half, slot * vs, (slot + 1) * vs, i * vs, (i + 1) * vs) !== 0) {
+      return describe('lb_groups', entryOf(run, i), slot >= 0 && slot < LB_MAX_GROUPS ? Buffer.from(half.subarray(slot * vs, (slot + 1) * vs)) : undefined);
+    }
+  }
+  return null;
+}
+
+/**
+ * Hash maps: the whole map in one batch read into columns, sorted, and walked beside the run (whose
+ * keys are in canonical order) like a merge.
+ */
+function hashRunDifference(dp: DataPlane, run: OpRun): string | null {
+  const read = dp.maps[run.map].lookupBatchColumns(run.map === 'lb_maglev' ? 16 : 1024); // Maglev tables are 16 KiB each
+  const have = gather(read, sortedOrder(read));
+  let j = 0;
+  for (let i = 0; i < run.count; i++) {
+    while (j < have.count && compareKeys(have, j, run, i) < 0) j++;
+    const found = j < have.count && compareKeys(have, j, run, i) === 0;
+    if (run.kind === 'put' ? found && sameValue(have, j, run, i) : !found) continue;
+    const got = found ? have.values.subarray(j * have.valueSize, (j + 1) * have.valueSize) : undefined;
+    const diff = describe(run.map, entryOf(run, i), got);
     if (diff !== null) return diff;
   }
   return null;

@@ -14,23 +14,27 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, encodeGeneration, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsRaw,
-  readGroupSlotsRaw, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsColumns, readGenerationsRaw,
+  readGroupHalf, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
-import { LB_LF_PERSIST, LB_LF_SRC_ROUTES } from '../core/abi.js';
+import { LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAX_GROUPS } from '../core/abi.js';
 import { LbError, isLbError } from '../core/errors.js';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory } from '../state/inventory.js';
 import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
-import { readJournal, removeJournal, writeJournal, type Journal } from './journal.js';
+import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
-  byteKey, canonicalBytes, canonicalGeneration, diffGeneration, firstDifference, restoreOps, type RawOp, type SavedEntry,
+  EMPTY_GROUP_VALUE, canonicalBytes, firstDifference, restoreOps,
 } from '../core/ops.js';
-import { executeOps } from './execute-ops.js';
-import { expectationDifference, readBack } from './read-back.js';
+import {
+  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
+  type Column, type Columns, type OpRun,
+} from '../core/columns.js';
+import { executeOps, executeRuns } from './execute-ops.js';
+import { expectationDifference, readBackRuns } from './read-back.js';
 
 /**
  * Where an injected fault strikes: a number n stops before raw op n (n >= the op count: just
@@ -130,32 +134,53 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const before = dp.attachments();
   const attachedBefore = new Set(before.filter(isAttached).map((a) => a.ifname));
   // Attached as wanted: the chosen path, our current programs (an older version is replaced).
-  const current = new Set(before.filter((a) => a.path === paths[a.ifname]?.path && !a.stale).map((a) => a.ifname));
+  const currentPaths = new Set(before.filter((a) => a.path === paths[a.ifname]?.path && !a.stale).map((a) => a.ifname));
+  const current_ = (ifname: string): boolean => currentPaths.has(ifname);
   const attach = wanted.filter((i) => !attachedBefore.has(i));
   const detach = [...attachedBefore].filter((i) => !wanted.includes(i)).sort();
 
-  const desiredRaw = encodeGeneration(targetGen, req.generation);
-  const desiredDigest = generationDigest(desiredRaw);
+  // The desired generation in columns, in canonical order (src/core/columns.ts): the diff, the
+  // writes, the journal and the read-back all work on these without a Buffer per entry. Its pairs
+  // (views into the columns) are made only where code takes pairs: the no-op check and decoding.
+  const desired = canonicalColumns(encodeColumns(targetGen, req.generation));
+  const desiredDigest = columnsDigest(desired);
+  let pairsOfDesired: EncodedGeneration | undefined;
+  const desiredRaw = (): EncodedGeneration => (pairsOfDesired ??= encodedOf(desired));
   // What both generations hold, from their records when those can be trusted (src/state/routes-
   // record.ts): then the trie is not walked, and the active generation is not read at all unless
   // its recorded digest is the desired one. The other maps of the inactive one are read whole.
   const known = knownRoutes(dp, dir, oldCtl);
   const readActive = known === null || known.loaded || known.activeDigest === desiredDigest;
-  const read = readGenerationsRaw(dp, readActive ? [targetGen, oldCtl.activeGen] : [targetGen], { srcRoutes: known === null });
-  const inactive = read[0]!;
-  const activeRaw = read[1];
-  if (known !== null) inactive.srcRoutes = known.inactive();
+  const gens = readActive ? [targetGen, oldCtl.activeGen] : [targetGen];
+  let current: Columns;
+  let activeRaw: EncodedGeneration | undefined;
+  let inactive: EncodedGeneration | undefined; // read as pairs: only when the trie is walked
+  if (known === null) {
+    // No trusted records: read both generations whole, the trie walked (then recorded below).
+    const read = readGenerationsRaw(dp, gens);
+    inactive = read[0]!;
+    activeRaw = read[1];
+    current = canonicalColumns(columnsOf(inactive));
+  } else {
+    const read = readGenerationsColumns(dp, gens);
+    const routes = known.inactive();
+    current = canonicalColumns({ ...read[0]!, srcRoutes: routes.count === 0 ? columnOf('srcRoutes', []) : routes });
+    // The active generation's pairs without routes (those come from its record, or the trie).
+    activeRaw = read[1] === undefined ? undefined : encodedOf({ ...read[1], srcRoutes: columnOf('srcRoutes', []) });
+  }
+  // The generation as read, in pairs: only a rollback checks the restored bytes against it.
+  const inactivePairs = (): EncodedGeneration => encodedOf(current);
   const localnetDone = wanted.every((i) => !req.desired?.paths?.[i]?.routeLocalnet || routeLocalnet(i));
-  const upToDate = detach.length === 0 && wanted.every((i) => current.has(i)) && localnetDone && activeRaw !== undefined
+  const upToDate = detach.length === 0 && wanted.every((i) => current_(i)) && localnetDone && activeRaw !== undefined
     // The active generation's routes are needed only when everything else already matches.
-    && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw.srcRoutes } : known.active,
-      desiredRaw, targetGen, known !== null);
+    && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw!.srcRoutes } : known.active,
+      desiredRaw(), targetGen, known !== null);
   const routeIds = { ctlMapId: dp.maps.lb_ctl.id, routesMapId: dp.maps.lb_src_routes.id };
   // Generations read whole from the maps in this apply are exact: recorded, the next apply needs no walk.
   const recordRead = (): void => {
-    if (known !== null || activeRaw === undefined) return;
+    if (known !== null || activeRaw === undefined || inactive === undefined) return;
     saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
-    saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: generationDigest(inactive), entries: inactive.srcRoutes }, log);
+    saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: generationDigest(inactive), entries: current.srcRoutes }, log);
   };
   const inventory = (ctl: Ctl): Inventory => ({
     format_version: INVENTORY_FORMAT_VERSION,
@@ -178,9 +203,10 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     return { instance: req.instance, changed: false, activeGen: oldCtl.activeGen, serial: oldCtl.serial, ops: 0, attached: [], detached: [], warnings: [] };
   }
 
-  const ops = diffGeneration(targetGen, inactive, desiredRaw);
+  const ops = diffColumns(targetGen, current, desired, EMPTY_GROUP_VALUE);
+  const opTotal = opCount(ops);
   const postFlipSerial = (oldCtl.serial + 1) >>> 0;
-  const journal: Journal = {
+  const journal: JournalDraft = {
     instance: req.instance,
     pid: process.pid,
     startedAt: new Date().toISOString(),
@@ -189,7 +215,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     oldCtl,
     postFlipSerial,
     desiredDigest,
-    saved: saveEntries(dp, targetGen, inactive, ops),
+    savedItems: savedItemsOfRuns(ops, previousValues(dp, targetGen, current, ops)),
     attach,
     detach,
     inventory: inventory({ activeGen: targetGen, serial: postFlipSerial }),
@@ -197,7 +223,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   // From here on the target generation differs from its record until the apply completes.
   removeRoutesRecord(dir, targetGen);
   writeJournal(dir, journal);
-  log(`journal written: generation ${targetGen}, ${ops.length} raw operation(s), serial ${oldCtl.serial} -> ${postFlipSerial}`);
+  log(`journal written: generation ${targetGen}, ${opTotal} raw operation(s), serial ${oldCtl.serial} -> ${postFlipSerial}`);
 
   const fault = (point: string): void => {
     if (req.faultAction === 'kill') killSelf();
@@ -220,10 +246,10 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     step = 'updating lb_tx_ports';
     dp.syncTxPorts();
     step = `writing generation ${targetGen}`;
-    const stop = typeof req.faultAt === 'number' ? req.faultAt : ops.length;
-    const done = executeOps(dp, ops, stop);
+    const stop = typeof req.faultAt === 'number' ? req.faultAt : opTotal;
+    const done = executeRuns(dp, ops, stop);
     log(`wrote ${done} raw operation(s) to generation ${targetGen}`);
-    if (typeof req.faultAt === 'number') fault(req.faultAt < ops.length ? `before raw operation ${req.faultAt} of ${ops.length}` : 'before the flip');
+    if (typeof req.faultAt === 'number') fault(req.faultAt < opTotal ? `before raw operation ${req.faultAt} of ${opTotal}` : 'before the flip');
     step = 'flipping lb_ctl';
     const serial = flipTo(dp, targetGen);
     flipped = true;
@@ -233,12 +259,12 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     }
     if (req.faultAt === 'after-flip') fault('after the flip');
     step = 'verifying the read-back';
-    verify(dp, targetGen, desiredRaw, ops, req, wanted, paths);
+    verify(dp, targetGen, desired, desiredRaw, ops, req, wanted, paths);
     log('read back generation: identical to the desired one');
   } catch (err) {
     const cause = err instanceof Error ? err.message : String(err);
     try {
-      undoJournal(dp, journal, flipped, inactive);
+      undoJournal(dp, journalOf(journal), flipped, inactivePairs());
       removeJournal(dir);
     } catch (rbErr) {
       throw new LbError('LB_APPLY_ROLLBACK',
@@ -254,13 +280,44 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   if (req.faultAt === 'commit') fault('after the read-back, before the commit');
   const warnings = finish(dp, dir, journal);
   for (const ifname of journal.detach) log(`detached ${ifname}`);
-  saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: canonicalGeneration(desiredRaw).srcRoutes }, log);
+  saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: desired.srcRoutes }, log);
   if ((known === null || known.loaded) && activeRaw !== undefined) {
     saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
   }
   return {
-    instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: ops.length,
+    instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: opTotal,
     attached: attach, detached: detach.filter((i) => !warnings.some((w) => w.startsWith(`${i}:`))), warnings,
+  };
+}
+
+/**
+ * What each key the runs touch holds in generation `gen` before the apply (null: absent), for the
+ * journal. Hash and LPM entries come from the generation as known (`current`: an LPM lookup would
+ * answer a shorter prefix); array slots always exist, and their exact bytes (empty-looking slots
+ * included) come from the maps: lb_settings by lookup, lb_groups by one batch read of the
+ * generation's half when many slots are touched, else slot by slot.
+ */
+function previousValues(dp: DataPlane, gen: number, current: Columns, runs: readonly OpRun[]): (run: OpRun, i: number) => Buffer | null {
+  const lists: Record<'lb_listeners' | 'lb_src_routes' | 'lb_maglev', Column> = {
+    lb_listeners: current.listeners, lb_src_routes: current.srcRoutes, lb_maglev: current.maglev,
+  };
+  const groupOps = runs.filter((r) => r.map === 'lb_groups').reduce((n, r) => n + r.count, 0);
+  let half: Buffer | undefined;
+  const size = SHAPES.groups.valueSize;
+  return (run, i) => {
+    const key = run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
+    if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(key) ?? null;
+    if (run.map === 'lb_groups') {
+      if (groupOps <= 256) return dp.maps.lb_groups.lookup(key) ?? null;
+      // Copied out: the half is a view of a buffer the read-back reuses.
+      half ??= Buffer.from(readGroupHalf(dp, gen));
+      const slot = key.readUInt32LE(0) - gen * LB_MAX_GROUPS;
+      return half.subarray(slot * size, (slot + 1) * size);
+    }
+    const p = run.prev[i]!;
+    if (p < 0) return null;
+    const c = lists[run.map];
+    return c.values.subarray(p * c.valueSize, (p + 1) * c.valueSize);
   };
 }
 
@@ -282,20 +339,20 @@ interface KnownRoutes {
   active: LazyRoutes;
   /** The recorded digest of the active generation. */
   activeDigest: string;
-  inactive(): Array<[Buffer, Buffer]>;
+  inactive(): Column;
   /** This apply loaded the instance: both generations are empty. */
   loaded: boolean;
 }
 
 function knownRoutes(dp: DataPlane, dir: string, ctl: Ctl): KnownRoutes | null {
   // Both generations of an instance this apply loaded are empty: its active one is read (cheaply).
-  if (!dp.adopted) return { active: { count: 0, entries: () => [] }, activeDigest: '', inactive: () => [], loaded: true };
+  if (!dp.adopted) return { active: { count: 0, entries: () => [] }, activeDigest: '', inactive: () => columnOf('srcRoutes', []), loaded: true };
   const ours = (r: ReturnType<typeof readRoutesRecord>): r is NonNullable<typeof r> =>
     r !== null && r.ctlMapId === dp.maps.lb_ctl.id && r.routesMapId === dp.maps.lb_src_routes.id;
   const active = readRoutesRecord(dir, ctl.activeGen);
   const inactive = readRoutesRecord(dir, 1 - ctl.activeGen);
   if (!ours(active) || !ours(inactive) || active.serial !== ctl.serial || inactive.serial >= ctl.serial) return null;
-  return { active: { count: active.count, entries: active.entries }, activeDigest: active.digest, inactive: inactive.entries, loaded: false };
+  return { active: { count: active.count, entries: active.entries }, activeDigest: active.digest, inactive: inactive.column, loaded: false };
 }
 
 /** A record that cannot be written is no failure of the apply: the next apply reads the map instead. */
@@ -325,60 +382,19 @@ function activeIsDesired(dp: DataPlane, gen: number, activeRaw: EncodedGeneratio
   return !routesFromRecord || sameRoutes(readGenerationsRaw(dp, [gen])[0]!.srcRoutes);
 }
 
-/** The entries of the target generation the ops touch, as they are now (exact bytes). */
-function saveEntries(dp: DataPlane, gen: number, inactive: EncodedGeneration, ops: readonly RawOp[]): SavedEntry[] {
-  // Hash and LPM entries come from the generation as known (an LPM lookup would answer a shorter
-  // prefix); array slots always exist, and their exact bytes (empty-looking slots included) come
-  // from one batch read of the generation's half of lb_groups. Each map's index is built only
-  // when an op touches that map.
-  const lists = { lb_listeners: inactive.listeners, lb_src_routes: inactive.srcRoutes, lb_maglev: inactive.maglev };
-  const indexes = new Map<string, Map<string, Buffer>>();
-  const index = (map: 'lb_listeners' | 'lb_src_routes' | 'lb_maglev' | 'lb_groups'): Map<string, Buffer> => {
-    let m = indexes.get(map);
-    if (m === undefined) {
-      const list = map === 'lb_groups' ? groupSlots() : lists[map];
-      indexes.set(map, (m = new Map(list.map(([k, v]) => [byteKey(k), v]))));
-    }
-    return m;
-  };
-  // A few slots are looked up one by one; many are read in one batch of the whole half (16 MiB).
-  const groupOps = ops.filter((op) => op.map === 'lb_groups');
-  const groupSlots = (): Array<[Buffer, Buffer]> => {
-    if (groupOps.length > 256) {
-      const wanted = new Set(groupOps.map((op) => op.key.readUInt32LE(0)));
-      return readGroupSlotsRaw(dp, gen, (idx) => wanted.has(idx));
-    }
-    return groupOps.flatMap((op): Array<[Buffer, Buffer]> => {
-      const v = dp.maps.lb_groups.lookup(op.key);
-      return v === undefined ? [] : [[op.key, v]];
-    });
-  };
-  const saved: SavedEntry[] = [];
-  let prev: RawOp | undefined;
-  for (const op of ops) {
-    // Ops come sorted by key within each map and kind, and no key is both put and deleted: a key
-    // seen before is the one just before.
-    if (prev !== undefined && prev.map === op.map && prev.key.equals(op.key)) continue;
-    prev = op;
-    let value: Buffer | null;
-    if (op.map === 'lb_settings') value = dp.maps.lb_settings.lookup(op.key) ?? null;
-    else if (op.map === 'lb_groups') value = index(op.map).get(byteKey(op.key)) ?? dp.maps.lb_groups.lookup(op.key) ?? null;
-    else value = index(op.map).get(byteKey(op.key)) ?? null;
-    saved.push({ map: op.map, key: op.key, value });
-  }
-  return saved;
-}
-
-function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, ops: readonly RawOp[], req: ApplyRequest, wanted: string[],
+function verify(dp: DataPlane, gen: number, desired: Columns, desiredRaw: () => EncodedGeneration, ops: readonly OpRun[], req: ApplyRequest, wanted: string[],
   paths: Readonly<Record<string, { path: string }>>): void {
-  readBack(dp, gen, ops); // a put's value, a delete's absence
-  // What was not written holds what the diff found there, so the generation now holds desiredRaw.
-  // Without a desired LogicalState only the Maglev check decodes: it needs the routes of
+  readBackRuns(dp, gen, ops); // a put's value, a delete's absence
+  // What was not written holds what the diff found there, so the generation now holds the desired
+  // one. Without a desired LogicalState only the Maglev check decodes: it needs the routes of
   // persistent listeners alone (decoding 100,000 routes formats 100,000 addresses), and nothing
   // at all without persistent listeners or tables.
-  const persistent = persistentRoutes(desiredRaw);
-  if (persistent !== null || desiredRaw.maglev.length > 0 || req.desired !== undefined) {
-    const maglev = checkMaglevTables(decodeRaw(gen, req.desired === undefined ? { ...desiredRaw, srcRoutes: persistent ?? [] } : desiredRaw));
+  const persistent = persistentRoutes(desired);
+  if (persistent !== null || desired.maglev.count > 0 || req.desired !== undefined) {
+    const raw = req.desired === undefined
+      ? { settings: desired.settings, listeners: pairsOf(desired.listeners), groups: pairsOf(desired.groups), srcRoutes: persistent ?? [], maglev: pairsOf(desired.maglev) }
+      : desiredRaw();
+    const maglev = checkMaglevTables(decodeRaw(gen, raw));
     if (maglev !== null) throw new LbError('LB_APPLY_VERIFY', `generation ${gen} read back: ${maglev}`, { gen });
   }
   const attachments = new Map(dp.attachments().map((a) => [a.ifname, a]));
@@ -388,7 +404,7 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, ops: 
   if (localnetOff.length > 0) throw new LbError('LB_APPLY_VERIFY', `route_localnet is off on ${localnetOff.join(', ')} after turning it on`, { localnetOff });
   if (req.desired === undefined) return;
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
-  const decoded = decodeLogical(decodeRaw(gen, desiredRaw), {
+  const decoded = decodeLogical(decodeRaw(gen, desiredRaw()), {
     ifname: (index) => interfaceName(index),
     proxyOf: (key) => proxies.get(key) ?? null,
     interfaces: wanted,
@@ -402,20 +418,29 @@ function verify(dp: DataPlane, gen: number, desiredRaw: EncodedGeneration, ops: 
 }
 
 /**
- * The routes of persistent listeners that have source routes (lb_listener: id at 0, flags at 8);
- * null when no listener is persistent.
+ * The routes of persistent listeners that have source routes (lb_listener: id at 0, flags at 8),
+ * as pairs; null when no listener is persistent.
  */
-function persistentRoutes(raw: EncodedGeneration): Array<[Buffer, Buffer]> | null {
+function persistentRoutes(c: Columns): Array<[Buffer, Buffer]> | null {
   let persistent = false;
   const ids = new Set<number>();
-  for (const [, v] of raw.listeners) {
-    const flags = v.readUInt32LE(8);
+  const l = c.listeners;
+  for (let i = 0; i < l.count; i++) {
+    const flags = l.values.readUInt32LE(i * l.valueSize + 8);
     if ((flags & LB_LF_PERSIST) === 0) continue;
     persistent = true;
-    if ((flags & LB_LF_SRC_ROUTES) !== 0) ids.add(v.readUInt32LE(0));
+    if ((flags & LB_LF_SRC_ROUTES) !== 0) ids.add(l.values.readUInt32LE(i * l.valueSize));
   }
   if (!persistent) return null;
-  return ids.size === 0 ? [] : raw.srcRoutes.filter(([k]) => ids.has(k.readUInt32LE(4) & 0x7fffffff));
+  if (ids.size === 0) return [];
+  const r = c.srcRoutes;
+  const out: Array<[Buffer, Buffer]> = [];
+  for (let i = 0; i < r.count; i++) {
+    if (ids.has(r.keys.readUInt32LE(i * r.keySize + 4) & 0x7fffffff)) {
+      out.push([r.keys.subarray(i * r.keySize, (i + 1) * r.keySize), r.values.subarray(i * r.valueSize, (i + 1) * r.valueSize)]);
+    }
+  }
+  return out;
 }
 
 /**
@@ -440,7 +465,7 @@ export function undoJournal(dp: DataPlane, journal: Journal, flipped: boolean, i
 }
 
 /** After the new configuration is live: detach what it no longer uses, record it, drop the journal. */
-export function finish(dp: DataPlane, dir: string, journal: Journal): string[] {
+export function finish(dp: DataPlane, dir: string, journal: Pick<Journal, 'detach' | 'inventory'>): string[] {
   const warnings: string[] = [];
   for (const ifname of journal.detach) {
     const w = detachQuietly(dp, ifname);

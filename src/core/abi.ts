@@ -100,8 +100,7 @@ export const LAYOUTS = {
   lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
   lb_target_stats: { size: 40, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24, failed_conns: 32 } },
   lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
-  lb_route_op: { size: 16, fields: { key: 0, group: 12 } },
-  lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, ops: 16 } },
+  lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, keys: 16, groups: 16 + 12 * LB_ROUTE_STAGE_OPS } },
   lb_frag_key: { size: 12, fields: { saddr: 0, daddr: 4, id: 8, proto: 10, pad: 11 } },
   lb_frag: { size: 24, fields: { expires_ns: 0, nat_addr: 8, target_id: 12, dir: 16, pad: 17 } },
 } as const;
@@ -181,14 +180,17 @@ export function decodeSettings(b: Buffer): Settings {
 export interface ListenerKey { ifindex: number; vip: string; port: number; proto: number; gen: number }
 export function encodeListenerKey(k: ListenerKey): Buffer {
   // Every byte is written below: a pooled, unzeroed buffer (a config encodes one key per listener).
-  const b = Buffer.allocUnsafe(LAYOUTS.lb_listener_key.size);
+  return encodeListenerKeyInto(Buffer.allocUnsafe(LAYOUTS.lb_listener_key.size), 0, k);
+}
+/** Writes every byte of the key at `off` (the "Into" encoders fill one contiguous buffer of a generation). */
+export function encodeListenerKeyInto(b: Buffer, off: number, k: ListenerKey): Buffer {
   checkRange('port', k.port, 65535);
   checkRange('gen', k.gen, 1);
-  b.writeUInt32LE(k.ifindex, 0);
-  writeBe32(b, 4, k.vip);
-  b.writeUInt16BE(k.port, 8);
-  b.writeUInt8(k.proto, 10);
-  b.writeUInt8(k.gen, 11);
+  b.writeUInt32LE(k.ifindex, off);
+  writeBe32(b, off + 4, k.vip);
+  b.writeUInt16BE(k.port, off + 8);
+  b.writeUInt8(k.proto, off + 10);
+  b.writeUInt8(k.gen, off + 11);
   return b;
 }
 export function decodeListenerKey(b: Buffer): ListenerKey {
@@ -197,12 +199,16 @@ export function decodeListenerKey(b: Buffer): ListenerKey {
 
 export interface Listener { listenerId: number; defaultGroup: number; flags: number }
 export function encodeListener(v: Listener): Buffer {
-  const b = Buffer.alloc(LAYOUTS.lb_listener.size);
+  return encodeListenerInto(Buffer.allocUnsafe(LAYOUTS.lb_listener.size), 0, v);
+}
+/** Writes every byte of the value (pad included) at `off`. */
+export function encodeListenerInto(b: Buffer, off: number, v: Listener): Buffer {
   checkRange('listener_id', v.listenerId, 0x7fffffff);
   checkRange('default_group', v.defaultGroup, LB_MAX_GROUPS - 1);
-  b.writeUInt32LE(v.listenerId, 0);
-  b.writeUInt32LE(v.defaultGroup, 4);
-  b.writeUInt32LE(v.flags, 8);
+  b.writeUInt32LE(v.listenerId, off);
+  b.writeUInt32LE(v.defaultGroup, off + 4);
+  b.writeUInt32LE(v.flags, off + 8);
+  b.writeUInt32LE(0, off + 12);
   return b;
 }
 export function decodeListener(b: Buffer): Listener {
@@ -216,16 +222,23 @@ export function srcScope(gen: number, listenerId: number): number {
 }
 export function encodeSrcKey(k: SrcKey): Buffer {
   // Every byte is written below: a pooled, unzeroed buffer (a config encodes one key per route).
-  const b = Buffer.allocUnsafe(LAYOUTS.lb_src_key.size);
-  checkRange('prefix length', k.prefixLen, 32);
-  checkRange('gen', k.gen, 1);
-  checkRange('listener_id', k.listenerId, 0x7fffffff);
-  b.writeUInt32LE(32 + k.prefixLen, 0);
-  b.writeUInt32LE(srcScope(k.gen, k.listenerId), 4);
+  return encodeSrcKeyInto(Buffer.allocUnsafe(LAYOUTS.lb_src_key.size), 0, k);
+}
+/** Writes every byte of the key at `off`. */
+export function encodeSrcKeyInto(b: Buffer, off: number, k: SrcKey): Buffer {
+  return encodeSrcKeyFieldsInto(b, off, k.gen, k.listenerId, k.addr, k.prefixLen);
+}
+/** encodeSrcKeyInto with the fields as arguments (no object per route). */
+export function encodeSrcKeyFieldsInto(b: Buffer, off: number, gen: number, listenerId: number, addr: string, prefixLen: number): Buffer {
+  checkRange('prefix length', prefixLen, 32);
+  checkRange('gen', gen, 1);
+  checkRange('listener_id', listenerId, 0x7fffffff);
+  b.writeUInt32LE(32 + prefixLen, off);
+  b.writeUInt32LE(srcScope(gen, listenerId), off + 4);
   // The trie ignores bits past the prefix; clearing them gives one key per prefix, so a key
   // compares equal to the entry the kernel holds for it (10.0.0.5/24 is 10.0.0.0/24).
-  const mask = k.prefixLen === 0 ? 0 : (0xffffffff << (32 - k.prefixLen)) >>> 0;
-  b.writeUInt32BE((ipv4ToU32(k.addr) & mask) >>> 0, 8);
+  const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+  b.writeUInt32BE((ipv4ToU32(addr) & mask) >>> 0, off + 8);
   return b;
 }
 export function decodeSrcKey(b: Buffer): SrcKey {
@@ -253,25 +266,28 @@ export function groupIndex(gen: number, group: number): number {
 }
 
 export function encodeGroup(g: Group): Buffer {
-  const { size, fields } = LAYOUTS.lb_group;
+  return encodeGroupInto(Buffer.alloc(LAYOUTS.lb_group.size), 0, g);
+}
+/** Writes the group at `at`, into bytes that must be zero (the unused target slots stay zero). */
+export function encodeGroupInto(b: Buffer, at: number, g: Group): Buffer {
+  const { fields } = LAYOUTS.lb_group;
   if (g.targets.length > LB_MAX_TARGETS) {
     throw new RangeError(`a group holds at most ${LB_MAX_TARGETS} targets, got ${g.targets.length}`);
   }
-  const b = Buffer.alloc(size);
   let cum = 0;
   g.targets.forEach((t, i) => {
     checkRange('weight', t.weight, 0xffff);
     checkRange('port', t.port, 65535);
     checkRange('target_id', t.targetId, LB_MAX_TARGET_IDS - 1);
     cum += t.weight;
-    b.writeUInt32LE(cum, fields.cum_weight + 4 * i);
-    const off = fields.targets + LAYOUTS.lb_target.size * i;
+    b.writeUInt32LE(cum, at + fields.cum_weight + 4 * i);
+    const off = at + fields.targets + LAYOUTS.lb_target.size * i;
     writeBe32(b, off, t.addr);
     b.writeUInt32LE(t.targetId, off + 4);
     b.writeUInt16BE(t.port, off + 8);
   });
-  b.writeUInt32LE(g.targets.length, fields.count);
-  b.writeUInt32LE(cum, fields.total_weight);
+  b.writeUInt32LE(g.targets.length, at + fields.count);
+  b.writeUInt32LE(cum, at + fields.total_weight);
   return b;
 }
 
@@ -347,12 +363,15 @@ export function decodeTargetStats(b: Buffer, offset = 0): TargetStats {
  * without weight gets no table).
  */
 export function encodeMaglev(table: ArrayLike<number>): Buffer {
+  return encodeMaglevInto(Buffer.alloc(LB_MAGLEV_SIZE), 0, table);
+}
+/** Writes every slot of the table at `off`. */
+export function encodeMaglevInto(b: Buffer, off: number, table: ArrayLike<number>): Buffer {
   if (table.length !== LB_MAGLEV_SIZE) throw new RangeError(`a Maglev table has ${LB_MAGLEV_SIZE} slots, got ${table.length}`);
-  const b = Buffer.alloc(LB_MAGLEV_SIZE);
   for (let i = 0; i < LB_MAGLEV_SIZE; i++) {
     const v = table[i]!;
     checkRange(`Maglev slot ${i}`, v, LB_MAX_TARGETS - 1);
-    b[i] = v;
+    b[off + i] = v;
   }
   return b;
 }

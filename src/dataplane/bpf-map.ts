@@ -205,6 +205,89 @@ export class BpfMap {
   }
 
   /**
+   * updateBatch for entries already laid out as the syscall takes them: `count` keys one after the
+   * other in `keys`, their values likewise in `values` (valueBufferSize bytes each). Chunks are
+   * views into them: nothing is copied or concatenated.
+   */
+  updateColumns(keys: Buffer, values: Buffer, count: number, flags = BPF_ANY, chunk = 1024): number {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    if (keys.length < count * ks || values.length < count * vs) {
+      throw new LbError('LB_BPF_MAP', `updateColumns on map ${this.name}: ${count} entries need ${count * ks}/${count * vs} bytes of keys/values`,
+        { map: this.name, count, keyBytes: keys.length, valueBytes: values.length });
+    }
+    let done = 0;
+    while (done < count) {
+      const n = Math.min(chunk, count - done);
+      if (this.noBatch.has('update')) {
+        this.update(keys.subarray(done * ks, (done + 1) * ks), values.subarray(done * vs, (done + 1) * vs), flags);
+        done += 1;
+        continue;
+      }
+      const c = [n];
+      const ret = native().bpf_map_update_batch(this.fd, keys.subarray(done * ks, (done + n) * ks), values.subarray(done * vs, (done + n) * vs), c, batchOpts(flags));
+      if (ret < 0 && isUnsupported(-ret) && c[0] === 0) {
+        this.noBatch.add('update');
+        continue;
+      }
+      const at = done + (c[0] ?? 0);
+      if (ret < 0) throw this.error('bpf_map_update_batch', -ret, keys.subarray(at * ks, (at + 1) * ks), { written: at });
+      done += n;
+    }
+    return done;
+  }
+
+  /** deleteBatch for `count` keys laid out one after the other in `keys`. Absent keys are skipped. */
+  deleteColumns(keys: Buffer, count: number): number {
+    const ks = this.keySize;
+    const list = new Array<Buffer>(count);
+    for (let i = 0; i < count; i++) list[i] = keys.subarray(i * ks, (i + 1) * ks);
+    return this.deleteBatch(list);
+  }
+
+  /**
+   * lookupBatch into columns: every key one after the other in `keys`, every value (whole, per-CPU
+   * maps included) likewise in `values`; no Buffer per entry.
+   */
+  lookupBatchColumns(chunk = 1024): { keySize: number; valueSize: number; count: number; keys: Buffer; values: Buffer } {
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    if (this.noBatch.has('lookup')) {
+      const all = [...this.entries()];
+      return { keySize: ks, valueSize: vs, count: all.length, keys: Buffer.concat(all.map(([k]) => k)), values: Buffer.concat(all.map(([, v]) => v)) };
+    }
+    const keyParts: Buffer[] = [];
+    const valueParts: Buffer[] = [];
+    let count = 0;
+    const tokenSize = Math.max(ks, 8);
+    let inBatch: Buffer | null = null;
+    let size = Math.max(1, Math.min(chunk, this.maxEntries));
+    for (let round = 0; round < this.maxEntries + 16; round++) {
+      const outBatch = Buffer.alloc(tokenSize);
+      const keys = Buffer.allocUnsafe(ks * size);
+      const values = Buffer.allocUnsafe(vs * size);
+      const n = [size];
+      const ret = native().bpf_map_lookup_batch(this.fd, inBatch, outBatch, keys, values, n, batchOpts(0));
+      if (ret < 0 && -ret === ENOSPC && (n[0] ?? 0) === 0) {
+        size *= 2; // a hash bucket holds more entries than fit: retry the same position, bigger
+        continue;
+      }
+      if (ret < 0 && isUnsupported(-ret) && count === 0) {
+        this.noBatch.add('lookup');
+        return this.lookupBatchColumns(chunk);
+      }
+      if (ret < 0 && -ret !== ENOENT) throw this.error('bpf_map_lookup_batch', -ret, undefined, { read: count });
+      const got = n[0] ?? 0;
+      keyParts.push(keys.subarray(0, got * ks));
+      valueParts.push(values.subarray(0, got * vs));
+      count += got;
+      if (ret < 0) return { keySize: ks, valueSize: vs, count, keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts) };
+      inBatch = outBatch;
+    }
+    throw new LbError('LB_BPF_MAP', `batch lookup of map ${this.name} did not end`, { map: this.name });
+  }
+
+  /**
    * Reads every entry with BPF_MAP_LOOKUP_BATCH, or by iteration where the map type has no batch
    * support. Per-CPU values come back whole (use splitPerCpu).
    */

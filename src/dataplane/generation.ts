@@ -10,6 +10,7 @@
 import { constants } from 'node:os';
 import { LB_GENERATIONS, LB_MAX_GROUPS, decodeCtl, decodeU32, encodeCtl, encodeGroup, encodeSettings, encodeU32 } from '../core/abi.js';
 import { EMPTY_SETTINGS, decodeGeneration, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../core/generation.js';
+import { gather, type Column, type Columns } from '../core/columns.js';
 import type { DataPlane } from './data-plane.js';
 import { ENOTSUPP, MAP_BATCH_OPTS, bpfError, native } from './libbpf.js';
 
@@ -30,6 +31,38 @@ export function flipTo(dp: DataPlane, gen: number): number {
   return serial;
 }
 
+
+/**
+ * readGenerationsRaw without the source routes, as columns (src/core/columns.ts): one batch read
+ * of each map into contiguous buffers, no Buffer per entry. The apply's read of the inactive (and
+ * sometimes the active) generation.
+ */
+export function readGenerationsColumns(dp: DataPlane, gens: readonly number[]): Array<Omit<Columns, 'srcRoutes'>> {
+  const listeners = dp.maps.lb_listeners.lookupBatchColumns();
+  const maglev = dp.maps.lb_maglev.lookupBatchColumns(16);
+  const groupSize = dp.maps.lb_groups.valueSize;
+  return gens.map((gen) => {
+    const lo = gen * LB_MAX_GROUPS;
+    const inGen = (c: Column, keep: (i: number) => boolean): Column => {
+      const order: number[] = [];
+      for (let i = 0; i < c.count; i++) if (keep(i)) order.push(i);
+      return gather(c, order);
+    };
+    const half = readGroupHalf(dp, gen);
+    const present: number[] = [];
+    for (let i = 0; i < LB_MAX_GROUPS; i++) if (half.readUInt32LE(i * groupSize) > 0) present.push(i);
+    const groups = gather({ keySize: 4, valueSize: groupSize, count: LB_MAX_GROUPS, keys: Buffer.alloc(0), values: half }, present, (i, out, at) => out.writeUInt32LE(lo + i, at));
+    return {
+      settings: dp.maps.lb_settings.lookup(encodeU32(gen)) ?? encodeSettings(EMPTY_SETTINGS),
+      listeners: inGen(listeners, (i) => listeners.keys[i * listeners.keySize + 11] === gen),
+      groups,
+      maglev: inGen(maglev, (i) => {
+        const idx = maglev.keys.readUInt32LE(i * 4);
+        return idx >= lo && idx < lo + LB_MAX_GROUPS;
+      }),
+    };
+  });
+}
 
 /** The raw entries of one generation as they are in the maps now. */
 export function readGenerationRaw(dp: DataPlane, gen: number): EncodedGeneration {
@@ -117,7 +150,27 @@ let slotScratch: { keys: Buffer; values: Buffer } | undefined;
  * given, empty ones included), with their exact bytes: one batch syscall into a buffer reused from
  * read to read, and the kept values copied out into one buffer of just them.
  */
-export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: number, value: Buffer) => boolean): Array<[Buffer, Buffer]> {
+/**
+ * Every slot of one generation's half of lb_groups, slot i (index gen * LB_MAX_GROUPS + i) at
+ * i * valueSize: one batch syscall. The answer is a view of a buffer reused by the next read of
+ * lb_groups: use it before that.
+ */
+export function readGroupHalf(dp: DataPlane, gen: number): Buffer {
+  const map = dp.maps.lb_groups;
+  const lo = gen * LB_MAX_GROUPS;
+  const size = map.valueSize;
+  const slots = readGroupScratch(dp, gen);
+  if (slots !== null && slots.got === LB_MAX_GROUPS && slots.keys.readUInt32LE(0) === lo && slots.keys.readUInt32LE((LB_MAX_GROUPS - 1) * map.keySize) === lo + LB_MAX_GROUPS - 1) {
+    return slots.values.subarray(0, LB_MAX_GROUPS * size);
+  }
+  // No batch lookup, or an answer out of order: slot by slot from whatever came back.
+  const out = Buffer.alloc(LB_MAX_GROUPS * size);
+  for (const [k, v] of readGroupSlotsRaw(dp, gen)) v.copy(out, (decodeU32(k) - lo) * size, 0, size);
+  return out;
+}
+
+/** One batch lookup of a generation's half into the scratch buffers; null when the map has no batch lookup. */
+function readGroupScratch(dp: DataPlane, gen: number): { keys: Buffer; values: Buffer; got: number } | null {
   const map = dp.maps.lb_groups;
   const lo = gen * LB_MAX_GROUPS;
   if (slotScratch === undefined || slotScratch.values.length !== map.valueSize * LB_MAX_GROUPS || slotScratch.keys.length !== map.keySize * LB_MAX_GROUPS) {
@@ -132,12 +185,22 @@ export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: numbe
   const ret = native().bpf_map_lookup_batch(map.fd, lo === 0 ? null : encodeU32(lo - 1), Buffer.alloc(8), keys, values, count, opts);
   if (ret < 0 && -ret !== ENOENT) {
     if (-ret !== ENOTSUPP && -ret !== EOPNOTSUPP) throw bpfError('LB_BPF_MAP', 'bpf_map_lookup_batch on map lb_groups', -ret, { map: 'lb_groups', gen });
+    return null;
+  }
+  return { keys, values, got: Math.min(count[0] ?? 0, LB_MAX_GROUPS) };
+}
+
+export function readGroupSlotsRaw(dp: DataPlane, gen: number, keep?: (idx: number, value: Buffer) => boolean): Array<[Buffer, Buffer]> {
+  const map = dp.maps.lb_groups;
+  const lo = gen * LB_MAX_GROUPS;
+  const slots = readGroupScratch(dp, gen);
+  if (slots === null) {
     return map.lookupBatch().filter(([k, v]) => {
       const idx = decodeU32(k);
       return idx >= lo && idx < lo + LB_MAX_GROUPS && (keep === undefined || keep(idx, v));
     });
   }
-  const got = Math.min(count[0] ?? 0, LB_MAX_GROUPS);
+  const { keys, values, got } = slots;
   const kept: number[] = [];
   for (let i = 0; i < got; i++) {
     const idx = keys.readUInt32LE(i * map.keySize);

@@ -25,6 +25,16 @@ export interface RouteEntry {
   readonly value?: Buffer | null | undefined;
 }
 
+/**
+ * Routes laid out as columns: `count` keys (struct lb_src_key) one after the other in `keys`, and
+ * for put and verify their values (4 bytes each) in `values`.
+ */
+export interface RouteColumns {
+  readonly count: number;
+  readonly keys: Buffer;
+  readonly values?: Buffer | null;
+}
+
 /** The first route of a batch that failed: its index in the list given, and the kernel's errno. */
 export interface RouteBatchFailure {
   index: number;
@@ -33,7 +43,6 @@ export interface RouteBatchFailure {
 
 const MODES: Record<RouteBatchMode, number> = { put: LB_ROUTE_PUT, delete: LB_ROUTE_DELETE, verify: LB_ROUTE_VERIFY };
 const STAGE = LAYOUTS.lb_route_stage;
-const OP = LAYOUTS.lb_route_op;
 const KEY_SIZE = LAYOUTS.lb_src_key.size;
 const ZERO = Buffer.alloc(4);
 
@@ -44,20 +53,16 @@ const ZERO = Buffer.alloc(4);
  * value); null when every entry passed. The caller holds the instance lock: the stage is the
  * instance's one.
  */
-export function runRouteBatch(dp: DataPlane, mode: RouteBatchMode, entries: readonly RouteEntry[]): RouteBatchFailure | null {
+export function runRouteBatch(dp: DataPlane, mode: RouteBatchMode, entries: readonly RouteEntry[] | RouteColumns): RouteBatchFailure | null {
   const stage = Buffer.alloc(STAGE.size);
   const prog = dp.programs.route_batch;
-  for (let from = 0; from < entries.length; from += LB_ROUTE_STAGE_OPS) {
-    const count = Math.min(LB_ROUTE_STAGE_OPS, entries.length - from);
+  const total = isColumns(entries) ? entries.count : entries.length;
+  for (let from = 0; from < total; from += LB_ROUTE_STAGE_OPS) {
+    const count = Math.min(LB_ROUTE_STAGE_OPS, total - from);
     stage.writeUInt32LE(count, STAGE.fields.count);
     stage.writeUInt32LE(MODES[mode], STAGE.fields.mode);
-    let off = STAGE.fields.ops;
-    for (let i = 0; i < count; i++, off += OP.size) {
-      const { key, value } = entries[from + i]!;
-      if (key.length !== KEY_SIZE) throw bpfError('LB_BPF_MAP', `a source route key has ${key.length} bytes, expected ${KEY_SIZE}`, 22, { map: 'lb_src_routes' });
-      key.copy(stage, off + OP.fields.key);
-      stage.writeUInt32LE(mode === 'delete' || value === null || value === undefined ? 0 : value.readUInt32LE(0), off + OP.fields.group);
-    }
+    if (isColumns(entries)) stageColumns(stage, mode, entries, from, count);
+    else stageEntries(stage, mode, entries, from, count);
     dp.maps.lb_route_stage.update(ZERO, stage);
     const done = progTestRunNoData(prog.fd, prog.name, { instance: dp.instance, mode, count });
     if (done !== count) {
@@ -69,11 +74,38 @@ export function runRouteBatch(dp: DataPlane, mode: RouteBatchMode, entries: read
   return null;
 }
 
+function isColumns(e: readonly RouteEntry[] | RouteColumns): e is RouteColumns {
+  return !Array.isArray(e);
+}
+
+function stageEntries(stage: Buffer, mode: RouteBatchMode, entries: readonly RouteEntry[], from: number, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const { key, value } = entries[from + i]!;
+    if (key.length !== KEY_SIZE) throw bpfError('LB_BPF_MAP', `a source route key has ${key.length} bytes, expected ${KEY_SIZE}`, 22, { map: 'lb_src_routes' });
+    key.copy(stage, STAGE.fields.keys + i * KEY_SIZE);
+    stage.writeUInt32LE(mode === 'delete' || value === null || value === undefined ? 0 : value.readUInt32LE(0), STAGE.fields.groups + i * 4);
+  }
+}
+
+/** Columns go in with two copies: the stage holds keys and values apart, as the columns do. */
+function stageColumns(stage: Buffer, mode: RouteBatchMode, c: RouteColumns, from: number, count: number): void {
+  if (c.keys.length < (from + count) * KEY_SIZE || (mode !== 'delete' && (c.values ?? Buffer.alloc(0)).length < (from + count) * 4)) {
+    throw bpfError('LB_BPF_MAP', `source route columns hold fewer than ${from + count} routes`, 22, { map: 'lb_src_routes' });
+  }
+  c.keys.copy(stage, STAGE.fields.keys, from * KEY_SIZE, (from + count) * KEY_SIZE);
+  if (mode !== 'delete') c.values!.copy(stage, STAGE.fields.groups, from * 4, (from + count) * 4);
+}
+
+/** The key of route i, for messages. */
+function keyAt(entries: readonly RouteEntry[] | RouteColumns, i: number): Buffer {
+  return isColumns(entries) ? entries.keys.subarray(i * KEY_SIZE, (i + 1) * KEY_SIZE) : entries[i]!.key;
+}
+
 /** Like runRouteBatch for put and delete, but a failure throws LB_BPF_MAP naming the route, as a single update would. */
-export function writeRoutes(dp: DataPlane, mode: 'put' | 'delete', entries: readonly RouteEntry[]): void {
+export function writeRoutes(dp: DataPlane, mode: 'put' | 'delete', entries: readonly RouteEntry[] | RouteColumns): void {
   const failed = runRouteBatch(dp, mode, entries);
   if (failed === null) return;
-  const key = entries[failed.index]!.key;
+  const key = keyAt(entries, failed.index);
   throw bpfError('LB_BPF_MAP', `${mode === 'put' ? 'bpf_map_update_elem' : 'bpf_map_delete_elem'} on map lb_src_routes (in lb_route_batch)`, failed.errno, {
     map: 'lb_src_routes', op: mode, key: key.toString('hex'), index: failed.index,
   });

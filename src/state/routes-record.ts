@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Column } from '../core/columns.js';
 import { writeFileAtomic } from './run-dir.js';
 
 export const ROUTES_RECORD_FORMAT = 1;
@@ -35,8 +36,8 @@ export interface RoutesRecord {
   routesMapId: number;
   /** generationDigest of the whole generation (every config map) as written. */
   digest: string;
-  /** The generation's lb_src_routes entries, exact bytes. */
-  entries: Array<[Buffer, Buffer]>;
+  /** The generation's lb_src_routes entries, exact bytes: pairs, or columns (src/core/columns.ts). */
+  entries: Array<[Buffer, Buffer]> | Column;
 }
 
 export function routesRecordPath(dir: string, gen: number): string {
@@ -45,26 +46,48 @@ export function routesRecordPath(dir: string, gen: number): string {
 
 /** Writes the record atomically: a header line (JSON), then the entries as one base64 line. */
 export function writeRoutesRecord(dir: string, rec: RoutesRecord): void {
-  const keySize = rec.entries[0]?.[0].length ?? 0;
-  const valueSize = rec.entries[0]?.[1].length ?? 0;
-  const payload = Buffer.allocUnsafe(rec.entries.length * (keySize + valueSize));
+  const { payload, keySize, valueSize, count } = Array.isArray(rec.entries) ? pairsPayload(rec.entries) : columnPayload(rec.entries);
+  const header = {
+    format: ROUTES_RECORD_FORMAT, gen: rec.gen, serial: rec.serial, ctlMapId: rec.ctlMapId, routesMapId: rec.routesMapId, digest: rec.digest,
+    count, keySize, valueSize, sha256: createHash('sha256').update(payload).digest('hex'),
+  };
+  writeFileAtomic(routesRecordPath(dir, rec.gen), `${JSON.stringify(header)}\n${payload.toString('base64')}\n`);
+}
+
+interface Payload { payload: Buffer; keySize: number; valueSize: number; count: number }
+
+function pairsPayload(entries: Array<[Buffer, Buffer]>): Payload {
+  const keySize = entries[0]?.[0].length ?? 0;
+  const valueSize = entries[0]?.[1].length ?? 0;
+  const payload = Buffer.allocUnsafe(entries.length * (keySize + valueSize));
   let off = 0;
-  for (const [k, v] of rec.entries) {
+  for (const [k, v] of entries) {
     if (k.length !== keySize || v.length !== valueSize) throw new RangeError('routes record: entries of different sizes');
     off += k.copy(payload, off);
     off += v.copy(payload, off);
   }
-  const header = {
-    format: ROUTES_RECORD_FORMAT, gen: rec.gen, serial: rec.serial, ctlMapId: rec.ctlMapId, routesMapId: rec.routesMapId, digest: rec.digest,
-    count: rec.entries.length, keySize, valueSize, sha256: createHash('sha256').update(payload).digest('hex'),
-  };
-  writeFileAtomic(routesRecordPath(dir, rec.gen), `${JSON.stringify(header)}\n${payload.toString('base64')}\n`);
+  return { payload, keySize, valueSize, count: entries.length };
+}
+
+/** Key and value of each entry side by side, as the pairs give them: byte by byte (12 + 4 bytes a route). */
+function columnPayload(c: Column): Payload {
+  const { keySize, valueSize, count } = c.count === 0 ? { keySize: 0, valueSize: 0, count: 0 } : c;
+  const stride = keySize + valueSize;
+  const payload = Buffer.allocUnsafe(count * stride);
+  for (let i = 0; i < count; i++) {
+    const off = i * stride;
+    for (let b = 0; b < keySize; b++) payload[off + b] = c.keys[i * keySize + b]!;
+    for (let b = 0; b < valueSize; b++) payload[off + keySize + b] = c.values[i * valueSize + b]!;
+  }
+  return { payload, keySize, valueSize, count };
 }
 
 /** A record as read: its entries are split out of the checked payload only when asked for. */
 export interface ReadRoutesRecord extends Omit<RoutesRecord, 'entries'> {
   count: number;
   entries(): Array<[Buffer, Buffer]>;
+  /** The entries as columns, split out of the payload (keys apart from values). */
+  column(): Column;
 }
 
 /** The record of generation `gen`, or null when there is none or it is not whole. */
@@ -89,7 +112,17 @@ export function readRoutesRecord(dir: string, gen: number): ReadRoutesRecord | n
       }
       return entries;
     };
-    return { gen, serial: h.serial, ctlMapId: h.ctlMapId, routesMapId: h.routesMapId, digest: h.digest as string, count, entries: split };
+    const column = (): Column => {
+      const keys = Buffer.allocUnsafe(count * keySize);
+      const values = Buffer.allocUnsafe(count * valueSize);
+      const stride = keySize + valueSize;
+      for (let i = 0; i < count; i++) {
+        for (let b = 0; b < keySize; b++) keys[i * keySize + b] = payload[i * stride + b]!;
+        for (let b = 0; b < valueSize; b++) values[i * valueSize + b] = payload[i * stride + keySize + b]!;
+      }
+      return { keySize, valueSize, count, keys, values };
+    };
+    return { gen, serial: h.serial, ctlMapId: h.ctlMapId, routesMapId: h.routesMapId, digest: h.digest as string, count, entries: split, column };
   } catch {
     return null;
   }

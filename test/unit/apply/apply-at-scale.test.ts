@@ -98,8 +98,20 @@ describe('routes record', () => {
   it('round-trips exactly', () => {
     writeRoutesRecord(dir, rec);
     const read = readRoutesRecord(dir, 1)!;
-    expect({ ...read, entries: read.entries() }).toEqual({ ...rec, count: entries.length });
+    const { column, ...rest } = read;
+    expect({ ...rest, entries: read.entries() }).toEqual({ ...rec, count: entries.length });
+    const c = column();
+    expect(c.count).toBe(entries.length);
+    expect(c.keys).toEqual(Buffer.concat(entries.map(([k]) => k)));
+    expect(c.values).toEqual(Buffer.concat(entries.map(([, v]) => v)));
     expect(readRoutesRecord(dir, 0)).toBeNull();
+  });
+
+  it('written from columns, it is the record of the same entries as pairs', () => {
+    writeRoutesRecord(dir, { ...rec, entries: { keySize: 12, valueSize: 4, count: entries.length, keys: Buffer.concat(entries.map(([k]) => k)), values: Buffer.concat(entries.map(([, v]) => v)) } });
+    const fromColumns = readFileSync(routesRecordPath(dir, 1), 'latin1');
+    writeRoutesRecord(dir, rec);
+    expect(readFileSync(routesRecordPath(dir, 1), 'latin1')).toBe(fromColumns);
   });
 
   it('a damaged or truncated record reads as none', () => {

@@ -1,0 +1,324 @@
+// A generation's map entries in columns: per map, every key in one contiguous buffer and every
+// value in another, the layout the batch syscalls take. The apply works on these instead of one
+// pair of small Buffers per entry (EncodedGeneration): at 100,000 entries the pairs, their sort
+// keys and the ops and saved entries made from them cost more time (allocation, garbage
+// collection) and memory than the map writes themselves (docs/benchmarks.md, section 4).
+//
+// The canonical order and digest are the same as src/core/ops.ts gives EncodedGeneration: keys in
+// byte order, empty group slots left out, sha256 of the same canonical bytes. A test holds the two
+// to each other (test/unit/apply/columns.test.ts).
+
+import { createHash } from 'node:crypto';
+import {
+  LAYOUTS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
+  encodeSettings, encodeSrcKeyFieldsInto, encodeU32, groupIndex,
+} from './abi.js';
+import type { EncodedGeneration, GenerationConfig } from './generation.js';
+import type { ConfigMapName, RawOp } from './ops.js';
+
+/** One map's entries: `count` keys of `keySize` bytes one after the other, and their values likewise. */
+export interface Column {
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly count: number;
+  readonly keys: Buffer;
+  readonly values: Buffer;
+}
+
+/** A generation in columns (the same content as an EncodedGeneration). */
+export interface Columns {
+  settings: Buffer;
+  listeners: Column;
+  groups: Column;
+  srcRoutes: Column;
+  maglev: Column;
+}
+
+type ListName = 'listeners' | 'groups' | 'srcRoutes' | 'maglev';
+
+/** Key and value sizes of each list. */
+export const SHAPES: Readonly<Record<ListName, { keySize: number; valueSize: number }>> = {
+  listeners: { keySize: LAYOUTS.lb_listener_key.size, valueSize: LAYOUTS.lb_listener.size },
+  groups: { keySize: 4, valueSize: LAYOUTS.lb_group.size },
+  srcRoutes: { keySize: LAYOUTS.lb_src_key.size, valueSize: 4 },
+  maglev: { keySize: 4, valueSize: LB_MAGLEV_SIZE },
+};
+
+function column(list: ListName, count: number, zeroValues = false): Column {
+  const { keySize, valueSize } = SHAPES[list];
+  return {
+    keySize, valueSize, count,
+    keys: Buffer.allocUnsafe(keySize * count),
+    values: zeroValues ? Buffer.alloc(valueSize * count) : Buffer.allocUnsafe(valueSize * count),
+  };
+}
+
+/** Encodes a generation straight into columns (what encodeGeneration does, without a Buffer per key and value). */
+export function encodeColumns(gen: number, cfg: GenerationConfig): Columns {
+  const listeners = column('listeners', cfg.listeners.length);
+  cfg.listeners.forEach((l, i) => {
+    encodeListenerKeyInto(listeners.keys, i * listeners.keySize, { ...l.key, gen });
+    encodeListenerInto(listeners.values, i * listeners.valueSize, l.value);
+  });
+  // Group values are mostly unused target slots: written into zeroed memory, only the used ones.
+  const groups = column('groups', cfg.groups.length, true);
+  cfg.groups.forEach((g, i) => {
+    groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
+    encodeGroupInto(groups.values, i * groups.valueSize, g.group);
+  });
+  const srcRoutes = column('srcRoutes', cfg.srcRoutes.length);
+  cfg.srcRoutes.forEach((r, i) => {
+    encodeSrcKeyFieldsInto(srcRoutes.keys, i * srcRoutes.keySize, gen, r.listenerId, r.addr, r.prefixLen);
+    srcRoutes.values.writeUInt32LE(r.group >>> 0, i * 4);
+  });
+  const tables = cfg.maglev ?? [];
+  const maglev = column('maglev', tables.length);
+  tables.forEach((m, i) => {
+    maglev.keys.writeUInt32LE(groupIndex(gen, m.group), i * 4);
+    encodeMaglevInto(maglev.values, i * maglev.valueSize, m.table);
+  });
+  return { settings: encodeSettings(cfg.settings), listeners, groups, srcRoutes, maglev };
+}
+
+/** Copies pairs (as read from a map) into a column. */
+export function columnOf(list: ListName, pairs: ReadonlyArray<readonly [Buffer, Buffer]>): Column {
+  const c = column(list, pairs.length);
+  pairs.forEach(([k, v], i) => {
+    if (k.length !== c.keySize || v.length < c.valueSize) throw new RangeError(`${list}: an entry of ${k.length}/${v.length} bytes, expected ${c.keySize}/${c.valueSize}`);
+    k.copy(c.keys, i * c.keySize);
+    v.copy(c.values, i * c.valueSize, 0, c.valueSize);
+  });
+  return c;
+}
+
+export function columnsOf(g: EncodedGeneration): Columns {
+  return {
+    settings: g.settings, listeners: columnOf('listeners', g.listeners), groups: columnOf('groups', g.groups),
+    srcRoutes: columnOf('srcRoutes', g.srcRoutes), maglev: columnOf('maglev', g.maglev),
+  };
+}
+
+/** The entries as pairs of views into the column (no copy): for the code that takes pairs. */
+export function pairsOf(c: Column): Array<[Buffer, Buffer]> {
+  const out = new Array<[Buffer, Buffer]>(c.count);
+  for (let i = 0; i < c.count; i++) {
+    out[i] = [c.keys.subarray(i * c.keySize, (i + 1) * c.keySize), c.values.subarray(i * c.valueSize, (i + 1) * c.valueSize)];
+  }
+  return out;
+}
+
+export function encodedOf(c: Columns): EncodedGeneration {
+  return { settings: c.settings, listeners: pairsOf(c.listeners), groups: pairsOf(c.groups), srcRoutes: pairsOf(c.srcRoutes), maglev: pairsOf(c.maglev) };
+}
+
+/** Copies n bytes; short runs byte by byte (a native call costs more than copying a 12-byte key). */
+function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
+  if (n > 32) {
+    src.copy(dst, to, from, from + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
+}
+
+/** -1, 0 or 1: key i of a against key j of b, in byte order. */
+export function compareKeys(a: Column, i: number, b: Column, j: number): number {
+  const n = a.keySize;
+  const ao = i * n;
+  const bo = j * n;
+  for (let k = 0; k < n; k++) {
+    const d = a.keys[ao + k]! - b.keys[bo + k]!;
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Whether value i of a equals value j of b. */
+export function sameValue(a: Column, i: number, b: Column, j: number): boolean {
+  const n = a.valueSize;
+  if (n > 32) return a.values.compare(b.values, j * n, (j + 1) * n, i * n, (i + 1) * n) === 0;
+  const ao = i * n;
+  const bo = j * n;
+  for (let k = 0; k < n; k++) if (a.values[ao + k] !== b.values[bo + k]) return false;
+  return true;
+}
+
+/**
+ * The column's entries at `order`, copied in that order. `key`, when given, writes the key of
+ * entry j instead of copying it (an array read has no key column: its keys are the slot indexes).
+ */
+export function gather(c: Column, order: ArrayLike<number>, key?: (j: number, out: Buffer, at: number) => void): Column {
+  const n = order.length;
+  const out: Column = { keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize) };
+  for (let i = 0; i < n; i++) {
+    const j = order[i]!;
+    if (key !== undefined) key(j, out.keys, i * c.keySize);
+    else copyBytes(c.keys, j * c.keySize, out.keys, i * c.keySize, c.keySize);
+    copyBytes(c.values, j * c.valueSize, out.values, i * c.valueSize, c.valueSize);
+  }
+  return out;
+}
+
+/**
+ * The indexes of the entries to keep, in key byte order (stable: equal keys keep their order). An
+ * LSD radix sort, one pass per key byte, skipping bytes every key shares (the gen bit, prefix
+ * lengths, high bytes of slot indexes); a column already in order is only checked.
+ */
+export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) => boolean): Uint32Array {
+  let idx = new Uint32Array(c.count);
+  let n = 0;
+  for (let i = 0; i < c.count; i++) if (keep === undefined || keep(c.values, i * c.valueSize)) idx[n++] = i;
+  idx = idx.subarray(0, n);
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = compareKeys(c, idx[i - 1]!, c, idx[i]!) <= 0;
+  if (sorted) return idx;
+  let tmp = new Uint32Array(n);
+  const counts = new Uint32Array(257);
+  const { keys, keySize } = c;
+  for (let p = keySize - 1; p >= 0; p--) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[keys[idx[i]! * keySize + p]! + 1]!++;
+    if (counts.some((x) => x === n)) continue; // every key has the same byte here
+    for (let b = 1; b < 257; b++) counts[b]! += counts[b - 1]!;
+    for (let i = 0; i < n; i++) {
+      const e = idx[i]!;
+      tmp[counts[keys[e * keySize + p]!]!++] = e;
+    }
+    [idx, tmp] = [tmp, idx];
+  }
+  return idx;
+}
+
+/** A group slot holds a group (count > 0); an empty slot reads like an absent group. */
+const groupPresentAt = (values: Buffer, offset: number): boolean => values.readUInt32LE(offset) > 0;
+
+/** The column in canonical order: sorted by key bytes (and, for lb_groups, without empty slots). */
+export function canonicalColumn(list: ListName, c: Column): Column {
+  const order = sortedOrder(c, list === 'groups' ? groupPresentAt : undefined);
+  if (order.length === c.count && order.every((v, i) => v === i)) return c;
+  return gather(c, order);
+}
+
+export function canonicalColumns(c: Columns): Columns {
+  return {
+    settings: c.settings, listeners: canonicalColumn('listeners', c.listeners), groups: canonicalColumn('groups', c.groups),
+    srcRoutes: canonicalColumn('srcRoutes', c.srcRoutes), maglev: canonicalColumn('maglev', c.maglev),
+  };
+}
+
+/**
+ * sha256 of the canonical bytes of generation-neutral keys and values (canonicalBytes of
+ * src/core/ops.ts, the same bytes): `c` must be canonical (canonicalColumns).
+ */
+export function columnsDigest(c: Columns): string {
+  const sections = [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes], ['maglev', c.maglev]] as const;
+  const head = (name: string, n: number): string => `\n${name} ${n}\n`;
+  let size = 'lb-generation-v2\nsettings\n'.length + c.settings.length;
+  for (const [name, col] of sections) size += head(name, col.count).length + col.count * (col.keySize + col.valueSize);
+  const out = Buffer.allocUnsafe(size);
+  let off = out.write('lb-generation-v2\nsettings\n', 0, 'latin1');
+  off += c.settings.copy(out, off);
+  for (const [name, col] of sections) {
+    off += out.write(head(name, col.count), off, 'latin1');
+    const { keySize, valueSize } = col;
+    for (let i = 0; i < col.count; i++) {
+      copyBytes(col.keys, i * keySize, out, off, keySize);
+      if (name === 'listener') out[off + 11] = 0;
+      else if (name === 'src') out[off + 7] = out[off + 7]! & 0x7f;
+      else out.writeUInt32LE(out.readUInt32LE(off) % LB_MAX_GROUPS, off);
+      off += keySize;
+      copyBytes(col.values, i * valueSize, out, off, valueSize);
+      off += valueSize;
+    }
+  }
+  return createHash('sha256').update(out).digest('hex');
+}
+
+/**
+ * Consecutive raw operations of one map and kind, in columns. `prev[i]`: the index in the current
+ * (canonical) column of the key of entry i, or -1 when it is absent there; for lb_settings, -1.
+ * A delete's values are empty.
+ */
+export interface OpRun extends Column {
+  readonly map: ConfigMapName;
+  readonly kind: 'put' | 'delete';
+  readonly prev: Int32Array;
+}
+
+/** All ops of the runs. */
+export function opCount(runs: readonly OpRun[]): number {
+  return runs.reduce((n, r) => n + r.count, 0);
+}
+
+/** The runs as RawOps (views into the runs, no copy): for logs, tests and the code that takes RawOps. */
+export function rawOpsOf(runs: readonly OpRun[]): RawOp[] {
+  const out: RawOp[] = [];
+  for (const r of runs) {
+    for (let i = 0; i < r.count; i++) {
+      const key = r.keys.subarray(i * r.keySize, (i + 1) * r.keySize);
+      out.push(r.kind === 'put' ? { map: r.map, kind: 'put', key, value: r.values.subarray(i * r.valueSize, (i + 1) * r.valueSize) } : { map: r.map, kind: 'delete', key });
+    }
+  }
+  return out;
+}
+
+function run(map: ConfigMapName, kind: 'put' | 'delete', from: Column, order: Uint32Array, prev: Int32Array, values = true): OpRun {
+  const all = order.length === from.count && order.every((v, i) => v === i);
+  const body = all ? from : gather(from, order);
+  return { map, kind, keySize: body.keySize, valueSize: values ? body.valueSize : 0, count: body.count, keys: body.keys, values: values ? body.values : Buffer.alloc(0), prev };
+}
+
+/**
+ * The ops that make generation `gen` hold `desired` when it holds `current` (both canonical, both
+ * keyed for `gen`), in the order and with the content of diffGeneration (src/core/ops.ts): settings,
+ * group puts, Maglev puts, route puts, listener puts, listener deletes, route deletes, Maglev
+ * deletes, group clears (lb_groups is an array: a removed group's slot gets the empty group).
+ */
+export function diffColumns(gen: number, current: Columns, desired: Columns, emptyGroup: Buffer): OpRun[] {
+  const runs: OpRun[] = [];
+  if (!current.settings.equals(desired.settings)) {
+    const settings: Column = { keySize: 4, valueSize: desired.settings.length, count: 1, keys: encodeU32(gen), values: desired.settings };
+    runs.push({ ...settings, map: 'lb_settings', kind: 'put', prev: Int32Array.of(-1) });
+  }
+  const puts = (map: ConfigMapName, have: Column, want: Column): void => {
+    const order: number[] = [];
+    const prev: number[] = [];
+    let i = 0;
+    for (let j = 0; j < want.count; j++) {
+      while (i < have.count && compareKeys(have, i, want, j) < 0) i++;
+      const same = i < have.count && compareKeys(have, i, want, j) === 0;
+      if (!same || !sameValue(have, i, want, j)) {
+        order.push(j);
+        prev.push(same ? i : -1);
+      }
+    }
+    if (order.length > 0) runs.push(run(map, 'put', want, Uint32Array.from(order), Int32Array.from(prev)));
+  };
+  const removals = (map: ConfigMapName, have: Column, want: Column): void => {
+    const order: number[] = [];
+    let j = 0;
+    for (let i = 0; i < have.count; i++) {
+      while (j < want.count && compareKeys(want, j, have, i) < 0) j++;
+      if (j < want.count && compareKeys(want, j, have, i) === 0) continue;
+      order.push(i);
+    }
+    if (order.length === 0) return;
+    const at = Uint32Array.from(order);
+    if (map !== 'lb_groups') {
+      runs.push(run(map, 'delete', have, at, Int32Array.from(order), false));
+      return;
+    }
+    const keys = gather(have, at);
+    const values = Buffer.allocUnsafe(order.length * emptyGroup.length);
+    for (let k = 0; k < order.length; k++) emptyGroup.copy(values, k * emptyGroup.length);
+    runs.push({ map, kind: 'put', keySize: 4, valueSize: emptyGroup.length, count: order.length, keys: keys.keys, values, prev: Int32Array.from(order) });
+  };
+  puts('lb_groups', current.groups, desired.groups);
+  puts('lb_maglev', current.maglev, desired.maglev);
+  puts('lb_src_routes', current.srcRoutes, desired.srcRoutes);
+  puts('lb_listeners', current.listeners, desired.listeners);
+  removals('lb_listeners', current.listeners, desired.listeners);
+  removals('lb_src_routes', current.srcRoutes, desired.srcRoutes);
+  removals('lb_maglev', current.maglev, desired.maglev);
+  removals('lb_groups', current.groups, desired.groups);
+  return runs;
+}

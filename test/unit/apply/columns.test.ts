@@ -1,0 +1,137 @@
+// The apply's columns (src/core/columns.ts) against the pairs they replace (src/core/ops.ts): the
+// same entries, the same canonical order and digest, the same ops, on seeded random generations
+// that have what the apply meets: routes of several prefix lengths, empty groups, Maglev tables,
+// entries added, removed and changed.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  canonicalColumns, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, rawOpsOf, sortedOrder,
+} from '../../../src/core/columns.js';
+import { EMPTY_GROUP_VALUE, canonicalBytes, diffGeneration, type RawOp } from '../../../src/core/ops.js';
+import { LB_MAGLEV_SIZE, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
+
+/** A small deterministic generator (mulberry32): every run of the test sees the same generations. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomGeneration(seed: number, size: number): GenerationConfig {
+  const r = rng(seed);
+  const int = (n: number): number => Math.floor(r() * n);
+  const ip = (): string => `${1 + int(223)}.${int(256)}.${int(256)}.${int(256)}`;
+  const cfg: GenerationConfig = { settings: { tcpIdleSec: 300 + int(3), udpIdleSec: 60, tcpFinSec: 10, flags: int(2) }, listeners: [], groups: [], srcRoutes: [], maglev: [] };
+  const vips = new Set<string>();
+  for (let i = 0; i < size; i++) {
+    const key = { ifindex: 1 + int(3), vip: ip(), port: 1 + int(65535), proto: r() < 0.5 ? 6 : 17 };
+    const id = `${key.ifindex}/${key.vip}/${key.port}/${key.proto}`;
+    if (vips.has(id)) continue;
+    vips.add(id);
+    cfg.listeners.push({ key, value: { listenerId: i, defaultGroup: int(size * 2), flags: int(4) } });
+  }
+  const groupIds = new Set<number>();
+  for (let i = 0; i < size * 2; i++) {
+    const id = int(size * 4);
+    if (groupIds.has(id)) continue;
+    groupIds.add(id);
+    const targets = Array.from({ length: int(4) }, () => ({ addr: ip(), port: 1 + int(65535), weight: int(100), targetId: int(16384) })); // some empty
+    cfg.groups.push({ id, group: { targets } });
+    if (r() < 0.05) cfg.maglev!.push({ group: id, table: Buffer.from(Array.from({ length: LB_MAGLEV_SIZE }, () => int(Math.max(1, targets.length)))) });
+  }
+  const routes = new Set<string>();
+  for (let i = 0; i < size * 8; i++) {
+    const prefixLen = [8, 16, 24, 31, 32][int(5)]!;
+    const listenerId = int(size);
+    const addr = ip();
+    const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
+    const masked = addr.split('.').reduce((v, o) => v * 256 + Number(o), 0) & mask;
+    const id = `${listenerId}/${masked}/${prefixLen}`;
+    if (routes.has(id)) continue; // one entry per prefix, as compile makes them
+    routes.add(id);
+    cfg.srcRoutes.push({ listenerId, addr, prefixLen, group: int(size * 4) });
+  }
+  return cfg;
+}
+
+/** Another generation: some entries kept, some changed, some removed, some new. */
+function changed(base: GenerationConfig, seed: number): GenerationConfig {
+  const r = rng(seed);
+  const other = randomGeneration(seed + 1000, Math.max(1, base.listeners.length >> 2));
+  const keep = <T>(list: T[], edit: (x: T) => T): T[] => list.filter(() => r() > 0.2).map((x) => (r() < 0.1 ? edit(structuredClone(x)) : x));
+  return {
+    settings: r() < 0.5 ? base.settings : { ...base.settings, tcpIdleSec: base.settings.tcpIdleSec + 1 },
+    listeners: [...keep(base.listeners, (l) => ({ ...l, value: { ...l.value, flags: l.value.flags ^ 1 } })), ...other.listeners.map((l) => ({ ...l, key: { ...l.key, port: 0 } }))],
+    groups: keep(base.groups, (g) => ({ ...g, group: { targets: g.group.targets.map((t) => ({ ...t, weight: t.weight + 1 })) } })),
+    srcRoutes: [...keep(base.srcRoutes, (s) => ({ ...s, group: s.group + 1 })), ...other.srcRoutes.map((s) => ({ ...s, listenerId: s.listenerId + 100_000 }))],
+    maglev: keep(base.maglev ?? [], (m) => m),
+  };
+}
+
+const hex = (ops: RawOp[]): string[] => ops.map((o) => `${o.map} ${o.kind} ${o.key.toString('hex')} ${o.value?.toString('hex') ?? '-'}`);
+const sha = (g: EncodedGeneration): string => createHash('sha256').update(canonicalBytes(g)).digest('hex');
+
+describe('columns: the same generation as the pairs', () => {
+  for (const seed of [1, 2, 3, 4]) {
+    it(`seed ${seed}: encodeColumns holds the entries encodeGeneration makes, and the digest is the same`, () => {
+      const cfg = randomGeneration(seed, 60);
+      for (const gen of [0, 1]) {
+        const cols = encodeColumns(gen, cfg);
+        const pairs = encodeGeneration(gen, cfg);
+        const asPairs = encodedOf(cols);
+        for (const list of ['listeners', 'groups', 'srcRoutes', 'maglev'] as const) {
+          expect(asPairs[list].map(([k, v]) => k.toString('hex') + v.toString('hex')), list).toEqual(pairs[list].map(([k, v]) => k.toString('hex') + v.toString('hex')));
+        }
+        expect(columnsDigest(canonicalColumns(cols))).toBe(sha(pairs));
+        expect(columnsDigest(canonicalColumns(columnsOf(pairs)))).toBe(sha(pairs));
+      }
+    });
+
+    it(`seed ${seed}: diffColumns gives exactly the ops of diffGeneration, in their order`, () => {
+      const a = randomGeneration(seed, 60);
+      const b = changed(a, seed);
+      const empty: GenerationConfig = { ...a, listeners: [], groups: [], srcRoutes: [], maglev: [] };
+      const pairs: Array<[GenerationConfig, GenerationConfig]> = [[a, b], [b, a], [a, a], [empty, a]];
+      for (const [from, to] of pairs) {
+        const want = diffGeneration(1, encodeGeneration(1, from), encodeGeneration(1, to));
+        const runs = diffColumns(1, canonicalColumns(encodeColumns(1, from)), canonicalColumns(encodeColumns(1, to)), EMPTY_GROUP_VALUE);
+        expect(hex(rawOpsOf(runs))).toEqual(hex(want));
+        expect(opCount(runs)).toBe(want.length);
+      }
+    });
+  }
+
+  it('prev names the entry each op replaces or removes in the current generation', () => {
+    const a = randomGeneration(7, 40);
+    const b = changed(a, 7);
+    const cur = canonicalColumns(encodeColumns(0, a));
+    for (const run of diffColumns(0, cur, canonicalColumns(encodeColumns(0, b)), EMPTY_GROUP_VALUE)) {
+      if (run.map === 'lb_settings') continue;
+      const col = { lb_listeners: cur.listeners, lb_groups: cur.groups, lb_src_routes: cur.srcRoutes, lb_maglev: cur.maglev }[run.map];
+      for (let i = 0; i < run.count; i++) {
+        const key = run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
+        const p = run.prev[i]!;
+        if (p < 0) {
+          for (let j = 0; j < col.count; j++) expect(col.keys.subarray(j * col.keySize, (j + 1) * col.keySize).equals(key)).toBe(false);
+        } else {
+          expect(col.keys.subarray(p * col.keySize, (p + 1) * col.keySize)).toEqual(key);
+        }
+      }
+    }
+  });
+
+  it('sorts keys in byte order, stably, and keeps only what `keep` accepts', () => {
+    const keys = Buffer.from([3, 1, 2, 1, 0, 9, 2, 1, 0, 0, 3, 1]); // 6 keys of 2 bytes: 0301 0201 0009 0201 0000 0301
+    const values = Buffer.from([0, 1, 2, 3, 4, 5]);
+    const c = { keySize: 2, valueSize: 1, count: 6, keys, values };
+    expect([...sortedOrder(c)]).toEqual([4, 2, 1, 3, 0, 5]);
+    expect([...sortedOrder(c, (v, off) => v[off]! % 2 === 1)]).toEqual([1, 3, 5]); // 0201 0201 0301: equal keys in their order
+    const inOrder = { ...c, keys: Buffer.from([0, 1, 0, 2, 0, 2, 1, 0, 1, 1, 2, 0]) };
+    expect([...sortedOrder(inOrder)]).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+});
