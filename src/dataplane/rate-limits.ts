@@ -3,7 +3,7 @@
 // /metrics). The limits themselves are in each generation's lb_settings.
 
 import {
-  LB_RL_SCALE, LB_RL_STAT_MAX, RL_STAT_NAMES, decodeRateLimitBucket, encodeU32, u32ToIpv4, type RateLimitBucket,
+  LB_RL_SCALE, LB_RL_STAT_MAX, RL_STAT_NAMES, decodeRateLimitBucket, encodeU32, u32ToIpv4, type RateLimitBucket, type RateLimitValue, type Settings,
 } from '../core/abi.js';
 import type { DataPlane } from './data-plane.js';
 
@@ -46,4 +46,46 @@ export function topLimitedSources(dp: DataPlane, n: number): LimitedSource[] {
 export function readBackendBucket(dp: DataPlane, targetId: number): RateLimitBucket {
   const v = dp.maps.lb_rl_backend.lookup(encodeU32(targetId));
   return v ? decodeRateLimitBucket(v) : { tokensScaled: 0n, lastNs: 0n, limited: 0n };
+}
+
+/** What `lb show`, `lb status` and /metrics report about the rate limits. */
+export interface RateLimitSummary {
+  /** The active generation's limits (null: none in that scope). */
+  perSource: RateLimitValue | null;
+  perBackend: RateLimitValue | null;
+  /** New flows dropped because their source's bucket was empty. */
+  sourceLimited: number;
+  /** New flows sent to another backend because the chosen one's bucket was empty. */
+  backendSpilled: number;
+  /** New flows dropped because every backend of the group was out of tokens. */
+  backendLimited: number;
+  /** The sources that were refused the most new flows, most first. */
+  topSources: Array<{ addr: string; limited: number }>;
+}
+
+/** How many limited sources the reports list. */
+export const TOP_LIMITED_SOURCES = 10;
+
+export function rateLimitSummary(dp: DataPlane, settings: Settings, n = TOP_LIMITED_SOURCES): RateLimitSummary {
+  const stats = readRateLimitStats(dp);
+  return {
+    perSource: settings.perSource ?? null,
+    perBackend: settings.perBackend ?? null,
+    sourceLimited: Number(stats.source_limited),
+    backendSpilled: Number(stats.backend_spilled),
+    backendLimited: Number(stats.backend_limited),
+    topSources: topLimitedSources(dp, n).map((s) => ({ addr: s.addr, limited: Number(s.limited) })),
+  };
+}
+
+/** The summary as text lines (`lb show`, `lb status`). */
+export function rateLimitLines(s: RateLimitSummary): string[] {
+  const limit = (l: RateLimitValue | null): string => (l ? `${l.rate}/s burst ${l.burst}` : 'none');
+  const lines = [
+    `Rate limits: per-source ${limit(s.perSource)}, per-backend ${limit(s.perBackend)}`,
+    `  new flows limited: ${s.sourceLimited} dropped by source, ${s.backendSpilled} spilled to another backend, ` +
+    `${s.backendLimited} dropped with every backend out of tokens`,
+  ];
+  if (s.topSources.length > 0) lines.push(`  top limited sources: ${s.topSources.map((t) => `${t.addr} (${t.limited})`).join(', ')}`);
+  return lines;
 }
