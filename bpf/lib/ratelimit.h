@@ -17,8 +17,9 @@
  * refuses the flow or skips a credit, which errs toward admitting fewer.
  *
  * Over-admission bound: over any interval of T seconds a bucket admits at most
- * burst + rate * T + (N_CPU - 1) new flows. The extra term: a credit is capped at burst against
- * the token count it reads, so a token another CPU takes between the refilling CPU's two
+ * burst + rate * (T + 1 ms) + (N_CPU - 1) new flows. The extra terms: a bucket that has tokens is
+ * refilled at most once per ms (LB_RL_REFILL_NS, rl_admit), and a credit is capped at burst
+ * against the token count it reads, so a token another CPU takes between the refilling CPU's two
  * compare-and-swaps (a few instructions, run with preemption off) is not counted against the cap.
  * test/privileged/ratelimit-fixtures.test.ts measures it with one client per CPU.
  */
@@ -34,6 +35,8 @@
 /* Compare-and-swap attempts before a CPU gives up (refuses the flow, or skips the credit). */
 #define LB_RL_RETRIES 4
 #define LB_RL_NS_PER_MS 1000000ULL
+/* A bucket that has a token is refilled at most this often (rl_admit says why). */
+#define LB_RL_REFILL_NS LB_RL_NS_PER_MS
 
 static __always_inline void rl_stat_inc(__u32 idx)
 {
@@ -95,13 +98,11 @@ __noinline int rl_refill(struct lb_rl_bucket *b, __u64 rate, __u64 cap, __u64 no
 }
 
 /* Takes one token; 0 when the bucket has none. */
-__noinline int rl_take(struct lb_rl_bucket *b)
+static __always_inline int rl_take_token(struct lb_rl_bucket *b)
 {
 	__u64 cur;
 	int i;
 
-	if (!b)
-		return 0;
 	for (i = 0; i < LB_RL_RETRIES; i++) {
 		cur = b->tokens;
 		if (cur < LB_RL_SCALE)
@@ -112,11 +113,26 @@ __noinline int rl_take(struct lb_rl_bucket *b)
 	return 0;
 }
 
-/* Refill, then take a token; counts a refusal in the bucket. */
+/* rl_take_token for rl_spill's loop (verifier: see rl_refill). */
+__noinline int rl_take(struct lb_rl_bucket *b)
+{
+	return b ? rl_take_token(b) : 0;
+}
+
+/*
+ * Refill, then take a token; counts a refusal in the bucket. A bucket that still has a token is
+ * refilled at most every LB_RL_REFILL_NS: a refill costs three 64-bit divisions and two
+ * compare-and-swaps, most of a new flow's cost with limits on. Credit deferred that way is not
+ * lost; it can only be worth more than it should when the bucket would have been full for part of
+ * those LB_RL_REFILL_NS, hence the rate x LB_RL_REFILL_NS in the stated bound.
+ */
 static __always_inline int rl_admit(struct lb_rl_bucket *b, __u64 rate, __u64 cap, __u64 now)
 {
-	rl_refill(b, rate, cap, now);
-	if (rl_take(b))
+	__u64 last = b->last_ns;
+
+	if (b->tokens < LB_RL_SCALE || (now > last && now - last >= LB_RL_REFILL_NS))
+		rl_refill(b, rate, cap, now);
+	if (rl_take_token(b))
 		return 1;
 	__sync_fetch_and_add(&b->limited, 1);
 	return 0;

@@ -6,8 +6,8 @@
 //
 // Bounds come from counts: a refused SYN is dropped once and never retransmitted within a request's
 // 500 ms timeout (Linux retransmits a SYN after 1 s), so every failed request is exactly one
-// limited SYN; the admitted count is bounded by burst + rate x T (+1 per CPU, the stated race
-// bound), T the batch's own measured duration. Traffic stays in the namespaces created here.
+// limited SYN; the admitted count is bounded by burst + rate x (T + 1 ms) (+1 per CPU: the bound
+// bpf/lib/ratelimit.h states), T the batch's own measured duration. Traffic stays in the namespaces created here.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
