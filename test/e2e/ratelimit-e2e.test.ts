@@ -88,7 +88,7 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
 
     const plan = lb(['plan', '--config', join(dir, 'per-source.yaml'), '--detailed-exitcode']);
     expect(plan.code, plan.stderr).toBe(2);
-    expect(plan.stdout).toMatch(/~ settings  rate_limit_per_source: none -> 2\/s burst 10/);
+    expect(plan.stdout).toMatch(/~ settings {2}rate_limit_per_source: none -> 2\/s burst 10/);
     expect(plan.stdout + plan.stderr).not.toContain('rate-limits-not-enforced');
     const apply = lb(['apply', '--config', join(dir, 'per-source.yaml'), '--auto-approve']);
     expect(apply.code, apply.stderr).toBe(0);
