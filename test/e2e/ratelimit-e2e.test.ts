@@ -3,6 +3,7 @@
 // connections through the VIP. Per source: client 1 opens connections far above its rate and gets
 // about burst + rate x seconds answered, while client 2 and an HTTP stream client 1 opened before
 // are unaffected. Per backend: new connections spill to the backends with tokens, then drop.
+// `lb rollback` restores the limits of the configuration before, and removing them is planned too.
 //
 // Bounds come from counts: a refused SYN is dropped once and never retransmitted within a request's
 // 500 ms timeout (Linux retransmits a SYN after 1 s), so every failed request is exactly one
@@ -147,9 +148,18 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
     expect(after.sourceLimited).toBe(before.sourceLimited);
   });
 
+  it('lb rollback brings the per-source limit back with the rest of the configuration', () => {
+    const r = lb(['rollback', '--auto-approve']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/rate_limit_per_backend: 1\/s burst 4 -> none/);
+    const show = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { rate_limits: { perSource: unknown; perBackend: unknown } };
+    expect(show.rate_limits.perSource).toEqual({ rate: 2, burst: 10 });
+    expect(show.rate_limits.perBackend).toBeNull();
+  });
+
   it('removing the limits is a planned change too, and then nothing is limited', async () => {
     const plan = lb(['plan', '--config', join(dir, 'none.yaml')]);
-    expect(plan.stdout).toMatch(/rate_limit_per_backend: 1\/s burst 4 -> none/);
+    expect(plan.stdout).toMatch(/rate_limit_per_source: 2\/s burst 10 -> none/);
     expect(lb(['apply', '--config', join(dir, 'none.yaml'), '--auto-approve']).code).toBe(0);
     const r = await batch(1, range(34000, 30), 6);
     expect(r.failed).toBe(0);
