@@ -89,7 +89,7 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
 
     const plan = lb(['plan', '--config', join(dir, 'per-source.yaml'), '--detailed-exitcode']);
     expect(plan.code, plan.stderr).toBe(2);
-    expect(plan.stdout).toMatch(/~ settings {2}rate_limit_per_source: none -> 2\/s burst 10/);
+    expect(plan.stdout).toMatch(/~ settings {2}rate-limits\.per-source: none -> 2\/s burst 10/);
     expect(plan.stdout + plan.stderr).not.toContain('rate-limits-not-enforced');
     const apply = lb(['apply', '--config', join(dir, 'per-source.yaml'), '--auto-approve']);
     expect(apply.code, apply.stderr).toBe(0);
@@ -128,7 +128,7 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
 
   it('per backend: new connections spill to the backends with tokens, then drop', async () => {
     const plan = lb(['plan', '--config', join(dir, 'per-backend.yaml')]);
-    expect(plan.stdout).toMatch(/rate_limit_per_backend: none -> 1\/s burst 4/);
+    expect(plan.stdout).toMatch(/rate-limits\.per-backend: none -> 1\/s burst 4/);
     expect(lb(['apply', '--config', join(dir, 'per-backend.yaml'), '--auto-approve']).code).toBe(0);
     const before = rateLimits();
     const r = await batch(2, range(33000, 40), 4);
@@ -151,7 +151,7 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
   it('lb rollback brings the per-source limit back with the rest of the configuration', () => {
     const r = lb(['rollback', '--auto-approve']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/rate_limit_per_backend: 1\/s burst 4 -> none/);
+    expect(r.stdout).toMatch(/rate-limits\.per-backend: 1\/s burst 4 -> none/);
     const show = JSON.parse(lb(['show', 'maps', '--format', 'json']).stdout) as { rate_limits: { perSource: unknown; perBackend: unknown } };
     expect(show.rate_limits.perSource).toEqual({ rate: 2, burst: 10 });
     expect(show.rate_limits.perBackend).toBeNull();
@@ -159,7 +159,7 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
 
   it('removing the limits is a planned change too, and then nothing is limited', async () => {
     const plan = lb(['plan', '--config', join(dir, 'none.yaml')]);
-    expect(plan.stdout).toMatch(/rate_limit_per_source: 2\/s burst 10 -> none/);
+    expect(plan.stdout).toMatch(/rate-limits\.per-source: 2\/s burst 10 -> none/);
     expect(lb(['apply', '--config', join(dir, 'none.yaml'), '--auto-approve']).code).toBe(0);
     const r = await batch(1, range(34000, 30), 6);
     expect(r.failed).toBe(0);
