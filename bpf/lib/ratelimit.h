@@ -21,7 +21,7 @@
  * refilled at most once per ms (LB_RL_REFILL_NS, rl_admit), and a credit is capped at burst
  * against the token count it reads, so a token another CPU takes between the refilling CPU's two
  * compare-and-swaps (a few instructions, run with preemption off) is not counted against the cap.
- * test/privileged/ratelimit-fixtures.test.ts measures it with one client per CPU.
+ * test/privileged/ratelimit-cpus.test.ts checks it with one test-run thread pinned per CPU.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
