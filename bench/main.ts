@@ -19,10 +19,11 @@ import type { BenchOptions, Suite, SuiteContext, SuiteResult } from './lib/suite
 import { planApplySuite } from './plan-apply.js';
 import { ppsSuite } from './pps.js';
 import { formatReport, resultsDocument, type RunMeta, type SuiteFailure } from './report.js';
+import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, planApplySuite, gitopsSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, planApplySuite, gitopsSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,

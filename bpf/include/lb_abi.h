@@ -44,6 +44,9 @@
 #ifndef LB_NEXTHOP_TTL_MS
 #define LB_NEXTHOP_TTL_MS 1000     /* how long the data paths reuse a FIB answer */
 #endif
+#ifndef LB_MAX_RL_SOURCES
+#define LB_MAX_RL_SOURCES 65536    /* per-source rate-limit buckets (an LRU: idle sources expire) */
+#endif
 #ifndef LB_MAX_MAGLEV_GROUPS
 #define LB_MAX_MAGLEV_GROUPS 1024  /* groups with a Maglev table, per generation */
 #endif
@@ -80,6 +83,17 @@
 #define LB_MAP_NEXTHOPS   "lb_nexthops"
 #define LB_MAP_ROUTE_STAGE "lb_route_stage"
 #define LB_MAP_FRAGS      "lb_frags"
+#define LB_MAP_RL_SRC     "lb_rl_src"
+#define LB_MAP_RL_BACKEND "lb_rl_backend"
+#define LB_MAP_RL_STATS   "lb_rl_stats"
+
+/* Rate limits (bpf/lib/ratelimit.h): a bucket holds tokens x LB_RL_SCALE (sub-token precision). */
+#define LB_RL_SCALE       1000
+/* Index of lb_rl_stats, a per-CPU array of __u64 new-flow counters. */
+#define LB_RL_STAT_SOURCE    0     /* new flows dropped: their source's bucket was empty */
+#define LB_RL_STAT_SPILLED   1     /* new flows sent to another backend: the chosen one's bucket was empty */
+#define LB_RL_STAT_BACKEND   2     /* new flows dropped: every backend of the group was out of tokens */
+#define LB_RL_STAT_MAX       4
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -179,12 +193,30 @@ struct lb_frag {
 	__u8 pad[7];
 };
 
-/* lb_settings: array indexed by generation. 16 bytes. */
+/*
+ * lb_settings: array indexed by generation. 32 bytes. The rate limits are part of the generation,
+ * so they are planned, applied, flipped and rolled back with the rest of the configuration.
+ */
 struct lb_settings {
 	__u32 tcp_idle_sec;        /* established TCP flow idle timeout */
 	__u32 udp_idle_sec;        /* UDP flow idle timeout */
 	__u32 tcp_fin_sec;         /* timeout once either side sent FIN */
 	__u32 flags;
+	__u32 src_rate;            /* new flows per second per client address; 0 = no per-source limit */
+	__u32 src_burst;           /* per-source bucket size (tokens) */
+	__u32 backend_rate;        /* new flows per second per backend; 0 = no per-backend limit */
+	__u32 backend_burst;       /* per-backend bucket size (tokens) */
+};
+
+/*
+ * lb_rl_src value (keyed by the client address, __be32) and lb_rl_backend value (keyed by
+ * target_id): a token bucket. Only compare-and-swap writes tokens and last_ns (ratelimit.h says
+ * why). User space may rewrite last_ns (tests age a bucket that way). 24 bytes.
+ */
+struct lb_rl_bucket {
+	__u64 tokens;              /* tokens x LB_RL_SCALE, <= burst x LB_RL_SCALE */
+	__u64 last_ns;             /* bpf_ktime_get_ns() up to which refill was credited */
+	__u64 limited;             /* new flows this bucket refused (source: dropped; backend: sent elsewhere or dropped) */
 };
 
 /* lb_listeners key. 12 bytes. */

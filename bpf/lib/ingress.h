@@ -17,6 +17,7 @@
 #include "hash.h"
 #include "conntrack.h"
 #include "stats.h"
+#include "ratelimit.h"
 
 /* Where a packet goes: the backend of its flow. */
 struct lb_dest {
@@ -134,8 +135,8 @@ static __always_inline int ct_lookup_forward(const struct lb_flow_key *fkey, con
 
 /*
  * Chooses a backend for a new flow and records both conntrack entries.
- * Returns 0 (new flow), 1 (another CPU created this flow first: dst is its backend) or
- * -1 (no target can take new flows).
+ * Returns 0 (new flow), 1 (another CPU created this flow first: dst is its backend),
+ * -1 (no target can take new flows) or -2 (every backend is out of rate-limit tokens).
  */
 static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const struct lb_pkt *pkt,
 				       const struct lb_listener *lis, __u32 gen, __u64 now,
@@ -184,6 +185,9 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	}
 	if (i >= LB_MAX_TARGETS)
 		i = lb_pick(g, hash);
+	i = rl_backend_choice(pkt, g, gen, i, hash, now);
+	if (i == LB_RL_NONE)
+		return -2;
 	if (i >= LB_MAX_TARGETS) /* no target; verifier: also the bound of targets[i] here */
 		return -1;
 	t = &g->targets[i];
@@ -260,10 +264,13 @@ static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb
 		if (seen && !(*seen & bit))
 			__sync_fetch_and_or(seen, bit);
 		now = bpf_ktime_get_ns();
+		if (rl_source_limited(pkt, gen, now))
+			return LB_V_DROP;
 		res = ct_new_flow(&fkey, pkt, lis, gen, now, dst);
 		dst->now = now;
 		if (res < 0) {
-			stat_inc(LB_STAT_NO_TARGET);
+			if (res == -1)
+				stat_inc(LB_STAT_NO_TARGET);
 			return LB_V_DROP;
 		}
 		stat_inc(res ? LB_STAT_CT_HIT : LB_STAT_CT_NEW);

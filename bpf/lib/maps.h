@@ -181,6 +181,33 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_route_stage SEC(".maps");
 
+/* Rate limits (ratelimit.h). Client address (__be32) -> its bucket. An LRU: buckets of sources gone idle are evicted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_RL_SOURCES);
+	__type(key, __be32);
+	__type(value, struct lb_rl_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_rl_src SEC(".maps");
+
+/* target_id -> its backend's bucket (one per backend addr:port, as lb_tstats). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_TARGET_IDS);
+	__type(key, __u32);
+	__type(value, struct lb_rl_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_rl_backend SEC(".maps");
+
+/* LB_RL_STAT_* index -> __u64 new-flow counter, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_RL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_rl_stats SEC(".maps");
+
 /*
  * ifindex -> ifindex: interfaces that accept an XDP redirect (have an XDP program or native support).
  * Only XDP uses it, and the TC object leaves it out (LB_MAPS_NO_TX_PORTS): the kernel forces

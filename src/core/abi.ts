@@ -10,6 +10,7 @@ export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
 export const LB_MAX_TX_PORTS = 256;
 export const LB_MAX_MAGLEV_GROUPS = 1024;
+export const LB_MAX_RL_SOURCES = 65536;
 export const LB_MAX_NEXTHOPS = 65536;
 export const LB_NEXTHOP_TTL_MS = 1000;
 export const LB_MAX_FRAGS = 8192;
@@ -40,6 +41,18 @@ export const LB_MAP_DST_SEEN = 'lb_dst_seen';
 export const LB_MAP_NEXTHOPS = 'lb_nexthops';
 export const LB_MAP_ROUTE_STAGE = 'lb_route_stage';
 export const LB_MAP_FRAGS = 'lb_frags';
+export const LB_MAP_RL_SRC = 'lb_rl_src';
+export const LB_MAP_RL_BACKEND = 'lb_rl_backend';
+export const LB_MAP_RL_STATS = 'lb_rl_stats';
+
+/** Rate-limit buckets hold tokens x LB_RL_SCALE. */
+export const LB_RL_SCALE = 1000;
+export const LB_RL_STAT_SOURCE = 0;
+export const LB_RL_STAT_SPILLED = 1;
+export const LB_RL_STAT_BACKEND = 2;
+export const LB_RL_STAT_MAX = 4;
+/** Names of the lb_rl_stats slots in use, in index order. */
+export const RL_STAT_NAMES = ['source_limited', 'backend_spilled', 'backend_limited'] as const;
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -90,7 +103,11 @@ export const LAYOUTS = {
   lb_iface: { size: 8, fields: { path: 0, pad: 4 } },
   lb_nh_key: { size: 8, fields: { addr: 0, ifindex: 4 } },
   lb_nexthop: { size: 32, fields: { expires_ns: 0, ifindex: 8, mtu: 12, dmac: 14, smac: 20, pad: 26 } },
-  lb_settings: { size: 16, fields: { tcp_idle_sec: 0, udp_idle_sec: 4, tcp_fin_sec: 8, flags: 12 } },
+  lb_settings: {
+    size: 32,
+    fields: { tcp_idle_sec: 0, udp_idle_sec: 4, tcp_fin_sec: 8, flags: 12, src_rate: 16, src_burst: 20, backend_rate: 24, backend_burst: 28 },
+  },
+  lb_rl_bucket: { size: 24, fields: { tokens: 0, last_ns: 8, limited: 16 } },
   lb_listener_key: { size: 12, fields: { ifindex: 0, vip: 4, port: 8, proto: 10, gen: 11 } },
   lb_listener: { size: 16, fields: { listener_id: 0, default_group: 4, flags: 8, pad: 12 } },
   lb_src_key: { size: 12, fields: { prefixlen: 0, scope: 4, addr: 8 } },
@@ -163,17 +180,54 @@ export function decodeCtl(b: Buffer): Ctl {
 }
 
 // ---- lb_settings ----
-export interface Settings { tcpIdleSec: number; udpIdleSec: number; tcpFinSec: number; flags: number }
+/** A token bucket's refill rate (new flows per second) and size; rate 0 = no limit. */
+export interface RateLimitValue { rate: number; burst: number }
+export const NO_RATE_LIMIT: RateLimitValue = { rate: 0, burst: 0 };
+export interface Settings {
+  tcpIdleSec: number;
+  udpIdleSec: number;
+  tcpFinSec: number;
+  flags: number;
+  /** Absent: no limit (rate 0). */
+  perSource?: RateLimitValue;
+  perBackend?: RateLimitValue;
+}
 export function encodeSettings(v: Settings): Buffer {
   const b = Buffer.alloc(LAYOUTS.lb_settings.size);
+  const src = v.perSource ?? NO_RATE_LIMIT;
+  const be = v.perBackend ?? NO_RATE_LIMIT;
   b.writeUInt32LE(v.tcpIdleSec, 0);
   b.writeUInt32LE(v.udpIdleSec, 4);
   b.writeUInt32LE(v.tcpFinSec, 8);
   b.writeUInt32LE(v.flags, 12);
+  b.writeUInt32LE(src.rate, 16);
+  b.writeUInt32LE(src.burst, 20);
+  b.writeUInt32LE(be.rate, 24);
+  b.writeUInt32LE(be.burst, 28);
   return b;
 }
 export function decodeSettings(b: Buffer): Settings {
-  return { tcpIdleSec: b.readUInt32LE(0), udpIdleSec: b.readUInt32LE(4), tcpFinSec: b.readUInt32LE(8), flags: b.readUInt32LE(12) };
+  const limit = (off: number): RateLimitValue | undefined =>
+    (b.length >= off + 8 && b.readUInt32LE(off) > 0 ? { rate: b.readUInt32LE(off), burst: b.readUInt32LE(off + 4) } : undefined);
+  const perSource = limit(16);
+  const perBackend = limit(24);
+  return {
+    tcpIdleSec: b.readUInt32LE(0), udpIdleSec: b.readUInt32LE(4), tcpFinSec: b.readUInt32LE(8), flags: b.readUInt32LE(12),
+    ...(perSource ? { perSource } : {}), ...(perBackend ? { perBackend } : {}),
+  };
+}
+
+// ---- lb_rl_bucket ----
+export interface RateLimitBucket { tokensScaled: bigint; lastNs: bigint; limited: bigint }
+export function encodeRateLimitBucket(v: RateLimitBucket): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_rl_bucket.size);
+  b.writeBigUInt64LE(v.tokensScaled, 0);
+  b.writeBigUInt64LE(v.lastNs, 8);
+  b.writeBigUInt64LE(v.limited, 16);
+  return b;
+}
+export function decodeRateLimitBucket(b: Buffer): RateLimitBucket {
+  return { tokensScaled: b.readBigUInt64LE(0), lastNs: b.readBigUInt64LE(8), limited: b.readBigUInt64LE(16) };
 }
 
 // ---- lb_listener_key / lb_listener ----

@@ -6,6 +6,7 @@
 // and prefix; a target by (addr, port) within its group. Ids (listener_id, group index,
 // target_id) are an encoding detail (src/core/compile/encode.ts) and never appear here.
 
+import type { RateLimitValue } from './abi.js';
 import type { PathRequest } from './data-path-choice.js';
 
 export type L4Proto = 'tcp' | 'udp';
@@ -43,6 +44,9 @@ export interface LogicalSettings {
   tcpIdleSec: number;
   udpIdleSec: number;
   tcpFinSec: number;
+  /** settings.rate-limits: token buckets on new flows (absent: no limit). */
+  perSource?: RateLimitValue;
+  perBackend?: RateLimitValue;
 }
 
 /** How lb runs on an interface: its data path, requested ('auto' until chosen on the host) or attached. */

@@ -1,9 +1,9 @@
 // What /metrics reads from the kernel at scrape time: lb_stats_v3, lb_tstats of every backend of
-// the active generation, and the data path of every attached interface. Opens the pinned maps for the read and closes them again; an instance
+// the active generation, the rate limiter's counters (lb_rl_stats, lb_rl_backend, the top of lb_rl_src), and the data path of every attached interface. Opens the pinned maps for the read and closes them again; an instance
 // without pins (nothing applied yet, or taken down) reads as null, and so does one with only some
 // (being loaded or taken down right now: opening it would load and pin the objects).
 
-import { DataPlane } from '../dataplane/index.js';
+import { DataPlane, rateLimitSummary, readBackendBucket } from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
 import { linkFacts } from '../dataplane/link-facts.js';
 import { pathLabel } from '../reconcile/status.js';
@@ -21,7 +21,7 @@ export function sampleDataPlane(instance: string): DataPlaneSample | null {
     for (const { group } of live.generation.groups) for (const t of group.targets) ids.set(targetLabel(t), t.targetId);
     const backends: BackendSample[] = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([backend, id]) => {
       const s = dp.readTargetStats(id);
-      return { backend, packets: s.packets, bytes: s.bytes, newFlows: s.newFlows, closedFlows: s.closedFlows };
+      return { backend, packets: s.packets, bytes: s.bytes, newFlows: s.newFlows, closedFlows: s.closedFlows, rateLimited: readBackendBucket(dp, id).limited };
     });
     const paths = live.attachments.flatMap((a) => {
       const path = pathLabel(a);
@@ -33,7 +33,8 @@ export function sampleDataPlane(instance: string): DataPlaneSample | null {
       const l = facts.get(name);
       return { interface: name, up: l !== undefined && l.up && l.carrier };
     });
-    return { stats, backends, paths, links };
+    const { perSource: _s, perBackend: _b, ...rateLimits } = rateLimitSummary(dp, live.generation.settings);
+    return { stats, backends, paths, links, rateLimits };
   } finally {
     dp.close();
   }

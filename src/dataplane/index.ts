@@ -16,3 +16,4 @@ export * from '../core/abi.js';
 export * from './generation.js';
 export * from '../core/generation.js';
 export * from './unanswered-flows.js';
+export * from './rate-limits.js';

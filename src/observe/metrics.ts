@@ -15,6 +15,10 @@
 //              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
 //              lb_backend_new_flows_total{backend}, lb_backend_closed_flows_total{backend}
 //                                                      lb_tstats of every backend of the active generation
+//              lb_rate_limited_flows_total{scope,action} lb_rl_stats: new flows dropped (source, backend) or
+//                                                      spilled to another backend (backend)
+//              lb_rate_limited_source_flows_total{source}  the most limited sources (at most 10: bounded labels)
+//              lb_backend_rate_limited_total{backend}  new flows a backend's bucket refused (lb_rl_backend)
 // Runtime services (names and labels as in the original; src/runtime/metrics.ts defines them),
 // computed at scrape time from the runtime's state (nothing when the daemon runs none):
 //              lb_backend_health, lb_circuit_breaker_state, lb_circuit_breaker_error_rate,
@@ -35,6 +39,16 @@ export interface BackendSample {
   bytes: bigint;
   newFlows: bigint;
   closedFlows: bigint;
+  /** New flows this backend's rate-limit bucket refused (spilled or dropped); absent: not read. */
+  rateLimited?: bigint;
+}
+
+/** The rate limiter's counters (src/dataplane/rate-limits.ts, rateLimitSummary). */
+export interface RateLimitSample {
+  sourceLimited: number;
+  backendSpilled: number;
+  backendLimited: number;
+  topSources: Array<{ addr: string; limited: number }>;
 }
 
 export interface InterfacePathSample {
@@ -53,6 +67,7 @@ export interface DataPlaneSample {
   paths?: InterfacePathSample[];
   /** Every interface the last apply serves: exists, up and with carrier. */
   links?: Array<{ interface: string; up: boolean }>;
+  rateLimits?: RateLimitSample;
 }
 
 export interface DaemonMetricsOptions {
@@ -117,7 +132,7 @@ export class DaemonMetrics {
       name: 'lb_packets_total', help: 'Data plane packet counters from lb_stats, by reason', labelNames: ['reason'], registers,
       collect: fromSample((s) => Object.entries(s.stats).map(([reason, v]) => [{ reason }, v])),
     });
-    const perBackend = (name: string, help: string, field: keyof Omit<BackendSample, 'backend'>): void => {
+    const perBackend = (name: string, help: string, field: 'packets' | 'bytes' | 'newFlows' | 'closedFlows'): void => {
       new Counter({
         name, help, labelNames: ['backend'], registers,
         collect: fromSample((s) => s.backends.map((b) => [{ backend: b.backend }, b[field]])),
@@ -127,6 +142,29 @@ export class DaemonMetrics {
     perBackend('lb_backend_bytes_total', 'Bytes forwarded to a backend (lb_tstats)', 'bytes');
     perBackend('lb_backend_new_flows_total', 'New flows assigned to a backend (lb_tstats)', 'newFlows');
     perBackend('lb_backend_closed_flows_total', 'Flows to a backend seen closing (lb_tstats)', 'closedFlows');
+    new Counter({
+      name: 'lb_backend_rate_limited_total', help: 'New flows a backend\'s rate-limit bucket refused: spilled to another backend or dropped (lb_rl_backend)',
+      labelNames: ['backend'], registers,
+      collect: fromSample((s) => s.backends.flatMap((b): Array<[Record<string, string>, bigint]> => (b.rateLimited !== undefined ? [[{ backend: b.backend }, b.rateLimited]] : []))),
+    });
+    new Counter({
+      name: 'lb_rate_limited_flows_total', help: 'New flows the rate limits dropped (scope source or backend) or sent to another backend (scope backend, action spilled)',
+      labelNames: ['scope', 'action'], registers,
+      collect: fromSample((s) => {
+        const r = s.rateLimits;
+        if (!r) return [];
+        return [
+          [{ scope: 'source', action: 'dropped' }, BigInt(r.sourceLimited)],
+          [{ scope: 'backend', action: 'spilled' }, BigInt(r.backendSpilled)],
+          [{ scope: 'backend', action: 'dropped' }, BigInt(r.backendLimited)],
+        ];
+      }),
+    });
+    new Counter({
+      name: 'lb_rate_limited_source_flows_total', help: 'New flows refused to the most limited client addresses (the top 10 by count)',
+      labelNames: ['source'], registers,
+      collect: fromSample((s) => (s.rateLimits?.topSources ?? []).map((t) => [{ source: t.addr }, BigInt(t.limited)])),
+    });
     new Gauge({
       name: 'lb_interface_path_info', help: 'The data path of each interface lb is attached to (value 1), and why it was chosen',
       labelNames: ['interface', 'path', 'reason'], registers,

@@ -10,6 +10,7 @@ import {
   DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_LF_PERSIST, LB_LF_SRC_ROUTES,
   decodeFlow, decodeFlowKey, encodeFlowKey, interfaceName, type Attachment, type Flow, type FlowKey, type Settings,
 } from '../../dataplane/index.js';
+import { rateLimitLines, rateLimitSummary } from '../../dataplane/rate-limits.js';
 import { instanceExists, readLive, type LiveState } from '../../state/live.js';
 import { runDir } from '../../state/run-dir.js';
 import { listenerKey, listenerLabel, type L4Proto } from '../../core/state.js';
@@ -49,6 +50,7 @@ export function runShow(options: ShowOptions, io: CliIo = stdio()): number {
 
 function showMaps(dp: DataPlane, live: LiveState, o: ShowOptions, io: CliIo): void {
   const stats = Object.fromEntries(Object.entries(dp.readStats()).map(([k, v]) => [k, Number(v)]));
+  const rateLimits = rateLimitSummary(dp, live.generation.settings);
   const inv = live.inventory;
   if (o.format === 'json') {
     io.out(JSON.stringify({
@@ -58,7 +60,7 @@ function showMaps(dp: DataPlane, live: LiveState, o: ShowOptions, io: CliIo): vo
       attachments: live.attachments.map((a) => ({
         interface: a.ifname, ifindex: a.ifindex, path: a.path, path_reason: pathReason(live, a), xdp: a.xdp, tc_ingress: a.tcIngress, tc: a.tc, stale: a.stale,
       })),
-      state: live.state, generation: live.generation, stats,
+      state: live.state, generation: live.generation, stats, rate_limits: rateLimits,
     }, null, 2));
     return;
   }
@@ -95,6 +97,7 @@ function showMaps(dp: DataPlane, live: LiveState, o: ShowOptions, io: CliIo): vo
   out.push('', 'Counters (lb_stats, all CPUs):');
   const names = Object.keys(stats);
   for (let i = 0; i < names.length; i += 4) out.push(`  ${names.slice(i, i + 4).map((n) => `${n} ${stats[n]}`.padEnd(22)).join('')}`.trimEnd());
+  out.push('', ...rateLimitLines(rateLimits));
   io.out(out.join('\n'));
 }
 

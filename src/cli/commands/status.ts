@@ -12,6 +12,9 @@ import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
 import type { StatusReport } from '../../report/types.js';
 import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';
 import { readLive } from '../../state/live.js';
+import { DataPlane } from '../../dataplane/index.js';
+import { rateLimitLines, rateLimitSummary, type RateLimitSummary } from '../../dataplane/rate-limits.js';
+import { instanceComplete } from '../../runtime/dataplane-sampler.js';
 import { stdio, type CliIo } from '../output.js';
 
 export const STATUS_FORMAT_VERSION = '1.0';
@@ -30,6 +33,24 @@ interface LiveSummary {
   error?: string;
 }
 
+/**
+ * The rate limiter's counters, read from the pinned maps whether or not a daemon runs (the
+ * daemon's report is as old as its last reconcile; counters are read now). Null without a data plane.
+ */
+function readRateLimits(instance: string): RateLimitSummary | null {
+  if (!instanceComplete(instance)) return null;
+  try {
+    const dp = DataPlane.open({ instance });
+    try {
+      return rateLimitSummary(dp, readLive(instance, { dp }).generation.settings);
+    } finally {
+      dp.close();
+    }
+  } catch {
+    return null; // being loaded or taken down right now: the rest of the status still reports
+  }
+}
+
 export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Promise<number> {
   let daemon: DaemonStatus | null = null;
   try {
@@ -39,6 +60,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
   }
   const report = daemon?.report ?? readStatusFile(options.instance);
   const live = daemon ? null : readLiveSummary(options.instance);
+  const rateLimits = readRateLimits(options.instance);
 
   if (options.format === 'json') {
     io.out(JSON.stringify({
@@ -47,6 +69,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
       daemon: daemon ? { running: true, ...daemon.daemon } : { running: false },
       status: report,
       ...(live ? { live } : {}),
+      ...(rateLimits ? { rate_limits: rateLimits } : {}),
     }, null, 2));
     return 0;
   }
@@ -71,6 +94,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
       if (live.lastApply) lines.push(`Last apply:       revision ${revisionLabel(live.lastApply.revision)} at ${live.lastApply.appliedAt}`);
     }
   }
+  if (rateLimits) lines.push(...rateLimitLines(rateLimits));
   io.out(lines.join('\n'));
   return 0;
 }

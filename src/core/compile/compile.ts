@@ -18,7 +18,7 @@ import { isLoopback } from '../config/ipv4.js';
 import { sortDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import type { LbConfig, Proxy, SourceRef, Target, TargetGroup } from '../config/types.js';
 import { LB_MAX_TARGETS, ipv4ToU32 } from '../abi.js';
-import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalState, type LogicalTarget } from '../state.js';
+import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalSettings, type LogicalState, type LogicalTarget } from '../state.js';
 
 /** The timeout after either side sent FIN; the config has no key for it. */
 export const TCP_FIN_TIMEOUT_SEC = 10;
@@ -108,6 +108,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
         tcpIdleSec: config.settings.connectionTimeoutSec,
         udpIdleSec: config.settings.udpTimeoutSec,
         tcpFinSec: TCP_FIN_TIMEOUT_SEC,
+        ...rateLimitSettings(config),
       },
       listeners,
     },
@@ -120,13 +121,18 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
  * a warning in every plan, so none is silently dropped. Settings carry no source node of their
  * own: the warning names the settings key by its pointer.
  */
+/** settings.rate-limits as the data plane's buckets (lb_settings of the generation). */
+function rateLimitSettings(config: LbConfig): Pick<LogicalSettings, 'perSource' | 'perBackend'> {
+  const { perSource, perBackend } = config.settings.rateLimits;
+  return {
+    ...(perSource ? { perSource: { rate: perSource.requestsPerSec, burst: perSource.burst } } : {}),
+    ...(perBackend ? { perBackend: { rate: perBackend.requestsPerSec, burst: perBackend.burst } } : {}),
+  };
+}
+
 function warnUnenforcedSettings(config: LbConfig, out: Diagnostic[]): void {
   const s = config.settings;
   const at = (pointer: string): SourceRef => ({ file: config.files.length === 1 ? config.files[0]! : config.files.join(', '), pointer });
-  if (s.rateLimits.perSource || s.rateLimits.perBackend) {
-    out.push(diagnostic('warning', 'rate-limits-not-enforced', at('/settings/rate-limits'),
-      'rate limits are not enforced yet: the data plane has no token buckets, so traffic is not limited'));
-  }
   if (s.accessLog.enabled) {
     out.push(diagnostic('warning', 'access-log-not-written', at('/settings/access-log'),
       `the access log is not written yet: nothing goes to ${s.accessLog.path}`));

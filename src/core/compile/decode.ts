@@ -54,7 +54,11 @@ export function decodeGeneration(gen: GenerationConfig, env: DecodeEnv): Logical
   return {
     interfaces: [...env.interfaces].sort(compareStrings),
     ...(env.paths !== undefined ? { paths: env.paths } : {}),
-    settings: { tcpIdleSec: gen.settings.tcpIdleSec, udpIdleSec: gen.settings.udpIdleSec, tcpFinSec: gen.settings.tcpFinSec },
+    settings: {
+      tcpIdleSec: gen.settings.tcpIdleSec, udpIdleSec: gen.settings.udpIdleSec, tcpFinSec: gen.settings.tcpFinSec,
+      ...(gen.settings.perSource ? { perSource: gen.settings.perSource } : {}),
+      ...(gen.settings.perBackend ? { perBackend: gen.settings.perBackend } : {}),
+    },
     listeners,
   };
 }

@@ -68,7 +68,11 @@ export function encodeState(state: LogicalState, env: EncodeEnv): EncodeResult {
 
   const targetIds = assignTargetIds(listeners.flatMap((l) => [l.defaultTargets, ...l.sourceRoutes.map((r) => r.targets)]), env.liveTargetIds);
   const generation: GenerationConfig = {
-    settings: { tcpIdleSec: state.settings.tcpIdleSec, udpIdleSec: state.settings.udpIdleSec, tcpFinSec: state.settings.tcpFinSec, flags: 0 },
+    settings: {
+      tcpIdleSec: state.settings.tcpIdleSec, udpIdleSec: state.settings.udpIdleSec, tcpFinSec: state.settings.tcpFinSec, flags: 0,
+      ...(state.settings.perSource ? { perSource: state.settings.perSource } : {}),
+      ...(state.settings.perBackend ? { perBackend: state.settings.perBackend } : {}),
+    },
     listeners: [],
     groups: [],
     srcRoutes: [],

@@ -126,8 +126,10 @@ export function diffStates(desired: LogicalState, live: LogicalState): Plan {
 }
 
 function diffSettings(want: LogicalSettings, have: LogicalSettings): Change | null {
-  const after = isZeroSettings(want) ? null : settingsValue(want);
-  const before = isZeroSettings(have) ? null : settingsValue(have);
+  // The rate limits are shown only when either side has one (plans without limits read as before).
+  const limits = hasRateLimits(want) || hasRateLimits(have);
+  const after = isZeroSettings(want) ? null : settingsValue(want, limits);
+  const before = isZeroSettings(have) ? null : settingsValue(have, limits);
   if (!after && !before) return null;
   if (after && before) {
     const changed = differing(before, after);
@@ -137,11 +139,17 @@ function diffSettings(want: LogicalSettings, have: LogicalSettings): Change | nu
 }
 
 function isZeroSettings(s: LogicalSettings): boolean {
-  return s.tcpIdleSec === 0 && s.udpIdleSec === 0 && s.tcpFinSec === 0;
+  return s.tcpIdleSec === 0 && s.udpIdleSec === 0 && s.tcpFinSec === 0 && !s.perSource && !s.perBackend;
 }
 
-function settingsValue(s: LogicalSettings): ResourceValue {
-  return { tcp_idle_sec: s.tcpIdleSec, udp_idle_sec: s.udpIdleSec, tcp_fin_sec: s.tcpFinSec };
+function hasRateLimits(s: LogicalSettings): boolean {
+  return s.perSource !== undefined || s.perBackend !== undefined;
+}
+
+function settingsValue(s: LogicalSettings, limits: boolean): ResourceValue {
+  const base = { tcp_idle_sec: s.tcpIdleSec, udp_idle_sec: s.udpIdleSec, tcp_fin_sec: s.tcpFinSec };
+  const limit = (l: LogicalSettings['perSource']): string => (l ? `${l.rate}/s burst ${l.burst}` : 'none');
+  return limits ? { ...base, rate_limit_per_source: limit(s.perSource), rate_limit_per_backend: limit(s.perBackend) } : base;
 }
 
 function diffListener(want: LogicalListener | undefined, have: LogicalListener | undefined, emit: (c: Change) => void): void {

@@ -47,6 +47,7 @@ const SIGN: Record<ChangeKind, PlanLine['sign']> = { create: '+', update: '~', d
 
 const ATTRIBUTE_NAMES: Record<string, string> = {
   tcp_idle_sec: 'tcp-idle-sec', udp_idle_sec: 'udp-idle-sec', tcp_fin_sec: 'tcp-fin-sec',
+  rate_limit_per_source: 'rate-limits.per-source', rate_limit_per_backend: 'rate-limits.per-backend',
   persist: 'session-persistence', proxy: 'proxy', target_order: 'target order', weight: 'weight',
 };
 

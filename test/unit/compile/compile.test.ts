@@ -211,11 +211,24 @@ settings:
   metrics: {enabled: true, port: 9090, path: /metrics}
 `));
     expect(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.pointer])).toEqual([
-      ['warning', 'rate-limits-not-enforced', 'lb.yaml', '/settings/rate-limits'],
       ['warning', 'access-log-not-written', 'lb.yaml', '/settings/access-log'],
       ['warning', 'metrics-settings-ignored', 'lb.yaml', '/settings/metrics'],
       ['warning', 'stats-not-streamed', 'lb.yaml', '/settings/stats-enabled'],
     ]);
+  });
+
+  it('rate limits are enforced: no warning, and they reach the generation', () => {
+    const r = compileConfig(config(`
+proxies:
+  - name: web
+    listen: {interfaces: [eth0], port: 80}
+    default-target: {ip: 10.0.0.1, port: 8080}
+settings:
+  rate-limits: {per-source: {requests-per-sec: 100, burst: 200}, per-backend: {requests-per-sec: 5000}}
+`));
+    expect(r.diagnostics).toEqual([]);
+    expect(r.state!.settings.perSource).toEqual({ rate: 100, burst: 200 });
+    expect(r.state!.settings.perBackend).toEqual({ rate: 5000, burst: 5000 });
   });
 
   it('stay quiet when those settings are off', () => {

@@ -48,7 +48,11 @@ describe('metrics', () => {
       monotonicNow: () => clock,
       readDataPlane: () => {
         reads += 1;
-        return { stats: { xdp_rx: 10n + BigInt(reads), redirect: 7n }, backends: [{ backend: '10.0.0.1:80', packets: 5n, bytes: 300n, newFlows: 2n, closedFlows: 1n }] };
+        return {
+          stats: { xdp_rx: 10n + BigInt(reads), redirect: 7n },
+          backends: [{ backend: '10.0.0.1:80', packets: 5n, bytes: 300n, newFlows: 2n, closedFlows: 1n, rateLimited: 4n }],
+          rateLimits: { sourceLimited: 9, backendSpilled: 4, backendLimited: 1, topSources: [{ addr: '172.16.0.9', limited: 9 }] },
+        };
       },
     });
     m.reconcile('applied', 0.2);
@@ -71,6 +75,11 @@ describe('metrics', () => {
     expect(t1).toContain('lb_backend_bytes_total{backend="10.0.0.1:80"} 300');
     expect(t1).toContain('lb_backend_new_flows_total{backend="10.0.0.1:80"} 2');
     expect(t1).toContain('lb_dataplane_up 1');
+    expect(t1).toContain('lb_backend_rate_limited_total{backend="10.0.0.1:80"} 4');
+    expect(t1).toContain('lb_rate_limited_flows_total{scope="source",action="dropped"} 9');
+    expect(t1).toContain('lb_rate_limited_flows_total{scope="backend",action="spilled"} 4');
+    expect(t1).toContain('lb_rate_limited_flows_total{scope="backend",action="dropped"} 1');
+    expect(t1).toContain('lb_rate_limited_source_flows_total{source="172.16.0.9"} 9');
     expect(t1).toContain('# TYPE lb_packets_total counter');
     clock += 500;
     expect(await m.text()).toContain('lb_packets_total{reason="xdp_rx"} 11');

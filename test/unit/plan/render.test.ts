@@ -64,7 +64,7 @@ describe('renderText', () => {
     expect(raw).toContain('×00]');
     // A first apply: every entry is new.
     const first = renderText(diffStates(live, EMPTY_STATE), { raw: { after: encodeGeneration(0, before.generation) } });
-    expect(first).toContain('  lb_settings:\n    + (this generation) => 2c0100003c0000000a00000000000000\n');
+    expect(first).toContain('  lb_settings:\n    + (this generation) => 2c0100003c0000000a0000000000000000000000000000000000000000000000\n');
     expect(first).toContain('  lb_listeners:\n    + 020000000000000000500600 => 00000000000000000000000000000000\n');
   });
 });
