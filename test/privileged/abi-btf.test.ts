@@ -52,7 +52,7 @@ describe('ABI: TypeScript layouts match the compiled objects', () => {
       // devmap cannot be reused by libbpf 1.1 from a second object).
       const names = Object.entries(abi).filter(([k]) => k.startsWith('LB_MAP_')).map(([, v]) => v as string)
         .filter((name) => !(object.includes('lb_tc') && name === abi.LB_MAP_TX_PORTS));
-      expect(names.length).toBe(object.includes('lb_tc') ? 13 : 14);
+      expect(names.length).toBe(object.includes('lb_tc') ? 15 : 16);
       for (const name of names) {
         expect(name.length).toBeLessThanOrEqual(15);
         expect(mapVars.has(name), `map ${name} in ${object}`).toBe(true);
