@@ -39,6 +39,8 @@ export class EventStream {
   /** Records decoded and delivered. */
   consumed = 0;
   batches = 0;
+  /** Milliseconds this thread spent decoding and delivering batches. */
+  busyMs = 0;
   private readonly ctl: Int32Array;
   private stopped: Promise<void> | undefined;
 
@@ -52,7 +54,7 @@ export class EventStream {
     const control = new SharedArrayBuffer(CTL_SLOTS * 4);
     const data: RingWorkerData = {
       path: eventsPinPath(opts.instance), ringBytes: LB_EVENTS_RING_BYTES, recordSize: size,
-      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 64, waitMs: 100, control,
+      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 64, waitMs: 100, gatherMs: 2, control,
     };
     const worker = new Worker(workerEntry(), { workerData: data });
     const stream = new EventStream(worker, opts, control);
@@ -77,6 +79,7 @@ export class EventStream {
       return;
     }
     if (msg.kind !== 'batch') return;
+    const t0 = performance.now();
     const b = Buffer.from(msg.buf);
     const size = LAYOUTS.lb_event.size;
     const events: ConnEvent[] = new Array<ConnEvent>(msg.count);
@@ -86,6 +89,7 @@ export class EventStream {
     try {
       this.opts.onEvents(events);
     } finally {
+      this.busyMs += performance.now() - t0;
       Atomics.sub(this.ctl, CTL_INFLIGHT, 1);
       Atomics.notify(this.ctl, CTL_INFLIGHT);
     }

@@ -14,6 +14,8 @@ export interface RingWorkerData {
   maxBatch: number;
   /** Batches the daemon may have queued before the worker stops reading the ring. */
   maxInflight: number;
+  /** Pause after a small batch, so records arrive in batches rather than one message each. */
+  gatherMs: number;
   /** Longest epoll wait (bounds how long a stop takes). */
   waitMs: number;
   control: SharedArrayBuffer;
