@@ -127,18 +127,6 @@ function warnUnenforcedSettings(config: LbConfig, out: Diagnostic[]): void {
     out.push(diagnostic('warning', 'rate-limits-not-enforced', at('/settings/rate-limits'),
       'rate limits are not enforced yet: the data plane has no token buckets, so traffic is not limited'));
   }
-  if (s.accessLog.enabled) {
-    out.push(diagnostic('warning', 'access-log-not-written', at('/settings/access-log'),
-      `the access log is not written yet: nothing goes to ${s.accessLog.path}`));
-  }
-  if (s.metrics.enabled) {
-    out.push(diagnostic('warning', 'metrics-settings-ignored', at('/settings/metrics'),
-      `metrics are served by \`lb daemon --ops-listen ADDR:PORT\` at /metrics; settings.metrics (port ${s.metrics.port}, path ${s.metrics.path}) is not used`));
-  }
-  if (s.statsEnabled) {
-    out.push(diagnostic('warning', 'stats-not-streamed', at('/settings/stats-enabled'),
-      'connection statistics are not streamed: use `lb show flows`, `lb show targets` and /metrics'));
-  }
 }
 
 function warnSplice(proxy: Proxy, out: Diagnostic[]): void {

@@ -62,6 +62,7 @@ export class EventHub {
   private starting: Promise<void> | undefined;
   private readonly tracker = new FlowTracker();
   private readonly sinks: EventSink[] = [];
+  private readonly activeSinks: Array<(counts: Map<string, number>) => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private names: Names = { serial: -1, listeners: new Map() };
   private kernel = { emitted: 0n, dropped: 0n };
@@ -75,6 +76,11 @@ export class EventHub {
 
   addSink(sink: EventSink): void {
     this.sinks.push(sink);
+  }
+
+  /** Receives, after each sweep, the open flows per "proxy\0backend addr:port". */
+  addActiveSink(sink: (counts: Map<string, number>) => void): void {
+    this.activeSinks.push(sink);
   }
 
   /** Starts streaming (when the instance is pinned) and the sweep timer. */
@@ -142,6 +148,10 @@ export class EventHub {
       for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
       this.swept += closes.length;
       this.deliver(closes);
+      if (this.activeSinks.length > 0) {
+        const counts = this.tracker.countOpen((e) => `${this.names.listeners.get(e.listenerId)?.proxy ?? '?'}\0${e.backend}:${e.backendPort}`);
+        for (const sink of this.activeSinks) sink(counts);
+      }
     } finally {
       dp.close();
     }

@@ -58,6 +58,16 @@ export class FlowTracker {
     return this.open.size;
   }
 
+  /** Open flows counted by a key of the caller's (e.g. proxy and backend). */
+  countOpen(keyOf: (e: ConnEvent) => string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const { event } of this.open.values()) {
+      const k = keyOf(event);
+      out.set(k, (out.get(k) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /** Feeds records from the ring; returns those to deliver (duplicate closes removed). */
   onEvents(events: readonly ConnEvent[]): ConnEvent[] {
     const out: ConnEvent[] = [];

@@ -212,9 +212,6 @@ settings:
 `));
     expect(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.pointer])).toEqual([
       ['warning', 'rate-limits-not-enforced', 'lb.yaml', '/settings/rate-limits'],
-      ['warning', 'access-log-not-written', 'lb.yaml', '/settings/access-log'],
-      ['warning', 'metrics-settings-ignored', 'lb.yaml', '/settings/metrics'],
-      ['warning', 'stats-not-streamed', 'lb.yaml', '/settings/stats-enabled'],
     ]);
   });
 
