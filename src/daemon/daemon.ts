@@ -329,6 +329,7 @@ export class Daemon {
       await daemon.control.listen();
       runtime?.start();
       await observability.start();
+      metrics.startSampling(1000);
       daemon.startTriggers(schedule, pollText);
       reconciler.trigger('startup');
       log.info({ component: 'daemon', ops: daemon.opsAddress, webhook: daemon.webhookAddress, control: daemon.control.path }, 'lb daemon started');
@@ -456,6 +457,7 @@ export class Daemon {
         await this.reporter.close();
       }
       await this.ops.close();
+      this.metrics.stopSampling();
       this.lock?.release();
       this.log.info({ component: 'daemon' }, 'lb daemon stopped; programs, maps and flows stay pinned');
       this.stoppedResolve();

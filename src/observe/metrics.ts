@@ -111,6 +111,7 @@ export class DaemonMetrics {
   private sampleError: string | undefined;
   private dataPlaneReadError: string | undefined;
   private lastDataPlaneRead: number | undefined;
+  private sampler: NodeJS.Timeout | undefined;
   private readonly minDataPlaneReadIntervalMs: number;
   private readonly monotonicNow: () => number;
 
@@ -291,19 +292,37 @@ export class DaemonMetrics {
     return this.sampleError;
   }
 
-  /** The exposition text: reads the data plane (at most once per interval), then renders every metric. */
+  private readDataPlaneNow(): void {
+    this.lastDataPlaneRead = this.monotonicNow();
+    this.sample = null;
+    this.dataPlaneReadError = undefined;
+    try {
+      this.sample = this.readDataPlane?.() ?? null;
+    } catch (err) {
+      this.dataPlaneReadError = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  /**
+   * Reads the kernel's counters every intervalMs from now on, and scrapes only render what the
+   * last read cached: a scrape never walks the maps (the daemon samples every second).
+   */
+  startSampling(intervalMs: number): void {
+    this.stopSampling();
+    this.readDataPlaneNow();
+    this.sampler = setInterval(() => this.readDataPlaneNow(), intervalMs);
+    this.sampler.unref();
+  }
+
+  stopSampling(): void {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = undefined;
+  }
+
+  /** The exposition text: the cached data plane sample (read now if nothing samples it, at most once per interval), then every metric. */
   async text(): Promise<string> {
     const now = this.monotonicNow();
-    if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) {
-      this.lastDataPlaneRead = now;
-      this.sample = null;
-      this.dataPlaneReadError = undefined;
-      try {
-        this.sample = this.readDataPlane?.() ?? null;
-      } catch (err) {
-        this.dataPlaneReadError = err instanceof Error ? err.message : String(err);
-      }
-    }
+    if (!this.sampler && (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs)) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
     this.traffic = this.readTraffic?.() ?? null;
     this.runtimeSample = null;

@@ -12,6 +12,7 @@ import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
 import type { StatusReport } from '../../report/types.js';
 import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';
 import { readLive } from '../../state/live.js';
+import { TRAFFIC_COLUMNS, trafficRows, trafficSummary } from '../../observe/traffic-text.js';
 import { stdio, type CliIo } from '../output.js';
 
 export const STATUS_FORMAT_VERSION = '1.0';
@@ -110,6 +111,10 @@ function reportLines(r: StatusReport): string[] {
       out.push('DNS:');
       out.push(...alignRows([[...DNS_COLUMNS], ...dnsRows(r.runtime)]).map((l) => `  ${l}`));
     }
+  }
+  if (r.traffic) {
+    out.push(`Traffic:          ${trafficSummary(r.traffic)}`);
+    if (r.traffic.backends.length > 0) out.push(...alignRows([[...TRAFFIC_COLUMNS], ...trafficRows(r.traffic)]).map((l) => `  ${l}`));
   }
   return out;
 }
