@@ -13,6 +13,8 @@ import { runDrain, runUndrain } from './commands/drain.js';
 import { PLAN_FORMATS, runPlan, type PlanFormat } from './commands/plan.js';
 import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
 import { runStatus } from './commands/status.js';
+import { runTop } from './commands/top.js';
+import { parseDuration } from '../source/poll.js';
 import { runValidate } from './commands/validate.js';
 
 /** The global --instance, from any subcommand. */
@@ -115,6 +117,17 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets'].join('\n'))
     .action(async (opts: { format: 'text' | 'json' }, cmd: Command) => {
       process.exitCode = await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    });
+
+  program
+    .command('top')
+    .description('live view of the running daemon: per proxy and backend connections/s, active, bytes/s, health, circuit, drain, latency; recent closes')
+    .option('--interval <duration>', 'refresh interval', '1s')
+    .option('--once', 'print one view (rates over one interval) and exit')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Examples:', '  lb top', '  lb top --once --format json | jq \'.rows[] | select(.p99 > 0.5)\''].join('\n'))
+    .action(async (opts: { interval: string; once?: boolean; format: 'text' | 'json' }, cmd: Command) => {
+      process.exitCode = await runTop({ instance: instanceOf(cmd), intervalMs: parseDuration(opts.interval), once: opts.once ?? false, format: opts.format });
     });
 
   program

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
+import { runCliAsync } from '../lib/cli.js';
 import { DaemonProcess, httpInNs, lbStatus, metric, metricSum } from './lib/daemon.js';
 import { applyConfig, liveWeights, requests, tearDownRuntimeSandbox } from './lib/runtime.js';
 
@@ -116,6 +117,20 @@ describe('connection events in the daemon: access log, metrics, status', () => {
       expect(b.latency.p50, `${b.backend} p50`).not.toBeNull();
       expect(b.latency.p99! >= b.latency.p50!).toBe(true);
     }
+  });
+
+  it('lb top --once --format json: rates over one interval, per proxy and backend, and the recent closes', async () => {
+    let done = false;
+    const top = runCliAsync(['--instance', instance, 'top', '--once', '--interval', '2s', '--format', 'json'], { ns: t().lbNs, timeoutMs: 20_000 })
+      .finally(() => { done = true; });
+    // Connections all through the interval (bounded): their rate shows.
+    for (let i = 0; i < 100 && !done; i++) await requests(t(), 3);
+    const r = await top;
+    expect(r.code, r.stderr).toBe(0);
+    const view = JSON.parse(r.stdout) as { rows: Array<{ proxy: string; backend: string; connPerSec: number; p50: number | null }>; recentCloses: Array<{ reason: string }> };
+    expect(view.rows.map((x) => `${x.proxy} ${x.backend}`).sort()).toEqual(['web 10.202.1.2:8080', 'web 10.202.2.2:8080', 'web 10.202.3.2:8080']);
+    expect(view.rows.reduce((n, x) => n + x.connPerSec, 0)).toBeGreaterThan(0);
+    expect(view.recentCloses.length).toBeGreaterThan(0);
   });
 
   it('an access log that cannot be written is reported in the status; the daemon serves on', async () => {
