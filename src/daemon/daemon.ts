@@ -24,7 +24,7 @@ import { isLbError, LbError } from '../core/errors.js';
 import { createLogger, LOG_LEVELS, type DaemonLogger } from '../observe/logger.js';
 import { DaemonMetrics } from '../observe/metrics.js';
 import { Observability } from '../observe/observability.js';
-import { withConfigHook } from '../observe/config-hook.js';
+import { withConfigHook } from './config-hook.js';
 import { OpsServer } from '../observe/ops-server.js';
 import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
@@ -329,7 +329,6 @@ export class Daemon {
       await daemon.control.listen();
       runtime?.start();
       await observability.start();
-      metrics.startSampling(1000);
       daemon.startTriggers(schedule, pollText);
       reconciler.trigger('startup');
       log.info({ component: 'daemon', ops: daemon.opsAddress, webhook: daemon.webhookAddress, control: daemon.control.path }, 'lb daemon started');
@@ -457,7 +456,6 @@ export class Daemon {
         await this.reporter.close();
       }
       await this.ops.close();
-      this.metrics.stopSampling();
       this.lock?.release();
       this.log.info({ component: 'daemon' }, 'lb daemon stopped; programs, maps and flows stay pinned');
       this.stoppedResolve();

@@ -111,7 +111,6 @@ export class DaemonMetrics {
   private sampleError: string | undefined;
   private dataPlaneReadError: string | undefined;
   private lastDataPlaneRead: number | undefined;
-  private sampler: NodeJS.Timeout | undefined;
   private readonly minDataPlaneReadIntervalMs: number;
   private readonly monotonicNow: () => number;
 
@@ -304,25 +303,13 @@ export class DaemonMetrics {
   }
 
   /**
-   * Reads the kernel's counters every intervalMs from now on, and scrapes only render what the
-   * last read cached: a scrape never walks the maps (the daemon samples every second).
+   * The exposition text: the data plane sample cached by the last read (read again when it is
+   * older than the interval, so scrapes within it share one read), the traffic and runtime state
+   * as they are in memory, then every metric.
    */
-  startSampling(intervalMs: number): void {
-    this.stopSampling();
-    this.readDataPlaneNow();
-    this.sampler = setInterval(() => this.readDataPlaneNow(), intervalMs);
-    this.sampler.unref();
-  }
-
-  stopSampling(): void {
-    if (this.sampler) clearInterval(this.sampler);
-    this.sampler = undefined;
-  }
-
-  /** The exposition text: the cached data plane sample (read now if nothing samples it, at most once per interval), then every metric. */
   async text(): Promise<string> {
     const now = this.monotonicNow();
-    if (!this.sampler && (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs)) this.readDataPlaneNow();
+    if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
     this.traffic = this.readTraffic?.() ?? null;
     this.runtimeSample = null;

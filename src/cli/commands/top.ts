@@ -6,7 +6,7 @@
 import { controlRequest, controlSocketPath } from '../../daemon/control-socket.js';
 import type { DaemonStatus } from '../../daemon/daemon.js';
 import { LbError, isLbError } from '../../core/errors.js';
-import { topText, topView, type TopView } from '../../observe/top-view.js';
+import { topText, topView, type TopView } from '../top-view.js';
 import type { StatusReport } from '../../report/types.js';
 import { stdio, type CliIo } from '../output.js';
 

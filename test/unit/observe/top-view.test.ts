@@ -1,6 +1,6 @@
 // lb top's view from two status reports: rates over the interval, runtime state per backend, the screen.
 import { describe, expect, it } from 'vitest';
-import { topText, topView } from '../../../src/observe/top-view.js';
+import { topText, topView } from '../../../src/cli/top-view.js';
 import type { StatusReport } from '../../../src/report/types.js';
 
 const latency = { count: 10, mean: 0.01, p50: 0.008, p95: 0.02, p99: 0.03 };

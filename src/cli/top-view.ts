@@ -3,7 +3,7 @@
 // latency p50/p99; then the most recent closes. Pure: the reports come in, rows and text go out.
 
 import type { StatusReport } from '../report/types.js';
-import { countText, latencyText } from './traffic-text.js';
+import { countText, latencyText } from '../observe/traffic-text.js';
 
 export interface TopRow {
   proxy: string;
