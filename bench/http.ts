@@ -67,6 +67,7 @@ async function startAccessLog(env: BenchEnv, tag: string): Promise<{ stop: () =>
     enabled: true, format: 'json', path: join(env.tmp, `access-${tag}.log`), stdout: false, maxFileBytes: 100 << 20, maxFiles: 2, bufferSize: 10_000,
   });
   hub.addSink((r) => log.add(r));
+  hub.addBackpressure(() => log.backlog());
   await hub.start();
   return {
     stop: async () => {

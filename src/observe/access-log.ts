@@ -113,6 +113,11 @@ export class AccessLog {
     return this.cfg.enabled;
   }
 
+  /** A promise that settles when the queue is written, while it is more than half full; else undefined. */
+  backlog(): Promise<void> | undefined {
+    return this.cfg.enabled && this.queue.length > this.cfg.bufferSize / 2 ? this.flush() : undefined;
+  }
+
   /** Lines dropped so far (queue full, or a write that failed). */
   get droppedLines(): number {
     return this.dropped;

@@ -64,6 +64,7 @@ export class Observability {
     this.accessLog = new AccessLog(accessLogConfig({ enabled: false, format: 'json', path: '-', stdout: false, maxFileSizeMb: 100, maxFiles: 10, bufferSize: 10_000 }));
     this.endpoint = new MetricsEndpoint(opts.metrics);
     this.hub.addSink((r) => this.accessLog.add(r));
+    this.hub.addBackpressure(() => this.accessLog.backlog());
     this.hub.addSink((r) => this.stats.add(r));
     this.hub.addSink((r) => opts.metrics.connections(r));
     this.hub.addActiveSink((c) => this.stats.setActive(c));

@@ -14,7 +14,8 @@ import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
 import { readLive } from '../../state/live.js';
-import { EventStream } from './event-stream.js';
+import { statSync } from 'node:fs';
+import { EventStream, eventsPinPath } from './event-stream.js';
 import { FlowTracker } from './flow-tracker.js';
 
 /** A record with the operator's names and wall-clock times. */
@@ -59,9 +60,13 @@ interface Names {
 
 export class EventHub {
   private stream: EventStream | undefined;
+  /** Inode of the pinned ring the stream maps: `lb down` and a new apply pin another ring. */
+  private streamPin: number | undefined;
+  private consumedEarlier = 0;
   private starting: Promise<void> | undefined;
   private readonly tracker = new FlowTracker();
   private readonly sinks: EventSink[] = [];
+  private readonly pressure: Array<() => Promise<void> | undefined> = [];
   private readonly activeSinks: Array<(counts: Map<string, number>) => void> = [];
   private timer: NodeJS.Timeout | undefined;
   private names: Names = { serial: -1, listeners: new Map() };
@@ -76,6 +81,19 @@ export class EventHub {
 
   addSink(sink: EventSink): void {
     this.sinks.push(sink);
+  }
+
+  /**
+   * A sink that cannot take more for now (the access log's queue half full) returns a promise;
+   * the stream waits for it before the next batch, so records wait in the ring, not in memory.
+   */
+  addBackpressure(check: () => Promise<void> | undefined): void {
+    this.pressure.push(check);
+  }
+
+  private backpressure(): Promise<void> | undefined {
+    const waits = this.pressure.map((c) => c()).filter((p): p is Promise<void> => p !== undefined);
+    return waits.length > 0 ? Promise.all(waits).then(() => undefined) : undefined;
   }
 
   /** Receives, after each sweep, the open flows per "proxy\0backend addr:port". */
@@ -93,7 +111,7 @@ export class EventHub {
 
   stats(): EventHubStats {
     return {
-      streaming: this.stream !== undefined, consumed: this.stream?.consumed ?? 0, kernelEmitted: this.kernel.emitted,
+      streaming: this.stream !== undefined, consumed: this.consumedEarlier + (this.stream?.consumed ?? 0), kernelEmitted: this.kernel.emitted,
       kernelDropped: this.kernel.dropped, swept: this.swept, trackedFlows: this.tracker.tracked, ...(this.error ? { error: this.error } : {}),
     };
   }
@@ -101,13 +119,20 @@ export class EventHub {
   private ensureStream(): Promise<void> {
     if (this.stream || this.stopped) return Promise.resolve();
     if (!instanceComplete(this.opts.instance)) return Promise.resolve();
+    const pin = pinInode(this.opts.instance);
     this.starting ??= EventStream.start({
       instance: this.opts.instance,
-      onEvents: (events) => this.deliver(this.tracker.onEvents(events)),
+      onEvents: (events) => {
+        this.deliver(this.tracker.onEvents(events));
+        return this.backpressure();
+      },
       onError: (message) => { this.error = message; },
     }).then((s) => {
       if (this.stopped) void s.stop();
-      else this.stream = s;
+      else {
+        this.stream = s;
+        this.streamPin = pin;
+      }
       this.error = undefined;
     }, (err: unknown) => {
       this.error = err instanceof Error ? err.message : String(err);
@@ -118,6 +143,13 @@ export class EventHub {
 
   /** One sweep now (the timer's work; tests call it to not wait for the interval). */
   async tick(): Promise<void> {
+    if (this.stream && pinInode(this.opts.instance) !== this.streamPin) {
+      // The instance was taken down (and maybe loaded again): the mapped ring is not the data plane's any more.
+      const old = this.stream;
+      this.stream = undefined;
+      this.consumedEarlier += old.consumed;
+      await old.stop();
+    }
     await this.ensureStream();
     if (!instanceComplete(this.opts.instance)) return;
     try {
@@ -186,6 +218,14 @@ export class EventHub {
     await this.starting;
     await this.stream?.stop();
     this.stream = undefined;
+  }
+}
+
+function pinInode(instance: string): number | undefined {
+  try {
+    return statSync(eventsPinPath(instance)).ino;
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,13 +14,17 @@ import { CTL_INFLIGHT, CTL_SLOTS, CTL_STOP, type RingWorkerData, type RingWorker
 
 export interface EventStreamOptions {
   instance: string;
-  /** Receives every batch, in ring order. */
-  onEvents: (events: ConnEvent[]) => void;
+  /**
+   * Receives every batch, in ring order. A promise is backpressure: no further batch is handed
+   * over, nor its in-flight slot given back to the worker, until it settles; the records wait in
+   * the ring meanwhile.
+   */
+  onEvents: (events: ConnEvent[]) => void | Promise<void>;
   /** The worker could not map the ring, or died. */
   onError?: (message: string) => void;
   /** Most records per batch (default 4096). */
   maxBatch?: number;
-  /** Batches queued toward this thread before the worker leaves records in the ring (default 64). */
+  /** Batches queued toward this thread before the worker leaves records in the ring (default 8). */
   maxInflight?: number;
 }
 
@@ -43,6 +47,9 @@ export class EventStream {
   busyMs = 0;
   private readonly ctl: Int32Array;
   private stopped: Promise<void> | undefined;
+  /** Batches received and not yet handed to the listener (bounded by the worker's maxInflight). */
+  private readonly waiting: Array<Extract<RingWorkerMessage, { kind: 'batch' }>> = [];
+  private paused = false;
 
   private constructor(private readonly worker: Worker, private readonly opts: EventStreamOptions, control: SharedArrayBuffer) {
     this.ctl = new Int32Array(control);
@@ -54,7 +61,7 @@ export class EventStream {
     const control = new SharedArrayBuffer(CTL_SLOTS * 4);
     const data: RingWorkerData = {
       path: eventsPinPath(opts.instance), ringBytes: LB_EVENTS_RING_BYTES, recordSize: size,
-      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 64, waitMs: 100, gatherMs: 2, control,
+      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, waitMs: 100, gatherMs: 2, control,
     };
     const worker = new Worker(workerEntry(), { workerData: data });
     const stream = new EventStream(worker, opts, control);
@@ -79,6 +86,34 @@ export class EventStream {
       return;
     }
     if (msg.kind !== 'batch') return;
+    this.waiting.push(msg);
+    if (!this.paused) this.drain();
+  }
+
+  /** Handles queued batches in order; a listener's promise pauses the queue until it settles. */
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const msg = this.waiting.shift()!;
+      const wait = this.deliver(msg);
+      if (wait) {
+        this.paused = true;
+        void wait.catch(() => undefined).finally(() => {
+          this.paused = false;
+          this.release();
+          this.drain();
+        });
+        return;
+      }
+      this.release();
+    }
+  }
+
+  private release(): void {
+    Atomics.sub(this.ctl, CTL_INFLIGHT, 1);
+    Atomics.notify(this.ctl, CTL_INFLIGHT);
+  }
+
+  private deliver(msg: Extract<RingWorkerMessage, { kind: 'batch' }>): Promise<void> | undefined {
     const t0 = performance.now();
     const b = Buffer.from(msg.buf);
     const size = LAYOUTS.lb_event.size;
@@ -87,11 +122,13 @@ export class EventStream {
     this.consumed += msg.count;
     this.batches++;
     try {
-      this.opts.onEvents(events);
+      const r: unknown = this.opts.onEvents(events);
+      return r instanceof Promise ? (r as Promise<void>) : undefined;
+    } catch (err) {
+      this.opts.onError?.(err instanceof Error ? err.message : String(err));
+      return undefined;
     } finally {
       this.busyMs += performance.now() - t0;
-      Atomics.sub(this.ctl, CTL_INFLIGHT, 1);
-      Atomics.notify(this.ctl, CTL_INFLIGHT);
     }
   }
 

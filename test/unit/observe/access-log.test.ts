@@ -91,6 +91,19 @@ describe('AccessLog', () => {
     await log.close();
   });
 
+  it('backlog(): a promise that settles once the queue is written, only while it is more than half full', async () => {
+    const path = join(scratch(), 'access.log');
+    const log = new AccessLog(cfg(path, { bufferSize: 100 }));
+    log.add([rec(46000)]);
+    expect(log.backlog()).toBeUndefined();
+    log.add(Array.from({ length: 60 }, (_, i) => rec(46001 + i)));
+    const wait = log.backlog();
+    expect(wait).toBeInstanceOf(Promise);
+    await wait;
+    expect(log.status()).toMatchObject({ written: 61, dropped: 0 });
+    await log.close();
+  });
+
   it('stdout only with path "-"', async () => {
     const out: string[] = [];
     const log = new AccessLog(cfg('-', { stdout: true, format: 'clf' }), (t) => out.push(t));
