@@ -5,8 +5,9 @@
 //      and port and the backend that answered it, bytes both ways, reason fin;
 //   2. settings.metrics: the daemon serves its metrics at the configured port and path (latency
 //      histogram, connection counters, lb_up, lb_info), and `lb status` shows the percentiles;
-//   3. an access log that cannot be written is reported in the status, and the daemon goes on;
-//   4. CLF lines after a reload, written out when the daemon stops (SIGTERM).
+//   3. a UDP flow left idle is closed by the daemon's conntrack sweep (reason idle-timeout);
+//   4. an access log that cannot be written is reported in the status, and the daemon goes on;
+//   5. CLF lines after a reload, written out when the daemon stops (SIGTERM).
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
+import { VIP, createTopology, udpRequest, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { runCliAsync } from '../lib/cli.js';
 import { DaemonProcess, httpInNs, lbStatus, metric, metricSum } from './lib/daemon.js';
 import { applyConfig, liveWeights, requests, tearDownRuntimeSandbox } from './lib/runtime.js';
@@ -33,7 +34,11 @@ const config = (log: string): string => `proxies:
       - {ip: 10.202.1.2, port: 8080, weight: 100}
       - {ip: 10.202.2.2, port: 8080, weight: 100}
       - {ip: 10.202.3.2, port: 8080, weight: 100}
+  - name: dns
+    listen: {interfaces: [veth-c1], port: 53, address: ${VIP}, protocol: udp}
+    default-target: {ip: 10.202.1.2, port: 9000}
 settings:
+  udp-timeout-sec: 2
   stats-enabled: true
   metrics: {enabled: true, address: 127.0.0.1, port: ${METRICS}, path: /lb-metrics}
   access-log: ${log}
@@ -64,7 +69,7 @@ describe('connection events in the daemon: access log, metrics, status', () => {
     daemon = new DaemonProcess(topo.lbNs, instance, ['--config', file, '--poll', '1h', '--drift-interval', '1h', '--retry-interval', '200ms',
       '--ops-listen', `127.0.0.1:${OPS}`]);
     await daemon.started();
-    await waitUntil(() => (Object.keys(liveWeights(instance)).length === 3 ? true : undefined), { timeoutMs: 20_000, intervalMs: 50, what: 'the first apply' });
+    await waitUntil(() => (Object.keys(liveWeights(instance)).length >= 3 ? true : undefined), { timeoutMs: 20_000, intervalMs: 50, what: 'the first apply' });
   });
 
   afterAll(() => tearDownRuntimeSandbox({ daemon, topo, instance, root }));
@@ -110,7 +115,7 @@ describe('connection events in the daemon: access log, metrics, status', () => {
 
     const traffic = (await lbStatus(instance)).status?.traffic;
     expect(traffic?.metrics).toMatchObject({ enabled: true, listening: `127.0.0.1:${METRICS}` });
-    const backends = traffic?.backends ?? [];
+    const backends = (traffic?.backends ?? []).filter((b) => b.proxy === 'web');
     expect(backends.map((b) => b.backend).sort()).toEqual(['10.202.1.2:8080', '10.202.2.2:8080', '10.202.3.2:8080']);
     expect(backends.reduce((n, b) => n + b.closed, 0)).toBeGreaterThanOrEqual(N);
     for (const b of backends.filter((x) => x.closed > 0)) {
@@ -128,9 +133,26 @@ describe('connection events in the daemon: access log, metrics, status', () => {
     const r = await top;
     expect(r.code, r.stderr).toBe(0);
     const view = JSON.parse(r.stdout) as { rows: Array<{ proxy: string; backend: string; connPerSec: number; p50: number | null }>; recentCloses: Array<{ reason: string }> };
-    expect(view.rows.map((x) => `${x.proxy} ${x.backend}`).sort()).toEqual(['web 10.202.1.2:8080', 'web 10.202.2.2:8080', 'web 10.202.3.2:8080']);
+    expect(view.rows.filter((x) => x.proxy === 'web').map((x) => x.backend).sort()).toEqual(['10.202.1.2:8080', '10.202.2.2:8080', '10.202.3.2:8080']);
     expect(view.rows.reduce((n, x) => n + x.connPerSec, 0)).toBeGreaterThan(0);
     expect(view.recentCloses.length).toBeGreaterThan(0);
+  });
+
+  it('a UDP flow nobody sends on again: its close comes from the conntrack sweep, reason idle-timeout', async () => {
+    const r = await udpRequest(t().clients[0]!.ns, VIP, 53, 'ping', { timeoutMs: 3000 });
+    expect(r.reply, 'the UDP backend answered').not.toBeNull();
+    const c = `${t().clients[0]!.address}:${r.localPort}`;
+    const lines = await waitUntil(() => {
+      const l = jsonLines(log).filter((x) => x['client'] === c);
+      return l.some((x) => x['event'] === 'conn-close') ? l : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200, what: `the idle close of ${c}` });
+    expect(lines.map((x) => [x['event'], x['proxy'], x['proto'], x['backend'], x['reason']])).toEqual([
+      ['conn-open', 'dns', 'udp', '10.202.1.2:9000', undefined],
+      ['conn-close', 'dns', 'udp', '10.202.1.2:9000', 'idle-timeout'],
+    ]);
+    const close = lines[1]!;
+    expect([close['packets_in'], close['packets_out']]).toEqual([1, 1]);
+    expect(Number(close['duration_ms'])).toBeGreaterThanOrEqual(2000);
   });
 
   it('an access log that cannot be written is reported in the status; the daemon serves on', async () => {
