@@ -71,6 +71,19 @@ static __always_inline void ev_flow_init(struct lb_flow *nf, __u32 listener_id, 
 	nf->bytes = bytes;
 }
 
+/* The flow's endpoints, as every record carries them. */
+static __always_inline void ev_endpoints(struct lb_event *e, __be32 client, __be16 cport, __be32 vip, __be16 vport,
+					 __be32 backend, __be16 bport, __u8 proto)
+{
+	e->client_addr = client;
+	e->client_port = cport;
+	e->vip_addr = vip;
+	e->vip_port = vport;
+	e->backend_addr = backend;
+	e->backend_port = bport;
+	e->proto = proto;
+}
+
 static __always_inline struct lb_event *ev_reserve(void)
 {
 	struct lb_event *e = bpf_ringbuf_reserve(&lb_events, sizeof(*e), 0);
@@ -101,15 +114,9 @@ static __always_inline void ev_open(const struct lb_pkt *pkt, __be32 backend, __
 	e->open_ns = now;
 	e->packets_in = 1;
 	e->bytes_in = pkt->tot_len;
-	e->client_addr = pkt->saddr;
-	e->client_port = pkt->sport;
-	e->vip_addr = pkt->daddr;
-	e->vip_port = pkt->dport;
-	e->backend_addr = backend;
-	e->backend_port = bport;
+	ev_endpoints(e, pkt->saddr, pkt->sport, pkt->daddr, pkt->dport, backend, bport, pkt->proto);
 	e->target_id = target_id;
 	e->listener_id = listener_id;
-	e->proto = pkt->proto;
 	e->type = LB_EV_OPEN;
 	ev_submit(e);
 }
@@ -152,13 +159,7 @@ static __always_inline void ev_close(struct lb_flow *f, struct lb_flow *r, __be3
 		e->packets_out = r->packets;
 		e->bytes_out = r->bytes;
 	}
-	e->client_addr = client;
-	e->client_port = cport;
-	e->vip_addr = vip;
-	e->vip_port = vport;
-	e->backend_addr = backend;
-	e->backend_port = bport;
-	e->proto = proto;
+	ev_endpoints(e, client, cport, vip, vport, backend, bport, proto);
 	e->type = LB_EV_CLOSE;
 	e->reason = reason;
 	ev_submit(e);

@@ -18,7 +18,7 @@ import { ensureBuilt } from '../lib/build.js';
 import { VIP, createTopology, udpRequest, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { runCliAsync } from '../lib/cli.js';
 import { DaemonProcess, httpInNs, lbStatus, metric, metricSum } from './lib/daemon.js';
-import { applyConfig, liveWeights, requests, tearDownRuntimeSandbox } from './lib/runtime.js';
+import { applyConfig, liveWeights, requests, tearDownRuntimeSandbox, webProxy } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('access-log.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -28,13 +28,7 @@ const METRICS = 9281;
 const N = 24;
 
 const config = (log: string): string => `proxies:
-  - name: web
-    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
-    default-target:
-      - {ip: 10.202.1.2, port: 8080, weight: 100}
-      - {ip: 10.202.2.2, port: 8080, weight: 100}
-      - {ip: 10.202.3.2, port: 8080, weight: 100}
-  - name: dns
+${webProxy(VIP)}  - name: dns
     listen: {interfaces: [veth-c1], port: 53, address: ${VIP}, protocol: udp}
     default-target: {ip: 10.202.1.2, port: 9000}
 settings:

@@ -17,7 +17,7 @@ import { ensureBuilt } from '../lib/build.js';
 import { ROOT } from '../lib/cli.js';
 import { ManagedProcess, VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { DaemonProcess, httpInNs } from './lib/daemon.js';
-import { liveWeights, requests, tearDownRuntimeSandbox } from './lib/runtime.js';
+import { liveWeights, requests, tearDownRuntimeSandbox, webProxy } from './lib/runtime.js';
 
 if (process.getuid?.() !== 0) throw new Error('prometheus.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -29,14 +29,7 @@ const RULES = join(ROOT, 'monitoring', 'prometheus-alerts.yml');
 const DASHBOARD = join(ROOT, 'monitoring', 'grafana-dashboard.json');
 
 const config = `proxies:
-  - name: web
-    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
-    default-target:
-      - {ip: 10.202.1.2, port: 8080, weight: 100}
-      - {ip: 10.202.2.2, port: 8080, weight: 100}
-      - {ip: 10.202.3.2, port: 8080, weight: 100}
-    health-check: {type: http, path: /health, interval-ms: 1000, timeout-ms: 500, healthy-threshold: 1, unhealthy-threshold: 1}
-settings:
+${webProxy(VIP, '    health-check: {type: http, path: /health, interval-ms: 1000, timeout-ms: 500, healthy-threshold: 1, unhealthy-threshold: 1}\n')}settings:
   circuit-breaker: {enabled: true}
   metrics: {enabled: true, address: 127.0.0.1, port: ${METRICS}, path: /metrics}
 `;
