@@ -56,8 +56,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stream?.stop();
-  closeHarness(h);
+  try {
+    await stream?.stop();
+  } finally {
+    closeHarness(h);
+  }
 });
 
 afterEach(() => {
