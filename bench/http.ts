@@ -2,24 +2,28 @@
 // and directly to one backend, with keep-alive connections and with a new connection per request
 // (`Connection: close`). The backends are the sandbox's Node HTTP servers (b1..b3).
 
+import { join } from 'node:path';
 import type { StatName } from '../src/dataplane/index.js';
 import { httpGet } from '../src/sandbox/index.js';
 import { HTTP_PORT, HTTP_PORT_ONE_BACKEND, type BenchEnv, type Forwarder } from './lib/env.js';
 import { BenchError } from './lib/errors.js';
 import { median, ratio } from './lib/stats.js';
+import { AccessLog } from '../src/observe/access-log.js';
+import { EventHub } from '../src/observe/events/event-hub.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
 const WRK_THREADS = 2;
 const WRK_CONNECTIONS = 32;
 const WARMUP_SECONDS = 1;
 
-type Target = 'direct' | 'lb1' | 'lb' | 'lbx' | 'nft';
+type Target = 'direct' | 'lb1' | 'lb' | 'lblog' | 'lbx' | 'nft';
 type Mode = 'keepalive' | 'close';
 
 const TARGETS: Array<{ target: Target; forwarder: Forwarder; label: string; url: (env: BenchEnv) => string }> = [
   { target: 'direct', forwarder: 'kernel', label: 'direct to b1 (kernel forwarding)', url: (env) => `http://${env.backends[0]!.address}:${HTTP_PORT}/` },
   { target: 'lb1', forwarder: 'lb', label: 'lb, VIP group = b1 alone', url: (env) => `http://${env.vip}:${HTTP_PORT_ONE_BACKEND}/` },
   { target: 'lb', forwarder: 'lb', label: 'lb, VIP over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
+  { target: 'lblog', forwarder: 'lb', label: 'lb, VIP over b1..b3, access log on', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
   { target: 'lbx', forwarder: 'lb-xdp', label: 'lb XDP path, VIP over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
   { target: 'nft', forwarder: 'nft', label: 'nftables DNAT over b1..b3', url: (env) => `http://${env.vip}:${HTTP_PORT}/` },
 ];
@@ -57,6 +61,25 @@ async function wrk(env: BenchEnv, url: string, mode: Mode, seconds: number): Pro
   return parseWrk(r.stdout);
 }
 
+async function startAccessLog(env: BenchEnv, tag: string): Promise<{ stop: () => Promise<{ written: number; dropped: number; consumed: number }> }> {
+  const hub = new EventHub({ instance: env.instance });
+  const log = new AccessLog({
+    enabled: true, format: 'json', path: join(env.tmp, `access-${tag}.log`), stdout: false, maxFileBytes: 100 << 20, maxFiles: 2, bufferSize: 10_000,
+  });
+  hub.addSink((r) => log.add(r));
+  hub.addBackpressure(() => log.backlog());
+  await hub.start();
+  return {
+    stop: async () => {
+      const consumed = hub.stats().consumed;
+      await hub.stop();
+      await log.close();
+      const s = log.status();
+      return { written: s.written, dropped: s.dropped, consumed };
+    },
+  };
+}
+
 async function run(ctx: SuiteContext): Promise<SuiteResult> {
   const env = await ctx.env();
   await env.ensureBackendServers();
@@ -83,8 +106,13 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         for (const mode of ['keepalive', 'close'] as const) {
           const isLb = t.forwarder === 'lb' || t.forwarder === 'lb-xdp';
           const s0 = isLb ? env.lbStats() : undefined;
+          // lblog: the daemon's event consumer and a JSON access log (a file in the bench's
+          // scratch directory) run in this process, on the same CPUs, during the wrk run.
+          const logging = t.target === 'lblog' ? await startAccessLog(env, `${round}-${mode}`) : undefined;
           const r = await wrk(env, url, mode, seconds);
+          const logged = await logging?.stop();
           const s1 = isLb ? env.lbStats() : undefined;
+          if (logged) notes.push(`lblog ${mode} round ${round + 1}: ${logged.written} access log lines written, ${logged.dropped} dropped, ${logged.consumed} records read`);
           const entry: { r: WrkResult; lb?: Partial<Record<StatName, number>> } = { r };
           if (s0 && s1) {
             const keys: StatName[] = ['ct_new', 'ct_hit', 'redirect', 'redirect_neigh', 'redirect_err', 'fib_pass', 'tc_revnat', 'ct_closed'];
@@ -122,7 +150,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       });
     }
   }
-  for (const target of ['lb1', 'lb', 'lbx'] as const) {
+  for (const target of ['lb1', 'lb', 'lblog', 'lbx'] as const) {
     for (const mode of ['keepalive', 'close'] as const) {
       const c = results.get(`${target}.${mode}`)?.at(-1)?.lb;
       if (!c) continue;
@@ -140,6 +168,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     ratios.push(
       { key: `http.lb_over_nft.${mode}`, label: `lb / nftables, ${m}`, value: ratio(rps('lb', mode), rps('nft', mode)), goal: 1 },
       { key: `http.lb1_over_direct.${mode}`, label: `lb (one backend) / direct, ${m}`, value: ratio(rps('lb1', mode), rps('direct', mode)), goal: 0.95 },
+      { key: `http.lblog_over_lb.${mode}`, label: `lb with the access log / lb without, ${m}`, value: ratio(rps('lblog', mode), rps('lb', mode)), ...(mode === 'close' ? { goal: 0.95 } : {}) },
       { key: `http.lbx_over_nft.${mode}`, label: `lb XDP path / nftables, ${m}`, value: ratio(rps('lbx', mode), rps('nft', mode)) },
       { key: `http.lb_over_direct.${mode}`, label: `lb (three backends) / direct, ${m}`, value: ratio(rps('lb', mode), rps('direct', mode)) },
     );
@@ -154,7 +183,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       'direct: to b1\'s address through plain kernel forwarding; lb: the VIP with the path auto picks for veth-c1 (TC DNAT + bpf_redirect_neigh), TC reverse NAT on the way out; ' +
         'lb XDP path: the same with the XDP path forced (XDP DNAT + devmap redirect); ' +
         `lb (one backend): a second listener (port ${HTTP_PORT_ONE_BACKEND}) whose group is b1 alone, the like-for-like comparison with direct; ` +
-        'nftables: DNAT numgen random mod 3 with conntrack un-NATing the replies.',
+        'nftables: DNAT numgen random mod 3 with conntrack un-NATing the replies. ' +
+        'lb with the access log: the same VIP while this process runs the daemon\'s event consumer (worker thread on the lb_events ring) and a JSON access log to a file; ' +
+        'without: nobody reads the ring (the data plane emits the records in both).',
     ],
     measurements,
     ratios,

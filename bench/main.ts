@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
+import { eventsSuite } from './events.js';
 import { gitopsSuite } from './gitops.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
@@ -23,7 +24,7 @@ import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, planApplySuite, gitopsSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, gitopsSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -40,6 +41,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   pps: ['trafgen', 'timeout', 'ip', 'clang'],
   http: ['wrk', 'nft', 'ip', 'curl'],
   testrun: ['clang', 'ip'],
+  events: ['clang'],
   planapply: ['ip', 'nsenter'],
   gitops: ['git', 'curl', 'ip', 'nsenter'],
 };

@@ -12,6 +12,7 @@
 #include "lb_abi.h"
 #define LB_MAPS_NO_TX_PORTS /* never redirects; see maps.h on reusing the devmap pin */
 #include "maps.h"
+#include "events.h" /* never emits: included so this object declares every pinned map, as the others do */
 
 #define LB_ENOENT 2
 #define LB_EBADMSG 74

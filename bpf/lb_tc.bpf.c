@@ -179,6 +179,7 @@ int lb_tc_egress(struct __sk_buff *skb)
 	__be32 vip;
 	__be16 vport;
 	int res;
+	__u64 now;
 
 	res = skb_parse(skb, &pkt);
 	if (res != LB_PARSE_OK) {
@@ -198,7 +199,9 @@ int lb_tc_egress(struct __sk_buff *skb)
 	vport = r->nat_port;
 	target_id = r->target_id;
 	replied = r->state & LB_CT_REPLIED;
-	ct_touch(r, bpf_ktime_get_ns());
+	now = bpf_ktime_get_ns();
+	ct_touch(r, now);
+	ev_count(r, pkt.tot_len);
 
 	/* A half-rewritten packet must not leave: drop if a helper fails. */
 	if (skb_nat(skb, &pkt, 0, pkt.saddr, vip, pkt.sport, vport,
@@ -213,7 +216,11 @@ int lb_tc_egress(struct __sk_buff *skb)
 	if (pkt.tcp_flags & LB_TCPF_RST) {
 		/* RST: the packet leaves rewritten; the flow ends with it (both entries deleted). */
 		f = bpf_map_lookup_elem(&lb_flows, &fkey);
-		if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport)) {
+		if (f && !ct_is_forward_to(f, pkt.saddr, pkt.sport))
+			f = NULL;
+		ev_close(f, r, pkt.daddr, pkt.dport, vip, vport, pkt.saddr, pkt.sport, pkt.proto,
+			 LB_CLOSE_RST_BACKEND, now);
+		if (f) {
 			replied |= f->state & LB_CT_REPLIED;
 			bpf_map_delete_elem(&lb_flows, &fkey);
 		}
@@ -231,8 +238,13 @@ int lb_tc_egress(struct __sk_buff *skb)
 		f = bpf_map_lookup_elem(&lb_flows, &fkey);
 		if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport)) {
 			ct_set_state(f, LB_CT_REPLIED);
-			if (pkt.tcp_flags & LB_TCPF_FIN)
+			if (pkt.tcp_flags & LB_TCPF_FIN) {
 				ct_set_state(f, LB_CT_FIN_BACKEND);
+				/* The second FIN: the connection is over (its last ACKs still pass). */
+				if (f->state & LB_CT_FIN_CLIENT)
+					ev_close(f, r, pkt.daddr, pkt.dport, vip, vport, pkt.saddr, pkt.sport,
+						 pkt.proto, LB_CLOSE_FIN, now);
+			}
 		}
 	}
 	return TC_ACT_OK;

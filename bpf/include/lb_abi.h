@@ -57,6 +57,9 @@
 #define LB_FRAG_TTL_MS 30000       /* a datagram's fragments are NATed this long after its first one
 				      (the kernel's ipfrag_time) */
 #endif
+#ifndef LB_EVENTS_RING_BYTES
+#define LB_EVENTS_RING_BYTES 4194304 /* lb_events ring (4 MiB, a power of two of pages): 47,662 records of 80+8 bytes */
+#endif
 #define LB_GENERATIONS 2
 /* Bits of lb_dst_seen (a power of two): one per hash of a flow destination {VIP, port, proto}. */
 #define LB_DST_SEEN_BITS 65536
@@ -94,6 +97,8 @@
 #define LB_RL_STAT_SPILLED   1     /* new flows sent to another backend: the chosen one's bucket was empty */
 #define LB_RL_STAT_BACKEND   2     /* new flows dropped: every backend of the group was out of tokens */
 #define LB_RL_STAT_MAX       4
+#define LB_MAP_EVENTS     "lb_events"     /* ring buffer of struct lb_event (bpf/lib/events.h) */
+#define LB_MAP_EV_STATS   "lb_ev_stats"   /* per-CPU LB_EVS_* counters of the ring's producers */
 
 /* lb_listener.flags */
 #define LB_LF_SRC_ROUTES  0x1      /* the listener has source routes: consult lb_src_routes */
@@ -108,6 +113,28 @@
 #define LB_CT_FIN_CLIENT  0x1      /* the client sent FIN */
 #define LB_CT_FIN_BACKEND 0x2      /* the backend sent FIN */
 #define LB_CT_REPLIED     0x4      /* a reply of the backend passed TC (set on both entries) */
+
+/* lb_flow.ev bits (set with an atomic OR: exactly one CPU emits a flow's close). */
+#define LB_CT_EV_CLOSED   0x1      /* the conn-close event of this flow was emitted */
+
+/* lb_event.type */
+#define LB_EV_OPEN        1        /* a flow was created (its first packet) */
+#define LB_EV_CLOSE       2        /* a flow ended; counters and duration are final */
+
+/* lb_event.reason of a close. The kernel emits FIN, RST_* and IDLE; user space (the daemon's
+ * conntrack sweep, src/observe/flow-sweep.ts) emits IDLE for flows nobody sends on again, EVICTED
+ * for flows the LRU dropped, and DRAIN is reserved for flows cut by a drain (lb never cuts one). */
+#define LB_CLOSE_FIN         1     /* both sides sent FIN (or one did and the FIN timeout passed) */
+#define LB_CLOSE_RST_CLIENT  2     /* the client reset the connection */
+#define LB_CLOSE_RST_BACKEND 3     /* the backend reset it (or refused it: see failed_conns) */
+#define LB_CLOSE_IDLE        4     /* idle longer than its timeout */
+#define LB_CLOSE_EVICTED     5     /* the conntrack LRU evicted it */
+#define LB_CLOSE_DRAIN       6     /* ended by a drain */
+
+/* Index of lb_ev_stats, a per-CPU array of __u64. */
+#define LB_EVS_EMITTED    0        /* records submitted to lb_events */
+#define LB_EVS_DROPPED    1        /* records lost: the ring was full (the consumer fell behind) */
+#define LB_EVS_MAX        4
 
 /* Index of lb_stats_v3, a per-CPU array of __u64 packet counters. */
 #define LB_STAT_XDP_RX         0   /* packets seen by the XDP ingress path */
@@ -296,7 +323,11 @@ struct lb_flow_key {
 	__u8 pad[3];
 };
 
-/* lb_flows value. 24 bytes. */
+/*
+ * lb_flows value. 56 bytes. packets/bytes count the entry's own direction: the forward entry
+ * client->backend (ingress paths), the reverse entry backend->client (TC egress); the close
+ * event adds both entries up.
+ */
 struct lb_flow {
 	__u64 last_seen_ns;        /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet */
 	__be32 nat_addr;           /* forward: backend address; reverse: VIP */
@@ -304,7 +335,36 @@ struct lb_flow {
 	__be16 nat_port;           /* forward: backend port; reverse: VIP port */
 	__u8 dir;                  /* LB_DIR_* */
 	__u8 state;                /* LB_CT_* bits */
-	__u32 pad;
+	__u32 listener_id;         /* lb_listener.listener_id of the flow's listener */
+	__u64 open_ns;             /* bpf_ktime_get_ns() when the flow was created */
+	__u64 packets;             /* packets of this entry's direction (L3) */
+	__u64 bytes;               /* bytes of this entry's direction (L3, tot_len) */
+	__u64 ev;                  /* LB_CT_EV_* bits (64 bits: BPF has atomic fetch-or on 64 bits only before ALU32) */
+};
+
+/*
+ * lb_events record (ring buffer). 80 bytes. A conn-open carries the addresses, ids and
+ * open_ns == ts_ns; a conn-close also the reason and the final counters of both directions.
+ */
+struct lb_event {
+	__u64 ts_ns;               /* bpf_ktime_get_ns() of the event */
+	__u64 open_ns;             /* when the flow was created: duration = ts_ns - open_ns */
+	__u64 packets_in;          /* client->backend packets */
+	__u64 bytes_in;            /* client->backend bytes (L3) */
+	__u64 packets_out;         /* backend->client packets */
+	__u64 bytes_out;           /* backend->client bytes (L3) */
+	__be32 client_addr;
+	__be32 vip_addr;
+	__be32 backend_addr;
+	__u32 listener_id;         /* lb_listener.listener_id (proxy and listener of the flow) */
+	__u32 target_id;           /* lb_tstats slot of the backend */
+	__be16 client_port;
+	__be16 vip_port;
+	__be16 backend_port;
+	__u8 proto;                /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 type;                 /* LB_EV_* */
+	__u8 reason;               /* LB_CLOSE_* (close), 0 (open) */
+	__u8 pad[3];
 };
 
 /* lb_tstats value: per-CPU array indexed by target_id. 40 bytes. */

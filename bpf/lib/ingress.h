@@ -18,6 +18,7 @@
 #include "conntrack.h"
 #include "stats.h"
 #include "ratelimit.h"
+#include "events.h"
 
 /* Where a packet goes: the backend of its flow. */
 struct lb_dest {
@@ -122,14 +123,20 @@ static __always_inline int ct_lookup_forward(const struct lb_flow_key *fkey, con
 	}
 
 	if (expired) {
+		ev_close_ingress(f, &rkey, pkt, dst->addr, dst->port, ev_expiry_reason(state), now);
 		bpf_map_delete_elem(&lb_flows, fkey);
 		ct_delete_reverse(&rkey, pkt->daddr, pkt->dport);
 		tstat_closed_flow(dst->target_id);
 		stat_inc(LB_STAT_CT_EXPIRED);
 		return 0;
 	}
-	if (pkt->tcp_flags & LB_TCPF_FIN)
+	ev_count(f, pkt->tot_len);
+	if (pkt->tcp_flags & LB_TCPF_FIN) {
 		ct_set_state(f, LB_CT_FIN_CLIENT);
+		/* The second FIN: the connection is over (its last ACKs still pass). */
+		if (state & LB_CT_FIN_BACKEND)
+			ev_close_ingress(f, &rkey, pkt, dst->addr, dst->port, LB_CLOSE_FIN, now);
+	}
 	return 1;
 }
 
@@ -201,6 +208,7 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	nf.target_id = dst->target_id;
 	nf.dir = LB_DIR_FORWARD;
 	nf.state = pkt->tcp_flags & LB_TCPF_FIN ? LB_CT_FIN_CLIENT : 0;
+	ev_flow_init(&nf, lis->listener_id, now, pkt->tot_len);
 	if (bpf_map_update_elem(&lb_flows, fkey, &nf, BPF_NOEXIST)) {
 		/* Another CPU inserted this flow between our lookup and now: follow its choice. */
 		f = bpf_map_lookup_elem(&lb_flows, fkey);
@@ -208,6 +216,7 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 			dst->addr = f->nat_addr;
 			dst->port = f->nat_port;
 			dst->target_id = f->target_id;
+			ev_count(f, pkt->tot_len);
 			return 1;
 		}
 	}
@@ -215,6 +224,7 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	ct_key_other(&rkey, dst->addr, dst->port, pkt->saddr, pkt->sport, pkt->proto);
 	ct_put_reverse(&rkey, pkt->daddr, pkt->dport, dst->target_id, now, BPF_ANY);
 	tstat_new_flow(dst->target_id);
+	ev_open(pkt, dst->addr, dst->port, dst->target_id, lis->listener_id, now);
 	return 0;
 }
 
@@ -282,6 +292,7 @@ static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb
 		struct lb_flow_key rkey = {};
 
 		ct_key_other(&rkey, dst->addr, dst->port, pkt->saddr, pkt->sport, pkt->proto);
+		ev_close_rst(&fkey, &rkey, pkt, dst->addr, dst->port, dst->now);
 		ct_delete_forward(&fkey, dst->addr, dst->port);
 		ct_delete_reverse(&rkey, pkt->daddr, pkt->dport);
 		tstat_closed_flow(dst->target_id);

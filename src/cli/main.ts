@@ -20,6 +20,8 @@ import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
 import { runFmt } from './commands/fmt.js';
 import { runDoctor } from './commands/doctor.js';
 import { bashCompletion, completionSpec, SHELLS, zshCompletion, type Shell } from './completion.js';
+import { runTop } from './commands/top.js';
+import { parseDuration } from '../source/poll.js';
 import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
 import { runVersion, type VersionFormat } from './commands/version.js';
@@ -181,6 +183,17 @@ export function buildProgram(): Command {
       '  lb status --fleet --repo https://git.example.com/ops/lb.git --format markdown'].join('\n'))
     .action(async (opts: { format: 'text' | 'json' | 'markdown'; fleet: boolean; repo?: string; statusBranch: string; staleAfter?: string; authTokenFile?: string }, cmd: Command) => {
       process.exitCode = opts.fleet || opts.repo !== undefined || opts.format === 'markdown' ? await runStatusFleetCli(opts) : await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    });
+
+  program
+    .command('top')
+    .description('live view of the running daemon: per proxy and backend connections/s, active, bytes/s, health, circuit, drain, latency; recent closes')
+    .option('--interval <duration>', 'refresh interval', '1s')
+    .option('--once', 'print one view (rates over one interval) and exit')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addHelpText('after', ['', 'Examples:', '  lb top', '  lb top --once --format json | jq \'.rows[] | select(.p99 > 0.5)\''].join('\n'))
+    .action(async (opts: { interval: string; once?: boolean; format: 'text' | 'json' }, cmd: Command) => {
+      process.exitCode = await runTop({ instance: instanceOf(cmd), intervalMs: parseDuration(opts.interval), once: opts.once ?? false, format: opts.format });
     });
 
   program

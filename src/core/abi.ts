@@ -16,6 +16,7 @@ export const LB_NEXTHOP_TTL_MS = 1000;
 export const LB_MAX_FRAGS = 8192;
 export const LB_FRAG_TTL_MS = 30000;
 export const LB_GENERATIONS = 2;
+export const LB_EVENTS_RING_BYTES = 4194304;
 export const LB_DST_SEEN_BITS = 65536;
 export const LB_MAGLEV_SIZE = 16381;
 /** Source-route operations in one lb_route_stage batch (run in the kernel by lb_route_batch). */
@@ -53,6 +54,8 @@ export const LB_RL_STAT_BACKEND = 2;
 export const LB_RL_STAT_MAX = 4;
 /** Names of the lb_rl_stats slots in use, in index order. */
 export const RL_STAT_NAMES = ['source_limited', 'backend_spilled', 'backend_limited'] as const;
+export const LB_MAP_EVENTS = 'lb_events';
+export const LB_MAP_EV_STATS = 'lb_ev_stats';
 
 export const LB_LF_SRC_ROUTES = 0x1;
 export const LB_LF_PERSIST = 0x2;
@@ -63,6 +66,26 @@ export const LB_DIR_REVERSE = 2;
 export const LB_CT_FIN_CLIENT = 0x1;
 export const LB_CT_FIN_BACKEND = 0x2;
 export const LB_CT_REPLIED = 0x4;
+
+export const LB_CT_EV_CLOSED = 0x1;
+
+export const LB_EV_OPEN = 1;
+export const LB_EV_CLOSE = 2;
+
+export const LB_CLOSE_FIN = 1;
+export const LB_CLOSE_RST_CLIENT = 2;
+export const LB_CLOSE_RST_BACKEND = 3;
+export const LB_CLOSE_IDLE = 4;
+export const LB_CLOSE_EVICTED = 5;
+export const LB_CLOSE_DRAIN = 6;
+
+/** Names of the close reasons, by LB_CLOSE_* value (index 0: not a close). */
+export const CLOSE_REASONS = ['', 'fin', 'rst-client', 'rst-backend', 'idle-timeout', 'lru-eviction', 'drain'] as const;
+export type CloseReason = Exclude<(typeof CLOSE_REASONS)[number], ''>;
+
+export const LB_EVS_EMITTED = 0;
+export const LB_EVS_DROPPED = 1;
+export const LB_EVS_MAX = 4;
 
 export const LB_STAT_XDP_RX = 0;
 export const LB_STAT_NOT_LISTENER = 1;
@@ -114,7 +137,17 @@ export const LAYOUTS = {
   lb_target: { size: 12, fields: { addr: 0, target_id: 4, port: 8, pad: 10 } },
   lb_group: { size: 8 + 4 * LB_MAX_TARGETS + 12 * LB_MAX_TARGETS, fields: { count: 0, total_weight: 4, cum_weight: 8, targets: 8 + 4 * LB_MAX_TARGETS } },
   lb_flow_key: { size: 16, fields: { saddr: 0, daddr: 4, sport: 8, dport: 10, proto: 12, pad: 13 } },
-  lb_flow: { size: 24, fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, pad: 20 } },
+  lb_flow: {
+    size: 56,
+    fields: { last_seen_ns: 0, nat_addr: 8, target_id: 12, nat_port: 16, dir: 18, state: 19, listener_id: 20, open_ns: 24, packets: 32, bytes: 40, ev: 48 },
+  },
+  lb_event: {
+    size: 80,
+    fields: {
+      ts_ns: 0, open_ns: 8, packets_in: 16, bytes_in: 24, packets_out: 32, bytes_out: 40, client_addr: 48, vip_addr: 52,
+      backend_addr: 56, listener_id: 60, target_id: 64, client_port: 68, vip_port: 70, backend_port: 72, proto: 74, type: 75, reason: 76, pad: 77,
+    },
+  },
   lb_target_stats: { size: 40, fields: { packets: 0, bytes: 8, new_flows: 16, closed_flows: 24, failed_conns: 32 } },
   lb_maglev: { size: LB_MAGLEV_SIZE, fields: { slots: 0 } },
   lb_route_stage: { size: 16 + 16 * LB_ROUTE_STAGE_OPS, fields: { count: 0, mode: 4, done: 8, err: 12, keys: 16, groups: 16 + 12 * LB_ROUTE_STAGE_OPS } },
@@ -374,7 +407,18 @@ export function decodeFlowKey(b: Buffer): FlowKey {
   return { saddr: readBe32(b, 0), daddr: readBe32(b, 4), sport: b.readUInt16BE(8), dport: b.readUInt16BE(10), proto: b.readUInt8(12) };
 }
 
-export interface Flow { lastSeenNs: bigint; natAddr: string; natPort: number; targetId: number; dir: number; state: number }
+export interface Flow {
+  lastSeenNs: bigint; natAddr: string; natPort: number; targetId: number; dir: number; state: number;
+  /** The flow's listener (forward entries). */
+  listenerId?: number;
+  /** When the flow was created (bpf_ktime_get_ns). */
+  openNs?: bigint;
+  /** Packets and bytes of this entry's direction. */
+  packets?: bigint;
+  bytes?: bigint;
+  /** LB_CT_EV_* bits. */
+  ev?: bigint;
+}
 export function encodeFlow(v: Flow): Buffer {
   const b = Buffer.alloc(LAYOUTS.lb_flow.size);
   b.writeBigUInt64LE(v.lastSeenNs, 0);
@@ -383,13 +427,72 @@ export function encodeFlow(v: Flow): Buffer {
   b.writeUInt16BE(v.natPort, 16);
   b.writeUInt8(v.dir, 18);
   b.writeUInt8(v.state, 19);
+  b.writeUInt32LE(v.listenerId ?? 0, 20);
+  b.writeBigUInt64LE(v.openNs ?? 0n, 24);
+  b.writeBigUInt64LE(v.packets ?? 0n, 32);
+  b.writeBigUInt64LE(v.bytes ?? 0n, 40);
+  b.writeBigUInt64LE(v.ev ?? 0n, 48);
   return b;
 }
 export function decodeFlow(b: Buffer): Flow {
   return {
     lastSeenNs: b.readBigUInt64LE(0), natAddr: readBe32(b, 8), targetId: b.readUInt32LE(12),
-    natPort: b.readUInt16BE(16), dir: b.readUInt8(18), state: b.readUInt8(19),
+    natPort: b.readUInt16BE(16), dir: b.readUInt8(18), state: b.readUInt8(19), listenerId: b.readUInt32LE(20),
+    openNs: b.readBigUInt64LE(24), packets: b.readBigUInt64LE(32), bytes: b.readBigUInt64LE(40), ev: b.readBigUInt64LE(48),
   };
+}
+
+// ---- lb_event (ring buffer record) ----
+export interface ConnEvent {
+  type: 'open' | 'close';
+  /** bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the event and of the flow's creation. */
+  tsNs: bigint;
+  openNs: bigint;
+  client: string; clientPort: number;
+  vip: string; vipPort: number;
+  backend: string; backendPort: number;
+  proto: number;
+  listenerId: number;
+  targetId: number;
+  /** Close only ('' for an open). */
+  reason: CloseReason | '';
+  packetsIn: bigint; bytesIn: bigint; packetsOut: bigint; bytesOut: bigint;
+}
+/** Decodes one record at `offset` of a buffer holding records back to back (the consumer's batches). */
+export function decodeEvent(b: Buffer, offset = 0): ConnEvent {
+  const reason = b.readUInt8(offset + 76);
+  return {
+    type: b.readUInt8(offset + 75) === LB_EV_CLOSE ? 'close' : 'open',
+    tsNs: b.readBigUInt64LE(offset), openNs: b.readBigUInt64LE(offset + 8),
+    packetsIn: b.readBigUInt64LE(offset + 16), bytesIn: b.readBigUInt64LE(offset + 24),
+    packetsOut: b.readBigUInt64LE(offset + 32), bytesOut: b.readBigUInt64LE(offset + 40),
+    client: readBe32(b, offset + 48), vip: readBe32(b, offset + 52), backend: readBe32(b, offset + 56),
+    listenerId: b.readUInt32LE(offset + 60), targetId: b.readUInt32LE(offset + 64),
+    clientPort: b.readUInt16BE(offset + 68), vipPort: b.readUInt16BE(offset + 70), backendPort: b.readUInt16BE(offset + 72),
+    proto: b.readUInt8(offset + 74), reason: CLOSE_REASONS[reason] ?? '',
+  };
+}
+/** Encodes a record (tests, and the daemon's sweep, which emits closes the kernel cannot). */
+export function encodeEvent(e: ConnEvent): Buffer {
+  const b = Buffer.alloc(LAYOUTS.lb_event.size);
+  b.writeBigUInt64LE(e.tsNs, 0);
+  b.writeBigUInt64LE(e.openNs, 8);
+  b.writeBigUInt64LE(e.packetsIn, 16);
+  b.writeBigUInt64LE(e.bytesIn, 24);
+  b.writeBigUInt64LE(e.packetsOut, 32);
+  b.writeBigUInt64LE(e.bytesOut, 40);
+  writeBe32(b, 48, e.client);
+  writeBe32(b, 52, e.vip);
+  writeBe32(b, 56, e.backend);
+  b.writeUInt32LE(e.listenerId, 60);
+  b.writeUInt32LE(e.targetId, 64);
+  b.writeUInt16BE(e.clientPort, 68);
+  b.writeUInt16BE(e.vipPort, 70);
+  b.writeUInt16BE(e.backendPort, 72);
+  b.writeUInt8(e.proto, 74);
+  b.writeUInt8(e.type === 'close' ? LB_EV_CLOSE : LB_EV_OPEN, 75);
+  b.writeUInt8(e.reason === '' ? 0 : CLOSE_REASONS.indexOf(e.reason), 76);
+  return b;
 }
 
 // ---- lb_target_stats (one CPU's slot; per-CPU maps return one per possible CPU) ----

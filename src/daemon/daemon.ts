@@ -23,6 +23,8 @@ import { acquireLock, type InstanceLock } from '../apply/index.js';
 import { isLbError, LbError } from '../core/errors.js';
 import { createLogger, LOG_LEVELS, type DaemonLogger } from '../observe/logger.js';
 import { DaemonMetrics } from '../observe/metrics.js';
+import { Observability } from '../observe/observability.js';
+import { withConfigHook } from './config-hook.js';
 import { OpsServer } from '../observe/ops-server.js';
 import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
@@ -167,6 +169,8 @@ export class Daemon {
   private readonly statuses: ReportStatuses | undefined;
   /** The runtime services, unless a RuntimeProvider was passed in. */
   readonly runtime: RuntimeService | undefined;
+  /** Connection events, access log, traffic metrics (src/observe/observability.ts). */
+  readonly observability: Observability;
   private webhook: WebhookReceiver | undefined;
   private poller: Poller | undefined;
   private watch: FileWatch | undefined;
@@ -181,6 +185,7 @@ export class Daemon {
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
     reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined; statuses?: ReportStatuses | undefined;
+    observability: Observability;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -193,6 +198,7 @@ export class Daemon {
     this.statuses = parts.statuses;
     this.driftIntervalMs = parts.driftIntervalMs;
     this.runtime = parts.runtime;
+    this.observability = parts.observability;
     this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
     this.ops = new OpsServer({ metrics: parts.metrics, readiness: () => parts.reconciler.readiness(), log: parts.log });
     this.stopped = new Promise((r) => { this.stoppedResolve = r; });
@@ -246,7 +252,8 @@ export class Daemon {
       let sourceInfo: StatusReport['source'];
       let reporter: StatusBranchReporter | undefined;
       let statuses: ReportStatuses | undefined;
-      const metrics = new DaemonMetrics({ readDataPlane: () => sampleDataPlane(opts.instance) });
+      const metrics = new DaemonMetrics({ readDataPlane: () => sampleDataPlane(opts.instance), info: { version: lbVersion(), instance: opts.instance, node } });
+      const observability = new Observability({ instance: opts.instance, metrics, log: { warn: (o, m) => log.warn({ component: 'events', ...o }, m) } });
       if (opts.repo !== undefined) {
         const git = new GitSource({
           url: opts.repo, ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.path !== undefined ? { path: opts.path } : {}),
@@ -292,12 +299,14 @@ export class Daemon {
           ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
           ...(prepareWorker ? { worker: { timeoutMs: prepareTimeoutMs } } : {}),
         }),
-        runtime: opts.runtime ?? runtime!,
+        // Each validated config's settings also configure the access log and settings.metrics.
+        runtime: withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings)),
         selfHeal: opts.selfHeal ?? true,
         retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
         log, metrics, version: lbVersion(),
         ...(initial ? { initial } : {}),
-        onReport: (r, significant) => {
+        onReport: (report, significant) => {
+          const r = { ...report, traffic: observability.status() };
           try {
             writeStatusFile(opts.instance, r);
           } catch (err) {
@@ -319,7 +328,7 @@ export class Daemon {
         runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
         metrics.setRuntimeSource(() => runtime.metricsInput());
       }
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses });
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
@@ -331,6 +340,7 @@ export class Daemon {
       daemon.registerCommands();
       await daemon.control.listen();
       runtime?.start();
+      await observability.start();
       daemon.startTriggers(schedule, pollText);
       reconciler.trigger('startup');
       log.info({ component: 'daemon', ops: daemon.opsAddress, webhook: daemon.webhookAddress, control: daemon.control.path }, 'lb daemon started');
@@ -376,7 +386,7 @@ export class Daemon {
       else this.reconciler.trigger('manual', 'control socket');
       if (args['wait'] !== true) return { triggered: true };
       await this.reconciler.whenIdle();
-      return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report: this.reconciler.report() };
+      return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report: { ...this.reconciler.report(), traffic: this.observability.status() } };
     });
     this.control.register('drift', 'read the live maps back now and compare them with the last applied state (heals with self-heal on)', async () => {
       const r = await this.reconciler.checkDriftNow();
@@ -432,7 +442,7 @@ export class Daemon {
         opsAddress: this.opsAddress, webhookAddress: this.webhookAddress,
         statusBranch: this.reporter ? this.reporter.branch : null, commands: this.control.commands,
       },
-      report: this.reconciler.report(),
+      report: { ...this.reconciler.report(), traffic: this.observability.status() },
     };
   }
 
@@ -449,6 +459,8 @@ export class Daemon {
       this.links?.stop();
       await this.runtime?.stop();
       await this.reconciler.stop();
+      // The access log's queue is written before the process ends (SIGTERM).
+      await this.observability.stop().catch((err: unknown) => this.log.warn({ component: 'events', ...errFields(err) }, 'stopping the connection events failed'));
       await this.webhook?.close().catch(() => undefined);
       await this.control.close().catch(() => undefined);
       if (this.reporter) {

@@ -17,7 +17,7 @@ import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_BACKEND, LB_MAP_RL_SRC, LB_MAP_RL_STATS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_BACKEND, LB_MAP_RL_SRC, LB_MAP_RL_STATS, LB_MAP_EVENTS, LB_MAP_EV_STATS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
 } from '../core/abi.js';
 import {
@@ -43,6 +43,7 @@ export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
   LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
   LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_SRC, LB_MAP_RL_BACKEND, LB_MAP_RL_STATS,
+  LB_MAP_EVENTS, LB_MAP_EV_STATS,
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 export type StatName = (typeof STAT_NAMES)[number];
@@ -68,6 +69,8 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_rl_src: { key: 4, values: [LAYOUTS.lb_rl_bucket.size] },
   lb_rl_backend: { key: 4, values: [LAYOUTS.lb_rl_bucket.size] },
   lb_rl_stats: { key: 4, values: [8] },
+  lb_events: { key: 0, values: [0] }, // a ring buffer: no keys, no values
+  lb_ev_stats: { key: 4, values: [8] },
 };
 
 export interface OpenOptions {

@@ -24,9 +24,22 @@
 //              lb_backend_health, lb_circuit_breaker_state, lb_circuit_breaker_error_rate,
 //              lb_backend_connections, lb_algorithm, lb_dns_resolution_status (gauges)
 //              lb_health_check_latency_seconds         histogram, observed after every check
+// Traffic, from the connection events (src/observe/observability.ts; nothing without events):
+//              lb_connections_total{proxy,backend}      connections opened
+//              lb_connections_active{proxy,backend}     open now (events, reconciled by each conntrack sweep)
+//              lb_bytes_total{proxy,backend,direction}  bytes of closed connections: in (client -> backend), out
+//              lb_backend_latency_seconds{proxy,backend} histogram of connection durations
+//              lb_connections_closed_total{proxy,backend,reason}
+//              lb_events_dropped_total{stage}           ring (the kernel found the ring full), access-log (queue full or write failed)
+//              lb_access_log_lines_total                lines written
+//              lb_up                                    1 while the daemon runs
+//              lb_info{version,instance,node}           1
 // plus prom-client's process metrics (process_*, nodejs_*).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LATENCY_BUCKETS } from './conn-stats.js';
+import type { ConnRecord } from './events/event-hub.js';
+import type { TrafficStatus } from './observability.js';
 import { RUNTIME_METRICS, collectRuntimeMetrics, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
 export type ReconcileResultLabel = 'applied' | 'noop' | 'unchanged' | 'stalled' | 'failed';
@@ -84,6 +97,8 @@ export interface DaemonMetricsOptions {
   minDataPlaneReadIntervalMs?: number;
   /** Monotonic milliseconds (default performance.now). */
   monotonicNow?: () => number;
+  /** lb_info's labels. */
+  info?: { version: string; instance: string; node: string };
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -100,6 +115,12 @@ export class DaemonMetrics {
   private readonly readDataPlane: (() => DataPlaneSample | null) | undefined;
   private readonly healthLatency: Histogram<'proxy_name' | 'target_id'>;
   private readRuntime: (() => RuntimeMetricsInput | null) | undefined;
+  private readTraffic: (() => TrafficStatus) | undefined;
+  private traffic: TrafficStatus | null = null;
+  private readonly latency: Histogram<'proxy' | 'backend'>;
+  private readonly opened: Counter<'proxy' | 'backend'>;
+  private readonly closedConns: Counter<'proxy' | 'backend' | 'reason'>;
+  private readonly bytes: Counter<'proxy' | 'backend' | 'direction'>;
   private sample: DataPlaneSample | null = null;
   private runtimeSample: Record<GaugeName, MetricSample[]> | null = null;
   private sampleError: string | undefined;
@@ -203,12 +224,73 @@ export class DaemonMetrics {
     this.healthLatency = new Histogram({
       name: latency.name, help: latency.help, labelNames: ['proxy_name', 'target_id'], buckets: [...(latency.buckets ?? [])], registers,
     });
+    this.latency = new Histogram({
+      name: 'lb_backend_latency_seconds', help: 'Duration of the connections to a backend (open to close), in seconds',
+      labelNames: ['proxy', 'backend'], buckets: [...LATENCY_BUCKETS], registers,
+    });
+    this.opened = new Counter({ name: 'lb_connections_total', help: 'Connections opened, by proxy and backend', labelNames: ['proxy', 'backend'], registers });
+    this.closedConns = new Counter({ name: 'lb_connections_closed_total', help: 'Connections closed, by proxy, backend and reason', labelNames: ['proxy', 'backend', 'reason'], registers });
+    this.bytes = new Counter({
+      name: 'lb_bytes_total', help: 'Bytes of closed connections (L3), in: client to backend, out: backend to client', labelNames: ['proxy', 'backend', 'direction'], registers,
+    });
+    new Gauge({
+      name: 'lb_connections_active', help: 'Connections open now, by proxy and backend', labelNames: ['proxy', 'backend'], registers,
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const b of metrics.traffic?.backends ?? []) this.set({ proxy: b.proxy, backend: b.backend }, b.active);
+      },
+    });
+    new Counter({
+      name: 'lb_events_dropped_total', help: 'Connection records lost: ring (the data plane found the ring full), access-log (queue full or write failed)',
+      labelNames: ['stage'], registers,
+      collect(this: Counter<string>) {
+        this.reset();
+        this.inc({ stage: 'ring' }, metrics.traffic?.events.droppedRing ?? 0);
+        this.inc({ stage: 'access-log' }, metrics.traffic?.events.droppedAccessLog ?? 0);
+      },
+    });
+    new Counter({
+      name: 'lb_access_log_lines_total', help: 'Access log lines written', registers,
+      collect(this: Counter) {
+        this.reset();
+        this.inc(metrics.traffic?.accessLog.written ?? 0);
+      },
+    });
+    new Gauge({ name: 'lb_up', help: '1 while the lb daemon runs', registers, collect(this: Gauge) { this.set(1); } });
+    const info = opts.info;
+    new Gauge({
+      name: 'lb_info', help: 'The daemon\'s version, instance and node (value 1)', labelNames: ['version', 'instance', 'node'], registers,
+      collect(this: Gauge<string>) {
+        this.reset();
+        if (info) this.set(info, 1);
+      },
+    });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Where the runtime gauges come from (the daemon sets it once its runtime services exist). */
   setRuntimeSource(read: (() => RuntimeMetricsInput | null) | undefined): void {
     this.readRuntime = read;
+  }
+
+  /** Where the traffic gauges come from (the daemon's Observability). */
+  setTrafficSource(read: (() => TrafficStatus) | undefined): void {
+    this.readTraffic = read;
+  }
+
+  /** The connection records (an event sink): counters and the latency histogram. */
+  connections(records: readonly ConnRecord[]): void {
+    for (const r of records) {
+      const labels = { proxy: r.proxy ?? '?', backend: `${r.backend}:${r.backendPort}` };
+      if (r.type === 'open') {
+        this.opened.inc(labels);
+        continue;
+      }
+      this.latency.observe(labels, r.durationSec);
+      this.closedConns.inc({ ...labels, reason: r.reason });
+      this.bytes.inc({ ...labels, direction: 'in' }, Number(r.bytesIn));
+      this.bytes.inc({ ...labels, direction: 'out' }, Number(r.bytesOut));
+    }
   }
 
   /** One health check's latency (lb_health_check_latency_seconds). */
@@ -247,20 +329,27 @@ export class DaemonMetrics {
     return this.sampleError;
   }
 
-  /** The exposition text: reads the data plane (at most once per interval), then renders every metric. */
+  private readDataPlaneNow(): void {
+    this.lastDataPlaneRead = this.monotonicNow();
+    this.sample = null;
+    this.dataPlaneReadError = undefined;
+    try {
+      this.sample = this.readDataPlane?.() ?? null;
+    } catch (err) {
+      this.dataPlaneReadError = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  /**
+   * The exposition text: the data plane sample cached by the last read (read again when it is
+   * older than the interval, so scrapes within it share one read), the traffic and runtime state
+   * as they are in memory, then every metric.
+   */
   async text(): Promise<string> {
     const now = this.monotonicNow();
-    if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) {
-      this.lastDataPlaneRead = now;
-      this.sample = null;
-      this.dataPlaneReadError = undefined;
-      try {
-        this.sample = this.readDataPlane?.() ?? null;
-      } catch (err) {
-        this.dataPlaneReadError = err instanceof Error ? err.message : String(err);
-      }
-    }
+    if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
+    this.traffic = this.readTraffic?.() ?? null;
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;

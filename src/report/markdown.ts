@@ -4,6 +4,7 @@
 // (code), so it cannot render as a link, an image, emphasis, math, HTML or a table cell of its own.
 
 import { DNS_COLUMNS, TARGET_COLUMNS, dnsRows, targetRows } from '../runtime/status-text.js';
+import { TRAFFIC_COLUMNS, trafficRows, trafficSummary } from '../observe/traffic-text.js';
 import type { StatusReport } from './types.js';
 
 export function renderStatusMarkdown(r: StatusReport): string {
@@ -57,6 +58,10 @@ export function renderStatusMarkdown(r: StatusReport): string {
     out.push('## Targets', '', `Algorithm: ${esc(r.runtime.algorithm)}.`, '');
     out.push(...table(TARGET_COLUMNS, targetRows(r.runtime, Number.isNaN(now) ? Date.now() : now)), '');
     if (r.runtime.dns.length > 0) out.push('### DNS', '', ...table(DNS_COLUMNS, dnsRows(r.runtime)), '');
+  }
+  if (r.traffic) {
+    out.push('## Traffic', '', esc(trafficSummary(r.traffic)), '');
+    if (r.traffic.backends.length > 0) out.push(...table(TRAFFIC_COLUMNS, trafficRows(r.traffic)), '');
   }
   out.push(`_Generated ${esc(r.timestamps.generatedAt)} by lb on ${esc(r.node)}._`, '');
   return out.join('\n');

@@ -1,6 +1,7 @@
 // StatusReport: what a node tells the world about its reconciling, committed as
 // `<node>/status.json` on the status branch (schema documented in docs/gitops.md).
 
+import type { TrafficStatus } from '../observe/observability.js';
 import type { RuntimeStatus } from '../runtime/status.js';
 
 export const STATUS_REPORT_SCHEMA = 'lb.status/v1' as const;
@@ -80,6 +81,12 @@ export interface StatusReport {
    * the first valid config.
    */
   runtime?: RuntimeStatus | null;
+  /**
+   * Connections through the data plane, from its connection events (src/observe/observability.ts):
+   * per proxy and backend (active, opened, closed, bytes, latency percentiles), the access log and
+   * settings.metrics endpoint. Written by the daemon; absent from reports of other writers.
+   */
+  traffic?: TrafficStatus;
   timestamps: {
     lastAttemptedAt: string | null;
     lastAppliedAt: string | null;

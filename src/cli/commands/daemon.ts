@@ -1,6 +1,6 @@
 // `lb daemon`: start the daemon (src/daemon), then wait for a signal. SIGTERM / SIGINT stop it
 // gracefully, leaving the data plane running and pinned (a second signal ends the process at once);
-// SIGHUP asks for a reconcile now. Exit code 0 after a graceful stop, 1 when it cannot start.
+// SIGHUP flushes the access log and asks for a reconcile now. Exit code 0 after a graceful stop, 1 when it cannot start.
 
 import { Daemon, type DaemonOptions } from '../../daemon/daemon.js';
 import { onSighup } from '../../source/triggers.js';
@@ -9,6 +9,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   const daemon = await Daemon.start(options);
   const offHup = onSighup(() => {
     daemon.log.info({ component: 'daemon', signal: 'SIGHUP' }, 'SIGHUP: reconciling now');
+    // A reload: what the access log holds is written before the new config takes over.
+    void daemon.observability.flush();
     daemon.reconciler.trigger('sighup');
   });
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -15,6 +15,7 @@ import { readLive } from '../../state/live.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { rateLimitLines, rateLimitSummary, type RateLimitSummary } from '../../dataplane/rate-limits.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
+import { TRAFFIC_COLUMNS, trafficRows, trafficSummary } from '../../observe/traffic-text.js';
 import { stdio, type CliIo } from '../output.js';
 
 export const STATUS_FORMAT_VERSION = '1.0';
@@ -134,6 +135,10 @@ function reportLines(r: StatusReport): string[] {
       out.push('DNS:');
       out.push(...alignRows([[...DNS_COLUMNS], ...dnsRows(r.runtime)]).map((l) => `  ${l}`));
     }
+  }
+  if (r.traffic) {
+    out.push(`Traffic:          ${trafficSummary(r.traffic)}`);
+    if (r.traffic.backends.length > 0) out.push(...alignRows([[...TRAFFIC_COLUMNS], ...trafficRows(r.traffic)]).map((l) => `  ${l}`));
   }
   return out;
 }

@@ -60,7 +60,6 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   const interfaces = new Set<string>();
   const paths: Record<string, InterfacePath> = {};
 
-  warnUnenforcedSettings(config, diagnostics);
   for (const proxy of config.proxies) {
     warnSplice(proxy, diagnostics);
     const defaultTargets = compileGroup(proxy, 'default', proxy.defaultTarget, inputs, diagnostics);
@@ -116,11 +115,6 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   };
 }
 
-/**
- * Settings the format accepts (the original's files use them) that nothing acts on yet. Each gets
- * a warning in every plan, so none is silently dropped. Settings carry no source node of their
- * own: the warning names the settings key by its pointer.
- */
 /** settings.rate-limits as the data plane's buckets (lb_settings of the generation). */
 function rateLimitSettings(config: LbConfig): Pick<LogicalSettings, 'perSource' | 'perBackend'> {
   const { perSource, perBackend } = config.settings.rateLimits;
@@ -128,23 +122,6 @@ function rateLimitSettings(config: LbConfig): Pick<LogicalSettings, 'perSource' 
     ...(perSource ? { perSource: { rate: perSource.requestsPerSec, burst: perSource.burst } } : {}),
     ...(perBackend ? { perBackend: { rate: perBackend.requestsPerSec, burst: perBackend.burst } } : {}),
   };
-}
-
-function warnUnenforcedSettings(config: LbConfig, out: Diagnostic[]): void {
-  const s = config.settings;
-  const at = (pointer: string): SourceRef => ({ file: config.files.length === 1 ? config.files[0]! : config.files.join(', '), pointer });
-  if (s.accessLog.enabled) {
-    out.push(diagnostic('warning', 'access-log-not-written', at('/settings/access-log'),
-      `the access log is not written yet: nothing goes to ${s.accessLog.path}`));
-  }
-  if (s.metrics.enabled) {
-    out.push(diagnostic('warning', 'metrics-settings-ignored', at('/settings/metrics'),
-      `metrics are served by \`lb daemon --ops-listen ADDR:PORT\` at /metrics; settings.metrics (port ${s.metrics.port}, path ${s.metrics.path}) is not used`));
-  }
-  if (s.statsEnabled) {
-    out.push(diagnostic('warning', 'stats-not-streamed', at('/settings/stats-enabled'),
-      'connection statistics are not streamed: use `lb show flows`, `lb show targets` and /metrics'));
-  }
 }
 
 function warnSplice(proxy: Proxy, out: Diagnostic[]): void {

@@ -54,6 +54,7 @@ export const ACCESS_LOG_DEFAULTS = {
   enabled: false,
   format: 'json',
   path: 'logs/access.log',
+  stdout: false,
   'max-file-size-mb': 100,
   'max-files': 10,
   'buffer-size': 10_000,

@@ -174,6 +174,7 @@ function normalizeSettings(raw: RawSettings): Settings {
       enabled: log.enabled,
       format: log.format,
       path: log.path,
+      stdout: log.stdout,
       maxFileSizeMb: log['max-file-size-mb'],
       maxFiles: log['max-files'],
       bufferSize: log['buffer-size'],

@@ -121,6 +121,7 @@ export interface RawAccessLog {
   enabled?: boolean;
   format?: 'json' | 'clf';
   path?: string;
+  stdout?: boolean;
   'max-file-size-mb'?: number;
   'max-files'?: number;
   'buffer-size'?: number;

@@ -167,7 +167,10 @@ export interface Settings {
   accessLog: {
     enabled: boolean;
     format: 'json' | 'clf';
+    /** '-': no file. */
     path: string;
+    /** Also write each line to the daemon's stdout. */
+    stdout: boolean;
     maxFileSizeMb: number;
     maxFiles: number;
     bufferSize: number;

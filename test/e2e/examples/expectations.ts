@@ -37,7 +37,6 @@ export interface Expectation {
   caveats?: string[];
 }
 
-const STATS = '/settings/stats-enabled: connection statistics are not streamed: use `lb show flows`, `lb show targets` and /metrics';
 const dnsUnresolved = (at: string, pointer: string, host: string, proxy: string): string =>
   `${at}: ${pointer}: ${host} (proxy "${proxy}") has no resolved address yet; it contributes no backend until DNS answers`;
 const sniNotEnforced = (at: string, index: number, proxy: string): string =>
@@ -56,7 +55,6 @@ export const EXPECTATIONS: Record<string, Expectation> = {
     promise: 'host names resolved at start and re-resolved every dns-refresh-seconds, A records expanding to equal shares, health-checked addresses, last known good kept',
     // lb plan has no resolver: the names resolve in `lb daemon` (its runtime), which serves the file.
     planWarnings: [
-      STATS,
       dnsUnresolved('25:4', '/proxies/0/default-target', 'api.backend.local', 'api-gateway'),
       dnsUnresolved('36:4', '/proxies/1/default-target', 'web.backend.local', 'web-frontend'),
       dnsUnresolved('53:5', '/proxies/2/default-target/1', 'cloud.backend.local', 'hybrid-backend'),
@@ -71,7 +69,7 @@ export const EXPECTATIONS: Record<string, Expectation> = {
   },
   'health-checking.edn': {
     promise: 'unhealthy backends lose their traffic to the healthy ones in proportion, and recover gradually (25/50/75/100 %)',
-    planWarnings: [STATS],
+    planWarnings: [],
     // The comments' example: weights [50, 30, 20], the middle server fails: [71, 0, 29].
     healthVictims: ['10.0.0.2:8080'],
     healthRamp: ['web-tcp-health'],
@@ -84,13 +82,12 @@ export const EXPECTATIONS: Record<string, Expectation> = {
     promise: 'both interfaces serve :80 and :443 (TLS passed through), datacenter, cloud and VPN clients each to their own backends',
     planWarnings: [
       "68:20: /settings/max-connections: max-connections 500000 exceeds the connection table's capacity of 262144 flows (LB_MAX_FLOWS / 2); beyond it the least recently used flows are evicted",
-      STATS,
     ],
     tls: ['https-ha'],
   },
   'kubernetes-ingress.edn': {
     promise: 'one port per service (443 passed through as TLS), internal clients to the canary, premium clients to their API backend',
-    planWarnings: [STATS],
+    planWarnings: [],
     tls: ['api-svc'],
     caveats: [
       'admin-svc "only allow from management network": its default target is the same backend, so lb (like the original) serves every client there; an L4 balancer without a deny rule cannot restrict it',
@@ -98,7 +95,7 @@ export const EXPECTATIONS: Record<string, Expectation> = {
   },
   'multi-backend.edn': {
     promise: 'internal, premium, dev/test and one single host each to their own backend, everyone else to the default (longest prefix first)',
-    planWarnings: [STATS],
+    planWarnings: [],
   },
   'multi-interface.edn': {
     promise: 'public web on eth0 and eth1, the internal API on eth2 with its internal subnets routed',
@@ -127,7 +124,6 @@ export const EXPECTATIONS: Record<string, Expectation> = {
       },
     },
     planWarnings: [
-      STATS,
       sniNotEnforced('40:5', 0, 'saas-gateway'),
       sniNotEnforced('60:5', 1, 'microservices-gateway'),
       sniNotEnforced('86:5', 2, 'weighted-sni'),
@@ -136,7 +132,7 @@ export const EXPECTATIONS: Record<string, Expectation> = {
   },
   'weighted-load-balancing.edn': {
     promise: 'new connections split by weight: 50/30/20, 90/10, 30/70, and per source route',
-    planWarnings: [STATS],
+    planWarnings: [],
     tls: ['app-blue-green'],
   },
 };

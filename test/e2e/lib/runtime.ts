@@ -64,6 +64,20 @@ export function liveTargetId(instance: string, backend: string): number {
   return id;
 }
 
+/**
+ * The proxy `web` of the connection-events tests: the sandbox VIP on veth-c1:80 over the three
+ * backends b1..b3 (10.202.N.2:8080), equal weights; `extra` adds lines to the proxy (indented).
+ */
+export function webProxy(vip: string, extra = ''): string {
+  return `  - name: web
+    listen: {interfaces: [veth-c1], port: 80, address: ${vip}}
+    default-target:
+      - {ip: 10.202.1.2, port: 8080, weight: 100}
+      - {ip: 10.202.2.2, port: 8080, weight: 100}
+      - {ip: 10.202.3.2, port: 8080, weight: 100}
+${extra}`;
+}
+
 let nextPort = 20_000;
 
 /** `count` GETs of http://VIP/ from the client namespace, each from a fresh source port. */

@@ -211,9 +211,6 @@ settings:
   metrics: {enabled: true, port: 9090, path: /metrics}
 `));
     expect(r.diagnostics.map((d) => [d.severity, d.code, d.file, d.pointer])).toEqual([
-      ['warning', 'access-log-not-written', 'lb.yaml', '/settings/access-log'],
-      ['warning', 'metrics-settings-ignored', 'lb.yaml', '/settings/metrics'],
-      ['warning', 'stats-not-streamed', 'lb.yaml', '/settings/stats-enabled'],
     ]);
   });
 

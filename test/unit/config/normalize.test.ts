@@ -57,7 +57,7 @@ describe('normalize', () => {
         circuitBreaker: { enabled: false, errorThresholdPct: 50, minRequests: 10, windowSizeMs: 60000, openDurationMs: 30000, halfOpenRequests: 3 },
         loadBalancing: { algorithm: 'weighted-random', weighted: true, updateIntervalMs: 1000 },
         metrics: { enabled: false, address: '0.0.0.0', port: 9090, path: '/metrics' },
-        accessLog: { enabled: false, format: 'json', path: 'logs/access.log', maxFileSizeMb: 100, maxFiles: 10, bufferSize: 10000 },
+        accessLog: { enabled: false, format: 'json', path: 'logs/access.log', stdout: false, maxFileSizeMb: 100, maxFiles: 10, bufferSize: 10000 },
       },
     });
   });

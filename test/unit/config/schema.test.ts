@@ -122,7 +122,7 @@ describe('the TypeScript types agree with the schema', () => {
     expect(Object.keys({ enabled: true, address: true, port: true, path: true } satisfies Record<keyof RawMetrics, true>).sort()).toEqual(nested('metrics').sort());
     expect(
       Object.keys({
-        enabled: true, format: true, path: true, 'max-file-size-mb': true, 'max-files': true, 'buffer-size': true,
+        enabled: true, format: true, path: true, stdout: true, 'max-file-size-mb': true, 'max-files': true, 'buffer-size': true,
       } satisfies Record<keyof RawAccessLog, true>).sort(),
     ).toEqual(nested('access-log').sort());
   });

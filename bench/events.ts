@@ -1,0 +1,240 @@
+// Suite `events`: how many connection records per second the daemon's consumer takes from the
+// lb_events ring (docs/observability.md), with the ring at its default size (LB_EVENTS_RING_BYTES).
+//
+// A producer compiled at run time (PRODUCER_C below) declares the same pinned ring and submits 256
+// records per BPF_PROG_TEST_RUN call: open/close pairs of distinct flows, as the data plane writes
+// them. It runs in this thread in bursts, yielding to the event loop between bursts, so the
+// consumer under test is the daemon's own: the events worker mapping the ring (EventStream), the
+// decode of every record, and FlowTracker (duplicate closes, the table of open flows). Each phase
+// counts what the producer submitted, what the kernel dropped (ring full) and what the consumer
+// delivered; a phase ends when the producer stops and the consumer has drained the ring.
+// Phases: paced at the goal's rate, and unpaced (the producer as fast as it can).
+
+import { execFileSync } from 'node:child_process';
+import koffi from 'koffi';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LB_EVENTS_RING_BYTES } from '../src/core/abi.js';
+import { DataPlane } from '../src/dataplane/index.js';
+import { instanceDir } from '../src/dataplane/bpffs.js';
+import { NativeMemory, OBJECT_OPEN_OPTS, bpfError, native, progTestRun } from '../src/dataplane/libbpf.js';
+import { EventStream } from '../src/observe/events/event-stream.js';
+import { FlowTracker } from '../src/observe/events/flow-tracker.js';
+import { BenchError } from './lib/errors.js';
+import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
+
+const GOAL_EVENTS_PER_SEC = 200_000;
+const PER_CALL = 256;
+
+const PRODUCER_C = `
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct lb_event {
+	__u64 ts_ns, open_ns, packets_in, bytes_in, packets_out, bytes_out;
+	__u32 client_addr, vip_addr, backend_addr, listener_id, target_id;
+	__u16 client_port, vip_port, backend_port;
+	__u8 proto, type, reason, pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, ${LB_EVENTS_RING_BYTES});
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} bench_ev SEC(".maps"); /* 0: submitted, 1: dropped, 2: next flow number */
+
+static __always_inline void bump(__u32 k, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&bench_ev, &k);
+
+	if (v)
+		*v += n;
+}
+
+SEC("xdp")
+int bench_emit(struct xdp_md *ctx)
+{
+	__u32 k = 2;
+	__u64 *next = bpf_map_lookup_elem(&bench_ev, &k);
+	__u64 base, now = bpf_ktime_get_ns();
+	__u32 sent = 0, lost = 0;
+
+	if (!next)
+		return XDP_PASS;
+	base = *next;
+	*next = base + ${PER_CALL / 2};
+	for (int i = 0; i < ${PER_CALL}; i++) {
+		struct lb_event *e = bpf_ringbuf_reserve(&lb_events, sizeof(*e), 0);
+		__u64 flow = base + i / 2;
+
+		if (!e) {
+			lost++;
+			continue;
+		}
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = now;
+		e->open_ns = now;
+		e->client_addr = bpf_htonl(0xac100000 | (__u32)(flow >> 16));
+		e->client_port = bpf_htons((__u16)flow);
+		e->vip_addr = bpf_htonl(0x0a640001);
+		e->vip_port = bpf_htons(80);
+		e->backend_addr = bpf_htonl(0x0a000001);
+		e->backend_port = bpf_htons(8080);
+		e->proto = 6;
+		e->type = (i & 1) ? 2 : 1;
+		e->reason = (i & 1) ? 1 : 0;
+		e->packets_in = 10;
+		e->bytes_in = 1000;
+		bpf_ringbuf_submit(e, 0);
+		sent++;
+	}
+	bump(0, sent);
+	bump(1, lost);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+`;
+
+interface Producer { progFd: number; countersFd: number; close(): void }
+
+function loadProducer(dir: string, pinRoot: string): Producer {
+  const src = join(dir, 'events.bpf.c');
+  const obj = join(dir, 'events.bpf.o');
+  writeFileSync(src, PRODUCER_C.replace('#include <bpf/bpf_helpers.h>', '#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_endian.h>'));
+  const arch = execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8', timeout: 5000 }).trim() || 'x86_64-linux-gnu';
+  execFileSync('clang', ['-O2', '-g', '-Wall', '-target', 'bpf', '-I', `/usr/include/${arch}`, '-c', src, '-o', obj], { timeout: 60_000, stdio: 'pipe' });
+  const n = native();
+  const root = NativeMemory.from(pinRoot);
+  const opts = Buffer.alloc(OBJECT_OPEN_OPTS.size);
+  opts.writeBigUInt64LE(BigInt(OBJECT_OPEN_OPTS.size), 0);
+  opts.writeBigUInt64LE(root.address, OBJECT_OPEN_OPTS.pin_root_path);
+  const o = n.bpf_object__open_file(obj, opts);
+  root.free();
+  if (o === null || o === 0n) throw bpfError('LB_BPF_OPEN', `bpf_object__open_file(${obj})`, n.errno() || 22);
+  const ret = n.bpf_object__load(o);
+  if (ret < 0) {
+    n.bpf_object__close(o);
+    throw bpfError('LB_BPF_LOAD', `loading ${obj}`, -ret);
+  }
+  const prog = n.bpf_object__find_program_by_name(o, 'bench_emit');
+  // Not among libbpf.ts's bindings: only the benchmarks need it (as bench/lib/bpf.ts).
+  findMapFd ??= koffi.load('libbpf.so.1').func('int bpf_object__find_map_fd_by_name(void *obj, const char *name)') as
+    (obj: unknown, name: string) => number;
+  const countersFd = findMapFd(o, 'bench_ev');
+  if (countersFd < 0) throw new BenchError('the events producer has no map bench_ev');
+  return { progFd: n.bpf_program__fd(prog), countersFd, close: () => n.bpf_object__close(o) };
+}
+
+let findMapFd: ((obj: unknown, name: string) => number) | undefined;
+
+function readCounters(fd: number): { submitted: bigint; dropped: bigint } {
+  const get = (k: number): bigint => {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(k);
+    const v = Buffer.alloc(8);
+    const ret = native().bpf_map_lookup_elem(fd, key, v);
+    if (ret < 0) throw bpfError('LB_BPF_MAP', `bench_ev[${k}]`, -ret);
+    return v.readBigUInt64LE(0);
+  };
+  return { submitted: get(0), dropped: get(1) };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+interface Phase { offered: number; submitted: number; dropped: number; consumed: number; seconds: number; rate: number; producerMs: number; consumerMs: number }
+
+async function phase(p: Producer, stream: EventStream, rate: number | null, seconds: number): Promise<Phase> {
+  const frame = Buffer.alloc(64);
+  const c0 = readCounters(p.countersFd);
+  const consumed0 = stream.consumed;
+  const start = performance.now();
+  let calls = 0;
+  let producerMs = 0;
+  const busy0 = stream.busyMs;
+  for (;;) {
+    const elapsed = (performance.now() - start) / 1000;
+    if (elapsed >= seconds) break;
+    // Paced: the calls due by now; unpaced: a burst of 16 calls, then the event loop's turn.
+    const due = rate === null ? calls + 16 : Math.floor((rate * elapsed) / PER_CALL);
+    const t0 = performance.now();
+    for (let i = 0; calls < due && i < 64; i++, calls++) progTestRun(p.progFd, 'xdp', frame, { repeat: 1 }, 'events producer');
+    producerMs += performance.now() - t0;
+    await tick();
+  }
+  const c1 = readCounters(p.countersFd);
+  const submitted = Number(c1.submitted - c0.submitted);
+  // Drain: the consumer has every submitted record, or has stopped making progress for 2 s.
+  let last = -1;
+  let still = performance.now();
+  while (stream.consumed - consumed0 < submitted) {
+    if (stream.consumed !== last) {
+      last = stream.consumed;
+      still = performance.now();
+    } else if (performance.now() - still > 2000) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const end = performance.now();
+  const consumed = stream.consumed - consumed0;
+  const secondsTotal = (end - start) / 1000;
+  return {
+    offered: calls * PER_CALL, submitted, dropped: Number(c1.dropped - c0.dropped), consumed, seconds: secondsTotal,
+    rate: consumed / secondsTotal, producerMs, consumerMs: stream.busyMs - busy0,
+  };
+}
+
+export const eventsSuite: Suite = {
+  name: 'events',
+  title: 'connection events: records per second through the lb_events ring consumer',
+  async run(ctx: SuiteContext): Promise<SuiteResult> {
+    const instance = `bench-ev-${process.pid}`;
+    const dir = mkdtempSync(join(tmpdir(), 'lb-bench-events-'));
+    const dp = DataPlane.open({ instance });
+    let stream: EventStream | undefined;
+    let producer: Producer | undefined;
+    try {
+      producer = loadProducer(dir, instanceDir(instance));
+      const tracker = new FlowTracker();
+      let delivered = 0;
+      stream = await EventStream.start({ instance, onEvents: (e) => { delivered += tracker.onEvents(e).length; } });
+      ctx.log(`events: paced at ${GOAL_EVENTS_PER_SEC}/s for 3 s`);
+      const paced = await phase(producer, stream, GOAL_EVENTS_PER_SEC, 3);
+      ctx.log(`events: unpaced for 3 s`);
+      const max = await phase(producer, stream, null, 3);
+      ctx.log(`events: paced ${JSON.stringify(paced)}; unpaced ${JSON.stringify(max)}`);
+      const m = (key: string, label: string, p: Phase): Measurement => ({
+        key, label, value: Math.round(p.rate), unit: 'events/s',
+        detail: { submitted: p.submitted, consumed: p.consumed, droppedRingFull: p.dropped, seconds: Number(p.seconds.toFixed(2)) },
+      });
+      const ratios: Ratio[] = [
+        { key: 'events_paced_drops', label: `records dropped at ${GOAL_EVENTS_PER_SEC.toLocaleString('en-US')}/s (ring of ${LB_EVENTS_RING_BYTES >> 20} MiB)`, value: paced.dropped + (paced.submitted - paced.consumed), goal: 0, atMost: true, unit: 'records' },
+        { key: 'events_paced_rate', label: 'consumer rate at the paced load over the goal', value: Number((paced.consumed / paced.seconds / GOAL_EVENTS_PER_SEC).toFixed(2)), goal: 0.95, note: 'the phase includes the drain, so slightly under 1 when the consumer keeps up' },
+      ];
+      return {
+        suite: 'events', title: this.title,
+        method: [
+          `A producer XDP program compiled at run time submits ${PER_CALL} records (open/close pairs of distinct flows) per BPF_PROG_TEST_RUN call into a fresh instance's pinned lb_events ring (${LB_EVENTS_RING_BYTES >> 20} MiB, the default).`,
+          'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), decode of every record, FlowTracker; producer and consumer share this process\'s two CPUs.',
+          `Paced: ${GOAL_EVENTS_PER_SEC}/s for 3 s; unpaced: as fast as the producer goes for 3 s. Rate = records consumed / (production + drain time).`,
+        ],
+        measurements: [m('events_paced', `consumed, producer paced at ${GOAL_EVENTS_PER_SEC}/s`, paced), m('events_max', 'consumed, producer unpaced', max)],
+        ratios,
+        notes: [`delivered after FlowTracker: ${delivered}; ${stream.batches} batches (${Math.round(stream.consumed / Math.max(1, stream.batches))} records per batch)`],
+      };
+    } finally {
+      await stream?.stop();
+      producer?.close();
+      dp.close();
+      DataPlane.down(instance);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,18 @@
+// The daemon's observability needs each validated config's settings (access log, metrics
+// endpoint) as the runtime services get them: this wraps the reconciler's RuntimeProvider so its
+// configure() also calls the hook. Everything else passes through unchanged.
+
+import type { LbConfig } from '../core/config/types.js';
+import type { RuntimeProvider } from '../reconcile/runtime.js';
+
+export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) => void): RuntimeProvider {
+  return {
+    snapshot: () => inner.snapshot(),
+    configure: (config, revision) => {
+      inner.configure?.(config, revision);
+      hook(config);
+    },
+    ...(inner.status ? { status: () => inner.status!() } : {}),
+    ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
+  };
+}

@@ -1,0 +1,138 @@
+// Per proxy and backend, from the connection records: connections opened and closed, bytes and
+// packets of closed connections each way, connections active, a histogram of connection durations
+// (lb_backend_latency_seconds: for request/response traffic over short connections, the time a
+// backend took to serve one), its percentiles, and the recent closes `lb top` shows. Everything
+// is updated as records arrive; scrapes and `lb status` read these numbers, never the kernel.
+
+import type { ConnRecord } from './events/event-hub.js';
+
+/** Upper bounds (seconds) of lb_backend_latency_seconds; +Inf implied. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600] as const;
+
+export interface LatencySummary {
+  count: number;
+  /** Seconds; null without closed connections. */
+  mean: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface BackendConnStats {
+  proxy: string;
+  backend: string;
+  opened: number;
+  closed: number;
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  /** Per-bucket counts (not cumulative), LATENCY_BUCKETS.length + 1 with +Inf last. */
+  buckets: number[];
+  sumSec: number;
+  closeReasons: Record<string, number>;
+}
+
+export interface RecentClose {
+  time: string;
+  proxy: string;
+  client: string;
+  backend: string;
+  reason: string;
+  durationSec: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** The histogram's quantile, linear within the bucket (as Prometheus' histogram_quantile). */
+export function quantile(q: number, buckets: readonly number[]): number | null {
+  const total = buckets.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    const n = buckets[i]!;
+    if (seen + n >= rank && n > 0) {
+      const lo = i === 0 ? 0 : LATENCY_BUCKETS[i - 1]!;
+      const hi = i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : LATENCY_BUCKETS[LATENCY_BUCKETS.length - 1]!;
+      return lo + (hi - lo) * ((rank - seen) / n);
+    }
+    seen += n;
+  }
+  return LATENCY_BUCKETS[LATENCY_BUCKETS.length - 1]!;
+}
+
+export function summarize(s: Pick<BackendConnStats, 'buckets' | 'sumSec' | 'closed'>): LatencySummary {
+  const count = s.buckets.reduce((a, b) => a + b, 0);
+  const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 1e6) / 1e6);
+  return {
+    count, mean: count > 0 ? round(s.sumSec / count) : null,
+    p50: round(quantile(0.5, s.buckets)), p95: round(quantile(0.95, s.buckets)), p99: round(quantile(0.99, s.buckets)),
+  };
+}
+
+export class ConnStats {
+  private readonly byKey = new Map<string, BackendConnStats>();
+  private readonly recent: RecentClose[] = [];
+
+  constructor(private readonly recentMax = 200) {}
+
+  private entry(proxy: string, backend: string): BackendConnStats {
+    const key = `${proxy}\0${backend}`;
+    let s = this.byKey.get(key);
+    if (!s) {
+      s = {
+        proxy, backend, opened: 0, closed: 0, active: 0, bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0,
+        buckets: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), sumSec: 0, closeReasons: {},
+      };
+      this.byKey.set(key, s);
+    }
+    return s;
+  }
+
+  /** The event sink. */
+  add(records: readonly ConnRecord[]): void {
+    for (const r of records) {
+      const s = this.entry(r.proxy ?? '?', `${r.backend}:${r.backendPort}`);
+      if (r.type === 'open') {
+        s.opened++;
+        s.active++;
+        continue;
+      }
+      s.closed++;
+      if (s.active > 0) s.active--;
+      s.bytesIn += Number(r.bytesIn);
+      s.bytesOut += Number(r.bytesOut);
+      s.packetsIn += Number(r.packetsIn);
+      s.packetsOut += Number(r.packetsOut);
+      s.closeReasons[r.reason] = (s.closeReasons[r.reason] ?? 0) + 1;
+      let i = 0;
+      while (i < LATENCY_BUCKETS.length && r.durationSec > LATENCY_BUCKETS[i]!) i++;
+      s.buckets[i]!++;
+      s.sumSec += r.durationSec;
+      this.recent.push({
+        time: new Date(r.timeMs).toISOString(), proxy: r.proxy ?? '?', client: `${r.client}:${r.clientPort}`, backend: `${r.backend}:${r.backendPort}`,
+        reason: r.reason, durationSec: r.durationSec, bytesIn: Number(r.bytesIn), bytesOut: Number(r.bytesOut),
+      });
+    }
+    if (this.recent.length > this.recentMax) this.recent.splice(0, this.recent.length - this.recentMax);
+  }
+
+  /** Active connections as the sweep counted them (flows that predate the daemon included). */
+  setActive(counts: ReadonlyMap<string, number>): void {
+    for (const s of this.byKey.values()) s.active = 0;
+    for (const [key, n] of counts) {
+      const [proxy, backend] = key.split('\0') as [string, string];
+      this.entry(proxy, backend).active = n;
+    }
+  }
+
+  backends(): BackendConnStats[] {
+    return [...this.byKey.values()].sort((a, b) => (a.proxy === b.proxy ? (a.backend < b.backend ? -1 : 1) : a.proxy < b.proxy ? -1 : 1));
+  }
+
+  recentCloses(n = 20): RecentClose[] {
+    return this.recent.slice(-n);
+  }
+}

@@ -1,0 +1,236 @@
+// The daemon's connection events: the ring's records (EventStream, read by a worker thread), the
+// closes no packet announces (FlowTracker, fed by a sweep of lb_flows every sweepIntervalMs), and
+// the names of things (proxy, listener, backend), delivered in order to the sinks: the access log,
+// the latency histograms and counters, the recent closes `lb top` shows.
+//
+// The instance may have no data plane yet (first apply pending) or lose it (`lb down`): each sweep
+// tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
+
+import {
+  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type ConnEvent,
+} from '../../core/abi.js';
+import { listenerLabel } from '../../core/state.js';
+import { DataPlane } from '../../dataplane/index.js';
+import { readCtl } from '../../dataplane/generation.js';
+import { instanceComplete } from '../../runtime/dataplane-sampler.js';
+import { readLive } from '../../state/live.js';
+import { statSync } from 'node:fs';
+import { EventStream, eventsPinPath } from './event-stream.js';
+import { FlowTracker } from './flow-tracker.js';
+
+/** A record with the operator's names and wall-clock times. */
+export interface ConnRecord extends ConnEvent {
+  /** Proxy of the flow's listener (null: not known to the active configuration). */
+  proxy: string | null;
+  /** "iface vip:port/proto" of the listener, or null. */
+  listener: string | null;
+  /** Wall-clock ms of the event and of the flow's start. */
+  timeMs: number;
+  openMs: number;
+  /** Close only: ts - open, in seconds. */
+  durationSec: number;
+}
+
+export type EventSink = (records: readonly ConnRecord[]) => void;
+
+export interface EventHubOptions {
+  instance: string;
+  /** How often lb_flows is swept for silent closes (default 5000 ms). */
+  sweepIntervalMs?: number;
+  log?: { warn: (obj: object, msg: string) => void };
+}
+
+export interface EventHubStats {
+  /** The ring is being read. */
+  streaming: boolean;
+  consumed: number;
+  /** Records the kernel submitted, and those it dropped because the ring was full (all CPUs). */
+  kernelEmitted: bigint;
+  kernelDropped: bigint;
+  /** Closes the sweep emitted: idle timeouts and LRU evictions. */
+  swept: number;
+  trackedFlows: number;
+  error?: string;
+}
+
+interface Names {
+  serial: number;
+  listeners: Map<number, { proxy: string | null; label: string }>;
+}
+
+export class EventHub {
+  private stream: EventStream | undefined;
+  /** Inode of the pinned ring the stream maps: `lb down` and a new apply pin another ring. */
+  private streamPin: number | undefined;
+  private consumedEarlier = 0;
+  private starting: Promise<void> | undefined;
+  private readonly tracker = new FlowTracker();
+  private readonly sinks: EventSink[] = [];
+  private readonly pressure: Array<() => Promise<void> | undefined> = [];
+  private readonly activeSinks: Array<(counts: Map<string, number>) => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private names: Names = { serial: -1, listeners: new Map() };
+  private kernel = { emitted: 0n, dropped: 0n };
+  private swept = 0;
+  private error: string | undefined;
+  private stopped = false;
+  /** The active generation's conntrack timeouts (0: the data plane's default). */
+  private settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0 };
+
+  constructor(private readonly opts: EventHubOptions) {}
+
+  addSink(sink: EventSink): void {
+    this.sinks.push(sink);
+  }
+
+  /**
+   * A sink that cannot take more for now (the access log's queue half full) returns a promise;
+   * the stream waits for it before the next batch, so records wait in the ring, not in memory.
+   */
+  addBackpressure(check: () => Promise<void> | undefined): void {
+    this.pressure.push(check);
+  }
+
+  private backpressure(): Promise<void> | undefined {
+    const waits = this.pressure.map((c) => c()).filter((p): p is Promise<void> => p !== undefined);
+    return waits.length > 0 ? Promise.all(waits).then(() => undefined) : undefined;
+  }
+
+  /** Receives, after each sweep, the open flows per "proxy\0backend addr:port". */
+  addActiveSink(sink: (counts: Map<string, number>) => void): void {
+    this.activeSinks.push(sink);
+  }
+
+  /** Starts streaming (when the instance is pinned) and the sweep timer. */
+  async start(): Promise<void> {
+    await this.ensureStream();
+    const every = this.opts.sweepIntervalMs ?? 5000;
+    this.timer = setInterval(() => void this.tick(), every);
+    this.timer.unref();
+  }
+
+  stats(): EventHubStats {
+    return {
+      streaming: this.stream !== undefined, consumed: this.consumedEarlier + (this.stream?.consumed ?? 0), kernelEmitted: this.kernel.emitted,
+      kernelDropped: this.kernel.dropped, swept: this.swept, trackedFlows: this.tracker.tracked, ...(this.error ? { error: this.error } : {}),
+    };
+  }
+
+  private ensureStream(): Promise<void> {
+    if (this.stream || this.stopped) return Promise.resolve();
+    if (!instanceComplete(this.opts.instance)) return Promise.resolve();
+    const pin = pinInode(this.opts.instance);
+    this.starting ??= EventStream.start({
+      instance: this.opts.instance,
+      onEvents: (events) => {
+        this.deliver(this.tracker.onEvents(events));
+        return this.backpressure();
+      },
+      onError: (message) => { this.error = message; },
+    }).then((s) => {
+      if (this.stopped) void s.stop();
+      else {
+        this.stream = s;
+        this.streamPin = pin;
+      }
+      this.error = undefined;
+    }, (err: unknown) => {
+      this.error = err instanceof Error ? err.message : String(err);
+      this.opts.log?.warn({ err: this.error }, 'connection events: cannot read the lb_events ring');
+    }).finally(() => { this.starting = undefined; });
+    return this.starting;
+  }
+
+  /** One sweep now (the timer's work; tests call it to not wait for the interval). */
+  async tick(): Promise<void> {
+    if (this.stream && pinInode(this.opts.instance) !== this.streamPin) {
+      // The instance was taken down (and maybe loaded again): the mapped ring is not the data plane's any more.
+      const old = this.stream;
+      this.stream = undefined;
+      this.consumedEarlier += old.consumed;
+      await old.stop();
+    }
+    await this.ensureStream();
+    if (!instanceComplete(this.opts.instance)) return;
+    try {
+      this.sweep();
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  private sweep(): void {
+    const dp = DataPlane.open({ instance: this.opts.instance });
+    try {
+      this.kernel = { emitted: sumPerCpu(dp, LB_EVS_EMITTED), dropped: sumPerCpu(dp, LB_EVS_DROPPED) };
+      const serial = readCtl(dp).serial;
+      if (serial !== this.names.serial || this.names.listeners.size === 0) {
+        const live = readLive(this.opts.instance, { dp });
+        const listeners = new Map<number, { proxy: string | null; label: string }>();
+        for (const l of live.generation.listeners) {
+          const logical = live.state.listeners.find((s) => s.vip === l.key.vip && s.port === l.key.port && (s.proto === 'udp') === (l.key.proto !== IPPROTO_TCP));
+          listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
+        }
+        this.names = { serial, listeners };
+        this.settings = live.generation.settings;
+      }
+      const now = process.hrtime.bigint();
+      const entries = dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
+      const { closes, deleteKeys } = this.tracker.sweep(entries, now, this.settings);
+      for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
+      this.swept += closes.length;
+      this.deliver(closes);
+      if (this.activeSinks.length > 0) {
+        const counts = this.tracker.countOpen((e) => `${this.names.listeners.get(e.listenerId)?.proxy ?? '?'}\0${e.backend}:${e.backendPort}`);
+        for (const sink of this.activeSinks) sink(counts);
+      }
+    } finally {
+      dp.close();
+    }
+  }
+
+  private deliver(events: readonly ConnEvent[]): void {
+    if (events.length === 0) return;
+    // CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) -> wall clock, once per batch.
+    const monoMs = Number(process.hrtime.bigint() / 1000n) / 1000;
+    const offset = Date.now() - monoMs;
+    const records: ConnRecord[] = events.map((e) => {
+      const names = this.names.listeners.get(e.listenerId);
+      const timeMs = Number(e.tsNs / 1000n) / 1000 + offset;
+      const openMs = Number(e.openNs / 1000n) / 1000 + offset;
+      return {
+        ...e, proxy: names?.proxy ?? null, listener: names?.label ?? null, timeMs, openMs,
+        durationSec: e.type === 'close' && e.tsNs > e.openNs ? Number(e.tsNs - e.openNs) / 1e9 : 0,
+      };
+    });
+    for (const sink of this.sinks) {
+      try {
+        sink(records);
+      } catch (err) {
+        this.opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'connection events: a sink failed');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.starting;
+    await this.stream?.stop();
+    this.stream = undefined;
+  }
+}
+
+function pinInode(instance: string): number | undefined {
+  try {
+    return statSync(eventsPinPath(instance)).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function sumPerCpu(dp: DataPlane, idx: number): bigint {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(idx);
+  return (dp.maps.lb_ev_stats.lookupPerCpu(key) ?? []).reduce((a, v) => a + v.readBigUInt64LE(0), 0n);
+}

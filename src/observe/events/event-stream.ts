@@ -1,0 +1,148 @@
+// The daemon's side of the events worker: starts it on the instance's pinned lb_events ring,
+// decodes each batch it posts into ConnEvents and hands them to the listener, then tells the worker
+// the batch is done (the in-flight count bounds the queue between the two threads). Nothing here
+// blocks: the worker does the waiting.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { LAYOUTS, LB_EVENTS_RING_BYTES, LB_MAP_EVENTS, decodeEvent, type ConnEvent } from '../../core/abi.js';
+import { instanceDir } from '../../dataplane/bpffs.js';
+import { packageRoot } from '../../package-root.js';
+import { CTL_INFLIGHT, CTL_SLOTS, CTL_STOP, type RingWorkerData, type RingWorkerMessage } from './ring-protocol.js';
+
+export interface EventStreamOptions {
+  instance: string;
+  /**
+   * Receives every batch, in ring order. A promise is backpressure: no further batch is handed
+   * over, nor its in-flight slot given back to the worker, until it settles; the records wait in
+   * the ring meanwhile.
+   */
+  onEvents: (events: ConnEvent[]) => void | Promise<void>;
+  /** The worker could not map the ring, or died. */
+  onError?: (message: string) => void;
+  /** Most records per batch (default 4096). */
+  maxBatch?: number;
+  /** Batches queued toward this thread before the worker leaves records in the ring (default 8). */
+  maxInflight?: number;
+}
+
+/** The worker's compiled entry: next to this module in dist/, or dist/ of the package under tsx/vitest. */
+function workerEntry(): URL {
+  const here = new URL('./ring-worker.js', import.meta.url);
+  if (existsSync(here)) return here;
+  return pathToFileURL(join(packageRoot(), 'dist/src/observe/events/ring-worker.js'));
+}
+
+export function eventsPinPath(instance: string): string {
+  return join(instanceDir(instance), LB_MAP_EVENTS);
+}
+
+export class EventStream {
+  /** Records decoded and delivered. */
+  consumed = 0;
+  batches = 0;
+  /** Milliseconds this thread spent decoding and delivering batches. */
+  busyMs = 0;
+  private readonly ctl: Int32Array;
+  private stopped: Promise<void> | undefined;
+  /** Batches received and not yet handed to the listener (bounded by the worker's maxInflight). */
+  private readonly waiting: Array<Extract<RingWorkerMessage, { kind: 'batch' }>> = [];
+  private paused = false;
+
+  private constructor(private readonly worker: Worker, private readonly opts: EventStreamOptions, control: SharedArrayBuffer) {
+    this.ctl = new Int32Array(control);
+  }
+
+  /** Starts the worker on the pinned ring; resolves once it mapped it (rejects if it cannot). */
+  static async start(opts: EventStreamOptions): Promise<EventStream> {
+    const size = LAYOUTS.lb_event.size;
+    const control = new SharedArrayBuffer(CTL_SLOTS * 4);
+    const data: RingWorkerData = {
+      path: eventsPinPath(opts.instance), ringBytes: LB_EVENTS_RING_BYTES, recordSize: size,
+      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, waitMs: 100, gatherMs: 2, control,
+    };
+    const worker = new Worker(workerEntry(), { workerData: data });
+    const stream = new EventStream(worker, opts, control);
+    await new Promise<void>((resolve, reject) => {
+      const first = (msg: RingWorkerMessage): void => {
+        worker.off('error', failed);
+        if (msg.kind === 'ready') resolve();
+        else reject(new Error(msg.kind === 'error' ? msg.message : `events worker: unexpected ${msg.kind}`));
+        worker.on('message', (m: RingWorkerMessage) => stream.handle(m));
+      };
+      const failed = (err: Error): void => reject(err);
+      worker.once('message', first);
+      worker.once('error', failed);
+    });
+    worker.on('error', (err) => opts.onError?.(err.message));
+    return stream;
+  }
+
+  private handle(msg: RingWorkerMessage): void {
+    if (msg.kind === 'error') {
+      this.opts.onError?.(msg.message);
+      return;
+    }
+    if (msg.kind !== 'batch') return;
+    this.waiting.push(msg);
+    if (!this.paused) this.drain();
+  }
+
+  /** Handles queued batches in order; a listener's promise pauses the queue until it settles. */
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const msg = this.waiting.shift()!;
+      const wait = this.deliver(msg);
+      if (wait) {
+        this.paused = true;
+        void wait.catch(() => undefined).finally(() => {
+          this.paused = false;
+          this.release();
+          this.drain();
+        });
+        return;
+      }
+      this.release();
+    }
+  }
+
+  private release(): void {
+    Atomics.sub(this.ctl, CTL_INFLIGHT, 1);
+    Atomics.notify(this.ctl, CTL_INFLIGHT);
+  }
+
+  private deliver(msg: Extract<RingWorkerMessage, { kind: 'batch' }>): Promise<void> | undefined {
+    const t0 = performance.now();
+    const b = Buffer.from(msg.buf);
+    const size = LAYOUTS.lb_event.size;
+    const events: ConnEvent[] = new Array<ConnEvent>(msg.count);
+    for (let i = 0; i < msg.count; i++) events[i] = decodeEvent(b, i * size);
+    this.consumed += msg.count;
+    this.batches++;
+    try {
+      const r: unknown = this.opts.onEvents(events);
+      return r instanceof Promise ? (r as Promise<void>) : undefined;
+    } catch (err) {
+      this.opts.onError?.(err instanceof Error ? err.message : String(err));
+      return undefined;
+    } finally {
+      this.busyMs += performance.now() - t0;
+    }
+  }
+
+  /** Stops the worker (it finishes its wait, at most ~100 ms, and unmaps the ring). */
+  stop(): Promise<void> {
+    this.stopped ??= new Promise<void>((resolve) => {
+      Atomics.store(this.ctl, CTL_STOP, 1);
+      Atomics.notify(this.ctl, CTL_INFLIGHT);
+      const timer = setTimeout(() => void this.worker.terminate(), 2000);
+      this.worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return this.stopped;
+  }
+}
