@@ -26,6 +26,8 @@ import { DaemonMetrics } from '../observe/metrics.js';
 import { OpsServer } from '../observe/ops-server.js';
 import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
+import { FrontDoor } from '../acceptor/front-door.js';
+import { frontDoorHook } from '../acceptor/daemon-hook.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
@@ -163,6 +165,8 @@ export class Daemon {
   private readonly reporter: StatusBranchReporter | undefined;
   /** The runtime services, unless a RuntimeProvider was passed in. */
   readonly runtime: RuntimeService | undefined;
+  /** The SNI acceptor (src/acceptor), with the kernel engine. */
+  readonly frontDoor: FrontDoor | undefined;
   private webhook: WebhookReceiver | undefined;
   private poller: Poller | undefined;
   private watch: FileWatch | undefined;
@@ -176,7 +180,7 @@ export class Daemon {
 
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
-    reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined;
+    reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined; frontDoor: FrontDoor | undefined;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -188,6 +192,7 @@ export class Daemon {
     this.reporter = parts.reporter;
     this.driftIntervalMs = parts.driftIntervalMs;
     this.runtime = parts.runtime;
+    this.frontDoor = parts.frontDoor;
     this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
     this.ops = new OpsServer({ metrics: parts.metrics, readiness: () => parts.reconciler.readiness(), log: parts.log });
     this.stopped = new Promise((r) => { this.stoppedResolve = r; });
@@ -277,13 +282,22 @@ export class Daemon {
       const runtime = opts.runtime ? undefined : new RuntimeService({
         instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
       });
-      const reconciler = new Reconciler({
+      // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
+      const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
+      const provider = opts.runtime ?? runtime!;
+      const hook = frontDoor
+        ? frontDoorHook(provider, frontDoor, {
+          error: (err) => log.error({ component: 'acceptor', ...errFields(err) }, 'the SNI acceptor could not take the applied config'),
+          applied: (revision, listeners) => log.info({ component: 'acceptor', revision, listeners }, 'SNI acceptor serving'),
+        })
+        : undefined;
+      const reconciler: Reconciler = new Reconciler({
         instance: opts.instance, node, source, sourceInfo,
         engine: opts.engine ?? kernelEngine(opts.instance, {
           ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
           ...(prepareWorker ? { worker: { timeoutMs: prepareTimeoutMs } } : {}),
         }),
-        runtime: opts.runtime ?? runtime!,
+        runtime: hook?.provider ?? provider,
         selfHeal: opts.selfHeal ?? true,
         retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
         log, metrics, version: lbVersion(),
@@ -295,6 +309,7 @@ export class Daemon {
             log.error({ component: 'report', ...errFields(err) }, 'cannot write the status file');
           }
           if (significant) reporter?.report(r);
+          hook?.afterReport(reconciler.lastOutcome);
         },
       });
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
@@ -307,7 +322,7 @@ export class Daemon {
         runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
         metrics.setRuntimeSource(() => runtime.metricsInput());
       }
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime });
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, frontDoor });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
@@ -437,6 +452,7 @@ export class Daemon {
       this.links?.stop();
       await this.runtime?.stop();
       await this.reconciler.stop();
+      await this.frontDoor?.close();
       await this.webhook?.close().catch(() => undefined);
       await this.control.close().catch(() => undefined);
       if (this.reporter) {

@@ -34,7 +34,7 @@ export const MAX_HELLO_RECORDS = 256;
 export type ClientHelloVerdict =
   | { kind: 'incomplete' }
   | { kind: 'hello'; hello: ClientHello }
-  | { kind: 'invalid'; reason: string };
+  | { kind: 'invalid'; reason: string; oversize?: true };
 
 export interface ClientHello {
   /** The host_name of server_name, lower case; null when the client sent none (or an unusable one). */
@@ -65,7 +65,7 @@ export function parseClientHello(data: Uint8Array, maxHelloBytes = DEFAULT_MAX_H
   return parseHandshakeBody(gathered.body, gathered.helloEnd);
 }
 
-type Gathered = { kind: 'incomplete' } | { kind: 'invalid'; reason: string } | { kind: 'complete'; body: Uint8Array; helloEnd: number };
+type Gathered = { kind: 'incomplete' } | { kind: 'invalid'; reason: string; oversize?: true } | { kind: 'complete'; body: Uint8Array; helloEnd: number };
 
 /** Walks the record headers, joining their payloads until the handshake message header says it is whole. */
 function gatherHandshake(data: Uint8Array, maxHelloBytes: number): Gathered {
@@ -74,7 +74,7 @@ function gatherHandshake(data: Uint8Array, maxHelloBytes: number): Gathered {
   let offset = 0;
   let needed = -1; // the whole handshake message (4-byte header + body), once its header is read
   for (let record = 0; ; record++) {
-    if (record === MAX_HELLO_RECORDS) return { kind: 'invalid', reason: `client hello over more than ${MAX_HELLO_RECORDS} records` };
+    if (record === MAX_HELLO_RECORDS) return { kind: 'invalid', reason: `client hello over more than ${MAX_HELLO_RECORDS} records`, oversize: true };
     if (data.length - offset < RECORD_HEADER) return partial(data, offset);
     const type = data[offset]!;
     const major = data[offset + 1]!;
@@ -89,7 +89,7 @@ function gatherHandshake(data: Uint8Array, maxHelloBytes: number): Gathered {
       const head = concat(payloads, 4);
       if (head[0] !== HANDSHAKE_CLIENT_HELLO) return { kind: 'invalid', reason: `handshake type ${head[0]}, not client_hello` };
       const bodyLength = (head[1]! << 16) | (head[2]! << 8) | head[3]!;
-      if (bodyLength > maxHelloBytes) return { kind: 'invalid', reason: `client hello of ${bodyLength} bytes, over the ${maxHelloBytes} bound` };
+      if (bodyLength > maxHelloBytes) return { kind: 'invalid', reason: `client hello of ${bodyLength} bytes, over the ${maxHelloBytes} bound`, oversize: true };
       needed = 4 + bodyLength;
     }
     if (needed >= 0 && payloadBytes >= needed) {
