@@ -164,7 +164,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     const before = acceptorApplies();
     const d = runCli(['--instance', instance, 'drain', 'tls', '127.0.0.1:9441']);
     expect(d.code, d.stderr).toBe(0);
-    await daemon!.waitForLog(() => acceptorApplies() > before || undefined, 'the acceptor to take the drain');
+    await daemon!.waitForLog(() => acceptorApplies() > before, 'the acceptor to take the drain');
     const rs = await tlsClients({ servername: 'api.example.com', count: 40, concurrency: 10 });
     expect(new Set(rs.map((r) => r.line?.name ?? r.error))).toEqual(new Set(['api-b']));
     expect(runCli(['--instance', instance, 'undrain', 'tls', '127.0.0.1:9441']).code).toBe(0);
