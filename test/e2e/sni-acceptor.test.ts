@@ -178,4 +178,18 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     await startBackend('wild', 9442, false);
     expect((await tlsClients({ servername: 'www.example.com' }))[0]!.cn).toBe('wild');
   });
+
+  it('after a kill -9 of the daemon refuses new connections until the restarted one adopts the pinned steering', async () => {
+    const linkId = (): number => (JSON.parse(sh(['bpftool', '-j', 'link', 'show', 'pinned', join(instanceDir(instance), 'link_sk_lookup')])) as { id: number }).id;
+    const before = linkId();
+    await daemon!.kill9();
+    // No acceptor socket in the sockmap: the ordinary lookup answers, with a RST (docs/sni.md, "A daemon restart").
+    const [down] = await tlsClients({ servername: 'api.example.com' });
+    expect(down!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
+    daemon = new DaemonProcess(LB, instance, ['--config', config, '--poll', '1h']);
+    await daemon.started();
+    await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the restarted acceptor to serve', 30_000);
+    expect((await tlsClients({ servername: 'api.example.com' }))[0]!.cn).toMatch(/^api-[ab]$/);
+    expect(linkId(), 'the pinned link is adopted, not attached again').toBe(before);
+  });
 });
