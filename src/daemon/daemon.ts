@@ -28,6 +28,7 @@ import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
 import { FrontDoor } from '../acceptor/front-door.js';
 import { frontDoorHook } from '../acceptor/daemon-hook.js';
+import { registerAcceptorMetrics } from '../acceptor/metrics.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
@@ -284,6 +285,7 @@ export class Daemon {
       });
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
       const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
+      if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);
       const provider = opts.runtime ?? runtime!;
       const hook = frontDoor
         ? frontDoorHook(provider, frontDoor, {

@@ -21,7 +21,7 @@ import { runDir } from '../../src/state/run-dir.js';
 import type { ClientResult } from '../../src/sandbox/tls-client.js';
 import { ensureBuilt } from '../lib/build.js';
 import { deleteNetns, runCli } from '../lib/cli.js';
-import { DaemonProcess } from './lib/daemon.js';
+import { DaemonProcess, metricsText } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
   throw new Error('sni-acceptor.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -36,6 +36,8 @@ const VIP = '10.231.9.10';
 const instance = `sni-${run}`;
 const BACKENDS = [['api-a', 9441, false], ['api-b', 9445, false], ['wild', 9442, false], ['default', 9443, false], ['pp', 9444, true]] as const;
 const DIST = join(packageRoot(), 'dist', 'src', 'sandbox');
+/** The daemon's /metrics, on the LB namespace's loopback (the namespace is this test's own). */
+const OPS_PORT = 19_180;
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -59,6 +61,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
   const backends = new Map<string, ManagedProcess>();
   let daemon: DaemonProcess | undefined;
   let config = '';
+  const DAEMON_ARGS = (): string[] => ['--config', config, '--poll', '1h', '--ops-listen', `127.0.0.1:${OPS_PORT}`];
 
   const startBackend = async (name: string, port: number, pp: boolean): Promise<void> => {
     const p = new ManagedProcess(['ip', 'netns', 'exec', LB, process.execPath, join(DIST, 'tls-backend.js'), '--name', name, '--port', String(port),
@@ -98,7 +101,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     proxy-protocol: v2
     default-target: {ip: 127.0.0.1, port: 9444}
 `);
-    daemon = new DaemonProcess(LB, instance, ['--config', config, '--poll', '1h']);
+    daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
     await daemon.started();
     await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the acceptor to serve the config', 30_000);
   }, 120_000);
@@ -179,6 +182,16 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     expect((await tlsClients({ servername: 'www.example.com' }))[0]!.cn).toBe('wild');
   });
 
+  it('counts the acceptor\'s connections on /metrics, per SNI route', async () => {
+    const text = await metricsText(LB, OPS_PORT);
+    const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/^lb_sni_route_connections_total\{proxy_name="tls",group="sni:api.example.com"\} (\d+)$/m)).toBeGreaterThanOrEqual(400);
+    expect(value(/^lb_sni_route_connections_total\{proxy_name="tls",group="sni:\*.example.com"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    expect(value(/^lb_sni_route_bytes_total\{proxy_name="tls",group="sni:\*.example.com",direction="up"\} (\d+)$/m)).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    expect(value(/^lb_sni_acceptor_events_total\{event="connect_failed"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^lb_sni_acceptor_events_total\{event="accepted"\} (\d+)$/m)).toBeGreaterThan(400);
+  });
+
   it('after a kill -9 of the daemon refuses new connections until the restarted one adopts the pinned steering', async () => {
     const linkId = (): number => (JSON.parse(sh(['bpftool', '-j', 'link', 'show', 'pinned', join(instanceDir(instance), 'link_sk_lookup')])) as { id: number }).id;
     const before = linkId();
@@ -186,7 +199,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     // No acceptor socket in the sockmap: the ordinary lookup answers, with a RST (docs/sni.md, "A daemon restart").
     const [down] = await tlsClients({ servername: 'api.example.com' });
     expect(down!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
-    daemon = new DaemonProcess(LB, instance, ['--config', config, '--poll', '1h']);
+    daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
     await daemon.started();
     await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the restarted acceptor to serve', 30_000);
     expect((await tlsClients({ servername: 'api.example.com' }))[0]!.cn).toMatch(/^api-[ab]$/);
