@@ -9,7 +9,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
-	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh jq util-linux traceroute prometheus
+	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh jq util-linux traceroute prometheus haproxy
 
 .PHONY: all setup build bpf ts check lint test test-unit test-privileged demo demo-clean bench clean errors-doc
 

@@ -19,12 +19,13 @@ import { BenchError } from './lib/errors.js';
 import type { BenchOptions, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 import { planApplySuite } from './plan-apply.js';
 import { ppsSuite } from './pps.js';
+import { sniSuite } from './sni.js';
 import { formatReport, resultsDocument, type RunMeta, type SuiteFailure } from './report.js';
 import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, gitopsSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, gitopsSuite, sniSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -44,6 +45,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   events: ['clang'],
   planapply: ['ip', 'nsenter'],
   gitops: ['git', 'curl', 'ip', 'nsenter'],
+  sni: ['haproxy', 'openssl', 'ip', 'nsenter'],
 };
 
 const USAGE = `usage: node dist/bench/main.js [options]     (make bench BENCH_ARGS="...")

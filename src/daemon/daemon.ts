@@ -28,6 +28,9 @@ import { withConfigHook } from './config-hook.js';
 import { OpsServer } from '../observe/ops-server.js';
 import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
+import { FrontDoor } from '../acceptor/front-door.js';
+import { frontDoorHook } from '../acceptor/daemon-hook.js';
+import { registerAcceptorMetrics } from '../acceptor/metrics.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
@@ -171,6 +174,8 @@ export class Daemon {
   readonly runtime: RuntimeService | undefined;
   /** Connection events, access log, traffic metrics (src/observe/observability.ts). */
   readonly observability: Observability;
+  /** The SNI acceptor (src/acceptor), with the kernel engine. */
+  readonly frontDoor: FrontDoor | undefined;
   private webhook: WebhookReceiver | undefined;
   private poller: Poller | undefined;
   private watch: FileWatch | undefined;
@@ -185,7 +190,7 @@ export class Daemon {
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
     reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined; statuses?: ReportStatuses | undefined;
-    observability: Observability;
+    observability: Observability; frontDoor: FrontDoor | undefined;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -199,6 +204,7 @@ export class Daemon {
     this.driftIntervalMs = parts.driftIntervalMs;
     this.runtime = parts.runtime;
     this.observability = parts.observability;
+    this.frontDoor = parts.frontDoor;
     this.control = new ControlServer({ path: controlSocketPath(opts.instance), log: parts.log });
     this.ops = new OpsServer({ metrics: parts.metrics, readiness: () => parts.reconciler.readiness(), log: parts.log });
     this.stopped = new Promise((r) => { this.stoppedResolve = r; });
@@ -293,14 +299,25 @@ export class Daemon {
       const runtime = opts.runtime ? undefined : new RuntimeService({
         instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
       });
-      const reconciler = new Reconciler({
+      // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
+      const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
+      if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);
+      const provider = withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings));
+      const hook = frontDoor
+        ? frontDoorHook(provider, frontDoor, {
+          error: (err) => log.error({ component: 'acceptor', ...errFields(err) }, 'the SNI acceptor could not take the applied config'),
+          applied: (revision, listeners) => log.info({ component: 'acceptor', revision, listeners }, 'SNI acceptor serving'),
+        })
+        : undefined;
+      const reconciler: Reconciler = new Reconciler({
         instance: opts.instance, node, source, sourceInfo,
         engine: opts.engine ?? kernelEngine(opts.instance, {
           ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
           ...(prepareWorker ? { worker: { timeoutMs: prepareTimeoutMs } } : {}),
         }),
-        // Each validated config's settings also configure the access log and settings.metrics.
-        runtime: withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings)),
+        // Each validated config's settings also configure the access log and settings.metrics
+        // (provider is wrapped with that hook above); the SNI front door hooks in after it.
+        runtime: hook?.provider ?? provider,
         selfHeal: opts.selfHeal ?? true,
         retry: { initialMs: retryMs, maxMs: Math.max(retryMs, 300_000) },
         log, metrics, version: lbVersion(),
@@ -316,6 +333,7 @@ export class Daemon {
             reporter?.report(r);
             statuses?.report(r);
           }
+          hook?.afterReport(reconciler.lastOutcome);
         },
       });
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
@@ -328,7 +346,7 @@ export class Daemon {
         runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
         metrics.setRuntimeSource(() => runtime.metricsInput());
       }
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability });
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability, frontDoor });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
@@ -461,6 +479,7 @@ export class Daemon {
       await this.reconciler.stop();
       // The access log's queue is written before the process ends (SIGTERM).
       await this.observability.stop().catch((err: unknown) => this.log.warn({ component: 'events', ...errFields(err) }, 'stopping the connection events failed'));
+      await this.frontDoor?.close();
       await this.webhook?.close().catch(() => undefined);
       await this.control.close().catch(() => undefined);
       if (this.reporter) {

@@ -61,6 +61,9 @@ export const BPF_TC_F_REPLACE = 1;
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
 export const BPF_PROG_TYPE_XDP = 6;
 export const BPF_PROG_TYPE_RAW_TRACEPOINT = 17;
+export const BPF_PROG_TYPE_SK_LOOKUP = 30;
+/** enum bpf_attach_type: a network namespace's socket lookup (the SNI acceptor's steering). */
+export const BPF_SK_LOOKUP = 36;
 
 /** Map types whose values are one slot per possible CPU. */
 export const PERCPU_MAP_TYPES: ReadonlySet<number> = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */, 21 /* PERCPU_CGROUP_STORAGE */]);
@@ -233,6 +236,7 @@ export interface Native {
   bpf_program__attach_tracepoint(prog: Ptr, category: string, name: string): Ptr;
   bpf_link__pin(link: Ptr, path: string): number;
   bpf_link__destroy(link: Ptr): number;
+  bpf_link_create(progFd: number, targetFd: number, attachType: number, opts: Buffer | null): number;
   bpf_obj_pin(fd: number, path: string): number;
   bpf_obj_get(path: string): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: number[]): number;
@@ -296,6 +300,7 @@ export function native(): Native {
     bpf_program__attach_tracepoint: f('void *bpf_program__attach_tracepoint(void *prog, const char *category, const char *name)'),
     bpf_link__pin: f('int bpf_link__pin(void *link, const char *path)'),
     bpf_link__destroy: f('int bpf_link__destroy(void *link)'),
+    bpf_link_create: f('int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)'),
     bpf_obj_pin: f('int bpf_obj_pin(int fd, const char *path)'),
     bpf_obj_get: f('int bpf_obj_get(const char *path)'),
     bpf_obj_get_info_by_fd: f('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ uint32_t *len)'),

@@ -19,9 +19,10 @@ const { ENOENT, EINVAL } = constants.errno;
  */
 export type ProgKind = 'xdp' | 'tc' | 'tc_ingress' | 'route_batch';
 
-interface ProgramSpec { kind: ProgKind; program: string; pin: string; type: number }
+interface ProgramSpec<K extends string = ProgKind> { kind: K; program: string; pin: string; type: number }
 interface TracepointSpec { program: string; category: string; name: string; pin: string }
-interface ObjectSpec { object: string; programs: ProgramSpec[]; tracepoints: TracepointSpec[] }
+/** An object to load; the SNI acceptor loads its own (src/acceptor/steering.ts) with loadAndPin. */
+export interface ObjectSpec<K extends string = ProgKind> { object: string; programs: Array<ProgramSpec<K>>; tracepoints: TracepointSpec[] }
 
 /** What each object holds, in load order (the XDP object creates the maps, the others reuse them). */
 export const OBJECTS: readonly ObjectSpec[] = [
@@ -63,7 +64,7 @@ export function loadAndPinAll(objectDir: string, dir: string): void {
   for (const spec of OBJECTS) loadAndPin(spec, objectDir, dir);
 }
 
-function loadAndPin(spec: ObjectSpec, objectDir: string, dir: string): void {
+export function loadAndPin<K extends string>(spec: ObjectSpec<K>, objectDir: string, dir: string): void {
   const path = join(objectDir, spec.object);
   if (!existsSync(path)) {
     throw bpfError('LB_BPF_OPEN', `opening ${path} (build it with \`make bpf\`)`, ENOENT, { object: path });

@@ -14,15 +14,14 @@
 // with a prefix.
 
 import type { GroupName } from '../core/compile/compile.js';
-import type { LbConfig, Proxy, SniRoute, Target, TargetGroup } from '../core/config/types.js';
+import type { LbConfig, Proxy, Target, TargetGroup } from '../core/config/types.js';
+import { sniGroupName } from '../core/sni/splice-table.js';
 
 export function backendKey(addr: string, port: number): string {
   return `${addr}:${port}`;
 }
 
-export function sniGroupName(route: Pick<SniRoute, 'hostname' | 'wildcard'>): GroupName {
-  return `sni:${route.wildcard ? '*.' : ''}${route.hostname}`;
-}
+export { sniGroupName } from '../core/sni/splice-table.js';
 
 export function weightKey(proxy: string, group: GroupName, targetId: string): string {
   return `${proxy}\u0000${group}\u0000${targetId}`;

@@ -6,8 +6,10 @@
 // - Session persistence is a per-listener flag in the data plane (LB_LF_PERSIST), so a listener
 //   takes the proxy's setting; a source route whose own setting differs cannot be honoured and
 //   gets a warning ("route-persistence-ignored").
-// - Proxies on the splice path (SNI routes, PROXY protocol; docs/design.md §6) are compiled onto the XDP
-//   path with their default target and source routes, and a warning says what is not enforced yet.
+// - Proxies on the splice path (SNI routes, PROXY protocol; docs/design.md §6) get no TCP listener
+//   here: the daemon's acceptor serves them (src/core/sni/splice-table.ts, docs/sni.md), and the
+//   fast path passes their packets to the stack (the config makes them TCP only). Their
+//   interfaces are still attached.
 // - A host target contributes one backend per resolved address, sharing the target's weight:
 //   floor(weight / N) each, and the remainder 1 by 1 to the lowest addresses (numeric order).
 //   Unresolved: no backend, a warning. Two entries of one group that land on the same addr:port
@@ -18,6 +20,7 @@ import { isLoopback } from '../config/ipv4.js';
 import { sortDiagnostics, type Diagnostic } from '../config/diagnostics.js';
 import type { LbConfig, Proxy, SourceRef, Target, TargetGroup } from '../config/types.js';
 import { LB_MAX_TARGETS, ipv4ToU32 } from '../abi.js';
+import { servedByAcceptor } from '../sni/served.js';
 import { listenerKey, type InterfacePath, type L4Proto, type LogicalListener, type LogicalSettings, type LogicalState, type LogicalTarget } from '../state.js';
 
 /** The timeout after either side sent FIN; the config has no key for it. */
@@ -61,12 +64,12 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
   const paths: Record<string, InterfacePath> = {};
 
   for (const proxy of config.proxies) {
-    warnSplice(proxy, diagnostics);
     const defaultTargets = compileGroup(proxy, 'default', proxy.defaultTarget, inputs, diagnostics);
     const sourceRoutes = [...proxy.sourceRoutes]
       .sort((a, b) => compareStrings(a.prefix, b.prefix))
       .map((route) => {
-        if (route.sessionPersistence !== proxy.sessionPersistence) {
+        // The acceptor honours a route's own setting; only a fast-path listener cannot.
+        if (route.sessionPersistence !== proxy.sessionPersistence && !servedByAcceptor(proxy)) {
           diagnostics.push(diagnostic('warning', 'route-persistence-ignored', route.source,
             `source route ${route.prefix} of proxy "${proxy.name}" sets session-persistence ${route.sessionPersistence}, ` +
             `but persistence is per listener in the data plane: the proxy's setting (${proxy.sessionPersistence}) applies`));
@@ -74,7 +77,7 @@ export function compileConfig(config: LbConfig, inputs: RuntimeInputs = {}): Com
         return { prefix: route.prefix, targets: compileGroup(proxy, route.prefix, route.targets, inputs, diagnostics) };
       });
     const vip = proxy.listen.address ?? '0.0.0.0';
-    const protos: L4Proto[] = proxy.listen.protocol === 'both' ? ['tcp', 'udp'] : [proxy.listen.protocol];
+    const protos: L4Proto[] = servedByAcceptor(proxy) ? [] : proxy.listen.protocol === 'both' ? ['tcp', 'udp'] : [proxy.listen.protocol];
     for (const iface of proxy.listen.interfaces) {
       interfaces.add(iface);
       paths[iface] ??= { path: proxy.listen.mode }; // the semantic checks make proxies on one interface agree
@@ -124,26 +127,8 @@ function rateLimitSettings(config: LbConfig): Pick<LogicalSettings, 'perSource' 
   };
 }
 
-function warnSplice(proxy: Proxy, out: Diagnostic[]): void {
-  if (proxy.dataPath !== 'splice') return;
-  const sni = proxy.sniRoutes[0];
-  if (sni) {
-    out.push(diagnostic('warning', 'sni-not-enforced', sni.source,
-      `proxy "${proxy.name}": SNI routes are not enforced yet (the user-space splice path is a later feature); ` +
-      `its default target and source routes are served on the kernel fast path (XDP or TC), so every TLS name reaches them`));
-  }
-  const groups = [proxy.defaultTarget, ...proxy.sourceRoutes.map((r) => r.targets), ...proxy.sniRoutes.map((r) => r.targets)];
-  const v2 = groups.flatMap((g) => g.targets).filter((t) => t.proxyProtocol === 'v2');
-  const first = v2[0];
-  if (first) {
-    out.push(diagnostic('warning', 'proxy-protocol-not-sent', first.source,
-      `proxy "${proxy.name}": PROXY protocol v2 is not sent yet (the user-space splice path is a later feature); ` +
-      `${v2.length === 1 ? 'its target receives' : `its ${v2.length} targets receive`} connections without the header`));
-  }
-}
-
-/** The backends of one group, in config order, with effective weights, DNS expanded. */
-function compileGroup(proxy: Proxy, group: GroupName, config: TargetGroup, inputs: RuntimeInputs, out: Diagnostic[]): LogicalTarget[] {
+/** The backends of one group, in config order, with effective weights, DNS expanded (also the SNI acceptor's, src/core/sni/splice-table.ts). */
+export function compileGroup(proxy: Proxy, group: GroupName, config: TargetGroup, inputs: RuntimeInputs, out: Diagnostic[]): LogicalTarget[] {
   const backends: LogicalTarget[] = [];
   const index = new Map<string, LogicalTarget>();
   const add = (addr: string, port: number, weight: number, source: SourceRef): void => {
@@ -210,7 +195,7 @@ function resolveHost(proxy: Proxy, target: Target & { kind: 'host' }, inputs: Ru
 }
 
 function describeGroup(group: GroupName): string {
-  return group === 'default' ? 'default target' : `source route ${group}`;
+  return group === 'default' ? 'default target' : group.startsWith('sni:') ? `SNI route ${group.slice(4)}` : `source route ${group}`;
 }
 
 function diagnostic(severity: 'error' | 'warning', code: string, source: SourceRef, message: string): Diagnostic {

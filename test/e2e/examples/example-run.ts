@@ -91,7 +91,9 @@ export class ExampleRun {
     this.instance = `ex-${process.pid}-${slot}-${randomBytes(2).toString('hex')}`;
     this.hosts = [...new Set(this.allTargets().flatMap((t) => (t.kind === 'host' ? [t.host] : [])))].sort();
     // The runtime services (health checks, DNS) run in `lb daemon`; `lb apply` alone does not run them.
-    this.mode = this.hosts.length > 0 || this.allTargets().some((t) => t.healthCheck !== null) ? 'daemon' : 'apply';
+    // SNI routes and PROXY v2 are served by the daemon's acceptor (docs/sni.md): such files run in the daemon too.
+    this.mode = this.hosts.length > 0 || this.allTargets().some((t) => t.healthCheck !== null) || this.config.proxies.some((p) => p.dataPath === 'splice')
+      ? 'daemon' : 'apply';
   }
 
   /**
@@ -119,7 +121,7 @@ export class ExampleRun {
       .flatMap((g) => g.targets);
   }
 
-  /** The groups the data plane serves (SNI routes are not enforced yet, so not theirs). */
+  /** The groups of default targets and source routes (the SNI routes' are sniGroups()). */
   groups(): Group[] {
     return this.config.proxies.flatMap((proxy) => [
       { proxy, name: 'default', targets: proxy.defaultTarget, ifaces: [...proxy.listen.interfaces] },
@@ -128,6 +130,13 @@ export class ExampleRun {
         ifaces: this.t.plan.covered.find((c) => c.proxy === proxy.name && c.prefix === r.prefix)?.ifaces ?? [],
       })),
     ]);
+  }
+
+  /** One group per SNI route, named "sni:NAME" as the runtime names it, exercised from the proxy's first interface. */
+  sniGroups(): Array<Group & { hostname: string }> {
+    return this.config.proxies.flatMap((proxy) => proxy.sniRoutes.map((r) => ({
+      proxy, name: `sni:${r.wildcard ? '*.' : ''}${r.hostname}`, hostname: r.hostname, targets: r.targets, ifaces: [proxy.listen.interfaces[0]!],
+    })));
   }
 
   protocols(p: Proxy): Array<'tcp' | 'udp'> {
@@ -190,7 +199,7 @@ export class ExampleRun {
   async connect(g: Group, iface: string, n: number, opts: { proto?: 'tcp' | 'udp'; servername?: string; timeoutMs?: number } = {}):
   Promise<{ answers: Answer[]; source: string; destination: string }> {
     const p = g.proxy;
-    const source = this.t.source(p.name, iface, g.name === 'default' ? null : g.name);
+    const source = this.t.source(p.name, iface, g.name === 'default' || g.name.startsWith('sni:') ? null : g.name);
     if (!source) throw new Error(`no client source for ${groupLabel(g)} on ${iface}`);
     const destination = this.t.destination(p.listen.address, iface);
     const proto = opts.proto ?? this.protocols(p)[0]!;
@@ -198,7 +207,8 @@ export class ExampleRun {
       host: destination, port: p.listen.port, proto, localAddress: source, ports: this.ports(source, proto, n),
       tls: proto === 'tcp' && this.speaksTls(p), ...(opts.servername ? { servername: opts.servername } : {}),
     }, { timeoutMs: opts.timeoutMs ?? 3000, totalMs: 60_000 });
-    for (const a of answers) if (a.backend) this.tally.set(a.backend, (this.tally.get(a.backend) ?? 0) + 1);
+    // The data plane's per-backend counters see the fast path's flows only, not the acceptor's.
+    if (p.dataPath !== 'splice') for (const a of answers) if (a.backend) this.tally.set(a.backend, (this.tally.get(a.backend) ?? 0) + 1);
     return { answers, source, destination };
   }
 
@@ -291,6 +301,9 @@ export class ExampleRun {
     await this.daemon.started();
     await waitForStatus(this.instance, (s) => s.status?.lastAppliedRevision !== null && s.status?.lastAppliedRevision !== undefined,
       `${this.file}: the daemon applied the file`, 30_000);
+    if (this.config.proxies.some((p) => p.dataPath === 'splice')) {
+      await this.daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', `${this.file}: the SNI acceptor serving`, 30_000);
+    }
     await this.waitResolved();
   }
 
@@ -370,12 +383,14 @@ export function counts(answers: readonly Answer[]): Record<string, number> {
  * backend that saw another client address than the one sent from, a reply from another address
  * than the one connected to. [] when all is well.
  */
-export function answerProblems(answers: readonly Answer[], allowed: ReadonlySet<string>, source: string, destination: string, port: number): string[] {
+export function answerProblems(answers: readonly Answer[], allowed: ReadonlySet<string>, source: string, destination: string, port: number, viaAcceptor = false): string[] {
   const problems: string[] = [];
   for (const a of answers) {
     if (a.error) problems.push(`source port ${a.localPort}: ${a.error}`);
     else if (!allowed.has(a.backend!)) problems.push(`source port ${a.localPort}: answered by ${a.backend}, not one of ${[...allowed].join(', ')}`);
-    else if (a.seenClient !== `${source}:${a.localPort}`) problems.push(`source port ${a.localPort}: ${a.backend} saw client ${a.seenClient}, not ${source}:${a.localPort}`);
+    // The acceptor is a proxy: its backend sees the balancer's address (PROXY v2 carries the client's).
+    else if (viaAcceptor && a.seenClient?.startsWith(`${source}:`)) problems.push(`source port ${a.localPort}: ${a.backend} saw the client itself, not the acceptor`);
+    else if (!viaAcceptor && a.seenClient !== `${source}:${a.localPort}`) problems.push(`source port ${a.localPort}: ${a.backend} saw client ${a.seenClient}, not ${source}:${a.localPort}`);
     else if (a.peer !== `${destination}:${port}`) problems.push(`source port ${a.localPort}: reply from ${a.peer}, not ${destination}:${port}`);
   }
   return problems.slice(0, 10);

@@ -122,23 +122,26 @@ for (const file of ORDER) {
         const r = await run.connect(g, iface, PROBES, { proto });
         const allowed = new Set(run.expectedWeights(g).keys());
         return { label: `${g.proxy.name} on ${iface}:${g.proxy.listen.port}/${proto} from ${r.source}`, c: counts(r.answers),
-          problems: answerProblems(r.answers, allowed, r.source, r.destination, g.proxy.listen.port) };
+          problems: answerProblems(r.answers, allowed, r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice') };
       }));
       for (const r of results) console.log(`${file}: ${r.label}: ${JSON.stringify(r.c)}`);
       expect(results.filter((r) => r.problems.length > 0).map((r) => `${r.label}: ${r.problems.join('; ')}`)).toEqual([]);
     }, TEST_MS);
 
     if (config.proxies.some((p) => p.sniRoutes.length > 0)) {
-      it.sequential('every SNI name reaches the default target over TLS (SNI routing is not enforced yet, as the plan warns)', async () => {
-        const results = await Promise.all(run.groups().filter((g) => g.name === 'default' && g.proxy.sniRoutes.length > 0).flatMap((g) =>
-          g.proxy.sniRoutes.map(async (route) => {
-            const iface = g.ifaces[0]!;
-            const r = await run.connect(g, iface, 4, { servername: route.hostname });
-            return { label: `${g.proxy.name} ${route.hostname}`, c: counts(r.answers),
-              problems: answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port) };
-          })));
-        for (const r of results) console.log(`${file}: TLS name ${r.label}: ${JSON.stringify(r.c)}`);
-        expect(results.filter((r) => r.problems.length > 0).map((r) => `${r.label}: ${r.problems.join('; ')}`)).toEqual([]);
+      it.sequential('every SNI name, in its own case and upper case, reaches its route\'s targets over TLS; a name no route has reaches the default target', async () => {
+        const results = await Promise.all(run.sniGroups().flatMap((g) => [g.hostname, g.hostname.toUpperCase()].map(async (servername) => {
+          const r = await run.connect(g, g.ifaces[0]!, 4, { servername });
+          return { label: `${g.proxy.name} ${servername}`, c: counts(r.answers),
+            problems: answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice') };
+        })));
+        const unknown = await Promise.all(run.groups().filter((g) => g.name === 'default' && g.proxy.sniRoutes.length > 0).map(async (g) => {
+          const r = await run.connect(g, g.ifaces[0]!, 4, { servername: 'no-route.invalid' });
+          return { label: `${g.proxy.name} no-route.invalid`, c: counts(r.answers),
+            problems: answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice') };
+        }));
+        for (const r of [...results, ...unknown]) console.log(`${file}: TLS name ${r.label}: ${JSON.stringify(r.c)}`);
+        expect([...results, ...unknown].filter((r) => r.problems.length > 0).map((r) => `${r.label}: ${r.problems.join('; ')}`)).toEqual([]);
       }, TEST_MS);
     }
 
@@ -148,7 +151,7 @@ for (const file of ORDER) {
         const results = await Promise.all(jobs.map(async ({ g, iface }) => {
           const r = await run.connect(g, iface, PROBES);
           return { label: `${groupLabel(g)} on ${iface} from ${r.source}`, c: counts(r.answers),
-            problems: answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port) };
+            problems: answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice') };
         }));
         for (const r of results) console.log(`${file}: ${r.label}: ${JSON.stringify(r.c)}`);
         expect(results.filter((r) => r.problems.length > 0).map((r) => `${r.label}: ${r.problems.join('; ')}`)).toEqual([]);
@@ -167,7 +170,7 @@ for (const file of ORDER) {
           const weights = run.expectedWeights(g);
           const r = await run.connect(g, g.ifaces[0]!, SHARE_CONNECTIONS);
           const c = counts(r.answers);
-          return { label: groupLabel(g), weights, c, problems: [...answerProblems(r.answers, new Set(weights.keys()), r.source, r.destination, g.proxy.listen.port), ...shareProblems(c, weights, SIGMAS)] };
+          return { label: groupLabel(g), weights, c, problems: [...answerProblems(r.answers, new Set(weights.keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice'), ...shareProblems(c, weights, SIGMAS)] };
         }));
         for (const r of results) console.log(`${file}: ${r.label}: weights ${JSON.stringify(Object.fromEntries(r.weights))}, answers ${JSON.stringify(r.c)}`);
         expect(results.filter((r) => r.problems.length > 0).map((r) => `${r.label}: ${r.problems.join('; ')}`)).toEqual([]);
@@ -210,7 +213,7 @@ for (const file of ORDER) {
           for (const g of users) {
             expect(sameKeys(run.liveWeights(g), run.expectedWeights(g))).toBe(true);
             const r = await run.connect(g, g.ifaces[0]!, PROBES);
-            expect(answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port)).toEqual([]);
+            expect(answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice')).toEqual([]);
           }
         } finally {
           run.dns!.set(run.answers);
@@ -230,7 +233,7 @@ for (const file of ORDER) {
           const c = counts(r.answers);
           const fresh = g.targets.targets.flatMap((t) => (t.kind === 'host' ? [`${run.answers[t.host]![0]}:${t.port}`] : []));
           return { label: groupLabel(g), c, problems: [
-            ...answerProblems(r.answers, new Set(weights.keys()), r.source, r.destination, g.proxy.listen.port),
+            ...answerProblems(r.answers, new Set(weights.keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice'),
             ...(weights.size > 1 ? shareProblems(c, weights, SIGMAS) : []),
             ...fresh.filter((b) => !c[b]).map((b) => `${b} (new in the answer) got no connection`),
           ] };
@@ -308,7 +311,7 @@ async function leaveAndComeBack(run: ExampleRun, affected: Group[], down: Readon
     }
     const r = await run.connect(g, g.ifaces[0]!, want.size > 1 ? SHARE_CONNECTIONS : PROBES);
     const c = counts(r.answers);
-    problems.push(...answerProblems(r.answers, new Set(want.keys()), r.source, r.destination, g.proxy.listen.port));
+    problems.push(...answerProblems(r.answers, new Set(want.keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice'));
     if (want.size > 1) problems.push(...shareProblems(c, want, SIGMAS));
     return { label, note: `weights ${JSON.stringify(Object.fromEntries(want))}, answers ${JSON.stringify(c)}`, problems };
   }));
@@ -348,7 +351,7 @@ async function leaveAndComeBack(run: ExampleRun, affected: Group[], down: Readon
     const r = await run.connect(g, g.ifaces[0]!, 100);
     const c = counts(r.answers);
     const problems = [
-      ...answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port),
+      ...answerProblems(r.answers, new Set(run.expectedWeights(g).keys()), r.source, r.destination, g.proxy.listen.port, g.proxy.dataPath === 'splice'),
       ...returning.filter((b) => !c[b]).map((b) => `${b} got no connection after its restart`),
     ];
     return { label, note: `live weights ${JSON.stringify(Object.fromEntries(run.liveWeights(g)))}, answers ${JSON.stringify(c)}`, problems };

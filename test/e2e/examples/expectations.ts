@@ -39,10 +39,6 @@ export interface Expectation {
 
 const dnsUnresolved = (at: string, pointer: string, host: string, proxy: string): string =>
   `${at}: ${pointer}: ${host} (proxy "${proxy}") has no resolved address yet; it contributes no backend until DNS answers`;
-const sniNotEnforced = (at: string, index: number, proxy: string): string =>
-  `${at}: /proxies/${index}/sni-routes/0: proxy "${proxy}": SNI routes are not enforced yet (the user-space splice path is a later feature); ` +
-  'its default target and source routes are served on the kernel fast path (XDP or TC), so every TLS name reaches them';
-
 /** The VIPs sni-routing.edn's four proxies get, one each, in file order. */
 export const SNI_VIPS = ['10.200.0.1', '10.200.0.2', '10.200.0.3', '10.200.0.4'];
 
@@ -112,7 +108,7 @@ export const EXPECTATIONS: Record<string, Expectation> = {
     ],
   },
   'sni-routing.edn': {
-    promise: 'TLS names routed without terminating TLS: not enforced yet, so every name reaches the default target (and the source routes still apply)',
+    promise: 'TLS names routed without terminating TLS, case-insensitively, weighted per name, the default target (and source routes) for the rest',
     change: {
       why: 'its four proxies share eth0:443 with no address, which lb rejects (none could tell its traffic apart): each gets its own VIP',
       apply: (text) => {
@@ -123,12 +119,7 @@ export const EXPECTATIONS: Record<string, Expectation> = {
         return out;
       },
     },
-    planWarnings: [
-      sniNotEnforced('40:5', 0, 'saas-gateway'),
-      sniNotEnforced('60:5', 1, 'microservices-gateway'),
-      sniNotEnforced('86:5', 2, 'weighted-sni'),
-      sniNotEnforced('124:5', 3, 'combined-routing'),
-    ],
+    planWarnings: [],
   },
   'weighted-load-balancing.edn': {
     promise: 'new connections split by weight: 50/30/20, 90/10, 30/70, and per source route',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileSpliceTable } from '../../../src/core/sni/splice-table.js';
 import { compileConfig, TCP_FIN_TIMEOUT_SEC, type RuntimeInputs } from '../../../src/core/compile/compile.js';
 import { checkConfig } from '../../../src/core/config/index.js';
 import type { LbConfig, Target } from '../../../src/core/config/types.js';
@@ -98,8 +99,8 @@ proxies:
     expect(diagnostics[0]).toMatchObject({ code: 'route-persistence-ignored', pointer: '/proxies/0/source-routes/0', line: 8, column: 9 });
   });
 
-  it('compiles splice proxies onto the XDP path and says what is not enforced, with positions', () => {
-    const { state, diagnostics } = compileConfig(config(`
+  it('leaves TCP listeners of splice proxies to the acceptor, with their groups in the splice table', () => {
+    const cfg = config(`
 proxies:
   - name: tls
     listen: {interfaces: [eth0], port: 443}
@@ -112,18 +113,17 @@ proxies:
     listen: {interfaces: [eth0], port: 25}
     proxy-protocol: v2
     default-target: [{ip: 10.0.1.1, port: 25}, {ip: 10.0.1.2, port: 25}]
-`));
-    const tls = state.listeners.find((l) => l.proxy === 'tls')!;
-    expect(tls.defaultTargets.map((t) => t.addr)).toEqual(['10.0.0.1']);
-    expect(tls.sourceRoutes.map((r) => r.prefix)).toEqual(['10.0.0.0/8']);
-    expect(state.listeners.find((l) => l.proxy === 'pp')!.defaultTargets).toHaveLength(2);
-    expect(diagnostics.map((d) => [d.severity, d.code, d.pointer])).toEqual([
-      ['warning', 'sni-not-enforced', '/proxies/0/sni-routes/0'],
-      ['warning', 'proxy-protocol-not-sent', '/proxies/1/default-target/0'],
-    ]);
-    expect(diagnostics[0]!.message).toContain('proxy "tls"');
-    expect(diagnostics[1]!.message).toContain('proxy "pp"');
-    expect(diagnostics[1]!.message).toContain('2 targets');
+`);
+    const { state, diagnostics } = compileConfig(cfg);
+    // No fast-path listener and no warning; the interface is still attached.
+    expect(state.listeners).toEqual([]);
+    expect(state.interfaces).toEqual(['eth0']);
+    expect(diagnostics).toEqual([]);
+    const table = compileSpliceTable(cfg).listeners;
+    expect(table.map((l) => [l.proxy, l.iface, l.vip, l.port])).toEqual([['tls', 'eth0', null, 443], ['pp', 'eth0', null, 25]]);
+    expect(table[0]!.sniRoutes[0]).toMatchObject({ hostname: 'api.example.com', backends: [{ addr: '10.0.0.3', port: 8443, weight: 100, proxyProtocol: false }] });
+    expect(table[0]!.sourceRoutes[0]).toMatchObject({ prefix: '10.0.0.0/8', prefixLength: 8, network: 0x0a000000 });
+    expect(table[1]!.defaultBackends.map((b) => [b.addr, b.proxyProtocol])).toEqual([['10.0.1.1', true], ['10.0.1.2', true]]);
   });
 
   describe('DNS targets', () => {

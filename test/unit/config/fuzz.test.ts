@@ -7,21 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { checkConfig, type ConfigSource } from '../../../src/core/config/index.js';
 import { readSource } from '../../../src/core/config/read-source.js';
 import { FIXTURES, SEEDS } from './helpers.js';
+import { prng } from '../../lib/prng.js';
 
 const CASES = 5000;
 const SEED = 0x1b5eed;
-
-/** mulberry32: small, fast, good enough to pick mutations reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Base {
   file: string;

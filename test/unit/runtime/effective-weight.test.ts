@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compileSpliceTable } from '../../../src/core/sni/splice-table.js';
 import { compileConfig } from '../../../src/core/compile/compile.js';
 import { initialCircuitState, type CircuitState } from '../../../src/runtime/circuit-breaker.js';
 import { startDrain, type DrainState } from '../../../src/runtime/drain.js';
@@ -111,10 +112,12 @@ describe('buildRuntimeInputs', () => {
     // the api proxy has no health check: its own use of the backend is not affected
     expect(w('api', 'default', '10.0.0.1:8080')).toBe(100);
 
-    const { state } = compileConfig(cfg, built);
-    const web = state.listeners.find((l) => l.proxy === 'web')!;
-    expect(web.defaultTargets).toEqual([{ addr: '10.0.0.1', port: 8080, weight: 0 }, { addr: '10.0.0.2', port: 8080, weight: 40 }]);
-    expect(web.sourceRoutes[0]!.targets).toEqual([{ addr: '10.0.0.1', port: 8080, weight: 0 }, { addr: '10.0.0.3', port: 8080, weight: 50 }]);
+    // web has SNI routes: the acceptor serves it, with the same weights in each of its groups.
+    const web = compileSpliceTable(cfg, built).listeners.find((l) => l.proxy === 'web')!;
+    const plain = (bs: ReadonlyArray<{ addr: string; port: number; weight: number }>) => bs.map(({ addr, port, weight }) => ({ addr, port, weight }));
+    expect(plain(web.defaultBackends)).toEqual([{ addr: '10.0.0.1', port: 8080, weight: 0 }, { addr: '10.0.0.2', port: 8080, weight: 40 }]);
+    expect(plain(web.sourceRoutes[0]!.backends)).toEqual([{ addr: '10.0.0.1', port: 8080, weight: 0 }, { addr: '10.0.0.3', port: 8080, weight: 50 }]);
+    expect(plain(web.sniRoutes[0]!.backends)[0]).toEqual({ addr: '10.0.0.1', port: 8080, weight: 0 });
   });
 
   it('applies drain per proxy to all its groups, and an open circuit per backend to every proxy', () => {

@@ -1,0 +1,218 @@
+// SNI routing against HAProxy (Debian's haproxy, TCP mode routing on req.ssl_sni), same topology,
+// same run: a client namespace, a balancer namespace holding both proxies and the backends on its
+// loopback. lb serves VIP:443 through `lb daemon`'s acceptor (lb_sk_lookup + a user-space relay),
+// HAProxy VIP:4443 (the VIP is local there through lb's local route). Figures:
+// - new TLS connections/s: full handshakes (Node tls client, 32 at a time) to a TLS backend;
+// - bulk throughput, 1 and 16 streams: a real ClientHello then raw bytes to a discarding
+//   backend, so the proxies' relay is measured, not TLS crypto;
+// - CPU seconds of the proxy process (the daemon / haproxy) per GB relayed.
+// Both share the machine's CPUs with the clients and backends (2 on the reference machine).
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-root.js';
+import { ManagedProcess, execIn, waitUntil } from '../src/sandbox/index.js';
+import { DataPlane, instanceDir } from '../src/dataplane/index.js';
+import { runDir } from '../src/state/run-dir.js';
+import { BenchError } from './lib/errors.js';
+import { median, ratio } from './lib/stats.js';
+import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
+
+const VIP = '10.233.9.10';
+const LB_ADDR = '10.233.1.1';
+const CLIENT_ADDR = '10.233.1.2';
+const LB_PORT = 443;
+const HAPROXY_PORT = 4443;
+const TLS_BACKEND = 9601;
+const SINK_BACKEND = 9602;
+const NAME = 'bench.example.com';
+const HANDSHAKES = 2000;
+const HANDSHAKE_CONCURRENCY = 32;
+const BULK_BYTES = 512 * 1024 * 1024;
+const ROUNDS = 3;
+
+/** Discards what it receives after the hello, then answers the byte count and closes. */
+const SINK = `
+const net = require('node:net');
+net.createServer({ allowHalfOpen: true }, (s) => {
+  let n = 0;
+  s.on('data', (d) => { n += d.length; });
+  s.on('end', () => s.end(String(n) + '\\n'));
+  s.on('error', () => s.destroy());
+}).listen(Number(process.argv[1]), '127.0.0.1', () => console.log(JSON.stringify({ ready: true })));
+`;
+
+/** Streams: a captured ClientHello, then raw bytes; resolves when every sink answered. Prints seconds. */
+const BULK = `
+const net = require('node:net');
+const [host, port, streams, total, helloHex] = process.argv.slice(1);
+const hello = Buffer.from(helloHex, 'hex');
+const block = Buffer.alloc(256 * 1024, 7);
+const per = Math.floor(Number(total) / Number(streams));
+const one = () => new Promise((resolve, reject) => {
+  const s = net.connect({ host, port: Number(port) }, () => {
+    s.write(hello);
+    let left = per;
+    const pump = () => { while (left > 0) { const n = Math.min(left, block.length); left -= n; if (!s.write(block.subarray(0, n))) { s.once('drain', pump); return; } } s.end(); };
+    pump();
+  });
+  let out = '';
+  s.on('data', (d) => { out += d; });
+  s.on('end', () => resolve(Number(out.trim())));
+  s.on('error', reject);
+});
+const t0 = process.hrtime.bigint();
+Promise.all(Array.from({ length: Number(streams) }, one)).then((counts) => {
+  console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, received: counts.reduce((a, b) => a + b, 0) }));
+}, (e) => { console.error(e.message); process.exit(1); });
+`;
+
+function sh(argv: string[]): string {
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** utime + stime of a process, in seconds (/proc/PID/stat, clock ticks of 100 Hz). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export function haproxyConfig(vip: string, port: number, backend: number, sink: number): string {
+  return `global
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend tls
+    bind ${vip}:${port}
+    tcp-request inspect-delay 10s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend sink if { req.ssl_sni -i api.example.com }
+    default_backend tlsb
+backend tlsb
+    server b1 127.0.0.1:${backend}
+backend sink
+    server s1 127.0.0.1:${sink}
+`;
+}
+
+async function run(ctx: SuiteContext): Promise<SuiteResult> {
+  const root = packageRoot();
+  const tag = `${process.pid % 100000}`;
+  const LB = `lbsni${tag}-lb`;
+  const CLIENT = `lbsni${tag}-c`;
+  const instance = `bsni${tag}`;
+  const dir = mkdtempSync(join(tmpdir(), 'lb-bench-sni-'));
+  const procs: ManagedProcess[] = [];
+  try {
+    sh(['ip', 'netns', 'add', LB]);
+    sh(['ip', 'netns', 'add', CLIENT]);
+    sh(['ip', '-n', LB, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT]);
+    for (const [ns, addr] of [[LB, LB_ADDR], [CLIENT, CLIENT_ADDR]] as const) {
+      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      sh(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+      sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    }
+    sh(['ip', '-n', CLIENT, 'route', 'add', `${VIP}/32`, 'via', LB_ADDR]);
+    sh(['ip', 'netns', 'exec', CLIENT, 'sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1']);
+    sh(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+      '-subj', '/CN=bench', '-keyout', join(dir, 'b.key'), '-out', join(dir, 'b.crt')]);
+    const start = async (argv: string[], label: string, ready: RegExp): Promise<ManagedProcess> => {
+      const p = new ManagedProcess(argv, { label });
+      procs.push(p);
+      await p.waitForOutput(ready, 20_000);
+      return p;
+    };
+    await start(['ip', 'netns', 'exec', LB, process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-backend.js'), '--name', 'b1', '--port', String(TLS_BACKEND),
+      '--cert', join(dir, 'b.crt'), '--key', join(dir, 'b.key')], 'tls backend', /"ready":true/);
+    await start(['ip', 'netns', 'exec', LB, process.execPath, '-e', SINK, String(SINK_BACKEND)], 'sink', /"ready":true/);
+    writeFileSync(join(dir, 'lb.yaml'), `proxies:
+  - name: tls
+    listen: {interfaces: [eth0], port: ${LB_PORT}, address: ${VIP}}
+    default-target: {ip: 127.0.0.1, port: ${TLS_BACKEND}}
+    sni-routes:
+      - {sni-hostname: api.example.com, target: {ip: 127.0.0.1, port: ${SINK_BACKEND}}}
+`);
+    const daemon = await start(['nsenter', `--net=/run/netns/${LB}`, process.execPath, join(root, 'dist', 'src', 'cli', 'main.js'), '--instance', instance, 'daemon',
+      '--config', join(dir, 'lb.yaml'), '--poll', '1h', '--work-dir', join(dir, 'work')], 'lb daemon', /"msg":"SNI acceptor serving"/);
+    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(VIP, HAPROXY_PORT, TLS_BACKEND, SINK_BACKEND));
+    const haproxy = new ManagedProcess(['ip', 'netns', 'exec', LB, 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], { label: 'haproxy' });
+    procs.push(haproxy);
+    await waitUntil(async () => (await execIn(CLIENT, ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/${HAPROXY_PORT}`], { allowFailure: true, timeoutMs: 2000 })).code === 0 || undefined,
+      { timeoutMs: 20_000, intervalMs: 200, what: `haproxy to listen (${haproxy.stderr.slice(-500)})` });
+    // The proxy's own pid: `ip netns exec` execs it, so the ManagedProcess pid is the process itself.
+    const pids = { lb: daemon.pid!, haproxy: haproxy.pid! };
+    // A real hello (Node's, captured) naming api.example.com: the sink's route.
+    const hello = readFileSync(join(root, 'test', 'fixtures', 'client-hello', 'node-sni.hex'), 'utf8').trim();
+    const measurements: Measurement[] = [];
+    const figures: Record<string, Record<'lb' | 'haproxy', number[]>> = {};
+    const add = (key: string, who: 'lb' | 'haproxy', v: number): void => { ((figures[key] ??= { lb: [], haproxy: [] })[who]).push(v); };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const who of round % 2 === 0 ? ['lb', 'haproxy'] as const : ['haproxy', 'lb'] as const) {
+        const port = who === 'lb' ? LB_PORT : HAPROXY_PORT;
+        ctx.log(`sni: round ${round + 1}, ${who}: ${HANDSHAKES} handshakes`);
+        const t0 = process.hrtime.bigint();
+        const r = await execIn(CLIENT, [process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
+          '--servername', NAME, '--count', String(HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const results = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results;
+        const errors = results.filter((x) => x.error).length;
+        if (errors > 0) throw new BenchError(`${who}: ${errors} of ${HANDSHAKES} handshakes failed`);
+        add('handshakes', who, HANDSHAKES / seconds);
+        for (const streams of [1, 16]) {
+          ctx.log(`sni: round ${round + 1}, ${who}: ${BULK_BYTES / 2 ** 20} MiB over ${streams} stream(s)`);
+          const cpu0 = cpuSeconds(pids[who]);
+          const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(BULK_BYTES), hello], { timeoutMs: 300_000 });
+          const cpu = cpuSeconds(pids[who]) - cpu0;
+          const out = JSON.parse(b.stdout.trim().split('\n').pop()!) as { seconds: number; received: number };
+          if (out.received < BULK_BYTES - 16 * 256 * 1024) throw new BenchError(`${who}: the sink received ${out.received} of ${BULK_BYTES} bytes`);
+          add(`bulk${streams}`, who, (out.received * 8) / out.seconds / 1e9);
+          add(`cpu${streams}`, who, cpu / (out.received / 1e9));
+        }
+      }
+    }
+    const units: Record<string, [string, string]> = {
+      handshakes: ['new TLS connections/s (full handshakes, 32 at a time)', 'conn/s'],
+      bulk1: ['bulk throughput, 1 stream', 'Gbit/s'],
+      bulk16: ['bulk throughput, 16 streams', 'Gbit/s'],
+      cpu1: ['proxy CPU per GB relayed, 1 stream', 'CPU s/GB'],
+      cpu16: ['proxy CPU per GB relayed, 16 streams', 'CPU s/GB'],
+    };
+    const ratios: Ratio[] = [];
+    for (const [key, byWho] of Object.entries(figures)) {
+      const [label, unit] = units[key]!;
+      for (const who of ['lb', 'haproxy'] as const) {
+        measurements.push({ key: `${key}_${who}`, label: `${label}: ${who}`, value: median(byWho[who]), unit, samples: byWho[who] });
+      }
+      const cpu = key.startsWith('cpu');
+      ratios.push({
+        key: `${key}_lb_vs_haproxy`, label: cpu ? `${label}: haproxy / lb (higher: lb cheaper)` : `${label}: lb / haproxy`,
+        value: cpu ? ratio(median(byWho.haproxy), median(byWho.lb)) : ratio(median(byWho.lb), median(byWho.haproxy)), goal: 1,
+      });
+    }
+    return {
+      suite: 'sni', title: 'SNI routing: lb acceptor vs HAProxy (TCP mode, req.ssl_sni)',
+      method: [
+        `Both proxies in one namespace on the same VIP (lb :${LB_PORT} via lb_sk_lookup, haproxy :${HAPROXY_PORT}), backends on its loopback, clients in another namespace over a veth.`,
+        `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both).`,
+        `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${BULK_BYTES / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy process from /proc.`,
+        `${ROUNDS} rounds, alternating which proxy goes first; medians.`,
+      ],
+      measurements, ratios,
+      notes: ['lb relays in user space (Node); the in-kernel sockmap splice is not built (docs/sni.md).'],
+    };
+  } finally {
+    for (const p of procs.reverse()) await p.stop(3000).catch(() => undefined);
+    for (const ns of [CLIENT, LB]) { try { sh(['ip', 'netns', 'del', ns]); } catch { /* already gone */ } }
+    if (existsSync(instanceDir(instance))) DataPlane.down(instance);
+    rmSync(runDir(instance), { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const sniSuite: Suite = { name: 'sni', title: 'SNI routing vs HAProxy', run };

@@ -1,0 +1,195 @@
+// The user-space acceptor: one listening socket (on loopback; lb_sk_lookup hands it the SYNs of
+// every steered VIP:port, and an accepted socket keeps the VIP:port as its local address). Per
+// connection: read the ClientHello within a deadline and a size bound, choose the backend
+// (src/core/sni/choose.ts: the data plane's weights and hash), connect, send a PROXY v2 header when
+// the backend wants one, replay the bytes read, then relay. Counters for each bound and outcome.
+
+import net, { type Server, type Socket } from 'node:net';
+import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '../core/sni/client-hello.js';
+import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/choose.js';
+import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
+import type { SpliceListener } from '../core/sni/splice-table.js';
+import { relay } from './relay.js';
+
+export interface AcceptorLimits {
+  /** Time a client has to send its whole ClientHello (slowloris bound). */
+  helloTimeoutMs: number;
+  maxHelloBytes: number;
+  /** Connections held at once (reading a hello, connecting or relaying); more are closed at accept. */
+  maxConnections: number;
+  connectTimeoutMs: number;
+  /** No byte either way for this long resets both sides (settings.connection-timeout-sec). */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: AcceptorLimits = {
+  helloTimeoutMs: 10_000, maxHelloBytes: DEFAULT_MAX_HELLO_BYTES, maxConnections: 10_000, connectTimeoutMs: 5_000, idleTimeoutMs: 300_000,
+};
+
+export interface AcceptorCounters {
+  accepted: number;
+  overLimit: number;
+  helloTimeout: number;
+  helloTooLarge: number;
+  /** Not a readable TLS hello: routed as a connection without a name. */
+  helloInvalid: number;
+  noListener: number;
+  noBackend: number;
+  connectFailed: number;
+  relayed: number;
+  active: number;
+}
+
+export interface RouteCounters { connections: number; bytesUp: number; bytesDown: number }
+
+export interface AcceptorEvents {
+  /** Every connection routed to a backend (tests and logs). */
+  routed?(e: { proxy: string; group: string; serverName: string | null; backend: string }): void;
+}
+
+export class Acceptor {
+  readonly counters: AcceptorCounters = {
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, active: 0,
+  };
+  /** "proxy\u0000group" -> counts. */
+  readonly routes = new Map<string, RouteCounters>();
+  private readonly server: Server;
+  private byAddress = new Map<string, RoutedListener>();
+  private readonly open = new Set<Socket>();
+
+  constructor(private limits: AcceptorLimits = DEFAULT_LIMITS, private readonly events: AcceptorEvents = {}) {
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('drop', () => { this.counters.overLimit++; });
+  }
+
+  /** Listens on 127.0.0.1 (an ephemeral port: nothing connects to it directly) and returns the socket's fd. */
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => { this.server.off('error', reject); resolve(); });
+    });
+    const fd = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) throw new Error('the acceptor socket has no file descriptor');
+    return fd;
+  }
+
+  /** The listeners to serve from now on; connections already routed keep their backend. */
+  update(listeners: readonly SpliceListener[], limits?: Partial<AcceptorLimits>): void {
+    const next = new Map<string, RoutedListener>();
+    for (const l of listeners) {
+      const key = addressKey(l.vip, l.port);
+      // Two proxies on one port without a VIP on different interfaces: the socket cannot tell the
+      // interface, so the first in config order serves both (docs/sni.md).
+      if (!next.has(key)) next.set(key, routedListener(l));
+    }
+    this.byAddress = next;
+    if (limits) {
+      this.limits = { ...this.limits, ...limits };
+      this.server.maxConnections = this.limits.maxConnections;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.open) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    this.counters.accepted++;
+    this.counters.active++;
+    this.open.add(client);
+    client.once('close', () => { this.open.delete(client); this.counters.active--; });
+    client.on('error', () => client.destroy());
+    const routed = this.byAddress.get(addressKey(client.localAddress ?? '', client.localPort ?? 0))
+      ?? this.byAddress.get(addressKey(null, client.localPort ?? 0));
+    if (!routed) {
+      this.counters.noListener++;
+      client.resetAndDestroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // The stream bound: the hello's bytes plus a header for every record it may span.
+    const maxStream = this.limits.maxHelloBytes + 4 + 5 * MAX_HELLO_RECORDS;
+    const timer = setTimeout(() => {
+      this.counters.helloTimeout++;
+      client.removeListener('data', onData);
+      client.resetAndDestroy();
+    }, this.limits.helloTimeoutMs);
+    const decide = (serverName: string | null): void => {
+      clearTimeout(timer);
+      client.removeListener('data', onData);
+      client.removeListener('end', onEnd);
+      client.pause();
+      this.connect(routed, client, Buffer.concat(chunks, size), serverName);
+    };
+    const onData = (d: Buffer): void => {
+      chunks.push(d);
+      size += d.length;
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      if (chunks.length > 1) chunks.splice(0, chunks.length, bytes);
+      const v = parseClientHello(bytes, this.limits.maxHelloBytes);
+      if (v.kind === 'hello') return decide(v.hello.serverName);
+      if (v.kind === 'invalid' && !v.oversize) {
+        this.counters.helloInvalid++;
+        return decide(null);
+      }
+      if (v.kind === 'invalid' || size > maxStream) {
+        this.counters.helloTooLarge++;
+        clearTimeout(timer);
+        client.removeListener('data', onData);
+        client.resetAndDestroy();
+      }
+    };
+    // A client that half-closes before its hello is whole sent all it will: route it without a name.
+    const onEnd = (): void => { this.counters.helloInvalid++; decide(null); };
+    client.on('data', onData);
+    client.once('end', onEnd);
+    client.once('close', () => clearTimeout(timer));
+  }
+
+  private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null): void {
+    const conn = { clientIp: client.remoteAddress ?? '0.0.0.0', clientPort: client.remotePort ?? 0, localIp: client.localAddress ?? '0.0.0.0', localPort: client.localPort ?? 0 };
+    const choice = chooseBackend(routed, conn, serverName);
+    const proxy = routed.listener.proxy;
+    if (!choice.backend || client.destroyed) {
+      if (!choice.backend) this.counters.noBackend++;
+      client.resetAndDestroy();
+      return;
+    }
+    const backend = choice.backend;
+    const key = `${proxy}\u0000${choice.group}`;
+    const route = this.routes.get(key) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
+    this.routes.set(key, route);
+    route.connections++;
+    this.events.routed?.({ proxy, group: choice.group, serverName, backend: `${backend.addr}:${backend.port}` });
+    const upstream = net.connect({ host: backend.addr, port: backend.port, allowHalfOpen: true, noDelay: true });
+    this.open.add(upstream);
+    upstream.once('close', () => this.open.delete(upstream));
+    upstream.setTimeout(this.limits.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
+    const onConnectError = (): void => {
+      this.counters.connectFailed++;
+      client.resetAndDestroy();
+    };
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      upstream.off('error', onConnectError);
+      upstream.setTimeout(0);
+      if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
+      if (replay.length > 0) upstream.write(replay);
+      this.counters.relayed++;
+      relay(client, upstream, this.limits.idleTimeoutMs, (counts) => {
+        route.bytesUp += counts.up;
+        route.bytesDown += counts.down;
+      });
+      // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
+      if (client.readableEnded) upstream.end();
+      client.resume();
+    });
+  }
+}
+
+function addressKey(vip: string | null, port: number): string {
+  return `${vip ?? '*'}:${port}`;
+}

@@ -1,0 +1,208 @@
+// The SNI front door end to end: `lb daemon` in a namespace serves proxies with SNI routes and a
+// PROXY v2 proxy through its acceptor (lb_sk_lookup steers the VIP's SYNs to it; the VIP is only a
+// local route, bound on no interface). Real TLS: backends with different certificates, so the
+// certificate a client receives names the backend that answered; Node tls and openssl s_client
+// clients in their own namespace.
+//
+//   <prefix>-c (eth0 10.231.1.2) ──veth── (eth0 10.231.1.1) <prefix>-lb   VIP 10.231.9.10 (local route)
+//                                           TLS backends on 127.0.0.1: api-a :9441, api-b :9445,
+//                                           wild :9442, default :9443, pp (PROXY v2) :9444
+// Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { ManagedProcess, execIn } from '../../src/sandbox/index.js';
+import { packageRoot } from '../../src/package-root.js';
+import { runDir } from '../../src/state/run-dir.js';
+import type { ClientResult } from '../../src/sandbox/tls-client.js';
+import { ensureBuilt } from '../lib/build.js';
+import { deleteNetns, runCli } from '../lib/cli.js';
+import { DaemonProcess, metricsText } from './lib/daemon.js';
+
+if (process.getuid?.() !== 0) {
+  throw new Error('sni-acceptor.test.ts must run as root: it loads BPF programs and creates network namespaces');
+}
+
+const run = `${process.pid}${randomBytes(2).toString('hex')}`;
+const LB = `lbs${run}-lb`;
+const CLIENT = `lbs${run}-c`;
+const LB_ADDR = '10.231.1.1';
+const CLIENT_ADDR = '10.231.1.2';
+const VIP = '10.231.9.10';
+const instance = `sni-${run}`;
+const BACKENDS = [['api-a', 9441, false], ['api-b', 9445, false], ['wild', 9442, false], ['default', 9443, false], ['pp', 9444, true]] as const;
+const DIST = join(packageRoot(), 'dist', 'src', 'sandbox');
+/** The daemon's /metrics, on the LB namespace's loopback (the namespace is this test's own). */
+const OPS_PORT = 19_180;
+
+const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
+
+async function tlsClients(opts: { port?: number; servername?: string; count?: number; concurrency?: number; bytes?: number; split?: boolean; timeoutMs?: number }): Promise<ClientResult[]> {
+  const argv = [process.execPath, join(DIST, 'tls-client.js'), '--host', VIP, '--port', String(opts.port ?? 443), '--servername', opts.servername ?? '',
+    '--count', String(opts.count ?? 1), '--concurrency', String(opts.concurrency ?? 1), '--bytes', String(opts.bytes ?? 0),
+    '--timeout-ms', String(opts.timeoutMs ?? 10_000), ...(opts.split ? ['--split-hello'] : [])];
+  const r = await execIn(CLIENT, argv, { timeoutMs: 120_000 });
+  return (JSON.parse(r.stdout) as { results: ClientResult[] }).results;
+}
+
+async function opensslCn(servername: string | null): Promise<string> {
+  const r = await execIn(CLIENT, ['openssl', 's_client', '-connect', `${VIP}:443`, ...(servername === null ? ['-noservername'] : ['-servername', servername])],
+    { timeoutMs: 15_000, input: '', allowFailure: true });
+  const m = /subject=CN ?= ?([\w.-]+)/.exec(r.stdout);
+  return m ? m[1]! : `no subject in: ${r.stdout.slice(0, 300)} ${r.stderr.slice(0, 300)}`;
+}
+
+describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () => {
+  let dir = '';
+  const backends = new Map<string, ManagedProcess>();
+  let daemon: DaemonProcess | undefined;
+  let config = '';
+  const DAEMON_ARGS = (): string[] => ['--config', config, '--poll', '1h', '--ops-listen', `127.0.0.1:${OPS_PORT}`];
+
+  const startBackend = async (name: string, port: number, pp: boolean): Promise<void> => {
+    const p = new ManagedProcess(['ip', 'netns', 'exec', LB, process.execPath, join(DIST, 'tls-backend.js'), '--name', name, '--port', String(port),
+      '--cert', join(dir, `${name}.crt`), '--key', join(dir, `${name}.key`), ...(pp ? ['--proxy-v2'] : []), '--exit-with-parent'], { label: `tls ${name}` });
+    backends.set(name, p);
+    await p.waitForOutput(/"ready":true/, 10_000);
+  };
+  const acceptorApplies = (): number => daemon!.logs().filter((l) => l.msg === 'SNI acceptor serving').length;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    dir = mkdtempSync(join(tmpdir(), 'lb-sni-'));
+    sh(['ip', 'netns', 'add', LB]);
+    sh(['ip', 'netns', 'add', CLIENT]);
+    sh(['ip', '-n', LB, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT]);
+    for (const [ns, addr] of [[LB, LB_ADDR], [CLIENT, CLIENT_ADDR]] as const) {
+      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+      sh(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+      sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+    }
+    sh(['ip', '-n', CLIENT, 'route', 'add', `${VIP}/32`, 'via', LB_ADDR]);
+    for (const [name] of BACKENDS) {
+      sh(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+        '-subj', `/CN=${name}`, '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)]);
+    }
+    for (const [name, port, pp] of BACKENDS) await startBackend(name, port, pp);
+    config = join(dir, 'lb.yaml');
+    writeFileSync(config, `proxies:
+  - name: tls
+    listen: {interfaces: [eth0], port: 443, address: ${VIP}}
+    default-target: {ip: 127.0.0.1, port: 9443}
+    sni-routes:
+      - {sni-hostname: api.example.com, targets: [{ip: 127.0.0.1, port: 9441}, {ip: 127.0.0.1, port: 9445}]}
+      - {sni-hostname: '*.example.com', target: {ip: 127.0.0.1, port: 9442}}
+  - name: pp
+    listen: {interfaces: [eth0], port: 8443, address: ${VIP}}
+    proxy-protocol: v2
+    default-target: {ip: 127.0.0.1, port: 9444}
+`);
+    daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
+    await daemon.started();
+    await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the acceptor to serve the config', 30_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    try {
+      await daemon?.stop(5000).catch(() => undefined);
+      for (const s of backends.values()) await s.stop(2000).catch(() => undefined);
+    } finally {
+      deleteNetns(CLIENT);
+      deleteNetns(LB);
+      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
+      rmSync(runDir(instance), { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      expect(existsSync(instanceDir(instance))).toBe(false);
+    }
+  });
+
+  it('routes exact, mixed-case and wildcard names, and no or unknown names to the default target (Node tls)', async () => {
+    const cn = async (servername: string): Promise<string | undefined> => (await tlsClients({ servername }))[0]!.cn;
+    expect(await cn('api.example.com')).toMatch(/^api-[ab]$/);
+    expect(await cn('API.Example.COM')).toMatch(/^api-[ab]$/);
+    expect(await cn('shop.example.com')).toBe('wild');
+    expect(await cn('a.b.example.com')).toBe('wild');
+    expect(await cn('example.com')).toBe('default');
+    expect(await cn('unknown.test')).toBe('default');
+    expect(await cn('')).toBe('default');
+    // The VIP is a route, not an address: nothing in the namespace holds it on an interface.
+    expect(sh(['ip', '-n', LB, '-o', 'addr', 'show'])).not.toContain(VIP);
+  });
+
+  it('routes openssl s_client the same way', async () => {
+    expect(await opensslCn('api.example.com')).toMatch(/^api-[ab]$/);
+    expect(await opensslCn('www.example.com')).toBe('wild');
+    expect(await opensslCn(null)).toBe('default');
+  });
+
+  it('reads a ClientHello sent one byte per segment', async () => {
+    const [r] = await tlsClients({ servername: 'split.example.com', split: true });
+    expect(r).toMatchObject({ cn: 'wild', line: { name: 'wild' } });
+  });
+
+  it('spreads 400 concurrent handshakes over the route\'s two backends, none lost', async () => {
+    const rs = await tlsClients({ servername: 'api.example.com', count: 400, concurrency: 200, timeoutMs: 60_000 });
+    expect(rs.filter((r) => r.error)).toEqual([]);
+    const names = new Map<string, number>();
+    for (const r of rs) names.set(r.line!.name, (names.get(r.line!.name) ?? 0) + 1);
+    expect([...names.keys()].sort()).toEqual(['api-a', 'api-b']);
+  });
+
+  it('relays 64 MiB both ways with the checksum intact', async () => {
+    const [r] = await tlsClients({ servername: 'www.example.com', bytes: 64 * 1024 * 1024, timeoutMs: 100_000 });
+    expect(r).toMatchObject({ cn: 'wild', echoOk: true, echoed: 64 * 1024 * 1024 });
+  }, 120_000);
+
+  it('sends a PROXY v2 header with the client address and the server name', async () => {
+    const [r] = await tlsClients({ port: 8443, servername: 'mail.example.org' });
+    expect(r!.cn).toBe('pp');
+    expect(r!.line!.proxy).toEqual({ clientIp: CLIENT_ADDR, clientPort: r!.localPort, localIp: VIP, localPort: 8443, authority: 'mail.example.org', length: 28 + 3 + 16 });
+  });
+
+  it('sends no new connection to a drained backend', async () => {
+    const before = acceptorApplies();
+    const d = runCli(['--instance', instance, 'drain', 'tls', '127.0.0.1:9441']);
+    expect(d.code, d.stderr).toBe(0);
+    await daemon!.waitForLog(() => acceptorApplies() > before, 'the acceptor to take the drain');
+    const rs = await tlsClients({ servername: 'api.example.com', count: 40, concurrency: 10 });
+    expect(new Set(rs.map((r) => r.line?.name ?? r.error))).toEqual(new Set(['api-b']));
+    expect(runCli(['--instance', instance, 'undrain', 'tls', '127.0.0.1:9441']).code).toBe(0);
+  });
+
+  it('resets the client of a killed backend instead of leaving it hanging', async () => {
+    await backends.get('wild')!.stop(2000);
+    const [r] = await tlsClients({ servername: 'www.example.com', timeoutMs: 20_000 });
+    expect(r!.error).toBeDefined();
+    expect(r!.error).not.toBe('timeout');
+    await startBackend('wild', 9442, false);
+    expect((await tlsClients({ servername: 'www.example.com' }))[0]!.cn).toBe('wild');
+  });
+
+  it('counts the acceptor\'s connections on /metrics, per SNI route', async () => {
+    const text = await metricsText(LB, OPS_PORT);
+    const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+    expect(value(/^lb_sni_route_connections_total\{proxy_name="tls",group="sni:api.example.com"\} (\d+)$/m)).toBeGreaterThanOrEqual(400);
+    expect(value(/^lb_sni_route_connections_total\{proxy_name="tls",group="sni:\*.example.com"\} (\d+)$/m)).toBeGreaterThanOrEqual(3);
+    expect(value(/^lb_sni_route_bytes_total\{proxy_name="tls",group="sni:\*.example.com",direction="up"\} (\d+)$/m)).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    expect(value(/^lb_sni_acceptor_events_total\{event="connect_failed"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^lb_sni_acceptor_events_total\{event="accepted"\} (\d+)$/m)).toBeGreaterThan(400);
+  });
+
+  it('after a kill -9 of the daemon refuses new connections until the restarted one adopts the pinned steering', async () => {
+    const linkId = (): number => (JSON.parse(sh(['bpftool', '-j', 'link', 'show', 'pinned', join(instanceDir(instance), 'link_sk_lookup')])) as { id: number }).id;
+    const before = linkId();
+    await daemon!.kill9();
+    // No acceptor socket in the sockmap: the ordinary lookup answers, with a RST (docs/sni.md, "A daemon restart").
+    const [down] = await tlsClients({ servername: 'api.example.com' });
+    expect(down!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
+    daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
+    await daemon.started();
+    await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the restarted acceptor to serve', 30_000);
+    expect((await tlsClients({ servername: 'api.example.com' }))[0]!.cn).toMatch(/^api-[ab]$/);
+    expect(linkId(), 'the pinned link is adopted, not attached again').toBe(before);
+  });
+});

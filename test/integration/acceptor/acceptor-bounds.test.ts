@@ -1,0 +1,156 @@
+// The acceptor's bounds and relay on loopback, without the kernel steering (its socket is
+// reached directly, so the listener is keyed by 127.0.0.1 and its own port): the slowloris
+// deadline, the hello size bound and the connection limit each close the client and count it;
+// a half-close passes a FIN on and the other direction goes on; a backend's reset resets the
+// client; an idle relay is reset; an unreachable backend resets the client. Real sockets; every
+// wait is for an event, bounded by the test timeout.
+import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Acceptor, DEFAULT_LIMITS, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
+import type { SpliceListener } from '../../../src/core/sni/splice-table.js';
+import { captured } from '../../unit/sni/hellos.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A backend that records what it receives and lets the test drive its socket. */
+async function backend(): Promise<{ port: number; conns: Socket[]; next(): Promise<Socket> }> {
+  const conns: Socket[] = [];
+  const waiters: Array<(s: Socket) => void> = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => undefined);
+    conns.push(s);
+    waiters.shift()?.(s);
+  });
+  cleanups.push(() => { for (const s of conns) s.destroy(); });
+  const port = await listen(server);
+  return { port, conns, next: () => new Promise((r) => (conns.length > waiters.length ? r(conns[waiters.length]!) : waiters.push(r))) };
+}
+
+async function acceptor(backendPort: number, limits: Partial<AcceptorLimits> = {}): Promise<{ a: Acceptor; port: number }> {
+  const a = new Acceptor({ ...DEFAULT_LIMITS, ...limits });
+  await a.listen();
+  cleanups.push(() => a.close());
+  const port = (a as unknown as { server: Server }).server.address() as AddressInfo;
+  const b = [{ addr: '127.0.0.1', port: backendPort, weight: 100, proxyProtocol: false }];
+  const l: SpliceListener = { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port: port.port, persist: false, defaultBackends: b, sourceRoutes: [],
+    sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };
+  a.update([l]);
+  return { a, port: port.port };
+}
+
+function connect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => resolve(s));
+    s.once('error', reject);
+    cleanups.push(() => { s.destroy(); });
+  });
+}
+
+/** Closed, or (a half-open client) ended by the other side. */
+const gone = (s: Socket): Promise<void> => new Promise((r) => (s.closed || s.readableEnded ? r() : (s.once('close', () => r()), s.once('end', () => r()))));
+const closed = (s: Socket): Promise<boolean> => new Promise((r) => (s.closed ? r(true) : s.once('close', () => r(true))));
+const ended = (s: Socket): Promise<void> => new Promise((r) => (s.readableEnded ? r() : s.once('end', () => r())));
+const received = (s: Socket, n: number): Promise<Buffer> => new Promise((resolve) => {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const on = (d: Buffer): void => { chunks.push(d); size += d.length; if (size >= n) { s.off('data', on); resolve(Buffer.concat(chunks)); } };
+  s.on('data', on);
+});
+
+describe('Acceptor bounds', () => {
+  it('closes a client that sends its hello too slowly, and counts it', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port, { helloTimeoutMs: 200 });
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-sni').subarray(0, 10));
+    await closed(c);
+    expect(a.counters).toMatchObject({ helloTimeout: 1, relayed: 0 });
+    expect(b.conns).toHaveLength(0);
+  });
+
+  it('closes a client whose hello is over the size bound, and counts it', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port, { maxHelloBytes: 100 });
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-sni'));
+    await closed(c);
+    expect(a.counters).toMatchObject({ helloTooLarge: 1, relayed: 0 });
+  });
+
+  it('closes connections over the limit at accept, and counts them', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port, { maxConnections: 2 });
+    const held = [await connect(port), await connect(port)];
+    const over = await connect(port);
+    over.on('error', () => undefined);
+    await gone(over);
+    expect(a.counters.overLimit).toBe(1);
+    expect(a.counters.active).toBe(2);
+    for (const h of held) h.destroy();
+  });
+});
+
+describe('Acceptor relay', () => {
+  it('replays the hello, passes a half-close on, and keeps the other direction open', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port);
+    const c = await connect(port);
+    const hello = captured('node-sni');
+    c.write(hello);
+    const s = await b.next();
+    expect((await received(s, hello.length)).equals(hello)).toBe(true);
+    c.end(); // FIN from the client
+    await ended(s);
+    s.write('still open');
+    expect((await received(c, 10)).toString()).toBe('still open');
+    s.end();
+    await ended(c);
+    expect(a.routes.get('p\u0000sni:api.example.com')).toMatchObject({ connections: 1 });
+  });
+
+  it('resets the client when the backend resets', async () => {
+    const b = await backend();
+    const { port } = await acceptor(b.port);
+    const c = await connect(port);
+    const errors: string[] = [];
+    c.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+    c.write(captured('openssl-tls13'));
+    const s = await b.next();
+    s.resetAndDestroy();
+    await closed(c);
+    expect(errors).toEqual(['ECONNRESET']);
+  });
+
+  it('resets both sides of an idle relay', async () => {
+    const b = await backend();
+    const { port } = await acceptor(b.port, { idleTimeoutMs: 300 });
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-no-sni'));
+    const s = await b.next();
+    await Promise.all([closed(c), closed(s)]);
+  });
+
+  it('resets the client when the backend refuses, and counts it', async () => {
+    // A port that was just free: nothing listens on it.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const dead = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const { a, port } = await acceptor(dead);
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-sni'));
+    await closed(c);
+    expect(a.counters.connectFailed).toBe(1);
+  });
+});
