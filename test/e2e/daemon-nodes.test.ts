@@ -1,5 +1,6 @@
 // `lb daemon` beyond one node and one branch: two daemons with different --node report to one
-// remote and both status files land (concurrent pushes to the status branch retried); signature
+// remote and both status files land (concurrent pushes to the status branch retried), and `lb
+// status --fleet` reads them back; signature
 // verification applies a signed commit and stalls an unsigned one (nothing applied, /readyz 503);
 // `--config PATH` follows a plain file (watched), writes /run/lb/<instance>/status.json only, and
 // with --no-self-heal reports drift without correcting it; `lb status` with and without a daemon.
@@ -123,6 +124,15 @@ describe('lb daemon: two nodes, signed commits, a plain config path', () => {
     expect(subjects.filter((s) => s.startsWith('status(node-b): applied'))).toHaveLength(2);
     const tree = (await git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'lb-status'], { home: root })).trim().split('\n').sort();
     expect(tree).toEqual(['README.md', 'node-a/status.json', 'node-a/status.md', 'node-b/status.json', 'node-b/status.md']);
+
+    // The reviewer's view of the same branch, written by these two daemons: `lb status --fleet`.
+    const fleet = runCli(['status', '--fleet', '--repo', bare, '--format', 'json']);
+    expect(fleet.code, fleet.stderr).toBe(0);
+    const rows = (JSON.parse(fleet.stdout) as { nodes: Array<Record<string, unknown>> }).nodes;
+    expect(rows.map((n) => [n['node'], n['applied'], n['desired'], n['ready'], n['stale'], n['behind']])).toEqual([
+      ['node-a', second, second, 'True', false, false],
+      ['node-b', second, second, 'True', false, false],
+    ]);
 
     for (const d of daemons.splice(0)) expect(await d.stop(10_000)).toEqual({ code: 0, signal: null });
   });
