@@ -304,14 +304,14 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
   const groupOps = runs.filter((r) => r.map === 'lb_groups').reduce((n, r) => n + r.count, 0);
   let half: Buffer | undefined;
   const size = SHAPES.groups.valueSize;
+  const keyOf = (run: OpRun, i: number): Buffer => run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
   return (run, i) => {
-    const key = run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
-    if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(key) ?? null;
+    if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(keyOf(run, i)) ?? null;
     if (run.map === 'lb_groups') {
-      if (groupOps <= 256) return dp.maps.lb_groups.lookup(key) ?? null;
+      if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
       // Copied out: the half is a view of a buffer the read-back reuses.
       half ??= Buffer.from(readGroupHalf(dp, gen));
-      const slot = key.readUInt32LE(0) - gen * LB_MAX_GROUPS;
+      const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
       return half.subarray(slot * size, (slot + 1) * size);
     }
     const p = run.prev[i]!;

@@ -55,22 +55,27 @@ function column(list: ListName, count: number, zeroValues = false): Column {
 
 /** Encodes a generation straight into columns (what encodeGeneration does, without a Buffer per key and value). */
 export function encodeColumns(gen: number, cfg: GenerationConfig): Columns {
+  // Plain loops: this runs once per entry of the configuration (100,000 at the scale goal).
   const listeners = column('listeners', cfg.listeners.length);
-  cfg.listeners.forEach((l, i) => {
-    encodeListenerKeyInto(listeners.keys, i * listeners.keySize, { ...l.key, gen });
+  for (let i = 0; i < cfg.listeners.length; i++) {
+    const l = cfg.listeners[i]!;
+    encodeListenerKeyInto(listeners.keys, i * listeners.keySize, { ifindex: l.key.ifindex, vip: l.key.vip, port: l.key.port, proto: l.key.proto, gen });
     encodeListenerInto(listeners.values, i * listeners.valueSize, l.value);
-  });
+  }
   // Group values are mostly unused target slots: written into zeroed memory, only the used ones.
   const groups = column('groups', cfg.groups.length, true);
-  cfg.groups.forEach((g, i) => {
+  for (let i = 0; i < cfg.groups.length; i++) {
+    const g = cfg.groups[i]!;
     groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
     encodeGroupInto(groups.values, i * groups.valueSize, g.group);
-  });
+  }
   const srcRoutes = column('srcRoutes', cfg.srcRoutes.length);
-  cfg.srcRoutes.forEach((r, i) => {
-    encodeSrcKeyFieldsInto(srcRoutes.keys, i * srcRoutes.keySize, gen, r.listenerId, r.addr, r.prefixLen);
-    srcRoutes.values.writeUInt32LE(r.group >>> 0, i * 4);
-  });
+  const { keys: rk, values: rv } = srcRoutes;
+  for (let i = 0; i < cfg.srcRoutes.length; i++) {
+    const r = cfg.srcRoutes[i]!;
+    encodeSrcKeyFieldsInto(rk, i * 12, gen, r.listenerId, r.addr, r.prefixLen);
+    rv.writeUInt32LE(r.group >>> 0, i * 4);
+  }
   const tables = cfg.maglev ?? [];
   const maglev = column('maglev', tables.length);
   tables.forEach((m, i) => {
