@@ -6,6 +6,7 @@
 
 import { LB_MAX_GROUPS, encodeGroup, encodeU32 } from './abi.js';
 import type { EncodedGeneration } from './generation.js';
+import { canonicalColumns, columnsOf, diffColumns, rawOpsOf } from './columns.js';
 
 /** The generational config maps. lb_ctl is written only by the flip. */
 export const CONFIG_MAPS = ['lb_settings', 'lb_groups', 'lb_maglev', 'lb_src_routes', 'lb_listeners'] as const;
@@ -224,42 +225,11 @@ export function firstDifference(actual: EncodedGeneration, expected: EncodedGene
  * The ops that make generation `gen` hold `desired` when it holds `current` now (both as read by
  * readGenerationRaw / made by encodeGeneration for that same generation). Order: settings, group
  * puts, Maglev table puts, source-route puts, listener puts, listener deletes, source-route
- * deletes, Maglev table deletes, group clears.
- *
- * Both sides in canonical order are walked side by side (a merge): no index of either side is
- * built, and a side that is already in order (a routes record) is only checked, not sorted.
+ * deletes, Maglev table deletes, group clears; keys in byte order within each. The pair form of
+ * the apply's diffColumns (src/core/columns.ts), which it runs.
  */
 export function diffGeneration(gen: number, current: EncodedGeneration, desired: EncodedGeneration): RawOp[] {
-  const want = canonicalKeyed(desired);
-  const cur = canonicalKeyed(current);
-  const ops: RawOp[] = [];
-  if (!cur.settings.equals(want.settings)) ops.push({ map: 'lb_settings', kind: 'put', key: encodeU32(gen), value: want.settings });
-
-  const puts = (map: ConfigMapName, have: Keyed[], wanted: Keyed[]): void => {
-    let i = 0;
-    for (const e of wanted) {
-      while (i < have.length && have[i]!.id < e.id) i++;
-      const o = i < have.length && have[i]!.id === e.id ? have[i]! : undefined;
-      if (o === undefined || !o.v.equals(e.v)) ops.push({ map, kind: 'put', key: e.k, value: e.v });
-    }
-  };
-  const removals = (map: ConfigMapName, have: Keyed[], wanted: Keyed[]): void => {
-    let j = 0;
-    for (const h of have) {
-      while (j < wanted.length && wanted[j]!.id < h.id) j++;
-      if (j < wanted.length && wanted[j]!.id === h.id) continue;
-      ops.push(map === 'lb_groups' ? { map, kind: 'put', key: h.k, value: EMPTY_GROUP_VALUE } : { map, kind: 'delete', key: h.k });
-    }
-  };
-  puts('lb_groups', cur.groups, want.groups);
-  puts('lb_maglev', cur.maglev, want.maglev);
-  puts('lb_src_routes', cur.srcRoutes, want.srcRoutes);
-  puts('lb_listeners', cur.listeners, want.listeners);
-  removals('lb_listeners', cur.listeners, want.listeners);
-  removals('lb_src_routes', cur.srcRoutes, want.srcRoutes);
-  removals('lb_maglev', cur.maglev, want.maglev);
-  removals('lb_groups', cur.groups, want.groups);
-  return ops;
+  return rawOpsOf(diffColumns(gen, canonicalColumns(columnsOf(current)), canonicalColumns(columnsOf(desired)), EMPTY_GROUP_VALUE));
 }
 
 /** A map entry as it was before an apply touched it: value null means the key was absent. */
