@@ -4,7 +4,7 @@
 // does not matter to traffic; it is fixed anyway (puts before deletes, map by map, keys sorted) so
 // plans, journals and fault-injection indexes are stable.
 
-import { LB_MAX_GROUPS, encodeGroup, encodeU32 } from './abi.js';
+import { LB_MAX_GROUPS, encodeGroup } from './abi.js';
 import type { EncodedGeneration } from './generation.js';
 import { canonicalColumns, columnsOf, diffColumns, rawOpsOf } from './columns.js';
 
