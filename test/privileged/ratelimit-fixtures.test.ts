@@ -153,14 +153,20 @@ for (const path of PATHS) {
       putSourceBucket(dp, CLIENT, { lastNs: last });
       const verdicts: number[] = [];
       for (let i = 0; i < 7; i++) verdicts.push(run(buildFrame(syn(44000 + i))));
-      // A sixth token needs 0.8 s more than the set-up: these seven packets take milliseconds.
-      expect(verdicts).toEqual([...Array(5).fill(path.pass), path.drop, path.drop]);
+      // 5 tokens at once; a sixth only once the clock has passed 6 s since `last`, which these
+      // seven packets take milliseconds to reach on a quiet machine, and a busy one may stretch:
+      // the bound comes from the clock read after them, not from an assumed pace.
+      const aged = Number((monoNow() - last) / 1_000_000_000n);
+      const passed = verdicts.filter((v) => v === path.pass).length;
+      expect(passed).toBeGreaterThanOrEqual(5);
+      expect(passed).toBeLessThanOrEqual(Math.min(aged, 7));
+      expect(verdicts).toEqual([...Array(passed).fill(path.pass), ...Array(7 - passed).fill(path.drop)]);
       // Every ns credited is one milli-token at 1/s (no fraction lost or gained): the time the
-      // clock advanced is the 5 tokens taken plus what is left.
+      // clock advanced is the tokens taken plus what is left.
       const b = sourceBucket(dp, CLIENT)!;
-      expect(b.lastNs - last).toBe(5_000_000_000n + b.tokensScaled * 1_000_000n);
+      expect(b.lastNs - last).toBe(BigInt(passed) * 1_000_000_000n + b.tokensScaled * 1_000_000n);
       expect(b.tokensScaled < BigInt(LB_RL_SCALE)).toBe(true);
-      expect(b.limited).toBe(2n);
+      expect(b.limited).toBe(BigInt(7 - passed));
     });
 
     it('per source: a full bucket does not grow past burst, however long it was idle', () => {
@@ -168,10 +174,16 @@ for (const path of PATHS) {
       installConfig(dp, cfg({ perSource: { rate: 1, burst: 3 } }));
       resetBuckets(dp);
       putSourceBucket(dp, CLIENT, { lastNs: monoNow() - 3_600_000_000_000n });
+      const t0 = monoNow();
       const verdicts: number[] = [];
       for (let i = 0; i < 5; i++) verdicts.push(run(buildFrame(syn(45000 + i))));
-      // An hour of refill is 3 tokens (the burst); a fourth takes 1 s more, these packets milliseconds.
-      expect(verdicts).toEqual([path.pass, path.pass, path.pass, path.drop, path.drop]);
+      // An hour of refill is 3 tokens (the burst), not 3,600; a fourth takes 1 s more, which these
+      // packets take milliseconds to reach unless a busy machine stalls them (bounded by the clock).
+      const more = Number((monoNow() - t0) / 1_000_000_000n);
+      const passed = verdicts.filter((v) => v === path.pass).length;
+      expect(passed).toBeGreaterThanOrEqual(3);
+      expect(passed).toBeLessThanOrEqual(3 + more);
+      expect(verdicts).toEqual([...Array(passed).fill(path.pass), ...Array(5 - passed).fill(path.drop)]);
     });
 
     it('at zero tokens an established flow keeps flowing (ct_hit, its backend)', () => {
