@@ -9,7 +9,7 @@ import { runTransaction, type ApplyRequest, type ApplyResult } from './transacti
 export { acquireLock, type InstanceLock } from './lock.js';
 export { journalPath, readJournal, type Journal } from './journal.js';
 export {
-  CONFIG_MAPS, canonicalGeneration, canonicalText, describeOp, diffGeneration, firstDifference, restoreOps,
+  CONFIG_MAPS, canonicalText, describeOp, diffGeneration, firstDifference, restoreOps,
   type ConfigMapName, type RawOp, type SavedEntry,
 } from '../core/ops.js';
 export { executeOps } from './execute-ops.js';

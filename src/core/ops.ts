@@ -1,5 +1,5 @@
 // Raw operations: the map writes that turn what one generation holds now into what it must hold.
-// Pure: diffGeneration, canonicalGeneration, restoreOps; src/apply/execute-ops.ts runs them. The
+// Pure: diffGeneration, canonicalBytes, restoreOps; src/apply/execute-ops.ts runs them. The
 // apply only ever runs them against the INACTIVE generation, which no packet reads, so their order
 // does not matter to traffic; it is fixed anyway (puts before deletes, map by map, keys sorted) so
 // plans, journals and fault-injection indexes are stable.
@@ -89,7 +89,7 @@ function sortKeyed(list: Keyed[]): Keyed[] {
 interface CanonicalKeyed { settings: Buffer; listeners: Keyed[]; groups: Keyed[]; srcRoutes: Keyed[]; maglev: Keyed[] }
 
 /**
- * The apply sorts its desired generation for the diff and again for the digest: the canonical
+ * A generation read back is often both hashed and printed (drift, `lb show`): the canonical
  * form is kept per generation object, and used again only while its lists are the same arrays of
  * the same lengths (nothing in lb mutates an encoded generation's lists in place).
  */
@@ -113,18 +113,6 @@ function computeCanonicalKeyed(g: EncodedGeneration): CanonicalKeyed {
     srcRoutes: sortKeyed(keyed(g.srcRoutes)),
     maglev: sortKeyed(keyed(g.maglev)),
   };
-}
-
-const pairs = (list: Keyed[]): Array<[Buffer, Buffer]> => list.map((e) => [e.k, e.v]);
-
-/**
- * One generation in canonical form: entries sorted by key bytes, empty group slots dropped (a
- * group with no targets and no group at all behave the same in the data plane: no target, drop).
- * Two generations hold the same configuration exactly when their canonical forms are equal.
- */
-export function canonicalGeneration(g: EncodedGeneration): EncodedGeneration {
-  const c = canonicalKeyed(g);
-  return { settings: c.settings, listeners: pairs(c.listeners), groups: pairs(c.groups), srcRoutes: pairs(c.srcRoutes), maglev: pairs(c.maglev) };
 }
 
 /**
