@@ -89,8 +89,8 @@ function sortKeyed(list: Keyed[]): Keyed[] {
 interface CanonicalKeyed { settings: Buffer; listeners: Keyed[]; groups: Keyed[]; srcRoutes: Keyed[]; maglev: Keyed[] }
 
 /**
- * A generation read back is often both hashed and printed (drift, `lb show`): the canonical
- * form is kept per generation object, and used again only while its lists are the same arrays of
+ * canonicalBytes and canonicalText of one generation sort it once: the canonical form is kept
+ * per generation object, and used again only while its lists are the same arrays of
  * the same lengths (nothing in lb mutates an encoded generation's lists in place).
  */
 const canonicalCache = new WeakMap<EncodedGeneration, { of: unknown[]; lengths: number[]; c: CanonicalKeyed }>();
