@@ -57,7 +57,8 @@ describe('connection events in the daemon: access log, metrics, status', () => {
     root = mkdtempSync(join(tmpdir(), 'lb-access-log-'));
     file = join(root, 'lb.yaml');
     log = join(root, 'logs', 'access.log');
-    topo = await createTopology({ backends: 3, clients: 1 });
+    // Veths with kernel defaults (not the sandbox's tuned ones): what users' hosts have.
+    topo = await createTopology({ variant: 'default-veth', backends: 3, clients: 1 });
     await topo.startBackendServers();
     writeFileSync(file, config(`{enabled: true, format: json, path: ${log}}`));
     daemon = new DaemonProcess(topo.lbNs, instance, ['--config', file, '--poll', '1h', '--drift-interval', '1h', '--retry-interval', '200ms',

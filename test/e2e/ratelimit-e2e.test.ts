@@ -65,7 +65,8 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
     writeFileSync(join(dir, 'none.yaml'), yaml([1, 1, 1], ''));
     writeFileSync(join(dir, 'per-source.yaml'), yaml([1, 1, 1], '{per-source: {requests-per-sec: 2, burst: 10}}'));
     writeFileSync(join(dir, 'per-backend.yaml'), yaml([8, 1, 1], '{per-backend: {requests-per-sec: 1, burst: 4}}'));
-    topo = await createTopology({ backends: 3, clients: 2 });
+    // Veths with kernel defaults (not the sandbox's tuned ones): what users' hosts have.
+    topo = await createTopology({ variant: 'default-veth', backends: 3, clients: 2 });
     await topo.startBackendServers();
   });
 
