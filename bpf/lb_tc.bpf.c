@@ -174,6 +174,7 @@ int lb_tc_egress(struct __sk_buff *skb)
 	struct lb_flow_key key = {};
 	struct lb_pkt pkt = {};
 	struct lb_flow *r, *f;
+	int halfopen = 0;
 	__u8 replied;
 	__u32 target_id;
 	__be32 vip;
@@ -193,6 +194,11 @@ int lb_tc_egress(struct __sk_buff *skb)
 
 	ct_key_from_pkt(&key, &pkt);
 	r = bpf_map_lookup_elem(&lb_flows, &key);
+	if (!r && pkt.proto == IPPROTO_TCP) {
+		/* The backend's SYN-ACK (or RST) of a half-open flow (halfopen.h). */
+		r = bpf_map_lookup_elem(&lb_halfopen, &key);
+		halfopen = 1;
+	}
 	if (!r || r->dir != LB_DIR_REVERSE)
 		return TC_ACT_OK;
 	vip = r->nat_addr;
@@ -215,19 +221,27 @@ int lb_tc_egress(struct __sk_buff *skb)
 	ct_key_other(&fkey, pkt.daddr, pkt.dport, vip, vport, pkt.proto);
 	if (pkt.tcp_flags & LB_TCPF_RST) {
 		/* RST: the packet leaves rewritten; the flow ends with it (both entries deleted). */
-		f = bpf_map_lookup_elem(&lb_flows, &fkey);
+		f = halfopen ? bpf_map_lookup_elem(&lb_halfopen, &fkey) : bpf_map_lookup_elem(&lb_flows, &fkey);
 		if (f && !ct_is_forward_to(f, pkt.saddr, pkt.sport))
 			f = NULL;
-		ev_close(f, r, pkt.daddr, pkt.dport, vip, vport, pkt.saddr, pkt.sport, pkt.proto,
-			 LB_CLOSE_RST_BACKEND, now);
-		if (f) {
+		/* A half-open flow had no conn-open, so it has no close either. */
+		if (!halfopen)
+			ev_close(f, r, pkt.daddr, pkt.dport, vip, vport, pkt.saddr, pkt.sport, pkt.proto,
+				 LB_CLOSE_RST_BACKEND, now);
+		if (f)
 			replied |= f->state & LB_CT_REPLIED;
-			bpf_map_delete_elem(&lb_flows, &fkey);
-		}
 		/* Nothing of the backend passed before this RST: it refused the connection. */
 		if (!replied)
 			tstat_failed_conn(target_id);
-		bpf_map_delete_elem(&lb_flows, &key);
+		if (halfopen) {
+			if (f)
+				bpf_map_delete_elem(&lb_halfopen, &fkey);
+			bpf_map_delete_elem(&lb_halfopen, &key);
+		} else {
+			if (f)
+				bpf_map_delete_elem(&lb_flows, &fkey);
+			bpf_map_delete_elem(&lb_flows, &key);
+		}
 		tstat_closed_flow(target_id);
 		stat_inc(LB_STAT_CT_CLOSED);
 		return TC_ACT_OK;
@@ -235,7 +249,7 @@ int lb_tc_egress(struct __sk_buff *skb)
 	/* Only the first reply (and a FIN) costs the forward lookup; the reverse entry remembers. */
 	if (!replied || (pkt.tcp_flags & LB_TCPF_FIN)) {
 		ct_set_state(r, LB_CT_REPLIED);
-		f = bpf_map_lookup_elem(&lb_flows, &fkey);
+		f = halfopen ? bpf_map_lookup_elem(&lb_halfopen, &fkey) : bpf_map_lookup_elem(&lb_flows, &fkey);
 		if (f && ct_is_forward_to(f, pkt.saddr, pkt.sport)) {
 			ct_set_state(f, LB_CT_REPLIED);
 			if (pkt.tcp_flags & LB_TCPF_FIN) {

@@ -228,7 +228,7 @@ static __always_inline int lb_redirect_event(int ifindex)
 	if (!bpf_map_lookup_elem(&lb_ifaces, &key))
 		return 0;
 	seen = bpf_map_lookup_elem(&lb_tp_seen, &zero);
-	redirects = bpf_map_lookup_elem(&lb_stats_v3, &idx);
+	redirects = bpf_map_lookup_elem(&lb_stats_v4, &idx);
 	if (!seen || !redirects || *redirects == *seen)
 		return 0;
 	*seen = *redirects;

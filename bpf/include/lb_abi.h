@@ -35,6 +35,9 @@
 #ifndef LB_MAX_FLOWS
 #define LB_MAX_FLOWS 524288        /* conntrack entries (two per flow) */
 #endif
+#ifndef LB_MAX_HALFOPEN
+#define LB_MAX_HALFOPEN 65536      /* half-open TCP conntrack entries (two per flow: SYN seen, no ACK yet) */
+#endif
 #ifndef LB_MAX_TX_PORTS
 #define LB_MAX_TX_PORTS 256        /* interfaces XDP may redirect to */
 #endif
@@ -77,7 +80,8 @@
 #define LB_MAP_GROUPS     "lb_groups"
 #define LB_MAP_FLOWS      "lb_flows"
 #define LB_MAP_TSTATS     "lb_tstats"
-#define LB_MAP_STATS      "lb_stats_v3"   /* v3: 18 slots (ICMP errors, fragments) */
+#define LB_MAP_HALFOPEN   "lb_halfopen"
+#define LB_MAP_STATS      "lb_stats_v4"   /* v4: 20 slots (half-open flows) */
 #define LB_MAP_TX_PORTS   "lb_tx_ports"
 #define LB_MAP_MAGLEV     "lb_maglev"
 #define LB_MAP_IFACES     "lb_ifaces"
@@ -136,7 +140,7 @@
 #define LB_EVS_DROPPED    1        /* records lost: the ring was full (the consumer fell behind) */
 #define LB_EVS_MAX        4
 
-/* Index of lb_stats_v3, a per-CPU array of __u64 packet counters. */
+/* Index of lb_stats_v4, a per-CPU array of __u64 packet counters. */
 #define LB_STAT_XDP_RX         0   /* packets seen by the XDP ingress path */
 #define LB_STAT_NOT_LISTENER   1   /* IPv4 TCP/UDP not for a listener: passed */
 #define LB_STAT_NOT_IPV4       2   /* other ethertypes or protocols: passed */
@@ -156,7 +160,10 @@
 				      transmit (xdp:xdp_redirect_err, xdp:xdp_devmap_xmit drops) */
 #define LB_STAT_ICMP_XLAT     16   /* ICMP errors about a flow translated (either direction, any hook) */
 #define LB_STAT_FRAG_NAT      17   /* non-first fragments NATed like their datagram's first fragment */
-#define LB_STAT_MAX           18
+#define LB_STAT_HO_NEW        18   /* half-open TCP flows created (a SYN, in lb_halfopen) */
+#define LB_STAT_HO_PROMOTED   19   /* half-open flows moved to lb_flows by the client's next packet
+				      (the others expired or were evicted from lb_halfopen) */
+#define LB_STAT_MAX           20
 
 /* lb_iface.path: the data path an interface runs. */
 #define LB_PATH_XDP       1        /* lb_xdp_ingress (native or generic XDP) */
@@ -313,7 +320,7 @@ struct lb_group {
 	struct lb_target targets[LB_MAX_TARGETS];
 };
 
-/* lb_flows key (LRU hash shared by all CPUs). 16 bytes. */
+/* lb_flows and lb_halfopen key (LRU hashes shared by all CPUs). 16 bytes. */
 struct lb_flow_key {
 	__be32 saddr;
 	__be32 daddr;
@@ -324,7 +331,7 @@ struct lb_flow_key {
 };
 
 /*
- * lb_flows value. 56 bytes. packets/bytes count the entry's own direction: the forward entry
+ * lb_flows and lb_halfopen value. 56 bytes. packets/bytes count the entry's own direction: the forward entry
  * client->backend (ingress paths), the reverse entry backend->client (TC egress); the close
  * event adds both entries up.
  */

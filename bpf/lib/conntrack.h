@@ -1,4 +1,4 @@
-/* conntrack.h: flow keys, idle timeouts and entry bookkeeping on the shared lb_flows LRU hash. */
+/* conntrack.h: flow keys, idle timeouts and entry bookkeeping on the shared lb_flows (and lb_halfopen) LRU hashes. */
 #ifndef LB_CONNTRACK_H
 #define LB_CONNTRACK_H
 
@@ -111,9 +111,18 @@ static __always_inline void ct_delete_forward(const struct lb_flow_key *fkey, __
 		bpf_map_delete_elem(&lb_flows, fkey);
 }
 
-/* Writes the backend->client entry that lets TC restore the VIP on replies. */
+/* A TCP SYN without ACK: the packet that opens a connection, and all a spoofed flood sends. */
+static __always_inline int ct_is_syn(const struct lb_pkt *pkt)
+{
+	return pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (LB_TCPF_SYN | LB_TCPF_ACK)) == LB_TCPF_SYN;
+}
+
+/*
+ * Writes the backend->client entry that lets TC restore the VIP on replies, in lb_halfopen for a
+ * half-open flow (halfopen != 0), else in lb_flows.
+ */
 static __always_inline void ct_put_reverse(const struct lb_flow_key *rkey, __be32 vip, __be16 vport,
-					   __u32 target_id, __u64 now, __u64 flags)
+					   __u32 target_id, __u64 now, __u64 flags, int halfopen)
 {
 	struct lb_flow r = {};
 
@@ -122,7 +131,10 @@ static __always_inline void ct_put_reverse(const struct lb_flow_key *rkey, __be3
 	r.nat_port = vport;
 	r.target_id = target_id;
 	r.dir = LB_DIR_REVERSE;
-	bpf_map_update_elem(&lb_flows, rkey, &r, flags);
+	if (halfopen)
+		bpf_map_update_elem(&lb_halfopen, rkey, &r, flags);
+	else
+		bpf_map_update_elem(&lb_flows, rkey, &r, flags);
 }
 
 #endif /* LB_CONNTRACK_H */

@@ -36,6 +36,9 @@ enum lb_verdict {
 	LB_V_NAT,                  /* rewrite the destination to dst and forward */
 };
 
+/* Uses struct lb_dest. */
+#include "halfopen.h"
+
 
 /*
  * verifier: a global function is verified once, on its own, instead of once per path reaching it.
@@ -118,7 +121,7 @@ static __always_inline int ct_lookup_forward(const struct lb_flow_key *fkey, con
 			f->last_seen_ns = now;
 			/* The LRU can evict one entry of a pair: restore a missing reverse entry. */
 			if (!r)
-				ct_put_reverse(&rkey, pkt->daddr, pkt->dport, dst->target_id, now, BPF_NOEXIST);
+				ct_put_reverse(&rkey, pkt->daddr, pkt->dport, dst->target_id, now, BPF_NOEXIST, 0);
 		}
 	}
 
@@ -141,7 +144,8 @@ static __always_inline int ct_lookup_forward(const struct lb_flow_key *fkey, con
 }
 
 /*
- * Chooses a backend for a new flow and records both conntrack entries.
+ * Chooses a backend for a new flow and records both conntrack entries: in lb_halfopen for a TCP
+ * SYN (halfopen.h), in lb_flows for anything else (UDP, a TCP flow picked up mid-stream).
  * Returns 0 (new flow), 1 (another CPU created this flow first: dst is its backend),
  * -1 (no target can take new flows) or -2 (every backend is out of rate-limit tokens).
  */
@@ -157,6 +161,7 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	__u32 group = lis->default_group;
 	__u32 flags = lis->flags;
 	__u32 idx, hash;
+	int halfopen = ct_is_syn(pkt);
 	__u64 i;
 
 	if (flags & LB_LF_SRC_ROUTES) {
@@ -209,9 +214,10 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	nf.dir = LB_DIR_FORWARD;
 	nf.state = pkt->tcp_flags & LB_TCPF_FIN ? LB_CT_FIN_CLIENT : 0;
 	ev_flow_init(&nf, lis->listener_id, now, pkt->tot_len);
-	if (bpf_map_update_elem(&lb_flows, fkey, &nf, BPF_NOEXIST)) {
+	if (halfopen ? bpf_map_update_elem(&lb_halfopen, fkey, &nf, BPF_NOEXIST) :
+		       bpf_map_update_elem(&lb_flows, fkey, &nf, BPF_NOEXIST)) {
 		/* Another CPU inserted this flow between our lookup and now: follow its choice. */
-		f = bpf_map_lookup_elem(&lb_flows, fkey);
+		f = halfopen ? bpf_map_lookup_elem(&lb_halfopen, fkey) : bpf_map_lookup_elem(&lb_flows, fkey);
 		if (f && f->dir == LB_DIR_FORWARD) {
 			dst->addr = f->nat_addr;
 			dst->port = f->nat_port;
@@ -222,9 +228,12 @@ static __always_inline int ct_new_flow(const struct lb_flow_key *fkey, const str
 	}
 	/* BPF_ANY: a stale entry of an earlier flow with the same tuple is replaced. */
 	ct_key_other(&rkey, dst->addr, dst->port, pkt->saddr, pkt->sport, pkt->proto);
-	ct_put_reverse(&rkey, pkt->daddr, pkt->dport, dst->target_id, now, BPF_ANY);
+	ct_put_reverse(&rkey, pkt->daddr, pkt->dport, dst->target_id, now, BPF_ANY, halfopen);
 	tstat_new_flow(dst->target_id);
-	ev_open(pkt, dst->addr, dst->port, dst->target_id, lis->listener_id, now);
+	if (halfopen) /* its conn-open waits for the promotion */
+		stat_inc(LB_STAT_HO_NEW);
+	else
+		ev_open(pkt, dst->addr, dst->port, dst->target_id, lis->listener_id, now);
 	return 0;
 }
 
@@ -245,7 +254,7 @@ static __always_inline __u64 *dst_seen_word(const struct lb_pkt *pkt, __u64 *bit
 /*
  * Conntrack first, then the listener: an established flow keeps its backend whatever the
  * configuration is now, also when its listener was changed or removed (IPVS and Katran do the
- * same); only a packet that starts a flow needs a listener. Counts the packet in lb_stats_v3 and,
+ * same); only a packet that starts a flow needs a listener. Counts the packet in lb_stats_v4 and,
  * for LB_V_NAT, in its target's lb_tstats; a RST ends the flow here (the packet still goes out).
  */
 static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb_pkt *pkt, struct lb_dest *dst)
@@ -258,7 +267,9 @@ static __always_inline enum lb_verdict lb_ingress(__u32 ifindex, const struct lb
 	int res;
 
 	ct_key_from_pkt(&fkey, pkt);
-	if (seen && (*seen & bit) && ct_lookup_forward(&fkey, pkt, gen, now = bpf_ktime_get_ns(), dst)) {
+	/* lb_flows first: an established flow never looks at lb_halfopen. */
+	if (seen && (*seen & bit) &&
+	    (ct_lookup_forward(&fkey, pkt, gen, now = bpf_ktime_get_ns(), dst) || ho_lookup(&fkey, pkt, gen, now, dst))) {
 		dst->now = now;
 		stat_inc(LB_STAT_CT_HIT);
 	} else {

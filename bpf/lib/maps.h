@@ -86,6 +86,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_flows SEC(".maps");
 
+/*
+ * Half-open TCP flows: the same two entries as lb_flows, for a flow whose client sent a SYN and
+ * nothing else yet. The client's next packet (its ACK) moves both into lb_flows (conntrack.h), so a
+ * flood of spoofed SYNs, which never send that ACK, churns this smaller LRU and never evicts an
+ * established flow from lb_flows.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_HALFOPEN);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_halfopen SEC(".maps");
+
 /* {backend, ingress ifindex} -> struct lb_nexthop: the XDP path's cache of FIB answers. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -170,7 +184,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} lb_stats_v3 SEC(".maps");
+} lb_stats_v4 SEC(".maps");
 
 /* Key 0 -> struct lb_route_stage: the apply's staging area for lb_route_batch (lb_apply.bpf.c). */
 struct {

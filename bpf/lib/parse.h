@@ -22,7 +22,7 @@
 #define LB_TCPF_RST 0x04
 #define LB_TCPF_ACK 0x10
 
-/* Outcome of parse_packet; each maps to one lb_stats_v3 slot in the ingress paths. */
+/* Outcome of parse_packet; each maps to one lb_stats_v4 slot in the ingress paths. */
 enum lb_parse_res {
 	LB_PARSE_OK = 0,
 	LB_PARSE_NOT_IPV4,         /* other ethertype, or IPv4 that is neither TCP nor UDP (the IPv4

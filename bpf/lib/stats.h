@@ -1,4 +1,4 @@
-/* stats.h: per-CPU packet counters (lb_stats_v3) and per-target counters (lb_tstats). */
+/* stats.h: per-CPU packet counters (lb_stats_v4) and per-target counters (lb_tstats). */
 #ifndef LB_STATS_H
 #define LB_STATS_H
 
@@ -7,7 +7,7 @@
 /* Per-CPU slots: plain increments are race-free, user space sums the CPUs. */
 static __always_inline void stat_add(__u32 idx, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&lb_stats_v3, &idx);
+	__u64 *v = bpf_map_lookup_elem(&lb_stats_v4, &idx);
 
 	if (v)
 		*v += n;

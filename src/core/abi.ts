@@ -8,6 +8,7 @@ export const LB_MAX_LISTENERS = 16384;
 export const LB_MAX_SRC_ROUTES = 262144;
 export const LB_MAX_TARGET_IDS = 16384;
 export const LB_MAX_FLOWS = 524288;
+export const LB_MAX_HALFOPEN = 65536;
 export const LB_MAX_TX_PORTS = 256;
 export const LB_MAX_MAGLEV_GROUPS = 1024;
 export const LB_MAX_RL_SOURCES = 65536;
@@ -33,7 +34,8 @@ export const LB_MAP_SRC_ROUTES = 'lb_src_routes';
 export const LB_MAP_GROUPS = 'lb_groups';
 export const LB_MAP_FLOWS = 'lb_flows';
 export const LB_MAP_TSTATS = 'lb_tstats';
-export const LB_MAP_STATS = 'lb_stats_v3';
+export const LB_MAP_HALFOPEN = 'lb_halfopen';
+export const LB_MAP_STATS = 'lb_stats_v4';
 export const LB_MAP_TX_PORTS = 'lb_tx_ports';
 export const LB_MAP_MAGLEV = 'lb_maglev';
 export const LB_MAP_IFACES = 'lb_ifaces';
@@ -105,7 +107,9 @@ export const LB_STAT_REDIRECT_NEIGH = 14;
 export const LB_STAT_REDIRECT_ERR = 15;
 export const LB_STAT_ICMP_XLAT = 16;
 export const LB_STAT_FRAG_NAT = 17;
-export const LB_STAT_MAX = 18;
+export const LB_STAT_HO_NEW = 18;
+export const LB_STAT_HO_PROMOTED = 19;
+export const LB_STAT_MAX = 20;
 
 export const LB_PATH_XDP = 1;
 export const LB_PATH_TC = 2;
@@ -114,7 +118,7 @@ export const LB_PATH_TC = 2;
 export const STAT_NAMES = [
   'xdp_rx', 'not_listener', 'not_ipv4', 'malformed', 'fragment', 'no_target', 'ct_hit', 'ct_new',
   'redirect', 'fib_pass', 'tc_revnat', 'ct_expired', 'ct_closed', 'tc_rx', 'redirect_neigh', 'redirect_err',
-  'icmp_xlat', 'frag_nat',
+  'icmp_xlat', 'frag_nat', 'ho_new', 'ho_promoted',
 ] as const;
 
 export const IPPROTO_TCP = 6;

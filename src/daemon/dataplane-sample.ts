@@ -1,4 +1,4 @@
-// What /metrics reads from the kernel at scrape time: lb_stats_v3, lb_tstats of every backend of
+// What /metrics reads from the kernel at scrape time: lb_stats_v4, lb_tstats of every backend of
 // the active generation, the rate limiter's counters (lb_rl_stats, lb_rl_backend, the top of lb_rl_src), and the data path of every attached interface. Opens the pinned maps for the read and closes them again; an instance
 // without pins (nothing applied yet, or taken down) reads as null, and so does one with only some
 // (being loaded or taken down right now: opening it would load and pin the objects).

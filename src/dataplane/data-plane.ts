@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
-  LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
+  LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_HALFOPEN, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
   LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_BACKEND, LB_MAP_RL_SRC, LB_MAP_RL_STATS, LB_MAP_EVENTS, LB_MAP_EV_STATS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
 } from '../core/abi.js';
@@ -41,7 +41,7 @@ export type DataPath = 'xdp' | 'tc';
 /** The maps of lb_abi.h, by name. */
 export const MAP_NAMES = [
   LB_MAP_CTL, LB_MAP_SETTINGS, LB_MAP_LISTENERS, LB_MAP_SRC_ROUTES, LB_MAP_GROUPS, LB_MAP_MAGLEV, LB_MAP_FLOWS,
-  LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
+  LB_MAP_HALFOPEN, LB_MAP_TSTATS, LB_MAP_STATS, LB_MAP_TX_PORTS, LB_MAP_IFACES, LB_MAP_TP_SEEN, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS,
   LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_SRC, LB_MAP_RL_BACKEND, LB_MAP_RL_STATS,
   LB_MAP_EVENTS, LB_MAP_EV_STATS,
 ] as const;
@@ -57,8 +57,9 @@ const MAP_SHAPES: Record<MapName, { key: number; values: number[] }> = {
   lb_groups: { key: 4, values: [LAYOUTS.lb_group.size] },
   lb_maglev: { key: 4, values: [LAYOUTS.lb_maglev.size] },
   lb_flows: { key: LAYOUTS.lb_flow_key.size, values: [LAYOUTS.lb_flow.size] },
+  lb_halfopen: { key: LAYOUTS.lb_flow_key.size, values: [LAYOUTS.lb_flow.size] },
   lb_tstats: { key: 4, values: [LAYOUTS.lb_target_stats.size] },
-  lb_stats_v3: { key: 4, values: [8] },
+  lb_stats_v4: { key: 4, values: [8] },
   lb_tx_ports: { key: 4, values: [4, 8] }, // ifindex, or struct bpf_devmap_val
   lb_ifaces: { key: 4, values: [LAYOUTS.lb_iface.size] },
   lb_tp_seen: { key: 4, values: [8] },
@@ -396,12 +397,12 @@ export class DataPlane {
       { instance: this.instance, prog, packetLength: packet.length, ifindex: options.ifindex });
   }
 
-  /** lb_stats_v3 summed over CPUs, by STAT_NAMES. */
+  /** lb_stats_v4 summed over CPUs, by STAT_NAMES. */
   readStats(): Record<StatName, bigint> {
     this.checkOpen();
     const out = {} as Record<StatName, bigint>;
     for (let i = 0; i < LB_STAT_MAX; i++) {
-      const slots = this.maps.lb_stats_v3.lookupPerCpu(encodeU32(i)) ?? [];
+      const slots = this.maps.lb_stats_v4.lookupPerCpu(encodeU32(i)) ?? [];
       out[STAT_NAMES[i]!] = slots.reduce((sum, b) => sum + b.readBigUInt64LE(0), 0n);
     }
     return out;

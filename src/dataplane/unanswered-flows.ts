@@ -7,7 +7,7 @@
 //            + countUnansweredFlows(...)             (TCP flows with no reply after a bound)
 // TC sets LB_CT_REPLIED on both conntrack entries of a flow when the first reply passes; a TCP
 // FORWARD entry without it, idle longer than the bound, is a connection attempt the backend never
-// answered. Pure: the entries come in (DataPlane.maps.lb_flows.lookupBatch(), decoded), the time too.
+// answered. Pure: the entries come in (lb_flows and lb_halfopen, decoded), the time too.
 //
 // Caveats:
 // - Only valid where replies pass through lb's TC egress (the NAT design requires it anyway).

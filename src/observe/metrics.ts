@@ -9,7 +9,7 @@
 //              lb_webhook_requests_total{provider,result}
 //              lb_status_reports_total{result}         status-branch publishes: committed | unchanged | failed
 // Data plane, read from the kernel at scrape time (scrapes within a second share one read):
-//              lb_packets_total{reason}                lb_stats_v3, one series per counter (STAT_NAMES)
+//              lb_packets_total{reason}                lb_stats_v4, one series per counter (STAT_NAMES)
 //              lb_interface_path_info{interface,path,reason}  1 per attached interface: its data path and why
 //              lb_interface_up{interface}               1 when an interface the last apply serves exists, is up and has carrier
 //              lb_backend_packets_total{backend}, lb_backend_bytes_total{backend},
@@ -73,7 +73,7 @@ export interface InterfacePathSample {
 }
 
 export interface DataPlaneSample {
-  /** lb_stats_v3 by name (summed over CPUs). */
+  /** lb_stats_v4 by name (summed over CPUs). */
   stats: Record<string, bigint>;
   backends: BackendSample[];
   /** The attached interfaces' data paths (absent: none reported). */

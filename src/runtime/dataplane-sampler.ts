@@ -1,6 +1,6 @@
 // What the runtime reads from the kernel: per-backend counters (lb_tstats: new flows, failed
 // connection attempts), active flows per backend and newly unanswered connection attempts
-// (lb_flows). Shell: opens the instance's pinned maps for one read and closes them again, so a
+// (lb_flows, lb_halfopen). Shell: opens the instance's pinned maps for one read and closes them again, so a
 // `lb down` or an upgrade behind the daemon's back never leaves it holding stale maps; an
 // instance without pins (nothing applied yet, or taken down) reads as null.
 //
@@ -108,6 +108,8 @@ export class KernelSampler implements RuntimeSampler {
   }
 }
 
+/** Both conntrack tables: a SYN nobody answered stays in lb_halfopen (bpf/lib/halfopen.h). */
 function readEntries(dp: DataPlane): ConntrackEntry[] {
-  return dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
+  return [...dp.maps.lb_flows.lookupBatch(), ...dp.maps.lb_halfopen.lookupBatch()]
+    .map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
 }

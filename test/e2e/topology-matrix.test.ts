@@ -12,7 +12,7 @@
 //
 // Also: forcing the XDP path onto default veths and forcing their backends into the devmap
 // reproduces the black hole lb used to have there; the kernel's redirect failures then show in
-// lb_stats_v3.redirect_err instead of vanishing.
+// lb_stats_v4.redirect_err instead of vanishing.
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';

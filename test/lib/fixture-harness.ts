@@ -2,7 +2,7 @@
 // unique instance, GenerationConfig builders, the TS prediction of a flow's backend, frame
 // transforms for expected outputs, and runFixture(), which installs a case's set-up, runs its
 // packet and checks verdict, output bytes, independently recomputed checksums, counter deltas,
-// per-target counter deltas and the whole content of lb_flows.
+// per-target counter deltas and the whole content of both conntrack tables (lb_flows, lb_halfopen).
 //
 // Nothing here sends a packet: BPF_PROG_TEST_RUN runs the program on a buffer and returns it.
 
@@ -21,7 +21,7 @@ import { chooseTarget, flowHash } from '../../src/core/flow-hash.js';
 import { maglevTable } from '../../src/core/compile/encode.js';
 import { withNetns } from '../../src/sandbox/netns.js';
 import {
-  buildFrame, buildUdp, diffFrames, onesComplementSum, pseudoHeader, verifyChecksums, type FrameSpec, type L4Spec,
+  TCP_ACK, TCP_SYN, buildFrame, buildUdp, diffFrames, tcpFlagBits, onesComplementSum, pseudoHeader, verifyChecksums, type FrameSpec, type L4Spec, type TcpSpec, type UdpSpec,
 } from './packet.js';
 
 export const XDP_DROP = 1;
@@ -250,10 +250,13 @@ export function flowPair(client: Endpoint, vip: Endpoint, backend: Endpoint, pro
   ];
 }
 
+/** Empties both conntrack tables (lb_flows and the half-open flows of lb_halfopen). */
 export function clearFlows(dp: DataPlane): void {
-  const keys = [...dp.maps.lb_flows.keys()];
-  if (keys.length > 0) dp.maps.lb_flows.deleteBatch(keys);
-  expect([...dp.maps.lb_flows.keys()]).toEqual([]);
+  for (const map of [dp.maps.lb_flows, dp.maps.lb_halfopen]) {
+    const keys = [...map.keys()];
+    if (keys.length > 0) map.deleteBatch(keys);
+    expect([...map.keys()]).toEqual([]);
+  }
 }
 
 export function putFlows(dp: DataPlane, flows: readonly FlowEntry[]): void {
@@ -261,11 +264,21 @@ export function putFlows(dp: DataPlane, flows: readonly FlowEntry[]): void {
   dp.markFlowDestinations(flows.filter((f) => f.value.dir === LB_DIR_FORWARD).map((f) => f.key));
 }
 
-export function readFlows(dp: DataPlane): FlowEntry[] {
-  return [...dp.maps.lb_flows.entries()].map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
+/** The conntrack table an entry lives in: lb_flows, or lb_halfopen for a TCP flow that sent only its SYN. */
+export type FlowTable = 'flows' | 'halfopen';
+
+export function readFlows(dp: DataPlane, table: FlowTable = 'flows'): FlowEntry[] {
+  const map = table === 'flows' ? dp.maps.lb_flows : dp.maps.lb_halfopen;
+  return [...map.entries()].map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
 }
 
-const flowKeyText = (k: FlowKey): string => `${k.proto === IPPROTO_TCP ? 'tcp' : k.proto} ${k.saddr}:${k.sport} > ${k.daddr}:${k.dport}`;
+/** Both conntrack tables, as the daemon's sampler reads them (src/runtime/dataplane-sampler.ts). */
+export function readConntrack(dp: DataPlane): FlowEntry[] {
+  return [...readFlows(dp), ...readFlows(dp, 'halfopen')];
+}
+
+const flowKeyText = (k: FlowKey, table: FlowTable = 'flows'): string =>
+  `${table === 'halfopen' ? 'half-open ' : ''}${k.proto === IPPROTO_TCP ? 'tcp' : k.proto} ${k.saddr}:${k.sport} > ${k.daddr}:${k.dport}`;
 
 // ---------------------------------------------------------------------------------------------
 // Counters
@@ -298,6 +311,8 @@ export interface ExpectedFlow {
   value: Omit<Flow, 'lastSeenNs'>;
   /** fresh: written during this case; kept: the set-up entry's value. Default fresh. */
   lastSeen?: 'fresh' | 'kept';
+  /** The table holding it. Default flows. */
+  table?: FlowTable;
 }
 
 export interface FixtureCase {
@@ -324,7 +339,7 @@ export interface FixtureCase {
   counters: StatDeltas;
   /** lb_tstats deltas by target id; every target of the config not named must stay unchanged. */
   targets?: Record<number, TargetDeltas>;
-  /** The whole content of lb_flows after the packet, or 'unchanged' (exactly the set-up's flows). */
+  /** The whole content of lb_flows and lb_halfopen after the packet, or 'unchanged' (exactly the set-up's flows). */
   flows: ExpectedFlow[] | 'unchanged';
 }
 
@@ -390,37 +405,55 @@ export function runFixture(h: Harness, c: FixtureCase): void {
     expect(got, `${c.description}: lb_tstats[${id}] deltas`).toEqual(exp);
   }
 
-  // the whole conntrack table
-  const after = readFlows(dp);
+  // the whole conntrack: both tables
+  const after = [...readFlows(dp).map((f) => ({ ...f, table: 'flows' as const })), ...readFlows(dp, 'halfopen').map((f) => ({ ...f, table: 'halfopen' as const }))];
   const expected: ExpectedFlow[] = c.flows === 'unchanged'
     ? setupFlows.map((f) => ({ key: f.key, value: { natAddr: f.value.natAddr, natPort: f.value.natPort, targetId: f.value.targetId, dir: f.value.dir, state: f.value.state }, lastSeen: 'kept' as const }))
     : c.flows;
   const setupByKey = new Map(setupFlows.map((f) => [flowKeyText(f.key), f.value]));
-  const byKey = new Map(after.map((f) => [flowKeyText(f.key), f]));
-  expect([...byKey.keys()].sort(), `${c.description}: lb_flows keys`).toEqual(expected.map((e) => flowKeyText(e.key)).sort());
+  const byKey = new Map(after.map((f) => [flowKeyText(f.key, f.table), f]));
+  expect([...byKey.keys()].sort(), `${c.description}: conntrack keys`).toEqual(expected.map((e) => flowKeyText(e.key, e.table)).sort());
   for (const e of expected) {
-    const got = byKey.get(flowKeyText(e.key))!;
+    const got = byKey.get(flowKeyText(e.key, e.table))!;
     // The flow's accounting (counters, open time, listener, event bits) is events-fixtures.test.ts's.
     const { lastSeenNs, listenerId: _l, openNs: _o, packets: _p, bytes: _b, ev: _e, ...rest } = got.value;
-    expect(rest, `${c.description}: lb_flows[${flowKeyText(e.key)}]`).toEqual(e.value);
+    expect(rest, `${c.description}: conntrack[${flowKeyText(e.key, e.table)}]`).toEqual(e.value);
     const ls = e.lastSeen ?? 'fresh';
     if (ls === 'fresh') {
       expect(lastSeenNs >= t0 - CLOCK_SLACK_NS && lastSeenNs <= t1 + CLOCK_SLACK_NS,
-        `${c.description}: lb_flows[${flowKeyText(e.key)}].last_seen ${lastSeenNs} written during the case [${t0}, ${t1}]`).toBe(true);
+        `${c.description}: conntrack[${flowKeyText(e.key, e.table)}].last_seen ${lastSeenNs} written during the case [${t0}, ${t1}]`).toBe(true);
     } else {
       const orig = setupByKey.get(flowKeyText(e.key));
       expect(orig, `${c.description}: ${flowKeyText(e.key)} kept, so it must be a set-up entry`).toBeDefined();
-      expect(lastSeenNs, `${c.description}: lb_flows[${flowKeyText(e.key)}].last_seen kept`).toBe(orig!.lastSeenNs);
+      expect(lastSeenNs, `${c.description}: conntrack[${flowKeyText(e.key, e.table)}].last_seen kept`).toBe(orig!.lastSeenNs);
     }
   }
 }
 
-/** ExpectedFlow entries from a flowPair (last_seen fresh unless given). */
-export function expectPair(pair: [FlowEntry, FlowEntry], lastSeen: Array<'fresh' | 'kept'> = ['fresh', 'fresh']): ExpectedFlow[] {
+/** ExpectedFlow entries from a flowPair (last_seen fresh unless given), in lb_flows unless told. */
+export function expectPair(pair: [FlowEntry, FlowEntry], lastSeen: Array<'fresh' | 'kept'> = ['fresh', 'fresh'], table: FlowTable = 'flows'): ExpectedFlow[] {
   return pair.map((f, i) => {
     const { lastSeenNs: _ls, ...value } = f.value;
-    return { key: f.key, value, lastSeen: lastSeen[i] ?? 'fresh' };
+    return { key: f.key, value, lastSeen: lastSeen[i] ?? 'fresh', table };
   });
+}
+
+/** The two entries a TCP SYN creates: a half-open flow in lb_halfopen (bpf/lib/halfopen.h). */
+export function expectHalfOpen(pair: [FlowEntry, FlowEntry]): ExpectedFlow[] {
+  return expectPair(pair, ['fresh', 'fresh'], 'halfopen');
+}
+
+/**
+ * The entries a new flow's first packet creates, and the counter that goes with them: a TCP SYN
+ * starts a half-open flow (lb_halfopen, ho_new), anything else goes to lb_flows at once.
+ */
+export function expectCreated(spec: FrameSpec, to: GroupTarget): { flows: ExpectedFlow[]; counters: StatDeltas } {
+  const l4 = spec.l4 as TcpSpec | UdpSpec;
+  const ip = spec.ipv4!;
+  const pair = flowPair({ addr: ip.src, port: l4.sport }, { addr: ip.dst, port: l4.dport }, to, l4.kind === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, to.targetId);
+  return l4.kind === 'tcp' && (tcpFlagBits(l4.flags) & (TCP_SYN | TCP_ACK)) === TCP_SYN
+    ? { flows: expectHalfOpen(pair), counters: { ho_new: 1 } }
+    : { flows: expectPair(pair), counters: {} };
 }
 
 /** Builds the input frame and the expected DNAT output of a spec. */

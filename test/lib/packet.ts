@@ -227,7 +227,7 @@ export interface FrameSpec {
   payload?: Uint8Array;
 }
 
-function tcpFlagBits(flags: TcpFlagSet | number | undefined): number {
+export function tcpFlagBits(flags: TcpFlagSet | number | undefined): number {
   if (flags === undefined) return 0;
   if (typeof flags === 'number') return flags & 0xff;
   return (flags.fin ? TCP_FIN : 0) | (flags.syn ? TCP_SYN : 0) | (flags.rst ? TCP_RST : 0)

@@ -53,7 +53,7 @@ describe('ABI: TypeScript layouts match the compiled objects', () => {
       const xdp = object.includes('lb_xdp');
       const names = Object.entries(abi).filter(([k]) => k.startsWith('LB_MAP_')).map(([, v]) => v as string)
         .filter((name) => xdp || name !== abi.LB_MAP_TX_PORTS);
-      expect(names.length).toBe(xdp ? 21 : 20);
+      expect(names.length).toBe(xdp ? 22 : 21);
       for (const name of names) {
         expect(name.length).toBeLessThanOrEqual(15);
         expect(mapVars.has(name), `map ${name} in ${object}`).toBe(true);

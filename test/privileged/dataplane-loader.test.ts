@@ -139,8 +139,8 @@ describe('DataPlane.open: load, pin, adopt', () => {
     expect(Object.keys(dp.maps).sort()).toEqual([...MAP_NAMES].sort());
     expect(dp.programs.xdp.name).toBe('lb_xdp_ingress');
     expect(dp.programs.tc.name).toBe('lb_tc_egress');
-    expect(dp.maps.lb_stats_v3.perCpu).toBe(true);
-    expect(dp.maps.lb_stats_v3.cpus).toBe(possibleCpus());
+    expect(dp.maps.lb_stats_v4.perCpu).toBe(true);
+    expect(dp.maps.lb_stats_v4.cpus).toBe(possibleCpus());
     expect(dp.maps.lb_flows.perCpu).toBe(false); // NAT state is shared by all CPUs
     // Maglev tables: a hash without preallocation, so only existing tables take memory
     expect(dp.maps.lb_maglev.typeName).toBe('hash');
@@ -249,7 +249,7 @@ describe('DataPlane.open: load, pin, adopt', () => {
   });
 
   it('lb_stats reads one value per CPU and readStats sums them', () => {
-    const map = dp.maps.lb_stats_v3;
+    const map = dp.maps.lb_stats_v4;
     const cpus = possibleCpus();
     const key = encodeU32(LB_STAT_CT_CLOSED);
     const full = Buffer.alloc(map.valueBufferSize);

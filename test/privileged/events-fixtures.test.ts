@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IPPROTO_TCP, IPPROTO_UDP, LB_EVS_DROPPED, LB_EVS_EMITTED, type ConnEvent } from '../../src/core/abi.js';
 import { EventStream } from '../../src/observe/events/event-stream.js';
 import {
-  LO_IFINDEX, TC_ACT_OK, clearFlows, closeHarness, config, install, openHarness, putFlows, flowPair, readFlows, secondsAgo, tcpSpec, tgt,
+  LO_IFINDEX, TC_ACT_OK, clearFlows, closeHarness, config, install, openHarness, putFlows, flowPair, readConntrack, readFlows, secondsAgo, tcpSpec, tgt,
   totLen, udpSpec, xdpRun, type Endpoint, type Harness,
 } from '../lib/fixture-harness.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, buildFrame, type FrameSpec } from '../lib/packet.js';
@@ -69,21 +69,23 @@ afterEach(() => {
 });
 
 describe('connection events from the data plane', () => {
-  it('a TCP connection through XDP: conn-open on the SYN, counters both ways, conn-close on the second FIN', async () => {
+  it('a TCP connection through XDP: conn-open at the client\'s ACK (a SYN is only half-open), counters both ways, conn-close on the second FIN', async () => {
     const c = client(45000);
     const before = evStats();
     const syn = buildFrame(tcpSpec(c, HTTP, TCP_SYN));
+    const replyLen = totLen(buildFrame(tcpSpec(BA, c, TCP_ACK)));
     xdp(tcpSpec(c, HTTP, TCP_SYN));
+    reply(tcpSpec(BA, c, TCP_SYN | TCP_ACK));
+    expect(evStats().emitted - before.emitted, 'a half-open flow emits nothing').toBe(0n);
+    xdp(tcpSpec(c, HTTP, TCP_ACK | TCP_PSH));
     const [open] = await eventsUpTo(1);
     expect(open).toMatchObject({
       type: 'open', client: c.addr, clientPort: c.port, vip: HTTP.addr, vipPort: HTTP.port, backend: A.addr, backendPort: A.port,
-      proto: IPPROTO_TCP, listenerId: 7, targetId: A.targetId, reason: '', packetsIn: 1n, bytesIn: BigInt(totLen(syn)),
+      proto: IPPROTO_TCP, listenerId: 7, targetId: A.targetId, reason: '',
+      packetsIn: 2n, bytesIn: BigInt(2 * totLen(syn)), packetsOut: 1n, bytesOut: BigInt(replyLen),
     });
     expect(open!.openNs).toBe(open!.tsNs);
 
-    const data = tcpSpec(c, HTTP, TCP_ACK | TCP_PSH);
-    reply(tcpSpec(BA, c, TCP_SYN | TCP_ACK));
-    xdp(data);
     reply(tcpSpec(BA, c, TCP_ACK | TCP_PSH));
     reply(tcpSpec(BA, c, TCP_ACK | TCP_PSH));
     xdp(tcpSpec(c, HTTP, TCP_ACK | TCP_FIN));
@@ -93,7 +95,6 @@ describe('connection events from the data plane', () => {
     expect([fwd.packets, fwd.listenerId]).toEqual([3n, 7]);
     reply(tcpSpec(BA, c, TCP_ACK | TCP_FIN));
     const [close] = await eventsUpTo(1);
-    const replyLen = totLen(buildFrame(tcpSpec(BA, c, TCP_ACK)));
     expect(close).toMatchObject({
       type: 'close', reason: 'fin', client: c.addr, clientPort: c.port, backend: A.addr, backendPort: A.port, vip: HTTP.addr,
       listenerId: 7, targetId: A.targetId, packetsIn: 3n, packetsOut: 4n, bytesIn: BigInt(3 * totLen(syn)), bytesOut: BigInt(4 * replyLen),
@@ -121,17 +122,24 @@ describe('connection events from the data plane', () => {
   it('a reset by the client, and one by the backend, end their flows with their reason', async () => {
     const c1 = client(45200);
     const c2 = client(45201);
-    xdp(tcpSpec(c1, HTTP, TCP_SYN));
-    xdp(tcpSpec(c2, HTTP, TCP_SYN));
+    const c3 = client(45202);
+    const before = evStats();
+    for (const c of [c1, c2, c3]) xdp(tcpSpec(c, HTTP, TCP_SYN));
+    reply(tcpSpec(BA, c2, TCP_SYN | TCP_ACK));
+    // c1's RST promotes its half-open flow (conn-open) and ends it; c2 is established when reset.
     xdp(tcpSpec(c1, HTTP, TCP_RST | TCP_ACK));
+    xdp(tcpSpec(c2, HTTP, TCP_ACK));
     reply(tcpSpec(BA, c2, TCP_RST | TCP_ACK));
+    // c3 is refused (RST to its SYN) while half-open: no conn-open, so no conn-close either.
+    reply(tcpSpec(BA, c3, TCP_RST | TCP_ACK));
     const got = await eventsUpTo(4);
     expect(got.map((e) => [e.type, e.clientPort, e.reason])).toEqual([
-      ['open', c1.port, ''], ['open', c2.port, ''], ['close', c1.port, 'rst-client'], ['close', c2.port, 'rst-backend'],
+      ['open', c1.port, ''], ['close', c1.port, 'rst-client'], ['open', c2.port, ''], ['close', c2.port, 'rst-backend'],
     ]);
-    expect(got[2]).toMatchObject({ packetsIn: 2n, packetsOut: 0n });
-    expect(got[3]).toMatchObject({ packetsIn: 1n, packetsOut: 1n });
-    expect(readFlows(h!.dp)).toEqual([]);
+    expect(got[1]).toMatchObject({ packetsIn: 2n, packetsOut: 0n });
+    expect(got[3]).toMatchObject({ packetsIn: 2n, packetsOut: 2n });
+    expect(evStats().emitted - before.emitted).toBe(4n);
+    expect(readConntrack(h!.dp)).toEqual([]);
   });
 
   it('a flow found expired by its next packet closes as idle-timeout, and the packet opens a new one', async () => {

@@ -11,7 +11,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeU32, installConfig, instanceDir, readRateLimitStats, type GenerationConfig } from '../../src/dataplane/index.js';
-import { LO_IFINDEX, closeHarness, config, openHarness, tcpSpec, tgt, type Harness } from '../lib/fixture-harness.js';
+import { LO_IFINDEX, clearFlows, closeHarness, config, openHarness, tcpSpec, tgt, type Harness } from '../lib/fixture-harness.js';
 import { TCP_SYN, buildFrame } from '../lib/packet.js';
 
 const CPUS = Math.min(availableParallelism(), 64);
@@ -58,8 +58,7 @@ function resetBuckets(): void {
   const keys = [...h!.dp.maps.lb_rl_src.keys()];
   if (keys.length > 0) h!.dp.maps.lb_rl_src.deleteBatch(keys);
   for (const t of G) h!.dp.maps.lb_rl_backend.update(encodeU32(t.targetId), Buffer.alloc(24));
-  const flows = [...h!.dp.maps.lb_flows.keys()];
-  if (flows.length > 0) h!.dp.maps.lb_flows.deleteBatch(flows);
+  clearFlows(h!.dp);
 }
 
 const cfg = (settings: Partial<GenerationConfig['settings']>): GenerationConfig =>

@@ -11,7 +11,7 @@ import {
   type DataPlane, type GenerationConfig, type GroupTarget, type ProgKind, type RateLimitBucket, type RateLimitValue,
 } from '../../src/dataplane/index.js';
 import {
-  LO_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, XDP_DROP, XDP_PASS, closeHarness, config, dnatFrames, expectPair, flowPair, monoNow,
+  LO_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, XDP_DROP, XDP_PASS, closeHarness, config, dnatFrames, expectCreated, flowPair, monoNow,
   openHarness, predict, runFixture, tcpSpec, tgt, totLen, udpSpec,
   type Endpoint, type FixtureCase, type Harness, type StatDeltas,
 } from '../lib/fixture-harness.js';
@@ -87,12 +87,12 @@ for (const path of PATHS) {
     function admitted(description: string, config: GenerationConfig, spec: FrameSpec, before: (dp: DataPlane) => void,
       to: GroupTarget = predict(G, tuple(spec))!): FixtureCase {
       const frames = dnatFrames(spec, to);
-      const t = tuple(spec);
+      const made = expectCreated(spec, to);
       return {
         description, prog: path.prog, setup: { config, before }, input: frames.input, verdict: path.pass, output: frames.output,
-        counters: counters({ ct_new: 1, fib_pass: 1 }),
+        counters: counters({ ct_new: 1, fib_pass: 1, ...made.counters }),
         targets: { [to.targetId]: { packets: 1, bytes: totLen(frames.input), newFlows: 1 } },
-        flows: expectPair(flowPair(ep(t.saddr, t.sport), ep(t.daddr, t.dport), to, t.proto, to.targetId)),
+        flows: made.flows,
       };
     }
     function dropped(description: string, config: GenerationConfig, spec: FrameSpec, before: (dp: DataPlane) => void): FixtureCase {

@@ -11,7 +11,7 @@ import {
   unansweredFlows,
 } from '../../src/dataplane/index.js';
 import {
-  TC_ACT_OK, clearFlows, closeHarness, config, expectPair, flowPair, install, monoNow, openHarness, readFlows, runFixture,
+  TC_ACT_OK, clearFlows, closeHarness, config, expectPair, flowPair, install, monoNow, openHarness, readConntrack, runFixture,
   secondsAgo, snatSpec, tcpSpec, tgt, udpSpec, xdpRun, zeroingPayload,
   type Endpoint, type ExpectedFlow, type FixtureCase, type FlowEntry, type Harness,
 } from '../lib/fixture-harness.js';
@@ -203,7 +203,7 @@ describe('failed connection attempts: SYNs through XDP, replies through TC, unan
     expect(after.newFlows - before.newFlows, 'attempts').toBe(3n);
     expect(after.failedConns - before.failedConns, 'refused by the backend').toBe(1n);
     const now = monoNow();
-    const flows = readFlows(dp);
+    const flows = readConntrack(dp);
     expect(unansweredFlows(flows, now, 0n).map((f) => f.key.sport)).toEqual([silent.port]);
     expect(countUnansweredFlows(flows, now, 0n)).toEqual(new Map([[A.targetId, 1]]));
     expect(countUnansweredFlows(flows, now, 60_000_000_000n), 'within the bound: not yet a failure').toEqual(new Map());
@@ -211,9 +211,9 @@ describe('failed connection attempts: SYNs through XDP, replies through TC, unan
     // Counted once across samples; a late answer takes the flow out of the set.
     const counted = new Set<string>();
     expect(countUnansweredFlows(flows, now, 0n, counted)).toEqual(new Map([[A.targetId, 1]]));
-    expect(countUnansweredFlows(readFlows(dp), monoNow(), 0n, counted)).toEqual(new Map());
+    expect(countUnansweredFlows(readConntrack(dp), monoNow(), 0n, counted)).toEqual(new Map());
     tc(reply(silent, TCP_SYN | TCP_ACK));
-    expect(countUnansweredFlows(readFlows(dp), monoNow(), 0n, counted)).toEqual(new Map());
+    expect(countUnansweredFlows(readConntrack(dp), monoNow(), 0n, counted)).toEqual(new Map());
     expect(counted.size).toBe(0);
     expect(dp.readTargetStats(A.targetId).failedConns - before.failedConns).toBe(1n);
   });

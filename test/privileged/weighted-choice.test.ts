@@ -46,7 +46,7 @@ describe('weighted choice over 50/30/20', () => {
     expect(badChecksums).toBe(0);
 
     const d = statDelta(s0, dp.readStats());
-    expect(d).toMatchObject({ xdp_rx: FLOWS, ct_new: FLOWS, fib_pass: FLOWS, ct_hit: 0, no_target: 0 });
+    expect(d).toMatchObject({ xdp_rx: FLOWS, ct_new: FLOWS, ho_new: FLOWS, fib_pass: FLOWS, ct_hit: 0, no_target: 0 });
     const newFlows = TARGETS.map((t, i) => Number(dp.readTargetStats(t.targetId).newFlows - t0[i]!.newFlows));
     expect(newFlows.reduce((a, b) => a + b, 0)).toBe(FLOWS);
     TARGETS.forEach((t, i) => {
@@ -55,7 +55,8 @@ describe('weighted choice over 50/30/20', () => {
       expect(byDst.get(t.addr), `${t.addr}: output packets agree with lb_tstats`).toBe(newFlows[i]);
     });
     expect([...byDst.keys()].sort()).toEqual(TARGETS.map((t) => t.addr).sort());
-    expect(dp.maps.lb_flows.lookupBatch(4096).length).toBe(2 * FLOWS);
+    // SYNs: every flow is half-open (bpf/lib/halfopen.h)
+    expect(dp.maps.lb_halfopen.lookupBatch(4096).length).toBe(2 * FLOWS);
   });
 
   it('64 targets with runs of weight 0 (equal cumulative weights): the binary search agrees with the TS scan on 4,000 flows', () => {

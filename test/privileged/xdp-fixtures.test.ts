@@ -17,7 +17,7 @@ import {
 } from '../../src/dataplane/index.js';
 import {
   LO_IFINDEX, TC_ACT_OK, TC_ACT_SHOT, XDP_DROP, XDP_PASS, XDP_REDIRECT, clearFlows, closeHarness, config, deleteNetns, dnatFrames, dnatSpec,
-  expectPair, flowPair, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
+  expectCreated, expectHalfOpen, expectPair, flowPair, openHarness, portFor, predict, predictMaglev, runFixture, secondsAgo, sh, tcpSpec, tgt, totLen,
   udpSpec, uniqueName, xdpRun, zeroingPayload,
   type Endpoint, type FixtureCase, type Harness, type Tuple,
 } from '../lib/fixture-harness.js';
@@ -72,21 +72,21 @@ function chosen(targets: readonly GroupTarget[], spec: FrameSpec, persist = fals
 /** A new flow: DNAT to the predicted target, both conntrack entries, new_flows on the target. */
 function newFlow(description: string, cfg: GenerationConfig, targets: readonly GroupTarget[], spec: FrameSpec,
   opts: { persist?: boolean; vlans?: number; expect?: GroupTarget; trailer?: Buffer } = {}): FixtureCase {
-  const t = tupleOf(spec);
   const to = chosen(targets, spec, opts.persist);
   if (opts.expect && to !== opts.expect) throw new Error(`${description}: the predictor picks ${to.addr}, the case wants ${opts.expect.addr}`);
   const frames = dnatFrames(spec, to);
   const trailer = opts.trailer ?? Buffer.alloc(0);
   const input = Buffer.concat([frames.input, trailer]);
+  const made = expectCreated(spec, to);
   return {
     description,
     setup: { config: cfg },
     input,
     verdict: XDP_PASS,
     output: Buffer.concat([frames.output, trailer]),
-    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1, ...made.counters },
     targets: { [to.targetId]: { packets: 1, bytes: totLen(input, opts.vlans), newFlows: 1 } },
-    flows: expectPair(flowPair(ep(t.saddr, t.sport), ep(t.daddr, t.dport), to, t.proto, to.targetId)),
+    flows: made.flows,
   };
 }
 
@@ -334,7 +334,7 @@ const cases: FixtureCase[] = [
     input: ack,
     verdict: XDP_PASS,
     output: buildFrame(dnatSpec(tcpSpec(client, HTTP, TCP_ACK | TCP_PSH), A)),
-    counters: { xdp_rx: 1, ct_hit: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_hit: 1, ho_promoted: 1, fib_pass: 1 },
     targets: { [A.targetId]: { packets: 1, bytes: totLen(ack) } },
     flows: expectPair(flowPair(client, HTTP, A, IPPROTO_TCP, A.targetId)),
   });
@@ -355,7 +355,7 @@ const cases: FixtureCase[] = [
     input: ack,
     verdict: XDP_PASS,
     output: buildFrame(dnatSpec(tcpSpec(client, HTTP, TCP_ACK), A)),
-    counters: { xdp_rx: 1, ct_hit: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_hit: 1, ho_promoted: 1, fib_pass: 1 },
     targets: { [A.targetId]: { packets: 1, bytes: totLen(ack) } },
     flows: expectPair(flowPair(client, HTTP, A, IPPROTO_TCP, A.targetId)),
   });
@@ -371,7 +371,7 @@ const cases: FixtureCase[] = [
     expect(out.subarray(30, 34)).toEqual(Buffer.from(to.addr.split('.').map(Number)));
   };
   const t1 = tupleOf(first);
-  c.flows = [...expectPair(flowPair(ep(t1.saddr, t1.sport), HTTP, to, IPPROTO_TCP, to.targetId)), ...(c.flows as ReturnType<typeof expectPair>)];
+  c.flows = [...expectHalfOpen(flowPair(ep(t1.saddr, t1.sport), HTTP, to, IPPROTO_TCP, to.targetId)), ...(c.flows as ReturnType<typeof expectPair>)];
   cases.push(c);
 }
 {
@@ -381,9 +381,9 @@ const cases: FixtureCase[] = [
   cases.push({
     description: 'persistence with a Maglev table: the client address alone picks the target, as the TS table predicts (not the cumulative choice)',
     setup: { config: MAGLEV_CFG }, input, verdict: XDP_PASS, output,
-    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_new: 1, ho_new: 1, fib_pass: 1 },
     targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
-    flows: expectPair(flowPair(ep(maglevClient, 3333), HTTP, to, IPPROTO_TCP, to.targetId)),
+    flows: expectHalfOpen(flowPair(ep(maglevClient, 3333), HTTP, to, IPPROTO_TCP, to.targetId)),
   });
 }
 {
@@ -402,11 +402,11 @@ const cases: FixtureCase[] = [
       },
     },
     input, verdict: XDP_PASS, output,
-    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_new: 1, ho_new: 1, fib_pass: 1 },
     targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
     flows: [
-      ...expectPair(flowPair(ep(maglevClient, 1111), HTTP, to, IPPROTO_TCP, to.targetId)),
-      ...expectPair(flowPair(ep(maglevClient, 2222), HTTP, to, IPPROTO_TCP, to.targetId)),
+      ...expectHalfOpen(flowPair(ep(maglevClient, 1111), HTTP, to, IPPROTO_TCP, to.targetId)),
+      ...expectHalfOpen(flowPair(ep(maglevClient, 2222), HTTP, to, IPPROTO_TCP, to.targetId)),
     ],
   });
 }
@@ -418,9 +418,9 @@ const cases: FixtureCase[] = [
   cases.push({
     description: 'persistence with Maglev tables and source routes: a routed client gets the route group\'s table',
     setup: { config: MAGLEV_SR_CFG }, input, verdict: XDP_PASS, output,
-    counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_new: 1, ho_new: 1, fib_pass: 1 },
     targets: { [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
-    flows: expectPair(flowPair(ep(routedClient, 3334), HTTP, to, IPPROTO_TCP, to.targetId)),
+    flows: expectHalfOpen(flowPair(ep(routedClient, 3334), HTTP, to, IPPROTO_TCP, to.targetId)),
   });
 }
 cases.push(newFlow('a listener without LB_LF_PERSIST ignores a Maglev table of its group: 5-tuple cumulative choice',
@@ -651,9 +651,9 @@ cases.push(
     description: 'SYN reusing the tuple of a flow with FIN set: a new connection, a new choice',
     setup: { config: BASE, flows: () => flowPair(client, HTTP, OLD, IPPROTO_TCP, OLD.targetId, { state: LB_CT_FIN_CLIENT }) },
     input, verdict: XDP_PASS, output: buildFrame(dnatSpec(frameSpec, to)),
-    counters: { xdp_rx: 1, ct_expired: 1, ct_new: 1, fib_pass: 1 },
+    counters: { xdp_rx: 1, ct_expired: 1, ct_new: 1, ho_new: 1, fib_pass: 1 },
     targets: { [OLD.targetId]: { closedFlows: 1 }, [to.targetId]: { packets: 1, bytes: totLen(input), newFlows: 1 } },
-    flows: expectPair(flowPair(client, HTTP, to, IPPROTO_TCP, to.targetId)),
+    flows: expectHalfOpen(flowPair(client, HTTP, to, IPPROTO_TCP, to.targetId)),
   });
 }
 {
@@ -827,15 +827,14 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
     counter: 'redirect' | 'fib_pass', ports: string[], group: readonly GroupTarget[] = G1, vlans = 0): { description: string; make: () => FixtureCase } {
     return { description, make: () => {
       const to = chosen(group, spec);
-      const t = tupleOf(spec);
       const input = buildFrame(spec);
       return {
         description, netns: ns, ifindex: inIf,
         setup: { config: cfg(), before: txPorts(ports) },
         input, verdict, output: output(to),
-        counters: { xdp_rx: 1, ct_new: 1, [counter]: 1 },
+        counters: { xdp_rx: 1, ct_new: 1, [counter]: 1, ...expectCreated(spec, to).counters },
         targets: { [to.targetId]: { packets: 1, bytes: totLen(input, vlans), newFlows: 1 } },
-        flows: expectPair(flowPair(ep(t.saddr, t.sport), ep(t.daddr, t.dport), to, t.proto, to.targetId)),
+        flows: expectCreated(spec, to).flows,
       };
     } };
   }
@@ -877,9 +876,9 @@ describe('lb_xdp_ingress FIB redirect (in a network namespace)', () => {
       description: 'no route', netns: ns, ifindex: inIf,
       setup: { config: config({ listeners: [{ ifindex: inIf, vip: VIP, port: 82, id: 3, group: 3 }], groups: { 3: group } }), before: txPorts(['out0']) },
       input, verdict: XDP_PASS, output: buildFrame(dnatSpec(spec, group[0]!)),
-      counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1 },
+      counters: { xdp_rx: 1, ct_new: 1, fib_pass: 1, ho_new: 1 },
       targets: { 72: { packets: 1, bytes: totLen(input), newFlows: 1 } },
-      flows: expectPair(flowPair(ep(t.saddr, t.sport), HTTP_82, group[0]!, IPPROTO_TCP, 72)),
+      flows: expectHalfOpen(flowPair(ep(t.saddr, t.sport), HTTP_82, group[0]!, IPPROTO_TCP, 72)),
     });
   });
 
