@@ -5,47 +5,37 @@
 // (LB_RL_REFILL_NS: a bucket with tokens is refilled at most once per ms). T is the
 // helper's own measure of the race (from the release to the last packet); nothing here asserts on
 // time, only on counts against that bound.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeU32, installConfig, instanceDir, readRateLimitStats, type GenerationConfig } from '../../src/dataplane/index.js';
 import { LO_IFINDEX, clearFlows, closeHarness, config, openHarness, tcpSpec, tgt, type Harness } from '../lib/fixture-harness.js';
 import { TCP_SYN, buildFrame } from '../lib/packet.js';
+import { compileTestRunCpus, type TestRunCpus } from '../lib/test-run-cpus.js';
 
 const CPUS = Math.min(availableParallelism(), 64);
 const PER_CPU = 3000;
 const VIP = '10.100.0.1';
 const G = [tgt('10.0.0.1', 8080, 5, 11), tgt('10.0.0.2', 8081, 3, 12), tgt('10.0.0.3', 8082, 2, 13)];
-/** Offset of the TCP source port in a frame of buildFrame (Ethernet 14 + IPv4 20). */
-const SPORT_OFFSET = 34;
 /** LB_RL_REFILL_NS in seconds. */
 const REFILL_S = 0.001;
 
-interface Race { ns: number; cpus: Array<{ cpu: number; err: number; other: number; verdicts: number[] }> }
-
 let h: Harness | undefined;
-let dir = '';
-let helper = '';
+let helper: TestRunCpus | undefined;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'lb-rl-cpus-'));
-  helper = join(dir, 'test-run-cpus');
-  execFileSync('gcc', ['-O2', '-Wall', '-Werror', '-o', helper, 'test/lib/test-run-cpus.c', '-lbpf', '-lpthread'], { timeout: 60_000, stdio: 'pipe' });
+  helper = compileTestRunCpus();
   h = openHarness('rlcpu');
 });
 afterAll(() => {
   closeHarness(h);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  helper?.remove();
 });
 
 function race(prog: 'xdp' | 'tc', base: number): { admitted: number; dropped: number; perCpu: number[]; seconds: number } {
   const frame = buildFrame(tcpSpec({ addr: '172.16.9.10', port: base }, { addr: VIP, port: 80 }, TCP_SYN));
   const pin = join(instanceDir(h!.instance), prog === 'xdp' ? 'prog_xdp' : 'prog_tc_in');
-  const out = execFileSync(helper, [prog, pin, frame.toString('hex'), String(SPORT_OFFSET), String(base), String(PER_CPU), String(CPUS), String(LO_IFINDEX)],
-    { encoding: 'utf8', timeout: 120_000 });
-  const r = JSON.parse(out) as Race;
+  const r = helper!.run(prog, pin, frame, base, PER_CPU, CPUS, LO_IFINDEX);
   for (const c of r.cpus) expect(c, `CPU ${c.cpu} ran every packet`).toMatchObject({ err: 0, other: 0 });
   const [pass, drop] = prog === 'xdp' ? [2, 1] : [0, 2];
   const perCpu = r.cpus.map((c) => c.verdicts[pass]!);
