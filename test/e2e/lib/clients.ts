@@ -118,3 +118,104 @@ export function streamContinuity(lines: readonly StreamLine[]): { maxGapMs: numb
   }
   return { maxGapMs, contiguous, names: [...new Set(lines.map((l) => l.name))] };
 }
+
+const KEEPALIVE_SCRIPT = `
+const http = require('node:http');
+const [host, port, path, localPort, gapMs, maxMs] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const deadline = Date.now() + Number(maxMs);
+let stopping = false;
+process.on('SIGTERM', () => { stopping = true; });
+const one = () => new Promise((resolve) => {
+  const req = http.get({ host, port: Number(port), path, agent, localPort: Number(localPort), timeout: 2000 }, (res) => {
+    let body = '';
+    const local = res.socket.localPort;
+    res.setEncoding('utf8');
+    res.on('data', (c) => { body += c; });
+    res.on('end', () => { say(res.statusCode === 200 ? { t: Date.now(), name: body.trim(), local } : { t: Date.now(), error: 'HTTP ' + res.statusCode }); resolve(); });
+    res.on('error', (e) => { say({ t: Date.now(), error: e.message }); resolve(); });
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (e) => { say({ t: Date.now(), error: e.message }); resolve(); });
+});
+(async () => {
+  while (!stopping && Date.now() < deadline) {
+    await one();
+    await new Promise((r) => setTimeout(r, Number(gapMs)));
+  }
+  say({ end: true });
+  agent.destroy();
+})();
+`;
+
+export interface KeepAliveAnswer { t: number; name?: string; local?: number; error?: string }
+
+/**
+ * HTTP requests one after another on one keep-alive connection from `localPort` (a request, a gap
+ * of `gapMs`, the next), until stop() or `maxMs`. Every answer is a line: the backend's name and
+ * the local port of the connection that carried it, or the error.
+ */
+export class KeepAliveClient {
+  constructor(readonly proc: ManagedProcess) {}
+
+  answers(): KeepAliveAnswer[] {
+    return this.proc.stdout.split('\n').filter((l) => l.startsWith('{"t"')).map((l) => JSON.parse(l) as KeepAliveAnswer);
+  }
+
+  /** SIGTERM: the current request finishes, then the client exits (bounded by `timeoutMs`). */
+  async stop(timeoutMs = 5000): Promise<void> {
+    await this.proc.stop(timeoutMs);
+  }
+}
+
+export function startKeepAlive(topo: Topology, client: string, host: string, port: number, path: string, localPort: number,
+  opts: { gapMs?: number; maxMs?: number } = {}): KeepAliveClient {
+  return new KeepAliveClient(topo.spawnIn(client, [process.execPath, '-e', KEEPALIVE_SCRIPT, host, String(port), path, String(localPort),
+    String(opts.gapMs ?? 50), String(opts.maxMs ?? 60_000)], { label: `keep-alive ${path} from ${client}` }));
+}
+
+const IDLE_REQUEST_SCRIPT = `
+const net = require('node:net');
+const [host, port, localPort, maxMs] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+const s = net.connect({ host, port: Number(port), localPort: Number(localPort) });
+let buf = '';
+const timer = setTimeout(() => { say({ error: 'never finished' }); process.exit(1); }, Number(maxMs));
+s.on('connect', () => { s.write('GET / HTTP/1.0\\r\\nHost: lb\\r\\n'); say({ connected: true }); });
+process.on('SIGUSR2', () => s.write('\\r\\n'));
+s.setEncoding('utf8');
+s.on('data', (c) => { buf += c; });
+s.on('end', () => {
+  clearTimeout(timer);
+  const m = /^HTTP\\/1\\.[01] (\\d+)[^]*?\\r\\n\\r\\n([^]*)$/.exec(buf);
+  say(m && m[1] === '200' ? { name: m[2].trim() } : { error: 'answer: ' + JSON.stringify(buf.slice(0, 80)) });
+  process.exit(0);
+});
+s.on('error', (e) => { clearTimeout(timer); say({ error: e.message }); process.exit(1); });
+`;
+
+/**
+ * An established connection left idle: the request's first headers are sent at once, the rest
+ * (and so the answer) only on finish(). Until then no packet of the connection crosses the
+ * balancer, as with any idle keep-alive connection.
+ */
+export class IdleRequest {
+  constructor(readonly proc: ManagedProcess) {}
+
+  private events(): Array<Record<string, unknown>> {
+    return this.proc.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  connected(): boolean { return this.events().some((e) => e.connected === true); }
+  finish(): void { this.proc.child.kill('SIGUSR2'); }
+  /** The backend's name, or the error; undefined until the answer came. */
+  result(): { name?: string; error?: string } | undefined {
+    return this.events().find((e) => typeof e.name === 'string' || typeof e.error === 'string') as { name?: string; error?: string } | undefined;
+  }
+}
+
+export function startIdleRequest(topo: Topology, client: string, host: string, port: number, localPort: number, maxMs = 60_000): IdleRequest {
+  return new IdleRequest(topo.spawnIn(client, [process.execPath, '-e', IDLE_REQUEST_SCRIPT, host, String(port), String(localPort), String(maxMs)],
+    { label: `idle request from ${client}` }));
+}
