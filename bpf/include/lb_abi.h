@@ -122,7 +122,7 @@
 #define LB_CT_EV_CLOSED   0x1      /* the conn-close event of this flow was emitted */
 
 /* lb_event.type */
-#define LB_EV_OPEN        1        /* a flow was created (its first packet) */
+#define LB_EV_OPEN        1        /* a flow was created: its first packet (TCP: the promotion of its half-open flow) */
 #define LB_EV_CLOSE       2        /* a flow ended; counters and duration are final */
 
 /* lb_event.reason of a close. The kernel emits FIN, RST_* and IDLE; user space (the daemon's
