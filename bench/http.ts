@@ -13,11 +13,11 @@ import { EventHub } from '../src/observe/events/event-hub.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
 const WRK_THREADS = 2;
-const WRK_CONNECTIONS = 32;
+export const WRK_CONNECTIONS = 32;
 const WARMUP_SECONDS = 1;
 
 type Target = 'direct' | 'lb1' | 'lb' | 'lblog' | 'lbx' | 'nft';
-type Mode = 'keepalive' | 'close';
+export type Mode = 'keepalive' | 'close';
 
 const TARGETS: Array<{ target: Target; forwarder: Forwarder; label: string; url: (env: BenchEnv) => string }> = [
   { target: 'direct', forwarder: 'kernel', label: 'direct to b1 (kernel forwarding)', url: (env) => `http://${env.backends[0]!.address}:${HTTP_PORT}/` },
@@ -53,7 +53,7 @@ export function parseWrk(out: string): WrkResult {
   };
 }
 
-async function wrk(env: BenchEnv, url: string, mode: Mode, seconds: number): Promise<WrkResult> {
+export async function wrk(env: BenchEnv, url: string, mode: Mode, seconds: number): Promise<WrkResult> {
   const argv = ['wrk', '-t', String(WRK_THREADS), '-c', String(WRK_CONNECTIONS), '-d', `${seconds}s`, '--timeout', '2s'];
   if (mode === 'close') argv.push('-H', 'Connection: close');
   argv.push(url);

@@ -11,6 +11,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { eventsSuite } from './events.js';
+import { floodSuite } from './flood.js';
 import { gitopsSuite } from './gitops.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
@@ -25,7 +26,7 @@ import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, gitopsSuite, sniSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, floodSuite, eventsSuite, planApplySuite, gitopsSuite, sniSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -42,6 +43,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   pps: ['trafgen', 'timeout', 'ip', 'clang'],
   http: ['wrk', 'nft', 'ip', 'curl'],
   testrun: ['clang', 'ip'],
+  flood: ['trafgen', 'timeout', 'wrk', 'ip'],
   events: ['clang'],
   planapply: ['ip', 'nsenter'],
   gitops: ['git', 'curl', 'ip', 'nsenter'],
