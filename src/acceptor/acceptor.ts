@@ -63,15 +63,19 @@ export class Acceptor {
     this.server.on('drop', () => { this.counters.overLimit++; });
   }
 
-  /** Listens on 127.0.0.1 (an ephemeral port: nothing connects to it directly) and returns the socket's fd. */
-  async listen(): Promise<number> {
+  /**
+   * Listens on 127.0.0.1 (an ephemeral port: nothing connects to it directly), or on a listening
+   * socket taken over from a previous daemon (`fd`), and returns the socket's fd.
+   */
+  async listen(fd?: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => { this.server.off('error', reject); resolve(); });
+      const where = fd === undefined ? { host: '127.0.0.1', port: 0 } : { fd };
+      this.server.listen({ ...where, backlog: 4096 }, () => { this.server.off('error', reject); resolve(); });
     });
-    const fd = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) throw new Error('the acceptor socket has no file descriptor');
-    return fd;
+    const own = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof own !== 'number' || own < 0) throw new Error('the acceptor socket has no file descriptor');
+    return own;
   }
 
   /** The listeners to serve from now on; connections already routed keep their backend. */

@@ -300,7 +300,10 @@ export class Daemon {
         instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
       });
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
-      const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
+      const frontDoor = opts.engine ? undefined : new FrontDoor({
+        instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
+      });
       if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);
       const provider = withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings));
       const hook = frontDoor

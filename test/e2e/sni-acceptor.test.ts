@@ -10,17 +10,18 @@
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
-import { ManagedProcess, execIn } from '../../src/sandbox/index.js';
+import { instanceDir } from '../../src/dataplane/index.js';
+import { ManagedProcess, execIn, waitUntil } from '../../src/sandbox/index.js';
 import { packageRoot } from '../../src/package-root.js';
 import { runDir } from '../../src/state/run-dir.js';
 import type { ClientResult } from '../../src/sandbox/tls-client.js';
 import { ensureBuilt } from '../lib/build.js';
-import { deleteNetns, runCli } from '../lib/cli.js';
+import { runCli } from '../lib/cli.js';
+import { createLbClientPair, destroyLbClientPair } from '../lib/lb-client-pair.js';
 import { DaemonProcess, metricsText } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
@@ -34,6 +35,7 @@ const LB_ADDR = '10.231.1.1';
 const CLIENT_ADDR = '10.231.1.2';
 const VIP = '10.231.9.10';
 const instance = `sni-${run}`;
+const PAIR = { lb: LB, client: CLIENT, lbAddr: LB_ADDR, clientAddr: CLIENT_ADDR };
 const BACKENDS = [['api-a', 9441, false], ['api-b', 9445, false], ['wild', 9442, false], ['default', 9443, false], ['pp', 9444, true]] as const;
 const DIST = join(packageRoot(), 'dist', 'src', 'sandbox');
 /** The daemon's /metrics, on the LB namespace's loopback (the namespace is this test's own). */
@@ -41,12 +43,30 @@ const OPS_PORT = 19_180;
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
 
-async function tlsClients(opts: { port?: number; servername?: string; count?: number; concurrency?: number; bytes?: number; split?: boolean; timeoutMs?: number }): Promise<ClientResult[]> {
+async function tlsClients(opts: { port?: number; servername?: string; count?: number; concurrency?: number; bytes?: number; split?: boolean; timeoutMs?: number; untilFile?: string }): Promise<ClientResult[]> {
   const argv = [process.execPath, join(DIST, 'tls-client.js'), '--host', VIP, '--port', String(opts.port ?? 443), '--servername', opts.servername ?? '',
     '--count', String(opts.count ?? 1), '--concurrency', String(opts.concurrency ?? 1), '--bytes', String(opts.bytes ?? 0),
-    '--timeout-ms', String(opts.timeoutMs ?? 10_000), ...(opts.split ? ['--split-hello'] : [])];
-  const r = await execIn(CLIENT, argv, { timeoutMs: 120_000 });
+    '--timeout-ms', String(opts.timeoutMs ?? 10_000), ...(opts.split ? ['--split-hello'] : []), ...(opts.untilFile ? ['--until-file', opts.untilFile] : [])];
+  const r = await execIn(CLIENT, argv, { timeoutMs: 200_000 });
   return (JSON.parse(r.stdout) as { results: ClientResult[] }).results;
+}
+
+/** The pid the instance's socket holder runs as, from its record (src/acceptor/holder.ts). */
+function holderPid(): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(runDir(instance), 'acceptor-holder.json'), 'utf8')) as { pid: number }).pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running (a zombie waiting for its reaper has exited). */
+function processAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 async function opensslCn(servername: string | null): Promise<string> {
@@ -74,14 +94,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
   beforeAll(async () => {
     ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'lb-sni-'));
-    sh(['ip', 'netns', 'add', LB]);
-    sh(['ip', 'netns', 'add', CLIENT]);
-    sh(['ip', '-n', LB, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT]);
-    for (const [ns, addr] of [[LB, LB_ADDR], [CLIENT, CLIENT_ADDR]] as const) {
-      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-      sh(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
-      sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-    }
+    createLbClientPair(PAIR);
     sh(['ip', '-n', CLIENT, 'route', 'add', `${VIP}/32`, 'via', LB_ADDR]);
     for (const [name] of BACKENDS) {
       sh(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
@@ -111,10 +124,7 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
       await daemon?.stop(5000).catch(() => undefined);
       for (const s of backends.values()) await s.stop(2000).catch(() => undefined);
     } finally {
-      deleteNetns(CLIENT);
-      deleteNetns(LB);
-      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-      rmSync(runDir(instance), { recursive: true, force: true });
+      destroyLbClientPair(PAIR, instance);
       if (dir) rmSync(dir, { recursive: true, force: true });
       expect(existsSync(instanceDir(instance))).toBe(false);
     }
@@ -192,17 +202,50 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     expect(value(/^lb_sni_acceptor_events_total\{event="accepted"\} (\d+)$/m)).toBeGreaterThan(400);
   });
 
-  it('after a kill -9 of the daemon refuses new connections until the restarted one adopts the pinned steering', async () => {
+  it('answers every connection opened across a kill -9 and a restart of the daemon: the holder keeps the listening socket', async () => {
     const linkId = (): number => (JSON.parse(sh(['bpftool', '-j', 'link', 'show', 'pinned', join(instanceDir(instance), 'link_sk_lookup')])) as { id: number }).id;
-    const before = linkId();
+    const linkBefore = linkId();
+    const holderBefore = holderPid();
+    expect(holderBefore, 'the first daemon started a holder').toBeDefined();
+    const accepted = async (): Promise<number> => Number(/^lb_sni_acceptor_events_total\{event="accepted"\} (\d+)$/m.exec(await metricsText(LB, OPS_PORT))?.[1] ?? NaN);
+    // Connections back to back, 8 at a time, until the stop file appears (at most 20,000).
+    const stop = join(dir, 'stop-clients');
+    const clients = tlsClients({ servername: 'api.example.com', count: 20_000, concurrency: 8, timeoutMs: 90_000, untilFile: stop });
+    const first = await accepted();
+    await waitUntil(async () => (await accepted()) >= first + 50, { timeoutMs: 60_000, intervalMs: 100, what: 'the clients to be served before the kill' });
     await daemon!.kill9();
-    // No acceptor socket in the sockmap: the ordinary lookup answers, with a RST (docs/sni.md, "A daemon restart").
-    const [down] = await tlsClients({ servername: 'api.example.com' });
-    expect(down!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
+    const killedAt = Date.now();
+    // Connections opened now wait in the held socket's backlog: nothing refuses them.
     daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
     await daemon.started();
     await daemon.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the restarted acceptor to serve', 30_000);
-    expect((await tlsClients({ servername: 'api.example.com' }))[0]!.cn).toMatch(/^api-[ab]$/);
-    expect(linkId(), 'the pinned link is adopted, not attached again').toBe(before);
+    const servingAt = Date.now();
+    expect(daemon.logs().find((l) => l.msg === 'SNI acceptor socket taken over from its holder')).toMatchObject({ adopted: true, holder: holderBefore });
+    const second = await accepted();
+    await waitUntil(async () => (await accepted()) >= second + 50, { timeoutMs: 60_000, intervalMs: 100, what: 'the clients to be served after the restart' });
+    writeFileSync(stop, '');
+    const rs = await clients;
+    const after = rs.filter((r) => r.startedAt! > killedAt);
+    const duringGap = after.filter((r) => r.startedAt! < servingAt);
+    expect(duringGap.length, 'connections opened while no daemon ran').toBeGreaterThan(0);
+    expect(after.filter((r) => r.error || !/^api-[ab]$/.test(r.cn ?? '')), 'every connection opened after the kill is answered by its backend').toEqual([]);
+    // Before the kill: only the connections the killed daemon was relaying (at most one per client loop) end with it.
+    const before = rs.filter((r) => r.startedAt! <= killedAt);
+    expect(before.filter((r) => r.error).length).toBeLessThanOrEqual(8);
+    expect(before.filter((r) => !r.error).length).toBeGreaterThanOrEqual(50);
+    expect(linkId(), 'the pinned link is adopted, not attached again').toBe(linkBefore);
+    expect(holderPid(), 'the same holder keeps the socket').toBe(holderBefore);
+  }, 240_000);
+
+  it('after a clean stop the holder still queues connections; lb down ends it, and the listeners then refuse', async () => {
+    await daemon!.stop(10_000);
+    const pid = holderPid()!;
+    expect(processAlive(pid)).toBe(true);
+    const down = runCli(['--instance', instance, 'down'], { ns: LB, timeoutMs: 60_000 });
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toContain('Ended the SNI acceptor\'s socket holder.');
+    await waitUntil(() => !processAlive(pid), { timeoutMs: 10_000, intervalMs: 50, what: `the holder ${pid} to exit` });
+    const [r] = await tlsClients({ servername: 'api.example.com' });
+    expect(r!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
   });
 });
