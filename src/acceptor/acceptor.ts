@@ -42,9 +42,30 @@ export interface AcceptorCounters {
 
 export interface RouteCounters { connections: number; bytesUp: number; bytesDown: number }
 
+/** A relayed connection as the event stream names it (src/acceptor/conn-events.ts). */
+export interface AcceptorConn {
+  proxy: string;
+  /** "iface vip:port/tcp" ("*" for a listener without address), as the data plane's listeners are labelled. */
+  listener: string;
+  /** The group that chose the backend: `sni:NAME`, a source prefix or `default`. */
+  route: string;
+  serverName: string | null;
+  client: string; clientPort: number;
+  vip: string; vipPort: number;
+  backend: string; backendPort: number;
+  /** When the client's connection was accepted: CLOCK_MONOTONIC ns and wall-clock ms. */
+  acceptedNs: bigint; acceptedMs: number;
+}
+
+export type AcceptorCloseReason = 'fin' | 'rst-client' | 'rst-backend' | 'idle-timeout';
+
 export interface AcceptorEvents {
   /** Every connection routed to a backend (tests and logs). */
   routed?(e: { proxy: string; group: string; serverName: string | null; backend: string }): void;
+  /** The backend accepted the connection and the relay starts. */
+  opened?(c: AcceptorConn): void;
+  /** The relay ended: bytes each way (up: client to backend) and why. */
+  closed?(c: AcceptorConn, end: { up: number; down: number; reason: AcceptorCloseReason }): void;
 }
 
 export class Acceptor {
@@ -100,6 +121,7 @@ export class Acceptor {
   }
 
   private accept(client: Socket): void {
+    const accepted = { ns: process.hrtime.bigint(), ms: Date.now() };
     this.counters.accepted++;
     this.counters.active++;
     this.open.add(client);
@@ -126,7 +148,7 @@ export class Acceptor {
       client.removeListener('data', onData);
       client.removeListener('end', onEnd);
       client.pause();
-      this.connect(routed, client, Buffer.concat(chunks, size), serverName);
+      this.connect(routed, client, Buffer.concat(chunks, size), serverName, accepted);
     };
     const onData = (d: Buffer): void => {
       chunks.push(d);
@@ -153,7 +175,7 @@ export class Acceptor {
     client.once('close', () => clearTimeout(timer));
   }
 
-  private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null): void {
+  private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null, accepted: { ns: bigint; ms: number }): void {
     const conn = { clientIp: client.remoteAddress ?? '0.0.0.0', clientPort: client.remotePort ?? 0, localIp: client.localAddress ?? '0.0.0.0', localPort: client.localPort ?? 0 };
     const choice = chooseBackend(routed, conn, serverName);
     const proxy = routed.listener.proxy;
@@ -183,9 +205,24 @@ export class Acceptor {
       if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
       if (replay.length > 0) upstream.write(replay);
       this.counters.relayed++;
-      relay(client, upstream, this.limits.idleTimeoutMs, (counts) => {
+      const l = routed.listener;
+      const info: AcceptorConn = {
+        proxy, listener: `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`, route: choice.group, serverName,
+        client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
+        backend: backend.addr, backendPort: backend.port, acceptedNs: accepted.ns, acceptedMs: accepted.ms,
+      };
+      this.events.opened?.(info);
+      // The relay says "reset"; which side sent it is the side whose socket failed first (these
+      // listeners run before the relay's, which resets the other side).
+      let resetBy: AcceptorCloseReason | undefined;
+      client.once('error', () => { resetBy ??= 'rst-client'; });
+      upstream.once('error', () => { resetBy ??= 'rst-backend'; });
+      relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
         route.bytesUp += counts.up;
         route.bytesDown += counts.down;
+        const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
+        // Up: the hello replayed before the relay started, then what the relay passed.
+        this.events.closed?.(info, { up: replay.length + counts.up, down: counts.down, reason: why });
       });
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();

@@ -30,6 +30,7 @@ import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
 import { FrontDoor } from '../acceptor/front-door.js';
 import { frontDoorHook } from '../acceptor/daemon-hook.js';
+import { acceptorConnEvents } from '../acceptor/conn-events.js';
 import { registerAcceptorMetrics } from '../acceptor/metrics.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
@@ -302,6 +303,7 @@ export class Daemon {
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
       const frontDoor = opts.engine ? undefined : new FrontDoor({
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        events: acceptorConnEvents(observability.hub),
         onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
       });
       if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);

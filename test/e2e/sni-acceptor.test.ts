@@ -22,7 +22,7 @@ import type { ClientResult } from '../../src/sandbox/tls-client.js';
 import { ensureBuilt } from '../lib/build.js';
 import { runCli } from '../lib/cli.js';
 import { createLbClientPair, destroyLbClientPair } from '../lib/lb-client-pair.js';
-import { DaemonProcess, metricsText } from './lib/daemon.js';
+import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
   throw new Error('sni-acceptor.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -50,6 +50,12 @@ async function tlsClients(opts: { port?: number; servername?: string; count?: nu
     '--timeout-ms', String(opts.timeoutMs ?? 10_000), ...(opts.split ? ['--split-hello'] : []), ...(opts.untilFile ? ['--until-file', opts.untilFile] : [])];
   const r = await execIn(CLIENT, argv, { timeoutMs: 200_000 });
   return (JSON.parse(r.stdout) as { results: ClientResult[] }).results;
+}
+
+/** The daemon's JSON access log (settings.access-log of the test's config). */
+function accessLog(dir: string): Array<Record<string, unknown>> {
+  const file = join(dir, 'access.log');
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
 }
 
 /** The pid the instance's socket holder runs as, from its record (src/acceptor/holder.ts). */
@@ -120,6 +126,8 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     listen: {interfaces: [eth0], port: 8443, address: ${VIP}}
     proxy-protocol: v2
     default-target: {ip: 127.0.0.1, port: 9444}
+settings:
+  access-log: {enabled: true, format: json, path: ${join(dir, 'access.log')}}
 `);
     daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
     await daemon.started();
@@ -179,6 +187,34 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     const [r] = await tlsClients({ port: 8443, servername: 'mail.example.org' });
     expect(r!.cn).toBe('pp');
     expect(r!.line!.proxy).toEqual({ clientIp: CLIENT_ADDR, clientPort: r!.localPort, localIp: VIP, localPort: 8443, authority: 'mail.example.org', length: 28 + 3 + 16 });
+  });
+
+  it('puts each relayed connection in the connection event stream with its SNI route: access log, counters, latency', async () => {
+    // A name no other case sends, in mixed case: the lines are found by it (client ports get reused).
+    const name = `Events-${run}.Example.com`;
+    const rs = await tlsClients({ servername: name, count: 5, concurrency: 5, bytes: 4096 });
+    expect(rs.filter((r) => r.error)).toEqual([]);
+    const lines = await waitUntil(() => {
+      const mine = accessLog(dir).filter((l) => l['sni'] === name.toLowerCase());
+      return mine.filter((l) => l['event'] === 'conn-close').length === 5 ? mine : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 100, what: `the 5 connections' closes in the access log (last lines: ${JSON.stringify(accessLog(dir).slice(-3))})` });
+    expect(new Set(lines.map((l) => l['client']))).toEqual(new Set(rs.map((r) => `${CLIENT_ADDR}:${r.localPort}`)));
+    const common = { proxy: 'tls', listener: `eth0 ${VIP}:443/tcp`, proto: 'tcp', vip: `${VIP}:443`, backend: '127.0.0.1:9442', route: 'sni:*.example.com', sni: name.toLowerCase() };
+    expect(lines.filter((l) => l['event'] === 'conn-open')).toHaveLength(5);
+    for (const l of lines) expect(l).toMatchObject(common);
+    for (const l of lines.filter((x) => x['event'] === 'conn-close')) {
+      expect(l).toMatchObject({ reason: 'fin' });
+      // Up: the TLS records of the hello, the 4,096 bytes and the close; down: the certificate, the line and the echo.
+      expect(l['bytes_in']).toBeGreaterThan(4096);
+      expect(l['bytes_out']).toBeGreaterThan(4096);
+      expect(l['duration_ms']).toBeGreaterThan(0);
+    }
+    const text = await metricsText(LB, OPS_PORT);
+    const labels = { proxy: 'tls', backend: '127.0.0.1:9442' };
+    expect(metric(text, 'lb_connections_total', labels)).toBeGreaterThanOrEqual(5);
+    expect(metric(text, 'lb_connections_closed_total', { ...labels, reason: 'fin' })).toBeGreaterThanOrEqual(5);
+    expect(metric(text, 'lb_backend_latency_seconds_count', labels)).toBeGreaterThanOrEqual(5);
+    expect(metric(text, 'lb_bytes_total', { ...labels, direction: 'in' })).toBeGreaterThan(5 * 4096);
   });
 
   it('sends no new connection to a drained backend', async () => {
