@@ -42,6 +42,20 @@ export interface AcceptorCounters {
 
 export interface RouteCounters { connections: number; bytesUp: number; bytesDown: number }
 
+/**
+ * One backend's load through the acceptor, cumulative since the daemon started (the data plane's
+ * lb_tstats do not see these connections): what the breaker and least-connections add to the
+ * kernel's counts (runtime-sampler.ts).
+ */
+export interface BackendLoad {
+  /** Connections attempted to it (a new flow). */
+  attempts: number;
+  /** Attempts that failed to connect (refused, unreachable, the connect timeout). */
+  failed: number;
+  /** Connections to it open now (connecting or relaying). */
+  active: number;
+}
+
 /** A relayed connection as the event stream names it (src/acceptor/conn-events.ts). */
 export interface AcceptorConn {
   proxy: string;
@@ -74,6 +88,8 @@ export class Acceptor {
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
+  /** "addr:port" -> load, over every proxy. */
+  readonly backends = new Map<string, BackendLoad>();
   private readonly server: Server;
   private byAddress = new Map<string, RoutedListener>();
   private readonly open = new Set<Socket>();
@@ -191,11 +207,20 @@ export class Acceptor {
     route.connections++;
     this.events.routed?.({ proxy, group: choice.group, serverName, backend: `${backend.addr}:${backend.port}` });
     const upstream = net.connect({ host: backend.addr, port: backend.port, allowHalfOpen: true, noDelay: true });
+    const backendKey = `${backend.addr}:${backend.port}`;
+    const load = this.backends.get(backendKey) ?? { attempts: 0, failed: 0, active: 0 };
+    this.backends.set(backendKey, load);
+    load.attempts++;
+    load.active++;
     this.open.add(upstream);
-    upstream.once('close', () => this.open.delete(upstream));
+    upstream.once('close', () => {
+      this.open.delete(upstream);
+      load.active--;
+    });
     upstream.setTimeout(this.limits.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
     const onConnectError = (): void => {
       this.counters.connectFailed++;
+      load.failed++;
       client.resetAndDestroy();
     };
     upstream.once('error', onConnectError);

@@ -40,6 +40,11 @@ export class FrontDoor {
     return this.acceptor?.routes;
   }
 
+  /** Per backend "addr:port": the acceptor's connections (undefined before it started). */
+  get backendLoad(): Acceptor['backends'] | undefined {
+    return this.acceptor?.backends;
+  }
+
   /** Serves the splice proxies of this config with these runtime answers (the ones its apply used). */
   async apply(config: LbConfig, inputs: RuntimeInputs): Promise<SpliceListener[]> {
     const { listeners } = compileSpliceTable(config, inputs);
