@@ -125,6 +125,12 @@ export class Acceptor {
       if (!next.has(key)) next.set(key, routedListener(l));
     }
     this.byAddress = next;
+    // Every backend it may pick gets its load entry now, at 0: the breaker's first reading is the
+    // baseline its deltas start from, so connections before that reading are not lost in it.
+    const backends = new Set(listeners.flatMap((l) => [l.defaultBackends, ...l.sourceRoutes.map((r) => r.backends), ...l.sniRoutes.map((r) => r.backends)])
+      .flatMap((group) => group.map((b) => `${b.addr}:${b.port}`)));
+    for (const key of backends) if (!this.backends.has(key)) this.backends.set(key, { attempts: 0, failed: 0, active: 0 });
+    for (const [key, load] of this.backends) if (!backends.has(key) && load.active === 0) this.backends.delete(key);
     if (limits) {
       this.limits = { ...this.limits, ...limits };
       this.server.maxConnections = this.limits.maxConnections;

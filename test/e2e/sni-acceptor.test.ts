@@ -22,7 +22,7 @@ import type { ClientResult } from '../../src/sandbox/tls-client.js';
 import { ensureBuilt } from '../lib/build.js';
 import { runCli } from '../lib/cli.js';
 import { createLbClientPair, destroyLbClientPair } from '../lib/lb-client-pair.js';
-import { DaemonProcess, metric, metricsText } from './lib/daemon.js';
+import { DaemonProcess, metric, metricsText, type LogLine } from './lib/daemon.js';
 
 if (process.getuid?.() !== 0) {
   throw new Error('sni-acceptor.test.ts must run as root: it loads BPF programs and creates network namespaces');
@@ -41,6 +41,8 @@ const DIST = join(packageRoot(), 'dist', 'src', 'sandbox');
 /** The daemon's /metrics, on the LB namespace's loopback (the namespace is this test's own). */
 const OPS_PORT = 19_180;
 const GIB = 1024 ** 3;
+/** Nothing listens there: the acceptor's connects to it are refused. */
+const DEAD_PORT = 9459;
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -126,8 +128,14 @@ describe('SNI routing and PROXY protocol v2 through the daemon\'s acceptor', () 
     listen: {interfaces: [eth0], port: 8443, address: ${VIP}}
     proxy-protocol: v2
     default-target: {ip: 127.0.0.1, port: 9444}
+  - name: cb
+    listen: {interfaces: [eth0], port: 9000, address: ${VIP}}
+    default-target: {ip: 127.0.0.1, port: 9443}
+    sni-routes:
+      - {sni-hostname: cb.example.com, targets: [{ip: 127.0.0.1, port: 9443}, {ip: 127.0.0.1, port: ${DEAD_PORT}}]}
 settings:
   access-log: {enabled: true, format: json, path: ${join(dir, 'access.log')}}
+  circuit-breaker: {enabled: true, error-threshold-pct: 50, min-requests: 5, open-duration-ms: 600000}
 `);
     daemon = new DaemonProcess(LB, instance, DAEMON_ARGS());
     await daemon.started();
@@ -215,6 +223,21 @@ settings:
     expect(metric(text, 'lb_connections_closed_total', { ...labels, reason: 'fin' })).toBeGreaterThanOrEqual(5);
     expect(metric(text, 'lb_backend_latency_seconds_count', labels)).toBeGreaterThanOrEqual(5);
     expect(metric(text, 'lb_bytes_total', { ...labels, direction: 'in' })).toBeGreaterThan(5 * 4096);
+  });
+
+  it('opens the circuit of a backend that refuses the acceptor\'s connects, then sends it nothing', async () => {
+    // Sequential: each connection is routed with the weights of the moment (half go to the dead port at first).
+    const first = await tlsClients({ port: 9000, servername: 'cb.example.com', count: 40, concurrency: 1, timeoutMs: 20_000 });
+    expect(first.filter((r) => r.error).length, 'some went to the refusing backend').toBeGreaterThan(0);
+    const opened = (l: LogLine): boolean => String(l.msg).startsWith(`circuit 127.0.0.1:${DEAD_PORT}: closed -> open`);
+    await daemon!.waitForLog(opened, 'the circuit of the refusing backend to open', 30_000);
+    // The runtime change triggers a reconcile; the acceptor takes its weights after it.
+    await daemon!.waitForLog(() => {
+      const logs = daemon!.logs();
+      return logs.slice(logs.findIndex(opened)).some((l) => l.msg === 'SNI acceptor serving');
+    }, 'the acceptor to take the open circuit', 30_000);
+    const after = await tlsClients({ port: 9000, servername: 'cb.example.com', count: 20, concurrency: 5 });
+    expect(after.map((r) => r.cn ?? r.error)).toEqual(Array(20).fill('default'));
   });
 
   it('sends no new connection to a drained backend', async () => {

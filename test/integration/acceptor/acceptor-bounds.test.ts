@@ -161,6 +161,8 @@ describe('Acceptor relay', () => {
     const dead = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const { a, port } = await acceptor(dead);
+    // Every backend of its listeners has an entry before any connection: the breaker's baseline.
+    expect(a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 0, failed: 0, active: 0 });
     const c = await connect(port);
     c.on('error', () => undefined);
     c.write(captured('node-sni'));
