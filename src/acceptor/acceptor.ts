@@ -42,9 +42,44 @@ export interface AcceptorCounters {
 
 export interface RouteCounters { connections: number; bytesUp: number; bytesDown: number }
 
+/**
+ * One backend's load through the acceptor, cumulative since the daemon started (the data plane's
+ * lb_tstats do not see these connections): what the breaker and least-connections add to the
+ * kernel's counts (runtime-sampler.ts).
+ */
+export interface BackendLoad {
+  /** Connections attempted to it (a new flow). */
+  attempts: number;
+  /** Attempts that failed to connect (refused, unreachable, the connect timeout). */
+  failed: number;
+  /** Connections to it open now (connecting or relaying). */
+  active: number;
+}
+
+/** A relayed connection as the event stream names it (src/acceptor/conn-events.ts). */
+export interface AcceptorConn {
+  proxy: string;
+  /** "iface vip:port/tcp" ("*" for a listener without address), as the data plane's listeners are labelled. */
+  listener: string;
+  /** The group that chose the backend: `sni:NAME`, a source prefix or `default`. */
+  route: string;
+  serverName: string | null;
+  client: string; clientPort: number;
+  vip: string; vipPort: number;
+  backend: string; backendPort: number;
+  /** When the client's connection was accepted: CLOCK_MONOTONIC ns and wall-clock ms. */
+  acceptedNs: bigint; acceptedMs: number;
+}
+
+export type AcceptorCloseReason = 'fin' | 'rst-client' | 'rst-backend' | 'idle-timeout';
+
 export interface AcceptorEvents {
   /** Every connection routed to a backend (tests and logs). */
   routed?(e: { proxy: string; group: string; serverName: string | null; backend: string }): void;
+  /** The backend accepted the connection and the relay starts. */
+  opened?(c: AcceptorConn): void;
+  /** The relay ended: bytes each way (up: client to backend) and why. */
+  closed?(c: AcceptorConn, end: { up: number; down: number; reason: AcceptorCloseReason }): void;
 }
 
 export class Acceptor {
@@ -53,6 +88,8 @@ export class Acceptor {
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
+  /** "addr:port" -> load, over every proxy. */
+  readonly backends = new Map<string, BackendLoad>();
   private readonly server: Server;
   private byAddress = new Map<string, RoutedListener>();
   private readonly open = new Set<Socket>();
@@ -63,15 +100,19 @@ export class Acceptor {
     this.server.on('drop', () => { this.counters.overLimit++; });
   }
 
-  /** Listens on 127.0.0.1 (an ephemeral port: nothing connects to it directly) and returns the socket's fd. */
-  async listen(): Promise<number> {
+  /**
+   * Listens on 127.0.0.1 (an ephemeral port: nothing connects to it directly), or on a listening
+   * socket taken over from a previous daemon (`fd`), and returns the socket's fd.
+   */
+  async listen(fd?: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => { this.server.off('error', reject); resolve(); });
+      const where = fd === undefined ? { host: '127.0.0.1', port: 0 } : { fd };
+      this.server.listen({ ...where, backlog: 4096 }, () => { this.server.off('error', reject); resolve(); });
     });
-    const fd = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) throw new Error('the acceptor socket has no file descriptor');
-    return fd;
+    const own = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof own !== 'number' || own < 0) throw new Error('the acceptor socket has no file descriptor');
+    return own;
   }
 
   /** The listeners to serve from now on; connections already routed keep their backend. */
@@ -84,6 +125,12 @@ export class Acceptor {
       if (!next.has(key)) next.set(key, routedListener(l));
     }
     this.byAddress = next;
+    // Every backend it may pick gets its load entry now, at 0: the breaker's first reading is the
+    // baseline its deltas start from, so connections before that reading are not lost in it.
+    const backends = new Set(listeners.flatMap((l) => [l.defaultBackends, ...l.sourceRoutes.map((r) => r.backends), ...l.sniRoutes.map((r) => r.backends)])
+      .flatMap((group) => group.map((b) => `${b.addr}:${b.port}`)));
+    for (const key of backends) if (!this.backends.has(key)) this.backends.set(key, { attempts: 0, failed: 0, active: 0 });
+    for (const [key, load] of this.backends) if (!backends.has(key) && load.active === 0) this.backends.delete(key);
     if (limits) {
       this.limits = { ...this.limits, ...limits };
       this.server.maxConnections = this.limits.maxConnections;
@@ -96,6 +143,7 @@ export class Acceptor {
   }
 
   private accept(client: Socket): void {
+    const accepted = { ns: process.hrtime.bigint(), ms: Date.now() };
     this.counters.accepted++;
     this.counters.active++;
     this.open.add(client);
@@ -122,7 +170,7 @@ export class Acceptor {
       client.removeListener('data', onData);
       client.removeListener('end', onEnd);
       client.pause();
-      this.connect(routed, client, Buffer.concat(chunks, size), serverName);
+      this.connect(routed, client, Buffer.concat(chunks, size), serverName, accepted);
     };
     const onData = (d: Buffer): void => {
       chunks.push(d);
@@ -149,7 +197,7 @@ export class Acceptor {
     client.once('close', () => clearTimeout(timer));
   }
 
-  private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null): void {
+  private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null, accepted: { ns: bigint; ms: number }): void {
     const conn = { clientIp: client.remoteAddress ?? '0.0.0.0', clientPort: client.remotePort ?? 0, localIp: client.localAddress ?? '0.0.0.0', localPort: client.localPort ?? 0 };
     const choice = chooseBackend(routed, conn, serverName);
     const proxy = routed.listener.proxy;
@@ -165,11 +213,20 @@ export class Acceptor {
     route.connections++;
     this.events.routed?.({ proxy, group: choice.group, serverName, backend: `${backend.addr}:${backend.port}` });
     const upstream = net.connect({ host: backend.addr, port: backend.port, allowHalfOpen: true, noDelay: true });
+    const backendKey = `${backend.addr}:${backend.port}`;
+    const load = this.backends.get(backendKey) ?? { attempts: 0, failed: 0, active: 0 };
+    this.backends.set(backendKey, load);
+    load.attempts++;
+    load.active++;
     this.open.add(upstream);
-    upstream.once('close', () => this.open.delete(upstream));
+    upstream.once('close', () => {
+      this.open.delete(upstream);
+      load.active--;
+    });
     upstream.setTimeout(this.limits.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
     const onConnectError = (): void => {
       this.counters.connectFailed++;
+      load.failed++;
       client.resetAndDestroy();
     };
     upstream.once('error', onConnectError);
@@ -179,9 +236,24 @@ export class Acceptor {
       if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
       if (replay.length > 0) upstream.write(replay);
       this.counters.relayed++;
-      relay(client, upstream, this.limits.idleTimeoutMs, (counts) => {
+      const l = routed.listener;
+      const info: AcceptorConn = {
+        proxy, listener: `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`, route: choice.group, serverName,
+        client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
+        backend: backend.addr, backendPort: backend.port, acceptedNs: accepted.ns, acceptedMs: accepted.ms,
+      };
+      this.events.opened?.(info);
+      // The relay says "reset"; which side sent it is the side whose socket failed first (these
+      // listeners run before the relay's, which resets the other side).
+      let resetBy: AcceptorCloseReason | undefined;
+      client.once('error', () => { resetBy ??= 'rst-client'; });
+      upstream.once('error', () => { resetBy ??= 'rst-backend'; });
+      relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
         route.bytesUp += counts.up;
         route.bytesDown += counts.down;
+        const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
+        // Up: the hello replayed before the relay started, then what the relay passed.
+        this.events.closed?.(info, { up: replay.length + counts.up, down: counts.down, reason: why });
       });
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();

@@ -1,6 +1,7 @@
 // The SNI front door as the daemon owns it: the acceptor, its steering (lb_sk_lookup and its maps)
 // and the VIPs' local routes, brought to each applied config. Started at the first config that
-// has a proxy on the splice path; kept until the daemon stops.
+// has a proxy on the splice path; kept until the daemon stops. Its listening socket outlives the
+// daemon in a holder process (holder.ts), which the next daemon takes it back from.
 
 import { join, resolve } from 'node:path';
 import type { RuntimeInputs } from '../core/compile/compile.js';
@@ -10,6 +11,7 @@ import { native } from '../dataplane/libbpf.js';
 import { ensureInstanceDir } from '../dataplane/bpffs.js';
 import { packageRoot } from '../package-root.js';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from './acceptor.js';
+import { endHolder, spawnHolder, takeFromHolder } from './holder.js';
 import { setLocalRoutes } from './local-routes.js';
 import { Steering, type SteeredListener } from './steering.js';
 
@@ -19,6 +21,8 @@ export interface FrontDoorOptions {
   objectDir?: string;
   limits?: Partial<AcceptorLimits>;
   events?: AcceptorEvents;
+  /** Whether the listening socket was taken over from the holder (a restart) or made anew, and why. */
+  onHandover?(h: { adopted: true; holder: number } | { adopted: false; reason: string }): void;
 }
 
 export class FrontDoor {
@@ -36,13 +40,19 @@ export class FrontDoor {
     return this.acceptor?.routes;
   }
 
+  /** Per backend "addr:port": the acceptor's connections (undefined before it started). */
+  get backendLoad(): Acceptor['backends'] | undefined {
+    return this.acceptor?.backends;
+  }
+
   /** Serves the splice proxies of this config with these runtime answers (the ones its apply used). */
   async apply(config: LbConfig, inputs: RuntimeInputs): Promise<SpliceListener[]> {
     const { listeners } = compileSpliceTable(config, inputs);
     if (listeners.length === 0 && !this.acceptor) return listeners;
-    this.starting ??= this.start();
+    const limits = { idleTimeoutMs: config.settings.connectionTimeoutSec * 1000 };
+    this.starting ??= this.start((a) => a.update(listeners, limits));
     await this.starting;
-    this.acceptor!.update(listeners, { idleTimeoutMs: config.settings.connectionTimeoutSec * 1000 });
+    this.acceptor!.update(listeners, limits);
     const steered: SteeredListener[] = [];
     for (const l of listeners) {
       const ifindex = native().if_nametoindex(l.iface);
@@ -53,7 +63,10 @@ export class FrontDoor {
     return listeners;
   }
 
-  /** Closes the acceptor; the steering and routes stay for the next daemon (until then SYNs get a RST). */
+  /**
+   * Closes the acceptor; the steering, the routes and the holder's socket stay for the next daemon
+   * (until then the kernel queues the handshakes in the socket's backlog). `lb down` ends the holder.
+   */
   async close(): Promise<void> {
     await this.starting?.catch(() => undefined);
     await this.acceptor?.close();
@@ -62,13 +75,30 @@ export class FrontDoor {
     this.steering = undefined;
   }
 
-  private async start(): Promise<void> {
+  /** `serve` gives the acceptor its listeners before it listens: a held socket has connections queued already. */
+  private async start(serve: (a: Acceptor) => void): Promise<void> {
     const acceptor = new Acceptor({ ...DEFAULT_LIMITS, ...this.opts.limits }, this.opts.events);
-    const fd = await acceptor.listen();
+    serve(acceptor);
+    // A previous daemon's socket, kept by its holder, carries the handshakes queued since it died.
+    const taken = takeFromHolder(this.opts.instance);
+    let fd: number;
+    try {
+      fd = await acceptor.listen(taken.fd);
+    } catch (err) {
+      if (taken.fd === undefined) throw err;
+      fd = await acceptor.listen();
+    }
+    const adopted = taken.fd !== undefined && fd === taken.fd;
     try {
       const objectDir = resolve(this.opts.objectDir ?? join(packageRoot(), 'build', 'bpf'));
       const steering = Steering.open(ensureInstanceDir(this.opts.instance), objectDir);
       steering.setAcceptorSocket(fd);
+      if (!adopted) {
+        // A new socket: an old holder keeps one nobody accepts from; a new holder keeps this one.
+        endHolder(this.opts.instance);
+        spawnHolder(this.opts.instance, fd);
+      }
+      this.opts.onHandover?.(adopted ? { adopted, holder: taken.pid } : { adopted, reason: taken.fd === undefined ? taken.reason : 'the held socket could not listen' });
       this.steering = steering;
       this.acceptor = acceptor;
     } catch (err) {

@@ -5,7 +5,7 @@
 // Two halves, so a caller that already checked the config does not read and parse it again:
 // checkConfigAt() reads, parses and checks once; planCheckedConfig() plans a checked config. The
 // reconcile loop checks in its validate step and plans under the lock; `lb plan` / `lb apply`
-// call preparePlan(), which is both in a row.
+// call both in a row (preparePlan() is that pair), adding the warnings only a plan by hand gets.
 // Reads only; the caller holds the instance lock so the live state cannot move underneath.
 
 import { createHash } from 'node:crypto';

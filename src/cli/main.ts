@@ -154,7 +154,7 @@ export function buildProgram(): Command {
 
   program
     .command('down')
-    .description('detach the programs, unpin the maps (flows are lost) and remove /run/lb/<instance>; idempotent')
+    .description('end the SNI acceptor\'s socket holder, detach the programs, unpin the maps (flows are lost) and remove /run/lb/<instance>; idempotent')
     .addHelpText('after', ['', 'Examples:', '  lb down', '  lb --instance edge down'].join('\n'))
     .action(async (_opts: unknown, cmd: Command) => {
       process.exitCode = await runDown({ instance: instanceOf(cmd) });

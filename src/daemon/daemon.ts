@@ -30,6 +30,8 @@ import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
 import { FrontDoor } from '../acceptor/front-door.js';
 import { frontDoorHook } from '../acceptor/daemon-hook.js';
+import { acceptorConnEvents } from '../acceptor/conn-events.js';
+import { withAcceptorLoad } from '../acceptor/runtime-sampler.js';
 import { registerAcceptorMetrics } from '../acceptor/metrics.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
@@ -48,7 +50,7 @@ import { ControlServer, controlSocketPath } from './control-socket.js';
 import { statusBranchLoop } from './status-branch-check.js';
 import { sampleDataPlane } from './dataplane-sample.js';
 import { DataPlane } from '../dataplane/index.js';
-import { instanceComplete } from '../runtime/dataplane-sampler.js';
+import { KernelSampler, instanceComplete } from '../runtime/dataplane-sampler.js';
 import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
@@ -296,11 +298,17 @@ export class Daemon {
       }
 
       const initial = adoptedState(opts.instance, log);
+      // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
+      const frontDoor = opts.engine ? undefined : new FrontDoor({
+        instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        events: acceptorConnEvents(observability.hub),
+        onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
+      });
+      // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).
       const runtime = opts.runtime ? undefined : new RuntimeService({
         instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
+        ...(frontDoor ? { sampler: withAcceptorLoad(new KernelSampler(opts.instance), () => frontDoor.backendLoad) } : {}),
       });
-      // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
-      const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
       if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);
       const provider = withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings));
       const hook = frontDoor

@@ -47,6 +47,10 @@ export function jsonLine(r: ConnRecord): string {
     proxy: r.proxy, listener: r.listener, proto: PROTO[r.proto] ?? String(r.proto),
     client: `${r.client}:${r.clientPort}`, vip: `${r.vip}:${r.vipPort}`, backend: `${r.backend}:${r.backendPort}`,
   };
+  if (r.acceptor) {
+    o['route'] = r.acceptor.route;
+    o['sni'] = r.acceptor.serverName;
+  }
   if (r.type === 'close') {
     o['reason'] = r.reason;
     o['start'] = new Date(r.openMs).toISOString();
@@ -76,7 +80,8 @@ export function clfLine(r: ConnRecord): string {
   const req = `${r.type === 'open' ? 'OPEN' : 'CLOSE'} ${PROTO[r.proto] ?? r.proto} ${r.vip}:${r.vipPort} ${r.backend}:${r.backendPort}`;
   const base = `${r.client} - - ${clfTime(r.timeMs)} "${req}" ${r.type === 'close' ? r.reason : '-'} ${r.type === 'close' ? String(r.bytesOut) : '-'}`;
   const extra = r.type === 'close' ? ` duration=${r.durationSec.toFixed(3)} bytes_in=${String(r.bytesIn)} client_port=${r.clientPort}` : ` client_port=${r.clientPort}`;
-  return `${base} proxy=${r.proxy ?? '-'}${extra}`;
+  const routed = r.acceptor ? ` route=${r.acceptor.route} sni=${r.acceptor.serverName ?? '-'}` : '';
+  return `${base} proxy=${r.proxy ?? '-'}${routed}${extra}`;
 }
 
 export class AccessLog {

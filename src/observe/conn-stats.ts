@@ -75,6 +75,8 @@ export function summarize(s: Pick<BackendConnStats, 'buckets' | 'sumSec' | 'clos
 export class ConnStats {
   private readonly byKey = new Map<string, BackendConnStats>();
   private readonly recent: RecentClose[] = [];
+  /** Open connections of the SNI acceptor per "proxy\0backend" (from its records; no sweep sees them). */
+  private readonly acceptorActive = new Map<string, number>();
 
   constructor(private readonly recentMax = 200) {}
 
@@ -95,6 +97,13 @@ export class ConnStats {
   add(records: readonly ConnRecord[]): void {
     for (const r of records) {
       const s = this.entry(r.proxy ?? '?', `${r.backend}:${r.backendPort}`);
+      // The sweep sees the data plane's flows only: the acceptor's are counted here and added to its counts.
+      if (r.acceptor) {
+        const key = `${s.proxy}\0${s.backend}`;
+        const n = (this.acceptorActive.get(key) ?? 0) + (r.type === 'open' ? 1 : -1);
+        if (n > 0) this.acceptorActive.set(key, n);
+        else this.acceptorActive.delete(key);
+      }
       if (r.type === 'open') {
         s.opened++;
         s.active++;
@@ -121,10 +130,10 @@ export class ConnStats {
 
   /** Active connections as the sweep counted them (flows that predate the daemon included). */
   setActive(counts: ReadonlyMap<string, number>): void {
-    for (const s of this.byKey.values()) s.active = 0;
+    for (const [key, s] of this.byKey) s.active = this.acceptorActive.get(key) ?? 0;
     for (const [key, n] of counts) {
       const [proxy, backend] = key.split('\0') as [string, string];
-      this.entry(proxy, backend).active = n;
+      this.entry(proxy, backend).active += n;
     }
   }
 

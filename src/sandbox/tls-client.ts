@@ -5,11 +5,16 @@
 // whether the echo's SHA-256 equals what was sent.
 //
 //   node dist/src/sandbox/tls-client.js --host VIP --port 443 [--servername NAME] [--count 1]
-//        [--concurrency 1] [--bytes 0] [--split-hello] [--timeout-ms 10000]
+//        [--concurrency 1] [--bytes 0] [--split-hello] [--timeout-ms 10000] [--until-file PATH]
 //
 // --split-hello writes the ClientHello one byte per TCP segment (TCP_NODELAY, a pause between).
+// --until-file: opens connections back to back until PATH exists (at most `count`), each result
+// with the wall-clock time it started (`startedAt`), for connections opened across a restart.
+// The bytes sent are 64 KiB blocks numbered in their first 8 bytes, so a block lost, repeated or
+// reordered changes the echo's SHA-256.
 
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Duplex } from 'node:stream';
@@ -24,8 +29,9 @@ const concurrency = Number(opt('concurrency', '1'));
 const bytes = Number(opt('bytes', '0'));
 const split = args.includes('--split-hello');
 const timeoutMs = Number(opt('timeout-ms', '10000'));
+const untilFile = opt('until-file', '');
 
-export interface ClientResult { cn?: string; line?: { name: string; proxy: unknown }; echoOk?: boolean; echoed?: number; error?: string; localPort?: number }
+export interface ClientResult { cn?: string; line?: { name: string; proxy: unknown }; echoOk?: boolean; echoed?: number; error?: string; localPort?: number; startedAt?: number }
 
 /** A socket whose first write goes out one byte per segment. */
 function splitting(sock: net.Socket): Duplex {
@@ -51,8 +57,8 @@ function splitting(sock: net.Socket): Duplex {
 
 function one(): Promise<ClientResult> {
   return new Promise((resolve) => {
+    const result: ClientResult = { startedAt: Date.now() };
     const raw = net.connect({ host, port, noDelay: true });
-    const result: ClientResult = {};
     const timer = setTimeout(() => { result.error = 'timeout'; raw.destroy(); resolve(result); }, timeoutMs);
     const done = (): void => { clearTimeout(timer); raw.destroy(); resolve(result); };
     raw.once('connect', () => {
@@ -78,10 +84,12 @@ function one(): Promise<ClientResult> {
           const block = Buffer.alloc(64 * 1024);
           for (let i = 0; i < block.length; i++) block[i] = (i * 31 + 7) & 0xff;
           let left = bytes;
+          let seq = 0n;
           const pump = (): void => {
             while (left > 0) {
               const n = Math.min(left, block.length);
-              const piece = block.subarray(0, n);
+              block.writeBigUInt64LE(seq++, 0);
+              const piece = Buffer.from(block.subarray(0, n));
               sent.update(piece);
               left -= n;
               if (!s.write(piece)) { s.once('drain', pump); return; }
@@ -104,7 +112,8 @@ function one(): Promise<ClientResult> {
 async function main(): Promise<void> {
   const results: ClientResult[] = [];
   let next = 0;
-  const worker = async (): Promise<void> => { while (next < count) { next++; results.push(await one()); } };
+  const more = (): boolean => next < count && (untilFile === '' || !existsSync(untilFile));
+  const worker = async (): Promise<void> => { while (more()) { next++; results.push(await one()); } };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   process.stdout.write(JSON.stringify({ results }) + '\n');
 }

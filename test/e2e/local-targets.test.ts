@@ -15,11 +15,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlane, instanceDir } from '../../src/dataplane/index.js';
+import { instanceDir } from '../../src/dataplane/index.js';
 import { ManagedProcess, backendServerScript, udpRequest, waitUntil } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
-import { deleteNetns, runCli, type CliResult } from '../lib/cli.js';
+import { runCli, type CliResult } from '../lib/cli.js';
+import { createLbClientPair, destroyLbClientPair } from '../lib/lb-client-pair.js';
 import { curl } from './lib/clients.js';
 import { DaemonProcess } from './lib/daemon.js';
 
@@ -34,6 +35,7 @@ const CLIENT = `lbt${run}-c`;
 const LB_ADDR = '10.230.1.1';
 const CLIENT_ADDR = '10.230.1.2';
 const instance = `lt-${run}`;
+const PAIR = { lb: LB, client: CLIENT, lbAddr: LB_ADDR, clientAddr: CLIENT_ADDR };
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000 });
 
@@ -50,15 +52,7 @@ describe('local targets: 127.0.0.1 and the host\'s own address behind a listener
     ensureBuilt();
     rootLocalnet = localnetOutside();
     dir = mkdtempSync(join(tmpdir(), 'lb-local-'));
-    sh(['ip', 'netns', 'add', LB]);
-    sh(['ip', 'netns', 'add', CLIENT]);
-    sh(['ip', '-n', LB, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT]);
-    for (const [ns, addr] of [[LB, LB_ADDR], [CLIENT, CLIENT_ADDR]] as const) {
-      sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-      sh(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
-      sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
-      sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    }
+    createLbClientPair(PAIR, { ipv6: false });
     for (const [name, bind, http, udp] of [['lo', '127.0.0.1', 8080, 9000], ['host', LB_ADDR, 8081, 9001]] as const) {
       const p = new ManagedProcess(['ip', 'netns', 'exec', LB, process.execPath, backendServerScript(), '--name', name, '--http', String(http),
         '--udp', String(udp), '--bind', bind, '--exit-with-parent'], { label: `server ${name}` });
@@ -82,17 +76,12 @@ describe('local targets: 127.0.0.1 and the host\'s own address behind a listener
     try {
       await daemon?.stop(5000).catch(() => undefined);
       for (const s of servers) await s.stop(2000).catch(() => undefined);
-      if (existsSync(instanceDir(instance))) lb(['down']);
     } finally {
-      deleteNetns(CLIENT);
-      deleteNetns(LB);
-      if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-      rmSync(runDir(instance), { recursive: true, force: true });
+      destroyLbClientPair(PAIR, instance);
       if (dir) rmSync(dir, { recursive: true, force: true });
       expect(existsSync(instanceDir(instance))).toBe(false);
     }
   });
-
 
   it('without lb, nothing answers on eth0:80 (the service listens on 127.0.0.1:8080 only)', async () => {
     expect(localnetInLb()).toBe('0');

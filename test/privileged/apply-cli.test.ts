@@ -45,6 +45,12 @@ const B = file('b.yaml', config(0));
 const C = file('c.yaml', config(50, 9090));
 const BAD = file('bad.yaml', config(50).replace('port: 80,', 'port: eighty,'));
 const NOIF = file('noif.yaml', config(50).replace('[va0]', '[nosuchif0]'));
+const SNI = file('sni.yaml', config(50).replace('settings:', `  - name: tls
+    listen: {interfaces: [va0], port: 443, address: 10.200.0.10}
+    default-target: {ip: 10.0.0.1, port: 8443}
+    sni-routes:
+      - {sni-hostname: api.example.com, target: {ip: 10.0.0.2, port: 8443}}
+settings:`));
 
 const lb = (args: string[], opts: { env?: Record<string, string>; inst?: string } = {}): CliResult =>
   runCli([...args, '--instance', opts.inst ?? instance], { ns, ...(opts.env ? { env: opts.env } : {}) });
@@ -97,6 +103,23 @@ describe('lb plan / apply / show / down', () => {
     const none = lb(['plan', '-c', A, '--detailed-exitcode']);
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toContain('No changes.');
+  });
+
+  it('plan and apply by hand warn, at the proxy, that only lb daemon serves a proxy with SNI routes', () => {
+    for (const format of ['text', 'json'] as const) {
+      const r = lb(['plan', '-c', SNI, '--format', format]);
+      expect(r.code, r.stderr).toBe(0);
+      if (format === 'text') {
+        expect(r.stdout).toMatch(/sni\.yaml:\d+:\d+: warning: \/proxies\/1: proxy "tls" has SNI routes: only lb daemon serves it/);
+        expect(r.stdout, 'no fast-path listener for it').not.toMatch(/listener va0 10\.200\.0\.10:443/);
+      } else {
+        const doc = JSON.parse(r.stdout) as { diagnostics: Array<{ code: string; pointer: string }> };
+        expect(doc.diagnostics).toContainEqual(expect.objectContaining({ code: 'served-by-daemon-only', pointer: '/proxies/1' }));
+      }
+    }
+    const plain = lb(['plan', '-c', A]);
+    expect(plain.stdout + plain.stderr).not.toContain('served-by-daemon-only');
+    expect(plain.stdout + plain.stderr).not.toContain('only lb daemon');
   });
 
   it('a weight change is an in-place update (~ old -> new); --verbose adds the raw entries', () => {

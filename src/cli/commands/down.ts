@@ -1,4 +1,5 @@
-// `lb down`: takes an instance out of the kernel and off the disk: detaches its programs from
+// `lb down`: takes an instance out of the kernel and off the disk: ends the SNI acceptor's socket
+// holder (src/acceptor/holder.ts), detaches its programs from
 // every interface of this network namespace, unpins its maps and programs (flows are lost), and
 // removes /run/lb/<instance> (inventory, journal, lock). Idempotent: a second run removes nothing.
 
@@ -6,6 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { withInstanceLock } from '../../apply/index.js';
 import { DataPlane, instanceDir } from '../../dataplane/index.js';
 import { runDir } from '../../state/run-dir.js';
+import { endHolder } from '../../acceptor/holder.js';
 import { stdio, type CliIo } from '../output.js';
 
 export interface DownOptions {
@@ -18,6 +20,8 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   const lines: string[] = [];
   // The lock keeps a running apply from being cut in half; it lives in the directory removed last.
   await withInstanceLock(options.instance, () => {
+    // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
+    if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
     const r = DataPlane.down(options.instance);
     for (const d of r.detached) lines.push(`Detached lb from ${d.ifname} (${[d.xdp ? 'XDP' : '', d.tc ? 'TC' : ''].filter(Boolean).join(', ')}).`);
     if (r.unpinned.length > 0) lines.push(`Unpinned ${r.unpinned.length} objects from ${instanceDir(options.instance)} (${r.unpinned.join(', ')}).`);

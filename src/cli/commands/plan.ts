@@ -5,8 +5,10 @@
 
 import { recoverInstance, withInstanceLock } from '../../apply/index.js';
 import { toPlanFile, writePlanFile } from '../../apply/plan-file.js';
-import { preparePlan, type PreparedPlan } from '../../apply/prepare.js';
+import { checkConfigAt, planCheckedConfig, type PreparedPlan } from '../../apply/prepare.js';
 import { ConfigError } from '../../core/config/config-error.js';
+import { sortDiagnostics, type Diagnostic } from '../../core/config/diagnostics.js';
+import { daemonOnlyWarnings } from '../../core/sni/served.js';
 import { encodeGeneration } from '../../dataplane/index.js';
 import { hasChanges } from '../../core/plan/plan.js';
 import { renderJson } from '../../core/plan/render-json.js';
@@ -37,16 +39,20 @@ export async function withPreparedPlan(options: { instance: string; config: stri
   return withInstanceLock(options.instance, async () => {
     reportRecovery(io, recoverInstance(options.instance));
     let prepared: PreparedPlan;
+    let daemonOnly: Diagnostic[];
     try {
-      prepared = await preparePlan({
-        instance: options.instance, configPath: options.config, revision: revisionOf(options.revision),
+      const checked = await checkConfigAt(options.config);
+      // By hand, nothing serves the acceptor's proxies: say so (the daemon plans without this).
+      daemonOnly = daemonOnlyWarnings(checked.config);
+      prepared = planCheckedConfig(checked, {
+        instance: options.instance, revision: revisionOf(options.revision),
         warn: (m) => io.err(`lb: warning: ${m}`),
       });
     } catch (err) {
       if (err instanceof ConfigError) return reportConfigError(io, err);
       throw err;
     }
-    return fn(prepared);
+    return fn(daemonOnly.length === 0 ? prepared : { ...prepared, warnings: sortDiagnostics([...prepared.warnings, ...daemonOnly]) });
   });
 }
 

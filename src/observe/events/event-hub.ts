@@ -1,7 +1,8 @@
 // The daemon's connection events: the ring's records (EventStream, read by a worker thread), the
 // closes no packet announces (FlowTracker, fed by a sweep of lb_flows every sweepIntervalMs), and
 // the names of things (proxy, listener, backend), delivered in order to the sinks: the access log,
-// the latency histograms and counters, the recent closes `lb top` shows.
+// the latency histograms and counters, the recent closes `lb top` shows. The SNI acceptor's
+// connections, which no ring reports, are published to the same sinks (publish()).
 //
 // The instance may have no data plane yet (first apply pending) or lose it (`lb down`): each sweep
 // tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
@@ -29,6 +30,12 @@ export interface ConnRecord extends ConnEvent {
   openMs: number;
   /** Close only: ts - open, in seconds. */
   durationSec: number;
+  /**
+   * A connection of the SNI acceptor (src/acceptor/conn-events.ts), not of the data plane: the
+   * group that routed it (`sni:NAME`, a source prefix, `default`) and the name the client sent.
+   * Its listenerId and targetId are 0, its packet counts 0 (user space counts bytes only).
+   */
+  acceptor?: { route: string; serverName: string | null };
 }
 
 export type EventSink = (records: readonly ConnRecord[]) => void;
@@ -211,6 +218,12 @@ export class EventHub {
         durationSec: e.type === 'close' && e.tsNs > e.openNs ? Number(e.tsNs - e.openNs) / 1e9 : 0,
       };
     });
+    this.publish(records);
+  }
+
+  /** Records made outside the ring (the SNI acceptor's), to the same sinks in the same order. */
+  publish(records: readonly ConnRecord[]): void {
+    if (records.length === 0) return;
     for (const sink of this.sinks) {
       try {
         sink(records);

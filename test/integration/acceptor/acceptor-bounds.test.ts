@@ -6,7 +6,7 @@
 // wait is for an event, bounded by the test timeout.
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Acceptor, DEFAULT_LIMITS, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
+import { Acceptor, DEFAULT_LIMITS, type AcceptorCloseReason, type AcceptorEvents, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
 import type { SpliceListener } from '../../../src/core/sni/splice-table.js';
 import { captured } from '../../unit/sni/hellos.js';
 
@@ -33,8 +33,8 @@ async function backend(): Promise<{ port: number; conns: Socket[]; next(): Promi
   return { port, conns, next: () => new Promise((r) => (conns.length > waiters.length ? r(conns[waiters.length]!) : waiters.push(r))) };
 }
 
-async function acceptor(backendPort: number, limits: Partial<AcceptorLimits> = {}): Promise<{ a: Acceptor; port: number }> {
-  const a = new Acceptor({ ...DEFAULT_LIMITS, ...limits });
+async function acceptor(backendPort: number, limits: Partial<AcceptorLimits> = {}, events: AcceptorEvents = {}): Promise<{ a: Acceptor; port: number }> {
+  const a = new Acceptor({ ...DEFAULT_LIMITS, ...limits }, events);
   await a.listen();
   cleanups.push(() => a.close());
   const port = (a as unknown as { server: Server }).server.address() as AddressInfo;
@@ -108,6 +108,8 @@ describe('Acceptor relay', () => {
     c.write(hello);
     const s = await b.next();
     expect((await received(s, hello.length)).equals(hello)).toBe(true);
+    // The breaker and least-connections read this (src/acceptor/runtime-sampler.ts).
+    expect(a.backends.get(`127.0.0.1:${b.port}`)).toEqual({ attempts: 1, failed: 0, active: 1 });
     c.end(); // FIN from the client
     await ended(s);
     s.write('still open');
@@ -119,25 +121,37 @@ describe('Acceptor relay', () => {
 
   it('resets the client when the backend resets', async () => {
     const b = await backend();
-    const { port } = await acceptor(b.port);
+    const ends: AcceptorCloseReason[] = [];
+    const { port } = await acceptor(b.port, {}, { closed: (_c, end) => ends.push(end.reason) });
     const c = await connect(port);
     const errors: string[] = [];
     c.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
-    c.write(captured('openssl-tls13'));
+    const hello = captured('openssl-tls13');
+    c.write(hello);
     const s = await b.next();
+    await received(s, hello.length); // replayed: the relay runs
     s.resetAndDestroy();
     await closed(c);
     expect(errors).toEqual(['ECONNRESET']);
+    await expect.poll(() => ends).toEqual(['rst-backend']);
   });
 
   it('resets both sides of an idle relay', async () => {
     const b = await backend();
-    const { port } = await acceptor(b.port, { idleTimeoutMs: 300 });
+    const ends: Array<{ route: string; reason: AcceptorCloseReason; up: number }> = [];
+    const opened: string[] = [];
+    const hello = captured('node-no-sni');
+    const { port } = await acceptor(b.port, { idleTimeoutMs: 300 }, {
+      opened: (conn) => opened.push(`${conn.proxy} ${conn.listener} ${conn.route} ${conn.backend}:${conn.backendPort}`),
+      closed: (conn, end) => ends.push({ route: conn.route, reason: end.reason, up: end.up }),
+    });
     const c = await connect(port);
     c.on('error', () => undefined);
-    c.write(captured('node-no-sni'));
+    c.write(hello);
     const s = await b.next();
     await Promise.all([closed(c), closed(s)]);
+    expect(opened).toEqual([`p lo 127.0.0.1:${port}/tcp default 127.0.0.1:${b.port}`]);
+    expect(ends).toEqual([{ route: 'default', reason: 'idle-timeout', up: hello.length }]);
   });
 
   it('resets the client when the backend refuses, and counts it', async () => {
@@ -147,10 +161,13 @@ describe('Acceptor relay', () => {
     const dead = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const { a, port } = await acceptor(dead);
+    // Every backend of its listeners has an entry before any connection: the breaker's baseline.
+    expect(a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 0, failed: 0, active: 0 });
     const c = await connect(port);
     c.on('error', () => undefined);
     c.write(captured('node-sni'));
     await closed(c);
     expect(a.counters.connectFailed).toBe(1);
+    await expect.poll(() => a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 1, failed: 1, active: 0 });
   });
 });
