@@ -10,7 +10,6 @@
 // back, interfaces this apply attached are detached, and the error says nothing changed.
 // The caller holds the instance lock and has recovered any leftover journal (src/apply/index.ts).
 
-import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
@@ -27,7 +26,7 @@ import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord } from '../stat
 import { listenerKey, type LogicalState } from '../core/state.js';
 import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
-  EMPTY_GROUP_VALUE, canonicalBytes, firstDifference, restoreOps,
+  EMPTY_GROUP_VALUE, firstDifference, restoreOps,
 } from '../core/ops.js';
 import {
   SHAPES, canonicalColumns, columnOf, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
@@ -97,11 +96,11 @@ export function currentNetns(): string {
 }
 
 /**
- * sha256 of the generation's canonical bytes (canonicalBytes): the journal records it for the
- * desired generation, and recovery compares it with the generation it finds after a flip.
+ * The generation's digest (src/core/generation-digest.ts): the journal records it for the desired
+ * generation, and recovery compares it with the generation it finds after a flip.
  */
 export function generationDigest(raw: EncodedGeneration): string {
-  return createHash('sha256').update(canonicalBytes(raw)).digest('hex');
+  return columnsDigest(columnsOf(raw));
 }
 
 /** Runs the transaction. The caller holds the instance lock and has recovered leftovers. */
