@@ -2,11 +2,13 @@
 // comparing the objects: the first step of a delta apply (src/apply/delta.ts), which writes and
 // hashes only what changed instead of encoding, sorting and hashing the whole table.
 //
-// Per list: lists of equal length are compared position by position; otherwise the common prefix
-// and suffix are skipped and the middle of both is taken as changed. Either way every key whose
-// entry differs is among the changed positions of one side or the other (a key is unique in a
-// list, so a key at an unchanged position is at the same entry on both sides); positions are only
-// a way to find them, and entries moved around cost more positions, never a missed change.
+// Per list: the common prefix and suffix are skipped; in the middle, lists of equal length are
+// compared position by position (edits scattered over the table); otherwise, or when that finds
+// more than 64, the shortest edit script of up to 64 edits is searched (an entry removed here and
+// another added there); failing both, the in-place differences, or the whole middle, count. Every position not in
+// the result is paired with an equal entry on the other side, so every key whose entry differs is
+// among the changed positions of one side or the other (a key is unique in a list); positions
+// are only a way to find them, and a poor alignment costs more positions, never a missed change.
 
 import type { GenerationConfig } from './generation.js';
 
@@ -77,26 +79,80 @@ const SAME: { [L in DeltaList]: (a: Entry<L>, b: Entry<L>) => boolean } = {
   maglev: (a, b) => a === b || (a.group === b.group && a.table.equals(b.table)),
 };
 
-function listDelta<T>(prev: readonly T[], next: readonly T[], same: (a: T, b: T) => boolean): { prev: number[]; next: number[] } {
-  const p: number[] = [];
-  const q: number[] = [];
-  if (prev.length === next.length) {
-    for (let i = 0; i < prev.length; i++) {
-      if (!same(prev[i]!, next[i]!)) {
-        p.push(i);
-        q.push(i);
+/** Positions of a and b outside the common prefix and suffix. */
+function trimmed<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean): { head: number; aEnd: number; bEnd: number } {
+  let head = 0;
+  const shorter = Math.min(a.length, b.length);
+  while (head < shorter && same(a[head]!, b[head]!)) head++;
+  let tail = 0;
+  while (tail < shorter - head && same(a[a.length - 1 - tail]!, b[b.length - 1 - tail]!)) tail++;
+  return { head, aEnd: a.length - tail, bEnd: b.length - tail };
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+
+/**
+ * The shortest edit script between a[from, aEnd) and b[from, bEnd) (Myers' O((N+M)·D) greedy
+ * algorithm) when it has at most maxD edits: the positions only in a and only in b. null beyond.
+ */
+function editScript<T>(a: readonly T[], b: readonly T[], from: number, aEnd: number, bEnd: number, same: (x: T, y: T) => boolean, maxD: number):
+  { prev: number[]; next: number[] } | null {
+  const n = aEnd - from;
+  const m = bEnd - from;
+  const off = maxD + 1;
+  const v = new Int32Array(2 * maxD + 3);
+  const trace: Int32Array[] = [];
+  for (let d = 0; d <= maxD; d++) {
+    trace.push(v.slice());
+    for (let k = -d; k <= d; k += 2) {
+      let x = k === -d || (k !== d && v[off + k - 1]! < v[off + k + 1]!) ? v[off + k + 1]! : v[off + k - 1]! + 1;
+      let y = x - k;
+      while (x < n && y < m && same(a[from + x]!, b[from + y]!)) {
+        x++;
+        y++;
+      }
+      v[off + k] = x;
+      if (x >= n && y >= m) {
+        // Walk back through the trace: each step of d is one position only in a or only in b.
+        const prev: number[] = [];
+        const next: number[] = [];
+        let [cx, cy] = [n, m];
+        for (let e = d; e > 0; e--) {
+          const w = trace[e]!;
+          const ck = cx - cy;
+          const down = ck === -e || (ck !== e && w[off + ck - 1]! < w[off + ck + 1]!);
+          const pk = down ? ck + 1 : ck - 1;
+          const px = w[off + pk]!;
+          const py = px - pk;
+          if (down) next.push(from + py);
+          else prev.push(from + px);
+          [cx, cy] = [px, py];
+        }
+        return { prev: prev.reverse(), next: next.reverse() };
       }
     }
-    return { prev: p, next: q };
   }
-  let head = 0;
-  const shorter = Math.min(prev.length, next.length);
-  while (head < shorter && same(prev[head]!, next[head]!)) head++;
-  let tail = 0;
-  while (tail < shorter - head && same(prev[prev.length - 1 - tail]!, next[next.length - 1 - tail]!)) tail++;
-  for (let i = head; i < prev.length - tail; i++) p.push(i);
-  for (let i = head; i < next.length - tail; i++) q.push(i);
-  return { prev: p, next: q };
+  return null;
+}
+
+/** At most this many edits are searched for when positions do not line up (each search step costs a pass). */
+const MAX_EDITS = 64;
+
+function listDelta<T>(prev: readonly T[], next: readonly T[], same: (a: T, b: T) => boolean): { prev: number[]; next: number[] } {
+  const { head, aEnd, bEnd } = trimmed(prev, next, same);
+  let inPlace: number[] | null = null;
+  if (aEnd - head === bEnd - head) {
+    // Equal lengths: in place (edits scattered over a table line up there).
+    inPlace = [];
+    for (let i = head; i < aEnd; i++) if (!same(prev[i]!, next[i]!)) inPlace.push(i);
+    if (inPlace.length <= MAX_EDITS) return { prev: inPlace, next: inPlace.slice() };
+  }
+  // An entry removed here and another added there: the few edits between them; else the
+  // positions that differ in place; else the whole middle.
+  const script = editScript(prev, next, head, aEnd, bEnd, same, MAX_EDITS);
+  if (script !== null) return script;
+  if (inPlace !== null) return { prev: inPlace, next: inPlace.slice() };
+  return { prev: range(head, aEnd), next: range(head, bEnd) };
 }
 
 export function configDelta(prev: GenerationConfig, next: GenerationConfig): ConfigDelta {

@@ -7,70 +7,8 @@ import {
   canonicalColumns, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, rawOpsOf, sortedOrder,
 } from '../../../src/core/columns.js';
 import { EMPTY_GROUP_VALUE, canonicalBytes, diffGeneration, type RawOp } from '../../../src/core/ops.js';
-import { LB_MAGLEV_SIZE, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
-
-/** A small deterministic generator (mulberry32): every run of the test sees the same generations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomGeneration(seed: number, size: number): GenerationConfig {
-  const r = rng(seed);
-  const int = (n: number): number => Math.floor(r() * n);
-  const ip = (): string => `${1 + int(223)}.${int(256)}.${int(256)}.${int(256)}`;
-  const cfg: GenerationConfig = { settings: { tcpIdleSec: 300 + int(3), udpIdleSec: 60, tcpFinSec: 10, flags: int(2) }, listeners: [], groups: [], srcRoutes: [], maglev: [] };
-  const vips = new Set<string>();
-  for (let i = 0; i < size; i++) {
-    const key = { ifindex: 1 + int(3), vip: ip(), port: 1 + int(65535), proto: r() < 0.5 ? 6 : 17 };
-    const id = `${key.ifindex}/${key.vip}/${key.port}/${key.proto}`;
-    if (vips.has(id)) continue;
-    vips.add(id);
-    cfg.listeners.push({ key, value: { listenerId: i, defaultGroup: int(size * 2), flags: int(4) } });
-  }
-  const groupIds = new Set<number>();
-  for (let i = 0; i < size * 2; i++) {
-    const id = int(size * 4);
-    if (groupIds.has(id)) continue;
-    groupIds.add(id);
-    const targets = Array.from({ length: int(4) }, () => ({ addr: ip(), port: 1 + int(65535), weight: int(100), targetId: int(16384) })); // some empty
-    cfg.groups.push({ id, group: { targets } });
-    if (r() < 0.05) cfg.maglev!.push({ group: id, table: Buffer.from(Array.from({ length: LB_MAGLEV_SIZE }, () => int(Math.max(1, targets.length)))) });
-  }
-  const routes = new Set<string>();
-  for (let i = 0; i < size * 8; i++) {
-    const prefixLen = [8, 16, 24, 31, 32][int(5)]!;
-    const listenerId = int(size);
-    const addr = ip();
-    const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
-    const masked = addr.split('.').reduce((v, o) => v * 256 + Number(o), 0) & mask;
-    const id = `${listenerId}/${masked}/${prefixLen}`;
-    if (routes.has(id)) continue; // one entry per prefix, as compile makes them
-    routes.add(id);
-    cfg.srcRoutes.push({ listenerId, addr, prefixLen, group: int(size * 4) });
-  }
-  return cfg;
-}
-
-/** Another generation: some entries kept, some changed, some removed, some new. */
-function changed(base: GenerationConfig, seed: number): GenerationConfig {
-  const r = rng(seed);
-  const other = randomGeneration(seed + 1000, Math.max(1, base.listeners.length >> 2));
-  const keep = <T>(list: T[], edit: (x: T) => T): T[] => list.filter(() => r() > 0.2).map((x) => (r() < 0.1 ? edit(structuredClone(x)) : x));
-  return {
-    settings: r() < 0.5 ? base.settings : { ...base.settings, tcpIdleSec: base.settings.tcpIdleSec + 1 },
-    listeners: [...keep(base.listeners, (l) => ({ ...l, value: { ...l.value, flags: l.value.flags ^ 1 } })), ...other.listeners.map((l) => ({ ...l, key: { ...l.key, port: 0 } }))],
-    groups: keep(base.groups, (g) => ({ ...g, group: { targets: g.group.targets.map((t) => ({ ...t, weight: t.weight + 1 })) } })),
-    srcRoutes: [...keep(base.srcRoutes, (s) => ({ ...s, group: s.group + 1 })), ...other.srcRoutes.map((s) => ({ ...s, listenerId: s.listenerId + 100_000 }))],
-    maglev: keep(base.maglev ?? [], (m) => m),
-  };
-}
+import { encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
+import { changed, randomGeneration } from '../../lib/random-generation.js';
 
 const hex = (ops: RawOp[]): string[] => ops.map((o) => `${o.map} ${o.kind} ${o.key.toString('hex')} ${o.value?.toString('hex') ?? '-'}`);
 
