@@ -346,8 +346,9 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(keyOf(run, i)) ?? null;
     if (run.map === 'lb_groups') {
       if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
-      // Copied out: the half is a view of a buffer the read-back reuses.
-      half ??= Buffer.from(readGroupHalf(dp, gen));
+      // A view of the buffer the next lb_groups read reuses: savedItemsOfRuns, this function's one
+      // caller, turns every value into hex before anything reads lb_groups again (no 16 MiB copy).
+      half ??= readGroupHalf(dp, gen);
       const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
       return half.subarray(slot * size, (slot + 1) * size);
     }
