@@ -90,7 +90,8 @@ function m2(h: number, w: number): number {
  * value goes in as its non-zero 32-bit words with their positions: the same content hashes the
  * same, and mostly-zero values (lb_group's unused target slots: 1 KiB a group) cost a read a word.
  */
-function hashEntry(section: DigestSection, keys: Buffer, ko: number, keySize: number, values: Buffer, vo: number, valueSize: number): void {
+function hashEntry(section: DigestSection, keys: Buffer, ko: number, keySize: number, values: Buffer, vo: number, valueSize: number,
+  view: Int32Array | null, base: number): void {
   let h1 = SEED[section] | 0;
   let h2 = ~SEED[section];
   // The key without its generation: lb_listener_key.gen (byte 11), the top bit of lb_src_key's
@@ -107,8 +108,6 @@ function hashEntry(section: DigestSection, keys: Buffer, ko: number, keySize: nu
     h2 = m2(h2, w);
   }
   const n = (valueSize + 3) >> 2;
-  const view = valueSize % 4 === 0 ? wordsOf(values, vo) : null;
-  const base = (values.byteOffset + vo) >> 2;
   for (let i = 0; i < n; i++) {
     const w = view !== null ? view[base + i]! : word(values, vo + 4 * i, vo + valueSize) | 0;
     if (w !== 0) {
@@ -120,10 +119,21 @@ function hashEntry(section: DigestSection, keys: Buffer, ko: number, keySize: nu
   outB = fmix((h2 ^ valueSize) >>> 0);
 }
 
+/**
+ * The 32-bit view of a column's values and the word index of its first value, when every value is
+ * whole 4-byte-aligned words there (else null: read byte by byte). Buffer.buffer and byteOffset are
+ * getters: read once per column, not per entry.
+ */
+function valueWords(c: { valueSize: number; values: Buffer }): { view: Int32Array | null; base: number } {
+  const view = c.valueSize % 4 === 0 ? wordsOf(c.values, 0) : null;
+  return { view, base: view === null ? 0 : c.values.byteOffset >> 2 };
+}
+
 /** Adds (sign 1) or removes (sign -1) entry i of a column's buffers to the digest. */
 export function digestEntry(d: DigestState, section: DigestSection, sign: 1 | -1,
   c: { keySize: number; valueSize: number; keys: Buffer; values: Buffer }, i: number): void {
-  hashEntry(section, c.keys, i * c.keySize, c.keySize, c.values, i * c.valueSize, c.valueSize);
+  const { view, base } = valueWords(c);
+  hashEntry(section, c.keys, i * c.keySize, c.keySize, c.values, i * c.valueSize, c.valueSize, view, base + i * (c.valueSize >> 2));
   d.a = (d.a + sign * outA) >>> 0;
   d.b = (d.b + sign * outB) >>> 0;
   d.counts[section] += sign;
@@ -132,9 +142,22 @@ export function digestEntry(d: DigestState, section: DigestSection, sign: 1 | -1
 /** Adds every entry of a column; `keep` leaves entries out (lb_groups' empty slots). */
 export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
   keep?: (values: Buffer, offset: number) => boolean): void {
+  const { view, base } = valueWords(c);
+  const { keys, keySize, values, valueSize } = c;
+  const words = valueSize >> 2;
+  let a = d.a;
+  let b = d.b;
+  let n = 0;
   for (let i = 0; i < c.count; i++) {
-    if (keep === undefined || keep(c.values, i * c.valueSize)) digestEntry(d, section, 1, c, i);
+    if (keep !== undefined && !keep(values, i * valueSize)) continue;
+    hashEntry(section, keys, i * keySize, keySize, values, i * valueSize, valueSize, view, base + i * words);
+    a = (a + outA) >>> 0;
+    b = (b + outB) >>> 0;
+    n++;
   }
+  d.a = a;
+  d.b = b;
+  d.counts[section] += n;
 }
 
 /** The digest as hex: sha256 of a version tag, the settings bytes, the counts and the lane sums. */
