@@ -148,8 +148,12 @@ function listDelta<T>(prev: readonly T[], next: readonly T[], same: (a: T, b: T)
     if (inPlace.length <= MAX_EDITS) return { prev: inPlace, next: inPlace.slice() };
   }
   // An entry removed here and another added there: the few edits between them; else the
-  // positions that differ in place; else the whole middle.
-  const script = editScript(prev, next, head, aEnd, bEnd, same, MAX_EDITS);
+  // positions that differ in place; else the whole middle. An edit script beats the in-place
+  // positions only where they form long runs (a shift): each isolated one costs it two edits, so
+  // with more than MAX_EDITS / 2 runs it cannot succeed, and is not searched (a pass per edit).
+  let runs = 0;
+  if (inPlace !== null) for (let i = 0; i < inPlace.length; i++) if (i === 0 || inPlace[i - 1]! !== inPlace[i]! - 1) runs++;
+  const script = inPlace !== null && runs > MAX_EDITS / 2 ? null : editScript(prev, next, head, aEnd, bEnd, same, MAX_EDITS);
   if (script !== null) return script;
   if (inPlace !== null) return { prev: inPlace, next: inPlace.slice() };
   return { prev: range(head, aEnd), next: range(head, bEnd) };

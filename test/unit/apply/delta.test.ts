@@ -85,7 +85,7 @@ describe('delta apply planning', () => {
     expect(planDelta(s, 0, randomGeneration(10, 60))).toBeNull();
   });
 
-  it('finds every changed entry, whatever the positions: equal lengths compared in place, others by common prefix and suffix', () => {
+  it('finds every changed entry, whatever the positions: in place, by common prefix and suffix, or by a short edit script', () => {
     const a = randomGeneration(11, 40);
     const moved = { ...a, listeners: [...a.listeners.slice(1), a.listeners[0]!] };
     const d = configDelta(a, moved);
@@ -95,6 +95,16 @@ describe('delta apply planning', () => {
     expect(e.prev.srcRoutes).toEqual([5]);
     expect(e.next.srcRoutes).toEqual([]);
     expect(e.settings).toBe(false);
+    // 300 routes: 100 scattered edits stay in place; a route removed near the start and one added
+    // near the end (every position between them shifted) is found as two edits.
+    const big = randomGeneration(12, 300);
+    const scattered = { ...big, srcRoutes: big.srcRoutes.map((r, i) => (i % 3 === 0 ? { ...r, group: r.group + 1 } : r)) };
+    const sd = configDelta(big, scattered);
+    expect(sd.prev.srcRoutes.length).toBe(Math.ceil(big.srcRoutes.length / 3));
+    const shifted = { ...big, srcRoutes: [...big.srcRoutes.slice(0, 10), ...big.srcRoutes.slice(11, -10), { ...big.srcRoutes[10]!, listenerId: 99_999 }, ...big.srcRoutes.slice(-10)] };
+    const hd = configDelta(big, shifted);
+    expect(hd.prev.srcRoutes).toEqual([10]);
+    expect(hd.next.srcRoutes).toEqual([big.srcRoutes.length - 11]);
     const reweighted = structuredClone(a);
     reweighted.groups[3]!.group.targets[0] = { ...reweighted.groups[3]!.group.targets[0]!, targetId: 16383 };
     if (a.groups[3]!.group.targets.length > 0) expect(configDelta(a, reweighted).next.groups).toEqual([3]);
