@@ -311,15 +311,23 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
   }
   // For this process's next apply (src/apply/delta.ts): the generation written, the other one as
-  // it was known (remembered, or read whole here), and the keys where the two may differ.
+  // it was known, and the keys where the two may differ. When this apply read the active generation
+  // (a loaded instance, untrusted records, or the no-op check of an unchanged configuration: a drift
+  // heal), what the maps held is the truth, not what was remembered: its columns when read whole
+  // (routes included), and no `differ` (drifted keys are not among the configuration's changes), so
+  // the next apply takes the full path and the one after is a delta again.
   const gens: AppliedState['gens'] = [undefined, undefined];
   gens[targetGen] = { columns: written, digest: desiredDigestState, ...(routesBody !== undefined ? { routesBody } : {}) };
-  if (prior?.gens[oldCtl.activeGen] !== undefined) gens[oldCtl.activeGen] = prior.gens[oldCtl.activeGen];
-  else if ((known === null || known.loaded) && activeRaw !== undefined) {
-    const columns = canonicalColumns(columnsOf(activeRaw));
-    gens[oldCtl.activeGen] = { columns, digest: columnsDigestState(columns) };
+  let differ: KeySets | null = null;
+  if (activeRaw !== undefined) {
+    if (known === null || known.loaded) {
+      const columns = canonicalColumns(columnsOf(activeRaw));
+      gens[oldCtl.activeGen] = { columns, digest: columnsDigestState(columns) };
+    }
+  } else {
+    gens[oldCtl.activeGen] = prior?.gens[oldCtl.activeGen];
+    differ = delta !== null ? delta.changed : prior?.config !== undefined ? differingKeys(prior.config, req.generation) : null;
   }
-  const differ = delta !== null ? delta.changed : prior?.config !== undefined ? differingKeys(prior.config, req.generation) : null;
   rememberApplied(req.instance, dp, { activeGen: targetGen, serial: postFlipSerial, config: req.generation, gens, differ });
   return {
     instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: opTotal,

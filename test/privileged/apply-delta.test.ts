@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { applyGeneration, forgetApplied, journalPath, recoverInstance } from '../../src/apply/index.js';
-import { DataPlane, type GenerationConfig } from '../../src/dataplane/index.js';
+import { DataPlane, encodeU32, groupIndex, readCtl, type GenerationConfig } from '../../src/dataplane/index.js';
 import { isLbError } from '../../src/core/errors.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
@@ -146,6 +146,34 @@ describe('delta apply: failures and crashes end as a full apply would', () => {
       dp.close();
     }
   }, 180_000);
+
+  it('after a drift heal the next apply takes the full path: a drifted entry in the generation it writes is rewritten', () => {
+    fresh();
+    apply(BASE);
+    apply(V1);
+    const dp = DataPlane.open({ instance });
+    try {
+      // Drift behind lb's back in the active generation: listener 22's group slot gets listener 23's group.
+      const gen = readCtl(dp).activeGen;
+      const slot = (k: number): Buffer => encodeU32(groupIndex(gen, V1.listeners[k]!.value.defaultGroup));
+      dp.maps.lb_groups.update(slot(22), dp.maps.lb_groups.lookup(slot(23))!);
+      expect(synAnswer(dp, vip(23), 80)).toBe('10.1.23.1:80');
+      apply(V1); // the drift heal: the same configuration, the maps read, the other generation written and flipped to
+      expect(synAnswer(dp, vip(23), 80)).toBe('10.1.22.1:80');
+      // V2 goes into the drifted generation: a delta would leave slot 22 as it found it.
+      const { lines, error } = applyV2();
+      expect(error).toBeUndefined();
+      expect(lines.some((l) => l.startsWith('delta apply:')), lines.join(' | ')).toBe(false);
+      expect(synAnswer(dp, vip(23), 80)).toBe('10.1.22.1:80');
+      // And the apply after it is a delta again.
+      const back: string[] = [];
+      applyGeneration({ instance, generation: V1, interfaces: [], log: (l) => back.push(l) });
+      expect(back.some((l) => l.startsWith('delta apply:')), back.join(' | ')).toBe(true);
+      expect(synAnswer(dp, vip(23), 80)).toBe('10.1.22.1:80');
+    } finally {
+      dp.close();
+    }
+  });
 
   it('SIGKILL at each step, recovered by the next process: the same bytes as a full apply killed there', () => {
     ensureBuilt();
