@@ -7,8 +7,10 @@
 //                   listeners) the checks refuse the config: the time to that verdict is reported.
 //   apply N NS      inside network namespace NS (with interface va0): a generation of N map
 //                   entries (listeners, groups, source routes) applied to a fresh instance (loaded
-//                   before the timing starts, as for raw) by the transaction (ops diff, journal, batched writes, flip, read-back), then two
-//                   1% changes (the second shows the steady state: only the delta is written).
+//                   before the timing starts, as for raw) by the transaction (ops diff, journal,
+//                   batched writes, flip, read-back), then two 1% changes in the same process, as
+//                   the daemon makes them (the second is the steady state: a delta apply,
+//                   src/apply/delta.ts, from what this process's own applies left).
 //   raw N NS        the same N entries written to a fresh instance with plain batched map updates
 //                   and one lb_ctl update: the floor the transaction is compared with.
 
@@ -116,7 +118,8 @@ function apply(n: number, instance: string): Out {
   const [, loadMs] = timed(() => DataPlane.open({ instance }).close());
   const [r1, firstMs] = timed(() => runTransaction({ instance, generation: first, interfaces: ['va0'] }));
   // The second apply fills the other generation (empty until now) whole; from the third on, the
-  // inactive generation holds the configuration before last, and an apply writes only the delta.
+  // inactive generation holds the configuration before last, and an apply writes only the delta
+  // (found as a delta apply: this process made the two applies before).
   // Each configuration is built before its timing starts (as the first one is): the figure is the
   // transaction's, not the cost of making 100,000 test objects.
   const second = generation(n, ifindex, 1);

@@ -13,6 +13,7 @@ export {
   type ConfigMapName, type RawOp, type SavedEntry,
 } from '../core/ops.js';
 export { executeOps } from './execute-ops.js';
+export { forgetApplied } from './delta.js';
 export { recoverInstance, type RecoveryOutcome, type RecoveryResult } from './recover.js';
 export {
   generationDigest, parseFaultSpec, runTransaction, stableJson,

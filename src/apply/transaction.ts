@@ -10,7 +10,6 @@
 // back, interfaces this apply attached are detached, and the error says nothing changed.
 // The caller holds the instance lock and has recovered any leftover journal (src/apply/index.ts).
 
-import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
@@ -23,17 +22,19 @@ import { LbError, isLbError } from '../core/errors.js';
 import { INVENTORY_FORMAT_VERSION, writeInventory, type Inventory } from '../state/inventory.js';
 import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
-import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord } from '../state/routes-record.js';
+import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord, type RecordBody } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
 import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
-  EMPTY_GROUP_VALUE, canonicalBytes, firstDifference, restoreOps,
+  EMPTY_GROUP_VALUE, firstDifference, restoreOps,
 } from '../core/ops.js';
 import {
-  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
+  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsDigestState, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
   type Column, type Columns, type OpRun,
 } from '../core/columns.js';
 import { executeOps, executeRuns } from './execute-ops.js';
+import { differingKeys, planDelta, rememberApplied, takeApplied, type AppliedState, type KeySets } from './delta.js';
+import { digestHex, type DigestState } from '../core/generation-digest.js';
 import { expectationDifference, readBackRuns } from './read-back.js';
 
 /**
@@ -97,11 +98,11 @@ export function currentNetns(): string {
 }
 
 /**
- * sha256 of the generation's canonical bytes (canonicalBytes): the journal records it for the
- * desired generation, and recovery compares it with the generation it finds after a flip.
+ * The generation's digest (src/core/generation-digest.ts): the journal records it for the desired
+ * generation, and recovery compares it with the generation it finds after a flip.
  */
 export function generationDigest(raw: EncodedGeneration): string {
-  return createHash('sha256').update(canonicalBytes(raw)).digest('hex');
+  return columnsDigest(columnsOf(raw));
 }
 
 /** Runs the transaction. The caller holds the instance lock and has recovered leftovers. */
@@ -139,37 +140,54 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const attach = wanted.filter((i) => !attachedBefore.has(i));
   const detach = [...attachedBefore].filter((i) => !wanted.includes(i)).sort();
 
-  // The desired generation in columns, in canonical order (src/core/columns.ts): the diff, the
-  // writes, the journal and the read-back all work on these without a Buffer per entry. Its pairs
-  // (views into the columns) are made only where code takes pairs: the no-op check and decoding.
-  const desired = canonicalColumns(encodeColumns(targetGen, req.generation));
-  const desiredDigest = columnsDigest(desired);
+  // What this process remembers of both generations from its own last applies (src/apply/delta.ts):
+  // with it, a small change is found, written, journaled and hashed as a delta, without encoding,
+  // sorting or hashing the whole table, and without reading the maps or the routes records.
+  const prior = takeApplied(req.instance, dp, oldCtl);
+  const delta = prior === undefined ? null : planDelta(prior, targetGen, req.generation);
+  let desired: Columns;
+  let desiredDigestState: DigestState;
+  let desiredDigest: string;
   let pairsOfDesired: EncodedGeneration | undefined;
   const desiredRaw = (): EncodedGeneration => (pairsOfDesired ??= encodedOf(desired));
-  // What both generations hold, from their records when those can be trusted (src/state/routes-
-  // record.ts): then the trie is not walked, and the active generation is not read at all unless
-  // its recorded digest is the desired one. The other maps of the inactive one are read whole.
-  const known = knownRoutes(dp, dir, oldCtl);
-  const readActive = known === null || known.loaded || known.activeDigest === desiredDigest;
-  const gens = readActive ? [targetGen, oldCtl.activeGen] : [targetGen];
+  let known: KnownRoutes | null = null;
   let current: Columns;
   let activeRaw: EncodedGeneration | undefined;
   let inactive: EncodedGeneration | undefined; // read as pairs: only when the trie is walked
-  if (known === null) {
-    // No trusted records: read both generations whole, the trie walked (then recorded below).
-    const read = readGenerationsRaw(dp, gens);
-    inactive = read[0]!;
-    activeRaw = read[1];
-    current = canonicalColumns(columnsOf(inactive));
+  let inactiveWhole: Columns;
+  if (delta !== null) {
+    ({ desired, digest: desiredDigestState, desiredDigest, current, inactive: inactiveWhole } = delta);
+    log(`delta apply: the configuration changed at ${keyCount(delta.changed)} key(s) since this process's last apply`);
   } else {
-    const read = readGenerationsColumns(dp, gens);
-    const routes = known.inactive();
-    current = canonicalColumns({ ...read[0]!, srcRoutes: routes.count === 0 ? columnOf('srcRoutes', []) : routes });
-    // The active generation's pairs without routes (those come from its record, or the trie).
-    activeRaw = read[1] === undefined ? undefined : encodedOf({ ...read[1], srcRoutes: columnOf('srcRoutes', []) });
+    // The desired generation in columns, in canonical order (src/core/columns.ts): the diff, the
+    // writes, the journal and the read-back all work on these without a Buffer per entry. Its pairs
+    // (views into the columns) are made only where code takes pairs: the no-op check and decoding.
+    desired = canonicalColumns(encodeColumns(targetGen, req.generation));
+    desiredDigestState = columnsDigestState(desired);
+    desiredDigest = digestHex(desiredDigestState, desired.settings);
+    // What both generations hold, from their records when those can be trusted (src/state/routes-
+    // record.ts): then the trie is not walked, and the active generation is not read at all unless
+    // its recorded digest is the desired one. The other maps of the inactive one are read whole.
+    known = knownRoutes(dp, dir, oldCtl);
+    const readActive = known === null || known.loaded || known.activeDigest === desiredDigest;
+    const gens = readActive ? [targetGen, oldCtl.activeGen] : [targetGen];
+    if (known === null) {
+      // No trusted records: read both generations whole, the trie walked (then recorded below).
+      const read = readGenerationsRaw(dp, gens);
+      inactive = read[0]!;
+      activeRaw = read[1];
+      current = canonicalColumns(columnsOf(inactive));
+    } else {
+      const read = readGenerationsColumns(dp, gens);
+      const routes = known.inactive();
+      current = canonicalColumns({ ...read[0]!, srcRoutes: routes.count === 0 ? columnOf('srcRoutes', []) : routes });
+      // The active generation's pairs without routes (those come from its record, or the trie).
+      activeRaw = read[1] === undefined ? undefined : encodedOf({ ...read[1], srcRoutes: columnOf('srcRoutes', []) });
+    }
+    inactiveWhole = current;
   }
   // The generation as read, in pairs: only a rollback checks the restored bytes against it.
-  const inactivePairs = (): EncodedGeneration => encodedOf(current);
+  const inactivePairs = (): EncodedGeneration => encodedOf(inactiveWhole);
   const localnetDone = wanted.every((i) => !req.desired?.paths?.[i]?.routeLocalnet || routeLocalnet(i));
   const upToDate = detach.length === 0 && wanted.every((i) => current_(i)) && localnetDone && activeRaw !== undefined
     // The active generation's routes are needed only when everything else already matches.
@@ -199,11 +217,14 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   if (upToDate) {
     recordRead();
     writeInventory(dir, inventory(oldCtl));
+    // Nothing written: what this process knew of the generations still holds.
+    if (prior !== undefined) rememberApplied(req.instance, dp, prior);
     log('the live configuration is the desired one: nothing to write');
     return { instance: req.instance, changed: false, activeGen: oldCtl.activeGen, serial: oldCtl.serial, ops: 0, attached: [], detached: [], warnings: [] };
   }
 
-  const ops = diffColumns(targetGen, current, desired, EMPTY_GROUP_VALUE);
+  // A delta diffs the touched keys only: everywhere else the inactive generation holds the desired entries.
+  const ops = diffColumns(targetGen, current, delta?.want ?? desired, EMPTY_GROUP_VALUE);
   const opTotal = opCount(ops);
   const postFlipSerial = (oldCtl.serial + 1) >>> 0;
   const journal: JournalDraft = {
@@ -280,10 +301,34 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   if (req.faultAt === 'commit') fault('after the read-back, before the commit');
   const warnings = finish(dp, dir, journal);
   for (const ifname of journal.detach) log(`detached ${ifname}`);
-  saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: desired.srcRoutes }, log);
+  // The generation as written, whole (a delta patches the columns it knew, now that they are not needed as they were).
+  const written = delta !== null ? delta.commit() : desired;
+  // A delta that wrote no route keeps the record's encoded routes from when the generation was last written.
+  const sameRoutes = delta !== null && delta.current.srcRoutes.count === 0 && delta.want.srcRoutes.count === 0;
+  const routesBody = saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: written.srcRoutes }, log,
+    sameRoutes ? prior?.gens[targetGen]?.routesBody : undefined);
   if ((known === null || known.loaded) && activeRaw !== undefined) {
     saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
   }
+  // For this process's next apply (src/apply/delta.ts): the generation written, the other one as
+  // it was known, and the keys where the two may differ. When this apply read the active generation
+  // (a loaded instance, untrusted records, or the no-op check of an unchanged configuration: a drift
+  // heal), what the maps held is the truth, not what was remembered: its columns when read whole
+  // (routes included), and no `differ` (drifted keys are not among the configuration's changes), so
+  // the next apply takes the full path and the one after is a delta again.
+  const gens: AppliedState['gens'] = [undefined, undefined];
+  gens[targetGen] = { columns: written, digest: desiredDigestState, ...(routesBody !== undefined ? { routesBody } : {}) };
+  let differ: KeySets | null = null;
+  if (activeRaw !== undefined) {
+    if (known === null || known.loaded) {
+      const columns = canonicalColumns(columnsOf(activeRaw));
+      gens[oldCtl.activeGen] = { columns, digest: columnsDigestState(columns) };
+    }
+  } else {
+    gens[oldCtl.activeGen] = prior?.gens[oldCtl.activeGen];
+    differ = delta !== null ? delta.changed : prior?.config !== undefined ? differingKeys(prior.config, req.generation) : null;
+  }
+  rememberApplied(req.instance, dp, { activeGen: targetGen, serial: postFlipSerial, config: req.generation, gens, differ });
   return {
     instance: req.instance, changed: true, activeGen: targetGen, serial: postFlipSerial, ops: opTotal,
     attached: attach, detached: detach.filter((i) => !warnings.some((w) => w.startsWith(`${i}:`))), warnings,
@@ -309,8 +354,9 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(keyOf(run, i)) ?? null;
     if (run.map === 'lb_groups') {
       if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
-      // Copied out: the half is a view of a buffer the read-back reuses.
-      half ??= Buffer.from(readGroupHalf(dp, gen));
+      // A view of the buffer the next lb_groups read reuses: savedItemsOfRuns, this function's one
+      // caller, turns every value into hex before anything reads lb_groups again (no 16 MiB copy).
+      half ??= readGroupHalf(dp, gen);
       const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
       return half.subarray(slot * size, (slot + 1) * size);
     }
@@ -319,6 +365,10 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     const c = lists[run.map];
     return c.values.subarray(p * c.valueSize, (p + 1) * c.valueSize);
   };
+}
+
+function keyCount(k: KeySets): number {
+  return k.listeners.count + k.groups.count + k.srcRoutes.count + k.maglev.count;
 }
 
 /** A cheap necessary condition of equality (a's routes counted apart), before comparing whole generations. */
@@ -356,12 +406,13 @@ function knownRoutes(dp: DataPlane, dir: string, ctl: Ctl): KnownRoutes | null {
 }
 
 /** A record that cannot be written is no failure of the apply: the next apply reads the map instead. */
-function saveRecord(dir: string, rec: Parameters<typeof writeRoutesRecord>[1], log: (line: string) => void): void {
+function saveRecord(dir: string, rec: Parameters<typeof writeRoutesRecord>[1], log: (line: string) => void, body?: RecordBody): RecordBody | undefined {
   try {
-    writeRoutesRecord(dir, rec);
+    return writeRoutesRecord(dir, rec, body);
   } catch (err) {
     removeRoutesRecord(dir, rec.gen);
     log(`could not record the source routes of generation ${rec.gen} (${(err as Error).message}); the next apply reads them from the map`);
+    return undefined;
   }
 }
 

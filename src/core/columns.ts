@@ -4,16 +4,15 @@
 // keys and the ops and saved entries made from them cost more time (allocation, garbage
 // collection) and memory than the map writes themselves (docs/benchmarks.md, section 4).
 //
-// The canonical order and digest are the same as src/core/ops.ts gives EncodedGeneration: keys in
-// byte order, empty group slots left out, sha256 of the same canonical bytes. A test holds the two
-// to each other (test/unit/apply/columns.test.ts).
+// The canonical order is the one src/core/ops.ts gives EncodedGeneration: keys in byte order, empty
+// group slots left out. A test holds the two to each other (test/unit/apply/columns.test.ts).
 
-import { createHash } from 'node:crypto';
 import {
-  LAYOUTS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
+  LAYOUTS, LB_MAGLEV_SIZE, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
   encodeSettings, encodeSrcKeyFieldsInto, encodeU32, groupIndex,
 } from './abi.js';
 import type { EncodedGeneration, GenerationConfig } from './generation.js';
+import { digestColumn, digestHex, emptyDigest, type DigestState } from './generation-digest.js';
 import type { ConfigMapName, RawOp } from './ops.js';
 
 /** One map's entries: `count` keys of `keySize` bytes one after the other, and their values likewise. */
@@ -210,32 +209,19 @@ export function canonicalColumns(c: Columns): Columns {
   };
 }
 
-/**
- * sha256 of the canonical bytes of generation-neutral keys and values (canonicalBytes of
- * src/core/ops.ts, the same bytes): `c` must be canonical (canonicalColumns).
- */
+/** The order-independent digest of the columns' entries (src/core/generation-digest.ts). */
+export function columnsDigestState(c: Columns): DigestState {
+  const d = emptyDigest();
+  digestColumn(d, 'listeners', c.listeners);
+  digestColumn(d, 'groups', c.groups, groupPresentAt);
+  digestColumn(d, 'srcRoutes', c.srcRoutes);
+  digestColumn(d, 'maglev', c.maglev);
+  return d;
+}
+
+/** The generation's digest (src/core/generation-digest.ts): any order, empty group slots left out. */
 export function columnsDigest(c: Columns): string {
-  const sections = [['listener', c.listeners], ['group', c.groups], ['src', c.srcRoutes], ['maglev', c.maglev]] as const;
-  const head = (name: string, n: number): string => `\n${name} ${n}\n`;
-  let size = 'lb-generation-v2\nsettings\n'.length + c.settings.length;
-  for (const [name, col] of sections) size += head(name, col.count).length + col.count * (col.keySize + col.valueSize);
-  const out = Buffer.allocUnsafe(size);
-  let off = out.write('lb-generation-v2\nsettings\n', 0, 'latin1');
-  off += c.settings.copy(out, off);
-  for (const [name, col] of sections) {
-    off += out.write(head(name, col.count), off, 'latin1');
-    const { keySize, valueSize } = col;
-    for (let i = 0; i < col.count; i++) {
-      copyBytes(col.keys, i * keySize, out, off, keySize);
-      if (name === 'listener') out[off + 11] = 0;
-      else if (name === 'src') out[off + 7] = out[off + 7]! & 0x7f;
-      else out.writeUInt32LE(out.readUInt32LE(off) % LB_MAX_GROUPS, off);
-      off += keySize;
-      copyBytes(col.values, i * valueSize, out, off, valueSize);
-      off += valueSize;
-    }
-  }
-  return createHash('sha256').update(out).digest('hex');
+  return digestHex(columnsDigestState(c), c.settings);
 }
 
 /**

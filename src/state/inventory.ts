@@ -77,16 +77,17 @@ export function previousInventoryPath(dir: string): string {
 }
 
 /**
- * Writes the inventory atomically (temporary file, fsync, rename). When it records a new flip
- * (another serial), the one it replaces is kept as inventory.prev.json: the configuration that
- * the inactive generation still holds.
+ * Writes the inventory atomically (temporary file, rename). When it records a new flip (another
+ * serial), the one it replaces is kept as inventory.prev.json: the configuration that the inactive
+ * generation still holds. Not fsynced: it describes maps that a host crash takes away with the page
+ * cache (bpffs does not outlive a reboot), and a process crash loses nothing written.
  */
 export function writeInventory(dir: string, inventory: Inventory): void {
   const current = readInventory(dir);
   if (current !== null && current.serial !== inventory.serial) {
-    writeFileAtomic(previousInventoryPath(dir), `${JSON.stringify(current, null, 2)}\n`);
+    writeFileAtomic(previousInventoryPath(dir), `${JSON.stringify(current, null, 2)}\n`, { durable: false });
   }
-  writeFileAtomic(inventoryPath(dir), `${JSON.stringify(inventory, null, 2)}\n`);
+  writeFileAtomic(inventoryPath(dir), `${JSON.stringify(inventory, null, 2)}\n`, { durable: false });
 }
 
 /** The previous apply's inventory, or null (same rules as readInventory). */

@@ -44,14 +44,35 @@ export function routesRecordPath(dir: string, gen: number): string {
   return join(dir, `routes.${gen}.rec`);
 }
 
-/** Writes the record atomically: a header line (JSON), then the entries as one base64 line. */
-export function writeRoutesRecord(dir: string, rec: RoutesRecord): void {
-  const { payload, keySize, valueSize, count } = Array.isArray(rec.entries) ? pairsPayload(rec.entries) : columnPayload(rec.entries);
+/** The encoded entries of a record, reusable while the generation's routes do not change. */
+export interface RecordBody {
+  base64: string;
+  sha256: string;
+  keySize: number;
+  valueSize: number;
+  count: number;
+}
+
+export function recordBody(entries: RoutesRecord['entries']): RecordBody {
+  const { payload, keySize, valueSize, count } = Array.isArray(entries) ? pairsPayload(entries) : columnPayload(entries);
+  return { base64: payload.toString('base64'), sha256: createHash('sha256').update(payload).digest('hex'), keySize, valueSize, count };
+}
+
+/**
+ * Writes the record atomically: a header line (JSON), then the entries as one base64 line. `body`,
+ * when given, is recordBody(rec.entries) made before (the same routes, an apply that changed none).
+ */
+export function writeRoutesRecord(dir: string, rec: RoutesRecord, body: RecordBody = recordBody(rec.entries)): RecordBody {
+  const { keySize, valueSize, count, sha256 } = body;
   const header = {
     format: ROUTES_RECORD_FORMAT, gen: rec.gen, serial: rec.serial, ctlMapId: rec.ctlMapId, routesMapId: rec.routesMapId, digest: rec.digest,
-    count, keySize, valueSize, sha256: createHash('sha256').update(payload).digest('hex'),
+    count, keySize, valueSize, sha256,
   };
-  writeFileAtomic(routesRecordPath(dir, rec.gen), `${JSON.stringify(header)}\n${payload.toString('base64')}\n`);
+  // Not fsynced: a record outlives neither the process's page cache nor the maps it describes (a
+  // host crash loses the BPF maps too), and a damaged one is refused by its payload digest. Still
+  // renamed into place, so that a reader never sees half of one.
+  writeFileAtomic(routesRecordPath(dir, rec.gen), `${JSON.stringify(header)}\n${body.base64}\n`, { durable: false });
+  return body;
 }
 
 interface Payload { payload: Buffer; keySize: number; valueSize: number; count: number }

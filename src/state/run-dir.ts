@@ -77,8 +77,11 @@ const TEMP_NAME_TRIES = 8;
  * others can write (`lb plan --out /tmp/...`), a file or symlink planted at a guessed name makes
  * the open fail (and another name is tried); it never redirects the write. The rename replaces the
  * target's directory entry, so a symlink at the target itself is replaced, not followed.
+ * `durable: false` leaves out both fsyncs (still all or nothing for readers and a process crash):
+ * for files that need not survive a host crash.
  */
-export function writeFileAtomic(path: string, content: string): void {
+export function writeFileAtomic(path: string, content: string, opts: { durable?: boolean } = {}): void {
+  const durable = opts.durable ?? true;
   const dir = join(path, '..');
   let tmp = '';
   let fd: number | undefined;
@@ -92,7 +95,7 @@ export function writeFileAtomic(path: string, content: string): void {
   }
   try {
     writeSync(fd, content);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -105,7 +108,7 @@ export function writeFileAtomic(path: string, content: string): void {
     rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 /** Removes a file durably; false when it was not there. */

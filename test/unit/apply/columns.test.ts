@@ -1,77 +1,14 @@
-// The apply's columns (src/core/columns.ts): the same entries and digest as the pair form
-// (encodeGeneration, canonicalBytes in src/core/ops.ts, the digest's reference), and the ops a plain
+// The apply's columns (src/core/columns.ts): the same entries as the pair form (encodeGeneration,
+// canonicalBytes in src/core/ops.ts), a digest that differs exactly when the canonical bytes do, and the ops a plain
 // model of the diff gives, on seeded random generations that have what the apply meets: routes of
 // several prefix lengths, empty groups, Maglev tables, entries added, removed and changed.
-import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalColumns, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, rawOpsOf, sortedOrder,
 } from '../../../src/core/columns.js';
 import { EMPTY_GROUP_VALUE, canonicalBytes, diffGeneration, type RawOp } from '../../../src/core/ops.js';
-import { LB_MAGLEV_SIZE, encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
-
-/** A small deterministic generator (mulberry32): every run of the test sees the same generations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomGeneration(seed: number, size: number): GenerationConfig {
-  const r = rng(seed);
-  const int = (n: number): number => Math.floor(r() * n);
-  const ip = (): string => `${1 + int(223)}.${int(256)}.${int(256)}.${int(256)}`;
-  const cfg: GenerationConfig = { settings: { tcpIdleSec: 300 + int(3), udpIdleSec: 60, tcpFinSec: 10, flags: int(2) }, listeners: [], groups: [], srcRoutes: [], maglev: [] };
-  const vips = new Set<string>();
-  for (let i = 0; i < size; i++) {
-    const key = { ifindex: 1 + int(3), vip: ip(), port: 1 + int(65535), proto: r() < 0.5 ? 6 : 17 };
-    const id = `${key.ifindex}/${key.vip}/${key.port}/${key.proto}`;
-    if (vips.has(id)) continue;
-    vips.add(id);
-    cfg.listeners.push({ key, value: { listenerId: i, defaultGroup: int(size * 2), flags: int(4) } });
-  }
-  const groupIds = new Set<number>();
-  for (let i = 0; i < size * 2; i++) {
-    const id = int(size * 4);
-    if (groupIds.has(id)) continue;
-    groupIds.add(id);
-    const targets = Array.from({ length: int(4) }, () => ({ addr: ip(), port: 1 + int(65535), weight: int(100), targetId: int(16384) })); // some empty
-    cfg.groups.push({ id, group: { targets } });
-    if (r() < 0.05) cfg.maglev!.push({ group: id, table: Buffer.from(Array.from({ length: LB_MAGLEV_SIZE }, () => int(Math.max(1, targets.length)))) });
-  }
-  const routes = new Set<string>();
-  for (let i = 0; i < size * 8; i++) {
-    const prefixLen = [8, 16, 24, 31, 32][int(5)]!;
-    const listenerId = int(size);
-    const addr = ip();
-    const mask = prefixLen === 0 ? 0 : (0xffffffff << (32 - prefixLen)) >>> 0;
-    const masked = addr.split('.').reduce((v, o) => v * 256 + Number(o), 0) & mask;
-    const id = `${listenerId}/${masked}/${prefixLen}`;
-    if (routes.has(id)) continue; // one entry per prefix, as compile makes them
-    routes.add(id);
-    cfg.srcRoutes.push({ listenerId, addr, prefixLen, group: int(size * 4) });
-  }
-  return cfg;
-}
-
-/** Another generation: some entries kept, some changed, some removed, some new. */
-function changed(base: GenerationConfig, seed: number): GenerationConfig {
-  const r = rng(seed);
-  const other = randomGeneration(seed + 1000, Math.max(1, base.listeners.length >> 2));
-  const keep = <T>(list: T[], edit: (x: T) => T): T[] => list.filter(() => r() > 0.2).map((x) => (r() < 0.1 ? edit(structuredClone(x)) : x));
-  return {
-    settings: r() < 0.5 ? base.settings : { ...base.settings, tcpIdleSec: base.settings.tcpIdleSec + 1 },
-    listeners: [...keep(base.listeners, (l) => ({ ...l, value: { ...l.value, flags: l.value.flags ^ 1 } })), ...other.listeners.map((l) => ({ ...l, key: { ...l.key, port: 0 } }))],
-    groups: keep(base.groups, (g) => ({ ...g, group: { targets: g.group.targets.map((t) => ({ ...t, weight: t.weight + 1 })) } })),
-    srcRoutes: [...keep(base.srcRoutes, (s) => ({ ...s, group: s.group + 1 })), ...other.srcRoutes.map((s) => ({ ...s, listenerId: s.listenerId + 100_000 }))],
-    maglev: keep(base.maglev ?? [], (m) => m),
-  };
-}
+import { encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
+import { changed, randomGeneration } from '../../lib/random-generation.js';
 
 const hex = (ops: RawOp[]): string[] => ops.map((o) => `${o.map} ${o.kind} ${o.key.toString('hex')} ${o.value?.toString('hex') ?? '-'}`);
 
@@ -101,7 +38,6 @@ function naiveDiff(gen: number, current: EncodedGeneration, desired: EncodedGene
   }
   return out;
 }
-const sha = (g: EncodedGeneration): string => createHash('sha256').update(canonicalBytes(g)).digest('hex');
 
 describe('columns: the same generation as the pairs', () => {
   for (const seed of [1, 2, 3, 4]) {
@@ -114,8 +50,11 @@ describe('columns: the same generation as the pairs', () => {
         for (const list of ['listeners', 'groups', 'srcRoutes', 'maglev'] as const) {
           expect(asPairs[list].map(([k, v]) => k.toString('hex') + v.toString('hex')), list).toEqual(pairs[list].map(([k, v]) => k.toString('hex') + v.toString('hex')));
         }
-        expect(columnsDigest(canonicalColumns(cols))).toBe(sha(pairs));
-        expect(columnsDigest(canonicalColumns(columnsOf(pairs)))).toBe(sha(pairs));
+        // The digest is generation-neutral and order-independent: the same from either generation, sorted or not.
+        const ref = columnsDigest(encodeColumns(0, cfg));
+        expect(columnsDigest(cols)).toBe(ref);
+        expect(columnsDigest(canonicalColumns(cols))).toBe(ref);
+        expect(columnsDigest(canonicalColumns(columnsOf(pairs)))).toBe(ref);
       }
     });
 
@@ -133,6 +72,37 @@ describe('columns: the same generation as the pairs', () => {
       }
     });
   }
+
+  it('the digest differs exactly where the canonical bytes do: every single-byte change of an entry, and changed generations', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const a = randomGeneration(seed, 30);
+      const b = changed(a, seed);
+      const [ea, eb] = [encodeGeneration(0, a), encodeGeneration(1, b)];
+      expect(columnsDigest(columnsOf(ea)) === columnsDigest(columnsOf(eb)), `seed ${seed}`).toBe(canonicalBytes(ea).equals(canonicalBytes(eb)));
+    }
+    const cols = encodeColumns(1, randomGeneration(9, 20));
+    const [refDigest, refBytes] = [columnsDigest(cols), canonicalBytes(encodedOf(cols))];
+    let changes = 0;
+    for (const list of ['listeners', 'srcRoutes', 'groups', 'maglev'] as const) {
+      const c = cols[list];
+      // Every value byte of the first and last entries, and the first byte of their keys (never the gen).
+      const spots: Array<[Buffer, number]> = [];
+      for (const i of [0, c.count - 1]) {
+        for (let b = 0; b < c.valueSize; b += c.valueSize > 64 ? 61 : 1) spots.push([c.values, i * c.valueSize + b]);
+        spots.push([c.keys, i * c.keySize]);
+      }
+      for (const [buf, at] of spots) {
+        const was = buf[at]!;
+        buf[at] = was ^ 0x01;
+        const sameDigest = columnsDigest(cols) === refDigest;
+        const sameBytes = canonicalBytes(encodedOf(cols)).equals(refBytes);
+        buf[at] = was;
+        expect(sameDigest, `${list} byte ${at} of ${buf === c.keys ? 'keys' : 'values'}`).toBe(sameBytes);
+        if (!sameBytes) changes++;
+      }
+    }
+    expect(changes).toBeGreaterThan(50);
+  });
 
   it('prev names the entry each op replaces or removes in the current generation', () => {
     const a = randomGeneration(7, 40);

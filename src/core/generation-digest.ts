@@ -1,0 +1,170 @@
+// The digest of a generation's content: what the apply journal records for the generation it
+// writes, and what recovery compares with the generation it finds after a flip (docs/apply.md).
+//
+// It is order-independent: the sum, per 32-bit lane, of a 64-bit hash of each entry
+// (generation-neutral key and value), with the entry counts and the settings bytes. So it does not
+// need the entries sorted, and a delta apply computes the new generation's digest from the old one
+// by subtracting the hashes of the entries it replaces and adding those it writes: O(change), where
+// hashing the whole generation costs O(table) (docs/benchmarks.md, section 4).
+//
+// It detects torn, missing and extra entries (a changed entry changes the sum unless two 32-bit
+// lanes collide together); it is not meant to resist a forger, who would need root on the host.
+
+import { createHash } from 'node:crypto';
+import { LB_MAX_GROUPS } from './abi.js';
+
+/** The sections of a generation, in the order of their counts in the digest. */
+export const DIGEST_SECTIONS = ['listeners', 'groups', 'srcRoutes', 'maglev'] as const;
+export type DigestSection = (typeof DIGEST_SECTIONS)[number];
+
+/** A digest being built or updated: entry counts and lane sums per section. */
+export interface DigestState {
+  counts: Record<DigestSection, number>;
+  /** Lane sums, mod 2^32. */
+  a: number;
+  b: number;
+}
+
+export function emptyDigest(): DigestState {
+  return { counts: { listeners: 0, groups: 0, srcRoutes: 0, maglev: 0 }, a: 0, b: 0 };
+}
+
+export function copyDigest(d: DigestState): DigestState {
+  return { counts: { ...d.counts }, a: d.a, b: d.b };
+}
+
+const SEED: Record<DigestSection, number> = { listeners: 0x6c697374, groups: 0x67727570, srcRoutes: 0x73726373, maglev: 0x6d61676c };
+
+/** The word of 4 bytes at `o` (little-endian), bytes at or past `end` as zeros. */
+function word(b: Buffer, o: number, end: number): number {
+  if (o + 4 <= end) return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+  let w = 0;
+  for (let i = 0; o + i < end; i++) w |= b[o + i]! << (8 * i);
+  return w >>> 0;
+}
+
+// A 32-bit view of the buffer being hashed (entries of a column share one buffer): made once per buffer.
+let viewBuffer: ArrayBufferLike | undefined;
+let view32: Int32Array | undefined;
+
+/** The Int32Array view of b's memory, when entry offset `o` of b is 4-byte aligned in it; null otherwise. */
+function wordsOf(b: Buffer, o: number): Int32Array | null {
+  if ((b.byteOffset + o) % 4 !== 0) return null;
+  if (viewBuffer !== b.buffer) {
+    viewBuffer = b.buffer;
+    view32 = new Int32Array(b.buffer, 0, b.buffer.byteLength >> 2);
+  }
+  return view32!;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+// The result of hashEntry (module variables: no array or object per entry, 100,000 a full apply).
+let outA = 0;
+let outB = 0;
+
+/** One word into lane 1 (murmur3's round) and lane 2 (other constants); pure, so V8 inlines them. */
+function m1(h: number, w: number): number {
+  let k = Math.imul(w, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+function m2(h: number, w: number): number {
+  let k = Math.imul(w, 0x239b961b);
+  k = (k << 17) | (k >>> 15);
+  h ^= Math.imul(k, 0xab0e9789);
+  h = (h << 11) | (h >>> 21);
+  return (Math.imul(h, 9) + 0x38b34ae5) | 0;
+}
+
+/**
+ * Two 32-bit hashes of the key, made generation-neutral, and the value, into outA and outB. The
+ * value goes in as its non-zero 32-bit words with their positions: the same content hashes the
+ * same, and mostly-zero values (lb_group's unused target slots: 1 KiB a group) cost a read a word.
+ */
+function hashEntry(section: DigestSection, keys: Buffer, ko: number, keySize: number, values: Buffer, vo: number, valueSize: number,
+  view: Int32Array | null, base: number): void {
+  let h1 = SEED[section] | 0;
+  let h2 = ~SEED[section];
+  // The key without its generation: lb_listener_key.gen (byte 11), the top bit of lb_src_key's
+  // scope (byte 7), the generation's half of the array index (group and Maglev slots).
+  if (section === 'listeners' || section === 'srcRoutes') {
+    const w0 = word(keys, ko, ko + 12) | 0;
+    const w1 = (word(keys, ko + 4, ko + 12) & (section === 'listeners' ? 0xffffffff : 0x7fffffff)) | 0;
+    const w2 = (word(keys, ko + 8, ko + 12) & (section === 'listeners' ? 0x00ffffff : 0xffffffff)) | 0;
+    h1 = m1(m1(m1(h1, w0), w1), w2);
+    h2 = m2(m2(m2(h2, w0), w1), w2);
+  } else {
+    const w = (word(keys, ko, ko + keySize) % LB_MAX_GROUPS) | 0;
+    h1 = m1(h1, w);
+    h2 = m2(h2, w);
+  }
+  const n = (valueSize + 3) >> 2;
+  for (let i = 0; i < n; i++) {
+    const w = view !== null ? view[base + i]! : word(values, vo + 4 * i, vo + valueSize) | 0;
+    if (w !== 0) {
+      h1 = m1(m1(h1, i), w);
+      h2 = m2(m2(h2, i), w);
+    }
+  }
+  outA = fmix((h1 ^ (keySize + valueSize)) >>> 0);
+  outB = fmix((h2 ^ valueSize) >>> 0);
+}
+
+/**
+ * The 32-bit view of a column's values and the word index of its first value, when every value is
+ * whole 4-byte-aligned words there (else null: read byte by byte). Buffer.buffer and byteOffset are
+ * getters: read once per column, not per entry.
+ */
+function valueWords(c: { valueSize: number; values: Buffer }): { view: Int32Array | null; base: number } {
+  const view = c.valueSize % 4 === 0 ? wordsOf(c.values, 0) : null;
+  return { view, base: view === null ? 0 : c.values.byteOffset >> 2 };
+}
+
+/** Adds (sign 1) or removes (sign -1) entry i of a column's buffers to the digest. */
+export function digestEntry(d: DigestState, section: DigestSection, sign: 1 | -1,
+  c: { keySize: number; valueSize: number; keys: Buffer; values: Buffer }, i: number): void {
+  const { view, base } = valueWords(c);
+  hashEntry(section, c.keys, i * c.keySize, c.keySize, c.values, i * c.valueSize, c.valueSize, view, base + i * (c.valueSize >> 2));
+  d.a = (d.a + sign * outA) >>> 0;
+  d.b = (d.b + sign * outB) >>> 0;
+  d.counts[section] += sign;
+}
+
+/** Adds every entry of a column; `keep` leaves entries out (lb_groups' empty slots). */
+export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
+  keep?: (values: Buffer, offset: number) => boolean): void {
+  const { view, base } = valueWords(c);
+  const { keys, keySize, values, valueSize } = c;
+  const words = valueSize >> 2;
+  let a = d.a;
+  let b = d.b;
+  let n = 0;
+  for (let i = 0; i < c.count; i++) {
+    if (keep !== undefined && !keep(values, i * valueSize)) continue;
+    hashEntry(section, keys, i * keySize, keySize, values, i * valueSize, valueSize, view, base + i * words);
+    a = (a + outA) >>> 0;
+    b = (b + outB) >>> 0;
+    n++;
+  }
+  d.a = a;
+  d.b = b;
+  d.counts[section] += n;
+}
+
+/** The digest as hex: sha256 of a version tag, the settings bytes, the counts and the lane sums. */
+export function digestHex(d: DigestState, settings: Buffer): string {
+  const tail = Buffer.alloc(4 * (DIGEST_SECTIONS.length + 2));
+  DIGEST_SECTIONS.forEach((s, i) => tail.writeUInt32LE(d.counts[s] >>> 0, 4 * i));
+  tail.writeUInt32LE(d.a >>> 0, 4 * DIGEST_SECTIONS.length);
+  tail.writeUInt32LE(d.b >>> 0, 4 * DIGEST_SECTIONS.length + 4);
+  return createHash('sha256').update('lb-generation-v3\n').update(settings).update(tail).digest('hex');
+}
