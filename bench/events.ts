@@ -9,6 +9,11 @@
 // counts what the producer submitted, what the kernel dropped (ring full) and what the consumer
 // delivered; a phase ends when the producer stops and the consumer has drained the ring.
 // Phases: paced at the goal's rate, and unpaced (the producer as fast as it can).
+//
+// First, without the ring: the daemon thread's cost per record (consumerCost). Batches of records
+// as the worker posts them go through the event hub (FlowTracker, names, clock) to the daemon's
+// sinks: the access log (JSON, the text handed to a counting stdout: formatting, not the disk) and
+// ConnStats (counters, latency histogram, recent closes; the Prometheus metrics read it at scrape).
 
 import { execFileSync } from 'node:child_process';
 import koffi from 'koffi';
@@ -19,6 +24,10 @@ import { LB_EVENTS_RING_BYTES } from '../src/core/abi.js';
 import { DataPlane } from '../src/dataplane/index.js';
 import { instanceDir } from '../src/dataplane/bpffs.js';
 import { NativeMemory, OBJECT_OPEN_OPTS, bpfError, native, progTestRun } from '../src/dataplane/libbpf.js';
+import { AccessLog } from '../src/observe/access-log.js';
+import { ConnStats } from '../src/observe/conn-stats.js';
+import { ConnBatch } from '../src/observe/events/conn-batch.js';
+import { EventHub } from '../src/observe/events/event-hub.js';
 import { EventStream } from '../src/observe/events/event-stream.js';
 import { FlowTracker } from '../src/observe/events/flow-tracker.js';
 import { BenchError } from './lib/errors.js';
@@ -191,6 +200,53 @@ async function phase(p: Producer, stream: EventStream, rate: number | null, seco
   };
 }
 
+const COST_BATCH = 4096;
+const COST_BATCHES = 8;
+const COST_PASSES = 40;
+
+/** Batches of open/close pairs of distinct flows, as the worker posts them. */
+function costBatches(): Buffer[] {
+  const now = process.hrtime.bigint();
+  return Array.from({ length: COST_BATCHES }, (_, k) => ConnBatch.of(Array.from({ length: COST_BATCH }, (_, i) => {
+    const flow = k * COST_BATCH + (i >> 1);
+    const close = (i & 1) === 1;
+    return {
+      type: close ? 'close' as const : 'open' as const, tsNs: now + (close ? 3_000_000n : 0n), openNs: now, client: `172.16.${flow >> 8}.${flow & 255}`,
+      clientPort: 1024 + (flow % 60_000), vip: '10.100.0.1', vipPort: 80, backend: `10.0.0.${1 + (flow % 3)}`, backendPort: 8080, proto: 6, listenerId: 1,
+      targetId: 1 + (flow % 3), reason: close ? 'fin' as const : '' as const, packetsIn: close ? 6n : 1n, bytesIn: close ? 480n : 60n,
+      packetsOut: close ? 5n : 0n, bytesOut: close ? 1337n : 0n,
+    };
+  })).data);
+}
+
+interface Cost { trackerNs: number; pipelineNs: number; records: number; logBytes: number }
+
+/** ns per record on the daemon's thread: FlowTracker alone, and the hub with the daemon's sinks. */
+export async function consumerCost(): Promise<Cost> {
+  const data = costBatches();
+  const tracker = new FlowTracker();
+  let logBytes = 0;
+  const hub = new EventHub({ instance: `bench-cost-${process.pid}` }); // not started: fed by hand
+  const log = new AccessLog({ enabled: true, format: 'json', path: '-', stdout: true, maxFileBytes: 1 << 30, maxFiles: 1, bufferSize: 1 << 20 }, (t) => { logBytes += t.length; });
+  const stats = new ConnStats();
+  hub.addSink((b) => log.add(b));
+  hub.addSink((b) => stats.add(b));
+  const run = async (passes: number, body: (b: ConnBatch) => void): Promise<number> => {
+    const t0 = performance.now();
+    for (let p = 0; p < passes; p++) {
+      for (const d of data) body(new ConnBatch(d, COST_BATCH));
+      await log.flush(); // the write the daemon would start after each batch, to the counting stdout
+    }
+    return ((performance.now() - t0) * 1e6) / (passes * COST_BATCHES * COST_BATCH);
+  };
+  await run(3, (b) => tracker.onBatch(b)); // warm-up (JIT)
+  const trackerNs = await run(COST_PASSES, (b) => tracker.onBatch(b));
+  await run(3, (b) => void hub.ingest(b));
+  logBytes = 0;
+  const pipelineNs = await run(COST_PASSES, (b) => void hub.ingest(b));
+  return { trackerNs, pipelineNs, records: COST_PASSES * COST_BATCHES * COST_BATCH, logBytes };
+}
+
 export const eventsSuite: Suite = {
   name: 'events',
   title: 'connection events: records per second through the lb_events ring consumer',
@@ -201,10 +257,13 @@ export const eventsSuite: Suite = {
     let stream: EventStream | undefined;
     let producer: Producer | undefined;
     try {
+      ctx.log(`events: the daemon thread's cost per record (${COST_PASSES} x ${COST_BATCHES} batches of ${COST_BATCH})`);
+      const cost = await consumerCost();
+      ctx.log(`events: ${JSON.stringify(cost)}`);
       producer = loadProducer(dir, instanceDir(instance));
       const tracker = new FlowTracker();
       let delivered = 0;
-      stream = await EventStream.start({ instance, onEvents: (e) => { delivered += tracker.onEvents(e).length; } });
+      stream = await EventStream.start({ instance, onEvents: (b) => { tracker.onBatch(b); delivered += b.kept; } });
       ctx.log(`events: paced at ${GOAL_EVENTS_PER_SEC}/s for 3 s`);
       const paced = await phase(producer, stream, GOAL_EVENTS_PER_SEC, 3);
       ctx.log(`events: unpaced for 3 s`);
@@ -221,11 +280,21 @@ export const eventsSuite: Suite = {
       return {
         suite: 'events', title: this.title,
         method: [
+          `Cost per record: ${COST_PASSES} passes over ${COST_BATCHES} batches of ${COST_BATCH} records (open/close pairs of distinct flows, as the worker posts them) through FlowTracker alone, then through the event hub with the daemon's sinks (JSON access log handed to a counting stdout, ConnStats); CPU time of this thread per record.`,
           `A producer XDP program compiled at run time submits ${PER_CALL} records (open/close pairs of distinct flows) per BPF_PROG_TEST_RUN call into a fresh instance's pinned lb_events ring (${LB_EVENTS_RING_BYTES >> 20} MiB, the default).`,
           'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), decode of every record, FlowTracker; producer and consumer share this process\'s two CPUs.',
           `Paced: ${GOAL_EVENTS_PER_SEC}/s for 3 s; unpaced: as fast as the producer goes for 3 s. Rate = records consumed / (production + drain time).`,
         ],
-        measurements: [m('events_paced', `consumed, producer paced at ${GOAL_EVENTS_PER_SEC}/s`, paced), m('events_max', 'consumed, producer unpaced', max)],
+        measurements: [
+          {
+            key: 'events_cost_tracker', label: 'daemon thread per record: FlowTracker on a batch', value: Math.round(cost.trackerNs), unit: 'ns/record',
+            detail: { records: cost.records },
+          },
+          {
+            key: 'events_cost_pipeline', label: 'daemon thread per record: event hub, JSON access log (formatted, not written), ConnStats', value: Math.round(cost.pipelineNs),
+            unit: 'ns/record', detail: { records: cost.records, logBytes: cost.logBytes },
+          },
+          m('events_paced', `consumed, producer paced at ${GOAL_EVENTS_PER_SEC}/s`, paced), m('events_max', 'consumed, producer unpaced', max)],
         ratios,
         notes: [`delivered after FlowTracker: ${delivered}; ${stream.batches} batches (${Math.round(stream.consumed / Math.max(1, stream.batches))} records per batch)`],
       };

@@ -6,32 +6,21 @@
 // The instance may have no data plane yet (first apply pending) or lose it (`lb down`): each sweep
 // tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
 
-import {
-  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type ConnEvent,
-} from '../../core/abi.js';
+import { IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey } from '../../core/abi.js';
 import { listenerLabel } from '../../core/state.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
 import { readLive } from '../../state/live.js';
 import { statSync } from 'node:fs';
+import { ConnBatch, type ListenerNames } from './conn-batch.js';
 import { EventStream, eventsPinPath } from './event-stream.js';
 import { FlowTracker } from './flow-tracker.js';
 
-/** A record with the operator's names and wall-clock times. */
-export interface ConnRecord extends ConnEvent {
-  /** Proxy of the flow's listener (null: not known to the active configuration). */
-  proxy: string | null;
-  /** "iface vip:port/proto" of the listener, or null. */
-  listener: string | null;
-  /** Wall-clock ms of the event and of the flow's start. */
-  timeMs: number;
-  openMs: number;
-  /** Close only: ts - open, in seconds. */
-  durationSec: number;
-}
+export type { ConnRecord } from './conn-batch.js';
 
-export type EventSink = (records: readonly ConnRecord[]) => void;
+/** Receives every batch, names and clock set; reads the kept records in place (or as objects: batch.records()). */
+export type EventSink = (batch: ConnBatch) => void;
 
 export interface EventHubOptions {
   instance: string;
@@ -55,7 +44,7 @@ export interface EventHubStats {
 
 interface Names {
   serial: number;
-  listeners: Map<number, { proxy: string | null; label: string }>;
+  listeners: Map<number, ListenerNames>;
 }
 
 export class EventHub {
@@ -122,10 +111,7 @@ export class EventHub {
     const pin = pinInode(this.opts.instance);
     this.starting ??= EventStream.start({
       instance: this.opts.instance,
-      onEvents: (events) => {
-        this.deliver(this.tracker.onEvents(events));
-        return this.backpressure();
-      },
+      onEvents: (batch) => this.ingest(batch),
       onError: (message) => { this.error = message; },
     }).then((s) => {
       if (this.stopped) void s.stop();
@@ -166,7 +152,7 @@ export class EventHub {
       const serial = readCtl(dp).serial;
       if (serial !== this.names.serial || this.names.listeners.size === 0) {
         const live = readLive(this.opts.instance, { dp });
-        const listeners = new Map<number, { proxy: string | null; label: string }>();
+        const listeners = new Map<number, ListenerNames>();
         // By VIP, port and protocol, the first in state order as a search would find it: one pass,
         // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
         // the daemon's thread after every apply).
@@ -187,9 +173,9 @@ export class EventHub {
       const { closes, deleteKeys } = this.tracker.sweep(entries, now, this.settings);
       for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
       this.swept += closes.length;
-      this.deliver(closes);
+      if (closes.length > 0) this.deliver(ConnBatch.of(closes));
       if (this.activeSinks.length > 0) {
-        const counts = this.tracker.countOpen((e) => `${this.names.listeners.get(e.listenerId)?.proxy ?? '?'}\0${e.backend}:${e.backendPort}`);
+        const counts = this.tracker.countOpen((listenerId, backend, port) => `${this.names.listeners.get(listenerId)?.proxy ?? '?'}\0${backend}:${port}`);
         for (const sink of this.activeSinks) sink(counts);
       }
     } finally {
@@ -197,23 +183,24 @@ export class EventHub {
     }
   }
 
-  private deliver(events: readonly ConnEvent[]): void {
-    if (events.length === 0) return;
+  /**
+   * One batch from the ring: duplicate closes dropped, names and clock set, every sink called.
+   * A promise: a sink wants the next batch to wait (backpressure).
+   */
+  ingest(batch: ConnBatch): Promise<void> | undefined {
+    this.tracker.onBatch(batch);
+    this.deliver(batch);
+    return this.backpressure();
+  }
+
+  private deliver(batch: ConnBatch): void {
+    if (batch.kept === 0) return;
     // CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) -> wall clock, once per batch.
-    const monoMs = Number(process.hrtime.bigint() / 1000n) / 1000;
-    const offset = Date.now() - monoMs;
-    const records: ConnRecord[] = events.map((e) => {
-      const names = this.names.listeners.get(e.listenerId);
-      const timeMs = Number(e.tsNs / 1000n) / 1000 + offset;
-      const openMs = Number(e.openNs / 1000n) / 1000 + offset;
-      return {
-        ...e, proxy: names?.proxy ?? null, listener: names?.label ?? null, timeMs, openMs,
-        durationSec: e.type === 'close' && e.tsNs > e.openNs ? Number(e.tsNs - e.openNs) / 1e9 : 0,
-      };
-    });
+    batch.offsetMs = Date.now() - Number(process.hrtime.bigint() / 1000n) / 1000;
+    batch.names = this.names.listeners;
     for (const sink of this.sinks) {
       try {
-        sink(records);
+        sink(batch);
       } catch (err) {
         this.opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'connection events: a sink failed');
       }

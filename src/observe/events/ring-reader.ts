@@ -70,8 +70,8 @@ function fail(what: string, path: string): never {
 }
 
 export interface Batch {
-  /** Records back to back, `recordSize` bytes each (shorter or longer records are skipped). */
-  data: Buffer;
+  /** Records back to back from offset 0, `recordSize` bytes each (shorter or longer records are skipped). */
+  buf: ArrayBuffer;
   count: number;
 }
 
@@ -119,11 +119,13 @@ export class RingReader {
   }
 
   /**
-   * Copies up to `maxRecords` committed records into one Buffer and releases their space.
-   * Stops at a record still being written (busy) and leaves it for the next call.
+   * Copies up to `maxRecords` committed records into a new ArrayBuffer (the one copy: the worker
+   * transfers it to the daemon's thread) and releases their space. Stops at a record still being
+   * written (busy) and leaves it for the next call.
    */
   read(maxRecords: number): Batch {
-    const out = Buffer.allocUnsafe(maxRecords * this.recordSize);
+    const buf = new ArrayBuffer(maxRecords * this.recordSize);
+    const out = Buffer.from(buf);
     let count = 0;
     let cons = Atomics.load(this.consPos, 0);
     const prod = Atomics.load(this.prodPos, 0);
@@ -139,7 +141,7 @@ export class RingReader {
       cons += BigInt((bytes + HDR_SIZE + 7) & ~7);
     }
     Atomics.store(this.consPos, 0, cons);
-    return { data: out.subarray(0, count * this.recordSize), count };
+    return { buf, count };
   }
 
   /** Blocks until the kernel signals new data or timeoutMs passes (call it with nothing pending). */

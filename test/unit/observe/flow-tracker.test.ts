@@ -65,16 +65,24 @@ describe('FlowTracker', () => {
     expect(t.tracked).toBe(0);
   });
 
-  it('a close from the ring after the first miss cancels the eviction; a second close of the same flow is dropped', () => {
+  it('a close from the ring after the first miss cancels the eviction', () => {
     const t = new FlowTracker();
     t.onEvents([open(5000)]);
     t.sweep([], NOW);
     const close: ConnEvent = { ...open(5000), type: 'close', reason: 'fin', tsNs: NOW };
     expect(t.onEvents([close])).toHaveLength(1);
-    expect(t.onEvents([close]), 'duplicate').toHaveLength(0);
     expect(t.sweep([], NOW + S).closes).toEqual([]);
     // The same tuple opened again is a new flow.
     expect(t.onEvents([open(5000, NOW + 2n * S), { ...close, openNs: NOW + 2n * S }])).toHaveLength(2);
+  });
+
+  it('the ring\'s close of a flow the sweep closed already is dropped; the same tuple opened again is a new flow', () => {
+    const t = new FlowTracker();
+    t.onEvents([open(5001)]);
+    expect(t.sweep(pair(5001, { lastSeen: NOW - 301n * S }), NOW).closes).toHaveLength(1);
+    const kernelClose: ConnEvent = { ...open(5001), type: 'close', reason: 'idle-timeout', tsNs: NOW };
+    expect(t.onEvents([kernelClose]), 'duplicate').toHaveLength(0);
+    expect(t.onEvents([open(5001, NOW + S), { ...kernelClose, openNs: NOW + S }])).toHaveLength(2);
   });
 
   it('an open newer than the snapshot is not missing from it', () => {
