@@ -234,8 +234,10 @@ export async function consumerCost(): Promise<Cost> {
   const run = async (passes: number, body: (b: ConnBatch) => void): Promise<number> => {
     const t0 = performance.now();
     for (let p = 0; p < passes; p++) {
-      for (const d of data) body(new ConnBatch(d, COST_BATCH));
-      await log.flush(); // the write the daemon would start after each batch, to the counting stdout
+      for (const d of data) {
+        body(new ConnBatch(d, COST_BATCH));
+        await log.flush(); // the write the daemon starts after each batch, to the counting stdout
+      }
     }
     return ((performance.now() - t0) * 1e6) / (passes * COST_BATCHES * COST_BATCH);
   };
