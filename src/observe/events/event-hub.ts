@@ -6,7 +6,10 @@
 // The instance may have no data plane yet (first apply pending) or lose it (`lb down`): each sweep
 // tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
 
-import { IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey } from '../../core/abi.js';
+import {
+  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
+} from '../../core/abi.js';
+import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
 import { listenerLabel } from '../../core/state.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
@@ -145,32 +148,39 @@ export class EventHub {
     }
   }
 
+  /** The names of the active generation's listeners, read again when the generation changed. */
+  private loadNames(dp: DataPlane): void {
+    const serial = readCtl(dp).serial;
+    if (serial === this.names.serial && this.names.listeners.size > 0) return;
+    const live = readLive(this.opts.instance, { dp });
+    const listeners = new Map<number, ListenerNames>();
+    // By VIP, port and protocol, the first in state order as a search would find it: one pass,
+    // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
+    // the daemon's thread after every apply).
+    const byKey = new Map<string, (typeof live.state.listeners)[number]>();
+    for (const s of live.state.listeners) {
+      const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
+      if (!byKey.has(k)) byKey.set(k, s);
+    }
+    for (const l of live.generation.listeners) {
+      const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
+      listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
+    }
+    this.names = { serial, listeners };
+    this.settings = live.generation.settings;
+  }
+
+  private snapshot(dp: DataPlane): ConntrackEntry[] {
+    return dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
+  }
+
   private sweep(): void {
     const dp = DataPlane.open({ instance: this.opts.instance });
     try {
       this.kernel = { emitted: sumPerCpu(dp, LB_EVS_EMITTED), dropped: sumPerCpu(dp, LB_EVS_DROPPED) };
-      const serial = readCtl(dp).serial;
-      if (serial !== this.names.serial || this.names.listeners.size === 0) {
-        const live = readLive(this.opts.instance, { dp });
-        const listeners = new Map<number, ListenerNames>();
-        // By VIP, port and protocol, the first in state order as a search would find it: one pass,
-        // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
-        // the daemon's thread after every apply).
-        const byKey = new Map<string, (typeof live.state.listeners)[number]>();
-        for (const s of live.state.listeners) {
-          const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
-          if (!byKey.has(k)) byKey.set(k, s);
-        }
-        for (const l of live.generation.listeners) {
-          const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
-          listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
-        }
-        this.names = { serial, listeners };
-        this.settings = live.generation.settings;
-      }
+      this.loadNames(dp);
       const now = process.hrtime.bigint();
-      const entries = dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
-      const { closes, deleteKeys } = this.tracker.sweep(entries, now, this.settings);
+      const { closes, deleteKeys } = this.tracker.sweep(this.snapshot(dp), now, this.settings);
       for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
       this.swept += closes.length;
       if (closes.length > 0) this.deliver(ConnBatch.of(closes));
@@ -178,6 +188,26 @@ export class EventHub {
         const counts = this.tracker.countOpen((listenerId, backend, port) => `${this.names.listeners.get(listenerId)?.proxy ?? '?'}\0${backend}:${port}`);
         for (const sink of this.activeSinks) sink(counts);
       }
+    } finally {
+      dp.close();
+    }
+  }
+
+  /**
+   * Ends the flows of a proxy still on the given backends ("addr:port"): their conntrack entries
+   * are deleted and their closes delivered with `reason` (a drain that timed out: 'drain').
+   * Returns how many; 0 without a data plane.
+   */
+  endFlows(proxy: string, backends: ReadonlySet<string>, reason: CloseReason): number {
+    if (!instanceComplete(this.opts.instance)) return 0;
+    const dp = DataPlane.open({ instance: this.opts.instance });
+    try {
+      this.loadNames(dp);
+      const match = (e: ConnEvent): boolean => this.names.listeners.get(e.listenerId)?.proxy === proxy && backends.has(`${e.backend}:${e.backendPort}`);
+      const { closes, deleteKeys } = this.tracker.end(this.snapshot(dp), process.hrtime.bigint(), match, reason);
+      for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
+      if (closes.length > 0) this.deliver(ConnBatch.of(closes));
+      return closes.length;
     } finally {
       dp.close();
     }

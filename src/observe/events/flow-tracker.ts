@@ -24,7 +24,7 @@
 
 import {
   IPPROTO_TCP, LB_CT_EV_CLOSED, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_DIR_REVERSE,
-  ipv4ToU32, type ConnEvent, type FlowKey,
+  ipv4ToU32, type CloseReason, type ConnEvent, type FlowKey,
 } from '../../core/abi.js';
 import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
 import type { FlowTimeouts } from '../../runtime/active-flows.js';
@@ -162,24 +162,11 @@ export class FlowTracker {
       tcpIdleSec: timeouts.tcpIdleSec || DEFAULTS.tcpIdleSec, tcpFinSec: timeouts.tcpFinSec || DEFAULTS.tcpFinSec,
       udpIdleSec: timeouts.udpIdleSec || DEFAULTS.udpIdleSec,
     };
-    const reverse = new Map<string, ConntrackEntry>();
-    for (const e of entries) if (e.value.dir === LB_DIR_REVERSE) reverse.set(flowId(e.key.proto, e.key.saddr, e.key.sport, e.key.daddr, e.key.dport), e);
     const seen = new Set<string>();
     const closes: ConnEvent[] = [];
     const deleteKeys: FlowKey[] = [];
-    for (const { key, value } of entries) {
-      if (value.dir !== LB_DIR_FORWARD) continue;
-      const id = flowId(key.proto, key.saddr, key.sport, key.daddr, key.dport);
-      if (((value.ev ?? 0n) & BigInt(LB_CT_EV_CLOSED)) !== 0n) continue; // its close is out already
+    for (const { id, key, value, rev, event } of openFlows(entries, nowNs)) {
       seen.add(id);
-      const rk = flowId(key.proto, value.natAddr, value.natPort, key.saddr, key.sport);
-      const r = reverse.get(rk);
-      const rev = r && r.value.natAddr === key.daddr && r.value.natPort === key.dport ? r : undefined;
-      const event: ConnEvent = {
-        type: 'close', tsNs: nowNs, openNs: value.openNs ?? 0n, client: key.saddr, clientPort: key.sport, vip: key.daddr, vipPort: key.dport,
-        backend: value.natAddr, backendPort: value.natPort, proto: key.proto, listenerId: value.listenerId ?? 0, targetId: value.targetId,
-        reason: '', packetsIn: value.packets ?? 0n, bytesIn: value.bytes ?? 0n, packetsOut: rev?.value.packets ?? 0n, bytesOut: rev?.value.bytes ?? 0n,
-      };
       const fin = (value.state & (LB_CT_FIN_CLIENT | LB_CT_FIN_BACKEND)) !== 0;
       const sec = fin ? t.tcpFinSec : key.proto === IPPROTO_TCP ? t.tcpIdleSec : t.udpIdleSec;
       const last = rev && rev.value.lastSeenNs > value.lastSeenNs ? rev.value.lastSeenNs : value.lastSeenNs;
@@ -211,5 +198,40 @@ export class FlowTracker {
       if (this.markClosed(id, Number(close.openNs))) closes.push(close);
     }
     return { closes, deleteKeys };
+  }
+
+  /**
+   * Ends the open flows of a snapshot that `match` picks (a drain's timeout: the flows still on the
+   * target): their closes, with `reason` and the counters of both entries, and both entries to delete.
+   */
+  end(entries: readonly ConntrackEntry[], nowNs: bigint, match: (e: ConnEvent) => boolean, reason: CloseReason): SweepResult {
+    const closes: ConnEvent[] = [];
+    const deleteKeys: FlowKey[] = [];
+    for (const { id, key, rev, event } of openFlows(entries, nowNs)) {
+      if (!match(event)) continue;
+      event.reason = reason;
+      if (this.markClosed(id, Number(event.openNs))) closes.push(event);
+      deleteKeys.push(key);
+      if (rev) deleteKeys.push(rev.key);
+    }
+    return { closes, deleteKeys };
+  }
+}
+
+/** The forward entries whose close was not emitted yet, each with its reverse entry and its close (reason unset). */
+function* openFlows(entries: readonly ConntrackEntry[], nowNs: bigint): Generator<{ id: string; key: FlowKey; value: ConntrackEntry['value']; rev: ConntrackEntry | undefined; event: ConnEvent }> {
+  const reverse = new Map<string, ConntrackEntry>();
+  for (const e of entries) if (e.value.dir === LB_DIR_REVERSE) reverse.set(flowId(e.key.proto, e.key.saddr, e.key.sport, e.key.daddr, e.key.dport), e);
+  for (const { key, value } of entries) {
+    if (value.dir !== LB_DIR_FORWARD) continue;
+    if (((value.ev ?? 0n) & BigInt(LB_CT_EV_CLOSED)) !== 0n) continue; // its close is out already
+    const r = reverse.get(flowId(key.proto, value.natAddr, value.natPort, key.saddr, key.sport));
+    const rev = r && r.value.natAddr === key.daddr && r.value.natPort === key.dport ? r : undefined;
+    const event: ConnEvent = {
+      type: 'close', tsNs: nowNs, openNs: value.openNs ?? 0n, client: key.saddr, clientPort: key.sport, vip: key.daddr, vipPort: key.dport,
+      backend: value.natAddr, backendPort: value.natPort, proto: key.proto, listenerId: value.listenerId ?? 0, targetId: value.targetId,
+      reason: '', packetsIn: value.packets ?? 0n, bytesIn: value.bytes ?? 0n, packetsOut: rev?.value.packets ?? 0n, bytesOut: rev?.value.bytes ?? 0n,
+    };
+    yield { id: flowId(key.proto, key.saddr, key.sport, key.daddr, key.dport), key, value, rev, event };
   }
 }
