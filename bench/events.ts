@@ -5,9 +5,9 @@
 // records per BPF_PROG_TEST_RUN call: open/close pairs of distinct flows, as the data plane writes
 // them. It runs in this thread in bursts, yielding to the event loop between bursts, so the
 // consumer under test is the daemon's own: the events worker mapping the ring (EventStream), the
-// decode of every record, and FlowTracker (duplicate closes, the table of open flows). Each phase
-// counts what the producer submitted, what the kernel dropped (ring full) and what the consumer
-// delivered; a phase ends when the producer stops and the consumer has drained the ring.
+// batch read in place (ConnBatch), and FlowTracker (duplicate closes, the table of open flows).
+// Each phase counts what the producer submitted, what the kernel dropped (ring full) and what the
+// consumer delivered; a phase ends when the producer stops and the consumer has drained the ring.
 // Phases: paced at the goal's rate, and unpaced (the producer as fast as it can).
 //
 // Which reader: the ring is filled by the producer (no consumer running), then drained by the
@@ -347,7 +347,7 @@ export const eventsSuite: Suite = {
           `Cost per record: ${COST_PASSES} passes over ${COST_BATCHES} batches of ${COST_BATCH} records (open/close pairs of distinct flows, as the worker posts them) through FlowTracker alone, then through the event hub with the daemon's sinks (JSON access log handed to a counting stdout, ConnStats); CPU time of this thread per record.`,
           `Readers: the ring filled by the producer (no consumer running), then drained by the mapped reader (RingReader.read) or libbpf's ring_buffer__consume with a koffi callback copying each record into one Buffer; alternately, ${READER_ROUNDS} times each, median ns per record.`,
           `A producer XDP program compiled at run time submits ${PER_CALL} records (open/close pairs of distinct flows) per BPF_PROG_TEST_RUN call into a fresh instance's pinned lb_events ring (${LB_EVENTS_RING_BYTES >> 20} MiB, the default).`,
-          'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), decode of every record, FlowTracker; producer and consumer share this process\'s two CPUs.',
+          'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), the batch read in place, FlowTracker; producer and consumer share this process\'s two CPUs.',
           `Paced: ${GOAL_EVENTS_PER_SEC}/s for 3 s; unpaced: as fast as the producer goes for 3 s. Rate = records consumed / (production + drain time).`,
         ],
         measurements: [
