@@ -85,6 +85,17 @@ describe('FlowTracker', () => {
     expect(t.onEvents([open(5001, NOW + S), { ...kernelClose, openNs: NOW + S }])).toHaveLength(2);
   });
 
+  it('end(): the matching open flows close with the given reason and both entries go; a later ring close of one is dropped', () => {
+    const t = new FlowTracker();
+    t.onEvents([open(7000), open(7001)]);
+    const entries = [...pair(7000), ...pair(7001), ...pair(7002, { ev: BigInt(LB_CT_EV_CLOSED) })];
+    const { closes, deleteKeys } = t.end(entries, NOW, (e) => e.clientPort !== 7001, 'drain');
+    expect(closes.map((c) => [c.clientPort, c.reason, c.packetsIn, c.bytesOut])).toEqual([[7000, 'drain', 7n, 5000n]]);
+    expect(deleteKeys.map((k) => [k.sport, k.dport])).toEqual([[7000, 80], [8080, 7000]]);
+    expect(t.tracked).toBe(1);
+    expect(t.onEvents([{ ...open(7000), type: 'close', reason: 'rst-client', tsNs: NOW }]), 'the kernel close after the drain').toHaveLength(0);
+  });
+
   it('an open newer than the snapshot is not missing from it', () => {
     const t = new FlowTracker();
     t.onEvents([open(6000, NOW + 5n * S)]);
