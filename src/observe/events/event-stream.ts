@@ -1,7 +1,7 @@
 // The daemon's side of the events worker: starts it on the instance's pinned lb_events ring,
-// wraps each batch it posts (records back to back, read in place: ConnBatch) for the listener, then tells the worker
-// the batch is done (the in-flight count bounds the queue between the two threads). Nothing here
-// blocks: the worker does the waiting.
+// wraps each batch it posts (records back to back, read in place: ConnBatch) for the listener,
+// then tells the worker the batch is done (the in-flight count bounds the queue between the two
+// threads). Nothing here blocks: the worker does the waiting.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,7 +41,7 @@ export function eventsPinPath(instance: string): string {
 }
 
 export class EventStream {
-  /** Records decoded and delivered. */
+  /** Records delivered. */
   consumed = 0;
   batches = 0;
   /** Milliseconds this thread spent delivering batches (the listener's work included). */
