@@ -5,10 +5,19 @@
 // records per BPF_PROG_TEST_RUN call: open/close pairs of distinct flows, as the data plane writes
 // them. It runs in this thread in bursts, yielding to the event loop between bursts, so the
 // consumer under test is the daemon's own: the events worker mapping the ring (EventStream), the
-// decode of every record, and FlowTracker (duplicate closes, the table of open flows). Each phase
-// counts what the producer submitted, what the kernel dropped (ring full) and what the consumer
-// delivered; a phase ends when the producer stops and the consumer has drained the ring.
+// batch read in place (ConnBatch), and FlowTracker (duplicate closes, the table of open flows).
+// Each phase counts what the producer submitted, what the kernel dropped (ring full) and what the
+// consumer delivered; a phase ends when the producer stops and the consumer has drained the ring.
 // Phases: paced at the goal's rate, and unpaced (the producer as fast as it can).
+//
+// Which reader: the ring is filled by the producer (no consumer running), then drained by the
+// daemon's mapped reader (RingReader.read) or by libbpf's ring_buffer__consume with a koffi
+// callback per record (bench/lib/libbpf-ring.ts), alternately; ns per record of each, same thread.
+//
+// First, without the ring: the daemon thread's cost per record (consumerCost). Batches of records
+// as the worker posts them go through the event hub (FlowTracker, names, clock) to the daemon's
+// sinks: the access log (JSON, the text handed to a counting stdout: formatting, not the disk) and
+// ConnStats (counters, latency histogram, recent closes; the Prometheus metrics read it at scrape).
 
 import { execFileSync } from 'node:child_process';
 import koffi from 'koffi';
@@ -19,7 +28,14 @@ import { LB_EVENTS_RING_BYTES } from '../src/core/abi.js';
 import { DataPlane } from '../src/dataplane/index.js';
 import { instanceDir } from '../src/dataplane/bpffs.js';
 import { NativeMemory, OBJECT_OPEN_OPTS, bpfError, native, progTestRun } from '../src/dataplane/libbpf.js';
-import { EventStream } from '../src/observe/events/event-stream.js';
+import { AccessLog } from '../src/observe/access-log.js';
+import { ConnStats } from '../src/observe/conn-stats.js';
+import { ConnBatch, RECORD_SIZE } from '../src/observe/events/conn-batch.js';
+import { EventHub } from '../src/observe/events/event-hub.js';
+import { EventStream, eventsPinPath } from '../src/observe/events/event-stream.js';
+import { RingReader } from '../src/observe/events/ring-reader.js';
+import { LibbpfRing } from './lib/libbpf-ring.js';
+import { median } from './lib/stats.js';
 import { FlowTracker } from '../src/observe/events/flow-tracker.js';
 import { BenchError } from './lib/errors.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
@@ -191,6 +207,106 @@ async function phase(p: Producer, stream: EventStream, rate: number | null, seco
   };
 }
 
+const COST_BATCH = 4096;
+const COST_BATCHES = 8;
+const COST_PASSES = 40;
+
+/** Batches of open/close pairs of distinct flows, as the worker posts them. */
+function costBatches(): Buffer[] {
+  const now = process.hrtime.bigint();
+  return Array.from({ length: COST_BATCHES }, (_, k) => ConnBatch.of(Array.from({ length: COST_BATCH }, (_, i) => {
+    const flow = k * COST_BATCH + (i >> 1);
+    const close = (i & 1) === 1;
+    return {
+      type: close ? 'close' as const : 'open' as const, tsNs: now + (close ? 3_000_000n : 0n), openNs: now, client: `172.16.${flow >> 8}.${flow & 255}`,
+      clientPort: 1024 + (flow % 60_000), vip: '10.100.0.1', vipPort: 80, backend: `10.0.0.${1 + (flow % 3)}`, backendPort: 8080, proto: 6, listenerId: 1,
+      targetId: 1 + (flow % 3), reason: close ? 'fin' as const : '' as const, packetsIn: close ? 6n : 1n, bytesIn: close ? 480n : 60n,
+      packetsOut: close ? 5n : 0n, bytesOut: close ? 1337n : 0n,
+    };
+  })).data);
+}
+
+interface Cost { trackerNs: number; pipelineNs: number; records: number; logBytes: number }
+
+/** ns per record on the daemon's thread: FlowTracker alone, and the hub with the daemon's sinks. */
+export async function consumerCost(): Promise<Cost> {
+  const data = costBatches();
+  const tracker = new FlowTracker();
+  let logBytes = 0;
+  const hub = new EventHub({ instance: `bench-cost-${process.pid}` }); // not started: fed by hand
+  const log = new AccessLog({ enabled: true, format: 'json', path: '-', stdout: true, maxFileBytes: 1 << 30, maxFiles: 1, bufferSize: 1 << 20 }, (t) => { logBytes += t.length; });
+  const stats = new ConnStats();
+  hub.addSink((b) => log.add(b));
+  hub.addSink((b) => stats.add(b));
+  const run = async (passes: number, body: (b: ConnBatch) => void): Promise<number> => {
+    const t0 = performance.now();
+    for (let p = 0; p < passes; p++) {
+      for (const d of data) {
+        body(new ConnBatch(d, COST_BATCH));
+        await log.flush(); // the write the daemon starts after each batch, to the counting stdout
+      }
+    }
+    return ((performance.now() - t0) * 1e6) / (passes * COST_BATCHES * COST_BATCH);
+  };
+  await run(3, (b) => tracker.onBatch(b)); // warm-up (JIT)
+  const trackerNs = await run(COST_PASSES, (b) => tracker.onBatch(b));
+  await run(3, (b) => void hub.ingest(b));
+  logBytes = 0;
+  const pipelineNs = await run(COST_PASSES, (b) => void hub.ingest(b));
+  return { trackerNs, pipelineNs, records: COST_PASSES * COST_BATCHES * COST_BATCH, logBytes };
+}
+
+const READER_ROUNDS = 5;
+
+/** Submits records until the ring is full (the producer's drop count moves); returns how many went in. */
+function fillRing(p: Producer): number {
+  const frame = Buffer.alloc(64);
+  const c0 = readCounters(p.countersFd);
+  const most = Math.ceil(LB_EVENTS_RING_BYTES / (RECORD_SIZE + 8) / PER_CALL) + 4;
+  for (let i = 0; i < most; i++) {
+    progTestRun(p.progFd, 'xdp', frame, { repeat: 1 }, 'events producer');
+    if (readCounters(p.countersFd).dropped > c0.dropped) break;
+  }
+  return Number(readCounters(p.countersFd).submitted - c0.submitted);
+}
+
+interface ReaderCost { mappedNs: number; libbpfNs: number; records: number }
+
+/** A full ring drained by each reader in turn: ns per record (median of READER_ROUNDS). */
+function readerCost(p: Producer, instance: string): ReaderCost {
+  const path = eventsPinPath(instance);
+  const mapped = new RingReader(path, LB_EVENTS_RING_BYTES, RECORD_SIZE);
+  const libbpf = new LibbpfRing(path, RECORD_SIZE);
+  const max = Math.ceil(LB_EVENTS_RING_BYTES / (RECORD_SIZE + 8));
+  let records = 0;
+  const drain = (read: () => number): number => {
+    const filled = fillRing(p);
+    records = filled;
+    const t0 = performance.now();
+    let n = 0;
+    for (let k = 0; k < 100; k++) {
+      const got = read();
+      if (got === 0) break;
+      n += got;
+    }
+    const ns = ((performance.now() - t0) * 1e6) / Math.max(1, n);
+    if (n !== filled) throw new BenchError(`a reader drained ${n} records of ${filled}`);
+    return ns;
+  };
+  const m: number[] = [];
+  const l: number[] = [];
+  try {
+    for (let r = 0; r < READER_ROUNDS; r++) {
+      m.push(drain(() => mapped.read(max).count));
+      l.push(drain(() => libbpf.consume(max).count));
+    }
+  } finally {
+    mapped.close();
+    libbpf.close();
+  }
+  return { mappedNs: median(m), libbpfNs: median(l), records };
+}
+
 export const eventsSuite: Suite = {
   name: 'events',
   title: 'connection events: records per second through the lb_events ring consumer',
@@ -201,10 +317,16 @@ export const eventsSuite: Suite = {
     let stream: EventStream | undefined;
     let producer: Producer | undefined;
     try {
+      ctx.log(`events: the daemon thread's cost per record (${COST_PASSES} x ${COST_BATCHES} batches of ${COST_BATCH})`);
+      const cost = await consumerCost();
+      ctx.log(`events: ${JSON.stringify(cost)}`);
       producer = loadProducer(dir, instanceDir(instance));
+      ctx.log(`events: a full ring drained by the mapped reader and by libbpf's ring_buffer__consume, ${READER_ROUNDS} times each`);
+      const readers = readerCost(producer, instance);
+      ctx.log(`events: ${JSON.stringify(readers)}`);
       const tracker = new FlowTracker();
       let delivered = 0;
-      stream = await EventStream.start({ instance, onEvents: (e) => { delivered += tracker.onEvents(e).length; } });
+      stream = await EventStream.start({ instance, onEvents: (b) => { tracker.onBatch(b); delivered += b.kept; } });
       ctx.log(`events: paced at ${GOAL_EVENTS_PER_SEC}/s for 3 s`);
       const paced = await phase(producer, stream, GOAL_EVENTS_PER_SEC, 3);
       ctx.log(`events: unpaced for 3 s`);
@@ -216,16 +338,36 @@ export const eventsSuite: Suite = {
       });
       const ratios: Ratio[] = [
         { key: 'events_paced_drops', label: `records dropped at ${GOAL_EVENTS_PER_SEC.toLocaleString('en-US')}/s (ring of ${LB_EVENTS_RING_BYTES >> 20} MiB)`, value: paced.dropped + (paced.submitted - paced.consumed), goal: 0, atMost: true, unit: 'records' },
+        { key: 'events_read_libbpf_over_mapped', label: 'libbpf ring_buffer__consume / mapped reader, ns per record', value: Number((readers.libbpfNs / readers.mappedNs).toFixed(2)) },
         { key: 'events_paced_rate', label: 'consumer rate at the paced load over the goal', value: Number((paced.consumed / paced.seconds / GOAL_EVENTS_PER_SEC).toFixed(2)), goal: 0.95, note: 'the phase includes the drain, so slightly under 1 when the consumer keeps up' },
       ];
       return {
         suite: 'events', title: this.title,
         method: [
+          `Cost per record: ${COST_PASSES} passes over ${COST_BATCHES} batches of ${COST_BATCH} records (open/close pairs of distinct flows, as the worker posts them) through FlowTracker alone, then through the event hub with the daemon's sinks (JSON access log handed to a counting stdout, ConnStats); CPU time of this thread per record.`,
+          `Readers: the ring filled by the producer (no consumer running), then drained by the mapped reader (RingReader.read) or libbpf's ring_buffer__consume with a koffi callback copying each record into one Buffer; alternately, ${READER_ROUNDS} times each, median ns per record.`,
           `A producer XDP program compiled at run time submits ${PER_CALL} records (open/close pairs of distinct flows) per BPF_PROG_TEST_RUN call into a fresh instance's pinned lb_events ring (${LB_EVENTS_RING_BYTES >> 20} MiB, the default).`,
-          'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), decode of every record, FlowTracker; producer and consumer share this process\'s two CPUs.',
+          'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), the batch read in place, FlowTracker; producer and consumer share this process\'s two CPUs.',
           `Paced: ${GOAL_EVENTS_PER_SEC}/s for 3 s; unpaced: as fast as the producer goes for 3 s. Rate = records consumed / (production + drain time).`,
         ],
-        measurements: [m('events_paced', `consumed, producer paced at ${GOAL_EVENTS_PER_SEC}/s`, paced), m('events_max', 'consumed, producer unpaced', max)],
+        measurements: [
+          {
+            key: 'events_cost_tracker', label: 'daemon thread per record: FlowTracker on a batch', value: Math.round(cost.trackerNs), unit: 'ns/record',
+            detail: { records: cost.records },
+          },
+          {
+            key: 'events_cost_pipeline', label: 'daemon thread per record: event hub, JSON access log (formatted, not written), ConnStats', value: Math.round(cost.pipelineNs),
+            unit: 'ns/record', detail: { records: cost.records, logBytes: cost.logBytes },
+          },
+          {
+            key: 'events_read_mapped', label: 'reading a full ring: the daemon\'s mapped reader (RingReader)', value: Number(readers.mappedNs.toFixed(1)), unit: 'ns/record',
+            detail: { recordsPerFill: readers.records, rounds: READER_ROUNDS },
+          },
+          {
+            key: 'events_read_libbpf', label: 'reading a full ring: libbpf ring_buffer__consume, a koffi callback per record', value: Number(readers.libbpfNs.toFixed(1)), unit: 'ns/record',
+            detail: { recordsPerFill: readers.records, rounds: READER_ROUNDS },
+          },
+          m('events_paced', `consumed, producer paced at ${GOAL_EVENTS_PER_SEC}/s`, paced), m('events_max', 'consumed, producer unpaced', max)],
         ratios,
         notes: [`delivered after FlowTracker: ${delivered}; ${stream.batches} batches (${Math.round(stream.consumed / Math.max(1, stream.batches))} records per batch)`],
       };

@@ -9,6 +9,7 @@ import { HTTP_PORT, HTTP_PORT_ONE_BACKEND, type BenchEnv, type Forwarder } from 
 import { BenchError } from './lib/errors.js';
 import { median, ratio } from './lib/stats.js';
 import { AccessLog } from '../src/observe/access-log.js';
+import { ConnStats } from '../src/observe/conn-stats.js';
 import { EventHub } from '../src/observe/events/event-hub.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
@@ -66,7 +67,9 @@ async function startAccessLog(env: BenchEnv, tag: string): Promise<{ stop: () =>
   const log = new AccessLog({
     enabled: true, format: 'json', path: join(env.tmp, `access-${tag}.log`), stdout: false, maxFileBytes: 100 << 20, maxFiles: 2, bufferSize: 10_000,
   });
-  hub.addSink((r) => log.add(r));
+  const stats = new ConnStats(); // the daemon's other sink: counters, latency histograms, recent closes
+  hub.addSink((b) => log.add(b));
+  hub.addSink((b) => stats.add(b));
   hub.addBackpressure(() => log.backlog());
   await hub.start();
   return {
@@ -106,8 +109,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         for (const mode of ['keepalive', 'close'] as const) {
           const isLb = t.forwarder === 'lb' || t.forwarder === 'lb-xdp';
           const s0 = isLb ? env.lbStats() : undefined;
-          // lblog: the daemon's event consumer and a JSON access log (a file in the bench's
-          // scratch directory) run in this process, on the same CPUs, during the wrk run.
+          // lblog: the daemon's event consumer, its statistics and a JSON access log (a file in the
+          // bench's scratch directory) run in this process, on the same CPUs, during the wrk run.
           const logging = t.target === 'lblog' ? await startAccessLog(env, `${round}-${mode}`) : undefined;
           const r = await wrk(env, url, mode, seconds);
           const logged = await logging?.stop();
@@ -184,7 +187,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         'lb XDP path: the same with the XDP path forced (XDP DNAT + devmap redirect); ' +
         `lb (one backend): a second listener (port ${HTTP_PORT_ONE_BACKEND}) whose group is b1 alone, the like-for-like comparison with direct; ` +
         'nftables: DNAT numgen random mod 3 with conntrack un-NATing the replies. ' +
-        'lb with the access log: the same VIP while this process runs the daemon\'s event consumer (worker thread on the lb_events ring) and a JSON access log to a file; ' +
+        'lb with the access log: the same VIP while this process runs the daemon\'s event consumer (worker thread on the lb_events ring), its statistics (ConnStats) and a JSON access log to a file; ' +
         'without: nobody reads the ring (the data plane emits the records in both).',
     ],
     measurements,

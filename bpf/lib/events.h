@@ -11,9 +11,10 @@
  *   next packet finds it expired. Flows nobody sends on again and flows the LRU evicts send no
  *   packet: the daemon's conntrack sweep emits their close (src/observe/flow-sweep.ts);
  * - a full ring drops the record and counts it (LB_EVS_DROPPED): the packet path never waits.
- * Only new flows and closes pay for a record; the hit path pays two plain adds to a cache line it
- * has just read. The adds are not atomic: two CPUs counting the same direction of one flow at the
- * same instant (RSS keeps a flow on one queue) can lose an increment, never corrupt the entry.
+ * Only new flows and closes pay for a record; the hit path pays two atomic adds to a cache line
+ * it has just read (exact also when two CPUs count one direction of a flow at once: RSS keeps a
+ * flow on one queue, but not every NIC spreads by flow, and veth/XDP generic run on the sender's
+ * CPU). Their cost on the hit path is in docs/benchmarks.md (testrun, before and after).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -55,11 +56,11 @@ static __always_inline void ev_stat_inc(__u32 idx)
 		*v += 1;
 }
 
-/* One packet of an entry's direction. */
+/* One packet of an entry's direction (atomic: see the top of this file). */
 static __always_inline void ev_count(struct lb_flow *f, __u32 bytes)
 {
-	f->packets += 1;
-	f->bytes += bytes;
+	__sync_fetch_and_add(&f->packets, 1);
+	__sync_fetch_and_add(&f->bytes, bytes);
 }
 
 /* Fills the bookkeeping of a new forward entry: its first packet is counted here. */

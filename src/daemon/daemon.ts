@@ -353,6 +353,12 @@ export class Daemon {
         });
         runtime.health.on('check', (e) => { for (const o of healthLatencyObservations(e)) metrics.healthCheck(o.labels, o.seconds); });
         metrics.setRuntimeSource(() => runtime.metricsInput());
+        // A drain's timeout ends the flows still on the target: an operator who set one wants the
+        // target free at that time (docs/observability.md, close reason drain).
+        runtime.onDrainTimedOut((proxy, target, backends) => {
+          const ended = observability.hub.endFlows(proxy, new Set(backends), 'drain');
+          log.info({ component: 'events', proxy, target, ended }, `drain of ${target} (proxy ${proxy}) timed out: ${ended} flow(s) ended`);
+        });
       }
       daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability, frontDoor });
       daemon.lock = lock;

@@ -1,7 +1,8 @@
 // The access log (settings.access-log): one line per conn-open and conn-close, JSON or CLF-style,
-// to a file rotated by size and/or to stdout. Lines are formatted when the records arrive and
-// queued; one asynchronous write at a time takes the whole queue, so the event loop never waits on
-// the disk. The queue is bounded (buffer-size lines): beyond it new lines are dropped and counted.
+// to a file rotated by size and/or to stdout. Lines are formatted when the records arrive
+// (access-log-format.ts, into a byte buffer) and queued; one asynchronous write at a
+// time takes the whole queue, so the event loop never waits on the disk. The queue is bounded
+// (buffer-size lines): beyond it new lines are dropped and counted.
 // A file that cannot be opened or written is reported (status(), the daemon's status and
 // lb_access_log_errors_total) and retried at the next flush after a pause; the daemon goes on.
 //
@@ -10,7 +11,8 @@
 
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ConnRecord } from './events/event-hub.js';
+import { LineBuffer, LineFormatter } from './access-log-format.js';
+import type { ConnBatch } from './events/conn-batch.js';
 
 export interface AccessLogConfig {
   enabled: boolean;
@@ -36,57 +38,15 @@ export interface AccessLogStatus {
 }
 
 const RETRY_AFTER_MS = 5000;
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const PROTO: Record<number, string> = { 6: 'tcp', 17: 'udp' };
 
-/** One JSON line (without the newline). Byte and packet counts are numbers (exact below 2^53). */
-export function jsonLine(r: ConnRecord): string {
-  const o: Record<string, unknown> = {
-    time: new Date(r.timeMs).toISOString(),
-    event: r.type === 'open' ? 'conn-open' : 'conn-close',
-    proxy: r.proxy, listener: r.listener, proto: PROTO[r.proto] ?? String(r.proto),
-    client: `${r.client}:${r.clientPort}`, vip: `${r.vip}:${r.vipPort}`, backend: `${r.backend}:${r.backendPort}`,
-  };
-  if (r.acceptor) {
-    o['route'] = r.acceptor.route;
-    o['sni'] = r.acceptor.serverName;
-  }
-  if (r.type === 'close') {
-    o['reason'] = r.reason;
-    o['start'] = new Date(r.openMs).toISOString();
-    o['duration_ms'] = Math.round(r.durationSec * 1e6) / 1e3;
-    o['bytes_in'] = Number(r.bytesIn);
-    o['bytes_out'] = Number(r.bytesOut);
-    o['packets_in'] = Number(r.packetsIn);
-    o['packets_out'] = Number(r.packetsOut);
-  }
-  return JSON.stringify(o);
-}
-
-const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
-
-/** [07/Dec/2026:00:25:13 +0000], in UTC. */
-function clfTime(ms: number): string {
-  const d = new Date(ms);
-  return `[${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000]`;
-}
-
-/**
- * Common Log Format, adapted: host ident user [time] "request" status bytes, where the request is
- * `OPEN|CLOSE proto vip:port backend:port`, the status the close reason ("-" for an open) and bytes
- * the bytes sent to the client; then proxy, duration and bytes from the client as key=value.
- */
-export function clfLine(r: ConnRecord): string {
-  const req = `${r.type === 'open' ? 'OPEN' : 'CLOSE'} ${PROTO[r.proto] ?? r.proto} ${r.vip}:${r.vipPort} ${r.backend}:${r.backendPort}`;
-  const base = `${r.client} - - ${clfTime(r.timeMs)} "${req}" ${r.type === 'close' ? r.reason : '-'} ${r.type === 'close' ? String(r.bytesOut) : '-'}`;
-  const extra = r.type === 'close' ? ` duration=${r.durationSec.toFixed(3)} bytes_in=${String(r.bytesIn)} client_port=${r.clientPort}` : ` client_port=${r.clientPort}`;
-  const routed = r.acceptor ? ` route=${r.acceptor.route} sni=${r.acceptor.serverName ?? '-'}` : '';
-  return `${base} proxy=${r.proxy ?? '-'}${routed}${extra}`;
-}
+export { clfLine, jsonLine } from './access-log-format.js';
 
 export class AccessLog {
   private cfg: AccessLogConfig;
-  private queue: string[] = [];
+  /** Formatted lines, as bytes, and how many. */
+  private readonly queue = new LineBuffer();
+  private queuedLines = 0;
+  private formatter: LineFormatter;
   private file: FileHandle | undefined;
   private fileBytes = 0;
   private writing: Promise<void> | undefined;
@@ -98,14 +58,16 @@ export class AccessLog {
   private errors = 0;
   private error: string | undefined;
 
-  constructor(cfg: AccessLogConfig, private readonly stdout: (text: string) => void = (t) => { process.stdout.write(t); }) {
+  constructor(cfg: AccessLogConfig, private readonly stdout: (chunk: Buffer) => void = (t) => { process.stdout.write(t); }) {
     this.cfg = cfg;
+    this.formatter = new LineFormatter(cfg.format);
   }
 
   /** A new config (each reconcile): a changed path or format takes effect from the next line. */
   async configure(cfg: AccessLogConfig): Promise<void> {
     const reopen = cfg.path !== this.cfg.path || !cfg.enabled;
     this.cfg = cfg;
+    if (cfg.format !== this.formatter.format) this.formatter = new LineFormatter(cfg.format);
     if (reopen) {
       await this.flush();
       await this.closeFile();
@@ -120,7 +82,7 @@ export class AccessLog {
 
   /** A promise that settles when the queue is written, while it is more than half full; else undefined. */
   backlog(): Promise<void> | undefined {
-    return this.cfg.enabled && this.queue.length > this.cfg.bufferSize / 2 ? this.flush() : undefined;
+    return this.cfg.enabled && this.queuedLines > this.cfg.bufferSize / 2 ? this.flush() : undefined;
   }
 
   /** Lines dropped so far (queue full, or a write that failed). */
@@ -140,21 +102,20 @@ export class AccessLog {
   }
 
   /** The event sink: formats and queues; the write happens asynchronously. */
-  add(records: readonly ConnRecord[]): void {
-    if (!this.cfg.enabled) return;
-    const format = this.cfg.format === 'clf' ? clfLine : jsonLine;
-    for (const r of records) {
-      if (this.queue.length >= this.cfg.bufferSize) {
-        this.dropped++;
-        continue;
-      }
-      this.queue.push(format(r));
+  add(batch: ConnBatch): void {
+    if (!this.cfg.enabled || batch.kept === 0) return;
+    const room = Math.max(0, this.cfg.bufferSize - this.queuedLines);
+    const n = Math.min(room, batch.kept);
+    this.dropped += batch.kept - n;
+    if (n > 0) {
+      this.formatter.batch(batch, this.queue, n);
+      this.queuedLines += n;
     }
     this.schedule();
   }
 
   private schedule(): void {
-    if (this.writing || this.queue.length === 0) return;
+    if (this.writing || this.queuedLines === 0) return;
     const wait = this.retryAt - Date.now();
     if (wait > 0) {
       // After a failure: lines wait in the (bounded) queue for the next attempt.
@@ -181,35 +142,36 @@ export class AccessLog {
 
   /** Resolves once every line queued before the call is written (or dropped by an error). */
   async flush(): Promise<void> {
-    for (let i = 0; i < 1000 && (this.writing || this.queue.length > 0); i++) {
+    for (let i = 0; i < 1000 && (this.writing || this.queuedLines > 0); i++) {
       if (!this.writing) {
         this.clearRetry(); // a flush is an explicit request: try the file again now
         this.schedule();
       }
       await this.writing;
-      if (this.error && this.queue.length === 0) break;
+      if (this.error && this.queuedLines === 0) break;
     }
   }
 
   private async writeQueued(): Promise<void> {
-    const lines = this.queue;
-    this.queue = [];
-    const text = `${lines.join('\n')}\n`;
-    if (this.cfg.stdout) this.stdout(text);
+    const bytes = this.queue.bytes;
+    const chunks = this.queue.take();
+    const lines = this.queuedLines;
+    this.queuedLines = 0;
+    if (this.cfg.stdout) for (const c of chunks) this.stdout(c);
     if (this.cfg.path === '-') {
-      this.written += lines.length;
+      this.written += lines;
       return;
     }
     try {
       const file = await this.openFile();
-      const buf = Buffer.from(text);
-      await file.write(buf);
-      this.fileBytes += buf.length;
-      this.written += lines.length;
+      // One system call for the batches queued since the last write.
+      await file.writev(chunks);
+      this.fileBytes += bytes;
+      this.written += lines;
       this.error = undefined;
       if (this.fileBytes >= this.cfg.maxFileBytes) await this.rotate();
     } catch (err) {
-      this.dropped += lines.length;
+      this.dropped += lines;
       this.errors++;
       this.error = `${this.cfg.path}: ${err instanceof Error ? err.message : String(err)}`;
       this.retryAt = Date.now() + RETRY_AFTER_MS;

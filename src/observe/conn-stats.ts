@@ -2,9 +2,13 @@
 // packets of closed connections each way, connections active, a histogram of connection durations
 // (lb_backend_latency_seconds: for request/response traffic over short connections, the time a
 // backend took to serve one), its percentiles, and the recent closes `lb top` shows. Everything
-// is updated as records arrive; scrapes and `lb status` read these numbers, never the kernel.
+// is updated as records arrive; scrapes (lb_connections_total, lb_bytes_total,
+// lb_backend_latency_seconds...) and `lb status` read these numbers, never the kernel.
+//
+// Per record the work is a lookup by numbers (listener id, then backend address and port), a few
+// adds and the histogram's bucket; the recent closes are built only for the batch's last ones.
 
-import type { ConnRecord } from './events/event-hub.js';
+import { ipString, type ConnBatch, type ListenerNames } from './events/conn-batch.js';
 
 /** Upper bounds (seconds) of lb_backend_latency_seconds; +Inf implied. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600] as const;
@@ -75,6 +79,9 @@ export function summarize(s: Pick<BackendConnStats, 'buckets' | 'sumSec' | 'clos
 export class ConnStats {
   private readonly byKey = new Map<string, BackendConnStats>();
   private readonly recent: RecentClose[] = [];
+  /** listener id -> backend (addr * 65536 + port) -> entry, for the names map it was built with. */
+  private byNumbers = new Map<number, Map<number, BackendConnStats>>();
+  private numbersFor: ReadonlyMap<number, ListenerNames> | undefined;
   /** Open connections of the SNI acceptor per "proxy\0backend" (from its records; no sweep sees them). */
   private readonly acceptorActive = new Map<string, number>();
 
@@ -93,37 +100,75 @@ export class ConnStats {
     return s;
   }
 
+  private entryOf(b: ConnBatch, i: number): BackendConnStats {
+    if (b.names !== this.numbersFor) {
+      // New names (an apply): a listener id may belong to another proxy now.
+      this.byNumbers = new Map();
+      this.numbersFor = b.names;
+    }
+    const lid = b.listenerId(i);
+    let perListener = this.byNumbers.get(lid);
+    if (!perListener) {
+      perListener = new Map();
+      this.byNumbers.set(lid, perListener);
+    }
+    const addr = b.backendAddr(i);
+    const port = b.backendPort(i);
+    const k = addr * 65536 + port;
+    let s = perListener.get(k);
+    if (!s) {
+      s = this.entry(b.listener(i)?.proxy ?? '?', `${ipString(addr)}:${port}`);
+      perListener.set(k, s);
+    }
+    return s;
+  }
+
   /** The event sink. */
-  add(records: readonly ConnRecord[]): void {
-    for (const r of records) {
-      const s = this.entry(r.proxy ?? '?', `${r.backend}:${r.backendPort}`);
-      // The sweep sees the data plane's flows only: the acceptor's are counted here and added to its counts.
-      if (r.acceptor) {
+  add(b: ConnBatch): void {
+    // The recent closes kept are the batch's last recentMax: built from this index on.
+    let recentFrom = b.count;
+    for (let n = 0; recentFrom > 0 && n < this.recentMax;) {
+      recentFrom--;
+      if (b.keep[recentFrom] === 1 && b.isClose(recentFrom)) n++;
+    }
+    for (let i = 0; i < b.count; i++) {
+      if (b.keep[i] !== 1) continue;
+      let s: BackendConnStats;
+      if (b.acceptor(i)) {
+        // Listener id 0 names no listener: the acceptor's records are keyed by their own names.
+        // The sweep sees the data plane's flows only: the acceptor's are counted here and added to its counts.
+        s = this.entry(b.listener(i)?.proxy ?? '?', `${ipString(b.backendAddr(i))}:${b.backendPort(i)}`);
         const key = `${s.proxy}\0${s.backend}`;
-        const n = (this.acceptorActive.get(key) ?? 0) + (r.type === 'open' ? 1 : -1);
+        const n = (this.acceptorActive.get(key) ?? 0) + (b.isClose(i) ? -1 : 1);
         if (n > 0) this.acceptorActive.set(key, n);
         else this.acceptorActive.delete(key);
+      } else {
+        s = this.entryOf(b, i);
       }
-      if (r.type === 'open') {
+      if (!b.isClose(i)) {
         s.opened++;
         s.active++;
         continue;
       }
       s.closed++;
       if (s.active > 0) s.active--;
-      s.bytesIn += Number(r.bytesIn);
-      s.bytesOut += Number(r.bytesOut);
-      s.packetsIn += Number(r.packetsIn);
-      s.packetsOut += Number(r.packetsOut);
-      s.closeReasons[r.reason] = (s.closeReasons[r.reason] ?? 0) + 1;
-      let i = 0;
-      while (i < LATENCY_BUCKETS.length && r.durationSec > LATENCY_BUCKETS[i]!) i++;
-      s.buckets[i]!++;
-      s.sumSec += r.durationSec;
-      this.recent.push({
-        time: new Date(r.timeMs).toISOString(), proxy: r.proxy ?? '?', client: `${r.client}:${r.clientPort}`, backend: `${r.backend}:${r.backendPort}`,
-        reason: r.reason, durationSec: r.durationSec, bytesIn: Number(r.bytesIn), bytesOut: Number(r.bytesOut),
-      });
+      s.bytesIn += b.bytesIn(i);
+      s.bytesOut += b.bytesOut(i);
+      s.packetsIn += b.packetsIn(i);
+      s.packetsOut += b.packetsOut(i);
+      const reason = b.reason(i);
+      s.closeReasons[reason] = (s.closeReasons[reason] ?? 0) + 1;
+      const d = b.durationSec(i);
+      let k = 0;
+      while (k < LATENCY_BUCKETS.length && d > LATENCY_BUCKETS[k]!) k++;
+      s.buckets[k]!++;
+      s.sumSec += d;
+      if (i >= recentFrom) {
+        this.recent.push({
+          time: new Date(b.timeMs(i)).toISOString(), proxy: s.proxy, client: `${ipString(b.clientAddr(i))}:${b.clientPort(i)}`, backend: s.backend,
+          reason, durationSec: d, bytesIn: b.bytesIn(i), bytesOut: b.bytesOut(i),
+        });
+      }
     }
     if (this.recent.length > this.recentMax) this.recent.splice(0, this.recent.length - this.recentMax);
   }

@@ -37,8 +37,7 @@
 // plus prom-client's process metrics (process_*, nodejs_*).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LATENCY_BUCKETS } from './conn-stats.js';
-import type { ConnRecord } from './events/event-hub.js';
+import { LATENCY_BUCKETS, type BackendConnStats } from './conn-stats.js';
 import type { TrafficStatus } from './observability.js';
 import { RUNTIME_METRICS, collectRuntimeMetrics, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
@@ -117,10 +116,8 @@ export class DaemonMetrics {
   private readRuntime: (() => RuntimeMetricsInput | null) | undefined;
   private readTraffic: (() => TrafficStatus) | undefined;
   private traffic: TrafficStatus | null = null;
-  private readonly latency: Histogram<'proxy' | 'backend'>;
-  private readonly opened: Counter<'proxy' | 'backend'>;
-  private readonly closedConns: Counter<'proxy' | 'backend' | 'reason'>;
-  private readonly bytes: Counter<'proxy' | 'backend' | 'direction'>;
+  private readConnections: (() => readonly BackendConnStats[]) | undefined;
+  private conns: readonly BackendConnStats[] = [];
   private sample: DataPlaneSample | null = null;
   private runtimeSample: Record<GaugeName, MetricSample[]> | null = null;
   private sampleError: string | undefined;
@@ -224,14 +221,32 @@ export class DaemonMetrics {
     this.healthLatency = new Histogram({
       name: latency.name, help: latency.help, labelNames: ['proxy_name', 'target_id'], buckets: [...(latency.buckets ?? [])], registers,
     });
-    this.latency = new Histogram({
-      name: 'lb_backend_latency_seconds', help: 'Duration of the connections to a backend (open to close), in seconds',
-      labelNames: ['proxy', 'backend'], buckets: [...LATENCY_BUCKETS], registers,
+    // The connection metrics are ConnStats' numbers, read at scrape time: the records update one
+    // set of plain counters (conn-stats.ts), not a labelled prom-client metric per record.
+    this.registry.registerMetric(new BackendLatencyHistogram(() => metrics.conns) as never);
+    new Counter({
+      name: 'lb_connections_total', help: 'Connections opened, by proxy and backend', labelNames: ['proxy', 'backend'], registers,
+      collect(this: Counter<string>) {
+        this.reset();
+        for (const b of metrics.conns) this.inc({ proxy: b.proxy, backend: b.backend }, b.opened);
+      },
     });
-    this.opened = new Counter({ name: 'lb_connections_total', help: 'Connections opened, by proxy and backend', labelNames: ['proxy', 'backend'], registers });
-    this.closedConns = new Counter({ name: 'lb_connections_closed_total', help: 'Connections closed, by proxy, backend and reason', labelNames: ['proxy', 'backend', 'reason'], registers });
-    this.bytes = new Counter({
+    new Counter({
+      name: 'lb_connections_closed_total', help: 'Connections closed, by proxy, backend and reason', labelNames: ['proxy', 'backend', 'reason'], registers,
+      collect(this: Counter<string>) {
+        this.reset();
+        for (const b of metrics.conns) for (const [reason, n] of Object.entries(b.closeReasons)) this.inc({ proxy: b.proxy, backend: b.backend, reason }, n);
+      },
+    });
+    new Counter({
       name: 'lb_bytes_total', help: 'Bytes of closed connections (L3), in: client to backend, out: backend to client', labelNames: ['proxy', 'backend', 'direction'], registers,
+      collect(this: Counter<string>) {
+        this.reset();
+        for (const b of metrics.conns) {
+          this.inc({ proxy: b.proxy, backend: b.backend, direction: 'in' }, b.bytesIn);
+          this.inc({ proxy: b.proxy, backend: b.backend, direction: 'out' }, b.bytesOut);
+        }
+      },
     });
     new Gauge({
       name: 'lb_connections_active', help: 'Connections open now, by proxy and backend', labelNames: ['proxy', 'backend'], registers,
@@ -278,19 +293,9 @@ export class DaemonMetrics {
     this.readTraffic = read;
   }
 
-  /** The connection records (an event sink): counters and the latency histogram. */
-  connections(records: readonly ConnRecord[]): void {
-    for (const r of records) {
-      const labels = { proxy: r.proxy ?? '?', backend: `${r.backend}:${r.backendPort}` };
-      if (r.type === 'open') {
-        this.opened.inc(labels);
-        continue;
-      }
-      this.latency.observe(labels, r.durationSec);
-      this.closedConns.inc({ ...labels, reason: r.reason });
-      this.bytes.inc({ ...labels, direction: 'in' }, Number(r.bytesIn));
-      this.bytes.inc({ ...labels, direction: 'out' }, Number(r.bytesOut));
-    }
+  /** Where the connection counters and latency histograms come from (the daemon's ConnStats). */
+  setConnectionSource(read: (() => readonly BackendConnStats[]) | undefined): void {
+    this.readConnections = read;
   }
 
   /** One health check's latency (lb_health_check_latency_seconds). */
@@ -350,6 +355,7 @@ export class DaemonMetrics {
     if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
     this.traffic = this.readTraffic?.() ?? null;
+    this.conns = this.readConnections?.() ?? [];
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;
@@ -362,5 +368,32 @@ export class DaemonMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+}
+
+/**
+ * lb_backend_latency_seconds as prom-client's registry prints a histogram (cumulative _bucket
+ * series with le, _sum, _count), from ConnStats' per-bucket counts: prom-client's Histogram has
+ * no way to set counts, only to observe one value at a time.
+ */
+class BackendLatencyHistogram {
+  readonly name = 'lb_backend_latency_seconds';
+  readonly help = 'Duration of the connections to a backend (open to close), in seconds';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  constructor(private readonly read: () => readonly BackendConnStats[]) {}
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> } {
+    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+    for (const b of this.read()) {
+      const labels = { proxy: b.proxy, backend: b.backend };
+      let cum = 0;
+      for (let i = 0; i < b.buckets.length; i++) {
+        cum += b.buckets[i]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf' }, value: cum });
+      }
+      values.push({ metricName: `${this.name}_sum`, labels, value: b.sumSec }, { metricName: `${this.name}_count`, labels, value: cum });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }

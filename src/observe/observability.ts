@@ -66,9 +66,9 @@ export class Observability {
     this.hub.addSink((r) => this.accessLog.add(r));
     this.hub.addBackpressure(() => this.accessLog.backlog());
     this.hub.addSink((r) => this.stats.add(r));
-    this.hub.addSink((r) => opts.metrics.connections(r));
     this.hub.addActiveSink((c) => this.stats.setActive(c));
     opts.metrics.setTrafficSource(() => this.status());
+    opts.metrics.setConnectionSource(() => this.stats.backends());
   }
 
   start(): Promise<void> {

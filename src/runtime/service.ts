@@ -100,6 +100,7 @@ export class RuntimeService {
   private config: LbConfig | undefined;
   private revision: string | undefined;
   private drains: DrainManager | undefined;
+  private readonly drainTimeoutListeners: Array<(proxy: string, targetId: string, backends: string[]) => void> = [];
   private breakers: CircuitBreakers | undefined;
   private activeFlowCounts = new Map<string, number>();
   private activeFlowsAt = 0;
@@ -177,6 +178,7 @@ export class RuntimeService {
           `drain of ${e.state.targetId} (proxy ${e.state.proxy}): ${e.action}`);
         this.saveDrains();
         this.changed(`drain ${e.state.proxy} ${e.state.targetId} ${e.action}`);
+        if (e.action === 'timed-out') this.drainTimedOut(e.state);
       });
       if (first) this.restoreDrains();
     } else {
@@ -376,6 +378,27 @@ export class RuntimeService {
       this.activeFlowsAt = this.now();
     } catch (err) {
       this.log.debug({ component: 'runtime', ...errFields(err) }, 'cannot count active flows');
+    }
+  }
+
+  /**
+   * Called when a drain times out with the target's backends ("addr:port"): the daemon ends the
+   * flows still on them (connection events, reason drain).
+   */
+  onDrainTimedOut(listener: (proxy: string, targetId: string, backends: string[]) => void): void {
+    this.drainTimeoutListeners.push(listener);
+  }
+
+  private drainTimedOut(state: DrainState): void {
+    const config = this.config;
+    if (!config) return;
+    const backends = [...new Set(findTargets(config, state.proxy, state.targetId).flatMap((t) => targetBackends(t, (h) => this.dns.resolve(h))))];
+    for (const l of this.drainTimeoutListeners) {
+      try {
+        l(state.proxy, state.targetId, backends);
+      } catch (err) {
+        this.log.warn({ component: 'runtime', proxy: state.proxy, target: state.targetId, ...errFields(err) }, 'ending the flows of a timed-out drain failed');
+      }
     }
   }
 

@@ -7,7 +7,8 @@
 //      histogram, connection counters, lb_up, lb_info), and `lb status` shows the percentiles;
 //   3. a UDP flow left idle is closed by the daemon's conntrack sweep (reason idle-timeout);
 //   4. an access log that cannot be written is reported in the status, and the daemon goes on;
-//   5. CLF lines after a reload, written out when the daemon stops (SIGTERM).
+//   5. a drain that times out ends the flows still on its target: their close says reason drain;
+//   6. CLF lines after a reload, written out when the daemon stops (SIGTERM).
 // Needs root; fails (never skips) without it. Traffic stays inside the namespaces created here.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,9 @@ import { VIP, createTopology, udpRequest, waitUntil, type Topology } from '../..
 import { runCliAsync } from '../lib/cli.js';
 import { DaemonProcess, httpInNs, lbStatus, metric, metricSum } from './lib/daemon.js';
 import { applyConfig, liveWeights, requests, tearDownRuntimeSandbox, webProxy } from './lib/runtime.js';
+import { startStream } from './lib/clients.js';
+import { decodeFlow, decodeFlowKey, LB_DIR_FORWARD } from '../../src/core/abi.js';
+import { DataPlane } from '../../src/dataplane/index.js';
 
 if (process.getuid?.() !== 0) throw new Error('access-log.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -148,6 +152,36 @@ describe('connection events in the daemon: access log, metrics, status', () => {
     const close = lines[1]!;
     expect([close['packets_in'], close['packets_out']]).toEqual([1, 1]);
     expect(Number(close['duration_ms'])).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('a drain that times out ends the flows still on its target: the close says reason drain, the conntrack entries are gone', async () => {
+    const port = 19_101;
+    const stream = startStream(t(), t().clients[0]!.ns, VIP, 80, '/stream?ms=120000', port);
+    const backendOf = new Map(t().backends.map((b) => [b.name, `${b.address}:8080`]));
+    let target: string | undefined;
+    try {
+      const first = await waitUntil(() => stream.lines()[0], { timeoutMs: 10_000, intervalMs: 20, what: 'the first stream line' });
+      target = backendOf.get(first.name)!;
+      const r = await runCliAsync(['--instance', instance, 'drain', 'web', target, '--timeout', '1s']);
+      expect(r.code, r.stderr).toBe(0);
+      const c = `${t().clients[0]!.address}:${port}`;
+      const close = await waitUntil(() => jsonLines(log).find((l) => l['client'] === c && l['event'] === 'conn-close'),
+        { timeoutMs: 20_000, intervalMs: 100, what: `the close of ${c} when the drain times out` });
+      expect(close).toMatchObject({ proxy: 'web', backend: target, reason: 'drain' });
+      expect(Number(close['bytes_out'])).toBeGreaterThan(0);
+      expect((await lbStatus(instance)).status?.runtime?.drains).toMatchObject([{ proxy: 'web', targetId: target, status: 'timed-out' }]);
+      const dp = DataPlane.open({ instance });
+      try {
+        const onTarget = dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }))
+          .filter((e) => e.value.dir === LB_DIR_FORWARD && e.key.sport === port && `${e.value.natAddr}:${e.value.natPort}` === target);
+        expect(onTarget).toEqual([]);
+      } finally {
+        dp.close();
+      }
+    } finally {
+      await stream.proc.stop(1000);
+      if (target) await runCliAsync(['--instance', instance, 'undrain', 'web', target]);
+    }
   });
 
   it('an access log that cannot be written is reported in the status; the daemon serves on', async () => {

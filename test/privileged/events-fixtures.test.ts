@@ -52,7 +52,7 @@ beforeAll(async () => {
     listeners: [{ vip: HTTP.addr, port: HTTP.port, id: 7, group: 1 }, { vip: DNS.addr, port: DNS.port, proto: IPPROTO_UDP, id: 8, group: 2 }],
     groups: { 1: [A], 2: [U] },
   }));
-  stream = await EventStream.start({ instance: h.instance, onEvents: (e) => { events.push(...e); } });
+  stream = await EventStream.start({ instance: h.instance, onEvents: (b) => { events.push(...b.records()); } });
 });
 
 afterAll(async () => {

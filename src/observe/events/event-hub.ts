@@ -8,37 +8,24 @@
 // tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
 
 import {
-  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type ConnEvent,
+  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
 } from '../../core/abi.js';
+import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
 import { listenerLabel } from '../../core/state.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
 import { readLive } from '../../state/live.js';
 import { statSync } from 'node:fs';
+import { ConnBatch, type ListenerNames } from './conn-batch.js';
 import { EventStream, eventsPinPath } from './event-stream.js';
 import { FlowTracker } from './flow-tracker.js';
 
-/** A record with the operator's names and wall-clock times. */
-export interface ConnRecord extends ConnEvent {
-  /** Proxy of the flow's listener (null: not known to the active configuration). */
-  proxy: string | null;
-  /** "iface vip:port/proto" of the listener, or null. */
-  listener: string | null;
-  /** Wall-clock ms of the event and of the flow's start. */
-  timeMs: number;
-  openMs: number;
-  /** Close only: ts - open, in seconds. */
-  durationSec: number;
-  /**
-   * A connection of the SNI acceptor (src/acceptor/conn-events.ts), not of the data plane: the
-   * group that routed it (`sni:NAME`, a source prefix, `default`) and the name the client sent.
-   * Its listenerId and targetId are 0, its packet counts 0 (user space counts bytes only).
-   */
-  acceptor?: { route: string; serverName: string | null };
-}
+import type { ConnRecord } from './conn-batch.js';
+export type { ConnRecord } from './conn-batch.js';
 
-export type EventSink = (records: readonly ConnRecord[]) => void;
+/** Receives every batch, names and clock set; reads the kept records in place (or as objects: batch.records()). */
+export type EventSink = (batch: ConnBatch) => void;
 
 export interface EventHubOptions {
   instance: string;
@@ -62,7 +49,7 @@ export interface EventHubStats {
 
 interface Names {
   serial: number;
-  listeners: Map<number, { proxy: string | null; label: string }>;
+  listeners: Map<number, ListenerNames>;
 }
 
 export class EventHub {
@@ -129,10 +116,7 @@ export class EventHub {
     const pin = pinInode(this.opts.instance);
     this.starting ??= EventStream.start({
       instance: this.opts.instance,
-      onEvents: (events) => {
-        this.deliver(this.tracker.onEvents(events));
-        return this.backpressure();
-      },
+      onEvents: (batch) => this.ingest(batch),
       onError: (message) => { this.error = message; },
     }).then((s) => {
       if (this.stopped) void s.stop();
@@ -166,37 +150,44 @@ export class EventHub {
     }
   }
 
+  /** The names of the active generation's listeners, read again when the generation changed. */
+  private loadNames(dp: DataPlane): void {
+    const serial = readCtl(dp).serial;
+    if (serial === this.names.serial && this.names.listeners.size > 0) return;
+    const live = readLive(this.opts.instance, { dp });
+    const listeners = new Map<number, ListenerNames>();
+    // By VIP, port and protocol, the first in state order as a search would find it: one pass,
+    // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
+    // the daemon's thread after every apply).
+    const byKey = new Map<string, (typeof live.state.listeners)[number]>();
+    for (const s of live.state.listeners) {
+      const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
+      if (!byKey.has(k)) byKey.set(k, s);
+    }
+    for (const l of live.generation.listeners) {
+      const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
+      listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
+    }
+    this.names = { serial, listeners };
+    this.settings = live.generation.settings;
+  }
+
+  private snapshot(dp: DataPlane): ConntrackEntry[] {
+    return dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
+  }
+
   private sweep(): void {
     const dp = DataPlane.open({ instance: this.opts.instance });
     try {
       this.kernel = { emitted: sumPerCpu(dp, LB_EVS_EMITTED), dropped: sumPerCpu(dp, LB_EVS_DROPPED) };
-      const serial = readCtl(dp).serial;
-      if (serial !== this.names.serial || this.names.listeners.size === 0) {
-        const live = readLive(this.opts.instance, { dp });
-        const listeners = new Map<number, { proxy: string | null; label: string }>();
-        // By VIP, port and protocol, the first in state order as a search would find it: one pass,
-        // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
-        // the daemon's thread after every apply).
-        const byKey = new Map<string, (typeof live.state.listeners)[number]>();
-        for (const s of live.state.listeners) {
-          const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
-          if (!byKey.has(k)) byKey.set(k, s);
-        }
-        for (const l of live.generation.listeners) {
-          const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
-          listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
-        }
-        this.names = { serial, listeners };
-        this.settings = live.generation.settings;
-      }
+      this.loadNames(dp);
       const now = process.hrtime.bigint();
-      const entries = dp.maps.lb_flows.lookupBatch().map(([k, v]) => ({ key: decodeFlowKey(k), value: decodeFlow(v) }));
-      const { closes, deleteKeys } = this.tracker.sweep(entries, now, this.settings);
+      const { closes, deleteKeys } = this.tracker.sweep(this.snapshot(dp), now, this.settings);
       for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
       this.swept += closes.length;
-      this.deliver(closes);
+      if (closes.length > 0) this.deliver(ConnBatch.of(closes));
       if (this.activeSinks.length > 0) {
-        const counts = this.tracker.countOpen((e) => `${this.names.listeners.get(e.listenerId)?.proxy ?? '?'}\0${e.backend}:${e.backendPort}`);
+        const counts = this.tracker.countOpen((listenerId, backend, port) => `${this.names.listeners.get(listenerId)?.proxy ?? '?'}\0${backend}:${port}`);
         for (const sink of this.activeSinks) sink(counts);
       }
     } finally {
@@ -204,33 +195,53 @@ export class EventHub {
     }
   }
 
-  private deliver(events: readonly ConnEvent[]): void {
-    if (events.length === 0) return;
-    // CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) -> wall clock, once per batch.
-    const monoMs = Number(process.hrtime.bigint() / 1000n) / 1000;
-    const offset = Date.now() - monoMs;
-    const records: ConnRecord[] = events.map((e) => {
-      const names = this.names.listeners.get(e.listenerId);
-      const timeMs = Number(e.tsNs / 1000n) / 1000 + offset;
-      const openMs = Number(e.openNs / 1000n) / 1000 + offset;
-      return {
-        ...e, proxy: names?.proxy ?? null, listener: names?.label ?? null, timeMs, openMs,
-        durationSec: e.type === 'close' && e.tsNs > e.openNs ? Number(e.tsNs - e.openNs) / 1e9 : 0,
-      };
-    });
-    this.publish(records);
+  /**
+   * Ends the flows of a proxy still on the given backends ("addr:port"): their conntrack entries
+   * are deleted and their closes delivered with `reason` (a drain that timed out: 'drain').
+   * Returns how many; 0 without a data plane.
+   */
+  endFlows(proxy: string, backends: ReadonlySet<string>, reason: CloseReason): number {
+    if (!instanceComplete(this.opts.instance)) return 0;
+    const dp = DataPlane.open({ instance: this.opts.instance });
+    try {
+      this.loadNames(dp);
+      const match = (e: ConnEvent): boolean => this.names.listeners.get(e.listenerId)?.proxy === proxy && backends.has(`${e.backend}:${e.backendPort}`);
+      const { closes, deleteKeys } = this.tracker.end(this.snapshot(dp), process.hrtime.bigint(), match, reason);
+      for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
+      if (closes.length > 0) this.deliver(ConnBatch.of(closes));
+      return closes.length;
+    } finally {
+      dp.close();
+    }
   }
 
-  /** Records made outside the ring (the SNI acceptor's), to the same sinks in the same order. */
-  publish(records: readonly ConnRecord[]): void {
-    if (records.length === 0) return;
+  /**
+   * One batch from the ring: duplicate closes dropped, names and clock set, every sink called.
+   * A promise: a sink wants the next batch to wait (backpressure).
+   */
+  ingest(batch: ConnBatch): Promise<void> | undefined {
+    this.tracker.onBatch(batch);
+    this.deliver(batch);
+    return this.backpressure();
+  }
+
+  private deliver(batch: ConnBatch): void {
+    if (batch.kept === 0) return;
+    // CLOCK_MONOTONIC (bpf_ktime_get_ns, process.hrtime) -> wall clock, once per batch.
+    batch.offsetMs = Date.now() - Number(process.hrtime.bigint() / 1000n) / 1000;
+    batch.names = this.names.listeners;
     for (const sink of this.sinks) {
       try {
-        sink(records);
+        sink(batch);
       } catch (err) {
         this.opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'connection events: a sink failed');
       }
     }
+  }
+
+  /** Records made outside the ring (the SNI acceptor's), to the same sinks in the same order. */
+  publish(records: readonly ConnRecord[]): void {
+    if (records.length > 0) this.deliver(ConnBatch.ofRecords(records));
   }
 
   async stop(): Promise<void> {

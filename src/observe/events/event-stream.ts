@@ -1,15 +1,16 @@
 // The daemon's side of the events worker: starts it on the instance's pinned lb_events ring,
-// decodes each batch it posts into ConnEvents and hands them to the listener, then tells the worker
-// the batch is done (the in-flight count bounds the queue between the two threads). Nothing here
-// blocks: the worker does the waiting.
+// wraps each batch it posts (records back to back, read in place: ConnBatch) for the listener,
+// then tells the worker the batch is done (the in-flight count bounds the queue between the two
+// threads). Nothing here blocks: the worker does the waiting.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { LAYOUTS, LB_EVENTS_RING_BYTES, LB_MAP_EVENTS, decodeEvent, type ConnEvent } from '../../core/abi.js';
+import { LAYOUTS, LB_EVENTS_RING_BYTES, LB_MAP_EVENTS } from '../../core/abi.js';
 import { instanceDir } from '../../dataplane/bpffs.js';
 import { packageRoot } from '../../package-root.js';
+import { ConnBatch } from './conn-batch.js';
 import { CTL_INFLIGHT, CTL_SLOTS, CTL_STOP, type RingWorkerData, type RingWorkerMessage } from './ring-protocol.js';
 
 export interface EventStreamOptions {
@@ -19,7 +20,7 @@ export interface EventStreamOptions {
    * over, nor its in-flight slot given back to the worker, until it settles; the records wait in
    * the ring meanwhile.
    */
-  onEvents: (events: ConnEvent[]) => void | Promise<void>;
+  onEvents: (batch: ConnBatch) => void | Promise<void>;
   /** The worker could not map the ring, or died. */
   onError?: (message: string) => void;
   /** Most records per batch (default 4096). */
@@ -40,10 +41,10 @@ export function eventsPinPath(instance: string): string {
 }
 
 export class EventStream {
-  /** Records decoded and delivered. */
+  /** Records delivered. */
   consumed = 0;
   batches = 0;
-  /** Milliseconds this thread spent decoding and delivering batches. */
+  /** Milliseconds this thread spent delivering batches (the listener's work included). */
   busyMs = 0;
   private readonly ctl: Int32Array;
   private stopped: Promise<void> | undefined;
@@ -61,7 +62,7 @@ export class EventStream {
     const control = new SharedArrayBuffer(CTL_SLOTS * 4);
     const data: RingWorkerData = {
       path: eventsPinPath(opts.instance), ringBytes: LB_EVENTS_RING_BYTES, recordSize: size,
-      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, waitMs: 100, gatherMs: 2, control,
+      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, waitMs: 100, gatherMs: 10, control,
     };
     const worker = new Worker(workerEntry(), { workerData: data });
     const stream = new EventStream(worker, opts, control);
@@ -115,14 +116,11 @@ export class EventStream {
 
   private deliver(msg: Extract<RingWorkerMessage, { kind: 'batch' }>): Promise<void> | undefined {
     const t0 = performance.now();
-    const b = Buffer.from(msg.buf);
-    const size = LAYOUTS.lb_event.size;
-    const events: ConnEvent[] = new Array<ConnEvent>(msg.count);
-    for (let i = 0; i < msg.count; i++) events[i] = decodeEvent(b, i * size);
+    const batch = new ConnBatch(Buffer.from(msg.buf), msg.count);
     this.consumed += msg.count;
     this.batches++;
     try {
-      const r: unknown = this.opts.onEvents(events);
+      const r: unknown = this.opts.onEvents(batch);
       return r instanceof Promise ? (r as Promise<void>) : undefined;
     } catch (err) {
       this.opts.onError?.(err instanceof Error ? err.message : String(err));

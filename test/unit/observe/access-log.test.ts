@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessLog, clfLine, jsonLine, type AccessLogConfig } from '../../../src/observe/access-log.js';
 import type { ConnRecord } from '../../../src/observe/events/event-hub.js';
+import { batchOf } from '../../lib/conn-batch.js';
 
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
@@ -50,7 +51,7 @@ describe('AccessLog', () => {
     const path = join(dir, 'logs', 'access.log');
     const log = new AccessLog(cfg(path, { maxFileBytes: 2000, maxFiles: 3 }));
     for (let i = 0; i < 40; i++) {
-      log.add(Array.from({ length: 5 }, (_, j) => rec(41000 + i * 5 + j)));
+      log.add(batchOf(Array.from({ length: 5 }, (_, j) => rec(41000 + i * 5 + j))));
       await log.flush();
     }
     await log.close();
@@ -68,8 +69,8 @@ describe('AccessLog', () => {
   it('drops and counts lines beyond buffer-size while a write is pending', async () => {
     const path = join(scratch(), 'access.log');
     const log = new AccessLog(cfg(path, { bufferSize: 100 }));
-    log.add(Array.from({ length: 1 }, (_, i) => rec(42000 + i)));
-    log.add(Array.from({ length: 150 }, (_, i) => rec(43000 + i)));
+    log.add(batchOf(Array.from({ length: 1 }, (_, i) => rec(42000 + i))));
+    log.add(batchOf(Array.from({ length: 150 }, (_, i) => rec(43000 + i))));
     await log.close();
     expect(log.status()).toMatchObject({ written: 101, dropped: 50 });
   });
@@ -79,12 +80,12 @@ describe('AccessLog', () => {
     const blocker = join(dir, 'file');
     writeFileSync(blocker, '');
     const log = new AccessLog(cfg(join(blocker, 'access.log')));
-    log.add([rec(44000)]);
+    log.add(batchOf([rec(44000)]));
     await log.flush();
     expect(log.status().error).toContain(join(blocker, 'access.log'));
     expect(log.status().dropped).toBe(1);
     rmSync(blocker);
-    log.add([rec(44001)]);
+    log.add(batchOf([rec(44001)]));
     await log.flush();
     expect(log.status().error).toBeUndefined();
     expect(existsSync(join(blocker, 'access.log'))).toBe(true);
@@ -94,9 +95,9 @@ describe('AccessLog', () => {
   it('backlog(): a promise that settles once the queue is written, only while it is more than half full', async () => {
     const path = join(scratch(), 'access.log');
     const log = new AccessLog(cfg(path, { bufferSize: 100 }));
-    log.add([rec(46000)]);
+    log.add(batchOf([rec(46000)]));
     expect(log.backlog()).toBeUndefined();
-    log.add(Array.from({ length: 60 }, (_, i) => rec(46001 + i)));
+    log.add(batchOf(Array.from({ length: 60 }, (_, i) => rec(46001 + i))));
     const wait = log.backlog();
     expect(wait).toBeInstanceOf(Promise);
     await wait;
@@ -106,9 +107,18 @@ describe('AccessLog', () => {
 
   it('stdout only with path "-"', async () => {
     const out: string[] = [];
-    const log = new AccessLog(cfg('-', { stdout: true, format: 'clf' }), (t) => out.push(t));
-    log.add([rec(45000, 'open'), rec(45000)]);
+    const log = new AccessLog(cfg('-', { stdout: true, format: 'clf' }), (t) => out.push(t.toString()));
+    log.add(batchOf([rec(45000, 'open'), rec(45000)]));
     await log.close();
     expect(out.join('').split('\n').filter(Boolean)).toEqual([clfLine(rec(45000, 'open')), clfLine(rec(45000))]);
+  });
+
+  it('a batch\'s JSON lines are jsonLine of each record (the batch path reads the records in place)', async () => {
+    const out: string[] = [];
+    const log = new AccessLog(cfg('-', { stdout: true }), (t) => out.push(t.toString()));
+    const records = [rec(47000, 'open'), rec(47000), { ...rec(47001), listenerId: 9, proxy: null, listener: null, bytesIn: 2n ** 40n, reason: 'drain' as const }];
+    log.add(batchOf(records));
+    await log.close();
+    expect(out.join('').split('\n').filter(Boolean)).toEqual(records.map(jsonLine));
   });
 });

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConnStats, LATENCY_BUCKETS, quantile, summarize } from '../../../src/observe/conn-stats.js';
 import type { ConnRecord } from '../../../src/observe/events/event-hub.js';
+import { batchOf } from '../../lib/conn-batch.js';
 
 function rec(type: 'open' | 'close', backend: string, durationSec = 0, port = 1): ConnRecord {
   return {
@@ -15,7 +16,7 @@ function rec(type: 'open' | 'close', backend: string, durationSec = 0, port = 1)
 describe('ConnStats', () => {
   it('counts opens, closes, active and bytes per proxy and backend', () => {
     const s = new ConnStats();
-    s.add([rec('open', '10.0.0.1'), rec('open', '10.0.0.1'), rec('open', '10.0.0.2'), rec('close', '10.0.0.1', 0.02)]);
+    s.add(batchOf([rec('open', '10.0.0.1'), rec('open', '10.0.0.1'), rec('open', '10.0.0.2'), rec('close', '10.0.0.1', 0.02)]));
     expect(s.backends().map((b) => [b.backend, b.opened, b.closed, b.active, b.bytesIn, b.bytesOut, b.closeReasons])).toEqual([
       ['10.0.0.1:8080', 2, 1, 1, 100, 1000, { fin: 1 }],
       ['10.0.0.2:8080', 1, 0, 1, 0, 0, {}],
@@ -28,7 +29,7 @@ describe('ConnStats', () => {
   it('percentiles of 100 durations spread over known buckets', () => {
     const s = new ConnStats();
     // 50 at 3 ms (bucket 2.5-5 ms), 45 at 40 ms (25-50 ms), 5 at 2 s (1-2.5 s).
-    s.add([...Array(50).fill(0.003), ...Array(45).fill(0.04), ...Array(5).fill(2)].map((d, i) => rec('close', '10.0.0.1', d, i)));
+    s.add(batchOf([...Array(50).fill(0.003), ...Array(45).fill(0.04), ...Array(5).fill(2)].map((d, i) => rec('close', '10.0.0.1', d, i))));
     const sum = summarize(s.backends()[0]!);
     expect(sum.count).toBe(100);
     expect(sum.mean).toBeCloseTo((50 * 0.003 + 45 * 0.04 + 5 * 2) / 100, 6);

@@ -65,16 +65,35 @@ describe('FlowTracker', () => {
     expect(t.tracked).toBe(0);
   });
 
-  it('a close from the ring after the first miss cancels the eviction; a second close of the same flow is dropped', () => {
+  it('a close from the ring after the first miss cancels the eviction', () => {
     const t = new FlowTracker();
     t.onEvents([open(5000)]);
     t.sweep([], NOW);
     const close: ConnEvent = { ...open(5000), type: 'close', reason: 'fin', tsNs: NOW };
     expect(t.onEvents([close])).toHaveLength(1);
-    expect(t.onEvents([close]), 'duplicate').toHaveLength(0);
     expect(t.sweep([], NOW + S).closes).toEqual([]);
     // The same tuple opened again is a new flow.
     expect(t.onEvents([open(5000, NOW + 2n * S), { ...close, openNs: NOW + 2n * S }])).toHaveLength(2);
+  });
+
+  it('the ring\'s close of a flow the sweep closed already is dropped; the same tuple opened again is a new flow', () => {
+    const t = new FlowTracker();
+    t.onEvents([open(5001)]);
+    expect(t.sweep(pair(5001, { lastSeen: NOW - 301n * S }), NOW).closes).toHaveLength(1);
+    const kernelClose: ConnEvent = { ...open(5001), type: 'close', reason: 'idle-timeout', tsNs: NOW };
+    expect(t.onEvents([kernelClose]), 'duplicate').toHaveLength(0);
+    expect(t.onEvents([open(5001, NOW + S), { ...kernelClose, openNs: NOW + S }])).toHaveLength(2);
+  });
+
+  it('end(): the matching open flows close with the given reason and both entries go; a later ring close of one is dropped', () => {
+    const t = new FlowTracker();
+    t.onEvents([open(7000), open(7001)]);
+    const entries = [...pair(7000), ...pair(7001), ...pair(7002, { ev: BigInt(LB_CT_EV_CLOSED) })];
+    const { closes, deleteKeys } = t.end(entries, NOW, (e) => e.clientPort !== 7001, 'drain');
+    expect(closes.map((c) => [c.clientPort, c.reason, c.packetsIn, c.bytesOut])).toEqual([[7000, 'drain', 7n, 5000n]]);
+    expect(deleteKeys.map((k) => [k.sport, k.dport])).toEqual([[7000, 80], [8080, 7000]]);
+    expect(t.tracked).toBe(1);
+    expect(t.onEvents([{ ...open(7000), type: 'close', reason: 'rst-client', tsNs: NOW }]), 'the kernel close after the drain').toHaveLength(0);
   });
 
   it('an open newer than the snapshot is not missing from it', () => {

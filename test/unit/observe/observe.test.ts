@@ -4,6 +4,9 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, scrubSecrets } from '../../../src/observe/logger.js';
 import { DaemonMetrics } from '../../../src/observe/metrics.js';
+import { ConnStats } from '../../../src/observe/conn-stats.js';
+import type { ConnRecord } from '../../../src/observe/events/event-hub.js';
+import { batchOf } from '../../lib/conn-batch.js';
 import { config } from '../runtime/helpers.js';
 import { OpsServer, type Readiness } from '../../../src/observe/ops-server.js';
 
@@ -112,6 +115,31 @@ settings:
     expect(t).toContain('lb_circuit_breaker_state{proxy_name="web",target_ip="10.0.0.1",target_port="8080"} 0');
     expect(t).toContain('lb_dns_resolution_status{proxy_name="web",hostname="api.test"} 0');
     expect(t).toContain('lb_health_check_latency_seconds_bucket{le="0.005",proxy_name="web",target_id="10.0.0.1:8080"} 1');
+  });
+
+  it('renders the connection counters and lb_backend_latency_seconds from ConnStats at scrape time', async () => {
+    const rec = (type: 'open' | 'close', durationSec: number, port: number): ConnRecord => ({
+      type, tsNs: 0n, openNs: 0n, client: '172.16.0.1', clientPort: port, vip: '10.100.0.1', vipPort: 80, backend: '10.0.0.1', backendPort: 8080, proto: 6,
+      listenerId: 1, targetId: 1, reason: type === 'close' ? 'fin' : '', packetsIn: 2n, bytesIn: 100n, packetsOut: 3n, bytesOut: 1000n,
+      proxy: 'web', listener: 'eth0 10.100.0.1:80/tcp', timeMs: 1000, openMs: 1000 - durationSec * 1000, durationSec,
+    });
+    const stats = new ConnStats();
+    const m = new DaemonMetrics({ processMetrics: false });
+    m.setConnectionSource(() => stats.backends());
+    stats.add(batchOf([rec('open', 0, 1), rec('open', 0, 2), rec('close', 0.003, 1), rec('close', 0.04, 2)]));
+    const t = await m.text();
+    const labels = 'proxy="web",backend="10.0.0.1:8080"';
+    expect(t).toContain(`lb_connections_total{${labels}} 2`);
+    expect(t).toContain(`lb_connections_closed_total{${labels},reason="fin"} 2`);
+    expect(t).toContain(`lb_bytes_total{${labels},direction="out"} 2000`);
+    // Cumulative buckets: 3 ms falls in (2.5 ms, 5 ms], 40 ms in (25 ms, 50 ms].
+    expect(t).toContain(`lb_backend_latency_seconds_bucket{${labels},le="0.0025"} 0`);
+    expect(t).toContain(`lb_backend_latency_seconds_bucket{${labels},le="0.005"} 1`);
+    expect(t).toContain(`lb_backend_latency_seconds_bucket{${labels},le="0.05"} 2`);
+    expect(t).toContain(`lb_backend_latency_seconds_bucket{${labels},le="+Inf"} 2`);
+    expect(t).toContain(`lb_backend_latency_seconds_count{${labels}} 2`);
+    expect(t).toMatch(new RegExp(`^lb_backend_latency_seconds_sum\\{${labels}\\} 0\\.043`, 'm'));
+    expect(t).toContain('# TYPE lb_backend_latency_seconds histogram');
   });
 
   it('an instance without a data plane renders no data-plane series', async () => {

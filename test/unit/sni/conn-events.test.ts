@@ -7,6 +7,7 @@ import type { AcceptorConn } from '../../../src/acceptor/acceptor.js';
 import { clfLine, jsonLine } from '../../../src/observe/access-log.js';
 import { ConnStats } from '../../../src/observe/conn-stats.js';
 import type { ConnRecord } from '../../../src/observe/events/event-hub.js';
+import { ConnBatch } from '../../../src/observe/events/conn-batch.js';
 
 const conn = (clientPort: number): AcceptorConn => ({
   proxy: 'tls', listener: 'eth0 10.9.0.1:443/tcp', route: 'sni:*.example.com', serverName: 'shop.example.com',
@@ -38,7 +39,7 @@ describe('acceptor connection records', () => {
   it('ConnStats adds the acceptor\'s open connections to what the sweep counts', () => {
     const stats = new ConnStats();
     const published: ConnRecord[] = [];
-    const events = acceptorConnEvents({ publish: (rs) => { published.push(...rs); stats.add(rs); } });
+    const events = acceptorConnEvents({ publish: (rs) => { published.push(...rs); stats.add(ConnBatch.ofRecords(rs)); } });
     events.opened!(conn(1));
     events.opened!(conn(2));
     events.closed!(conn(1), { up: 10, down: 20, reason: 'fin' });
