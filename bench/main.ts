@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { eventsSuite } from './events.js';
 import { gitopsSuite } from './gitops.js';
+import { hostileSuite } from './hostile.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
 import { Cleanup } from './lib/cleanup.js';
@@ -25,7 +26,7 @@ import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, gitopsSuite, sniSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, eventsSuite, planApplySuite, hostileSuite, gitopsSuite, sniSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -44,6 +45,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   testrun: ['clang', 'ip'],
   events: ['clang'],
   planapply: ['ip', 'nsenter'],
+  hostile: ['mkfifo', 'mknod'],
   gitops: ['git', 'curl', 'ip', 'nsenter'],
   sni: ['haproxy', 'openssl', 'ip', 'nsenter'],
 };
