@@ -49,8 +49,11 @@ import { runtimeStatus, type RuntimeStatus } from './status.js';
 
 export const RECOMPUTE_SETTLE_MS = 25;
 const STATUS_SETTLE_MS = 100;
-/** At most this old, a status built earlier is given again (src/runtime/service.ts, status()). */
-const STATUS_CACHE_MS = 1000;
+/**
+ * At most this old, a status built earlier is given again while nothing it reads moved (status()):
+ * what moves with the clock alone (a circuit's error-rate window, a DNS host's last attempt).
+ */
+const STATUS_CACHE_MS = 5000;
 /** Active-flow counts older than this are read again for a metrics scrape. */
 const ACTIVE_FLOWS_MAX_AGE_MS = 5_000;
 
@@ -121,10 +124,12 @@ export class RuntimeService {
    * Moves with everything status() reads (configure, health, DNS, drains, circuits, active flows),
    * so an unchanged status is built once, not for every `lb status`, status publish and
    * statusKey(): 10,000 proxies took 0.2-0.7 s per build. Also bounded by STATUS_CACHE_MS, for
-   * what moves with the clock alone (a circuit's error-rate window).
+   * what moves with the clock alone (a circuit's error-rate window). Every breaker sample bumps it.
    */
   private statusVersion = 0;
   private statusCache: { version: number; at: number; status: RuntimeStatus } | undefined;
+  /** The effective weights of the answers now: snapshot(), fingerprint() and status() share one build per version. */
+  private builtCache: { version: number; snap: WeightSnapshot; built: BuiltRuntimeInputs } | undefined;
 
   constructor(options: RuntimeServiceOptions) {
     this.instance = options.instance;
@@ -205,14 +210,14 @@ export class RuntimeService {
       this.handed = 'none';
       return { inputs: {}, fingerprint: 'none' };
     }
-    const built = buildRuntimeInputs(this.weightSnapshot(this.config));
+    const { built } = this.builtInputs(this.config);
     this.handed = fingerprintOf(this.config, built);
     return { inputs: { effectiveWeight: built.effectiveWeight, resolve: built.resolve }, fingerprint: this.handed };
   }
 
   /** The fingerprint of the answers now (what the next snapshot() would record); 'none' before a config. */
   fingerprint(): string {
-    return this.config ? fingerprintOf(this.config, buildRuntimeInputs(this.weightSnapshot(this.config))) : 'none';
+    return this.config ? fingerprintOf(this.config, this.builtInputs(this.config).built) : 'none';
   }
 
   /** Health, drain, circuit and DNS state per target, for `lb status` and the status report. */
@@ -221,8 +226,8 @@ export class RuntimeService {
     const now = this.now();
     const cached = this.statusCache;
     if (cached && cached.version === this.statusVersion && now - cached.at >= 0 && now - cached.at < STATUS_CACHE_MS) return cached.status;
-    const snap = this.weightSnapshot(this.config);
-    const status = runtimeStatus({ ...snap, dnsStates: this.dns.snapshot() }, buildRuntimeInputs(snap), now);
+    const { snap, built } = this.builtInputs(this.config);
+    const status = runtimeStatus({ ...snap, dnsStates: this.dns.snapshot() }, built, now);
     this.statusCache = { version: this.statusVersion, at: now, status };
     return status;
   }
@@ -332,14 +337,25 @@ export class RuntimeService {
       this.activeFlowsAt = now;
     }
     let transitions: BackendTransition[] = [];
-    if (breakers.enabled) transitions = breakers.observeAll(this.deltas.samples(configBackends(config, (h) => this.dns.resolve(h)), sample), now);
-    else this.deltas.remember(sample);
+    if (breakers.enabled) {
+      transitions = breakers.observeAll(this.deltas.samples(configBackends(config, (h) => this.dns.resolve(h)), sample), now);
+      this.statusVersion++; // the error rates moved, transition or not
+    } else this.deltas.remember(sample);
     for (const t of transitions) this.logTransition(t);
     if (transitions.length > 0) this.changed(transitions.map((t) => `circuit ${t.backend} ${t.from} -> ${t.to}`).join(', '));
     else if (lc && sample?.active) this.changed('least-connections', { status: false });
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  private builtInputs(config: LbConfig): { snap: WeightSnapshot; built: BuiltRuntimeInputs } {
+    const cached = this.builtCache;
+    if (cached && cached.version === this.statusVersion && cached.snap.config === config) return cached;
+    const snap = this.weightSnapshot(config);
+    const fresh = { version: this.statusVersion, snap, built: buildRuntimeInputs(snap) };
+    this.builtCache = fresh;
+    return fresh;
+  }
 
   private weightSnapshot(config: LbConfig): WeightSnapshot {
     return {

@@ -90,7 +90,7 @@ describe('RuntimeService', () => {
     expect(weights()).toEqual({ default: [100, 100], '192.168.0.0/16': [100] });
   });
 
-  it('status() is built once while nothing it reads moves: a drain, a check or a second of the clock builds it again', async () => {
+  it('status() is built once while nothing it reads moves: a drain, a check or 5 s of the clock builds it again', async () => {
     const { svc, advance } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
     const first = svc.status()!;
@@ -104,7 +104,9 @@ describe('RuntimeService', () => {
     const checked = svc.status()!;
     expect(checked).not.toBe(drained);
     expect(checked.targets[0]!.backends[0]).toMatchObject({ health: 'healthy', lastLatencyMs: 1 });
-    advance(999);
+    const fingerprint = svc.fingerprint();
+    expect(svc.snapshot().fingerprint).toBe(fingerprint);
+    advance(4999);
     expect(svc.status()).toBe(checked);
     advance(1);
     expect(svc.status()).not.toBe(checked);
