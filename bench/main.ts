@@ -13,6 +13,7 @@ import { packageRoot } from '../src/package-root.js';
 import { eventsSuite } from './events.js';
 import { floodSuite } from './flood.js';
 import { gitopsSuite } from './gitops.js';
+import { hostileSuite } from './hostile.js';
 import { httpSuite } from './http.js';
 import { BenchEnv } from './lib/env.js';
 import { Cleanup } from './lib/cleanup.js';
@@ -26,7 +27,7 @@ import { rateLimitSuite } from './rate-limit.js';
 import { testRunSuite } from './test-run.js';
 
 /** Every suite, in the order they run. */
-export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, floodSuite, eventsSuite, planApplySuite, gitopsSuite, sniSuite];
+export const SUITES: Suite[] = [ppsSuite, httpSuite, testRunSuite, rateLimitSuite, floodSuite, eventsSuite, planApplySuite, hostileSuite, gitopsSuite, sniSuite];
 
 const DEFAULTS: BenchOptions = {
   rounds: 4,
@@ -46,6 +47,7 @@ const REQUIRED_TOOLS: Record<string, string[]> = {
   flood: ['trafgen', 'timeout', 'wrk', 'ip'],
   events: ['clang'],
   planapply: ['ip', 'nsenter'],
+  hostile: ['mkfifo', 'mknod'],
   gitops: ['git', 'curl', 'ip', 'nsenter'],
   sni: ['haproxy', 'openssl', 'ip', 'nsenter'],
 };

@@ -4,27 +4,17 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { describeFailure } from './failure.js';
 import type { BreakerAction } from '../runtime/service.js';
-import { runApply } from './commands/apply.js';
-import { BREAKER_ACTIONS, runBreaker } from './commands/breaker.js';
-import { runDaemon } from './commands/daemon.js';
-import { runDown } from './commands/down.js';
-import { runRollback } from './commands/rollback.js';
-import { runDrain, runUndrain } from './commands/drain.js';
 import type { ConfigFormat } from '../core/config/read-source.js';
-import { PLAN_FORMATS, runPlan } from './commands/plan.js';
-import { addRevisionPlanOptions, plansRevisions, runPlanRevisions, type PlanCommandOptions } from './commands/plan-revisions.js';
-import { SHOW_WHAT, runShow, type ShowWhat } from './commands/show.js';
-import { runStatus } from './commands/status.js';
-import { runStatusFleetCli } from './commands/status-fleet.js';
-import { CONVERT_FORMATS, runConvert } from './commands/convert.js';
-import { runFmt } from './commands/fmt.js';
-import { runDoctor } from './commands/doctor.js';
+import {
+  addRevisionPlanOptions, BREAKER_ACTIONS, CONVERT_FORMATS, PLAN_FORMATS, plansRevisions, SHOW_WHAT, type PlanCommandOptions, type ShowWhat,
+} from './command-choices.js';
+import { STATUS_DEFAULT_LIMIT, STATUS_MAX_LIMIT } from '../report/status-page.js';
 import { bashCompletion, completionSpec, SHELLS, zshCompletion, type Shell } from './completion.js';
-import { runTop } from './commands/top.js';
-import { parseDuration } from '../source/poll.js';
-import { runValidate } from './commands/validate.js';
 import { VALIDATE_FORMATS, type ValidateFormat } from './validate-formats.js';
-import { runVersion, type VersionFormat } from './commands/version.js';
+import type { VersionFormat } from './commands/version.js';
+
+// Each command's module is imported when the command runs, not before: `lb validate` then loads
+// the config checks and not the apply, the data plane, git, OpenPGP or the daemon.
 
 /** The global --instance, from any subcommand. */
 const instanceOf = (cmd: Command): string => (cmd.optsWithGlobals() as { instance: string }).instance;
@@ -32,6 +22,18 @@ const instanceOf = (cmd: Command): string => (cmd.optsWithGlobals() as { instanc
 function positiveInt(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError('expected an integer 1..1000000');
+  return n;
+}
+
+function nonNegativeInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 1_000_000_000) throw new InvalidArgumentError('expected an integer >= 0');
+  return n;
+}
+
+function statusLimit(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > STATUS_MAX_LIMIT) throw new InvalidArgumentError(`expected an integer 0..${STATUS_MAX_LIMIT}`);
   return n;
 }
 
@@ -49,8 +51,8 @@ export function buildProgram(): Command {
     .description('the lb version and commit, Node, libbpf, the kernel, and the BPF features of this host (BTF, TC, ring buffer, sk_lookup, sockmap, native XDP per interface)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addHelpText('after', ['', 'Needs no privilege; what only root may probe is shown as unknown.', '', 'Examples:', '  lb version', '  lb --version', '  lb version --format json | jq .features'].join('\n'))
-    .action((opts: { format: VersionFormat }) => {
-      process.exitCode = runVersion(opts);
+    .action(async (opts: { format: VersionFormat }) => {
+      process.exitCode = (await import('./commands/version.js')).runVersion(opts);
     });
 
   program
@@ -63,7 +65,7 @@ export function buildProgram(): Command {
       'routes back to the source-route clients, rp_filter on the interfaces involved, the flow table and nf_conntrack against max-connections.',
       '', 'Examples:', '  lb doctor', '  lb doctor --config /etc/lb/config.d', '  lb doctor -c lb.yaml --format json | jq \'.checks[] | select(.status != "PASS")\''].join('\n'))
     .action(async (opts: { config?: string; format: 'text' | 'json' }, cmd: Command) => {
-      process.exitCode = await runDoctor({ instance: instanceOf(cmd), ...opts });
+      process.exitCode = await (await import('./commands/doctor.js')).runDoctor({ instance: instanceOf(cmd), ...opts });
     });
 
   program
@@ -74,7 +76,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Examples:', '  lb validate', '  lb validate --config /etc/lb/config.d', '  lb validate -c examples/repo/lb.yaml',
       '  lb validate --format json | jq \'.diagnostics[] | select(.severity == "error")\'', '  lb validate --format sarif > lb.sarif   # upload with github/codeql-action/upload-sarif'].join('\n'))
     .action(async (opts: { config: string; format: ValidateFormat }) => {
-      process.exitCode = await runValidate(opts);
+      process.exitCode = await (await import('./commands/validate.js')).runValidate(opts);
     });
 
   program
@@ -86,7 +88,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Nothing is written when any file fails to convert. Exit 0 done, 1 error.', '', 'Examples:',
       '  lb convert lb.edn > lb.yaml', '  lb convert lb.edn --out lb.yaml', '  lb convert /etc/lb/config.d --to yaml --out /etc/lb/config.yaml.d', '  lb convert lb.yaml --to edn'].join('\n'))
     .action(async (path: string, opts: { to?: ConfigFormat; out?: string }) => {
-      process.exitCode = await runConvert({ path, ...opts });
+      process.exitCode = await (await import('./commands/convert.js')).runConvert({ path, ...opts });
     });
 
   program
@@ -98,7 +100,7 @@ export function buildProgram(): Command {
       'EDN files are left as they are (`lb convert` makes YAML of them). Formatting twice equals formatting once.', '',
       'Examples:', '  lb fmt', '  lb fmt /etc/lb/config.d', '  lb fmt --check config/   # in CI'].join('\n'))
     .action(async (path: string, opts: { check: boolean }) => {
-      process.exitCode = await runFmt({ path, check: opts.check });
+      process.exitCode = await (await import('./commands/fmt.js')).runFmt({ path, check: opts.check });
     });
 
   addRevisionPlanOptions(program
@@ -119,7 +121,7 @@ export function buildProgram(): Command {
       '  lb plan --repo https://git.example.com/ops/lb.git --against-status edge-1 --head pr-42 --detailed-exitcode',
     ].join('\n'))
     .action(async (opts: PlanCommandOptions, cmd: Command) => {
-      process.exitCode = plansRevisions(opts) ? await runPlanRevisions(opts) : await runPlan({ instance: instanceOf(cmd), ...opts });
+      process.exitCode = plansRevisions(opts) ? await (await import('./commands/plan-revisions.js')).runPlanRevisions(opts) : await (await import('./commands/plan.js')).runPlan({ instance: instanceOf(cmd), ...opts });
     });
 
   program
@@ -138,7 +140,7 @@ export function buildProgram(): Command {
       '  lb --instance edge apply -c /etc/lb/edge.yaml --auto-approve',
     ].join('\n'))
     .action(async (planFile: string | undefined, opts: { config: string; autoApprove: boolean; verbose: boolean; revision?: string }, cmd: Command) => {
-      process.exitCode = await runApply({ instance: instanceOf(cmd), ...(planFile !== undefined ? { planFile } : {}), ...opts });
+      process.exitCode = await (await import('./commands/apply.js')).runApply({ instance: instanceOf(cmd), ...(planFile !== undefined ? { planFile } : {}), ...opts });
     });
 
   program
@@ -148,8 +150,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('-n, --limit <n>', 'flows: show at most n (the most recently active first)', positiveInt, 50)
     .addHelpText('after', ['', 'Examples:', '  lb show', '  lb show flows --limit 20', '  lb show targets --format json'].join('\n'))
-    .action((what: ShowWhat, opts: { format: 'text' | 'json'; limit: number }, cmd: Command) => {
-      process.exitCode = runShow({ instance: instanceOf(cmd), what, ...opts });
+    .action(async (what: ShowWhat, opts: { format: 'text' | 'json'; limit: number }, cmd: Command) => {
+      process.exitCode = (await import('./commands/show.js')).runShow({ instance: instanceOf(cmd), what, ...opts });
     });
 
   program
@@ -157,7 +159,7 @@ export function buildProgram(): Command {
     .description('end the SNI acceptor\'s socket holder, detach the programs, unpin the maps (flows are lost) and remove /run/lb/<instance>; idempotent')
     .addHelpText('after', ['', 'Examples:', '  lb down', '  lb --instance edge down'].join('\n'))
     .action(async (_opts: unknown, cmd: Command) => {
-      process.exitCode = await runDown({ instance: instanceOf(cmd) });
+      process.exitCode = await (await import('./commands/down.js')).runDown({ instance: instanceOf(cmd) });
     });
 
   program
@@ -167,7 +169,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ['', 'Examples:', '  lb rollback                  # show what a rollback would change', '  lb rollback --auto-approve', '',
       'One step back. Under lb daemon, revert the commit in Git instead: a hand rollback would be healed as drift.'].join('\n'))
     .action(async (opts: { autoApprove: boolean }, cmd: Command) => {
-      process.exitCode = await runRollback({ instance: instanceOf(cmd), autoApprove: opts.autoApprove });
+      process.exitCode = await (await import('./commands/rollback.js')).runRollback({ instance: instanceOf(cmd), autoApprove: opts.autoApprove });
     });
 
   program
@@ -179,10 +181,16 @@ export function buildProgram(): Command {
     .option('--status-branch <name>', 'with --fleet: the status branch', 'lb-status')
     .option('--stale-after <duration>', 'with --fleet: flag a node STALE when its last report is older (default 15m)')
     .option('--auth-token-file <file>', 'with --fleet: token for an http(s) remote (else $LB_GIT_TOKEN)')
+    .option('--proxy <name>', 'only this proxy\'s targets and traffic rows (with their summary)')
+    .option('--offset <n>', 'skip the first n rows of each per-target and per-backend list', nonNegativeInt, 0)
+    .option('--limit <n>', `show at most n rows of each per-target and per-backend list (0..${STATUS_MAX_LIMIT})`, statusLimit, STATUS_DEFAULT_LIMIT)
     .addHelpText('after', ['', 'Examples:', '  lb status', '  lb --instance edge status --format json | jq .status.conditions', '  lb status --format json | jq .status.runtime.targets',
+      '  lb status --proxy web', '  lb status --format json --limit 1000 --offset 1000 | jq .page',
       '  lb status --fleet --repo https://git.example.com/ops/lb.git --format markdown'].join('\n'))
-    .action(async (opts: { format: 'text' | 'json' | 'markdown'; fleet: boolean; repo?: string; statusBranch: string; staleAfter?: string; authTokenFile?: string }, cmd: Command) => {
-      process.exitCode = opts.fleet || opts.repo !== undefined || opts.format === 'markdown' ? await runStatusFleetCli(opts) : await runStatus({ instance: instanceOf(cmd), format: opts.format });
+    .action(async (opts: { format: 'text' | 'json' | 'markdown'; fleet: boolean; repo?: string; statusBranch: string; staleAfter?: string; authTokenFile?: string; proxy?: string; offset: number; limit: number }, cmd: Command) => {
+      process.exitCode = opts.fleet || opts.repo !== undefined || opts.format === 'markdown'
+        ? await (await import('./commands/status-fleet.js')).runStatusFleetCli(opts)
+        : await (await import('./commands/status.js')).runStatus({ instance: instanceOf(cmd), format: opts.format, offset: opts.offset, limit: opts.limit, ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}) });
     });
 
   program
@@ -193,7 +201,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addHelpText('after', ['', 'Examples:', '  lb top', '  lb top --once --format json | jq \'.rows[] | select(.p99 > 0.5)\''].join('\n'))
     .action(async (opts: { interval: string; once?: boolean; format: 'text' | 'json' }, cmd: Command) => {
-      process.exitCode = await runTop({ instance: instanceOf(cmd), intervalMs: parseDuration(opts.interval), once: opts.once ?? false, format: opts.format });
+      const { parseDuration } = await import('../source/poll.js');
+      process.exitCode = await (await import('./commands/top.js')).runTop({ instance: instanceOf(cmd), intervalMs: parseDuration(opts.interval), once: opts.once ?? false, format: opts.format });
     });
 
   program
@@ -211,7 +220,7 @@ export function buildProgram(): Command {
       '  lb drain api api.internal:8443 --timeout 30s',
     ].join('\n'))
     .action(async (proxy: string, target: string, opts: { timeout?: string; wait: boolean }, cmd: Command) => {
-      process.exitCode = await runDrain({ instance: instanceOf(cmd), proxy, target, ...opts });
+      process.exitCode = await (await import('./commands/drain.js')).runDrain({ instance: instanceOf(cmd), proxy, target, ...opts });
     });
 
   program
@@ -221,7 +230,7 @@ export function buildProgram(): Command {
     .argument('<target>', 'the target as the config names it: ip:port or host:port')
     .addHelpText('after', ['', 'Examples:', '  lb undrain web 10.0.0.1:8080'].join('\n'))
     .action(async (proxy: string, target: string, _opts: unknown, cmd: Command) => {
-      process.exitCode = await runUndrain({ instance: instanceOf(cmd), proxy, target });
+      process.exitCode = await (await import('./commands/drain.js')).runUndrain({ instance: instanceOf(cmd), proxy, target });
     });
 
   program
@@ -234,7 +243,7 @@ export function buildProgram(): Command {
       '', 'Examples:', '  lb breaker open 10.0.0.2:8080', '  lb breaker reset 10.0.0.2:8080', '  lb breaker close api.internal:8443',
     ].join('\n'))
     .action(async (action: BreakerAction, backend: string, _opts: unknown, cmd: Command) => {
-      process.exitCode = await runBreaker({ instance: instanceOf(cmd), action, backend });
+      process.exitCode = await (await import('./commands/breaker.js')).runBreaker({ instance: instanceOf(cmd), action, backend });
     });
 
   program
@@ -284,7 +293,7 @@ export function buildProgram(): Command {
       prepareTimeout?: string; prepareWorker: boolean; commitStatus?: string; commitStatusTokenFile?: string; commitStatusApi?: string; commitStatusProject?: string;
     }, cmd: Command) => {
       const { statusBranch, prepareWorker, commitStatus, commitStatusTokenFile, commitStatusApi, commitStatusProject, ...rest } = opts;
-      process.exitCode = await runDaemon({
+      process.exitCode = await (await import('./commands/daemon.js')).runDaemon({
         instance: instanceOf(cmd), ...rest, ...(prepareWorker ? {} : { prepareWorker: false }),
         ...(commitStatus !== undefined ? { commitStatus: { forge: commitStatus, ...(commitStatusTokenFile !== undefined ? { tokenFile: commitStatusTokenFile } : {}),
           ...(commitStatusApi !== undefined ? { api: commitStatusApi } : {}), ...(commitStatusProject !== undefined ? { project: commitStatusProject } : {}) } } : {}),

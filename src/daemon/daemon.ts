@@ -38,12 +38,13 @@ import { dataPlaneSummary } from '../reconcile/status.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
 import { reportStatusesFor, type CommitStatusOptions, type ReportStatuses } from '../forge/report-statuses.js';
 import type { StatusReport } from '../report/types.js';
+import { DEFAULT_SELECTION, pageReport, statusSelection, STATUS_DEFAULT_LIMIT, STATUS_MAX_LIMIT, type StatusPage, type StatusSelection } from '../report/status-page.js';
 import {
   credentialsFrom, sendsCredentialsInClear, FileSource, GitSource, loadKeyring, parseDuration, parsePollSchedule, startPoller,
   type FileWatch, type Poller, type Source,
 } from '../source/index.js';
 import { errFields } from '../log.js';
-import { readLive } from '../state/live.js';
+import { readLive, type LiveState } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
 import { loadSecretFiles, parseSecretFileFlags, WebhookReceiver, type Provider } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
@@ -137,7 +138,9 @@ export interface DaemonStatus {
     statusBranch: string | null;
     commands: string[];
   };
+  /** The report's per-target and per-backend lists hold one page: which, of how many, and a summary of all. */
   report: StatusReport;
+  page: StatusPage;
 }
 
 /** A valid --node from the host name: invalid characters become '-', at most 64. */
@@ -297,7 +300,9 @@ export class Daemon {
         sourceInfo = { kind: 'file', url: file.path, ref: '', path: '' };
       }
 
-      const initial = adoptedState(opts.instance, log);
+      const adopted = adoptedState(opts.instance, log);
+      const initial = adopted?.initial;
+      if (adopted) observability.hub.useLive(adopted.live);
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
       const frontDoor = opts.engine ? undefined : new FrontDoor({
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
@@ -342,6 +347,9 @@ export class Daemon {
             statuses?.report(r);
           }
           hook?.afterReport(reconciler.lastOutcome);
+          // The event hub names listeners from the state the apply verified, not by reading it again.
+          const outcome = reconciler.lastOutcome;
+          if (outcome && 'live' in outcome) observability.hub.useLive(outcome.live);
         },
       });
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
@@ -412,13 +420,15 @@ export class Daemon {
   }
 
   private registerCommands(): void {
-    this.control.register('status', 'the daemon and its latest status report', () => this.status());
+    this.control.register('status', `the daemon and its latest status report, its per-target and per-backend lists one page long; args: {proxy?: name, offset?: int, limit?: int (default ${STATUS_DEFAULT_LIMIT}, at most ${STATUS_MAX_LIMIT})}`,
+      (args) => this.status(statusSelection(args)));
     this.control.register('reconcile', 'reconcile now; args: {force?: bool (re-plan an unchanged revision), wait?: bool}', async (args) => {
       if (args['force'] === true) this.reconciler.forceReconcile('control socket');
       else this.reconciler.trigger('manual', 'control socket');
       if (args['wait'] !== true) return { triggered: true };
       await this.reconciler.whenIdle();
-      return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report: { ...this.reconciler.report(), traffic: this.observability.status() } };
+      const { report, page } = this.status();
+      return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report, page };
     });
     this.control.register('drift', 'read the live maps back now and compare them with the last applied state (heals with self-heal on)', async () => {
       const r = await this.reconciler.checkDriftNow();
@@ -464,8 +474,10 @@ export class Daemon {
     }
   }
 
-  status(): DaemonStatus {
+  /** The daemon's status, with the report's growing lists cut to one page (src/report/status-page.ts). */
+  status(selection: StatusSelection = DEFAULT_SELECTION): DaemonStatus {
     const r = this.reconciler.readiness();
+    const { report, page } = pageReport({ ...this.reconciler.report(), traffic: this.observability.status() }, selection);
     return {
       daemon: {
         pid: process.pid, version: lbVersion(), instance: this.instance, node: this.node, startedAt: this.startedAt,
@@ -474,7 +486,8 @@ export class Daemon {
         opsAddress: this.opsAddress, webhookAddress: this.webhookAddress,
         statusBranch: this.reporter ? this.reporter.branch : null, commands: this.control.commands,
       },
-      report: { ...this.reconciler.report(), traffic: this.observability.status() },
+      report,
+      page,
     };
   }
 
@@ -513,13 +526,16 @@ export class Daemon {
   }
 }
 
-/** lastApplied* from the pinned data plane and its inventory, when the instance exists. */
-function adoptedState(instance: string, log: DaemonLogger): { lastAppliedRevision: string | null; lastAppliedAt: string | null; dataPlane: ReturnType<typeof dataPlaneSummary> } | undefined {
+/** lastApplied* from the pinned data plane and its inventory, and the live state read, when the instance exists. */
+function adoptedState(instance: string, log: DaemonLogger): {
+  initial: { lastAppliedRevision: string | null; lastAppliedAt: string | null; dataPlane: ReturnType<typeof dataPlaneSummary> };
+  live: LiveState;
+} | undefined {
   try {
     const live = readLive(instance, { warn: (m) => log.warn({ component: 'daemon' }, m) });
     if (!live.exists) return undefined;
     const inv = live.inventory !== null && live.inventory.serial === live.ctl.serial ? live.inventory : null;
-    return { lastAppliedRevision: inv?.revision ?? null, lastAppliedAt: inv?.appliedAt ?? null, dataPlane: dataPlaneSummary(live) };
+    return { initial: { lastAppliedRevision: inv?.revision ?? null, lastAppliedAt: inv?.appliedAt ?? null, dataPlane: dataPlaneSummary(live) }, live };
   } catch (err) {
     log.warn({ component: 'daemon', ...errFields(err) }, 'cannot read the pinned data plane; the first reconcile will tell');
     return undefined;

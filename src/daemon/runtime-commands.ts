@@ -7,6 +7,7 @@
 import { LbError } from '../core/errors.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import { RECOMPUTE_SETTLE_MS, type BreakerAction, type RuntimeService } from '../runtime/service.js';
+import { pageRuntime, statusSelection, STATUS_DEFAULT_LIMIT } from '../report/status-page.js';
 import type { ControlServer } from './control-socket.js';
 
 /** How long a command waits for its change to be applied. */
@@ -34,10 +35,16 @@ export function registerRuntimeCommands(control: ControlServer, runtime: Runtime
     const result = runtime.breaker(action as BreakerAction, stringArg(args, 'backend'));
     return { ...result, applied: await whenApplied(runtime, reconciler) };
   });
-  control.register('runtime-status', 'health, drain, circuit and DNS state per target, with the effective weights', () => ({
-    runtime: runtime.status(),
-    applied: reconciler.appliedState?.runtimeFingerprint === runtime.fingerprint(),
-  }));
+  control.register('runtime-status', `health, drain, circuit and DNS state per target, with the effective weights, one page long; args: {proxy?, offset?, limit?: int (default ${STATUS_DEFAULT_LIMIT})}`, (args) => {
+    const selection = statusSelection(args);
+    const status = runtime.status();
+    const paged = status ? pageRuntime(status, selection) : null;
+    return {
+      runtime: paged?.runtime ?? null,
+      page: paged ? { ...selection, lists: paged.lists, runtime: paged.summary } : null,
+      applied: reconciler.appliedState?.runtimeFingerprint === runtime.fingerprint(),
+    };
+  });
 }
 
 /** Resolves true once the last apply used the runtime's current answers; false after APPLY_WAIT_MS. */

@@ -20,6 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { LbConfig } from '../core/config/types.js';
 import { LbError } from '../core/errors.js';
 import { drainKey, findTargets, proxyTargetIds } from './keys.js';
+import { echo } from '../core/config/echo.js';
 
 export type DrainStatus = 'draining' | 'drained' | 'timed-out';
 
@@ -210,8 +211,17 @@ export class DrainManager extends EventEmitter<{ change: [DrainChangeEvent] }> {
     if (findTargets(this.config, proxy, targetId).length > 0) return;
     const proxies = this.config.proxies.map((p) => p.name);
     const message = proxies.includes(proxy)
-      ? `proxy "${proxy}" has no target "${targetId}"; its targets: ${proxyTargetIds(this.config, proxy).join(', ')}`
-      : `no proxy "${proxy}" in the active config; proxies: ${proxies.join(', ') || '(none)'}`;
+      ? `proxy "${echo(proxy)}" has no target "${echo(targetId)}"; its targets: ${someNames(proxyTargetIds(this.config, proxy))}`
+      : `no proxy "${echo(proxy)}" in the active config; proxies: ${someNames(proxies)}`;
     throw new LbError('LB_RUNTIME_UNKNOWN_TARGET', message, { proxy, target: targetId });
   }
+}
+
+/** NAMES_LISTED names, escaped, and how many more: a config of 10,000 proxies made a 100 KB error. */
+const NAMES_LISTED = 20;
+
+function someNames(names: readonly string[]): string {
+  if (names.length === 0) return '(none)';
+  const shown = names.slice(0, NAMES_LISTED).map((n) => echo(n)).join(', ');
+  return names.length > NAMES_LISTED ? `${shown} and ${names.length - NAMES_LISTED} more` : shown;
 }

@@ -1,14 +1,15 @@
 // The daemon answers while it prepares a large config (docs/daemon.md, "Off the event loop"). The
 // built `lb daemon --config` runs in a namespace of its own; once it applied a config of one
-// proxy, a sampler inside that namespace asks /healthz, then the control socket for the daemon's
-// status, over and over, and the config is replaced by one of 10,000 proxies. A /healthz answer
-// bracketed by two status answers that both say "that run in progress" (not idle, no further
-// reconcile finished) arrived during the run.
+// proxy, a sampler inside that namespace asks /healthz, then the control socket for a drain (of a
+// proxy the daemon does not have: refused) and for the daemon's status, over and over, and the
+// config is replaced by one of 10,000 proxies. A round bracketed by two status answers that both
+// say "that run in progress" (not idle, no further reconcile finished) arrived during the run.
 //
-// Asserted: events only. With the prepare worker, many /healthz answers arrive during the run (the
-// run reads, parses, checks, compiles and plans in a worker thread); the run applies all 10,000
-// proxies. Printed, never asserted: the largest /healthz and status latencies, with the worker and
-// with the worker turned off ($LB_PREPARE_WORKER=0), where the answers wait for the plan.
+// Asserted: events and sizes only. With the prepare worker, many /healthz answers arrive during
+// the run (the run reads, parses, checks, compiles and plans in a worker thread); the run applies
+// all 10,000 proxies; the status answer is one page, not every target. Printed, never asserted:
+// the largest /healthz, status and drain latencies while preparing and while applying, with the
+// worker and with the worker turned off ($LB_PREPARE_WORKER=0), where the answers wait for the plan.
 // Needs root; fails (never skips) without it. Traffic stays on the loopback of the namespace made here.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -57,7 +58,9 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 const [port, socketPath, controlModule, maxMs] = process.argv.slice(1);
 const { controlRequest } = await import(controlModule);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// A connection per request, as a probe makes: a kept-alive one may be closed by the server's idle
+// timeout while the daemon is busy, and the next request would meet a reset.
+const agent = false;
 const healthz = () => new Promise((resolve, reject) => {
   const t0 = performance.now();
   const req = http.get({ host: '127.0.0.1', port: Number(port), path: '/healthz', agent, timeout: 120000 }, (res) => {
@@ -70,7 +73,20 @@ const healthz = () => new Promise((resolve, reject) => {
 const status = async () => {
   const t0 = performance.now();
   const s = await controlRequest(socketPath, 'status', {}, { timeoutMs: 120000 });
-  return { ms: performance.now() - t0, idle: s.daemon.idle, reconciles: s.daemon.reconciles, result: s.report.result ?? null };
+  const ms = performance.now() - t0;
+  return { ms, bytes: JSON.stringify(s).length, idle: s.daemon.idle, reconciles: s.daemon.reconciles, result: s.report.result ?? null };
+};
+// A drain the daemon must refuse (no such proxy): the request goes through the same control
+// socket and handler as a real one, which would instead answer once a reconcile applied it.
+const drain = async () => {
+  const t0 = performance.now();
+  try {
+    await controlRequest(socketPath, 'drain', { proxy: 'no-such-proxy', target: '10.9.9.9:9' }, { timeoutMs: 120000 });
+  } catch (err) {
+    if (err.data?.reason !== 'error') throw err;
+    return { ms: performance.now() - t0, refused: err.message };
+  }
+  throw new Error('the daemon accepted a drain of a proxy it does not have');
 };
 const deadline = Date.now() + Number(maxMs);
 let before = await status();
@@ -82,15 +98,22 @@ const inRun = (s) => !s.idle && s.reconciles === start;
 for (let i = 0; i < 100000 && Date.now() < deadline; i++) {
   const h = await healthz();
   const healthzAt = Date.now();
+  const d = await drain();
+  const drainAt = Date.now();
   after = await status();
-  samples.push({ healthzAt, healthzMs: h.ms, code: h.code, statusAt: Date.now(), statusMs: after.ms, during: inRun(before) && inRun(after) });
+  samples.push({ healthzAt, healthzMs: h.ms, code: h.code, drainAt, drainMs: d.ms, refused: d.refused, statusAt: Date.now(), statusMs: after.ms, statusBytes: after.bytes, during: inRun(before) && inRun(after) });
   if (after.reconciles > start && after.idle) break;
   before = after;
 }
 process.stdout.write(JSON.stringify({ start, samples, last: after }) + '\\n');
 `;
 
-interface Sample { healthzAt: number; healthzMs: number; code: number; statusAt: number; statusMs: number; during: boolean }
+interface Sample {
+  healthzAt: number; healthzMs: number; code: number;
+  drainAt: number; drainMs: number; refused: string;
+  statusAt: number; statusMs: number; statusBytes: number;
+  during: boolean;
+}
 interface SamplerOut { start: number; samples: Sample[]; last: { idle: boolean; reconciles: number; result: string | null } }
 
 /** Starts the sampler; `ready` resolves once it sampled the starting point, `done` with its figures. */
@@ -122,12 +145,16 @@ function sampleInNs(port: number, instance: string, maxMs: number): { ready: Pro
   return { ready, done };
 }
 
+type Kind = 'healthz' | 'status' | 'drain';
+type Phase = 'preparing' | 'applying';
+
 interface Figures {
   during: number;
   total: number;
-  /** The longest wait of a /healthz request, and of any request (/healthz or the control socket's status), by the phase it ended in. */
-  maxHealthz: { preparing: number; applying: number };
-  maxAny: { preparing: number; applying: number };
+  /** The longest wait of each kind of request, by the phase it ended in. */
+  max: Record<Kind, Record<Phase, number>>;
+  /** The largest status answer (bytes of JSON). */
+  statusBytes: number;
   runMs: number | undefined;
 }
 
@@ -138,14 +165,17 @@ interface Figures {
  */
 function figures(out: SamplerOut, runMs: number | undefined, plannedAt: number): Figures {
   const waits = out.samples.flatMap((s) => [
-    { kind: 'healthz', ended: s.healthzAt, ms: s.healthzMs },
-    { kind: 'status', ended: s.statusAt, ms: s.statusMs },
+    { kind: 'healthz' as const, ended: s.healthzAt, ms: s.healthzMs },
+    { kind: 'drain' as const, ended: s.drainAt, ms: s.drainMs },
+    { kind: 'status' as const, ended: s.statusAt, ms: s.statusMs },
   ]);
-  const max = (pred: (w: (typeof waits)[number]) => boolean): number => Math.round(Math.max(0, ...waits.filter(pred).map((w) => w.ms)));
+  const max = (kind: Kind, phase: Phase): number =>
+    Math.round(Math.max(0, ...waits.filter((w) => w.kind === kind && (phase === 'preparing' ? w.ended <= plannedAt : w.ended > plannedAt)).map((w) => w.ms)));
+  const byPhase = (kind: Kind): Record<Phase, number> => ({ preparing: max(kind, 'preparing'), applying: max(kind, 'applying') });
   return {
     during: out.samples.filter((s) => s.during).length, total: out.samples.length,
-    maxHealthz: { preparing: max((w) => w.kind === 'healthz' && w.ended <= plannedAt), applying: max((w) => w.kind === 'healthz' && w.ended > plannedAt) },
-    maxAny: { preparing: max((w) => w.ended <= plannedAt), applying: max((w) => w.ended > plannedAt) },
+    max: { healthz: byPhase('healthz'), status: byPhase('status'), drain: byPhase('drain') },
+    statusBytes: Math.max(0, ...out.samples.map((s) => s.statusBytes)),
     runMs,
   };
 }
@@ -208,9 +238,9 @@ describe('lb daemon answers /healthz and the control socket while it prepares 10
     const planned = daemon.logs().filter((l) => l.msg === 'plan made; applying').at(-1);
     expect(typeof planned?.time, 'the daemon logged "plan made" (debug)').toBe('string');
     const f = figures(out, outcome.durationMs as number, Date.parse(planned!.time as string));
-    console.log(`[daemon-responsive] ${mode}: run of ${PROXIES} proxies ${f.runMs ?? '?'} ms; ${f.total} /healthz answers, ${f.during} of them during the run; ` +
-      `longest wait answered while preparing: /healthz ${f.maxHealthz.preparing} ms, any request (the control socket included) ${f.maxAny.preparing} ms; ` +
-      `answered once the plan was made (the apply): /healthz ${f.maxHealthz.applying} ms, any request ${f.maxAny.applying} ms`);
+    const phase = (p: Phase): string => `/healthz ${f.max.healthz[p]} ms, control status ${f.max.status[p]} ms, control drain ${f.max.drain[p]} ms`;
+    console.log(`[daemon-responsive] ${mode}: run of ${PROXIES} proxies ${f.runMs ?? '?'} ms; ${f.total} rounds (/healthz, drain, status), ${f.during} of them during the run; ` +
+      `longest wait answered while preparing: ${phase('preparing')}; answered once the plan was made (the apply): ${phase('applying')}; largest status answer ${f.statusBytes} B`);
     await daemon.stop(10_000);
     return { out, figures: f, instance };
   }
@@ -218,6 +248,9 @@ describe('lb daemon answers /healthz and the control socket while it prepares 10
   it('with the prepare worker: /healthz answers arrive while the run is in progress, and the run applies every proxy', async () => {
     const { out, figures: f, instance } = await largeRun('worker', 'ra0', 9281);
     expect(out.samples.every((s) => s.code === 200), '/healthz answered 200 every time').toBe(true);
+    expect(out.samples[0]?.refused, 'the drain of an unknown proxy is refused by the daemon').toMatch(/no-such-proxy/);
+    // The status answer is one page (src/report/status-page.ts), not the 20,000 targets (5.7 MB).
+    expect(f.statusBytes, 'the largest status answer, bytes').toBeLessThan(200_000);
     expect(out.last, 'the run ended, applied').toMatchObject({ idle: true, result: 'applied' });
     const live = readLive(instance);
     expect(live.generation.listeners.length, 'every proxy is live').toBe(PROXIES);

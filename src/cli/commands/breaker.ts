@@ -7,7 +7,7 @@ import type { BreakerAction, BreakerResult } from '../../runtime/service.js';
 import { daemonRequest } from '../daemon-request.js';
 import { stdio, type CliIo } from '../output.js';
 
-export const BREAKER_ACTIONS: readonly BreakerAction[] = ['open', 'close', 'reset'];
+export { BREAKER_ACTIONS } from '../command-choices.js';
 
 export interface BreakerOptions {
   instance: string;

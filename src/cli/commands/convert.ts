@@ -9,7 +9,7 @@ import { formatDiagnostics, type Diagnostic } from '../../core/config/diagnostic
 import { configFormatOf, type ConfigFormat } from '../../core/config/read-source.js';
 import { printBlock, readSourcesOrReport, stdio, type CliIo } from '../output.js';
 
-export const CONVERT_FORMATS: readonly ConfigFormat[] = ['yaml', 'edn'];
+export { CONVERT_FORMATS } from '../command-choices.js';
 
 export interface ConvertOptions {
   path: string;

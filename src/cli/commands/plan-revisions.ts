@@ -18,47 +18,9 @@ import { readStatusBranch } from '../../report/status-reader.js';
 import { readRevisionConfig } from '../../source/revision-config.js';
 import type { GitAuthOptions } from '../../source/credentials.js';
 import { printBlock, reportConfigError, stdio, type CliIo } from '../output.js';
-import type { Command } from 'commander';
-import type { PlanFormat } from './plan.js';
+import type { PlanCommandOptions, RevisionPlanOptions } from '../command-choices.js';
 
-export interface RevisionPlanOptions {
-  repo: string;
-  base?: string;
-  head: string;
-  path?: string;
-  againstStatus?: string;
-  statusBranch?: string;
-  format: PlanFormat;
-  detailedExitcode: boolean;
-  authTokenFile?: string;
-}
-
-/** `lb plan`'s options: those of the live plan (./plan.ts) and, with --repo, these. */
-export interface PlanCommandOptions extends Omit<RevisionPlanOptions, 'repo' | 'head'> {
-  config: string;
-  out?: string;
-  verbose: boolean;
-  revision?: string;
-  repo?: string;
-  head?: string;
-}
-
-/** The options of a plan between revisions, added to `lb plan`. */
-export function addRevisionPlanOptions(cmd: Command): Command {
-  return cmd
-    .option('--repo <path|url>', 'plan between two revisions of this repository instead of against the live data plane (no kernel, no root)')
-    .option('--base <ref>', 'with --repo: the revision to plan against (branch, tag or commit)')
-    .option('--head <ref>', 'with --repo: the revision to plan (default HEAD)')
-    .option('--path <subpath>', 'with --repo: the config inside the repository (default the root)')
-    .option('--against-status <node>', 'with --repo: plan against the revision NODE last reported applied on the status branch')
-    .option('--status-branch <name>', 'with --against-status: the status branch', 'lb-status')
-    .option('--auth-token-file <file>', 'with --repo: token for an http(s) remote (else $LB_GIT_TOKEN)');
-}
-
-/** Whether `lb plan` was asked for a plan between revisions (any of its options given). */
-export function plansRevisions(o: PlanCommandOptions): boolean {
-  return o.repo !== undefined || o.base !== undefined || o.head !== undefined || o.againstStatus !== undefined || o.path !== undefined;
-}
+export { addRevisionPlanOptions, plansRevisions, type PlanCommandOptions, type RevisionPlanOptions } from '../command-choices.js';
 
 /** What is wrong with the options of a plan between revisions, or undefined. */
 function usageError(o: PlanCommandOptions): string | undefined {

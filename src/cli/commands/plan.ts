@@ -16,8 +16,8 @@ import { renderMarkdown } from '../../core/plan/render-markdown.js';
 import { renderText } from '../../core/plan/render-text.js';
 import { printBlock, reportConfigError, reportRecovery, revisionOf, stdio, type CliIo } from '../output.js';
 
-export type PlanFormat = 'text' | 'json' | 'markdown';
-export const PLAN_FORMATS: readonly PlanFormat[] = ['text', 'json', 'markdown'];
+import type { PlanFormat } from '../command-choices.js';
+export { PLAN_FORMATS, type PlanFormat } from '../command-choices.js';
 
 export interface PlanOptions {
   instance: string;

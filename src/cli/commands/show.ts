@@ -16,8 +16,8 @@ import { runDir } from '../../state/run-dir.js';
 import { listenerKey, listenerLabel, type L4Proto } from '../../core/state.js';
 import { stdio, type CliIo } from '../output.js';
 
-export const SHOW_WHAT = ['maps', 'flows', 'targets'] as const;
-export type ShowWhat = (typeof SHOW_WHAT)[number];
+import type { ShowWhat } from '../command-choices.js';
+export { SHOW_WHAT, type ShowWhat } from '../command-choices.js';
 export const SHOW_FORMAT_VERSION = '1.0';
 
 export interface ShowOptions {

@@ -1,4 +1,4 @@
-// `lb status [--format text|json]`: the reconcile status of an instance. Asks the running daemon
+// `lb status [--format text|json] [--proxy NAME] [--offset N] [--limit N]`: the reconcile status of an instance. Asks the running daemon
 // over its control socket; without a daemon, reads the last report it wrote
 // (/run/lb/<instance>/status.json) and the live data plane directly (read-only, no lock).
 // The runtime part (per target: effective/configured weight, health, circuit, drain; DNS hosts)
@@ -10,6 +10,7 @@ import { readStatusFile, statusFilePath } from '../../daemon/status-file.js';
 import { isLbError } from '../../core/errors.js';
 import { dataPlaneSummary, revisionLabel } from '../../reconcile/status.js';
 import type { StatusReport } from '../../report/types.js';
+import { pageNotes, pageReport, STATUS_DEFAULT_LIMIT, type StatusPage, type StatusSelection } from '../../report/status-page.js';
 import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';
 import { readLive } from '../../state/live.js';
 import { DataPlane } from '../../dataplane/index.js';
@@ -23,6 +24,11 @@ export const STATUS_FORMAT_VERSION = '1.0';
 export interface StatusOptions {
   instance: string;
   format: 'text' | 'json';
+  /** Only this proxy's targets and traffic rows. */
+  proxy?: string;
+  /** Rows of each per-target or per-backend list (default STATUS_DEFAULT_LIMIT), from `offset`. */
+  limit?: number;
+  offset?: number;
 }
 
 interface LiveSummary {
@@ -53,13 +59,19 @@ function readRateLimits(instance: string): RateLimitSummary | null {
 }
 
 export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Promise<number> {
+  const selection: StatusSelection = { proxy: options.proxy ?? null, offset: options.offset ?? 0, limit: options.limit ?? STATUS_DEFAULT_LIMIT };
   let daemon: DaemonStatus | null = null;
   try {
-    daemon = (await controlRequest(controlSocketPath(options.instance), 'status', {}, { timeoutMs: 5000 })) as DaemonStatus;
+    daemon = (await controlRequest(controlSocketPath(options.instance), 'status', {
+      ...(selection.proxy !== null ? { proxy: selection.proxy } : {}), offset: selection.offset, limit: selection.limit,
+    }, { timeoutMs: 5000 })) as DaemonStatus;
   } catch (err) {
     if (!(isLbError(err, 'LB_DAEMON_CONTROL') && err.data['reason'] === 'unreachable')) throw err;
   }
-  const report = daemon?.report ?? readStatusFile(options.instance);
+  // The status file holds every row: the same page is cut from it.
+  const file = daemon ? null : readStatusFile(options.instance);
+  const paged = daemon ? { report: daemon.report, page: daemon.page } : file ? pageReport(file, selection) : null;
+  const report = paged?.report ?? null;
   const live = daemon ? null : readLiveSummary(options.instance);
   const rateLimits = readRateLimits(options.instance);
 
@@ -69,6 +81,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
       instance: options.instance,
       daemon: daemon ? { running: true, ...daemon.daemon } : { running: false },
       status: report,
+      ...(paged ? { page: paged.page } : {}),
       ...(live ? { live } : {}),
       ...(rateLimits ? { rate_limits: rateLimits } : {}),
     }, null, 2));
@@ -85,6 +98,7 @@ export async function runStatus(options: StatusOptions, io: CliIo = stdio()): Pr
     lines.push(report ? `Last report:      ${statusFilePath(options.instance)} (${report.timestamps.generatedAt})` : 'Last report:      none (no daemon has run for this instance since boot)');
   }
   if (report) lines.push(...reportLines(report));
+  if (paged) lines.push(...pageLines(paged.page));
   if (live) {
     if (live.error) lines.push(`Data plane:       cannot read it: ${live.error}`);
     else if (!live.exists) lines.push('Data plane:       none (nothing applied, or taken down with `lb down`)');
@@ -140,6 +154,19 @@ function reportLines(r: StatusReport): string[] {
     out.push(`Traffic:          ${trafficSummary(r.traffic)}`);
     if (r.traffic.backends.length > 0) out.push(...alignRows([[...TRAFFIC_COLUMNS], ...trafficRows(r.traffic)]).map((l) => `  ${l}`));
   }
+  return out;
+}
+
+/** The summary of every target of the selection, and which rows a list left out and how to see them. */
+function pageLines(p: StatusPage): string[] {
+  const out: string[] = [];
+  const r = p.runtime;
+  if (r && (p.proxy !== null || p.lists.targets.shown < p.lists.targets.total)) {
+    const health = Object.entries(r.health).sort(([a], [b]) => (a < b ? -1 : 1)).map(([h, n]) => `${n} ${h}`).join(', ');
+    out.push(`Summary:          ${p.proxy !== null ? `proxy ${p.proxy}: ` : ''}${r.targets} target(s)${health ? ` (backends: ${health})` : ''}; ${r.draining} draining, ${r.failOpen} fail-open, ${r.circuitsNotClosed} circuit(s) not closed`);
+  }
+  const notes = pageNotes(p);
+  if (notes.length > 0) out.push(`Shown:            ${notes.join('; ')} (--proxy NAME, --offset N, --limit N for others)`);
   return out;
 }
 

@@ -11,9 +11,10 @@ import type { NodePosition, Position, PositionIndex, ReadResult } from './diagno
 import { echo } from './echo.js';
 import { joinPointer } from './pointer.js';
 import { setOwn } from './own.js';
+import { MAX_NESTING } from './limits.js';
 
 /** Deeper nesting than any config needs; bounds the recursion on hostile input. */
-const MAX_DEPTH = 100;
+const MAX_DEPTH = MAX_NESTING;
 
 const DELIMITERS = new Set(['(', ')', '[', ']', '{', '}', '"', ';']);
 const CLOSERS: Record<string, string> = { '(': ')', '[': ']', '{': '}' };

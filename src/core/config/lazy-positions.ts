@@ -8,6 +8,8 @@ import { joinPointer, splitPointer } from './pointer.js';
 import type { YamlNode } from './yaml-node-tree.js';
 
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+/** Children (keys and values) of a mapping searched by a scan rather than a key index. */
+const SCAN_LIMIT = 32;
 
 export class LazyPositionIndex extends Map<string, NodePosition> {
   private filled = false;
@@ -79,7 +81,7 @@ export class LazyPositionIndex extends Map<string, NodePosition> {
     let key: YamlNode | undefined;
     for (const token of splitPointer(pointer)) {
       if (node.kind === 'mapping') {
-        const i = this.keyIndex(node).get(token);
+        const i = this.keyPosition(node, token);
         if (i === undefined) return undefined;
         key = node.children[i];
         node = node.children[i + 1]!;
@@ -93,6 +95,16 @@ export class LazyPositionIndex extends Map<string, NodePosition> {
       }
     }
     return this.positionOf(node, key);
+  }
+
+  /**
+   * The index of `token`'s key among the map's children. A small map (most of a config: a proxy,
+   * a listen, a target) is scanned: a Map per small mapping cost more to build than it saved.
+   */
+  private keyPosition(map: YamlNode, token: string): number | undefined {
+    if (map.children.length > SCAN_LIMIT) return this.keyIndex(map).get(token);
+    for (let i = 0; i < map.children.length; i += 2) if (String(map.children[i]!.result) === token) return i;
+    return undefined;
   }
 
   /** Key name -> index of the key among the map's children; built the first time it is needed. */

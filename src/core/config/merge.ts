@@ -63,6 +63,8 @@ export function mergeFiles(files: readonly ParsedFile[]): { merged: MergedConfig
 
   const firstWithSettings = files.findIndex((f) => f.value.settings !== undefined);
   const toFile = (pointer: string): { fileIndex: number; pointer: string } => {
+    // One file: a proxy's pointer is its file-local pointer (no split and join per SourceRef).
+    if (files.length === 1 && pointer.startsWith('/proxies/')) return { fileIndex: 0, pointer };
     const tokens = splitPointer(pointer);
     if (tokens[0] === 'proxies' && tokens.length >= 2) {
       const origin = proxyOrigins[Number(tokens[1])];

@@ -14,10 +14,10 @@ export function joinPointer(pointer: string, ...tokens: (string | number)[]): st
 /** Splits a pointer into its unescaped reference tokens ('' -> []). */
 export function splitPointer(pointer: string): string[] {
   if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const tokens = pointer.slice(1).split('/');
+  // Most pointers escape nothing: no two regex passes per token then (every SourceRef of the
+  // normalized config is located through here, ~70,000 for 10,000 proxies).
+  return pointer.includes('~') ? tokens.map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~')) : tokens;
 }
 
 /** The pointer of the enclosing value ('' for the root and its children). */

@@ -3,6 +3,7 @@
 import type { ReadResult } from './diagnostics.js';
 import { readEdn } from './edn.js';
 import { readYamlFast } from './fast-yaml-reader.js';
+import { yamlTooDeep } from './yaml-depth.js';
 
 export type ConfigFormat = 'yaml' | 'edn';
 
@@ -29,5 +30,7 @@ export function readSource(file: string, text: string): ReadResult {
   }
   // A byte-order mark is invisible in editors; do not let it become part of the first key.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return format === 'edn' ? readEdn(body) : readYamlFast(body);
+  if (format === 'edn') return readEdn(body);
+  const deep = yamlTooDeep(body);
+  return deep ? { ok: false, errors: [deep] } : readYamlFast(body);
 }

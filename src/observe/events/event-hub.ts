@@ -15,7 +15,7 @@ import { listenerLabel } from '../../core/state.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
-import { readLive } from '../../state/live.js';
+import { readLive, type LiveState } from '../../state/live.js';
 import { statSync } from 'node:fs';
 import { ConnBatch, type ListenerNames } from './conn-batch.js';
 import { EventStream, eventsPinPath } from './event-stream.js';
@@ -70,6 +70,8 @@ export class EventHub {
   private stopped = false;
   /** The active generation's conntrack timeouts (0: the data plane's default). */
   private settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0 };
+  /** The live state an apply read back (its verify step): names come from it, not from the maps again. */
+  private given: LiveState | undefined;
 
   constructor(private readonly opts: EventHubOptions) {}
 
@@ -101,6 +103,16 @@ export class EventHub {
     const every = this.opts.sweepIntervalMs ?? 5000;
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
+  }
+
+  /**
+   * The live state the daemon's last apply verified (ReconcileOutcome.live). The next sweep takes
+   * the names from it when its serial is the maps' serial; only a change made elsewhere (`lb apply`,
+   * a heal) makes the sweep read the whole live state again, on the daemon's thread (10,000
+   * listeners: seconds).
+   */
+  useLive(live: LiveState): void {
+    if (live.exists && live.ctl.serial !== this.names.serial) this.given = live;
   }
 
   stats(): EventHubStats {
@@ -154,7 +166,9 @@ export class EventHub {
   private loadNames(dp: DataPlane): void {
     const serial = readCtl(dp).serial;
     if (serial === this.names.serial && this.names.listeners.size > 0) return;
-    const live = readLive(this.opts.instance, { dp });
+    // The apply's verified live state when it is the one in the maps (useLive), else a read.
+    const live = this.given?.ctl.serial === serial ? this.given : readLive(this.opts.instance, { dp });
+    this.given = undefined;
     const listeners = new Map<number, ListenerNames>();
     // By VIP, port and protocol, the first in state order as a search would find it: one pass,
     // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of

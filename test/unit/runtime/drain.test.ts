@@ -95,6 +95,19 @@ describe('DrainManager', () => {
     expect((e2 as Error).message).toContain('no proxy "nope"');
   });
 
+  it('a refusal names 20 of many proxies, counts the rest, and escapes the name it was given', () => {
+    const many = config(`proxies:\n${Array.from({ length: 500 }, (_, i) => `  - {name: svc-${i}, listen: {interfaces: [eth0], port: ${i + 1}}, default-target: {ip: 10.0.0.1, port: 8080}}`).join('\n')}\n`);
+    manager = new DrainManager(many, { activeFlows: () => 0 });
+    let err: unknown;
+    try {
+      manager.drain('\u001b[31mx', '10.0.0.1:8080');
+    } catch (e) {
+      err = e;
+    }
+    const message = (err as Error).message;
+    expect(message).toBe(`no proxy "\\u001b[31mx" in the active config; proxies: ${Array.from({ length: 20 }, (_, i) => `svc-${i}`).join(', ')} and 480 more`);
+  });
+
   it('a new config drops drains of removed targets; restore puts saved drains back', () => {
     manager = new DrainManager(CFG, { activeFlows: () => 0 });
     const saved = manager.drain('web', '10.0.0.3:8080');

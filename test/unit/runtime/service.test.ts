@@ -90,6 +90,28 @@ describe('RuntimeService', () => {
     expect(weights()).toEqual({ default: [100, 100], '192.168.0.0/16': [100] });
   });
 
+  it('status() is built once while nothing it reads moves: a drain, a check or 5 s of the clock builds it again', async () => {
+    const { svc, advance } = track(setup());
+    svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
+    const first = svc.status()!;
+    expect(svc.status()).toBe(first);
+    svc.drain('web', '10.0.0.2:8080');
+    const drained = svc.status()!;
+    expect(drained).not.toBe(first);
+    expect(drained.targets.find((t) => t.targetId === '10.0.0.2:8080')).toMatchObject({ draining: true });
+    expect(svc.status()).toBe(drained);
+    await svc.health.checkNow();
+    const checked = svc.status()!;
+    expect(checked).not.toBe(drained);
+    expect(checked.targets[0]!.backends[0]).toMatchObject({ health: 'healthy', lastLatencyMs: 1 });
+    const fingerprint = svc.fingerprint();
+    expect(svc.snapshot().fingerprint).toBe(fingerprint);
+    advance(4999);
+    expect(svc.status()).toBe(checked);
+    advance(1);
+    expect(svc.status()).not.toBe(checked);
+  });
+
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
     const { svc, triggers, down, weights } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
