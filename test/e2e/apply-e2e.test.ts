@@ -4,14 +4,13 @@
 // and is visible in the traffic: the backend at weight 0 gets no new connections.
 // Traffic goes only to hosts in the namespaces created here. Needs root; fails (never skips).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { instanceDir } from '../../src/dataplane/index.js';
+import { endCliInstance } from './lib/teardown.js';
 import { VIP, createTopology, httpCountBackends, type Topology } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
 import { runCli, type CliResult } from '../lib/cli.js';
 import { webProxyYaml } from './lib/config.js';
 
@@ -45,14 +44,7 @@ describe('lb apply end to end: 1 client, LB, 3 backends', () => {
   });
 
   afterAll(async () => {
-    try {
-      if (topo && existsSync(instanceDir(instance))) lb(['down']);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      rmSync(runDir(instance), { recursive: true, force: true });
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+    await endCliInstance({ instance, topo, dir, lb });
   });
 
   it('applies a YAML config: every backend answers through the VIP', async () => {

@@ -10,14 +10,13 @@
 // limited SYN; the admitted count is bounded by burst + rate x (T + 1 ms) (+1 per CPU: the bound
 // bpf/lib/ratelimit.h states), T the batch's own measured duration. Traffic stays in the namespaces created here.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { instanceDir } from '../../src/dataplane/index.js';
+import { endCliInstance } from './lib/teardown.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
 import { runCli, type CliResult } from '../lib/cli.js';
 import { httpBatch, startStream, streamContinuity, type StreamClient } from './lib/clients.js';
 import { range } from './lib/config.js';
@@ -71,15 +70,12 @@ describe('rate limits end to end: 2 clients, LB, 3 backends', () => {
   });
 
   afterAll(async () => {
-    try {
-      stream?.proc.child.kill('SIGKILL');
-      if (topo && existsSync(instanceDir(instance))) lb(['down']);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      rmSync(runDir(instance), { recursive: true, force: true });
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+    await endCliInstance({
+      instance, topo, dir, lb,
+      stop: async () => {
+        stream?.proc.child.kill('SIGKILL');
+      },
+    });
   });
 
   it('no limits at first; the per-source limit shows in lb plan and is applied without a warning', async () => {

@@ -12,14 +12,14 @@
 // Traffic stays in the namespaces created here: the spoofed sources are routed to c2, which drops
 // the backends' SYN-ACKs to them.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import { DataPlane, LB_DIR_FORWARD, LB_MAX_FLOWS, decodeFlow, decodeFlowKey, instanceDir, type StatName } from '../../src/dataplane/index.js';
+import { endCliInstance } from './lib/teardown.js';
+import { DataPlane, LB_DIR_FORWARD, LB_MAX_FLOWS, decodeFlow, decodeFlowKey, type StatName } from '../../src/dataplane/index.js';
 import { VIP, createTopology, execIn, httpGet, waitUntil, type ManagedProcess, type Topology } from '../../src/sandbox/index.js';
-import { runDir } from '../../src/state/run-dir.js';
 import { runCli, type CliResult } from '../lib/cli.js';
 import {
   startIdleRequest, startKeepAlive, startStream, streamContinuity, type IdleRequest, type KeepAliveClient, type StreamClient,
@@ -93,18 +93,15 @@ describe('SYN flood from random sources: established connections keep their back
   });
 
   afterAll(async () => {
-    try {
-      await flood?.stop(2000);
-      await keepAlive?.stop(2000);
-      await idle?.proc.stop(2000);
-      stream?.proc.child.kill('SIGKILL');
-      if (topo && existsSync(instanceDir(instance))) lb(['down']);
-      await topo?.destroy();
-    } finally {
-      topo?.destroySync();
-      rmSync(runDir(instance), { recursive: true, force: true });
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    }
+    await endCliInstance({
+      instance, topo, dir, lb,
+      stop: async () => {
+        await flood?.stop(2000);
+        await keepAlive?.stop(2000);
+        await idle?.proc.stop(2000);
+        stream?.proc.child.kill('SIGKILL');
+      },
+    });
   });
 
   it('a flood of spoofed SYNs and a backend change during it: zero failed requests, the stream unbroken', async () => {
