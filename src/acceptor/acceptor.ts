@@ -10,6 +10,7 @@ import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { relay } from './relay.js';
+import type { Splicer } from './splice.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -37,6 +38,8 @@ export interface AcceptorCounters {
   noBackend: number;
   connectFailed: number;
   relayed: number;
+  /** Relayed in the kernel (lb_splice), a subset of relayed. */
+  spliced: number;
   active: number;
 }
 
@@ -49,13 +52,15 @@ export interface AcceptorEvents {
 
 export class Acceptor {
   readonly counters: AcceptorCounters = {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, active: 0,
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, active: 0,
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
   private readonly server: Server;
   private byAddress = new Map<string, RoutedListener>();
   private readonly open = new Set<Socket>();
+  /** The in-kernel relay (splice.ts); null: Node relays every connection. */
+  splicer: Splicer | null = null;
 
   constructor(private limits: AcceptorLimits = DEFAULT_LIMITS, private readonly events: AcceptorEvents = {}) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
@@ -179,10 +184,11 @@ export class Acceptor {
       if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
       if (replay.length > 0) upstream.write(replay);
       this.counters.relayed++;
-      relay(client, upstream, this.limits.idleTimeoutMs, (counts) => {
+      const { spliced } = relay(client, upstream, this.limits.idleTimeoutMs, (counts) => {
         route.bytesUp += counts.up;
         route.bytesDown += counts.down;
-      });
+      }, this.splicer);
+      if (spliced) this.counters.spliced++;
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();
       client.resume();
