@@ -26,6 +26,14 @@ export function registerAcceptorMetrics(registry: Registry, door: FrontDoor): vo
     name: 'lb_sni_acceptor_connections', help: 'Connections the SNI acceptor holds now (reading a hello, connecting or relaying)', registers,
     collect(this: Gauge) { this.set(door.counters?.active ?? 0); },
   });
+  new Gauge({
+    name: 'lb_sni_acceptor_relay', help: 'How the SNI acceptor relays bytes (1 on the mode in use): kernel (lb_splice sockmap) or node (the fallback)',
+    labelNames: ['mode'], registers,
+    collect(this: Gauge<'mode'>) {
+      this.reset();
+      if (door.relay) this.set({ mode: door.relay }, 1);
+    },
+  });
   new Counter({
     name: 'lb_sni_route_connections_total', help: 'Connections the SNI acceptor routed, by proxy and group (default, a source prefix, sni:NAME)',
     labelNames: ['proxy_name', 'group'], registers,

@@ -300,13 +300,19 @@ export class Daemon {
         instance: opts.instance, log, ...(dnsAt ? { dnsServers: [formatListenAddress(dnsAt)] } : {}),
       });
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
-      const frontDoor = opts.engine ? undefined : new FrontDoor({ instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
+      const frontDoor = opts.engine ? undefined : new FrontDoor({
+        instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
+        // LB_SNI_RELAY=node relays every byte in Node (the benchmark's comparison; docs/sni.md).
+        ...(process.env['LB_SNI_RELAY'] === 'node' ? { relay: 'node' as const } : {}),
+      });
       if (frontDoor) registerAcceptorMetrics(metrics.registry, frontDoor);
       const provider = withConfigHook(opts.runtime ?? runtime!, (c) => observability.configure(c.settings));
       const hook = frontDoor
         ? frontDoorHook(provider, frontDoor, {
           error: (err) => log.error({ component: 'acceptor', ...errFields(err) }, 'the SNI acceptor could not take the applied config'),
-          applied: (revision, listeners) => log.info({ component: 'acceptor', revision, listeners }, 'SNI acceptor serving'),
+          applied: (revision, listeners) => log.info({
+            component: 'acceptor', revision, listeners, relay: frontDoor.relay, ...(frontDoor.relayError ? { relayError: frontDoor.relayError } : {}),
+          }, 'SNI acceptor serving'),
         })
         : undefined;
       const reconciler: Reconciler = new Reconciler({
