@@ -8,7 +8,7 @@
 // backpressure) when there is no splicer or the pair could not be spliced.
 
 import type { Socket } from 'node:net';
-import { wasReset, type SplicedPair, type Splicer } from './splice.js';
+import type { SplicedPair, Splicer } from './splice.js';
 
 export interface RelayCounts {
   /** Client to backend. */
@@ -47,7 +47,7 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
     done(counts, reason);
   };
   const reset = (reason: 'reset' | 'idle'): void => {
-    // Out of the sockhashes first: closed while spliced, a socket with SO_LINGER 0 sent a FIN, not a RST.
+    // Out of the sockhashes first, so each socket closes (SO_LINGER 0: a RST) as a plain TCP socket.
     pair?.remove();
     if (!client.destroyed) client.resetAndDestroy();
     if (!backend.destroyed) backend.resetAndDestroy();
@@ -59,8 +59,8 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
     // Node sees no byte of a spliced pair (a half-spliced one, splice.ts, still pipes the other half).
     client.pipe(backend, { end: false });
     backend.pipe(client, { end: false });
-    client.once('end', () => (wasReset(client) ? reset('reset') : passFin(pair, backend)));
-    backend.once('end', () => (wasReset(backend) ? reset('reset') : passFin(pair, client)));
+    client.once('end', () => passFin(pair, backend));
+    backend.once('end', () => passFin(pair, client));
     idleTimer = watchIdle(pair, counts, idleMs, () => reset('idle'));
   } else {
     client.pipe(backend);

@@ -96,29 +96,6 @@ export function bytesQueued(s: Socket): number {
   return Number(info.readBigUInt64LE(TCPI_BYTES_ACKED)) + outq[0]!;
 }
 
-const SO_ERROR = 4;
-/** struct tcp_info: tcpi_state, the first byte. */
-const TCP_CLOSE = 7;
-
-/**
- * Whether the EOF Node read on a spliced socket was a reset: its pending error (SO_ERROR), or, if
- * that was taken already, a socket in CLOSE although this side sent no FIN (a FIN alone leaves
- * it in CLOSE_WAIT). A spliced socket's reset reaches Node as an EOF: the psock's receive path
- * (tcp_bpf_recvmsg) returns 0 once RCV_SHUTDOWN is set, and a RST sets it.
- */
-export function wasReset(s: Socket): boolean {
-  try {
-    const fd = fdOf(s);
-    const err = Buffer.alloc(4);
-    if (bindings().getsockopt(fd, SOL_SOCKET, SO_ERROR, err, [4]) === 0 && err.readInt32LE(0) !== 0) return true;
-    if (s.writableEnded) return false;
-    const info = Buffer.alloc(8);
-    return bindings().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, [8]) === 0 && info[0] === TCP_CLOSE;
-  } catch {
-    return false;
-  }
-}
-
 export interface SplicedPair {
   /** Bytes the kernel moved so far: up (received from the client), down (from the backend). */
   moved(): { up: number; down: number };
