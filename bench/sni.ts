@@ -230,7 +230,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         ratios.push({
           key: `${key}_lb_vs_${other.replace('-', '_')}`, label: cpu ? `${label}: ${other} / lb (higher: lb cheaper)` : `${label}: lb / ${other}`,
           value: cpu ? ratio(median(byWho[other]), median(byWho.lb)) : ratio(median(byWho.lb), median(byWho[other])),
-          ...(other === 'haproxy' && !key.startsWith('machine') ? { goal: 1 } : {}),
+          ...(other === 'haproxy' && !key.startsWith('cpu') ? { goal: 1 } : {}),
         });
       }
     }
