@@ -7,6 +7,7 @@
 // and asks the kernel's counters whether the pair is idle), or in Node (stream.pipe, with
 // backpressure) when there is no splicer or the pair could not be spliced.
 
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SplicedPair, Splicer } from './splice.js';
 
@@ -20,6 +21,14 @@ export type RelayEnd = 'closed' | 'reset' | 'idle';
 
 /** Longest pause between two looks at whether a peer took every byte before a FIN. */
 const FIN_POLL_MAX_MS = 50;
+/**
+ * Bytes a spliced socket's psock may queue for its peer before the sender is held (the kernel has
+ * no bound of its own: docs/sni.md); looked at every BACKLOG_LOOK_MS.
+ */
+export const SPLICE_BACKLOG_MAX = 4 * 1024 * 1024;
+const BACKLOG_LOOK_MS = 20;
+/** 'hold' and 'release' of a spliced sender, with the socket (for tests and logs). */
+export const spliceEvents = new EventEmitter();
 
 export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
   splicer: Splicer | null = null): { counts: RelayCounts; spliced: boolean } {
@@ -61,7 +70,11 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
     backend.pipe(client, { end: false });
     client.once('end', () => passFin(pair, backend));
     backend.once('end', () => passFin(pair, client));
-    idleTimer = watchIdle(pair, counts, idleMs, () => reset('idle'));
+    const held = watchBacklog(pair, client, backend);
+    idleTimer = watchIdle(pair, counts, idleMs, () => reset('idle'), held);
+    const stopBacklog = held.stop;
+    client.once('close', stopBacklog);
+    backend.once('close', stopBacklog);
   } else {
     client.pipe(backend);
     backend.pipe(client);
@@ -106,15 +119,55 @@ function passFin(pair: SplicedPair, to: Socket): void {
   look();
 }
 
-/** Resets a spliced pair when neither the kernel nor Node moved a byte for idleMs (looked at 4 times per idleMs). */
-function watchIdle(pair: SplicedPair, counts: RelayCounts, idleMs: number, onIdle: () => void): NodeJS.Timeout {
+interface Held { any(): boolean; stop(): void }
+
+/**
+ * Backpressure for a spliced pair: when the bytes queued for a peer pass SPLICE_BACKLOG_MAX, the
+ * sender is held (splice.ts: its bytes wait in its receive queue, TCP's window closes) until the
+ * peer's TCP took every queued byte; then it is spliced again. The cheap look (two map reads)
+ * bounds the backlog from above with the peer's last measured queue; only past the bound does it
+ * ask the peer's socket.
+ */
+function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket): Held {
+  const held = new Set<Socket>();
+  const queued = new Map<Socket, number>([[client, 0], [backend, 0]]);
+  const timer = setInterval(() => {
+    const m = pair.moved();
+    for (const [from, to, sent] of [[client, backend, m.up], [backend, client, m.down]] as const) {
+      if (to.destroyed || from.destroyed) continue;
+      if (held.has(from)) {
+        if (pair.drained(to) && pair.release(from)) {
+          held.delete(from);
+          spliceEvents.emit('release', from);
+        }
+        continue;
+      }
+      if (from.readableEnded || to.bytesWritten + sent - queued.get(to)! <= SPLICE_BACKLOG_MAX) continue;
+      const backlog = pair.backlog(to);
+      if (backlog < 0) continue;
+      queued.set(to, to.bytesWritten + sent - backlog);
+      if (backlog > SPLICE_BACKLOG_MAX && pair.hold(from)) {
+        held.add(from);
+        spliceEvents.emit('hold', from);
+      }
+    }
+  }, BACKLOG_LOOK_MS);
+  timer.unref();
+  return { any: () => held.size > 0, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Resets a spliced pair when neither the kernel nor Node moved a byte for idleMs (looked at 4
+ * times per idleMs); not while a side is held, i.e. while its peer still drains a backlog.
+ */
+function watchIdle(pair: SplicedPair, counts: RelayCounts, idleMs: number, onIdle: () => void, held: Held): NodeJS.Timeout {
   const total = (): number => { const m = pair.moved(); return m.up + m.down + counts.up + counts.down; };
   let last = total();
   let quietSince = Date.now();
   const period = Math.max(1, Math.floor(idleMs / 4));
   const timer = setInterval(() => {
     const now = total();
-    if (now !== last) {
+    if (now !== last || held.any()) {
       last = now;
       quietSince = Date.now();
     } else if (Date.now() - quietSince >= idleMs) {

@@ -104,6 +104,19 @@ export interface SplicedPair {
    * for it: what Node wrote plus what the kernel redirected to it. Unknown (socket gone): true.
    */
   drained(to: Socket): boolean;
+  /** Bytes meant for `to` not yet in its TCP write queue (its psock's queue), or -1 when unknown. */
+  backlog(to: Socket): number;
+  /**
+   * Stops splicing what `from` receives: out of lb_splice_socks, and Node stops reading it, so its
+   * bytes wait in its receive queue and TCP's window closes on its sender (backpressure).
+   */
+  hold(from: Socket): boolean;
+  /**
+   * Splices `from` again (its waiting bytes flushed through the verdict, in order) and Node reads
+   * it again; call once its peer drained. A socket past ESTABLISHED cannot re-enter the sockhash:
+   * Node then relays its remaining bytes.
+   */
+  release(from: Socket): boolean;
   /** Forgets the pair (the sockets leave the sockhashes by themselves when they close). */
   remove(): void;
 }
@@ -181,12 +194,35 @@ export class Splicer {
       return n.bpf_map_lookup_elem(this.peerFd, key, v) === 0 ? Number(v.readBigUInt64LE(8)) : 0;
     };
     const moved = (): { up: number; down: number } => ({ up: bytes(a), down: bytes(b) });
+    const backlog = (to: Socket): number => {
+      const m = moved();
+      const q = bytesQueued(to);
+      return q < 0 ? -1 : Math.max(0, to.bytesWritten + (to === backend ? m.up : m.down) - (q - (offset.get(to) ?? 0)));
+    };
+    type Handle = { readStop(): number; readStart(): number };
+    const handleOf = (sock: Socket): Handle | undefined => (sock as unknown as { _handle?: Handle })._handle;
     return {
       moved,
-      drained: (to) => {
-        const m = moved();
-        const q = bytesQueued(to);
-        return q < 0 || q - (offset.get(to) ?? 0) >= to.bytesWritten + (to === backend ? m.up : m.down);
+      backlog,
+      drained: (to) => backlog(to) <= 0,
+      hold: (from) => {
+        const h = handleOf(from);
+        if (!h) return false;
+        // Node's own flag stays 'reading', so its stream does not restart the read itself.
+        h.readStop();
+        return n.bpf_map_delete_elem(this.sourcesFd, from === client ? a : b) === 0;
+      },
+      release: (from) => {
+        const h = handleOf(from);
+        if (!h) return false;
+        const fd = from === client ? clientFd : backendFd;
+        // A sockhash takes only ESTABLISHED sockets: one that got or sent a FIN while held stays
+        // out, and Node relays the rest of its bytes (its peer's queue is empty: no reordering).
+        if (n.bpf_map_update_elem(this.sourcesFd, from === client ? a : b, fdValue(fd), BPF_ANY) === 0) {
+          bindings().setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+        }
+        h.readStart();
+        return true;
       },
       remove,
     };

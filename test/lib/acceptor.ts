@@ -83,6 +83,8 @@ export function sendRandom(s: Socket, total: number, opts: { end?: boolean; pref
         left -= block.length;
         hash.update(block);
         if (!s.write(block)) { s.once('drain', pump); return; }
+        // Yield between blocks: a sender in the acceptor's process must not starve its timers.
+        if (left > 0) { setImmediate(pump); return; }
       }
       s.off('error', onError);
       if (opts.end !== false) s.end();
