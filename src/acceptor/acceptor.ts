@@ -10,6 +10,7 @@ import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { relay } from './relay.js';
+import type { Splicer } from './splice.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -37,6 +38,8 @@ export interface AcceptorCounters {
   noBackend: number;
   connectFailed: number;
   relayed: number;
+  /** Relayed in the kernel (lb_splice), a subset of relayed. */
+  spliced: number;
   active: number;
 }
 
@@ -84,7 +87,7 @@ export interface AcceptorEvents {
 
 export class Acceptor {
   readonly counters: AcceptorCounters = {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, active: 0,
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, active: 0,
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
@@ -93,6 +96,8 @@ export class Acceptor {
   private readonly server: Server;
   private byAddress = new Map<string, RoutedListener>();
   private readonly open = new Set<Socket>();
+  /** The in-kernel relay (splice.ts); null: Node relays every connection. */
+  splicer: Splicer | null = null;
 
   constructor(private limits: AcceptorLimits = DEFAULT_LIMITS, private readonly events: AcceptorEvents = {}) {
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
@@ -248,13 +253,14 @@ export class Acceptor {
       let resetBy: AcceptorCloseReason | undefined;
       client.once('error', () => { resetBy ??= 'rst-client'; });
       upstream.once('error', () => { resetBy ??= 'rst-backend'; });
-      relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
+      const { spliced } = relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
         route.bytesUp += counts.up;
         route.bytesDown += counts.down;
         const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
         // Up: the hello replayed before the relay started, then what the relay passed.
         this.events.closed?.(info, { up: replay.length + counts.up, down: counts.down, reason: why });
-      });
+      }, this.splicer);
+      if (spliced) this.counters.spliced++;
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();
       client.resume();

@@ -13,6 +13,7 @@ import { packageRoot } from '../package-root.js';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from './acceptor.js';
 import { endHolder, spawnHolder, takeFromHolder } from './holder.js';
 import { setLocalRoutes } from './local-routes.js';
+import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
 
 export interface FrontDoorOptions {
@@ -23,17 +24,27 @@ export interface FrontDoorOptions {
   events?: AcceptorEvents;
   /** Whether the listening socket was taken over from the holder (a restart) or made anew, and why. */
   onHandover?(h: { adopted: true; holder: number } | { adopted: false; reason: string }): void;
+  /** 'kernel' (default): splice relayed pairs in the kernel where it can (lb_splice); 'node': relay every byte in Node. */
+  relay?: 'kernel' | 'node';
 }
 
 export class FrontDoor {
   private acceptor: Acceptor | undefined;
   private steering: Steering | undefined;
   private starting: Promise<void> | undefined;
+  private splicer: Splicer | null = null;
+  /** Why the kernel relay is not used although asked for (its load or attach failed); null otherwise. */
+  relayError: string | null = null;
 
   constructor(private readonly opts: FrontDoorOptions) {}
 
   get counters(): Acceptor['counters'] | undefined {
     return this.acceptor?.counters;
+  }
+
+  /** How connections are relayed, once started: in the kernel (lb_splice) or in Node. */
+  get relay(): 'kernel' | 'node' | undefined {
+    return this.acceptor ? (this.splicer ? 'kernel' : 'node') : undefined;
   }
 
   get routeCounters(): Acceptor['routes'] | undefined {
@@ -70,6 +81,8 @@ export class FrontDoor {
   async close(): Promise<void> {
     await this.starting?.catch(() => undefined);
     await this.acceptor?.close();
+    this.splicer?.close();
+    this.splicer = null;
     this.steering?.close();
     this.acceptor = undefined;
     this.steering = undefined;
@@ -100,6 +113,15 @@ export class FrontDoor {
       }
       this.opts.onHandover?.(adopted ? { adopted, holder: taken.pid } : { adopted, reason: taken.fd === undefined ? taken.reason : 'the held socket could not listen' });
       this.steering = steering;
+      if (this.opts.relay !== 'node') {
+        // A kernel without sockmap stream verdicts (or a missing object) keeps the Node relay.
+        try {
+          this.splicer = Splicer.open(ensureInstanceDir(this.opts.instance), objectDir);
+        } catch (err) {
+          this.relayError = (err as Error).message;
+        }
+        acceptor.splicer = this.splicer;
+      }
       this.acceptor = acceptor;
     } catch (err) {
       await acceptor.close();

@@ -8,13 +8,13 @@ import type { FrontDoor } from './front-door.js';
 
 const EVENTS: Record<Exclude<keyof AcceptorCounters, 'active'>, string> = {
   accepted: 'accepted', overLimit: 'over_limit', helloTimeout: 'hello_timeout', helloTooLarge: 'hello_too_large', helloInvalid: 'hello_invalid',
-  noListener: 'no_listener', noBackend: 'no_backend', connectFailed: 'connect_failed', relayed: 'relayed',
+  noListener: 'no_listener', noBackend: 'no_backend', connectFailed: 'connect_failed', relayed: 'relayed', spliced: 'spliced',
 };
 
 export function registerAcceptorMetrics(registry: Registry, door: FrontDoor): void {
   const registers = [registry];
   new Counter({
-    name: 'lb_sni_acceptor_events_total', help: 'SNI acceptor connections by outcome (accepted, over_limit, hello_timeout, hello_too_large, hello_invalid, no_listener, no_backend, connect_failed, relayed)',
+    name: 'lb_sni_acceptor_events_total', help: 'SNI acceptor connections by outcome (accepted, over_limit, hello_timeout, hello_too_large, hello_invalid, no_listener, no_backend, connect_failed, relayed, spliced)',
     labelNames: ['event'], registers,
     collect(this: Counter<'event'>) {
       this.reset();
@@ -25,6 +25,14 @@ export function registerAcceptorMetrics(registry: Registry, door: FrontDoor): vo
   new Gauge({
     name: 'lb_sni_acceptor_connections', help: 'Connections the SNI acceptor holds now (reading a hello, connecting or relaying)', registers,
     collect(this: Gauge) { this.set(door.counters?.active ?? 0); },
+  });
+  new Gauge({
+    name: 'lb_sni_acceptor_relay', help: 'How the SNI acceptor relays bytes (1 on the mode in use): kernel (lb_splice sockmap) or node (the fallback)',
+    labelNames: ['mode'], registers,
+    collect(this: Gauge<'mode'>) {
+      this.reset();
+      if (door.relay) this.set({ mode: door.relay }, 1);
+    },
   });
   new Counter({
     name: 'lb_sni_route_connections_total', help: 'Connections the SNI acceptor routed, by proxy and group (default, a source prefix, sni:NAME)',

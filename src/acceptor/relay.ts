@@ -1,11 +1,15 @@
-// The plain relay between a client and its backend, in user space: bytes both ways with
-// backpressure (stream.pipe), and the TCP behaviour of a direct connection kept:
-// - half-close: a FIN from one side is a FIN to the other (allowHalfOpen, pipe ends the writer);
+// The relay between a client and its backend, with the TCP behaviour of a direct connection:
+// - half-close: a FIN from one side is a FIN to the other once every byte before it got there;
 //   the other direction goes on until it ends too;
 // - reset: an error (ECONNRESET, ...) on one side resets the other (resetAndDestroy sends a RST);
 // - idle: no byte either way for idleMs resets both, as the data plane's conntrack forgets an idle flow.
+// Two ways to move the bytes: spliced in the kernel (splice.ts: Node then sees only FIN and RST,
+// and asks the kernel's counters whether the pair is idle), or in Node (stream.pipe, with
+// backpressure) when there is no splicer or the pair could not be spliced.
 
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { SplicedPair, Splicer } from './splice.js';
 
 export interface RelayCounts {
   /** Client to backend. */
@@ -13,26 +17,70 @@ export interface RelayCounts {
   down: number;
 }
 
-export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: 'closed' | 'reset' | 'idle') => void): RelayCounts {
+export type RelayEnd = 'closed' | 'reset' | 'idle';
+
+/** Longest pause between two looks at whether a peer took every byte before a FIN. */
+const FIN_POLL_MAX_MS = 50;
+/**
+ * Bytes a spliced socket's psock may queue for its peer before the sender is held (the kernel has
+ * no bound of its own: docs/sni.md); looked at every BACKLOG_LOOK_MS.
+ */
+export const SPLICE_BACKLOG_MAX = 4 * 1024 * 1024;
+const BACKLOG_LOOK_MS = 20;
+/** 'hold' and 'release' of a spliced sender, with the socket (for tests and logs). */
+export const spliceEvents = new EventEmitter();
+
+export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
+  splicer: Splicer | null = null): { counts: RelayCounts; spliced: boolean } {
   const counts: RelayCounts = { up: 0, down: 0 };
+  if (splicer) {
+    // Bytes Node already holds go out first (synchronously when the socket can take them: pair()
+    // checks), so the kernel's bytes follow them.
+    counts.up += handOver(client, backend);
+    counts.down += handOver(backend, client);
+  }
+  const pair = splicer?.pair(client, backend) ?? null;
   let finished = false;
   let closed = 0;
-  const finish = (reason: 'closed' | 'reset' | 'idle'): void => {
+  let idleTimer: NodeJS.Timeout | undefined;
+  const finish = (reason: RelayEnd): void => {
     if (finished) return;
     finished = true;
+    clearInterval(idleTimer);
+    if (pair) {
+      const m = pair.moved();
+      counts.up += m.up;
+      counts.down += m.down;
+      pair.remove();
+    }
     done(counts, reason);
   };
   const reset = (reason: 'reset' | 'idle'): void => {
+    // Out of the sockhashes first, so each socket closes (SO_LINGER 0: a RST) as a plain TCP socket.
+    pair?.remove();
     if (!client.destroyed) client.resetAndDestroy();
     if (!backend.destroyed) backend.resetAndDestroy();
     finish(reason);
   };
   client.on('data', (d: Buffer) => { counts.up += d.length; });
   backend.on('data', (d: Buffer) => { counts.down += d.length; });
-  client.pipe(backend);
-  backend.pipe(client);
+  if (pair) {
+    // Node sees no byte of a spliced pair (a half-spliced one, splice.ts, still pipes the other half).
+    client.pipe(backend, { end: false });
+    backend.pipe(client, { end: false });
+    client.once('end', () => passFin(pair, backend));
+    backend.once('end', () => passFin(pair, client));
+    const held = watchBacklog(pair, client, backend);
+    idleTimer = watchIdle(pair, counts, idleMs, () => reset('idle'), held);
+    const stopBacklog = held.stop;
+    client.once('close', stopBacklog);
+    backend.once('close', stopBacklog);
+  } else {
+    client.pipe(backend);
+    backend.pipe(client);
+    for (const s of [client, backend]) s.setTimeout(idleMs, () => reset('idle'));
+  }
   for (const s of [client, backend]) {
-    s.setTimeout(idleMs, () => reset('idle'));
     s.on('error', () => reset('reset'));
     s.on('close', (hadError) => {
       if (hadError) { reset('reset'); return; }
@@ -41,5 +89,92 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   }
   // A side that has ended both ways is closed by Node (allowHalfOpen ends it once its writer ended);
   // when one side closes while the other still sends, the other's writes fail and reset it.
-  return counts;
+  return { counts, spliced: pair !== null };
+}
+
+/** Writes what `from` has buffered (read, not yet consumed) to `to`; returns the byte count. */
+function handOver(from: Socket, to: Socket): number {
+  let n = 0;
+  for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
+    n += chunk.length;
+    to.write(chunk);
+  }
+  return n;
+}
+
+/**
+ * Ends `to` once its TCP write queue holds every byte meant for it: the kernel may still have
+ * redirected bytes in `to`'s psock when Node reads the other side's EOF. No event says when the
+ * psock drained, so this looks again after 1, 2, 4 ... up to FIN_POLL_MAX_MS; the pair's idle
+ * timer bounds the wait (a peer that stopped reading is reset like any idle pair).
+ */
+function passFin(pair: SplicedPair, to: Socket): void {
+  let wait = 1;
+  const look = (): void => {
+    if (to.destroyed) return;
+    if (pair.drained(to)) { to.end(); return; }
+    setTimeout(look, wait).unref();
+    wait = Math.min(wait * 2, FIN_POLL_MAX_MS);
+  };
+  look();
+}
+
+interface Held { any(): boolean; stop(): void }
+
+/**
+ * Backpressure for a spliced pair: when the bytes queued for a peer pass SPLICE_BACKLOG_MAX, the
+ * sender is held (splice.ts: its bytes wait in its receive queue, TCP's window closes) until the
+ * peer's TCP took every queued byte; then it is spliced again. The cheap look (two map reads)
+ * bounds the backlog from above with the peer's last measured queue; only past the bound does it
+ * ask the peer's socket.
+ */
+function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket): Held {
+  const held = new Set<Socket>();
+  const queued = new Map<Socket, number>([[client, 0], [backend, 0]]);
+  const timer = setInterval(() => {
+    const m = pair.moved();
+    for (const [from, to, sent] of [[client, backend, m.up], [backend, client, m.down]] as const) {
+      if (to.destroyed || from.destroyed) continue;
+      if (held.has(from)) {
+        if (pair.drained(to) && pair.release(from)) {
+          held.delete(from);
+          spliceEvents.emit('release', from);
+        }
+        continue;
+      }
+      if (from.readableEnded || to.bytesWritten + sent - queued.get(to)! <= SPLICE_BACKLOG_MAX) continue;
+      const backlog = pair.backlog(to);
+      if (backlog < 0) continue;
+      queued.set(to, to.bytesWritten + sent - backlog);
+      if (backlog > SPLICE_BACKLOG_MAX && pair.hold(from)) {
+        held.add(from);
+        spliceEvents.emit('hold', from);
+      }
+    }
+  }, BACKLOG_LOOK_MS);
+  timer.unref();
+  return { any: () => held.size > 0, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Resets a spliced pair when neither the kernel nor Node moved a byte for idleMs (looked at 4
+ * times per idleMs); not while a side is held, i.e. while its peer still drains a backlog.
+ */
+function watchIdle(pair: SplicedPair, counts: RelayCounts, idleMs: number, onIdle: () => void, held: Held): NodeJS.Timeout {
+  const total = (): number => { const m = pair.moved(); return m.up + m.down + counts.up + counts.down; };
+  let last = total();
+  let quietSince = Date.now();
+  const period = Math.max(1, Math.floor(idleMs / 4));
+  const timer = setInterval(() => {
+    const now = total();
+    if (now !== last || held.any()) {
+      last = now;
+      quietSince = Date.now();
+    } else if (Date.now() - quietSince >= idleMs) {
+      clearInterval(timer);
+      onIdle();
+    }
+  }, period);
+  timer.unref();
+  return timer;
 }

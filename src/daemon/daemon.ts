@@ -308,6 +308,8 @@ export class Daemon {
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
         events: acceptorConnEvents(observability.hub),
         onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
+        // LB_SNI_RELAY=node relays every byte in Node (the benchmark's comparison; docs/sni.md).
+        ...(process.env['LB_SNI_RELAY'] === 'node' ? { relay: 'node' as const } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).
       const runtime = opts.runtime ? undefined : new RuntimeService({
@@ -319,7 +321,9 @@ export class Daemon {
       const hook = frontDoor
         ? frontDoorHook(provider, frontDoor, {
           error: (err) => log.error({ component: 'acceptor', ...errFields(err) }, 'the SNI acceptor could not take the applied config'),
-          applied: (revision, listeners) => log.info({ component: 'acceptor', revision, listeners }, 'SNI acceptor serving'),
+          applied: (revision, listeners) => log.info({
+            component: 'acceptor', revision, listeners, relay: frontDoor.relay, ...(frontDoor.relayError ? { relayError: frontDoor.relayError } : {}),
+          }, 'SNI acceptor serving'),
         })
         : undefined;
       const reconciler: Reconciler = new Reconciler({

@@ -4,65 +4,20 @@
 // a half-close passes a FIN on and the other direction goes on; a backend's reset resets the
 // client; an idle relay is reset; an unreachable backend resets the client. Real sockets; every
 // wait is for an event, bounded by the test timeout.
-import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Acceptor, DEFAULT_LIMITS, type AcceptorCloseReason, type AcceptorEvents, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
-import type { SpliceListener } from '../../../src/core/sni/splice-table.js';
+import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
 import { captured } from '../../unit/sni/hellos.js';
+import * as lib from '../../lib/acceptor.js';
+import { closed, ended, gone, received, type Cleanups } from '../../lib/acceptor.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
+const cleanups: Cleanups = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as AddressInfo).port;
-}
-
-/** A backend that records what it receives and lets the test drive its socket. */
-async function backend(): Promise<{ port: number; conns: Socket[]; next(): Promise<Socket> }> {
-  const conns: Socket[] = [];
-  const waiters: Array<(s: Socket) => void> = [];
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => undefined);
-    conns.push(s);
-    waiters.shift()?.(s);
-  });
-  cleanups.push(() => { for (const s of conns) s.destroy(); });
-  const port = await listen(server);
-  return { port, conns, next: () => new Promise((r) => (conns.length > waiters.length ? r(conns[waiters.length]!) : waiters.push(r))) };
-}
-
-async function acceptor(backendPort: number, limits: Partial<AcceptorLimits> = {}, events: AcceptorEvents = {}): Promise<{ a: Acceptor; port: number }> {
-  const a = new Acceptor({ ...DEFAULT_LIMITS, ...limits }, events);
-  await a.listen();
-  cleanups.push(() => a.close());
-  const port = (a as unknown as { server: Server }).server.address() as AddressInfo;
-  const b = [{ addr: '127.0.0.1', port: backendPort, weight: 100, proxyProtocol: false }];
-  const l: SpliceListener = { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port: port.port, persist: false, defaultBackends: b, sourceRoutes: [],
-    sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };
-  a.update([l]);
-  return { a, port: port.port };
-}
-
-function connect(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => resolve(s));
-    s.once('error', reject);
-    cleanups.push(() => { s.destroy(); });
-  });
-}
-
-/** Closed, or (a half-open client) ended by the other side. */
-const gone = (s: Socket): Promise<void> => new Promise((r) => (s.closed || s.readableEnded ? r() : (s.once('close', () => r()), s.once('end', () => r()))));
-const closed = (s: Socket): Promise<boolean> => new Promise((r) => (s.closed ? r(true) : s.once('close', () => r(true))));
-const ended = (s: Socket): Promise<void> => new Promise((r) => (s.readableEnded ? r() : s.once('end', () => r())));
-const received = (s: Socket, n: number): Promise<Buffer> => new Promise((resolve) => {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const on = (d: Buffer): void => { chunks.push(d); size += d.length; if (size >= n) { s.off('data', on); resolve(Buffer.concat(chunks)); } };
-  s.on('data', on);
-});
+const backend = (): ReturnType<typeof lib.backend> => lib.backend(cleanups);
+const acceptor = (backendPort: number, limits: Parameters<typeof lib.acceptor>[2] = {}, events: AcceptorEvents = {}): ReturnType<typeof lib.acceptor> =>
+  lib.acceptor(backendPort, cleanups, limits, null, events);
+const connect = (port: number): ReturnType<typeof lib.connect> => lib.connect(port, cleanups);
 
 describe('Acceptor bounds', () => {
   it('closes a client that sends its hello too slowly, and counts it', async () => {

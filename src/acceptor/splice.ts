@@ -1,0 +1,249 @@
+// The in-kernel relay (bpf/lb_splice.bpf.c): a client and its backend socket spliced through two
+// sockhashes, so the kernel moves their bytes and Node sees only FIN and RST. Open fails (the
+// caller keeps the plain relay) on a kernel without sockmap stream verdicts.
+//
+// No byte may be lost or reordered around the hand-over from Node to the kernel, so pair() runs
+// synchronously (Node reads no socket meanwhile) in this order:
+// 1. the caller has written, and the kernel taken, every byte Node had for the backend (PROXY
+//    header, replayed hello, client bytes Node buffered): checked, else no splice;
+// 2. both sockets enter lb_splice_peers (redirect targets, no program) and lb_splice_peer names
+//    each one's peer;
+// 3. both enter lb_splice_socks, whose verdict redirects; from then on every byte a socket
+//    receives goes to its peer's egress;
+// 4. bytes that arrived before 3 wait in the socket's receive queue, where Node would read them
+//    (tcp_bpf_recvmsg falls back to tcp_recvmsg); setting SO_RCVLOWAT runs tcp_data_ready, i.e.
+//    the psock's data_ready, which feeds the whole queue to the verdict, in order.
+//
+// A FIN is passed on once the peer's TCP holds every byte meant for it (drained()): the peer's
+// psock may still queue redirected bytes when Node reads the EOF, and a shutdown(SHUT_WR) then
+// would send the FIN before them and fail the psock's later sends (EPIPE: the rest is dropped).
+
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import koffi from 'koffi';
+import { BPF_ANY, check, closeFd, native } from '../dataplane/libbpf.js';
+import { loadAndPin, objGet, type ObjectSpec } from '../dataplane/loader.js';
+
+const BPF_PROG_TYPE_SK_SKB = 14;
+const BPF_SK_SKB_STREAM_VERDICT = 5;
+const SOL_SOCKET = 1;
+const SO_RCVLOWAT = 18;
+const SO_COOKIE = 57;
+const IPPROTO_TCP = 6;
+const TCP_INFO = 11;
+/** struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a __u64 at offset 120. */
+const TCPI_BYTES_ACKED = 120;
+/** ioctl: bytes in a TCP socket's write queue, sent or not, not yet acknowledged. */
+const SIOCOUTQ = 0x5411;
+const MAP_PEER = 'lb_splice_peer';
+const MAP_TARGETS = 'lb_splice_peers';
+const MAP_SOURCES = 'lb_splice_socks';
+/** struct lb_splice_peer (bpf/include/lb_sni_abi.h): peer cookie, bytes redirected; both u64. */
+const PEER_VALUE_SIZE = 16;
+
+const SPEC: ObjectSpec<'splice'> = {
+  object: 'lb_splice.bpf.o',
+  programs: [{ kind: 'splice', program: 'lb_splice_verdict', pin: 'prog_splice', type: BPF_PROG_TYPE_SK_SKB }],
+  tracepoints: [],
+};
+
+interface Sys {
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: number[]): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  ioctl(fd: number, request: number, value: number[]): number;
+  bpf_prog_attach(prog: number, target: number, type: number, flags: number): number;
+}
+let sys: Sys | undefined;
+function bindings(): Sys {
+  if (sys) return sys;
+  const libc = koffi.load('libc.so.6');
+  sys = {
+    getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as Sys['getsockopt'],
+    setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Sys['setsockopt'],
+    ioctl: libc.func('int ioctl(int fd, unsigned long request, _Out_ int *value)') as Sys['ioctl'],
+    bpf_prog_attach: koffi.load('libbpf.so.1').func('int bpf_prog_attach(int prog_fd, int target_fd, int type, unsigned int flags)') as Sys['bpf_prog_attach'],
+  };
+  return sys;
+}
+
+function fdOf(s: Socket): number {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('socket without a file descriptor');
+  return fd;
+}
+
+function cookieOf(fd: number): Buffer {
+  const value = Buffer.alloc(8);
+  if (bindings().getsockopt(fd, SOL_SOCKET, SO_COOKIE, value, [8]) !== 0) throw new Error('getsockopt(SO_COOKIE) failed');
+  return value;
+}
+
+/**
+ * Every byte ever written into a TCP socket's write queue: acknowledged (tcpi_bytes_acked) plus
+ * not yet (SIOCOUTQ), or -1. Read in that order, the sum never exceeds the true count.
+ */
+export function bytesQueued(s: Socket): number {
+  const info = Buffer.alloc(256);
+  const len = [info.length];
+  const outq = [0];
+  try {
+    const fd = fdOf(s);
+    if (bindings().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0 || len[0]! < TCPI_BYTES_ACKED + 8) return -1;
+    if (bindings().ioctl(fd, SIOCOUTQ, outq) !== 0) return -1;
+  } catch {
+    return -1;
+  }
+  return Number(info.readBigUInt64LE(TCPI_BYTES_ACKED)) + outq[0]!;
+}
+
+export interface SplicedPair {
+  /** Bytes the kernel moved so far: up (received from the client), down (from the backend). */
+  moved(): { up: number; down: number };
+  /**
+   * Whether `to` (the client or the backend) has taken into its TCP write queue every byte meant
+   * for it: what Node wrote plus what the kernel redirected to it. Unknown (socket gone): true.
+   */
+  drained(to: Socket): boolean;
+  /** Bytes meant for `to` not yet in its TCP write queue (its psock's queue), or -1 when unknown. */
+  backlog(to: Socket): number;
+  /**
+   * Stops splicing what `from` receives: out of lb_splice_socks, and Node stops reading it, so its
+   * bytes wait in its receive queue and TCP's window closes on its sender (backpressure).
+   */
+  hold(from: Socket): boolean;
+  /**
+   * Splices `from` again (its waiting bytes flushed through the verdict, in order) and Node reads
+   * it again; call once its peer drained. A socket past ESTABLISHED cannot re-enter the sockhash:
+   * Node then relays its remaining bytes.
+   */
+  release(from: Socket): boolean;
+  /** Forgets the pair (the sockets leave the sockhashes by themselves when they close). */
+  remove(): void;
+}
+
+export class Splicer {
+  private constructor(private readonly peerFd: number, private readonly targetsFd: number, private readonly sourcesFd: number) {}
+
+  /** Loads lb_splice into dir and attaches its verdict; throws where the kernel cannot (the caller relays in Node). */
+  static open(dir: string, objectDir: string): Splicer {
+    loadAndPin(SPEC, objectDir, dir);
+    const fds: number[] = [];
+    try {
+      const prog = objGet(join(dir, SPEC.programs[0]!.pin), { program: SPEC.programs[0]!.program });
+      fds.push(prog);
+      for (const m of [MAP_PEER, MAP_TARGETS, MAP_SOURCES]) fds.push(objGet(join(dir, m), { map: m }));
+      check(bindings().bpf_prog_attach(prog, fds[3]!, BPF_SK_SKB_STREAM_VERDICT, 0), 'LB_BPF_ATTACH', `attaching lb_splice_verdict to ${MAP_SOURCES}`, { map: MAP_SOURCES });
+    } catch (err) {
+      for (const fd of fds) closeFd(fd);
+      throw err;
+    }
+    closeFd(fds[0]!);
+    const splicer = new Splicer(fds[1]!, fds[2]!, fds[3]!);
+    splicer.prune();
+    return splicer;
+  }
+
+  /**
+   * Splices client and backend; null (nothing changed: Node relays them) when a precondition does
+   * not hold or the kernel refuses. The caller has not let Node read either socket since it last
+   * looked at their buffers (this runs synchronously).
+   */
+  pair(client: Socket, backend: Socket): SplicedPair | null {
+    // Bytes Node holds for the other side would have to go out before the kernel's.
+    if (client.readableLength > 0 || backend.readableLength > 0 || backend.writableLength > 0 || client.writableLength > 0) return null;
+    const n = native();
+    let clientFd: number, backendFd: number, a: Buffer, b: Buffer;
+    try {
+      clientFd = fdOf(client);
+      backendFd = fdOf(backend);
+      a = cookieOf(clientFd);
+      b = cookieOf(backendFd);
+    } catch {
+      return null;
+    }
+    // tcpi_bytes_acked counts the SYN of an active open (the backend socket): what the queue held
+    // before the splice beyond what Node wrote is that offset, not data. Taken before the verdict
+    // can move a byte (the flush below may send some at once).
+    const offset = new Map([client, backend].map((sock) => [sock, Math.max(0, bytesQueued(sock) - sock.bytesWritten)]));
+    const entry = (peer: Buffer): Buffer => { const v = Buffer.alloc(PEER_VALUE_SIZE); peer.copy(v, 0); return v; };
+    const fdValue = (fd: number): Buffer => { const v = Buffer.alloc(8); v.writeBigUInt64LE(BigInt(fd)); return v; };
+    const remove = (): void => {
+      for (const fd of [this.sourcesFd, this.targetsFd, this.peerFd]) for (const k of [a, b]) n.bpf_map_delete_elem(fd, k);
+    };
+    const steps: Array<[number, Buffer, Buffer]> = [
+      [this.peerFd, a, entry(b)], [this.peerFd, b, entry(a)],
+      [this.targetsFd, a, fdValue(clientFd)], [this.targetsFd, b, fdValue(backendFd)],
+      [this.sourcesFd, a, fdValue(clientFd)], [this.sourcesFd, b, fdValue(backendFd)],
+    ];
+    for (const [i, [fd, key, value]] of steps.entries()) {
+      if (n.bpf_map_update_elem(fd, key, value, BPF_ANY) === 0) continue;
+      // Before the client is a source nothing moved: undo. After, its bytes may already be on
+      // their way to the backend: keep that half spliced, Node relays the backend's bytes.
+      if (i < steps.length - 1) {
+        remove();
+        return null;
+      }
+    }
+    // Flush what arrived before the verdict was there (see the top of the file).
+    const one = Buffer.alloc(4);
+    one.writeInt32LE(1);
+    bindings().setsockopt(clientFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+    bindings().setsockopt(backendFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+    const bytes = (key: Buffer): number => {
+      const v = Buffer.alloc(PEER_VALUE_SIZE);
+      return n.bpf_map_lookup_elem(this.peerFd, key, v) === 0 ? Number(v.readBigUInt64LE(8)) : 0;
+    };
+    const moved = (): { up: number; down: number } => ({ up: bytes(a), down: bytes(b) });
+    const backlog = (to: Socket): number => {
+      const m = moved();
+      const q = bytesQueued(to);
+      return q < 0 ? -1 : Math.max(0, to.bytesWritten + (to === backend ? m.up : m.down) - (q - (offset.get(to) ?? 0)));
+    };
+    type Handle = { readStop(): number; readStart(): number };
+    const handleOf = (sock: Socket): Handle | undefined => (sock as unknown as { _handle?: Handle })._handle;
+    return {
+      moved,
+      backlog,
+      drained: (to) => backlog(to) <= 0,
+      hold: (from) => {
+        const h = handleOf(from);
+        if (!h) return false;
+        // Node's own flag stays 'reading', so its stream does not restart the read itself.
+        h.readStop();
+        return n.bpf_map_delete_elem(this.sourcesFd, from === client ? a : b) === 0;
+      },
+      release: (from) => {
+        const h = handleOf(from);
+        if (!h) return false;
+        const fd = from === client ? clientFd : backendFd;
+        // A sockhash takes only ESTABLISHED sockets: one that got or sent a FIN while held stays
+        // out, and Node relays the rest of its bytes (its peer's queue is empty: no reordering).
+        if (n.bpf_map_update_elem(this.sourcesFd, from === client ? a : b, fdValue(fd), BPF_ANY) === 0) {
+          bindings().setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+        }
+        h.readStart();
+        return true;
+      },
+      remove,
+    };
+  }
+
+  close(): void {
+    for (const fd of [this.peerFd, this.targetsFd, this.sourcesFd]) closeFd(fd);
+  }
+
+  /** Drops peer entries a previous process left for sockets that are gone (they left the sockhash when they closed). */
+  private prune(): void {
+    const n = native();
+    const stale: Buffer[] = [];
+    let prev: Buffer | null = null;
+    const cookie = Buffer.alloc(8);
+    for (let i = 0; i < 2 * 65536; i++) {
+      const next = Buffer.alloc(8);
+      if (n.bpf_map_get_next_key(this.peerFd, prev, next) !== 0) break;
+      if (n.bpf_map_lookup_elem(this.sourcesFd, next, cookie) !== 0) stale.push(next);
+      prev = next;
+    }
+    for (const k of stale) n.bpf_map_delete_elem(this.peerFd, k);
+  }
+}
