@@ -48,6 +48,8 @@ export class EventStream {
   busyMs = 0;
   private readonly ctl: Int32Array;
   private stopped: Promise<void> | undefined;
+  private workerStopped = false;
+  private onStopped: (() => void) | undefined;
   /** Batches received and not yet handed to the listener (bounded by the worker's maxInflight). */
   private readonly waiting: Array<Extract<RingWorkerMessage, { kind: 'batch' }>> = [];
   private paused = false;
@@ -86,9 +88,19 @@ export class EventStream {
       this.opts.onError?.(msg.message);
       return;
     }
+    if (msg.kind === 'stopped') {
+      this.workerStopped = true;
+      this.settleStop();
+      return;
+    }
     if (msg.kind !== 'batch') return;
     this.waiting.push(msg);
     if (!this.paused) this.drain();
+  }
+
+  /** stop() resolves once the worker said it stopped and every batch it posted was handled. */
+  private settleStop(): void {
+    if (this.workerStopped && this.waiting.length === 0 && !this.paused) this.onStopped?.();
   }
 
   /** Handles queued batches in order; a listener's promise pauses the queue until it settles. */
@@ -107,6 +119,7 @@ export class EventStream {
       }
       this.release();
     }
+    this.settleStop();
   }
 
   private release(): void {
@@ -130,16 +143,24 @@ export class EventStream {
     }
   }
 
-  /** Stops the worker (it finishes its wait, at most ~100 ms, and unmaps the ring). */
+  /**
+   * Stops the worker: it finishes its wait (at most ~100 ms), posts what the ring still holds and
+   * unmaps it; resolves once those batches went to the listener (a worker that does not answer in
+   * 2 s is terminated, and what it held is lost).
+   */
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
-      Atomics.store(this.ctl, CTL_STOP, 1);
-      Atomics.notify(this.ctl, CTL_INFLIGHT);
       const timer = setTimeout(() => void this.worker.terminate(), 2000);
-      this.worker.once('exit', () => {
+      const done = (): void => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      this.onStopped = done;
+      // A worker that exits without saying so (an error, terminated): nothing more will come.
+      // One that said so resolves through settleStop once its batches are handled.
+      this.worker.once('exit', () => { if (!this.workerStopped) done(); });
+      Atomics.store(this.ctl, CTL_STOP, 1);
+      Atomics.notify(this.ctl, CTL_INFLIGHT);
     });
     return this.stopped;
   }

@@ -50,5 +50,17 @@ while (Atomics.load(ctl, CTL_STOP) === 0) {
   // 2,000; an access log line is at most that late).
   if (batch.count < data.maxBatch / 8) Atomics.wait(ctl, CTL_STOP, 0, data.gatherMs);
 }
+// Stopping (SIGTERM, a reload without events): what the ring holds now is posted too, so the
+// daemon's last flush of the access log has the closes of connections that ended just before.
+// Bounded: at most 64 batches, and only what is there (nothing new is waited for).
+for (let n = 0; n < 64; n++) {
+  const pending = Math.min(Math.ceil(reader.pendingBytes() / recordSlot), data.maxBatch);
+  if (pending === 0) break;
+  const batch = reader.read(pending);
+  if (batch.count === 0) break;
+  Atomics.add(ctl, CTL_INFLIGHT, 1);
+  post({ kind: 'batch', buf: batch.buf, count: batch.count }, [batch.buf]);
+}
 reader.close();
+// After every batch: the daemon's thread sees it once it has handled them all.
 post({ kind: 'stopped' });
