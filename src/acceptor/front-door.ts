@@ -59,7 +59,7 @@ export class FrontDoor {
       if (ifindex > 0) steered.push({ ifindex, vip: l.vip, port: l.port });
     }
     this.steering!.setListeners(steered);
-    setLocalRoutes([...new Set(listeners.flatMap((l) => (l.vip === null ? [] : [l.vip])))]);
+    setLocalRoutes(this.opts.instance, [...new Set(listeners.flatMap((l) => (l.vip === null ? [] : [l.vip])))]);
     return listeners;
   }
 
