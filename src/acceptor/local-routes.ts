@@ -43,7 +43,8 @@ function record(instance: string, vips: Iterable<string>): void {
 }
 
 /** Deletes those of `vips` that are lb routes now (`proto` in the delete: a route someone else replaced stays). */
-function deleteRoutes(vips: Iterable<string>): string[] {
+function deleteRoutes(vips: readonly string[]): string[] {
+  if (vips.length === 0) return [];
   const present = new Set(localRoutes());
   const removed: string[] = [];
   for (const vip of vips) {
