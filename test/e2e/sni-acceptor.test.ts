@@ -307,7 +307,7 @@ settings:
     expect(holderPid(), 'the same holder keeps the socket').toBe(holderBefore);
   }, 240_000);
 
-  it('after a clean stop the holder still queues connections; lb down ends it and removes the VIP\'s local route, and the listeners then refuse', async () => {
+  it('after a clean stop the holder still queues connections; lb down ends it and removes the VIP\'s local route, and then nothing answers the VIP', async () => {
     await daemon!.stop(10_000);
     const pid = holderPid()!;
     expect(processAlive(pid)).toBe(true);
