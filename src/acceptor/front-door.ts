@@ -11,7 +11,7 @@ import { native } from '../dataplane/libbpf.js';
 import { ensureInstanceDir } from '../dataplane/bpffs.js';
 import { packageRoot } from '../package-root.js';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from './acceptor.js';
-import { endHolder, spawnHolder, takeFromHolder } from './holder.js';
+import { dropTaken, endHolder, spawnHolder, takeFromHolder, type TakeResult } from './holder.js';
 import { setLocalRoutes } from './local-routes.js';
 import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
@@ -70,7 +70,7 @@ export class FrontDoor {
       if (ifindex > 0) steered.push({ ifindex, vip: l.vip, port: l.port });
     }
     this.steering!.setListeners(steered);
-    setLocalRoutes([...new Set(listeners.flatMap((l) => (l.vip === null ? [] : [l.vip])))]);
+    setLocalRoutes(this.opts.instance, [...new Set(listeners.flatMap((l) => (l.vip === null ? [] : [l.vip])))]);
     return listeners;
   }
 
@@ -94,14 +94,7 @@ export class FrontDoor {
     serve(acceptor);
     // A previous daemon's socket, kept by its holder, carries the handshakes queued since it died.
     const taken = takeFromHolder(this.opts.instance);
-    let fd: number;
-    try {
-      fd = await acceptor.listen(taken.fd);
-    } catch (err) {
-      if (taken.fd === undefined) throw err;
-      fd = await acceptor.listen();
-    }
-    const adopted = taken.fd !== undefined && fd === taken.fd;
+    const { fd, adopted } = await listenTakenOrNew(acceptor, taken);
     try {
       const objectDir = resolve(this.opts.objectDir ?? join(packageRoot(), 'build', 'bpf'));
       const steering = Steering.open(ensureInstanceDir(this.opts.instance), objectDir);
@@ -111,7 +104,8 @@ export class FrontDoor {
         endHolder(this.opts.instance);
         spawnHolder(this.opts.instance, fd);
       }
-      this.opts.onHandover?.(adopted ? { adopted, holder: taken.pid } : { adopted, reason: taken.fd === undefined ? taken.reason : 'the held socket could not listen' });
+      this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason }
+        : adopted ? { adopted: true, holder: taken.pid } : { adopted: false, reason: 'the held socket could not listen' });
       this.steering = steering;
       if (this.opts.relay !== 'node') {
         // A kernel without sockmap stream verdicts (or a missing object) keeps the Node relay.
@@ -128,5 +122,21 @@ export class FrontDoor {
       this.starting = undefined;
       throw err;
     }
+  }
+}
+
+/**
+ * Listens on the socket taken from the holder, or on a new one when there is none or it cannot
+ * listen. Said explicitly, not by comparing descriptor numbers: the new socket may get the number
+ * the taken one had.
+ */
+export async function listenTakenOrNew(acceptor: Acceptor, taken: TakeResult): Promise<{ fd: number; adopted: boolean }> {
+  if (taken.fd === undefined) return { fd: await acceptor.listen(), adopted: false };
+  try {
+    return { fd: await acceptor.listen(taken.fd), adopted: true };
+  } catch {
+    // Closed before the new socket is made. The holder keeps its own copy until it is ended.
+    dropTaken(taken);
+    return { fd: await acceptor.listen(), adopted: false };
   }
 }

@@ -80,7 +80,8 @@ export function spawnHolder(instance: string, fd: number): number {
   return pid;
 }
 
-export type TakeResult = { fd: number; pid: number } | { fd: undefined; reason: string };
+/** `ino`: the socket's inode, which tells it from a later file given the same descriptor number. */
+export type TakeResult = { fd: number; pid: number; ino: number } | { fd: undefined; reason: string };
 
 /** A descriptor of the socket the instance's holder keeps, or why there is none to take. */
 export function takeFromHolder(instance: string): TakeResult {
@@ -93,14 +94,31 @@ export function takeFromHolder(instance: string): TakeResult {
     if (startTime(rec.pid) !== rec.start) return { fd: undefined, reason: 'the holder exited' };
     const fd = syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', HOLDER_FD, 'uint', 0);
     if (fd < 0) return { fd: undefined, reason: `pidfd_getfd: errno ${koffi.errno()}` };
-    if (!fstatSync(fd).isSocket()) {
+    const st = fstatSync(fd);
+    if (!st.isSocket()) {
       closeFd(fd);
       return { fd: undefined, reason: 'the holder\'s fd 3 is not a socket' };
     }
-    return { fd, pid: rec.pid };
+    return { fd, pid: rec.pid, ino: st.ino };
   } finally {
     closeFd(pidfd);
   }
+}
+
+/**
+ * Closes a taken descriptor that a failed listen left open. Node closes it itself when listen(2)
+ * fails, but not when it refuses the descriptor's type (a UDP socket, say): that one would leak.
+ * Checked by inode, so a later file that reuses the number is never closed; false when already closed.
+ */
+export function dropTaken(t: { fd: number; ino: number }): boolean {
+  try {
+    const st = fstatSync(t.fd);
+    if (!st.isSocket() || st.ino !== t.ino) return false;
+  } catch {
+    return false;
+  }
+  closeFd(t.fd);
+  return true;
 }
 
 /** Ends the instance's holder (its socket closes, lb_sni_socks empties); false when none ran. */

@@ -37,14 +37,16 @@ export interface ClientResult { cn?: string; line?: { name: string; proxy: unkno
 function splitting(sock: net.Socket): Duplex {
   let first = true;
   const d = new Duplex({
-    async write(chunk: Buffer, _enc, cb) {
+    write(chunk: Buffer, _enc, cb) {
       if (!first) { sock.write(chunk, cb); return; }
       first = false;
-      for (const b of chunk) {
-        sock.write(Buffer.from([b]));
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      cb();
+      // The stream API takes a callback, not a promise: the paced loop reports through cb.
+      void (async () => {
+        for (const b of chunk) {
+          sock.write(Buffer.from([b]));
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      })().then(() => cb(), cb);
     },
     final(cb) { sock.end(); cb(); },
     read() { sock.resume(); },

@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LB_ROUTE_PROTO } from '../../src/acceptor/local-routes.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { ManagedProcess, execIn, waitUntil } from '../../src/sandbox/index.js';
 import { packageRoot } from '../../src/package-root.js';
@@ -306,15 +307,18 @@ settings:
     expect(holderPid(), 'the same holder keeps the socket').toBe(holderBefore);
   }, 240_000);
 
-  it('after a clean stop the holder still queues connections; lb down ends it, and the listeners then refuse', async () => {
+  it('after a clean stop the holder still queues connections; lb down ends it and removes the VIP\'s local route, and then nothing answers the VIP', async () => {
     await daemon!.stop(10_000);
     const pid = holderPid()!;
     expect(processAlive(pid)).toBe(true);
     const down = runCli(['--instance', instance, 'down'], { ns: LB, timeoutMs: 60_000 });
     expect(down.code, down.stderr).toBe(0);
     expect(down.stdout).toContain('Ended the SNI acceptor\'s socket holder.');
+    expect(down.stdout).toContain(`Removed the SNI acceptor's local routes (${VIP}).`);
+    expect(sh(['ip', '-n', LB, 'route', 'show', 'table', 'local', 'proto', String(LB_ROUTE_PROTO)])).toBe('');
     await waitUntil(() => !processAlive(pid), { timeoutMs: 10_000, intervalMs: 50, what: `the holder ${pid} to exit` });
-    const [r] = await tlsClients({ servername: 'api.example.com' });
-    expect(r!.error).toMatch(/ECONNREFUSED|ECONNRESET/);
+    // Without its local route the VIP is no longer delivered in the LB namespace: refused, unreachable or unanswered.
+    const [r] = await tlsClients({ servername: 'api.example.com', timeoutMs: 5000 });
+    expect(r!.error).toMatch(/ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|^timeout$/);
   });
 });

@@ -1,5 +1,5 @@
 // `lb down`: takes an instance out of the kernel and off the disk: ends the SNI acceptor's socket
-// holder (src/acceptor/holder.ts), detaches its programs from
+// holder (src/acceptor/holder.ts) and removes its VIPs' local routes (local-routes.ts), detaches its programs from
 // every interface of this network namespace, unpins its maps and programs (flows are lost), and
 // removes /run/lb/<instance> (inventory, journal, lock). Idempotent: a second run removes nothing.
 
@@ -8,6 +8,7 @@ import { withInstanceLock } from '../../apply/index.js';
 import { DataPlane, instanceDir } from '../../dataplane/index.js';
 import { runDir } from '../../state/run-dir.js';
 import { endHolder } from '../../acceptor/holder.js';
+import { removeLocalRoutes } from '../../acceptor/local-routes.js';
 import { stdio, type CliIo } from '../output.js';
 
 export interface DownOptions {
@@ -22,6 +23,8 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   await withInstanceLock(options.instance, () => {
     // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
     if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
+    const routes = removeLocalRoutes(options.instance);
+    if (routes.length > 0) lines.push(`Removed the SNI acceptor's local routes (${routes.join(', ')}).`);
     const r = DataPlane.down(options.instance);
     for (const d of r.detached) lines.push(`Detached lb from ${d.ifname} (${[d.xdp ? 'XDP' : '', d.tc ? 'TC' : ''].filter(Boolean).join(', ')}).`);
     if (r.unpinned.length > 0) lines.push(`Unpinned ${r.unpinned.length} objects from ${instanceDir(options.instance)} (${r.unpinned.join(', ')}).`);
