@@ -131,10 +131,19 @@ static __always_inline void ct_put_reverse(const struct lb_flow_key *rkey, __be3
 	r.nat_port = vport;
 	r.target_id = target_id;
 	r.dir = LB_DIR_REVERSE;
-	if (halfopen)
+	if (halfopen) {
 		bpf_map_update_elem(&lb_halfopen, rkey, &r, flags);
-	else
+		/*
+		 * TC egress reads lb_flows before lb_halfopen, so a reverse entry left in lb_flows by an
+		 * earlier flow with this backend->client tuple (the client's port reused toward another
+		 * VIP or port whose group holds the same backend) would translate this flow's SYN-ACK to
+		 * the wrong VIP: the client answers with a RST and retries its SYN a second later. The
+		 * backend has one connection per tuple, so that earlier flow is over: drop its entry.
+		 */
+		bpf_map_delete_elem(&lb_flows, rkey);
+	} else {
 		bpf_map_update_elem(&lb_flows, rkey, &r, flags);
+	}
 }
 
 #endif /* LB_CONNTRACK_H */

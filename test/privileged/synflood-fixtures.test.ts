@@ -153,6 +153,23 @@ describe('half-open flows: lb_halfopen until the client\'s next packet', () => {
     expect(fwd.value.state & LB_CT_FIN_CLIENT).toBe(LB_CT_FIN_CLIENT);
     expect((fwd.value.ev ?? 0n) & 1n, 'its conn-close was emitted (LB_CT_EV_CLOSED)').toBe(1n);
   });
+
+  it('a client port reused toward another VIP port with the same backend: the new SYN-ACK gets the new VIP port, not the old flow\'s', () => {
+    // Two listeners whose groups hold the same backend A: client:port -> VIP:81 -> A, then the
+    // same client:port -> VIP:80 -> A. Both flows share the backend's tuple A -> client:port, whose
+    // reverse entry in lb_flows (the first flow's) TC egress reads before lb_halfopen.
+    const dp = h!.dp;
+    const OTHER: Endpoint = { addr: HTTP.addr, port: 81 };
+    install(dp, config({ listeners: [{ vip: HTTP.addr, port: HTTP.port, id: 1, group: 1 }, { vip: OTHER.addr, port: OTHER.port, id: 2, group: 2 }], groups: { 1: [A], 2: [A] } }));
+    clearFlows(dp);
+    const c = client(50009);
+    xdp(tcpSpec(c, OTHER, TCP_SYN));
+    egress(fromBackend(c, TCP_SYN | TCP_ACK));
+    xdp(tcpSpec(c, OTHER, TCP_ACK));
+    expect(readFlows(dp).length, 'the first flow is established in lb_flows').toBe(2);
+    xdp(syn(c));
+    expect(egress(fromBackend(c, TCP_SYN | TCP_ACK))).toEqual(buildFrame(snatSpec(fromBackend(c, TCP_SYN | TCP_ACK), HTTP)));
+  });
 });
 
 describe('a flood of distinct SYNs larger than lb_flows', () => {
