@@ -19,7 +19,7 @@ import { endCliInstance } from './lib/teardown.js';
 import { VIP, createTopology, waitUntil, type Topology } from '../../src/sandbox/index.js';
 import { runCli, type CliResult } from '../lib/cli.js';
 import { httpBatch, startStream, streamContinuity, type StreamClient } from './lib/clients.js';
-import { range } from './lib/config.js';
+import { range, webProxyYaml } from './lib/config.js';
 
 if (process.getuid?.() !== 0) throw new Error('ratelimit-e2e.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -27,14 +27,7 @@ const instance = `e2e-rl-${process.pid}-${randomBytes(3).toString('hex')}`;
 const CPUS = availableParallelism();
 
 function yaml(weights: readonly number[], rateLimits: string): string {
-  return `proxies:
-  - name: web
-    listen: {interfaces: [veth-c1, veth-c2], port: 80, address: ${VIP}}
-    default-target:
-${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
-settings:
-  connection-timeout-sec: 60
-${rateLimits ? `  rate-limits: ${rateLimits}\n` : ''}`;
+  return webProxyYaml(weights, { interfaces: ['veth-c1', 'veth-c2'], settings: rateLimits ? [`rate-limits: ${rateLimits}`] : [] });
 }
 
 interface RateLimitsJson { sourceLimited: number; backendSpilled: number; backendLimited: number; topSources: Array<{ addr: string; limited: number }> }

@@ -24,6 +24,7 @@ import { runCli, type CliResult } from '../lib/cli.js';
 import {
   startIdleRequest, startKeepAlive, startStream, streamContinuity, type IdleRequest, type KeepAliveClient, type StreamClient,
 } from './lib/clients.js';
+import { webProxyYaml } from './lib/config.js';
 
 if (process.getuid?.() !== 0) throw new Error('synflood-e2e.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -33,14 +34,7 @@ const BACKENDS = ['b1', 'b2', 'b3', 'b4'];
 const FLOOD_MAX_MS = 30_000;
 
 function yaml(weights: readonly number[]): string {
-  return `proxies:
-  - name: web
-    listen: {interfaces: [veth-c1, veth-c2], port: 80, address: ${VIP}}
-    default-target:
-${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
-settings:
-  connection-timeout-sec: 60
-`;
+  return webProxyYaml(weights, { interfaces: ['veth-c1', 'veth-c2'] });
 }
 
 describe('SYN flood from random sources: established connections keep their backends', () => {

@@ -46,15 +46,19 @@ export function e2eConfig(topo: Topology, weights: readonly number[]): AgentConf
  * An lb.yaml for the CLI and the daemon: proxy `web` on veth-c1, port 80 of the VIP, default
  * target backend j at 10.202.j.2:8080 with weights[j - 1] (a string makes a deliberately bad config).
  */
-export function webProxyYaml(weights: ReadonlyArray<number | string>): string {
+/**
+ * The proxy `web` on VIP:80 over the sandbox's backends with these weights; `interfaces` it listens
+ * on (default veth-c1) and `settings`, extra lines under settings: (each indented two spaces).
+ */
+export function webProxyYaml(weights: ReadonlyArray<number | string>, opts: { interfaces?: readonly string[]; settings?: readonly string[] } = {}): string {
   return `proxies:
   - name: web
-    listen: {interfaces: [veth-c1], port: 80, address: ${VIP}}
+    listen: {interfaces: [${(opts.interfaces ?? ['veth-c1']).join(', ')}], port: 80, address: ${VIP}}
     default-target:
 ${weights.map((w, i) => `      - {ip: 10.202.${i + 1}.2, port: 8080, weight: ${w}}`).join('\n')}
 settings:
   connection-timeout-sec: 60
-`;
+${(opts.settings ?? []).map((l) => `  ${l}\n`).join('')}`;
 }
 
 /** The backend name the data plane picks for a new TCP flow client:sport -> VIP:80 over `weights`. */
