@@ -56,7 +56,7 @@ import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
 import { writeStatusFile } from './status-file.js';
-import { lbVersion } from './version.js';
+import { lbVersion } from '../version.js';
 
 export interface DaemonOptions {
   instance: string;

@@ -7,7 +7,7 @@ import { formatDiagnostics } from '../../core/config/diagnostics.js';
 import { loadConfig } from '../../source/load-config.js';
 import type { LbConfig } from '../../core/config/types.js';
 import { renderSarif, renderValidateJson, type ValidateFormat, type ValidateOutcome } from '../validate-formats.js';
-import { lbVersion } from '../../daemon/version.js';
+import { lbVersion } from '../../version.js';
 
 export interface ValidateOptions {
   config: string;

@@ -11,6 +11,7 @@ import { detectBpfFeatures, type BpfFeatures, type Probe } from '../../dataplane
 import { linkFacts } from '../../dataplane/link-facts.js';
 import { xdpFeatureNames } from '../../dataplane/netlink/messages.js';
 import { packageRoot } from '../../package-root.js';
+import { lbVersion } from '../../version.js';
 import { printBlock, stdio, type CliIo } from '../output.js';
 
 export type VersionFormat = 'text' | 'json';
@@ -31,11 +32,6 @@ export interface VersionReport {
   kernel: string;
   features: Omit<BpfFeatures, 'libbpf'>;
   interfaces: InterfaceXdp[] | { error: string };
-}
-
-export function lbVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: unknown };
-  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
 
 /** The commit of the checkout lb runs from, else the one `make build` recorded, else null. */
