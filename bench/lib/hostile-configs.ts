@@ -159,6 +159,11 @@ export const HOSTILE_CASES: HostileCase[] = [
     expect: (p) => [`${p}:102:1: nesting deeper than 100 levels`],
   },
   {
+    name: 'YAML: 1,500 block mappings, each one space deeper',
+    make: (b) => file(b, 'indented.yaml', `${Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n')} 1\n`),
+    expect: (p) => [`${p}:101:101: nesting deeper than 100 levels`],
+  },
+  {
     name: 'EDN: 1M nested vectors',
     make: (b) => file(b, 'nested.edn', `{:proxies ${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`),
     expect: (p) => [`${p}:1:111: nesting deeper than 100 levels`],

@@ -28,7 +28,37 @@ describe('yamlTooDeep', () => {
   });
 });
 
+describe('yamlTooDeep on block collections', () => {
+  const indented = (levels: number, step = 1): string => Array.from({ length: levels }, (_, i) => `${' '.repeat(i * step)}k${i}:`).join('\n') + ' 1\n';
+
+  it('finds the line that opens block level 101, located at its content', () => {
+    expect(yamlTooDeep(indented(MAX_NESTING))).toBeUndefined();
+    expect(yamlTooDeep(indented(1500))).toEqual({ message: 'nesting deeper than 100 levels', line: 101, column: 101 });
+    expect(yamlTooDeep(indented(200, 2))).toMatchObject({ line: 101, column: 201 });
+  });
+
+  it('counts each `- ` that starts a line as a level, and closes levels by indentation', () => {
+    expect(yamlTooDeep(`a:\n  ${'- '.repeat(98)}x\n`)).toBeUndefined();
+    expect(yamlTooDeep(`a:\n  ${'- '.repeat(99)}x\n`)).toMatchObject({ line: 2, column: 3 + 2 * 99 });
+    // A thousand siblings, each two levels deep: never more than three levels open.
+    expect(yamlTooDeep(`proxies:\n${'  - name: a\n    port: 1\n'.repeat(1000)}`)).toBeUndefined();
+  });
+
+  it('skips the lines of block scalars, blank lines and comments', () => {
+    const scalar = Array.from({ length: 300 }, (_, i) => `${' '.repeat(4 + i)}text ${i}`).join('\n');
+    expect(yamlTooDeep(`a: |\n${scalar}\nb: >-\n${scalar}\n\n# x\nc: 1\n`)).toBeUndefined();
+    expect(yamlTooDeep(`- |\n${scalar}\n`)).toBeUndefined();
+    // The scalar ends where a line is no deeper than its key: counting starts again.
+    expect(yamlTooDeep(`a: |\n  t\n${indented(101)}`)).toMatchObject({ line: 103 });
+  });
+});
+
 describe('a deeply nested YAML config', () => {
+  it('of 1,500 block mappings is refused with a located error, not a stack overflow', () => {
+    const text = Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n') + ' 1\n';
+    expect(rejection(checkText('lb.yaml', text))).toEqual(['lb.yaml:101:101: nesting deeper than 100 levels']);
+  });
+
   it('is refused at once with a located error', () => {
     expect(rejection(checkText('lb.yaml', `proxies: ${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}\n`))).toEqual(['lb.yaml:1:110: nesting deeper than 100 levels']);
   });
