@@ -175,7 +175,7 @@ export const HOSTILE_CASES: HostileCase[] = [
       for (let i = 1; i < 10; i++) lines.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
       return file(b, 'laughs.yaml', `${lines.join('\n')}\nproxies: []\n`);
     },
-    expect: (p) => [`${p}:1:9: aliases expand to more than 10000 values`],
+    expect: (p) => [`${p}:1:13: aliases expand to more than 10000 values`],
   },
   {
     name: '15k unknown keys of 200 characters of escapes each',

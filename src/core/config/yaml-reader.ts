@@ -76,7 +76,8 @@ class Walker {
       return this.walk(target, pointer, depth + 1, here, key, true);
     }
     if (viaAlias && ++this.aliasNodes > MAX_ALIAS_NODES) {
-      this.errors.push({ message: `aliases expand to more than ${MAX_ALIAS_NODES} values`, ...here });
+      // Said once: every alias still to walk would say it again (an alias bomb printed 80 lines).
+      if (this.aliasNodes === MAX_ALIAS_NODES + 1) this.errors.push({ message: `aliases expand to more than ${MAX_ALIAS_NODES} values`, ...here });
       return null;
     }
     if (isScalar(node)) {
