@@ -2,8 +2,11 @@
 // reached directly, so the listener is keyed by 127.0.0.1 and its own port): the slowloris
 // deadline, the hello size bound and the connection limit each close the client and count it;
 // a half-close passes a FIN on and the other direction goes on; a backend's reset resets the
-// client; an idle relay is reset; an unreachable backend resets the client. Real sockets; every
+// client; an idle relay is reset; an unreachable backend, or one that never answers the SYN
+// (the connect bound), resets the client. Real sockets; every
 // wait is for an event, bounded by the test timeout.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
@@ -124,5 +127,24 @@ describe('Acceptor relay', () => {
     await closed(c);
     expect(a.counters.connectFailed).toBe(1);
     await expect.poll(() => a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 1, failed: 1, active: 0 });
+  });
+
+  it('resets the client when the backend does not answer within the connect bound, and counts it', async () => {
+    // A listener whose process never accepts (its only thread blocks after listening): once its
+    // accept queue (backlog 1: two connections) is full, the kernel drops the next SYN unanswered.
+    const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => { child.kill('SIGKILL'); });
+    const silent = Number((await once(child.stdout!, 'data'))[0].toString().trim());
+    for (let i = 0; i < 2; i++) await connect(silent);
+    const { a, port } = await acceptor(silent, { connectTimeoutMs: 300 });
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-sni'));
+    await closed(c);
+    expect(a.counters).toMatchObject({ connectFailed: 1, relayed: 0 });
+    await expect.poll(() => a.backends.get(`127.0.0.1:${silent}`)).toEqual({ attempts: 1, failed: 1, active: 0 });
   });
 });
