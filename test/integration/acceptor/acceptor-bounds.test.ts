@@ -7,7 +7,8 @@
 // wait is for an event, bounded by the test timeout.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
 import { captured } from '../../unit/sni/hellos.js';
@@ -58,6 +59,31 @@ describe('Acceptor bounds', () => {
 });
 
 describe('Acceptor relay', () => {
+  it('sets TCP_NODELAY on both sockets of a relayed pair (Nagle would hold back a TLS flight\'s small writes)', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port);
+    const c = await connect(port);
+    const hello = captured('node-sni');
+    c.write(hello);
+    // The replayed hello: the backend's socket is connected (its option is set at connect).
+    const s = await b.next();
+    await received(s, hello.length);
+    const libc = koffi.load('libc.so.6');
+    const getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as
+      (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
+    const IPPROTO_TCP = 6;
+    const TCP_NODELAY = 1;
+    const held = [...(a as unknown as { open: Set<Socket> }).open];
+    expect(held).toHaveLength(2);
+    for (const s of held) {
+      const value = Buffer.alloc(4);
+      expect(getsockopt((s as unknown as { _handle: { fd: number } })._handle.fd, IPPROTO_TCP, TCP_NODELAY, value, [4])).toBe(0);
+      expect(value.readInt32LE(0)).toBe(1);
+    }
+    // The backend's half-open socket would keep its server's close waiting.
+    s.destroy();
+  });
+
   it('replays the hello, passes a half-close on, and keeps the other direction open', async () => {
     const b = await backend();
     const { a, port } = await acceptor(b.port);
