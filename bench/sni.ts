@@ -4,7 +4,8 @@
 // in the kernel: lb_splice), HAProxy VIP:4443 (the VIP is local there through lb's local route);
 // then the daemon again with LB_SNI_RELAY=node (every byte through Node's stream.pipe: the
 // fallback, and the plain user-space relay to compare the splice with). Figures:
-// - new TLS connections/s: full handshakes (Node tls client, 32 at a time) to a TLS backend;
+// - new TLS connections/s: full handshakes (Node tls client, 32 at a time) to a TLS backend, and
+//   the proxy's CPU per connection (user + system, and user alone);
 // - bulk throughput, 1 and 16 streams: a real ClientHello then raw bytes to a discarding
 //   backend, so the proxies' relay is measured, not TLS crypto;
 // - CPU seconds of the proxy process (the daemon / haproxy) per GB relayed, and of the whole
@@ -78,11 +79,17 @@ function sh(argv: string[]): string {
   return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** utime + stime of a process, in seconds (/proc/PID/stat, clock ticks of 100 Hz). */
-function cpuSeconds(pid: number): number {
+/** utime and stime of a process, in seconds (/proc/PID/stat, clock ticks of 100 Hz). */
+function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
 }
 
 /** Busy time of every CPU since boot, in seconds (/proc/stat: all but idle and iowait; 100 Hz ticks). */
@@ -123,6 +130,12 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   const instance = `bsni${tag}`;
   const dir = mkdtempSync(join(tmpdir(), 'lb-bench-sni-'));
   const procs: ManagedProcess[] = [];
+  // LB_BENCH_SNI_PROFILE=DIR: the TLS backend, the TLS clients and the daemon relaying in Node write
+  // V8 CPU profiles there (where the time per connection goes: docs/benchmarks.md section 6). Not the
+  // first daemon: the profiler's SIGPROF makes the verifier give up loading the programs (EAGAIN);
+  // the second adopts what the first loaded.
+  const profileDir = process.env.LB_BENCH_SNI_PROFILE;
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   try {
     sh(['ip', 'netns', 'add', LB]);
     sh(['ip', 'netns', 'add', CLIENT]);
@@ -142,7 +155,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       await p.waitForOutput(ready, 20_000);
       return p;
     };
-    await start(['ip', 'netns', 'exec', LB, process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-backend.js'), '--name', 'b1', '--port', String(TLS_BACKEND),
+    await start(['ip', 'netns', 'exec', LB, process.execPath, ...prof, join(root, 'dist', 'src', 'sandbox', 'tls-backend.js'), '--name', 'b1', '--port', String(TLS_BACKEND),
       '--cert', join(dir, 'b.crt'), '--key', join(dir, 'b.key')], 'tls backend', /"ready":true/);
     await start(['ip', 'netns', 'exec', LB, process.execPath, '-e', SINK, String(SINK_BACKEND)], 'sink', /"ready":true/);
     writeFileSync(join(dir, 'lb.yaml'), `proxies:
@@ -154,7 +167,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
 `);
     // The daemon, relaying in the kernel (the default) or in Node; the serving log names the relay.
     const startDaemon = async (relay: 'kernel' | 'node'): Promise<ManagedProcess> => {
-      const p = new ManagedProcess(['nsenter', `--net=/run/netns/${LB}`, process.execPath, join(root, 'dist', 'src', 'cli', 'main.js'), '--instance', instance, 'daemon',
+      const p = new ManagedProcess(['nsenter', `--net=/run/netns/${LB}`, process.execPath, ...(relay === 'node' ? prof : []), join(root, 'dist', 'src', 'cli', 'main.js'), '--instance', instance, 'daemon',
         '--config', join(dir, 'lb.yaml'), '--poll', '1h', '--work-dir', join(dir, 'work')], { label: `lb daemon (${relay})`, env: { ...process.env, LB_SNI_RELAY: relay } });
       procs.push(p);
       await p.waitForOutput(/"msg":"SNI acceptor serving"/, 20_000);
@@ -176,10 +189,13 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     const add = (key: string, who: Who, v: number): void => { ((figures[key] ??= { lb: [], 'lb-node': [], haproxy: [] })[who]).push(v); };
     // Rounds alternate lb (spliced) and haproxy; then the daemon restarts relaying in Node for lb-node's rounds.
     const order: Who[][] = [];
-    for (let round = 0; round < ROUNDS; round++) order.push(round % 2 === 0 ? ['lb', 'haproxy'] : ['haproxy', 'lb']);
-    for (let round = 0; round < ROUNDS; round++) order.push(['lb-node']);
+    // --quick (1 round) or --rounds N below 3 shortens it for iterating.
+    const rounds = Math.min(ROUNDS, ctx.options.rounds);
+    const bulkBytes = rounds < ROUNDS ? BULK_BYTES / 8 : BULK_BYTES;
+    for (let round = 0; round < rounds; round++) order.push(round % 2 === 0 ? ['lb', 'haproxy'] : ['haproxy', 'lb']);
+    for (let round = 0; round < rounds; round++) order.push(['lb-node']);
     for (const [i, whos] of order.entries()) {
-      const round = i % ROUNDS;
+      const round = i % rounds;
       for (const who of whos) {
         if (who === 'lb-node' && pids['lb-node'] === 0) {
           await daemon.stop(5000);
@@ -188,23 +204,33 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         }
         const port = who === 'haproxy' ? HAPROXY_PORT : LB_PORT;
         ctx.log(`sni: round ${round + 1}, ${who}: ${HANDSHAKES} handshakes`);
+        const hsCpu0 = cpuTimes(pids[who]);
+        const hsMachine0 = machineCpuSeconds();
         const t0 = process.hrtime.bigint();
-        const r = await execIn(CLIENT, [process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
+        const r = await execIn(CLIENT, [process.execPath, ...prof, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
           '--servername', NAME, '--count', String(HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const results = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results;
         const errors = results.filter((x) => x.error).length;
         if (errors > 0) throw new BenchError(`${who}: ${errors} of ${HANDSHAKES} handshakes failed`);
         add('handshakes', who, HANDSHAKES / seconds);
+        // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
+        // TCP work, about the same for every proxy): what the connection rate costs each of them.
+        const hsCpu = cpuTimes(pids[who]);
+        add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6);
+        add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6);
+        // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
+        // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
+        add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6);
         for (const streams of [1, 16]) {
-          ctx.log(`sni: round ${round + 1}, ${who}: ${BULK_BYTES / 2 ** 20} MiB over ${streams} stream(s)`);
+          ctx.log(`sni: round ${round + 1}, ${who}: ${bulkBytes / 2 ** 20} MiB over ${streams} stream(s)`);
           const cpu0 = cpuSeconds(pids[who]);
           const machine0 = machineCpuSeconds();
-          const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(BULK_BYTES), hello], { timeoutMs: 300_000 });
+          const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(bulkBytes), hello], { timeoutMs: 300_000 });
           const cpu = cpuSeconds(pids[who]) - cpu0;
           const machine = machineCpuSeconds() - machine0;
           const out = JSON.parse(b.stdout.trim().split('\n').pop()!) as { seconds: number; received: number };
-          if (out.received < BULK_BYTES - 16 * 256 * 1024) throw new BenchError(`${who}: the sink received ${out.received} of ${BULK_BYTES} bytes`);
+          if (out.received < bulkBytes - 16 * 256 * 1024) throw new BenchError(`${who}: the sink received ${out.received} of ${bulkBytes} bytes`);
           add(`bulk${streams}`, who, (out.received * 8) / out.seconds / 1e9);
           add(`cpu${streams}`, who, cpu / (out.received / 1e9));
           add(`machine${streams}`, who, machine / (out.received / 1e9));
@@ -213,6 +239,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     }
     const units: Record<string, [string, string]> = {
       handshakes: ['new TLS connections/s (full handshakes, 32 at a time)', 'conn/s'],
+      hscpu: ['proxy CPU per new TLS connection (user + system)', 'CPU us/conn'],
+      hsuser: ['proxy user-space CPU per new TLS connection', 'CPU us/conn'],
+      hsmachine: ['machine CPU per new TLS connection (client, backend, proxy, softirq)', 'CPU us/conn'],
       bulk1: ['bulk throughput, 1 stream', 'Gbit/s'],
       bulk16: ['bulk throughput, 16 streams', 'Gbit/s'],
       cpu1: ['proxy CPU per GB relayed, 1 stream', 'CPU s/GB'],
@@ -226,12 +255,12 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       for (const who of ['lb', 'lb-node', 'haproxy'] as const) {
         measurements.push({ key: `${key}_${who.replace('-', '_')}`, label: `${label}: ${who}`, value: median(byWho[who]), unit, samples: byWho[who] });
       }
-      const cpu = key.startsWith('cpu') || key.startsWith('machine');
+      const cpu = key.startsWith('cpu') || key.startsWith('machine') || key.startsWith('hs');
       for (const other of ['haproxy', 'lb-node'] as const) {
         ratios.push({
           key: `${key}_lb_vs_${other.replace('-', '_')}`, label: cpu ? `${label}: ${other} / lb (higher: lb cheaper)` : `${label}: lb / ${other}`,
           value: cpu ? ratio(median(byWho[other]), median(byWho.lb)) : ratio(median(byWho.lb), median(byWho[other])),
-          ...(other === 'haproxy' && !key.startsWith('cpu') ? { goal: 1 } : {}),
+          ...(other === 'haproxy' && !key.startsWith('cpu') && !key.startsWith('hs') ? { goal: 1 } : {}),
         });
       }
     }
@@ -239,10 +268,10 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       suite: 'sni', title: 'SNI routing: lb acceptor vs HAProxy (TCP mode, req.ssl_sni)',
       method: [
         `Both proxies in one namespace on the same VIP (lb :${LB_PORT} via lb_sk_lookup, haproxy :${HAPROXY_PORT}), backends on its loopback, clients in another namespace over a veth.`,
-        `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both).`,
+        `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both); the proxy process's CPU per connection (user + system, and user alone) over the same run.`,
         `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${BULK_BYTES / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy process from /proc/PID/stat, of the machine from /proc/stat.`,
         `lb splices in the kernel (lb_splice, LB_SNI_RELAY=kernel: opt-in, docs/sni.md); lb-node is the same daemon restarted with LB_SNI_RELAY=node (Node's stream.pipe, the default relay).`,
-        `${ROUNDS} rounds alternating lb and haproxy, then ${ROUNDS} rounds of lb-node; medians.`,
+        `${rounds} rounds alternating lb and haproxy, then ${rounds} rounds of lb-node; medians${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
       ],
       measurements, ratios,
       notes: ['A spliced pair\'s bytes are moved in softirq and the psock\'s kworker, not in the daemon: compare the machine CPU figures, not the proxy process\'s.'],

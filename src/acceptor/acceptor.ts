@@ -9,6 +9,7 @@ import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '..
 import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
+import { Deadlines } from './deadlines.js';
 import { relay } from './relay.js';
 import type { Splicer } from './splice.js';
 
@@ -98,9 +99,21 @@ export class Acceptor {
   private readonly open = new Set<Socket>();
   /** The in-kernel relay (splice.ts); null: Node relays every connection. */
   splicer: Splicer | null = null;
+  /** Clients still sending their hello, and backends still connecting: one timer each, not one per connection. */
+  private readonly helloDeadlines: Deadlines<Socket>;
+  private readonly connectDeadlines: Deadlines<Socket>;
 
   constructor(private limits: AcceptorLimits = DEFAULT_LIMITS, private readonly events: AcceptorEvents = {}) {
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
+    this.helloDeadlines = new Deadlines(limits.helloTimeoutMs, (client) => {
+      this.counters.helloTimeout++;
+      // Only the hello reader listens for data before the relay.
+      client.removeAllListeners('data');
+      client.resetAndDestroy();
+    });
+    this.connectDeadlines = new Deadlines(limits.connectTimeoutMs, (upstream) => upstream.destroy(new Error('connect timeout')));
+    // noDelay on the client's side too (the backend's is set at connect): a relayed TLS flight is
+    // several small writes, and Nagle would hold one behind the client's delayed ACK.
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (s) => this.accept(s));
     this.server.maxConnections = limits.maxConnections;
     this.server.on('drop', () => { this.counters.overLimit++; });
   }
@@ -139,10 +152,14 @@ export class Acceptor {
     if (limits) {
       this.limits = { ...this.limits, ...limits };
       this.server.maxConnections = this.limits.maxConnections;
+      this.helloDeadlines.setTimeout(this.limits.helloTimeoutMs);
+      this.connectDeadlines.setTimeout(this.limits.connectTimeoutMs);
     }
   }
 
   async close(): Promise<void> {
+    this.helloDeadlines.clear();
+    this.connectDeadlines.clear();
     for (const s of this.open) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -152,7 +169,11 @@ export class Acceptor {
     this.counters.accepted++;
     this.counters.active++;
     this.open.add(client);
-    client.once('close', () => { this.open.delete(client); this.counters.active--; });
+    client.once('close', () => {
+      this.open.delete(client);
+      this.helloDeadlines.delete(client);
+      this.counters.active--;
+    });
     client.on('error', () => client.destroy());
     const routed = this.byAddress.get(addressKey(client.localAddress ?? '', client.localPort ?? 0))
       ?? this.byAddress.get(addressKey(null, client.localPort ?? 0));
@@ -165,17 +186,14 @@ export class Acceptor {
     let size = 0;
     // The stream bound: the hello's bytes plus a header for every record it may span.
     const maxStream = this.limits.maxHelloBytes + 4 + 5 * MAX_HELLO_RECORDS;
-    const timer = setTimeout(() => {
-      this.counters.helloTimeout++;
-      client.removeListener('data', onData);
-      client.resetAndDestroy();
-    }, this.limits.helloTimeoutMs);
+    this.helloDeadlines.add(client);
     const decide = (serverName: string | null): void => {
-      clearTimeout(timer);
+      this.helloDeadlines.delete(client);
       client.removeListener('data', onData);
       client.removeListener('end', onEnd);
       client.pause();
-      this.connect(routed, client, Buffer.concat(chunks, size), serverName, accepted);
+      // onData keeps the bytes in one chunk: replayed as read, not copied again.
+      this.connect(routed, client, chunks[0] ?? Buffer.alloc(0), serverName, accepted);
     };
     const onData = (d: Buffer): void => {
       chunks.push(d);
@@ -190,7 +208,7 @@ export class Acceptor {
       }
       if (v.kind === 'invalid' || size > maxStream) {
         this.counters.helloTooLarge++;
-        clearTimeout(timer);
+        this.helloDeadlines.delete(client);
         client.removeListener('data', onData);
         client.resetAndDestroy();
       }
@@ -199,7 +217,6 @@ export class Acceptor {
     const onEnd = (): void => { this.counters.helloInvalid++; decide(null); };
     client.on('data', onData);
     client.once('end', onEnd);
-    client.once('close', () => clearTimeout(timer));
   }
 
   private connect(routed: RoutedListener, client: Socket, replay: Buffer, serverName: string | null, accepted: { ns: bigint; ms: number }): void {
@@ -226,9 +243,10 @@ export class Acceptor {
     this.open.add(upstream);
     upstream.once('close', () => {
       this.open.delete(upstream);
+      this.connectDeadlines.delete(upstream);
       load.active--;
     });
-    upstream.setTimeout(this.limits.connectTimeoutMs, () => upstream.destroy(new Error('connect timeout')));
+    this.connectDeadlines.add(upstream);
     const onConnectError = (): void => {
       this.counters.connectFailed++;
       load.failed++;
@@ -237,7 +255,7 @@ export class Acceptor {
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      upstream.setTimeout(0);
+      this.connectDeadlines.delete(upstream);
       if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
       if (replay.length > 0) upstream.write(replay);
       this.counters.relayed++;

@@ -2,7 +2,7 @@
 // one conn-open when the backend accepted, one conn-close when the relay ended, shaped as the data
 // plane's records (proxy, listener, client, VIP, backend, bytes, reason, duration) plus the route
 // that chose the backend and the name the client sent. The access log, the latency histograms,
-// the per-backend counters and `lb top` then show them with the rest.
+// the per-backend counters and `lb top` then show them with the rest. Batched per event-loop turn.
 
 import { IPPROTO_TCP } from '../core/abi.js';
 import type { ConnRecord, EventHub } from '../observe/events/event-hub.js';
@@ -25,10 +25,32 @@ export function acceptorRecord(c: AcceptorConn, end?: { up: number; down: number
   };
 }
 
-/** The acceptor's events that publish its connections to the hub (the daemon's wiring). */
-export function acceptorConnEvents(hub: Pick<EventHub, 'publish'>): AcceptorEvents {
+/**
+ * The acceptor's events that publish its connections to the hub (the daemon's wiring). Records
+ * made in one turn of the event loop go out as one batch (setImmediate, in the order they were
+ * made; each keeps the time it was made): a batch's encoding and every sink's call are paid once
+ * per batch, not per connection. `flush()` publishes what waits now.
+ */
+export function acceptorConnEvents(hub: Pick<EventHub, 'publish'>): AcceptorEvents & { flush(): void } {
+  let waiting: ConnRecord[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (waiting.length === 0) return;
+    const records = waiting;
+    waiting = [];
+    hub.publish(records);
+  };
+  const add = (r: ConnRecord): void => {
+    waiting.push(r);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
   return {
-    opened: (c) => hub.publish([acceptorRecord(c)]),
-    closed: (c, end) => hub.publish([acceptorRecord(c, end)]),
+    opened: (c) => add(acceptorRecord(c)),
+    closed: (c, end) => add(acceptorRecord(c, end)),
+    flush,
   };
 }

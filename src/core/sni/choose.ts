@@ -40,14 +40,40 @@ export function chooseBackend(routed: RoutedListener, conn: Connection, serverNa
   const source = listener.sourceRoutes.find((r) => prefixContains(r.network, r.prefixLength, client));
   if (source) return pick(source.prefix, source.backends, source.persist, client, conn);
   const sni = routed.sni.match(serverName);
-  if (sni) return pick(`sni:${sni.wildcard ? '*.' : ''}${sni.hostname}`, sni.backends, sni.persist, client, conn);
+  if (sni) return pick(routeGroup(sni), sni.backends, sni.persist, client, conn);
   return pick('default', listener.defaultBackends, listener.persist, client, conn);
 }
 
 function pick(group: string, backends: readonly SpliceBackend[], persist: boolean, client: number, conn: Connection): Choice {
   const hash = flowHash({ saddr: client, daddr: ipv4ToU32(conn.localIp), sport: conn.clientPort, dport: conn.localPort, proto: IPPROTO_TCP }, persist);
-  const i = chooseTarget(hash, backends.map((b) => b.weight));
+  const i = chooseTarget(hash, weightsOf(backends));
   return { group, backend: i < 0 ? null : backends[i]! };
+}
+
+/*
+ * Per group and per route, what every connection would otherwise rebuild: the weights' array and
+ * the route's group name. A table is compiled anew for every apply (new arrays and routes), so
+ * these never outlive the weights they were read from; weak, so old tables are collected.
+ */
+const weightsCache = new WeakMap<readonly SpliceBackend[], readonly number[]>();
+const groupCache = new WeakMap<SpliceRoute, string>();
+
+function weightsOf(backends: readonly SpliceBackend[]): readonly number[] {
+  let w = weightsCache.get(backends);
+  if (!w) {
+    w = backends.map((b) => b.weight);
+    weightsCache.set(backends, w);
+  }
+  return w;
+}
+
+function routeGroup(route: SpliceRoute): string {
+  let g = groupCache.get(route);
+  if (g === undefined) {
+    g = `sni:${route.wildcard ? '*.' : ''}${route.hostname}`;
+    groupCache.set(route, g);
+  }
+  return g;
 }
 
 function prefixContains(network: number, length: number, addr: number): boolean {

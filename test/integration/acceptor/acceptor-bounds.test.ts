@@ -2,9 +2,13 @@
 // reached directly, so the listener is keyed by 127.0.0.1 and its own port): the slowloris
 // deadline, the hello size bound and the connection limit each close the client and count it;
 // a half-close passes a FIN on and the other direction goes on; a backend's reset resets the
-// client; an idle relay is reset; an unreachable backend resets the client. Real sockets; every
+// client; an idle relay is reset; an unreachable backend, or one that never answers the SYN
+// (the connect bound), resets the client. Real sockets; every
 // wait is for an event, bounded by the test timeout.
-import net, { type AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
 import { captured } from '../../unit/sni/hellos.js';
@@ -55,6 +59,31 @@ describe('Acceptor bounds', () => {
 });
 
 describe('Acceptor relay', () => {
+  it('sets TCP_NODELAY on both sockets of a relayed pair (Nagle would hold back a TLS flight\'s small writes)', async () => {
+    const b = await backend();
+    const { a, port } = await acceptor(b.port);
+    const c = await connect(port);
+    const hello = captured('node-sni');
+    c.write(hello);
+    // The replayed hello: the backend's socket is connected (its option is set at connect).
+    const s = await b.next();
+    await received(s, hello.length);
+    const libc = koffi.load('libc.so.6');
+    const getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as
+      (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
+    const IPPROTO_TCP = 6;
+    const TCP_NODELAY = 1;
+    const held = [...(a as unknown as { open: Set<Socket> }).open];
+    expect(held).toHaveLength(2);
+    for (const s of held) {
+      const value = Buffer.alloc(4);
+      expect(getsockopt((s as unknown as { _handle: { fd: number } })._handle.fd, IPPROTO_TCP, TCP_NODELAY, value, [4])).toBe(0);
+      expect(value.readInt32LE(0)).toBe(1);
+    }
+    // The backend's half-open socket would keep its server's close waiting.
+    s.destroy();
+  });
+
   it('replays the hello, passes a half-close on, and keeps the other direction open', async () => {
     const b = await backend();
     const { a, port } = await acceptor(b.port);
@@ -124,5 +153,24 @@ describe('Acceptor relay', () => {
     await closed(c);
     expect(a.counters.connectFailed).toBe(1);
     await expect.poll(() => a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 1, failed: 1, active: 0 });
+  });
+
+  it('resets the client when the backend does not answer within the connect bound, and counts it', async () => {
+    // A listener whose process never accepts (its only thread blocks after listening): once its
+    // accept queue (backlog 1: two connections) is full, the kernel drops the next SYN unanswered.
+    const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => { child.kill('SIGKILL'); });
+    const silent = Number((await once(child.stdout!, 'data'))[0].toString().trim());
+    for (let i = 0; i < 2; i++) await connect(silent);
+    const { a, port } = await acceptor(silent, { connectTimeoutMs: 300 });
+    const c = await connect(port);
+    c.on('error', () => undefined);
+    c.write(captured('node-sni'));
+    await closed(c);
+    expect(a.counters).toMatchObject({ connectFailed: 1, relayed: 0 });
+    await expect.poll(() => a.backends.get(`127.0.0.1:${silent}`)).toEqual({ attempts: 1, failed: 1, active: 0 });
   });
 });

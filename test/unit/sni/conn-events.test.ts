@@ -43,10 +43,28 @@ describe('acceptor connection records', () => {
     events.opened!(conn(1));
     events.opened!(conn(2));
     events.closed!(conn(1), { up: 10, down: 20, reason: 'fin' });
+    events.flush();
     expect(published.map((r) => r.type)).toEqual(['open', 'open', 'close']);
     stats.setActive(new Map([['tls\u0000127.0.0.1:9442', 3]]));
     expect(stats.backends()).toMatchObject([{ proxy: 'tls', backend: '127.0.0.1:9442', opened: 2, closed: 1, active: 1 + 3 }]);
     stats.setActive(new Map());
     expect(stats.backends()[0]!.active).toBe(1);
+  });
+
+  it('publishes the records of one event-loop turn as one batch, in order', async () => {
+    const batches: ConnRecord[][] = [];
+    const events = acceptorConnEvents({ publish: (rs) => { batches.push([...rs]); } });
+    events.opened!(conn(1));
+    events.opened!(conn(2));
+    events.closed!(conn(1), { up: 10, down: 20, reason: 'fin' });
+    expect(batches).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches.map((b) => b.map((r) => `${r.type}:${r.clientPort}`))).toEqual([['open:1', 'open:2', 'close:1']]);
+    events.closed!(conn(2), { up: 1, down: 2, reason: 'rst-client' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches.map((b) => b.length)).toEqual([3, 1]);
+    // Nothing waiting: no empty batch.
+    events.flush();
+    expect(batches).toHaveLength(2);
   });
 });
