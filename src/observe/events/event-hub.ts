@@ -50,6 +50,13 @@ export interface EventHubStats {
 interface Names {
   serial: number;
   listeners: Map<number, ListenerNames>;
+  /**
+   * Every listener of the generation found its proxy in the logical state. When not (a state
+   * written after the maps), the next sweep reads again; when so, not until the serial moves: a
+   * data plane with no listener (only SNI proxies, served by the acceptor) was read whole every
+   * sweep.
+   */
+  named: boolean;
 }
 
 export class EventHub {
@@ -63,7 +70,7 @@ export class EventHub {
   private readonly pressure: Array<() => Promise<void> | undefined> = [];
   private readonly activeSinks: Array<(counts: Map<string, number>) => void> = [];
   private timer: NodeJS.Timeout | undefined;
-  private names: Names = { serial: -1, listeners: new Map() };
+  private names: Names = { serial: -1, listeners: new Map(), named: false };
   private kernel = { emitted: 0n, dropped: 0n };
   private swept = 0;
   private error: string | undefined;
@@ -165,7 +172,7 @@ export class EventHub {
   /** The names of the active generation's listeners, read again when the generation changed. */
   private loadNames(dp: DataPlane): void {
     const serial = readCtl(dp).serial;
-    if (serial === this.names.serial && this.names.listeners.size > 0) return;
+    if (serial === this.names.serial && this.names.named) return;
     // The apply's verified live state when it is the one in the maps (useLive), else a read.
     const live = this.given?.ctl.serial === serial ? this.given : readLive(this.opts.instance, { dp });
     this.given = undefined;
@@ -178,11 +185,13 @@ export class EventHub {
       const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
       if (!byKey.has(k)) byKey.set(k, s);
     }
+    let named = true;
     for (const l of live.generation.listeners) {
       const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
+      if (!logical) named = false;
       listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
     }
-    this.names = { serial, listeners };
+    this.names = { serial, listeners, named };
     this.settings = live.generation.settings;
   }
 
