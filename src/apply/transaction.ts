@@ -24,6 +24,7 @@ import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord, type RecordBody } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
+import { sameJson } from '../core/same-json.js';
 import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
   EMPTY_GROUP_VALUE, firstDifference, restoreOps,
@@ -471,9 +472,9 @@ function verify(dp: DataPlane, gen: number, desired: Columns, desiredRaw: () => 
     interfaces: wanted,
     ...(req.desired.paths !== undefined ? { paths: req.desired.paths } : {}), // checked on the attachments above
   });
-  const a = stableJson(decoded);
-  const b = stableJson({ ...req.desired, interfaces: [...req.desired.interfaces].sort() });
-  if (a !== b) {
+  const want = { ...req.desired, interfaces: [...req.desired.interfaces].sort() };
+  if (!sameJson(decoded, want, stableJson)) {
+    const [a, b] = [stableJson(decoded), stableJson(want)];
     throw new LbError('LB_APPLY_VERIFY', `generation ${gen} decodes to a state different from the desired one (first difference near: ${firstTextDifference(a, b)})`, { gen });
   }
 }
