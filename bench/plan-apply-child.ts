@@ -11,6 +11,9 @@
 //                   batched writes, flip, read-back), then two 1% changes in the same process, as
 //                   the daemon makes them (the second is the steady state: a delta apply,
 //                   src/apply/delta.ts, from what this process's own applies left).
+//   daemon N NS     N proxies (YAML) through the daemon's path: check, plan against the live
+//                   instance (planCheckedConfig), apply with the desired state (read-back decoded
+//                   and compared); a full apply into a fresh instance, then two 1% changes.
 //   raw N NS        the same N entries written to a fresh instance with plain batched map updates
 //                   and one lb_ctl update: the floor the transaction is compared with.
 
@@ -25,21 +28,29 @@ import {
 import { diffStates } from '../src/core/plan/plan.js';
 import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
+import { configDigest, planCheckedConfig } from '../src/apply/prepare.js';
 
 type Out = Record<string, number | string>;
 
-function proxiesYaml(n: number, reweightEvery: number): string {
+/**
+ * N proxies; every `reweightEvery`-th (from `offset`) gets another weight. Listening on `ifname`;
+ * `shared`: each proxy's second target is the next proxy's first (N distinct backends, not 2N: the
+ * data plane holds 16,384 target ids, so 10,000 proxies can be applied only so).
+ */
+function proxiesYaml(n: number, reweightEvery: number, offset = 0, ifname = 'eth0', shared = false): string {
   const lines = ['proxies:'];
   for (let i = 0; i < n; i++) {
-    const w = reweightEvery > 0 && i % reweightEvery === 0 ? 70 : 50;
+    const w = reweightEvery > 0 && i % reweightEvery === offset ? 70 : 50;
     const a = 1 + (i % 250);
     const b = Math.floor(i / 250) % 250;
+    const next = (i + 1) % n;
+    const second = shared ? `10.1.${Math.floor(next / 250) % 250}.${1 + (next % 250)}` : `10.2.${b}.${a}`;
     lines.push(
       `  - name: svc-${i}`,
-      `    listen: {interfaces: [eth0], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
+      `    listen: {interfaces: [${ifname}], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
       '    default-target:',
       `      - {ip: 10.1.${b}.${a}, port: 8080, weight: ${w}}`,
-      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
+      `      - {ip: ${second}, port: 8080, weight: 50}`,
     );
   }
   lines.push('settings: {connection-timeout-sec: 300}');
@@ -129,6 +140,43 @@ function apply(n: number, instance: string): Out {
   return { entries: entryCount(first), loadMs, firstMs, firstOps: r1.ops, secondMs, secondOps: r2.ops, changeMs, changeOps: r3.ops };
 }
 
+/**
+ * The daemon's path for one configuration (src/reconcile/engine.ts without the worker, the lock
+ * and the status): check the YAML, plan it against the live instance (compile, read the live
+ * state, encode, diff: planCheckedConfig), and apply it with the desired LogicalState, so that the
+ * read-back decodes and compares it as the daemon's does. Times of each part.
+ */
+function daemonApply(instance: string, text: string): Out {
+  const t0 = performance.now();
+  const checked = checkConfig([{ file: 'lb.yaml', text }]);
+  if (!checked.ok) throw new Error(`generated config invalid: ${JSON.stringify(checked.diagnostics.slice(0, 3))}`);
+  const t1 = performance.now();
+  const prepared = planCheckedConfig({ configPath: 'lb.yaml', config: checked.config, warnings: checked.warnings, files: checked.config.files, configDigest: configDigest([{ file: 'lb.yaml', text }]) }, { instance });
+  const t2 = performance.now();
+  const r = runTransaction({
+    instance, generation: prepared.encoded.generation, interfaces: prepared.desired.interfaces, desired: prepared.desired,
+    targetIds: prepared.encoded.targetIds, configDigest: prepared.configDigest,
+  });
+  const t3 = performance.now();
+  return { checkMs: t1 - t0, prepareMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, ops: r.ops };
+}
+
+/**
+ * N proxies through the daemon's path (daemonApply): the first into a fresh instance (loaded
+ * before, as in apply()), then two 1% changes (every 100th proxy reweighted); the second is the
+ * steady state. The figure: the steady change against the full apply, both check to read-back.
+ */
+function daemon(n: number, instance: string): Out {
+  const texts = [proxiesYaml(n, 0, 0, 'va0', true), proxiesYaml(n, 100, 1, 'va0', true), proxiesYaml(n, 100, 2, 'va0', true)];
+  DataPlane.open({ instance }).close();
+  const [full, , change] = texts.map((t) => daemonApply(instance, t));
+  const out: Out = { proxies: n };
+  for (const [name, o] of [['full', full!], ['change', change!]] as const) {
+    for (const [k, v] of Object.entries(o)) out[`${name}${k[0]!.toUpperCase()}${k.slice(1)}`] = v;
+  }
+  return out;
+}
+
 function raw(n: number, instance: string): Out {
   const ifindex = interfaceIndex('va0');
   const cfg = generation(n, ifindex, 0);
@@ -151,13 +199,13 @@ function raw(n: number, instance: string): Out {
 function main(): void {
   const [mode, nText, ns, instance] = process.argv.slice(2);
   const n = Number(nText);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`usage: plan-apply-child plan|apply|raw N [NS INSTANCE]`);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`usage: plan-apply-child plan|apply|raw|daemon N [NS INSTANCE]`);
   let out: Out;
   if (mode === 'plan') out = plan(n);
-  else if ((mode === 'apply' || mode === 'raw') && ns && instance) {
+  else if ((mode === 'apply' || mode === 'raw' || mode === 'daemon') && ns && instance) {
     out = withNetns(ns, () => {
       recoverInstance(instance);
-      return mode === 'apply' ? apply(n, instance) : raw(n, instance);
+      return mode === 'apply' ? apply(n, instance) : mode === 'raw' ? raw(n, instance) : daemon(n, instance);
     });
   } else throw new Error(`unknown mode ${mode}`);
   out.maxRssMiB = process.resourceUsage().maxRSS / 1024;

@@ -15,6 +15,8 @@ import type { Measurement, Suite, SuiteContext, SuiteResult } from './lib/suite.
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'plan-apply-child.js');
 const ENTRIES = 100_000;
 const ROUNDS = 3;
+/** Proxies of the daemon-path measurement (each a listener and a group; 10,000 distinct backends). */
+const DAEMON_PROXIES = 10_000;
 
 type ChildOut = Record<string, number>;
 
@@ -84,19 +86,24 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
 
   const applies: ChildOut[] = [];
   const raws: ChildOut[] = [];
+  const daemons: ChildOut[] = [];
   withScratchNetns((ns) => {
     for (let i = 0; i < ROUNDS; i++) {
-      for (const mode of ['raw', 'apply'] as const) {
+      for (const mode of ['raw', 'apply', 'daemon'] as const) {
         const instance = `bench-pa-${process.pid}-${mode}`;
-        ctx.log(`${mode} of ${ENTRIES.toLocaleString('en-US')} entries, round ${i + 1}/${ROUNDS}`);
+        const n = mode === 'daemon' ? DAEMON_PROXIES : ENTRIES;
+        ctx.log(`${mode} of ${n.toLocaleString('en-US')} ${mode === 'daemon' ? 'proxies' : 'entries'}, round ${i + 1}/${ROUNDS}`);
         try {
-          (mode === 'raw' ? raws : applies).push(child([mode, String(ENTRIES), ns, instance]));
+          (mode === 'raw' ? raws : mode === 'apply' ? applies : daemons).push(child([mode, String(n), ns, instance]));
         } finally {
           down(ns, instance);
         }
       }
     }
   });
+  const daemonFull = daemons.map((o) => o.fullTotalMs!);
+  const daemonChange = daemons.map((o) => o.changeTotalMs!);
+  const part = (key: string): number => median(daemons.map((o) => o[key]!));
   const applyMs = applies.map((o) => o.firstMs!);
   const rawMs = raws.map((o) => o.rawMs!);
   const changeMs = applies.map((o) => o.changeMs!);
@@ -104,6 +111,15 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
     { key: 'apply_100k', label: `apply, ${ENTRIES.toLocaleString('en-US')} entries into a fresh instance (transaction)`, value: median(applyMs), unit: 'ms', samples: applyMs, detail: { ops: applies[0]!.firstOps, entries: applies[0]!.entries, loadMs: median(applies.map((o) => o.loadMs!)) } },
     { key: 'raw_100k', label: `raw batched map updates of the same entries`, value: median(rawMs), unit: 'ms', samples: rawMs },
     { key: 'apply_1pct', label: 'apply, a 1% change of those entries (steady state)', value: median(changeMs), unit: 'ms', samples: changeMs, detail: { ops: applies[0]!.changeOps, secondApplyMs: applies[0]!.secondMs, secondApplyOps: applies[0]!.secondOps } },
+    {
+      key: 'daemon_full', label: `daemon's path, ${DAEMON_PROXIES.toLocaleString('en-US')} proxies into a fresh instance (check + plan against live + apply + read-back)`,
+      value: median(daemonFull), unit: 'ms', samples: daemonFull,
+      detail: { checkMs: part('fullCheckMs'), prepareMs: part('fullPrepareMs'), applyMs: part('fullApplyMs'), ops: daemons[0]!.fullOps },
+    },
+    {
+      key: 'daemon_1pct', label: `daemon's path, a 1% change of those proxies (steady state)`, value: median(daemonChange), unit: 'ms', samples: daemonChange,
+      detail: { checkMs: part('changeCheckMs'), prepareMs: part('changePrepareMs'), applyMs: part('changeApplyMs'), ops: daemons[0]!.changeOps, maxRssMiB: Math.max(...daemons.map((o) => o.maxRssMiB!)) },
+    },
     { key: 'apply_rss', label: 'peak RSS, apply of 100k entries', value: Math.max(...applies.map((o) => o.maxRssMiB!)), unit: 'MiB' },
     { key: 'raw_rss', label: 'peak RSS, raw update of 100k entries', value: Math.max(...raws.map((o) => o.maxRssMiB!)), unit: 'MiB' },
   );
@@ -116,6 +132,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       'Plan: generated YAML of N proxies (two targets each) against the compiled state of the same config with every 10th proxy reweighted; no kernel.',
       `Apply: ${ENTRIES.toLocaleString('en-US')} entries (listeners : groups : source routes = 1 : 1 : 8) into a fresh instance in a scratch namespace, loaded before the timing (as for raw): ops diff, journal, batched writes, flip, read-back.`,
       'Raw: the same entries with BPF_MAP_UPDATE_BATCH per map and one lb_ctl update, into a fresh instance (no journal, no read-back).',
+      `Daemon's path: ${DAEMON_PROXIES.toLocaleString('en-US')} proxies as YAML, checked, planned against the live instance (planCheckedConfig) and applied with the desired state (read-back decoded and compared), in one process: a full apply, then two 1% changes (the second is reported).`,
     ],
     measurements,
     ratios: [
@@ -123,6 +140,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       { key: 'plan_scaling', label: 'plan time 10k / 1k proxies (10 = linear)', value: ratio(plan10k, median(plans[1_000]!.map((o) => o.totalMs!))) },
       { key: 'raw_vs_apply', label: 'raw batched update / transactional apply (goal: apply within 2x)', value: ratio(median(rawMs), median(applyMs)), goal: 0.5 },
       { key: 'apply_vs_change', label: 'full apply / 1% change (goal: the change under 10% of a full apply)', value: ratio(median(applyMs), median(changeMs)), goal: 10 },
+      { key: 'daemon_full_vs_change', label: "daemon's path: full / 1% change (proportional to the change would be ~100)", value: ratio(median(daemonFull), median(daemonChange)) },
       { key: 'apply_rss_vs_goal', label: 'peak RSS of the apply: 300 MiB / measured (goal: under 300 MiB)', value: ratio(300, Math.max(...applies.map((o) => o.maxRssMiB!))), goal: 1 },
     ],
     notes: [],

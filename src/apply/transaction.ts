@@ -14,7 +14,7 @@ import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
   DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsColumns, readGenerationsRaw,
-  readGroupHalf, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
+  readGroupHalf, readSrcRoutesRaw, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
 import { LB_LF_PERSIST, LB_LF_SRC_ROUTES, LB_MAX_GROUPS } from '../core/abi.js';
@@ -24,12 +24,13 @@ import { isAttached } from '../state/live.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord, type RecordBody } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
+import { sameJson } from '../core/same-json.js';
 import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
   EMPTY_GROUP_VALUE, firstDifference, restoreOps,
 } from '../core/ops.js';
 import {
-  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsDigestState, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, pairsOf,
+  SHAPES, canonicalColumns, columnOf, columnsDigest, columnsDigestState, columnsOf, diffColumns, encodeCanonicalColumns, encodedOf, opCount, pairsOf,
   type Column, type Columns, type OpRun,
 } from '../core/columns.js';
 import { executeOps, executeRuns } from './execute-ops.js';
@@ -153,7 +154,8 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   let known: KnownRoutes | null = null;
   let current: Columns;
   let activeRaw: EncodedGeneration | undefined;
-  let inactive: EncodedGeneration | undefined; // read as pairs: only when the trie is walked
+  // The generations as read whole from the maps, the trie walked (no trusted records); active: when read.
+  let walked: { inactive: Columns; active: Columns | undefined } | undefined;
   let inactiveWhole: Columns;
   if (delta !== null) {
     ({ desired, digest: desiredDigestState, desiredDigest, current, inactive: inactiveWhole } = delta);
@@ -162,7 +164,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     // The desired generation in columns, in canonical order (src/core/columns.ts): the diff, the
     // writes, the journal and the read-back all work on these without a Buffer per entry. Its pairs
     // (views into the columns) are made only where code takes pairs: the no-op check and decoding.
-    desired = canonicalColumns(encodeColumns(targetGen, req.generation));
+    desired = encodeCanonicalColumns(targetGen, req.generation);
     desiredDigestState = columnsDigestState(desired);
     desiredDigest = digestHex(desiredDigestState, desired.settings);
     // What both generations hold, from their records when those can be trusted (src/state/routes-
@@ -173,10 +175,12 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     const gens = readActive ? [targetGen, oldCtl.activeGen] : [targetGen];
     if (known === null) {
       // No trusted records: read both generations whole, the trie walked (then recorded below).
-      const read = readGenerationsRaw(dp, gens);
-      inactive = read[0]!;
-      activeRaw = read[1];
-      current = canonicalColumns(columnsOf(inactive));
+      const read = readGenerationsColumns(dp, gens);
+      const routes = readSrcRoutesRaw(dp, gens);
+      const whole = read.map((g, i) => ({ ...g, srcRoutes: columnOf('srcRoutes', routes[i]!) }));
+      current = canonicalColumns(whole[0]!);
+      walked = { inactive: current, active: whole[1] };
+      activeRaw = whole[1] === undefined ? undefined : encodedOf(whole[1]);
     } else {
       const read = readGenerationsColumns(dp, gens);
       const routes = known.inactive();
@@ -194,11 +198,21 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     && activeIsDesired(dp, oldCtl.activeGen, activeRaw, known === null ? { count: activeRaw.srcRoutes.length, entries: () => activeRaw!.srcRoutes } : known.active,
       desiredRaw(), targetGen, known !== null);
   const routeIds = { ctlMapId: dp.maps.lb_ctl.id, routesMapId: dp.maps.lb_src_routes.id };
+  // The active generation as read (when it was), in canonical columns with its digest: made once.
+  let activeKnown: { columns: Columns; digest: DigestState } | undefined;
+  const activeRead = (): { columns: Columns; digest: DigestState } => {
+    if (activeKnown === undefined) {
+      const columns = canonicalColumns(walked?.active ?? columnsOf(activeRaw!));
+      activeKnown = { columns, digest: columnsDigestState(columns) };
+    }
+    return activeKnown;
+  };
+  const activeDigest = (): string => digestHex(activeRead().digest, activeRead().columns.settings);
   // Generations read whole from the maps in this apply are exact: recorded, the next apply needs no walk.
   const recordRead = (): void => {
-    if (known !== null || activeRaw === undefined || inactive === undefined) return;
-    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
-    saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: generationDigest(inactive), entries: current.srcRoutes }, log);
+    if (walked?.active === undefined || activeRaw === undefined) return;
+    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: activeDigest(), entries: activeRaw.srcRoutes }, log);
+    saveRecord(dir, { gen: targetGen, serial: oldCtl.serial - 1, ...routeIds, digest: columnsDigest(walked.inactive), entries: current.srcRoutes }, log);
   };
   const inventory = (ctl: Ctl): Inventory => ({
     format_version: INVENTORY_FORMAT_VERSION,
@@ -308,7 +322,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   const routesBody = saveRecord(dir, { gen: targetGen, serial: postFlipSerial, ...routeIds, digest: desiredDigest, entries: written.srcRoutes }, log,
     sameRoutes ? prior?.gens[targetGen]?.routesBody : undefined);
   if ((known === null || known.loaded) && activeRaw !== undefined) {
-    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: generationDigest(activeRaw), entries: activeRaw.srcRoutes }, log);
+    saveRecord(dir, { gen: oldCtl.activeGen, serial: oldCtl.serial, ...routeIds, digest: activeDigest(), entries: activeRaw.srcRoutes }, log);
   }
   // For this process's next apply (src/apply/delta.ts): the generation written, the other one as
   // it was known, and the keys where the two may differ. When this apply read the active generation
@@ -320,10 +334,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
   gens[targetGen] = { columns: written, digest: desiredDigestState, ...(routesBody !== undefined ? { routesBody } : {}) };
   let differ: KeySets | null = null;
   if (activeRaw !== undefined) {
-    if (known === null || known.loaded) {
-      const columns = canonicalColumns(columnsOf(activeRaw));
-      gens[oldCtl.activeGen] = { columns, digest: columnsDigestState(columns) };
-    }
+    if (known === null || known.loaded) gens[oldCtl.activeGen] = activeRead();
   } else {
     gens[oldCtl.activeGen] = prior?.gens[oldCtl.activeGen];
     differ = delta !== null ? delta.changed : prior?.config !== undefined ? differingKeys(prior.config, req.generation) : null;
@@ -461,9 +472,9 @@ function verify(dp: DataPlane, gen: number, desired: Columns, desiredRaw: () => 
     interfaces: wanted,
     ...(req.desired.paths !== undefined ? { paths: req.desired.paths } : {}), // checked on the attachments above
   });
-  const a = stableJson(decoded);
-  const b = stableJson({ ...req.desired, interfaces: [...req.desired.interfaces].sort() });
-  if (a !== b) {
+  const want = { ...req.desired, interfaces: [...req.desired.interfaces].sort() };
+  if (!sameJson(decoded, want, stableJson)) {
+    const [a, b] = [stableJson(decoded), stableJson(want)];
     throw new LbError('LB_APPLY_VERIFY', `generation ${gen} decodes to a state different from the desired one (first difference near: ${firstTextDifference(a, b)})`, { gen });
   }
 }

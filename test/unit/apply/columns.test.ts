@@ -4,8 +4,9 @@
 // several prefix lengths, empty groups, Maglev tables, entries added, removed and changed.
 import { describe, expect, it } from 'vitest';
 import {
-  canonicalColumns, columnsDigest, columnsOf, diffColumns, encodeColumns, encodedOf, opCount, rawOpsOf, sortedOrder,
+  canonicalColumns, columnsDigest, columnsOf, diffColumns, encodeCanonicalColumns, encodeColumns, encodedOf, opCount, rawOpsOf, sortedOrder,
 } from '../../../src/core/columns.js';
+import type { Column } from '../../../src/core/columns.js';
 import { EMPTY_GROUP_VALUE, canonicalBytes, diffGeneration, type RawOp } from '../../../src/core/ops.js';
 import { encodeGeneration, type EncodedGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
 import { changed, randomGeneration } from '../../lib/random-generation.js';
@@ -102,6 +103,44 @@ describe('columns: the same generation as the pairs', () => {
       }
     }
     expect(changes).toBeGreaterThan(50);
+  });
+
+  it('encodeCanonicalColumns is canonicalColumns of encodeColumns, with more than 256 groups (byte order is not slot order) in any order', () => {
+    const same = (a: Column, b: Column): void => {
+      expect(a.count).toBe(b.count);
+      expect(a.keys.equals(b.keys)).toBe(true);
+      expect(a.values.equals(b.values)).toBe(true);
+    };
+    const big = randomGeneration(5, 40);
+    const ids = Array.from({ length: 700 }, (_, i) => (i * 389) % 700); // every id once, out of order
+    big.groups = ids.map((id) => ({ id, group: { targets: id % 7 === 0 ? [] : [{ addr: `10.0.${id >> 8}.${id & 255}`, port: 80, weight: 1 + (id % 5), targetId: id }] } }));
+    for (const cfg of [randomGeneration(1, 60), randomGeneration(2, 60), big]) {
+      for (const gen of [0, 1]) {
+        const want = canonicalColumns(encodeColumns(gen, cfg));
+        const got = encodeCanonicalColumns(gen, cfg);
+        expect(got.settings.equals(want.settings)).toBe(true);
+        for (const list of ['listeners', 'groups', 'srcRoutes', 'maglev'] as const) same(got[list], want[list]);
+      }
+    }
+  });
+
+  it('a group hashes the same whether only its used words are read (aligned) or every word (unaligned), junk past its count included', () => {
+    const cols = encodeColumns(1, randomGeneration(11, 20));
+    const unaligned = (b: Buffer): Buffer => {
+      const out = Buffer.alloc(b.length + 1).subarray(1); // byteOffset 1: no 32-bit view, the word-by-word path
+      b.copy(out);
+      return out;
+    };
+    const both = (): [string, string] => [columnsDigest(cols), columnsDigest({ ...cols, groups: { ...cols.groups, values: unaligned(cols.groups.values) } })];
+    const [fast, slow] = both();
+    expect(fast).toBe(slow);
+    const g = cols.groups;
+    const at = g.valueSize - 3; // the last target slot's pad: zero in every encoded group of < 64 targets
+    expect(g.values.readUInt32LE(0)).toBeLessThan(64);
+    g.values[at] = 7;
+    const [fastJunk, slowJunk] = both();
+    expect(fastJunk).toBe(slowJunk);
+    expect(fastJunk).not.toBe(fast);
   });
 
   it('prev names the entry each op replaces or removes in the current generation', () => {
