@@ -11,8 +11,9 @@ import type { ApplyRequest } from '../apply/index.js';
 import { inProcessApplyAndRead, inProcessReadDrift } from './applied-read.js';
 import { requestOf, type ApplyWorkerRequest, type HeldState, type WorkerApplied } from './apply-protocol.js';
 import { kernelSyncParts } from './engine.js';
-import { errorToWire, type WorkerReply } from './prepare-protocol.js';
+import { errorToWire } from './prepare-protocol.js';
 import { deserializeSliced, serializeSliced } from './transfer.js';
+import { serveRequests } from './worker-channel.js';
 
 export interface ApplyWorkOptions {
   /** The transaction's progress lines (tests: a hook that stops the worker at a chosen point). */
@@ -50,12 +51,7 @@ function sameEncoding(a: ApplyRequest, b: ApplyRequest): boolean {
   return serialize([a.generation, a.targetIds ?? null]).equals(serialize([b.generation, b.targetIds ?? null]));
 }
 
-/** Answers the daemon's requests on `port`, one at a time; the reply's slices are transferred. */
+/** Answers the daemon's requests on `port` with `work`. */
 export function serveApplyWork(port: MessagePort, work: ApplyWork): void {
-  port.on('message', (req: ApplyWorkerRequest) => {
-    work.handle(req).then(
-      (parts) => port.postMessage({ ok: true, parts } satisfies WorkerReply, parts),
-      (err: unknown) => port.postMessage({ ok: false, error: errorToWire(err) } satisfies WorkerReply),
-    );
-  });
+  serveRequests<ApplyWorkerRequest>(port, (req) => work.handle(req));
 }

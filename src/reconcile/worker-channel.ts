@@ -8,8 +8,8 @@
 // the interrupted transaction. The daemon's process never dies with its worker; the next request
 // starts a fresh one.
 
-import { Worker } from 'node:worker_threads';
-import { errorFromWire, type WorkerReply } from './prepare-protocol.js';
+import { Worker, type MessagePort } from 'node:worker_threads';
+import { errorFromWire, errorToWire, type WorkerReply } from './prepare-protocol.js';
 
 export interface WorkerChannelOptions {
   /** The worker's name in messages: "the <name> worker ...". */
@@ -111,4 +111,17 @@ export class WorkerChannel {
     await w.terminate().catch(() => undefined);
     p?.reject(this.o.failure(message, { ...data, step: p.what }));
   }
+}
+
+/**
+ * The worker's side: answers each request on `port` with `handle`'s slices (transferred, not
+ * copied), or with its error, which the daemon's side throws again as its class.
+ */
+export function serveRequests<R>(port: MessagePort, handle: (req: R) => Promise<ArrayBuffer[]>): void {
+  port.on('message', (req: R) => {
+    handle(req).then(
+      (parts) => port.postMessage({ ok: true, parts } satisfies WorkerReply, parts),
+      (err: unknown) => port.postMessage({ ok: false, error: errorToWire(err) } satisfies WorkerReply),
+    );
+  });
 }
