@@ -55,7 +55,7 @@ import { KernelSampler, instanceComplete } from '../runtime/dataplane-sampler.js
 import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
-import { writeStatusFile } from './status-file.js';
+import { StatusFileWriter } from './status-file.js';
 import { lbVersion } from '../version.js';
 
 export interface DaemonOptions {
@@ -174,6 +174,7 @@ export class Daemon {
   private readonly source: Source;
   private readonly ops: OpsServer;
   private readonly reporter: StatusBranchReporter | undefined;
+  private readonly statusFile: StatusFileWriter;
   private readonly statuses: ReportStatuses | undefined;
   /** The runtime services, unless a RuntimeProvider was passed in. */
   readonly runtime: RuntimeService | undefined;
@@ -195,7 +196,7 @@ export class Daemon {
   private constructor(opts: DaemonOptions, parts: {
     log: DaemonLogger; node: string; source: Source; metrics: DaemonMetrics; reconciler: Reconciler;
     reporter: StatusBranchReporter | undefined; driftIntervalMs: number; runtime: RuntimeService | undefined; statuses?: ReportStatuses | undefined;
-    observability: Observability; frontDoor: FrontDoor | undefined;
+    observability: Observability; frontDoor: FrontDoor | undefined; statusFile: StatusFileWriter;
   }) {
     this.opts = opts;
     this.instance = opts.instance;
@@ -207,6 +208,7 @@ export class Daemon {
     this.reporter = parts.reporter;
     this.statuses = parts.statuses;
     this.driftIntervalMs = parts.driftIntervalMs;
+    this.statusFile = parts.statusFile;
     this.runtime = parts.runtime;
     this.observability = parts.observability;
     this.frontDoor = parts.frontDoor;
@@ -326,6 +328,7 @@ export class Daemon {
           }, 'SNI acceptor serving'),
         })
         : undefined;
+      const statusFile = new StatusFileWriter(opts.instance, (err) => log.error({ component: 'report', ...errFields(err) }, 'cannot write the status file'));
       const reconciler: Reconciler = new Reconciler({
         instance: opts.instance, node, source, sourceInfo,
         engine: opts.engine ?? kernelEngine(opts.instance, {
@@ -341,21 +344,18 @@ export class Daemon {
         ...(initial ? { initial } : {}),
         onReport: (report, significant) => {
           const r = { ...report, traffic: observability.status() };
-          try {
-            writeStatusFile(opts.instance, r);
-          } catch (err) {
-            log.error({ component: 'report', ...errFields(err) }, 'cannot write the status file');
-          }
+          statusFile.write(r);
           if (significant) {
             reporter?.report(r);
             statuses?.report(r);
           }
           hook?.afterReport(reconciler.lastOutcome);
-          // The event hub names listeners from the state the apply verified, not by reading it again.
-          const outcome = reconciler.lastOutcome;
-          if (outcome && 'live' in outcome) observability.hub.useLive(outcome.live);
         },
+        // The event hub names listeners from the state an apply verified, not by reading it again.
+        onNames: (names) => observability.hub.useNames(names),
       });
+      // While a run may be applying in the apply worker, the hub waits for the run's names.
+      observability.hub.holdNamesWhile(() => reconciler.running);
       if (initial?.lastAppliedRevision) metrics.appliedRevision(initial.lastAppliedRevision);
       if (runtime) {
         runtime.bind({
@@ -372,7 +372,7 @@ export class Daemon {
           log.info({ component: 'events', proxy, target, ended }, `drain of ${target} (proxy ${proxy}) timed out: ${ended} flow(s) ended`);
         });
       }
-      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability, frontDoor });
+      daemon = new Daemon(opts, { log, node, source, metrics, reconciler, reporter, driftIntervalMs, runtime, statuses, observability, frontDoor, statusFile });
       daemon.lock = lock;
       log.info({ component: 'daemon', version: lbVersion(), source: source.description, adopted: initial !== undefined,
         lastAppliedRevision: initial?.lastAppliedRevision ?? null, selfHeal: opts.selfHeal ?? true, poll: pollText, driftIntervalMs,
@@ -508,6 +508,7 @@ export class Daemon {
       this.links?.stop();
       await this.runtime?.stop();
       await this.reconciler.stop();
+      await this.statusFile.flush();
       // The access log's queue is written before the process ends (SIGTERM).
       await this.observability.stop().catch((err: unknown) => this.log.warn({ component: 'events', ...errFields(err) }, 'stopping the connection events failed'));
       await this.frontDoor?.close();

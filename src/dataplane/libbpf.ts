@@ -12,6 +12,7 @@
 // functions; `check` turns either into an LbError carrying errno, its name and text, and the object,
 // map or interface concerned.
 
+import { isMainThread } from 'node:worker_threads';
 import koffi, { type LibraryHandle } from 'koffi';
 import { LbError, type ErrorCode } from '../core/errors.js';
 
@@ -330,28 +331,36 @@ export function native(): Native {
     errno: () => koffi.errno(),
   } as unknown as Native;
 
-  // libbpf hands its printer a va_list; vsnprintf formats it (a va_list decays to a pointer on
-  // x86-64, and is passed by reference on arm64, so `void *` carries it on both).
-  const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)') as
-    (buf: bigint, size: number, fmt: string, ap: unknown) => number;
-  const PrintFn = koffi.proto('int lb_libbpf_print_fn(int level, const char *fmt, void *ap)');
-  const setPrint = bpf.func('void *libbpf_set_print(lb_libbpf_print_fn *fn)') as (fn: unknown) => unknown;
-  printBuffer = new NativeMemory(PRINT_BUF_SIZE, false);
-  const buffer = printBuffer;
-  printCallback = koffi.register((level: number, fmt: string, ap: unknown): number => {
-    if (level !== LIBBPF_WARN) return 0;
-    try {
-      const len = vsnprintf(buffer.address, buffer.size, fmt, ap);
-      const text = len > 0 ? buffer.view(Math.min(len, buffer.size - 1)).toString('utf8') : '';
-      const sink = captures.at(-1);
-      if (sink) sink.push(text);
-      else process.stderr.write(text);
-    } catch {
-      // never throw into C
-    }
-    return 0;
-  }, koffi.pointer(PrintFn));
-  setPrint(printCallback);
+  // libbpf's printer is one per process, and a koffi callback runs on the thread that registered
+  // it (a call from another thread waits for that thread's event loop). So only the main thread
+  // registers one: a printer registered by a worker (the daemon's apply worker) would make the
+  // main thread's libbpf calls wait for the worker's apply, and crash the process once the worker
+  // is gone. libbpf's warnings in a worker thread go to the main thread's printer (stderr), not
+  // into the worker's error messages.
+  if (isMainThread) {
+    // libbpf hands its printer a va_list; vsnprintf formats it (a va_list decays to a pointer on
+    // x86-64, and is passed by reference on arm64, so `void *` carries it on both).
+    const vsnprintf = libc.func('int vsnprintf(void *buf, size_t size, const char *fmt, void *ap)') as
+      (buf: bigint, size: number, fmt: string, ap: unknown) => number;
+    const PrintFn = koffi.proto('int lb_libbpf_print_fn(int level, const char *fmt, void *ap)');
+    const setPrint = bpf.func('void *libbpf_set_print(lb_libbpf_print_fn *fn)') as (fn: unknown) => unknown;
+    printBuffer = new NativeMemory(PRINT_BUF_SIZE, false);
+    const buffer = printBuffer;
+    printCallback = koffi.register((level: number, fmt: string, ap: unknown): number => {
+      if (level !== LIBBPF_WARN) return 0;
+      try {
+        const len = vsnprintf(buffer.address, buffer.size, fmt, ap);
+        const text = len > 0 ? buffer.view(Math.min(len, buffer.size - 1)).toString('utf8') : '';
+        const sink = captures.at(-1);
+        if (sink) sink.push(text);
+        else process.stderr.write(text);
+      } catch {
+        // never throw into C
+      }
+      return 0;
+    }, koffi.pointer(PrintFn));
+    setPrint(printCallback);
+  }
   cached = n;
   return n;
 }

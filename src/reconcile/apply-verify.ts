@@ -1,25 +1,25 @@
 // The apply and verify steps, as one function for both callers: a reconcile applying a new plan,
 // and a drift heal re-applying the applied state. Verify reads the live maps again right after
 // the apply: they must hold exactly what was applied (drift must be none), or the apply did not
-// take, and LB_APPLY_VERIFY says what still differs.
+// take, and LB_APPLY_VERIFY says what still differs. The engine applies and reads back where it
+// runs them (the daemon: its apply worker, off the event loop); the verdict is made here.
 
 import type { ApplyRequest, ApplyResult } from '../apply/index.js';
 import { LbError } from '../core/errors.js';
 import type { LogicalState } from '../core/state.js';
-import type { LiveState } from '../state/live.js';
-import { detectDrift, type DriftFinding, type ExpectedState } from './drift.js';
+import type { ReadBack } from './applied-read.js';
+import type { DriftFinding } from './drift.js';
 import type { ReconcileEngine } from './engine.js';
-import { stepSync } from './failure.js';
+import { step, stepSync } from './failure.js';
+
+export { expectedOf } from './applied-read.js';
 
 export interface AppliedAndVerified {
+  /** The request as applied (encoded anew when asked). */
+  request: ApplyRequest;
   result: ApplyResult;
-  /** The live state read back, matching the request. */
-  live: LiveState;
-}
-
-/** What an apply of `request` must leave live. */
-export function expectedOf(request: ApplyRequest, desired: LogicalState): ExpectedState {
-  return { generation: request.generation, interfaces: request.interfaces, desired };
+  /** The live state read back, matching the request: its summaries. */
+  readBack: ReadBack;
 }
 
 /** The verify error's message, from what still differs after the apply. */
@@ -31,23 +31,25 @@ export const afterApplyMessage: VerifyMessage = (d) =>
 export interface ApplyAndVerifyOptions {
   /** The verify error's message (default: afterApplyMessage). */
   message?: VerifyMessage;
-  /** Called once the apply took, before the read-back: what is live now is `request`, verified or not. */
-  onApplied?: (result: ApplyResult) => void;
+  /** Encode the request anew for the host's interface indexes first (a heal). */
+  reencode?: boolean;
+  /** Called once the apply took, before the verdict: what is live now is `request`, verified or not. */
+  onApplied?: (request: ApplyRequest, result: ApplyResult) => void;
 }
 
 /**
  * Applies `request` (the caller holds the instance lock), then verifies the live maps hold it.
  * Throws StepError of the apply or the verify step.
  */
-export function applyAndVerify(engine: ReconcileEngine, request: ApplyRequest, desired: LogicalState, opts: ApplyAndVerifyOptions = {}): AppliedAndVerified {
+export async function applyAndVerify(engine: ReconcileEngine, request: ApplyRequest, desired: LogicalState, opts: ApplyAndVerifyOptions = {}): Promise<AppliedAndVerified> {
   const message = opts.message ?? afterApplyMessage;
-  const result = stepSync('apply', () => engine.apply({ ...request }));
-  opts.onApplied?.(result);
-  const live = stepSync('verify', () => {
-    const after = engine.readLive();
-    const left = detectDrift(expectedOf(request, desired), after);
-    if (left) throw new LbError('LB_APPLY_VERIFY', message(left), { entries: left.entries });
-    return after;
+  const applied = await step('apply', () => engine.applyAndRead(request, desired, { reencode: opts.reencode ?? false }));
+  opts.onApplied?.(applied.request, applied.result);
+  const got = applied.readBack;
+  const readBack = stepSync('verify', () => {
+    if ('error' in got) throw got.error;
+    if (got.left) throw new LbError('LB_APPLY_VERIFY', message(got.left), { entries: got.left.entries });
+    return got;
   });
-  return { result, live };
+  return { request: applied.request, result: applied.result, readBack };
 }

@@ -8,12 +8,12 @@
 
 import { isLbError } from '../core/errors.js';
 import type { Logger } from '../log.js';
-import { applyAndVerify, expectedOf } from './apply-verify.js';
+import type { ListenerNameTable } from '../observe/events/listener-names.js';
+import { applyAndVerify } from './apply-verify.js';
 import type { Clock } from './clock.js';
-import { detectDrift, type DriftFinding } from './drift.js';
+import type { DriftFinding } from './drift.js';
 import type { ReconcileEngine } from './engine.js';
 import { classifyFailure, StepError, type StepName } from './failure.js';
-import { dataPlaneSummary } from './status.js';
 import type { StatusEvent, StatusState } from './status-reducer.js';
 import type { AppliedState, DriftCheckResult, ReconcileMetricsSink } from './types.js';
 
@@ -27,6 +27,8 @@ export interface StatusPort {
   readonly status: StatusState;
   dispatch(event: StatusEvent): void;
   publish(): void;
+  /** The listener names of the generation a heal applied and read back. */
+  names(table: ListenerNameTable): void;
 }
 
 export interface DriftHealerOptions {
@@ -63,8 +65,8 @@ export class DriftHealer {
     let finding: DriftFinding | null = null;
     try {
       return await engine.withLock(async () => {
-        const live = engine.readLive();
-        finding = detectDrift(expectedOf(applied.request, applied.desired), live);
+        const read = await engine.readDrift(applied.request, applied.desired);
+        finding = read.finding;
         if (!finding) {
           const gone = port.status.drift !== null && !port.status.drift.healed;
           port.dispatch({ type: 'drift-none', label });
@@ -85,7 +87,7 @@ export class DriftHealer {
             `drift detected: ${finding.entries} live entr${finding.entries === 1 ? 'y differs' : 'ies differ'} from revision ${label}`);
         }
         if (!this.o.selfHeal) {
-          port.dispatch({ type: 'drift-found', entries: finding.entries, differences: finding.differences, fresh, label, dataPlane: dataPlaneSummary(live) });
+          port.dispatch({ type: 'drift-found', entries: finding.entries, differences: finding.differences, fresh, label, dataPlane: read.dataPlane });
           if (fresh) port.publish();
           return { finding, healed: false };
         }
@@ -98,13 +100,14 @@ export class DriftHealer {
         // Encoded anew: the applied bytes name interfaces by ifindex, and an interface deleted
         // and created again (a container or VM restart) has a new one. Re-applying the old bytes
         // would fail its read-back on every tick, forever.
-        const request = engine.reencode(applied.request);
-        const { live: after } = applyAndVerify(engine, request, applied.desired, {
+        const { readBack } = await applyAndVerify(engine, applied.request, applied.desired, {
+          reencode: true,
           message: (left) => `after re-applying revision ${label}, ${left.entries} entries still differ: ${left.differences.slice(0, 3).join('; ')}`,
           // What is live from here on is the request encoded anew, even when its read-back fails.
-          onApplied: () => { applied.request = request; },
+          onApplied: (request) => { applied.request = request; },
         });
-        port.dispatch({ type: 'drift-healed', entries: finding.entries, fresh, label, dataPlane: dataPlaneSummary(after) });
+        port.dispatch({ type: 'drift-healed', entries: finding.entries, fresh, label, dataPlane: readBack.dataPlane });
+        if (readBack.names) port.names(readBack.names);
         this.lastKey = null;
         this.failure = null;
         log.info({ component: 'drift', revision: applied.revision, entries: finding.entries }, `drift healed: re-applied revision ${label}`);

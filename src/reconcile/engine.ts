@@ -3,20 +3,22 @@
 // runTransaction, readLive), behind one small interface so the loop's decisions can be tested
 // without a data plane.
 //
-// The daemon's engine checks and plans in a worker thread (prepare-worker.ts) so its event loop
-// keeps serving; without `worker` (tests, tools) both run in-process, as `lb plan` does.
+// The daemon's engine checks and plans in a worker thread (prepare-worker.ts), and applies, reads
+// back and checks drift in another (apply-worker.ts), so its event loop keeps serving; without
+// `worker` (tests, tools) all of it runs in-process, as `lb plan` and `lb apply` do.
 //
 // applyRequestOf() is the one place a PreparedPlan becomes an ApplyRequest; `lb apply` builds the
 // same request inline (src/cli/commands/apply.ts).
 
-import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type ApplyResult, type RecoveryResult } from '../apply/index.js';
+import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type RecoveryResult } from '../apply/index.js';
 import { checkConfigAt, KERNEL_PLAN_HOST, planCheckedConfig, type CheckedConfig, type PlanHost, type PreparedPlan } from '../apply/prepare.js';
 import { encodeState } from '../core/compile/encode.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import type { Diagnostic } from '../core/config/diagnostics.js';
 import type { PlanSummary } from '../core/plan/plan.js';
-import type { LiveState } from '../state/live.js';
 import type { LogicalState } from '../core/state.js';
+import { inProcessApplyAndRead, inProcessReadDrift, type AppliedRead, type DriftRead, type SyncEngineParts } from './applied-read.js';
+import { ApplyWorker } from './apply-worker.js';
 import { PrepareWorker, type PrepareWorkerOptions } from './prepare-worker.js';
 import { planLines } from './status.js';
 
@@ -48,15 +50,16 @@ export interface ReconcileEngine {
   recover(): RecoveryResult | null;
   /** Compile the config with the runtime inputs, encode it for this host, diff against live. */
   prepare(req: PrepareRequest): Promise<PlannedRevision>;
-  /** The transaction (caller holds the lock). */
-  apply(req: ApplyRequest): ApplyResult;
   /**
-   * The same applied state encoded for the host as it is now: an interface deleted and created
-   * again has a new ifindex, and listener keys carry it. Target ids are kept.
+   * The transaction, then a read of the live maps compared with the request (caller holds the
+   * lock). With `reencode`, the request is first encoded for the host as it is now: an interface
+   * deleted and created again has a new ifindex, and listener keys carry it (target ids are kept).
+   * Throws when the apply failed; a failed read-back is in the answer.
    */
-  reencode(req: ApplyRequest): ApplyRequest;
-  readLive(): LiveState;
-  /** Ends what the engine runs beside the loop (the prepare worker). */
+  applyAndRead(req: ApplyRequest, desired: LogicalState, opts: { reencode: boolean }): Promise<AppliedRead>;
+  /** Reads the live maps and compares them with what `req` applied (caller holds the lock). */
+  readDrift(req: ApplyRequest, desired: LogicalState): Promise<DriftRead>;
+  /** Ends what the engine runs beside the loop (its workers). */
   close?(): Promise<void>;
 }
 
@@ -80,14 +83,20 @@ export function plannedRevisionOf(p: PreparedPlan): PlannedRevision {
 export interface KernelEngineOptions {
   objectDir?: string;
   host?: PlanHost;
-  /** Check and plan in a worker thread with these options (the daemon); absent: in-process. */
+  /** Check and plan in a worker thread with these options, apply in another (the daemon); absent: in-process. */
   worker?: PrepareWorkerOptions;
+  /** The apply worker's deadline per request (default DEFAULT_APPLY_TIMEOUT_MS). */
+  applyTimeoutMs?: number;
 }
 
 /** The engine on the real kernel for one instance. */
 export function kernelEngine(instance: string, opts: KernelEngineOptions = {}): ReconcileEngine {
   const host = opts.host ?? KERNEL_PLAN_HOST;
   const worker = opts.worker ? new PrepareWorker(opts.worker) : undefined;
+  const applier = opts.worker
+    ? new ApplyWorker({ instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}), ...(opts.applyTimeoutMs !== undefined ? { timeoutMs: opts.applyTimeoutMs } : {}) })
+    : undefined;
+  const parts = kernelSyncParts(instance, { host, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}) });
   return {
     check: (configPath) => (worker ? worker.check(configPath) : checkConfigAt(configPath)),
     withLock: (fn) => withInstanceLock(instance, fn),
@@ -108,10 +117,19 @@ export function kernelEngine(instance: string, opts: KernelEngineOptions = {}): 
         },
       };
     },
-    apply: (req) => runTransaction({ ...req, ...(opts.objectDir ? { objectDir: opts.objectDir } : {}) }),
-    reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
+    applyAndRead: async (req, desired, { reencode }) => (applier ? applier.applyAndRead(req, desired, reencode) : inProcessApplyAndRead(parts, req, desired, reencode)),
+    readDrift: async (req, desired) => (applier ? applier.readDrift(req, desired) : inProcessReadDrift(parts, req, desired)),
+    close: async () => { await Promise.all([worker?.close(), applier?.close()]); },
+  };
+}
+
+/** The transaction, the read of the live maps and the encoding anew, on the calling thread. */
+export function kernelSyncParts(instance: string, opts: { host?: PlanHost; objectDir?: string; log?: (line: string) => void } = {}): SyncEngineParts {
+  const host = opts.host ?? KERNEL_PLAN_HOST;
+  return {
+    apply: (req) => runTransaction({ ...req, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}), ...(opts.log ? { log: opts.log } : {}) }),
     readLive: () => host.readLive(instance),
-    close: async () => { await worker?.close(); },
+    reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
   };
 }
 

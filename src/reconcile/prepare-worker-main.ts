@@ -3,15 +3,11 @@
 // copied, and the daemon's thread deserializes them at its own pace (transfer.ts).
 
 import { parentPort } from 'node:worker_threads';
-import { errorToWire, type WorkerReply, type WorkerRequest } from './prepare-protocol.js';
+import type { WorkerRequest } from './prepare-protocol.js';
 import { PrepareWork } from './prepare-work.js';
+import { serveRequests } from './worker-channel.js';
 
 const port = parentPort;
 if (!port) throw new Error('prepare-worker-main.js runs as a worker thread (src/reconcile/prepare-worker.ts starts it)');
 const work = new PrepareWork();
-port.on('message', (req: WorkerRequest) => {
-  work.handle(req).then(
-    (parts) => port.postMessage({ ok: true, parts } satisfies WorkerReply, parts),
-    (err: unknown) => port.postMessage({ ok: false, error: errorToWire(err) } satisfies WorkerReply),
-  );
-});
+serveRequests<WorkerRequest>(port, (req) => work.handle(req));

@@ -12,13 +12,13 @@
 // The host's facts (data paths via netlink, interface indexes, the live maps via bpf()) are I/O
 // and are gathered here, on the daemon's thread, between the worker's compile and its plan.
 
-import { Worker } from 'node:worker_threads';
 import { gatherHostFacts, KERNEL_PLAN_HOST, type CheckedConfig, type HostQuestions, type PlanHost } from '../apply/prepare.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import { LbError } from '../core/errors.js';
 import type { LiveState } from '../state/live.js';
-import { errorFromWire, tabulateInputs, type WorkerPlan, type WorkerReply, type WorkerRequest } from './prepare-protocol.js';
-import { deserializeSliced, serializeSliced, yieldToEventLoop } from './transfer.js';
+import { tabulateInputs, type WorkerPlan, type WorkerRequest } from './prepare-protocol.js';
+import { deserializeSliced, sliced, yieldToEventLoop } from './transfer.js';
+import { WorkerChannel } from './worker-channel.js';
 
 /** How long one request to the worker may take by default (check; compile; encode and diff). */
 export const DEFAULT_PREPARE_TIMEOUT_MS = 30_000;
@@ -45,29 +45,25 @@ export interface WorkerPlanOptions {
   warn?: (message: string) => void;
 }
 
-interface Pending {
-  what: string;
-  resolve(parts: ArrayBuffer[]): void;
-  reject(err: Error): void;
-}
-
 export class PrepareWorker {
-  private readonly timeoutMs: number;
-  private readonly maxHeapMb: number;
-  private readonly entry: URL | string;
-  private readonly evalEntry: boolean;
-  private worker: Worker | undefined;
-  private pending: Pending | undefined;
+  private readonly channel: WorkerChannel;
   /** The checked config whose copy the current worker holds. */
   private holds: CheckedConfig | undefined;
-  /** Workers started so far (tests and the log: a failed worker is not reused). */
-  started = 0;
 
   constructor(opts: PrepareWorkerOptions = {}) {
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS;
-    this.maxHeapMb = opts.maxHeapMb ?? DEFAULT_PREPARE_HEAP_MB;
-    this.entry = opts.entry ?? new URL('./prepare-worker-main.js', import.meta.url);
-    this.evalEntry = opts.eval ?? false;
+    this.channel = new WorkerChannel({
+      name: 'prepare',
+      entry: opts.entry ?? new URL('./prepare-worker-main.js', import.meta.url),
+      eval: opts.eval ?? false,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_PREPARE_TIMEOUT_MS,
+      maxHeapMb: opts.maxHeapMb ?? DEFAULT_PREPARE_HEAP_MB,
+      failure: (message, data) => new LbError('LB_DAEMON_PREPARE', message, data),
+    });
+  }
+
+  /** Workers started so far (tests and the log: a failed worker is not reused). */
+  get started(): number {
+    return this.channel.started;
   }
 
   /** Reads, parses and checks the config in a fresh worker. Throws ConfigError, or LB_DAEMON_PREPARE. */
@@ -86,7 +82,7 @@ export class PrepareWorker {
   async plan(checked: CheckedConfig, opts: WorkerPlanOptions): Promise<{ planned: WorkerPlan; live: LiveState }> {
     try {
       let sent: ArrayBuffer[] | undefined;
-      if (this.worker === undefined || this.holds !== checked) {
+      if (!this.channel.alive || this.holds !== checked) {
         // Not the config this worker checked: a fresh worker gets a copy.
         await this.close();
         sent = await sliced(checked);
@@ -104,83 +100,13 @@ export class PrepareWorker {
 
   /** Ends the worker, if any (a request in flight fails). */
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
     this.holds = undefined;
-    this.pending?.reject(new LbError('LB_DAEMON_PREPARE', 'the prepare worker was stopped', {}));
-    this.pending = undefined;
-    if (w) await w.terminate().catch(() => undefined);
-  }
-
-  private spawn(): Worker {
-    const w = new Worker(this.entry, {
-      eval: this.evalEntry,
-      resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
-      // The worker logs nothing of its own; its errors come back as replies.
-      stdout: false,
-      stderr: false,
-    });
-    this.started += 1;
-    w.unref();
-    w.on('message', (reply: WorkerReply) => {
-      if (w !== this.worker) return;
-      const p = this.pending;
-      this.pending = undefined;
-      if (!p) return;
-      if (reply.ok) p.resolve(reply.parts);
-      else p.reject(errorFromWire(reply.error));
-    });
-    w.on('error', (err) => {
-      if (w !== this.worker) return;
-      const oom = (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY';
-      this.fail(w, oom
-        ? `the prepare worker ran out of memory (heap limit ${this.maxHeapMb} MiB) during ${this.pending?.what ?? 'no request'}`
-        : `the prepare worker failed during ${this.pending?.what ?? 'no request'}: ${err.message}`, { reason: oom ? 'out-of-memory' : 'crashed' });
-    });
-    w.on('exit', (code) => {
-      if (w !== this.worker) return;
-      this.fail(w, `the prepare worker exited (code ${code}) during ${this.pending?.what ?? 'no request'}`, { reason: 'exited', exitCode: code });
-    });
-    return w;
+    await this.channel.close();
   }
 
   private request(req: WorkerRequest): Promise<ArrayBuffer[]> {
-    const w = this.worker ?? (this.worker = this.spawn());
     const transfer = req.type === 'check' ? [] : [...(req.type === 'compile' ? [...req.inputs, ...(req.checked ?? [])] : req.facts)];
     const what = req.type === 'check' ? 'check (read, parse, schema and semantic checks)' : req.type === 'compile' ? 'compile' : 'plan (encode and diff)';
-    return new Promise<ArrayBuffer[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(w, `the prepare worker did not answer ${what} within ${this.timeoutMs} ms; it was stopped`, { reason: 'timeout', timeoutMs: this.timeoutMs });
-      }, this.timeoutMs);
-      timer.unref();
-      this.pending = {
-        what,
-        resolve: (parts) => { clearTimeout(timer); resolve(parts); },
-        reject: (err) => { clearTimeout(timer); reject(err); },
-      };
-      w.postMessage(req, transfer);
-    });
+    return this.channel.request(req, transfer, what);
   }
-
-  /** The run fails with LB_DAEMON_PREPARE; the worker is ended and the next request starts a fresh one. */
-  private fail(w: Worker, message: string, data: Record<string, unknown>): void {
-    const p = this.pending;
-    this.pending = undefined;
-    if (this.worker === w) {
-      this.worker = undefined;
-      this.holds = undefined;
-    }
-    void w.terminate().catch(() => undefined);
-    p?.reject(new LbError('LB_DAEMON_PREPARE', message, { ...data, step: p.what }));
-  }
-}
-
-/** A value's slices, serialized with a turn of the event loop between slices. */
-async function sliced(value: unknown): Promise<ArrayBuffer[]> {
-  const parts: ArrayBuffer[] = [];
-  for (const part of serializeSliced(value)) {
-    parts.push(part);
-    await yieldToEventLoop();
-  }
-  return parts;
 }

@@ -15,6 +15,7 @@
 // status says of it all is the pure reducer's (status-reducer.ts). All time comes from the
 // injected clock (clock.ts).
 
+import type { ListenerNameTable } from '../observe/events/listener-names.js';
 import type { Readiness } from '../observe/ops-server.js';
 import type { StatusReport } from '../report/types.js';
 import { Backoff, type BackoffOptions } from '../source/backoff.js';
@@ -26,7 +27,7 @@ import { DriftHealer } from './drift-heal.js';
 import type { ReconcileEngine } from './engine.js';
 import { NO_RUNTIME, type RuntimeProvider } from './runtime.js';
 import { failureKey, runSteps, type StalledAttempt } from './run-steps.js';
-import { buildReport, dataPlaneSummary, readinessOf, revisionLabel, significanceKey } from './status.js';
+import { buildReport, readinessOf, revisionLabel, significanceKey } from './status.js';
 import { formatMs, initialStatus, reduceStatus, type InitialStatus, type StatusEvent, type StatusState } from './status-reducer.js';
 import { DEFAULT_SETTLE_MS, onlyNamesApplied, SettleWindows } from './trigger-gate.js';
 import type { AppliedState, DriftCheckResult, ReconcileMetricsSink, ReconcileOutcome } from './types.js';
@@ -59,6 +60,11 @@ export interface ReconcilerOptions {
    * branch then needs no new commit: a failure repeating every retry does not spam it).
    */
   onReport?: (report: StatusReport, significant: boolean) => void;
+  /**
+   * The listener names of each generation the loop applied and read back (a reconcile, a heal):
+   * the connection events name listeners from them without reading the maps again.
+   */
+  onNames?: (names: ListenerNameTable) => void;
   /** What the data plane says was applied before this process started (the apply inventory). */
   initial?: InitialStatus;
   version?: string;
@@ -105,7 +111,7 @@ export class Reconciler {
     const self = this;
     this.healer = new DriftHealer({
       engine: opts.engine, selfHeal: opts.selfHeal ?? true, clock: this.clock, log: this.log, metrics: opts.metrics,
-      port: { get status() { return self.st; }, dispatch: (e) => this.dispatch(e), publish: () => this.publish() },
+      port: { get status() { return self.st; }, dispatch: (e) => this.dispatch(e), publish: () => this.publish(), names: (n) => this.opts.onNames?.(n) },
     });
     this.st = initialStatus(opts.initial, this.now());
   }
@@ -235,7 +241,8 @@ export class Reconciler {
 
     if (outcome.result === 'applied' || outcome.result === 'noop') {
       const label = revisionLabel(outcome.revision, outcome.ref);
-      this.dispatch({ type: outcome.result, revision: outcome.revision, label, plan: outcome.plan, dataPlane: dataPlaneSummary(outcome.live) });
+      this.dispatch({ type: outcome.result, revision: outcome.revision, label, plan: outcome.plan, dataPlane: outcome.dataPlane });
+      if (outcome.names) this.opts.onNames?.(outcome.names);
       this.healer.forget();
       this.settled();
       this.opts.source.retain?.(outcome.revision);

@@ -86,7 +86,7 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
         () => ctx.engine.prepare({ config: validated, revision: fetched.revision, inputs: runtime.inputs, warn: (m) => warnings.push(m) }),
       );
       ctx.log.debug({ component: 'reconcile', step: 'plan', revision: fetched.revision, plan: planned.summary }, 'plan made; applying');
-      const { result, live } = applyAndVerify(ctx.engine, planned.request, planned.desired);
+      const { result, readBack } = await applyAndVerify(ctx.engine, planned.request, planned.desired);
       return {
         applied: {
           revision: fetched.revision,
@@ -103,7 +103,8 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
           plan: planned.summary,
           changes: planned.changes,
           warnings: [...validated.warnings.map(formatDiagnostic), ...planned.warnings.filter((d) => d.stage === 'compile').map(formatDiagnostic), ...warnings, ...result.warnings],
-          live,
+          dataPlane: readBack.dataPlane,
+          names: readBack.names,
           recovered,
         },
       };

@@ -8,6 +8,8 @@ import type { Readiness } from '../observe/ops-server.js';
 import { STATUS_REPORT_SCHEMA, type DataPlaneSummary, type StatusReport } from '../report/types.js';
 import type { RuntimeStatus } from '../runtime/status.js';
 import type { StatusState } from './status-reducer.js';
+
+export type { DataPlaneSummary } from '../report/types.js';
 import type { Attachment } from '../dataplane/index.js';
 import type { LiveState } from '../state/live.js';
 import { targetLabel } from '../core/state.js';

@@ -142,3 +142,13 @@ function reviveBuffers(v: unknown): unknown {
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((r) => setImmediate(r));
 }
+
+/** A value's slices, serialized on the daemon's thread with a turn of the event loop between slices. */
+export async function sliced(value: unknown): Promise<ArrayBuffer[]> {
+  const parts: ArrayBuffer[] = [];
+  for (const part of serializeSliced(value)) {
+    parts.push(part);
+    await yieldToEventLoop();
+  }
+  return parts;
+}

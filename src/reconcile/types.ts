@@ -6,7 +6,8 @@ import type { PlanSummary } from '../core/plan/plan.js';
 import type { LogicalState } from '../core/state.js';
 import type { ReconcileResultLabel } from '../observe/metrics.js';
 import type { TriggerKind } from '../source/triggers.js';
-import type { LiveState } from '../state/live.js';
+import type { ListenerNameTable } from '../observe/events/listener-names.js';
+import type { DataPlaneSummary } from '../report/types.js';
 import type { DriftFinding } from './drift.js';
 import type { StepFailure } from './failure.js';
 
@@ -29,7 +30,12 @@ export interface AppliedState {
 }
 
 export type ReconcileOutcome =
-  | { result: 'applied' | 'noop'; revision: string; ref: string; plan: PlanSummary; changes: string[]; warnings: string[]; live: LiveState; recovered: RecoveryResult | null }
+  | { result: 'applied' | 'noop'; revision: string; ref: string; plan: PlanSummary; changes: string[]; warnings: string[];
+    /** The data plane as the verify step read it, summarized for the status. */
+    dataPlane: DataPlaneSummary;
+    /** The listener names of the generation read back, for the connection events (null: nothing pinned). */
+    names: ListenerNameTable | null;
+    recovered: RecoveryResult | null }
   | { result: 'unchanged'; revision: string | null; because: 'applied' | 'stalled' }
   | { result: 'stalled' | 'failed'; revision: string | null; failure: StepFailure };
 

@@ -5,11 +5,13 @@
 // config is replaced by one of 10,000 proxies. A round bracketed by two status answers that both
 // say "that run in progress" (not idle, no further reconcile finished) arrived during the run.
 //
-// Asserted: events and sizes only. With the prepare worker, many /healthz answers arrive during
-// the run (the run reads, parses, checks, compiles and plans in a worker thread); the run applies
-// all 10,000 proxies; the status answer is one page, not every target. Printed, never asserted:
-// the largest /healthz, status and drain latencies while preparing and while applying, with the
-// worker and with the worker turned off ($LB_PREPARE_WORKER=0), where the answers wait for the plan.
+// Asserted: events and sizes only. With the workers, many /healthz answers arrive during the run
+// (the run reads, parses, checks, compiles and plans in the prepare worker), and some arrive
+// after the plan was made and before the run ended (the apply and its read-back run in the apply
+// worker); the run applies all 10,000 proxies; the status answer is one page, not every target.
+// Printed, never asserted: the largest /healthz, status and drain latencies while preparing and
+// while applying, with the workers and with them turned off ($LB_PREPARE_WORKER=0), where the
+// answers wait for the plan and the apply.
 // Needs root; fails (never skips) without it. Traffic stays on the loopback of the namespace made here.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -150,6 +152,8 @@ type Phase = 'preparing' | 'applying';
 
 interface Figures {
   during: number;
+  /** Rounds in the run whose /healthz was answered after the plan was made: while it applied. */
+  duringApply: number;
   total: number;
   /** The longest wait of each kind of request, by the phase it ended in. */
   max: Record<Kind, Record<Phase, number>>;
@@ -174,6 +178,7 @@ function figures(out: SamplerOut, runMs: number | undefined, plannedAt: number):
   const byPhase = (kind: Kind): Record<Phase, number> => ({ preparing: max(kind, 'preparing'), applying: max(kind, 'applying') });
   return {
     during: out.samples.filter((s) => s.during).length, total: out.samples.length,
+    duringApply: out.samples.filter((s) => s.during && s.healthzAt > plannedAt).length,
     max: { healthz: byPhase('healthz'), status: byPhase('status'), drain: byPhase('drain') },
     statusBytes: Math.max(0, ...out.samples.map((s) => s.statusBytes)),
     runMs,
@@ -239,13 +244,13 @@ describe('lb daemon answers /healthz and the control socket while it prepares 10
     expect(typeof planned?.time, 'the daemon logged "plan made" (debug)').toBe('string');
     const f = figures(out, outcome.durationMs as number, Date.parse(planned!.time as string));
     const phase = (p: Phase): string => `/healthz ${f.max.healthz[p]} ms, control status ${f.max.status[p]} ms, control drain ${f.max.drain[p]} ms`;
-    console.log(`[daemon-responsive] ${mode}: run of ${PROXIES} proxies ${f.runMs ?? '?'} ms; ${f.total} rounds (/healthz, drain, status), ${f.during} of them during the run; ` +
+    console.log(`[daemon-responsive] ${mode}: run of ${PROXIES} proxies ${f.runMs ?? '?'} ms; ${f.total} rounds (/healthz, drain, status), ${f.during} of them during the run, ${f.duringApply} while it applied; ` +
       `longest wait answered while preparing: ${phase('preparing')}; answered once the plan was made (the apply): ${phase('applying')}; largest status answer ${f.statusBytes} B`);
     await daemon.stop(10_000);
     return { out, figures: f, instance };
   }
 
-  it('with the prepare worker: /healthz answers arrive while the run is in progress, and the run applies every proxy', async () => {
+  it('with the prepare and apply workers: /healthz answers arrive while the run prepares and while it applies, and the run applies every proxy', async () => {
     const { out, figures: f, instance } = await largeRun('worker', 'ra0', 9281);
     expect(out.samples.every((s) => s.code === 200), '/healthz answered 200 every time').toBe(true);
     expect(out.samples[0]?.refused, 'the drain of an unknown proxy is refused by the daemon').toMatch(/no-such-proxy/);
@@ -256,6 +261,8 @@ describe('lb daemon answers /healthz and the control socket while it prepares 10
     expect(live.generation.listeners.length, 'every proxy is live').toBe(PROXIES);
     // Without the worker the loop is free only between the run's steps: a handful of answers at most.
     expect(f.during, '/healthz answers bracketed by "first run in progress"').toBeGreaterThanOrEqual(20);
+    // The apply (seconds of bpf() calls for 10,000 proxies) runs in the apply worker: rounds complete meanwhile.
+    expect(f.duringApply, 'rounds answered after the plan was made, before the run ended').toBeGreaterThanOrEqual(3);
   }, 300_000);
 
   it('with the worker turned off (LB_PREPARE_WORKER=0): the same run, the latencies printed for comparison', async () => {

@@ -8,10 +8,9 @@
 // tick retries the stream until the pins are there. Errors are kept for the status, never thrown.
 
 import {
-  IPPROTO_TCP, LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
+  LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
 } from '../../core/abi.js';
 import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
-import { listenerLabel } from '../../core/state.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
 import { instanceComplete } from '../../runtime/dataplane-sampler.js';
@@ -20,6 +19,7 @@ import { statSync } from 'node:fs';
 import { ConnBatch, type ListenerNames } from './conn-batch.js';
 import { EventStream, eventsPinPath } from './event-stream.js';
 import { FlowTracker } from './flow-tracker.js';
+import { listenerNamesOf, type ListenerNameTable } from './listener-names.js';
 
 import type { ConnRecord } from './conn-batch.js';
 export type { ConnRecord } from './conn-batch.js';
@@ -77,8 +77,9 @@ export class EventHub {
   private stopped = false;
   /** The active generation's conntrack timeouts (0: the data plane's default). */
   private settings = { tcpIdleSec: 0, udpIdleSec: 0, tcpFinSec: 0 };
-  /** The live state an apply read back (its verify step): names come from it, not from the maps again. */
-  private given: LiveState | undefined;
+  /** The names of the live state an apply read back (its verify step): not read from the maps again. */
+  private given: ListenerNameTable | undefined;
+  private namesHeld: () => boolean = () => false;
 
   constructor(private readonly opts: EventHubOptions) {}
 
@@ -113,13 +114,27 @@ export class EventHub {
   }
 
   /**
-   * The live state the daemon's last apply verified (ReconcileOutcome.live). The next sweep takes
-   * the names from it when its serial is the maps' serial; only a change made elsewhere (`lb apply`,
-   * a heal) makes the sweep read the whole live state again, on the daemon's thread (10,000
-   * listeners: seconds).
+   * The live state the daemon's last apply verified, or the listener names its apply worker made of
+   * it (ReconcileOutcome.names). The next sweep takes the names from it when its serial is the
+   * maps' serial; only a change made elsewhere (`lb apply`, a heal) makes the sweep read the whole
+   * live state again, on the daemon's thread (10,000 listeners: seconds).
    */
   useLive(live: LiveState): void {
-    if (live.exists && live.ctl.serial !== this.names.serial) this.given = live;
+    if (live.exists) this.useNames(listenerNamesOf(live));
+  }
+
+  useNames(table: ListenerNameTable): void {
+    if (table.serial !== this.names.serial) this.given = table;
+  }
+
+  /**
+   * While `busy()` (the daemon's reconcile or heal is running: its apply may have flipped the maps
+   * already), a new generation's names are not read from the maps: the apply hands them over when
+   * it ends (useNames), and reading 10,000 listeners here would hold the daemon's thread for
+   * seconds while the apply runs in its worker. The sweep keeps the names it has meanwhile.
+   */
+  holdNamesWhile(busy: () => boolean): void {
+    this.namesHeld = busy;
   }
 
   stats(): EventHubStats {
@@ -173,26 +188,12 @@ export class EventHub {
   private loadNames(dp: DataPlane): void {
     const serial = readCtl(dp).serial;
     if (serial === this.names.serial && this.names.named) return;
-    // The apply's verified live state when it is the one in the maps (useLive), else a read.
-    const live = this.given?.ctl.serial === serial ? this.given : readLive(this.opts.instance, { dp });
+    if (this.given?.serial !== serial && this.namesHeld()) return;
+    // The apply's names when they are those of the generation in the maps (useNames), else a read.
+    const table = this.given?.serial === serial ? this.given : listenerNamesOf(readLive(this.opts.instance, { dp }));
     this.given = undefined;
-    const listeners = new Map<number, ListenerNames>();
-    // By VIP, port and protocol, the first in state order as a search would find it: one pass,
-    // not a search per listener (10,000 listeners made that 100 million comparisons, ~30 s of
-    // the daemon's thread after every apply).
-    const byKey = new Map<string, (typeof live.state.listeners)[number]>();
-    for (const s of live.state.listeners) {
-      const k = `${s.vip}:${s.port}:${s.proto === 'udp' ? 'udp' : 'tcp'}`;
-      if (!byKey.has(k)) byKey.set(k, s);
-    }
-    let named = true;
-    for (const l of live.generation.listeners) {
-      const logical = byKey.get(`${l.key.vip}:${l.key.port}:${l.key.proto !== IPPROTO_TCP ? 'udp' : 'tcp'}`);
-      if (!logical) named = false;
-      listeners.set(l.value.listenerId, { proxy: logical?.proxy ?? null, label: logical ? listenerLabel(logical) : `${l.key.vip}:${l.key.port}` });
-    }
-    this.names = { serial, listeners, named };
-    this.settings = live.generation.settings;
+    this.names = { serial: table.serial, listeners: table.listeners, named: table.named };
+    this.settings = table.settings;
   }
 
   private snapshot(dp: DataPlane): ConntrackEntry[] {

@@ -8,6 +8,7 @@ import type { ApplyRequest, ApplyResult } from '../../../src/apply/index.js';
 import type { CheckedConfig, PlanHost } from '../../../src/apply/prepare.js';
 import { EMPTY_SETTINGS, encodeGeneration, type GenerationConfig } from '../../../src/dataplane/index.js';
 import { kernelEngine, type PlannedRevision, type PrepareRequest, type ReconcileEngine } from '../../../src/reconcile/index.js';
+import { inProcessApplyAndRead, inProcessReadDrift, type AppliedRead, type DriftRead } from '../../../src/reconcile/applied-read.js';
 import type { Source, SourceRevision } from '../../../src/source/types.js';
 import type { LiveState } from '../../../src/state/live.js';
 import { EMPTY_STATE, type LogicalState } from '../../../src/core/state.js';
@@ -103,5 +104,12 @@ export class FakeEngine implements ReconcileEngine {
   }
   reencode(req: ApplyRequest): ApplyRequest { return req; }
   readLive(): LiveState { return this.live; }
+  /** The kernel engine's in-process apply and read-back, over this fake's apply and live state. */
+  async applyAndRead(req: ApplyRequest, desired: LogicalState, opts: { reencode: boolean }): Promise<AppliedRead> {
+    return inProcessApplyAndRead(this, req, desired, opts.reencode);
+  }
+  async readDrift(req: ApplyRequest, desired: LogicalState): Promise<DriftRead> {
+    return inProcessReadDrift(this, req, desired);
+  }
 }
 
