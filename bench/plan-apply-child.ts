@@ -25,26 +25,9 @@ import {
 import { diffStates } from '../src/core/plan/plan.js';
 import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
+import { proxiesYaml } from './lib/proxies-yaml.js';
 
 type Out = Record<string, number | string>;
-
-function proxiesYaml(n: number, reweightEvery: number): string {
-  const lines = ['proxies:'];
-  for (let i = 0; i < n; i++) {
-    const w = reweightEvery > 0 && i % reweightEvery === 0 ? 70 : 50;
-    const a = 1 + (i % 250);
-    const b = Math.floor(i / 250) % 250;
-    lines.push(
-      `  - name: svc-${i}`,
-      `    listen: {interfaces: [eth0], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
-      '    default-target:',
-      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: ${w}}`,
-      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
-    );
-  }
-  lines.push('settings: {connection-timeout-sec: 300}');
-  return `${lines.join('\n')}\n`;
-}
 
 function timed<T>(fn: () => T): [T, number] {
   const t0 = performance.now();
