@@ -51,7 +51,7 @@ describe('the CLI loads each command\'s modules when it runs', () => {
     expect(r.files.some((f) => f.startsWith('dist/src/core/config/')), 'the hook saw the config modules').toBe(true);
     expect(r.files.filter((f) => NOT_FOR_VALIDATE.test(f))).toEqual([]);
     // The schema comes precompiled by the build (src/core/config/schema.ts): ajv's compiler is not loaded.
-    expect(r.files).toContain('dist/src/core/config/config-validator.generated.cjs');
+    expect(r.files).toContain('dist/src/core/config/config-validator.generated.js');
     expect(r.files.filter((f) => f === 'dist/src/core/config/schema-compile.js' || f.startsWith('node_modules/ajv/'))).toEqual([]);
   });
 

@@ -12,7 +12,8 @@ import { joinErrorsInPlace, joinErrorsInPlaceModule } from './ajv-join-in-place.
 import { ANNOTATION_KEYWORDS, CONFIG_SCHEMA, configSchemaDigest } from './schema-source.js';
 import { LINEAR_UNIQUE_ITEMS } from './unique-items.js';
 
-function configAjv(source: boolean): Ajv2020Instance {
+/** `standalone`: keep the generated source, for an ES module (see configValidatorModule). */
+function configAjv(standalone: boolean): Ajv2020Instance {
   const Ajv2020 = Ajv2020Module.default;
   // strictRequired off: `required` inside anyOf/oneOf branches names properties declared by the
   // enclosing schema, which is the point of those branches.
@@ -20,7 +21,7 @@ function configAjv(source: boolean): Ajv2020Instance {
   // a standalone module gets the same rewrite as a whole (ajv keeps the unprocessed source).
   const ajv = new Ajv2020({
     allErrors: true, verbose: true, strict: true, strictRequired: false,
-    code: { process: joinErrorsInPlace, source },
+    code: { process: joinErrorsInPlace, source: standalone, esm: standalone },
   });
   ajv.addVocabulary([...ANNOTATION_KEYWORDS]);
   // ajv's uniqueItems is quadratic on items given by $ref; see unique-items.ts.
@@ -35,13 +36,15 @@ export function compileConfigValidator(): ValidateFunction {
 }
 
 /**
- * The config validator as the text of a CommonJS module: `module.exports` is the validate
- * function, `module.exports.schemaDigest` the digest of the schema it was generated from. It
- * requires ajv's small runtime helpers (ajv/dist/runtime/*), not ajv's compiler.
+ * The config validator as the text of an ES module: the default export is the validate function,
+ * `schemaDigest` the digest of the schema it was generated from. ES, not CommonJS: Node scans a
+ * CommonJS module imported from ES for its exports, ~25 ms of CPU for this one at every start.
+ * The text calls `require` for ajv's small runtime helpers (ajv/dist/runtime/*, CommonJS), not
+ * its compiler; whoever writes the module out declares that `require` (scripts/precompile-schema.mjs).
  */
 export function configValidatorModule(): string {
   const ajv = configAjv(true);
   const validate = ajv.compile(CONFIG_SCHEMA);
   const code = joinErrorsInPlaceModule(standaloneModule.default(ajv, validate));
-  return `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(configSchemaDigest())};\n`;
+  return `${code}\nexport const schemaDigest = ${JSON.stringify(configSchemaDigest())};\n`;
 }

@@ -10,19 +10,22 @@ import { ANNOTATION_KEYWORDS, CONFIG_SCHEMA, configSchemaDigest } from './schema
 export { ANNOTATION_KEYWORDS, CONFIG_SCHEMA };
 
 /** A variable: the module exists only in dist, and tsc must not look for it in src. */
-const PRECOMPILED = './config-validator.generated.cjs';
+const PRECOMPILED = './config-validator.generated.js';
 
-type Precompiled = ValidateFunction & { schemaDigest?: unknown };
+interface Precompiled {
+  default: ValidateFunction;
+  schemaDigest?: unknown;
+}
 
 async function loadPrecompiled(): Promise<ValidateFunction | undefined> {
-  let mod: { default: Precompiled };
+  let mod: Precompiled;
   try {
-    mod = (await import(PRECOMPILED)) as { default: Precompiled };
+    mod = (await import(PRECOMPILED)) as Precompiled;
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND') return undefined;
     throw err;
   }
-  return mod.default.schemaDigest === configSchemaDigest() ? mod.default : undefined;
+  return mod.schemaDigest === configSchemaDigest() ? mod.default : undefined;
 }
 
 const precompiled = await loadPrecompiled();

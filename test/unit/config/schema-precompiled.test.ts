@@ -4,21 +4,33 @@
 // diagnostics from those). Both are generated here from the sources, and run on the seed
 // configs, the fixtures and a list of invalid configs that reaches every kind of error lb words.
 
-import { readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { readSource } from '../../../src/core/config/read-source.js';
 import { compileConfigValidator, configValidatorModule } from '../../../src/core/config/schema-compile.js';
 import { configSchemaDigest } from '../../../src/core/config/schema-source.js';
 import { FIXTURES, SEEDS } from './helpers.js';
 
-/** The generated module's text, run as CommonJS with this repository's node_modules. */
-function loadModule(code: string): ValidateFunction & { schemaDigest: string } {
-  const module = { exports: {} as unknown };
-  new Function('module', 'exports', 'require', code)(module, module.exports, createRequire(import.meta.url));
-  return module.exports as ValidateFunction & { schemaDigest: string };
+/**
+ * The generated module, imported from a scratch directory, with a require of ajv's runtime
+ * helpers that resolves from this repository.
+ */
+async function loadModule(code: string): Promise<ValidateFunction & { schemaDigest: string }> {
+  // As scripts/precompile-schema.mjs declares it, resolving from here.
+  const text = `import { createRequire } from "node:module";\nconst require = createRequire(${JSON.stringify(import.meta.url)});\n${code}`;
+  const dir = mkdtempSync(join(tmpdir(), 'lb-validator-'));
+  try {
+    const file = join(dir, 'config-validator.generated.mjs');
+    writeFileSync(file, text);
+    const mod = (await import(pathToFileURL(file).href)) as { default: ValidateFunction; schemaDigest: string };
+    return Object.assign(mod.default, { schemaDigest: mod.schemaDigest });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function parse(file: string, text: string): unknown {
@@ -62,8 +74,20 @@ function corpus(): Array<[string, unknown]> {
 }
 
 describe('the precompiled config validator', () => {
-  const precompiled = loadModule(configValidatorModule());
+  let precompiled: ValidateFunction & { schemaDigest: string };
   const compiled = compileConfigValidator();
+
+  beforeAll(async () => {
+    precompiled = await loadModule(configValidatorModule());
+  });
+
+  it('is an ES module that requires only ajv\'s runtime helpers, not its compiler', () => {
+    const code = configValidatorModule();
+    expect(code).toMatch(/\bexport default validate\d+;/);
+    const required = [...code.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]);
+    expect(required.length).toBeGreaterThan(0);
+    expect(required.filter((spec) => !spec!.startsWith('ajv/dist/runtime/'))).toEqual([]);
+  });
 
   it('names the schema it was generated from', () => {
     expect(precompiled.schemaDigest).toBe(configSchemaDigest());
