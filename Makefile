@@ -34,8 +34,11 @@ build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # dist/commit: the commit `lb version` reports when it runs outside a git checkout.
+# The config schema is precompiled to ajv standalone code next to dist/src/core/config/schema.js,
+# so no run compiles it (src/core/config/schema.ts; without it the schema is compiled at run time).
 ts:
 	npx tsc -p tsconfig.build.json
+	node scripts/precompile-schema.mjs
 	@git rev-parse HEAD > dist/commit 2>/dev/null || rm -f dist/commit
 
 # The lint (fast rules) first: CI runs this target, so the tree stays lint-clean.

@@ -29,33 +29,9 @@ import { diffStates } from '../src/core/plan/plan.js';
 import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
 import { configDigest, planCheckedConfig } from '../src/apply/prepare.js';
+import { proxiesYaml } from './lib/proxies-yaml.js';
 
 type Out = Record<string, number | string>;
-
-/**
- * N proxies; every `reweightEvery`-th (from `offset`) gets another weight. Listening on `ifname`;
- * `shared`: each proxy's second target is the next proxy's first (N distinct backends, not 2N: the
- * data plane holds 16,384 target ids, so 10,000 proxies can be applied only so).
- */
-function proxiesYaml(n: number, reweightEvery: number, offset = 0, ifname = 'eth0', shared = false): string {
-  const lines = ['proxies:'];
-  for (let i = 0; i < n; i++) {
-    const w = reweightEvery > 0 && i % reweightEvery === offset ? 70 : 50;
-    const a = 1 + (i % 250);
-    const b = Math.floor(i / 250) % 250;
-    const next = (i + 1) % n;
-    const second = shared ? `10.1.${Math.floor(next / 250) % 250}.${1 + (next % 250)}` : `10.2.${b}.${a}`;
-    lines.push(
-      `  - name: svc-${i}`,
-      `    listen: {interfaces: [${ifname}], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
-      '    default-target:',
-      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: ${w}}`,
-      `      - {ip: ${second}, port: 8080, weight: 50}`,
-    );
-  }
-  lines.push('settings: {connection-timeout-sec: 300}');
-  return `${lines.join('\n')}\n`;
-}
 
 function timed<T>(fn: () => T): [T, number] {
   const t0 = performance.now();
@@ -167,7 +143,7 @@ function daemonApply(instance: string, text: string): Out {
  * steady state. The figure: the steady change against the full apply, both check to read-back.
  */
 function daemon(n: number, instance: string): Out {
-  const texts = [proxiesYaml(n, 0, 0, 'va0', true), proxiesYaml(n, 100, 1, 'va0', true), proxiesYaml(n, 100, 2, 'va0', true)];
+  const texts = [proxiesYaml(n, 0, { ifname: 'va0', chained: true }), proxiesYaml(n, 100, { offset: 1, ifname: 'va0', chained: true }), proxiesYaml(n, 100, { offset: 2, ifname: 'va0', chained: true })];
   DataPlane.open({ instance }).close();
   const [full, , change] = texts.map((t) => daemonApply(instance, t));
   const out: Out = { proxies: n };

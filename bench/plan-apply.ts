@@ -3,16 +3,24 @@
 // of the same entries, measured in the same run, each in a fresh process for its peak RSS.
 //
 // Goals: plan of 10k proxies under 1 s; apply within 2x of the raw batched update
-// (raw/apply >= 0.5).
+// (raw/apply >= 0.5); `lb validate` and `lb plan` of 10k proxies under 1.5 s wall clock each, as
+// a user runs them (the built CLI in a fresh process, Node's start included).
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { BenchError } from './lib/errors.js';
+import { proxiesYaml } from './lib/proxies-yaml.js';
 import { median, ratio } from './lib/stats.js';
 import type { Measurement, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'plan-apply-child.js');
+const CLI = join(dirname(CHILD), '..', 'src', 'cli', 'main.js');
+/** The [ingest] goal for `lb validate` and `lb plan` of 10,000 proxies, wall clock. */
+const CLI_GOAL_MS = 1500;
 const ENTRIES = 100_000;
 const ROUNDS = 3;
 /** Proxies of the daemon-path measurement (each a listener and a group; 10,000 distinct backends). */
@@ -48,8 +56,44 @@ function withScratchNetns<T>(fn: (ns: string) => T): T {
 
 function down(ns: string, instance: string): void {
   // `lb down` semantics from inside the namespace: detach and unpin.
-  run(['nsenter', `--net=/run/netns/${ns}`, process.execPath, join(dirname(CHILD), '..', 'src', 'cli', 'main.js'), '--instance', instance, 'down'], true);
+  run(['nsenter', `--net=/run/netns/${ns}`, process.execPath, CLI, '--instance', instance, 'down'], true);
   run(['rm', '-rf', `/run/lb/${instance}`], true);
+}
+
+/** One run of the built CLI; its wall time (spawn to exit), after checking it did the work. */
+function timedCli(args: string[], expect: string): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 });
+  const ms = performance.now() - t0;
+  if (r.status !== 0 || !r.stdout.includes(expect)) {
+    throw new BenchError(`lb ${args.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  return ms;
+}
+
+/**
+ * `lb validate --config F` and `lb plan --config F` of 10,000 proxies (10,000 distinct backends,
+ * 2.0 MB), interleaved, each in a fresh process. The plan runs against an instance that does
+ * not exist (empty live state: every entry is an add), so it needs no data plane loaded.
+ */
+function cliRuns(ctx: SuiteContext): { validateMs: number[]; planMs: number[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'lb-bench-planapply-'));
+  const instance = `bench-pa-cli-${process.pid}`;
+  const file = join(dir, 'lb.yaml');
+  writeFileSync(file, proxiesYaml(10_000, 10, { backendPairs: 5_000 }));
+  const validateMs: number[] = [];
+  const planMs: number[] = [];
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      ctx.log(`lb validate and lb plan of 10,000 proxies, round ${i + 1}/${ROUNDS}`);
+      validateMs.push(timedCli(['validate', '--config', file], 'config valid: 10000 proxies'));
+      planMs.push(timedCli(['--instance', instance, 'plan', '--config', file], 'Plan: 30002 to add'));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(`/run/lb/${instance}`, { recursive: true, force: true });
+  }
+  return { validateMs, planMs };
 }
 
 async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
@@ -82,6 +126,12 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       detail: { checkMs: big.checkMs, compileMs: big.compileMs, diffMs: big.diffMs, renderMs: big.renderMs, changes: big.changes, refused: big.refused },
     },
     { key: 'plan_100000_rss', label: 'peak RSS, plan of 100,000 proxies', value: big.maxRssMiB!, unit: 'MiB' },
+  );
+
+  const cli = cliRuns(ctx);
+  measurements.push(
+    { key: 'cli_validate_10000', label: '`lb validate --config F`, 10,000 proxies, wall clock (fresh process, Node start included)', value: median(cli.validateMs), unit: 'ms', samples: cli.validateMs },
+    { key: 'cli_plan_10000', label: '`lb plan --config F`, 10,000 proxies against an empty live state, wall clock (fresh process)', value: median(cli.planMs), unit: 'ms', samples: cli.planMs },
   );
 
   const applies: ChildOut[] = [];
@@ -133,10 +183,13 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       `Apply: ${ENTRIES.toLocaleString('en-US')} entries (listeners : groups : source routes = 1 : 1 : 8) into a fresh instance in a scratch namespace, loaded before the timing (as for raw): ops diff, journal, batched writes, flip, read-back.`,
       'Raw: the same entries with BPF_MAP_UPDATE_BATCH per map and one lb_ctl update, into a fresh instance (no journal, no read-back).',
       `Daemon's path: ${DAEMON_PROXIES.toLocaleString('en-US')} proxies as YAML, checked, planned against the live instance (planCheckedConfig) and applied with the desired state (read-back decoded and compared), in one process: a full apply, then two 1% changes (the second is reported).`,
+      'CLI: the built `lb validate --config F` and `lb --instance (none) plan --config F` of 10,000 proxies (10,000 distinct backends, 2.0 MB), each in a fresh process, interleaved; wall clock from spawn to exit.',
     ],
     measurements,
     ratios: [
       { key: 'plan_10k_vs_goal', label: 'plan 10k proxies: 1 s / plan time (goal: plan < 1 s)', value: ratio(1000, plan10k), goal: 1 },
+      { key: 'cli_validate_vs_goal', label: 'lb validate of 10k proxies: 1.5 s / wall time (goal: under 1.5 s)', value: ratio(CLI_GOAL_MS, median(cli.validateMs)), goal: 1 },
+      { key: 'cli_plan_vs_goal', label: 'lb plan of 10k proxies: 1.5 s / wall time (goal: under 1.5 s)', value: ratio(CLI_GOAL_MS, median(cli.planMs)), goal: 1 },
       { key: 'plan_scaling', label: 'plan time 10k / 1k proxies (10 = linear)', value: ratio(plan10k, median(plans[1_000]!.map((o) => o.totalMs!))) },
       { key: 'raw_vs_apply', label: 'raw batched update / transactional apply (goal: apply within 2x)', value: ratio(median(rawMs), median(applyMs)), goal: 0.5 },
       { key: 'apply_vs_change', label: 'full apply / 1% change (goal: the change under 10% of a full apply)', value: ratio(median(applyMs), median(changeMs)), goal: 10 },

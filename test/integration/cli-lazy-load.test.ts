@@ -1,7 +1,8 @@
 // `lb validate` and `lb plan --help` load what they use and no more (src/cli/command-choices.ts):
 // the built CLI runs with a module resolve hook that names every file it loads, and none of the
 // apply, the data plane, the daemon, git, OpenPGP, the FFI or the metrics may be among them for
-// validate. The whole program (its help, every command's options) is still there.
+// validate, nor ajv's schema compiler (the build precompiles the schema). The whole program (its
+// help, every command's options) is still there.
 
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -49,6 +50,9 @@ describe('the CLI loads each command\'s modules when it runs', () => {
     expect(r.stdout).toContain('config valid: 1 proxy, 1 target');
     expect(r.files.some((f) => f.startsWith('dist/src/core/config/')), 'the hook saw the config modules').toBe(true);
     expect(r.files.filter((f) => NOT_FOR_VALIDATE.test(f))).toEqual([]);
+    // The schema comes precompiled by the build (src/core/config/schema.ts): ajv's compiler is not loaded.
+    expect(r.files).toContain('dist/src/core/config/config-validator.generated.js');
+    expect(r.files.filter((f) => f === 'dist/src/core/config/schema-compile.js' || f.startsWith('node_modules/ajv/'))).toEqual([]);
   });
 
   it('lb --help still lists every command, and lb plan --help its revision options, without loading them', () => {

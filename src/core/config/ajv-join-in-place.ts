@@ -15,3 +15,14 @@ const APPEND = 'function lbAppendErrors(list, more) { for (let i = 0; i < more.l
 export function joinErrorsInPlace(code: string): string {
   return code.includes('vErrors.concat(') ? APPEND + code.replace(JOIN, 'lbAppendErrors(vErrors, $1)') : code;
 }
+
+/**
+ * The same rewrite over a standalone module (ajv keeps the source it generated before
+ * code.process): the helper is declared once, after the module's "use strict" directive.
+ */
+export function joinErrorsInPlaceModule(code: string): string {
+  if (!code.includes('vErrors.concat(')) return code;
+  const strict = '"use strict";';
+  const body = code.replace(JOIN, 'lbAppendErrors(vErrors, $1)');
+  return body.startsWith(strict) ? `${strict}\n${APPEND}${body.slice(strict.length)}` : APPEND + body;
+}

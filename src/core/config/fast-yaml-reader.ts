@@ -35,9 +35,9 @@ export function tryReadYamlFast(text: string): ReadResult | undefined {
   if (UNSUPPORTED_CHARACTERS.test(text) || hasMarkers(text)) return undefined;
   const lineStarts = lineStartsOf(text);
   if (lineStarts === undefined) return undefined;
-  const tree = buildYamlTree(text);
-  if (tree === undefined) return undefined;
-  return { ok: true, value: tree.value, positions: new LazyPositionIndex(tree.root, lineStarts) };
+  const built = buildYamlTree(text);
+  if (built === undefined) return undefined;
+  return { ok: true, value: built.value, positions: new LazyPositionIndex(built.tree, lineStarts) };
 }
 
 function hasMarkers(text: string): boolean {

@@ -79,10 +79,14 @@ export function mergeFiles(files: readonly ParsedFile[]): { merged: MergedConfig
   };
 
   const locate = (pointer: string, onKey = false): SourceRef => {
-    const { fileIndex, pointer: local } = toFile(pointer);
+    // One file: a proxy's pointer is its file-local pointer (the normalized config locates
+    // ~70,000 of them for 10,000 proxies: no intermediate object, no spread).
+    const single = files.length === 1 && pointer.startsWith('/proxies/');
+    const { fileIndex, pointer: local } = single ? { fileIndex: 0, pointer } : toFile(pointer);
     const f = files[fileIndex];
     if (!f) return { file: '', pointer: local };
-    return { file: f.file, pointer: local, ...locateInFile(f.positions, local, onKey) };
+    const at = locateInFile(f.positions, local, onKey);
+    return at.line === undefined ? { file: f.file, pointer: local } : { file: f.file, pointer: local, line: at.line, column: at.column! };
   };
 
   return { merged: { proxies, settings, files, locate }, diagnostics };

@@ -8,7 +8,9 @@ export function escapeToken(token: string | number): string {
 
 /** Appends reference tokens to a pointer: joinPointer('/proxies', 0, 'name') -> '/proxies/0/name'. */
 export function joinPointer(pointer: string, ...tokens: (string | number)[]): string {
-  return tokens.reduce<string>((acc, t) => `${acc}/${escapeToken(t)}`, pointer);
+  let out = pointer;
+  for (const t of tokens) out += typeof t === 'number' ? `/${t}` : `/${escapeToken(t)}`;
+  return out;
 }
 
 /** Splits a pointer into its unescaped reference tokens ('' -> []). */

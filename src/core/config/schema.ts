@@ -1,31 +1,41 @@
-// The config format's one definition, schemas/lb-config.schema.json, compiled once with ajv.
-// The x-expected / x-error / x-at keywords are lb's annotations for plain-words messages
-// (see validate.ts); ajv treats them as vocabulary without validation.
+// The config validator: schemas/lb-config.schema.json compiled by ajv (schema-compile.ts). A
+// build (`make build`, scripts/precompile-schema.mjs) writes it as a standalone module next to
+// this file in dist, so that no run compiles the schema nor loads ajv's compiler; without that
+// module (tests run from src), or when it was generated from another schema than the one beside
+// it, the schema is compiled here on first use. Both give the same validation code.
 
-import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import schemaJson from '../../../schemas/lb-config.schema.json' with { type: 'json' };
-import { joinErrorsInPlace } from './ajv-join-in-place.js';
-import { LINEAR_UNIQUE_ITEMS } from './unique-items.js';
+import { ANNOTATION_KEYWORDS, CONFIG_SCHEMA, configSchemaDigest } from './schema-source.js';
 
-export const CONFIG_SCHEMA: Record<string, unknown> = schemaJson;
+export { ANNOTATION_KEYWORDS, CONFIG_SCHEMA };
 
-/** Annotation keywords lb adds to JSON Schema; editors ignore them. */
-export const ANNOTATION_KEYWORDS = ['x-expected', 'x-error', 'x-at'] as const;
+/** A variable: the module exists only in dist, and tsc must not look for it in src. */
+const PRECOMPILED = './config-validator.generated.js';
 
-let compiled: ValidateFunction | undefined;
+interface Precompiled {
+  default: ValidateFunction;
+  schemaDigest?: unknown;
+}
+
+async function loadPrecompiled(): Promise<ValidateFunction | undefined> {
+  let mod: Precompiled;
+  try {
+    mod = (await import(PRECOMPILED)) as Precompiled;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+  return mod.schemaDigest === configSchemaDigest() ? mod.default : undefined;
+}
+
+const precompiled = await loadPrecompiled();
+const compiler = precompiled ? undefined : await import('./schema-compile.js');
+let compiled: ValidateFunction | undefined = precompiled;
+
+/** Where this process's validator comes from: the build's standalone module, or ajv now. */
+export const CONFIG_VALIDATOR_ORIGIN: 'precompiled' | 'compiled' = precompiled ? 'precompiled' : 'compiled';
 
 export function configValidator(): ValidateFunction {
-  if (compiled) return compiled;
-  const Ajv2020 = Ajv2020Module.default;
-  // strictRequired off: `required` inside anyOf/oneOf branches names properties declared by the
-  // enclosing schema, which is the point of those branches.
-  // code.process: errors of failing $ref calls are appended in place (see ajv-join-in-place.ts).
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, code: { process: joinErrorsInPlace } });
-  ajv.addVocabulary([...ANNOTATION_KEYWORDS]);
-  // ajv's uniqueItems is quadratic on items given by $ref; see unique-items.ts.
-  ajv.removeKeyword('uniqueItems');
-  ajv.addKeyword(LINEAR_UNIQUE_ITEMS);
-  compiled = ajv.compile(CONFIG_SCHEMA);
+  compiled ??= compiler!.compileConfigValidator();
   return compiled;
 }

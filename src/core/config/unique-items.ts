@@ -3,12 +3,27 @@
 // a listener with 100k interface names took over 30 s. Here every item gets a canonical key and a
 // Map finds repeats in one pass. The error is the one ajv gives (keyword uniqueItems, params i and
 // j) for the same pair: the last item that repeats an earlier one, and the nearest earlier copy.
+//
+// The keyword generates code (a code keyword, not a validate function) so that the validator can
+// be precompiled to a standalone module at build time (schema-compile.ts): the search is embedded
+// in that module from its source text, so lastDuplicate uses nothing outside its own body.
 
-import type { AnySchemaObject, FuncKeywordDefinition } from 'ajv/dist/2020.js';
-import type { SchemaValidateFunction } from 'ajv/dist/types/index.js';
+import { _, str } from 'ajv/dist/2020.js';
+import type { CodeKeywordDefinition, KeywordCxt, KeywordErrorDefinition } from 'ajv/dist/2020.js';
+import { _Code } from 'ajv/dist/compile/codegen/code.js';
 
 /** The last (i, j) with j < i and items[j] equal to items[i], j the largest such; or undefined. */
 export function lastDuplicate(items: readonly unknown[]): { i: number; j: number } | undefined {
+  // Equal keys exactly for deep-equal JSON values (object key order does not matter).
+  const sortedKeys = (value: unknown): unknown => {
+    if (value === null || typeof value !== 'object') return value;
+    if (Array.isArray(value)) return value.map(sortedKeys);
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return entries.map(([k, v]) => [k, sortedKeys(v)]);
+  };
+  const canonicalKey = (value: unknown): string => (value === null || typeof value !== 'object'
+    ? `${typeof value}:${String(value)}`
+    : `json:${JSON.stringify(sortedKeys(value))}`);
   const lastIndex = new Map<string, number>();
   let found: { i: number; j: number } | undefined;
   items.forEach((item, i) => {
@@ -20,40 +35,24 @@ export function lastDuplicate(items: readonly unknown[]): { i: number; j: number
   return found;
 }
 
-/** Equal keys exactly for deep-equal JSON values (object key order does not matter). */
-function canonicalKey(value: unknown): string {
-  if (value === null || typeof value !== 'object') return `${typeof value}:${String(value)}`;
-  return `json:${JSON.stringify(sortedKeys(value))}`;
-}
-
-function sortedKeys(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map(sortedKeys);
-  const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return entries.map(([k, v]) => [k, sortedKeys(v)]);
-}
-
-const validateUniqueItems: SchemaValidateFunction = (schema: unknown, data: unknown, parentSchema?: AnySchemaObject): boolean => {
-  if (schema !== true || !Array.isArray(data)) return true;
-  const duplicate = lastDuplicate(data);
-  if (duplicate === undefined) return true;
-  validateUniqueItems.errors = [
-    {
-      keyword: 'uniqueItems',
-      params: duplicate,
-      message: `must NOT have duplicate items (items ## ${duplicate.j} and ${duplicate.i} are identical)`,
-      // ajv adds the schema and data (verbose) but not the parent schema, which carries x-expected.
-      ...(parentSchema ? { parentSchema } : {}),
-    },
-  ];
-  return false;
+const error: KeywordErrorDefinition = {
+  message: ({ params }) => str`must NOT have duplicate items (items ## ${params.j} and ${params.i} are identical)`,
+  params: ({ params }) => _`{i: ${params.i}, j: ${params.j}}`,
 };
 
-/** Registered in place of ajv's uniqueItems (see schema.ts). */
-export const LINEAR_UNIQUE_ITEMS: FuncKeywordDefinition = {
+/** Registered in place of ajv's uniqueItems (see schema-compile.ts). */
+export const LINEAR_UNIQUE_ITEMS: CodeKeywordDefinition = {
   keyword: 'uniqueItems',
   type: 'array',
   schemaType: 'boolean',
-  errors: true,
-  validate: validateUniqueItems,
+  error,
+  code(cxt: KeywordCxt) {
+    const { gen, data, schema } = cxt;
+    if (schema !== true) return;
+    // `code` is what a standalone module declares for it: the function's own source text.
+    const find = gen.scopeValue('func', { ref: lastDuplicate, code: new _Code(`(${lastDuplicate.toString()})`) });
+    const found = gen.const('dup', _`${find}(${data})`);
+    cxt.setParams({ i: _`${found}.i`, j: _`${found}.j` });
+    cxt.fail(_`${found} !== undefined`);
+  },
 };
