@@ -59,15 +59,20 @@ describe('Acceptor bounds', () => {
 });
 
 describe('Acceptor relay', () => {
-  it('sets TCP_NODELAY on both sockets of a relayed pair (Nagle would hold back a TLS flight\'s small writes)', async () => {
+  /** A client through the acceptor to a backend, once the backend received the replayed hello. */
+  async function relayedPair(): Promise<{ a: Awaited<ReturnType<typeof acceptor>>['a']; b: Awaited<ReturnType<typeof backend>>; c: Socket; s: Socket; replayed: Buffer; hello: Buffer }> {
     const b = await backend();
     const { a, port } = await acceptor(b.port);
     const c = await connect(port);
     const hello = captured('node-sni');
     c.write(hello);
-    // The replayed hello: the backend's socket is connected (its option is set at connect).
     const s = await b.next();
-    await received(s, hello.length);
+    return { a, b, c, s, replayed: await received(s, hello.length), hello };
+  }
+
+  it('sets TCP_NODELAY on both sockets of a relayed pair (Nagle would hold back a TLS flight\'s small writes)', async () => {
+    // Once the hello is replayed, the backend's socket is connected (its option is set at connect).
+    const { a, s } = await relayedPair();
     const libc = koffi.load('libc.so.6');
     const getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as
       (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
@@ -85,13 +90,8 @@ describe('Acceptor relay', () => {
   });
 
   it('replays the hello, passes a half-close on, and keeps the other direction open', async () => {
-    const b = await backend();
-    const { a, port } = await acceptor(b.port);
-    const c = await connect(port);
-    const hello = captured('node-sni');
-    c.write(hello);
-    const s = await b.next();
-    expect((await received(s, hello.length)).equals(hello)).toBe(true);
+    const { a, b, c, s, replayed, hello } = await relayedPair();
+    expect(replayed.equals(hello)).toBe(true);
     // The breaker and least-connections read this (src/acceptor/runtime-sampler.ts).
     expect(a.backends.get(`127.0.0.1:${b.port}`)).toEqual({ attempts: 1, failed: 0, active: 1 });
     c.end(); // FIN from the client
