@@ -296,7 +296,8 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     if (req.faultAt === 'after-flip') fault('after the flip');
     step = 'verifying the read-back';
     // A delta decodes only what its change reaches (src/apply/read-back-delta.ts); a full apply, all of it.
-    const part = delta === null ? undefined : (): EncodedGeneration => changeReach(desired, [delta.current, delta.want]);
+    let reach: EncodedGeneration | undefined;
+    const part = delta === null ? undefined : (): EncodedGeneration => (reach ??= changeReach(desired, [delta.current, delta.want]));
     verify(dp, targetGen, serial, desired, part ?? desiredRaw, ops, req, wanted, paths, part !== undefined);
     log('read back generation: identical to the desired one');
   } catch (err) {
@@ -478,8 +479,14 @@ function verify(dp: DataPlane, gen: number, serial: number, desired: Columns, de
     throw new LbError('LB_APPLY_VERIFY', `generation ${gen} holds ${desired.listeners.count} listener(s), the desired state ${req.desired.listeners.length}`, { gen });
   }
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l]));
+  // One if_indextoname (a socket, an ioctl) per interface, not per listener: thousands share a few.
+  const names = new Map<number, string | undefined>();
+  const ifname = (index: number): string | undefined => {
+    if (!names.has(index)) names.set(index, interfaceName(index));
+    return names.get(index);
+  };
   const decoded = decodeLogical(decodeRaw(gen, desiredRaw()), {
-    ifname: (index) => interfaceName(index),
+    ifname,
     proxyOf: (key) => proxies.get(key)?.proxy ?? null,
     interfaces: wanted,
     ...(req.desired.paths !== undefined ? { paths: req.desired.paths } : {}), // checked on the attachments above
