@@ -37,6 +37,7 @@ import { executeOps, executeRuns } from './execute-ops.js';
 import { differingKeys, planDelta, rememberApplied, takeApplied, type AppliedState, type KeySets } from './delta.js';
 import { digestHex, type DigestState } from '../core/generation-digest.js';
 import { expectationDifference, readBackRuns } from './read-back.js';
+import { changeReach } from './read-back-delta.js';
 
 /**
  * Where an injected fault strikes: a number n stops before raw op n (n >= the op count: just
@@ -294,7 +295,10 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     }
     if (req.faultAt === 'after-flip') fault('after the flip');
     step = 'verifying the read-back';
-    verify(dp, targetGen, desired, desiredRaw, ops, req, wanted, paths);
+    // A delta decodes only what its change reaches (src/apply/read-back-delta.ts); a full apply, all of it.
+    let reach: EncodedGeneration | undefined;
+    const part = delta === null ? undefined : (): EncodedGeneration => (reach ??= changeReach(desired, [delta.current, delta.want]));
+    verify(dp, targetGen, serial, desired, part ?? desiredRaw, ops, req, wanted, paths, part !== undefined);
     log('read back generation: identical to the desired one');
   } catch (err) {
     const cause = err instanceof Error ? err.message : String(err);
@@ -444,16 +448,22 @@ function activeIsDesired(dp: DataPlane, gen: number, activeRaw: EncodedGeneratio
   return !routesFromRecord || sameRoutes(readGenerationsRaw(dp, [gen])[0]!.srcRoutes);
 }
 
-function verify(dp: DataPlane, gen: number, desired: Columns, desiredRaw: () => EncodedGeneration, ops: readonly OpRun[], req: ApplyRequest, wanted: string[],
-  paths: Readonly<Record<string, { path: string }>>): void {
+function verify(dp: DataPlane, gen: number, serial: number, desired: Columns, desiredRaw: () => EncodedGeneration, ops: readonly OpRun[], req: ApplyRequest,
+  wanted: string[], paths: Readonly<Record<string, { path: string }>>, partial: boolean): void {
   readBackRuns(dp, gen, ops); // a put's value, a delete's absence
+  // lb_ctl still shows this apply's flip: nothing flipped while the generation was read back.
+  const ctl = readCtl(dp);
+  if (ctl.activeGen !== gen || ctl.serial !== serial) {
+    throw new LbError('LB_APPLY_VERIFY', `lb_ctl moved during the read-back: generation ${ctl.activeGen}, serial ${ctl.serial} (expected ${gen}, ${serial})`, { gen, serial });
+  }
   // What was not written holds what the diff found there, so the generation now holds the desired
   // one. Without a desired LogicalState only the Maglev check decodes: it needs the routes of
   // persistent listeners alone (decoding 100,000 routes formats 100,000 addresses), and nothing
-  // at all without persistent listeners or tables.
-  const persistent = persistentRoutes(desired);
-  if (persistent !== null || desired.maglev.count > 0 || req.desired !== undefined) {
-    const raw = req.desired === undefined
+  // at all without persistent listeners or tables. A delta (`partial`) decodes the part of the
+  // desired generation its change reaches (desiredRaw() is that part), with the same checks.
+  const persistent = partial ? null : persistentRoutes(desired);
+  if (partial || persistent !== null || desired.maglev.count > 0 || req.desired !== undefined) {
+    const raw = req.desired === undefined && !partial
       ? { settings: desired.settings, listeners: pairsOf(desired.listeners), groups: pairsOf(desired.groups), srcRoutes: persistent ?? [], maglev: pairsOf(desired.maglev) }
       : desiredRaw();
     const maglev = checkMaglevTables(decodeRaw(gen, raw));
@@ -465,14 +475,25 @@ function verify(dp: DataPlane, gen: number, desired: Columns, desiredRaw: () => 
   const localnetOff = wanted.filter((i) => req.desired?.paths?.[i]?.routeLocalnet && !routeLocalnet(i));
   if (localnetOff.length > 0) throw new LbError('LB_APPLY_VERIFY', `route_localnet is off on ${localnetOff.join(', ')} after turning it on`, { localnetOff });
   if (req.desired === undefined) return;
-  const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l.proxy]));
+  if (desired.listeners.count !== req.desired.listeners.length) {
+    throw new LbError('LB_APPLY_VERIFY', `generation ${gen} holds ${desired.listeners.count} listener(s), the desired state ${req.desired.listeners.length}`, { gen });
+  }
+  const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l]));
+  // One if_indextoname (a socket, an ioctl) per interface, not per listener: thousands share a few.
+  const names = new Map<number, string | undefined>();
+  const ifname = (index: number): string | undefined => {
+    if (!names.has(index)) names.set(index, interfaceName(index));
+    return names.get(index);
+  };
   const decoded = decodeLogical(decodeRaw(gen, desiredRaw()), {
-    ifname: (index) => interfaceName(index),
-    proxyOf: (key) => proxies.get(key) ?? null,
+    ifname,
+    proxyOf: (key) => proxies.get(key)?.proxy ?? null,
     interfaces: wanted,
     ...(req.desired.paths !== undefined ? { paths: req.desired.paths } : {}), // checked on the attachments above
   });
-  const want = { ...req.desired, interfaces: [...req.desired.interfaces].sort() };
+  // The desired listeners the decoded ones stand for: all of them, or (a delta) those of its part.
+  const listeners = partial ? decoded.listeners.map((l) => proxies.get(listenerKey(l))).filter((l) => l !== undefined) : req.desired.listeners;
+  const want = { ...req.desired, interfaces: [...req.desired.interfaces].sort(), listeners };
   if (!sameJson(decoded, want, stableJson)) {
     const [a, b] = [stableJson(decoded), stableJson(want)];
     throw new LbError('LB_APPLY_VERIFY', `generation ${gen} decodes to a state different from the desired one (first difference near: ${firstTextDifference(a, b)})`, { gen });

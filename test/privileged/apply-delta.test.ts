@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { applyGeneration, forgetApplied, journalPath, recoverInstance } from '../../src/apply/index.js';
-import { DataPlane, encodeU32, groupIndex, readCtl, type GenerationConfig } from '../../src/dataplane/index.js';
+import { DataPlane, encodeU32, groupIndex, interfaceName, readCtl, type GenerationConfig } from '../../src/dataplane/index.js';
+import { decodeGeneration as decodeLogical } from '../../src/core/compile/decode.js';
+import type { LogicalListener, LogicalState } from '../../src/core/state.js';
 import { isLbError } from '../../src/core/errors.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
@@ -173,6 +175,42 @@ describe('delta apply: failures and crashes end as a full apply would', () => {
     } finally {
       dp.close();
     }
+  });
+
+  it('a delta with a desired LogicalState decodes its change: a changed listener that differs fails, one outside the change is not decoded', () => {
+    const env = { ifname: (i: number) => interfaceName(i), proxyOf: () => null, interfaces: [] };
+    const withDesired = (edit: (d: LogicalState) => void): { lines: string[]; error?: unknown } => {
+      fresh();
+      apply(BASE);
+      apply(V1);
+      const desired = decodeLogical(V2, env);
+      edit(desired);
+      const lines: string[] = [];
+      try {
+        applyGeneration({ instance, generation: V2, interfaces: [], desired, log: (l) => lines.push(l) });
+        return { lines };
+      } catch (error) {
+        return { lines, error };
+      }
+    };
+    const listenerAt = (d: LogicalState, k: number): LogicalListener => d.listeners.find((l) => l.vip === vip(k + 1) && l.port === 80)!;
+    const ok = withDesired(() => {});
+    expect(ok.error).toBeUndefined();
+    expect(ok.lines.some((l) => l.startsWith('delta apply:')), ok.lines.join(' | ')).toBe(true);
+    // Listener 7's targets are part of V2's change: a desired state that says otherwise fails the read-back.
+    const changed = withDesired((d) => { listenerAt(d, 7).defaultTargets[0]!.weight += 1; });
+    expect(isLbError(changed.error, 'LB_APPLY_FAILED') && (changed.error as { data: { code?: string } }).data.code, String(changed.error)).toBe('LB_APPLY_VERIFY');
+    expect(String(changed.error)).toMatch(/decodes to a state different/);
+    // Listener 20 is outside it: the delta's read-back does not decode it (a full apply's does).
+    const outside = withDesired((d) => { listenerAt(d, 20).defaultTargets[0]!.weight += 1; });
+    expect(outside.error).toBeUndefined();
+    fresh();
+    apply(BASE);
+    apply(V1);
+    forgetApplied(instance);
+    const desired = decodeLogical(V2, env);
+    listenerAt(desired, 20).defaultTargets[0]!.weight += 1;
+    expect(() => applyGeneration({ instance, generation: V2, interfaces: [], desired })).toThrow(/decodes to a state different/);
   });
 
   it('SIGKILL at each step, recovered by the next process: the same bytes as a full apply killed there', () => {
