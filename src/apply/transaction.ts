@@ -13,7 +13,7 @@
 import { readlinkSync } from 'node:fs';
 import { checkMaglevTables, decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceName, routeLocalnet, readCtl, readGenerationsColumns, readGenerationsRaw,
+  DataPlane, decodeGeneration as decodeRaw, enableRouteLocalnet, flipTo, interfaceIndex, interfaceNamer, routeLocalnet, readCtl, readGenerationsColumns, readGenerationsRaw,
   readGroupHalf, readSrcRoutesRaw, retargetGeneration, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { choosePaths } from '../dataplane/data-paths.js';
@@ -479,12 +479,7 @@ function verify(dp: DataPlane, gen: number, serial: number, desired: Columns, de
     throw new LbError('LB_APPLY_VERIFY', `generation ${gen} holds ${desired.listeners.count} listener(s), the desired state ${req.desired.listeners.length}`, { gen });
   }
   const proxies = new Map(req.desired.listeners.map((l) => [listenerKey(l), l]));
-  // One if_indextoname (a socket, an ioctl) per interface, not per listener: thousands share a few.
-  const names = new Map<number, string | undefined>();
-  const ifname = (index: number): string | undefined => {
-    if (!names.has(index)) names.set(index, interfaceName(index));
-    return names.get(index);
-  };
+  const ifname = interfaceNamer();
   const decoded = decodeLogical(decodeRaw(gen, desiredRaw()), {
     ifname,
     proxyOf: (key) => proxies.get(key)?.proxy ?? null,

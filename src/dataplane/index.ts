@@ -9,7 +9,7 @@ export {
 } from './data-plane.js';
 export { BpfMap, parseCpuList, perCpuStride, possibleCpus } from './bpf-map.js';
 export { BPFFS_ROOT, LB_PIN_ROOT, ensureBpffs, instanceDir, listPins, validateInstanceName } from './bpffs.js';
-export { interfaceIndex, interfaceName, listInterfaces, type NetInterface } from './interfaces.js';
+export { interfaceIndex, interfaceName, interfaceNamer, listInterfaces, type NetInterface } from './interfaces.js';
 export { enableRouteLocalnet, routeLocalnet } from './route-localnet.js';
 export { BPF_ANY, BPF_EXIST, BPF_NOEXIST, errnoName } from './libbpf.js';
 export * from '../core/abi.js';

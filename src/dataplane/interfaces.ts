@@ -31,6 +31,18 @@ export function interfaceName(ifindex: number): string | undefined {
   return buf.subarray(0, buf.indexOf(0)).toString();
 }
 
+/**
+ * interfaceName, remembered per ifindex for one pass over many entries (a decode of 10,000
+ * listeners): one if_indextoname (a socket and an ioctl) per interface, not per listener.
+ */
+export function interfaceNamer(): (ifindex: number) => string | undefined {
+  const names = new Map<number, string | undefined>();
+  return (ifindex) => {
+    if (!names.has(ifindex)) names.set(ifindex, interfaceName(ifindex));
+    return names.get(ifindex);
+  };
+}
+
 /** Every interface of the current network namespace, by ifindex. */
 export function listInterfaces(): NetInterface[] {
   const n = native();

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { canonicalText } from '../core/ops.js';
 import { decodeGeneration as decodeLogical } from '../core/compile/decode.js';
 import {
-  DataPlane, decodeGeneration as decodeRaw, instanceDir, interfaceName, listPins, readCtl, readGenerationRaw, routeLocalnet,
+  DataPlane, decodeGeneration as decodeRaw, instanceDir, interfaceNamer, listPins, readCtl, readGenerationRaw, routeLocalnet,
   EMPTY_SETTINGS, encodeGeneration, type Attachment, type Ctl, type EncodedGeneration, type GenerationConfig,
 } from '../dataplane/index.js';
 import { readInventory, type Inventory } from './inventory.js';
@@ -87,11 +87,12 @@ function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachment
     .map((a) => [a.ifname, { path: a.path!, ifindex: a.ifindex, ...(localnet.has(a.ifname) ? { routeLocalnet: true } : {}) }]));
   // An applied interface whose recorded ifindex names nothing now was deleted (and maybe created
   // again with another): its listeners keep their name, and it shows as what it was.
-  const gone = Object.entries(inventory?.ifindexes ?? {}).filter(([name, index]) => !(name in paths) && interfaceName(index) === undefined);
+  const ifname = interfaceNamer();
+  const gone = Object.entries(inventory?.ifindexes ?? {}).filter(([name, index]) => !(name in paths) && ifname(index) === undefined);
   const goneNames = new Map(gone.map(([name, index]) => [index, name]));
   for (const [name, index] of gone) paths[name] = { path: (inventory?.paths?.[name]?.path as InterfacePath['path'] | undefined) ?? 'auto', ifindex: index };
   const state = decodeLogical(generation, {
-    ifname: (index) => interfaceName(index) ?? goneNames.get(index),
+    ifname: (index) => ifname(index) ?? goneNames.get(index),
     proxyOf: (key) => proxies[key] ?? null,
     interfaces: [...interfaces, ...gone.map(([name]) => name)].sort(),
     paths,
