@@ -241,7 +241,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         `Both proxies in one namespace on the same VIP (lb :${LB_PORT} via lb_sk_lookup, haproxy :${HAPROXY_PORT}), backends on its loopback, clients in another namespace over a veth.`,
         `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both).`,
         `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${BULK_BYTES / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy process from /proc/PID/stat, of the machine from /proc/stat.`,
-        `lb splices in the kernel (lb_splice, the default relay: docs/sni.md); lb-node is the same daemon restarted with LB_SNI_RELAY=node (Node's stream.pipe, the fallback).`,
+        `lb splices in the kernel (lb_splice, LB_SNI_RELAY=kernel: opt-in, docs/sni.md); lb-node is the same daemon restarted with LB_SNI_RELAY=node (Node's stream.pipe, the default relay).`,
         `${ROUNDS} rounds alternating lb and haproxy, then ${ROUNDS} rounds of lb-node; medians.`,
       ],
       measurements, ratios,

@@ -25,8 +25,9 @@ export interface FrontDoorOptions {
   /** Whether the listening socket was taken over from the holder (a restart) or made anew, and why. */
   onHandover?(h: { adopted: true; holder: number } | { adopted: false; reason: string }): void;
   /**
-   * 'kernel' (default): splice relayed pairs in the kernel where it can (lb_splice), else relay in
-   * Node; 'node': relay every byte in Node (docs/sni.md).
+   * 'node' (default): relay every byte in Node; 'kernel': splice relayed pairs in the kernel where
+   * it can (lb_splice). The kernel relay is opt-in: under backpressure in both directions it was
+   * seen to corrupt a stream (a TLS "bad record mac" in 1 of ~3 runs of a 1 GiB echo; docs/sni.md).
    */
   relay?: 'kernel' | 'node';
 }
@@ -110,7 +111,7 @@ export class FrontDoor {
       this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason }
         : adopted ? { adopted: true, holder: taken.pid } : { adopted: false, reason: 'the held socket could not listen' });
       this.steering = steering;
-      if (this.opts.relay !== 'node') {
+      if (this.opts.relay === 'kernel') {
         // A kernel without sockmap stream verdicts (or a missing object) keeps the Node relay.
         try {
           this.splicer = Splicer.open(ensureInstanceDir(this.opts.instance), objectDir);

@@ -308,8 +308,8 @@ export class Daemon {
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
         events: acceptorConnEvents(observability.hub),
         onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
-        // Relayed pairs are spliced in the kernel where it can; LB_SNI_RELAY=node relays them in Node (docs/sni.md).
-        ...(process.env['LB_SNI_RELAY'] === 'node' ? { relay: 'node' as const } : {}),
+        // LB_SNI_RELAY=kernel splices relayed pairs in the kernel (opt-in, experimental: docs/sni.md).
+        ...(process.env['LB_SNI_RELAY'] === 'kernel' ? { relay: 'kernel' as const } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).
       const runtime = opts.runtime ? undefined : new RuntimeService({

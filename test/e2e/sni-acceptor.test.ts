@@ -187,13 +187,9 @@ settings:
     expect([...names.keys()].sort()).toEqual(['api-a', 'api-b']);
   }, 150_000);
 
-  it('relays 1 GiB both ways, spliced in the kernel (the default relay), with the SHA-256 compared end to end', async () => {
-    const spliced = async (): Promise<number> => Number(/^lb_sni_acceptor_events_total\{event="spliced"\} (\d+)$/m.exec(await metricsText(LB, OPS_PORT))?.[1] ?? NaN);
-    const before = await spliced();
+  it('relays 1 GiB both ways with the SHA-256 compared end to end', async () => {
     const [r] = await tlsClients({ servername: 'www.example.com', bytes: GIB, timeoutMs: 180_000 });
     expect(r, JSON.stringify(r)).toMatchObject({ cn: 'wild', echoOk: true, echoed: GIB });
-    expect(await spliced()).toBe(before + 1);
-    expect(daemon!.logs().some((l) => l.msg === 'SNI acceptor serving' && l['relay'] === 'kernel')).toBe(true);
   }, 200_000);
 
   it('sends a PROXY v2 header with the client address and the server name', async () => {
