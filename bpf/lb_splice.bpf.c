@@ -13,6 +13,13 @@
  *
  * FIN and RST are not data: the acceptor still sees them on the sockets and passes them on once
  * the peer's psock has handed every redirected byte to TCP (src/acceptor/relay.ts).
+ *
+ * Backpressure: a socket whose peer's psock queues too much is diverted (an entry in
+ * lb_splice_divert): from then on its bytes are passed to its own psock's receive queue, charged to
+ * its receive buffer (so TCP's window closes while nobody reads them), and the acceptor relays
+ * them in Node once the peer drained. The verdict decides per skb, so no socket ever leaves
+ * lb_splice_socks while bytes flow: removing a socket from the map with the verdict while its
+ * receive path runs on another CPU drops skbs (sk_psock_verdict_recv finds no program and drops).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -29,6 +36,15 @@ struct {
 	__type(value, struct lb_splice_peer);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_splice_peer SEC(".maps");
+
+/* Socket cookie -> bytes passed to the socket's own receive queue since it was diverted (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_SPLICE_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_splice_divert SEC(".maps");
 
 /* Socket cookie -> socket: redirect targets (no program attached). */
 struct {
@@ -53,6 +69,7 @@ int lb_splice_verdict(struct __sk_buff *skb)
 {
 	__u64 own = bpf_get_socket_cookie(skb);
 	struct lb_splice_peer *p = bpf_map_lookup_elem(&lb_splice_peer, &own);
+	__u64 *passed;
 	__u64 peer;
 
 	/* Not paired (user space sets the peer before the socket enters lb_splice_socks): keep the
@@ -65,6 +82,12 @@ int lb_splice_verdict(struct __sk_buff *skb)
 	 * socket's state (RCV_SHUTDOWN): user space reads the EOF and passes it on. */
 	if (skb->len == 0)
 		return SK_DROP;
+	/* Diverted (backpressure): the bytes stay on this socket, for the acceptor to read in order. */
+	passed = bpf_map_lookup_elem(&lb_splice_divert, &own);
+	if (passed) {
+		__sync_fetch_and_add(passed, skb->len);
+		return SK_PASS;
+	}
 	__sync_fetch_and_add(&p->bytes, skb->len);
 	peer = p->peer;
 	return bpf_sk_redirect_hash(skb, &lb_splice_peers, &peer, 0);

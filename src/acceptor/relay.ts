@@ -22,12 +22,15 @@ export type RelayEnd = 'closed' | 'reset' | 'idle';
 /** Longest pause between two looks at whether a peer took every byte before a FIN. */
 const FIN_POLL_MAX_MS = 50;
 /**
- * Bytes a spliced socket's psock may queue for its peer before the sender is held (the kernel has
- * no bound of its own: docs/sni.md); looked at every BACKLOG_LOOK_MS.
+ * Bytes a spliced socket's psock may queue for its peer before the sender is diverted to Node (the
+ * kernel has no bound of its own: docs/sni.md); looked at every BACKLOG_LOOK_MS.
  */
 export const SPLICE_BACKLOG_MAX = 4 * 1024 * 1024;
 const BACKLOG_LOOK_MS = 20;
-/** 'hold' and 'release' of a spliced sender, with the socket (for tests and logs). */
+/**
+ * 'hold': a spliced sender diverted (its bytes wait in its own receive queue); 'release': its peer
+ * drained and Node relays that direction from then on. With the socket (for tests and logs).
+ */
 export const spliceEvents = new EventEmitter();
 
 export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
@@ -65,12 +68,14 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   client.on('data', (d: Buffer) => { counts.up += d.length; });
   backend.on('data', (d: Buffer) => { counts.down += d.length; });
   if (pair) {
-    // Node sees no byte of a spliced pair (a half-spliced one, splice.ts, still pipes the other half).
+    // Node sees no byte of a spliced pair until a direction is diverted to it (splice.ts; a
+    // half-spliced one, splice.ts, still pipes the other half).
     client.pipe(backend, { end: false });
     backend.pipe(client, { end: false });
-    client.once('end', () => passFin(pair, backend));
-    backend.once('end', () => passFin(pair, client));
-    const held = watchBacklog(pair, client, backend);
+    const read = (s: Socket, more = 0): number => (s === client ? (counts.up += more) : (counts.down += more));
+    const held = watchBacklog(pair, client, backend, read);
+    client.once('end', () => { void passFin(pair, client, backend, held, read); });
+    backend.once('end', () => { void passFin(pair, backend, client, held, read); });
     idleTimer = watchIdle(pair, counts, idleMs, () => reset('idle'), held);
     const stopBacklog = held.stop;
     client.once('close', stopBacklog);
@@ -102,63 +107,99 @@ function handOver(from: Socket, to: Socket): number {
   return n;
 }
 
-/**
- * Ends `to` once its TCP write queue holds every byte meant for it: the kernel may still have
- * redirected bytes in `to`'s psock when Node reads the other side's EOF. No event says when the
- * psock drained, so this looks again after 1, 2, 4 ... up to FIN_POLL_MAX_MS; the pair's idle
- * timer bounds the wait (a peer that stopped reading is reset like any idle pair).
- */
-function passFin(pair: SplicedPair, to: Socket): void {
+/** Looks again after 1, 2, 4 ... up to FIN_POLL_MAX_MS until `ready` says yes or `to` is gone. */
+function pollUntil(to: Socket, ready: () => boolean): Promise<boolean> {
   let wait = 1;
-  const look = (): void => {
-    if (to.destroyed) return;
-    if (pair.drained(to)) { to.end(); return; }
-    setTimeout(look, wait).unref();
-    wait = Math.min(wait * 2, FIN_POLL_MAX_MS);
-  };
-  look();
+  return new Promise((resolve) => {
+    const look = (): void => {
+      if (to.destroyed) { resolve(false); return; }
+      if (ready()) { resolve(true); return; }
+      setTimeout(look, wait).unref();
+      wait = Math.min(wait * 2, FIN_POLL_MAX_MS);
+    };
+    look();
+  });
 }
 
-interface Held { any(): boolean; stop(): void }
+/**
+ * Passes `from`'s EOF on to `to`. A diverted `from` first: every byte the verdict passed to it goes
+ * to `to`, also those its psock delivers after Node's stream saw the EOF (readRest). Then `to` is
+ * ended once its TCP write queue holds every byte meant for it: the kernel may still have
+ * redirected bytes in `to`'s psock. No event says when either happened, so this polls; the pair's
+ * idle timer bounds the wait (a peer that stopped reading is reset like any idle pair).
+ */
+async function passFin(pair: SplicedPair, from: Socket, to: Socket, held: Held, read: (s: Socket, more?: number) => number): Promise<void> {
+  const base = held.readAtDivert(from);
+  if (base !== undefined) {
+    const caughtUp = await pollUntil(to, () => {
+      for (let chunk = pair.readRest(from); chunk !== null; chunk = pair.readRest(from)) {
+        read(from, chunk.length);
+        to.write(chunk);
+      }
+      return read(from) - base >= pair.passed(from);
+    });
+    if (!caughtUp) return;
+  }
+  if (await pollUntil(to, () => pair.drained(to))) to.end();
+}
+
+interface Held {
+  /** Whether a diverted sender waits for its peer to drain (the pair is not idle meanwhile). */
+  any(): boolean;
+  /** What Node had read from `from` when it was diverted; undefined: not diverted. */
+  readAtDivert(from: Socket): number | undefined;
+  stop(): void;
+}
 
 /**
  * Backpressure for a spliced pair: when the bytes queued for a peer pass SPLICE_BACKLOG_MAX, the
- * sender is held (splice.ts: its bytes wait in its receive queue, TCP's window closes) until the
- * peer's TCP took every queued byte; then it is spliced again. The cheap look (two map reads)
- * bounds the backlog from above with the peer's last measured queue; only past the bound does it
- * ask the peer's socket.
+ * sender is diverted (splice.ts: its bytes wait in its own receive queue, TCP's window closes)
+ * until the peer's TCP took every queued byte; then Node relays that direction, with stream.pipe's
+ * backpressure. The cheap look (two map reads) bounds the backlog from above with the peer's last
+ * measured queue; only past the bound does it ask the peer's socket.
  */
-function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket): Held {
-  const held = new Set<Socket>();
+function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket, read: (s: Socket) => number): Held {
+  const waiting = new Set<Socket>();
+  const diverted = new Map<Socket, number>();
   const queued = new Map<Socket, number>([[client, 0], [backend, 0]]);
   const timer = setInterval(() => {
     const m = pair.moved();
     for (const [from, to, sent] of [[client, backend, m.up], [backend, client, m.down]] as const) {
       if (to.destroyed || from.destroyed) continue;
-      if (held.has(from)) {
-        if (pair.drained(to) && pair.release(from)) {
-          held.delete(from);
+      if (waiting.has(from)) {
+        if (pair.drained(to) && pair.resume(from)) {
+          waiting.delete(from);
           spliceEvents.emit('release', from);
         }
         continue;
       }
-      if (from.readableEnded || to.bytesWritten + sent - queued.get(to)! <= SPLICE_BACKLOG_MAX) continue;
+      if (diverted.has(from) || from.readableEnded || to.bytesWritten + sent - queued.get(to)! <= SPLICE_BACKLOG_MAX) continue;
       const backlog = pair.backlog(to);
       if (backlog < 0) continue;
       queued.set(to, to.bytesWritten + sent - backlog);
-      if (backlog > SPLICE_BACKLOG_MAX && pair.hold(from)) {
-        held.add(from);
-        spliceEvents.emit('hold', from);
+      if (backlog > SPLICE_BACKLOG_MAX) {
+        // Before divert(): Node reads nothing of `from` until then (the verdict redirects it all).
+        const before = read(from);
+        if (pair.divert(from)) {
+          diverted.set(from, before);
+          waiting.add(from);
+          spliceEvents.emit('hold', from);
+        }
       }
     }
+    if (diverted.size === 2 && waiting.size === 0) clearInterval(timer);
   }, BACKLOG_LOOK_MS);
   timer.unref();
-  return { any: () => held.size > 0, stop: () => clearInterval(timer) };
+  return {
+    any: () => waiting.size > 0,
+    readAtDivert: (from) => diverted.get(from),
+    stop: () => clearInterval(timer),
+  };
 }
 
 /**
  * Resets a spliced pair when neither the kernel nor Node moved a byte for idleMs (looked at 4
- * times per idleMs); not while a side is held, i.e. while its peer still drains a backlog.
+ * times per idleMs); not while a diverted side waits for its peer to drain a backlog.
  */
 function watchIdle(pair: SplicedPair, counts: RelayCounts, idleMs: number, onIdle: () => void, held: Held): NodeJS.Timeout {
   const total = (): number => { const m = pair.moved(); return m.up + m.down + counts.up + counts.down; };

@@ -17,11 +17,18 @@
 // A FIN is passed on once the peer's TCP holds every byte meant for it (drained()): the peer's
 // psock may still queue redirected bytes when Node reads the EOF, and a shutdown(SHUT_WR) then
 // would send the FIN before them and fail the psock's later sends (EPIPE: the rest is dropped).
-
+//
+// Backpressure never takes a socket out of lb_splice_socks while it may receive: the kernel runs
+// a socket's verdict from its receive path without the lock a map delete takes, and a receive
+// that finds the program gone drops the skb (sk_psock_verdict_recv: no program, __SK_DROP). That
+// was the 1 GiB echo's corruption under load. Instead divert() makes the verdict pass the
+// socket's bytes to its own psock (charged to its receive buffer: TCP's window closes while Node
+// does not read them); once the peer drained, Node reads and relays them (resume()), ahead of
+// nothing, as the kernel sends no more of that socket's bytes to the peer.
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import koffi from 'koffi';
-import { BPF_ANY, check, closeFd, native } from '../dataplane/libbpf.js';
+import { BPF_ANY, BPF_NOEXIST, check, closeFd, native } from '../dataplane/libbpf.js';
 import { loadAndPin, objGet, type ObjectSpec } from '../dataplane/loader.js';
 
 const BPF_PROG_TYPE_SK_SKB = 14;
@@ -38,6 +45,8 @@ const SIOCOUTQ = 0x5411;
 const MAP_PEER = 'lb_splice_peer';
 const MAP_TARGETS = 'lb_splice_peers';
 const MAP_SOURCES = 'lb_splice_socks';
+const MAP_DIVERT = 'lb_splice_divert';
+const MSG_DONTWAIT = 0x40;
 /** struct lb_splice_peer (bpf/include/lb_sni_abi.h): peer cookie, bytes redirected; both u64. */
 const PEER_VALUE_SIZE = 16;
 
@@ -51,6 +60,7 @@ interface Sys {
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: number[]): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   ioctl(fd: number, request: number, value: number[]): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
   bpf_prog_attach(prog: number, target: number, type: number, flags: number): number;
 }
 let sys: Sys | undefined;
@@ -61,6 +71,7 @@ function bindings(): Sys {
     getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as Sys['getsockopt'],
     setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Sys['setsockopt'],
     ioctl: libc.func('int ioctl(int fd, unsigned long request, _Out_ int *value)') as Sys['ioctl'],
+    recv: libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as Sys['recv'],
     bpf_prog_attach: koffi.load('libbpf.so.1').func('int bpf_prog_attach(int prog_fd, int target_fd, int type, unsigned int flags)') as Sys['bpf_prog_attach'],
   };
   return sys;
@@ -107,22 +118,28 @@ export interface SplicedPair {
   /** Bytes meant for `to` not yet in its TCP write queue (its psock's queue), or -1 when unknown. */
   backlog(to: Socket): number;
   /**
-   * Stops splicing what `from` receives: out of lb_splice_socks, and Node stops reading it, so its
-   * bytes wait in its receive queue and TCP's window closes on its sender (backpressure).
+   * Backpressure for `from`'s bytes: Node stops reading it and the verdict passes what it receives
+   * to its own receive queue (charged to its buffer: TCP's window closes on its sender) instead of
+   * the peer. For good: the pair stays spliced the other way, this direction is Node's from now on.
    */
-  hold(from: Socket): boolean;
+  divert(from: Socket): boolean;
+  /** Bytes the verdict passed to `from` itself since divert(from). */
+  passed(from: Socket): number;
+  /** Node reads the diverted `from` again (call once its peer drained: nothing to overtake). */
+  resume(from: Socket): boolean;
   /**
-   * Splices `from` again (its waiting bytes flushed through the verdict, in order) and Node reads
-   * it again; call once its peer drained. A socket past ESTABLISHED cannot re-enter the sockhash:
-   * Node then relays its remaining bytes.
+   * Reads what the verdict passed to `from` that Node's stream did not get before its EOF (the
+   * psock may deliver passed bytes after the FIN reached the socket), without waiting: null when
+   * nothing is there now.
    */
-  release(from: Socket): boolean;
+  readRest(from: Socket): Buffer | null;
   /** Forgets the pair (the sockets leave the sockhashes by themselves when they close). */
   remove(): void;
 }
 
 export class Splicer {
-  private constructor(private readonly peerFd: number, private readonly targetsFd: number, private readonly sourcesFd: number) {}
+  private constructor(private readonly peerFd: number, private readonly targetsFd: number, private readonly sourcesFd: number,
+    private readonly divertFd: number) {}
 
   /** Loads lb_splice into dir and attaches its verdict; throws where the kernel cannot (the caller relays in Node). */
   static open(dir: string, objectDir: string): Splicer {
@@ -131,14 +148,14 @@ export class Splicer {
     try {
       const prog = objGet(join(dir, SPEC.programs[0]!.pin), { program: SPEC.programs[0]!.program });
       fds.push(prog);
-      for (const m of [MAP_PEER, MAP_TARGETS, MAP_SOURCES]) fds.push(objGet(join(dir, m), { map: m }));
+      for (const m of [MAP_PEER, MAP_TARGETS, MAP_SOURCES, MAP_DIVERT]) fds.push(objGet(join(dir, m), { map: m }));
       check(bindings().bpf_prog_attach(prog, fds[3]!, BPF_SK_SKB_STREAM_VERDICT, 0), 'LB_BPF_ATTACH', `attaching lb_splice_verdict to ${MAP_SOURCES}`, { map: MAP_SOURCES });
     } catch (err) {
       for (const fd of fds) closeFd(fd);
       throw err;
     }
     closeFd(fds[0]!);
-    const splicer = new Splicer(fds[1]!, fds[2]!, fds[3]!);
+    const splicer = new Splicer(fds[1]!, fds[2]!, fds[3]!, fds[4]!);
     splicer.prune();
     return splicer;
   }
@@ -168,7 +185,7 @@ export class Splicer {
     const entry = (peer: Buffer): Buffer => { const v = Buffer.alloc(PEER_VALUE_SIZE); peer.copy(v, 0); return v; };
     const fdValue = (fd: number): Buffer => { const v = Buffer.alloc(8); v.writeBigUInt64LE(BigInt(fd)); return v; };
     const remove = (): void => {
-      for (const fd of [this.sourcesFd, this.targetsFd, this.peerFd]) for (const k of [a, b]) n.bpf_map_delete_elem(fd, k);
+      for (const fd of [this.sourcesFd, this.targetsFd, this.peerFd, this.divertFd]) for (const k of [a, b]) n.bpf_map_delete_elem(fd, k);
     };
     const steps: Array<[number, Buffer, Buffer]> = [
       [this.peerFd, a, entry(b)], [this.peerFd, b, entry(a)],
@@ -199,37 +216,47 @@ export class Splicer {
       const q = bytesQueued(to);
       return q < 0 ? -1 : Math.max(0, to.bytesWritten + (to === backend ? m.up : m.down) - (q - (offset.get(to) ?? 0)));
     };
-    type Handle = { readStop(): number; readStart(): number };
+    type Handle = { readStop(): number; readStart(): number; reading?: boolean };
     const handleOf = (sock: Socket): Handle | undefined => (sock as unknown as { _handle?: Handle })._handle;
+    const passed = (from: Socket): number => {
+      const v = Buffer.alloc(8);
+      return n.bpf_map_lookup_elem(this.divertFd, from === client ? a : b, v) === 0 ? Number(v.readBigUInt64LE(0)) : 0;
+    };
     return {
       moved,
       backlog,
       drained: (to) => backlog(to) <= 0,
-      hold: (from) => {
+      divert: (from) => {
         const h = handleOf(from);
         if (!h) return false;
         // Node's own flag stays 'reading', so its stream does not restart the read itself.
         h.readStop();
-        return n.bpf_map_delete_elem(this.sourcesFd, from === client ? a : b) === 0;
+        // Nothing else is taken out of a map: the verdict decides per skb (the top of the file).
+        return n.bpf_map_update_elem(this.divertFd, from === client ? a : b, Buffer.alloc(8), BPF_NOEXIST) === 0;
       },
-      release: (from) => {
+      passed,
+      resume: (from) => {
         const h = handleOf(from);
         if (!h) return false;
-        const fd = from === client ? clientFd : backendFd;
-        // A sockhash takes only ESTABLISHED sockets: one that got or sent a FIN while held stays
-        // out, and Node relays the rest of its bytes (its peer's queue is empty: no reordering).
-        if (n.bpf_map_update_elem(this.sourcesFd, from === client ? a : b, fdValue(fd), BPF_ANY) === 0) {
-          bindings().setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
-        }
+        h.reading = true;
         h.readStart();
         return true;
+      },
+      readRest: (from) => {
+        const buf = Buffer.alloc(64 * 1024);
+        try {
+          const got = bindings().recv(fdOf(from), buf, buf.length, MSG_DONTWAIT);
+          return got > 0 ? buf.subarray(0, got) : null;
+        } catch {
+          return null;
+        }
       },
       remove,
     };
   }
 
   close(): void {
-    for (const fd of [this.peerFd, this.targetsFd, this.sourcesFd]) closeFd(fd);
+    for (const fd of [this.peerFd, this.targetsFd, this.sourcesFd, this.divertFd]) closeFd(fd);
   }
 
   /** Drops peer entries a previous process left for sockets that are gone (they left the sockhash when they closed). */
@@ -244,6 +271,6 @@ export class Splicer {
       if (n.bpf_map_lookup_elem(this.sourcesFd, next, cookie) !== 0) stale.push(next);
       prev = next;
     }
-    for (const k of stale) n.bpf_map_delete_elem(this.peerFd, k);
+    for (const k of stale) for (const fd of [this.peerFd, this.divertFd]) n.bpf_map_delete_elem(fd, k);
   }
 }
