@@ -9,7 +9,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import type { SplicedPair, Splicer } from './splice.js';
+import { takeReceiveQueue, type SplicedPair, type Splicer } from './splice.js';
 
 export interface RelayCounts {
   /** Client to backend. */
@@ -36,13 +36,24 @@ export const spliceEvents = new EventEmitter();
 export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
   splicer: Splicer | null = null): { counts: RelayCounts; spliced: boolean } {
   const counts: RelayCounts = { up: 0, down: 0 };
+  let spliceable = splicer !== null;
   if (splicer) {
     // Bytes Node already holds go out first (synchronously when the socket can take them: pair()
-    // checks), so the kernel's bytes follow them.
+    // checks), so the kernel's bytes follow them; then those still in the receive queues, so the
+    // verdict starts at an skb's first byte (splice.ts).
     counts.up += handOver(client, backend);
     counts.down += handOver(backend, client);
+    for (const [from, to] of [[client, backend], [backend, client]] as const) {
+      const queued = takeReceiveQueue(from);
+      for (const chunk of queued.chunks) {
+        if (from === client) counts.up += chunk.length;
+        else counts.down += chunk.length;
+        to.write(chunk);
+      }
+      if (!queued.empty) spliceable = false;
+    }
   }
-  const pair = splicer?.pair(client, backend) ?? null;
+  const pair = spliceable ? splicer!.pair(client, backend) : null;
   let finished = false;
   let closed = 0;
   let idleTimer: NodeJS.Timeout | undefined;

@@ -13,6 +13,10 @@
 // 4. bytes that arrived before 3 wait in the socket's receive queue, where Node would read them
 //    (tcp_bpf_recvmsg falls back to tcp_recvmsg); setting SO_RCVLOWAT runs tcp_data_ready, i.e.
 //    the psock's data_ready, which feeds the whole queue to the verdict, in order.
+// Before 1, the caller empties both receive queues (takeReceiveQueue): the verdict is fed whole
+// skbs (tcp_read_skb ignores how much of the first one a read already consumed), so an skb Node
+// had read in part would go to the peer whole and repeat what Node relayed. A client that sent
+// data right behind its hello got 65,590 bytes twice (Node reads 64 KiB at a time).
 //
 // A FIN is passed on once the peer's TCP holds every byte meant for it (drained()): the peer's
 // psock may still queue redirected bytes when Node reads the EOF, and a shutdown(SHUT_WR) then
@@ -105,6 +109,38 @@ export function bytesQueued(s: Socket): number {
     return -1;
   }
   return Number(info.readBigUInt64LE(TCPI_BYTES_ACKED)) + outq[0]!;
+}
+
+/** A bound on what takeReceiveQueue reads (a sender faster than the loop keeps the queue full). */
+const RECEIVE_QUEUE_MAX = 4 * 1024 * 1024;
+const EAGAIN = 11;
+
+/**
+ * Reads what waits in a socket's receive queue, without blocking, until it is empty. `empty`: the
+ * last read found no byte (EAGAIN); not so after an EOF, an error, or RECEIVE_QUEUE_MAX bytes
+ * (then the socket must not be spliced). Node reads no socket meanwhile (this is synchronous), and
+ * a later read of its own finds the EOF again.
+ */
+export function takeReceiveQueue(s: Socket): { chunks: Buffer[]; empty: boolean } {
+  const chunks: Buffer[] = [];
+  let fd: number;
+  try {
+    fd = fdOf(s);
+  } catch {
+    return { chunks, empty: false };
+  }
+  for (let total = 0; total < RECEIVE_QUEUE_MAX;) {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    const got = bindings().recv(fd, buf, buf.length, MSG_DONTWAIT);
+    if (got > 0) {
+      chunks.push(buf.subarray(0, got));
+      total += got;
+      continue;
+    }
+    const errno = koffi.errno();
+    return { chunks, empty: got < 0 && errno === EAGAIN };
+  }
+  return { chunks, empty: false };
 }
 
 export interface SplicedPair {

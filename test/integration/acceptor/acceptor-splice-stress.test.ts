@@ -76,10 +76,11 @@ const server = net.createServer({ allowHalfOpen: true }, (s) => {
 server.listen(0, '127.0.0.1', () => parentPort.postMessage({ backendPort: server.address().port }));
 parentPort.once('message', ({ port }) => {
   const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  let offset = 0, skip = hello.length, error = null;
+  let offset = 0, skip = hello.length, error = null, answered = null;
+  const helloEchoed = new Promise((r) => { answered = r; });
   c.on('error', (e) => { error = error || 'client: ' + e.message; });
   const back = stalling(c, (d) => {
-    if (skip > 0) { const n = Math.min(skip, d.length); skip -= n; d = d.subarray(n); }
+    if (skip > 0) { const n = Math.min(skip, d.length); skip -= n; d = d.subarray(n); if (skip === 0) answered(); }
     if (d.length === 0 || error) { offset += d.length; return; }
     const want = pattern(offset, d.length);
     if (!want.equals(d)) {
@@ -101,6 +102,9 @@ parentPort.once('message', ({ port }) => {
   c.once('close', () => { server.close(); parentPort.postMessage({ received: offset, error, stalls: back.stalls }); });
   c.once('connect', async () => {
     c.write(Buffer.from(hello));
+    // Like a TLS client, the stream once the hello was answered (its echo): bytes sent right behind
+    // the hello may find the pair relayed in Node (splice.ts: the receive queues are read first).
+    await helloEchoed;
     const BLOCK = 256 * 1024;
     for (let off = 0; off < total && !error; off += BLOCK) {
       if (!c.write(pattern(off, BLOCK))) await new Promise((r) => c.once('drain', r));
