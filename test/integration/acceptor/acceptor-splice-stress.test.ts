@@ -116,8 +116,16 @@ parentPort.once('message', ({ port }) => {
 
 /** A busy loop in another process, competing for the CPUs; bounded by `timeout`, killed by the cleanup. */
 function burnCpu(seconds: number): ChildProcess {
-  const child = spawn('timeout', [String(seconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
-  cleanups.push(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  // A process group of its own (timeout leads it, the shell loop is in it): the cleanup kills the
+  // group. Killing timeout alone left the loop running after the test (it never got its signal).
+  const child = spawn('timeout', ['-s', 'KILL', String(seconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore', detached: true });
+  cleanups.push(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  });
   return child;
 }
 
