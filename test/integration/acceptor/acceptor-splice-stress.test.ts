@@ -5,38 +5,24 @@
 // i ^ seed), so a failure says at which offset bytes were lost, duplicated or reordered, and what
 // arrived instead. Needs root (BPF); fails, never skips, without it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spliceEvents } from '../../../src/acceptor/relay.js';
-import { Splicer } from '../../../src/acceptor/splice.js';
-import { ensureInstanceDir, removeInstanceDir } from '../../../src/dataplane/bpffs.js';
-import { ensureBuilt } from '../../lib/build.js';
+import { useSplicer } from '../../lib/splicer.js';
 import { captured } from '../../unit/sni/hellos.js';
-import { acceptor, type Cleanups } from '../../lib/acceptor.js';
+import { acceptor } from '../../lib/acceptor.js';
 
 if (process.getuid?.() !== 0) throw new Error('acceptor-splice-stress.test.ts must run as root: it loads a BPF program');
 
-const instance = `sps-${process.pid}${randomBytes(2).toString('hex')}`;
 const MiB = 1024 * 1024;
 const TOTAL = Number(process.env.TOTAL ?? 256) * MiB;
 /** A reader stops for STALL_MS after each STALL_EVERY bytes: far more than SPLICE_BACKLOG_MAX piles up meanwhile. */
 const STALL_EVERY = Number(process.env.STALL_EVERY ?? 16) * MiB;
 const STALL_MS = Number(process.env.STALL_MS ?? 200);
 const hello = captured('node-sni');
-let splicer: Splicer;
-const cleanups: Cleanups = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
-
-beforeAll(async () => {
-  await ensureBuilt();
-  splicer = Splicer.open(ensureInstanceDir(instance), 'build/bpf');
-});
-afterAll(() => {
-  splicer?.close();
-  removeInstanceDir(instance);
-});
+const kernel = useSplicer('sps');
+const { cleanups } = kernel;
 
 /**
  * The client and the echo backend run in a worker thread: their sends and reads are system calls
@@ -136,7 +122,7 @@ async function echoRun(run: number): Promise<{ holds: number; releases: number; 
   cleanups.push(async () => { await worker.terminate(); });
   const failed = new Promise<never>((_, reject) => worker.once('error', reject));
   const [{ backendPort }] = await Promise.race([once(worker, 'message') as Promise<[{ backendPort: number }]>, failed]);
-  const { a, port } = await acceptor(backendPort, cleanups, {}, splicer);
+  const { a, port } = await acceptor(backendPort, cleanups, {}, kernel.splicer);
   let holds = 0;
   let releases = 0;
   const onHold = (): void => { holds++; };

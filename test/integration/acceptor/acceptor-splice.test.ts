@@ -7,36 +7,23 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spliceEvents } from '../../../src/acceptor/relay.js';
-import { Splicer } from '../../../src/acceptor/splice.js';
-import { ensureInstanceDir, removeInstanceDir } from '../../../src/dataplane/bpffs.js';
-import { ensureBuilt } from '../../lib/build.js';
+import { useSplicer } from '../../lib/splicer.js';
 import { captured } from '../../unit/sni/hellos.js';
-import { acceptor, backend, closed, connect, echo, receiveAll, received, sendRandom, type Cleanups } from '../../lib/acceptor.js';
+import { acceptor, backend, closed, connect, echo, receiveAll, received, sendRandom } from '../../lib/acceptor.js';
 
 if (process.getuid?.() !== 0) throw new Error('acceptor-splice.test.ts must run as root: it loads a BPF program');
 
-const instance = `spl-${process.pid}${randomBytes(2).toString('hex')}`;
 const MiB = 1024 * 1024;
 const hello = captured('node-sni');
-let splicer: Splicer;
-const cleanups: Cleanups = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
-
-beforeAll(async () => {
-  await ensureBuilt();
-  splicer = Splicer.open(ensureInstanceDir(instance), 'build/bpf');
-});
-afterAll(() => {
-  splicer?.close();
-  removeInstanceDir(instance);
-});
+const kernel = useSplicer('spl');
+const { cleanups } = kernel;
 
 /** A spliced client and the backend socket it reached (the hello already past). */
 async function splicedPair(limits: Parameters<typeof acceptor>[2] = {}, serve?: (s: Socket) => void): Promise<{ a: Awaited<ReturnType<typeof acceptor>>['a']; c: Socket; s: Socket }> {
   const b = await backend(cleanups, serve);
-  const { a, port } = await acceptor(b.port, cleanups, limits, splicer);
+  const { a, port } = await acceptor(b.port, cleanups, limits, kernel.splicer);
   const c = await connect(port, cleanups);
   c.write(hello);
   const s = await b.next();
@@ -50,7 +37,7 @@ const errorOf = (s: Socket): Promise<string> => new Promise((r) => s.once('error
 describe('in-kernel relay', () => {
   it('echoes 64 MiB whole through a client half-close', async () => {
     const b = await backend(cleanups, echo);
-    const { a, port } = await acceptor(b.port, cleanups, {}, splicer);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
     const c = await connect(port, cleanups);
     const got = receiveAll(c, hello.length);
     const sent = await sendRandom(c, 64 * MiB, { prefix: hello });
@@ -65,7 +52,7 @@ describe('in-kernel relay', () => {
     // is fed whole skbs, so before the relay emptied the receive queues first such a pair's echo
     // came back longer (a hello and 8 MiB in one write: 65,590 bytes twice, 3 runs of 3).
     const b = await backend(cleanups, echo);
-    const { a, port } = await acceptor(b.port, cleanups, {}, splicer);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
     const c = await connect(port, cleanups);
     const chunks: Buffer[] = [];
     let echoed = 0;
@@ -83,7 +70,7 @@ describe('in-kernel relay', () => {
 
   it('echoes 1 GiB whole both ways', async () => {
     const b = await backend(cleanups, echo);
-    const { a, port } = await acceptor(b.port, cleanups, {}, splicer);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
     const c = await connect(port, cleanups);
     const got = receiveAll(c, hello.length);
     const sent = await sendRandom(c, 1024 * MiB, { prefix: hello });
@@ -164,7 +151,7 @@ describe('in-kernel relay', () => {
   it('keeps the bytes of 200 concurrent pairs apart', async () => {
     const PAIRS = 200;
     const b = await backend(cleanups, echo);
-    const { a, port } = await acceptor(b.port, cleanups, {}, splicer);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
     const one = async (): Promise<void> => {
       const c = await connect(port, cleanups);
       // Like a TLS client: the rest once the hello was answered (its echo). A client that sent its
@@ -182,7 +169,7 @@ describe('in-kernel relay', () => {
 
   it('holds a client whose backend does not read, then passes every byte in order', async () => {
     const b = await backend(cleanups, (sock) => sock.pause());
-    const { a, port } = await acceptor(b.port, cleanups, {}, splicer);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
     const c = await connect(port, cleanups);
     const holds: Socket[] = [];
     const releases: Socket[] = [];
