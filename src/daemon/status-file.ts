@@ -16,11 +16,6 @@ export function statusFilePath(instance: string): string {
   return join(runDir(instance), 'status.json');
 }
 
-export function writeStatusFile(instance: string, report: StatusReport): void {
-  ensureDir(runDir(instance));
-  writeFileAtomic(statusFilePath(instance), `${JSON.stringify(report, null, 2)}\n`);
-}
-
 /** Writes the latest report, off the event loop's critical path: at most one write at a time, the latest wins. */
 export class StatusFileWriter {
   private latest: StatusReport | undefined;
