@@ -1,7 +1,8 @@
 // The reconciler's hands on the kernel: the same functions `lb plan` / `lb apply` use (the
 // instance lock, recovery of an interrupted apply, checkConfigAt, planCheckedConfig,
 // runTransaction, readLive), behind one small interface so the loop's decisions can be tested
-// without a data plane.
+// without a data plane. Its plans differ in one way: the live side is the state the loop applied
+// last while the maps still stand where that apply left them (src/state/known-live.ts).
 //
 // The daemon's engine checks and plans in a worker thread (prepare-worker.ts), and applies, reads
 // back and checks drift in another (apply-worker.ts), so its event loop keeps serving; without
