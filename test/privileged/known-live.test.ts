@@ -1,13 +1,14 @@
 // The daemon plans against the state it applied last instead of reading the maps, while lb_ctl and
 // the config maps stand where its apply left them (src/state/known-live.ts). The real reconcile
-// loop (Reconciler, the kernel engine in-process, a file source) applies a series of configs to a
-// real instance on a veth in a namespace of this test: changes of every kind, a drift healed, an
-// apply failed before the flip (nothing moved: memory still holds) and one failed after it (rolled
-// back, lb_ctl moved), lb_ctl moved by hand, and the maps replaced with lb_ctl brought back to the
-// remembered generation and serial. Before every plan the engine under test also plans against the
-// maps (readLive): the remembered state must equal what readLive returns, and the plan lines and
-// summary the status shows, and `lb plan`'s text, must be identical either way; where anything
-// moved, the plan must have read the maps. Needs root; fails (never skips) without it.
+// loop (Reconciler, the kernel engine in-process and with its worker threads, a file source)
+// applies a series of configs to a real instance on a veth in a namespace of this test: changes of
+// every kind, a drift healed, an apply failed before the flip (nothing moved: memory still holds)
+// and one failed after it (rolled back, lb_ctl moved), lb_ctl moved by hand, an interface
+// re-created, the inventory removed, the maps replaced with lb_ctl brought back to the remembered
+// generation and serial, drift found and not healed. Before every plan the engine under test also
+// plans against the maps (readLive): the remembered state must equal what readLive returns, and the
+// plan lines and summary the status shows, and `lb plan`'s text, must be identical either way;
+// where anything moved, the plan must have read the maps. Needs root; fails (never skips) without it.
 //
 // The test's thread enters the namespace for the whole file (enterNetns, not withNetns): the loop
 // is asynchronous, and its kernel work runs on this thread. Files run in forked processes
@@ -39,6 +40,7 @@ const { enterNetns } = await built<typeof import('../../src/sandbox/netns.js')>(
 const { readKnownLive, readLiveMark } = await built<typeof import('../../src/state/known-live.js')>('state/known-live.js');
 const { readLive } = await built<typeof import('../../src/state/live.js')>('state/live.js');
 const { runDir } = await built<typeof import('../../src/state/run-dir.js')>('state/run-dir.js');
+const { inventoryPath } = await built<typeof import('../../src/state/inventory.js')>('state/inventory.js');
 
 const tag = `${process.pid}${randomBytes(2).toString('hex')}`;
 const ns = `lbkl${tag}`;
@@ -244,6 +246,27 @@ describe('the daemon plans against what it applied while nothing moved', () => {
     expect(result).toBe('applied');
     expectFromMaps(record);
     expect(record!.view).toBe('refused');
+  });
+
+  it('an interface re-created with a new ifindex, or the inventory gone: the plan reads the maps', async () => {
+    // Deleted and created again (a container restart): lb's programs went with it, and the listener
+    // keys name the old ifindex. The plan against the maps shows both; memory must not be used.
+    ip(['-n', ns, 'link', 'del', 'va0']);
+    ip(['link', 'add', 'va0', 'netns', ns, 'type', 'veth', 'peer', 'name', 'vb0', 'netns', ns]);
+    ip(['-n', ns, 'link', 'set', 'va0', 'up']);
+    ip(['-n', ns, 'link', 'set', 'vb0', 'up']);
+    const recreated = await reconcile('interface re-created');
+    expect(recreated.result).toBe('applied');
+    expectFromMaps(recreated.record);
+    expect(recreated.record!.view).toBe('refused');
+    expectFromMemory((await reconcile('steady after the re-creation')).record);
+
+    rmSync(inventoryPath(runDir(instance)));
+    const noInventory = await reconcile('inventory gone');
+    expect(noInventory.result).toBe('applied');
+    expectFromMaps(noInventory.record);
+    expect(noInventory.record!.view).toBe('refused');
+    expectFromMemory((await reconcile('steady after the inventory')).record);
   });
 
   it('maps replaced, lb_ctl at the remembered generation and serial: the plan reads the maps', async () => {
