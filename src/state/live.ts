@@ -91,9 +91,14 @@ function liveFrom(instance: string, ctl: Ctl, raw: EncodedGeneration, attachment
   });
   const targetIds = new Map<string, number>(Object.entries(inventory?.targetIds ?? {}));
   for (const { group } of generation.groups) for (const t of group.targets) targetIds.set(targetLabel(t), t.targetId);
+  // The digest hashes the canonical text of every entry (~100 ms of 10,000 proxies): made when
+  // read. Only a saved plan and its apply read it, not the daemon's plans, verify and drift checks.
+  let digest: string | undefined;
   return {
     instance, exists: true, ctl, raw, generation, attachments, interfaces: attachments.map((a) => a.ifname).sort(), inventory, state, targetIds,
-    digest: liveDigest(ctl, raw, attachments),
+    get digest(): string {
+      return (digest ??= liveDigest(ctl, raw, attachments));
+    },
   };
 }
 
