@@ -230,7 +230,15 @@ export function totLen(frame: Buffer, vlans = 0): number {
 
 /** CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns(). */
 export const monoNow = (): bigint => process.hrtime.bigint();
-export const secondsAgo = (s: number): bigint => monoNow() - BigInt(Math.round(s * 1e9));
+/**
+ * The clock s seconds ago, or just after boot (the clock's zero) on a machine up for less: a CI
+ * machine is often fresh, and the clock cannot go below zero (an entry's u64 time would not encode).
+ */
+export const secondsAgo = (s: number): bigint => {
+  const now = monoNow();
+  const back = BigInt(Math.round(s * 1e9));
+  return now > back ? now - back : 1n;
+};
 
 export interface FlowEntry { key: FlowKey; value: Flow }
 
