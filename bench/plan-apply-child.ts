@@ -14,8 +14,8 @@
 //   daemon N NS     N proxies (YAML) through the daemon's path: check, plan against the live
 //                   instance (the state the previous apply left while the maps still stand there,
 //                   else the maps read: src/state/known-live.ts), apply with the desired state
-//                   (read-back decoded and compared); a full apply into a fresh instance, then two
-//                   1% changes.
+//                   and the verify step, as the daemon's engine makes them (inProcessApplyAndRead);
+//                   a full apply into a fresh instance, then two 1% changes.
 //   raw N NS        the same N entries written to a fresh instance with plain batched map updates
 //                   and one lb_ctl update: the floor the transaction is compared with.
 
@@ -31,7 +31,9 @@ import { diffStates } from '../src/core/plan/plan.js';
 import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
 import { compileChecked, configDigest, gatherHostFactsKnowing, hostQuestionsOf, KERNEL_PLAN_HOST, planWithFacts } from '../src/apply/prepare.js';
-import { readLiveMark, type KnownLive } from '../src/state/known-live.js';
+import type { KnownLive } from '../src/state/known-live.js';
+import { inProcessApplyAndRead } from '../src/reconcile/applied-read.js';
+import { kernelSyncParts } from '../src/reconcile/engine.js';
 import { proxiesYaml } from './lib/proxies-yaml.js';
 
 type Out = Record<string, number | string>;
@@ -148,18 +150,22 @@ function daemonApply(instance: string, text: string, known: KnownLive | undefine
   const planned = planWithFacts(compiled, facts);
   const t2 = performance.now();
   const c2 = cpu();
-  const r = runTransaction({
+  const request = {
     instance, generation: planned.encoded.generation, interfaces: planned.desired.interfaces, desired: planned.desired,
     targetIds: planned.encoded.targetIds, configDigest: configDigest([{ file: 'lb.yaml', text }]),
-  });
-  // Where the maps stand after the apply, as the daemon's engine takes it (inProcessApplyAndRead).
-  const mark = readLiveMark(instance);
+  };
+  // The apply and the verify step as the daemon's engine makes them (its apply worker calls the same).
+  const applied = inProcessApplyAndRead(kernelSyncParts(instance), request, planned.desired, false);
   const t3 = performance.now();
   const c3 = cpu();
+  if ('error' in applied.readBack) throw applied.readBack.error;
+  if (applied.readBack.left !== null) throw new Error(`verify: ${applied.readBack.left.differences.join('; ')}`);
+  const r = applied.result;
+  const mark = applied.mark;
   const out = {
     checkMs: t1 - t0, prepareMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, ops: r.ops,
     checkCpuMs: c1 - c0, prepareCpuMs: c2 - c1, applyCpuMs: c3 - c2, totalCpuMs: c3 - c0,
-    compileCpuMs: cc - c1, hostFactsCpuMs: cf - cc, encodeDiffCpuMs: c2 - cf, liveFrom,
+    compileCpuMs: cc - c1, hostFactsCpuMs: cf - cc, encodeDiffCpuMs: c2 - cf, liveFrom, verifyFrom: applied.readBack.from,
   };
   const next = mark !== null && mark.serial === r.serial && mark.activeGen === r.activeGen
     ? { desired: planned.desired, targetIds: planned.encoded.targetIds, mark } : undefined;

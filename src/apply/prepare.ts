@@ -23,7 +23,7 @@ import { interfaceIndex } from '../dataplane/index.js';
 import { isLbError } from '../core/errors.js';
 import { diffStates, type Plan } from '../core/plan/plan.js';
 import { readLive, type LiveState } from '../state/live.js';
-import { readKnownLive, type KnownLive, type LiveView } from '../state/known-live.js';
+import { readKnownLive, type KnownLive, type KnownLiveRead, type LiveView } from '../state/known-live.js';
 import type { InterfacePath, LogicalState } from '../core/state.js';
 
 export interface PreparedPlan {
@@ -61,7 +61,7 @@ export interface CheckedConfig {
 export interface PlanHost {
   readLive(instance: string, warn?: (message: string) => void): LiveState;
   /** The live state from what this process applied, or null when the maps moved since (src/state/known-live.ts). */
-  readKnownLive?(instance: string, known: KnownLive, warn?: (message: string) => void): LiveView | null;
+  readKnownLive?(instance: string, known: KnownLive, warn?: (message: string) => void): KnownLiveRead | null;
   /** The ifindex of an interface, undefined when there is none of that name. */
   ifindex(name: string): number | undefined;
   choosePaths: typeof choosePaths;

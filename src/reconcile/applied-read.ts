@@ -9,13 +9,19 @@
 import type { ApplyRequest, ApplyResult } from '../apply/index.js';
 import type { LogicalState } from '../core/state.js';
 import { listenerNamesOf, type ListenerNameTable } from '../observe/events/listener-names.js';
-import type { LiveMark } from '../state/known-live.js';
+import type { KnownLive, KnownLiveRead, LiveMark } from '../state/known-live.js';
 import type { LiveState } from '../state/live.js';
-import { detectDrift, type DriftFinding, type ExpectedState } from './drift.js';
+import { attachmentDrift, detectDrift, explainDrift, type DriftFinding, type ExpectedState } from './drift.js';
 import { dataPlaneSummary, type DataPlaneSummary } from './status.js';
 
 /** The live maps read back, compared with what was applied. */
 export interface ReadBack {
+  /**
+   * 'memory': the apply's own read-back verified what it wrote, lb_ctl and the maps stood where it
+   * left them, and the host's side (attachments, data paths, route_localnet) was read; 'maps': the
+   * whole active generation was read and compared.
+   */
+  from: 'memory' | 'maps';
   /** What still differs from the applied state; null: nothing. */
   left: DriftFinding | null;
   dataPlane: DataPlaneSummary;
@@ -49,13 +55,35 @@ export function expectedOf(request: ApplyRequest, desired: LogicalState): Expect
 }
 
 export function readBackOf(live: LiveState, request: ApplyRequest, desired: LogicalState): ReadBack {
-  return { left: detectDrift(expectedOf(request, desired), live), dataPlane: dataPlaneSummary(live), names: live.exists ? listenerNamesOf(live) : null };
+  return { from: 'maps', left: detectDrift(expectedOf(request, desired), live), dataPlane: dataPlaneSummary(live), names: live.exists ? listenerNamesOf(live) : null };
+}
+
+/**
+ * The verify step from what the apply just wrote. The transaction read back every entry it wrote
+ * (a full apply: the whole generation; a delta: the part its change reaches, docs/apply.md) and
+ * refused the apply otherwise; the rest of the generation is the one it remembered, unchanged
+ * while lb_ctl and the maps stand where the apply left them (readKnownLive checks that, and each
+ * interface's ifindex). What the transaction does not check is read here: the attachments. So
+ * the verify of a 1% change costs what the change costs, not a read of 10,000 proxies; writes
+ * behind lb's back that do not move lb_ctl are the drift checks' to find, which read the maps.
+ */
+export function readBackKnown(view: KnownLiveRead, request: ApplyRequest, desired: LogicalState): ReadBack {
+  const issues = attachmentDrift(expectedOf(request, desired), view.attachments, view.state.paths);
+  const interfaces = view.attachments.map((a) => a.ifname).sort();
+  return {
+    from: 'memory',
+    left: issues.length === 0 ? null : explainDrift(desired, view.state, true, [], issues),
+    dataPlane: dataPlaneSummary({ attachments: view.attachments, interfaces, state: view.state }),
+    names: listenerNamesOf({ ctl: view.ctl, state: view.state, generation: request.generation }),
+  };
 }
 
 /** The engine's synchronous parts an in-process apply and read uses. */
 export interface SyncEngineParts {
   apply(req: ApplyRequest): ApplyResult;
   readLive(): LiveState;
+  /** The live state from what was just applied, or null when the maps moved (readKnownLive). */
+  readKnown?(known: KnownLive): KnownLiveRead | null;
   reencode(req: ApplyRequest): ApplyRequest;
   /** Where the maps stand now (readLiveMark); absent: never known. */
   mark?(): LiveMark | null;
@@ -71,7 +99,8 @@ export function inProcessApplyAndRead(parts: SyncEngineParts, request: ApplyRequ
   const mark = now !== null && now.activeGen === result.activeGen && now.serial === result.serial ? now : null;
   let readBack: AppliedRead['readBack'];
   try {
-    readBack = readBackOf(parts.readLive(), req, desired);
+    const view = mark !== null && parts.readKnown ? parts.readKnown({ desired, targetIds: req.targetIds ?? new Map(), mark }) : null;
+    readBack = view !== null ? readBackKnown(view, req, desired) : readBackOf(parts.readLive(), req, desired);
   } catch (error) {
     readBack = { error };
   }

@@ -6,8 +6,8 @@
 // none. Runtime-driven weight changes are not drift because the runtime changes weights through a
 // reconcile, which moves the applied state with them (src/reconcile/runtime.ts).
 
-import { describeOp, diffGeneration } from '../core/ops.js';
-import { encodeGeneration, type GenerationConfig } from '../dataplane/index.js';
+import { describeOp, diffGeneration, type RawOp } from '../core/ops.js';
+import { encodeGeneration, type Attachment, type GenerationConfig } from '../dataplane/index.js';
 import { diffStates } from '../core/plan/plan.js';
 import { planSections } from '../core/plan/render-text.js';
 import type { LiveState } from '../state/live.js';
@@ -32,33 +32,48 @@ export const MAX_DIFFERENCE_LINES = 20;
 export function detectDrift(expected: ExpectedState, live: LiveState): DriftFinding | null {
   const gen = live.ctl.activeGen;
   const ops = diffGeneration(gen, live.raw, encodeGeneration(gen, expected.generation));
-  const attachmentIssues: string[] = [];
-  const byName = new Map(live.attachments.map((a) => [a.ifname, a]));
+  const attachmentIssues = attachmentDrift(expected, live.attachments, live.state.paths);
+  if (ops.length === 0 && attachmentIssues.length === 0) return null;
+  // Bytes can differ where the operator's view does not (e.g. a target id): then the raw writes are shown.
+  return explainDrift(expected.desired, live.state, live.exists, ops, attachmentIssues);
+}
+
+/** A finding in plan terms: what re-applying would change, then the raw writes (when the plan shows none) and the attachments. */
+export function explainDrift(desired: LogicalState, liveState: LogicalState, exists: boolean, rawWrites: readonly RawOp[], attachmentIssues: string[]): DriftFinding {
+  const lines: string[] = [];
+  if (!exists) lines.push('the instance has no pinned data plane any more (taken down behind the daemon\'s back)');
+  for (const section of planSections(diffStates(desired, liveState))) {
+    for (const line of section.lines) if (line.change) lines.push(`${line.sign} ${section.title}: ${line.text}`);
+  }
+  if (lines.length === 0) lines.push(...rawWrites.map(describeOp));
+  lines.push(...attachmentIssues);
+  return findingOf(rawWrites.length + attachmentIssues.length, lines);
+}
+
+/** What differs in the interfaces' attachments (programs, data path, route_localnet) from what was applied. */
+export function attachmentDrift(expected: ExpectedState, attachments: readonly Attachment[], livePaths: LogicalState['paths']): string[] {
+  const issues: string[] = [];
+  const byName = new Map(attachments.map((a) => [a.ifname, a]));
   for (const name of [...expected.interfaces].sort()) {
     const a = byName.get(name);
     const chosen = expected.desired.paths?.[name]?.path;
-    if (!a || a.path === null) attachmentIssues.push(`interface ${name}: lb's programs are not attached`);
-    else if (chosen !== undefined && chosen !== 'auto' && a.path !== chosen) attachmentIssues.push(`interface ${name}: runs the ${a.path} data path, ${chosen} was chosen`);
-    else if (expected.desired.paths?.[name]?.routeLocalnet && !live.state.paths?.[name]?.routeLocalnet) {
-      attachmentIssues.push(`interface ${name}: route_localnet is off, and its loopback targets need it`);
+    if (!a || a.path === null) issues.push(`interface ${name}: lb's programs are not attached`);
+    else if (chosen !== undefined && chosen !== 'auto' && a.path !== chosen) issues.push(`interface ${name}: runs the ${a.path} data path, ${chosen} was chosen`);
+    else if (expected.desired.paths?.[name]?.routeLocalnet && !livePaths?.[name]?.routeLocalnet) {
+      issues.push(`interface ${name}: route_localnet is off, and its loopback targets need it`);
     }
-    else if (a.stale) attachmentIssues.push(`interface ${name}: an older version of lb's programs is attached`);
+    else if (a.stale) issues.push(`interface ${name}: an older version of lb's programs is attached`);
   }
-  for (const a of live.attachments) {
-    if (!expected.interfaces.includes(a.ifname)) attachmentIssues.push(`interface ${a.ifname}: lb's programs are attached but the applied state does not use it`);
+  for (const a of attachments) {
+    if (!expected.interfaces.includes(a.ifname)) issues.push(`interface ${a.ifname}: lb's programs are attached but the applied state does not use it`);
   }
-  if (ops.length === 0 && attachmentIssues.length === 0) return null;
+  return issues;
+}
 
-  const lines: string[] = [];
-  if (!live.exists) lines.push('the instance has no pinned data plane any more (taken down behind the daemon\'s back)');
-  for (const section of planSections(diffStates(expected.desired, live.state))) {
-    for (const line of section.lines) if (line.change) lines.push(`${line.sign} ${section.title}: ${line.text}`);
-  }
-  // Bytes can differ where the operator's view does not (e.g. a target id): show the raw writes.
-  if (lines.length === 0) lines.push(...ops.map(describeOp));
-  lines.push(...attachmentIssues);
+/** A finding of `entries` differences, its lines bounded. */
+export function findingOf(entries: number, lines: string[]): DriftFinding {
   return {
-    entries: ops.length + attachmentIssues.length,
+    entries,
     differences: lines.length > MAX_DIFFERENCE_LINES
       ? [...lines.slice(0, MAX_DIFFERENCE_LINES), `... and ${lines.length - MAX_DIFFERENCE_LINES} more`]
       : lines,

@@ -153,6 +153,7 @@ export function kernelSyncParts(instance: string, opts: { host?: PlanHost; objec
   return {
     apply: (req) => runTransaction({ ...req, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}), ...(opts.log ? { log: opts.log } : {}) }),
     readLive: () => host.readLive(instance),
+    ...(host.readKnownLive ? { readKnown: (known: KnownLive) => host.readKnownLive!(instance, known) } : {}),
     mark: () => readLiveMark(instance),
     reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
   };

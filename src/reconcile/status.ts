@@ -30,7 +30,7 @@ export function pathLabel(a: Attachment): string | null {
 }
 
 /** Data paths, interfaces and sizes of what is live. */
-export function dataPlaneSummary(live: LiveState): DataPlaneSummary {
+export function dataPlaneSummary(live: Pick<LiveState, 'attachments' | 'interfaces' | 'state'>): DataPlaneSummary {
   const paths: Record<string, string> = {};
   for (const a of live.attachments) {
     const label = pathLabel(a);

@@ -14,7 +14,7 @@
 // apply, it trusts that nothing but lb's apply writes the config maps: drift is found by the drift
 // checks, which always read the maps (src/reconcile/drift-heal.ts).
 
-import { DataPlane, interfaceNamer, readCtl, routeLocalnet } from '../dataplane/index.js';
+import { DataPlane, interfaceNamer, readCtl, routeLocalnet, type Attachment, type Ctl } from '../dataplane/index.js';
 import type { LogicalState } from '../core/state.js';
 import { readInventory } from './inventory.js';
 import { hostInterfacesOf, instanceExists, isAttached, type ReadLiveOptions } from './live.js';
@@ -41,14 +41,20 @@ export interface LiveView {
   targetIds: Map<string, number>;
 }
 
+/** The live state from memory, with what the apply's verify step reads of the host besides (src/reconcile/applied-read.ts). */
+export interface KnownLiveRead extends LiveView {
+  ctl: Ctl;
+  /** Interfaces running any of this instance's programs, as readLive lists them. */
+  attachments: Attachment[];
+}
+
 /** The kernel ids of lb_ctl and the config maps: a reload or a `lb down` + `lb apply` replaces them. */
 export function configMapIds(dp: DataPlane): string {
   const m = dp.maps;
   return [m.lb_ctl.id, m.lb_settings.id, m.lb_listeners.id, m.lb_groups.id, m.lb_src_routes.id, m.lb_maglev.id].join('/');
 }
 
-export function liveMarkOf(dp: DataPlane): LiveMark {
-  const ctl = readCtl(dp);
+export function liveMarkOf(dp: DataPlane, ctl: Ctl = readCtl(dp)): LiveMark {
   return { activeGen: ctl.activeGen, serial: ctl.serial, mapIds: configMapIds(dp) };
 }
 
@@ -71,11 +77,12 @@ export function readLiveMark(instance: string): LiveMark | null {
  * The live state from what the process knows, or null when that may be out of date (the maps
  * moved, an interface has another ifindex, the inventory is unreadable): then read the maps.
  */
-export function readKnownLive(instance: string, known: KnownLive, options: Pick<ReadLiveOptions, 'warn'> = {}): LiveView | null {
+export function readKnownLive(instance: string, known: KnownLive, options: Pick<ReadLiveOptions, 'warn'> = {}): KnownLiveRead | null {
   if (!instanceExists(instance)) return null;
   const dp = DataPlane.open({ instance });
   try {
-    if (!sameMark(liveMarkOf(dp), known.mark)) return null;
+    const ctl = readCtl(dp);
+    if (!sameMark(liveMarkOf(dp, ctl), known.mark)) return null;
     const namer = interfaceNamer();
     // readLive names a listener by the interface its key's ifindex names now: the same name only
     // while each interface keeps the ifindex the apply encoded.
@@ -97,6 +104,8 @@ export function readKnownLive(instance: string, known: KnownLive, options: Pick<
     return {
       state: { interfaces: host.interfaces, paths: host.paths, settings: known.desired.settings, listeners: known.desired.listeners },
       targetIds,
+      ctl,
+      attachments,
     };
   } finally {
     dp.close();

@@ -41,6 +41,7 @@ const { readKnownLive, readLiveMark } = await built<typeof import('../../src/sta
 const { readLive } = await built<typeof import('../../src/state/live.js')>('state/live.js');
 const { runDir } = await built<typeof import('../../src/state/run-dir.js')>('state/run-dir.js');
 const { inventoryPath } = await built<typeof import('../../src/state/inventory.js')>('state/inventory.js');
+const { readBackKnown, readBackOf } = await built<typeof import('../../src/reconcile/applied-read.js')>('reconcile/applied-read.js');
 
 const tag = `${process.pid}${randomBytes(2).toString('hex')}`;
 const ns = `lbkl${tag}`;
@@ -89,6 +90,15 @@ interface PlanRecord {
 }
 
 const records: PlanRecord[] = [];
+
+/** What the engine under test verified after one apply, and whether a read of the maps would have said the same. */
+interface VerifyRecord { step: string; from: 'memory' | 'maps'; sameAsMaps: boolean }
+const verifies: VerifyRecord[] = [];
+
+/** A read-back as comparable text (the listener names are a Map: compared by id, not in insertion order). */
+function readBackText(r: { left: unknown; dataPlane: unknown; names: { serial: number; named: boolean; settings: unknown; listeners: Map<number, unknown> } | null }): string {
+  return stableJson({ left: r.left, dataPlane: r.dataPlane, names: r.names && { ...r.names, listeners: [...r.names.listeners].sort((a, b) => a[0] - b[0]) } });
+}
 let step = '';
 /** The next apply fails at this point (ApplyRequest.faultAt, thrown), then applies run normally. */
 let failNext: number | 'after-flip' | undefined;
@@ -118,10 +128,16 @@ function recordingEngine(options: KernelEngineOptions = {}): ReconcileEngine {
       if (read.liveFrom !== 'maps') throw new Error(`a plan without what the loop knows came from ${read.liveFrom}`);
       return used;
     },
-    applyAndRead: (req, desired, opts) => {
+    applyAndRead: async (req, desired, opts) => {
       const at = failNext;
       failNext = undefined;
-      return base.applyAndRead(at === undefined ? req : { ...req, faultAt: at, faultAction: 'throw' }, desired, opts);
+      const applied = await base.applyAndRead(at === undefined ? req : { ...req, faultAt: at, faultAction: 'throw' }, desired, opts);
+      // The verify the loop gets, against a verify that reads and compares the whole generation.
+      if (!('error' in applied.readBack)) {
+        const maps = readBackOf(readLive(instance), applied.request, desired);
+        verifies.push({ step, from: applied.readBack.from, sameAsMaps: readBackText(applied.readBack) === readBackText(maps) });
+      }
+      return applied;
     },
   };
 }
@@ -195,6 +211,26 @@ describe('the daemon plans against what it applied while nothing moved', () => {
       expectFromMemory(record);
       expect(record!.changes, name).toBeGreaterThan(0);
     }
+    // Each apply's verify step was made from what the apply wrote (it read back its own entries),
+    // and says what a read and comparison of the whole generation says.
+    expect(verifies.map((v) => v.step)).toEqual(['first', 'reweight', 'listener replaced', 'settings', 'route added']);
+    expect(verifies.every((v) => v.from === 'memory' && v.sameAsMaps)).toBe(true);
+  });
+
+  it('the verify from memory still reads the attachments: programs detached behind the loop are found', () => {
+    const applied = loop!.appliedState!;
+    const known = { desired: applied.desired, targetIds: applied.request.targetIds ?? new Map<string, number>(), mark: applied.mark! };
+    const dp = DataPlane.open({ instance });
+    try {
+      dp.detach('va0');
+    } finally {
+      dp.close();
+    }
+    const view = readKnownLive(instance, known);
+    expect(view).not.toBeNull();
+    const fromMemory = readBackKnown(view!, applied.request, applied.desired);
+    expect(fromMemory.left?.differences).toContain("interface va0: lb's programs are not attached");
+    expect(readBackText(fromMemory)).toBe(readBackText(readBackOf(readLive(instance), applied.request, applied.desired)));
   });
 
   it('after drift is found and healed, the healed state is what the next plan starts from', async () => {
@@ -208,10 +244,13 @@ describe('the daemon plans against what it applied while nothing moved', () => {
     }
     const drift = await loop!.checkDriftNow();
     expect(drift).toMatchObject({ healed: true });
-    expect(drift.finding!.entries).toBeGreaterThan(0);
+    // The deleted listener, and va0's programs the test before detached.
+    expect(drift.finding!.entries).toBeGreaterThan(1);
+    expect(drift.finding!.differences).toContain("interface va0: lb's programs are not attached");
     const { record, result } = await reconcile('after heal');
     expect(result).toBe('applied');
     expectFromMemory(record);
+    expect(verifies.at(-1)).toMatchObject({ step: 'after heal', from: 'memory', sameAsMaps: true });
   });
 
   it('an apply failed before the flip moves nothing: memory still holds', async () => {
