@@ -31,4 +31,8 @@ export function ensureBuilt(): void {
   spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
   const left = staleOutputs();
   if (left.length > 0) throw new Error(`dist/ is stale after \`npx tsc -p tsconfig.build.json\`: ${left.slice(0, 5).join(', ')}`);
+  // The precompiled config validator too, as `make ts` does: it holds the code of lb's own ajv
+  // keywords (uniqueItems), which its freshness check (a digest of the schema) does not cover.
+  const pre = spawnSync(process.execPath, ['scripts/precompile-schema.mjs'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  if (pre.status !== 0) throw new Error(`scripts/precompile-schema.mjs failed: ${pre.stderr.trim()}`);
 }
