@@ -25,6 +25,13 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
       inputs = s.inputs;
       return s;
     },
+    ...(inner.snapshotYielding ? {
+      snapshotYielding: async (pause: () => Promise<void>) => {
+        const s = await inner.snapshotYielding!(pause);
+        inputs = s.inputs;
+        return s;
+      },
+    } : {}),
     configure: (config, revision) => {
       inner.configure?.(config, revision);
       configs.set(revision, config);
@@ -32,6 +39,7 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
       for (const key of configs.keys()) if (configs.size > 4) configs.delete(key);
     },
     ...(inner.status ? { status: () => inner.status!() } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
   return {

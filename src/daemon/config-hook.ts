@@ -8,11 +8,13 @@ import type { RuntimeProvider } from '../reconcile/runtime.js';
 export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) => void): RuntimeProvider {
   return {
     snapshot: () => inner.snapshot(),
+    ...(inner.snapshotYielding ? { snapshotYielding: (pause: () => Promise<void>) => inner.snapshotYielding!(pause) } : {}),
     configure: (config, revision) => {
       inner.configure?.(config, revision);
       hook(config);
     },
     ...(inner.status ? { status: () => inner.status!() } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
 }

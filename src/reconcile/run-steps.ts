@@ -21,6 +21,7 @@ import { applyAndVerify } from './apply-verify.js';
 import type { ReconcileEngine } from './engine.js';
 import { classifyFailure, step, stepSync, type StepFailure } from './failure.js';
 import type { RuntimeProvider } from './runtime.js';
+import { yieldToEventLoop } from './transfer.js';
 import type { AppliedState, ReconcileOutcome } from './types.js';
 
 /** The stalled attempt: its revision (null when the source failed before naming one) and what failed. */
@@ -71,10 +72,13 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
     ctx.log.debug({ component: 'reconcile', step: 'validate', revision: fetched.revision }, 'config checked');
     // The runtime learns the config first (targets to check, names to resolve), so the inputs
     // compiled with it are its answers for this config, not the previous one's.
+    // Both walk every target of the config: a turn of the event loop between them, and the
+    // inputs built in slices, so a 10,000-proxy config does not hold the daemon's loop.
     let runtime = current;
     if (ctx.runtime.configure) {
       ctx.runtime.configure(validated.config, fetched.revision);
-      runtime = ctx.runtime.snapshot();
+      await yieldToEventLoop();
+      runtime = ctx.runtime.snapshotYielding ? await ctx.runtime.snapshotYielding(yieldToEventLoop) : ctx.runtime.snapshot();
     }
 
     return await step('apply', () => ctx.engine.withLock(async (): Promise<RunResult> => {

@@ -30,9 +30,17 @@ export interface RuntimeSnapshot {
 
 export interface RuntimeProvider {
   snapshot(): RuntimeSnapshot;
+  /**
+   * snapshot(), built with `pause` between slices of the work (the daemon's runtime: the effective
+   * weights of every target of a large config). The run asks for the inputs of a new config this
+   * way, so the daemon's event loop keeps serving meanwhile. Absent: snapshot().
+   */
+  snapshotYielding?(pause: () => Promise<void>): Promise<RuntimeSnapshot>;
   configure?(config: LbConfig, revision: string): void;
   /** The runtime section of the status report; null before there is any. */
   status?(): RuntimeStatus | null;
+  /** status(), built with `pause` between slices of the work (the control socket's answers). Absent: status(). */
+  statusYielding?(pause: () => Promise<void>): Promise<RuntimeStatus | null>;
   /** Changes exactly when status() changed in a way worth publishing (not counters or times). */
   statusKey?(): string;
 }

@@ -38,14 +38,15 @@ import type { FlowTimeouts } from './active-flows.js';
 import { CircuitBreakers, CounterDeltas, type BackendTransition, type CircuitState } from './circuit-breaker.js';
 import { DnsResolver, dnsHosts, systemResolver, type Resolve4 } from './dns.js';
 import { DrainManager, type DrainState } from './drain.js';
-import { buildRuntimeInputs, type BuiltRuntimeInputs, type RuntimeSnapshot as WeightSnapshot } from './effective-weight.js';
+import { buildRuntimeInputs, buildRuntimeInputsYielding, type BuiltRuntimeInputs, type RuntimeSnapshot as WeightSnapshot } from './effective-weight.js';
 import type { Probe } from './health/checkers.js';
 import { HealthMonitor } from './health/monitor.js';
 import { healthCheckSpecs } from './health/specs.js';
 import { backendKey, configBackends, configGroups, findTargets, targetBackends } from './keys.js';
 import type { RuntimeMetricsInput } from './metrics.js';
 import { KernelSampler, type RuntimeSampler } from './dataplane-sampler.js';
-import { runtimeStatus, type RuntimeStatus } from './status.js';
+import { runSliced, runWhole } from './slices.js';
+import { runtimeStatus, runtimeStatusYielding, type RuntimeStatus } from './status.js';
 
 export const RECOMPUTE_SETTLE_MS = 25;
 const STATUS_SETTLE_MS = 100;
@@ -130,7 +131,7 @@ export class RuntimeService {
   private statusVersion = 0;
   private statusCache: { version: number; at: number; status: RuntimeStatus } | undefined;
   /** The effective weights of the answers now: snapshot(), fingerprint() and status() share one build per version. */
-  private builtCache: { version: number; snap: WeightSnapshot; built: BuiltRuntimeInputs } | undefined;
+  private builtCache: BuiltCache | undefined;
 
   constructor(options: RuntimeServiceOptions) {
     this.instance = options.instance;
@@ -212,14 +213,31 @@ export class RuntimeService {
       this.handed = 'none';
       return { inputs: {}, fingerprint: 'none' };
     }
-    const { built } = this.builtInputs(this.config);
-    this.handed = fingerprintOf(this.config, built);
-    return { inputs: { effectiveWeight: built.effectiveWeight, resolve: built.resolve }, fingerprint: this.handed };
+    return this.hand(this.builtInputs(this.config));
+  }
+
+  /**
+   * snapshot(), built with `pause` between slices: the reconcile run asks for the inputs of a new
+   * config this way, so building them for 10,000 proxies (every target's effective weight, then
+   * their fingerprint: 60-100 ms in one go) does not hold the daemon's event loop. Answers that
+   * move meanwhile (a check, a sample) are the next snapshot's: this one is of the state when it began.
+   */
+  async snapshotYielding(pause: () => Promise<void>): Promise<{ inputs: RuntimeInputs; fingerprint: string }> {
+    const config = this.config;
+    const cached = this.builtCache;
+    if (!config || (cached && cached.version === this.statusVersion && cached.snap.config === config)) return this.snapshot();
+    const version = this.statusVersion;
+    const snap = this.weightSnapshot(config);
+    const built = await buildRuntimeInputsYielding(snap, pause);
+    const fresh: BuiltCache = { version, snap, built, fingerprint: await runSliced(fingerprintInSlices(config, built), pause) };
+    if (this.statusVersion === version && this.config === config) this.builtCache = fresh;
+    this.requested = undefined;
+    return this.hand(fresh);
   }
 
   /** The fingerprint of the answers now (what the next snapshot() would record); 'none' before a config. */
   fingerprint(): string {
-    return this.config ? fingerprintOf(this.config, this.builtInputs(this.config).built) : 'none';
+    return this.config ? this.fingerprinted(this.builtInputs(this.config)) : 'none';
   }
 
   /** Health, drain, circuit and DNS state per target, for `lb status` and the status report. */
@@ -231,6 +249,32 @@ export class RuntimeService {
     const { snap, built } = this.builtInputs(this.config);
     const status = runtimeStatus({ ...snap, dnsStates: this.dns.snapshot() }, built, now);
     this.statusCache = { version: this.statusVersion, at: now, status };
+    return status;
+  }
+
+  /**
+   * status(), built with `pause` between slices when it must be built anew (the effective weights
+   * and a row per target: 10,000 proxies took 0.1-0.25 s in one go on the daemon's thread, the
+   * first `lb status` after a new config). The status of the state when the build began.
+   */
+  async statusYielding(pause: () => Promise<void>): Promise<RuntimeStatus | null> {
+    const config = this.config;
+    if (!config) return null;
+    const now = this.now();
+    const cached = this.statusCache;
+    if (cached && cached.version === this.statusVersion && now - cached.at >= 0 && now - cached.at < STATUS_CACHE_MS) return cached.status;
+    const version = this.statusVersion;
+    const b = this.builtCache;
+    let snap: WeightSnapshot;
+    let built: BuiltRuntimeInputs;
+    if (b && b.version === version && b.snap.config === config) ({ snap, built } = b);
+    else {
+      snap = this.weightSnapshot(config);
+      built = await buildRuntimeInputsYielding(snap, pause);
+      if (this.statusVersion === version && this.config === config) this.builtCache = { version, snap, built };
+    }
+    const status = await runtimeStatusYielding({ ...snap, dnsStates: this.dns.snapshot() }, built, now, pause);
+    if (this.statusVersion === version && this.config === config) this.statusCache = { version, at: now, status };
     return status;
   }
 
@@ -350,13 +394,24 @@ export class RuntimeService {
 
   // ---- internals -----------------------------------------------------------------------------
 
-  private builtInputs(config: LbConfig): { snap: WeightSnapshot; built: BuiltRuntimeInputs } {
+  private builtInputs(config: LbConfig): BuiltCache {
     const cached = this.builtCache;
     if (cached && cached.version === this.statusVersion && cached.snap.config === config) return cached;
     const snap = this.weightSnapshot(config);
-    const fresh = { version: this.statusVersion, snap, built: buildRuntimeInputs(snap) };
+    const fresh: BuiltCache = { version: this.statusVersion, snap, built: buildRuntimeInputs(snap) };
     this.builtCache = fresh;
     return fresh;
+  }
+
+  /** The build's fingerprint, computed once per build. */
+  private fingerprinted(b: BuiltCache): string {
+    return (b.fingerprint ??= fingerprintOf(b.snap.config, b.built));
+  }
+
+  /** What snapshot() hands the reconciler: the inputs, and the fingerprint remembered as handed. */
+  private hand(b: BuiltCache): { inputs: RuntimeInputs; fingerprint: string } {
+    this.handed = this.fingerprinted(b);
+    return { inputs: { effectiveWeight: b.built.effectiveWeight, resolve: b.built.resolve }, fingerprint: this.handed };
   }
 
   private weightSnapshot(config: LbConfig): WeightSnapshot {
@@ -512,8 +567,34 @@ function timeoutsOf(config: LbConfig): FlowTimeouts {
 
 /** Equal exactly when the inputs compile alike: every effective weight and every host's addresses. */
 export function fingerprintOf(config: LbConfig, built: BuiltRuntimeInputs): string {
+  return runWhole(fingerprintInSlices(config, built));
+}
+
+/** Weights hashed between two pauses of a sliced fingerprint. */
+const WEIGHTS_PER_SLICE = 5000;
+
+function* fingerprintInSlices(config: LbConfig, built: BuiltRuntimeInputs): Generator<void, string> {
   const h = createHash('sha256');
-  for (const [key, w] of built.weights) h.update(`${key}\u0001${w.weight}\n`);
-  for (const { host } of dnsHosts(config)) h.update(`dns\u0001${host}\u0001${(built.resolve(host) ?? []).join(',')}\n`);
+  // One update per slice (the same bytes as one per weight: the digest is of the concatenation).
+  let text = '';
+  let n = 0;
+  for (const [key, w] of built.weights) {
+    text += `${key}\u0001${w.weight}\n`;
+    if (++n % WEIGHTS_PER_SLICE === 0) {
+      h.update(text);
+      text = '';
+      yield;
+    }
+  }
+  for (const { host } of dnsHosts(config)) text += `dns\u0001${host}\u0001${(built.resolve(host) ?? []).join(',')}\n`;
+  h.update(text);
   return h.digest('hex').slice(0, 32);
+}
+
+/** One build of the effective weights, for one version of the answers; its fingerprint once asked for. */
+interface BuiltCache {
+  version: number;
+  snap: WeightSnapshot;
+  built: BuiltRuntimeInputs;
+  fingerprint?: string;
 }

@@ -112,6 +112,34 @@ describe('RuntimeService', () => {
     expect(svc.status()).not.toBe(checked);
   });
 
+  it('snapshotYielding() and statusYielding() pause between slices of a large config and hand in what snapshot() and status() would', async () => {
+    const proxies = Array.from({ length: 2500 }, (_, i) => `  - name: p${i}
+    listen: {interfaces: [eth0], port: ${1 + i}}
+    default-target:
+      - {ip: 10.0.${Math.floor(i / 250)}.${1 + (i % 250)}, port: 8080, weight: 100}
+      - {ip: 10.1.${Math.floor(i / 250)}.${1 + (i % 250)}, port: 8080, weight: 50}
+`).join('');
+    const cfg = config(`proxies:\n${proxies}`);
+    const whole = track(setup());
+    whole.svc.configure(cfg);
+    const sliced = track(setup());
+    sliced.svc.configure(cfg);
+    let pauses = 0;
+    const pause = async (): Promise<void> => { pauses++; };
+    const snap = await sliced.svc.snapshotYielding(pause);
+    expect(pauses, 'pauses while building the inputs of 2,500 proxies').toBeGreaterThanOrEqual(2);
+    expect(snap.fingerprint).toBe(whole.svc.snapshot().fingerprint);
+    const t = cfg.proxies[7]!.defaultTarget.targets[1]!;
+    expect(snap.inputs.effectiveWeight!('p7', 'default', t)).toBe(50);
+    // The build is kept: snapshot() hands in the same inputs without building them again.
+    expect(sliced.svc.snapshot().inputs.effectiveWeight).toBe(snap.inputs.effectiveWeight);
+    pauses = 0;
+    const status = await sliced.svc.statusYielding(pause);
+    expect(pauses, 'pauses while building a row per target').toBeGreaterThanOrEqual(2);
+    expect(status).toEqual(whole.svc.status());
+    expect(sliced.svc.status(), 'status() finds the sliced build').toBe(status);
+  });
+
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
     const { svc, triggers, down, weights } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
