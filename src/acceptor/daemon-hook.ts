@@ -19,6 +19,11 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
   const configs = new Map<string, LbConfig>();
   let inputs: RuntimeInputs = {};
   let seen: ReconcileOutcome | undefined;
+  const remember = (config: LbConfig, revision: string): void => {
+    configs.set(revision, config);
+    // Keep the last few: a reconcile names one revision, and older ones are never applied again.
+    for (const key of configs.keys()) if (configs.size > 4) configs.delete(key);
+  };
   const provider: RuntimeProvider = {
     snapshot: () => {
       const s = inner.snapshot();
@@ -34,10 +39,14 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
     } : {}),
     configure: (config, revision) => {
       inner.configure?.(config, revision);
-      configs.set(revision, config);
-      // Keep the last few: a reconcile names one revision, and older ones are never applied again.
-      for (const key of configs.keys()) if (configs.size > 4) configs.delete(key);
+      remember(config, revision);
     },
+    ...(inner.configureYielding ? {
+      configureYielding: async (config: LbConfig, revision: string, pause: () => Promise<void>) => {
+        await inner.configureYielding!(config, revision, pause);
+        remember(config, revision);
+      },
+    } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
     ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),

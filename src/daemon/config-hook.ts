@@ -13,6 +13,12 @@ export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) 
       inner.configure?.(config, revision);
       hook(config);
     },
+    ...(inner.configureYielding ? {
+      configureYielding: async (config: LbConfig, revision: string, pause: () => Promise<void>) => {
+        await inner.configureYielding!(config, revision, pause);
+        hook(config);
+      },
+    } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
     ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),

@@ -37,6 +37,11 @@ export interface RuntimeProvider {
    */
   snapshotYielding?(pause: () => Promise<void>): Promise<RuntimeSnapshot>;
   configure?(config: LbConfig, revision: string): void;
+  /**
+   * configure(), its walks over every target with `pause` between them (a large config must not
+   * hold the daemon's event loop); the run uses it when present.
+   */
+  configureYielding?(config: LbConfig, revision: string, pause: () => Promise<void>): Promise<void>;
   /** The runtime section of the status report; null before there is any. */
   status?(): RuntimeStatus | null;
   /** status(), built with `pause` between slices of the work (the control socket's answers). Absent: status(). */

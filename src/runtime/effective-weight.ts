@@ -134,8 +134,8 @@ export interface BuiltRuntimeInputs extends Required<RuntimeInputs> {
   weights: ReadonlyMap<string, ExplainedWeight>;
 }
 
-/** Target groups built between two pauses of buildRuntimeInputsYielding: a few milliseconds of work. */
-export const GROUPS_PER_SLICE = 1000;
+/** Target groups between two step boundaries of a sliced walk (tens of microseconds of work). */
+export const GROUPS_PER_STEP = 100;
 
 /** RuntimeInputs for compileConfig from one consistent snapshot (computed eagerly: the hooks are lookups). */
 export function buildRuntimeInputs(snapshot: RuntimeSnapshot): BuiltRuntimeInputs {
@@ -143,7 +143,7 @@ export function buildRuntimeInputs(snapshot: RuntimeSnapshot): BuiltRuntimeInput
 }
 
 /**
- * buildRuntimeInputs with `pause` every GROUPS_PER_SLICE groups: the daemon's thread builds the
+ * buildRuntimeInputs in slices with `pause` between them (slices.ts): the daemon's thread builds the
  * inputs of 10,000 proxies (50-100 ms in one go) while its event loop keeps serving between slices.
  * The snapshot's maps are the services' copies, so every slice sees the same state.
  */
@@ -151,7 +151,7 @@ export function buildRuntimeInputsYielding(snapshot: RuntimeSnapshot, pause: () 
   return runSliced(buildInSlices(snapshot), pause);
 }
 
-/** The build, yielding (nothing) after every GROUPS_PER_SLICE groups. */
+/** The build, yielding (nothing) after every GROUPS_PER_STEP groups. */
 function* buildInSlices(snapshot: RuntimeSnapshot): Generator<void, BuiltRuntimeInputs> {
   const { config } = snapshot;
   const breakerOn = config.settings.circuitBreaker.enabled;
@@ -180,7 +180,7 @@ function* buildInSlices(snapshot: RuntimeSnapshot): Generator<void, BuiltRuntime
   const liveAddrs = new Map<string, Set<string>>();
   let groups = 0;
   for (const { proxy, name, group } of configGroups(config)) {
-    if (++groups % GROUPS_PER_SLICE === 0) yield;
+    if (++groups % GROUPS_PER_STEP === 0) yield;
     const inputs = group.targets.map((t): TargetWeightInput => ({
       weight: t.weight,
       draining: snapshot.drains?.has(drainKey(proxy.name, t.id)) ?? false,

@@ -4,7 +4,7 @@ import type { GroupName } from '../core/compile/compile.js';
 import { circuitErrorRate, type CircuitMode, type CircuitStatus } from './circuit-breaker.js';
 import type { DnsHostState } from './dns.js';
 import type { DrainState } from './drain.js';
-import { GROUPS_PER_SLICE, type BuiltRuntimeInputs, type RuntimeSnapshot } from './effective-weight.js';
+import { GROUPS_PER_STEP, type BuiltRuntimeInputs, type RuntimeSnapshot } from './effective-weight.js';
 import { healthKey } from './health/specs.js';
 import type { HealthStatus } from './health/state.js';
 import { backendKey, configGroups, weightKey } from './keys.js';
@@ -37,7 +37,7 @@ export function runtimeStatus(snapshot: StatusSnapshot, built: BuiltRuntimeInput
 }
 
 /**
- * runtimeStatus with `pause` every GROUPS_PER_SLICE groups: a row per target of 10,000 proxies
+ * runtimeStatus in slices with `pause` between them (slices.ts): a row per target of 10,000 proxies
  * takes 50-200 ms in one go, which the daemon's event loop must not wait for.
  */
 export function runtimeStatusYielding(snapshot: StatusSnapshot, built: BuiltRuntimeInputs, now: number, pause: () => Promise<void>): Promise<RuntimeStatus> {
@@ -50,7 +50,7 @@ function* statusInSlices(snapshot: StatusSnapshot, built: BuiltRuntimeInputs, no
   const targets: TargetStatus[] = [];
   let groups = 0;
   for (const { proxy, name, group } of configGroups(config)) {
-    if (++groups % GROUPS_PER_SLICE === 0) yield;
+    if (++groups % GROUPS_PER_STEP === 0) yield;
     for (const t of group.targets) {
       const w = built.weights.get(weightKey(proxy.name, name, t.id));
       const addrs = t.kind === 'ip' ? [t.ip] : [...(snapshot.dns?.get(t.host) ?? [])];
