@@ -192,7 +192,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
     },
     {
       key: 'daemon_healthz_max', label: `built lb daemon, ${DAEMON_PROXIES.toLocaleString('en-US')} proxies replacing one (prepare + apply): longest /healthz wait`,
-      value: median(healthzMax), unit: 'ms', samples: healthzMax, detail: { answers: responsive.map((r) => r.answers), runMs: responsive.map((r) => r.runMs) },
+      value: median(healthzMax), unit: 'ms', samples: healthzMax, detail: { answers: responsive.map((r) => r.answers), runMs: responsive.map((r) => r.runMs), mainThreadCpuMs: responsive.map((r) => r.mainThreadCpuMs) },
     },
     {
       key: 'daemon_loop_delay_max', label: 'the same runs: the daemon\'s largest event-loop delay (its nodejs_eventloop_lag_max_seconds)',

@@ -8,7 +8,7 @@
 // /healthz wait and the daemon's own largest event-loop delay over the whole run.
 // Traffic: 127.0.0.1 of the scratch namespace only.
 
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManagedProcess, waitUntil } from '../../src/sandbox/index.js';
@@ -24,6 +24,16 @@ export interface ResponsiveRound {
   loopDelayMaxMs: number;
   /** The daemon's reconcile of the large config (its log), ms. */
   runMs: number;
+  /** CPU time of the daemon's main thread (its event loop) from the swap to the end, ms: what load does not inflate. */
+  mainThreadCpuMs: number;
+}
+
+/** User + system CPU time of a process's main thread, ms (/proc; clock ticks of 10 ms). */
+function mainThreadCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted after the command's closing parenthesis.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const PROBE = `
@@ -77,6 +87,9 @@ export async function responsiveRound(opts: { ns: string; ifname: string; instan
     }, { timeoutMs: 60_000, intervalMs: 50, what: 'the daemon applied the one-proxy config' });
     probe = new ManagedProcess([...inNs, '--input-type=module', '-e', PROBE, String(opts.port), '240000'], { label: 'ops probe' });
     await probe.waitForOutput(/^ready$/m, 30_000);
+    // nsenter execs node: the pid is the daemon's.
+    const pid = daemon.pid!;
+    const cpuBefore = mainThreadCpuMs(pid);
     // 8,000 distinct backends: the data plane holds 16,384.
     writeFileSync(`${file}.new`, proxiesYaml(opts.proxies, 0, { ifname: opts.ifname, backendPairs: 4_000 }));
     renameSync(`${file}.new`, file);
@@ -84,11 +97,12 @@ export async function responsiveRound(opts: { ns: string; ifname: string; instan
       if (!daemon.running) throw new BenchError(`the daemon exited: ${daemon.stderr.slice(-1000)}`);
       return applied().length >= 2;
     }, { timeoutMs: 240_000, intervalMs: 50, what: `the daemon applied ${opts.proxies} proxies` });
+    const cpu = mainThreadCpuMs(pid) - cpuBefore;
     probe.child.stdin?.end('stop\n');
     const line = (await probe.waitForOutput(/^\{.*\}$/m, 60_000))[0];
     const out = JSON.parse(line) as { answers: number; maxWait: number; lagMaxMs: number };
     const run = JSON.parse(applied()[1]!) as { durationMs?: number };
-    return { answers: out.answers, healthzMaxMs: out.maxWait, loopDelayMaxMs: out.lagMaxMs, runMs: run.durationMs ?? -1 };
+    return { answers: out.answers, healthzMaxMs: out.maxWait, loopDelayMaxMs: out.lagMaxMs, runMs: run.durationMs ?? -1, mainThreadCpuMs: cpu };
   } finally {
     await probe?.stop(2000);
     await daemon.stop(10_000);
