@@ -132,6 +132,8 @@ export class RuntimeService {
   private statusCache: { version: number; at: number; status: RuntimeStatus } | undefined;
   /** The effective weights of the answers now: snapshot(), fingerprint() and status() share one build per version. */
   private builtCache: BuiltCache | undefined;
+  /** statusKey() of the status last built, made once per status. */
+  private keyCache: { status: RuntimeStatus; key: string } | undefined;
   /** Moves when a host's addresses change (configureYielding walks again when they moved meanwhile). */
   private dnsChanges = 0;
   /** The sliced builds in progress, of which version of the answers (snapshotYielding, statusYielding). */
@@ -301,7 +303,12 @@ export class RuntimeService {
     const promise = (async (): Promise<RuntimeStatus> => {
       const { snap, built } = await this.builtYielding(config, pause);
       const status = await runtimeStatusYielding({ ...snap, dnsStates: this.dns.snapshot() }, built, now, pause);
-      if (this.statusVersion === version && this.config === config) this.statusCache = { version, at: now, status };
+      // Its statusKey() too (a string of every target's state): the publish after a run asks for it.
+      const key = await runSliced(statusKeyInSlices(status), pause);
+      if (this.statusVersion === version && this.config === config) {
+        this.statusCache = { version, at: now, status };
+        this.keyCache = { status, key };
+      }
       return status;
     })().finally(() => {
       if (this.statusBuild?.promise === promise) this.statusBuild = undefined;
@@ -317,12 +324,8 @@ export class RuntimeService {
   statusKey(): string {
     const s = this.status();
     if (!s) return '';
-    return JSON.stringify([
-      s.targets.map((t) => [t.proxy, t.group, t.targetId, t.draining, t.failOpen, t.backends.map((b) => [b.backend, b.health, b.recoveryStep, b.circuit])]),
-      s.drains.map((d) => [d.proxy, d.targetId, d.status]),
-      s.circuits.map((c) => [c.backend, c.status, c.mode]),
-      s.dns.map((d) => [d.host, d.status, d.addresses]),
-    ]);
+    if (this.keyCache?.status !== s) this.keyCache = { status: s, key: runWhole(statusKeyInSlices(s)) };
+    return this.keyCache.key;
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -624,6 +627,25 @@ function timeoutsOf(config: LbConfig): FlowTimeouts {
 /** Equal exactly when the inputs compile alike: every effective weight and every host's addresses. */
 export function fingerprintOf(config: LbConfig, built: BuiltRuntimeInputs): string {
   return runWhole(fingerprintInSlices(config, built));
+}
+
+/** Targets between two step boundaries of a sliced status key. */
+const TARGETS_PER_STEP = 500;
+
+/** statusKey() of a status: every target's states, then the drains, circuits and DNS hosts. */
+function* statusKeyInSlices(s: RuntimeStatus): Generator<void, string> {
+  const parts: string[] = [];
+  for (let i = 0; i < s.targets.length; i += TARGETS_PER_STEP) {
+    parts.push(JSON.stringify(s.targets.slice(i, i + TARGETS_PER_STEP)
+      .map((t) => [t.proxy, t.group, t.targetId, t.draining, t.failOpen, t.backends.map((b) => [b.backend, b.health, b.recoveryStep, b.circuit])])));
+    yield;
+  }
+  parts.push(JSON.stringify([
+    s.drains.map((d) => [d.proxy, d.targetId, d.status]),
+    s.circuits.map((c) => [c.backend, c.status, c.mode]),
+    s.dns.map((d) => [d.host, d.status, d.addresses]),
+  ]));
+  return parts.join('\n');
 }
 
 /** Weights hashed between two step boundaries of a sliced fingerprint. */

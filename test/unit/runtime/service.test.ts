@@ -137,6 +137,7 @@ describe('RuntimeService', () => {
     const status = await sliced.svc.statusYielding(pause);
     expect(status).toEqual(whole.svc.status());
     expect(sliced.svc.status(), 'status() finds the sliced build').toBe(status);
+    expect(sliced.svc.statusKey(), 'the status key made in slices').toBe(whole.svc.statusKey());
   });
 
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
