@@ -225,12 +225,13 @@ export class Reconciler {
       // A fetch aborted by stop() is no outcome worth reporting.
       if (this.stopped && 'failure' in outcome) return;
       const seconds = (this.clock.monotonic() - t0) / 1000;
+      // The report of the outcome shows the runtime's status of this config: built here between
+      // turns of the event loop, so publishing it finds it built (10,000 proxies: a row per
+      // target). A build that fails is built again by the publish, which reports the error.
+      await this.runtime.statusYielding?.(yieldToEventLoop).catch(() => undefined);
       this.reconcileCount += 1;
       this.lastOutcomeValue = outcome;
       this.opts.metrics?.reconcile(outcome.result, seconds);
-      // The report of the outcome shows the runtime's status of this config: built here between
-      // turns of the event loop, so publishing it finds it built (10,000 proxies: a row per target).
-      await this.runtime.statusYielding?.(yieldToEventLoop);
       this.record(outcome, asking, seconds);
     }
     const drift = triggers.filter((t) => t.kind === 'drift');
