@@ -48,7 +48,7 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
       },
     } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
-    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: { stale?: boolean }) => inner.statusYielding!(pause, opts) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
   return {

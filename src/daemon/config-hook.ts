@@ -20,7 +20,7 @@ export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) 
       },
     } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
-    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>) => inner.statusYielding!(pause) } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: { stale?: boolean }) => inner.statusYielding!(pause, opts) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
 }

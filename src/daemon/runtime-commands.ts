@@ -38,7 +38,7 @@ export function registerRuntimeCommands(control: ControlServer, runtime: Runtime
   });
   control.register('runtime-status', `health, drain, circuit and DNS state per target, with the effective weights, one page long; args: {proxy?, offset?, limit?: int (default ${STATUS_DEFAULT_LIMIT})}`, async (args) => {
     const selection = statusSelection(args);
-    const status = await runtime.statusYielding(yieldToEventLoop);
+    const status = await runtime.statusYielding(yieldToEventLoop, { stale: true });
     const paged = status ? pageRuntime(status, selection) : null;
     return {
       runtime: paged?.runtime ?? null,

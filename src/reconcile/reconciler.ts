@@ -352,10 +352,10 @@ export class Reconciler {
   /**
    * The current status report, its runtime section built with `pause` between slices when it must
    * be built anew (the control socket's answers: a new config of 10,000 proxies must not hold the
-   * event loop for a row per target).
+   * event loop for a row per target), or the one built last when only its time bound ran out.
    */
   async reportYielding(pause: () => Promise<void>): Promise<StatusReport> {
-    const runtime = this.runtime.statusYielding ? await this.runtime.statusYielding(pause) : this.runtime.status?.();
+    const runtime = this.runtime.statusYielding ? await this.runtime.statusYielding(pause, { stale: true }) : this.runtime.status?.();
     return this.reportWith(runtime);
   }
 

@@ -44,8 +44,12 @@ export interface RuntimeProvider {
   configureYielding?(config: LbConfig, revision: string, pause: () => Promise<void>): Promise<void>;
   /** The runtime section of the status report; null before there is any. */
   status?(): RuntimeStatus | null;
-  /** status(), built with `pause` between slices of the work (the control socket's answers). Absent: status(). */
-  statusYielding?(pause: () => Promise<void>): Promise<RuntimeStatus | null>;
+  /**
+   * status(), built with `pause` between slices of the work (the control socket's answers). With
+   * `stale`, a status whose inputs did not move but which is older than its time bound answers at
+   * once while a fresh one is built. Absent: status().
+   */
+  statusYielding?(pause: () => Promise<void>, opts?: { stale?: boolean }): Promise<RuntimeStatus | null>;
   /** Changes exactly when status() changed in a way worth publishing (not counters or times). */
   statusKey?(): string;
 }

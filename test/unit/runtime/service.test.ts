@@ -140,6 +140,23 @@ describe('RuntimeService', () => {
     expect(sliced.svc.statusKey(), 'the status key made in slices').toBe(whole.svc.statusKey());
   });
 
+  it('statusYielding({stale}) answers with the status built last when only its 5 s ran out, and builds the next one meanwhile', async () => {
+    const { svc, advance } = track(setup());
+    svc.configure(config(text()));
+    const pause = async (): Promise<void> => {};
+    const first = (await svc.statusYielding(pause))!;
+    expect(await svc.statusYielding(pause, { stale: true })).toBe(first);
+    advance(5000);
+    expect(await svc.statusYielding(pause, { stale: true }), 'only the clock moved: the last status at once').toBe(first);
+    const next = (await svc.statusYielding(pause))!;
+    expect(next, 'without stale: the status built since').not.toBe(first);
+    expect(svc.status()).toBe(next);
+    // Inputs that moved are never answered stale.
+    svc.drain('web', '10.0.0.2:8080');
+    const drained = (await svc.statusYielding(pause, { stale: true }))!;
+    expect(drained.targets.find((t) => t.targetId === '10.0.0.2:8080')).toMatchObject({ draining: true });
+  });
+
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
     const { svc, triggers, down, weights } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
