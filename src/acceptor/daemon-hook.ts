@@ -19,19 +19,36 @@ export function frontDoorHook(inner: RuntimeProvider, door: FrontDoor, on: { err
   const configs = new Map<string, LbConfig>();
   let inputs: RuntimeInputs = {};
   let seen: ReconcileOutcome | undefined;
+  const remember = (config: LbConfig, revision: string): void => {
+    configs.set(revision, config);
+    // Keep the last few: a reconcile names one revision, and older ones are never applied again.
+    for (const key of configs.keys()) if (configs.size > 4) configs.delete(key);
+  };
   const provider: RuntimeProvider = {
     snapshot: () => {
       const s = inner.snapshot();
       inputs = s.inputs;
       return s;
     },
+    ...(inner.snapshotYielding ? {
+      snapshotYielding: async (pause: () => Promise<void>) => {
+        const s = await inner.snapshotYielding!(pause);
+        inputs = s.inputs;
+        return s;
+      },
+    } : {}),
     configure: (config, revision) => {
       inner.configure?.(config, revision);
-      configs.set(revision, config);
-      // Keep the last few: a reconcile names one revision, and older ones are never applied again.
-      for (const key of configs.keys()) if (configs.size > 4) configs.delete(key);
+      remember(config, revision);
     },
+    ...(inner.configureYielding ? {
+      configureYielding: async (config: LbConfig, revision: string, pause: () => Promise<void>) => {
+        await inner.configureYielding!(config, revision, pause);
+        remember(config, revision);
+      },
+    } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: { stale?: boolean }) => inner.statusYielding!(pause, opts) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
   return {

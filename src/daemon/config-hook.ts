@@ -8,11 +8,19 @@ import type { RuntimeProvider } from '../reconcile/runtime.js';
 export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) => void): RuntimeProvider {
   return {
     snapshot: () => inner.snapshot(),
+    ...(inner.snapshotYielding ? { snapshotYielding: (pause: () => Promise<void>) => inner.snapshotYielding!(pause) } : {}),
     configure: (config, revision) => {
       inner.configure?.(config, revision);
       hook(config);
     },
+    ...(inner.configureYielding ? {
+      configureYielding: async (config: LbConfig, revision: string, pause: () => Promise<void>) => {
+        await inner.configureYielding!(config, revision, pause);
+        hook(config);
+      },
+    } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: { stale?: boolean }) => inner.statusYielding!(pause, opts) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
 }

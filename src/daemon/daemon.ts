@@ -35,6 +35,7 @@ import { withAcceptorLoad } from '../acceptor/runtime-sampler.js';
 import { registerAcceptorMetrics } from '../acceptor/metrics.js';
 import { kernelEngine, Reconciler, type ReconcileEngine, type ReconcileOutcome, type RuntimeProvider } from '../reconcile/index.js';
 import { dataPlaneSummary } from '../reconcile/status.js';
+import { yieldToEventLoop } from '../reconcile/transfer.js';
 import { StatusBranchReporter } from '../report/status-branch.js';
 import { reportStatusesFor, type CommitStatusOptions, type ReportStatuses } from '../forge/report-statuses.js';
 import type { StatusReport } from '../report/types.js';
@@ -425,13 +426,13 @@ export class Daemon {
 
   private registerCommands(): void {
     this.control.register('status', `the daemon and its latest status report, its per-target and per-backend lists one page long; args: {proxy?: name, offset?: int, limit?: int (default ${STATUS_DEFAULT_LIMIT}, at most ${STATUS_MAX_LIMIT})}`,
-      (args) => this.status(statusSelection(args)));
+      (args) => this.statusYielding(statusSelection(args)));
     this.control.register('reconcile', 'reconcile now; args: {force?: bool (re-plan an unchanged revision), wait?: bool}', async (args) => {
       if (args['force'] === true) this.reconciler.forceReconcile('control socket');
       else this.reconciler.trigger('manual', 'control socket');
       if (args['wait'] !== true) return { triggered: true };
       await this.reconciler.whenIdle();
-      const { report, page } = this.status();
+      const { report, page } = await this.statusYielding();
       return { triggered: true, outcome: outcomeSummary(this.reconciler.lastOutcome), report, page };
     });
     this.control.register('drift', 'read the live maps back now and compare them with the last applied state (heals with self-heal on)', async () => {
@@ -480,8 +481,17 @@ export class Daemon {
 
   /** The daemon's status, with the report's growing lists cut to one page (src/report/status-page.ts). */
   status(selection: StatusSelection = DEFAULT_SELECTION): DaemonStatus {
+    return this.statusOf(this.reconciler.report(), selection);
+  }
+
+  /** status(), its runtime section built between turns of the event loop when it must be built anew (the control socket). */
+  async statusYielding(selection: StatusSelection = DEFAULT_SELECTION): Promise<DaemonStatus> {
+    return this.statusOf(await this.reconciler.reportYielding(yieldToEventLoop), selection);
+  }
+
+  private statusOf(full: StatusReport, selection: StatusSelection): DaemonStatus {
     const r = this.reconciler.readiness();
-    const { report, page } = pageReport({ ...this.reconciler.report(), traffic: this.observability.status() }, selection);
+    const { report, page } = pageReport({ ...full, traffic: this.observability.status() }, selection);
     return {
       daemon: {
         pid: process.pid, version: lbVersion(), instance: this.instance, node: this.node, startedAt: this.startedAt,

@@ -6,6 +6,7 @@
 
 import { LbError } from '../core/errors.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
+import { yieldToEventLoop } from '../reconcile/transfer.js';
 import { RECOMPUTE_SETTLE_MS, type BreakerAction, type RuntimeService } from '../runtime/service.js';
 import { pageRuntime, statusSelection, STATUS_DEFAULT_LIMIT } from '../report/status-page.js';
 import type { ControlServer } from './control-socket.js';
@@ -35,9 +36,9 @@ export function registerRuntimeCommands(control: ControlServer, runtime: Runtime
     const result = runtime.breaker(action as BreakerAction, stringArg(args, 'backend'));
     return { ...result, applied: await whenApplied(runtime, reconciler) };
   });
-  control.register('runtime-status', `health, drain, circuit and DNS state per target, with the effective weights, one page long; args: {proxy?, offset?, limit?: int (default ${STATUS_DEFAULT_LIMIT})}`, (args) => {
+  control.register('runtime-status', `health, drain, circuit and DNS state per target, with the effective weights, one page long; args: {proxy?, offset?, limit?: int (default ${STATUS_DEFAULT_LIMIT})}`, async (args) => {
     const selection = statusSelection(args);
-    const status = runtime.status();
+    const status = await runtime.statusYielding(yieldToEventLoop, { stale: true });
     const paged = status ? pageRuntime(status, selection) : null;
     return {
       runtime: paged?.runtime ?? null,

@@ -18,12 +18,14 @@
 import type { ListenerNameTable } from '../observe/events/listener-names.js';
 import type { Readiness } from '../observe/ops-server.js';
 import type { StatusReport } from '../report/types.js';
+import type { RuntimeStatus } from '../runtime/status.js';
 import { Backoff, type BackoffOptions } from '../source/backoff.js';
 import { errFields, silentLogger, type Logger } from '../log.js';
 import { TriggerCoalescer, type Trigger, type TriggerKind } from '../source/triggers.js';
 import type { Source } from '../source/types.js';
 import { REAL_CLOCK, type Clock, type TimerHandle } from './clock.js';
 import { DriftHealer } from './drift-heal.js';
+import { yieldToEventLoop } from './transfer.js';
 import type { ReconcileEngine } from './engine.js';
 import { NO_RUNTIME, type RuntimeProvider } from './runtime.js';
 import { failureKey, runSteps, type StalledAttempt } from './run-steps.js';
@@ -223,6 +225,10 @@ export class Reconciler {
       // A fetch aborted by stop() is no outcome worth reporting.
       if (this.stopped && 'failure' in outcome) return;
       const seconds = (this.clock.monotonic() - t0) / 1000;
+      // The report of the outcome shows the runtime's status of this config: built here between
+      // turns of the event loop, so publishing it finds it built (10,000 proxies: a row per
+      // target). A build that fails is built again by the publish, which reports the error.
+      await this.runtime.statusYielding?.(yieldToEventLoop).catch(() => undefined);
       this.reconcileCount += 1;
       this.lastOutcomeValue = outcome;
       this.opts.metrics?.reconcile(outcome.result, seconds);
@@ -340,9 +346,23 @@ export class Reconciler {
 
   /** The current status report. */
   report(): StatusReport {
+    return this.reportWith(this.runtime.status?.());
+  }
+
+  /**
+   * The current status report, its runtime section built with `pause` between slices when it must
+   * be built anew (the control socket's answers: a new config of 10,000 proxies must not hold the
+   * event loop for a row per target), or the one built last when only its time bound ran out.
+   */
+  async reportYielding(pause: () => Promise<void>): Promise<StatusReport> {
+    const runtime = this.runtime.statusYielding ? await this.runtime.statusYielding(pause, { stale: true }) : this.runtime.status?.();
+    return this.reportWith(runtime);
+  }
+
+  private reportWith(runtime: RuntimeStatus | null | undefined): StatusReport {
     return buildReport(this.st, {
       node: this.opts.node, instance: this.instance, source: this.opts.sourceInfo, version: this.opts.version,
-      runtime: this.runtime.status?.(), generatedAt: this.now(),
+      runtime, generatedAt: this.now(),
     });
   }
 

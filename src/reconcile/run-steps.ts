@@ -22,6 +22,7 @@ import { applyAndVerify } from './apply-verify.js';
 import type { ReconcileEngine } from './engine.js';
 import { classifyFailure, step, stepSync, type StepFailure } from './failure.js';
 import type { RuntimeProvider } from './runtime.js';
+import { yieldToEventLoop } from './transfer.js';
 import type { AppliedState, ReconcileOutcome } from './types.js';
 
 /** The stalled attempt: its revision (null when the source failed before naming one) and what failed. */
@@ -81,10 +82,14 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
     ctx.log.debug({ component: 'reconcile', step: 'validate', revision: fetched.revision }, 'config checked');
     // The runtime learns the config first (targets to check, names to resolve), so the inputs
     // compiled with it are its answers for this config, not the previous one's.
+    // Both walk every target of the config: the daemon's runtime does it in slices, with turns
+    // of the event loop between them, so a 10,000-proxy config does not hold the daemon's loop.
     let runtime = current;
-    if (ctx.runtime.configure) {
-      ctx.runtime.configure(validated.config, fetched.revision);
-      runtime = ctx.runtime.snapshot();
+    const rt = ctx.runtime;
+    if (rt.configure || rt.configureYielding) {
+      if (rt.configureYielding) await rt.configureYielding(validated.config, fetched.revision, yieldToEventLoop);
+      else rt.configure!(validated.config, fetched.revision);
+      runtime = rt.snapshotYielding ? await rt.snapshotYielding(yieldToEventLoop) : rt.snapshot();
     }
 
     return await step('apply', () => ctx.engine.withLock(async (): Promise<RunResult> => {

@@ -30,9 +30,26 @@ export interface RuntimeSnapshot {
 
 export interface RuntimeProvider {
   snapshot(): RuntimeSnapshot;
+  /**
+   * snapshot(), built with `pause` between slices of the work (the daemon's runtime: the effective
+   * weights of every target of a large config). The run asks for the inputs of a new config this
+   * way, so the daemon's event loop keeps serving meanwhile. Absent: snapshot().
+   */
+  snapshotYielding?(pause: () => Promise<void>): Promise<RuntimeSnapshot>;
   configure?(config: LbConfig, revision: string): void;
+  /**
+   * configure(), its walks over every target with `pause` between them (a large config must not
+   * hold the daemon's event loop); the run uses it when present.
+   */
+  configureYielding?(config: LbConfig, revision: string, pause: () => Promise<void>): Promise<void>;
   /** The runtime section of the status report; null before there is any. */
   status?(): RuntimeStatus | null;
+  /**
+   * status(), built with `pause` between slices of the work (the control socket's answers). With
+   * `stale`, a status whose inputs did not move but which is older than its time bound answers at
+   * once while a fresh one is built. Absent: status().
+   */
+  statusYielding?(pause: () => Promise<void>, opts?: { stale?: boolean }): Promise<RuntimeStatus | null>;
   /** Changes exactly when status() changed in a way worth publishing (not counters or times). */
   statusKey?(): string;
 }

@@ -32,12 +32,43 @@ function isCut(v: unknown): v is CutMark {
   return typeof v === 'object' && v !== null && CUT in v;
 }
 
+/**
+ * A value's serialized bytes and one more: 1 when it holds a Uint8Array (a Buffer, which arrives
+ * as a plain Uint8Array and is made a Buffer again), 0 when the receiver has nothing to revive.
+ * The walk for Buffers cost the daemon's thread as much as deserializing a slice of a config;
+ * the sender (the worker, mostly) now walks instead.
+ */
 function bytesOf(value: unknown): ArrayBuffer {
   const b = serialize(value);
   // A fresh ArrayBuffer of exactly these bytes: it can be transferred without dragging a pool along.
-  const out = new ArrayBuffer(b.byteLength);
-  new Uint8Array(out).set(b);
+  const out = new ArrayBuffer(b.byteLength + 1);
+  const bytes = new Uint8Array(out);
+  bytes.set(b);
+  bytes[b.byteLength] = holdsBytes(value) ? 1 : 0;
   return out;
+}
+
+/** A part's value, its Buffers revived when the sender said it holds any. */
+function valueOf(part: ArrayBuffer): unknown {
+  const bytes = new Uint8Array(part);
+  if (bytes.byteLength === 0) throw new Error('transfer: an empty part');
+  const value = deserialize(bytes.subarray(0, bytes.byteLength - 1));
+  return bytes[bytes.byteLength - 1] === 1 ? reviveBuffers(value) : value;
+}
+
+/** Whether reviveBuffers could find a Uint8Array in `v` (any object is searched: a class instance arrives as a plain one). */
+function holdsBytes(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (v instanceof Uint8Array) return true;
+  if (ArrayBuffer.isView(v) || v instanceof Date || v instanceof ArrayBuffer) return false;
+  if (Array.isArray(v)) return v.some(holdsBytes);
+  if (v instanceof Map) {
+    for (const x of v.values()) if (holdsBytes(x)) return true;
+    return false;
+  }
+  if (v instanceof Set) return false;
+  for (const x of Object.values(v)) if (holdsBytes(x)) return true;
+  return false;
 }
 
 /**
@@ -89,7 +120,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export async function deserializeSliced<T>(parts: readonly ArrayBuffer[], pause: () => Promise<void> = async () => {}): Promise<T> {
   const first = parts[0];
   if (first === undefined) throw new Error('transfer: no parts');
-  let root = reviveBuffers(deserialize(new Uint8Array(first)));
+  let root = valueOf(first);
   const marks: Array<{ mark: CutMark; set: (v: unknown) => void }> = [];
   collectMarks(root, marks, (v) => { root = v; });
   marks.sort((a, b) => a.mark[CUT] - b.mark[CUT]);
@@ -100,7 +131,7 @@ export async function deserializeSliced<T>(parts: readonly ArrayBuffer[], pause:
       await pause();
       const part = parts[next++];
       if (part === undefined) throw new Error(`transfer: ${parts.length} parts end before cut ${mark[CUT]} is complete`);
-      for (const x of reviveBuffers(deserialize(new Uint8Array(part))) as unknown[]) items.push(x);
+      for (const x of valueOf(part) as unknown[]) items.push(x);
     }
     set(mark.kind === 'map' ? new Map(items as Array<[unknown, unknown]>) : items);
   }

@@ -40,25 +40,36 @@ export interface ConfigGroup {
 /** Every target group of every proxy: default target, source routes, SNI routes (config order). */
 export function configGroups(config: LbConfig): ConfigGroup[] {
   const out: ConfigGroup[] = [];
-  for (const proxy of config.proxies) {
-    out.push({ proxy, name: 'default', group: proxy.defaultTarget });
-    for (const r of proxy.sourceRoutes) out.push({ proxy, name: r.prefix, group: r.targets });
-    for (const r of proxy.sniRoutes) out.push({ proxy, name: sniGroupName(r), group: r.targets });
-  }
+  for (const proxy of config.proxies) pushGroups(out, proxy);
+  return out;
+}
+
+/** Appends the target groups of one proxy, in config order. */
+function pushGroups(out: ConfigGroup[], proxy: Proxy): void {
+  out.push({ proxy, name: 'default', group: proxy.defaultTarget });
+  for (const r of proxy.sourceRoutes) out.push({ proxy, name: r.prefix, group: r.targets });
+  for (const r of proxy.sniRoutes) out.push({ proxy, name: sniGroupName(r), group: r.targets });
+}
+
+/**
+ * The groups of the proxy named `name`. A control command (a drain) asks this of a 10,000-proxy
+ * config: a walk of the names, not a group object per target group of every proxy.
+ */
+function groupsOfProxy(config: LbConfig, name: string): ConfigGroup[] {
+  const out: ConfigGroup[] = [];
+  for (const proxy of config.proxies) if (proxy.name === name) pushGroups(out, proxy);
   return out;
 }
 
 /** The configured targets of a proxy with this id (one per group it appears in); [] when none. */
 export function findTargets(config: LbConfig, proxy: string, targetId: string): Target[] {
-  return configGroups(config)
-    .filter((g) => g.proxy.name === proxy)
-    .flatMap((g) => g.group.targets.filter((t) => t.id === targetId));
+  return groupsOfProxy(config, proxy).flatMap((g) => g.group.targets.filter((t) => t.id === targetId));
 }
 
 /** The distinct target ids of a proxy, sorted (for error messages and status). */
 export function proxyTargetIds(config: LbConfig, proxy: string): string[] {
   const ids = new Set<string>();
-  for (const g of configGroups(config)) if (g.proxy.name === proxy) for (const t of g.group.targets) ids.add(t.id);
+  for (const g of groupsOfProxy(config, proxy)) for (const t of g.group.targets) ids.add(t.id);
   return [...ids].sort();
 }
 

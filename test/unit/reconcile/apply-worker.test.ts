@@ -23,7 +23,9 @@ parentPort.on('message', (req) => {
         readBack: { left: null, dataPlane: { mode: 'none', interfaces: [], paths: {}, listeners: 0, targets: 0 }, names: null }, sent: req.state !== undefined, id: req.id }
     : { finding: null, dataPlane: { mode: 'none', interfaces: [], paths: {}, listeners: 0, targets: 0 }, sent: req.state !== undefined, id: req.id };
   const b = serialize(value);
-  const part = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  // The bytes and a trailing 0: no Buffers to revive (src/reconcile/transfer.ts).
+  const part = new ArrayBuffer(b.byteLength + 1);
+  new Uint8Array(part).set(b);
   parentPort.postMessage({ ok: true, parts: [part] }, [part]);
 });`;
 

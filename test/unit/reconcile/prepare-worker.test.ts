@@ -29,15 +29,19 @@ describe('sliced transfer', () => {
       ids: new Map(Array.from({ length: 700 }, (_, i) => [`10.0.${i >> 8}.${i & 255}:80`, i])),
       bytes: Buffer.from('lb'),
       none: null,
+      keys: Array.from({ length: 250 }, (_, i) => ({ i, key: Buffer.from([i & 255]) })),
     };
     const parts = [...serializeSliced(value, 200)];
-    // The skeleton, then ceil(1234/200) + ceil(450/200) + ceil(700/200) slices.
-    expect(parts).toHaveLength(1 + 7 + 3 + 4);
+    // The skeleton, then ceil(1234/200) + ceil(450/200) + ceil(700/200) + ceil(250/200) slices.
+    expect(parts).toHaveLength(1 + 7 + 3 + 4 + 2);
+    // Each part's last byte says whether it holds Buffers to revive (the receiver skips the walk otherwise).
+    expect(parts.map((p) => new Uint8Array(p).at(-1))).toEqual([1, ...Array<number>(14).fill(0), 1, 1]);
     let pauses = 0;
     const back = await deserializeSliced<typeof value>(parts, async () => { pauses += 1; });
-    expect(pauses).toBe(14);
+    expect(pauses).toBe(16);
     expect(back).toEqual(value);
     expect(Buffer.isBuffer(back.bytes)).toBe(true);
+    expect(back.keys.every((k) => Buffer.isBuffer(k.key))).toBe(true);
     expect(back.ids).toBeInstanceOf(Map);
   });
 

@@ -112,6 +112,51 @@ describe('RuntimeService', () => {
     expect(svc.status()).not.toBe(checked);
   });
 
+  it('configureYielding(), snapshotYielding() and statusYielding() pause between slices of a large config and hand in what configure(), snapshot() and status() would', async () => {
+    const proxies = Array.from({ length: 2500 }, (_, i) => `  - name: p${i}
+    listen: {interfaces: [eth0], port: ${1 + i}}
+    default-target:
+      - {ip: 10.0.${Math.floor(i / 250)}.${1 + (i % 250)}, port: 8080, weight: 100}
+      - {ip: 10.1.${Math.floor(i / 250)}.${1 + (i % 250)}, port: 8080, weight: 50}
+`).join('');
+    const cfg = config(`proxies:\n${proxies}`);
+    const whole = track(setup());
+    whole.svc.configure(cfg);
+    const sliced = track(setup());
+    let pauses = 0;
+    const pause = async (): Promise<void> => { pauses++; };
+    await sliced.svc.configureYielding(cfg, 'r1', pause);
+    expect(pauses, 'pauses between the walks of configure').toBe(3);
+    // How often the builds pause depends on the time they take (slices.ts; test/unit/runtime/slices.test.ts).
+    const snap = await sliced.svc.snapshotYielding(pause);
+    expect(snap.fingerprint).toBe(whole.svc.snapshot().fingerprint);
+    const t = cfg.proxies[7]!.defaultTarget.targets[1]!;
+    expect(snap.inputs.effectiveWeight!('p7', 'default', t)).toBe(50);
+    // The build is kept: snapshot() hands in the same inputs without building them again.
+    expect(sliced.svc.snapshot().inputs.effectiveWeight).toBe(snap.inputs.effectiveWeight);
+    const status = await sliced.svc.statusYielding(pause);
+    expect(status).toEqual(whole.svc.status());
+    expect(sliced.svc.status(), 'status() finds the sliced build').toBe(status);
+    expect(sliced.svc.statusKey(), 'the status key made in slices').toBe(whole.svc.statusKey());
+  });
+
+  it('statusYielding({stale}) answers with the status built last when only its 5 s ran out, and builds the next one meanwhile', async () => {
+    const { svc, advance } = track(setup());
+    svc.configure(config(text()));
+    const pause = async (): Promise<void> => {};
+    const first = (await svc.statusYielding(pause))!;
+    expect(await svc.statusYielding(pause, { stale: true })).toBe(first);
+    advance(5000);
+    expect(await svc.statusYielding(pause, { stale: true }), 'only the clock moved: the last status at once').toBe(first);
+    const next = (await svc.statusYielding(pause))!;
+    expect(next, 'without stale: the status built since').not.toBe(first);
+    expect(svc.status()).toBe(next);
+    // Inputs that moved are never answered stale.
+    svc.drain('web', '10.0.0.2:8080');
+    const drained = (await svc.statusYielding(pause, { stale: true }))!;
+    expect(drained.targets.find((t) => t.targetId === '10.0.0.2:8080')).toMatchObject({ draining: true });
+  });
+
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
     const { svc, triggers, down, weights } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
