@@ -25,7 +25,7 @@ import { ensureDir, runDir } from '../state/run-dir.js';
 import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord, type RecordBody } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
 import { sameJson } from '../core/same-json.js';
-import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
+import { journalExists, journalOf, journalPath, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
   EMPTY_GROUP_VALUE, firstDifference, restoreOps,
 } from '../core/ops.js';
@@ -111,7 +111,7 @@ export function generationDigest(raw: EncodedGeneration): string {
 export function runTransaction(req: ApplyRequest): ApplyResult {
   const log = req.log ?? ((): void => undefined);
   const dir = ensureDir(runDir(req.instance));
-  if (readJournal(dir) !== null) {
+  if (journalExists(dir)) {
     throw new LbError('LB_APPLY_JOURNAL', `instance ${req.instance} has an unfinished apply journal; recover it first (\`lb plan\` or \`lb apply\` do)`, { instance: req.instance });
   }
   const dp = DataPlane.open({ instance: req.instance, ...(req.objectDir ? { objectDir: req.objectDir } : {}) });
@@ -308,7 +308,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     } catch (rbErr) {
       throw new LbError('LB_APPLY_ROLLBACK',
         `apply to instance ${req.instance} failed while ${step} (${cause}), and rolling it back failed too: ${(rbErr as Error).message}. ` +
-        `The journal ${dir}/journal.json is kept: the next \`lb plan\` or \`lb apply\` finishes the recovery`,
+        `The journal ${journalPath(dir)} is kept: the next \`lb plan\` or \`lb apply\` finishes the recovery`,
         { instance: req.instance, step, rollbackError: (rbErr as Error).message }, { cause: err });
     }
     throw new LbError('LB_APPLY_FAILED',
@@ -370,7 +370,7 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     if (run.map === 'lb_groups') {
       if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
       // A view of the buffer the next lb_groups read reuses: savedItemsOfRuns, this function's one
-      // caller, turns every value into hex before anything reads lb_groups again (no 16 MiB copy).
+      // caller, copies every value it keeps before anything reads lb_groups again (no 16 MiB copy).
       half ??= readGroupHalf(dp, gen);
       const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
       return half.subarray(slot * size, (slot + 1) * size);
