@@ -145,19 +145,22 @@ describe('routes record', () => {
 
   it('written from columns, it is the record of the same entries as pairs', () => {
     writeRoutesRecord(dir, { ...rec, entries: { keySize: 12, valueSize: 4, count: entries.length, keys: Buffer.concat(entries.map(([k]) => k)), values: Buffer.concat(entries.map(([, v]) => v)) } });
-    const fromColumns = readFileSync(routesRecordPath(dir, 1), 'latin1');
+    const fromColumns = readFileSync(routesRecordPath(dir, 1));
     writeRoutesRecord(dir, rec);
-    expect(readFileSync(routesRecordPath(dir, 1), 'latin1')).toBe(fromColumns);
+    expect(readFileSync(routesRecordPath(dir, 1))).toEqual(fromColumns);
   });
 
-  it('a damaged or truncated record reads as none', () => {
+  it('a damaged, truncated or older-format record reads as none', () => {
     writeRoutesRecord(dir, rec);
     const path = routesRecordPath(dir, 1);
-    const text = readFileSync(path, 'latin1');
-    const [head, body] = text.split('\n') as [string, string];
-    writeFileSync(path, `${head}\n${body.slice(0, -8)}\n`);
+    const file = readFileSync(path);
+    const nl = file.indexOf(0x0a);
+    expect(readRoutesRecord(dir, 1)).not.toBeNull();
+    writeFileSync(path, file.subarray(0, file.length - 8));
     expect(readRoutesRecord(dir, 1)).toBeNull();
-    writeFileSync(path, `${head}\n${Buffer.from(Buffer.from(body, 'base64').map((b, i) => (i === 3 ? b ^ 1 : b))).toString('base64')}\n`);
+    writeFileSync(path, Buffer.from(file.map((b, i) => (i === nl + 4 ? b ^ 1 : b))));
+    expect(readRoutesRecord(dir, 1)).toBeNull();
+    writeFileSync(path, Buffer.concat([Buffer.from(file.toString('utf8', 0, nl).replace('"format":2', '"format":1')), file.subarray(nl)]));
     expect(readRoutesRecord(dir, 1)).toBeNull();
     writeFileSync(path, 'not a record');
     expect(readRoutesRecord(dir, 1)).toBeNull();
