@@ -8,7 +8,7 @@
 // group slots left out. A test holds the two to each other (test/unit/apply/columns.test.ts).
 
 import {
-  LAYOUTS, LB_MAGLEV_SIZE, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
+  LAYOUTS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
   encodeSettings, encodeSrcKeyFieldsInto, encodeU32, groupIndex, ipv4ToU32,
 } from './abi.js';
 import type { EncodedGeneration, GenerationConfig } from './generation.js';
@@ -22,6 +22,13 @@ export interface Column {
   readonly count: number;
   readonly keys: Buffer;
   readonly values: Buffer;
+  /**
+   * lb_groups only: every value is zero past the words its count can use (encodeGroupInto writes
+   * into zeroed memory). Set by the encoder and kept by gather; never by a read of a map, whose
+   * slots may hold anything. The digest then hashes a group's used words without first checking
+   * that the other ~250 are zero (2.5 million words at 10,000 groups).
+   */
+  readonly zeroTails?: boolean;
 }
 
 /** A generation in columns (the same content as an EncodedGeneration). */
@@ -87,16 +94,14 @@ function groupKeyOrder(gen: number, groups: GenerationConfig['groups']): Uint32A
 function encodeColumnsIn(gen: number, cfg: GenerationConfig, groupOrder: Uint32Array | null | undefined): Columns {
   // Plain loops: this runs once per entry of the configuration (100,000 at the scale goal).
   const listeners = column('listeners', cfg.listeners.length);
-  for (let i = 0; i < cfg.listeners.length; i++) {
-    const l = cfg.listeners[i]!;
-    encodeListenerKeyInto(listeners.keys, i * listeners.keySize, { ifindex: l.key.ifindex, vip: l.key.vip, port: l.key.port, proto: l.key.proto, gen });
-    encodeListenerInto(listeners.values, i * listeners.valueSize, l.value);
-  }
+  encodeListenersInto(listeners, gen, cfg.listeners);
   // Group values are mostly unused target slots: written into zeroed memory, only the used ones.
-  const groups = column('groups', cfg.groups.length, true);
+  const groups: Column = { ...column('groups', cfg.groups.length, true), zeroTails: true };
+  const groupKeys = groups.keys.byteOffset % 4 === 0 ? new Uint32Array(groups.keys.buffer, groups.keys.byteOffset, groups.count) : null;
   for (let i = 0; i < cfg.groups.length; i++) {
     const g = cfg.groups[groupOrder ? groupOrder[i]! : i]!;
-    groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
+    if (groupKeys !== null) groupKeys[i] = groupIndex(gen, g.id); // little-endian hosts (abi.ts)
+    else groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
     encodeGroupInto(groups.values, i * groups.valueSize, g.group);
   }
   const srcRoutes = column('srcRoutes', cfg.srcRoutes.length);
@@ -108,6 +113,39 @@ function encodeColumnsIn(gen: number, cfg: GenerationConfig, groupOrder: Uint32A
     encodeMaglevInto(maglev.values, i * maglev.valueSize, m.table);
   });
   return { settings: encodeSettings(cfg.settings), listeners, groups, srcRoutes, maglev };
+}
+
+/**
+ * The listeners into their column (encodeListenerKeyInto's and encodeListenerInto's bytes) through
+ * 32-bit views, as encodeRoutesInto does routes: Node's Buffer.write* are JavaScript, nine calls a
+ * listener, run interpreted while the apply is cold (10,000 listeners cost ~15 ms that way). A
+ * listener the checks refuse goes to those encoders, which throw its error.
+ */
+function encodeListenersInto(c: Column, gen: number, list: GenerationConfig['listeners']): void {
+  const kw = c.keys.byteOffset % 4 === 0 ? new Uint32Array(c.keys.buffer, c.keys.byteOffset, 3 * list.length) : null;
+  const vw = c.values.byteOffset % 4 === 0 ? new Uint32Array(c.values.buffer, c.values.byteOffset, 4 * list.length) : null;
+  const genOk = gen === 0 || gen === 1;
+  for (let i = 0; i < list.length; i++) {
+    const { key: k, value: v } = list[i]!;
+    const { ifindex, port, proto } = k;
+    const { listenerId: id, defaultGroup: group, flags } = v;
+    if (kw === null || vw === null || !genOk || (ifindex >>> 0) !== ifindex || (port & 0xffff) !== port || (proto & 0xff) !== proto
+      || (id >>> 0) !== id || id > 0x7fffffff || (group >>> 0) !== group || group >= LB_MAX_GROUPS || (flags >>> 0) !== flags) {
+      encodeListenerKeyInto(c.keys, i * 12, { ifindex, vip: k.vip, port, proto, gen });
+      encodeListenerInto(c.values, i * 16, v);
+      continue;
+    }
+    // Little-endian words (abi.ts: x86-64 and arm64 hosts): ifindex; the VIP big-endian (a byte
+    // swap); port big-endian in bytes 8-9, proto in 10, gen in 11.
+    const vip = ipv4ToU32(k.vip);
+    kw[3 * i] = ifindex;
+    kw[3 * i + 1] = ((vip >>> 24) | ((vip >>> 8) & 0xff00) | ((vip << 8) & 0xff0000) | (vip << 24)) >>> 0;
+    kw[3 * i + 2] = ((port >>> 8) | ((port & 0xff) << 8) | (proto << 16) | (gen << 24)) >>> 0;
+    vw[4 * i] = id;
+    vw[4 * i + 1] = group;
+    vw[4 * i + 2] = flags;
+    vw[4 * i + 3] = 0;
+  }
 }
 
 /**
@@ -207,7 +245,10 @@ export function sameValue(a: Column, i: number, b: Column, j: number): boolean {
  */
 export function gather(c: Column, order: ArrayLike<number>, key?: (j: number, out: Buffer, at: number) => void): Column {
   const n = order.length;
-  const out: Column = { keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize) };
+  const out: Column = {
+    keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize),
+    ...(c.zeroTails === true ? { zeroTails: true } : {}),
+  };
   if (key === undefined && gatherWords(c, order, out)) return out;
   for (let i = 0; i < n; i++) {
     const j = order[i]!;
@@ -286,8 +327,12 @@ export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) =
   return idx;
 }
 
-/** A group slot holds a group (count > 0); an empty slot reads like an absent group. */
-const groupPresentAt = (values: Buffer, offset: number): boolean => values.readUInt32LE(offset) > 0;
+/**
+ * A group slot holds a group (count > 0); an empty slot reads like an absent group. Byte reads, not
+ * readUInt32LE: Node's Buffer methods are JavaScript, run interpreted for the first thousands of
+ * calls, and an apply makes this test once per group (10,000 at the benchmark's scale) while cold.
+ */
+const groupPresentAt = (values: Buffer, offset: number): boolean => (values[offset]! | values[offset + 1]! | values[offset + 2]! | values[offset + 3]!) !== 0;
 
 /** The column in canonical order: sorted by key bytes (and, for lb_groups, without empty slots). */
 export function canonicalColumn(list: ListName, c: Column): Column {

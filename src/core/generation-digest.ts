@@ -72,6 +72,7 @@ const CUM_WORD = LAYOUTS.lb_group.fields.cum_weight >> 2;
 const TARGET_WORD = LAYOUTS.lb_group.fields.targets >> 2;
 const TARGET_WORDS = LAYOUTS.lb_target.size >> 2;
 const ZEROS = Buffer.alloc(GROUP_SIZE);
+const GROUP_WORDS = GROUP_SIZE >> 2;
 
 /**
  * Whether the group value at `vo` is zero past its first `count` cum_weight words and its first
@@ -85,6 +86,20 @@ function groupTailsZero(values: Buffer, vo: number, count: number): boolean {
   const targetsEnd = targets + 4 * TARGET_WORDS * count;
   return values.compare(ZEROS, 0, targets - cumEnd, cumEnd, targets) === 0
     && values.compare(ZEROS, 0, vo + GROUP_SIZE - targetsEnd, targetsEnd, vo + GROUP_SIZE) === 0;
+}
+
+/**
+ * groupTailsZero on a 32-bit view (the group's first word at `wo`): one loop over the words that
+ * must be zero. Not Buffer.compare: that is Node JavaScript (argument checks) around the native
+ * compare, two calls per group run interpreted while the apply is cold, ~3 us a group; this loop
+ * is optimized (on-stack replacement) after its first few groups.
+ */
+function groupTailsZeroWords(v: Int32Array, wo: number, count: number): boolean {
+  if (count > LB_MAX_TARGETS) return false;
+  let acc = 0;
+  for (let i = wo + CUM_WORD + count, end = wo + TARGET_WORD; i < end; i++) acc |= v[i]!;
+  for (let i = wo + TARGET_WORD + TARGET_WORDS * count, end = wo + GROUP_WORDS; i < end; i++) acc |= v[i]!;
+  return acc === 0;
 }
 
 // The result of hashEntry (module variables: no array or object per entry, 100,000 a full apply).
@@ -182,7 +197,7 @@ export function digestEntry(d: DigestState, section: DigestSection, sign: 1 | -1
 }
 
 /** Adds every entry of a column; `keep` leaves entries out (lb_groups' empty slots). */
-export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
+export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer; zeroTails?: boolean },
   keep?: (values: Buffer, offset: number) => boolean): void {
   if (digestColumnWords(d, section, c, keep)) return;
   const { view, base } = valueWords(c);
@@ -215,7 +230,7 @@ function alignedWords(b: Buffer): Int32Array | null {
  * in the interpreter each call (word, m1, m2, fmix: ~17 per route) costs more than its arithmetic.
  * False (nothing done) when the words are not aligned.
  */
-function digestColumnWords(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
+function digestColumnWords(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer; zeroTails?: boolean },
   keep?: (values: Buffer, offset: number) => boolean): boolean {
   const { keySize, valueSize } = c;
   const wide = section === 'listeners' || section === 'srcRoutes';
@@ -262,7 +277,7 @@ function digestColumnWords(d: DigestState, section: DigestSection, c: { count: n
     let skipTo = vw;
     if (groups) {
       const count = vv[vo]! >>> 0;
-      if (groupTailsZero(c.values, vo * 4, count)) {
+      if (c.zeroTails === true ? count <= LB_MAX_TARGETS : groupTailsZeroWords(vv, vo, count)) {
         skipFrom = CUM_WORD + count;
         skipTo = TARGET_WORD;
         end = TARGET_WORD + TARGET_WORDS * count;

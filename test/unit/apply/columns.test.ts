@@ -124,8 +124,13 @@ describe('columns: the same generation as the pairs', () => {
     }
   });
 
-  it('a group hashes the same whether only its used words are read (aligned) or every word (unaligned), junk past its count included', () => {
-    const cols = encodeColumns(1, randomGeneration(11, 20));
+  it('a group hashes the same whether only its used words are read (aligned, tails known zero or checked) or every word (unaligned), junk past its count included', () => {
+    const encoded = encodeColumns(1, randomGeneration(11, 20));
+    expect(encoded.groups.zeroTails).toBe(true); // the encoder's groups: their tails are not checked
+    const { zeroTails: _known, ...read } = encoded.groups; // as a map read gives them: tails checked
+    expect(columnsDigest(encoded)).toBe(columnsDigest({ ...encoded, groups: read }));
+    // From here on, groups with junk written into them: not the encoder's any more.
+    const cols = { ...encoded, groups: read };
     const unaligned = (b: Buffer): Buffer => {
       const out = Buffer.alloc(b.length + 1).subarray(1); // byteOffset 1: no 32-bit view, the word-by-word path
       b.copy(out);
@@ -141,6 +146,37 @@ describe('columns: the same generation as the pairs', () => {
     const [fastJunk, slowJunk] = both();
     expect(fastJunk).toBe(slowJunk);
     expect(fastJunk).not.toBe(fast);
+  });
+
+  it('a listener or route the encoders refuse is refused with their error, whatever path encodes the rest', () => {
+    const cfg = randomGeneration(5, 10);
+    const bad = (edit: (c: GenerationConfig) => void): GenerationConfig => {
+      const c = structuredClone(cfg);
+      edit(c);
+      return c;
+    };
+    const cases: Array<(c: GenerationConfig) => void> = [
+      (c) => { c.listeners[3]!.key.port = 70_000; },
+      (c) => { c.listeners[3]!.key.port = 80.5; },
+      (c) => { c.listeners[3]!.key.proto = 256; },
+      (c) => { c.listeners[3]!.key.ifindex = -1; },
+      (c) => { c.listeners[3]!.key.vip = '10.0.0'; },
+      (c) => { c.listeners[3]!.value.listenerId = 2 ** 31; },
+      (c) => { c.listeners[3]!.value.defaultGroup = 16384; },
+      (c) => { c.listeners[3]!.value.flags = -1; },
+      (c) => { c.srcRoutes[0]!.prefixLen = 33; },
+    ];
+    for (const edit of cases) {
+      const g = bad(edit);
+      let want: unknown;
+      try {
+        encodeGeneration(1, g);
+      } catch (err) {
+        want = err;
+      }
+      expect(want, String(edit)).toBeInstanceOf(Error);
+      expect(() => encodeColumns(1, g), String(edit)).toThrow((want as Error).message);
+    }
   });
 
   it('prev names the entry each op replaces or removes in the current generation', () => {
