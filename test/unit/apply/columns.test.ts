@@ -207,4 +207,21 @@ describe('columns: the same generation as the pairs', () => {
     const inOrder = { ...c, keys: Buffer.from([0, 1, 0, 2, 0, 2, 1, 0, 1, 1, 2, 0]) };
     expect([...sortedOrder(inOrder)]).toEqual([0, 1, 2, 3, 4, 5]);
   });
+
+  it('sorts as a stable sort by Buffer.compare does, keys that differ in few bytes (one native sort) or in many (radix passes)', () => {
+    let seed = 99;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const naive = (c: Column, keep?: (v: Buffer, o: number) => boolean): number[] => Array.from({ length: c.count }, (_, i) => i)
+      .filter((i) => keep === undefined || keep(c.values, i * c.valueSize))
+      .sort((a, b) => c.keys.subarray(a * c.keySize, (a + 1) * c.keySize).compare(c.keys.subarray(b * c.keySize, (b + 1) * c.keySize)) || a - b);
+    // varying: the key positions that take random bytes (the rest are 0x2a in every key).
+    for (const [count, varying] of [[2000, [4, 5, 9, 10, 11]], [2000, [0, 3, 4, 5, 6, 7, 9, 10, 11]], [300, [11]], [70_000, [0, 4, 5, 8, 9, 10]]] as const) {
+      const keys = Buffer.alloc(12 * count, 0x2a);
+      for (let i = 0; i < count; i++) for (const p of varying) keys[12 * i + p] = rnd() & (count > 1000 ? 255 : 7); // few values: repeated keys
+      const c: Column = { keySize: 12, valueSize: 1, count, keys, values: Buffer.from(Array.from({ length: count }, (_, i) => i & 1)) };
+      expect([...sortedOrder(c)], `${count} keys varying at ${varying.join(',')}`).toEqual(naive(c));
+      const odd = (v: Buffer, o: number): boolean => v[o] === 1;
+      expect([...sortedOrder(c, odd)], `${count} keys varying at ${varying.join(',')}, odd ones`).toEqual(naive(c, odd));
+    }
+  });
 });
