@@ -363,16 +363,33 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
   };
   const groupOps = runs.filter((r) => r.map === 'lb_groups').reduce((n, r) => n + r.count, 0);
   let half: Buffer | undefined;
+  let halfWords: Int32Array | null = null;
   const size = SHAPES.groups.valueSize;
+  // Every all-zero slot answers this one buffer: savedItemsOfRuns compares consecutive answers with
+  // equals(), which is then `this === other`, and makes no view per slot (an empty generation's
+  // 10,000 slots are all zero).
+  const zeroSlot = Buffer.alloc(size);
   const keyOf = (run: OpRun, i: number): Buffer => run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
+  let keysOf: { run: OpRun; words: Uint32Array | null } | undefined;
   return (run, i) => {
     if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(keyOf(run, i)) ?? null;
     if (run.map === 'lb_groups') {
       if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
       // A view of the buffer the next lb_groups read reuses: savedItemsOfRuns, this function's one
       // caller, copies every value it keeps before anything reads lb_groups again (no 16 MiB copy).
-      half ??= readGroupHalf(dp, gen);
-      const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
+      if (half === undefined) {
+        half = readGroupHalf(dp, gen);
+        halfWords = half.byteOffset % 4 === 0 && size % 4 === 0 ? new Int32Array(half.buffer, half.byteOffset, half.length >> 2) : null;
+      }
+      // 32-bit views, not readUInt32LE per slot (Node JavaScript, run interpreted while cold).
+      if (keysOf?.run !== run) keysOf = { run, words: run.keys.byteOffset % 4 === 0 ? new Uint32Array(run.keys.buffer, run.keys.byteOffset, run.count) : null };
+      const slot = (keysOf.words !== null ? keysOf.words[i]! : run.keys.readUInt32LE(i * 4)) - gen * LB_MAX_GROUPS;
+      if (halfWords !== null) {
+        const from = slot * (size >> 2);
+        let zero = true;
+        for (let w = from, end = from + (size >> 2); w < end && zero; w++) zero = halfWords[w] === 0;
+        if (zero) return zeroSlot;
+      }
       return half.subarray(slot * size, (slot + 1) * size);
     }
     const p = run.prev[i]!;

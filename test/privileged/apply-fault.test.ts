@@ -144,6 +144,35 @@ describe('apply fault injection', () => {
     expect(synAnswer(d(), vip(1), 80)).toBe('10.3.1.1:80');
   });
 
+  it('a change of more than 256 groups (previous bytes taken from one read of the generation) rolls back byte for byte', () => {
+    const many = `${instance}-g`;
+    const spec = (net: number, n: number): ListenerSpec[] => Array.from({ length: n }, (_, k) => ({
+      vip: `10.101.${k >> 8}.${k & 255}`, port: 80, targets: [`10.${net}.${k >> 8}.${k & 255}:80`, ...(k % 3 === 0 ? [`10.9.${k >> 8}.${k & 255}:81@2`] : [])],
+    }));
+    const manyIds = new TargetIds();
+    const G1 = buildGeneration(spec(1, 300), manyIds);
+    const G2 = buildGeneration(spec(2, 350), manyIds);
+    const G3 = buildGeneration(spec(3, 320), manyIds); // against G1: 300 groups rewritten, 20 into empty slots
+    try {
+      applyGeneration({ instance: many, generation: G1, interfaces: [] });
+      applyGeneration({ instance: many, generation: G2, interfaces: [] }); // the other generation holds G1 now
+      const dpMany = DataPlane.open({ instance: many });
+      try {
+        const before = snapshotConfigMaps(dpMany);
+        for (const faultAt of [0, 'after-flip'] as const) {
+          expect(() => applyGeneration({ instance: many, generation: G3, interfaces: [], faultAt, faultAction: 'throw' }))
+            .toThrow(/rolled back: nothing changed/);
+          expect({ ...snapshotConfigMaps(dpMany), lb_ctl: '' }).toEqual({ ...before, lb_ctl: '' });
+        }
+      } finally {
+        dpMany.close();
+      }
+    } finally {
+      DataPlane.down(many);
+      rmSync(runDir(many), { recursive: true, force: true });
+    }
+  });
+
   it('a failed first apply leaves no instance behind', () => {
     const fresh = `${instance}-f`;
     try {
