@@ -295,9 +295,11 @@ function gatherWords(c: Column, order: ArrayLike<number>, out: Column): boolean 
 }
 
 /**
- * The indexes of the entries to keep, in key byte order (stable: equal keys keep their order). An
- * LSD radix sort, one pass per key byte, skipping bytes every key shares (the gen bit, prefix
- * lengths, high bytes of slot indexes); a column already in order is only checked.
+ * The indexes of the entries to keep, in key byte order (stable: equal keys keep their order). Only
+ * the key bytes that vary order them (the gen bit, prefix lengths, high bytes of slot indexes are
+ * shared): one native sort of packed numbers when those bytes and the index fit in 64 bits
+ * (packedOrder), else an LSD radix sort, one pass per varying byte; a column already in order is
+ * only checked.
  */
 export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) => boolean): Uint32Array {
   let idx = new Uint32Array(c.count);
@@ -305,7 +307,8 @@ export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) =
   for (let i = 0; i < c.count; i++) if (keep === undefined || keep(c.values, i * c.valueSize)) idx[n++] = i;
   idx = idx.subarray(0, n);
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = compareKeys(c, idx[i - 1]!, c, idx[i]!) <= 0;
+  const { keys: k, keySize: ks } = c; // out of the column once (compareBytes says why)
+  for (let i = 1; i < n && sorted; i++) sorted = compareBytes(k, idx[i - 1]! * ks, k, idx[i]! * ks, ks) <= 0;
   if (sorted) return idx;
   // Only the key bytes where the keys differ order them (the gen bit, prefix lengths, high bytes
   // of slot indexes are shared): found by one pass of 32-bit XORs against the first key.
