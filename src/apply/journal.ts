@@ -136,23 +136,44 @@ export function savedItemsOfRuns(runs: readonly OpRun[], previous: (run: OpRun, 
   for (const run of runs) {
     const { keySize: ks, keys, count, prev, map } = run;
     const absentIfNew = map === 'lb_listeners' || map === 'lb_src_routes' || map === 'lb_maglev';
-    const repeated = repeatedKeys(keys, ks, count);
+    // Key i is key i - 1 again: through 32-bit words when the keys allow, the last word first (in
+    // sorted keys the first words are the ones neighbours share).
+    const w = ks % 4 === 0 && keys.byteOffset % 4 === 0 ? new Int32Array(keys.buffer, keys.byteOffset, (count * ks) >> 2) : null;
+    const kw = ks >> 2;
+    const repeated = (i: number): boolean => {
+      if (i === 0) return false;
+      if (w !== null) {
+        for (let k = kw - 1; k >= 0; k--) if (w[(i - 1) * kw + k] !== w[i * kw + k]) return false;
+        return true;
+      }
+      for (let k = ks - 1; k >= 0; k--) if (keys[(i - 1) * ks + k] !== keys[i * ks + k]) return false;
+      return true;
+    };
     const item = (start: number, end: number, value: Buffer | null): void => {
       out.push(itemOf(map, ks, keys.subarray(start * ks, end * ks), value));
     };
     let i = 0;
     while (i < count) {
-      if (repeated[i] === 1) {
+      if (repeated(i)) {
         i++; // saved once, with the first
         continue;
       }
       let end = i + 1;
       if (absentIfNew && prev[i]! < 0) {
-        while (end < count && prev[end]! < 0 && repeated[end] === 0) end++;
+        // A stretch of absent keys (a full apply's every new route): one loop, the repeat test inline.
+        for (; end < count && prev[end]! < 0; end++) {
+          if (w === null) {
+            if (repeated(end)) break;
+            continue;
+          }
+          let same = true;
+          for (let k = kw - 1; k >= 0 && same; k--) same = w[(end - 1) * kw + k] === w[end * kw + k];
+          if (same) break;
+        }
         item(i, end, null);
       } else {
         const value = previous(run, i);
-        for (; end < count && repeated[end] === 0 && !(absentIfNew && prev[end]! < 0); end++) {
+        for (; end < count && !repeated(end) && !(absentIfNew && prev[end]! < 0); end++) {
           const v = previous(run, end);
           if (v === null ? value !== null : value === null || !value.equals(v)) break;
         }
@@ -160,27 +181,6 @@ export function savedItemsOfRuns(runs: readonly OpRun[], previous: (run: OpRun, 
       }
       i = end;
     }
-  }
-  return out;
-}
-
-/** 1 at each key that equals the key before it, in one pass (32-bit compares when the keys allow). */
-function repeatedKeys(keys: Buffer, keySize: number, count: number): Uint8Array {
-  const out = new Uint8Array(count);
-  if (keySize % 4 === 0 && keys.byteOffset % 4 === 0) {
-    const w = new Int32Array(keys.buffer, keys.byteOffset, (count * keySize) >> 2);
-    const kw = keySize >> 2;
-    for (let i = 1; i < count; i++) {
-      let same = true;
-      for (let k = 0; k < kw && same; k++) same = w[(i - 1) * kw + k] === w[i * kw + k];
-      if (same) out[i] = 1;
-    }
-    return out;
-  }
-  for (let i = 1; i < count; i++) {
-    let same = true;
-    for (let k = 0; k < keySize && same; k++) same = keys[(i - 1) * keySize + k] === keys[i * keySize + k];
-    if (same) out[i] = 1;
   }
   return out;
 }

@@ -124,6 +124,14 @@ describe('saved items of op runs', () => {
     const keys = Buffer.from([1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
     const run: OpRun = { map: 'lb_maglev', kind: 'put', keySize: 4, valueSize: 1, count: 3, keys, values: Buffer.alloc(3), prev: Int32Array.of(-1, -1, -1) };
     expect(savedEntriesOf(savedItemsOfRuns([run], () => null)).map((e) => e.key.toString('hex'))).toEqual(['01000000', '02000000']);
+    // Keys of 3 bytes (no 32-bit words), the repeat inside a stretch of absent keys and of present ones.
+    const odd: OpRun = {
+      map: 'lb_listeners', kind: 'put', keySize: 3, valueSize: 1, count: 6, keys: Buffer.from('010101020202020202030303040404040404', 'hex'),
+      values: Buffer.alloc(6), prev: Int32Array.of(-1, -1, -1, -1, 0, 0),
+    };
+    const was = Buffer.from([9]);
+    expect(savedEntriesOf(savedItemsOfRuns([odd], () => was)).map((e) => `${e.key.toString('hex')}=${e.value?.toString('hex') ?? '-'}`))
+      .toEqual(['010101=-', '020202=-', '030303=-', '040404=09']);
   });
 });
 
