@@ -102,6 +102,13 @@ function groupTailsZeroWords(v: Int32Array, wo: number, count: number): boolean 
   return acc === 0;
 }
 
+/**
+ * A group slot holds a group (count > 0); an empty slot reads like an absent group. Byte reads, not
+ * readUInt32LE (Node JavaScript, run interpreted while an apply is cold). The digest and the sort
+ * (src/core/columns.ts) recognize this very function as a `keep` and test the count word inline.
+ */
+export const groupPresent = (values: Buffer, offset: number): boolean => (values[offset]! | values[offset + 1]! | values[offset + 2]! | values[offset + 3]!) !== 0;
+
 // The result of hashEntry (module variables: no array or object per entry, 100,000 a full apply).
 let outA = 0;
 let outB = 0;
@@ -249,9 +256,10 @@ function digestColumnWords(d: DigestState, section: DigestSection, c: { count: n
   let a = d.a;
   let b = d.b;
   let n = 0;
+  const countWord = keep === groupPresent; // keep inline: the count word is the value's first
   for (let e = 0; e < c.count; e++) {
     const vo = e * vw;
-    if (keep !== undefined && !keep(c.values, vo * 4)) continue;
+    if (countWord ? vv[vo] === 0 : keep !== undefined && !keep(c.values, vo * 4)) continue;
     let h1 = seed1;
     let h2 = seed2;
     for (let k = 0; k < kw; k++) {
