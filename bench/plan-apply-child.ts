@@ -12,8 +12,10 @@
 //                   the daemon makes them (the second is the steady state: a delta apply,
 //                   src/apply/delta.ts, from what this process's own applies left).
 //   daemon N NS     N proxies (YAML) through the daemon's path: check, plan against the live
-//                   instance (planCheckedConfig), apply with the desired state (read-back decoded
-//                   and compared); a full apply into a fresh instance, then two 1% changes.
+//                   instance (the state the previous apply left while the maps still stand there,
+//                   else the maps read: src/state/known-live.ts), apply with the desired state
+//                   (read-back decoded and compared); a full apply into a fresh instance, then two
+//                   1% changes.
 //   raw N NS        the same N entries written to a fresh instance with plain batched map updates
 //                   and one lb_ctl update: the floor the transaction is compared with.
 
@@ -28,7 +30,8 @@ import {
 import { diffStates } from '../src/core/plan/plan.js';
 import { renderText } from '../src/core/plan/render-text.js';
 import { withNetns } from '../src/sandbox/netns.js';
-import { compileChecked, configDigest, gatherHostFacts, hostQuestionsOf, KERNEL_PLAN_HOST, planWithFacts } from '../src/apply/prepare.js';
+import { compileChecked, configDigest, gatherHostFactsKnowing, hostQuestionsOf, KERNEL_PLAN_HOST, planWithFacts } from '../src/apply/prepare.js';
+import { readLiveMark, type KnownLive } from '../src/state/known-live.js';
 import { proxiesYaml } from './lib/proxies-yaml.js';
 
 type Out = Record<string, number | string>;
@@ -118,11 +121,13 @@ function apply(n: number, instance: string): Out {
 
 /**
  * The daemon's path for one configuration (src/reconcile/engine.ts without the worker, the lock
- * and the status): check the YAML, plan it against the live instance (compile, read the live
- * state, encode, diff: planCheckedConfig), and apply it with the desired LogicalState, so that the
- * read-back decodes and compares it as the daemon's does. Times of each part.
+ * and the status): check the YAML, plan it against the live instance (compile, the live state,
+ * encode, diff), and apply it with the desired LogicalState, so that the read-back decodes and
+ * compares it as the daemon's does. The live state is the one the previous call applied (`known`)
+ * while the maps still stand where it left them, as the daemon plans (src/state/known-live.ts);
+ * the first call reads the maps. Times of each part; the next call's `known`.
  */
-function daemonApply(instance: string, text: string): Out {
+function daemonApply(instance: string, text: string, known: KnownLive | undefined): { out: Out; known: KnownLive | undefined } {
   // CPU time (user + system) beside wall time: on a loaded machine the wall time is mostly waiting.
   const cpu = (): number => {
     const u = process.cpuUsage();
@@ -134,10 +139,11 @@ function daemonApply(instance: string, text: string): Out {
   if (!checked.ok) throw new Error(`generated config invalid: ${JSON.stringify(checked.diagnostics.slice(0, 3))}`);
   const t1 = performance.now();
   const c1 = cpu();
-  // planCheckedConfig's three parts, each timed: compile, the host's facts (readLive), encode + diff.
+  // The daemon's plan in three parts, each timed: compile, the host's facts (the live state: what
+  // the previous apply left while the maps still stand there, else readLive), encode + diff.
   const compiled = compileChecked({ configPath: 'lb.yaml', config: checked.config, warnings: checked.warnings, files: checked.config.files, configDigest: configDigest([{ file: 'lb.yaml', text }]) });
   const cc = cpu();
-  const { facts } = gatherHostFacts(KERNEL_PLAN_HOST, instance, hostQuestionsOf(compiled.state));
+  const { facts, liveFrom } = gatherHostFactsKnowing(KERNEL_PLAN_HOST, instance, hostQuestionsOf(compiled.state), known);
   const cf = cpu();
   const planned = planWithFacts(compiled, facts);
   const t2 = performance.now();
@@ -146,13 +152,18 @@ function daemonApply(instance: string, text: string): Out {
     instance, generation: planned.encoded.generation, interfaces: planned.desired.interfaces, desired: planned.desired,
     targetIds: planned.encoded.targetIds, configDigest: configDigest([{ file: 'lb.yaml', text }]),
   });
+  // Where the maps stand after the apply, as the daemon's engine takes it (inProcessApplyAndRead).
+  const mark = readLiveMark(instance);
   const t3 = performance.now();
   const c3 = cpu();
-  return {
+  const out = {
     checkMs: t1 - t0, prepareMs: t2 - t1, applyMs: t3 - t2, totalMs: t3 - t0, ops: r.ops,
     checkCpuMs: c1 - c0, prepareCpuMs: c2 - c1, applyCpuMs: c3 - c2, totalCpuMs: c3 - c0,
-    compileCpuMs: cc - c1, hostFactsCpuMs: cf - cc, encodeDiffCpuMs: c2 - cf,
+    compileCpuMs: cc - c1, hostFactsCpuMs: cf - cc, encodeDiffCpuMs: c2 - cf, liveFrom,
   };
+  const next = mark !== null && mark.serial === r.serial && mark.activeGen === r.activeGen
+    ? { desired: planned.desired, targetIds: planned.encoded.targetIds, mark } : undefined;
+  return { out, known: next };
 }
 
 /**
@@ -163,7 +174,12 @@ function daemonApply(instance: string, text: string): Out {
 function daemon(n: number, instance: string): Out {
   const texts = [proxiesYaml(n, 0, { ifname: 'va0', chained: true }), proxiesYaml(n, 100, { offset: 1, ifname: 'va0', chained: true }), proxiesYaml(n, 100, { offset: 2, ifname: 'va0', chained: true })];
   DataPlane.open({ instance }).close();
-  const [full, , change] = texts.map((t) => daemonApply(instance, t));
+  let known: KnownLive | undefined;
+  const [full, , change] = texts.map((t) => {
+    const r = daemonApply(instance, t, known);
+    known = r.known;
+    return r.out;
+  });
   const out: Out = { proxies: n };
   for (const [name, o] of [['full', full!], ['change', change!]] as const) {
     for (const [k, v] of Object.entries(o)) out[`${name}${k[0]!.toUpperCase()}${k.slice(1)}`] = v;

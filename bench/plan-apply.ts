@@ -168,7 +168,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
     },
     {
       key: 'daemon_1pct', label: `daemon's path, a 1% change of those proxies (steady state)`, value: median(daemonChange), unit: 'ms', samples: daemonChange,
-      detail: { checkMs: part('changeCheckMs'), prepareMs: part('changePrepareMs'), applyMs: part('changeApplyMs'), ops: daemons[0]!.changeOps, maxRssMiB: Math.max(...daemons.map((o) => o.maxRssMiB!)) },
+      detail: { checkMs: part('changeCheckMs'), prepareMs: part('changePrepareMs'), applyMs: part('changeApplyMs'), ops: daemons[0]!.changeOps, liveFrom: String(daemons[0]!.changeLiveFrom), maxRssMiB: Math.max(...daemons.map((o) => o.maxRssMiB!)) },
     },
     { key: 'apply_rss', label: 'peak RSS, apply of 100k entries', value: Math.max(...applies.map((o) => o.maxRssMiB!)), unit: 'MiB' },
     { key: 'raw_rss', label: 'peak RSS, raw update of 100k entries', value: Math.max(...raws.map((o) => o.maxRssMiB!)), unit: 'MiB' },
@@ -182,7 +182,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       'Plan: generated YAML of N proxies (two targets each) against the compiled state of the same config with every 10th proxy reweighted; no kernel.',
       `Apply: ${ENTRIES.toLocaleString('en-US')} entries (listeners : groups : source routes = 1 : 1 : 8) into a fresh instance in a scratch namespace, loaded before the timing (as for raw): ops diff, journal, batched writes, flip, read-back.`,
       'Raw: the same entries with BPF_MAP_UPDATE_BATCH per map and one lb_ctl update, into a fresh instance (no journal, no read-back).',
-      `Daemon's path: ${DAEMON_PROXIES.toLocaleString('en-US')} proxies as YAML, checked, planned against the live instance (planCheckedConfig) and applied with the desired state (read-back decoded and compared), in one process: a full apply, then two 1% changes (the second is reported).`,
+      `Daemon's path: ${DAEMON_PROXIES.toLocaleString('en-US')} proxies as YAML, checked, planned against the live instance (as the daemon plans: against the state it applied last while the maps still stand where it left them, src/state/known-live.ts) and applied with the desired state (read-back decoded and compared), in one process: a full apply, then two 1% changes (the second is reported).`,
       'CLI: the built `lb validate --config F` and `lb --instance (none) plan --config F` of 10,000 proxies (10,000 distinct backends, 2.0 MB), each in a fresh process, interleaved; wall clock from spawn to exit.',
     ],
     measurements,

@@ -26,6 +26,7 @@ import { copyDigest, digestEntry, digestHex, type DigestState } from '../core/ge
 import { encodeSettings } from '../core/abi.js';
 import type { GenerationConfig } from '../core/generation.js';
 import type { Ctl, DataPlane } from '../dataplane/index.js';
+import { configMapIds } from '../state/known-live.js';
 import type { RecordBody } from '../state/routes-record.js';
 
 /** One generation's content: canonical columns keyed for that generation, and their digest state. */
@@ -55,10 +56,8 @@ const remembered = new Map<string, AppliedState>();
 /** A delta is not taken when it touches more than this share of the entries: the full path is as fast then. */
 const MAX_SHARE = 0.25;
 
-function mapIdsOf(dp: DataPlane): string {
-  const m = dp.maps;
-  return [m.lb_ctl.id, m.lb_settings.id, m.lb_listeners.id, m.lb_groups.id, m.lb_src_routes.id, m.lb_maglev.id].join('/');
-}
+/** The maps whose kernel ids tell a replaced instance: the same that tell the daemon's plan (src/state/known-live.ts). */
+const mapIdsOf = configMapIds;
 
 /** What this process remembers of the instance, if lb_ctl and the maps show nothing else wrote since. */
 export function takeApplied(instance: string, dp: DataPlane, ctl: Ctl): AppliedState | undefined {

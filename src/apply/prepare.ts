@@ -23,6 +23,7 @@ import { interfaceIndex } from '../dataplane/index.js';
 import { isLbError } from '../core/errors.js';
 import { diffStates, type Plan } from '../core/plan/plan.js';
 import { readLive, type LiveState } from '../state/live.js';
+import { readKnownLive, type KnownLive, type LiveView } from '../state/known-live.js';
 import type { InterfacePath, LogicalState } from '../core/state.js';
 
 export interface PreparedPlan {
@@ -59,6 +60,8 @@ export interface CheckedConfig {
 /** What a plan asks of the host. The kernel's by default; tests plan against a fake host. */
 export interface PlanHost {
   readLive(instance: string, warn?: (message: string) => void): LiveState;
+  /** The live state from what this process applied, or null when the maps moved since (src/state/known-live.ts). */
+  readKnownLive?(instance: string, known: KnownLive, warn?: (message: string) => void): LiveView | null;
   /** The ifindex of an interface, undefined when there is none of that name. */
   ifindex(name: string): number | undefined;
   choosePaths: typeof choosePaths;
@@ -66,6 +69,7 @@ export interface PlanHost {
 
 export const KERNEL_PLAN_HOST: PlanHost = {
   readLive: (instance, warn) => readLive(instance, warn ? { warn } : {}),
+  readKnownLive: (instance, known, warn) => readKnownLive(instance, known, warn ? { warn } : {}),
   ifindex: (name) => {
     try {
       return interfaceIndex(name);
@@ -184,12 +188,31 @@ export function gatherHostFacts(host: PlanHost, instance: string, q: HostQuestio
   // The data path of each interface is chosen here, on the host, so the plan shows it and why.
   const paths = host.choosePaths(q.interfaces, q.paths);
   const live = host.readLive(instance, warn);
+  return { facts: factsOf(host, q, paths, live), live };
+}
+
+/** Where a plan's live side came from: the process's memory of its last apply, or the maps. */
+export type LiveSource = 'memory' | 'maps';
+
+/**
+ * gatherHostFacts for a process that applied before (the daemon): the live side is what it
+ * applied, while the maps show nothing moved since (src/state/known-live.ts); else the maps are read.
+ */
+export function gatherHostFactsKnowing(host: PlanHost, instance: string, q: HostQuestions, known: KnownLive | undefined,
+  warn?: (message: string) => void): { facts: HostFacts; liveFrom: LiveSource } {
+  const paths = host.choosePaths(q.interfaces, q.paths);
+  const view = known !== undefined && host.readKnownLive ? host.readKnownLive(instance, known, warn) : null;
+  if (view !== null) return { facts: factsOf(host, q, paths, view), liveFrom: 'memory' };
+  return { facts: factsOf(host, q, paths, host.readLive(instance, warn)), liveFrom: 'maps' };
+}
+
+function factsOf(host: PlanHost, q: HostQuestions, paths: Record<string, ChosenPath>, live: LiveView): HostFacts {
   const ifindexes: Record<string, number> = {};
   for (const name of q.ifindexNames) {
     const index = host.ifindex(name);
     if (index !== undefined) ifindexes[name] = index;
   }
-  return { facts: { paths, ifindexes, liveTargetIds: live.targetIds, liveState: live.state }, live };
+  return { paths, ifindexes, liveTargetIds: live.targetIds, liveState: live.state };
 }
 
 /** A plan's pure half: the compiled state encoded with the host's facts, and its diff against the live state. */

@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   LB_BPF_TEST_RUN: 'BPF_PROG_TEST_RUN failed.',
   LB_BPF_ABI: 'An encoded value does not fit the ABI (out of range, too many targets).',
   LB_NET_IFACE: 'A network interface named in the request does not exist.',
-  LB_BPF_FS: 'The bpffs mount is missing and could not be mounted.',
+  LB_BPF_FS: 'The bpffs mount (or the tracefs mount the tracepoint programs need) is missing and could not be mounted.',
   LB_SANDBOX_FAILED: 'Building or using the sandbox topology (namespaces, veths, servers) failed.',
   LB_STATE_MISSING: 'No pinned state exists for the instance.',
   LB_STATE_RUNDIR: 'A runtime directory (/run/lb or /run/lb/<instance>) is a symlink or not a directory; lb refuses to use it.',

@@ -34,11 +34,7 @@ export function instanceDir(instance: string): string {
 
 /** Whether a bpffs is mounted at `path`. */
 export function isBpffs(path: string): boolean {
-  try {
-    return statfsSync(path).type === BPF_FS_MAGIC;
-  } catch {
-    return false;
-  }
+  return isMountOf(path, BPF_FS_MAGIC);
 }
 
 /** Mounts bpffs at /sys/fs/bpf unless it is mounted already. */
@@ -55,6 +51,30 @@ export function ensureBpffs(): void {
   }
   if (!isBpffs(BPFFS_ROOT)) {
     throw new LbError('LB_BPF_FS', `${BPFFS_ROOT} is not a bpffs after mounting it`, { path: BPFFS_ROOT });
+  }
+}
+
+export const TRACEFS_ROOT = '/sys/kernel/tracing';
+const TRACEFS_MAGIC = 0x74726163;
+
+/**
+ * Mounts tracefs at /sys/kernel/tracing unless it is mounted already: libbpf finds a tracepoint's
+ * id there to attach lb's tracepoint programs. systemd mounts it at boot; a minimal host (a
+ * container, a microVM with its own init) may not.
+ */
+export function ensureTracefs(): void {
+  if (isMountOf(TRACEFS_ROOT, TRACEFS_MAGIC)) return;
+  if (native().mount('tracefs', TRACEFS_ROOT, 'tracefs', 0, null) !== 0) {
+    const errno = native().errno();
+    throw bpfError('LB_BPF_FS', `mount -t tracefs tracefs ${TRACEFS_ROOT}`, errno, { path: TRACEFS_ROOT });
+  }
+}
+
+function isMountOf(path: string, magic: number): boolean {
+  try {
+    return statfsSync(path).type === magic;
+  } catch {
+    return false;
   }
 }
 

@@ -212,6 +212,29 @@ export function quietCall(fn: () => number): { ret: number; log: string } {
 }
 
 /** The warnings collected so far inside the innermost capture (for errors raised inside it). */
+/**
+ * Runs fn with SIGPROF blocked on this thread. The verifier gives up with EAGAIN as soon as a
+ * signal is pending, and a CPU profiler (`node --cpu-prof`) sends SIGPROF every millisecond or less,
+ * more often than a program takes to verify; a blocked signal does not count as pending. The
+ * profiler's samples for the call are lost, nothing else is.
+ */
+export function withoutProfilerSignal<T>(fn: () => T): T {
+  const set = Buffer.alloc(SIGSET_BYTES);
+  set[(SIGPROF - 1) >> 3] = 1 << ((SIGPROF - 1) & 7);
+  const old = Buffer.alloc(SIGSET_BYTES);
+  const n = native();
+  if (n.pthread_sigmask(SIG_BLOCK, set, old) !== 0) return fn();
+  try {
+    return fn();
+  } finally {
+    n.pthread_sigmask(SIG_SETMASK, old, null);
+  }
+}
+const SIGSET_BYTES = 128; // glibc's sigset_t
+const SIGPROF = 27; // x86-64 and arm64 alike
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+
 export function currentLibbpfLog(): string {
   return captures.at(-1)?.join('') ?? '';
 }
@@ -223,6 +246,7 @@ type Ptr = unknown;
 export interface Native {
   bpf_object__open_file(path: string, opts: Buffer | null): Ptr;
   bpf_object__load(obj: Ptr): number;
+  pthread_sigmask(how: number, set: Buffer | null, oldset: Buffer | null): number;
   bpf_object__close(obj: Ptr): void;
   bpf_object__find_program_by_name(obj: Ptr, name: string): Ptr;
   bpf_object__next_map(obj: Ptr, prev: Ptr | null): Ptr;
@@ -323,6 +347,7 @@ export function native(): Native {
     bpf_tc_query: f('int bpf_tc_query(const void *hook, _Inout_ void *opts)'),
     libbpf_strerror: f('int libbpf_strerror(int err, _Out_ char *buf, size_t size)'),
     close: f('int close(int fd)', libc),
+    pthread_sigmask: f('int pthread_sigmask(int how, const void *set, _Out_ void *oldset)', libc),
     mount: f('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)', libc),
     if_nametoindex: f('unsigned int if_nametoindex(const char *name)', libc),
     if_indextoname: f('void *if_indextoname(unsigned int index, _Out_ char *buf)', libc),

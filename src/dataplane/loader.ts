@@ -8,10 +8,11 @@ import { constants } from 'node:os';
 import { LbError } from '../core/errors.js';
 import {
   BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH, BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, NativeMemory, OBJECT_OPEN_OPTS,
-  bpfError, captureLibbpfLog, check, closeFd, currentLibbpfLog, mapInfo, native,
+  bpfError, captureLibbpfLog, check, closeFd, currentLibbpfLog, mapInfo, native, withoutProfilerSignal,
 } from './libbpf.js';
+import { ensureTracefs } from './bpffs.js';
 
-const { ENOENT, EINVAL } = constants.errno;
+const { ENOENT, EINVAL, EAGAIN, EINTR } = constants.errno;
 
 /**
  * 'xdp': the XDP ingress path; 'tc_ingress': the TC ingress path; 'tc': TC egress (reverse NAT, both
@@ -72,28 +73,41 @@ export function loadAndPin<K extends string>(spec: ObjectSpec<K>, objectDir: str
   const pinRoot = NativeMemory.from(dir);
   try {
     captureLibbpfLog(() => {
-      const opts = Buffer.alloc(OBJECT_OPEN_OPTS.size);
-      opts.writeBigUInt64LE(BigInt(OBJECT_OPEN_OPTS.size), 0);
-      opts.writeBigUInt64LE(pinRoot.address, OBJECT_OPEN_OPTS.pin_root_path);
-      const n = native();
-      const obj = n.bpf_object__open_file(path, opts);
-      if (obj === null || obj === 0n) {
-        throw bpfError('LB_BPF_OPEN', `bpf_object__open_file(${path})`, n.errno() || EINVAL, { object: path }, currentLibbpfLog());
-      }
-      try {
-        handOverDevmaps(obj, dir, path);
-        const ret = n.bpf_object__load(obj);
-        if (ret < 0) throw bpfError('LB_BPF_LOAD', `loading ${path}`, -ret, { object: path, pinRoot: dir }, currentLibbpfLog());
-        for (const p of spec.programs) {
-          pinReplacing(n.bpf_program__fd(findProgram(obj, path, p.program)), join(dir, p.pin), { object: path, program: p.program });
-        }
-        for (const t of spec.tracepoints) attachTracepoint(findProgram(obj, path, t.program), t, dir, path);
-      } finally {
-        n.bpf_object__close(obj);
+      // A load interrupted by a signal fails with EAGAIN or EINTR although nothing is wrong with the
+      // object: it is tried again, a bounded few times (SIGPROF, the one that comes often, is blocked).
+      for (let attempt = 1; ; attempt++) {
+        if (openAndLoad(spec, path, pinRoot, dir, attempt < LOAD_ATTEMPTS)) return;
       }
     });
   } finally {
     pinRoot.free();
+  }
+}
+
+const LOAD_ATTEMPTS = 3;
+
+/** Opens, loads and pins one object; false when the load was interrupted and may be tried again. */
+function openAndLoad<K extends string>(spec: ObjectSpec<K>, path: string, pinRoot: NativeMemory, dir: string, mayRetry: boolean): boolean {
+  const opts = Buffer.alloc(OBJECT_OPEN_OPTS.size);
+  opts.writeBigUInt64LE(BigInt(OBJECT_OPEN_OPTS.size), 0);
+  opts.writeBigUInt64LE(pinRoot.address, OBJECT_OPEN_OPTS.pin_root_path);
+  const n = native();
+  const obj = n.bpf_object__open_file(path, opts);
+  if (obj === null || obj === 0n) {
+    throw bpfError('LB_BPF_OPEN', `bpf_object__open_file(${path})`, n.errno() || EINVAL, { object: path }, currentLibbpfLog());
+  }
+  try {
+    handOverDevmaps(obj, dir, path);
+    const ret = withoutProfilerSignal(() => n.bpf_object__load(obj));
+    if (mayRetry && (ret === -EAGAIN || ret === -EINTR)) return false;
+    if (ret < 0) throw bpfError('LB_BPF_LOAD', `loading ${path}`, -ret, { object: path, pinRoot: dir }, currentLibbpfLog());
+    for (const p of spec.programs) {
+      pinReplacing(n.bpf_program__fd(findProgram(obj, path, p.program)), join(dir, p.pin), { object: path, program: p.program });
+    }
+    for (const t of spec.tracepoints) attachTracepoint(findProgram(obj, path, t.program), t, dir, path);
+    return true;
+  } finally {
+    n.bpf_object__close(obj);
   }
 }
 
@@ -110,6 +124,7 @@ function findProgram(obj: unknown, object: string, program: string): unknown {
 function attachTracepoint(prog: unknown, t: TracepointSpec, dir: string, object: string): void {
   const n = native();
   const data = { object, program: t.program, tracepoint: `${t.category}:${t.name}` };
+  ensureTracefs();
   const link = n.bpf_program__attach_tracepoint(prog, t.category, t.name);
   if (link === null || link === 0n) {
     throw bpfError('LB_BPF_ATTACH', `attaching ${t.program} to tracepoint ${t.category}:${t.name}`, n.errno() || EINVAL, data, currentLibbpfLog());

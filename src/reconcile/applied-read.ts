@@ -9,6 +9,7 @@
 import type { ApplyRequest, ApplyResult } from '../apply/index.js';
 import type { LogicalState } from '../core/state.js';
 import { listenerNamesOf, type ListenerNameTable } from '../observe/events/listener-names.js';
+import type { LiveMark } from '../state/known-live.js';
 import type { LiveState } from '../state/live.js';
 import { detectDrift, type DriftFinding, type ExpectedState } from './drift.js';
 import { dataPlaneSummary, type DataPlaneSummary } from './status.js';
@@ -28,6 +29,12 @@ export interface AppliedRead {
   result: ApplyResult;
   /** The read-back right after the apply, or why it could not be made (the verify step fails). */
   readBack: ReadBack | { error: unknown };
+  /**
+   * Where the maps stood right after the transaction (src/state/known-live.ts): a later plan
+   * trusts the applied state instead of reading the maps while they still stand there. Null when
+   * not known (the instance is gone, or lb_ctl moved between the transaction and this read).
+   */
+  mark: LiveMark | null;
 }
 
 /** A drift check's read: what differs from the applied state, and the data plane as read. */
@@ -50,19 +57,25 @@ export interface SyncEngineParts {
   apply(req: ApplyRequest): ApplyResult;
   readLive(): LiveState;
   reencode(req: ApplyRequest): ApplyRequest;
+  /** Where the maps stand now (readLiveMark); absent: never known. */
+  mark?(): LiveMark | null;
 }
 
 /** Applies (encoded anew first with `reencode`), then reads the live maps back, on this thread. */
 export function inProcessApplyAndRead(parts: SyncEngineParts, request: ApplyRequest, desired: LogicalState, reencode: boolean): AppliedRead {
   const req = reencode ? parts.reencode(request) : request;
   const result = parts.apply({ ...req });
+  // Taken before the read-back, which is the verify step's business: a plan trusts the applied
+  // state only once the run (or heal) that applied it passed its verify.
+  const now = parts.mark?.() ?? null;
+  const mark = now !== null && now.activeGen === result.activeGen && now.serial === result.serial ? now : null;
   let readBack: AppliedRead['readBack'];
   try {
     readBack = readBackOf(parts.readLive(), req, desired);
   } catch (error) {
     readBack = { error };
   }
-  return { request: req, result, readBack };
+  return { request: req, result, readBack, mark };
 }
 
 export function inProcessReadDrift(parts: Pick<SyncEngineParts, 'readLive'>, request: ApplyRequest, desired: LogicalState): DriftRead {

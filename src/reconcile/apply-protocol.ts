@@ -9,6 +9,7 @@
 
 import type { ApplyRequest, ApplyResult } from '../apply/index.js';
 import type { LogicalState } from '../core/state.js';
+import type { LiveMark } from '../state/known-live.js';
 import type { ReadBack } from './applied-read.js';
 import type { WireError } from './prepare-protocol.js';
 
@@ -41,6 +42,7 @@ export interface WorkerApplied {
   reencoded?: Pick<ApplyRequest, 'generation' | 'targetIds'>;
   result: ApplyResult;
   readBack: ReadBack | { error: WireError };
+  mark: LiveMark | null;
 }
 
 /** The state to send: the desired state once, not inside the request as well. */

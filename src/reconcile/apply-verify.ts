@@ -7,6 +7,7 @@
 import type { ApplyRequest, ApplyResult } from '../apply/index.js';
 import { LbError } from '../core/errors.js';
 import type { LogicalState } from '../core/state.js';
+import type { LiveMark } from '../state/known-live.js';
 import type { ReadBack } from './applied-read.js';
 import type { DriftFinding } from './drift.js';
 import type { ReconcileEngine } from './engine.js';
@@ -20,6 +21,8 @@ export interface AppliedAndVerified {
   result: ApplyResult;
   /** The live state read back, matching the request: its summaries. */
   readBack: ReadBack;
+  /** Where the maps stood right after the apply (AppliedRead.mark). */
+  mark: LiveMark | null;
 }
 
 /** The verify error's message, from what still differs after the apply. */
@@ -51,5 +54,5 @@ export async function applyAndVerify(engine: ReconcileEngine, request: ApplyRequ
     if (got.left) throw new LbError('LB_APPLY_VERIFY', message(got.left), { entries: got.left.entries });
     return got;
   });
-  return { request: applied.request, result: applied.result, readBack };
+  return { request: applied.request, result: applied.result, readBack, mark: applied.mark };
 }

@@ -41,6 +41,7 @@ export class ApplyWork {
     const out: WorkerApplied = {
       result: applied.result,
       readBack: 'error' in applied.readBack ? { error: errorToWire(applied.readBack.error) } : applied.readBack,
+      mark: applied.mark,
       ...(reencoded ? { reencoded: { generation: applied.request.generation, targetIds: applied.request.targetIds } } : {}),
     };
     return [...serializeSliced(out)];

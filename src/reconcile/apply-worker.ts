@@ -71,7 +71,7 @@ export class ApplyWorker {
       await this.request({ type: 'apply', ...addressed, reencode }, `apply${reencode ? ' (encoded anew)' : ''} and read-back`), yieldToEventLoop);
     const applied = out.reencoded ? { ...request, ...out.reencoded } : request;
     this.holds = { id: addressed.id, request: applied, worker: this.channel.started };
-    return { request: applied, result: out.result, readBack: 'error' in out.readBack ? { error: errorFromWire(out.readBack.error) } : out.readBack };
+    return { request: applied, result: out.result, readBack: 'error' in out.readBack ? { error: errorFromWire(out.readBack.error) } : out.readBack, mark: out.mark };
   }
 
   /** Reads the live maps and compares them with what `request` applied. */

@@ -78,6 +78,8 @@ export class DriftHealer {
           this.failure = null;
           return { finding: null, healed: false };
         }
+        // The live state is not the applied one any more: plans read the maps until an apply is verified.
+        delete applied.mark;
         const key = finding.differences.join('\n');
         const fresh = key !== this.lastKey;
         this.lastKey = key;
@@ -100,12 +102,13 @@ export class DriftHealer {
         // Encoded anew: the applied bytes name interfaces by ifindex, and an interface deleted
         // and created again (a container or VM restart) has a new one. Re-applying the old bytes
         // would fail its read-back on every tick, forever.
-        const { readBack } = await applyAndVerify(engine, applied.request, applied.desired, {
+        const { readBack, mark } = await applyAndVerify(engine, applied.request, applied.desired, {
           reencode: true,
           message: (left) => `after re-applying revision ${label}, ${left.entries} entries still differ: ${left.differences.slice(0, 3).join('; ')}`,
           // What is live from here on is the request encoded anew, even when its read-back fails.
           onApplied: (request) => { applied.request = request; },
         });
+        if (mark !== null) applied.mark = mark;
         port.dispatch({ type: 'drift-healed', entries: finding.entries, fresh, label, dataPlane: readBack.dataPlane });
         if (readBack.names) port.names(readBack.names);
         this.lastKey = null;

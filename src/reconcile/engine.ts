@@ -1,7 +1,8 @@
 // The reconciler's hands on the kernel: the same functions `lb plan` / `lb apply` use (the
 // instance lock, recovery of an interrupted apply, checkConfigAt, planCheckedConfig,
 // runTransaction, readLive), behind one small interface so the loop's decisions can be tested
-// without a data plane.
+// without a data plane. Its plans differ in one way: the live side is the state the loop applied
+// last while the maps still stand where that apply left them (src/state/known-live.ts).
 //
 // The daemon's engine checks and plans in a worker thread (prepare-worker.ts), and applies, reads
 // back and checks drift in another (apply-worker.ts), so its event loop keeps serving; without
@@ -11,12 +12,15 @@
 // same request inline (src/cli/commands/apply.ts).
 
 import { recoverInstance, runTransaction, withInstanceLock, type ApplyRequest, type RecoveryResult } from '../apply/index.js';
-import { checkConfigAt, KERNEL_PLAN_HOST, planCheckedConfig, type CheckedConfig, type PlanHost, type PreparedPlan } from '../apply/prepare.js';
+import {
+  checkConfigAt, compileChecked, gatherHostFactsKnowing, hostQuestionsOf, KERNEL_PLAN_HOST, planWithFacts, type CheckedConfig, type LiveSource, type PlanHost, type PreparedPlan,
+} from '../apply/prepare.js';
 import { encodeState } from '../core/compile/encode.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import type { Diagnostic } from '../core/config/diagnostics.js';
 import type { PlanSummary } from '../core/plan/plan.js';
 import type { LogicalState } from '../core/state.js';
+import { readLiveMark, type KnownLive } from '../state/known-live.js';
 import { inProcessApplyAndRead, inProcessReadDrift, type AppliedRead, type DriftRead, type SyncEngineParts } from './applied-read.js';
 import { ApplyWorker } from './apply-worker.js';
 import { PrepareWorker, type PrepareWorkerOptions } from './prepare-worker.js';
@@ -31,6 +35,8 @@ export interface PlannedRevision {
   desired: LogicalState;
   configDigest: string;
   request: ApplyRequest;
+  /** What the plan diffed against: the state the loop applied last (`known`, still live), or the maps read. */
+  liveFrom: LiveSource;
 }
 
 export interface PrepareRequest {
@@ -39,6 +45,8 @@ export interface PrepareRequest {
   revision: string;
   inputs: RuntimeInputs;
   warn?: (message: string) => void;
+  /** The state the loop applied and verified last, and where the maps stood then: planned against while still live. */
+  known?: KnownLive;
 }
 
 export interface ReconcileEngine {
@@ -77,7 +85,22 @@ export function applyRequestOf(p: PreparedPlan): ApplyRequest {
 }
 
 export function plannedRevisionOf(p: PreparedPlan): PlannedRevision {
-  return { summary: p.plan.summary, changes: planLines(p.plan), warnings: p.warnings, desired: p.desired, configDigest: p.configDigest, request: applyRequestOf(p) };
+  return { summary: p.plan.summary, changes: planLines(p.plan), warnings: p.warnings, desired: p.desired, configDigest: p.configDigest, request: applyRequestOf(p), liveFrom: 'maps' };
+}
+
+/** planCheckedConfig of the loop: the live side from what it knows when that still holds (gatherHostFactsKnowing). */
+function planKnowing(instance: string, host: PlanHost, req: PrepareRequest): PlannedRevision {
+  const compiled = compileChecked(req.config, req.inputs);
+  const { facts, liveFrom } = gatherHostFactsKnowing(host, instance, hostQuestionsOf(compiled.state), req.known, req.warn);
+  const planned = planWithFacts(compiled, facts);
+  return {
+    summary: planned.plan.summary, changes: planLines(planned.plan), warnings: [...req.config.warnings, ...planned.compileDiagnostics],
+    desired: planned.desired, configDigest: req.config.configDigest, liveFrom,
+    request: {
+      instance, generation: planned.encoded.generation, interfaces: planned.desired.interfaces, desired: planned.desired,
+      targetIds: planned.encoded.targetIds, revision: req.revision, configDigest: req.config.configDigest,
+    },
+  };
 }
 
 export interface KernelEngineOptions {
@@ -102,9 +125,9 @@ export function kernelEngine(instance: string, opts: KernelEngineOptions = {}): 
     withLock: (fn) => withInstanceLock(instance, fn),
     recover: () => recoverInstance(instance),
     prepare: async (req) => {
-      const options = { instance, revision: req.revision, inputs: req.inputs, host, ...(req.warn ? { warn: req.warn } : {}) };
-      if (!worker) return plannedRevisionOf(planCheckedConfig(req.config, options));
-      const { planned } = await worker.plan(req.config, options);
+      if (!worker) return planKnowing(instance, host, req);
+      const options = { instance, inputs: req.inputs, host, ...(req.warn ? { warn: req.warn } : {}), ...(req.known ? { known: req.known } : {}) };
+      const { planned, liveFrom } = await worker.plan(req.config, options);
       return {
         summary: planned.summary,
         changes: planned.changes,
@@ -115,6 +138,7 @@ export function kernelEngine(instance: string, opts: KernelEngineOptions = {}): 
           instance, generation: planned.encoded.generation, interfaces: planned.desired.interfaces, desired: planned.desired,
           targetIds: planned.encoded.targetIds, revision: req.revision, configDigest: req.config.configDigest,
         },
+        liveFrom,
       };
     },
     applyAndRead: async (req, desired, { reencode }) => (applier ? applier.applyAndRead(req, desired, reencode) : inProcessApplyAndRead(parts, req, desired, reencode)),
@@ -129,6 +153,7 @@ export function kernelSyncParts(instance: string, opts: { host?: PlanHost; objec
   return {
     apply: (req) => runTransaction({ ...req, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}), ...(opts.log ? { log: opts.log } : {}) }),
     readLive: () => host.readLive(instance),
+    mark: () => readLiveMark(instance),
     reencode: (req) => reencodeRequest(req, (name) => host.ifindex(name)),
   };
 }

@@ -10,12 +10,14 @@
 // the next run starts a fresh worker. The daemon's process never dies with its worker.
 //
 // The host's facts (data paths via netlink, interface indexes, the live maps via bpf()) are I/O
-// and are gathered here, on the daemon's thread, between the worker's compile and its plan.
+// and are gathered here, on the daemon's thread, between the worker's compile and its plan. The
+// live side is the state the loop applied last while the maps still stand where that apply left
+// them (src/state/known-live.ts); else the maps are read and decoded.
 
-import { gatherHostFacts, KERNEL_PLAN_HOST, type CheckedConfig, type HostQuestions, type PlanHost } from '../apply/prepare.js';
+import { gatherHostFactsKnowing, KERNEL_PLAN_HOST, type CheckedConfig, type HostQuestions, type LiveSource, type PlanHost } from '../apply/prepare.js';
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import { LbError } from '../core/errors.js';
-import type { LiveState } from '../state/live.js';
+import type { KnownLive } from '../state/known-live.js';
 import { tabulateInputs, type WorkerPlan, type WorkerRequest } from './prepare-protocol.js';
 import { deserializeSliced, sliced, yieldToEventLoop } from './transfer.js';
 import { WorkerChannel } from './worker-channel.js';
@@ -43,6 +45,8 @@ export interface WorkerPlanOptions {
   inputs: RuntimeInputs;
   host?: PlanHost;
   warn?: (message: string) => void;
+  /** The state the loop applied last: the live side while the maps still stand where it left them. */
+  known?: KnownLive;
 }
 
 export class PrepareWorker {
@@ -79,7 +83,7 @@ export class PrepareWorker {
    * Compiles and plans a checked config: the worker compiles with the runtime's answers, this
    * thread gathers the host's facts, the worker encodes and diffs. Ends the worker.
    */
-  async plan(checked: CheckedConfig, opts: WorkerPlanOptions): Promise<{ planned: WorkerPlan; live: LiveState }> {
+  async plan(checked: CheckedConfig, opts: WorkerPlanOptions): Promise<{ planned: WorkerPlan; liveFrom: LiveSource }> {
     try {
       let sent: ArrayBuffer[] | undefined;
       if (!this.channel.alive || this.holds !== checked) {
@@ -90,9 +94,9 @@ export class PrepareWorker {
       const inputs = await sliced(await tabulateInputs(checked.config, opts.inputs, yieldToEventLoop));
       const questions = await deserializeSliced<HostQuestions>(
         await this.request({ type: 'compile', inputs, ...(sent ? { checked: sent } : {}) }), yieldToEventLoop);
-      const { facts, live } = gatherHostFacts(opts.host ?? KERNEL_PLAN_HOST, opts.instance, questions, opts.warn);
+      const { facts, liveFrom } = gatherHostFactsKnowing(opts.host ?? KERNEL_PLAN_HOST, opts.instance, questions, opts.known, opts.warn);
       const planned = await deserializeSliced<WorkerPlan>(await this.request({ type: 'finish', facts: await sliced(facts) }), yieldToEventLoop);
-      return { planned, live };
+      return { planned, liveFrom };
     } finally {
       await this.close();
     }

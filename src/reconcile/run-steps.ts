@@ -17,6 +17,7 @@ import { formatDiagnostic } from '../core/config/diagnostics.js';
 import { isLbError } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { Source, SourceRevision } from '../source/types.js';
+import type { KnownLive } from '../state/known-live.js';
 import { applyAndVerify } from './apply-verify.js';
 import type { ReconcileEngine } from './engine.js';
 import { classifyFailure, step, stepSync, type StepFailure } from './failure.js';
@@ -54,6 +55,15 @@ export function failureKey(f: StepFailure): string {
   return `${f.step}|${f.reason}|${f.message}`;
 }
 
+/**
+ * What the loop knows of the live state for the next plan: the state it applied and verified last,
+ * while no drift check has found drift since (the plan checks the maps still stand where they did).
+ */
+export function knownOf(applied: AppliedState | null): { known?: KnownLive } {
+  if (!applied?.mark) return {};
+  return { known: { desired: applied.desired, targetIds: applied.request.targetIds ?? new Map(), mark: applied.mark } };
+}
+
 /** One run. Never throws: a failure is an outcome. `force` does not stop at "unchanged". */
 export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResult> {
   let rev: SourceRevision | undefined;
@@ -83,10 +93,10 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
       const warnings: string[] = [];
       const planned = await step(
         (err) => (err instanceof ConfigError || (isLbError(err) && err.code.startsWith('LB_COMPILE_')) ? 'compile' : 'plan'),
-        () => ctx.engine.prepare({ config: validated, revision: fetched.revision, inputs: runtime.inputs, warn: (m) => warnings.push(m) }),
+        () => ctx.engine.prepare({ config: validated, revision: fetched.revision, inputs: runtime.inputs, warn: (m) => warnings.push(m), ...knownOf(ctx.applied) }),
       );
-      ctx.log.debug({ component: 'reconcile', step: 'plan', revision: fetched.revision, plan: planned.summary }, 'plan made; applying');
-      const { result, readBack } = await applyAndVerify(ctx.engine, planned.request, planned.desired);
+      ctx.log.debug({ component: 'reconcile', step: 'plan', revision: fetched.revision, plan: planned.summary, liveFrom: planned.liveFrom }, 'plan made; applying');
+      const { result, readBack, mark } = await applyAndVerify(ctx.engine, planned.request, planned.desired);
       return {
         applied: {
           revision: fetched.revision,
@@ -95,6 +105,7 @@ export async function runSteps(ctx: RunContext, force: boolean): Promise<RunResu
           desired: planned.desired,
           configDigest: planned.configDigest,
           appliedAt: ctx.now().toISOString(),
+          ...(mark !== null ? { mark } : {}),
         },
         outcome: {
           result: result.changed ? 'applied' : 'noop',

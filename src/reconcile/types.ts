@@ -4,6 +4,7 @@
 import type { ApplyRequest, RecoveryResult } from '../apply/index.js';
 import type { PlanSummary } from '../core/plan/plan.js';
 import type { LogicalState } from '../core/state.js';
+import type { LiveMark } from '../state/known-live.js';
 import type { ReconcileResultLabel } from '../observe/metrics.js';
 import type { TriggerKind } from '../source/triggers.js';
 import type { ListenerNameTable } from '../observe/events/listener-names.js';
@@ -27,6 +28,12 @@ export interface AppliedState {
   desired: LogicalState;
   configDigest: string;
   appliedAt: string;
+  /**
+   * Where the maps stood once this state was applied and verified: while they still stand there,
+   * the next plan diffs against this state instead of reading the maps (src/state/known-live.ts).
+   * Absent while not known, or since a drift check found drift.
+   */
+  mark?: LiveMark;
 }
 
 export type ReconcileOutcome =

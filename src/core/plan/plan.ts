@@ -108,7 +108,12 @@ export function diffStates(desired: LogicalState, live: LogicalState): Plan {
   const want = new Map(desired.listeners.map((l) => [listenerKey(l), l]));
   const have = new Map(live.listeners.map((l) => [listenerKey(l), l]));
   for (const key of [...new Set([...want.keys(), ...have.keys()])].sort(compareStrings)) {
-    diffListener(want.get(key), have.get(key), emit);
+    const w = want.get(key);
+    const h = have.get(key);
+    // Most listeners of a steady-state plan are unchanged: skip them without building the maps and
+    // labels diffListener compares with (a 1% change of 10,000 listeners).
+    if (w && h && unchangedListener(w, h)) continue;
+    diffListener(w, h, emit);
   }
 
   if (settings && settings.kind === 'delete') emit(settings);
@@ -188,6 +193,44 @@ function diffListener(want: LogicalListener | undefined, have: LogicalListener |
   for (const prefix of [...new Set([...wantRoutes.keys(), ...haveRoutes.keys()])].sort(compareStrings)) {
     diffRoute(base, wantRoutes.get(prefix), haveRoutes.get(prefix), emit);
   }
+}
+
+/**
+ * True only when diffListener would find nothing: the same attributes, and the same targets and
+ * routes in the same order. A group naming a target twice is left to diffListener (it compares
+ * weights by label, so equal lists can still differ there).
+ */
+function unchangedListener(w: LogicalListener, h: LogicalListener): boolean {
+  if (w.persist !== h.persist || w.proxy !== h.proxy || !sameTargets(w.defaultTargets, h.defaultTargets)) return false;
+  if (w.sourceRoutes.length !== h.sourceRoutes.length) return false;
+  const prefixes = new Set<string>();
+  for (let i = 0; i < w.sourceRoutes.length; i++) {
+    const a = w.sourceRoutes[i]!;
+    const b = h.sourceRoutes[i]!;
+    if (a.prefix !== b.prefix || prefixes.has(a.prefix) || !sameTargets(a.targets, b.targets)) return false;
+    prefixes.add(a.prefix);
+  }
+  return true;
+}
+
+/** The same targets in the same order, none of them twice. */
+function sameTargets(a: LogicalTarget[], b: LogicalTarget[]): boolean {
+  if (a.length !== b.length) return false;
+  // Groups are short: pairs compared; a long one is checked for a repeated target with a set.
+  const seen = a.length > 16 ? new Set<string>() : undefined;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.addr !== y.addr || x.port !== y.port || x.weight !== y.weight) return false;
+    if (seen) {
+      const label = targetLabel(x);
+      if (seen.has(label)) return false;
+      seen.add(label);
+    } else {
+      for (let j = 0; j < i; j++) if (a[j]!.addr === x.addr && a[j]!.port === x.port) return false;
+    }
+  }
+  return true;
 }
 
 function diffRoute(listener: ResourceAddress, want: LogicalSourceRoute | undefined, have: LogicalSourceRoute | undefined, emit: (c: Change) => void): void {

@@ -72,6 +72,21 @@ describe('diffStates', () => {
     expect(down.summary).toEqual({ add: 0, change: 0, destroy: 4 });
   });
 
+  it('compares a group naming a target twice by label, also where both sides are the same (no shortcut for equal listeners there)', () => {
+    // Equal lists, but the live side's weight of 10.0.0.1 is taken from its last entry: the first
+    // desired entry differs from it. The same answer for a default group, a route's, and a long group.
+    const twice = [t('10.0.0.1', 1), t('10.0.0.1', 2)];
+    const long = [...Array.from({ length: 20 }, (_, i) => t(`10.0.1.${i + 1}`)), ...twice];
+    for (const s of [
+      state([listener({ defaultTargets: twice })]),
+      state([listener({ sourceRoutes: [{ prefix: '10.0.0.0/8', targets: twice }] })]),
+      state([listener({ defaultTargets: long })]),
+    ]) {
+      const plan = diffStates(s, structuredClone(s));
+      expect(plan.changes.map((c) => [c.kind, c.type, c.before?.['weight'], c.after?.['weight']])).toEqual([['update', 'target', 2, 1]]);
+    }
+  });
+
   it('updates a listener for persistence and a known owner change, not for an unknown live owner', () => {
     const desired = state([listener({ persist: true, proxy: 'new' })]);
     expect(diffStates(desired, state([listener()])).changes.map((c) => c.changed)).toEqual([['persist', 'proxy']]);
