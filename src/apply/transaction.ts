@@ -364,6 +364,7 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
   const groupOps = runs.filter((r) => r.map === 'lb_groups').reduce((n, r) => n + r.count, 0);
   let half: Buffer | undefined;
   let halfWords: Int32Array | null = null;
+  let allZero = false;
   const size = SHAPES.groups.valueSize;
   // Every all-zero slot answers this one buffer: savedItemsOfRuns compares consecutive answers with
   // equals(), which is then `this === other`, and makes no view per slot (an empty generation's
@@ -380,7 +381,9 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
       if (half === undefined) {
         half = readGroupHalf(dp, gen);
         halfWords = half.byteOffset % 4 === 0 && size % 4 === 0 ? new Int32Array(half.buffer, half.byteOffset, half.length >> 2) : null;
+        allZero = slotsAllZero(half, size, runs.filter((r) => r.map === 'lb_groups'), gen);
       }
+      if (allZero) return zeroSlot;
       // 32-bit views, not readUInt32LE per slot (Node JavaScript, run interpreted while cold).
       if (keysOf?.run !== run) keysOf = { run, words: run.keys.byteOffset % 4 === 0 ? new Uint32Array(run.keys.buffer, run.keys.byteOffset, run.count) : null };
       const slot = (keysOf.words !== null ? keysOf.words[i]! : run.keys.readUInt32LE(i * 4)) - gen * LB_MAX_GROUPS;
@@ -397,6 +400,28 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     const c = lists[run.map];
     return c.values.subarray(p * c.valueSize, (p + 1) * c.valueSize);
   };
+}
+
+/**
+ * Whether every slot from the lowest to the highest the runs touch is all zero in the half (a
+ * generation never written: a first apply's), by one native compare against a zeroed buffer; then
+ * no slot needs a look of its own.
+ */
+function slotsAllZero(half: Buffer, size: number, runs: readonly OpRun[], gen: number): boolean {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const run of runs) {
+    if (run.keys.byteOffset % 4 !== 0) return false; // (columns are aligned; a view of odd bytes: look slot by slot)
+    const keys = new Uint32Array(run.keys.buffer, run.keys.byteOffset, run.count); // little-endian slot indexes
+    for (let i = 0; i < run.count; i++) {
+      const slot = keys[i]! - gen * LB_MAX_GROUPS;
+      if (slot < lo) lo = slot;
+      if (slot > hi) hi = slot;
+    }
+  }
+  if (!(lo >= 0 && hi < LB_MAX_GROUPS && lo <= hi)) return false;
+  const bytes = (hi + 1 - lo) * size;
+  return half.compare(Buffer.alloc(bytes), 0, bytes, lo * size, (hi + 1) * size) === 0;
 }
 
 function keyCount(k: KeySets): number {

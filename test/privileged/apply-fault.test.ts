@@ -155,14 +155,18 @@ describe('apply fault injection', () => {
     const G3 = buildGeneration(spec(3, 320), manyIds); // against G1: 300 groups rewritten, 20 into empty slots
     try {
       applyGeneration({ instance: many, generation: G1, interfaces: [] });
-      applyGeneration({ instance: many, generation: G2, interfaces: [] }); // the other generation holds G1 now
       const dpMany = DataPlane.open({ instance: many });
       try {
-        const before = snapshotConfigMaps(dpMany);
-        for (const faultAt of [0, 'after-flip'] as const) {
-          expect(() => applyGeneration({ instance: many, generation: G3, interfaces: [], faultAt, faultAction: 'throw' }))
-            .toThrow(/rolled back: nothing changed/);
-          expect({ ...snapshotConfigMaps(dpMany), lb_ctl: '' }).toEqual({ ...before, lb_ctl: '' });
+        // Into the empty generation (every touched slot zero: found by one compare), then, G2 applied,
+        // into the generation that holds G1 (slot by slot).
+        for (const next of [null, G2]) {
+          if (next !== null) applyGeneration({ instance: many, generation: next, interfaces: [] });
+          const before = snapshotConfigMaps(dpMany);
+          for (const faultAt of [0, 'after-flip'] as const) {
+            expect(() => applyGeneration({ instance: many, generation: G3, interfaces: [], faultAt, faultAction: 'throw' }))
+              .toThrow(/rolled back: nothing changed/);
+            expect({ ...snapshotConfigMaps(dpMany), lb_ctl: '' }).toEqual({ ...before, lb_ctl: '' });
+          }
         }
       } finally {
         dpMany.close();
