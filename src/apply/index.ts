@@ -7,7 +7,7 @@ import { recoverInstance, type RecoveryResult } from './recover.js';
 import { runTransaction, type ApplyRequest, type ApplyResult } from './transaction.js';
 
 export { acquireLock, type InstanceLock } from './lock.js';
-export { journalPath, readJournal, type Journal } from './journal.js';
+export { journalExists, journalPath, readJournal, type Journal } from './journal.js';
 export {
   CONFIG_MAPS, canonicalText, describeOp, diffGeneration, firstDifference, restoreOps,
   type ConfigMapName, type RawOp, type SavedEntry,

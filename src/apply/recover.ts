@@ -12,11 +12,12 @@
 // Either way the journal is removed and the live state is exactly the old or the new configuration.
 // The caller holds the instance lock.
 
+import { existsSync } from 'node:fs';
 import { DataPlane, readCtl, readGenerationRaw } from '../dataplane/index.js';
 import { LbError } from '../core/errors.js';
 import { instanceExists } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
-import { readJournal, removeJournal, type Journal } from './journal.js';
+import { journalPath, legacyJournalPath, readJournal, removeJournal, type Journal } from './journal.js';
 import { currentNetns, finish, generationDigest, undoJournal } from './transaction.js';
 
 export type RecoveryOutcome = 'completed' | 'rolled-back' | 'discarded';
@@ -71,7 +72,7 @@ export function recoverInstance(instance: string): RecoveryResult | null {
     }
     throw new LbError('LB_APPLY_JOURNAL',
       `${who} of instance ${instance} expected lb_ctl at generation ${journal.oldCtl.activeGen} (before) or generation ${journal.targetGen} serial ${journal.postFlipSerial} (after its flip), ` +
-      `but lb_ctl is at generation ${ctl.activeGen} serial ${ctl.serial}: something else changed the data plane. Check it with \`lb show maps\`, then remove ${dir}/journal.json`,
+      `but lb_ctl is at generation ${ctl.activeGen} serial ${ctl.serial}: something else changed the data plane. Check it with \`lb show maps\`, then remove ${existsSync(journalPath(dir)) ? journalPath(dir) : legacyJournalPath(dir)}`,
       { instance, ctl, journal: { targetGen: journal.targetGen, postFlipSerial: journal.postFlipSerial } });
   } finally {
     dp.close();

@@ -25,7 +25,7 @@ import { ensureDir, runDir } from '../state/run-dir.js';
 import { readRoutesRecord, removeRoutesRecord, writeRoutesRecord, type RecordBody } from '../state/routes-record.js';
 import { listenerKey, type LogicalState } from '../core/state.js';
 import { sameJson } from '../core/same-json.js';
-import { journalOf, readJournal, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
+import { journalExists, journalOf, journalPath, removeJournal, savedItemsOfRuns, writeJournal, type Journal, type JournalDraft } from './journal.js';
 import {
   EMPTY_GROUP_VALUE, firstDifference, restoreOps,
 } from '../core/ops.js';
@@ -111,7 +111,7 @@ export function generationDigest(raw: EncodedGeneration): string {
 export function runTransaction(req: ApplyRequest): ApplyResult {
   const log = req.log ?? ((): void => undefined);
   const dir = ensureDir(runDir(req.instance));
-  if (readJournal(dir) !== null) {
+  if (journalExists(dir)) {
     throw new LbError('LB_APPLY_JOURNAL', `instance ${req.instance} has an unfinished apply journal; recover it first (\`lb plan\` or \`lb apply\` do)`, { instance: req.instance });
   }
   const dp = DataPlane.open({ instance: req.instance, ...(req.objectDir ? { objectDir: req.objectDir } : {}) });
@@ -308,7 +308,7 @@ function transact(dp: DataPlane, dir: string, req: ApplyRequest, log: (line: str
     } catch (rbErr) {
       throw new LbError('LB_APPLY_ROLLBACK',
         `apply to instance ${req.instance} failed while ${step} (${cause}), and rolling it back failed too: ${(rbErr as Error).message}. ` +
-        `The journal ${dir}/journal.json is kept: the next \`lb plan\` or \`lb apply\` finishes the recovery`,
+        `The journal ${journalPath(dir)} is kept: the next \`lb plan\` or \`lb apply\` finishes the recovery`,
         { instance: req.instance, step, rollbackError: (rbErr as Error).message }, { cause: err });
     }
     throw new LbError('LB_APPLY_FAILED',
@@ -363,16 +363,36 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
   };
   const groupOps = runs.filter((r) => r.map === 'lb_groups').reduce((n, r) => n + r.count, 0);
   let half: Buffer | undefined;
+  let halfWords: Int32Array | null = null;
+  let allZero = false;
   const size = SHAPES.groups.valueSize;
+  // Every all-zero slot answers this one buffer: savedItemsOfRuns compares consecutive answers with
+  // equals(), which is then `this === other`, and makes no view per slot (an empty generation's
+  // 10,000 slots are all zero).
+  const zeroSlot = Buffer.alloc(size);
   const keyOf = (run: OpRun, i: number): Buffer => run.keys.subarray(i * run.keySize, (i + 1) * run.keySize);
+  let keysOf: { run: OpRun; words: Uint32Array | null } | undefined;
   return (run, i) => {
     if (run.map === 'lb_settings') return dp.maps.lb_settings.lookup(keyOf(run, i)) ?? null;
     if (run.map === 'lb_groups') {
       if (groupOps <= 256) return dp.maps.lb_groups.lookup(keyOf(run, i)) ?? null;
       // A view of the buffer the next lb_groups read reuses: savedItemsOfRuns, this function's one
-      // caller, turns every value into hex before anything reads lb_groups again (no 16 MiB copy).
-      half ??= readGroupHalf(dp, gen);
-      const slot = run.keys.readUInt32LE(i * 4) - gen * LB_MAX_GROUPS;
+      // caller, copies every value it keeps before anything reads lb_groups again (no 16 MiB copy).
+      if (half === undefined) {
+        half = readGroupHalf(dp, gen);
+        halfWords = half.byteOffset % 4 === 0 && size % 4 === 0 ? new Int32Array(half.buffer, half.byteOffset, half.length >> 2) : null;
+        allZero = slotsAllZero(half, size, runs.filter((r) => r.map === 'lb_groups'), gen);
+      }
+      if (allZero) return zeroSlot;
+      // 32-bit views, not readUInt32LE per slot (Node JavaScript, run interpreted while cold).
+      if (keysOf?.run !== run) keysOf = { run, words: run.keys.byteOffset % 4 === 0 ? new Uint32Array(run.keys.buffer, run.keys.byteOffset, run.count) : null };
+      const slot = (keysOf.words !== null ? keysOf.words[i]! : run.keys.readUInt32LE(i * 4)) - gen * LB_MAX_GROUPS;
+      if (halfWords !== null) {
+        const from = slot * (size >> 2);
+        let zero = true;
+        for (let w = from, end = from + (size >> 2); w < end && zero; w++) zero = halfWords[w] === 0;
+        if (zero) return zeroSlot;
+      }
       return half.subarray(slot * size, (slot + 1) * size);
     }
     const p = run.prev[i]!;
@@ -380,6 +400,28 @@ function previousValues(dp: DataPlane, gen: number, current: Columns, runs: read
     const c = lists[run.map];
     return c.values.subarray(p * c.valueSize, (p + 1) * c.valueSize);
   };
+}
+
+/**
+ * Whether every slot from the lowest to the highest the runs touch is all zero in the half (a
+ * generation never written: a first apply's), by one native compare against a zeroed buffer; then
+ * no slot needs a look of its own.
+ */
+function slotsAllZero(half: Buffer, size: number, runs: readonly OpRun[], gen: number): boolean {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const run of runs) {
+    if (run.keys.byteOffset % 4 !== 0) return false; // (columns are aligned; a view of odd bytes: look slot by slot)
+    const keys = new Uint32Array(run.keys.buffer, run.keys.byteOffset, run.count); // little-endian slot indexes
+    for (let i = 0; i < run.count; i++) {
+      const slot = keys[i]! - gen * LB_MAX_GROUPS;
+      if (slot < lo) lo = slot;
+      if (slot > hi) hi = slot;
+    }
+  }
+  if (!(lo >= 0 && hi < LB_MAX_GROUPS && lo <= hi)) return false;
+  const bytes = (hi + 1 - lo) * size;
+  return half.compare(Buffer.alloc(bytes), 0, bytes, lo * size, (hi + 1) * size) === 0;
 }
 
 function keyCount(k: KeySets): number {
@@ -505,11 +547,15 @@ function persistentRoutes(c: Columns): Array<[Buffer, Buffer]> | null {
   let persistent = false;
   const ids = new Set<number>();
   const l = c.listeners;
+  // Through a 32-bit view when the column allows it (readUInt32LE is Node JavaScript: 10,000
+  // listeners, interpreted while the apply is cold); lb_listener is little-endian words.
+  const lw = l.values.byteOffset % 4 === 0 && l.valueSize % 4 === 0 ? new Uint32Array(l.values.buffer, l.values.byteOffset, (l.count * l.valueSize) >> 2) : null;
+  const stride = l.valueSize >> 2;
   for (let i = 0; i < l.count; i++) {
-    const flags = l.values.readUInt32LE(i * l.valueSize + 8);
+    const flags = lw !== null ? lw[i * stride + 2]! : l.values.readUInt32LE(i * l.valueSize + 8);
     if ((flags & LB_LF_PERSIST) === 0) continue;
     persistent = true;
-    if ((flags & LB_LF_SRC_ROUTES) !== 0) ids.add(l.values.readUInt32LE(i * l.valueSize));
+    if ((flags & LB_LF_SRC_ROUTES) !== 0) ids.add(lw !== null ? lw[i * stride]! : l.values.readUInt32LE(i * l.valueSize));
   }
   if (!persistent) return null;
   if (ids.size === 0) return [];

@@ -8,11 +8,11 @@
 // group slots left out. A test holds the two to each other (test/unit/apply/columns.test.ts).
 
 import {
-  LAYOUTS, LB_MAGLEV_SIZE, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
+  LAYOUTS, LB_MAGLEV_SIZE, LB_MAX_GROUPS, encodeGroupInto, encodeListenerInto, encodeListenerKeyInto, encodeMaglevInto,
   encodeSettings, encodeSrcKeyFieldsInto, encodeU32, groupIndex, ipv4ToU32,
 } from './abi.js';
 import type { EncodedGeneration, GenerationConfig } from './generation.js';
-import { digestColumn, digestHex, emptyDigest, type DigestState } from './generation-digest.js';
+import { digestColumn, digestHex, emptyDigest, groupPresent, type DigestState } from './generation-digest.js';
 import type { ConfigMapName, RawOp } from './ops.js';
 
 /** One map's entries: `count` keys of `keySize` bytes one after the other, and their values likewise. */
@@ -22,6 +22,13 @@ export interface Column {
   readonly count: number;
   readonly keys: Buffer;
   readonly values: Buffer;
+  /**
+   * lb_groups only: every value is zero past the words its count can use (encodeGroupInto writes
+   * into zeroed memory). Set by the encoder and kept by gather; never by a read of a map, whose
+   * slots may hold anything. The digest then hashes a group's used words without first checking
+   * that the other ~250 are zero (2.5 million words at 10,000 groups).
+   */
+  readonly zeroTails?: boolean;
 }
 
 /** A generation in columns (the same content as an EncodedGeneration). */
@@ -87,16 +94,14 @@ function groupKeyOrder(gen: number, groups: GenerationConfig['groups']): Uint32A
 function encodeColumnsIn(gen: number, cfg: GenerationConfig, groupOrder: Uint32Array | null | undefined): Columns {
   // Plain loops: this runs once per entry of the configuration (100,000 at the scale goal).
   const listeners = column('listeners', cfg.listeners.length);
-  for (let i = 0; i < cfg.listeners.length; i++) {
-    const l = cfg.listeners[i]!;
-    encodeListenerKeyInto(listeners.keys, i * listeners.keySize, { ifindex: l.key.ifindex, vip: l.key.vip, port: l.key.port, proto: l.key.proto, gen });
-    encodeListenerInto(listeners.values, i * listeners.valueSize, l.value);
-  }
+  encodeListenersInto(listeners, gen, cfg.listeners);
   // Group values are mostly unused target slots: written into zeroed memory, only the used ones.
-  const groups = column('groups', cfg.groups.length, true);
+  const groups: Column = { ...column('groups', cfg.groups.length, true), zeroTails: true };
+  const groupKeys = groups.keys.byteOffset % 4 === 0 ? new Uint32Array(groups.keys.buffer, groups.keys.byteOffset, groups.count) : null;
   for (let i = 0; i < cfg.groups.length; i++) {
     const g = cfg.groups[groupOrder ? groupOrder[i]! : i]!;
-    groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
+    if (groupKeys !== null) groupKeys[i] = groupIndex(gen, g.id); // little-endian hosts (abi.ts)
+    else groups.keys.writeUInt32LE(groupIndex(gen, g.id), i * 4);
     encodeGroupInto(groups.values, i * groups.valueSize, g.group);
   }
   const srcRoutes = column('srcRoutes', cfg.srcRoutes.length);
@@ -108,6 +113,39 @@ function encodeColumnsIn(gen: number, cfg: GenerationConfig, groupOrder: Uint32A
     encodeMaglevInto(maglev.values, i * maglev.valueSize, m.table);
   });
   return { settings: encodeSettings(cfg.settings), listeners, groups, srcRoutes, maglev };
+}
+
+/**
+ * The listeners into their column (encodeListenerKeyInto's and encodeListenerInto's bytes) through
+ * 32-bit views, as encodeRoutesInto does routes: Node's Buffer.write* are JavaScript, nine calls a
+ * listener, run interpreted while the apply is cold (10,000 listeners cost ~15 ms that way). A
+ * listener the checks refuse goes to those encoders, which throw its error.
+ */
+function encodeListenersInto(c: Column, gen: number, list: GenerationConfig['listeners']): void {
+  const kw = c.keys.byteOffset % 4 === 0 ? new Uint32Array(c.keys.buffer, c.keys.byteOffset, 3 * list.length) : null;
+  const vw = c.values.byteOffset % 4 === 0 ? new Uint32Array(c.values.buffer, c.values.byteOffset, 4 * list.length) : null;
+  const genOk = gen === 0 || gen === 1;
+  for (let i = 0; i < list.length; i++) {
+    const { key: k, value: v } = list[i]!;
+    const { ifindex, port, proto } = k;
+    const { listenerId: id, defaultGroup: group, flags } = v;
+    if (kw === null || vw === null || !genOk || (ifindex >>> 0) !== ifindex || (port & 0xffff) !== port || (proto & 0xff) !== proto
+      || (id >>> 0) !== id || id > 0x7fffffff || (group >>> 0) !== group || group >= LB_MAX_GROUPS || (flags >>> 0) !== flags) {
+      encodeListenerKeyInto(c.keys, i * 12, { ifindex, vip: k.vip, port, proto, gen });
+      encodeListenerInto(c.values, i * 16, v);
+      continue;
+    }
+    // Little-endian words (abi.ts: x86-64 and arm64 hosts): ifindex; the VIP big-endian (a byte
+    // swap); port big-endian in bytes 8-9, proto in 10, gen in 11.
+    const vip = ipv4ToU32(k.vip);
+    kw[3 * i] = ifindex;
+    kw[3 * i + 1] = ((vip >>> 24) | ((vip >>> 8) & 0xff00) | ((vip << 8) & 0xff0000) | (vip << 24)) >>> 0;
+    kw[3 * i + 2] = ((port >>> 8) | ((port & 0xff) << 8) | (proto << 16) | (gen << 24)) >>> 0;
+    vw[4 * i] = id;
+    vw[4 * i + 1] = group;
+    vw[4 * i + 2] = flags;
+    vw[4 * i + 3] = 0;
+  }
 }
 
 /**
@@ -182,10 +220,18 @@ function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number
 /** -1, 0 or 1: key i of a against key j of b, in byte order. */
 export function compareKeys(a: Column, i: number, b: Column, j: number): number {
   const n = a.keySize;
-  const ao = i * n;
-  const bo = j * n;
+  return compareBytes(a.keys, i * n, b.keys, j * n, n);
+}
+
+/**
+ * -1, 0 or 1: the n bytes of a at ao against those of b at bo, in byte order. The loops over
+ * 10,000 to 100,000 entries call this with the buffers taken out of their columns once: a column
+ * comes in several object shapes (Column, OpRun, ...), and reading its fields per byte from a
+ * function that sees them all is slow (polymorphic loads), more so while the apply is cold.
+ */
+export function compareBytes(a: Buffer, ao: number, b: Buffer, bo: number, n: number): number {
   for (let k = 0; k < n; k++) {
-    const d = a.keys[ao + k]! - b.keys[bo + k]!;
+    const d = a[ao + k]! - b[bo + k]!;
     if (d !== 0) return d < 0 ? -1 : 1;
   }
   return 0;
@@ -194,10 +240,13 @@ export function compareKeys(a: Column, i: number, b: Column, j: number): number 
 /** Whether value i of a equals value j of b. */
 export function sameValue(a: Column, i: number, b: Column, j: number): boolean {
   const n = a.valueSize;
-  if (n > 32) return a.values.compare(b.values, j * n, (j + 1) * n, i * n, (i + 1) * n) === 0;
-  const ao = i * n;
-  const bo = j * n;
-  for (let k = 0; k < n; k++) if (a.values[ao + k] !== b.values[bo + k]) return false;
+  return sameBytes(a.values, i * n, b.values, j * n, n);
+}
+
+/** Whether the n bytes of a at ao equal those of b at bo (long runs by one native compare). */
+export function sameBytes(a: Buffer, ao: number, b: Buffer, bo: number, n: number): boolean {
+  if (n > 32) return a.compare(b, bo, bo + n, ao, ao + n) === 0;
+  for (let k = 0; k < n; k++) if (a[ao + k] !== b[bo + k]) return false;
   return true;
 }
 
@@ -207,7 +256,10 @@ export function sameValue(a: Column, i: number, b: Column, j: number): boolean {
  */
 export function gather(c: Column, order: ArrayLike<number>, key?: (j: number, out: Buffer, at: number) => void): Column {
   const n = order.length;
-  const out: Column = { keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize) };
+  const out: Column = {
+    keySize: c.keySize, valueSize: c.valueSize, count: n, keys: Buffer.allocUnsafe(n * c.keySize), values: Buffer.allocUnsafe(n * c.valueSize),
+    ...(c.zeroTails === true ? { zeroTails: true } : {}),
+  };
   if (key === undefined && gatherWords(c, order, out)) return out;
   for (let i = 0; i < n; i++) {
     const j = order[i]!;
@@ -243,40 +295,51 @@ function gatherWords(c: Column, order: ArrayLike<number>, out: Column): boolean 
 }
 
 /**
- * The indexes of the entries to keep, in key byte order (stable: equal keys keep their order). An
- * LSD radix sort, one pass per key byte, skipping bytes every key shares (the gen bit, prefix
- * lengths, high bytes of slot indexes); a column already in order is only checked.
+ * The indexes of the entries to keep, in key byte order (stable: equal keys keep their order). Only
+ * the key bytes that vary order them (the gen bit, prefix lengths, high bytes of slot indexes are
+ * shared): one native sort of packed numbers when those bytes and the index fit in 64 bits
+ * (packedOrder), else an LSD radix sort, one pass per varying byte; a column already in order is
+ * only checked.
  */
 export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) => boolean): Uint32Array {
   let idx = new Uint32Array(c.count);
   let n = 0;
-  for (let i = 0; i < c.count; i++) if (keep === undefined || keep(c.values, i * c.valueSize)) idx[n++] = i;
+  const vw = keep === groupPresent && c.valueSize % 4 === 0 && c.values.byteOffset % 4 === 0 ? new Uint32Array(c.values.buffer, c.values.byteOffset, (c.count * c.valueSize) >> 2) : null;
+  if (vw !== null) {
+    // groupPresent inline: the count word of each value (no call a group while cold).
+    const stride = c.valueSize >> 2;
+    for (let i = 0; i < c.count; i++) if (vw[i * stride] !== 0) idx[n++] = i;
+  } else {
+    for (let i = 0; i < c.count; i++) if (keep === undefined || keep(c.values, i * c.valueSize)) idx[n++] = i;
+  }
   idx = idx.subarray(0, n);
   let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = compareKeys(c, idx[i - 1]!, c, idx[i]!) <= 0;
+  const { keys: k, keySize: ks } = c; // out of the column once (compareBytes says why)
+  for (let i = 1; i < n && sorted; i++) sorted = compareBytes(k, idx[i - 1]! * ks, k, idx[i]! * ks, ks) <= 0;
   if (sorted) return idx;
-  // LSD radix, one pass per key byte. The counts of every byte are taken in one pass over the
-  // keys first (a pass's counts do not depend on the order earlier passes left), so a byte every
-  // key shares (the gen bit, prefix lengths, high bytes of slot indexes) costs no pass of its own.
+  // Only the key bytes where the keys differ order them (the gen bit, prefix lengths, high bytes
+  // of slot indexes are shared): found by one pass of 32-bit XORs against the first key.
+  const varying = varyingBytes(c, idx);
+  const packed = packedOrder(c, idx, varying);
+  if (packed !== null) return packed;
+  // LSD radix, one pass per varying key byte, its counts taken in one pass over the keys first
+  // (a pass's counts do not depend on the order earlier passes left).
   const { keys, keySize } = c;
   const counts = new Uint32Array(keySize * 256);
   for (let i = 0; i < n; i++) {
     const o = idx[i]! * keySize;
-    for (let p = 0; p < keySize; p++) counts[p * 256 + keys[o + p]!]!++;
+    for (const p of varying) counts[p * 256 + keys[o + p]!]!++;
   }
   let tmp = new Uint32Array(n);
   const start = new Uint32Array(256);
-  for (let p = keySize - 1; p >= 0; p--) {
+  for (let v = varying.length - 1; v >= 0; v--) {
+    const p = varying[v]!;
     const base = p * 256;
     let sum = 0;
-    let shared = false;
     for (let b = 0; b < 256; b++) {
-      const k = counts[base + b]!;
-      if (k === n) shared = true;
       start[b] = sum;
-      sum += k;
+      sum += counts[base + b]!;
     }
-    if (shared) continue;
     for (let i = 0; i < n; i++) {
       const e = idx[i]!;
       tmp[start[keys[e * keySize + p]!]!++] = e;
@@ -286,13 +349,76 @@ export function sortedOrder(c: Column, keep?: (values: Buffer, offset: number) =
   return idx;
 }
 
-/** A group slot holds a group (count > 0); an empty slot reads like an absent group. */
-const groupPresentAt = (values: Buffer, offset: number): boolean => values.readUInt32LE(offset) > 0;
+/** The key positions (ascending) where some key of `idx` differs from the first one. */
+function varyingBytes(c: Column, idx: Uint32Array): number[] {
+  const { keys, keySize } = c;
+  const n = idx.length;
+  const diff = new Uint8Array(keySize);
+  if (keySize % 4 === 0 && keys.byteOffset % 4 === 0) {
+    const kw = keySize >> 2;
+    const w = new Int32Array(keys.buffer, keys.byteOffset, (c.count * keySize) >> 2);
+    const acc = new Int32Array(kw);
+    const first = idx[0]! * kw;
+    for (let i = 1; i < n; i++) {
+      const o = idx[i]! * kw;
+      for (let k = 0; k < kw; k++) acc[k]! |= w[o + k]! ^ w[first + k]!;
+    }
+    for (let p = 0; p < keySize; p++) diff[p] = (acc[p >> 2]! >>> (8 * (p & 3))) & 255; // little-endian words
+  } else {
+    const first = idx[0]! * keySize;
+    for (let i = 1; i < n; i++) {
+      const o = idx[i]! * keySize;
+      for (let p = 0; p < keySize; p++) diff[p]! |= keys[o + p]! ^ keys[first + p]!;
+    }
+  }
+  const out: number[] = [];
+  for (let p = 0; p < keySize; p++) if (diff[p] !== 0) out.push(p);
+  return out;
+}
+
+/**
+ * sortedOrder's order by one native sort, when the bytes where keys differ and the index fit in 64
+ * bits together: each entry becomes a 64-bit number, its varying key bytes (most significant
+ * first) above its index (which keeps equal keys in their order), and BigUint64Array.sort orders
+ * them in C++. The radix passes are loops over every entry per varying byte that run while the
+ * apply is cold: 80,000 routes differ in 5 bytes (a listener id's two, an address's three), ~2x
+ * the time of the fill and the sort. Null when they do not fit (the radix sort does it then).
+ * `varying`: the key positions where the keys of `idx` differ, ascending.
+ */
+function packedOrder(c: Column, idx: Uint32Array, varying: readonly number[]): Uint32Array | null {
+  const n = idx.length;
+  const { keys, keySize } = c;
+  const bits = 32 - Math.clz32(n - 1);
+  const m = varying.length;
+  if (n < 2 || n >= 1 << 24 || 8 * m + bits > 64) return null;
+  const packed = new BigUint64Array(n);
+  const halves = new Uint32Array(packed.buffer); // little-endian: entry j is halves[2j] + halves[2j + 1] * 2^32
+  for (let j = 0; j < n; j++) {
+    const o = idx[j]! * keySize;
+    let hi = 0;
+    let lo = 0;
+    for (let q = 0; q < m; q++) {
+      const byte = keys[o + varying[q]!]!;
+      if (q < 4) hi |= byte << (24 - 8 * q);
+      else lo |= byte << (56 - 8 * q);
+    }
+    halves[2 * j] = (lo | j) >>> 0;
+    halves[2 * j + 1] = hi >>> 0;
+  }
+  packed.sort();
+  const mask = bits === 32 ? 0xffffffff : (1 << bits) - 1;
+  const out = new Uint32Array(n);
+  for (let j = 0; j < n; j++) out[j] = idx[halves[2 * j]! & mask]!;
+  return out;
+}
+
+/** A group slot holds a group (count > 0); an empty slot reads like an absent group (generation-digest.ts). */
+const groupPresentAt = groupPresent;
 
 /** The column in canonical order: sorted by key bytes (and, for lb_groups, without empty slots). */
 export function canonicalColumn(list: ListName, c: Column): Column {
   const order = sortedOrder(c, list === 'groups' ? groupPresentAt : undefined);
-  if (order.length === c.count && order.every((v, i) => v === i)) return c;
+  if (isIdentity(order, c.count)) return c;
   return gather(c, order);
 }
 
@@ -346,9 +472,16 @@ export function rawOpsOf(runs: readonly OpRun[]): RawOp[] {
   return out;
 }
 
-function run(map: ConfigMapName, kind: 'put' | 'delete', from: Column, order: Uint32Array, prev: Int32Array, values = true): OpRun {
-  const all = order.length === from.count && order.every((v, i) => v === i);
-  const body = all ? from : gather(from, order);
+/** Whether order is 0, 1, ..., count - 1. */
+function isIdentity(order: Uint32Array, count: number): boolean {
+  if (order.length !== count) return false;
+  for (let i = 0; i < count; i++) if (order[i] !== i) return false;
+  return true;
+}
+
+/** The run of `from`'s entries at `order` (null: all of them, in order). */
+function run(map: ConfigMapName, kind: 'put' | 'delete', from: Column, order: Uint32Array | null, prev: Int32Array, values = true): OpRun {
+  const body = order === null || isIdentity(order, from.count) ? from : gather(from, order);
   return { map, kind, keySize: body.keySize, valueSize: values ? body.valueSize : 0, count: body.count, keys: body.keys, values: values ? body.values : Buffer.alloc(0), prev };
 }
 
@@ -364,14 +497,22 @@ export function diffColumns(gen: number, current: Columns, desired: Columns, emp
     const settings: Column = { keySize: 4, valueSize: desired.settings.length, count: 1, keys: encodeU32(gen), values: desired.settings };
     runs.push({ ...settings, map: 'lb_settings', kind: 'put', prev: Int32Array.of(-1) });
   }
+  // Merges of two sorted columns, their buffers and sizes taken out once (see compareBytes).
   const puts = (map: ConfigMapName, have: Column, want: Column): void => {
     const order: number[] = [];
     const prev: number[] = [];
+    const { keySize: ks, valueSize: vs, keys: hk, values: hv, count: hn } = have;
+    const { keys: wk, values: wv, count: wn } = want;
     let i = 0;
-    for (let j = 0; j < want.count; j++) {
-      while (i < have.count && compareKeys(have, i, want, j) < 0) i++;
-      const same = i < have.count && compareKeys(have, i, want, j) === 0;
-      if (!same || !sameValue(have, i, want, j)) {
+    if (hn === 0) {
+      // Into an empty generation (a first apply): every entry is new, the run is the column itself.
+      if (wn > 0) runs.push(run(map, 'put', want, null, new Int32Array(wn).fill(-1)));
+      return;
+    }
+    for (let j = 0; j < wn; j++) {
+      while (i < hn && compareBytes(hk, i * ks, wk, j * ks, ks) < 0) i++;
+      const same = i < hn && compareBytes(hk, i * ks, wk, j * ks, ks) === 0;
+      if (!same || !sameBytes(hv, i * vs, wv, j * vs, vs)) {
         order.push(j);
         prev.push(same ? i : -1);
       }
@@ -380,10 +521,12 @@ export function diffColumns(gen: number, current: Columns, desired: Columns, emp
   };
   const removals = (map: ConfigMapName, have: Column, want: Column): void => {
     const order: number[] = [];
+    const { keySize: ks, keys: hk, count: hn } = have;
+    const { keys: wk, count: wn } = want;
     let j = 0;
-    for (let i = 0; i < have.count; i++) {
-      while (j < want.count && compareKeys(want, j, have, i) < 0) j++;
-      if (j < want.count && compareKeys(want, j, have, i) === 0) continue;
+    for (let i = 0; i < hn; i++) {
+      while (j < wn && compareBytes(wk, j * ks, hk, i * ks, ks) < 0) j++;
+      if (j < wn && compareBytes(wk, j * ks, hk, i * ks, ks) === 0) continue;
       order.push(i);
     }
     if (order.length === 0) return;

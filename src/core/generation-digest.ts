@@ -72,6 +72,7 @@ const CUM_WORD = LAYOUTS.lb_group.fields.cum_weight >> 2;
 const TARGET_WORD = LAYOUTS.lb_group.fields.targets >> 2;
 const TARGET_WORDS = LAYOUTS.lb_target.size >> 2;
 const ZEROS = Buffer.alloc(GROUP_SIZE);
+const GROUP_WORDS = GROUP_SIZE >> 2;
 
 /**
  * Whether the group value at `vo` is zero past its first `count` cum_weight words and its first
@@ -86,6 +87,27 @@ function groupTailsZero(values: Buffer, vo: number, count: number): boolean {
   return values.compare(ZEROS, 0, targets - cumEnd, cumEnd, targets) === 0
     && values.compare(ZEROS, 0, vo + GROUP_SIZE - targetsEnd, targetsEnd, vo + GROUP_SIZE) === 0;
 }
+
+/**
+ * groupTailsZero on a 32-bit view (the group's first word at `wo`): one loop over the words that
+ * must be zero. Not Buffer.compare: that is Node JavaScript (argument checks) around the native
+ * compare, two calls per group run interpreted while the apply is cold, ~3 us a group; this loop
+ * is optimized (on-stack replacement) after its first few groups.
+ */
+function groupTailsZeroWords(v: Int32Array, wo: number, count: number): boolean {
+  if (count > LB_MAX_TARGETS) return false;
+  let acc = 0;
+  for (let i = wo + CUM_WORD + count, end = wo + TARGET_WORD; i < end; i++) acc |= v[i]!;
+  for (let i = wo + TARGET_WORD + TARGET_WORDS * count, end = wo + GROUP_WORDS; i < end; i++) acc |= v[i]!;
+  return acc === 0;
+}
+
+/**
+ * A group slot holds a group (count > 0); an empty slot reads like an absent group. Byte reads, not
+ * readUInt32LE (Node JavaScript, run interpreted while an apply is cold). The digest and the sort
+ * (src/core/columns.ts) recognize this very function as a `keep` and test the count word inline.
+ */
+export const groupPresent = (values: Buffer, offset: number): boolean => (values[offset]! | values[offset + 1]! | values[offset + 2]! | values[offset + 3]!) !== 0;
 
 // The result of hashEntry (module variables: no array or object per entry, 100,000 a full apply).
 let outA = 0;
@@ -182,9 +204,10 @@ export function digestEntry(d: DigestState, section: DigestSection, sign: 1 | -1
 }
 
 /** Adds every entry of a column; `keep` leaves entries out (lb_groups' empty slots). */
-export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
+export function digestColumn(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer; zeroTails?: boolean },
   keep?: (values: Buffer, offset: number) => boolean): void {
-  if (digestColumnWords(d, section, c, keep)) return;
+  const wide = section === 'listeners' || section === 'srcRoutes';
+  if (wide && keep === undefined ? digestWideWords(d, section, c) : digestColumnWords(d, section, c, keep)) return;
   const { view, base } = valueWords(c);
   const { keys, keySize, values, valueSize } = c;
   const words = valueSize >> 2;
@@ -215,7 +238,7 @@ function alignedWords(b: Buffer): Int32Array | null {
  * in the interpreter each call (word, m1, m2, fmix: ~17 per route) costs more than its arithmetic.
  * False (nothing done) when the words are not aligned.
  */
-function digestColumnWords(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer },
+function digestColumnWords(d: DigestState, section: DigestSection, c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer; zeroTails?: boolean },
   keep?: (values: Buffer, offset: number) => boolean): boolean {
   const { keySize, valueSize } = c;
   const wide = section === 'listeners' || section === 'srcRoutes';
@@ -234,9 +257,10 @@ function digestColumnWords(d: DigestState, section: DigestSection, c: { count: n
   let a = d.a;
   let b = d.b;
   let n = 0;
+  const countWord = keep === groupPresent; // keep inline: the count word is the value's first
   for (let e = 0; e < c.count; e++) {
     const vo = e * vw;
-    if (keep !== undefined && !keep(c.values, vo * 4)) continue;
+    if (countWord ? vv[vo] === 0 : keep !== undefined && !keep(c.values, vo * 4)) continue;
     let h1 = seed1;
     let h2 = seed2;
     for (let k = 0; k < kw; k++) {
@@ -262,7 +286,7 @@ function digestColumnWords(d: DigestState, section: DigestSection, c: { count: n
     let skipTo = vw;
     if (groups) {
       const count = vv[vo]! >>> 0;
-      if (groupTailsZero(c.values, vo * 4, count)) {
+      if (c.zeroTails === true ? count <= LB_MAX_TARGETS : groupTailsZeroWords(vv, vo, count)) {
         skipFrom = CUM_WORD + count;
         skipTo = TARGET_WORD;
         end = TARGET_WORD + TARGET_WORDS * count;
@@ -314,6 +338,91 @@ function digestColumnWords(d: DigestState, section: DigestSection, c: { count: n
   d.a = a;
   d.b = b;
   d.counts[section] += n;
+  return true;
+}
+
+/**
+ * digestColumnWords for the sections with 12-byte keys (listeners, source routes), all their value
+ * words hashed: a function of its own, not a branch of that one. V8 optimizes a function for the
+ * branches it has seen run; the sections follow one another in one apply, and each switch to a
+ * section whose branches had not run yet threw the optimized code away (~10 ms a switch while the
+ * apply is cold). The same hashes as hashEntry; false (nothing done) when the words are not aligned.
+ */
+function digestWideWords(d: DigestState, section: 'listeners' | 'srcRoutes', c: { count: number; keySize: number; valueSize: number; keys: Buffer; values: Buffer }): boolean {
+  const { keySize, valueSize } = c;
+  if (valueSize % 4 !== 0 || keySize !== 12) return false;
+  const kv = alignedWords(c.keys);
+  const vv = alignedWords(c.values);
+  if (kv === null || vv === null) return false;
+  // Generation-neutral key words (hashEntry): listeners drop byte 11, routes the scope's top bit.
+  const mask1 = section === 'srcRoutes' ? 0x7fffffff : -1;
+  const mask2 = section === 'listeners' ? 0x00ffffff : -1;
+  const vw = valueSize >> 2;
+  const seed1 = SEED[section] | 0;
+  const seed2 = ~SEED[section];
+  let a = d.a;
+  let b = d.b;
+  for (let e = 0; e < c.count; e++) {
+    let h1 = seed1;
+    let h2 = seed2;
+    for (let k = 0; k < 3; k++) {
+      const w = kv[e * 3 + k]! & (k === 1 ? mask1 : k === 2 ? mask2 : -1);
+      let x = Math.imul(w, 0xcc9e2d51);
+      x = (x << 15) | (x >>> 17);
+      h1 ^= Math.imul(x, 0x1b873593);
+      h1 = (h1 << 13) | (h1 >>> 19);
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+      x = Math.imul(w, 0x239b961b);
+      x = (x << 17) | (x >>> 15);
+      h2 ^= Math.imul(x, 0xab0e9789);
+      h2 = (h2 << 11) | (h2 >>> 21);
+      h2 = (Math.imul(h2, 9) + 0x38b34ae5) | 0;
+    }
+    const vo = e * vw;
+    for (let i = 0; i < vw; i++) {
+      const w = vv[vo + i]!;
+      if (w === 0) continue;
+      // m1(m1(h1, i), w) and m2(m2(h2, i), w), written out.
+      let x = Math.imul(i, 0xcc9e2d51);
+      x = (x << 15) | (x >>> 17);
+      h1 ^= Math.imul(x, 0x1b873593);
+      h1 = (h1 << 13) | (h1 >>> 19);
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+      x = Math.imul(w, 0xcc9e2d51);
+      x = (x << 15) | (x >>> 17);
+      h1 ^= Math.imul(x, 0x1b873593);
+      h1 = (h1 << 13) | (h1 >>> 19);
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+      x = Math.imul(i, 0x239b961b);
+      x = (x << 17) | (x >>> 15);
+      h2 ^= Math.imul(x, 0xab0e9789);
+      h2 = (h2 << 11) | (h2 >>> 21);
+      h2 = (Math.imul(h2, 9) + 0x38b34ae5) | 0;
+      x = Math.imul(w, 0x239b961b);
+      x = (x << 17) | (x >>> 15);
+      h2 ^= Math.imul(x, 0xab0e9789);
+      h2 = (h2 << 11) | (h2 >>> 21);
+      h2 = (Math.imul(h2, 9) + 0x38b34ae5) | 0;
+    }
+    // fmix of both lanes (hashEntry's outA and outB).
+    h1 = (h1 ^ (keySize + valueSize)) | 0;
+    h1 ^= h1 >>> 16;
+    h1 = Math.imul(h1, 0x85ebca6b);
+    h1 ^= h1 >>> 13;
+    h1 = Math.imul(h1, 0xc2b2ae35);
+    h1 ^= h1 >>> 16;
+    h2 = (h2 ^ valueSize) | 0;
+    h2 ^= h2 >>> 16;
+    h2 = Math.imul(h2, 0x85ebca6b);
+    h2 ^= h2 >>> 13;
+    h2 = Math.imul(h2, 0xc2b2ae35);
+    h2 ^= h2 >>> 16;
+    a = (a + (h1 >>> 0)) >>> 0;
+    b = (b + (h2 >>> 0)) >>> 0;
+  }
+  d.a = a;
+  d.b = b;
+  d.counts[section] += c.count;
   return true;
 }
 

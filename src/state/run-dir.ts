@@ -80,7 +80,7 @@ const TEMP_NAME_TRIES = 8;
  * `durable: false` leaves out both fsyncs (still all or nothing for readers and a process crash):
  * for files that need not survive a host crash.
  */
-export function writeFileAtomic(path: string, content: string, opts: { durable?: boolean } = {}): void {
+export function writeFileAtomic(path: string, content: string | Uint8Array, opts: { durable?: boolean } = {}): void {
   const durable = opts.durable ?? true;
   const dir = join(path, '..');
   let tmp = '';
@@ -94,7 +94,8 @@ export function writeFileAtomic(path: string, content: string, opts: { durable?:
     }
   }
   try {
-    writeSync(fd, content);
+    if (typeof content === 'string') writeSync(fd, content);
+    else for (let off = 0; off < content.length;) off += writeSync(fd, content, off); // a short write continues
     if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

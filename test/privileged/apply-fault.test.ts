@@ -6,9 +6,10 @@
 // be left, and the program must keep forwarding with the old configuration.
 // Needs root; fails (never skips) without it.
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyGeneration, diffGeneration, journalPath, readJournal, recoverInstance } from '../../src/apply/index.js';
+import { legacyJournalPath } from '../../src/apply/journal.js';
 import { DataPlane, encodeGeneration, instanceDir, readCtl, readGenerationRaw, type GenerationConfig } from '../../src/dataplane/index.js';
 import { isLbError } from '../../src/core/errors.js';
 import { runDir } from '../../src/state/run-dir.js';
@@ -117,6 +118,63 @@ describe('apply fault injection', () => {
     expect(synAnswer(d(), vip(1), 80, '10.0.1.1')).toBe('10.3.1.2:80');
     expect(synAnswer(d(), vip(12), 443)).toBe('10.3.12.1:443');
     expect(synAnswer(d(), vip(8), 80)).toBe('pass');
+  });
+
+  it("an older lb's journal.json (format 1) is recovered: the saved bytes it holds restore the generation exactly", () => {
+    const dir = runDir(instance);
+    const before = snapshotConfigMaps(d());
+    const ctl = readCtl(d());
+    expect(() => apply(A, 'commit')).toThrow(/fault injected/);
+    const journal = readJournal(dir)!;
+    // The journal as lb wrote it before the binary format: hex in JSON, one saved item per key.
+    const { saved, ...fields } = journal;
+    writeFileSync(legacyJournalPath(dir), JSON.stringify({
+      format_version: 1, ...fields, saved: saved.map((e) => ({ map: e.map, key: e.key.toString('hex'), value: e.value?.toString('hex') ?? null })),
+    }));
+    rmSync(journalPath(dir));
+    // A key the apply wrote damaged in the flipped generation: recovery must flip back and restore every saved key from the old file.
+    const slot = saved.find((e) => e.map === 'lb_groups')!;
+    d().maps.lb_groups.update(slot.key, Buffer.alloc(d().maps.lb_groups.valueSize, 7));
+    const r = recoverInstance(instance);
+    expect(r?.outcome).toBe('rolled-back');
+    expect(readJournal(dir)).toBeNull();
+    expect(existsSync(legacyJournalPath(dir))).toBe(false);
+    expect({ ...snapshotConfigMaps(d()), lb_ctl: '' }).toEqual({ ...before, lb_ctl: '' });
+    expect(readCtl(d())).toEqual({ activeGen: ctl.activeGen, serial: ctl.serial + 2 });
+    expect(synAnswer(d(), vip(1), 80)).toBe('10.3.1.1:80');
+  });
+
+  it('a change of more than 256 groups (previous bytes taken from one read of the generation) rolls back byte for byte', () => {
+    const many = `${instance}-g`;
+    const spec = (net: number, n: number): ListenerSpec[] => Array.from({ length: n }, (_, k) => ({
+      vip: `10.101.${k >> 8}.${k & 255}`, port: 80, targets: [`10.${net}.${k >> 8}.${k & 255}:80`, ...(k % 3 === 0 ? [`10.9.${k >> 8}.${k & 255}:81@2`] : [])],
+    }));
+    const manyIds = new TargetIds();
+    const G1 = buildGeneration(spec(1, 300), manyIds);
+    const G2 = buildGeneration(spec(2, 350), manyIds);
+    const G3 = buildGeneration(spec(3, 320), manyIds); // against G1: 300 groups rewritten, 20 into empty slots
+    try {
+      applyGeneration({ instance: many, generation: G1, interfaces: [] });
+      const dpMany = DataPlane.open({ instance: many });
+      try {
+        // Into the empty generation (every touched slot zero: found by one compare), then, G2 applied,
+        // into the generation that holds G1 (slot by slot).
+        for (const next of [null, G2]) {
+          if (next !== null) applyGeneration({ instance: many, generation: next, interfaces: [] });
+          const before = snapshotConfigMaps(dpMany);
+          for (const faultAt of [0, 'after-flip'] as const) {
+            expect(() => applyGeneration({ instance: many, generation: G3, interfaces: [], faultAt, faultAction: 'throw' }))
+              .toThrow(/rolled back: nothing changed/);
+            expect({ ...snapshotConfigMaps(dpMany), lb_ctl: '' }).toEqual({ ...before, lb_ctl: '' });
+          }
+        }
+      } finally {
+        dpMany.close();
+      }
+    } finally {
+      DataPlane.down(many);
+      rmSync(runDir(many), { recursive: true, force: true });
+    }
   });
 
   it('a failed first apply leaves no instance behind', () => {

@@ -8,10 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyGeneration } from '../../src/apply/index.js';
-import { readBack } from '../../src/apply/read-back.js';
+import { readBack, readBackRuns } from '../../src/apply/read-back.js';
+import { LB_MAX_GROUPS } from '../../src/core/abi.js';
+import type { OpRun } from '../../src/core/columns.js';
 import { isLbError } from '../../src/core/errors.js';
 import { firstDifference } from '../../src/core/ops.js';
-import { DataPlane, encodeGeneration, encodeSrcKey, encodeU32, readCtl, readGenerationRaw, type GenerationConfig } from '../../src/dataplane/index.js';
+import { DataPlane, encodeGeneration, encodeSrcKey, encodeU32, readCtl, readGenerationRaw, readGroupHalf, type GenerationConfig } from '../../src/dataplane/index.js';
 import { readRoutesRecord, routesRecordPath } from '../../src/state/routes-record.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { TargetIds, buildGeneration, type ListenerSpec } from '../lib/apply-fixtures.js';
@@ -111,6 +113,23 @@ describe('apply read-back and routes records', () => {
     other[8] = other[8]! ^ 1;
     expect(verifyError(() => readBack(d(), gen, [{ map: 'lb_groups', key: gk, value: other }]))).toMatch(/lb_groups\[.*\] differs/);
     expect(verifyError(() => readBack(d(), gen, [{ map: 'lb_listeners', key: lk, value: null }]))).toMatch(/lb_listeners holds key/);
+  });
+
+  it('a run of many group slots (read back in one batch, compared word by word) fails on the one slot that differs', () => {
+    const gen = readCtl(d()).activeGen;
+    const half = Buffer.from(readGroupHalf(d(), gen)); // every slot's bytes now, groups and empty slots
+    const size = d().maps.lb_groups.valueSize;
+    const count = 300; // above the batch threshold
+    const keys = Buffer.alloc(4 * count);
+    for (let i = 0; i < count; i++) keys.writeUInt32LE(gen * LB_MAX_GROUPS + i, 4 * i);
+    const run = (values: Buffer): OpRun => ({ map: 'lb_groups', kind: 'put', keySize: 4, valueSize: size, count, keys, values, prev: new Int32Array(count).fill(-1) });
+    expect(() => readBackRuns(d(), gen, [run(half.subarray(0, count * size))])).not.toThrow();
+    for (const at of [size * 2 + 8, size * 250 + size - 1]) { // a weight of slot 2; the last byte of slot 250 (an empty slot)
+      const other = Buffer.from(half.subarray(0, count * size));
+      other[at] = other[at]! ^ 1;
+      const slot = Math.floor(at / size);
+      expect(verifyError(() => readBackRuns(d(), gen, [run(other)]))).toMatch(new RegExp(`lb_groups\\[${Buffer.from(keys.subarray(4 * slot, 4 * slot + 4)).toString('hex')}\\] differs`));
+    }
   });
 
   it('the same configuration again is a no-op; after a drift of the active routes it is applied again', () => {

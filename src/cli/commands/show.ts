@@ -4,8 +4,7 @@
 //   flows    conntrack: client -> VIP -> backend, protocol, state, idle seconds (--limit bounds it)
 //   targets  per backend: lb_tstats counters and the flows lb_flows holds for it
 
-import { existsSync } from 'node:fs';
-import { journalPath } from '../../apply/index.js';
+import { journalExists } from '../../apply/index.js';
 import {
   DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_CT_FIN_BACKEND, LB_CT_FIN_CLIENT, LB_DIR_FORWARD, LB_LF_PERSIST, LB_LF_SRC_ROUTES,
   decodeFlow, decodeFlowKey, encodeFlowKey, interfaceName, type Attachment, type Flow, type FlowKey, type Settings,
@@ -33,7 +32,7 @@ export function runShow(options: ShowOptions, io: CliIo = stdio()): number {
     else io.out(`Instance ${options.instance} has no data plane (nothing applied yet, or removed with \`lb down\`).`);
     return 0;
   }
-  if (existsSync(journalPath(runDir(options.instance)))) {
+  if (journalExists(runDir(options.instance))) {
     io.err(`lb: warning: an interrupted apply left a journal for instance ${options.instance}; \`lb plan\` or \`lb apply\` resolves it`);
   }
   const dp = DataPlane.open({ instance: options.instance });

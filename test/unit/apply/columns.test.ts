@@ -124,8 +124,13 @@ describe('columns: the same generation as the pairs', () => {
     }
   });
 
-  it('a group hashes the same whether only its used words are read (aligned) or every word (unaligned), junk past its count included', () => {
-    const cols = encodeColumns(1, randomGeneration(11, 20));
+  it('a group hashes the same whether only its used words are read (aligned, tails known zero or checked) or every word (unaligned), junk past its count included', () => {
+    const encoded = encodeColumns(1, randomGeneration(11, 20));
+    expect(encoded.groups.zeroTails).toBe(true); // the encoder's groups: their tails are not checked
+    const { zeroTails: _known, ...read } = encoded.groups; // as a map read gives them: tails checked
+    expect(columnsDigest(encoded)).toBe(columnsDigest({ ...encoded, groups: read }));
+    // From here on, groups with junk written into them: not the encoder's any more.
+    const cols = { ...encoded, groups: read };
     const unaligned = (b: Buffer): Buffer => {
       const out = Buffer.alloc(b.length + 1).subarray(1); // byteOffset 1: no 32-bit view, the word-by-word path
       b.copy(out);
@@ -141,6 +146,37 @@ describe('columns: the same generation as the pairs', () => {
     const [fastJunk, slowJunk] = both();
     expect(fastJunk).toBe(slowJunk);
     expect(fastJunk).not.toBe(fast);
+  });
+
+  it('a listener or route the encoders refuse is refused with their error, whatever path encodes the rest', () => {
+    const cfg = randomGeneration(5, 10);
+    const bad = (edit: (c: GenerationConfig) => void): GenerationConfig => {
+      const c = structuredClone(cfg);
+      edit(c);
+      return c;
+    };
+    const cases: Array<(c: GenerationConfig) => void> = [
+      (c) => { c.listeners[3]!.key.port = 70_000; },
+      (c) => { c.listeners[3]!.key.port = 80.5; },
+      (c) => { c.listeners[3]!.key.proto = 256; },
+      (c) => { c.listeners[3]!.key.ifindex = -1; },
+      (c) => { c.listeners[3]!.key.vip = '10.0.0'; },
+      (c) => { c.listeners[3]!.value.listenerId = 2 ** 31; },
+      (c) => { c.listeners[3]!.value.defaultGroup = 16384; },
+      (c) => { c.listeners[3]!.value.flags = -1; },
+      (c) => { c.srcRoutes[0]!.prefixLen = 33; },
+    ];
+    for (const edit of cases) {
+      const g = bad(edit);
+      let want: unknown;
+      try {
+        encodeGeneration(1, g);
+      } catch (err) {
+        want = err;
+      }
+      expect(want, String(edit)).toBeInstanceOf(Error);
+      expect(() => encodeColumns(1, g), String(edit)).toThrow((want as Error).message);
+    }
   });
 
   it('prev names the entry each op replaces or removes in the current generation', () => {
@@ -170,5 +206,22 @@ describe('columns: the same generation as the pairs', () => {
     expect([...sortedOrder(c, (v, off) => v[off]! % 2 === 1)]).toEqual([1, 3, 5]); // 0201 0201 0301: equal keys in their order
     const inOrder = { ...c, keys: Buffer.from([0, 1, 0, 2, 0, 2, 1, 0, 1, 1, 2, 0]) };
     expect([...sortedOrder(inOrder)]).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('sorts as a stable sort by Buffer.compare does, keys that differ in few bytes (one native sort) or in many (radix passes)', () => {
+    let seed = 99;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    const naive = (c: Column, keep?: (v: Buffer, o: number) => boolean): number[] => Array.from({ length: c.count }, (_, i) => i)
+      .filter((i) => keep === undefined || keep(c.values, i * c.valueSize))
+      .sort((a, b) => c.keys.subarray(a * c.keySize, (a + 1) * c.keySize).compare(c.keys.subarray(b * c.keySize, (b + 1) * c.keySize)) || a - b);
+    // varying: the key positions that take random bytes (the rest are 0x2a in every key).
+    for (const [count, varying] of [[2000, [4, 5, 9, 10, 11]], [2000, [0, 3, 4, 5, 6, 7, 9, 10, 11]], [300, [11]], [70_000, [0, 4, 5, 8, 9, 10]]] as const) {
+      const keys = Buffer.alloc(12 * count, 0x2a);
+      for (let i = 0; i < count; i++) for (const p of varying) keys[12 * i + p] = rnd() & (count > 1000 ? 255 : 7); // few values: repeated keys
+      const c: Column = { keySize: 12, valueSize: 1, count, keys, values: Buffer.from(Array.from({ length: count }, (_, i) => i & 1)) };
+      expect([...sortedOrder(c)], `${count} keys varying at ${varying.join(',')}`).toEqual(naive(c));
+      const odd = (v: Buffer, o: number): boolean => v[o] === 1;
+      expect([...sortedOrder(c, odd)], `${count} keys varying at ${varying.join(',')}, odd ones`).toEqual(naive(c, odd));
+    }
   });
 });
