@@ -57,21 +57,27 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   let finished = false;
   let closed = 0;
   let idleTimer: NodeJS.Timeout | undefined;
+  // What the kernel moved, read once, before the pair leaves the maps (its counters go with it).
+  let movedAtEnd: { up: number; down: number } | undefined;
+  const forget = (): void => {
+    if (!pair || movedAtEnd) return;
+    movedAtEnd = pair.moved();
+    pair.remove();
+  };
   const finish = (reason: RelayEnd): void => {
     if (finished) return;
     finished = true;
     clearInterval(idleTimer);
-    if (pair) {
-      const m = pair.moved();
-      counts.up += m.up;
-      counts.down += m.down;
-      pair.remove();
+    forget();
+    if (movedAtEnd) {
+      counts.up += movedAtEnd.up;
+      counts.down += movedAtEnd.down;
     }
     done(counts, reason);
   };
   const reset = (reason: 'reset' | 'idle'): void => {
     // Out of the sockhashes first, so each socket closes (SO_LINGER 0: a RST) as a plain TCP socket.
-    pair?.remove();
+    forget();
     if (!client.destroyed) client.resetAndDestroy();
     if (!backend.destroyed) backend.resetAndDestroy();
     finish(reason);
