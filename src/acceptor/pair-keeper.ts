@@ -5,9 +5,8 @@
 // pair ends (drop), and a daemon that starts after another takes every kept pair's descriptors
 // back (list). `lb down` ends it, and with it the pairs it kept.
 //
-// Not yet used by the daemon: the acceptor does not hand its pairs over nor take them back (the
-// relay would have to leave a kept pair in the maps when the daemon stops, and re-learn it when
-// one starts: docs/sni.md).
+// Used by the FrontDoor with the kernel relay (splice.ts keeps and drops, pair-adopt.ts takes back;
+// docs/sni.md).
 
 import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +32,9 @@ const socketPath = (instance: string): string => join(runDir(instance), 'pair-ke
 export interface KeptPair { id: string; fds: [number, number]; rec: unknown }
 
 export class PairKeeper {
+  /** After close(): the descriptor number may belong to another file by now, so nothing is sent. */
+  private closed = false;
+
   private constructor(private readonly fd: number, readonly pid: number, readonly started: boolean) {}
 
   /** Connects to the instance's keeper, started here when none runs. `script`: the keeper's entry point (built JS). */
@@ -66,17 +68,19 @@ export class PairKeeper {
 
   /** Hands the keeper a copy of both sockets of a pair; false when the message could not be sent. */
   keep(id: string, fds: readonly [number, number], rec: unknown): boolean {
+    if (this.closed) return false;
     return sendMessage(this.fd, { op: 'keep', id, rec }, fds);
   }
 
   /** The keeper closes its copies of the pair's sockets. */
   drop(id: string): boolean {
+    if (this.closed) return false;
     return sendMessage(this.fd, { op: 'drop', id });
   }
 
   /** Every pair the keeper holds, each with new descriptors of its sockets; throws when the keeper does not answer whole. */
   list(): KeptPair[] {
-    if (!sendMessage(this.fd, { op: 'list' })) throw new Error('the SNI pair keeper did not take the list request');
+    if (this.closed || !sendMessage(this.fd, { op: 'list' })) throw new Error('the SNI pair keeper did not take the list request');
     const pairs: KeptPair[] = [];
     try {
       for (let i = 0; i < LIST_MAX; i++) {
@@ -99,6 +103,8 @@ export class PairKeeper {
 
   /** Closes this connection; the keeper and its pairs stay for the next daemon. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeFd(this.fd);
   }
 }

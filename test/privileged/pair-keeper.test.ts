@@ -2,16 +2,19 @@
 // real spliced pair on loopback: once the keeper holds both sockets, the process that spliced
 // them closes its own descriptors (as a daemon that dies does) and the kernel still relays the
 // pair both ways; a listing hands the descriptors back; a drop lets the sockets close. Needs root
-// (BPF, /run/lb).
-import { randomBytes } from 'node:crypto';
+// (BPF, /run/lb). And the acceptor on top: a pair it spliced keeps relaying after it stopped,
+// and the next acceptor takes the pair back and relays it to its end.
+import { createHash, randomBytes } from 'node:crypto';
 import { fstatSync, readFileSync, rmSync } from 'node:fs';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { adoptKeptPairs } from '../../src/acceptor/pair-adopt.js';
 import { endPairKeeper, PairKeeper, pairKeeperArgv0 } from '../../src/acceptor/pair-keeper.js';
 import { closeFd } from '../../src/acceptor/unix-fds.js';
 import { waitUntil } from '../../src/sandbox/index.js';
 import { runDir } from '../../src/state/run-dir.js';
-import { closed, received } from '../lib/acceptor.js';
+import { captured } from '../unit/sni/hellos.js';
+import { acceptor, backend, closed, connect, echo, received } from '../lib/acceptor.js';
 import { useSplicer } from '../lib/splicer.js';
 
 if (process.getuid?.() !== 0) throw new Error('pair-keeper.test.ts must run as root: it loads a BPF program and writes /run/lb');
@@ -21,8 +24,10 @@ const instance = `lbpk${process.pid}`;
 const kernel = useSplicer('splk');
 const { cleanups } = kernel;
 afterAll(() => {
-  endPairKeeper(instance);
-  rmSync(runDir(instance), { recursive: true, force: true });
+  for (const inst of [instance, `${instance}b`]) {
+    endPairKeeper(inst);
+    rmSync(runDir(inst), { recursive: true, force: true });
+  }
 });
 
 const fdOf = (s: Socket): number => (s as unknown as { _handle: { fd: number } })._handle.fd;
@@ -101,5 +106,51 @@ describe('the SNI pair keeper', () => {
     await waitUntil(() => { try { return readFileSync(`/proc/${keeper.pid}/stat`, 'utf8').includes(') Z'); } catch { return true; } },
       { timeoutMs: 5000, intervalMs: 20, what: 'the keeper to exit' });
     expect(endPairKeeper(instance)).toBe(false);
+  });
+
+  it('leaves a spliced pair to the next acceptor across a stop: bytes both ways before, during and after, then its FIN', async () => {
+    const inst = `${instance}b`;
+    const first = PairKeeper.open(inst);
+    kernel.splicer.keeper = first;
+    cleanups.push(() => { kernel.splicer.keeper = null; });
+    const b = await backend(cleanups, echo);
+    const { a, port } = await acceptor(b.port, cleanups, {}, kernel.splicer);
+    const c = await connect(port, cleanups);
+    const hello = captured('node-sni');
+    const sent = createHash('sha256');
+    const got = createHash('sha256');
+    let echoed = 0;
+    let total = 0;
+    c.on('data', (d: Buffer) => { got.update(d); echoed += d.length; });
+    const send = (buf: Buffer): void => { sent.update(buf); total += buf.length; c.write(buf); };
+    const echoedUpTo = (n: number): Promise<void> => waitUntil(() => echoed >= n, { timeoutMs: 30_000, intervalMs: 5, what: `${n} bytes echoed (${echoed})` }).then(() => undefined);
+    send(hello);
+    await echoedUpTo(total);
+    send(randomBytes(4 * MiB));
+    await echoedUpTo(total);
+    expect(a.counters.spliced).toBe(1);
+
+    // The acceptor stops (a daemon's SIGTERM): the kept pair is left spliced, with the keeper.
+    await a.close();
+    first.close();
+    send(randomBytes(4 * MiB));
+    await echoedUpTo(total);
+
+    // The next acceptor takes it back and relays it to its end.
+    const next = PairKeeper.open(inst);
+    kernel.splicer.keeper = next;
+    cleanups.push(() => next.close());
+    expect(next.started).toBe(false);
+    const { a: a2 } = await acceptor(b.port, cleanups, {}, kernel.splicer);
+    expect(adoptKeptPairs(a2, kernel.splicer, next)).toEqual({ adopted: 1, dropped: 0 });
+    send(randomBytes(4 * MiB));
+    const ended = new Promise<void>((r) => c.once('end', () => r()));
+    c.end();
+    await ended;
+    expect(echoed).toBe(total);
+    expect(got.digest('hex')).toBe(sent.digest('hex'));
+    await waitUntil(() => a2.counters.active === 0, { timeoutMs: 10_000, intervalMs: 10, what: 'the adopted pair to end' });
+    expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
+    expect(next.list(), 'the keeper let the pair go when it ended').toEqual([]);
   });
 });

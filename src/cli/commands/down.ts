@@ -8,6 +8,7 @@ import { withInstanceLock } from '../../apply/index.js';
 import { DataPlane, instanceDir } from '../../dataplane/index.js';
 import { runDir } from '../../state/run-dir.js';
 import { endHolder } from '../../acceptor/holder.js';
+import { endPairKeeper } from '../../acceptor/pair-keeper.js';
 import { removeLocalRoutes } from '../../acceptor/local-routes.js';
 import { stdio, type CliIo } from '../output.js';
 
@@ -23,6 +24,7 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   await withInstanceLock(options.instance, () => {
     // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
     if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
+    if (endPairKeeper(options.instance)) lines.push('Ended the SNI acceptor\'s pair keeper (its spliced connections close).');
     const routes = removeLocalRoutes(options.instance);
     if (routes.length > 0) lines.push(`Removed the SNI acceptor's local routes (${routes.join(', ')}).`);
     const r = DataPlane.down(options.instance);
