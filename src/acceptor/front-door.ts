@@ -30,8 +30,8 @@ export interface FrontDoorOptions {
   onPairs?(p: { keeper: number; started: boolean; adopted: number; dropped: number } | { error: string }): void;
   /**
    * 'node' (default): relay every byte in Node; 'kernel': splice relayed pairs in the kernel where
-   * it can (lb_splice). The kernel relay is opt-in: under backpressure in both directions it was
-   * seen to corrupt a stream (a TLS "bad record mac" in 1 of ~3 runs of a 1 GiB echo; docs/sni.md).
+   * it can (lb_splice). The kernel relay is opt-in: it cannot always hold a sender back (a slow
+   * reader of an echo lets the kernel take the other side's bytes without bound; docs/sni.md).
    */
   relay?: 'kernel' | 'node';
 }
