@@ -1,6 +1,7 @@
 // `lb down`: takes an instance out of the kernel and off the disk: ends the SNI acceptor's socket
-// holder (src/acceptor/holder.ts) and removes its VIPs' local routes (local-routes.ts), detaches its programs from
-// every interface of this network namespace, unpins its maps and programs (flows are lost), and
+// holder (src/acceptor/holder.ts) and pair keeper (pair-keeper.ts: its spliced connections
+// close), removes its VIPs' local routes (local-routes.ts), detaches its programs from every
+// interface of this network namespace, unpins its maps and programs (flows are lost), and
 // removes /run/lb/<instance> (inventory, journal, lock). Idempotent: a second run removes nothing.
 
 import { existsSync, rmSync } from 'node:fs';
