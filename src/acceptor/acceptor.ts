@@ -10,8 +10,8 @@ import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { Deadlines } from './deadlines.js';
-import { relay } from './relay.js';
-import type { Splicer } from './splice.js';
+import { relay, type RelayCounts, type RelayEnd } from './relay.js';
+import type { SplicedPair, Splicer } from './splice.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -41,6 +41,8 @@ export interface AcceptorCounters {
   relayed: number;
   /** Relayed in the kernel (lb_splice), a subset of relayed. */
   spliced: number;
+  /** Spliced pairs a previous daemon left with the pair keeper, relayed again by this one. */
+  adopted: number;
   active: number;
 }
 
@@ -77,6 +79,16 @@ export interface AcceptorConn {
 
 export type AcceptorCloseReason = 'fin' | 'rst-client' | 'rst-backend' | 'idle-timeout';
 
+/** What the acceptor records with a pair the keeper holds, to relay it again after a restart. */
+export interface KeptConn {
+  info: Omit<AcceptorConn, 'acceptedNs'> & { acceptedNs: string };
+  /** "proxy\u0000group" (Acceptor.routes) and "addr:port" (Acceptor.backends). */
+  routeKey: string;
+  backendKey: string;
+  /** Bytes of the hello replayed before the relay started. */
+  replay: number;
+}
+
 export interface AcceptorEvents {
   /** Every connection routed to a backend (tests and logs). */
   routed?(e: { proxy: string; group: string; serverName: string | null; backend: string }): void;
@@ -88,7 +100,7 @@ export interface AcceptorEvents {
 
 export class Acceptor {
   readonly counters: AcceptorCounters = {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, active: 0,
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, active: 0,
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
@@ -97,6 +109,8 @@ export class Acceptor {
   private readonly server: Server;
   private byAddress = new Map<string, RoutedListener>();
   private readonly open = new Set<Socket>();
+  /** The relays running now, to leave kept pairs to the next daemon on close(). */
+  private readonly relays = new Set<{ detach(): boolean }>();
   /** The in-kernel relay (splice.ts); null: Node relays every connection. */
   splicer: Splicer | null = null;
   /** Clients still sending their hello, and backends still connecting: one timer each, not one per connection. */
@@ -157,11 +171,55 @@ export class Acceptor {
     }
   }
 
+  /**
+   * Stops. Pairs the keeper holds stay spliced for the next daemon (their sockets here close
+   * without ending them); every other connection is closed.
+   */
   async close(): Promise<void> {
     this.helloDeadlines.clear();
     this.connectDeadlines.clear();
+    for (const r of this.relays) r.detach();
     for (const s of this.open) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Accounts for a relay that ended and reports it. */
+  private ended(info: AcceptorConn, route: RouteCounters, replay: number, counts: RelayCounts, reason: RelayEnd, resetBy: AcceptorCloseReason | undefined): void {
+    route.bytesUp += counts.up;
+    route.bytesDown += counts.down;
+    const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
+    // Up: the hello replayed before the relay started, then what the relay passed.
+    this.events.closed?.(info, { up: replay + counts.up, down: counts.down, reason: why });
+  }
+
+  /**
+   * Relays a pair a previous daemon spliced and left with the pair keeper (`pair`: re-learnt by
+   * Splicer.adopt on new sockets of its descriptors), as if this acceptor had connected it.
+   */
+  adopt(client: Socket, backend: Socket, pair: SplicedPair, rec: KeptConn): void {
+    const info: AcceptorConn = { ...rec.info, acceptedNs: BigInt(rec.info.acceptedNs) };
+    const route = this.routes.get(rec.routeKey) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
+    this.routes.set(rec.routeKey, route);
+    const load = this.backends.get(rec.backendKey) ?? { attempts: 0, failed: 0, active: 0 };
+    this.backends.set(rec.backendKey, load);
+    this.counters.adopted++;
+    this.counters.active++;
+    load.active++;
+    for (const s of [client, backend]) {
+      this.open.add(s);
+      s.once('close', () => this.open.delete(s));
+    }
+    client.once('close', () => { this.counters.active--; });
+    backend.once('close', () => { load.active--; });
+    let resetBy: AcceptorCloseReason | undefined;
+    client.once('error', () => { resetBy ??= 'rst-client'; });
+    backend.once('error', () => { resetBy ??= 'rst-backend'; });
+    // The replayed hello was counted by the daemon that opened the pair; the kernel's counts run on.
+    const r = relay(client, backend, this.limits.idleTimeoutMs, (counts, reason) => {
+      this.relays.delete(r);
+      this.ended(info, route, 0, counts, reason, resetBy);
+    }, this.splicer, { adopted: pair });
+    this.relays.add(r);
   }
 
   private accept(client: Socket): void {
@@ -271,14 +329,13 @@ export class Acceptor {
       let resetBy: AcceptorCloseReason | undefined;
       client.once('error', () => { resetBy ??= 'rst-client'; });
       upstream.once('error', () => { resetBy ??= 'rst-backend'; });
-      const { spliced } = relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
-        route.bytesUp += counts.up;
-        route.bytesDown += counts.down;
-        const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
-        // Up: the hello replayed before the relay started, then what the relay passed.
-        this.events.closed?.(info, { up: replay.length + counts.up, down: counts.down, reason: why });
-      }, this.splicer);
-      if (spliced) this.counters.spliced++;
+      const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: key, backendKey, replay: replay.length };
+      const r = relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
+        this.relays.delete(r);
+        this.ended(info, route, replay.length, counts, reason, resetBy);
+      }, this.splicer, { rec });
+      this.relays.add(r);
+      if (r.spliced) this.counters.spliced++;
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();
       client.resume();

@@ -13,6 +13,8 @@ import { packageRoot } from '../package-root.js';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from './acceptor.js';
 import { dropTaken, endHolder, spawnHolder, takeFromHolder, type TakeResult } from './holder.js';
 import { setLocalRoutes } from './local-routes.js';
+import { adoptKeptPairs } from './pair-adopt.js';
+import { PairKeeper } from './pair-keeper.js';
 import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
 
@@ -24,10 +26,12 @@ export interface FrontDoorOptions {
   events?: AcceptorEvents;
   /** Whether the listening socket was taken over from the holder (a restart) or made anew, and why. */
   onHandover?(h: { adopted: true; holder: number } | { adopted: false; reason: string }): void;
+  /** The spliced pairs a previous daemon left with the pair keeper: taken back, or why the keeper is not used. */
+  onPairs?(p: { keeper: number; started: boolean; adopted: number; dropped: number } | { error: string }): void;
   /**
    * 'node' (default): relay every byte in Node; 'kernel': splice relayed pairs in the kernel where
-   * it can (lb_splice). The kernel relay is opt-in: under backpressure in both directions it was
-   * seen to corrupt a stream (a TLS "bad record mac" in 1 of ~3 runs of a 1 GiB echo; docs/sni.md).
+   * it can (lb_splice). The kernel relay is opt-in: it cannot always hold a sender back (a slow
+   * reader of an echo lets the kernel take the other side's bytes without bound; docs/sni.md).
    */
   relay?: 'kernel' | 'node';
 }
@@ -37,6 +41,7 @@ export class FrontDoor {
   private steering: Steering | undefined;
   private starting: Promise<void> | undefined;
   private splicer: Splicer | null = null;
+  private keeper: PairKeeper | null = null;
   /** Why the kernel relay is not used although asked for (its load or attach failed); null otherwise. */
   relayError: string | null = null;
 
@@ -85,11 +90,29 @@ export class FrontDoor {
   async close(): Promise<void> {
     await this.starting?.catch(() => undefined);
     await this.acceptor?.close();
+    this.keeper?.close();
+    this.keeper = null;
     this.splicer?.close();
     this.splicer = null;
     this.steering?.close();
     this.acceptor = undefined;
     this.steering = undefined;
+  }
+
+  /**
+   * Spliced pairs outlive the daemon with the pair keeper; the ones a previous daemon left there
+   * are relayed again. Without a keeper (it cannot start or answer) pairs end with the daemon.
+   */
+  private keepPairs(acceptor: Acceptor, splicer: Splicer): void {
+    try {
+      const keeper = PairKeeper.open(this.opts.instance);
+      this.keeper = keeper;
+      splicer.keeper = keeper;
+      const r = adoptKeptPairs(acceptor, splicer, keeper);
+      this.opts.onPairs?.({ keeper: keeper.pid, started: keeper.started, ...r });
+    } catch (err) {
+      this.opts.onPairs?.({ error: (err as Error).message });
+    }
   }
 
   /** `serve` gives the acceptor its listeners before it listens: a held socket has connections queued already. */
@@ -119,6 +142,7 @@ export class FrontDoor {
           this.relayError = (err as Error).message;
         }
         acceptor.splicer = this.splicer;
+        if (this.splicer) this.keepPairs(acceptor, this.splicer);
       }
       this.acceptor = acceptor;
     } catch (err) {

@@ -20,7 +20,8 @@ const HOLDER_FD = 3;
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 
-interface HolderRecord { pid: number; start: string }
+/** A process this package started and named, recorded with its start time (holder, pair keeper). */
+export interface HolderRecord { pid: number; start: string }
 
 type Syscall = (nr: number, ...typedArgs: unknown[]) => number | bigint;
 let syscallFn: Syscall | undefined;
@@ -42,7 +43,7 @@ function recordPath(instance: string): string {
 }
 
 /** The process's start time (clock ticks since boot: /proc/PID/stat field 22), or undefined when it is gone. */
-function startTime(pid: number): string | undefined {
+export function startTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
@@ -53,15 +54,20 @@ function startTime(pid: number): string | undefined {
 
 /** The recorded holder when that very process still runs as this instance's holder. */
 function liveHolder(instance: string): HolderRecord | undefined {
+  return liveRecord(recordPath(instance), holderArgv0(instance));
+}
+
+/** The process recorded in `file` when that very process (start time) still runs named `argv0`. */
+export function liveRecord(file: string, argv0: string): HolderRecord | undefined {
   let rec: HolderRecord;
   try {
-    rec = JSON.parse(readFileSync(recordPath(instance), 'utf8')) as HolderRecord;
+    rec = JSON.parse(readFileSync(file, 'utf8')) as HolderRecord;
   } catch {
     return undefined;
   }
   if (!Number.isInteger(rec.pid) || rec.pid <= 1 || startTime(rec.pid) !== rec.start) return undefined;
   try {
-    if (readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0')[0] !== holderArgv0(instance)) return undefined;
+    if (readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0')[0] !== argv0) return undefined;
   } catch {
     return undefined;
   }

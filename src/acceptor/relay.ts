@@ -33,11 +33,17 @@ const BACKLOG_LOOK_MS = 20;
  */
 export const spliceEvents = new EventEmitter();
 
+/**
+ * `opts.rec`: the caller's record of the pair, kept with it by the pair keeper; `opts.adopted`: a
+ * pair a previous daemon spliced (Splicer.adopt), relayed as it is. `detach()`, for a daemon that
+ * stops: a pair the keeper holds is left spliced for the next one (its sockets' close here ends
+ * nothing and reports nothing); true when so.
+ */
 export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
-  splicer: Splicer | null = null): { counts: RelayCounts; spliced: boolean } {
+  splicer: Splicer | null = null, opts: { rec?: unknown; adopted?: SplicedPair } = {}): { counts: RelayCounts; spliced: boolean; detach(): boolean } {
   const counts: RelayCounts = { up: 0, down: 0 };
-  let spliceable = splicer !== null;
-  if (splicer) {
+  let spliceable = splicer !== null && !opts.adopted;
+  if (spliceable && splicer) {
     // Bytes Node already holds go out first (synchronously when the socket can take them: pair()
     // checks), so the kernel's bytes follow them; then those still in the receive queues, so the
     // verdict starts at an skb's first byte (splice.ts).
@@ -53,25 +59,33 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
       if (!queued.empty) spliceable = false;
     }
   }
-  const pair = spliceable ? splicer!.pair(client, backend) : null;
+  const pair = opts.adopted ?? (spliceable ? splicer!.pair(client, backend, opts.rec ?? null) : null);
   let finished = false;
+  let detached = false;
   let closed = 0;
   let idleTimer: NodeJS.Timeout | undefined;
+  // What the kernel moved, read once, before the pair leaves the maps (its counters go with it).
+  let movedAtEnd: { up: number; down: number } | undefined;
+  const forget = (): void => {
+    if (!pair || movedAtEnd) return;
+    movedAtEnd = pair.moved();
+    pair.remove();
+  };
   const finish = (reason: RelayEnd): void => {
-    if (finished) return;
+    if (finished || detached) return;
     finished = true;
     clearInterval(idleTimer);
-    if (pair) {
-      const m = pair.moved();
-      counts.up += m.up;
-      counts.down += m.down;
-      pair.remove();
+    forget();
+    if (movedAtEnd) {
+      counts.up += movedAtEnd.up;
+      counts.down += movedAtEnd.down;
     }
     done(counts, reason);
   };
   const reset = (reason: 'reset' | 'idle'): void => {
+    if (detached) return;
     // Out of the sockhashes first, so each socket closes (SO_LINGER 0: a RST) as a plain TCP socket.
-    pair?.remove();
+    forget();
     if (!client.destroyed) client.resetAndDestroy();
     if (!backend.destroyed) backend.resetAndDestroy();
     finish(reason);
@@ -105,7 +119,15 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   }
   // A side that has ended both ways is closed by Node (allowHalfOpen ends it once its writer ended);
   // when one side closes while the other still sends, the other's writes fail and reset it.
-  return { counts, spliced: pair !== null };
+  return {
+    counts, spliced: pair !== null,
+    detach: () => {
+      if (finished || !pair?.detach()) return false;
+      detached = true;
+      clearInterval(idleTimer);
+      return true;
+    },
+  };
 }
 
 /** Writes what `from` has buffered (read, not yet consumed) to `to`; returns the byte count. */

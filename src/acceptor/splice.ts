@@ -34,6 +34,7 @@ import type { Socket } from 'node:net';
 import koffi from 'koffi';
 import { BPF_ANY, BPF_NOEXIST, check, closeFd, native } from '../dataplane/libbpf.js';
 import { loadAndPin, objGet, type ObjectSpec } from '../dataplane/loader.js';
+import type { PairKeeper } from './pair-keeper.js';
 
 const BPF_PROG_TYPE_SK_SKB = 14;
 const BPF_SK_SKB_STREAM_VERDICT = 5;
@@ -169,11 +170,30 @@ export interface SplicedPair {
    * nothing is there now.
    */
   readRest(from: Socket): Buffer | null;
-  /** Forgets the pair (the sockets leave the sockhashes by themselves when they close). */
+  /** Forgets the pair (the sockets leave the sockhashes by themselves when they close); the keeper drops it. */
   remove(): void;
+  /** Whether the pair keeper holds the pair's sockets (it then outlives this process). */
+  kept(): boolean;
+  /**
+   * For a daemon that stops: a kept pair stays in the maps and with the keeper for the next daemon
+   * (remove() does nothing from then on); true when kept, false (nothing changed) otherwise.
+   */
+  detach(): boolean;
+}
+
+/** What the keeper records of a pair besides the caller's own record (splice.ts's part). */
+export interface KeptSplice {
+  /** The sockets' cookies (client, backend), hex. */
+  cookies: [string, string];
+  /** Per socket (client, backend): bytes queued in its TCP write queue at the splice that were not the kernel's (the FIN hand-off's base). */
+  bases: [number, number];
+  rec: unknown;
 }
 
 export class Splicer {
+  /** Keeps spliced pairs' sockets outside this process (pair-keeper.ts); null: pairs end with it. */
+  keeper: PairKeeper | null = null;
+
   private constructor(private readonly peerFd: number, private readonly targetsFd: number, private readonly sourcesFd: number,
     private readonly divertFd: number) {}
 
@@ -201,7 +221,7 @@ export class Splicer {
    * not hold or the kernel refuses. The caller has not let Node read either socket since it last
    * looked at their buffers (this runs synchronously).
    */
-  pair(client: Socket, backend: Socket): SplicedPair | null {
+  pair(client: Socket, backend: Socket, rec: unknown = null): SplicedPair | null {
     // Bytes Node holds for the other side would have to go out before the kernel's.
     if (client.readableLength > 0 || backend.readableLength > 0 || backend.writableLength > 0 || client.writableLength > 0) return null;
     const n = native();
@@ -220,8 +240,14 @@ export class Splicer {
     const offset = new Map([client, backend].map((sock) => [sock, Math.max(0, bytesQueued(sock) - sock.bytesWritten)]));
     const entry = (peer: Buffer): Buffer => { const v = Buffer.alloc(PEER_VALUE_SIZE); peer.copy(v, 0); return v; };
     const fdValue = (fd: number): Buffer => { const v = Buffer.alloc(8); v.writeBigUInt64LE(BigInt(fd)); return v; };
+    // The keeper gets both sockets before the first byte moves in the kernel: from then on a
+    // daemon killed at any moment leaves the pair open (docs/sni.md).
+    const id = a.toString('hex');
+    const kept: KeptSplice = { cookies: [id, b.toString('hex')], bases: [offset.get(client)! + client.bytesWritten, offset.get(backend)! + backend.bytesWritten], rec };
+    const keeping = this.keeper?.keep(id, [clientFd, backendFd], kept) ?? false;
     const remove = (): void => {
       for (const fd of [this.sourcesFd, this.targetsFd, this.peerFd, this.divertFd]) for (const k of [a, b]) n.bpf_map_delete_elem(fd, k);
+      if (keeping) this.keeper?.drop(id);
     };
     const steps: Array<[number, Buffer, Buffer]> = [
       [this.peerFd, a, entry(b)], [this.peerFd, b, entry(a)],
@@ -242,6 +268,47 @@ export class Splicer {
     one.writeInt32LE(1);
     bindings().setsockopt(clientFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
     bindings().setsockopt(backendFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+    return this.handle(client, backend, a, b, offset, remove, keeping);
+  }
+
+  /**
+   * Re-learns a pair a previous process spliced and its keeper kept (`client`, `backend`: new
+   * sockets on the kept descriptors); null when they are not that pair or it is no longer spliced
+   * (the caller closes them and has the keeper drop the pair). Nothing is added to a map.
+   */
+  adopt(client: Socket, backend: Socket, kept: KeptSplice): SplicedPair | null {
+    const n = native();
+    let a: Buffer, b: Buffer;
+    try {
+      a = cookieOf(fdOf(client));
+      b = cookieOf(fdOf(backend));
+    } catch {
+      return null;
+    }
+    if (a.toString('hex') !== kept.cookies[0] || b.toString('hex') !== kept.cookies[1]) return null;
+    const v = Buffer.alloc(8);
+    if (n.bpf_map_lookup_elem(this.sourcesFd, a, v) !== 0 || n.bpf_map_lookup_elem(this.sourcesFd, b, v) !== 0) return null;
+    // A diverted pair had bytes in Node's buffers (the keeper should have dropped it): not whole.
+    if (n.bpf_map_lookup_elem(this.divertFd, a, v) === 0 || n.bpf_map_lookup_elem(this.divertFd, b, v) === 0) return null;
+    // These sockets have written nothing yet: the bases are the whole of what was not the kernel's.
+    const offset = new Map([[client, kept.bases[0]], [backend, kept.bases[1]]]);
+    const id = kept.cookies[0];
+    const remove = (): void => {
+      for (const fd of [this.sourcesFd, this.targetsFd, this.peerFd, this.divertFd]) for (const k of [a, b]) n.bpf_map_delete_elem(fd, k);
+      this.keeper?.drop(id);
+    };
+    return this.handle(client, backend, a, b, offset, remove, this.keeper !== null);
+  }
+
+  private handle(client: Socket, backend: Socket, a: Buffer, b: Buffer, offset: Map<Socket, number>, forget: () => void, keeping: boolean): SplicedPair {
+    const n = native();
+    let kept = keeping;
+    let detached = false;
+    const remove = (): void => {
+      if (detached) return;
+      forget();
+      kept = false;
+    };
     const bytes = (key: Buffer): number => {
       const v = Buffer.alloc(PEER_VALUE_SIZE);
       return n.bpf_map_lookup_elem(this.peerFd, key, v) === 0 ? Number(v.readBigUInt64LE(8)) : 0;
@@ -265,6 +332,12 @@ export class Splicer {
       divert: (from) => {
         const h = handleOf(from);
         if (!h) return false;
+        // A diverted direction's bytes pass through Node, whose buffers end with it: the pair no
+        // longer survives a restart (the keeper lets go; the sockets stay this process's).
+        if (kept) {
+          this.keeper?.drop(a.toString('hex'));
+          kept = false;
+        }
         // Node's own flag stays 'reading', so its stream does not restart the read itself.
         h.readStop();
         // Nothing else is taken out of a map: the verdict decides per skb (the top of the file).
@@ -288,6 +361,11 @@ export class Splicer {
         }
       },
       remove,
+      kept: () => kept,
+      detach: () => {
+        if (kept) detached = true;
+        return kept;
+      },
     };
   }
 

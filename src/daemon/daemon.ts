@@ -311,6 +311,9 @@ export class Daemon {
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
         events: acceptorConnEvents(observability.hub),
         onHandover: (h) => log.info({ component: 'acceptor', ...h }, h.adopted ? 'SNI acceptor socket taken over from its holder' : 'SNI acceptor socket made anew'),
+        onPairs: (p) => ('error' in p
+          ? log.warn({ component: 'acceptor', error: p.error }, 'SNI pair keeper not used: spliced connections end with the daemon')
+          : log.info({ component: 'acceptor', ...p }, 'SNI spliced pairs taken back from the pair keeper')),
         // LB_SNI_RELAY=kernel splices relayed pairs in the kernel (opt-in, experimental: docs/sni.md).
         ...(process.env['LB_SNI_RELAY'] === 'kernel' ? { relay: 'kernel' as const } : {}),
       });

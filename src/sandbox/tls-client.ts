@@ -6,10 +6,12 @@
 //
 //   node dist/src/sandbox/tls-client.js --host VIP --port 443 [--servername NAME] [--count 1]
 //        [--concurrency 1] [--bytes 0] [--split-hello] [--timeout-ms 10000] [--until-file PATH]
+//        [--pace-ms 0]
 //
 // --split-hello writes the ClientHello one byte per TCP segment (TCP_NODELAY, a pause between).
 // --until-file: opens connections back to back until PATH exists (at most `count`), each result
 // with the wall-clock time it started (`startedAt`), for connections opened across a restart.
+// --pace-ms: a pause of that many ms after each 64 KiB block sent (a stream that lasts).
 // The bytes sent are 64 KiB blocks numbered in their first 8 bytes, so a block lost, repeated or
 // reordered changes the echo's SHA-256.
 
@@ -30,6 +32,7 @@ const bytes = Number(opt('bytes', '0'));
 const split = args.includes('--split-hello');
 const timeoutMs = Number(opt('timeout-ms', '10000'));
 const untilFile = opt('until-file', '');
+const paceMs = Number(opt('pace-ms', '0'));
 
 export interface ClientResult { cn?: string; line?: { name: string; proxy: unknown }; echoOk?: boolean; echoed?: number; error?: string; localPort?: number; startedAt?: number }
 
@@ -94,7 +97,8 @@ function one(): Promise<ClientResult> {
               const piece = Buffer.from(block.subarray(0, n));
               sent.update(piece);
               left -= n;
-              if (!s.write(piece)) { s.once('drain', pump); return; }
+              if (!s.write(piece)) { s.once('drain', paceMs > 0 ? () => setTimeout(pump, paceMs) : pump); return; }
+              if (paceMs > 0 && left > 0) { setTimeout(pump, paceMs); return; }
             }
             s.end();
           };

@@ -1,6 +1,7 @@
 // `lb down`: takes an instance out of the kernel and off the disk: ends the SNI acceptor's socket
-// holder (src/acceptor/holder.ts) and removes its VIPs' local routes (local-routes.ts), detaches its programs from
-// every interface of this network namespace, unpins its maps and programs (flows are lost), and
+// holder (src/acceptor/holder.ts) and pair keeper (pair-keeper.ts: its spliced connections
+// close), removes its VIPs' local routes (local-routes.ts), detaches its programs from every
+// interface of this network namespace, unpins its maps and programs (flows are lost), and
 // removes /run/lb/<instance> (inventory, journal, lock). Idempotent: a second run removes nothing.
 
 import { existsSync, rmSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { withInstanceLock } from '../../apply/index.js';
 import { DataPlane, instanceDir } from '../../dataplane/index.js';
 import { runDir } from '../../state/run-dir.js';
 import { endHolder } from '../../acceptor/holder.js';
+import { endPairKeeper } from '../../acceptor/pair-keeper.js';
 import { removeLocalRoutes } from '../../acceptor/local-routes.js';
 import { stdio, type CliIo } from '../output.js';
 
@@ -23,6 +25,7 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   await withInstanceLock(options.instance, () => {
     // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
     if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
+    if (endPairKeeper(options.instance)) lines.push('Ended the SNI acceptor\'s pair keeper (its spliced connections close).');
     const routes = removeLocalRoutes(options.instance);
     if (routes.length > 0) lines.push(`Removed the SNI acceptor's local routes (${routes.join(', ')}).`);
     const r = DataPlane.down(options.instance);

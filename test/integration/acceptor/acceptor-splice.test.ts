@@ -106,14 +106,16 @@ describe('in-kernel relay', () => {
     await Promise.all([closed(c), closed(s)]);
   });
 
-  it('resets the backend when the client resets after spliced traffic', async () => {
-    const { c, s } = await splicedPair();
+  it('resets the backend when the client resets after spliced traffic, and counts the bytes the kernel moved', async () => {
+    const { a, c, s } = await splicedPair();
     const err = errorOf(s);
     const got = received(s, MiB);
     c.write(randomBytes(MiB));
     await got;
     c.resetAndDestroy();
     expect(await err).toBe('ECONNRESET');
+    // The relay ended (it reset the backend): the kernel's count was read before the pair left the maps.
+    expect([...a.routes.values()][0]!.bytesUp).toBeGreaterThanOrEqual(MiB);
   });
 
   it('resets the client when the backend resets after spliced traffic', async () => {

@@ -1,0 +1,166 @@
+// Descriptors passed between processes over a unix SOCK_SEQPACKET socket (SCM_RIGHTS), through
+// libc with koffi: Node's net module cannot send or receive descriptors. One message is one JSON
+// document, with the descriptors it names attached. Every call here is synchronous and blocking
+// (bounded by the socket's SO_SNDTIMEO/SO_RCVTIMEO where the caller set them): the pair keeper
+// (pair-keeper-main.ts) is a loop that does nothing else, and the daemon's messages are small.
+
+import koffi from 'koffi';
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const SO_RCVTIMEO = 20;
+const SO_SNDTIMEO = 21;
+const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const EINTR = 4;
+/** struct cmsghdr: cmsg_len (size_t), cmsg_level, cmsg_type (int); data follows at 16 on 64-bit Linux. */
+const CMSG_HEADER = 16;
+/** Descriptors one message may carry here (a pair's two). */
+export const MAX_FDS = 2;
+/** The largest message (JSON) sent or received. */
+export const MAX_MESSAGE = 64 * 1024;
+
+interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  listen(fd: number, backlog: number): number;
+  connect(fd: number, addr: Buffer, len: number): number;
+  accept4(fd: number, addr: null, len: null, flags: number): number;
+  sendmsg(fd: number, msg: unknown, flags: number): number;
+  recvmsg(fd: number, msg: unknown, flags: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  close(fd: number): number;
+}
+let libc: Libc | undefined;
+function c(): Libc {
+  if (libc) return libc;
+  const lib = koffi.load('libc.so.6');
+  koffi.struct('lb_iovec', { iov_base: 'void *', iov_len: 'size_t' });
+  koffi.struct('lb_msghdr', {
+    msg_name: 'void *', msg_namelen: 'uint32_t', msg_iov: 'lb_iovec *', msg_iovlen: 'size_t',
+    msg_control: 'void *', msg_controllen: 'size_t', msg_flags: 'int',
+  });
+  libc = {
+    socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)') as Libc['bind'],
+    listen: lib.func('int listen(int fd, int backlog)') as Libc['listen'],
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)') as Libc['connect'],
+    accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)') as Libc['accept4'],
+    sendmsg: lib.func('long sendmsg(int fd, const lb_msghdr *msg, int flags)') as Libc['sendmsg'],
+    recvmsg: lib.func('long recvmsg(int fd, _Inout_ lb_msghdr *msg, int flags)') as Libc['recvmsg'],
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Libc['setsockopt'],
+    close: lib.func('int close(int fd)') as Libc['close'],
+  };
+  return libc;
+}
+
+export function closeFd(fd: number): void {
+  c().close(fd);
+}
+
+function sockaddrUn(path: string): Buffer {
+  const p = Buffer.from(path);
+  if (p.length >= 108) throw new Error(`unix socket path too long: ${path}`);
+  const addr = Buffer.alloc(2 + 108);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  p.copy(addr, 2);
+  return addr;
+}
+
+function fail(what: string): never {
+  throw new Error(`${what}: errno ${koffi.errno()}`);
+}
+
+/** A listening SOCK_SEQPACKET socket at `path` (created; the caller removes a stale file first). */
+export function listenSeqpacket(path: string): number {
+  const fd = c().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket(AF_UNIX)');
+  const addr = sockaddrUn(path);
+  if (c().bind(fd, addr, addr.length) !== 0 || c().listen(fd, 8) !== 0) {
+    closeFd(fd);
+    fail(`bind/listen ${path}`);
+  }
+  return fd;
+}
+
+/** A connected socket to `path`, whose sends and receives give up after timeoutMs. */
+export function connectSeqpacket(path: string, timeoutMs: number): number {
+  const fd = c().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('socket(AF_UNIX)');
+  const tv = Buffer.alloc(16);
+  tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
+  tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
+  c().setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16);
+  c().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+  const addr = sockaddrUn(path);
+  if (c().connect(fd, addr, addr.length) !== 0) {
+    closeFd(fd);
+    fail(`connect ${path}`);
+  }
+  return fd;
+}
+
+/** Blocks until a connection arrives (retries EINTR); -1 on another error. */
+export function acceptBlocking(fd: number): number {
+  for (;;) {
+    const conn = c().accept4(fd, null, null, SOCK_CLOEXEC);
+    if (conn >= 0 || koffi.errno() !== EINTR) return conn;
+  }
+}
+
+/** Sends one message with `fds` attached (the kernel holds them from now on); false when it failed. */
+export function sendMessage(fd: number, message: unknown, fds: readonly number[] = []): boolean {
+  const data = Buffer.from(JSON.stringify(message));
+  if (data.length > MAX_MESSAGE || fds.length > MAX_FDS) return false;
+  let control: Buffer | null = null;
+  if (fds.length > 0) {
+    control = Buffer.alloc(CMSG_HEADER + 8);
+    control.writeBigUInt64LE(BigInt(CMSG_HEADER + 4 * fds.length), 0);
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((f, i) => control!.writeInt32LE(f, CMSG_HEADER + 4 * i));
+  }
+  const msg = {
+    msg_name: null, msg_namelen: 0, msg_iov: [{ iov_base: data, iov_len: data.length }], msg_iovlen: 1,
+    msg_control: control, msg_controllen: control ? control.length : 0, msg_flags: 0,
+  };
+  for (;;) {
+    const n = Number(c().sendmsg(fd, msg, MSG_NOSIGNAL));
+    if (n === data.length) return true;
+    if (n >= 0 || koffi.errno() !== EINTR) return false;
+  }
+}
+
+/**
+ * Receives one message and the descriptors attached to it (close-on-exec in this process). null:
+ * the peer closed the connection, or an error (a timeout included).
+ */
+export function receiveMessage(fd: number): { message: unknown; fds: number[] } | null {
+  const data = Buffer.alloc(MAX_MESSAGE);
+  const control = Buffer.alloc(64);
+  const msg = {
+    msg_name: null, msg_namelen: 0, msg_iov: [{ iov_base: data, iov_len: data.length }], msg_iovlen: 1,
+    msg_control: control, msg_controllen: control.length, msg_flags: 0,
+  };
+  let n: number;
+  for (;;) {
+    n = Number(c().recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+    if (n >= 0 || koffi.errno() !== EINTR) break;
+  }
+  if (n <= 0) return null;
+  const fds: number[] = [];
+  const controlLength = Number(msg.msg_controllen);
+  if (controlLength >= CMSG_HEADER && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
+    const count = (Number(control.readBigUInt64LE(0)) - CMSG_HEADER) / 4;
+    for (let i = 0; i < count; i++) fds.push(control.readInt32LE(CMSG_HEADER + 4 * i));
+  }
+  try {
+    return { message: JSON.parse(data.subarray(0, n).toString()) as unknown, fds };
+  } catch {
+    for (const f of fds) closeFd(f);
+    return { message: null, fds: [] };
+  }
+}
