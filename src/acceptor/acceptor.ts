@@ -12,6 +12,7 @@ import type { SpliceListener } from '../core/sni/splice-table.js';
 import { Deadlines } from './deadlines.js';
 import { relay, type RelayCounts, type RelayEnd } from './relay.js';
 import type { SplicedPair, Splicer } from './splice.js';
+import { inheritNoDelay } from './listener-options.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -126,7 +127,8 @@ export class Acceptor {
     });
     this.connectDeadlines = new Deadlines(limits.connectTimeoutMs, (upstream) => upstream.destroy(new Error('connect timeout')));
     // noDelay on the client's side too (the backend's is set at connect): a relayed TLS flight is
-    // several small writes, and Nagle would hold one behind the client's delayed ACK.
+    // several small writes, and Nagle would hold one behind the client's delayed ACK. Set on the
+    // listening socket once it listens (inherited), per connection only if that fails.
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (s) => this.accept(s));
     this.server.maxConnections = limits.maxConnections;
     this.server.on('drop', () => { this.counters.overLimit++; });
@@ -144,6 +146,9 @@ export class Acceptor {
     });
     const own = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof own !== 'number' || own < 0) throw new Error('the acceptor socket has no file descriptor');
+    // Accepted sockets inherit the listener's TCP_NODELAY: no setNoDelay per connection.
+    // (net.Server reads its noDelay option from this property at each connection.)
+    if (inheritNoDelay(own)) (this.server as unknown as { noDelay: boolean }).noDelay = false;
     return own;
   }
 
