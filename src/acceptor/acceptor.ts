@@ -97,6 +97,8 @@ export interface AcceptorEvents {
   opened?(c: AcceptorConn): void;
   /** The relay ended: bytes each way (up: client to backend) and why. */
   closed?(c: AcceptorConn, end: { up: number; down: number; reason: AcceptorCloseReason }): void;
+  /** Publishes records that wait for their batch (the daemon, before its event stream stops). */
+  flush?(): void;
 }
 
 export class Acceptor {

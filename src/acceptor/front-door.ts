@@ -83,6 +83,11 @@ export class FrontDoor {
     return listeners;
   }
 
+  /** Publishes the connection records that wait for their batch (conn-events.ts). */
+  flushEvents(): void {
+    this.opts.events?.flush?.();
+  }
+
   /**
    * Closes the acceptor; the steering, the routes and the holder's socket stay for the next daemon
    * (until then the kernel queues the handshakes in the socket's backlog). `lb down` ends the holder.

@@ -522,7 +522,9 @@ export class Daemon {
       await this.runtime?.stop();
       await this.reconciler.stop();
       await this.statusFile.flush();
-      // The access log's queue is written before the process ends (SIGTERM).
+      // The access log's queue is written before the process ends (SIGTERM), with the acceptor's
+      // records still waiting for their batch.
+      this.frontDoor?.flushEvents();
       await this.observability.stop().catch((err: unknown) => this.log.warn({ component: 'events', ...errFields(err) }, 'stopping the connection events failed'));
       await this.frontDoor?.close();
       await this.webhook?.close().catch(() => undefined);

@@ -51,18 +51,21 @@ describe('acceptor connection records', () => {
     expect(stats.backends()[0]!.active).toBe(1);
   });
 
-  it('publishes the records of one event-loop turn as one batch, in order', async () => {
+  it('publishes waiting records as one batch, in order, without a flush; a full batch at once', async () => {
     const batches: ConnRecord[][] = [];
-    const events = acceptorConnEvents({ publish: (rs) => { batches.push([...rs]); } });
+    let onPublish = (): void => undefined;
+    const events = acceptorConnEvents({ publish: (rs) => { batches.push([...rs]); onPublish(); } });
+    const published = new Promise<void>((resolve) => { onPublish = resolve; });
     events.opened!(conn(1));
     events.opened!(conn(2));
     events.closed!(conn(1), { up: 10, down: 20, reason: 'fin' });
     expect(batches).toEqual([]);
-    await new Promise((resolve) => setImmediate(resolve));
+    // The batch goes out by itself (its timer), not at a flush.
+    await published;
     expect(batches.map((b) => b.map((r) => `${r.type}:${r.clientPort}`))).toEqual([['open:1', 'open:2', 'close:1']]);
-    events.closed!(conn(2), { up: 1, down: 2, reason: 'rst-client' });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(batches.map((b) => b.length)).toEqual([3, 1]);
+    // 256 records waiting: published at once, as one batch.
+    for (let i = 0; i < 256; i++) events.opened!(conn(1000 + i));
+    expect(batches.map((b) => b.length)).toEqual([3, 256]);
     // Nothing waiting: no empty batch.
     events.flush();
     expect(batches).toHaveLength(2);
