@@ -1,5 +1,5 @@
-// The apply journal, /run/lb/<instance>/journal.bin: written (fsync'ed, atomic rename) before an
-// apply changes anything, removed when the apply has finished or been rolled back. If it is found
+// The apply journal, /run/lb/<instance>/journal.bin: written (atomic rename) before an apply
+// changes anything, removed when the apply has finished or been rolled back. If it is found
 // later, an apply was interrupted, and it holds everything recovery needs to decide which side of
 // the flip the apply died on and to finish it or undo it exactly (src/apply/recover.ts).
 //
@@ -10,11 +10,11 @@
 // crashed apply recovers it.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LbError } from '../core/errors.js';
 import type { Inventory } from '../state/inventory.js';
-import { removeFileDurably, writeFileAtomic } from '../state/run-dir.js';
+import { writeFileAtomic } from '../state/run-dir.js';
 import type { OpRun } from '../core/columns.js';
 import { CONFIG_MAPS, type ConfigMapName, type SavedEntry } from '../core/ops.js';
 
@@ -340,9 +340,16 @@ export function decodeLegacyJournal(text: string, path = 'journal'): Journal {
   return { ...fields, saved: savedEntriesOf(items) };
 }
 
-/** Writes the journal durably: after this returns, a crash leaves exactly this journal behind. */
+/**
+ * Writes the journal: after this returns, a crash of any process leaves exactly this journal
+ * behind. Not fsynced: it protects BPF maps, which live in the kernel, from a process that dies
+ * between its writes; the page cache outlives any process crash, and whatever outlives the page
+ * cache (a power loss, an OS crash) takes the maps and their bpffs pins with it, so a journal
+ * written to disk would protect nothing more. A journal of an instance without pins is discarded
+ * unread (recover.ts): one torn by such a crash on a host whose /run is on disk included.
+ */
 export function writeJournal(dir: string, journal: Journal | JournalDraft): void {
-  writeFileAtomic(journalPath(dir), encodeJournal(journal));
+  writeFileAtomic(journalPath(dir), encodeJournal(journal), { durable: false });
 }
 
 /**
@@ -363,8 +370,18 @@ export function readJournal(dir: string): Journal | null {
   return null;
 }
 
-/** Removes the journal (of either format); false when there was none. */
+/** Removes the journal (of either format); false when there was none. Not fsynced, as it was not written so (writeJournal). */
 export function removeJournal(dir: string): boolean {
-  const removed = removeFileDurably(journalPath(dir));
-  return removeFileDurably(legacyJournalPath(dir)) || removed;
+  const removed = removeIfThere(journalPath(dir));
+  return removeIfThere(legacyJournalPath(dir)) || removed;
+}
+
+function removeIfThere(path: string): boolean {
+  try {
+    rmSync(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }

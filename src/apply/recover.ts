@@ -17,14 +17,15 @@ import { DataPlane, readCtl, readGenerationRaw } from '../dataplane/index.js';
 import { LbError } from '../core/errors.js';
 import { instanceExists } from '../state/live.js';
 import { runDir } from '../state/run-dir.js';
-import { journalPath, legacyJournalPath, readJournal, removeJournal, type Journal } from './journal.js';
+import { journalExists, journalPath, legacyJournalPath, readJournal, removeJournal, type Journal } from './journal.js';
 import { currentNetns, finish, generationDigest, undoJournal } from './transaction.js';
 
 export type RecoveryOutcome = 'completed' | 'rolled-back' | 'discarded';
 
 export interface RecoveryResult {
   outcome: RecoveryOutcome;
-  journal: Journal;
+  /** Null when it was discarded unread (its instance has no pins). */
+  journal: Journal | null;
   /** One sentence for the operator. */
   message: string;
   warnings: string[];
@@ -33,14 +34,16 @@ export interface RecoveryResult {
 /** Resolves a leftover journal of the instance; null when there is none. */
 export function recoverInstance(instance: string): RecoveryResult | null {
   const dir = runDir(instance);
+  // An instance without pins has nothing a journal could restore (a reboot, \`lb down\`): discarded
+  // unread, so a journal torn by a host crash (it is not fsynced: journal.ts) never blocks an apply.
+  if (!instanceExists(instance)) {
+    if (!journalExists(dir)) return null;
+    removeJournal(dir);
+    return { outcome: 'discarded', journal: null, warnings: [], message: `found the journal of an interrupted apply, but instance ${instance} has no pinned state any more; removed it` };
+  }
   const journal = readJournal(dir);
   if (journal === null) return null;
   const who = `an interrupted apply (pid ${journal.pid}, started ${journal.startedAt})`;
-
-  if (!instanceExists(instance)) {
-    removeJournal(dir);
-    return { outcome: 'discarded', journal, warnings: [], message: `found ${who}, but instance ${instance} has no pinned state any more; removed its journal` };
-  }
   const netns = currentNetns();
   if (journal.netns !== netns && journal.attach.length + journal.detach.length > 0) {
     throw new LbError('LB_APPLY_JOURNAL',

@@ -112,14 +112,3 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, opts
   if (durable) fsyncDir(dir);
 }
 
-/** Removes a file durably; false when it was not there. */
-export function removeFileDurably(path: string): boolean {
-  try {
-    rmSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-  fsyncDir(join(path, '..'));
-  return true;
-}
