@@ -175,12 +175,14 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
   const applyMs = applies.map((o) => o.firstMs!);
   const rawMs = raws.map((o) => o.rawMs!);
   const changeMs = applies.map((o) => o.changeMs!);
+  const steadyMs = applies.map((o) => o.steadyMs!);
   const healthzMax = responsive.map((r) => Math.round(r.healthzMaxMs));
   const loopMax = responsive.map((r) => Math.round(r.loopDelayMaxMs));
   measurements.push(
     { key: 'apply_100k', label: `apply, ${ENTRIES.toLocaleString('en-US')} entries into a fresh instance (transaction)`, value: median(applyMs), unit: 'ms', samples: applyMs, detail: { ops: applies[0]!.firstOps, entries: applies[0]!.entries, loadMs: median(applies.map((o) => o.loadMs!)) } },
     { key: 'raw_100k', label: `raw batched map updates of the same entries`, value: median(rawMs), unit: 'ms', samples: rawMs },
-    { key: 'apply_1pct', label: 'apply, a 1% change of those entries (steady state)', value: median(changeMs), unit: 'ms', samples: changeMs, detail: { ops: applies[0]!.changeOps, secondApplyMs: applies[0]!.secondMs, secondApplyOps: applies[0]!.secondOps } },
+    { key: 'apply_1pct', label: 'apply, a 1% change of those entries (steady state: the median of 11 changes after the first)', value: median(steadyMs), unit: 'ms', samples: steadyMs, detail: { ops: applies[0]!.changeOps, firstChangeMs: median(changeMs), firstChangeSamples: changeMs.map((v) => Math.round(v * 10) / 10), secondApplyMs: applies[0]!.secondMs, secondApplyOps: applies[0]!.secondOps } },
+    { key: 'apply_1pct_first', label: 'apply, the first 1% change of a process (V8 compiles the delta path meanwhile)', value: median(changeMs), unit: 'ms', samples: changeMs },
     {
       key: 'daemon_full', label: `daemon's path, ${DAEMON_PROXIES.toLocaleString('en-US')} proxies into a fresh instance (check + plan against live + apply + verify)`,
       value: median(daemonFull), unit: 'ms', samples: daemonFull,
@@ -208,7 +210,7 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
     method: [
       'Each figure is the median of 3 runs, each in a fresh Node process (peak RSS from getrusage).',
       'Plan: generated YAML of N proxies (two targets each) against the compiled state of the same config with every 10th proxy reweighted; no kernel.',
-      `Apply: ${ENTRIES.toLocaleString('en-US')} entries (listeners : groups : source routes = 1 : 1 : 8) into a fresh instance in a scratch namespace, loaded before the timing (as for raw): ops diff, journal, batched writes, flip, read-back.`,
+      `Apply: ${ENTRIES.toLocaleString('en-US')} entries (listeners : groups : source routes = 1 : 1 : 8) into a fresh instance in a scratch namespace, loaded before the timing (as for raw): ops diff, journal, batched writes, flip, read-back. Then in the same process the second generation whole, then 1% changes (every 100th entry): the first delta, which also pays V8's compilation of the delta path, and the median of 11 more, the steady state of a daemon applying change after change.`,
       'Raw: the same entries with BPF_MAP_UPDATE_BATCH per map and one lb_ctl update, into a fresh instance (no journal, no read-back).',
       `Daemon's path: ${DAEMON_PROXIES.toLocaleString('en-US')} proxies as YAML, checked, planned against the live instance (as the daemon plans: against the state it applied last while the maps still stand where it left them, src/state/known-live.ts) and applied with the desired state and verified as the daemon's engine does (inProcessApplyAndRead: the transaction's read-back, then the verify step from what was applied), in one process: a full apply, then two 1% changes (the second is reported).`,
       `Daemon responsiveness: the built \`lb daemon --config F\` in the scratch namespace applies one proxy, then F is replaced by ${DAEMON_PROXIES.toLocaleString('en-US')} proxies (8,000 backends); a probe in the namespace asks /healthz back to back (a connection each) from before the swap until the daemon logged the apply, and scrapes /metrics before and after (the daemon's nodejs_eventloop_lag_max_seconds: its largest event-loop delay in between, 10 ms resolution). Median over the rounds of each round's maximum.`,
@@ -221,7 +223,8 @@ async function runSuite(ctx: SuiteContext): Promise<SuiteResult> {
       { key: 'cli_plan_vs_goal', label: 'lb plan of 10k proxies: 1.5 s / wall time (goal: under 1.5 s)', value: ratio(CLI_GOAL_MS, median(cli.planMs)), goal: 1 },
       { key: 'plan_scaling', label: 'plan time 10k / 1k proxies (10 = linear)', value: ratio(plan10k, median(plans[1_000]!.map((o) => o.totalMs!))) },
       { key: 'raw_vs_apply', label: 'raw batched update / transactional apply (goal: apply within 2x)', value: ratio(median(rawMs), median(applyMs)), goal: 0.5 },
-      { key: 'apply_vs_change', label: 'full apply / 1% change (goal: the change under 10% of a full apply)', value: ratio(median(applyMs), median(changeMs)), goal: 10 },
+      { key: 'apply_vs_change', label: 'full apply / steady 1% change (goal: the change under 10% of a full apply)', value: ratio(median(applyMs), median(steadyMs)), goal: 10 },
+      { key: 'apply_vs_first_change', label: "full apply / a process's first 1% change", value: ratio(median(applyMs), median(changeMs)) },
       { key: 'daemon_full_vs_change', label: "daemon's path: full / 1% change (proportional to the change would be ~100)", value: ratio(median(daemonFull), median(daemonChange)) },
       { key: 'daemon_healthz_vs_goal', label: 'daemon preparing and applying 10k proxies: 100 ms / longest /healthz wait (goal: within 100 ms)', value: ratio(OPS_GOAL_MS, median(healthzMax)), goal: 1 },
       { key: 'daemon_loop_delay_vs_goal', label: 'the same: 100 ms / the daemon\'s largest event-loop delay (goal: well under 100 ms)', value: ratio(OPS_GOAL_MS, median(loopMax)), goal: 1 },
