@@ -12,7 +12,9 @@
 // attachments and the links.
 
 import { statSync } from 'node:fs';
-import { DataPlane, TargetCounters, decodeGeneration, rateLimitSummary, readCtl, readGenerationRaw, type GenerationConfig } from '../dataplane/index.js';
+import {
+  DataPlane, EMPTY_SETTINGS, TargetCounters, decodeGroup, decodeSettings, encodeU32, rateLimitSummary, readCtl, readGroupsRaw, type Settings,
+} from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
 import { linkFacts } from '../dataplane/link-facts.js';
 import { pathLabel } from '../reconcile/status.js';
@@ -27,7 +29,7 @@ interface ConfigLabels {
   key: string;
   /** [backend label, target id], sorted by label. */
   backends: Array<[string, number]>;
-  settings: GenerationConfig['settings'];
+  settings: Settings;
   inventory: Inventory | null;
 }
 
@@ -69,11 +71,13 @@ export class DataPlaneMetricsReader {
     const ctl = readCtl(dp);
     const key = `${ctl.activeGen} ${ctl.serial} ${inventoryStamp(this.instance)}`;
     if (this.labels?.key === key) return this.labels;
-    const generation = decodeGeneration(ctl.activeGen, readGenerationRaw(dp, ctl.activeGen));
+    // The active generation's groups and settings only: its listeners and Maglev tables (the bulk
+    // of readGenerationRaw with 10,000 proxies) name no backend.
     const ids = new Map<string, number>();
-    for (const { group } of generation.groups) for (const t of group.targets) ids.set(targetLabel(t), t.targetId);
+    for (const [, value] of readGroupsRaw(dp, ctl.activeGen)) for (const t of decodeGroup(value).targets) ids.set(targetLabel(t), t.targetId);
     const backends = [...ids.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    this.labels = { key, backends, settings: generation.settings, inventory: readInventory(runDir(this.instance)) };
+    const settings = dp.maps.lb_settings.lookup(encodeU32(ctl.activeGen));
+    this.labels = { key, backends, settings: settings ? decodeSettings(settings) : EMPTY_SETTINGS, inventory: readInventory(runDir(this.instance)) };
     return this.labels;
   }
 }

@@ -41,7 +41,7 @@ import { LATENCY_BUCKETS, type BackendConnStats } from './conn-stats.js';
 import { SlicedFamily, type FamilySeries, type FamilyType } from './sliced-family.js';
 import { runSliced } from '../runtime/slices.js';
 import type { TrafficStatus } from './observability.js';
-import { RUNTIME_METRICS, collectRuntimeMetrics, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
+import { RUNTIME_METRICS, collectRuntimeMetricsInSteps, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
 export type ReconcileResultLabel = 'applied' | 'noop' | 'unchanged' | 'stalled' | 'failed';
 export const RECONCILE_RESULTS: readonly ReconcileResultLabel[] = ['applied', 'noop', 'unchanged', 'stalled', 'failed'];
@@ -355,7 +355,7 @@ export class DaemonMetrics {
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;
-      this.runtimeSample = input ? collectRuntimeMetrics(input) : null;
+      this.runtimeSample = input ? await runSliced(collectRuntimeMetricsInSteps(input), nextTurn, this.sliceNow) : null;
     } catch (err) {
       this.sampleError ??= err instanceof Error ? err.message : String(err);
     }
