@@ -35,6 +35,10 @@
 //              lb_up                                    1 while the daemon runs
 //              lb_info{version,instance,node}           1
 // plus prom-client's process metrics (process_*, nodejs_*).
+//
+// The families with a series per backend, target or connection are SlicedFamily (sliced-family.ts):
+// with 10,000 proxies a scrape is ~100,000 series, rendered in slices so the daemon's event loop
+// turns in between (docs/observability.md, "Scraping a large config"); the text is prom-client's.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LATENCY_BUCKETS, type BackendConnStats } from './conn-stats.js';
