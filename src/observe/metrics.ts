@@ -43,7 +43,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LATENCY_BUCKETS, type BackendConnStats } from './conn-stats.js';
 import { SlicedFamily, type FamilySeries, type FamilyType } from './sliced-family.js';
-import { runSliced } from '../runtime/slices.js';
+import { SliceBudget } from '../runtime/slices.js';
 import type { TrafficStatus } from './observability.js';
 import { RUNTIME_METRICS, collectRuntimeMetricsInSteps, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
@@ -351,15 +351,18 @@ export class DaemonMetrics {
   }
 
   private async build(): Promise<string> {
+    // One budget for the whole build: families each under a slice would otherwise run together.
+    const budget = new SliceBudget(nextTurn, this.sliceNow);
     const now = this.monotonicNow();
     if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
     this.traffic = this.readTraffic?.() ?? null;
     this.conns = this.readConnections?.() ?? [];
+    await budget.checkpoint();
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;
-      this.runtimeSample = input ? await runSliced(collectRuntimeMetricsInSteps(input), nextTurn, this.sliceNow) : null;
+      this.runtimeSample = input ? await budget.run(collectRuntimeMetricsInSteps(input)) : null;
     } catch (err) {
       this.sampleError ??= err instanceof Error ? err.message : String(err);
     }
@@ -367,8 +370,9 @@ export class DaemonMetrics {
     const parts: string[] = [];
     for (const metric of this.registry.getMetricsAsArray() as unknown[]) {
       parts.push(metric instanceof SlicedFamily
-        ? await runSliced(metric.text(), nextTurn, this.sliceNow)
+        ? await budget.run(metric.text())
         : await this.registry.getSingleMetricAsString((metric as { name: string }).name));
+      await budget.checkpoint();
     }
     return `${parts.join('\n\n')}\n`;
   }

@@ -50,7 +50,7 @@ function seriesLine(metricName: string, labels: Readonly<Record<string, string |
   let first = true;
   for (const label in labels) {
     const v = labels[label]!;
-    text += `${first ? '{' : ','}${label}="${typeof v === 'string' ? escapeString(v).replace(/"/g, '\\"') : v}"`;
+    text += `${first ? '{' : ','}${label}="${typeof v === 'string' ? escapeLabelValue(v) : v}"`;
     first = false;
   }
   return `${first ? text : `${text}}`} ${valueText(value)}`;
@@ -61,6 +61,13 @@ function valueText(value: number): string {
   if (!Number.isFinite(value)) return value < 0 ? '-Inf' : '+Inf';
   return `${value}`;
 }
+
+/** Most label values (addresses, proxy names) need no escape: tested once, not replaced three times. */
+function escapeLabelValue(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? escapeString(s).replace(/"/g, '\\"') : s;
+}
+
+const NEEDS_ESCAPE = /[\\\n"]/;
 
 function escapeString(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
