@@ -5,7 +5,10 @@
 // daemon's event-loop delay histogram, prom-client's nodejs_eventloop_lag_max_seconds) and then
 // asks /healthz over and over, a connection per request; the file is replaced by N proxies; once
 // the daemon logged that it applied them, the probe stops and scrapes /metrics again: the longest
-// /healthz wait and the daemon's own largest event-loop delay over the whole run.
+// /healthz wait and the daemon's own largest event-loop delay over the whole run. Then, the N
+// proxies applied, the scrape phase: SCRAPES scrapes of /metrics a little over a second apart (so
+// each reads the kernel maps again) while /healthz is asked back to back beside them: the longest
+// /healthz wait, the longest scrape and the largest event-loop delay the scrapes report.
 // Traffic: 127.0.0.1 of the scratch namespace only.
 
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +29,26 @@ export interface ResponsiveRound {
   runMs: number;
   /** CPU time of the daemon's main thread (its event loop) from the swap to the end, ms: what load does not inflate. */
   mainThreadCpuMs: number;
+  /** The scrape phase (N proxies applied). */
+  scrape: ScrapePhase;
 }
+
+export interface ScrapePhase {
+  scrapes: number;
+  /** /healthz answers during the scrapes. */
+  answers: number;
+  /** The longest /healthz wait while /metrics was scraped, ms. */
+  healthzMaxMs: number;
+  /** The longest /metrics answer, ms. */
+  scrapeMaxMs: number;
+  /** The largest nodejs_eventloop_lag_max_seconds the scrapes reported (each covers the time since the one before, its own rendering included), ms. */
+  loopDelayMaxMs: number;
+  /** CPU time of the daemon's main thread over the phase, ms. */
+  mainThreadCpuMs: number;
+}
+
+/** Scrapes of the scrape phase. */
+const SCRAPES = 4;
 
 /** User + system CPU time of a process's main thread, ms (/proc; clock ticks of 10 ms). */
 function mainThreadCpuMs(pid: number): number {
@@ -65,9 +87,38 @@ while (!stop && Date.now() < deadline && answers < 1000000) {
   answers++;
   maxWait = Math.max(maxWait, h.ms);
 }
+const lagOf = (body) => {
+  const lag = /^nodejs_eventloop_lag_max_seconds (\\S+)/m.exec(body);
+  return lag ? Number(lag[1]) * 1000 : -1;
+};
 const m = await get('/metrics');
-const lag = /^nodejs_eventloop_lag_max_seconds (\\S+)/m.exec(m.body);
-process.stdout.write(JSON.stringify({ answers, maxWait, lagMaxMs: lag ? Number(lag[1]) * 1000 : -1 }) + '\\n');
+process.stdout.write(JSON.stringify({ answers, maxWait, lagMaxMs: lagOf(m.body) }) + '\\n');
+// The scrape phase: /healthz back to back while /metrics is scraped SCRAPES times.
+let scraping = true;
+const healthz = (async () => {
+  let n = 0;
+  let max = 0;
+  while (scraping && n < 1000000) {
+    const h = await get('/healthz');
+    if (h.code !== 200) throw new Error('/healthz answered ' + h.code);
+    n++;
+    max = Math.max(max, h.ms);
+  }
+  return { n, max };
+})();
+let scrapeMax = 0;
+let lagMax = 0;
+const scrapes = Number(process.argv[3]);
+for (let i = 0; i < scrapes; i++) {
+  await new Promise((r) => setTimeout(r, 1100));
+  const s = await get('/metrics');
+  if (s.code !== 200 || !s.body.includes('lb_backend_packets_total{')) throw new Error('/metrics answered ' + s.code + ' without the backends');
+  scrapeMax = Math.max(scrapeMax, s.ms);
+  lagMax = Math.max(lagMax, lagOf(s.body));
+}
+scraping = false;
+const h = await healthz;
+process.stdout.write(JSON.stringify({ scrape: { scrapes, answers: h.n, healthzMaxMs: h.max, scrapeMaxMs: scrapeMax, loopDelayMaxMs: lagMax } }) + '\\n');
 `;
 
 /** One round on interface `ifname` of namespace `ns`, instance `instance` (the caller takes it down). */
@@ -85,7 +136,7 @@ export async function responsiveRound(opts: { ns: string; ifname: string; instan
       if (!daemon.running) throw new BenchError(`the daemon exited: ${daemon.stderr.slice(-1000)}`);
       return applied().length >= 1;
     }, { timeoutMs: 60_000, intervalMs: 50, what: 'the daemon applied the one-proxy config' });
-    probe = new ManagedProcess([...inNs, '--input-type=module', '-e', PROBE, String(opts.port), '240000'], { label: 'ops probe' });
+    probe = new ManagedProcess([...inNs, '--input-type=module', '-e', PROBE, String(opts.port), '240000', String(SCRAPES)], { label: 'ops probe' });
     await probe.waitForOutput(/^ready$/m, 30_000);
     // nsenter execs node: the pid is the daemon's.
     const pid = daemon.pid!;
@@ -99,10 +150,16 @@ export async function responsiveRound(opts: { ns: string; ifname: string; instan
     }, { timeoutMs: 240_000, intervalMs: 50, what: `the daemon applied ${opts.proxies} proxies` });
     const cpu = mainThreadCpuMs(pid) - cpuBefore;
     probe.child.stdin?.end('stop\n');
-    const line = (await probe.waitForOutput(/^\{.*\}$/m, 60_000))[0];
+    const line = (await probe.waitForOutput(/^\{"answers".*\}$/m, 60_000))[0];
     const out = JSON.parse(line) as { answers: number; maxWait: number; lagMaxMs: number };
     const run = JSON.parse(applied()[1]!) as { durationMs?: number };
-    return { answers: out.answers, healthzMaxMs: out.maxWait, loopDelayMaxMs: out.lagMaxMs, runMs: run.durationMs ?? -1, mainThreadCpuMs: cpu };
+    const scrapeCpuBefore = mainThreadCpuMs(pid);
+    const scrapeLine = (await probe.waitForOutput(/^\{"scrape".*\}$/m, 120_000))[0];
+    const scrape = (JSON.parse(scrapeLine) as { scrape: Omit<ScrapePhase, 'mainThreadCpuMs'> }).scrape;
+    return {
+      answers: out.answers, healthzMaxMs: out.maxWait, loopDelayMaxMs: out.lagMaxMs, runMs: run.durationMs ?? -1, mainThreadCpuMs: cpu,
+      scrape: { ...scrape, mainThreadCpuMs: mainThreadCpuMs(pid) - scrapeCpuBefore },
+    };
   } finally {
     await probe?.stop(2000);
     await daemon.stop(10_000);

@@ -50,7 +50,7 @@ import { runDir } from '../state/run-dir.js';
 import { loadSecretFiles, parseSecretFileFlags, WebhookReceiver, type Provider } from '../webhook/index.js';
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { statusBranchLoop } from './status-branch-check.js';
-import { sampleDataPlane } from './dataplane-sample.js';
+import { DataPlaneMetricsReader } from './dataplane-sample.js';
 import { DataPlane } from '../dataplane/index.js';
 import { KernelSampler, instanceComplete } from '../runtime/dataplane-sampler.js';
 import { LinkWatch } from './link-watch.js';
@@ -266,7 +266,7 @@ export class Daemon {
       let sourceInfo: StatusReport['source'];
       let reporter: StatusBranchReporter | undefined;
       let statuses: ReportStatuses | undefined;
-      const metrics = new DaemonMetrics({ readDataPlane: () => sampleDataPlane(opts.instance), info: { version: lbVersion(), instance: opts.instance, node } });
+      const metrics = new DaemonMetrics({ readDataPlane: ((reader) => () => reader.read())(new DataPlaneMetricsReader(opts.instance)), info: { version: lbVersion(), instance: opts.instance, node } });
       const observability = new Observability({ instance: opts.instance, metrics, log: { warn: (o, m) => log.warn({ component: 'events', ...o }, m) } });
       if (opts.repo !== undefined) {
         const git = new GitSource({

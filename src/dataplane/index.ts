@@ -17,3 +17,4 @@ export * from './generation.js';
 export * from '../core/generation.js';
 export * from './unanswered-flows.js';
 export * from './rate-limits.js';
+export * from './target-counters.js';

@@ -35,11 +35,17 @@
 //              lb_up                                    1 while the daemon runs
 //              lb_info{version,instance,node}           1
 // plus prom-client's process metrics (process_*, nodejs_*).
+//
+// The families with a series per backend, target or connection are SlicedFamily (sliced-family.ts):
+// with 10,000 proxies a scrape is ~100,000 series, rendered in slices so the daemon's event loop
+// turns in between (docs/observability.md, "Scraping a large config"); the text is prom-client's.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LATENCY_BUCKETS, type BackendConnStats } from './conn-stats.js';
+import { SlicedFamily, type FamilySeries, type FamilyType } from './sliced-family.js';
+import { SliceBudget } from '../runtime/slices.js';
 import type { TrafficStatus } from './observability.js';
-import { RUNTIME_METRICS, collectRuntimeMetrics, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
+import { RUNTIME_METRICS, collectRuntimeMetricsInSteps, type GaugeName, type MetricSample, type RuntimeMetricsInput } from '../runtime/metrics.js';
 
 export type ReconcileResultLabel = 'applied' | 'noop' | 'unchanged' | 'stalled' | 'failed';
 export const RECONCILE_RESULTS: readonly ReconcileResultLabel[] = ['applied', 'noop', 'unchanged', 'stalled', 'failed'];
@@ -98,6 +104,8 @@ export interface DaemonMetricsOptions {
   monotonicNow?: () => number;
   /** lb_info's labels. */
   info?: { version: string; instance: string; node: string };
+  /** The clock that ends the slices of the text (default performance.now; tests inject one). */
+  sliceNow?: () => number;
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -125,12 +133,15 @@ export class DaemonMetrics {
   private lastDataPlaneRead: number | undefined;
   private readonly minDataPlaneReadIntervalMs: number;
   private readonly monotonicNow: () => number;
+  private readonly sliceNow: (() => number) | undefined;
+  private building: Promise<string> | undefined;
 
   constructor(opts: DaemonMetricsOptions = {}) {
     const registers = [this.registry];
     this.readDataPlane = opts.readDataPlane;
     this.minDataPlaneReadIntervalMs = opts.minDataPlaneReadIntervalMs ?? 1000;
     this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
+    this.sliceNow = opts.sliceNow;
     this.reconciles = new Counter({ name: 'lb_reconcile_total', help: 'Reconcile runs by result (applied, noop, unchanged, stalled, failed)', labelNames: ['result'], registers });
     for (const r of RECONCILE_RESULTS) this.reconciles.inc({ result: r }, 0);
     this.duration = new Histogram({ name: 'lb_reconcile_duration_seconds', help: 'Duration of reconcile runs (fetch to verify) in seconds', labelNames: ['result'], buckets: DURATION_BUCKETS, registers });
@@ -150,20 +161,21 @@ export class DaemonMetrics {
       name: 'lb_packets_total', help: 'Data plane packet counters from lb_stats, by reason', labelNames: ['reason'], registers,
       collect: fromSample((s) => Object.entries(s.stats).map(([reason, v]) => [{ reason }, v])),
     });
+    // The families with a series per backend or per target are SlicedFamily: rendered in slices.
+    const sliced = (name: string, help: string, type: FamilyType, series: () => Iterable<FamilySeries>): void => {
+      this.registry.registerMetric(new SlicedFamily(name, help, type, series) as never);
+    };
     const perBackend = (name: string, help: string, field: 'packets' | 'bytes' | 'newFlows' | 'closedFlows'): void => {
-      new Counter({
-        name, help, labelNames: ['backend'], registers,
-        collect: fromSample((s) => s.backends.map((b) => [{ backend: b.backend }, b[field]])),
+      sliced(name, help, 'counter', function* () {
+        for (const b of metrics.sample?.backends ?? []) yield { labels: { backend: b.backend }, value: Number(b[field]) };
       });
     };
     perBackend('lb_backend_packets_total', 'Packets forwarded to a backend (lb_tstats)', 'packets');
     perBackend('lb_backend_bytes_total', 'Bytes forwarded to a backend (lb_tstats)', 'bytes');
     perBackend('lb_backend_new_flows_total', 'New flows assigned to a backend (lb_tstats)', 'newFlows');
     perBackend('lb_backend_closed_flows_total', 'Flows to a backend seen closing (lb_tstats)', 'closedFlows');
-    new Counter({
-      name: 'lb_backend_rate_limited_total', help: 'New flows a backend\'s rate-limit bucket refused: spilled to another backend or dropped (lb_rl_backend)',
-      labelNames: ['backend'], registers,
-      collect: fromSample((s) => s.backends.flatMap((b): Array<[Record<string, string>, bigint]> => (b.rateLimited !== undefined ? [[{ backend: b.backend }, b.rateLimited]] : []))),
+    sliced('lb_backend_rate_limited_total', 'New flows a backend\'s rate-limit bucket refused: spilled to another backend or dropped (lb_rl_backend)', 'counter', function* () {
+      for (const b of metrics.sample?.backends ?? []) if (b.rateLimited !== undefined) yield { labels: { backend: b.backend }, value: Number(b.rateLimited) };
     });
     new Counter({
       name: 'lb_rate_limited_flows_total', help: 'New flows the rate limits dropped (scope source or backend) or sent to another backend (scope backend, action spilled)',
@@ -209,13 +221,9 @@ export class DaemonMetrics {
     for (const def of Object.values(RUNTIME_METRICS)) {
       if (def.type !== 'gauge') continue;
       const name = def.name as GaugeName;
-      new Gauge({
-        name, help: def.help, labelNames: [...def.labelNames], registers,
-        collect(this: Gauge<string>) {
-          this.reset();
-          for (const m of metrics.runtimeSample?.[name] ?? []) this.set(m.labels, m.value);
-        },
-      });
+      // A gauge without labels shows 0 when nothing set it, as prom-client's (lb_algorithm).
+      const unset: FamilySeries[] = def.labelNames.length === 0 ? [{ labels: {}, value: 0 }] : [];
+      sliced(name, def.help, 'gauge', () => metrics.runtimeSample?.[name] ?? unset);
     }
     const latency = RUNTIME_METRICS.lb_health_check_latency_seconds;
     this.healthLatency = new Histogram({
@@ -223,37 +231,21 @@ export class DaemonMetrics {
     });
     // The connection metrics are ConnStats' numbers, read at scrape time: the records update one
     // set of plain counters (conn-stats.ts), not a labelled prom-client metric per record.
-    this.registry.registerMetric(new BackendLatencyHistogram(() => metrics.conns) as never);
-    new Counter({
-      name: 'lb_connections_total', help: 'Connections opened, by proxy and backend', labelNames: ['proxy', 'backend'], registers,
-      collect(this: Counter<string>) {
-        this.reset();
-        for (const b of metrics.conns) this.inc({ proxy: b.proxy, backend: b.backend }, b.opened);
-      },
+    sliced('lb_backend_latency_seconds', 'Duration of the connections to a backend (open to close), in seconds', 'histogram', () => latencySeries(metrics.conns));
+    sliced('lb_connections_total', 'Connections opened, by proxy and backend', 'counter', function* () {
+      for (const b of metrics.conns) yield { labels: { proxy: b.proxy, backend: b.backend }, value: b.opened };
     });
-    new Counter({
-      name: 'lb_connections_closed_total', help: 'Connections closed, by proxy, backend and reason', labelNames: ['proxy', 'backend', 'reason'], registers,
-      collect(this: Counter<string>) {
-        this.reset();
-        for (const b of metrics.conns) for (const [reason, n] of Object.entries(b.closeReasons)) this.inc({ proxy: b.proxy, backend: b.backend, reason }, n);
-      },
+    sliced('lb_connections_closed_total', 'Connections closed, by proxy, backend and reason', 'counter', function* () {
+      for (const b of metrics.conns) for (const [reason, n] of Object.entries(b.closeReasons)) yield { labels: { proxy: b.proxy, backend: b.backend, reason }, value: n };
     });
-    new Counter({
-      name: 'lb_bytes_total', help: 'Bytes of closed connections (L3), in: client to backend, out: backend to client', labelNames: ['proxy', 'backend', 'direction'], registers,
-      collect(this: Counter<string>) {
-        this.reset();
-        for (const b of metrics.conns) {
-          this.inc({ proxy: b.proxy, backend: b.backend, direction: 'in' }, b.bytesIn);
-          this.inc({ proxy: b.proxy, backend: b.backend, direction: 'out' }, b.bytesOut);
-        }
-      },
+    sliced('lb_bytes_total', 'Bytes of closed connections (L3), in: client to backend, out: backend to client', 'counter', function* () {
+      for (const b of metrics.conns) {
+        yield { labels: { proxy: b.proxy, backend: b.backend, direction: 'in' }, value: b.bytesIn };
+        yield { labels: { proxy: b.proxy, backend: b.backend, direction: 'out' }, value: b.bytesOut };
+      }
     });
-    new Gauge({
-      name: 'lb_connections_active', help: 'Connections open now, by proxy and backend', labelNames: ['proxy', 'backend'], registers,
-      collect(this: Gauge<string>) {
-        this.reset();
-        for (const b of metrics.traffic?.backends ?? []) this.set({ proxy: b.proxy, backend: b.backend }, b.active);
-      },
+    sliced('lb_connections_active', 'Connections open now, by proxy and backend', 'gauge', function* () {
+      for (const b of metrics.traffic?.backends ?? []) yield { labels: { proxy: b.proxy, backend: b.backend }, value: b.active };
     });
     new Counter({
       name: 'lb_events_dropped_total', help: 'Connection records lost: ring (the data plane found the ring full), access-log (queue full or write failed)',
@@ -348,22 +340,41 @@ export class DaemonMetrics {
   /**
    * The exposition text: the data plane sample cached by the last read (read again when it is
    * older than the interval, so scrapes within it share one read), the traffic and runtime state
-   * as they are in memory, then every metric.
+   * as they are in memory, then every metric, the large families in slices. Scrapes arriving while
+   * one is built share its text (the build reads the sources into fields the families render).
    */
-  async text(): Promise<string> {
+  text(): Promise<string> {
+    this.building ??= this.build().finally(() => {
+      this.building = undefined;
+    });
+    return this.building;
+  }
+
+  private async build(): Promise<string> {
+    // One budget for the whole build: families each under a slice would otherwise run together.
+    const budget = new SliceBudget(nextTurn, this.sliceNow);
     const now = this.monotonicNow();
     if (this.lastDataPlaneRead === undefined || now - this.lastDataPlaneRead >= this.minDataPlaneReadIntervalMs) this.readDataPlaneNow();
     this.sampleError = this.dataPlaneReadError;
     this.traffic = this.readTraffic?.() ?? null;
     this.conns = this.readConnections?.() ?? [];
+    await budget.checkpoint();
     this.runtimeSample = null;
     try {
       const input = this.readRuntime?.() ?? null;
-      this.runtimeSample = input ? collectRuntimeMetrics(input) : null;
+      this.runtimeSample = input ? await budget.run(collectRuntimeMetricsInSteps(input)) : null;
     } catch (err) {
       this.sampleError ??= err instanceof Error ? err.message : String(err);
     }
-    return this.registry.metrics();
+    // One family at a time, the large ones in slices: a turn of the event loop between them.
+    const parts: string[] = [];
+    for (const metric of this.registry.getMetricsAsArray() as unknown[]) {
+      parts.push(metric instanceof SlicedFamily
+        ? await budget.run(metric.text())
+        : await this.registry.getSingleMetricAsString((metric as { name: string }).name));
+      await budget.checkpoint();
+    }
+    return `${parts.join('\n\n')}\n`;
   }
 
   get contentType(): string {
@@ -376,24 +387,21 @@ export class DaemonMetrics {
  * series with le, _sum, _count), from ConnStats' per-bucket counts: prom-client's Histogram has
  * no way to set counts, only to observe one value at a time.
  */
-class BackendLatencyHistogram {
-  readonly name = 'lb_backend_latency_seconds';
-  readonly help = 'Duration of the connections to a backend (open to close), in seconds';
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  constructor(private readonly read: () => readonly BackendConnStats[]) {}
-
-  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> } {
-    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
-    for (const b of this.read()) {
-      const labels = { proxy: b.proxy, backend: b.backend };
-      let cum = 0;
-      for (let i = 0; i < b.buckets.length; i++) {
-        cum += b.buckets[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf' }, value: cum });
-      }
-      values.push({ metricName: `${this.name}_sum`, labels, value: b.sumSec }, { metricName: `${this.name}_count`, labels, value: cum });
+function* latencySeries(conns: readonly BackendConnStats[]): Generator<FamilySeries> {
+  const name = 'lb_backend_latency_seconds';
+  for (const b of conns) {
+    const labels = { proxy: b.proxy, backend: b.backend };
+    let cum = 0;
+    for (let i = 0; i < b.buckets.length; i++) {
+      cum += b.buckets[i]!;
+      yield { metricName: `${name}_bucket`, labels: { ...labels, le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf' }, value: cum };
     }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+    yield { metricName: `${name}_sum`, labels, value: b.sumSec };
+    yield { metricName: `${name}_count`, labels, value: cum };
   }
+}
+
+/** A turn of the event loop: what waits (a /healthz request, a timer) runs first. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

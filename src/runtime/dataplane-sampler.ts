@@ -9,7 +9,7 @@
 //   failures = delta of lb_tstats.failed_conns + TCP flows newly found unanswered after the bound
 // The deltas are taken by the caller; this reads the cumulative counters.
 
-import { DataPlane, instanceDir, listPins, MAP_NAMES } from '../dataplane/index.js';
+import { DataPlane, instanceDir, listPins, MAP_NAMES, TargetCounters } from '../dataplane/index.js';
 import { countUnansweredFlows, type ConntrackEntry } from '../dataplane/unanswered-flows.js';
 import { decodeFlow, decodeFlowKey } from '../core/abi.js';
 import { activeFlowsByBackend, type FlowTimeouts } from './active-flows.js';
@@ -71,8 +71,9 @@ export class KernelSampler implements RuntimeSampler {
   sample(req: RuntimeSampleRequest): RuntimeSample | null {
     return this.withDataPlane((dp) => {
       const counters = new Map<string, BackendCounters>();
+      const table = TargetCounters.read(dp, { buckets: false }); // one batch walk, not a syscall per backend
       for (const [backend, targetId] of req.targetIds) {
-        const s = dp.readTargetStats(targetId);
+        const s = table.targetStats(targetId);
         counters.set(backend, { targetId, newFlows: s.newFlows, failedConns: s.failedConns });
       }
       if (!req.flows) return { counters, active: null, unanswered: new Map() };

@@ -18,7 +18,9 @@ import type { DnsHostState } from './dns.js';
 import type { HealthCheckEvent } from './health/monitor.js';
 import { healthKey } from './health/specs.js';
 import { healthFraction, type HealthState } from './health/state.js';
+import { GROUPS_PER_STEP } from './effective-weight.js';
 import { backendKey, configGroups } from './keys.js';
+import { runWhole } from './slices.js';
 
 export type MetricName =
   | 'lb_backend_health' | 'lb_health_check_latency_seconds' | 'lb_circuit_breaker_state'
@@ -70,6 +72,14 @@ export interface RuntimeMetricsInput {
 
 /** Every gauge's samples now, sorted by labels. */
 export function collectRuntimeMetrics(input: RuntimeMetricsInput): Record<GaugeName, MetricSample[]> {
+  return runWhole(collectRuntimeMetricsInSteps(input));
+}
+
+/**
+ * collectRuntimeMetrics as steps of GROUPS_PER_STEP groups (run in slices by the daemon's
+ * /metrics: 20,000 targets took 30-80 ms in one go).
+ */
+export function* collectRuntimeMetricsInSteps(input: RuntimeMetricsInput): Generator<void, Record<GaugeName, MetricSample[]>> {
   const { config } = input;
   const out: Record<GaugeName, MetricSample[]> = {
     lb_backend_health: [], lb_circuit_breaker_state: [], lb_circuit_breaker_error_rate: [],
@@ -77,7 +87,9 @@ export function collectRuntimeMetrics(input: RuntimeMetricsInput): Record<GaugeN
   };
   const seen = new Set<string>();
   const dnsSeen = new Set<string>();
+  let groups = 0;
   for (const { proxy, group } of configGroups(config)) {
+    if (++groups % GROUPS_PER_STEP === 0) yield;
     for (const t of group.targets) {
       if (t.kind === 'host' && !dnsSeen.has(`${proxy.name}\u0000${t.host}`)) {
         dnsSeen.add(`${proxy.name}\u0000${t.host}`);
@@ -102,7 +114,10 @@ export function collectRuntimeMetrics(input: RuntimeMetricsInput): Record<GaugeN
     }
   }
   out.lb_algorithm.push({ labels: {}, value: config.settings.loadBalancing.algorithm === 'least-connections' ? 1 : 0 });
-  for (const list of Object.values(out)) list.sort((a, b) => compareLabels(a.labels, b.labels));
+  for (const list of Object.values(out)) {
+    yield;
+    sortByLabels(list);
+  }
   return out;
 }
 
@@ -113,8 +128,9 @@ export function healthLatencyObservations(event: Pick<HealthCheckEvent, 'spec' |
   return proxies.map((proxy) => ({ labels: { proxy_name: proxy, target_id: targetId }, seconds: event.result.latencyMs / 1000 }));
 }
 
-function compareLabels(a: Record<string, string>, b: Record<string, string>): number {
-  const ka = Object.values(a).join('\u0000');
-  const kb = Object.values(b).join('\u0000');
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** Sorts by the label values joined in order, each key made once (not twice per comparison). */
+function sortByLabels(list: MetricSample[]): void {
+  const keyed = list.map((m) => ({ key: Object.values(m.labels).join('\u0000'), m }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (let i = 0; i < keyed.length; i++) list[i] = keyed[i]!.m;
 }

@@ -35,3 +35,32 @@ export async function runSliced<T>(steps: Generator<void, T>, pause: () => Promi
     }
   }
 }
+
+/**
+ * One slice budget shared by several computations in a row (a /metrics scrape: the data plane
+ * read, the runtime gauges, then family after family): runSliced starts a slice per call, so a
+ * row of computations each under SLICE_MS would run together without a pause.
+ */
+export class SliceBudget {
+  private sliceStart: number;
+
+  constructor(private readonly pause: () => Promise<void>, private readonly now: () => number = () => performance.now()) {
+    this.sliceStart = now();
+  }
+
+  /** Pauses when the slice ran SLICE_MS. */
+  async checkpoint(): Promise<void> {
+    if (this.now() - this.sliceStart < SLICE_MS) return;
+    await this.pause();
+    this.sliceStart = this.now();
+  }
+
+  /** Runs `steps` to the end within this budget, a checkpoint after every step; its value. */
+  async run<T>(steps: Generator<void, T>): Promise<T> {
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await this.checkpoint();
+    }
+  }
+}

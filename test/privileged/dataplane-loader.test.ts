@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLbError, LbError } from '../../src/core/errors.js';
 import {
-  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_PATH_TC, LB_PATH_XDP, LB_STAT_CT_CLOSED, MAP_NAMES,
+  BPF_NOEXIST, DataPlane, IPPROTO_TCP, IPPROTO_UDP, LB_MAGLEV_SIZE, LB_MAX_GROUPS, LB_MAX_TARGET_IDS, TargetCounters, readBackendBucket, LB_PATH_TC, LB_PATH_XDP, LB_STAT_CT_CLOSED, MAP_NAMES,
   decodeGroup, decodeListener, decodeListenerKey, decodeSrcKey, decodeU32, encodeGroup, encodeListener,
   encodeListenerKey, encodeSrcKey, encodeU32, groupIndex, instanceDir, interfaceIndex, listPins, possibleCpus,
   type Group,
@@ -263,6 +263,37 @@ describe('DataPlane.open: load, pin, adopt', () => {
     expect(dp.readStats().ct_closed).toBe(0n);
     expect(dp.readTargetStats(0)).toEqual({ packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n, failedConns: 0n });
     expect(() => dp.readTargetStats(1 << 20)).toThrow(expect.objectContaining({ code: 'LB_BPF_ABI' }));
+  });
+
+  it('TargetCounters: one batch walk of lb_tstats and lb_rl_backend reads what readTargetStats and readBackendBucket read', () => {
+    const tstats = dp.maps.lb_tstats;
+    const cpus = possibleCpus();
+    const ids = [0, 1, 777, LB_MAX_TARGET_IDS - 1];
+    for (const [n, id] of ids.entries()) {
+      const full = Buffer.alloc(tstats.valueBufferSize);
+      for (let cpu = 0; cpu < cpus; cpu++) {
+        for (let field = 0; field < 5; field++) full.writeBigUInt64LE(BigInt((n + 1) * 1000 + cpu * 10 + field), cpu * tstats.valueStride + field * 8);
+      }
+      tstats.update(encodeU32(id), full);
+      const bucket = Buffer.alloc(dp.maps.lb_rl_backend.valueSize);
+      bucket.writeBigUInt64LE(BigInt(n + 5), 16); // limited
+      dp.maps.lb_rl_backend.update(encodeU32(id), bucket);
+    }
+    try {
+      const table = TargetCounters.read(dp, { buckets: true });
+      for (const id of [...ids, 2, 5000]) {
+        expect(table.targetStats(id)).toEqual(dp.readTargetStats(id));
+        expect(table.limited(id)).toBe(readBackendBucket(dp, id).limited);
+      }
+      expect(table.targetStats(777).packets).toBe(BigInt(cpus * 3000 + 10 * (cpus * (cpus - 1)) / 2)); // summed over CPUs
+      expect(table.limited(777)).toBe(7n);
+      expect(TargetCounters.read(dp, { buckets: false }).limited(777)).toBe(0n); // not read
+    } finally {
+      for (const id of ids) {
+        tstats.update(encodeU32(id), Buffer.alloc(tstats.valueSize));
+        dp.maps.lb_rl_backend.update(encodeU32(id), Buffer.alloc(dp.maps.lb_rl_backend.valueSize));
+      }
+    }
   });
 
   it('testRun: a non-IPv4 frame passes XDP untouched and counts not_ipv4 (the program reads what it counts)', () => {

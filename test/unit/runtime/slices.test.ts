@@ -1,7 +1,7 @@
 // Work in slices (src/runtime/slices.ts): a slice ends at the first step boundary after SLICE_MS,
 // by an injected clock; run whole, the same steps give the same value without a pause.
 import { describe, expect, it } from 'vitest';
-import { runSliced, runWhole, SLICE_MS } from '../../../src/runtime/slices.js';
+import { runSliced, runWhole, SliceBudget, SLICE_MS } from '../../../src/runtime/slices.js';
 
 /** Ten steps; each moves the fake clock by `stepMs` and records where it ran. */
 function* steps(clock: { t: number }, stepMs: number, log: string[]): Generator<void, number> {
@@ -34,5 +34,36 @@ describe('runSliced', () => {
     expect(pauses).toBe(0);
     await runSliced(steps(clock, SLICE_MS, []), pause, () => clock.t);
     expect(pauses).toBe(10);
+  });
+});
+
+describe('SliceBudget', () => {
+  it('carries one slice across computations: short ones in a row pause once the slice ran SLICE_MS', async () => {
+    const clock = { t: 0 };
+    const log: string[] = [];
+    const budget = new SliceBudget(async () => { log.push('pause'); }, () => clock.t);
+    // Four computations of ten steps of a twentieth of a slice each (half a slice each): runSliced
+    // never pauses (each call starts a slice of its own); the budget pauses every two computations.
+    for (let i = 0; i < 4; i++) expect(await budget.run(steps(clock, SLICE_MS / 20, log))).toBe(45);
+    expect(log.filter((l) => l === 'pause')).toHaveLength(2);
+    expect(log.indexOf('pause')).toBe(20); // after the last step of the second computation
+    let pauses = 0;
+    for (let i = 0; i < 4; i++) await runSliced(steps(clock, SLICE_MS / 20, []), async () => { pauses++; }, () => clock.t);
+    expect(pauses).toBe(0);
+  });
+
+  it('checkpoint pauses only once the slice ran SLICE_MS', async () => {
+    const clock = { t: 0 };
+    let pauses = 0;
+    const budget = new SliceBudget(async () => { pauses++; }, () => clock.t);
+    await budget.checkpoint();
+    clock.t += SLICE_MS - 1;
+    await budget.checkpoint();
+    expect(pauses).toBe(0);
+    clock.t += 1;
+    await budget.checkpoint();
+    expect(pauses).toBe(1);
+    await budget.checkpoint(); // a new slice began at the pause
+    expect(pauses).toBe(1);
   });
 });
