@@ -4,6 +4,7 @@
 
 import type { LbConfig } from '../core/config/types.js';
 import type { RuntimeProvider } from '../reconcile/runtime.js';
+import type { StaleStatus } from '../runtime/service.js';
 
 export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) => void): RuntimeProvider {
   return {
@@ -20,7 +21,7 @@ export function withConfigHook(inner: RuntimeProvider, hook: (config: LbConfig) 
       },
     } : {}),
     ...(inner.status ? { status: () => inner.status!() } : {}),
-    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: { stale?: boolean }) => inner.statusYielding!(pause, opts) } : {}),
+    ...(inner.statusYielding ? { statusYielding: (pause: () => Promise<void>, opts?: StaleStatus) => inner.statusYielding!(pause, opts) } : {}),
     ...(inner.statusKey ? { statusKey: () => inner.statusKey!() } : {}),
   };
 }

@@ -355,7 +355,10 @@ export class Reconciler {
    * event loop for a row per target), or the one built last when only its time bound ran out.
    */
   async reportYielding(pause: () => Promise<void>): Promise<StatusReport> {
-    const runtime = this.runtime.statusYielding ? await this.runtime.statusYielding(pause, { stale: true }) : this.runtime.status?.();
+    // While a run is in progress, the runtime's status built last answers at once: the run builds
+    // the new config's before it ends (its report shows it), and a `status` asked meanwhile would
+    // wait for 20,000 rows built in slices between the run's own work (0.15-0.8 s at 10,000 proxies).
+    const runtime = this.runtime.statusYielding ? await this.runtime.statusYielding(pause, { stale: true, previous: this.running }) : this.runtime.status?.();
     return this.reportWith(runtime);
   }
 

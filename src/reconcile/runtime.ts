@@ -21,6 +21,7 @@
 import type { RuntimeInputs } from '../core/compile/compile.js';
 import type { LbConfig } from '../core/config/types.js';
 import type { RuntimeStatus } from '../runtime/status.js';
+import type { StaleStatus } from '../runtime/service.js';
 
 export interface RuntimeSnapshot {
   inputs: RuntimeInputs;
@@ -49,7 +50,7 @@ export interface RuntimeProvider {
    * `stale`, a status whose inputs did not move but which is older than its time bound answers at
    * once while a fresh one is built. Absent: status().
    */
-  statusYielding?(pause: () => Promise<void>, opts?: { stale?: boolean }): Promise<RuntimeStatus | null>;
+  statusYielding?(pause: () => Promise<void>, opts?: StaleStatus): Promise<RuntimeStatus | null>;
   /** Changes exactly when status() changed in a way worth publishing (not counters or times). */
   statusKey?(): string;
 }

@@ -94,6 +94,18 @@ export interface BreakerResult {
   transitions: BackendTransition[];
 }
 
+/** When statusYielding may answer with the status built last instead of waiting for a new one. */
+export interface StaleStatus {
+  /** When only the clock moved since it was built (past STATUS_CACHE_MS). */
+  stale?: boolean;
+  /**
+   * Whatever moved (a new config's targets): the daemon while a run is in progress, whose runtime
+   * status is built for the run's report before the run ends. The build starts (or goes on) for
+   * the next asker.
+   */
+  previous?: boolean;
+}
+
 export class RuntimeService {
   readonly instance: string;
   readonly health: HealthMonitor;
@@ -291,7 +303,7 @@ export class RuntimeService {
    * and a row per target: 10,000 proxies took 0.1-0.25 s in one go on the daemon's thread, the
    * first `lb status` after a new config). The status of the state when the build began.
    */
-  async statusYielding(pause: () => Promise<void>, opts: { stale?: boolean } = {}): Promise<RuntimeStatus | null> {
+  async statusYielding(pause: () => Promise<void>, opts: StaleStatus = {}): Promise<RuntimeStatus | null> {
     const config = this.config;
     if (!config) return null;
     const now = this.now();
@@ -301,7 +313,7 @@ export class RuntimeService {
     const building = this.statusBuilding(config, now, pause);
     // Only the clock moved since (STATUS_CACHE_MS): with `stale`, the status built then answers at
     // once, and the build now in progress is the next asker's (10,000 proxies: 0.1 s of slices).
-    if (opts.stale && unmoved) {
+    if ((opts.stale && unmoved) || (opts.previous && cached !== undefined)) {
       building.catch(() => undefined);
       return cached.status;
     }

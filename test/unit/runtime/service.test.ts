@@ -157,6 +157,19 @@ describe('RuntimeService', () => {
     expect(drained.targets.find((t) => t.targetId === '10.0.0.2:8080')).toMatchObject({ draining: true });
   });
 
+  it('statusYielding({previous}) (a run in progress) answers with the status built last though its inputs moved; the build goes on for the next asker', async () => {
+    const { svc } = track(setup());
+    svc.configure(config(text()));
+    const pause = async (): Promise<void> => {};
+    expect(await svc.statusYielding(pause, { previous: true }), 'nothing built yet: built now').not.toBeNull();
+    const first = (await svc.statusYielding(pause))!;
+    svc.drain('web', '10.0.0.2:8080');
+    expect(await svc.statusYielding(pause, { stale: true, previous: true }), 'moved, but a run is in progress: the last status').toBe(first);
+    const next = (await svc.statusYielding(pause))!;
+    expect(next.targets.find((t) => t.targetId === '10.0.0.2:8080')).toMatchObject({ draining: true });
+    expect(await svc.statusYielding(pause, { previous: true }), 'built since: that one').toBe(next);
+  });
+
   it('a health transition reweights every group and asks for one reconcile; the same answers ask for none', async () => {
     const { svc, triggers, down, weights } = track(setup());
     svc.configure(config(text('    health-check: {type: tcp, interval-ms: 1000, timeout-ms: 500, unhealthy-threshold: 1, healthy-threshold: 1}\n')));
