@@ -29,6 +29,7 @@ import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
 import { createNetns, deleteNetns, ROOT, runCli } from '../lib/cli.js';
 import { DaemonProcess, waitForStatus } from './lib/daemon.js';
+import { proxiesYaml as benchProxiesYaml } from '../../bench/lib/proxies-yaml.js';
 
 if (process.getuid?.() !== 0) throw new Error('daemon-responsive.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -37,22 +38,7 @@ const ns = `lbresp-${tag}`;
 const PROXIES = 10_000;
 
 /** N proxies on one interface, two targets each drawn from 8,000 backends (the data plane holds 16,384). */
-function proxiesYaml(n: number, iface: string): string {
-  const lines = ['proxies:'];
-  for (let i = 0; i < n; i++) {
-    const j = i % 4000;
-    const a = 1 + (j % 250);
-    const b = Math.floor(j / 250);
-    lines.push(
-      `  - name: svc-${i}`,
-      `    listen: {interfaces: [${iface}], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
-      '    default-target:',
-      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: 50}`,
-      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}
+const proxiesYaml = (n: number, iface: string): string => benchProxiesYaml(n, 0, { ifname: iface, backendPairs: 4000 });
 
 // Runs inside the namespace: /healthz, then the control socket's status, until the run after the
 // one counted at start ended (bounded by a sample count and a deadline). Prints "ready" once it

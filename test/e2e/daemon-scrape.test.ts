@@ -21,6 +21,7 @@ import { runDir } from '../../src/state/run-dir.js';
 import { ensureBuilt } from '../lib/build.js';
 import { createNetns, deleteNetns, runCli } from '../lib/cli.js';
 import { DaemonProcess, waitForStatus } from './lib/daemon.js';
+import { proxiesYaml as benchProxiesYaml } from '../../bench/lib/proxies-yaml.js';
 
 if (process.getuid?.() !== 0) throw new Error('daemon-scrape.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -32,23 +33,8 @@ const BACKENDS = 8_000;
 const SCRAPES = 3;
 const PORT = 9291;
 
-/** N proxies on one interface, two targets each drawn from 8,000 backends (as daemon-responsive.test.ts). */
-function proxiesYaml(n: number, iface: string): string {
-  const lines = ['proxies:'];
-  for (let i = 0; i < n; i++) {
-    const j = i % 4000;
-    const a = 1 + (j % 250);
-    const b = Math.floor(j / 250);
-    lines.push(
-      `  - name: svc-${i}`,
-      `    listen: {interfaces: [${iface}], port: ${1 + (i % 60000)}, address: 10.${100 + Math.floor(i / 60000)}.0.1}`,
-      '    default-target:',
-      `      - {ip: 10.1.${b}.${a}, port: 8080, weight: 50}`,
-      `      - {ip: 10.2.${b}.${a}, port: 8080, weight: 50}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}
+/** N proxies on one interface, two targets each drawn from 8,000 backends (the data plane holds 16,384). */
+const proxiesYaml = (n: number, iface: string): string => benchProxiesYaml(n, 0, { ifname: iface, backendPairs: 4000 });
 
 // Runs inside the namespace: /healthz back to back (a connection each) while /metrics is scraped
 // SCRAPES times; per scrape, the /healthz requests sent after it and answered before it (a scrape
