@@ -533,6 +533,19 @@ export function decodeTargetStats(b: Buffer, offset = 0): TargetStats {
   };
 }
 
+/** The sum of a target's per-CPU lb_tstats slots (each decoded by decodeTargetStats). */
+export function sumTargetStats(slots: Iterable<TargetStats>): TargetStats {
+  const total: TargetStats = { packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n, failedConns: 0n };
+  for (const s of slots) {
+    total.packets += s.packets;
+    total.bytes += s.bytes;
+    total.newFlows += s.newFlows;
+    total.closedFlows += s.closedFlows;
+    total.failedConns += s.failedConns;
+  }
+  return total;
+}
+
 // ---- lb_maglev: key = the lb_groups index (groupIndex), value = LB_MAGLEV_SIZE __u8 target indexes ----
 
 /**

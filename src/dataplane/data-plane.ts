@@ -17,7 +17,7 @@ import { LbError } from '../core/errors.js';
 import { packageRoot } from '../package-root.js';
 import {
   LAYOUTS, LB_DST_SEEN_BITS, LB_MAP_CTL, LB_MAP_FLOWS, LB_MAP_GROUPS, LB_MAP_HALFOPEN, LB_MAP_IFACES, LB_MAP_LISTENERS, LB_MAP_MAGLEV, LB_MAP_SETTINGS, LB_MAP_SRC_ROUTES,
-  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_BACKEND, LB_MAP_RL_SRC, LB_MAP_RL_STATS, LB_MAP_EVENTS, LB_MAP_EV_STATS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats,
+  LB_MAP_STATS, LB_MAP_TSTATS, LB_MAP_TX_PORTS, LB_MAX_TARGET_IDS, LB_MAP_DST_SEEN, LB_MAP_NEXTHOPS, LB_MAP_ROUTE_STAGE, LB_MAP_FRAGS, LB_MAP_RL_BACKEND, LB_MAP_RL_SRC, LB_MAP_RL_STATS, LB_MAP_EVENTS, LB_MAP_EV_STATS, LB_MAP_TP_SEEN, LB_PATH_TC, LB_PATH_XDP, LB_STAT_MAX, STAT_NAMES, decodeTargetStats, sumTargetStats,
   encodeU32, ipv4ToU32, type TargetStats,
 } from '../core/abi.js';
 import {
@@ -414,16 +414,7 @@ export class DataPlane {
     if (!Number.isInteger(targetId) || targetId < 0 || targetId >= LB_MAX_TARGET_IDS) {
       throw new LbError('LB_BPF_ABI', `target id out of range: ${targetId} (expected 0..${LB_MAX_TARGET_IDS - 1})`, { targetId });
     }
-    const total: TargetStats = { packets: 0n, bytes: 0n, newFlows: 0n, closedFlows: 0n, failedConns: 0n };
-    for (const slot of this.maps.lb_tstats.lookupPerCpu(encodeU32(targetId)) ?? []) {
-      const s = decodeTargetStats(slot);
-      total.packets += s.packets;
-      total.bytes += s.bytes;
-      total.newFlows += s.newFlows;
-      total.closedFlows += s.closedFlows;
-      total.failedConns += s.failedConns;
-    }
-    return total;
+    return sumTargetStats((this.maps.lb_tstats.lookupPerCpu(encodeU32(targetId)) ?? []).map((slot) => decodeTargetStats(slot)));
   }
 
   /** Closes this process's fds. The pinned programs, maps and attachments stay. Idempotent. */

@@ -4,7 +4,7 @@
 // daemon's thread per sample and twice that per /metrics scrape; the batch walk of the 16,384
 // slots is a few syscalls of 1,024 entries.
 
-import { decodeRateLimitBucket, decodeTargetStats, type TargetStats } from '../core/abi.js';
+import { decodeRateLimitBucket, decodeTargetStats, sumTargetStats, type TargetStats } from '../core/abi.js';
 import type { BpfMap } from './bpf-map.js';
 import type { DataPlane } from './data-plane.js';
 
@@ -51,16 +51,9 @@ export class TargetCounters {
   targetStats(targetId: number): TargetStats {
     const base = this.stats.offset(targetId);
     if (base < 0) return { ...ZERO_STATS };
-    const total: TargetStats = { ...ZERO_STATS };
-    for (let cpu = 0; cpu < this.stats.cpus; cpu++) {
-      const s = decodeTargetStats(this.stats.buffer, base + cpu * this.stats.stride);
-      total.packets += s.packets;
-      total.bytes += s.bytes;
-      total.newFlows += s.newFlows;
-      total.closedFlows += s.closedFlows;
-      total.failedConns += s.failedConns;
-    }
-    return total;
+    const slots: TargetStats[] = [];
+    for (let cpu = 0; cpu < this.stats.cpus; cpu++) slots.push(decodeTargetStats(this.stats.buffer, base + cpu * this.stats.stride));
+    return sumTargetStats(slots);
   }
 
   /** New flows the backend's rate-limit bucket refused (lb_rl_backend's `limited`, as readBackendBucket). */
