@@ -131,6 +131,11 @@ export function dropTaken(t: { fd: number; ino: number }): boolean {
 export function endHolder(instance: string): boolean {
   const rec = liveHolder(instance);
   rmSync(recordPath(instance), { force: true });
+  return endRecorded(rec);
+}
+
+/** Kills a recorded keeper process (liveRecord's answer); false when there was none to end. */
+export function endRecorded(rec: HolderRecord | undefined): boolean {
   if (!rec) return false;
   try {
     process.kill(rec.pid, 'SIGKILL');

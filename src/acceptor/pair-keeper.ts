@@ -13,7 +13,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../package-root.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
-import { liveRecord, startTime, type HolderRecord } from './holder.js';
+import { endRecorded, liveRecord, startTime, type HolderRecord } from './holder.js';
 import { closeFd, connectSeqpacket, listenSeqpacket, receiveMessage, sendMessage } from './unix-fds.js';
 
 /** How long a send or receive to the keeper may block the daemon. */
@@ -114,11 +114,5 @@ export function endPairKeeper(instance: string): boolean {
   const rec = liveRecord(recordPath(instance), pairKeeperArgv0(instance));
   rmSync(recordPath(instance), { force: true });
   rmSync(socketPath(instance), { force: true });
-  if (!rec) return false;
-  try {
-    process.kill(rec.pid, 'SIGKILL');
-  } catch {
-    return false;
-  }
-  return true;
+  return endRecorded(rec);
 }
