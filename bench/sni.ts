@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { ManagedProcess, execIn, waitUntil } from '../src/sandbox/index.js';
 import { endHolder } from '../src/acceptor/holder.js';
+import { endPairKeeper } from '../src/acceptor/pair-keeper.js';
 import { DataPlane, instanceDir } from '../src/dataplane/index.js';
 import { runDir } from '../src/state/run-dir.js';
 import { BenchError } from './lib/errors.js';
@@ -280,8 +281,10 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     for (const p of procs.reverse()) await p.stop(3000).catch(() => undefined);
     for (const ns of [CLIENT, LB]) { try { sh(['ip', 'netns', 'del', ns]); } catch { /* already gone */ } }
     if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-    // As lb down: the daemon leaves its socket holder running for a restart (src/acceptor/holder.ts).
+    // As lb down: the daemon leaves its socket holder and its pair keeper (the kernel relay's)
+    // running for a restart (src/acceptor/holder.ts, pair-keeper.ts).
     endHolder(instance);
+    endPairKeeper(instance);
     rmSync(runDir(instance), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }

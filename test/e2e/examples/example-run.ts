@@ -17,6 +17,7 @@ import { readLive } from '../../../src/state/live.js';
 import type { LogicalState } from '../../../src/core/state.js';
 import { runDir } from '../../../src/state/run-dir.js';
 import { endHolder } from '../../../src/acceptor/holder.js';
+import { endPairKeeper } from '../../../src/acceptor/pair-keeper.js';
 import { ROOT, runCliAsync, type CliResult } from '../../lib/cli.js';
 import { DaemonProcess, lbStatus, waitForStatus } from '../lib/daemon.js';
 import type { Expectation } from './expectations.js';
@@ -335,15 +336,17 @@ export class ExampleRun {
     this.closed = true;
     try {
       if (this.daemon?.proc.running) await this.daemon.stop(5000);
-      // `lb down` in-process (the SNI acceptor's socket holder ended, then DataPlane.down, what the
-      // command runs), in the LB namespace where the interfaces are: detached there, every pin
-      // removed. Spares a CLI process per file.
+      // `lb down` in-process (the SNI acceptor's socket holder and pair keeper ended, then
+      // DataPlane.down, what the command runs), in the LB namespace where the interfaces are:
+      // detached there, every pin removed. Spares a CLI process per file.
       endHolder(this.instance);
+      endPairKeeper(this.instance);
       if (this.topo && existsSync(instanceDir(this.instance))) withNetns(this.topo.lbNs, () => DataPlane.down(this.instance));
       await this.topo?.destroy();
     } finally {
       this.daemon?.proc.killSync();
       endHolder(this.instance);
+      endPairKeeper(this.instance);
       this.topo?.destroySync();
       if (existsSync(instanceDir(this.instance))) DataPlane.down(this.instance);
       rmSync(runDir(this.instance), { recursive: true, force: true });
