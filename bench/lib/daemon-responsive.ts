@@ -58,13 +58,18 @@ function mainThreadCpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const PROBE = `
+/**
+ * For a probe script run with `node --input-type=module -e`: `get(path)` asks the daemon's ops
+ * endpoint on 127.0.0.1:`port` (a variable the script defines first) with a connection of its own,
+ * and resolves with the wait, the status code and the body.
+ */
+export function probeGetSource(timeoutMs: number): string {
+  return `
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-const [port, maxMs] = process.argv.slice(1);
 const get = (path) => new Promise((resolve, reject) => {
   const t0 = performance.now();
-  const req = http.get({ host: '127.0.0.1', port: Number(port), path, agent: false, timeout: 60000 }, (res) => {
+  const req = http.get({ host: '127.0.0.1', port: Number(port), path, agent: false, timeout: ${timeoutMs} }, (res) => {
     let body = '';
     res.setEncoding('utf8');
     res.on('data', (d) => { body += d; });
@@ -73,6 +78,11 @@ const get = (path) => new Promise((resolve, reject) => {
   req.on('timeout', () => req.destroy(new Error(path + ' timed out')));
   req.on('error', reject);
 });
+`;
+}
+
+const PROBE = `${probeGetSource(60_000)}
+const [port, maxMs] = process.argv.slice(1);
 let stop = false;
 process.stdin.on('data', () => { stop = true; });
 process.stdin.on('end', () => { stop = true; });

@@ -22,6 +22,7 @@ import { ensureBuilt } from '../lib/build.js';
 import { createNetns, deleteNetns, runCli } from '../lib/cli.js';
 import { DaemonProcess, waitForStatus } from './lib/daemon.js';
 import { proxiesYaml as benchProxiesYaml } from '../../bench/lib/proxies-yaml.js';
+import { probeGetSource } from '../../bench/lib/daemon-responsive.js';
 
 if (process.getuid?.() !== 0) throw new Error('daemon-scrape.test.ts must run as root: it loads BPF programs and creates network namespaces');
 
@@ -40,22 +41,9 @@ const proxiesYaml = (n: number, iface: string): string => benchProxiesYaml(n, 0,
 // SCRAPES times; per scrape, the /healthz requests sent after it and answered before it (a scrape
 // built in one task leaves none: the daemon reads the later requests only once it is done).
 // Bounded: 1,000,000 requests, SCRAPES scrapes, each request 120 s. Writes the last text to a file.
-const PROBE = `
-import http from 'node:http';
+const PROBE = `${probeGetSource(120_000)}
 import { writeFileSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 const [port, scrapes, textFile] = process.argv.slice(1);
-const get = (path) => new Promise((resolve, reject) => {
-  const t0 = performance.now();
-  const req = http.get({ host: '127.0.0.1', port: Number(port), path, agent: false, timeout: 120000 }, (res) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (d) => { body += d; });
-    res.on('end', () => resolve({ ms: performance.now() - t0, code: res.statusCode, body }));
-  });
-  req.on('timeout', () => req.destroy(new Error(path + ' timed out')));
-  req.on('error', reject);
-});
 await get('/metrics'); // resets the daemon's event-loop delay histogram
 let answers = 0;
 let maxWait = 0;
