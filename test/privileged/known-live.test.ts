@@ -172,16 +172,21 @@ function expectFromMaps(r: PlanRecord | undefined): void {
   expect(r!.view === 'refused' || r!.view === 'not offered').toBe(true);
 }
 
+/** The reconcile loop on the config file, with the recording engine; retries only when the test asks. */
+function newLoop(engine: KernelEngineOptions = {}, extra: { selfHeal?: boolean } = {}): InstanceType<typeof Reconciler> {
+  return new Reconciler({
+    instance, node: 'test', source: new FileSource({ path: configFile }), sourceInfo: { kind: 'file', url: configFile, ref: '', path: '' },
+    engine: recordingEngine(engine), retry: { initialMs: 3_600_000, maxMs: 3_600_000, jitter: 0 }, ...extra,
+  });
+}
+
 beforeAll(() => {
   ip(['netns', 'add', ns]);
   ip(['link', 'add', 'va0', 'netns', ns, 'type', 'veth', 'peer', 'name', 'vb0', 'netns', ns]);
   ip(['-n', ns, 'link', 'set', 'va0', 'up']);
   ip(['-n', ns, 'link', 'set', 'vb0', 'up']);
   leave = enterNetns(ns);
-  loop = new Reconciler({
-    instance, node: 'test', source: new FileSource({ path: configFile }), sourceInfo: { kind: 'file', url: configFile, ref: '', path: '' },
-    engine: recordingEngine(), retry: { initialMs: 3_600_000, maxMs: 3_600_000, jitter: 0 },
-  });
+  loop = newLoop();
 });
 
 afterAll(async () => {
@@ -342,10 +347,7 @@ describe('the daemon plans against what it applied while nothing moved', () => {
   it('the daemon\'s worker threads: the apply worker hands back where the maps stand, the next plan is made from memory', async () => {
     await loop!.stop();
     // Worker threads started from this thread are in the namespace too (a thread inherits it).
-    loop = new Reconciler({
-      instance, node: 'test', source: new FileSource({ path: configFile }), sourceInfo: { kind: 'file', url: configFile, ref: '', path: '' },
-      engine: recordingEngine({ worker: {} }), retry: { initialMs: 3_600_000, maxMs: 3_600_000, jitter: 0 },
-    });
+    loop = newLoop({ worker: {} });
     const first = await reconcile('workers first');
     expect(first.result).toBe('applied');
     expect(first.record).toMatchObject({ offered: false, liveFrom: 'maps' });
@@ -359,10 +361,7 @@ describe('the daemon plans against what it applied while nothing moved', () => {
   it('drift found and not healed: the loop stops offering what it knows, and the next plan reads the maps', async () => {
     // A loop that only reports drift (self-heal off), on the same instance: its first plan reads the maps.
     await loop!.stop();
-    loop = new Reconciler({
-      instance, node: 'test', source: new FileSource({ path: configFile }), sourceInfo: { kind: 'file', url: configFile, ref: '', path: '' },
-      engine: recordingEngine(), selfHeal: false, retry: { initialMs: 3_600_000, maxMs: 3_600_000, jitter: 0 },
-    });
+    loop = newLoop({}, { selfHeal: false });
     const first = await reconcile('quiet loop first');
     expect(first.result).toBe('applied');
     expect(first.record).toMatchObject({ offered: false, liveFrom: 'maps' });
