@@ -22,14 +22,15 @@ export type RelayEnd = 'closed' | 'reset' | 'idle';
 /** Longest pause between two looks at whether a peer took every byte before a FIN. */
 const FIN_POLL_MAX_MS = 50;
 /**
- * Bytes a spliced socket's psock may queue for its peer before the sender is diverted to Node (the
+ * Bytes a spliced socket's psock may queue for its peer before the pair is diverted to Node (the
  * kernel has no bound of its own: docs/sni.md); looked at every BACKLOG_LOOK_MS.
  */
 export const SPLICE_BACKLOG_MAX = 4 * 1024 * 1024;
 const BACKLOG_LOOK_MS = 20;
 /**
- * 'hold': a spliced sender diverted (its bytes wait in its own receive queue); 'release': its peer
- * drained and Node relays that direction from then on. With the socket (for tests and logs).
+ * 'hold': a spliced socket diverted (its bytes wait in its own psock; both of a pair's sockets are
+ * diverted at once); 'release': its peer drained and Node relays that direction from then on. With
+ * the socket (for tests and logs).
  */
 export const spliceEvents = new EventEmitter();
 
@@ -185,16 +186,27 @@ interface Held {
 }
 
 /**
- * Backpressure for a spliced pair: when the bytes queued for a peer pass SPLICE_BACKLOG_MAX, the
- * sender is diverted (splice.ts: its bytes wait in its own receive queue, TCP's window closes)
- * until the peer's TCP took every queued byte; then Node relays that direction, with stream.pipe's
- * backpressure. The cheap look (two map reads) bounds the backlog from above with the peer's last
- * measured queue; only past the bound does it ask the peer's socket.
+ * Backpressure for a spliced pair: when the bytes queued for a peer pass SPLICE_BACKLOG_MAX, both
+ * sockets are diverted (splice.ts: their bytes wait in their own psocks) and each direction waits
+ * until the socket it goes to took every byte the kernel queued for it; then Node relays that
+ * direction, with stream.pipe's backpressure. The pair is Node's from then on. The cheap look (two
+ * map reads) bounds the backlog from above with the peer's last measured queue; only past the
+ * bound does it ask the peer's socket.
  */
 function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket, read: (s: Socket) => number): Held {
   const waiting = new Set<Socket>();
   const diverted = new Map<Socket, number>();
   const queued = new Map<Socket, number>([[client, 0], [backend, 0]]);
+  const divertSide = (side: Socket): void => {
+    if (diverted.has(side) || side.readableEnded || side.destroyed) return;
+    // Before divert(): Node reads nothing of `side` until then (the verdict redirects it all).
+    const before = read(side);
+    if (pair.divert(side)) {
+      diverted.set(side, before);
+      waiting.add(side);
+      spliceEvents.emit('hold', side);
+    }
+  };
   const timer = setInterval(() => {
     const m = pair.moved();
     for (const [from, to, sent] of [[client, backend, m.up], [backend, client, m.down]] as const) {
@@ -210,15 +222,10 @@ function watchBacklog(pair: SplicedPair, client: Socket, backend: Socket, read: 
       const backlog = pair.backlog(to);
       if (backlog < 0) continue;
       queued.set(to, to.bytesWritten + sent - backlog);
-      if (backlog > SPLICE_BACKLOG_MAX) {
-        // Before divert(): Node reads nothing of `from` until then (the verdict redirects it all).
-        const before = read(from);
-        if (pair.divert(from)) {
-          diverted.set(from, before);
-          waiting.add(from);
-          spliceEvents.emit('hold', from);
-        }
-      }
+      // Both directions leave the kernel at once: a socket whose own bytes the verdict passes
+      // while bytes redirected to it still wait in the same psock queue corrupted streams
+      // (docs/sni.md), and that is what diverting one direction of a busy pair does.
+      if (backlog > SPLICE_BACKLOG_MAX) for (const side of [from, to]) divertSide(side);
     }
     if (diverted.size === 2 && waiting.size === 0) clearInterval(timer);
   }, BACKLOG_LOOK_MS);

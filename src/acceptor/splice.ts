@@ -28,7 +28,9 @@
 // was the 1 GiB echo's corruption under load. Instead divert() makes the verdict pass the
 // socket's bytes to its own psock (charged to its receive buffer: TCP's window closes while Node
 // does not read them); once the peer drained, Node reads and relays them (resume()), ahead of
-// nothing, as the kernel sends no more of that socket's bytes to the peer.
+// nothing, as the kernel sends no more of that socket's bytes to the peer. Both sockets of a pair
+// are diverted together: passed bytes queued in a psock between bytes still redirected to that
+// socket came back corrupted (repeats of 24 bytes to 128 KiB; docs/sni.md).
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import koffi from 'koffi';
@@ -156,8 +158,9 @@ export interface SplicedPair {
   backlog(to: Socket): number;
   /**
    * Backpressure for `from`'s bytes: Node stops reading it and the verdict passes what it receives
-   * to its own receive queue (charged to its buffer: TCP's window closes on its sender) instead of
-   * the peer. For good: the pair stays spliced the other way, this direction is Node's from now on.
+   * to its own receive queue (charged to its buffer when its psock has nothing else queued: TCP's
+   * window closes on its sender) instead of the peer. For good: this direction is Node's from now
+   * on. The relay diverts both sockets of a pair at once (relay.ts: watchBacklog).
    */
   divert(from: Socket): boolean;
   /** Bytes the verdict passed to `from` itself since divert(from). */

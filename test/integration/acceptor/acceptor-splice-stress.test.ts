@@ -3,7 +3,9 @@
 // (so the psocks' queues grow and the relay's backpressure acts many times), beside a busy loop
 // competing for the CPUs. Each stream is a sequence pattern (the 32-bit word at byte offset 4i is
 // i ^ seed), so a failure says at which offset bytes were lost, duplicated or reordered, and what
-// arrived instead. Needs root (BPF); fails, never skips, without it.
+// arrived instead. Three copies of this file at once found a divert's repeated bytes (docs/sni.md:
+// 5 of 27 file runs, before a divert took both sockets of a pair). Needs root (BPF); fails,
+// never skips, without it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
