@@ -262,15 +262,25 @@ export async function relayedPair(relay: RelayWorker, id: string, idleMs = 10 * 
   const servers = [b.server, f.server];
   const client = net.connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: true });
   const upstream = net.connect({ host: '127.0.0.1', port: b.port, allowHalfOpen: true });
-  await Promise.all([new Promise((r) => client.once('connect', r)), new Promise((r) => upstream.once('connect', r))]);
-  while (back === undefined || front === undefined) await new Promise((r) => setImmediate(r));
-  upstream.pause();
-  const frontFd = c().dup(fdOf(front));
-  const upFd = c().dup(fdOf(upstream));
-  if (frontFd < 0 || upFd < 0) throw new Error(`dup: errno ${koffi.errno()}`);
-  await Promise.all([front, upstream].map((s) => new Promise((r) => { s.once('close', r); s.destroy(); })));
-  await relay.add(id, frontFd, upFd, idleMs);
-  return { id, client, back: back!, front: frontFd, upstream: upFd, servers };
+  try {
+    await Promise.all([new Promise((r) => client.once('connect', r)), new Promise((r) => upstream.once('connect', r))]);
+    while (back === undefined || front === undefined) await new Promise((r) => setImmediate(r));
+    upstream.pause();
+    const frontFd = c().dup(fdOf(front));
+    const upFd = c().dup(fdOf(upstream));
+    await Promise.all([front, upstream].map((s) => new Promise((r) => { s.once('close', r); s.destroy(); })));
+    if (frontFd < 0 || upFd < 0) {
+      for (const fd of [frontFd, upFd]) if (fd >= 0) c().close(fd);
+      throw new Error(`dup: errno ${koffi.errno()}`);
+    }
+    // The relay owns both from here, also when add() fails.
+    await relay.add(id, frontFd, upFd, idleMs);
+    return { id, client, back: back!, front: frontFd, upstream: upFd, servers };
+  } catch (err) {
+    for (const s of [client, upstream, front, back]) s?.destroy();
+    for (const s of servers) s.close();
+    throw err;
+  }
 }
 
 export function removeDir(dir: string): void {

@@ -80,6 +80,22 @@ describe('the splice(2) pipe relay', () => {
     expect(await r.ended(id)).toEqual({ id, up: 64 * MiB, down: 64 * MiB, reason: 'closed' });
   });
 
+  it('relays 8 pairs at once, each byte for byte (one loop shares itself between pairs)', async () => {
+    const r = await relay();
+    const pairs = await Promise.all(Array.from({ length: 8 }, (_, i) => pair(r, `many${i}`)));
+    const results = await Promise.all(pairs.map(async ({ client, back }, i) => {
+      back.pipe(back);
+      const got = collect(client);
+      const sent = await send(client, 8 * MiB + i);
+      client.end();
+      return { sent, got: await got };
+    }));
+    results.forEach(({ sent, got }, i) => expect(got).toEqual({ length: 8 * MiB + i, sha: sent }));
+    for (const [i, p] of pairs.entries()) {
+      expect(await r.ended(p.id)).toEqual({ id: p.id, up: 8 * MiB + i, down: 8 * MiB + i, reason: 'closed' });
+    }
+  });
+
   it('passes a half-close from the client on, and the backend still sends after it', async () => {
     const r = await relay();
     const { id, client, back } = await pair(r, 'half-client');
