@@ -169,7 +169,7 @@ export class PipeRelay {
   private readonly watched = new Set<number>();
   /** Pairs whose pump stopped at its budget, not at an EAGAIN: pumped again by the next poll (no edge will come for them). */
   private readonly runnable = new Set<Pair>();
-  /** Ends not yet returned by poll (reset() and failures outside poll). */
+  /** Ends not yet returned by poll (those of reset()). */
   private pendingEnds: PairEnd[] = [];
   /** No idle deadline is before this (deadlines only move later with traffic): the pairs are scanned only then. */
   private nextIdleCheck = Infinity;
@@ -184,7 +184,8 @@ export class PipeRelay {
 
   /**
    * Takes ownership of both connected TCP sockets (set non-blocking here; closed by the relay when
-   * the pair ends, or here when this throws). up = client -> backend bytes.
+   * the pair ends). up = client -> backend bytes. A closed relay or an id already relayed throws
+   * before taking them; any later failure (descriptors, pipe quota) resets and closes them.
    */
   add(id: string, client: number, backend: number, idleMs: number): void {
     if (this.closed) throw new Error('the relay is closed');
