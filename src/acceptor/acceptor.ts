@@ -10,9 +10,12 @@ import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { Deadlines } from './deadlines.js';
+import { randomBytes } from 'node:crypto';
 import { relay, type RelayCounts, type RelayEnd } from './relay.js';
 import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
+import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
+import { handOff } from './hand-off.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -40,9 +43,9 @@ export interface AcceptorCounters {
   noBackend: number;
   connectFailed: number;
   relayed: number;
-  /** Relayed in the kernel (lb_splice), a subset of relayed. */
+  /** Relayed in the kernel (the splice relay in the pair keeper, or lb_splice), a subset of relayed. */
   spliced: number;
-  /** Spliced pairs a previous daemon left with the pair keeper, relayed again by this one. */
+  /** Pairs a previous daemon left with the pair keeper, counted and reported by this one. */
   adopted: number;
   active: number;
 }
@@ -86,8 +89,10 @@ export interface KeptConn {
   /** "proxy\u0000group" (Acceptor.routes) and "addr:port" (Acceptor.backends). */
   routeKey: string;
   backendKey: string;
-  /** Bytes of the hello replayed before the relay started. */
+  /** Bytes of the hello replayed before the relay started (with the splice relay: every byte up the daemon wrote). */
   replay: number;
+  /** With the splice relay: bytes down the daemon wrote before the hand-off. */
+  down?: number;
 }
 
 export interface AcceptorEvents {
@@ -114,8 +119,16 @@ export class Acceptor {
   private readonly open = new Set<Socket>();
   /** The relays running now, to leave kept pairs to the next daemon on close(). */
   private readonly relays = new Set<{ detach(): boolean }>();
-  /** The in-kernel relay (splice.ts); null: Node relays every connection. */
+  /** The sockmap relay (splice.ts); null: not used. */
   splicer: Splicer | null = null;
+  /** The splice relay: pairs handed to the pair keeper, which relays them (pipe-relay.ts); null: not used. */
+  private keeper: PairKeeper | null = null;
+  /** Pairs the keeper relays: id -> what their end is reported with. */
+  private readonly handed = new Map<string, Handed>();
+  private endsTimer: NodeJS.Timeout | undefined;
+  /** Ids unique across daemons (the keeper outlives this one): a random prefix and a sequence. */
+  private readonly idPrefix = randomBytes(6).toString('hex');
+  private seq = 0;
   /** Clients still sending their hello, and backends still connecting: one timer each, not one per connection. */
   private readonly helloDeadlines: Deadlines<Socket>;
   private readonly connectDeadlines: Deadlines<Socket>;
@@ -183,11 +196,67 @@ export class Acceptor {
    * without ending them); every other connection is closed.
    */
   async close(): Promise<void> {
+    // Pairs the keeper relays go on without this daemon; the next one reports their ends.
+    clearInterval(this.endsTimer);
     this.helloDeadlines.clear();
     this.connectDeadlines.clear();
     for (const r of this.relays) r.detach();
     for (const s of this.open) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * Relays with the splice relay from now on: each pair goes to `keeper` once its hello was
+   * replayed, and the keeper's reports of ends are read every ENDS_POLL_MS.
+   */
+  useKeeperRelay(keeper: PairKeeper): void {
+    this.keeper = keeper;
+    clearInterval(this.endsTimer);
+    this.endsTimer = setInterval(() => this.takeEnds(), ENDS_POLL_MS);
+    this.endsTimer.unref();
+  }
+
+  /** Reports the ends the keeper sent (now: tests, the daemon before it stops its event stream). */
+  takeEnds(): void {
+    if (!this.keeper) return;
+    for (const e of this.keeper.takeEnds()) this.relayedEnded(e);
+  }
+
+  /** A pair the keeper relays (handed over by a previous daemon): counted as open until its end comes. */
+  adoptRelayed(id: string, rec: KeptConn): void {
+    if (this.handed.has(id)) return;
+    const { info, route, load } = this.restore(rec);
+    this.counters.adopted++;
+    this.counters.active++;
+    load.active++;
+    // Its end is reported once, here: with what the daemon that opened it wrote itself.
+    this.handed.set(id, { info, route, replay: rec.replay, down: rec.down ?? 0, load });
+  }
+
+  private relayedEnded(e: RelayedEnd): void {
+    let h = this.handed.get(e.id);
+    if (!h) {
+      // Ended before this daemon listed it (between two daemons): reported from the keeper's record.
+      const rec = e.rec as KeptConn | null;
+      if (typeof rec !== 'object' || rec === null || typeof rec.info !== 'object') return;
+      this.adoptRelayed(e.id, rec);
+      h = this.handed.get(e.id)!;
+    }
+    this.handed.delete(e.id);
+    this.counters.active--;
+    h.load.active--;
+    const resetBy: AcceptorCloseReason | undefined = e.by === 'client' ? 'rst-client' : e.by === 'backend' ? 'rst-backend' : undefined;
+    this.ended(h.info, h.route, h.replay, { up: e.up, down: h.down + e.down }, e.reason, resetBy);
+  }
+
+  /** The acceptor's entries for a pair a previous daemon opened (its record). */
+  private restore(rec: KeptConn): { info: AcceptorConn; route: RouteCounters; load: BackendLoad } {
+    const info: AcceptorConn = { ...rec.info, acceptedNs: BigInt(rec.info.acceptedNs) };
+    const route = this.routes.get(rec.routeKey) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
+    this.routes.set(rec.routeKey, route);
+    const load = this.backends.get(rec.backendKey) ?? { attempts: 0, failed: 0, active: 0 };
+    this.backends.set(rec.backendKey, load);
+    return { info, route, load };
   }
 
   /** Accounts for a relay that ended and reports it. */
@@ -204,11 +273,7 @@ export class Acceptor {
    * Splicer.adopt on new sockets of its descriptors), as if this acceptor had connected it.
    */
   adopt(client: Socket, backend: Socket, pair: SplicedPair, rec: KeptConn): void {
-    const info: AcceptorConn = { ...rec.info, acceptedNs: BigInt(rec.info.acceptedNs) };
-    const route = this.routes.get(rec.routeKey) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
-    this.routes.set(rec.routeKey, route);
-    const load = this.backends.get(rec.backendKey) ?? { attempts: 0, failed: 0, active: 0 };
-    this.backends.set(rec.backendKey, load);
+    const { info, route, load } = this.restore(rec);
     this.counters.adopted++;
     this.counters.active++;
     load.active++;
@@ -231,6 +296,12 @@ export class Acceptor {
 
   private accept(client: Socket): void {
     const accepted = { ns: process.hrtime.bigint(), ms: Date.now() };
+    // Node's maxConnections counts the sockets this process holds; pairs the keeper relays count too.
+    if (this.handed.size > 0 && this.counters.active >= this.limits.maxConnections) {
+      this.counters.overLimit++;
+      client.resetAndDestroy();
+      return;
+    }
     this.counters.accepted++;
     this.counters.active++;
     this.open.add(client);
@@ -337,6 +408,20 @@ export class Acceptor {
       client.once('error', () => { resetBy ??= 'rst-client'; });
       upstream.once('error', () => { resetBy ??= 'rst-backend'; });
       const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: key, backendKey, replay: replay.length };
+      if (this.keeper) {
+        const id = `${this.idPrefix}.${++this.seq}`;
+        const keeper = this.keeper;
+        const handed = handOff(client, upstream, (fds, moved) => keeper.relay(id, fds, this.limits.idleTimeoutMs,
+          { ...rec, replay: rec.replay + moved.up, down: moved.down }));
+        if (handed) {
+          // The sockets' close here ended nothing (the keeper has them): still open, until the keeper's end.
+          this.counters.active++;
+          load.active++;
+          this.counters.spliced++;
+          this.handed.set(id, { info, route, replay: replay.length + handed.up, down: handed.down, load });
+          return;
+        }
+      }
       const r = relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
         this.relays.delete(r);
         this.ended(info, route, replay.length, counts, reason, resetBy);
@@ -348,6 +433,19 @@ export class Acceptor {
       client.resume();
     });
   }
+}
+
+/** How often the keeper's reports of relayed pairs' ends are read. */
+const ENDS_POLL_MS = 25;
+
+interface Handed {
+  info: AcceptorConn;
+  route: RouteCounters;
+  /** Bytes up the daemon wrote itself (the replayed hello and what Node had read with it). */
+  replay: number;
+  /** Bytes down the daemon wrote itself (what Node had read from the backend before the hand-off). */
+  down: number;
+  load: BackendLoad;
 }
 
 function addressKey(vip: string | null, port: number): string {

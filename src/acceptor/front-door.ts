@@ -18,6 +18,13 @@ import { PairKeeper } from './pair-keeper.js';
 import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
 
+export type RelayMode = 'splice' | 'kernel' | 'node';
+
+/** LB_SNI_RELAY's value as a mode; undefined (the default) for anything else. */
+export function relayMode(value: string | undefined): RelayMode | undefined {
+  return value === 'splice' || value === 'kernel' || value === 'node' ? value : undefined;
+}
+
 export interface FrontDoorOptions {
   instance: string;
   /** Where lb_sk_lookup.bpf.o is (default build/bpf of the package). */
@@ -29,11 +36,12 @@ export interface FrontDoorOptions {
   /** The spliced pairs a previous daemon left with the pair keeper: taken back, or why the keeper is not used. */
   onPairs?(p: { keeper: number; started: boolean; adopted: number; dropped: number } | { error: string }): void;
   /**
-   * 'node' (default): relay every byte in Node; 'kernel': splice relayed pairs in the kernel where
-   * it can (lb_splice). The kernel relay is opt-in: it cannot always hold a sender back (a slow
-   * reader of an echo lets the kernel take the other side's bytes without bound; docs/sni.md).
+   * 'splice' (default): the pair keeper relays each pair with splice(2) (pipe-relay.ts), outside
+   * the daemon; 'kernel': the sockmap relay (lb_splice), experimental: it cannot always hold a
+   * sender back (docs/sni.md); 'node': every byte in Node. Where the one asked for cannot run, Node
+   * relays (relayError says why).
    */
-  relay?: 'kernel' | 'node';
+  relay?: RelayMode;
 }
 
 export class FrontDoor {
@@ -42,6 +50,8 @@ export class FrontDoor {
   private starting: Promise<void> | undefined;
   private splicer: Splicer | null = null;
   private keeper: PairKeeper | null = null;
+  /** Whether the pair keeper relays (the splice relay). */
+  private splicing = false;
   /** Why the kernel relay is not used although asked for (its load or attach failed); null otherwise. */
   relayError: string | null = null;
 
@@ -51,9 +61,9 @@ export class FrontDoor {
     return this.acceptor?.counters;
   }
 
-  /** How connections are relayed, once started: in the kernel (lb_splice) or in Node. */
-  get relay(): 'kernel' | 'node' | undefined {
-    return this.acceptor ? (this.splicer ? 'kernel' : 'node') : undefined;
+  /** How connections are relayed, once started: by the pair keeper (splice), lb_splice (kernel) or Node. */
+  get relay(): RelayMode | undefined {
+    return this.acceptor ? (this.splicing ? 'splice' : this.splicer ? 'kernel' : 'node') : undefined;
   }
 
   get routeCounters(): Acceptor['routes'] | undefined {
@@ -85,6 +95,8 @@ export class FrontDoor {
 
   /** Publishes the connection records that wait for their batch (conn-events.ts). */
   flushEvents(): void {
+    // Ends the keeper reported since its last poll first: their records join this batch.
+    this.acceptor?.takeEnds();
     this.opts.events?.flush?.();
   }
 
@@ -108,15 +120,17 @@ export class FrontDoor {
    * Spliced pairs outlive the daemon with the pair keeper; the ones a previous daemon left there
    * are relayed again. Without a keeper (it cannot start or answer) pairs end with the daemon.
    */
-  private keepPairs(acceptor: Acceptor, splicer: Splicer): void {
+  private keepPairs(acceptor: Acceptor, splicer: Splicer | null): PairKeeper | null {
     try {
       const keeper = PairKeeper.open(this.opts.instance);
       this.keeper = keeper;
-      splicer.keeper = keeper;
+      if (splicer) splicer.keeper = keeper;
       const r = adoptKeptPairs(acceptor, splicer, keeper);
       this.opts.onPairs?.({ keeper: keeper.pid, started: keeper.started, ...r });
+      return keeper;
     } catch (err) {
       this.opts.onPairs?.({ error: (err as Error).message });
+      return null;
     }
   }
 
@@ -139,7 +153,16 @@ export class FrontDoor {
       this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason }
         : adopted ? { adopted: true, holder: taken.pid } : { adopted: false, reason: 'the held socket could not listen' });
       this.steering = steering;
-      if (this.opts.relay === 'kernel') {
+      const mode = this.opts.relay ?? 'splice';
+      if (mode === 'splice') {
+        // Without a keeper (it cannot start or answer) Node relays.
+        const keeper = this.keepPairs(acceptor, null);
+        if (keeper) {
+          acceptor.useKeeperRelay(keeper);
+          this.splicing = true;
+        } else this.relayError = 'the SNI pair keeper is not running';
+      }
+      if (mode === 'kernel') {
         // A kernel without sockmap stream verdicts (or a missing object) keeps the Node relay.
         try {
           this.splicer = Splicer.open(ensureInstanceDir(this.opts.instance), objectDir);

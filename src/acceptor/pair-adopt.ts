@@ -1,7 +1,9 @@
-// A daemon's start with the pairs a previous one left with the pair keeper (pair-keeper.ts): each
-// kept pair's descriptors become Node sockets again, the Splicer re-learns the pair from its
-// cookies (its entries stayed in the maps while the keeper held the sockets, and the verdict kept
-// relaying), and the acceptor relays it as its own: FIN hand-off, resets, idle timeout, counts.
+// A daemon's start with the pairs a previous one left with the pair keeper (pair-keeper.ts). A
+// pair the keeper relays (the splice relay) stays there; the acceptor counts it as open and reports
+// its end when the keeper does. A kept pair (the sockmap relay): its descriptors become Node
+// sockets again, the Splicer re-learns the pair from its cookies (its entries stayed in the maps
+// while the keeper held the sockets, and the verdict kept relaying), and the acceptor relays it as
+// its own: FIN hand-off, resets, idle timeout, counts.
 
 import net, { type Socket } from 'node:net';
 import type { Acceptor, KeptConn } from './acceptor.js';
@@ -29,14 +31,24 @@ function socketOn(fd: number): Socket | undefined {
   }
 }
 
-/** Takes every kept pair back; a pair that is no longer whole (gone from the maps, diverted, a bad record) is closed and dropped. */
-export function adoptKeptPairs(acceptor: Acceptor, splicer: Splicer, keeper: PairKeeper): { adopted: number; dropped: number } {
+/**
+ * Takes every kept pair back; a pair that is no longer whole (gone from the maps, diverted, a bad
+ * record, no splicer here to relay it) is closed and dropped. The pairs the keeper relays itself
+ * stay there: the acceptor counts them and reports their ends (Acceptor.adoptRelayed).
+ */
+export function adoptKeptPairs(acceptor: Acceptor, splicer: Splicer | null, keeper: PairKeeper): { adopted: number; dropped: number } {
   let adopted = 0;
   let dropped = 0;
-  for (const p of keeper.list()) {
+  const { kept, relayed } = keeper.list();
+  for (const r of relayed) {
+    if (!isKeptConn(r.rec)) continue;
+    acceptor.adoptRelayed(r.id, r.rec);
+    adopted++;
+  }
+  for (const p of kept) {
     const client = socketOn(p.fds[0]);
     const backend = socketOn(p.fds[1]);
-    const pair = client && backend && isKeptSplice(p.rec) && isKeptConn(p.rec.rec) ? splicer.adopt(client, backend, p.rec) : null;
+    const pair = splicer && client && backend && isKeptSplice(p.rec) && isKeptConn(p.rec.rec) ? splicer.adopt(client, backend, p.rec) : null;
     if (!pair || !client || !backend) {
       keeper.drop(p.id);
       client?.destroy();

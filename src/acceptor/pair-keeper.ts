@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../package-root.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { endRecorded, liveRecord, startTime, type HolderRecord } from './holder.js';
-import { closeFd, connectSeqpacket, listenSeqpacket, receiveMessage, sendMessage } from './unix-fds.js';
+import { closeFd, connectSeqpacket, listenSeqpacket, receiveMessage, receiveMessageNow, sendMessage } from './unix-fds.js';
 
 /** How long a send or receive to the keeper may block the daemon. */
 const TIMEOUT_MS = 2000;
@@ -31,9 +31,21 @@ const socketPath = (instance: string): string => join(runDir(instance), 'pair-ke
 /** A pair the keeper held: its two descriptors, now this process's to close, and the daemon's record of it. */
 export interface KeptPair { id: string; fds: [number, number]; rec: unknown }
 
+/** A pair the keeper relayed (the splice relay) and that ended: bytes each way (up: client to backend) and why. */
+export interface RelayedEnd { id: string; up: number; down: number; reason: 'closed' | 'reset' | 'idle'; by?: 'client' | 'backend'; rec: unknown }
+
+function isRelayedEnd(m: unknown): m is RelayedEnd & { op: 'end' } {
+  const e = m as Partial<RelayedEnd> & { op?: unknown } | null;
+  return e?.op === 'end' && typeof e.id === 'string' && typeof e.up === 'number' && typeof e.down === 'number'
+    && (e.reason === 'closed' || e.reason === 'reset' || e.reason === 'idle');
+}
+
 export class PairKeeper {
   /** After close(): the descriptor number may belong to another file by now, so nothing is sent. */
   private closed = false;
+
+  /** Ends the keeper sent while list() waited for its answer: takeEnds() returns them first. */
+  private readonly stashed: RelayedEnd[] = [];
 
   private constructor(private readonly fd: number, readonly pid: number, readonly started: boolean) {}
 
@@ -72,22 +84,56 @@ export class PairKeeper {
     return sendMessage(this.fd, { op: 'keep', id, rec }, fds);
   }
 
+  /**
+   * Hands the keeper both sockets of a pair to relay from now on (pipe-relay.ts): the caller then
+   * closes its own descriptors without ending the connection. False when the message could not be sent.
+   */
+  relay(id: string, fds: readonly [number, number], idleMs: number, rec: unknown): boolean {
+    if (this.closed) return false;
+    return sendMessage(this.fd, { op: 'relay', id, idleMs, rec }, fds);
+  }
+
+  /** The ends of relayed pairs the keeper reported since the last call, without waiting (also those of a previous daemon's pairs). */
+  takeEnds(): RelayedEnd[] {
+    const out = this.stashed.splice(0);
+    if (this.closed) return out;
+    for (let i = 0; i < LIST_MAX; i++) {
+      const got = receiveMessageNow(this.fd);
+      if (got === 'empty' || got === null) break;
+      for (const fd of got.fds) closeFd(fd);
+      if (isRelayedEnd(got.message)) out.push(endOf(got.message));
+    }
+    return out;
+  }
+
   /** The keeper closes its copies of the pair's sockets. */
   drop(id: string): boolean {
     if (this.closed) return false;
     return sendMessage(this.fd, { op: 'drop', id });
   }
 
-  /** Every pair the keeper holds, each with new descriptors of its sockets; throws when the keeper does not answer whole. */
-  list(): KeptPair[] {
+  /**
+   * Every pair the keeper holds (kept: with new descriptors of its sockets) and relays (records
+   * only); throws when the keeper does not answer whole.
+   */
+  list(): { kept: KeptPair[]; relayed: Array<{ id: string; rec: unknown }> } {
     if (this.closed || !sendMessage(this.fd, { op: 'list' })) throw new Error('the SNI pair keeper did not take the list request');
     const pairs: KeptPair[] = [];
+    const relayed: Array<{ id: string; rec: unknown }> = [];
     try {
       for (let i = 0; i < LIST_MAX; i++) {
         const got = receiveMessage(this.fd);
         if (!got) throw new Error('the SNI pair keeper stopped answering the list');
-        const m = got.message as { end?: unknown; id?: unknown; rec?: unknown } | null;
-        if (m?.end === true) return pairs;
+        const m = got.message as { end?: unknown; id?: unknown; rec?: unknown; relayed?: unknown } | null;
+        if (m?.end === true) return { kept: pairs, relayed };
+        if (isRelayedEnd(m)) {
+          this.stashed.push(endOf(m));
+          continue;
+        }
+        if (typeof m?.id === 'string' && m.relayed === true) {
+          relayed.push({ id: m.id, rec: m.rec });
+          continue;
+        }
         if (typeof m?.id !== 'string' || got.fds.length !== 2) {
           for (const fd of got.fds) closeFd(fd);
           continue;
@@ -109,9 +155,30 @@ export class PairKeeper {
   }
 }
 
-/** Ends the instance's keeper (its pairs' sockets close with it); false when none ran. */
+function endOf(m: RelayedEnd): RelayedEnd {
+  return { id: m.id, up: m.up, down: m.down, reason: m.reason, ...(m.by === 'client' || m.by === 'backend' ? { by: m.by } : {}), rec: m.rec };
+}
+
+/** How long `lb down` gives the keeper to reset its relayed pairs before it is killed. */
+const STOP_WAIT_MS = 2000;
+
+/**
+ * Ends the instance's keeper; false when none ran. Asked first to reset the pairs it relays (a
+ * process that dies closes its sockets with a FIN each: a cut stream would look whole), killed
+ * after STOP_WAIT_MS or when it does not answer; the pairs it only kept close with it.
+ */
 export function endPairKeeper(instance: string): boolean {
   const rec = liveRecord(recordPath(instance), pairKeeperArgv0(instance));
+  if (rec) {
+    try {
+      // Its receive times out after STOP_WAIT_MS; the keeper's exit ends it sooner (EOF).
+      const fd = connectSeqpacket(socketPath(instance), STOP_WAIT_MS);
+      if (sendMessage(fd, { op: 'stop' })) receiveMessage(fd);
+      closeFd(fd);
+    } catch {
+      // Not answering: killed below.
+    }
+  }
   rmSync(recordPath(instance), { force: true });
   rmSync(socketPath(instance), { force: true });
   return endRecorded(rec);

@@ -126,7 +126,11 @@ function splice(from: number, to: number, len: number): number {
 }
 
 export type PairEndReason = 'closed' | 'reset' | 'idle';
-export interface PairEnd { id: string; up: number; down: number; reason: PairEndReason }
+export interface PairEnd {
+  id: string; up: number; down: number; reason: PairEndReason;
+  /** For 'reset' by an error: the side whose socket failed (its peer sent the RST, or it was unreachable). */
+  by?: 'client' | 'backend';
+}
 
 /** One direction: src -> pipe (w) ... pipe (r) -> dst. */
 interface Way {
@@ -284,7 +288,7 @@ export class PipeRelay {
       // here rather than at the next splice tells an RST from an EOF: once the error is
       // consumed, a splice from a reset socket may answer 0 like a FIN.
       if ((flags & (EPOLLERR | EPOLLHUP)) !== 0 && this.soError(fd) !== 0) {
-        ended.push(this.end(pair, 'reset'));
+        ended.push(this.end(pair, 'reset', fd === pair.client ? 'client' : 'backend'));
         continue;
       }
       toPump.add(pair);
@@ -330,7 +334,8 @@ export class PipeRelay {
       let progress = false;
       for (const way of [pair.up, pair.down]) {
         const r = this.step(way);
-        if (r < 0) return this.end(pair, 'reset');
+        // The failed splice or shutdown may have been on either socket: the one with an error.
+        if (r < 0) return this.end(pair, 'reset', this.soError(pair.client) !== 0 ? 'client' : 'backend');
         if (r > 0) progress = true;
       }
       if (!progress) {
@@ -411,7 +416,7 @@ export class PipeRelay {
     c().close(fd);
   }
 
-  private end(pair: Pair, reason: PairEndReason): PairEnd {
+  private end(pair: Pair, reason: PairEndReason, by?: 'client' | 'backend'): PairEnd {
     pair.ended = true;
     this.pairs.delete(pair.id);
     this.runnable.delete(pair);
@@ -426,6 +431,6 @@ export class PipeRelay {
       c().close(way.r);
       c().close(way.w);
     }
-    return { id: pair.id, up: pair.up.bytes, down: pair.down.bytes, reason };
+    return { id: pair.id, up: pair.up.bytes, down: pair.down.bytes, reason, ...(by ? { by } : {}) };
   }
 }

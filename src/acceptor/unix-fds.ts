@@ -15,6 +15,8 @@ const SO_RCVTIMEO = 20;
 const SO_SNDTIMEO = 21;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
 const EINTR = 4;
 /** struct cmsghdr: cmsg_len (size_t), cmsg_level, cmsg_type (int); data follows at 16 on 64-bit Linux. */
 const CMSG_HEADER = 16;
@@ -111,8 +113,11 @@ export function acceptBlocking(fd: number): number {
   }
 }
 
-/** Sends one message with `fds` attached (the kernel holds them from now on); false when it failed. */
-export function sendMessage(fd: number, message: unknown, fds: readonly number[] = []): boolean {
+/**
+ * Sends one message with `fds` attached (the kernel holds them from now on); false when it failed.
+ * `dontWait`: fail at once rather than wait for room (a loop that must not stall on its reader).
+ */
+export function sendMessage(fd: number, message: unknown, fds: readonly number[] = [], dontWait = false): boolean {
   const data = Buffer.from(JSON.stringify(message));
   if (data.length > MAX_MESSAGE || fds.length > MAX_FDS) return false;
   let control: Buffer | null = null;
@@ -128,7 +133,7 @@ export function sendMessage(fd: number, message: unknown, fds: readonly number[]
     msg_control: control, msg_controllen: control ? control.length : 0, msg_flags: 0,
   };
   for (;;) {
-    const n = Number(c().sendmsg(fd, msg, MSG_NOSIGNAL));
+    const n = Number(c().sendmsg(fd, msg, MSG_NOSIGNAL | (dontWait ? MSG_DONTWAIT : 0)));
     if (n === data.length) return true;
     if (n >= 0 || koffi.errno() !== EINTR) return false;
   }
@@ -139,6 +144,24 @@ export function sendMessage(fd: number, message: unknown, fds: readonly number[]
  * the peer closed the connection, or an error (a timeout included).
  */
 export function receiveMessage(fd: number): { message: unknown; fds: number[] } | null {
+  const got = receive(fd, 0);
+  return got === 'empty' ? null : got;
+}
+
+/** receiveMessage without waiting: 'empty' when no message is there now. */
+export function receiveMessageNow(fd: number): { message: unknown; fds: number[] } | null | 'empty' {
+  return receive(fd, MSG_DONTWAIT);
+}
+
+/** accept4 for a listening socket that epoll reported readable (a connection waits); -1 on an error. */
+export function acceptReady(fd: number): number {
+  for (;;) {
+    const conn = c().accept4(fd, null, null, SOCK_CLOEXEC);
+    if (conn >= 0 || koffi.errno() !== EINTR) return conn;
+  }
+}
+
+function receive(fd: number, flags: number): { message: unknown; fds: number[] } | null | 'empty' {
   const data = Buffer.alloc(MAX_MESSAGE);
   const control = Buffer.alloc(64);
   const msg = {
@@ -147,9 +170,10 @@ export function receiveMessage(fd: number): { message: unknown; fds: number[] } 
   };
   let n: number;
   for (;;) {
-    n = Number(c().recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+    n = Number(c().recvmsg(fd, msg, MSG_CMSG_CLOEXEC | flags));
     if (n >= 0 || koffi.errno() !== EINTR) break;
   }
+  if (n < 0 && (flags & MSG_DONTWAIT) !== 0 && koffi.errno() === EAGAIN) return 'empty';
   if (n <= 0) return null;
   const fds: number[] = [];
   const controlLength = Number(msg.msg_controllen);

@@ -28,7 +28,7 @@ import { withConfigHook } from './config-hook.js';
 import { OpsServer } from '../observe/ops-server.js';
 import { healthLatencyObservations } from '../runtime/metrics.js';
 import { RuntimeService } from '../runtime/service.js';
-import { FrontDoor } from '../acceptor/front-door.js';
+import { FrontDoor, relayMode } from '../acceptor/front-door.js';
 import { frontDoorHook } from '../acceptor/daemon-hook.js';
 import { acceptorConnEvents } from '../acceptor/conn-events.js';
 import { withAcceptorLoad } from '../acceptor/runtime-sampler.js';
@@ -314,8 +314,8 @@ export class Daemon {
         onPairs: (p) => ('error' in p
           ? log.warn({ component: 'acceptor', error: p.error }, 'SNI pair keeper not used: spliced connections end with the daemon')
           : log.info({ component: 'acceptor', ...p }, 'SNI spliced pairs taken back from the pair keeper')),
-        // LB_SNI_RELAY=kernel splices relayed pairs in the kernel (opt-in, experimental: docs/sni.md).
-        ...(process.env['LB_SNI_RELAY'] === 'kernel' ? { relay: 'kernel' as const } : {}),
+        // LB_SNI_RELAY: splice (default), kernel (the sockmap relay, experimental) or node (docs/sni.md).
+        ...(relayMode(process.env['LB_SNI_RELAY']) ? { relay: relayMode(process.env['LB_SNI_RELAY']) } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).
       const runtime = opts.runtime ? undefined : new RuntimeService({

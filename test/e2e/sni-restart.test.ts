@@ -1,8 +1,10 @@
-// Established spliced connections across a restart of `lb daemon` (the kernel relay,
-// LB_SNI_RELAY=kernel; docs/sni.md): a TLS session through the VIP streams an echo both ways while
-// the daemon is stopped (SIGTERM) and started again, and another while it is killed (SIGKILL) and
-// started again; each pair stays spliced with the pair keeper meanwhile, the next daemon takes it
-// back, and the echo's SHA-256 matches what was sent. A connection opened while no daemon runs is
+// Established relayed connections across a restart of `lb daemon`, with each relay that outlives
+// it (docs/sni.md): the splice relay (the default: the pair keeper moves the bytes) and the
+// sockmap relay (LB_SNI_RELAY=kernel: the kernel moves them, the keeper holds the sockets). A TLS
+// session through the VIP streams an echo both ways while the daemon is stopped (SIGTERM) and
+// started again, and another while it is killed (SIGKILL) and started again; each pair stays with
+// the pair keeper meanwhile, the next daemon takes it over, and the echo's SHA-256 matches what
+// was sent. A connection opened while no daemon runs is
 // queued by the held listening socket and answered after the restart. `lb down` ends the keeper.
 // Needs root; traffic stays inside the namespaces created here.
 //
@@ -28,13 +30,7 @@ if (process.getuid?.() !== 0) {
   throw new Error('sni-restart.test.ts must run as root: it loads BPF programs and creates network namespaces');
 }
 
-// This file's daemons relay in the kernel (the variable is read by DaemonProcess's environment).
-process.env['LB_SNI_RELAY'] = 'kernel';
-
-const run = `${process.pid}${randomBytes(2).toString('hex')}`;
-const PAIR = { lb: `lbr${run}-lb`, client: `lbr${run}-c`, lbAddr: '10.232.1.1', clientAddr: '10.232.1.2' };
 const VIP = '10.232.9.10';
-const instance = `snr-${run}`;
 const BACKEND_PORT = 9451;
 const OPS_PORT = 19_181;
 const DIST = join(packageRoot(), 'dist', 'src', 'sandbox');
@@ -49,94 +45,102 @@ const STREAM = { bytes: 24 * MiB, paceMs: 20 };
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
 
-async function tlsClient(opts: { bytes?: number; paceMs?: number; timeoutMs?: number } = {}): Promise<ClientResult> {
-  const argv = [process.execPath, join(DIST, 'tls-client.js'), '--host', VIP, '--port', '443', '--servername', 'api.example.com',
-    '--bytes', String(opts.bytes ?? 0), '--timeout-ms', String(opts.timeoutMs ?? 20_000), ...(opts.paceMs ? ['--pace-ms', String(opts.paceMs)] : [])];
-  const r = await execIn(PAIR.client, argv, { timeoutMs: 200_000 });
-  return (JSON.parse(r.stdout) as { results: ClientResult[] }).results[0]!;
-}
+for (const relay of ['splice', 'kernel'] as const) {
+  const run = `${process.pid}${randomBytes(2).toString('hex')}`;
+  const PAIR = { lb: `lbr${run}-lb`, client: `lbr${run}-c`, lbAddr: '10.232.1.1', clientAddr: '10.232.1.2' };
+  const instance = `snr-${run}`;
 
-function pairKeeperPid(): number | undefined {
-  try {
-    return (JSON.parse(readFileSync(join(runDir(instance), 'pair-keeper.json'), 'utf8')) as { pid: number }).pid;
-  } catch {
-    return undefined;
+  async function tlsClient(opts: { bytes?: number; paceMs?: number; timeoutMs?: number } = {}): Promise<ClientResult> {
+    const argv = [process.execPath, join(DIST, 'tls-client.js'), '--host', VIP, '--port', '443', '--servername', 'api.example.com',
+      '--bytes', String(opts.bytes ?? 0), '--timeout-ms', String(opts.timeoutMs ?? 20_000), ...(opts.paceMs ? ['--pace-ms', String(opts.paceMs)] : [])];
+    const r = await execIn(PAIR.client, argv, { timeoutMs: 200_000 });
+    return (JSON.parse(r.stdout) as { results: ClientResult[] }).results[0]!;
   }
-}
 
-describe('established spliced connections across a daemon restart', () => {
-  let dir = '';
-  let backend: ManagedProcess | undefined;
-  let daemon: DaemonProcess | undefined;
-  const daemonArgs = (): string[] => ['--config', join(dir, 'lb.yaml'), '--poll', '1h', '--ops-listen', `127.0.0.1:${OPS_PORT}`];
-  const spliced = async (): Promise<number> => metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'spliced' }) ?? NaN;
-
-  const startDaemon = async (): Promise<DaemonProcess> => {
-    const d = new DaemonProcess(PAIR.lb, instance, daemonArgs());
-    await d.started();
-    await d.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the acceptor to serve', 30_000);
-    return d;
-  };
-
-  beforeAll(async () => {
-    ensureBuilt();
-    dir = mkdtempSync(join(tmpdir(), 'lb-snr-'));
-    createLbClientPair(PAIR);
-    sh(['ip', '-n', PAIR.client, 'route', 'add', `${VIP}/32`, 'via', PAIR.lbAddr]);
-    sh(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-      '-subj', '/CN=api', '-keyout', join(dir, 'api.key'), '-out', join(dir, 'api.crt')]);
-    backend = new ManagedProcess(['ip', 'netns', 'exec', PAIR.lb, process.execPath, join(DIST, 'tls-backend.js'), '--name', 'api', '--port', String(BACKEND_PORT),
-      '--cert', join(dir, 'api.crt'), '--key', join(dir, 'api.key'), '--exit-with-parent'], { label: 'tls api' });
-    await backend.waitForOutput(/"ready":true/, 10_000);
-    writeFileSync(join(dir, 'lb.yaml'), `proxies:
-  - name: tls
-    listen: {interfaces: [eth0], port: 443, address: ${VIP}}
-    default-target: {ip: 127.0.0.1, port: ${BACKEND_PORT}}
-    sni-routes:
-      - {sni-hostname: api.example.com, target: {ip: 127.0.0.1, port: ${BACKEND_PORT}}}
-`);
-    daemon = await startDaemon();
-    expect(daemon.logs().find((l) => l.msg === 'SNI acceptor serving')).toMatchObject({ relay: 'kernel' });
-  }, 120_000);
-
-  afterAll(async () => {
+  function pairKeeperPid(): number | undefined {
     try {
-      await daemon?.stop(5000).catch(() => undefined);
-      await backend?.stop(2000).catch(() => undefined);
-    } finally {
-      destroyLbClientPair(PAIR, instance);
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      expect(existsSync(instanceDir(instance))).toBe(false);
+      return (JSON.parse(readFileSync(join(runDir(instance), 'pair-keeper.json'), 'utf8')) as { pid: number }).pid;
+    } catch {
+      return undefined;
     }
-  });
-
-  for (const how of ['SIGTERM', 'SIGKILL'] as const) {
-    it(`keeps a streaming TLS echo whole across a ${how} restart, and answers a connection opened while no daemon runs`, async () => {
-      const before = await spliced();
-      const keeper = pairKeeperPid();
-      expect(keeper, 'the daemon started a pair keeper').toBeDefined();
-      const stream = tlsClient({ ...STREAM, timeoutMs: 150_000 });
-      // The restart happens once the stream's pair is spliced (the counter), while it streams.
-      await waitUntil(async () => (await spliced()) > before, { timeoutMs: 30_000, intervalMs: 50, what: 'the stream to be spliced' });
-      if (how === 'SIGTERM') await daemon!.stop(10_000);
-      else await daemon!.kill9();
-      // Opened while no daemon runs: queued on the held listening socket.
-      const gap = tlsClient({ bytes: 64 * 1024, timeoutMs: 60_000 });
-      daemon = await startDaemon();
-      expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the stream was taken back')
-        .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
-      const [s, g] = await Promise.all([stream, gap]);
-      expect(s, JSON.stringify(s)).toMatchObject({ cn: 'api', echoOk: true, echoed: STREAM.bytes });
-      expect(g, JSON.stringify(g)).toMatchObject({ cn: 'api', echoOk: true });
-      expect(pairKeeperPid(), 'the same keeper').toBe(keeper);
-    }, 200_000);
   }
 
-  it('lb down ends the pair keeper', async () => {
-    await daemon!.stop(10_000);
-    const down = runCli(['--instance', instance, 'down'], { ns: PAIR.lb, timeoutMs: 60_000 });
-    expect(down.code, down.stderr).toBe(0);
-    expect(down.stdout).toContain('Ended the SNI acceptor\'s pair keeper');
-    daemon = undefined;
+  describe(`established relayed connections across a daemon restart (${relay} relay)`, () => {
+    let dir = '';
+    let backend: ManagedProcess | undefined;
+    let daemon: DaemonProcess | undefined;
+    const daemonArgs = (): string[] => ['--config', join(dir, 'lb.yaml'), '--poll', '1h', '--ops-listen', `127.0.0.1:${OPS_PORT}`];
+    const spliced = async (): Promise<number> => metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'spliced' }) ?? NaN;
+
+    const startDaemon = async (): Promise<DaemonProcess> => {
+      const d = new DaemonProcess(PAIR.lb, instance, daemonArgs());
+      await d.started();
+      await d.waitForLog((l) => l.msg === 'SNI acceptor serving', 'the acceptor to serve', 30_000);
+      return d;
+    };
+
+    beforeAll(async () => {
+      // Read by DaemonProcess's environment when it starts a daemon.
+      process.env['LB_SNI_RELAY'] = relay;
+      ensureBuilt();
+      dir = mkdtempSync(join(tmpdir(), 'lb-snr-'));
+      createLbClientPair(PAIR);
+      sh(['ip', '-n', PAIR.client, 'route', 'add', `${VIP}/32`, 'via', PAIR.lbAddr]);
+      sh(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+        '-subj', '/CN=api', '-keyout', join(dir, 'api.key'), '-out', join(dir, 'api.crt')]);
+      backend = new ManagedProcess(['ip', 'netns', 'exec', PAIR.lb, process.execPath, join(DIST, 'tls-backend.js'), '--name', 'api', '--port', String(BACKEND_PORT),
+        '--cert', join(dir, 'api.crt'), '--key', join(dir, 'api.key'), '--exit-with-parent'], { label: 'tls api' });
+      await backend.waitForOutput(/"ready":true/, 10_000);
+      writeFileSync(join(dir, 'lb.yaml'), `proxies:
+    - name: tls
+      listen: {interfaces: [eth0], port: 443, address: ${VIP}}
+      default-target: {ip: 127.0.0.1, port: ${BACKEND_PORT}}
+      sni-routes:
+        - {sni-hostname: api.example.com, target: {ip: 127.0.0.1, port: ${BACKEND_PORT}}}
+  `);
+      daemon = await startDaemon();
+      expect(daemon.logs().find((l) => l.msg === 'SNI acceptor serving')).toMatchObject({ relay });
+    }, 120_000);
+
+    afterAll(async () => {
+      try {
+        await daemon?.stop(5000).catch(() => undefined);
+        await backend?.stop(2000).catch(() => undefined);
+      } finally {
+        destroyLbClientPair(PAIR, instance);
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        expect(existsSync(instanceDir(instance))).toBe(false);
+      }
+    });
+
+    for (const how of ['SIGTERM', 'SIGKILL'] as const) {
+      it(`keeps a streaming TLS echo whole across a ${how} restart, and answers a connection opened while no daemon runs`, async () => {
+        const before = await spliced();
+        const keeper = pairKeeperPid();
+        expect(keeper, 'the daemon started a pair keeper').toBeDefined();
+        const stream = tlsClient({ ...STREAM, timeoutMs: 150_000 });
+        // The restart happens once the stream's pair is spliced (the counter), while it streams.
+        await waitUntil(async () => (await spliced()) > before, { timeoutMs: 30_000, intervalMs: 50, what: 'the stream to be spliced' });
+        if (how === 'SIGTERM') await daemon!.stop(10_000);
+        else await daemon!.kill9();
+        // Opened while no daemon runs: queued on the held listening socket.
+        const gap = tlsClient({ bytes: 64 * 1024, timeoutMs: 60_000 });
+        daemon = await startDaemon();
+        expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the stream was taken back')
+          .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
+        const [s, g] = await Promise.all([stream, gap]);
+        expect(s, JSON.stringify(s)).toMatchObject({ cn: 'api', echoOk: true, echoed: STREAM.bytes });
+        expect(g, JSON.stringify(g)).toMatchObject({ cn: 'api', echoOk: true });
+        expect(pairKeeperPid(), 'the same keeper').toBe(keeper);
+      }, 200_000);
+    }
+
+    it('lb down ends the pair keeper', async () => {
+      await daemon!.stop(10_000);
+      const down = runCli(['--instance', instance, 'down'], { ns: PAIR.lb, timeoutMs: 60_000 });
+      expect(down.code, down.stderr).toBe(0);
+      expect(down.stdout).toContain('Ended the SNI acceptor\'s pair keeper');
+      daemon = undefined;
+    });
   });
-});
+}

@@ -84,7 +84,7 @@ describe('the SNI pair keeper', () => {
     cleanups.push(() => next.close());
     expect(next.started).toBe(false);
     expect(next.pid).toBe(keeper.pid);
-    const listed = next.list();
+    const listed = next.list().kept;
     expect(listed.map((p) => ({ id: p.id, rec: p.rec }))).toEqual([{ id: 'pair-1', rec: { note: 'one' } }]);
     for (const fd of listed[0]!.fds) expect(fstatSync(fd).isSocket()).toBe(true);
 
@@ -96,7 +96,7 @@ describe('the SNI pair keeper', () => {
     expect(next.drop('pair-1')).toBe(true);
     for (const fd of listed[0]!.fds) closeFd(fd);
     await Promise.all([clientGone, backGone]);
-    expect(next.list()).toEqual([]);
+    expect(next.list()).toEqual({ kept: [], relayed: [] });
   });
 
   it('ends the keeper on lb down', async () => {
@@ -151,6 +151,6 @@ describe('the SNI pair keeper', () => {
     expect(got.digest('hex')).toBe(sent.digest('hex'));
     await waitUntil(() => a2.counters.active === 0, { timeoutMs: 10_000, intervalMs: 10, what: 'the adopted pair to end' });
     expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
-    expect(next.list(), 'the keeper let the pair go when it ended').toEqual([]);
+    expect(next.list(), 'the keeper let the pair go when it ended').toEqual({ kept: [], relayed: [] });
   });
 });
