@@ -25,7 +25,7 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
   await withInstanceLock(options.instance, () => {
     // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
     if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
-    if (endPairKeeper(options.instance)) lines.push('Ended the SNI acceptor\'s pair keeper (its spliced connections close).');
+    if (endPairKeeper(options.instance)) lines.push('Ended the SNI acceptor\'s pair keeper (the connections it relayed or kept close).');
     const routes = removeLocalRoutes(options.instance);
     if (routes.length > 0) lines.push(`Removed the SNI acceptor's local routes (${routes.join(', ')}).`);
     const r = DataPlane.down(options.instance);
