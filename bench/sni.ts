@@ -1,16 +1,23 @@
 // SNI routing against HAProxy (Debian's haproxy, TCP mode routing on req.ssl_sni), same topology,
 // same run: a client namespace, a balancer namespace holding both proxies and the backends on its
-// loopback. lb serves VIP:443 through `lb daemon`'s acceptor (lb_sk_lookup, then the relay spliced
-// in the kernel: lb_splice), HAProxy VIP:4443 (the VIP is local there through lb's local route);
-// then the daemon again with LB_SNI_RELAY=node (every byte through Node's stream.pipe: the
-// fallback, and the plain user-space relay to compare the splice with). Figures:
+// loopback. lb serves VIP:443 through `lb daemon`'s acceptor (lb_sk_lookup), HAProxy VIP:4443 (the
+// VIP is local there through lb's local route). lb is measured with each of its three relays, the
+// daemon restarted between them (LB_SNI_RELAY):
+// - lb: the default splice relay: the acceptor hands both sockets to the pair keeper process,
+//   which moves the bytes with splice(2) through a pipe per direction (pipe-relay.ts);
+// - lb-sockmap: LB_SNI_RELAY=kernel, the sockmap relay (lb_splice's sk_skb verdict, experimental);
+// - lb-node: LB_SNI_RELAY=node, every byte through Node's stream.pipe in the daemon.
+// Each relay's rounds alternate with HAProxy's, and each is compared with the HAProxy rounds of
+// its own block (other work on the machine shifts every figure over the minutes of a run).
+// Figures:
 // - new TLS connections/s: full handshakes (Node tls client, 32 at a time) to a TLS backend, and
 //   the proxy's CPU per connection (user + system, and user alone);
 // - bulk throughput, 1 and 16 streams: a real ClientHello then raw bytes to a discarding
 //   backend, so the proxies' relay is measured, not TLS crypto;
-// - CPU seconds of the proxy process (the daemon / haproxy) per GB relayed, and of the whole
-//   machine (every CPU's busy time: the spliced bytes are moved in softirq and kworkers, which no
-//   process's time shows; clients and sink are the same for every proxy).
+// - CPU seconds of the proxy per GB relayed, and of the whole machine (every CPU's busy time: the
+//   sockmap relay moves the bytes in softirq and kworkers, which no process's time shows; clients
+//   and sink are the same for every proxy). lb's CPU is the daemon's plus the pair keeper's (with
+//   the splice relay the keeper moves the bytes, not the daemon); HAProxy's is its one process.
 // Both share the machine's CPUs with the clients and backends (2 on the reference machine).
 
 import { execFileSync } from 'node:child_process';
@@ -19,11 +26,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.js';
 import { ManagedProcess, execIn, waitUntil } from '../src/sandbox/index.js';
-import { endHolder } from '../src/acceptor/holder.js';
-import { endPairKeeper } from '../src/acceptor/pair-keeper.js';
+import { endHolder, liveRecord } from '../src/acceptor/holder.js';
+import { endPairKeeper, pairKeeperArgv0 } from '../src/acceptor/pair-keeper.js';
 import { DataPlane, instanceDir } from '../src/dataplane/index.js';
 import { runDir } from '../src/state/run-dir.js';
 import { BenchError } from './lib/errors.js';
+import { formatNumber } from './report.js';
 import { median, ratio } from './lib/stats.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
@@ -100,7 +108,16 @@ function machineCpuSeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
-type Who = 'lb' | 'lb-node' | 'haproxy';
+type Relay = 'splice' | 'kernel' | 'node';
+type LbWho = 'lb' | 'lb-sockmap' | 'lb-node';
+type Who = LbWho | 'haproxy';
+/** lb's variants, in the order of their blocks, and the LB_SNI_RELAY each runs with (undefined: not set, the default). */
+const VARIANTS: ReadonlyArray<{ who: LbWho; relay: Relay; env: string | undefined }> = [
+  { who: 'lb', relay: 'splice', env: undefined },
+  { who: 'lb-sockmap', relay: 'kernel', env: 'kernel' },
+  { who: 'lb-node', relay: 'node', env: 'node' },
+];
+const WHOS: readonly Who[] = ['lb', 'lb-sockmap', 'lb-node', 'haproxy'];
 
 export function haproxyConfig(vip: string, port: number, backend: number, sink: number): string {
   return `global
@@ -166,123 +183,184 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     sni-routes:
       - {sni-hostname: api.example.com, target: {ip: 127.0.0.1, port: ${SINK_BACKEND}}}
 `);
-    // The daemon, relaying in the kernel (the default) or in Node; the serving log names the relay.
-    const startDaemon = async (relay: 'kernel' | 'node'): Promise<ManagedProcess> => {
-      const p = new ManagedProcess(['nsenter', `--net=/run/netns/${LB}`, process.execPath, ...(relay === 'node' ? prof : []), join(root, 'dist', 'src', 'cli', 'main.js'), '--instance', instance, 'daemon',
-        '--config', join(dir, 'lb.yaml'), '--poll', '1h', '--work-dir', join(dir, 'work')], { label: `lb daemon (${relay})`, env: { ...process.env, LB_SNI_RELAY: relay } });
+    // The daemon with one relay; the serving log names the relay it uses (a relay that cannot run
+    // falls back to Node, which would measure the wrong thing).
+    const startDaemon = async (v: (typeof VARIANTS)[number]): Promise<ManagedProcess> => {
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      // The default relay is measured as the default: LB_SNI_RELAY unset, not set to splice.
+      if (v.env === undefined) delete env.LB_SNI_RELAY;
+      else env.LB_SNI_RELAY = v.env;
+      const p = new ManagedProcess(['nsenter', `--net=/run/netns/${LB}`, process.execPath, ...(v.relay === 'node' ? prof : []), join(root, 'dist', 'src', 'cli', 'main.js'), '--instance', instance, 'daemon',
+        '--config', join(dir, 'lb.yaml'), '--poll', '1h', '--work-dir', join(dir, 'work')], { label: `lb daemon (${v.who}, relay ${v.relay})`, env });
       procs.push(p);
       await p.waitForOutput(/"msg":"SNI acceptor serving"/, 20_000);
-      if (!p.stdout.includes(`"relay":"${relay}"`)) throw new BenchError(`lb daemon: asked to relay in ${relay}, its log says otherwise: ${p.stdout.slice(-800)}`);
+      if (!p.stdout.includes(`"relay":"${v.relay}"`)) throw new BenchError(`lb daemon: asked to relay with ${v.relay}, its log says otherwise: ${p.stdout.slice(-800)}`);
       return p;
     };
-    let daemon = await startDaemon('kernel');
+    // The pair keeper's pid (the splice relay's byte mover), from its record; it outlives daemon
+    // restarts, so the one a block measures is read after that block's daemon started.
+    const keeperPid = (): number | undefined => liveRecord(join(runDir(instance), 'pair-keeper.json'), pairKeeperArgv0(instance))?.pid;
     writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(VIP, HAPROXY_PORT, TLS_BACKEND, SINK_BACKEND));
-    const haproxy = new ManagedProcess(['ip', 'netns', 'exec', LB, 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], { label: 'haproxy' });
-    procs.push(haproxy);
-    await waitUntil(async () => (await execIn(CLIENT, ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/${HAPROXY_PORT}`], { allowFailure: true, timeoutMs: 2000 })).code === 0 || undefined,
-      { timeoutMs: 20_000, intervalMs: 200, what: `haproxy to listen (${haproxy.stderr.slice(-500)})` });
-    // The proxy's own pid: `ip netns exec` execs it, so the ManagedProcess pid is the process itself.
-    const pids: Record<Who, number> = { lb: daemon.pid!, 'lb-node': 0, haproxy: haproxy.pid! };
+    let haproxy: ManagedProcess | undefined;
     // A real hello (Node's, captured) naming api.example.com: the sink's route.
     const hello = readFileSync(join(root, 'test', 'fixtures', 'client-hello', 'node-sni.hex'), 'utf8').trim();
     const measurements: Measurement[] = [];
-    const figures: Record<string, Record<Who, number[]>> = {};
-    const add = (key: string, who: Who, v: number): void => { ((figures[key] ??= { lb: [], 'lb-node': [], haproxy: [] })[who]).push(v); };
-    // Rounds alternate lb (spliced) and haproxy; then the daemon restarts relaying in Node for lb-node's rounds.
-    const order: Who[][] = [];
+    /** Samples per figure and proxy; haproxy's of all blocks. */
+    const figures: Record<string, Partial<Record<Who, number[]>>> = {};
+    /** HAProxy's samples per figure, by the lb variant whose block they were measured in. */
+    const haproxyBy: Record<string, Partial<Record<LbWho, number[]>>> = {};
+    const add = (key: string, who: Who, v: number, block: LbWho): void => {
+      ((figures[key] ??= {})[who] ??= []).push(v);
+      if (who === 'haproxy') ((haproxyBy[key] ??= {})[block] ??= []).push(v);
+    };
     // --quick (1 round) or --rounds N below 3 shortens it for iterating.
     const rounds = Math.min(ROUNDS, ctx.options.rounds);
     const bulkBytes = rounds < ROUNDS ? BULK_BYTES / 8 : BULK_BYTES;
-    for (let round = 0; round < rounds; round++) order.push(round % 2 === 0 ? ['lb', 'haproxy'] : ['haproxy', 'lb']);
-    for (let round = 0; round < rounds; round++) order.push(['lb-node']);
-    for (const [i, whos] of order.entries()) {
-      const round = i % rounds;
-      for (const who of whos) {
-        if (who === 'lb-node' && pids['lb-node'] === 0) {
-          await daemon.stop(5000);
-          daemon = await startDaemon('node');
-          pids['lb-node'] = daemon.pid!;
+    let daemon: ManagedProcess | undefined;
+    let block = 0;
+    // One block per relay: the daemon (re)started with it, then its rounds alternating with
+    // HAProxy's (which goes first alternates from round to round, and from block to block).
+    for (const v of VARIANTS) {
+      if (daemon) {
+        ctx.log(`sni: restarting the daemon with relay ${v.relay} (${v.who})`);
+        await daemon.stop(5000);
+      }
+      daemon = await startDaemon(v);
+      if (!haproxy) {
+        // The VIP is local in the balancer namespace once lb's daemon set its route (a daemon
+        // restart keeps it): HAProxy binds it then, and serves every block from one start.
+        const h = new ManagedProcess(['ip', 'netns', 'exec', LB, 'haproxy', '-db', '-f', join(dir, 'haproxy.cfg')], { label: 'haproxy' });
+        procs.push(h);
+        haproxy = h;
+        await waitUntil(async () => (await execIn(CLIENT, ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/${HAPROXY_PORT}`], { allowFailure: true, timeoutMs: 2000 })).code === 0 || undefined,
+          { timeoutMs: 20_000, intervalMs: 200, what: `haproxy to listen (${h.stderr.slice(-500)})` });
+      }
+      const keeper = keeperPid();
+      if (v.relay === 'splice' && keeper === undefined) throw new BenchError(`${v.who}: the splice relay runs but no live pair keeper is recorded in ${runDir(instance)}`);
+      // The proxy's own processes: `ip netns exec` and nsenter exec them, so the ManagedProcess pid
+      // is the process itself. lb's is the daemon and, when one runs, the pair keeper.
+      const pidsOf = (who: Who): number[] => (who === 'haproxy' ? [haproxy!.pid!] : [daemon!.pid!, ...(keeper === undefined ? [] : [keeper])]);
+      const cpuOf = (who: Who): { user: number; system: number; keeper: number } => {
+        let user = 0;
+        let system = 0;
+        for (const pid of pidsOf(who)) {
+          const t = cpuTimes(pid);
+          user += t.user;
+          system += t.system;
         }
-        const port = who === 'haproxy' ? HAPROXY_PORT : LB_PORT;
-        ctx.log(`sni: round ${round + 1}, ${who}: ${HANDSHAKES} handshakes`);
-        const hsCpu0 = cpuTimes(pids[who]);
-        const hsMachine0 = machineCpuSeconds();
-        const t0 = process.hrtime.bigint();
-        const r = await execIn(CLIENT, [process.execPath, ...prof, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
-          '--servername', NAME, '--count', String(HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
-        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        const results = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results;
-        const errors = results.filter((x) => x.error).length;
-        if (errors > 0) throw new BenchError(`${who}: ${errors} of ${HANDSHAKES} handshakes failed`);
-        add('handshakes', who, HANDSHAKES / seconds);
-        // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
-        // TCP work, about the same for every proxy): what the connection rate costs each of them.
-        const hsCpu = cpuTimes(pids[who]);
-        add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6);
-        add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6);
-        // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
-        // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
-        add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6);
-        for (const streams of [1, 16]) {
-          ctx.log(`sni: round ${round + 1}, ${who}: ${bulkBytes / 2 ** 20} MiB over ${streams} stream(s)`);
-          const cpu0 = cpuSeconds(pids[who]);
-          const machine0 = machineCpuSeconds();
-          const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(bulkBytes), hello], { timeoutMs: 300_000 });
-          const cpu = cpuSeconds(pids[who]) - cpu0;
-          const machine = machineCpuSeconds() - machine0;
-          const out = JSON.parse(b.stdout.trim().split('\n').pop()!) as { seconds: number; received: number };
-          if (out.received < bulkBytes - 16 * 256 * 1024) throw new BenchError(`${who}: the sink received ${out.received} of ${bulkBytes} bytes`);
-          add(`bulk${streams}`, who, (out.received * 8) / out.seconds / 1e9);
-          add(`cpu${streams}`, who, cpu / (out.received / 1e9));
-          add(`machine${streams}`, who, machine / (out.received / 1e9));
+        return { user, system, keeper: who !== 'haproxy' && keeper !== undefined ? cpuSeconds(keeper) : 0 };
+      };
+      for (let round = 0; round < rounds; round++) {
+        const whos: Who[] = (round + block) % 2 === 0 ? [v.who, 'haproxy'] : ['haproxy', v.who];
+        for (const who of whos) {
+          const port = who === 'haproxy' ? HAPROXY_PORT : LB_PORT;
+          const what = who === 'haproxy' ? `haproxy (${v.who}'s block)` : who;
+          ctx.log(`sni: round ${round + 1}, ${what}: ${HANDSHAKES} handshakes`);
+          const hsCpu0 = cpuOf(who);
+          const hsMachine0 = machineCpuSeconds();
+          const t0 = process.hrtime.bigint();
+          const r = await execIn(CLIENT, [process.execPath, ...prof, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
+            '--servername', NAME, '--count', String(HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+          const results = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results;
+          const errors = results.filter((x) => x.error).length;
+          if (errors > 0) throw new BenchError(`${what}: ${errors} of ${HANDSHAKES} handshakes failed`);
+          add('handshakes', who, HANDSHAKES / seconds, v.who);
+          // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
+          // TCP work, about the same for every proxy): what the connection rate costs each of them.
+          const hsCpu = cpuOf(who);
+          add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6, v.who);
+          add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6, v.who);
+          if (who === 'lb') add('hskeeper', who, ((hsCpu.keeper - hsCpu0.keeper) / HANDSHAKES) * 1e6, v.who);
+          // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
+          // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
+          add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6, v.who);
+          for (const streams of [1, 16]) {
+            ctx.log(`sni: round ${round + 1}, ${what}: ${bulkBytes / 2 ** 20} MiB over ${streams} stream(s)`);
+            const cpu0 = cpuOf(who);
+            const machine0 = machineCpuSeconds();
+            const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(bulkBytes), hello], { timeoutMs: 300_000 });
+            const cpu1 = cpuOf(who);
+            const machine = machineCpuSeconds() - machine0;
+            const out = JSON.parse(b.stdout.trim().split('\n').pop()!) as { seconds: number; received: number };
+            if (out.received < bulkBytes - 16 * 256 * 1024) throw new BenchError(`${what}: the sink received ${out.received} of ${bulkBytes} bytes`);
+            const gb = out.received / 1e9;
+            add(`bulk${streams}`, who, (out.received * 8) / out.seconds / 1e9, v.who);
+            add(`cpu${streams}`, who, (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / gb, v.who);
+            if (who === 'lb') add(`keeper${streams}`, who, (cpu1.keeper - cpu0.keeper) / gb, v.who);
+            add(`machine${streams}`, who, machine / gb, v.who);
+          }
         }
       }
+      block++;
     }
     const units: Record<string, [string, string]> = {
       handshakes: ['new TLS connections/s (full handshakes, 32 at a time)', 'conn/s'],
-      hscpu: ['proxy CPU per new TLS connection (user + system)', 'CPU us/conn'],
-      hsuser: ['proxy user-space CPU per new TLS connection', 'CPU us/conn'],
+      hscpu: ['proxy CPU per new TLS connection (user + system; lb: daemon + pair keeper)', 'CPU us/conn'],
+      hsuser: ['proxy user-space CPU per new TLS connection (lb: daemon + pair keeper)', 'CPU us/conn'],
+      hskeeper: ['of which the pair keeper, per new TLS connection', 'CPU us/conn'],
       hsmachine: ['machine CPU per new TLS connection (client, backend, proxy, softirq)', 'CPU us/conn'],
       bulk1: ['bulk throughput, 1 stream', 'Gbit/s'],
       bulk16: ['bulk throughput, 16 streams', 'Gbit/s'],
-      cpu1: ['proxy CPU per GB relayed, 1 stream', 'CPU s/GB'],
-      cpu16: ['proxy CPU per GB relayed, 16 streams', 'CPU s/GB'],
+      cpu1: ['proxy CPU per GB relayed, 1 stream (lb: daemon + pair keeper)', 'CPU s/GB'],
+      keeper1: ['of which the pair keeper, 1 stream', 'CPU s/GB'],
+      cpu16: ['proxy CPU per GB relayed, 16 streams (lb: daemon + pair keeper)', 'CPU s/GB'],
+      keeper16: ['of which the pair keeper, 16 streams', 'CPU s/GB'],
       machine1: ['machine CPU per GB relayed (all processes, softirq, kworkers), 1 stream', 'CPU s/GB'],
       machine16: ['machine CPU per GB relayed (all processes, softirq, kworkers), 16 streams', 'CPU s/GB'],
     };
+    // Goals (lb / haproxy >= 1.0x): connections/s, both throughputs and the machine's CPU per GB;
+    // the proxy's own CPU carries none (the sockmap relay's bytes are not in any process's time).
+    const goals = new Set(['handshakes', 'bulk1', 'bulk16', 'machine1', 'machine16']);
     const ratios: Ratio[] = [];
-    for (const [key, byWho] of Object.entries(figures)) {
-      const [label, unit] = units[key]!;
-      for (const who of ['lb', 'lb-node', 'haproxy'] as const) {
-        measurements.push({ key: `${key}_${who.replace('-', '_')}`, label: `${label}: ${who}`, value: median(byWho[who]), unit, samples: byWho[who] });
+    for (const [key, [label, unit]] of Object.entries(units)) {
+      const byWho = figures[key];
+      if (!byWho) continue;
+      for (const who of WHOS) {
+        const samples = byWho[who];
+        if (!samples) continue;
+        measurements.push({
+          key: `${key}_${who.replace('-', '_')}`, label: `${label}: ${who}`, value: median(samples), unit, samples,
+          ...(who === 'haproxy' ? { detail: { byBlock: haproxyBy[key] } } : {}),
+        });
       }
+      if (key.startsWith('keeper') || key === 'hskeeper') continue;
       const cpu = key.startsWith('cpu') || key.startsWith('machine') || key.startsWith('hs');
-      for (const other of ['haproxy', 'lb-node'] as const) {
+      for (const { who } of VARIANTS) {
+        const mine = median(byWho[who] ?? []);
+        // Against the HAProxy rounds of the same block, alternated with this variant's.
+        const theirs = median(haproxyBy[key]?.[who] ?? []);
         ratios.push({
-          key: `${key}_lb_vs_${other.replace('-', '_')}`, label: cpu ? `${label}: ${other} / lb (higher: lb cheaper)` : `${label}: lb / ${other}`,
-          value: cpu ? ratio(median(byWho[other]), median(byWho.lb)) : ratio(median(byWho.lb), median(byWho[other])),
-          ...(other === 'haproxy' && !key.startsWith('cpu') && !key.startsWith('hs') ? { goal: 1 } : {}),
+          key: `${key}_${who.replace('-', '_')}_vs_haproxy`,
+          label: cpu ? `${label}: haproxy / ${who} (higher: ${who} cheaper)` : `${label}: ${who} / haproxy`,
+          value: cpu ? ratio(theirs, mine) : ratio(mine, theirs),
+          note: `haproxy ${formatNumber(theirs)} in ${who}'s block`,
+          ...(goals.has(key) ? { goal: 1 } : {}),
         });
       }
     }
     return {
-      suite: 'sni', title: 'SNI routing: lb acceptor vs HAProxy (TCP mode, req.ssl_sni)',
+      suite: 'sni', title: 'SNI routing: lb acceptor (3 relays) vs HAProxy (TCP mode, req.ssl_sni)',
       method: [
         `Both proxies in one namespace on the same VIP (lb :${LB_PORT} via lb_sk_lookup, haproxy :${HAPROXY_PORT}), backends on its loopback, clients in another namespace over a veth.`,
-        `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both); the proxy process's CPU per connection (user + system, and user alone) over the same run.`,
-        `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${BULK_BYTES / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy process from /proc/PID/stat, of the machine from /proc/stat.`,
-        `lb splices in the kernel (lb_splice, LB_SNI_RELAY=kernel: opt-in, docs/sni.md); lb-node is the same daemon restarted with LB_SNI_RELAY=node (Node's stream.pipe, the default relay).`,
-        `${rounds} rounds alternating lb and haproxy, then ${rounds} rounds of lb-node; medians${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
+        `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both); the proxy's CPU per connection (user + system, and user alone) over the same run.`,
+        `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${bulkBytes / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy's processes from /proc/PID/stat, of the machine from /proc/stat.`,
+        'lb: the default splice relay (LB_SNI_RELAY unset; the pair keeper process splices each pair through pipes); lb-sockmap: LB_SNI_RELAY=kernel (lb_splice sk_skb verdict, experimental); lb-node: LB_SNI_RELAY=node (stream.pipe in the daemon).',
+        `Three blocks, lb then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of the 2nd and 3rd; haproxy runs throughout from one start.`,
+        `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is against the haproxy rounds of the same block${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
       ],
       measurements, ratios,
-      notes: ['A spliced pair\'s bytes are moved in softirq and the psock\'s kworker, not in the daemon: compare the machine CPU figures, not the proxy process\'s.'],
+      notes: [
+        'lb\'s proxy CPU is the daemon\'s plus the pair keeper\'s (lb-acceptor-holder:<instance>:pairs, pid from /run/lb/<instance>/pair-keeper.json): with the splice relay the keeper moves the bytes, not the daemon ("of which the pair keeper" rows). With lb-sockmap the keeper only holds descriptors and with lb-node it idles; it is counted for them too.',
+        'The sockmap relay moves a pair\'s bytes in softirq and the psock\'s kworker, in no process\'s time: for lb-sockmap compare the machine CPU figures, not the proxy\'s.',
+      ],
     };
   } finally {
     for (const p of procs.reverse()) await p.stop(3000).catch(() => undefined);
     for (const ns of [CLIENT, LB]) { try { sh(['ip', 'netns', 'del', ns]); } catch { /* already gone */ } }
     if (existsSync(instanceDir(instance))) DataPlane.down(instance);
-    // As lb down: the daemon leaves its socket holder and its pair keeper (the kernel relay's)
-    // running for a restart (src/acceptor/holder.ts, pair-keeper.ts).
+    // As lb down: the daemon leaves its socket holder and its pair keeper (the splice and sockmap
+    // relays') running for a restart (src/acceptor/holder.ts, pair-keeper.ts).
     endHolder(instance);
     endPairKeeper(instance);
     rmSync(runDir(instance), { recursive: true, force: true });
