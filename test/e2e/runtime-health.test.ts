@@ -76,6 +76,9 @@ describe('runtime services in the daemon: health checks, drain, circuit breaker'
     writeFileSync(file, base({ healthCheck: true }));
     await startDaemon();
     await waitRuntime((rt) => rt.targets.every((x) => x.backends[0]!.health === 'healthy'), 'every backend healthy');
+    // The first test's traffic needs the weights in the maps, not only the status's view.
+    await waitUntil(() => { const w = liveWeights(instance); return B.every((b) => w[b] === 100) ? w : undefined; },
+      { timeoutMs: 15_000, intervalMs: 50, what: 'every backend at weight 100 in the live maps' });
   });
 
   afterAll(() => tearDownRuntimeSandbox({ daemon, topo, instance, root }));
