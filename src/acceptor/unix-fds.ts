@@ -161,8 +161,12 @@ export function acceptReady(fd: number): number {
   }
 }
 
+/** One receive buffer for the process: a message is parsed out of it before the next receive (all of this is synchronous). */
+let receiveData: Buffer | undefined;
+
 function receive(fd: number, flags: number): { message: unknown; fds: number[] } | null | 'empty' {
-  const data = Buffer.alloc(MAX_MESSAGE);
+  receiveData ??= Buffer.allocUnsafe(MAX_MESSAGE);
+  const data = receiveData;
   const control = Buffer.alloc(64);
   const msg = {
     msg_name: null, msg_namelen: 0, msg_iov: [{ iov_base: data, iov_len: data.length }], msg_iovlen: 1,
