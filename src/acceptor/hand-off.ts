@@ -27,7 +27,7 @@ export function handOff(client: Socket, backend: Socket, send: (fds: [number, nu
   if (client.destroyed || backend.destroyed) return null;
   ch.readStop();
   bh.readStop();
-  const moved = { up: pass(client, backend), down: pass(backend, client) };
+  const moved = { up: passBuffered(client, backend), down: passBuffered(backend, client) };
   // A stream read() below its high-water mark asks libuv to read again (net.Socket._read): stopped
   // again. libuv reads only when the event loop turns, which it does not before the end of this.
   ch.readStop();
@@ -44,7 +44,7 @@ export function handOff(client: Socket, backend: Socket, send: (fds: [number, nu
 }
 
 /** Writes what `from` has read and not handed out yet to `to`; the byte count. */
-function pass(from: Socket, to: Socket): number {
+export function passBuffered(from: Socket, to: Socket): number {
   let n = 0;
   for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
     n += chunk.length;

@@ -9,6 +9,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { passBuffered } from './hand-off.js';
 import { takeReceiveQueue, type SplicedPair, type Splicer } from './splice.js';
 
 export interface RelayCounts {
@@ -48,8 +49,8 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
     // Bytes Node already holds go out first (synchronously when the socket can take them: pair()
     // checks), so the kernel's bytes follow them; then those still in the receive queues, so the
     // verdict starts at an skb's first byte (splice.ts).
-    counts.up += handOver(client, backend);
-    counts.down += handOver(backend, client);
+    counts.up += passBuffered(client, backend);
+    counts.down += passBuffered(backend, client);
     for (const [from, to] of [[client, backend], [backend, client]] as const) {
       const queued = takeReceiveQueue(from);
       for (const chunk of queued.chunks) {
@@ -131,15 +132,6 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   };
 }
 
-/** Writes what `from` has buffered (read, not yet consumed) to `to`; returns the byte count. */
-function handOver(from: Socket, to: Socket): number {
-  let n = 0;
-  for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) {
-    n += chunk.length;
-    to.write(chunk);
-  }
-  return n;
-}
 
 /** Looks again after 1, 2, 4 ... up to FIN_POLL_MAX_MS until `ready` says yes or `to` is gone. */
 function pollUntil(to: Socket, ready: () => boolean): Promise<boolean> {
