@@ -183,6 +183,40 @@ describe('the acceptor with the splice relay in the pair keeper', () => {
     expect(await r.closedEvents.next()).toEqual({ up: hello.length + up.bytes, down: down.bytes, reason: 'fin' });
   });
 
+  it.each([1000, 4 * MiB])('passes a client\'s FIN sent with its hello and %i bytes, before the backend was reached', async (size) => {
+    // With few bytes the FIN reaches Node before the hand-off: the keeper then reads the EOF again
+    // (a TCP socket past its FIN reads 0 each time) and passes it on behind the bytes.
+    const r = await relaying();
+    const c = await connect(r.port);
+    const up = Buffer.concat([hello, randomBytes(size)]);
+    c.end(up);
+    const s = await r.b.next();
+    const atBack = await receiveAll(s);
+    expect(atBack).toEqual({ bytes: up.length, sha256: sha(up) });
+    const atClient = receiveAll(c);
+    const down = await sendRandom(s, 2 * MiB);
+    expect(await atClient).toEqual(down);
+    await Promise.all([closed(c), closed(s)]);
+    expect(await r.closedEvents.next()).toEqual({ up: up.length, down: down.bytes, reason: 'fin' });
+    expect(r.a.counters).toMatchObject({ spliced: 1, active: 0 });
+  });
+
+  it('passes a backend\'s banner and FIN sent at accept, and the client still sends after them', async () => {
+    const banner = randomBytes(256 * 1024);
+    const r = await relaying({}, (s) => s.end(banner));
+    const c = await connect(r.port);
+    const atClient = receiveAll(c);
+    c.write(hello);
+    expect(await atClient).toEqual({ bytes: banner.length, sha256: sha(banner) });
+    const s = await r.b.next();
+    const atBack = receiveAll(s, hello.length);
+    const up = await sendRandom(c, 3 * MiB);
+    expect(await atBack).toEqual(up);
+    await Promise.all([closed(c), closed(s)]);
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length + up.bytes, down: banner.length, reason: 'fin' });
+    expect(r.a.counters).toMatchObject({ spliced: 1, active: 0 });
+  });
+
   it('resets the client when the backend resets mid-stream', async () => {
     const r = await relaying();
     const { c, s } = await handedPair(r);
