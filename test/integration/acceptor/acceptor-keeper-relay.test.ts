@@ -47,6 +47,15 @@ afterEach(async () => {
   } finally {
     k.close();
   }
+  // Ends after the acceptor's close (it detached) wait in the keeper for the next connection: this
+  // one. Its list is answered after they were sent (the keeper sends them as it accepts).
+  const drain = PairKeeper.open(instance, KEEPER);
+  try {
+    drain.list();
+    drain.takeEnds();
+  } finally {
+    drain.close();
+  }
 });
 
 afterAll(() => {
@@ -372,10 +381,35 @@ describe('the acceptor with the splice relay in the pair keeper', () => {
     expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
     expect(r.closedEvents.ends, 'the stopped acceptor reports nothing').toEqual([]);
   });
+
+  it('reports a pair that ends while the daemon stops: the next daemon does, once', async () => {
+    // The stopping acceptor no longer reads the keeper's reports; one sent to its connection then
+    // was lost with it (the keeper had let go of it). The keeper keeps it for the next daemon.
+    const r = await relaying({}, echo);
+    const c = await connect(r.port);
+    const back = received(c, hello.length);
+    c.write(hello);
+    await back;
+    await r.a.close();
+    c.end();
+    await closed(c);
+    // The keeper closed its sockets of the pair: it sent or queued its end by then.
+    await waitUntil(() => !holdsPeer(r.k.pid, c.localPort!), { timeoutMs: 10_000, intervalMs: 5, what: 'the keeper to close the pair' });
+    r.k.close();
+    const k2 = keeperConn();
+    const ce2 = closedEvents();
+    const { a: a2 } = await lib.acceptor(r.b.port, cleanups, {}, null, ce2.events);
+    expect(adoptKeptPairs(a2, null, k2)).toEqual({ adopted: 0, dropped: 0 });
+    a2.useKeeperRelay(k2);
+    await waitUntil(() => ce2.ends.length > 0, { timeoutMs: 10_000, intervalMs: 5, what: 'the next acceptor to report the end' });
+    expect(ce2.ends).toEqual([{ up: hello.length, down: hello.length, reason: 'fin' }]);
+    expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
+    expect(r.closedEvents.ends).toEqual([]);
+  });
 });
 
-// The keeper's own sockets of a pair, read through a duplicate of each (pidfd_getfd(2)), closed
-// right after: a duplicate left open would keep a socket open after the keeper closed it.
+// The keeper's own sockets, read through a duplicate of each (pidfd_getfd(2)), closed right
+// after: a duplicate left open would keep a socket open after the keeper closed it.
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 const AF_INET = 2;
@@ -409,12 +443,10 @@ function port(fd: number, peer: boolean): number {
   return rc === 0 && (family === AF_INET || family === AF_INET6) ? addr.readUInt16BE(2) : -1;
 }
 
-/** The keeper's socket from the client (its peer port: the client's) and its socket to the backend (its local port: the backend's peer port). */
-function keeperSockets(pid: number, clientPort: number, upstreamPort: number): { front: { rcvbuf: number }; upstream: { sndbuf: number } } {
+/** Calls `visit` with a duplicate of each socket the keeper holds, closed right after. */
+function eachKeeperSocket(pid: number, visit: (fd: number) => void): void {
   const pidfd = Number(libc().syscall(SYS_PIDFD_OPEN, 'int', pid, 'int', 0));
   if (pidfd < 0) throw new Error(`pidfd_open(${pid}): errno ${koffi.errno()}`);
-  let front: { rcvbuf: number } | undefined;
-  let upstream: { sndbuf: number } | undefined;
   try {
     for (const name of readdirSync(`/proc/${pid}/fd`)) {
       let link: string;
@@ -423,8 +455,7 @@ function keeperSockets(pid: number, clientPort: number, upstreamPort: number): {
       const fd = Number(libc().syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', Number(name), 'unsigned int', 0));
       if (fd < 0) continue;
       try {
-        if (port(fd, true) === clientPort) front = { rcvbuf: rcvbuf(fd) };
-        else if (port(fd, false) === upstreamPort) upstream = { sndbuf: sndbuf(fd) };
+        visit(fd);
       } finally {
         libc().close(fd);
       }
@@ -432,6 +463,23 @@ function keeperSockets(pid: number, clientPort: number, upstreamPort: number): {
   } finally {
     libc().close(pidfd);
   }
+}
+
+/** Whether the keeper holds a TCP socket whose peer port is `peerPort`. */
+function holdsPeer(pid: number, peerPort: number): boolean {
+  let found = false;
+  eachKeeperSocket(pid, (fd) => { if (port(fd, true) === peerPort) found = true; });
+  return found;
+}
+
+/** The keeper's socket from the client (its peer port: the client's) and its socket to the backend (its local port: the backend's peer port). */
+function keeperSockets(pid: number, clientPort: number, upstreamPort: number): { front: { rcvbuf: number }; upstream: { sndbuf: number } } {
+  let front: { rcvbuf: number } | undefined;
+  let upstream: { sndbuf: number } | undefined;
+  eachKeeperSocket(pid, (fd) => {
+    if (port(fd, true) === clientPort) front = { rcvbuf: rcvbuf(fd) };
+    else if (port(fd, false) === upstreamPort) upstream = { sndbuf: sndbuf(fd) };
+  });
   if (!front || !upstream) throw new Error(`the keeper (pid ${pid}) holds no socket of the pair (client port ${clientPort}, upstream port ${upstreamPort})`);
   return { front, upstream };
 }
