@@ -197,7 +197,7 @@ export class Acceptor {
    */
   async close(): Promise<void> {
     // Pairs the keeper relays go on without this daemon; the next one reports their ends.
-    clearInterval(this.endsTimer);
+    this.detachKeeper();
     this.helloDeadlines.clear();
     this.connectDeadlines.clear();
     for (const r of this.relays) r.detach();
@@ -216,10 +216,21 @@ export class Acceptor {
     this.endsTimer.unref();
   }
 
-  /** Reports the ends the keeper sent (now: tests, the daemon before it stops its event stream). */
+  /** Reports the ends the keeper sent (now: tests). */
   takeEnds(): void {
     if (!this.keeper) return;
     for (const e of this.keeper.takeEnds()) this.relayedEnded(e);
+  }
+
+  /**
+   * Reports the ends the keeper sent, and no later one: the keeper keeps those for the next daemon
+   * (the daemon, before it stops its event stream). Pairs still go to the keeper. An end the keeper
+   * sent and this daemon did not read before closing the connection would be lost.
+   */
+  detachKeeper(): void {
+    clearInterval(this.endsTimer);
+    if (!this.keeper) return;
+    for (const e of this.keeper.detach()) this.relayedEnded(e);
   }
 
   /** A pair the keeper relays (handed over by a previous daemon): counted as open until its end comes. */

@@ -93,10 +93,11 @@ export class FrontDoor {
     return listeners;
   }
 
-  /** Publishes the connection records that wait for their batch (conn-events.ts). */
+  /** Publishes the connection records that wait for their batch (conn-events.ts), when the daemon stops. */
   flushEvents(): void {
-    // Ends the keeper reported since its last poll first: their records join this batch.
-    this.acceptor?.takeEnds();
+    // Ends the keeper reported since its last poll first: their records join this batch. Later
+    // ones the keeper keeps for the next daemon (this one's event stream stops next).
+    this.acceptor?.detachKeeper();
     this.opts.events?.flush?.();
   }
 

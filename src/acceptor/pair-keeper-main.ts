@@ -16,8 +16,13 @@
 //                                          relayed:true} per relayed pair, then {end:true}
 //   {op:'stop'}                            reset every relayed pair (a FIN would pass a cut stream
 //                                          for a whole one), close every kept one, exit (`lb down`)
+//   {op:'detach'}                          answered with {end:true}: the daemon stops, and reports
+//                                          no end from now on (the connection still takes relay,
+//                                          keep and drop)
 // and it sends, whenever a relayed pair ends, {op:'end', id, up, down, reason, by?, rec}: to the
-// daemon connected then, or, when none is, to the next one (in order, at most ENDS_MAX waiting).
+// daemon connected then unless it detached, or else to the next one (in order, at most ENDS_MAX
+// waiting). An end sent is the daemon's: one it has not read when it closes the connection is
+// lost, hence the detach, whose answer comes after every end sent to it.
 // No reply otherwise: a relay or keep costs the daemon one sendmsg, and the descriptors in flight
 // are held by the kernel from then on, so a daemon killed right after still leaves them here.
 
@@ -37,6 +42,8 @@ const relayed = new Map<string, unknown>();
 const ends: Array<PairEnd & { rec: unknown }> = [];
 const relay = new PipeRelay();
 let conn = -1;
+/** The connected daemon detached: its ends wait for the next one. */
+let detached = false;
 
 function drop(id: string): void {
   const p = kept.get(id);
@@ -54,7 +61,7 @@ function disconnect(): void {
 
 /** Sends the waiting ends without blocking; what does not fit now waits for the next poll. */
 function flushEnds(): void {
-  while (conn >= 0 && ends.length > 0) {
+  while (conn >= 0 && !detached && ends.length > 0) {
     if (!sendMessage(conn, { op: 'end', ...ends[0] }, [], true)) return;
     ends.shift();
   }
@@ -89,6 +96,10 @@ function handle(got: { message: unknown; fds: number[] }): boolean {
     for (const [pid, p] of kept) if (!sendMessage(conn, { id: pid, rec: p.rec }, p.fds)) return false;
     for (const [pid, rec] of relayed) if (!sendMessage(conn, { id: pid, rec, relayed: true })) return false;
     if (!sendMessage(conn, { end: true })) return false;
+  } else if (m?.op === 'detach') {
+    // Ends of this poll not sent yet (flushEnds runs after serving) wait for the next daemon too.
+    detached = true;
+    if (!sendMessage(conn, { end: true })) return false;
   }
   return true;
 }
@@ -122,6 +133,7 @@ for (;;) {
       serve(Infinity);
       disconnect();
       conn = next;
+      detached = false;
       relay.watch(conn);
       continue;
     }

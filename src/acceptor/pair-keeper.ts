@@ -47,6 +47,9 @@ export class PairKeeper {
   /** Ends the keeper sent while list() waited for its answer: takeEnds() returns them first. */
   private readonly stashed: RelayedEnd[] = [];
 
+  /** After detach(): the keeper sends no end here. */
+  private detached = false;
+
   private constructor(private readonly fd: number, readonly pid: number, readonly started: boolean) {}
 
   /** Connects to the instance's keeper, started here when none runs. `script`: the keeper's entry point (built JS). */
@@ -96,12 +99,32 @@ export class PairKeeper {
   /** The ends of relayed pairs the keeper reported since the last call, without waiting (also those of a previous daemon's pairs). */
   takeEnds(): RelayedEnd[] {
     const out = this.stashed.splice(0);
-    if (this.closed) return out;
+    if (this.closed || this.detached) return out;
     for (let i = 0; i < LIST_MAX; i++) {
       const got = receiveMessageNow(this.fd);
       if (got === 'empty' || got === null) break;
       for (const fd of got.fds) closeFd(fd);
       if (isRelayedEnd(got.message)) out.push(endOf(got.message));
+    }
+    return out;
+  }
+
+  /**
+   * The daemon stops reporting ends: the keeper keeps those of later ends for the next daemon.
+   * Returns the ends it sent before (every one: its answer comes after them), which this daemon
+   * reports. Without an answer (a keeper that does not know detach), what came until the timeout.
+   */
+  detach(): RelayedEnd[] {
+    const out = this.takeEnds();
+    if (this.closed || this.detached) return out;
+    this.detached = true;
+    if (!sendMessage(this.fd, { op: 'detach' })) return out;
+    for (let i = 0; i < LIST_MAX; i++) {
+      const got = receiveMessage(this.fd);
+      if (!got) break;
+      for (const fd of got.fds) closeFd(fd);
+      if (isRelayedEnd(got.message)) out.push(endOf(got.message));
+      else if ((got.message as { end?: unknown } | null)?.end === true) break;
     }
     return out;
   }
