@@ -117,7 +117,12 @@ describe('runtime services in the daemon: health checks, drain, circuit breaker'
     await t().startBackendServers();
     await waitUntil(async () => liveWeights(instance)[B[0]!] === 100 && targetOf(await runtimeOf(instance), B[0]!).backends[0]!.health === 'healthy',
       { timeoutMs: 15_000, intervalMs: 50, what: 'b1 back at full weight' });
-    const events = d().logs().slice(logsAtRestart);
+    // The daemon logs an apply after it wrote the maps, and its lines reach this process through a
+    // pipe: the maps can show 100 before the line of that apply arrived (seen once: last logged 75).
+    const events = await waitUntil(() => {
+      const ev = d().logs().slice(logsAtRestart);
+      return appliedWeights(ev, B[0]!).at(-1) === 100 && healthSteps(ev, B[0]!).includes('recovering -> healthy') ? ev : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 50, what: 'the daemon\'s log of b1 back at full weight' });
     const steps = healthSteps(events, B[0]!);
     const weights = appliedWeights(events, B[0]!);
     console.log(`runtime: b1 recovery: status ${steps.join(', ')}; applied weights ${weights.join(' -> ')}`);
