@@ -11,7 +11,7 @@ import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { Deadlines } from './deadlines.js';
 import { randomBytes } from 'node:crypto';
-import { relay, type RelayCounts, type RelayEnd } from './relay.js';
+import { relay, type Relay, type RelayCounts, type RelayEnd } from './relay.js';
 import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
 import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
@@ -26,10 +26,20 @@ export interface AcceptorLimits {
   connectTimeoutMs: number;
   /** No byte either way for this long resets both sides (settings.connection-timeout-sec). */
   idleTimeoutMs: number;
+  /**
+   * With the splice relay (the pair keeper): Node relays a pair first and hands it to the keeper
+   * once it moved this many bytes both ways, or lived handOffAfterMs, or the daemon stops; 0
+   * hands every pair over right after its hello. A hand-off costs a fixed ~0.5 ms of CPU, Node's
+   * relay a few us per KB: short connections (a TLS handshake and a small exchange) are cheaper
+   * in Node, long ones in the keeper (docs/sni.md, "Which pairs go to the keeper").
+   */
+  handOffBytes: number;
+  handOffAfterMs: number;
 }
 
 export const DEFAULT_LIMITS: AcceptorLimits = {
   helloTimeoutMs: 10_000, maxHelloBytes: DEFAULT_MAX_HELLO_BYTES, maxConnections: 10_000, connectTimeoutMs: 5_000, idleTimeoutMs: 300_000,
+  handOffBytes: 64 * 1024, handOffAfterMs: 1000,
 };
 
 export interface AcceptorCounters {
@@ -47,6 +57,8 @@ export interface AcceptorCounters {
   spliced: number;
   /** Pairs a previous daemon left with the pair keeper, counted and reported by this one. */
   adopted: number;
+  /** Hand-offs to the keeper put off: Node's writes to a pair did not reach the kernel in time (a peer not reading). */
+  handOffDeferred: number;
   active: number;
 }
 
@@ -89,9 +101,10 @@ export interface KeptConn {
   /** "proxy\u0000group" (Acceptor.routes) and "addr:port" (Acceptor.backends). */
   routeKey: string;
   backendKey: string;
-  /** Bytes of the hello replayed before the relay started (with the splice relay: every byte up the daemon wrote). */
+  /** Bytes of the hello replayed before the relay started. */
   replay: number;
-  /** With the splice relay: bytes down the daemon wrote before the hand-off. */
+  /** With the splice relay: bytes up (after the hello) and down the daemon relayed before the hand-off. */
+  up?: number;
   down?: number;
 }
 
@@ -108,7 +121,7 @@ export interface AcceptorEvents {
 
 export class Acceptor {
   readonly counters: AcceptorCounters = {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, active: 0,
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, handOffDeferred: 0, active: 0,
   };
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
@@ -125,6 +138,8 @@ export class Acceptor {
   private keeper: PairKeeper | null = null;
   /** Pairs the keeper relays: id -> what their end is reported with. */
   private readonly handed = new Map<string, Handed>();
+  /** Pairs Node relays until they go to the keeper (handOffBytes, handOffAfterMs), oldest first. */
+  private readonly nodeFirst = new Map<Relay, NodeFirst>();
   private endsTimer: NodeJS.Timeout | undefined;
   /** Ids unique across daemons (the keeper outlives this one): a random prefix and a sequence. */
   private readonly idPrefix = randomBytes(6).toString('hex');
@@ -196,6 +211,8 @@ export class Acceptor {
    * without ending them); every other connection is closed.
    */
   async close(): Promise<void> {
+    // Pairs Node relays go to the keeper too, to outlive this daemon like those it has.
+    await this.handOverAll();
     // Pairs the keeper relays go on without this daemon; the next one reports their ends.
     this.detachKeeper();
     this.helloDeadlines.clear();
@@ -212,8 +229,76 @@ export class Acceptor {
   useKeeperRelay(keeper: PairKeeper): void {
     this.keeper = keeper;
     clearInterval(this.endsTimer);
-    this.endsTimer = setInterval(() => this.takeEnds(), ENDS_POLL_MS);
+    this.endsTimer = setInterval(() => {
+      this.takeEnds();
+      this.handOverOld();
+    }, ENDS_POLL_MS);
     this.endsTimer.unref();
+  }
+
+  /** Hands the pairs Node relayed for handOffAfterMs to the keeper (oldest first: the map's order). */
+  private handOverOld(): void {
+    const now = Date.now();
+    const due = now - this.limits.handOffAfterMs;
+    for (const p of this.nodeFirst.values()) {
+      if (p.since > due) return;
+      if (p.nextTry <= now) void this.handOver(p);
+    }
+  }
+
+  /**
+   * Gives a pair Node relays to the keeper (relay.ts release, hand-off.ts), waiting at most
+   * `waitMs` for Node's writes to reach the kernel. A pair that could not go (a peer that reads
+   * nothing, a keeper that does not take it) is tried again by the look at old pairs, after a
+   * backoff that doubles up to RETRY_MAX_MS.
+   */
+  private handOver(p: NodeFirst, waitMs = HAND_OVER_WAIT_MS): Promise<boolean> {
+    p.handing ??= this.tryHandOver(p, waitMs).finally(() => { p.handing = null; });
+    return p.handing;
+  }
+
+  private async tryHandOver(p: NodeFirst, waitMs: number): Promise<boolean> {
+    const keeper = this.keeper;
+    if (!keeper || !this.nodeFirst.has(p.relay)) return false;
+    const id = `${this.idPrefix}.${++this.seq}`;
+    let counts = { up: 0, down: 0 };
+    const given = await p.relay.release(() => handOff(p.client, p.backend, (fds) => {
+      counts = { ...p.relay.counts };
+      return keeper.relay(id, fds, this.limits.idleTimeoutMs, { ...p.rec, up: counts.up, down: counts.down });
+    }) !== null, waitMs);
+    if (!given) {
+      // Still Node's (not ended meanwhile): tried again later.
+      if (this.nodeFirst.has(p.relay)) {
+        this.counters.handOffDeferred++;
+        p.backoffMs = Math.min(p.backoffMs * 2 || ENDS_POLL_MS, RETRY_MAX_MS);
+        p.nextTry = Date.now() + p.backoffMs;
+      }
+      return false;
+    }
+    this.nodeFirst.delete(p.relay);
+    this.relays.delete(p.relay);
+    this.handedOver(id, p, counts);
+    return true;
+  }
+
+  /** The pair is the keeper's: counted open until its end comes (Node's sockets closed here ended nothing). */
+  private handedOver(id: string, p: { rec: KeptConn; info: AcceptorConn; route: RouteCounters; load: BackendLoad }, counts: RelayCounts): void {
+    this.counters.active++;
+    p.load.active++;
+    this.counters.spliced++;
+    this.handed.set(id, { info: p.info, route: p.route, replay: p.rec.replay, up: counts.up, down: counts.down, load: p.load });
+  }
+
+  /**
+   * At close: every pair Node relays goes to the keeper, each given up to HAND_OVER_AT_CLOSE_MS
+   * for Node's writes to drain (a release already under way is waited for, and its pair tried
+   * again); the pairs left are closed with Node.
+   */
+  private async handOverAll(): Promise<void> {
+    if (!this.keeper) return;
+    for (let round = 0; round < 2 && this.nodeFirst.size > 0; round++) {
+      await Promise.all([...this.nodeFirst.values()].map((p) => this.handOver(p, HAND_OVER_AT_CLOSE_MS)));
+    }
   }
 
   /** Reports the ends the keeper sent (now: tests). */
@@ -241,7 +326,7 @@ export class Acceptor {
     this.counters.active++;
     load.active++;
     // Its end is reported once, here: with what the daemon that opened it wrote itself.
-    this.handed.set(id, { info, route, replay: rec.replay, down: rec.down ?? 0, load });
+    this.handed.set(id, { info, route, replay: rec.replay, up: rec.up ?? 0, down: rec.down ?? 0, load });
   }
 
   private relayedEnded(e: RelayedEnd): void {
@@ -257,7 +342,7 @@ export class Acceptor {
     this.counters.active--;
     h.load.active--;
     const resetBy: AcceptorCloseReason | undefined = e.by === 'client' ? 'rst-client' : e.by === 'backend' ? 'rst-backend' : undefined;
-    this.ended(h.info, h.route, h.replay, { up: e.up, down: h.down + e.down }, e.reason, resetBy);
+    this.ended(h.info, h.route, h.replay, { up: h.up + e.up, down: h.down + e.down }, e.reason, resetBy);
   }
 
   /** The acceptor's entries for a pair a previous daemon opened (its record). */
@@ -419,25 +504,25 @@ export class Acceptor {
       client.once('error', () => { resetBy ??= 'rst-client'; });
       upstream.once('error', () => { resetBy ??= 'rst-backend'; });
       const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: key, backendKey, replay: replay.length };
-      if (this.keeper) {
+      const keeper = this.keeper;
+      if (keeper && this.limits.handOffBytes === 0) {
         const id = `${this.idPrefix}.${++this.seq}`;
-        const keeper = this.keeper;
-        const handed = handOff(client, upstream, (fds, moved) => keeper.relay(id, fds, this.limits.idleTimeoutMs,
-          { ...rec, replay: rec.replay + moved.up, down: moved.down }));
+        const handed = handOff(client, upstream, (fds, moved) => keeper.relay(id, fds, this.limits.idleTimeoutMs, { ...rec, ...moved }));
         if (handed) {
-          // The sockets' close here ended nothing (the keeper has them): still open, until the keeper's end.
-          this.counters.active++;
-          load.active++;
-          this.counters.spliced++;
-          this.handed.set(id, { info, route, replay: replay.length + handed.up, down: handed.down, load });
+          this.handedOver(id, { rec, info, route, load }, handed);
           return;
         }
       }
+      // With the keeper: Node relays the pair until it is worth a hand-off (handOffBytes, handOffAfterMs).
+      const later = keeper !== null && this.limits.handOffBytes > 0;
       const r = relay(client, upstream, this.limits.idleTimeoutMs, (counts, reason) => {
         this.relays.delete(r);
+        this.nodeFirst.delete(r);
         this.ended(info, route, replay.length, counts, reason, resetBy);
-      }, this.splicer, { rec });
+      }, this.splicer, later ? { rec, handOffAt: this.limits.handOffBytes, onBytes: () => { if (p) void this.handOver(p); } } : { rec });
       this.relays.add(r);
+      const p: NodeFirst | undefined = later ? { relay: r, client, backend: upstream, since: Date.now(), nextTry: 0, backoffMs: 0, handing: null, rec, info, route, load } : undefined;
+      if (p) this.nodeFirst.set(r, p);
       if (r.spliced) this.counters.spliced++;
       // The client's FIN came with (or right after) its hello, before the pipe was there to pass it on.
       if (client.readableEnded) upstream.end();
@@ -446,15 +531,43 @@ export class Acceptor {
   }
 }
 
-/** How often the keeper's reports of relayed pairs' ends are read. */
+/** How often the keeper's reports of relayed pairs' ends are read (and old pairs in Node handed over). */
 const ENDS_POLL_MS = 25;
+/**
+ * How long a hand-off waits for Node's writes to reach the kernel, reading neither socket meanwhile
+ * (a bulk sender's pair: about one send buffer's time); and how long a stopping daemon waits.
+ */
+const HAND_OVER_WAIT_MS = 100;
+const HAND_OVER_AT_CLOSE_MS = 1000;
+/** The longest wait between two tries to hand over an old pair whose writes do not drain. */
+const RETRY_MAX_MS = 5000;
+
+/** A pair Node relays for now, and what its hand-off to the keeper records. */
+interface NodeFirst {
+  relay: Relay;
+  client: Socket;
+  backend: Socket;
+  /** When its relay started (ms). */
+  since: number;
+  /** The look at old pairs skips it until then (ms), after a failed hand-off; the backoff doubles. */
+  nextTry: number;
+  backoffMs: number;
+  /** The hand-off under way. */
+  handing: Promise<boolean> | null;
+
+  rec: KeptConn;
+  info: AcceptorConn;
+  route: RouteCounters;
+  load: BackendLoad;
+}
 
 interface Handed {
   info: AcceptorConn;
   route: RouteCounters;
-  /** Bytes up the daemon wrote itself (the replayed hello and what Node had read with it). */
+  /** Bytes of the replayed hello. */
   replay: number;
-  /** Bytes down the daemon wrote itself (what Node had read from the backend before the hand-off). */
+  /** Bytes the daemon relayed itself before the hand-off, after the hello (up: client to backend). */
+  up: number;
   down: number;
   load: BackendLoad;
 }

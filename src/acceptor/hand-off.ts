@@ -32,7 +32,9 @@ export function handOff(client: Socket, backend: Socket, send: (fds: [number, nu
   // again. libuv reads only when the event loop turns, which it does not before the end of this.
   ch.readStop();
   bh.readStop();
-  if (client.writableLength > 0 || backend.writableLength > 0 || !send([ch.fd, bh.fd], moved)) {
+  // A FIN Node was asked to send goes out only after its writes: until then the pair stays here
+  // (the new owner would not know to send it).
+  if (writesPending(client) || writesPending(backend) || !send([ch.fd, bh.fd], moved)) {
     // Node relays them (the bytes of step 2 went across, uncounted by that relay).
     ch.readStart();
     bh.readStart();
@@ -41,6 +43,19 @@ export function handOff(client: Socket, backend: Socket, send: (fds: [number, nu
   client.destroy();
   backend.destroy();
   return moved;
+}
+
+/** Stops (or starts again) libuv's reads of a socket, under the stream (as handOff does). */
+export function holdReads(s: Socket, hold: boolean): void {
+  const h = handleOf(s);
+  if (!h || s.destroyed) return;
+  if (hold) h.readStop();
+  else h.readStart();
+}
+
+/** Whether Node still has bytes, or a FIN, to write to `s` (handOff waits for neither). */
+export function writesPending(s: Socket): boolean {
+  return s.writableLength > 0 || (s.writableEnded && !s.writableFinished);
 }
 
 /** Writes what `from` has read and not handed out yet to `to`; the byte count. */

@@ -9,7 +9,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { passBuffered } from './hand-off.js';
+import { holdReads, passBuffered, writesPending } from './hand-off.js';
 import { takeReceiveQueue, type SplicedPair, type Splicer } from './splice.js';
 
 export interface RelayCounts {
@@ -35,14 +35,34 @@ const BACKLOG_LOOK_MS = 20;
  */
 export const spliceEvents = new EventEmitter();
 
+/** A relay running; `counts` are the bytes it moved so far (up: client to backend). */
+export interface Relay {
+  counts: RelayCounts;
+  spliced: boolean;
+  /**
+   * For a daemon that stops: a pair the keeper holds is left spliced for the next one (its
+   * sockets' close here ends nothing and reports nothing); true when so.
+   */
+  detach(): boolean;
+  /**
+   * A pair Node relays goes to another owner (the pair keeper: hand-off.ts). Node stops reading
+   * both sockets and writes what it holds; once the kernel took every byte Node wrote (at most
+   * `waitMs`), `hand` runs, and when it says it gave the sockets away the relay is over without an
+   * end (its sockets' close reports nothing). Otherwise Node relays on: a peer that reads nothing
+   * would hold the other direction up for ever. False for a spliced, ended or releasing pair.
+   * Every byte Node passed on is in `counts` (a read() emits 'data').
+   */
+  release(hand: () => boolean, waitMs: number): Promise<boolean>;
+}
+
 /**
  * `opts.rec`: the caller's record of the pair, kept with it by the pair keeper; `opts.adopted`: a
- * pair a previous daemon spliced (Splicer.adopt), relayed as it is. `detach()`, for a daemon that
- * stops: a pair the keeper holds is left spliced for the next one (its sockets' close here ends
- * nothing and reports nothing); true when so.
+ * pair a previous daemon spliced (Splicer.adopt), relayed as it is. `opts.handOffAt`: a pair Node
+ * relays calls `onBytes` (once, after the event that moved them) when its bytes both ways reach
+ * this: the caller's cue to release() it to a cheaper relay.
  */
 export function relay(client: Socket, backend: Socket, idleMs: number, done: (counts: RelayCounts, reason: RelayEnd) => void,
-  splicer: Splicer | null = null, opts: { rec?: unknown; adopted?: SplicedPair } = {}): { counts: RelayCounts; spliced: boolean; detach(): boolean } {
+  splicer: Splicer | null = null, opts: { rec?: unknown; adopted?: SplicedPair; handOffAt?: number; onBytes?: () => void } = {}): Relay {
   const counts: RelayCounts = { up: 0, down: 0 };
   let spliceable = splicer !== null && !opts.adopted;
   if (spliceable && splicer) {
@@ -64,6 +84,7 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
   const pair = opts.adopted ?? (spliceable ? splicer!.pair(client, backend, opts.rec ?? null) : null);
   let finished = false;
   let detached = false;
+  let releasing = false;
   let closed = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   // What the kernel moved, read once, before the pair leaves the maps (its counters go with it).
@@ -92,8 +113,16 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
     if (!backend.destroyed) backend.resetAndDestroy();
     finish(reason);
   };
-  client.on('data', (d: Buffer) => { counts.up += d.length; });
-  backend.on('data', (d: Buffer) => { counts.down += d.length; });
+  // The byte cue: checked only until it fired once (setImmediate: the pipe writes this chunk after
+  // this listener, in the same event).
+  let cue = pair === null && opts.onBytes !== undefined ? (opts.handOffAt ?? Infinity) : Infinity;
+  const cued = (): void => {
+    if (counts.up + counts.down < cue) return;
+    cue = Infinity;
+    setImmediate(opts.onBytes!);
+  };
+  client.on('data', (d: Buffer) => { counts.up += d.length; cued(); });
+  backend.on('data', (d: Buffer) => { counts.down += d.length; cued(); });
   if (pair) {
     // Node sees no byte of a spliced pair until a direction is diverted to it (splice.ts; a
     // half-spliced one, splice.ts, still pipes the other half).
@@ -129,9 +158,50 @@ export function relay(client: Socket, backend: Socket, idleMs: number, done: (co
       clearInterval(idleTimer);
       return true;
     },
+    release: async (hand, waitMs) => {
+      if (finished || detached || releasing || pair) return false;
+      releasing = true;
+      // Off the pipes first: a read() emits 'data', which a pipe would write a second time.
+      client.unpipe(backend);
+      backend.unpipe(client);
+      for (const s of [client, backend]) holdReads(s, true);
+      passBuffered(client, backend);
+      passBuffered(backend, client);
+      // A read() below the high-water mark asked libuv to read again (net.Socket._read).
+      for (const s of [client, backend]) holdReads(s, true);
+      const drained = await writesDrained([client, backend], waitMs);
+      releasing = false;
+      if (finished) return false;
+      if (drained) {
+        detached = true;
+        if (hand()) return true;
+        detached = false;
+      }
+      for (const s of [client, backend]) holdReads(s, false);
+      client.pipe(backend);
+      backend.pipe(client);
+      return false;
+    },
   };
 }
 
+/**
+ * Resolves true once Node has nothing left to write to any of `sockets`; false after waitMs or when
+ * one closes. Looked at every millisecond: 'drain' comes only after a write that returned false.
+ */
+function writesDrained(sockets: readonly Socket[], waitMs: number): Promise<boolean> {
+  if (!sockets.some(writesPending)) return Promise.resolve(true);
+  const until = Date.now() + waitMs;
+  return new Promise((resolve) => {
+    const look = (): void => {
+      if (sockets.some((s) => s.destroyed)) resolve(false);
+      else if (!sockets.some(writesPending)) resolve(true);
+      else if (Date.now() >= until) resolve(false);
+      else setTimeout(look, 1);
+    };
+    setTimeout(look, 1);
+  });
+}
 
 /** Looks again after 1, 2, 4 ... up to FIN_POLL_MAX_MS until `ready` says yes or `to` is gone. */
 function pollUntil(to: Socket, ready: () => boolean): Promise<boolean> {

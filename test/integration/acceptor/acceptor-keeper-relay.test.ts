@@ -12,8 +12,9 @@ import { readdirSync, readlinkSync, rmSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import koffi from 'koffi';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Acceptor, AcceptorConn, AcceptorEvents, AcceptorLimits } from '../../../src/acceptor/acceptor.js';
+import { DEFAULT_LIMITS, type Acceptor, type AcceptorConn, type AcceptorEvents, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
 import { adoptKeptPairs } from '../../../src/acceptor/pair-adopt.js';
+import type { SpliceListener } from '../../../src/core/sni/splice-table.js';
 import { endPairKeeper, PairKeeper } from '../../../src/acceptor/pair-keeper.js';
 import { DEFAULT_PIPE_BYTES } from '../../../src/acceptor/pipe-relay.js';
 import { waitUntil } from '../../../src/sandbox/index.js';
@@ -90,12 +91,16 @@ function closedEvents(): { events: AcceptorEvents; ends: End[]; next(): Promise<
 
 interface Relaying { a: Acceptor; port: number; b: TestBackend; k: PairKeeper; closedEvents: ReturnType<typeof closedEvents> }
 
-/** A backend (`serve` runs on each of its connections) and an acceptor that hands its pairs to the keeper. */
+/**
+ * A backend (`serve` runs on each of its connections) and an acceptor that hands its pairs to the
+ * keeper: right after the hello unless `limits` say otherwise (handOffBytes 0; the daemon's default
+ * relays in Node first, below).
+ */
 async function relaying(limits: Partial<AcceptorLimits> = {}, serve?: (s: Socket) => void): Promise<Relaying> {
   const k = keeperConn();
   const b = await lib.backend(cleanups, serve);
   const ce = closedEvents();
-  const { a, port } = await lib.acceptor(b.port, cleanups, limits, null, ce.events);
+  const { a, port } = await lib.acceptor(b.port, cleanups, { handOffBytes: 0, ...limits }, null, ce.events);
   // Before the servers close (cleanups run in reverse): a test that failed may leave pairs open,
   // and a server's close waits for its connections.
   cleanups.push(() => { for (const s of b.conns) s.destroy(); });
@@ -104,6 +109,13 @@ async function relaying(limits: Partial<AcceptorLimits> = {}, serve?: (s: Socket
 }
 
 const connect = (port: number): Promise<Socket> => lib.connect(port, cleanups);
+
+/** The listener test/lib/acceptor.ts gave the acceptor (for update() with new limits). */
+function listenerOf(r: Relaying): SpliceListener {
+  const b = [{ addr: '127.0.0.1', port: r.b.port, weight: 100, proxyProtocol: false }];
+  return { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port: r.port, persist: false, defaultBackends: b, sourceRoutes: [],
+    sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };
+}
 
 /** A client whose hello reached the backend (`s`): by then the acceptor handed the pair to the keeper. */
 async function handedPair(r: Relaying): Promise<{ c: Socket; s: Socket }> {
@@ -405,6 +417,137 @@ describe('the acceptor with the splice relay in the pair keeper', () => {
     expect(ce2.ends).toEqual([{ up: hello.length, down: hello.length, reason: 'fin' }]);
     expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
     expect(r.closedEvents.ends).toEqual([]);
+  });
+});
+
+// The daemon's default: Node relays a pair first and hands it to the keeper once it moved
+// handOffBytes, lived handOffAfterMs, or the daemon stops (a hand-off costs more CPU than Node
+// spends on a short connection). Each hand-off happens mid-stream: the bytes each way are compared
+// whole (SHA-256) and the closed event's counts are exact across it.
+describe('the acceptor relaying in Node first, then in the keeper', () => {
+  const late = (limits: Partial<AcceptorLimits>): Partial<AcceptorLimits> => ({ handOffBytes: DEFAULT_LIMITS.handOffBytes, handOffAfterMs: 60_000, ...limits });
+
+  it('keeps a short exchange in Node: nothing goes to the keeper', async () => {
+    const r = await relaying(late({}), echo);
+    const c = await connect(r.port);
+    const got = receiveAll(c, hello.length);
+    const sent = await sendRandom(c, 16 * 1024, { prefix: hello });
+    expect(await got).toEqual(sent);
+    await closed(c);
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length + 16 * 1024, down: hello.length + 16 * 1024, reason: 'fin' });
+    expect(r.a.counters).toMatchObject({ relayed: 1, spliced: 0, active: 0 });
+    expect(r.k.list().relayed).toEqual([]);
+  });
+
+  it('hands a pair over once it moved handOffBytes, mid-stream, with every byte whole both ways', async () => {
+    const r = await relaying(late({}), echo);
+    const c = await connect(r.port);
+    const got = receiveAll(c, hello.length);
+    const sent = await sendRandom(c, 64 * MiB, { prefix: hello });
+    expect(await got).toEqual(sent);
+    await closed(c);
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length + 64 * MiB, down: hello.length + 64 * MiB, reason: 'fin' });
+    expect(r.a.counters).toMatchObject({ relayed: 1, spliced: 1, active: 0 });
+  });
+
+  it('hands a quiet pair over after handOffAfterMs, and it goes on in the keeper', async () => {
+    const r = await relaying(late({ handOffAfterMs: 200 }), echo);
+    const c = await connect(r.port);
+    const back = received(c, hello.length);
+    c.write(hello);
+    await back;
+    await waitUntil(() => r.a.counters.spliced === 1 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the hand-off of an old pair' });
+    expect(r.k.list().relayed).toHaveLength(1);
+    const got = receiveAll(c);
+    const sent = await sendRandom(c, 8 * MiB);
+    expect(await got).toEqual(sent);
+    await closed(c);
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length + 8 * MiB, down: hello.length + 8 * MiB, reason: 'fin' });
+  });
+
+  it('hands every pair Node relays over when the daemon stops: the next daemon reports them', async () => {
+    const r = await relaying(late({}), echo);
+    const c = await connect(r.port);
+    const sentHash = createHash('sha256');
+    const gotHash = createHash('sha256');
+    let total = 0;
+    let echoed = 0;
+    c.on('data', (d: Buffer) => { gotHash.update(d); echoed += d.length; });
+    const send = (b: Buffer): void => { sentHash.update(b); total += b.length; c.write(b); };
+    const echoedAll = (): Promise<boolean> => waitUntil(() => echoed === total, { timeoutMs: 30_000, intervalMs: 5, what: `${total} bytes echoed (${echoed})` });
+    send(hello);
+    send(randomBytes(1000));
+    await echoedAll();
+    expect(r.a.counters.spliced).toBe(0);
+    await r.a.close();
+    expect(r.a.counters.spliced).toBe(1);
+    r.k.close();
+    send(randomBytes(4 * MiB));
+    await echoedAll();
+    const k2 = keeperConn();
+    const ce2 = closedEvents();
+    const { a: a2 } = await lib.acceptor(r.b.port, cleanups, {}, null, ce2.events);
+    expect(adoptKeptPairs(a2, null, k2)).toEqual({ adopted: 1, dropped: 0 });
+    a2.useKeeperRelay(k2);
+    c.end();
+    await ended(c);
+    expect(gotHash.digest('hex')).toBe(sentHash.digest('hex'));
+    expect(await ce2.next()).toEqual({ up: total, down: total, reason: 'fin' });
+    expect(r.closedEvents.ends).toEqual([]);
+  });
+
+  it('relays on in Node while a backend reads nothing, and hands over once it reads', async () => {
+    // The hand-off waits for Node's writes to reach the kernel, reading neither side meanwhile; a
+    // backend that does not read would hold the other direction for ever, so Node relays on.
+    const r = await relaying(late({ handOffBytes: 1024 * MiB }), (s) => s.pause());
+    const c = await connect(r.port);
+    const clientFd = fdOf(c);
+    const atClient = receiveAll(c);
+    const hash = createHash('sha256');
+    const up = randomBytes(MiB);
+    let waitingForDrain = false;
+    c.on('drain', () => { waitingForDrain = false; });
+    c.write(hello);
+    for (let i = 0; i < 64; i++) {
+      const b = Buffer.from(up);
+      b.writeUInt32LE(i, 0);
+      hash.update(b);
+      if (!c.write(b)) waitingForDrain = true;
+    }
+    const s = await r.b.next();
+    await waitUntil(() => waitingForDrain && sendWindow(clientFd) === 0, { timeoutMs: 30_000, intervalMs: 10, what: 'the client held by a zero window' });
+    // Only now may the pair be old enough: every try from here meets Node's writes stuck.
+    r.a.update([listenerOf(r)], { handOffAfterMs: 50 });
+    await waitUntil(() => r.a.counters.handOffDeferred >= 1, { timeoutMs: 10_000, intervalMs: 10, what: 'a hand-off put off' });
+    expect(r.a.counters.spliced).toBe(0);
+    // The other direction still moves: the backend's bytes reach the client while it reads nothing.
+    const down = randomBytes(2 * MiB);
+    s.write(down);
+    await waitUntil(() => c.bytesRead >= down.length, { timeoutMs: 30_000, intervalMs: 10, what: `the backend's ${down.length} bytes at the client (${c.bytesRead})` });
+    expect(r.a.counters.spliced).toBe(0);
+    const atBack = receiveAll(s, hello.length);
+    s.resume();
+    c.end();
+    expect(await atBack).toEqual({ bytes: 64 * MiB, sha256: hash.digest('hex') });
+    await waitUntil(() => r.a.counters.spliced === 1, { timeoutMs: 20_000, intervalMs: 10, what: 'the hand-off once the backend reads' });
+    s.end();
+    expect(await atClient).toEqual({ bytes: down.length, sha256: sha(down) });
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length + 64 * MiB, down: down.length, reason: 'fin' });
+  });
+
+  it('hands over a pair whose client half-closed; the backend\'s bytes and FIN reach the client', async () => {
+    const r = await relaying(late({}));
+    const c = await connect(r.port);
+    c.end(hello);
+    const s = await r.b.next();
+    expect((await received(s, hello.length)).equals(hello)).toBe(true);
+    await ended(s);
+    const atClient = receiveAll(c);
+    const down = await sendRandom(s, 8 * MiB + 11);
+    expect(await atClient).toEqual(down);
+    await Promise.all([closed(c), closed(s)]);
+    expect(await r.closedEvents.next()).toEqual({ up: hello.length, down: down.bytes, reason: 'fin' });
+    expect(r.a.counters).toMatchObject({ spliced: 1, active: 0 });
   });
 });
 
