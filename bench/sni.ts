@@ -45,6 +45,7 @@ const SINK_BACKEND = 9602;
 const NAME = 'bench.example.com';
 const HANDSHAKES = 2000;
 const HANDSHAKE_CONCURRENCY = 32;
+const WARMUP_HANDSHAKES = 1000;
 const BULK_BYTES = 512 * 1024 * 1024;
 const ROUNDS = 3;
 
@@ -250,6 +251,16 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         }
         return { user, system, keeper: who !== 'haproxy' && keeper !== undefined ? cpuSeconds(keeper) : 0 };
       };
+      // Unmeasured handshakes through the block's daemon first: a daemon that has just started
+      // compiles its accept path (V8's JIT) during its first connections, a cost it pays once in
+      // its life, not per connection. HAProxy gets as many, so both start their rounds warm.
+      for (const who of [v.who, 'haproxy'] as const) {
+        ctx.log(`sni: warm-up, ${who}: ${WARMUP_HANDSHAKES} handshakes (not measured)`);
+        const w = await execIn(CLIENT, [process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(who === 'haproxy' ? HAPROXY_PORT : LB_PORT),
+          '--servername', NAME, '--count', String(WARMUP_HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
+        const failed = (JSON.parse(w.stdout) as { results: Array<{ error?: string }> }).results.filter((x) => x.error).length;
+        if (failed > 0) throw new BenchError(`warm-up of ${who}: ${failed} of ${WARMUP_HANDSHAKES} handshakes failed`);
+      }
       for (let round = 0; round < rounds; round++) {
         const whos: Who[] = (round + block) % 2 === 0 ? [v.who, 'haproxy'] : ['haproxy', v.who];
         for (const who of whos) {
@@ -347,6 +358,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${bulkBytes / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy's processes from /proc/PID/stat, of the machine from /proc/stat.`,
         'lb: the default splice relay (LB_SNI_RELAY unset; the pair keeper process splices each pair through pipes); lb-sockmap: LB_SNI_RELAY=kernel (lb_splice sk_skb verdict, experimental); lb-node: LB_SNI_RELAY=node (stream.pipe in the daemon).',
         `Three blocks, lb then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of the 2nd and 3rd; haproxy runs throughout from one start.`,
+        `Each block starts with ${WARMUP_HANDSHAKES} unmeasured handshakes through the variant and through haproxy (a new daemon compiles its accept path during its first connections, once in its life).`,
         `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is against the haproxy rounds of the same block${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
       ],
       measurements, ratios,

@@ -223,8 +223,9 @@ export class Acceptor {
   }
 
   /**
-   * Relays with the splice relay from now on: each pair goes to `keeper` once its hello was
-   * replayed, and the keeper's reports of ends are read every ENDS_POLL_MS.
+   * Relays with the splice relay from now on: each pair goes to `keeper` (right after its hello
+   * with handOffBytes 0, else once Node relayed it for handOffBytes or handOffAfterMs, or at
+   * close), and the keeper's reports of ends are read every ENDS_POLL_MS.
    */
   useKeeperRelay(keeper: PairKeeper): void {
     this.keeper = keeper;

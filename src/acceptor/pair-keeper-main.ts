@@ -1,8 +1,8 @@
 // The pair keeper process (pair-keeper.ts starts it): the SNI acceptor's pairs that outlive the
 // daemon. Two kinds:
-// - pairs it relays (the splice relay, pipe-relay.ts): the daemon hands over both sockets once the
-//   hello was replayed; from then on this process moves their bytes with splice(2) and reports
-//   each pair's end;
+// - pairs it relays (the splice relay, pipe-relay.ts): the daemon hands over both sockets once a
+//   pair is worth it (acceptor.ts: handOffBytes, handOffAfterMs, the daemon's stop); from then on
+//   this process moves their bytes with splice(2) and reports each pair's end;
 // - pairs the kernel relays (the sockmap relay, splice.ts): it only keeps a descriptor of both
 //   sockets (a socket whose last descriptor closes leaves the sockmap and closes), never reads or
 //   writes them, and gives them back to the next daemon.
