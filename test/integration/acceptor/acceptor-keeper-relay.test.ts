@@ -126,6 +126,24 @@ async function handedPair(r: Relaying): Promise<{ c: Socket; s: Socket }> {
   return { c, s };
 }
 
+/**
+ * A client of an echo backend: send() writes and remembers, echoedAll() waits until every byte
+ * sent came back, digests() gives both SHA-256s and counts.
+ */
+function echoTracker(c: Socket): { send(b: Buffer): void; echoedAll(): Promise<boolean>; sent(): number; digests(): { sent: number; echoed: number; want: string; got: string } } {
+  const sentHash = createHash('sha256');
+  const gotHash = createHash('sha256');
+  let total = 0;
+  let echoed = 0;
+  c.on('data', (d: Buffer) => { gotHash.update(d); echoed += d.length; });
+  return {
+    send: (b) => { sentHash.update(b); total += b.length; c.write(b); },
+    echoedAll: () => waitUntil(() => echoed === total, { timeoutMs: 30_000, intervalMs: 5, what: `${total} bytes echoed (${echoed})` }),
+    sent: () => total,
+    digests: () => ({ sent: total, echoed, want: sentHash.digest('hex'), got: gotHash.digest('hex') }),
+  };
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const errorOf = (s: Socket): Promise<string> => new Promise((r) => s.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? e.message)));
 
@@ -356,13 +374,7 @@ describe('the acceptor with the splice relay in the pair keeper', () => {
   it('leaves a relayed pair to the next daemon, which adopts it and reports its end', async () => {
     const r = await relaying({}, echo);
     const c = await connect(r.port);
-    const sentHash = createHash('sha256');
-    const gotHash = createHash('sha256');
-    let total = 0;
-    let echoed = 0;
-    c.on('data', (d: Buffer) => { gotHash.update(d); echoed += d.length; });
-    const send = (b: Buffer): void => { sentHash.update(b); total += b.length; c.write(b); };
-    const echoedAll = (): Promise<boolean> => waitUntil(() => echoed === total, { timeoutMs: 30_000, intervalMs: 5, what: `${total} bytes echoed (${echoed})` });
+    const { send, echoedAll, sent, digests } = echoTracker(c);
     send(hello);
     await echoedAll();
     send(randomBytes(4 * MiB));
@@ -387,9 +399,10 @@ describe('the acceptor with the splice relay in the pair keeper', () => {
     send(randomBytes(4 * MiB));
     c.end();
     await ended(c);
-    expect(echoed).toBe(total);
-    expect(gotHash.digest('hex')).toBe(sentHash.digest('hex'));
-    expect(await ce2.next()).toEqual({ up: total, down: total, reason: 'fin' });
+    const d = digests();
+    expect(d.echoed).toBe(d.sent);
+    expect(d.got).toBe(d.want);
+    expect(await ce2.next()).toEqual({ up: sent(), down: sent(), reason: 'fin' });
     expect(a2.counters).toMatchObject({ adopted: 1, active: 0 });
     expect(r.closedEvents.ends, 'the stopped acceptor reports nothing').toEqual([]);
   });
@@ -468,13 +481,7 @@ describe('the acceptor relaying in Node first, then in the keeper', () => {
   it('hands every pair Node relays over when the daemon stops: the next daemon reports them', async () => {
     const r = await relaying(late({}), echo);
     const c = await connect(r.port);
-    const sentHash = createHash('sha256');
-    const gotHash = createHash('sha256');
-    let total = 0;
-    let echoed = 0;
-    c.on('data', (d: Buffer) => { gotHash.update(d); echoed += d.length; });
-    const send = (b: Buffer): void => { sentHash.update(b); total += b.length; c.write(b); };
-    const echoedAll = (): Promise<boolean> => waitUntil(() => echoed === total, { timeoutMs: 30_000, intervalMs: 5, what: `${total} bytes echoed (${echoed})` });
+    const { send, echoedAll, sent, digests } = echoTracker(c);
     send(hello);
     send(randomBytes(1000));
     await echoedAll();
@@ -491,8 +498,9 @@ describe('the acceptor relaying in Node first, then in the keeper', () => {
     a2.useKeeperRelay(k2);
     c.end();
     await ended(c);
-    expect(gotHash.digest('hex')).toBe(sentHash.digest('hex'));
-    expect(await ce2.next()).toEqual({ up: total, down: total, reason: 'fin' });
+    const d = digests();
+    expect(d.got).toBe(d.want);
+    expect(await ce2.next()).toEqual({ up: sent(), down: sent(), reason: 'fin' });
     expect(r.closedEvents.ends).toEqual([]);
   });
 
