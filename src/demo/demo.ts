@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../report/types.js';
+import { liveWeights } from '../state/live-weights.js';
 import { backendServerScript, createTopology, nsenterArgs, DEFAULT_HTTP_PORT, DEFAULT_UDP_PORT, SandboxError, VIP, type Topology } from '../sandbox/index.js';
 import { cleanUp, type CleanupReport } from './cleanup.js';
 import { ConfigRepo } from './config-repo.js';
@@ -45,14 +46,17 @@ export interface DemoResult {
   plans: { initial: string; shifted: string };
   status: { initial: StatusReport; shifted: StatusReport };
   traffic: {
-    before: TrafficSample & { shares: Record<string, number> };
-    after: TrafficSample & { shares: Record<string, number> };
+    before: LiveSample;
+    after: LiveSample;
   };
   webhook: WebhookDelivery & { appliedAfterMs: number };
   statusCommit: { sha: string; subject: string; files: string[]; markdown: string };
   kept: boolean;
   durationMs: number;
 }
+
+/** A traffic sample, the answers' shares, and the weights the data plane held when it began (by backend name). */
+type LiveSample = TrafficSample & { shares: Record<string, number>; liveWeights: Record<string, number> };
 
 export class DemoRun {
   readonly opts: DemoOptions;
@@ -272,8 +276,12 @@ export class DemoRun {
     return r.stdout;
   }
 
-  private async traffic(clientNs: string, backends: Backend[]): Promise<TrafficSample> {
-    const sample = await sendTraffic(clientNs, `http://${VIP}/`, this.opts.requests);
+  private async traffic(clientNs: string, backends: Backend[]): Promise<TrafficSample & { liveWeights: Record<string, number> }> {
+    // What the maps hold as the requests start: the weights the sample is to follow.
+    const live = liveWeights(this.layout.instance);
+    const weights = Object.fromEntries(backends.map((b) => [b.name, Object.entries(live).find(([target]) => target.split(':')[0] === b.address)?.[1] ?? 0]));
+    this.say.step(`Weights in the data plane now: ${backends.map((b) => `${b.name} ${weights[b.name]}`).join(', ')}`);
+    const sample = { ...await sendTraffic(clientNs, `http://${VIP}/`, this.opts.requests), liveWeights: weights };
     this.say.block(renderTraffic(sample, backends).join('\n'));
     if (sample.failures > 0) throw new SandboxError(`${sample.failures} of ${sample.requests} requests through the VIP failed: ${sample.errors.join('; ')}`);
     return sample;

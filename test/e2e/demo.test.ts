@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../lib/build.js';
-import type { DemoResult } from '../../src/demo/demo.js';
+import { INITIAL_WEIGHTS, SHIFTED_WEIGHTS, type DemoResult } from '../../src/demo/demo.js';
 import { instanceDir } from '../../src/dataplane/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ROOT } from '../lib/cli.js';
@@ -137,7 +137,11 @@ describe('make demo (--ci)', () => {
 
   it('traffic follows the weights: 50/30/20, then 10/20/70', () => {
     const { before, after } = r().traffic;
-    console.log(`before ${JSON.stringify(before.counts)}, after ${JSON.stringify(after.counts)}`);
+    console.log(`before ${JSON.stringify(before.counts)} (maps ${JSON.stringify(before.liveWeights)}), after ${JSON.stringify(after.counts)} (maps ${JSON.stringify(after.liveWeights)})`);
+    // The samples' precondition: the maps held the committed weights as the requests began.
+    const byName = (w: readonly number[]): Record<string, number> => Object.fromEntries(w.map((x, i) => [`b${i + 1}`, x]));
+    expect(before.liveWeights).toEqual(byName(INITIAL_WEIGHTS));
+    expect(after.liveWeights).toEqual(byName(SHIFTED_WEIGHTS));
     for (const s of [before, after]) {
       expect(s.failures, s.errors.join('; ')).toBe(0);
       expect(s.requests).toBe(REQUESTS);

@@ -9,11 +9,13 @@ import { controlRequest, controlSocketPath } from '../../../src/daemon/control-s
 import { execIn, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
 import { instanceComplete } from '../../../src/runtime/dataplane-sampler.js';
 import { readLive } from '../../../src/state/live.js';
-import { targetLabel } from '../../../src/core/state.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { httpBatch, type BatchAnswer } from './clients.js';
 import { lbStatus, type DaemonProcess } from './daemon.js';
 import { instanceDir } from '../../../src/dataplane/index.js';
+import { liveWeights } from '../../../src/state/live-weights.js';
+
+export { liveWeights };
 import { runDir } from '../../../src/state/run-dir.js';
 import { runCli } from '../../lib/cli.js';
 
@@ -37,23 +39,6 @@ export function targetOf(rt: RuntimeStatus, targetId: string, group = 'default')
   const t = rt.targets.find((x) => x.targetId === targetId && x.group === group);
   if (!t) throw new Error(`no target ${targetId} in group ${group}: ${rt.targets.map((x) => x.targetId).join(', ')}`);
   return t;
-}
-
-/** backend "addr:port" -> weight in the live (active) generation, over every group. */
-export function liveWeights(instance: string): Record<string, number> {
-  // Only a complete instance (readLive would load and pin the objects of one the daemon is
-  // loading right now), and two equal reads in a row: an apply flipping generations between
-  // reading lb_ctl and the groups is seen as a difference and read again.
-  if (!instanceComplete(instance)) return {};
-  let live = readLive(instance);
-  for (let i = 0; i < 10; i++) {
-    const again = readLive(instance);
-    if (again.digest === live.digest) break;
-    live = again;
-  }
-  const out: Record<string, number> = {};
-  for (const { group } of live.generation.groups) for (const t of group.targets) out[targetLabel(t)] = (out[targetLabel(t)] ?? 0) + t.weight;
-  return out;
 }
 
 /** The lb_tstats id of a backend in the live state. */
