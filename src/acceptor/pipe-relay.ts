@@ -7,9 +7,13 @@
 // fills, the relay stops reading the sender's socket, that socket's receive buffer fills, and the
 // sender's TCP window closes. Unlike the sockmap relay (splice.ts), no byte is ever held uncharged.
 //
-// Bounds, per direction: at most `pipeBytes` sit in this relay (it never splices into a pipe more
-// than pipeBytes less what the pipe holds; F_SETPIPE_SZ made the pipe at least that large, and a
-// pipe that cannot be sized so fails the pair). Beside them the kernel holds what the two sockets'
+// Bounds, per direction: at most the pipe's capacity sits in this relay (it never splices into a
+// pipe more than that less what the pipe holds; F_SETPIPE_SZ made the pipe at least that large,
+// and a pipe that cannot be sized so fails the pair). The capacity is `pipeBytes` (1 MiB: fewer
+// splices per GB) while the large pipes of all pairs stay within `pipeBudget` (256 MiB), else
+// SMALL_PIPE_BYTES (64 KiB, Linux's default): pipe pages are charged to no socket's buffer, and
+// as root the pipe-user-pages limits do not apply, so without the budget 10,000 pairs with slow
+// readers could pin 20 GB. Beside them the kernel holds what the two sockets'
 // own buffers hold, as it would for a direct connection: the source's receive buffer and the
 // destination's send buffer (net.ipv4.tcp_rmem[2] and tcp_wmem[2] at most, with autotuning).
 //
@@ -74,6 +78,10 @@ const MAX_EVENTS = 256;
 const PUMP_ROUNDS = 16;
 /** The default pipe capacity per direction. */
 export const DEFAULT_PIPE_BYTES = 1024 * 1024;
+/** The capacity of every pipe past the budget. */
+export const SMALL_PIPE_BYTES = 64 * 1024;
+/** Bytes of large pipes (pipeBytes each, two per pair) at most, over all pairs. */
+export const DEFAULT_PIPE_BUDGET = 256 * 1024 * 1024;
 
 interface Libc {
   epoll_create1(flags: number): number;
@@ -140,6 +148,8 @@ interface Way {
   w: number;
   /** Bytes in the pipe: spliced in minus spliced out. */
   held: number;
+  /** The pipe's capacity: never more bytes in it than this. */
+  cap: number;
   /** Bytes delivered to dst. */
   bytes: number;
   /** The source's EOF was read. */
@@ -160,11 +170,16 @@ interface Pair {
   /** The epoll interest registered per socket. */
   mask: Map<number, number>;
   ended: boolean;
+  /** Its pipes count against the budget (they are pipeBytes large). */
+  large: boolean;
 }
 
 export class PipeRelay {
   private readonly epfd: number;
   private readonly pipeBytes: number;
+  private readonly pipeBudget: number;
+  /** Bytes of the large pipes of the pairs relayed now. */
+  private largeBytes = 0;
   private readonly now: () => number;
   private readonly events = Buffer.alloc(EVENT_SIZE * MAX_EVENTS);
   private readonly pairs = new Map<string, Pair>();
@@ -179,8 +194,9 @@ export class PipeRelay {
   private nextIdleCheck = Infinity;
   private closed = false;
 
-  constructor(opts: { pipeBytes?: number; now?: () => number } = {}) {
+  constructor(opts: { pipeBytes?: number; pipeBudget?: number; now?: () => number } = {}) {
     this.pipeBytes = opts.pipeBytes ?? DEFAULT_PIPE_BYTES;
+    this.pipeBudget = opts.pipeBudget ?? DEFAULT_PIPE_BUDGET;
     this.now = opts.now ?? Date.now;
     this.epfd = c().epoll_create1(EPOLL_CLOEXEC);
     if (this.epfd < 0) fail('epoll_create1');
@@ -200,15 +216,18 @@ export class PipeRelay {
         const flags = c().fcntl(fd, F_GETFL);
         if (flags < 0 || c().fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK) < 0) fail(`fcntl(${fd}, O_NONBLOCK)`);
       }
-      const up = this.way(client, backend, pipes);
-      const down = this.way(backend, client, pipes);
-      const pair: Pair = { id, client, backend, up, down, idleMs, last: this.now(), mask: new Map(), ended: false };
+      const large = this.pipeBytes <= SMALL_PIPE_BYTES || this.largeBytes + 2 * this.pipeBytes <= this.pipeBudget;
+      const cap = large ? this.pipeBytes : SMALL_PIPE_BYTES;
+      const up = this.way(client, backend, pipes, cap);
+      const down = this.way(backend, client, pipes, cap);
+      const pair: Pair = { id, client, backend, up, down, idleMs, last: this.now(), mask: new Map(), ended: false, large: large && this.pipeBytes > SMALL_PIPE_BYTES };
       for (const fd of [client, backend]) {
         this.ctl(EPOLL_CTL_ADD, fd, EPOLLIN);
         pair.mask.set(fd, EPOLLIN);
         this.bySocket.set(fd, pair);
       }
       this.pairs.set(id, pair);
+      if (pair.large) this.largeBytes += 2 * this.pipeBytes;
       this.nextIdleCheck = Math.min(this.nextIdleCheck, pair.last + idleMs);
       // Bytes may already wait in either receive queue: pumped by the next poll.
       this.runnable.add(pair);
@@ -222,7 +241,7 @@ export class PipeRelay {
     }
   }
 
-  private way(src: number, dst: number, pipes: number[]): Way {
+  private way(src: number, dst: number, pipes: number[], cap: number): Way {
     const fds = Buffer.alloc(8);
     if (c().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) fail('pipe2');
     const r = fds.readInt32LE(0);
@@ -230,8 +249,8 @@ export class PipeRelay {
     pipes.push(r, w);
     // Anything but the configured size would break the bound the header states: a refusal
     // (EPERM past the per-user pipe quota) fails the pair rather than relaying it unbounded.
-    if (c().fcntl(w, F_SETPIPE_SZ, 'int', this.pipeBytes) < 0) fail(`F_SETPIPE_SZ ${this.pipeBytes}`);
-    return { src, dst, r, w, held: 0, bytes: 0, eof: false, shut: false };
+    if (c().fcntl(w, F_SETPIPE_SZ, 'int', cap) < 0) fail(`F_SETPIPE_SZ ${cap}`);
+    return { src, dst, r, w, held: 0, cap, bytes: 0, eof: false, shut: false };
   }
 
   watch(fd: number): void {
@@ -244,9 +263,10 @@ export class PipeRelay {
     if (this.watched.delete(fd)) c().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
   }
 
-  counts(id: string): { up: number; down: number } | undefined {
+  /** Bytes a pair moved each way so far, and its pipes' capacity. */
+  counts(id: string): { up: number; down: number; pipe: number } | undefined {
     const pair = this.pairs.get(id);
-    return pair ? { up: pair.up.bytes, down: pair.down.bytes } : undefined;
+    return pair ? { up: pair.up.bytes, down: pair.down.bytes, pipe: pair.up.cap } : undefined;
   }
 
   /** Resets (RST) a pair now; its end (reason 'reset') is returned by the next poll. */
@@ -349,7 +369,7 @@ export class PipeRelay {
     if (pair.up.shut && pair.down.shut) return this.end(pair, 'closed');
     const want = new Map<number, number>([[pair.client, 0], [pair.backend, 0]]);
     for (const way of [pair.up, pair.down]) {
-      if (!way.eof && way.held < this.pipeBytes) want.set(way.src, want.get(way.src)! | EPOLLIN);
+      if (!way.eof && way.held < way.cap) want.set(way.src, want.get(way.src)! | EPOLLIN);
       if (way.held > 0) want.set(way.dst, want.get(way.dst)! | EPOLLOUT);
     }
     for (const [fd, events] of want) {
@@ -375,8 +395,8 @@ export class PipeRelay {
         moved += n;
       }
     }
-    if (!way.eof && way.held < this.pipeBytes) {
-      const n = splice(way.src, way.w, this.pipeBytes - way.held);
+    if (!way.eof && way.held < way.cap) {
+      const n = splice(way.src, way.w, way.cap - way.held);
       if (n === FAILED) return -1;
       if (n === 0) way.eof = true;
       else if (n > 0) {
@@ -419,6 +439,7 @@ export class PipeRelay {
   private end(pair: Pair, reason: PairEndReason, by?: 'client' | 'backend'): PairEnd {
     pair.ended = true;
     this.pairs.delete(pair.id);
+    if (pair.large) this.largeBytes -= 2 * this.pipeBytes;
     this.runnable.delete(pair);
     for (const fd of [pair.client, pair.backend]) {
       this.bySocket.delete(fd);

@@ -80,9 +80,9 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { readSync } from 'node:fs';
 import koffi from 'koffi';
 const { PipeRelay } = await import(workerData.relayUrl);
-const { port, wake, pipeBytes } = workerData;
+const { port, wake, pipeBytes, pipeBudget } = workerData;
 let fake = workerData.clock;
-const relay = new PipeRelay({ pipeBytes, now: fake === null ? undefined : () => fake });
+const relay = new PipeRelay({ pipeBytes, pipeBudget, now: fake === null ? undefined : () => fake });
 relay.watch(wake);
 // getrusage(RUSAGE_THREAD): this thread's CPU time, the relay's alone.
 const getrusage = koffi.load('libc.so.6').func('int getrusage(int who, _Out_ void *usage)');
@@ -168,7 +168,7 @@ export class RelayWorker {
    * Starts a relay in a worker. relayUrl: the relay's JavaScript module (relayModuleDir, or the
    * build's). clock: a start time for an injected clock (moved only by advance()), or null.
    */
-  static async start(relayUrl: string, opts: { pipeBytes?: number; clock?: number | null; dir: string }): Promise<RelayWorker> {
+  static async start(relayUrl: string, opts: { pipeBytes?: number; pipeBudget?: number; clock?: number | null; dir: string }): Promise<RelayWorker> {
     const fds = Buffer.alloc(8);
     if (c().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) throw new Error(`pipe2: errno ${koffi.errno()}`);
     const wakeR = fds.readInt32LE(0);
@@ -177,7 +177,7 @@ export class RelayWorker {
     const file = join(opts.dir, `worker-${process.pid}-${Date.now()}.mjs`);
     writeFileSync(file, WORKER);
     const worker = new Worker(file, {
-      workerData: { port: port2, wake: wakeR, pipeBytes: opts.pipeBytes, clock: opts.clock ?? null, relayUrl },
+      workerData: { port: port2, wake: wakeR, pipeBytes: opts.pipeBytes, pipeBudget: opts.pipeBudget, clock: opts.clock ?? null, relayUrl },
       transferList: [port2],
     });
     const relay = new RelayWorker(worker, port1, wakeR, wakeW);
@@ -203,7 +203,7 @@ export class RelayWorker {
     return this.request({ op: 'add', id, client, backend, idleMs });
   }
   advance(ms: number): Promise<void> { return this.request({ op: 'advance', ms }); }
-  counts(id: string): Promise<{ up: number; down: number } | null> { return this.request({ op: 'counts', id }); }
+  counts(id: string): Promise<{ up: number; down: number; pipe: number } | null> { return this.request({ op: 'counts', id }); }
   reset(id: string): Promise<void> { return this.request({ op: 'reset', id }); }
   /** The relay thread's CPU seconds (user + system). */
   cpu(): Promise<number> { return this.request({ op: 'cpu' }); }

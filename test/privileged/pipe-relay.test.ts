@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../src/sandbox/index.js';
+import { SMALL_PIPE_BYTES } from '../../src/acceptor/pipe-relay.js';
 import {
   fdOf, kernelAccepted, rcvbuf, relayedPair, relayModuleDir, RelayWorker, removeDir, sendWindow, sndbuf, type RelayedPair,
 } from '../lib/pipe-relay-worker.js';
@@ -25,8 +26,8 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-async function relay(clock: number | null = null): Promise<RelayWorker> {
-  const r = await RelayWorker.start(moduleDir.relayUrl, { pipeBytes: PIPE_BYTES, clock, dir: moduleDir.dir });
+async function relay(clock: number | null = null, pipeBudget?: number): Promise<RelayWorker> {
+  const r = await RelayWorker.start(moduleDir.relayUrl, { pipeBytes: PIPE_BYTES, pipeBudget, clock, dir: moduleDir.dir });
   cleanups.push(() => r.stop());
   return r;
 }
@@ -80,6 +81,25 @@ describe('the splice(2) pipe relay', () => {
     expect(await r.ended(id)).toEqual({ id, up: 64 * MiB, down: 64 * MiB, reason: 'closed' });
   });
 
+  it('gives large pipes only within the budget: the pairs past it relay through 64 KiB pipes', async () => {
+    // A budget of two pairs' large pipes: the third pair gets small ones, and once a large pair
+    // ended, the next pair gets large ones again. Each relays its bytes whole.
+    const r = await relay(null, 4 * PIPE_BYTES);
+    const pairs = [await pair(r, 'b1'), await pair(r, 'b2'), await pair(r, 'b3')];
+    expect(await Promise.all(pairs.map((p) => r.counts(p.id).then((c) => c?.pipe)))).toEqual([PIPE_BYTES, PIPE_BYTES, SMALL_PIPE_BYTES]);
+    const results = await Promise.all(pairs.map(async ({ client, back }, i) => {
+      back.pipe(back);
+      const got = collect(client);
+      const sent = await send(client, 16 * MiB + i);
+      client.end();
+      return { sent, got: await got };
+    }));
+    results.forEach(({ sent, got }, i) => expect(got).toEqual({ length: 16 * MiB + i, sha: sent }));
+    for (const p of pairs) expect((await r.ended(p.id)).reason).toBe('closed');
+    const again = await pair(r, 'b4');
+    expect((await r.counts(again.id))?.pipe).toBe(PIPE_BYTES);
+  });
+
   it('relays 8 pairs at once, each byte for byte (one loop shares itself between pairs)', async () => {
     const r = await relay();
     const pairs = await Promise.all(Array.from({ length: 8 }, (_, i) => pair(r, `many${i}`)));
@@ -105,7 +125,7 @@ describe('the splice(2) pipe relay', () => {
     client.end();
     // The backend saw every byte and the FIN; its own direction is still open.
     expect(await atBack).toEqual({ length: 3 * MiB + 17, sha: up });
-    expect(await r.counts(id)).toEqual({ up: 3 * MiB + 17, down: 0 });
+    expect(await r.counts(id)).toEqual({ up: 3 * MiB + 17, down: 0, pipe: PIPE_BYTES });
     const down = await send(back, 5 * MiB + 3);
     back.end();
     expect(await atClient).toEqual({ length: 5 * MiB + 3, sha: down });
@@ -120,7 +140,7 @@ describe('the splice(2) pipe relay', () => {
     const down = await send(back, 2 * MiB + 5);
     back.end();
     expect(await atClient).toEqual({ length: 2 * MiB + 5, sha: down });
-    expect(await r.counts(id)).toEqual({ up: 0, down: 2 * MiB + 5 });
+    expect(await r.counts(id)).toEqual({ up: 0, down: 2 * MiB + 5, pipe: PIPE_BYTES });
     const up = await send(client, 4 * MiB + 1);
     client.end();
     expect(await atBack).toEqual({ length: 4 * MiB + 1, sha: up });
@@ -162,7 +182,7 @@ describe('the splice(2) pipe relay', () => {
     // Read by the backend before the reset: libuv reports an RST behind unread bytes as an EOF
     // (a partial read, then EPOLLHUP), which would hide the reset from this test.
     await waitUntil(() => atBack === 1, { timeoutMs: 10_000, intervalMs: 5, what: 'the byte at the backend' });
-    expect(await r.counts(id)).toEqual({ up: 1, down: 0 });
+    expect(await r.counts(id)).toEqual({ up: 1, down: 0, pipe: PIPE_BYTES });
     await r.advance(4000);
     await r.advance(999);
     expect(r.ends).toEqual([]);
