@@ -64,6 +64,18 @@ async function send(s: Socket, total: number, chunk = MiB): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Each pair's backend echoes; its client sends `size` + its index bytes and ends: each gets them all back, in order. */
+async function echoEach(pairs: readonly RelayedPair[], size: number): Promise<void> {
+  const results = await Promise.all(pairs.map(async ({ client, back }, i) => {
+    back.pipe(back);
+    const got = collect(client);
+    const sent = await send(client, size + i);
+    client.end();
+    return { sent, got: await got };
+  }));
+  results.forEach(({ sent, got }, i) => expect(got).toEqual({ length: size + i, sha: sent }));
+}
+
 const errorOf = (s: Socket): Promise<NodeJS.ErrnoException> => new Promise((r) => s.once('error', r));
 const ended = (s: Socket): Promise<void> => new Promise((r) => s.once('end', r));
 
@@ -87,14 +99,7 @@ describe('the splice(2) pipe relay', () => {
     const r = await relay(null, 4 * PIPE_BYTES);
     const pairs = [await pair(r, 'b1'), await pair(r, 'b2'), await pair(r, 'b3')];
     expect(await Promise.all(pairs.map((p) => r.counts(p.id).then((c) => c?.pipe)))).toEqual([PIPE_BYTES, PIPE_BYTES, SMALL_PIPE_BYTES]);
-    const results = await Promise.all(pairs.map(async ({ client, back }, i) => {
-      back.pipe(back);
-      const got = collect(client);
-      const sent = await send(client, 16 * MiB + i);
-      client.end();
-      return { sent, got: await got };
-    }));
-    results.forEach(({ sent, got }, i) => expect(got).toEqual({ length: 16 * MiB + i, sha: sent }));
+    await echoEach(pairs, 16 * MiB);
     for (const p of pairs) expect((await r.ended(p.id)).reason).toBe('closed');
     const again = await pair(r, 'b4');
     expect((await r.counts(again.id))?.pipe).toBe(PIPE_BYTES);
@@ -103,14 +108,7 @@ describe('the splice(2) pipe relay', () => {
   it('relays 8 pairs at once, each byte for byte (one loop shares itself between pairs)', async () => {
     const r = await relay();
     const pairs = await Promise.all(Array.from({ length: 8 }, (_, i) => pair(r, `many${i}`)));
-    const results = await Promise.all(pairs.map(async ({ client, back }, i) => {
-      back.pipe(back);
-      const got = collect(client);
-      const sent = await send(client, 8 * MiB + i);
-      client.end();
-      return { sent, got: await got };
-    }));
-    results.forEach(({ sent, got }, i) => expect(got).toEqual({ length: 8 * MiB + i, sha: sent }));
+    await echoEach(pairs, 8 * MiB);
     for (const [i, p] of pairs.entries()) {
       expect(await r.ended(p.id)).toEqual({ id: p.id, up: 8 * MiB + i, down: 8 * MiB + i, reason: 'closed' });
     }
