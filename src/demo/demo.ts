@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusReport } from '../report/types.js';
-import { liveWeights } from '../state/live-weights.js';
+import { liveWeights } from '../runtime/live-weights.js';
 import { backendServerScript, createTopology, nsenterArgs, DEFAULT_HTTP_PORT, DEFAULT_UDP_PORT, SandboxError, VIP, type Topology } from '../sandbox/index.js';
 import { cleanUp, type CleanupReport } from './cleanup.js';
 import { ConfigRepo } from './config-repo.js';

@@ -344,11 +344,18 @@ async function leaveAndComeBack(run: ExampleRun, affected: Group[], down: Readon
         // The health state machine's steps since the kill, from the daemon's log (every change is
         // logged). The live maps are sampled: a poll that came late on a busy machine missed a
         // step (0 -> 8 -> 23 -> 30) though the daemon applied each.
-        const lines = run.daemon?.logs() ?? [];
-        let killed = -1;
-        lines.forEach((l, i) => { if (l['backend'] === key && l['to'] === 'unhealthy') killed = i; });
-        const ramp = lines.slice(killed + 1).filter((l) => l['backend'] === key && (l['to'] === 'recovering' || l['to'] === 'healthy'))
-          .map((l) => (l['to'] === 'healthy' ? 'healthy' : `recovering ${String(l['recoveryStep'])}`));
+        const rampOf = (): string[] => {
+          const lines = run.daemon?.logs() ?? [];
+          let killed = -1;
+          lines.forEach((l, i) => { if (l['backend'] === key && l['to'] === 'unhealthy') killed = i; });
+          return lines.slice(killed + 1).filter((l) => l['backend'] === key && (l['to'] === 'recovering' || l['to'] === 'healthy'))
+            .map((l) => (l['to'] === 'healthy' ? 'healthy' : `recovering ${String(l['recoveryStep'])}`));
+        };
+        // The maps can show the full weight before the log line of the change that wrote it has
+        // come through the daemon's stdout pipe: wait for that line (the assertion below shows
+        // what came, should it never).
+        const ramp = await waitUntil(() => { const r = rampOf(); return r.includes('healthy') ? r : undefined; },
+          { timeoutMs: 10_000, intervalMs: POLL_MS, what: `${label}: ${key}'s healthy line in the daemon's log` }).catch(() => rampOf());
         return { key, seen, ramp, want: [0, ...[0.25, 0.5, 0.75, 1].map((f) => Math.max(1, Math.round(t.weight * f)))] };
       }));
       for (const s of steps) console.log(`${file}: ${label}: ${s.key} recovers through ${s.ramp.join(', ')}; live weights seen ${s.seen.join(' -> ')}`);

@@ -13,7 +13,7 @@ import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js
 import { httpBatch, type BatchAnswer } from './clients.js';
 import { lbStatus, type DaemonProcess } from './daemon.js';
 import { instanceDir } from '../../../src/dataplane/index.js';
-import { liveWeights } from '../../../src/state/live-weights.js';
+import { liveWeights } from '../../../src/runtime/live-weights.js';
 
 export { liveWeights };
 import { runDir } from '../../../src/state/run-dir.js';

@@ -2,8 +2,8 @@
 // it): what an operator or a test compares with the config it applied. Reads the pinned maps.
 
 import { targetLabel } from '../core/state.js';
-import { instanceComplete } from '../runtime/dataplane-sampler.js';
-import { readLive } from './live.js';
+import { instanceComplete } from './dataplane-sampler.js';
+import { readLive } from '../state/live.js';
 
 /** Reads tried while an apply flips generations under them. */
 const STABLE_READS = 10;
