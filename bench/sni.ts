@@ -198,6 +198,13 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       if (!p.stdout.includes(`"relay":"${v.relay}"`)) throw new BenchError(`lb daemon: asked to relay with ${v.relay}, its log says otherwise: ${p.stdout.slice(-800)}`);
       return p;
     };
+    /** `count` full TLS handshakes from the client namespace to VIP:port, 32 at a time; throws if any failed. */
+    const handshakes = async (port: number, count: number, nodeArgs: string[], what: string): Promise<void> => {
+      const r = await execIn(CLIENT, [process.execPath, ...nodeArgs, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
+        '--servername', NAME, '--count', String(count), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
+      const failed = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results.filter((x) => x.error).length;
+      if (failed > 0) throw new BenchError(`${what}: ${failed} of ${count} handshakes failed`);
+    };
     // The pair keeper's pid (the splice relay's byte mover), from its record; it outlives daemon
     // restarts, so the one a block measures is read after that block's daemon started.
     const keeperPid = (): number | undefined => liveRecord(join(runDir(instance), 'pair-keeper.json'), pairKeeperArgv0(instance))?.pid;
@@ -256,10 +263,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       // its life, not per connection. HAProxy gets as many, so both start their rounds warm.
       for (const who of [v.who, 'haproxy'] as const) {
         ctx.log(`sni: warm-up, ${who}: ${WARMUP_HANDSHAKES} handshakes (not measured)`);
-        const w = await execIn(CLIENT, [process.execPath, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(who === 'haproxy' ? HAPROXY_PORT : LB_PORT),
-          '--servername', NAME, '--count', String(WARMUP_HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
-        const failed = (JSON.parse(w.stdout) as { results: Array<{ error?: string }> }).results.filter((x) => x.error).length;
-        if (failed > 0) throw new BenchError(`warm-up of ${who}: ${failed} of ${WARMUP_HANDSHAKES} handshakes failed`);
+        await handshakes(who === 'haproxy' ? HAPROXY_PORT : LB_PORT, WARMUP_HANDSHAKES, [], `warm-up of ${who}`);
       }
       for (let round = 0; round < rounds; round++) {
         const whos: Who[] = (round + block) % 2 === 0 ? [v.who, 'haproxy'] : ['haproxy', v.who];
@@ -270,12 +274,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           const hsCpu0 = cpuOf(who);
           const hsMachine0 = machineCpuSeconds();
           const t0 = process.hrtime.bigint();
-          const r = await execIn(CLIENT, [process.execPath, ...prof, join(root, 'dist', 'src', 'sandbox', 'tls-client.js'), '--host', VIP, '--port', String(port),
-            '--servername', NAME, '--count', String(HANDSHAKES), '--concurrency', String(HANDSHAKE_CONCURRENCY), '--timeout-ms', '30000'], { timeoutMs: 300_000 });
+          await handshakes(port, HANDSHAKES, prof, what);
           const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-          const results = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results;
-          const errors = results.filter((x) => x.error).length;
-          if (errors > 0) throw new BenchError(`${what}: ${errors} of ${HANDSHAKES} handshakes failed`);
           add('handshakes', who, HANDSHAKES / seconds, v.who);
           // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
           // TCP work, about the same for every proxy): what the connection rate costs each of them.

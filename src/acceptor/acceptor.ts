@@ -555,7 +555,6 @@ interface NodeFirst {
   backoffMs: number;
   /** The hand-off under way. */
   handing: Promise<boolean> | null;
-
   rec: KeptConn;
   info: AcceptorConn;
   route: RouteCounters;

@@ -25,19 +25,17 @@ export function handOff(client: Socket, backend: Socket, send: (fds: [number, nu
   const bh = handleOf(backend);
   if (!ch || !bh || typeof ch.fd !== 'number' || typeof bh.fd !== 'number' || ch.fd < 0 || bh.fd < 0) return null;
   if (client.destroyed || backend.destroyed) return null;
-  ch.readStop();
-  bh.readStop();
+  const hold = (on: boolean): void => { holdReads(client, on); holdReads(backend, on); };
+  hold(true);
   const moved = { up: passBuffered(client, backend), down: passBuffered(backend, client) };
   // A stream read() below its high-water mark asks libuv to read again (net.Socket._read): stopped
   // again. libuv reads only when the event loop turns, which it does not before the end of this.
-  ch.readStop();
-  bh.readStop();
+  hold(true);
   // A FIN Node was asked to send goes out only after its writes: until then the pair stays here
   // (the new owner would not know to send it).
   if (writesPending(client) || writesPending(backend) || !send([ch.fd, bh.fd], moved)) {
     // Node relays them (the bytes of step 2 went across, uncounted by that relay).
-    ch.readStart();
-    bh.readStart();
+    hold(false);
     return null;
   }
   client.destroy();

@@ -216,11 +216,11 @@ export class PipeRelay {
         const flags = c().fcntl(fd, F_GETFL);
         if (flags < 0 || c().fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK) < 0) fail(`fcntl(${fd}, O_NONBLOCK)`);
       }
-      const large = this.pipeBytes <= SMALL_PIPE_BYTES || this.largeBytes + 2 * this.pipeBytes <= this.pipeBudget;
-      const cap = large ? this.pipeBytes : SMALL_PIPE_BYTES;
+      const large = this.pipeBytes > SMALL_PIPE_BYTES && this.largeBytes + 2 * this.pipeBytes <= this.pipeBudget;
+      const cap = large ? this.pipeBytes : Math.min(this.pipeBytes, SMALL_PIPE_BYTES);
       const up = this.way(client, backend, pipes, cap);
       const down = this.way(backend, client, pipes, cap);
-      const pair: Pair = { id, client, backend, up, down, idleMs, last: this.now(), mask: new Map(), ended: false, large: large && this.pipeBytes > SMALL_PIPE_BYTES };
+      const pair: Pair = { id, client, backend, up, down, idleMs, last: this.now(), mask: new Map(), ended: false, large };
       for (const fd of [client, backend]) {
         this.ctl(EPOLL_CTL_ADD, fd, EPOLLIN);
         pair.mask.set(fd, EPOLLIN);

@@ -306,6 +306,8 @@ export class Daemon {
       const adopted = adoptedState(opts.instance, log);
       const initial = adopted?.initial;
       if (adopted) observability.hub.useLive(adopted.live);
+      // LB_SNI_RELAY: splice (default), kernel (the sockmap relay, experimental) or node (docs/sni.md).
+      const relay = relayMode(process.env['LB_SNI_RELAY']);
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
       const frontDoor = opts.engine ? undefined : new FrontDoor({
         instance: opts.instance, ...(opts.objectDir !== undefined ? { objectDir: opts.objectDir } : {}),
@@ -314,8 +316,7 @@ export class Daemon {
         onPairs: (p) => ('error' in p
           ? log.warn({ component: 'acceptor', error: p.error }, 'SNI pair keeper not used: spliced connections end with the daemon')
           : log.info({ component: 'acceptor', ...p }, 'SNI spliced pairs taken back from the pair keeper')),
-        // LB_SNI_RELAY: splice (default), kernel (the sockmap relay, experimental) or node (docs/sni.md).
-        ...(relayMode(process.env['LB_SNI_RELAY']) ? { relay: relayMode(process.env['LB_SNI_RELAY']) } : {}),
+        ...(relay ? { relay } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).
       const runtime = opts.runtime ? undefined : new RuntimeService({
