@@ -7,6 +7,8 @@
 //   which moves the bytes with splice(2) through a pipe per direction (pipe-relay.ts);
 // - lb-sockmap: LB_SNI_RELAY=kernel, the sockmap relay (lb_splice's sk_skb verdict, experimental);
 // - lb-node: LB_SNI_RELAY=node, every byte through Node's stream.pipe in the daemon.
+// Then a reference for the handshake rate, node-floor: the least proxy on Node's net.Socket
+// (NODE_FLOOR), what any acceptor that holds its connections in Node sockets is bounded by.
 // Each relay's rounds alternate with HAProxy's, and each is compared with the HAProxy rounds of
 // its own block (other work on the machine shifts every figure over the minutes of a run).
 // Figures:
@@ -40,6 +42,7 @@ const LB_ADDR = '10.233.1.1';
 const CLIENT_ADDR = '10.233.1.2';
 const LB_PORT = 443;
 const HAPROXY_PORT = 4443;
+const FLOOR_PORT = 5443;
 const TLS_BACKEND = 9601;
 const SINK_BACKEND = 9602;
 const NAME = 'bench.example.com';
@@ -58,6 +61,30 @@ net.createServer({ allowHalfOpen: true }, (s) => {
   s.on('end', () => s.end(String(n) + '\\n'));
   s.on('error', () => s.destroy());
 }).listen(Number(process.argv[1]), '127.0.0.1', () => console.log(JSON.stringify({ ready: true })));
+`;
+
+/**
+ * The floor: the least a proxy built on Node's net.Socket does per connection (accept, read the
+ * first bytes, connect, write them, stream.pipe both ways; no parsing, no choice, no accounting).
+ * Measured beside HAProxy for the handshake rate only: what any Node acceptor's rate is bounded by.
+ */
+const NODE_FLOOR = `
+const net = require('node:net');
+const [host, port, backend] = process.argv.slice(1);
+net.createServer({ allowHalfOpen: true, noDelay: true }, (c) => {
+  c.on('error', () => c.destroy());
+  c.once('data', (first) => {
+    c.pause();
+    const b = net.connect({ host: '127.0.0.1', port: Number(backend), allowHalfOpen: true, noDelay: true }, () => {
+      b.write(first);
+      c.pipe(b);
+      b.pipe(c);
+      c.resume();
+    });
+    b.on('error', () => { b.destroy(); c.destroy(); });
+    c.on('close', () => b.destroy());
+  });
+}).listen(Number(port), host, () => console.log(JSON.stringify({ ready: true })));
 `;
 
 /** Streams: a captured ClientHello, then raw bytes; resolves when every sink answered. Prints seconds. */
@@ -111,14 +138,18 @@ function machineCpuSeconds(): number {
 
 type Relay = 'splice' | 'kernel' | 'node';
 type LbWho = 'lb' | 'lb-sockmap' | 'lb-node';
-type Who = LbWho | 'haproxy';
+/** A block of rounds: one of lb's variants, or the Node floor (handshakes only). */
+type Block = LbWho | 'node-floor';
+type Who = Block | 'haproxy';
 /** lb's variants, in the order of their blocks, and the LB_SNI_RELAY each runs with (undefined: not set, the default). */
 const VARIANTS: ReadonlyArray<{ who: LbWho; relay: Relay; env: string | undefined }> = [
   { who: 'lb', relay: 'splice', env: undefined },
   { who: 'lb-sockmap', relay: 'kernel', env: 'kernel' },
   { who: 'lb-node', relay: 'node', env: 'node' },
 ];
-const WHOS: readonly Who[] = ['lb', 'lb-sockmap', 'lb-node', 'haproxy'];
+const WHOS: readonly Who[] = ['lb', 'lb-sockmap', 'lb-node', 'node-floor', 'haproxy'];
+/** The figures the floor block measures (handshakes only). */
+const FLOOR_KEYS = new Set(['handshakes', 'hscpu', 'hsuser', 'hsmachine']);
 
 export function haproxyConfig(vip: string, port: number, backend: number, sink: number): string {
   return `global
@@ -216,8 +247,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     /** Samples per figure and proxy; haproxy's of all blocks. */
     const figures: Record<string, Partial<Record<Who, number[]>>> = {};
     /** HAProxy's samples per figure, by the lb variant whose block they were measured in. */
-    const haproxyBy: Record<string, Partial<Record<LbWho, number[]>>> = {};
-    const add = (key: string, who: Who, v: number, block: LbWho): void => {
+    const haproxyBy: Record<string, Partial<Record<Block, number[]>>> = {};
+    const add = (key: string, who: Who, v: number, block: Block): void => {
       ((figures[key] ??= {})[who] ??= []).push(v);
       if (who === 'haproxy') ((haproxyBy[key] ??= {})[block] ??= []).push(v);
     };
@@ -225,9 +256,55 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     const rounds = Math.min(ROUNDS, ctx.options.rounds);
     const bulkBytes = rounds < ROUNDS ? BULK_BYTES / 8 : BULK_BYTES;
     let daemon: ManagedProcess | undefined;
+    let keeper: number | undefined;
+    /** The floor block's proxy, once it started. */
+    const floor: { proc?: ManagedProcess } = {};
+    // The proxy's own processes: `ip netns exec` and nsenter exec them, so the ManagedProcess pid
+    // is the process itself. lb's is the daemon and, when one runs, the pair keeper.
+    const pidsOf = (who: Who): number[] => (who === 'haproxy' ? [haproxy!.pid!] : who === 'node-floor' ? [floor.proc!.pid!] : [daemon!.pid!, ...(keeper === undefined ? [] : [keeper])]);
+    const cpuOf = (who: Who): { user: number; system: number; keeper: number } => {
+      let user = 0;
+      let system = 0;
+      for (const pid of pidsOf(who)) {
+        const t = cpuTimes(pid);
+        user += t.user;
+        system += t.system;
+      }
+      return { user, system, keeper: who === 'lb' && keeper !== undefined ? cpuSeconds(keeper) : 0 };
+    };
+    const portOf = (who: Who): number => (who === 'haproxy' ? HAPROXY_PORT : who === 'node-floor' ? FLOOR_PORT : LB_PORT);
+    // Unmeasured handshakes through the block's proxy and HAProxy first: a daemon that has just
+    // started compiles its accept path (V8's JIT) during its first connections, a cost it pays once
+    // in its life, not per connection. HAProxy gets as many, so both start their rounds warm.
+    const warmUp = async (who: Block): Promise<void> => {
+      for (const w of [who, 'haproxy'] as const) {
+        ctx.log(`sni: warm-up, ${w}: ${WARMUP_HANDSHAKES} handshakes (not measured)`);
+        await handshakes(portOf(w), WARMUP_HANDSHAKES, [], `warm-up of ${w}`);
+      }
+    };
+    /** One round of handshakes through `who`: the rate, and the proxy's and the machine's CPU per connection. */
+    const handshakeRound = async (who: Who, block: Block, what: string): Promise<void> => {
+      const hsCpu0 = cpuOf(who);
+      const hsMachine0 = machineCpuSeconds();
+      const t0 = process.hrtime.bigint();
+      await handshakes(portOf(who), HANDSHAKES, prof, what);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      add('handshakes', who, HANDSHAKES / seconds, block);
+      // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
+      // TCP work, about the same for every proxy): what the connection rate costs each of them.
+      const hsCpu = cpuOf(who);
+      add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6, block);
+      add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6, block);
+      if (who === 'lb') add('hskeeper', who, ((hsCpu.keeper - hsCpu0.keeper) / HANDSHAKES) * 1e6, block);
+      // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
+      // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
+      add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6, block);
+    };
+    /** Who goes first alternates from round to round, and from block to block. */
+    const order = (first: Who, round: number, block: number): Who[] => ((round + block) % 2 === 0 ? [first, 'haproxy'] : ['haproxy', first]);
     let block = 0;
     // One block per relay: the daemon (re)started with it, then its rounds alternating with
-    // HAProxy's (which goes first alternates from round to round, and from block to block).
+    // HAProxy's.
     for (const v of VARIANTS) {
       if (daemon) {
         ctx.log(`sni: restarting the daemon with relay ${v.relay} (${v.who})`);
@@ -243,54 +320,19 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         await waitUntil(async () => (await execIn(CLIENT, ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/${HAPROXY_PORT}`], { allowFailure: true, timeoutMs: 2000 })).code === 0 || undefined,
           { timeoutMs: 20_000, intervalMs: 200, what: `haproxy to listen (${h.stderr.slice(-500)})` });
       }
-      const keeper = keeperPid();
+      keeper = keeperPid();
       if (v.relay === 'splice' && keeper === undefined) throw new BenchError(`${v.who}: the splice relay runs but no live pair keeper is recorded in ${runDir(instance)}`);
-      // The proxy's own processes: `ip netns exec` and nsenter exec them, so the ManagedProcess pid
-      // is the process itself. lb's is the daemon and, when one runs, the pair keeper.
-      const pidsOf = (who: Who): number[] => (who === 'haproxy' ? [haproxy!.pid!] : [daemon!.pid!, ...(keeper === undefined ? [] : [keeper])]);
-      const cpuOf = (who: Who): { user: number; system: number; keeper: number } => {
-        let user = 0;
-        let system = 0;
-        for (const pid of pidsOf(who)) {
-          const t = cpuTimes(pid);
-          user += t.user;
-          system += t.system;
-        }
-        return { user, system, keeper: who !== 'haproxy' && keeper !== undefined ? cpuSeconds(keeper) : 0 };
-      };
-      // Unmeasured handshakes through the block's daemon first: a daemon that has just started
-      // compiles its accept path (V8's JIT) during its first connections, a cost it pays once in
-      // its life, not per connection. HAProxy gets as many, so both start their rounds warm.
-      for (const who of [v.who, 'haproxy'] as const) {
-        ctx.log(`sni: warm-up, ${who}: ${WARMUP_HANDSHAKES} handshakes (not measured)`);
-        await handshakes(who === 'haproxy' ? HAPROXY_PORT : LB_PORT, WARMUP_HANDSHAKES, [], `warm-up of ${who}`);
-      }
+      await warmUp(v.who);
       for (let round = 0; round < rounds; round++) {
-        const whos: Who[] = (round + block) % 2 === 0 ? [v.who, 'haproxy'] : ['haproxy', v.who];
-        for (const who of whos) {
-          const port = who === 'haproxy' ? HAPROXY_PORT : LB_PORT;
+        for (const who of order(v.who, round, block)) {
           const what = who === 'haproxy' ? `haproxy (${v.who}'s block)` : who;
           ctx.log(`sni: round ${round + 1}, ${what}: ${HANDSHAKES} handshakes`);
-          const hsCpu0 = cpuOf(who);
-          const hsMachine0 = machineCpuSeconds();
-          const t0 = process.hrtime.bigint();
-          await handshakes(port, HANDSHAKES, prof, what);
-          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-          add('handshakes', who, HANDSHAKES / seconds, v.who);
-          // The proxy's CPU per connection, and its user-space part (the system part is the kernel's
-          // TCP work, about the same for every proxy): what the connection rate costs each of them.
-          const hsCpu = cpuOf(who);
-          add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6, v.who);
-          add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6, v.who);
-          if (who === 'lb') add('hskeeper', who, ((hsCpu.keeper - hsCpu0.keeper) / HANDSHAKES) * 1e6, v.who);
-          // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
-          // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
-          add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6, v.who);
+          await handshakeRound(who, v.who, what);
           for (const streams of [1, 16]) {
             ctx.log(`sni: round ${round + 1}, ${what}: ${bulkBytes / 2 ** 20} MiB over ${streams} stream(s)`);
             const cpu0 = cpuOf(who);
             const machine0 = machineCpuSeconds();
-            const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(port), String(streams), String(bulkBytes), hello], { timeoutMs: 300_000 });
+            const b = await execIn(CLIENT, [process.execPath, '-e', BULK, VIP, String(portOf(who)), String(streams), String(bulkBytes), hello], { timeoutMs: 300_000 });
             const cpu1 = cpuOf(who);
             const machine = machineCpuSeconds() - machine0;
             const out = JSON.parse(b.stdout.trim().split('\n').pop()!) as { seconds: number; received: number };
@@ -304,6 +346,17 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         }
       }
       block++;
+    }
+    // The floor block: the least Node proxy (NODE_FLOOR) against HAProxy, handshakes only; the
+    // daemon stays up (idle) as in the other blocks, where the idle proxies do too.
+    floor.proc = await start(['ip', 'netns', 'exec', LB, process.execPath, '-e', NODE_FLOOR, VIP, String(FLOOR_PORT), String(TLS_BACKEND)], 'node floor proxy', /"ready":true/);
+    await warmUp('node-floor');
+    for (let round = 0; round < rounds; round++) {
+      for (const who of order('node-floor', round, block)) {
+        const what = who === 'haproxy' ? 'haproxy (node-floor\'s block)' : who;
+        ctx.log(`sni: round ${round + 1}, ${what}: ${HANDSHAKES} handshakes`);
+        await handshakeRound(who, 'node-floor', what);
+      }
     }
     const units: Record<string, [string, string]> = {
       handshakes: ['new TLS connections/s (full handshakes, 32 at a time)', 'conn/s'],
@@ -337,7 +390,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       }
       if (key.startsWith('keeper') || key === 'hskeeper') continue;
       const cpu = key.startsWith('cpu') || key.startsWith('machine') || key.startsWith('hs');
-      for (const { who } of VARIANTS) {
+      const blocks: Block[] = [...VARIANTS.map((v) => v.who), ...(FLOOR_KEYS.has(key) ? ['node-floor' as const] : [])];
+      for (const who of blocks) {
         const mine = median(byWho[who] ?? []);
         // Against the HAProxy rounds of the same block, alternated with this variant's.
         const theirs = median(haproxyBy[key]?.[who] ?? []);
@@ -346,7 +400,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           label: cpu ? `${label}: haproxy / ${who} (higher: ${who} cheaper)` : `${label}: ${who} / haproxy`,
           value: cpu ? ratio(theirs, mine) : ratio(mine, theirs),
           note: `haproxy ${formatNumber(theirs)} in ${who}'s block`,
-          ...(goals.has(key) ? { goal: 1 } : {}),
+          // The floor is a reference, not lb: no goal.
+          ...(goals.has(key) && who !== 'node-floor' ? { goal: 1 } : {}),
         });
       }
     }
@@ -360,6 +415,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         `Three blocks, lb then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of the 2nd and 3rd; haproxy runs throughout from one start.`,
         `Each block starts with ${WARMUP_HANDSHAKES} unmeasured handshakes through the variant and through haproxy (a new daemon compiles its accept path during its first connections, once in its life).`,
         `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is against the haproxy rounds of the same block${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
+        `A fourth block, node-floor, handshakes only: the least proxy on Node's net.Socket (accept, read the first bytes, connect, write them, stream.pipe both ways; no parsing, choice or accounting) on VIP:${FLOOR_PORT}, alternating with haproxy as above: the bound of any acceptor built on Node sockets, no goal.`,
       ],
       measurements, ratios,
       notes: [
