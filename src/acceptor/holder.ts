@@ -13,8 +13,8 @@
 import { spawn } from 'node:child_process';
 import { fstatSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { ensureDir, runDir } from '../state/run-dir.js';
+import { errno, libc } from '../sys/libc.js';
 
 const HOLDER_FD = 3;
 const SYS_PIDFD_OPEN = 434;
@@ -23,15 +23,12 @@ const SYS_PIDFD_GETFD = 438;
 /** A process this package started and named, recorded with its start time (holder, pair keeper). */
 export interface HolderRecord { pid: number; start: string }
 
-type Syscall = (nr: number, ...typedArgs: unknown[]) => number | bigint;
-let syscallFn: Syscall | undefined;
 function syscall(nr: number, ...typedArgs: unknown[]): number {
-  syscallFn ??= koffi.load('libc.so.6').func('long syscall(long nr, ...)') as Syscall;
-  return Number(syscallFn(nr, ...typedArgs));
+  return Number(libc().syscall(nr, ...typedArgs));
 }
 
 function closeFd(fd: number): void {
-  syscall(3 /* close */, 'int', fd);
+  libc().close(fd);
 }
 
 export function holderArgv0(instance: string): string {
@@ -94,12 +91,12 @@ export function takeFromHolder(instance: string): TakeResult {
   const rec = liveHolder(instance);
   if (!rec) return { fd: undefined, reason: 'no holder runs' };
   const pidfd = syscall(SYS_PIDFD_OPEN, 'int', rec.pid, 'uint', 0);
-  if (pidfd < 0) return { fd: undefined, reason: `pidfd_open: errno ${koffi.errno()}` };
+  if (pidfd < 0) return { fd: undefined, reason: `pidfd_open: errno ${errno()}` };
   try {
     // The pidfd pins the process: checked again, it cannot be a later process with the same pid.
     if (startTime(rec.pid) !== rec.start) return { fd: undefined, reason: 'the holder exited' };
     const fd = syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', HOLDER_FD, 'uint', 0);
-    if (fd < 0) return { fd: undefined, reason: `pidfd_getfd: errno ${koffi.errno()}` };
+    if (fd < 0) return { fd: undefined, reason: `pidfd_getfd: errno ${errno()}` };
     const st = fstatSync(fd);
     if (!st.isSocket()) {
       closeFd(fd);

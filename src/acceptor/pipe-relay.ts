@@ -44,7 +44,7 @@
 // ('closed'). An error on either socket resets both (SO_LINGER 0, then close: an RST) ('reset').
 // No byte either way for idleMs resets both ('idle').
 
-import koffi from 'koffi';
+import { errno, failed as fail, libc } from '../sys/libc.js';
 
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
@@ -83,41 +83,6 @@ export const SMALL_PIPE_BYTES = 64 * 1024;
 /** Bytes of large pipes (pipeBytes each, two per pair) at most, over all pairs. */
 export const DEFAULT_PIPE_BUDGET = 256 * 1024 * 1024;
 
-interface Libc {
-  epoll_create1(flags: number): number;
-  epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
-  epoll_wait(epfd: number, events: Buffer, max: number, timeout: number): number;
-  pipe2(fds: Buffer, flags: number): number;
-  splice(fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number): number | bigint;
-  fcntl(fd: number, cmd: number, ...args: unknown[]): number;
-  shutdown(fd: number, how: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
-  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
-  close(fd: number): number;
-}
-let libc: Libc | undefined;
-function c(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    epoll_create1: lib.func('int epoll_create1(int flags)') as Libc['epoll_create1'],
-    epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as Libc['epoll_ctl'],
-    epoll_wait: lib.func('int epoll_wait(int epfd, _Out_ void *events, int maxevents, int timeout)') as Libc['epoll_wait'],
-    pipe2: lib.func('int pipe2(_Out_ void *fds, int flags)') as Libc['pipe2'],
-    splice: lib.func('long splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)') as Libc['splice'],
-    fcntl: lib.func('int fcntl(int fd, int cmd, ...)') as Libc['fcntl'],
-    shutdown: lib.func('int shutdown(int fd, int how)') as Libc['shutdown'],
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Libc['setsockopt'],
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)') as Libc['getsockopt'],
-    close: lib.func('int close(int fd)') as Libc['close'],
-  };
-  return libc;
-}
-
-function fail(what: string): never {
-  throw new Error(`${what}: errno ${koffi.errno()}`);
-}
-
 /** splice() answers: nothing to move now (EAGAIN), or an error. */
 const AGAIN = -2;
 const FAILED = -1;
@@ -125,11 +90,11 @@ const FAILED = -1;
 /** splice() without offsets, retrying EINTR: the bytes moved (0: the source's EOF), AGAIN or FAILED. */
 function splice(from: number, to: number, len: number): number {
   for (;;) {
-    const n = Number(c().splice(from, null, to, null, len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE));
+    const n = Number(libc().splice(from, null, to, null, len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE));
     if (n >= 0) return n;
-    const errno = koffi.errno();
-    if (errno === EINTR) continue;
-    return errno === EAGAIN ? AGAIN : FAILED;
+    const code = errno();
+    if (code === EINTR) continue;
+    return code === EAGAIN ? AGAIN : FAILED;
   }
 }
 
@@ -198,7 +163,7 @@ export class PipeRelay {
     this.pipeBytes = opts.pipeBytes ?? DEFAULT_PIPE_BYTES;
     this.pipeBudget = opts.pipeBudget ?? DEFAULT_PIPE_BUDGET;
     this.now = opts.now ?? Date.now;
-    this.epfd = c().epoll_create1(EPOLL_CLOEXEC);
+    this.epfd = libc().epoll_create1(EPOLL_CLOEXEC);
     if (this.epfd < 0) fail('epoll_create1');
   }
 
@@ -213,8 +178,8 @@ export class PipeRelay {
     const pipes: number[] = [];
     try {
       for (const fd of [client, backend]) {
-        const flags = c().fcntl(fd, F_GETFL);
-        if (flags < 0 || c().fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK) < 0) fail(`fcntl(${fd}, O_NONBLOCK)`);
+        const flags = libc().fcntl(fd, F_GETFL);
+        if (flags < 0 || libc().fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK) < 0) fail(`fcntl(${fd}, O_NONBLOCK)`);
       }
       const large = this.pipeBytes > SMALL_PIPE_BYTES && this.largeBytes + 2 * this.pipeBytes <= this.pipeBudget;
       const cap = large ? this.pipeBytes : Math.min(this.pipeBytes, SMALL_PIPE_BYTES);
@@ -233,23 +198,23 @@ export class PipeRelay {
       this.runnable.add(pair);
     } catch (err) {
       for (const fd of [client, backend]) {
-        if (this.bySocket.delete(fd)) c().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
+        if (this.bySocket.delete(fd)) libc().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
         this.rst(fd);
       }
-      for (const p of pipes) c().close(p);
+      for (const p of pipes) libc().close(p);
       throw err;
     }
   }
 
   private way(src: number, dst: number, pipes: number[], cap: number): Way {
     const fds = Buffer.alloc(8);
-    if (c().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) fail('pipe2');
+    if (libc().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) fail('pipe2');
     const r = fds.readInt32LE(0);
     const w = fds.readInt32LE(4);
     pipes.push(r, w);
     // Anything but the configured size would break the bound the header states: a refusal
     // (EPERM past the per-user pipe quota) fails the pair rather than relaying it unbounded.
-    if (c().fcntl(w, F_SETPIPE_SZ, 'int', cap) < 0) fail(`F_SETPIPE_SZ ${cap}`);
+    if (libc().fcntl(w, F_SETPIPE_SZ, 'int', cap) < 0) fail(`F_SETPIPE_SZ ${cap}`);
     return { src, dst, r, w, held: 0, cap, bytes: 0, eof: false, shut: false };
   }
 
@@ -260,7 +225,7 @@ export class PipeRelay {
   }
 
   unwatch(fd: number): void {
-    if (this.watched.delete(fd)) c().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
+    if (this.watched.delete(fd)) libc().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
   }
 
   /** Bytes a pair moved each way so far, and its pipes' capacity. */
@@ -293,8 +258,8 @@ export class PipeRelay {
     // Pumped below whatever epoll says: their budget ran out last time.
     const toPump = new Set(this.runnable);
     this.runnable.clear();
-    const n = c().epoll_wait(this.epfd, this.events, MAX_EVENTS, timeout);
-    if (n < 0 && koffi.errno() !== EINTR) fail('epoll_wait');
+    const n = libc().epoll_wait(this.epfd, this.events, MAX_EVENTS, timeout);
+    if (n < 0 && errno() !== EINTR) fail('epoll_wait');
     for (let i = 0; i < n; i++) {
       const flags = this.events.readUInt32LE(i * EVENT_SIZE);
       const fd = this.events.readInt32LE(i * EVENT_SIZE + EVENT_DATA);
@@ -326,7 +291,7 @@ export class PipeRelay {
   close(): void {
     if (this.closed) return;
     for (const pair of [...this.pairs.values()]) this.end(pair, 'reset');
-    c().close(this.epfd);
+    libc().close(this.epfd);
     this.closed = true;
   }
 
@@ -406,7 +371,7 @@ export class PipeRelay {
     }
     if (way.eof && way.held === 0 && !way.shut) {
       // Every byte before the FIN is in the destination's send queue: the FIN goes behind them.
-      if (c().shutdown(way.dst, SHUT_WR) !== 0) return -1;
+      if (libc().shutdown(way.dst, SHUT_WR) !== 0) return -1;
       way.shut = true;
     }
     return moved;
@@ -414,9 +379,7 @@ export class PipeRelay {
 
   private soError(fd: number): number {
     const value = Buffer.alloc(4);
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(4, 0);
-    if (c().getsockopt(fd, SOL_SOCKET, SO_ERROR, value, len) !== 0) return koffi.errno();
+    if (libc().getsockopt(fd, SOL_SOCKET, SO_ERROR, value, [4]) !== 0) return errno();
     return value.readInt32LE(0);
   }
 
@@ -424,7 +387,7 @@ export class PipeRelay {
     const ev = Buffer.alloc(EVENT_SIZE);
     ev.writeUInt32LE((events | (edge ? EPOLLET : 0)) >>> 0, 0);
     ev.writeInt32LE(fd, EVENT_DATA);
-    if (c().epoll_ctl(this.epfd, op, fd, ev) !== 0) fail(`epoll_ctl(${op}, ${fd})`);
+    if (libc().epoll_ctl(this.epfd, op, fd, ev) !== 0) fail(`epoll_ctl(${op}, ${fd})`);
   }
 
   /** An RST: SO_LINGER {on, 0} then close. */
@@ -432,8 +395,8 @@ export class PipeRelay {
     const linger = Buffer.alloc(8);
     linger.writeInt32LE(1, 0);
     linger.writeInt32LE(0, 4);
-    c().setsockopt(fd, SOL_SOCKET, SO_LINGER, linger, 8);
-    c().close(fd);
+    libc().setsockopt(fd, SOL_SOCKET, SO_LINGER, linger, 8);
+    libc().close(fd);
   }
 
   private end(pair: Pair, reason: PairEndReason, by?: 'client' | 'backend'): PairEnd {
@@ -444,13 +407,13 @@ export class PipeRelay {
     for (const fd of [pair.client, pair.backend]) {
       this.bySocket.delete(fd);
       // close() removes a descriptor from epoll by itself, unless another copy of it is open.
-      c().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
-      if (reason === 'closed') c().close(fd);
+      libc().epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
+      if (reason === 'closed') libc().close(fd);
       else this.rst(fd);
     }
     for (const way of [pair.up, pair.down]) {
-      c().close(way.r);
-      c().close(way.w);
+      libc().close(way.r);
+      libc().close(way.w);
     }
     return { id: pair.id, up: pair.up.bytes, down: pair.down.bytes, reason, ...(by ? { by } : {}) };
   }

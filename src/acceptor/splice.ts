@@ -36,6 +36,7 @@ import type { Socket } from 'node:net';
 import koffi from 'koffi';
 import { BPF_ANY, BPF_NOEXIST, check, closeFd, native } from '../dataplane/libbpf.js';
 import { loadAndPin, objGet, type ObjectSpec } from '../dataplane/loader.js';
+import { errno, libc } from '../sys/libc.js';
 import type { PairKeeper } from './pair-keeper.js';
 
 const BPF_PROG_TYPE_SK_SKB = 14;
@@ -63,25 +64,10 @@ const SPEC: ObjectSpec<'splice'> = {
   tracepoints: [],
 };
 
-interface Sys {
-  getsockopt(fd: number, level: number, name: number, value: Buffer, len: number[]): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
-  ioctl(fd: number, request: number, value: number[]): number;
-  recv(fd: number, buf: Buffer, len: number, flags: number): number;
-  bpf_prog_attach(prog: number, target: number, type: number, flags: number): number;
-}
-let sys: Sys | undefined;
-function bindings(): Sys {
-  if (sys) return sys;
-  const libc = koffi.load('libc.so.6');
-  sys = {
-    getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as Sys['getsockopt'],
-    setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Sys['setsockopt'],
-    ioctl: libc.func('int ioctl(int fd, unsigned long request, _Out_ int *value)') as Sys['ioctl'],
-    recv: libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)') as Sys['recv'],
-    bpf_prog_attach: koffi.load('libbpf.so.1').func('int bpf_prog_attach(int prog_fd, int target_fd, int type, unsigned int flags)') as Sys['bpf_prog_attach'],
-  };
-  return sys;
+let progAttach: ((prog: number, target: number, type: number, flags: number) => number) | undefined;
+function bpfProgAttach(prog: number, target: number, type: number, flags: number): number {
+  progAttach ??= koffi.load('libbpf.so.1').func('int bpf_prog_attach(int prog_fd, int target_fd, int type, unsigned int flags)') as typeof bpfProgAttach;
+  return progAttach(prog, target, type, flags);
 }
 
 function fdOf(s: Socket): number {
@@ -92,7 +78,7 @@ function fdOf(s: Socket): number {
 
 function cookieOf(fd: number): Buffer {
   const value = Buffer.alloc(8);
-  if (bindings().getsockopt(fd, SOL_SOCKET, SO_COOKIE, value, [8]) !== 0) throw new Error('getsockopt(SO_COOKIE) failed');
+  if (libc().getsockopt(fd, SOL_SOCKET, SO_COOKIE, value, [8]) !== 0) throw new Error('getsockopt(SO_COOKIE) failed');
   return value;
 }
 
@@ -102,12 +88,12 @@ function cookieOf(fd: number): Buffer {
  */
 export function bytesQueued(s: Socket): number {
   const info = Buffer.alloc(256);
-  const len = [info.length];
-  const outq = [0];
+  const len: [number] = [info.length];
+  const outq: [number] = [0];
   try {
     const fd = fdOf(s);
-    if (bindings().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0 || len[0]! < TCPI_BYTES_ACKED + 8) return -1;
-    if (bindings().ioctl(fd, SIOCOUTQ, outq) !== 0) return -1;
+    if (libc().getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0 || len[0]! < TCPI_BYTES_ACKED + 8) return -1;
+    if (libc().ioctl(fd, SIOCOUTQ, outq) !== 0) return -1;
   } catch {
     return -1;
   }
@@ -134,14 +120,13 @@ export function takeReceiveQueue(s: Socket): { chunks: Buffer[]; empty: boolean 
   }
   for (let total = 0; total < RECEIVE_QUEUE_MAX;) {
     const buf = Buffer.allocUnsafe(64 * 1024);
-    const got = bindings().recv(fd, buf, buf.length, MSG_DONTWAIT);
+    const got = libc().recv(fd, buf, buf.length, MSG_DONTWAIT);
     if (got > 0) {
       chunks.push(buf.subarray(0, got));
       total += got;
       continue;
     }
-    const errno = koffi.errno();
-    return { chunks, empty: got < 0 && errno === EAGAIN };
+    return { chunks, empty: got < 0 && errno() === EAGAIN };
   }
   return { chunks, empty: false };
 }
@@ -208,7 +193,7 @@ export class Splicer {
       const prog = objGet(join(dir, SPEC.programs[0]!.pin), { program: SPEC.programs[0]!.program });
       fds.push(prog);
       for (const m of [MAP_PEER, MAP_TARGETS, MAP_SOURCES, MAP_DIVERT]) fds.push(objGet(join(dir, m), { map: m }));
-      check(bindings().bpf_prog_attach(prog, fds[3]!, BPF_SK_SKB_STREAM_VERDICT, 0), 'LB_BPF_ATTACH', `attaching lb_splice_verdict to ${MAP_SOURCES}`, { map: MAP_SOURCES });
+      check(bpfProgAttach(prog, fds[3]!, BPF_SK_SKB_STREAM_VERDICT, 0), 'LB_BPF_ATTACH', `attaching lb_splice_verdict to ${MAP_SOURCES}`, { map: MAP_SOURCES });
     } catch (err) {
       for (const fd of fds) closeFd(fd);
       throw err;
@@ -269,8 +254,8 @@ export class Splicer {
     // Flush what arrived before the verdict was there (see the top of the file).
     const one = Buffer.alloc(4);
     one.writeInt32LE(1);
-    bindings().setsockopt(clientFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
-    bindings().setsockopt(backendFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+    libc().setsockopt(clientFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
+    libc().setsockopt(backendFd, SOL_SOCKET, SO_RCVLOWAT, one, 4);
     return this.handle(client, backend, a, b, offset, remove, keeping);
   }
 
@@ -357,7 +342,7 @@ export class Splicer {
       readRest: (from) => {
         const buf = Buffer.alloc(64 * 1024);
         try {
-          const got = bindings().recv(fdOf(from), buf, buf.length, MSG_DONTWAIT);
+          const got = libc().recv(fdOf(from), buf, buf.length, MSG_DONTWAIT);
           return got > 0 ? buf.subarray(0, got) : null;
         } catch {
           return null;

@@ -4,7 +4,7 @@
 // (bounded by the socket's SO_SNDTIMEO/SO_RCVTIMEO where the caller set them): the pair keeper
 // (pair-keeper-main.ts) is a loop that does nothing else, and the daemon's messages are small.
 
-import koffi from 'koffi';
+import { errno, failed as fail, libc } from '../sys/libc.js';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
@@ -25,42 +25,8 @@ export const MAX_FDS = 2;
 /** The largest message (JSON) sent or received. */
 export const MAX_MESSAGE = 64 * 1024;
 
-interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  bind(fd: number, addr: Buffer, len: number): number;
-  listen(fd: number, backlog: number): number;
-  connect(fd: number, addr: Buffer, len: number): number;
-  accept4(fd: number, addr: null, len: null, flags: number): number;
-  sendmsg(fd: number, msg: unknown, flags: number): number;
-  recvmsg(fd: number, msg: unknown, flags: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
-  close(fd: number): number;
-}
-let libc: Libc | undefined;
-function c(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  koffi.struct('lb_iovec', { iov_base: 'void *', iov_len: 'size_t' });
-  koffi.struct('lb_msghdr', {
-    msg_name: 'void *', msg_namelen: 'uint32_t', msg_iov: 'lb_iovec *', msg_iovlen: 'size_t',
-    msg_control: 'void *', msg_controllen: 'size_t', msg_flags: 'int',
-  });
-  libc = {
-    socket: lib.func('int socket(int domain, int type, int protocol)') as Libc['socket'],
-    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)') as Libc['bind'],
-    listen: lib.func('int listen(int fd, int backlog)') as Libc['listen'],
-    connect: lib.func('int connect(int fd, const void *addr, uint32_t len)') as Libc['connect'],
-    accept4: lib.func('int accept4(int fd, void *addr, void *len, int flags)') as Libc['accept4'],
-    sendmsg: lib.func('long sendmsg(int fd, const lb_msghdr *msg, int flags)') as Libc['sendmsg'],
-    recvmsg: lib.func('long recvmsg(int fd, _Inout_ lb_msghdr *msg, int flags)') as Libc['recvmsg'],
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)') as Libc['setsockopt'],
-    close: lib.func('int close(int fd)') as Libc['close'],
-  };
-  return libc;
-}
-
 export function closeFd(fd: number): void {
-  c().close(fd);
+  libc().close(fd);
 }
 
 function sockaddrUn(path: string): Buffer {
@@ -72,16 +38,12 @@ function sockaddrUn(path: string): Buffer {
   return addr;
 }
 
-function fail(what: string): never {
-  throw new Error(`${what}: errno ${koffi.errno()}`);
-}
-
 /** A listening SOCK_SEQPACKET socket at `path` (created; the caller removes a stale file first). */
 export function listenSeqpacket(path: string): number {
-  const fd = c().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  const fd = libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) fail('socket(AF_UNIX)');
   const addr = sockaddrUn(path);
-  if (c().bind(fd, addr, addr.length) !== 0 || c().listen(fd, 8) !== 0) {
+  if (libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, 8) !== 0) {
     closeFd(fd);
     fail(`bind/listen ${path}`);
   }
@@ -90,15 +52,15 @@ export function listenSeqpacket(path: string): number {
 
 /** A connected socket to `path`, whose sends and receives give up after timeoutMs. */
 export function connectSeqpacket(path: string, timeoutMs: number): number {
-  const fd = c().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  const fd = libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) fail('socket(AF_UNIX)');
   const tv = Buffer.alloc(16);
   tv.writeBigInt64LE(BigInt(Math.floor(timeoutMs / 1000)), 0);
   tv.writeBigInt64LE(BigInt((timeoutMs % 1000) * 1000), 8);
-  c().setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16);
-  c().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+  libc().setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16);
+  libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
   const addr = sockaddrUn(path);
-  if (c().connect(fd, addr, addr.length) !== 0) {
+  if (libc().connect(fd, addr, addr.length) !== 0) {
     closeFd(fd);
     fail(`connect ${path}`);
   }
@@ -108,8 +70,8 @@ export function connectSeqpacket(path: string, timeoutMs: number): number {
 /** Blocks until a connection arrives (retries EINTR); -1 on another error. */
 export function acceptBlocking(fd: number): number {
   for (;;) {
-    const conn = c().accept4(fd, null, null, SOCK_CLOEXEC);
-    if (conn >= 0 || koffi.errno() !== EINTR) return conn;
+    const conn = libc().accept4(fd, null, null, SOCK_CLOEXEC);
+    if (conn >= 0 || errno() !== EINTR) return conn;
   }
 }
 
@@ -133,9 +95,9 @@ export function sendMessage(fd: number, message: unknown, fds: readonly number[]
     msg_control: control, msg_controllen: control ? control.length : 0, msg_flags: 0,
   };
   for (;;) {
-    const n = Number(c().sendmsg(fd, msg, MSG_NOSIGNAL | (dontWait ? MSG_DONTWAIT : 0)));
+    const n = Number(libc().sendmsg(fd, msg, MSG_NOSIGNAL | (dontWait ? MSG_DONTWAIT : 0)));
     if (n === data.length) return true;
-    if (n >= 0 || koffi.errno() !== EINTR) return false;
+    if (n >= 0 || errno() !== EINTR) return false;
   }
 }
 
@@ -156,8 +118,8 @@ export function receiveMessageNow(fd: number): { message: unknown; fds: number[]
 /** accept4 for a listening socket that epoll reported readable (a connection waits); -1 on an error. */
 export function acceptReady(fd: number): number {
   for (;;) {
-    const conn = c().accept4(fd, null, null, SOCK_CLOEXEC);
-    if (conn >= 0 || koffi.errno() !== EINTR) return conn;
+    const conn = libc().accept4(fd, null, null, SOCK_CLOEXEC);
+    if (conn >= 0 || errno() !== EINTR) return conn;
   }
 }
 
@@ -174,10 +136,10 @@ function receive(fd: number, flags: number): { message: unknown; fds: number[] }
   };
   let n: number;
   for (;;) {
-    n = Number(c().recvmsg(fd, msg, MSG_CMSG_CLOEXEC | flags));
-    if (n >= 0 || koffi.errno() !== EINTR) break;
+    n = Number(libc().recvmsg(fd, msg, MSG_CMSG_CLOEXEC | flags));
+    if (n >= 0 || errno() !== EINTR) break;
   }
-  if (n < 0 && (flags & MSG_DONTWAIT) !== 0 && koffi.errno() === EAGAIN) return 'empty';
+  if (n < 0 && (flags & MSG_DONTWAIT) !== 0 && errno() === EAGAIN) return 'empty';
   if (n <= 0) return null;
   const fds: number[] = [];
   const controlLength = Number(msg.msg_controllen);

@@ -4,16 +4,16 @@
 // Commands go over a MessagePort the worker reads synchronously (receiveMessageOnPort) when a byte
 // on a wake pipe, which the relay watches, says one is there. Used by
 // test/privileged/pipe-relay.test.ts and bench/pipe-relay-probe.ts.
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import koffi from 'koffi';
 import ts from 'typescript';
 import type { PairEnd } from '../../src/acceptor/pipe-relay.js';
 import { packageRoot } from '../../src/package-root.js';
+import { errno, libc } from '../../src/sys/libc.js';
 
 const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
@@ -29,34 +29,11 @@ const SIOCOUTQ = 0x5411;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 
-interface Libc {
-  dup(fd: number): number;
-  close(fd: number): number;
-  pipe2(fds: Buffer, flags: number): number;
-  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
-  ioctl(fd: number, request: number, ...args: unknown[]): number;
-}
-let libc: Libc | undefined;
-function c(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    dup: lib.func('int dup(int fd)') as Libc['dup'],
-    close: lib.func('int close(int fd)') as Libc['close'],
-    pipe2: lib.func('int pipe2(_Out_ void *fds, int flags)') as Libc['pipe2'],
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Out_ void *value, _Inout_ void *len)') as Libc['getsockopt'],
-    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)') as Libc['ioctl'],
-  };
-  return libc;
-}
-
 export const fdOf = (s: Socket): number => (s as unknown as { _handle: { fd: number } })._handle.fd;
 
 function sockopt(fd: number, level: number, name: number, size: number): Buffer {
   const value = Buffer.alloc(size);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(size, 0);
-  if (c().getsockopt(fd, level, name, value, len) !== 0) throw new Error(`getsockopt(${fd}, ${name}): errno ${koffi.errno()}`);
+  if (libc().getsockopt(fd, level, name, value, [size]) !== 0) throw new Error(`getsockopt(${fd}, ${name}): errno ${errno()}`);
   return value;
 }
 export const sndbuf = (fd: number): number => sockopt(fd, SOL_SOCKET, SO_SNDBUF, 4).readInt32LE(0);
@@ -69,26 +46,24 @@ export const sendWindow = (fd: number): number => sockopt(fd, IPPROTO_TCP, TCP_I
  * queue. Counts the SYN of an active open: subtract a reading taken before the first write.
  */
 export function kernelAccepted(fd: number): number {
-  const outq = Buffer.alloc(4);
-  if (c().ioctl(fd, SIOCOUTQ, 'void *', outq) !== 0) throw new Error(`ioctl(SIOCOUTQ): errno ${koffi.errno()}`);
-  return Number(sockopt(fd, IPPROTO_TCP, TCP_INFO, 232).readBigUInt64LE(TCPI_BYTES_ACKED)) + outq.readInt32LE(0);
+  const outq: [number] = [0];
+  if (libc().ioctl(fd, SIOCOUTQ, outq) !== 0) throw new Error(`ioctl(SIOCOUTQ): errno ${errno()}`);
+  return Number(sockopt(fd, IPPROTO_TCP, TCP_INFO, 232).readBigUInt64LE(TCPI_BYTES_ACKED)) + outq[0];
 }
 
 /** The worker's code: the relay's loop and the command handler. `fake` !== null: the relay's clock, moved by 'advance'. */
 const WORKER = `
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { readSync } from 'node:fs';
-import koffi from 'koffi';
 const { PipeRelay } = await import(workerData.relayUrl);
 const { port, wake, pipeBytes, pipeBudget } = workerData;
 let fake = workerData.clock;
 const relay = new PipeRelay({ pipeBytes, pipeBudget, now: fake === null ? undefined : () => fake });
 relay.watch(wake);
 // getrusage(RUSAGE_THREAD): this thread's CPU time, the relay's alone.
-const getrusage = koffi.load('libc.so.6').func('int getrusage(int who, _Out_ void *usage)');
 const cpu = () => {
   const ru = Buffer.alloc(144);
-  getrusage(1, ru);
+  libc().getrusage(1, ru);
   return Number(ru.readBigInt64LE(0)) + Number(ru.readBigInt64LE(8)) / 1e6 + Number(ru.readBigInt64LE(16)) + Number(ru.readBigInt64LE(24)) / 1e6;
 };
 const scratch = Buffer.alloc(256);
@@ -124,14 +99,20 @@ export function workDir(): string {
   return dir;
 }
 
-/** workDir() with the relay in it as JavaScript, transpiled from the source (no build needed). */
+/**
+ * workDir() with the relay in it as JavaScript, transpiled from the source (no build needed): the
+ * relay and the libc bindings it imports, laid out as under src/ (acceptor/, sys/).
+ */
 export function relayModuleDir(): { dir: string; relayUrl: string } {
-  const source = readFileSync(join(packageRoot(), 'src', 'acceptor', 'pipe-relay.ts'), 'utf8');
-  const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
   const dir = workDir();
-  const file = join(dir, 'pipe-relay.mjs');
-  writeFileSync(file, js);
-  return { dir, relayUrl: pathToFileURL(file).href };
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+  for (const module of ['acceptor/pipe-relay', 'sys/libc']) {
+    const source = readFileSync(join(packageRoot(), 'src', `${module}.ts`), 'utf8');
+    const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    mkdirSync(join(dir, dirname(module)), { recursive: true });
+    writeFileSync(join(dir, `${module}.js`), js);
+  }
+  return { dir, relayUrl: pathToFileURL(join(dir, 'acceptor', 'pipe-relay.js')).href };
 }
 
 export class RelayWorker {
@@ -170,7 +151,7 @@ export class RelayWorker {
    */
   static async start(relayUrl: string, opts: { pipeBytes?: number; pipeBudget?: number; clock?: number | null; dir: string }): Promise<RelayWorker> {
     const fds = Buffer.alloc(8);
-    if (c().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) throw new Error(`pipe2: errno ${koffi.errno()}`);
+    if (libc().pipe2(fds, O_NONBLOCK | O_CLOEXEC) !== 0) throw new Error(`pipe2: errno ${errno()}`);
     const wakeR = fds.readInt32LE(0);
     const wakeW = fds.readInt32LE(4);
     const { port1, port2 } = new MessageChannel();
@@ -226,8 +207,8 @@ export class RelayWorker {
       if (!this.exited) await Promise.race([exit, this.worker.terminate()]);
     }
     this.port.close();
-    c().close(this.wakeR);
-    c().close(this.wakeW);
+    libc().close(this.wakeR);
+    libc().close(this.wakeW);
   }
 }
 
@@ -266,12 +247,12 @@ export async function relayedPair(relay: RelayWorker, id: string, idleMs = 10 * 
     await Promise.all([new Promise((r) => client.once('connect', r)), new Promise((r) => upstream.once('connect', r))]);
     while (back === undefined || front === undefined) await new Promise((r) => setImmediate(r));
     upstream.pause();
-    const frontFd = c().dup(fdOf(front));
-    const upFd = c().dup(fdOf(upstream));
+    const frontFd = libc().dup(fdOf(front));
+    const upFd = libc().dup(fdOf(upstream));
     await Promise.all([front, upstream].map((s) => new Promise((r) => { s.once('close', r); s.destroy(); })));
     if (frontFd < 0 || upFd < 0) {
-      for (const fd of [frontFd, upFd]) if (fd >= 0) c().close(fd);
-      throw new Error(`dup: errno ${koffi.errno()}`);
+      for (const fd of [frontFd, upFd]) if (fd >= 0) libc().close(fd);
+      throw new Error(`dup: errno ${errno()}`);
     }
     // The relay owns both from here, also when add() fails.
     await relay.add(id, frontFd, upFd, idleMs);

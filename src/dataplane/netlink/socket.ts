@@ -8,7 +8,7 @@
 // Every wait is bounded: SO_RCVTIMEO makes a silent kernel a timeout error, and the number of
 // datagrams and the total time per request are capped, so a misbehaving reply cannot hang lb.
 
-import koffi from 'koffi';
+import { errno, libc } from '../../sys/libc.js';
 import { LbError } from '../../core/errors.js';
 import { errnoName } from '../libbpf.js';
 import {
@@ -39,35 +39,6 @@ const MAX_EINTR = 100;
 /** The kernel's dump datagrams are at most ~32 KiB; anything larger is refused as malformed. */
 const MAX_DATAGRAM = 1 << 20;
 
-interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  bind(fd: number, addr: Buffer, len: number): number;
-  send(fd: number, buf: Buffer, len: number, flags: number): number;
-  recv(fd: number, buf: Buffer | null, len: number, flags: number): number;
-  setsockopt(fd: number, level: number, name: number, val: Buffer, len: number): number;
-  close(fd: number): number;
-  strerror(errno: number): string;
-}
-
-let libc: Libc | undefined;
-
-// Declared here rather than in libbpf.ts's native(): only this module needs them, and they must
-// not need libbpf to be installed.
-function lib(): Libc {
-  if (libc) return libc;
-  const c = koffi.load('libc.so.6');
-  libc = {
-    socket: c.func('int socket(int domain, int type, int protocol)'),
-    bind: c.func('int bind(int fd, const void *addr, uint32_t len)'),
-    send: c.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
-    recv: c.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
-    setsockopt: c.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-    close: c.func('int close(int fd)'),
-    strerror: c.func('const char *strerror(int errnum)'),
-  } as unknown as Libc;
-  return libc;
-}
-
 const PROTOCOL_NAMES: Record<number, string> = { 0: 'NETLINK_ROUTE', 16: 'NETLINK_GENERIC' };
 
 /**
@@ -79,7 +50,7 @@ export class NetlinkError extends LbError {
   readonly errno: number;
   constructor(what: string, errno: number, kernelMessage?: string) {
     const name = errnoName(errno);
-    const text = lib().strerror(errno);
+    const text = libc().strerror(errno);
     super('LB_NET_IFACE', `${what} failed: ${text} (${name})${kernelMessage ? `: kernel: ${kernelMessage}` : ''}`,
       { errno, errnoName: name, errnoText: text, ...(kernelMessage ? { kernelMessage } : {}) });
     this.errno = errno;
@@ -97,10 +68,10 @@ export class NetlinkSocket {
 
   /** socket + options + bind (port id chosen by the kernel), in the calling thread's namespace. */
   static open(protocol: number): NetlinkSocket {
-    const c = lib();
+    const c = libc();
     const name = PROTOCOL_NAMES[protocol] ?? String(protocol);
     const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-    if (fd < 0) throw new NetlinkError(`socket(AF_NETLINK, ${name})`, koffi.errno());
+    if (fd < 0) throw new NetlinkError(`socket(AF_NETLINK, ${name})`, errno());
     const sock = new NetlinkSocket(fd);
     try {
       const tv = Buffer.alloc(16);
@@ -114,7 +85,7 @@ export class NetlinkSocket {
       c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one, 4);
       const addr = Buffer.alloc(12); // struct sockaddr_nl { u16 family; u16 pad; u32 pid (0: kernel assigns); u32 groups; }
       addr.writeUInt16LE(AF_NETLINK, 0);
-      if (c.bind(fd, addr, addr.length) !== 0) throw new NetlinkError(`bind(${name})`, koffi.errno());
+      if (c.bind(fd, addr, addr.length) !== 0) throw new NetlinkError(`bind(${name})`, errno());
     } catch (err) {
       sock.close();
       throw err;
@@ -134,9 +105,9 @@ export class NetlinkSocket {
    * NetlinkError. `interrupted` is NLM_F_DUMP_INTR: the dump was inconsistent, ask again.
    */
   request(msg: Buffer, seq: number, what: string, dump: boolean): { messages: NlMessage[]; interrupted: boolean } {
-    const c = lib();
+    const c = libc();
     const sent = c.send(this.fd, msg, msg.length, 0);
-    if (sent < 0) throw new NetlinkError(`send(${what})`, koffi.errno());
+    if (sent < 0) throw new NetlinkError(`send(${what})`, errno());
     if (sent !== msg.length) throw new LbError('LB_NET_IFACE', `send(${what}) sent ${sent} of ${msg.length} bytes`, {});
     const out: NlMessage[] = [];
     let interrupted = false;
@@ -151,8 +122,8 @@ export class NetlinkSocket {
           return { messages: out, interrupted }; // an ACK ends a request
         }
         if (m.type === NLMSG_DONE) {
-          const errno = decodeDone(m);
-          if (errno !== 0) throw new NetlinkError(what, errno);
+          const code = decodeDone(m);
+          if (code !== 0) throw new NetlinkError(what, code);
           return { messages: out, interrupted };
         }
         if (m.type === NLMSG_OVERRUN) throw new LbError('LB_NET_IFACE', `${what}: netlink overrun (data lost)`, {});
@@ -167,22 +138,22 @@ export class NetlinkSocket {
 
   /** One datagram: its size first (MSG_PEEK | MSG_TRUNC returns the real length), then the bytes. */
   private recvDatagram(what: string): Buffer {
-    const c = lib();
+    const c = libc();
     for (let attempt = 0; attempt < MAX_EINTR; attempt++) {
       const size = c.recv(this.fd, null, 0, MSG_PEEK | MSG_TRUNC);
       if (size < 0) {
-        const errno = koffi.errno();
-        if (errno === EINTR) continue;
-        if (errno === EAGAIN) throw new NetlinkError(`recv(${what}) (no answer within ${RECV_TIMEOUT_MS} ms)`, errno);
-        throw new NetlinkError(`recv(${what})`, errno);
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EAGAIN) throw new NetlinkError(`recv(${what}) (no answer within ${RECV_TIMEOUT_MS} ms)`, code);
+        throw new NetlinkError(`recv(${what})`, code);
       }
       if (size > MAX_DATAGRAM) throw new LbError('LB_NET_IFACE', `recv(${what}): ${size}-byte datagram is larger than ${MAX_DATAGRAM}`, {});
       const buf = Buffer.alloc(size);
       const got = c.recv(this.fd, buf, size, 0);
       if (got < 0) {
-        const errno = koffi.errno();
-        if (errno === EINTR) continue;
-        throw new NetlinkError(`recv(${what})`, errno);
+        const code = errno();
+        if (code === EINTR) continue;
+        throw new NetlinkError(`recv(${what})`, code);
       }
       return buf.subarray(0, got);
     }
@@ -190,11 +161,11 @@ export class NetlinkSocket {
   }
 
   private setOpt(level: number, name: number, val: Buffer, what: string): void {
-    if (lib().setsockopt(this.fd, level, name, val, val.length) !== 0) throw new NetlinkError(`setsockopt(${what})`, koffi.errno());
+    if (libc().setsockopt(this.fd, level, name, val, val.length) !== 0) throw new NetlinkError(`setsockopt(${what})`, errno());
   }
 
   close(): void {
-    if (this.fd >= 0) lib().close(this.fd);
+    if (this.fd >= 0) libc().close(this.fd);
     this.fd = -1;
   }
 }

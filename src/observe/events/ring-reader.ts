@@ -17,6 +17,7 @@
 import koffi from 'koffi';
 import { LbError } from '../../core/errors.js';
 import { errnoName } from '../../dataplane/libbpf.js';
+import { errno, libc } from '../../sys/libc.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -30,44 +31,20 @@ const DISCARD_BIT = 0x40000000;
 const HDR_SIZE = 8;
 const MAP_FAILED = 0xffffffffffffffffn;
 
-interface Libc {
-  bpf_obj_get(path: string): number;
-  close(fd: number): number;
-  mmap(addr: null, len: number, prot: number, flags: number, fd: number, off: number): unknown;
-  munmap(addr: unknown, len: number): number;
-  sysconf(name: number): number;
-  epoll_create1(flags: number): number;
-  epoll_ctl(epfd: number, op: number, fd: number, ev: Buffer): number;
-  epoll_wait(epfd: number, evs: Buffer, max: number, timeoutMs: number): number;
-}
-
-let libc: Libc | undefined;
 /*
- * Bindings of this module's own, not libbpf.ts's native(): that one installs libbpf's print
- * callback, which is process-wide, and a callback registered from this worker's isolate would be
- * called after the worker is gone.
+ * libbpf's bpf_obj_get bound here, not through libbpf.ts's native(): that one installs libbpf's
+ * print callback, which is process-wide, and a callback registered from this worker's isolate
+ * would be called after the worker is gone. (src/sys/libc.ts registers no callback.)
  */
-function libcCalls(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  const bpf = koffi.load('libbpf.so.1');
-  libc = {
-    bpf_obj_get: bpf.func('int bpf_obj_get(const char *path)'),
-    close: lib.func('int close(int fd)'),
-    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
-    munmap: lib.func('int munmap(void *addr, size_t len)'),
-    sysconf: lib.func('long sysconf(int name)'),
-    epoll_create1: lib.func('int epoll_create1(int flags)'),
-    epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *ev)'),
-    // The worker thread blocks here: that is the point of running it there.
-    epoll_wait: lib.func('int epoll_wait(int epfd, _Out_ void *evs, int max, int timeout)'),
-  } as unknown as Libc;
-  return libc;
+let objGet: ((path: string) => number) | undefined;
+function bpfObjGet(path: string): number {
+  objGet ??= koffi.load('libbpf.so.1').func('int bpf_obj_get(const char *path)') as (path: string) => number;
+  return objGet(path);
 }
 
 function fail(what: string, path: string): never {
-  const errno = koffi.errno();
-  throw new LbError('LB_BPF_MAP', `${what} of ${path} failed: ${errnoName(errno)}`, { path, errno });
+  const code = errno();
+  throw new LbError('LB_BPF_MAP', `${what} of ${path} failed: ${errnoName(code)}`, { path, errno: code });
 }
 
 export interface Batch {
@@ -92,8 +69,8 @@ export class RingReader {
 
   /** Maps the pinned ring at `path` (its size: LB_EVENTS_RING_BYTES unless built otherwise). */
   constructor(readonly path: string, ringBytes: number, private readonly recordSize: number) {
-    const c = libcCalls();
-    this.fd = c.bpf_obj_get(path);
+    const c = libc();
+    this.fd = bpfObjGet(path);
     if (this.fd < 0) throw new LbError('LB_BPF_MAP', `bpf_obj_get(${path}) failed: ${errnoName(-this.fd)}`, { path, errno: -this.fd });
     this.pageSize = Number(c.sysconf(SC_PAGESIZE));
     this.size = ringBytes;
@@ -155,13 +132,14 @@ export class RingReader {
   /** Blocks until the kernel signals new data or timeoutMs passes (call it with nothing pending). */
   wait(timeoutMs: number): void {
     const evs = Buffer.alloc(12);
-    libcCalls().epoll_wait(this.epfd, evs, 1, timeoutMs);
+    // The worker thread blocks here: that is the point of running it there.
+    libc().epoll_wait(this.epfd, evs, 1, timeoutMs);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const c = libcCalls();
+    const c = libc();
     c.munmap(this.consPtr, this.pageSize);
     c.munmap(this.prodPtr, this.pageSize + 2 * this.size);
     c.close(this.epfd);

@@ -8,9 +8,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import koffi from 'koffi';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
+import { libc } from '../../../src/sys/libc.js';
 import { captured } from '../../unit/sni/hellos.js';
 import * as lib from '../../lib/acceptor.js';
 import { closed, ended, gone, received, type Cleanups } from '../../lib/acceptor.js';
@@ -73,16 +73,13 @@ describe('Acceptor relay', () => {
   it('sets TCP_NODELAY on both sockets of a relayed pair (Nagle would hold back a TLS flight\'s small writes)', async () => {
     // Once the hello is replayed, the backend's socket is connected (its option is set at connect).
     const { a, s } = await relayedPair();
-    const libc = koffi.load('libc.so.6');
-    const getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)') as
-      (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
     const IPPROTO_TCP = 6;
     const TCP_NODELAY = 1;
     const held = [...(a as unknown as { open: Set<Socket> }).open];
     expect(held).toHaveLength(2);
     for (const s of held) {
       const value = Buffer.alloc(4);
-      expect(getsockopt((s as unknown as { _handle: { fd: number } })._handle.fd, IPPROTO_TCP, TCP_NODELAY, value, [4])).toBe(0);
+      expect(libc().getsockopt((s as unknown as { _handle: { fd: number } })._handle.fd, IPPROTO_TCP, TCP_NODELAY, value, [4])).toBe(0);
       expect(value.readInt32LE(0)).toBe(1);
     }
     // The backend's half-open socket would keep its server's close waiting.

@@ -10,7 +10,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readlinkSync, rmSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
-import koffi from 'koffi';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type Acceptor, type AcceptorConn, type AcceptorEvents, type AcceptorLimits } from '../../../src/acceptor/acceptor.js';
 import { adoptKeptPairs } from '../../../src/acceptor/pair-adopt.js';
@@ -19,6 +18,7 @@ import { endPairKeeper, PairKeeper } from '../../../src/acceptor/pair-keeper.js'
 import { DEFAULT_PIPE_BYTES } from '../../../src/acceptor/pipe-relay.js';
 import { waitUntil } from '../../../src/sandbox/index.js';
 import { runDir } from '../../../src/state/run-dir.js';
+import { errno, libc } from '../../../src/sys/libc.js';
 import { captured } from '../../unit/sni/hellos.js';
 import * as lib from '../../lib/acceptor.js';
 import { closed, echo, ended, receiveAll, received, sendRandom, type Cleanups, type TestBackend } from '../../lib/acceptor.js';
@@ -565,31 +565,10 @@ const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 const AF_INET = 2;
 const AF_INET6 = 10;
-interface Sys {
-  syscall(n: number, ...args: unknown[]): number;
-  close(fd: number): number;
-  getsockname(fd: number, addr: Buffer, len: Buffer): number;
-  getpeername(fd: number, addr: Buffer, len: Buffer): number;
-}
-let sys: Sys | undefined;
-function libc(): Sys {
-  if (sys) return sys;
-  const l = koffi.load('libc.so.6');
-  sys = {
-    syscall: l.func('long syscall(long number, ...)') as Sys['syscall'],
-    close: l.func('int close(int fd)') as Sys['close'],
-    getsockname: l.func('int getsockname(int fd, _Out_ void *addr, _Inout_ void *len)') as Sys['getsockname'],
-    getpeername: l.func('int getpeername(int fd, _Out_ void *addr, _Inout_ void *len)') as Sys['getpeername'],
-  };
-  return sys;
-}
-
 /** A TCP socket's port (sockaddr_in or sockaddr_in6: both at offset 2, big-endian); -1 for anything else. */
 function port(fd: number, peer: boolean): number {
   const addr = Buffer.alloc(128);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(addr.length, 0);
-  const rc = peer ? libc().getpeername(fd, addr, len) : libc().getsockname(fd, addr, len);
+  const rc = peer ? libc().getpeername(fd, addr, [addr.length]) : libc().getsockname(fd, addr, [addr.length]);
   const family = addr.readUInt16LE(0);
   return rc === 0 && (family === AF_INET || family === AF_INET6) ? addr.readUInt16BE(2) : -1;
 }
@@ -597,7 +576,7 @@ function port(fd: number, peer: boolean): number {
 /** Calls `visit` with a duplicate of each socket the keeper holds, closed right after. */
 function eachKeeperSocket(pid: number, visit: (fd: number) => void): void {
   const pidfd = Number(libc().syscall(SYS_PIDFD_OPEN, 'int', pid, 'int', 0));
-  if (pidfd < 0) throw new Error(`pidfd_open(${pid}): errno ${koffi.errno()}`);
+  if (pidfd < 0) throw new Error(`pidfd_open(${pid}): errno ${errno()}`);
   try {
     for (const name of readdirSync(`/proc/${pid}/fd`)) {
       let link: string;
