@@ -42,6 +42,8 @@ export interface DemoResult {
   instance: string;
   workDir: string;
   repoUrl: string;
+  /** Client c1's address: the source of every traffic sample's connections. */
+  clientAddress: string;
   revisions: { initial: string; shifted: string };
   plans: { initial: string; shifted: string };
   status: { initial: StatusReport; shifted: StatusReport };
@@ -172,7 +174,7 @@ export class DemoRun {
     const after = await this.traffic(client.ns, backends(SHIFTED_WEIGHTS));
 
     const result: DemoResult = {
-      prefix: layout.prefix, instance: layout.instance, workDir: layout.workDir, repoUrl,
+      prefix: layout.prefix, instance: layout.instance, workDir: layout.workDir, repoUrl, clientAddress: client.address,
       revisions: { initial, shifted },
       plans: { initial: initialPlan, shifted: shiftedPlan },
       status: { initial: firstApplied, shifted: secondApplied },

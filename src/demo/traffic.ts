@@ -2,7 +2,7 @@
 // new flow and a new backend choice each), counted by the backend that answered, and shown as
 // bars next to the configured weights.
 
-import { httpCountBackends, SandboxError } from '../sandbox/index.js';
+import { httpCountBackends, SandboxError, type HttpAnswer } from '../sandbox/index.js';
 
 export interface Backend {
   name: string;
@@ -15,18 +15,20 @@ export interface TrafficSample {
   failures: number;
   counts: Record<string, number>;
   errors: string[];
+  /** Each answered request's backend and client source port: which flow each choice was made for. */
+  answers: HttpAnswer[];
 }
 
 export async function sendTraffic(clientNs: string, url: string, requests: number): Promise<TrafficSample> {
   const r = await httpCountBackends(clientNs, url, requests, { concurrency: 4, timeoutMs: 3000, totalTimeoutMs: 60_000 });
   if (r.attempted < requests) throw new SandboxError(`only ${r.attempted} of ${requests} requests were made within 60 s`);
-  return { requests: r.attempted, failures: r.failures, counts: r.counts, errors: r.errors };
+  return { requests: r.attempted, failures: r.failures, counts: r.counts, errors: r.errors, answers: r.answers };
 }
 
 const BAR_WIDTH = 40;
 
 /** One line per backend: name, address, weight share, bar, count and share of the answers. */
-export function renderTraffic(sample: TrafficSample, backends: readonly Backend[]): string[] {
+export function renderTraffic(sample: Omit<TrafficSample, 'answers'>, backends: readonly Backend[]): string[] {
   const totalWeight = backends.reduce((n, b) => n + b.weight, 0);
   const answered = Object.values(sample.counts).reduce((n, c) => n + c, 0);
   const lines = backends.map((b) => {
@@ -47,7 +49,7 @@ function pct(x: number): string {
 }
 
 /** Share of the answers per backend, 0..1. */
-export function shares(sample: TrafficSample): Record<string, number> {
+export function shares(sample: Pick<TrafficSample, 'counts'>): Record<string, number> {
   const answered = Object.values(sample.counts).reduce((n, c) => n + c, 0);
   return Object.fromEntries(Object.entries(sample.counts).map(([k, v]) => [k, answered === 0 ? 0 : v / answered]));
 }

@@ -16,7 +16,13 @@ export interface HttpGetOptions {
 export interface HttpResponse {
   status: number;
   body: string;
+  /** The client's source port: with the addresses, the connection's 5-tuple (what the flow hash reads). */
+  localPort: number;
 }
+
+/** What curl writes after the body (-w): the status and the source port, after a line break of its own. */
+const TRAILER = '\n<lb-curl %{http_code} %{local_port}>';
+const TRAILER_RE = /\n<lb-curl (\d{3}) (\d+)>$/;
 
 // Proxies would send the request somewhere else than the sandbox host; never use one.
 const NO_PROXY_ENV: NodeJS.ProcessEnv = (() => {
@@ -31,7 +37,7 @@ const NO_PROXY_ENV: NodeJS.ProcessEnv = (() => {
  */
 export async function httpGet(ns: string, url: string, opts: HttpGetOptions = {}): Promise<HttpResponse> {
   const timeoutMs = opts.timeoutMs ?? 5000;
-  const argv = ['curl', '-sS', '--noproxy', '*', '--max-time', (timeoutMs / 1000).toFixed(3), '-o', '-', '-w', '%{http_code}'];
+  const argv = ['curl', '-sS', '--noproxy', '*', '--max-time', (timeoutMs / 1000).toFixed(3), '-o', '-', '-w', TRAILER];
   if (opts.method) argv.push('-X', opts.method);
   for (const [k, v] of Object.entries(opts.headers ?? {})) argv.push('-H', `${k}: ${v}`);
   argv.push('--', url);
@@ -39,8 +45,9 @@ export async function httpGet(ns: string, url: string, opts: HttpGetOptions = {}
   if (r.code !== 0) {
     throw new SandboxError(`curl ${url} from ${ns} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim()}`, { ns, url, code: r.code, stderr: r.stderr });
   }
-  // -w appends the 3-digit status after the body.
-  return { status: Number(r.stdout.slice(-3)), body: r.stdout.slice(0, -3) };
+  const trailer = TRAILER_RE.exec(r.stdout);
+  if (!trailer) throw new SandboxError(`curl ${url} from ${ns}: no status line after the body: ${JSON.stringify(r.stdout.slice(-200))}`, { ns, url });
+  return { status: Number(trailer[1]), body: r.stdout.slice(0, trailer.index), localPort: Number(trailer[2]) };
 }
 
 export interface UdpRequestOptions {
@@ -133,14 +140,24 @@ export async function countAnswers(count: number, request: (i: number) => Promis
   return result;
 }
 
-/** `count` HTTP GETs (a new connection each) from `ns`, counted by the backend name in the body. */
-export function httpCountBackends(ns: string, url: string, count: number,
-  opts: CountOptions & { timeoutMs?: number } = {}): Promise<CountResult> {
-  return countAnswers(count, async () => {
+/** An answered request: the backend that answered and the client's source port of its connection. */
+export interface HttpAnswer { backend: string; localPort: number }
+
+/**
+ * `count` HTTP GETs (a new connection each) from `ns`, counted by the backend name in the body;
+ * `answers` lists each answered one with its source port, in the order they came.
+ */
+export async function httpCountBackends(ns: string, url: string, count: number,
+  opts: CountOptions & { timeoutMs?: number } = {}): Promise<CountResult & { answers: HttpAnswer[] }> {
+  const answers: HttpAnswer[] = [];
+  const counted = await countAnswers(count, async () => {
     const r = await httpGet(ns, url, { timeoutMs: opts.timeoutMs ?? 5000 });
     if (r.status !== 200) throw new SandboxError(`HTTP ${r.status}`);
-    return r.body.trim();
+    const backend = r.body.trim();
+    answers.push({ backend, localPort: r.localPort });
+    return backend;
   }, opts);
+  return { ...counted, answers };
 }
 
 const UDP_COUNT_SCRIPT = `

@@ -14,6 +14,8 @@ import { INITIAL_WEIGHTS, SHIFTED_WEIGHTS, type DemoResult } from '../../src/dem
 import { instanceDir } from '../../src/dataplane/index.js';
 import { runDir } from '../../src/state/run-dir.js';
 import { ROOT } from '../lib/cli.js';
+import { predictTcpChoice } from './lib/config.js';
+import { VIP } from '../../src/sandbox/index.js';
 
 if (process.getuid?.() !== 0) throw new Error('demo.test.ts must run as root: the demo creates network namespaces and loads BPF programs');
 
@@ -142,10 +144,15 @@ describe('make demo (--ci)', () => {
     const byName = (w: readonly number[]): Record<string, number> => Object.fromEntries(w.map((x, i) => [`b${i + 1}`, x]));
     expect(before.liveWeights).toEqual(byName(INITIAL_WEIGHTS));
     expect(after.liveWeights).toEqual(byName(SHIFTED_WEIGHTS));
-    for (const s of [before, after]) {
+    for (const [s, weights] of [[before, INITIAL_WEIGHTS], [after, SHIFTED_WEIGHTS]] as const) {
       expect(s.failures, s.errors.join('; ')).toBe(0);
       expect(s.requests).toBe(REQUESTS);
       expect(Object.keys(s.counts).sort()).toEqual(['b1', 'b2', 'b3']);
+      // Every connection went where the data plane's flow hash sends its 5-tuple with these
+      // weights (the TS mirror of bpf/lib/hash.h): the split is the hash's, not luck's.
+      expect(s.answers).toHaveLength(REQUESTS);
+      const wrong = s.answers.filter((a) => a.backend !== `b${predictTcpChoice({ vip: VIP, port: 80 /* examples/repo/lb.yaml */ }, r().clientAddress, a.localPort, weights) + 1}`);
+      expect(wrong, `answers not from the backend the flow hash picks (weights ${weights.join('/')})`).toEqual([]);
     }
     // Expected 50/30/20 of 100: b1 above b3 by ~5 standard deviations.
     expect(before.counts.b1!).toBeGreaterThan(before.counts.b3!);

@@ -120,7 +120,8 @@ describe('sandbox topology with 3 backends', () => {
     for (const c of t().clients) {
       for (const b of t().backends) {
         const r = await httpGet(c.ns, `http://${b.address}:8080/`, { timeoutMs: 5000 });
-        expect(r).toEqual({ status: 200, body: `${b.name}\n` });
+        expect(r).toEqual({ status: 200, body: `${b.name}\n`, localPort: expect.any(Number) as number });
+        expect(r.localPort).toBeGreaterThan(1023);
       }
     }
     // The backend sees the client's own address: plain routing, no NAT in the sandbox itself.
@@ -146,7 +147,7 @@ describe('sandbox topology with 3 backends', () => {
   it('serves health, a health switch and a bounded stream', async () => {
     const ns = t().clients[0]!.ns;
     const b = `http://${t().backends[1]!.address}:8080`;
-    expect(await httpGet(ns, `${b}/health`)).toEqual({ status: 200, body: 'ok b2\n' });
+    expect(await httpGet(ns, `${b}/health`)).toMatchObject({ status: 200, body: 'ok b2\n' });
     expect((await httpGet(ns, `${b}/admin/health?code=503`, { method: 'POST' })).status).toBe(200);
     expect((await httpGet(ns, `${b}/health`)).status).toBe(503);
     expect((await httpGet(ns, `${b}/admin/health?code=200`, { method: 'POST' })).status).toBe(200);
@@ -160,7 +161,10 @@ describe('sandbox topology with 3 backends', () => {
   it('counts answers per backend in bounded loops', async () => {
     const c = t().clients[0]!;
     const http = await httpCountBackends(c.ns, `http://${t().backends[0]!.address}:8080/`, 5);
-    expect(http).toEqual({ counts: { b1: 5 }, attempted: 5, failures: 0, errors: [] });
+    expect(http).toMatchObject({ counts: { b1: 5 }, attempted: 5, failures: 0, errors: [] });
+    // Each answer with its connection's source port: five connections, five ports.
+    expect(http.answers.map((a) => a.backend)).toEqual(['b1', 'b1', 'b1', 'b1', 'b1']);
+    expect(new Set(http.answers.map((a) => a.localPort)).size).toBe(5);
     const udp = await udpCountBackends(c.ns, t().backends[2]!.address, 9000, 20);
     expect(udp).toEqual({ counts: { b3: 20 }, attempted: 20, failures: 0, errors: [] });
     const refused = await httpCountBackends(c.ns, `http://${t().backends[0]!.address}:8081/`, 2);

@@ -63,8 +63,12 @@ ${(opts.settings ?? []).map((l) => `  ${l}\n`).join('')}`;
 
 /** The backend name the data plane picks for a new TCP flow client:sport -> VIP:80 over `weights`. */
 export function predictTcp(topo: Topology, clientAddr: string, sport: number, weights: readonly number[]): string {
-  const k = chooseTarget(flowHash({ saddr: ipv4ToU32(clientAddr), daddr: ipv4ToU32(topo.vip), sport, dport: TCP_PORT, proto: IPPROTO_TCP }), weights);
-  return topo.backends[k]!.name;
+  return topo.backends[predictTcpChoice({ vip: topo.vip, port: TCP_PORT }, clientAddr, sport, weights)]!.name;
+}
+
+/** The index (config order) of the target the flow hash picks for a new TCP connection from clientAddr:sport to the listener. */
+export function predictTcpChoice(listener: { vip: string; port: number }, clientAddr: string, sport: number, weights: readonly number[]): number {
+  return chooseTarget(flowHash({ saddr: ipv4ToU32(clientAddr), daddr: ipv4ToU32(listener.vip), sport, dport: listener.port, proto: IPPROTO_TCP }), weights);
 }
 
 export const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
