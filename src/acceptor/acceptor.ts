@@ -6,7 +6,7 @@
 
 import net, { type Server, type Socket } from 'node:net';
 import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '../core/sni/client-hello.js';
-import { chooseBackend, routedListener, type RoutedListener } from '../core/sni/choose.js';
+import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import { Deadlines } from './deadlines.js';
@@ -16,6 +16,7 @@ import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
 import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
 import { handOff } from './hand-off.js';
+import { backendLoad, closeReason, isKeptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -108,21 +109,25 @@ export interface KeptConn {
   down?: number;
 }
 
+/**
+ * A relay's end: bytes each way (up: client to backend) and why; `atNs` (CLOCK_MONOTONIC) when it
+ * happened, if that was before the report (the native door reports in batches).
+ */
+export interface AcceptorEnd { up: number; down: number; reason: AcceptorCloseReason; atNs?: bigint }
+
 export interface AcceptorEvents {
   /** Every connection routed to a backend (tests and logs). */
   routed?(e: { proxy: string; group: string; serverName: string | null; backend: string }): void;
-  /** The backend accepted the connection and the relay starts. */
-  opened?(c: AcceptorConn): void;
+  /** The backend accepted the connection and the relay starts (`atNs`: when, if before the report). */
+  opened?(c: AcceptorConn, atNs?: bigint): void;
   /** The relay ended: bytes each way (up: client to backend) and why. */
-  closed?(c: AcceptorConn, end: { up: number; down: number; reason: AcceptorCloseReason }): void;
+  closed?(c: AcceptorConn, end: AcceptorEnd): void;
   /** Publishes records that wait for their batch (the daemon, before its event stream stops). */
   flush?(): void;
 }
 
 export class Acceptor {
-  readonly counters: AcceptorCounters = {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, handOffDeferred: 0, active: 0,
-  };
+  readonly counters: AcceptorCounters = newCounters();
   /** "proxy\u0000group" -> counts. */
   readonly routes = new Map<string, RouteCounters>();
   /** "addr:port" -> load, over every proxy. */
@@ -184,20 +189,8 @@ export class Acceptor {
 
   /** The listeners to serve from now on; connections already routed keep their backend. */
   update(listeners: readonly SpliceListener[], limits?: Partial<AcceptorLimits>): void {
-    const next = new Map<string, RoutedListener>();
-    for (const l of listeners) {
-      const key = addressKey(l.vip, l.port);
-      // Two proxies on one port without a VIP on different interfaces: the socket cannot tell the
-      // interface, so the first in config order serves both (docs/sni.md).
-      if (!next.has(key)) next.set(key, routedListener(l));
-    }
-    this.byAddress = next;
-    // Every backend it may pick gets its load entry now, at 0: the breaker's first reading is the
-    // baseline its deltas start from, so connections before that reading are not lost in it.
-    const backends = new Set(listeners.flatMap((l) => [l.defaultBackends, ...l.sourceRoutes.map((r) => r.backends), ...l.sniRoutes.map((r) => r.backends)])
-      .flatMap((group) => group.map((b) => `${b.addr}:${b.port}`)));
-    for (const key of backends) if (!this.backends.has(key)) this.backends.set(key, { attempts: 0, failed: 0, active: 0 });
-    for (const [key, load] of this.backends) if (!backends.has(key) && load.active === 0) this.backends.delete(key);
+    this.byAddress = listenersByAddress(listeners);
+    seedBackendLoads(this.backends, listeners);
     if (limits) {
       this.limits = { ...this.limits, ...limits };
       this.server.maxConnections = this.limits.maxConnections;
@@ -334,8 +327,8 @@ export class Acceptor {
     let h = this.handed.get(e.id);
     if (!h) {
       // Ended before this daemon listed it (between two daemons): reported from the keeper's record.
-      const rec = e.rec as KeptConn | null;
-      if (typeof rec !== 'object' || rec === null || typeof rec.info !== 'object') return;
+      if (!isKeptConn(e.rec)) return;
+      const rec = e.rec;
       this.adoptRelayed(e.id, rec);
       h = this.handed.get(e.id)!;
     }
@@ -343,26 +336,17 @@ export class Acceptor {
     this.counters.active--;
     h.load.active--;
     const resetBy: AcceptorCloseReason | undefined = e.by === 'client' ? 'rst-client' : e.by === 'backend' ? 'rst-backend' : undefined;
-    this.ended(h.info, h.route, h.replay, { up: h.up + e.up, down: h.down + e.down }, e.reason, resetBy);
+    reportEnd(this.events, h.info, h.route, h.replay, { up: h.up + e.up, down: h.down + e.down }, closeReason(e.reason, resetBy));
   }
 
   /** The acceptor's entries for a pair a previous daemon opened (its record). */
   private restore(rec: KeptConn): { info: AcceptorConn; route: RouteCounters; load: BackendLoad } {
-    const info: AcceptorConn = { ...rec.info, acceptedNs: BigInt(rec.info.acceptedNs) };
-    const route = this.routes.get(rec.routeKey) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
-    this.routes.set(rec.routeKey, route);
-    const load = this.backends.get(rec.backendKey) ?? { attempts: 0, failed: 0, active: 0 };
-    this.backends.set(rec.backendKey, load);
-    return { info, route, load };
+    return restoreKept(rec, this.routes, this.backends);
   }
 
   /** Accounts for a relay that ended and reports it. */
   private ended(info: AcceptorConn, route: RouteCounters, replay: number, counts: RelayCounts, reason: RelayEnd, resetBy: AcceptorCloseReason | undefined): void {
-    route.bytesUp += counts.up;
-    route.bytesDown += counts.down;
-    const why: AcceptorCloseReason = reason === 'closed' ? 'fin' : reason === 'idle' ? 'idle-timeout' : resetBy ?? 'rst-backend';
-    // Up: the hello replayed before the relay started, then what the relay passed.
-    this.events.closed?.(info, { up: replay + counts.up, down: counts.down, reason: why });
+    reportEnd(this.events, info, route, replay, counts, closeReason(reason, resetBy));
   }
 
   /**
@@ -408,8 +392,7 @@ export class Acceptor {
       this.counters.active--;
     });
     client.on('error', () => client.destroy());
-    const routed = this.byAddress.get(addressKey(client.localAddress ?? '', client.localPort ?? 0))
-      ?? this.byAddress.get(addressKey(null, client.localPort ?? 0));
+    const routed = listenerFor(this.byAddress, client.localAddress ?? '', client.localPort ?? 0);
     if (!routed) {
       this.counters.noListener++;
       client.resetAndDestroy();
@@ -463,14 +446,12 @@ export class Acceptor {
     }
     const backend = choice.backend;
     const key = `${proxy}\u0000${choice.group}`;
-    const route = this.routes.get(key) ?? { connections: 0, bytesUp: 0, bytesDown: 0 };
-    this.routes.set(key, route);
+    const route = routeCounters(this.routes, key);
     route.connections++;
     this.events.routed?.({ proxy, group: choice.group, serverName, backend: `${backend.addr}:${backend.port}` });
     const upstream = net.connect({ host: backend.addr, port: backend.port, allowHalfOpen: true, noDelay: true });
     const backendKey = `${backend.addr}:${backend.port}`;
-    const load = this.backends.get(backendKey) ?? { attempts: 0, failed: 0, active: 0 };
-    this.backends.set(backendKey, load);
+    const load = backendLoad(this.backends, backendKey);
     load.attempts++;
     load.active++;
     this.open.add(upstream);
@@ -570,8 +551,4 @@ interface Handed {
   up: number;
   down: number;
   load: BackendLoad;
-}
-
-function addressKey(vip: string | null, port: number): string {
-  return `${vip ?? '*'}:${port}`;
 }

@@ -6,21 +6,24 @@
 
 import { IPPROTO_TCP } from '../core/abi.js';
 import type { ConnRecord, EventHub } from '../observe/events/event-hub.js';
-import type { AcceptorCloseReason, AcceptorConn, AcceptorEvents } from './acceptor.js';
+import type { AcceptorConn, AcceptorEnd, AcceptorEvents } from './acceptor.js';
 
-export function acceptorRecord(c: AcceptorConn, end?: { up: number; down: number; reason: AcceptorCloseReason }): ConnRecord {
-  const nowNs = process.hrtime.bigint();
-  const nowMs = Date.now();
+/** `atNs`: when it happened (CLOCK_MONOTONIC), if before now (the native door reports in batches). */
+export function acceptorRecord(c: AcceptorConn, end?: AcceptorEnd, atNs?: bigint): ConnRecord {
+  const now = process.hrtime.bigint();
+  const at = end?.atNs ?? atNs;
+  const tsNs = at !== undefined && at <= now ? at : now;
+  const timeMs = Date.now() - Math.round(Number(now - tsNs) / 1e6);
   return {
     type: end ? 'close' : 'open',
-    tsNs: nowNs, openNs: c.acceptedNs,
+    tsNs, openNs: c.acceptedNs,
     client: c.client, clientPort: c.clientPort, vip: c.vip, vipPort: c.vipPort, backend: c.backend, backendPort: c.backendPort,
     proto: IPPROTO_TCP, listenerId: 0, targetId: 0,
     reason: end ? end.reason : '',
     // bytesIn: client -> backend, as the data plane counts its forward entry.
     packetsIn: 0n, bytesIn: BigInt(end?.up ?? 0), packetsOut: 0n, bytesOut: BigInt(end?.down ?? 0),
-    proxy: c.proxy, listener: c.listener, timeMs: nowMs, openMs: c.acceptedMs,
-    durationSec: end ? Number(nowNs - c.acceptedNs) / 1e9 : 0,
+    proxy: c.proxy, listener: c.listener, timeMs, openMs: c.acceptedMs,
+    durationSec: end ? Number(tsNs - c.acceptedNs) / 1e9 : 0,
     acceptor: { route: c.route, serverName: c.serverName },
   };
 }
@@ -54,7 +57,7 @@ export function acceptorConnEvents(hub: Pick<EventHub, 'publish'>): AcceptorEven
     else timer ??= setTimeout(flush, BATCH_MS);
   };
   return {
-    opened: (c) => add(acceptorRecord(c)),
+    opened: (c, atNs) => add(acceptorRecord(c, undefined, atNs)),
     closed: (c, end) => add(acceptorRecord(c, end)),
     flush,
   };
