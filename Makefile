@@ -8,10 +8,12 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/includ
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
+# The native SNI front door (native/lb_door.c): a user-space program, built with the same clang.
+DOOR_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -I native
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh jq util-linux traceroute prometheus haproxy
 
-.PHONY: all setup build bpf ts check lint test test-unit test-privileged demo demo-clean bench clean errors-doc
+.PHONY: all setup build bpf native ts check lint test test-unit test-privileged demo demo-clean bench clean errors-doc
 
 all: build
 
@@ -25,9 +27,15 @@ setup:
 	@if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-build: bpf ts
+build: bpf native ts
 
 bpf: $(BPF_OBJS)
+
+native: build/native/lb-door
+
+build/native/lb-door: native/lb_door.c native/lb_door_abi.h
+	@mkdir -p build/native
+	$(CLANG) $(DOOR_CFLAGS) -o $@ $<
 
 build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
 	@mkdir -p build/bpf

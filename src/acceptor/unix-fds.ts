@@ -7,6 +7,7 @@
 import { errno, failed as fail, libc } from '../sys/libc.js';
 
 const AF_UNIX = 1;
+const SOCK_STREAM = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -40,7 +41,16 @@ function sockaddrUn(path: string): Buffer {
 
 /** A listening SOCK_SEQPACKET socket at `path` (created; the caller removes a stale file first). */
 export function listenSeqpacket(path: string): number {
-  const fd = libc().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  return listenUnix(path, SOCK_SEQPACKET);
+}
+
+/** A listening SOCK_STREAM socket at `path` (the native door's control socket: door-process.ts). */
+export function listenUnixStream(path: string): number {
+  return listenUnix(path, SOCK_STREAM);
+}
+
+function listenUnix(path: string, type: number): number {
+  const fd = libc().socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
   if (fd < 0) fail('socket(AF_UNIX)');
   const addr = sockaddrUn(path);
   if (libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, 8) !== 0) {

@@ -7,6 +7,12 @@ import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from '../../src/acceptor/acceptor.js';
 import type { Splicer } from '../../src/acceptor/splice.js';
 import type { SpliceListener } from '../../src/core/sni/splice-table.js';
+import { DoorAcceptor } from '../../src/acceptor/door-acceptor.js';
+import { connectDoor, endDoor, listenLoopback, spawnDoor } from '../../src/acceptor/door-process.js';
+import { closeFd } from '../../src/acceptor/unix-fds.js';
+import { runDir } from '../../src/state/run-dir.js';
+import { libc } from '../../src/sys/libc.js';
+import { rmSync } from 'node:fs';
 
 export type Cleanups = Array<() => Promise<void> | void>;
 
@@ -42,11 +48,52 @@ export async function acceptor(backendPort: number, cleanups: Cleanups, limits: 
   await a.listen();
   cleanups.push(() => a.close());
   const port = (a as unknown as { server: Server }).server.address() as AddressInfo;
-  const b = [{ addr: '127.0.0.1', port: backendPort, weight: 100, proxyProtocol: false }];
-  const l: SpliceListener = { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port: port.port, persist: false, defaultBackends: b, sourceRoutes: [],
-    sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };
-  a.update([l]);
+  a.update([testListener(port.port, backendPort)]);
   return { a, port: port.port };
+}
+
+/** The one listener of a test acceptor: its own 127.0.0.1 port, every name to the backend on backendPort. */
+function testListener(port: number, backendPort: number): SpliceListener {
+  const b = [{ addr: '127.0.0.1', port: backendPort, weight: 100, proxyProtocol: false }];
+  return { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port, persist: false, defaultBackends: b, sourceRoutes: [],
+    sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };
+}
+
+/** The local port of a bound socket. */
+function boundPort(fd: number): number {
+  const addr = Buffer.alloc(16);
+  if (libc().getsockname(fd, addr, [16]) !== 0) throw new Error('getsockname failed');
+  return addr.readUInt16BE(2);
+}
+
+let doors = 0;
+
+/**
+ * The acceptor over the native front door (build/native/lb-door), serving the same one listener
+ * as acceptor(): a door process of its own (instance tdoor<pid>x<n>), ended at cleanup.
+ */
+export async function doorAcceptor(backendPort: number, cleanups: Cleanups, limits: Partial<AcceptorLimits> = {},
+  events: AcceptorEvents = {}): Promise<{ a: DoorAcceptor; port: number; instance: string; pid: number }> {
+  const instance = `tdoor${process.pid}x${++doors}`;
+  const fd = listenLoopback();
+  let pid: number;
+  let port: number;
+  try {
+    port = boundPort(fd);
+    pid = spawnDoor(instance, fd).pid;
+  } finally {
+    closeFd(fd);
+  }
+  cleanups.push(() => {
+    endDoor(instance);
+    rmSync(runDir(instance), { recursive: true, force: true });
+  });
+  const a = new DoorAcceptor({ ...DEFAULT_LIMITS, ...limits }, events);
+  a.update([testListener(port, backendPort)]);
+  a.attach(await connectDoor(instance));
+  cleanups.push(() => a.close());
+  await a.ready();
+  return { a, port, instance, pid };
 }
 
 export function connect(port: number, cleanups: Cleanups): Promise<Socket> {

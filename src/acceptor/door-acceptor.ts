@@ -1,0 +1,264 @@
+// The acceptor over the native front door (native/lb_door.c): the door accepts, reads each hello,
+// connects, replays and relays; this side makes every decision and keeps the accounts, the same
+// as the Node acceptor (acceptor.ts) does: it parses the hello (src/core/sni/client-hello.ts),
+// chooses the backend with the data plane's weights (src/core/sni/choose.ts), writes the PROXY v2
+// header, counts per route and per backend, and reports opens and ends to the event stream.
+// Records go over the door's control socket (door-abi.ts), the ones a batch of input calls for
+// written back as one.
+
+import type { Socket } from 'node:net';
+import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '../core/sni/client-hello.js';
+import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
+import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
+import type { SpliceListener } from '../core/sni/splice-table.js';
+import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
+import { backendLoad, closeReason, isKeptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, type DoorRecord } from './door-abi.js';
+
+/** A connection the door was told to connect (or an earlier daemon was), until its end. */
+interface Routed {
+  info: AcceptorConn;
+  route: RouteCounters;
+  load: BackendLoad;
+  /** Bytes of the replayed hello (up, before the relay's count). */
+  replay: number;
+  opened: boolean;
+}
+
+export interface DoorAcceptorOptions {
+  /** The door's connection went away (the door died, or broke the protocol): the front door reconnects. */
+  lost?(why: string): void;
+}
+
+export class DoorAcceptor {
+  readonly counters: AcceptorCounters = newCounters();
+  readonly routes = new Map<string, RouteCounters>();
+  readonly backends = new Map<string, BackendLoad>();
+  private byAddress = new Map<string, RoutedListener>();
+  private readonly routed = new Map<string, Routed>();
+  private socket: Socket | null = null;
+  /** Bytes read and not yet a whole record. */
+  private pending: Buffer = Buffer.alloc(0);
+  /** Records to write at the end of this batch. */
+  private out: Buffer[] = [];
+  private closing = false;
+  /** Waiting for the door's first STATS on the current connection (it took the limits). */
+  private readyWaiters: Array<() => void> = [];
+  private greeted = false;
+
+  constructor(private limits: AcceptorLimits, private readonly events: AcceptorEvents = {}, private readonly opts: DoorAcceptorOptions = {}) {}
+
+  /** Talks to the door over `socket` from now on (a new connection after a lost one, too): the limits first. */
+  attach(socket: Socket): void {
+    this.socket?.destroy();
+    this.pending = Buffer.alloc(0);
+    this.greeted = false;
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.read(socket, chunk));
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (!this.closing) this.forgetRouted('the native front door closed its control socket');
+    });
+    socket.write(encodeConfig(this.doorConfig()));
+  }
+
+  get attached(): boolean {
+    return this.socket !== null;
+  }
+
+  /**
+   * Resolves once the door has this daemon's limits (its first STATS on this connection comes
+   * after it applied the first CONFIG: native/lb_door_abi.h); rejects after timeoutMs.
+   */
+  ready(timeoutMs = 5000): Promise<void> {
+    if (this.greeted) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the native front door did not take the limits within ${timeoutMs} ms`)), timeoutMs);
+      this.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
+  /** The listeners to serve from now on; connections already routed keep their backend. */
+  update(listeners: readonly SpliceListener[], limits?: Partial<AcceptorLimits>): void {
+    this.byAddress = listenersByAddress(listeners);
+    seedBackendLoads(this.backends, listeners);
+    if (limits) {
+      this.limits = { ...this.limits, ...limits };
+      this.socket?.write(encodeConfig(this.doorConfig()));
+    }
+  }
+
+  /** Stops talking to the door; it keeps relaying, and keeps the ends for the next daemon. */
+  close(): Promise<void> {
+    this.closing = true;
+    const s = this.socket;
+    this.socket = null;
+    if (!s) return Promise.resolve();
+    return new Promise((resolve) => {
+      s.once('close', () => resolve());
+      s.end();
+      // A door that does not close its side is not waited for.
+      setTimeout(() => { s.destroy(); }, 1000).unref();
+    });
+  }
+
+  private doorConfig(): Parameters<typeof encodeConfig>[0] {
+    const l = this.limits;
+    return {
+      helloTimeoutMs: l.helloTimeoutMs, connectTimeoutMs: l.connectTimeoutMs, idleTimeoutMs: l.idleTimeoutMs, maxConnections: l.maxConnections,
+      // The stream bound: the hello's bytes plus a header for every record it may span.
+      maxHelloStream: (l.maxHelloBytes || DEFAULT_MAX_HELLO_BYTES) + 4 + 5 * MAX_HELLO_RECORDS,
+      spliceAfter: l.handOffBytes,
+    };
+  }
+
+  /** The door broke the protocol or went away: what it held is no longer this daemon's to report. */
+  private forgetRouted(why: string): void {
+    for (const r of this.routed.values()) r.load.active--;
+    this.routed.clear();
+    this.opts.lost?.(why);
+  }
+
+  private read(socket: Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return;
+    const buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    let decoded: ReturnType<typeof decodeRecords>;
+    try {
+      decoded = decodeRecords(buf);
+    } catch (err) {
+      socket.destroy();
+      this.socket = null;
+      this.forgetRouted((err as Error).message);
+      return;
+    }
+    // A partial record keeps its bytes (copied: the chunk's buffer is Node's to reuse).
+    this.pending = decoded.next < buf.length ? Buffer.from(buf.subarray(decoded.next)) : Buffer.alloc(0);
+    for (const r of decoded.records) this.handle(r);
+    if (this.out.length > 0) {
+      const batch = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
+      this.out = [];
+      socket.write(batch);
+    }
+  }
+
+  private handle(r: DoorRecord): void {
+    switch (r.type) {
+      case 'hello': return this.decide(r);
+      case 'opened': return this.opened(r.id, r.atNs);
+      case 'failed': {
+        const c = this.take(r.id);
+        this.counters.connectFailed++;
+        if (c) c.load.failed++;
+        return;
+      }
+      case 'dropped': {
+        this.take(r.id);
+        return;
+      }
+      case 'ended': {
+        const c = this.take(r.id);
+        if (!c) return;
+        const resetBy = r.by === 'client' ? 'rst-client' : r.by === 'backend' ? 'rst-backend' : undefined;
+        reportEnd(this.events, c.info, c.route, c.replay, { up: r.up, down: r.down }, closeReason(r.reason, resetBy), r.atNs);
+        return;
+      }
+      case 'held': return this.held(r.id, r.blob);
+      case 'stats': {
+        const s = r.stats;
+        Object.assign(this.counters, { accepted: s.accepted, overLimit: s.overLimit, helloTimeout: s.helloTimeout, active: s.active, spliced: s.spliced });
+        if (!this.greeted) {
+          this.greeted = true;
+          for (const w of this.readyWaiters.splice(0)) w();
+        }
+        return;
+      }
+    }
+  }
+
+  /** A routed connection's end (or failure): no longer open at its backend. */
+  private take(id: string): Routed | undefined {
+    const c = this.routed.get(id);
+    if (!c) return undefined;
+    this.routed.delete(id);
+    c.load.active--;
+    return c;
+  }
+
+  private opened(id: string, atNs: bigint): void {
+    const c = this.routed.get(id);
+    if (!c || c.opened) return;
+    c.opened = true;
+    this.counters.relayed++;
+    this.events.opened?.(c.info, atNs);
+  }
+
+  /** A connection an earlier daemon routed: counted open at its backend until its end comes. */
+  private held(id: string, blob: Buffer): void {
+    if (this.routed.has(id)) return;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(blob.toString('utf8'));
+    } catch {
+      return;
+    }
+    if (!isKeptConn(rec)) return;
+    const { info, route, load } = restoreKept(rec, this.routes, this.backends);
+    this.counters.adopted++;
+    load.active++;
+    // Its open was reported by the daemon that routed it; OPENED follows only for one still connecting.
+    this.routed.set(id, { info, route, load, replay: rec.replay, opened: false });
+  }
+
+  private decide(r: Extract<DoorRecord, { type: 'hello' }>): void {
+    const routed = listenerFor(this.byAddress, r.localIp, r.localPort);
+    if (!routed) {
+      this.counters.noListener++;
+      this.out.push(encodeReset(r.id));
+      return;
+    }
+    const v = parseClientHello(r.bytes, this.limits.maxHelloBytes);
+    let serverName: string | null = null;
+    if (v.kind === 'hello') serverName = v.hello.serverName;
+    else if ((v.kind === 'invalid' && v.oversize === true) || r.full) {
+      this.counters.helloTooLarge++;
+      this.out.push(encodeReset(r.id));
+      return;
+    } else if (v.kind === 'invalid' || r.eof) {
+      // Not a readable TLS hello, or a client that half-closed before its hello was whole: routed without a name.
+      this.counters.helloInvalid++;
+    } else {
+      this.out.push(encodeMore(r.id));
+      return;
+    }
+    const conn = { clientIp: r.clientIp, clientPort: r.clientPort, localIp: r.localIp, localPort: r.localPort };
+    const choice = chooseBackend(routed, conn, serverName);
+    const backend = choice.backend;
+    if (!backend) {
+      this.counters.noBackend++;
+      this.out.push(encodeReset(r.id));
+      return;
+    }
+    const proxy = routed.listener.proxy;
+    const routeKey = `${proxy}\u0000${choice.group}`;
+    const route = routeCounters(this.routes, routeKey);
+    route.connections++;
+    const backendKey = `${backend.addr}:${backend.port}`;
+    this.events.routed?.({ proxy, group: choice.group, serverName, backend: backendKey });
+    const load = backendLoad(this.backends, backendKey);
+    load.attempts++;
+    load.active++;
+    const l = routed.listener;
+    const info: AcceptorConn = {
+      proxy, listener: `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`, route: choice.group, serverName,
+      client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
+      backend: backend.addr, backendPort: backend.port, acceptedNs: r.acceptedNs, acceptedMs: r.acceptedMs,
+    };
+    const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey, backendKey, replay: r.bytes.length };
+    this.routed.set(r.id, { info, route, load, replay: r.bytes.length, opened: false });
+    const header = backend.proxyProtocol ? encodeProxyV2(conn, serverName) : null;
+    this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(rec))));
+  }
+}
