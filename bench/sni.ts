@@ -1,10 +1,12 @@
 // SNI routing against HAProxy (Debian's haproxy, TCP mode routing on req.ssl_sni), same topology,
 // same run: a client namespace, a balancer namespace holding both proxies and the backends on its
 // loopback. lb serves VIP:443 through `lb daemon`'s acceptor (lb_sk_lookup), HAProxy VIP:4443 (the
-// VIP is local there through lb's local route). lb is measured with each of its three relays, the
+// VIP is local there through lb's local route). lb is measured with each of its four relays, the
 // daemon restarted between them (LB_SNI_RELAY):
-// - lb: the default splice relay: the acceptor hands both sockets to the pair keeper process,
-//   which moves the bytes with splice(2) through a pipe per direction (pipe-relay.ts);
+// - lb: the default, the native front door (native/lb_door.c) accepts, reads the hello, connects
+//   and relays; the daemon decides and accounts (door-acceptor.ts);
+// - lb-splice: LB_SNI_RELAY=splice, Node's acceptor, which hands both sockets of a pair to the
+//   pair keeper process, which moves the bytes with splice(2) through a pipe per direction;
 // - lb-sockmap: LB_SNI_RELAY=kernel, the sockmap relay (lb_splice's sk_skb verdict, experimental);
 // - lb-node: LB_SNI_RELAY=node, every byte through Node's stream.pipe in the daemon.
 // Then a reference for the handshake rate, node-floor: the least proxy on Node's net.Socket
@@ -18,8 +20,9 @@
 //   backend, so the proxies' relay is measured, not TLS crypto;
 // - CPU seconds of the proxy per GB relayed, and of the whole machine (every CPU's busy time: the
 //   sockmap relay moves the bytes in softirq and kworkers, which no process's time shows; clients
-//   and sink are the same for every proxy). lb's CPU is the daemon's plus the pair keeper's (with
-//   the splice relay the keeper moves the bytes, not the daemon); HAProxy's is its one process.
+//   and sink are the same for every proxy). lb's CPU is the daemon's plus the door's (lb) or the
+//   pair keeper's (the others: with the splice relay the keeper moves the bytes, not the daemon);
+//   HAProxy's is its one process.
 // Both share the machine's CPUs with the clients and backends (2 on the reference machine).
 
 import { execFileSync } from 'node:child_process';
@@ -30,6 +33,7 @@ import { packageRoot } from '../src/package-root.js';
 import { ManagedProcess, execIn, waitUntil } from '../src/sandbox/index.js';
 import { endHolder, liveRecord } from '../src/acceptor/holder.js';
 import { endPairKeeper, pairKeeperArgv0 } from '../src/acceptor/pair-keeper.js';
+import { endDoor, liveDoor } from '../src/acceptor/door-process.js';
 import { DataPlane, instanceDir } from '../src/dataplane/index.js';
 import { runDir } from '../src/state/run-dir.js';
 import { BenchError } from './lib/errors.js';
@@ -136,18 +140,19 @@ function machineCpuSeconds(): number {
   return (user + nice + system + irq + softirq + steal) / 100;
 }
 
-type Relay = 'splice' | 'kernel' | 'node';
-type LbWho = 'lb' | 'lb-sockmap' | 'lb-node';
+type Relay = 'splice' | 'native' | 'kernel' | 'node';
+type LbWho = 'lb' | 'lb-splice' | 'lb-sockmap' | 'lb-node';
 /** A block of rounds: one of lb's variants, or the Node floor (handshakes only). */
 type Block = LbWho | 'node-floor';
 type Who = Block | 'haproxy';
 /** lb's variants, in the order of their blocks, and the LB_SNI_RELAY each runs with (undefined: not set, the default). */
 const VARIANTS: ReadonlyArray<{ who: LbWho; relay: Relay; env: string | undefined }> = [
-  { who: 'lb', relay: 'splice', env: undefined },
+  { who: 'lb', relay: 'native', env: undefined },
+  { who: 'lb-splice', relay: 'splice', env: 'splice' },
   { who: 'lb-sockmap', relay: 'kernel', env: 'kernel' },
   { who: 'lb-node', relay: 'node', env: 'node' },
 ];
-const WHOS: readonly Who[] = ['lb', 'lb-sockmap', 'lb-node', 'node-floor', 'haproxy'];
+const WHOS: readonly Who[] = ['lb', 'lb-splice', 'lb-sockmap', 'lb-node', 'node-floor', 'haproxy'];
 /** The figures the floor block measures (handshakes only). */
 const FLOOR_KEYS = new Set(['handshakes', 'hscpu', 'hsuser', 'hsmachine']);
 
@@ -172,7 +177,21 @@ backend sink
 `;
 }
 
+/**
+ * LB_BENCH_SNI_BLOCKS=lb-native,node-floor (say): only those blocks, in their usual order, to
+ * iterate on one of them (not for the record: the record runs them all).
+ */
+function chosenBlocks(): { variants: typeof VARIANTS; withFloor: boolean } {
+  const wanted = process.env.LB_BENCH_SNI_BLOCKS?.split(',').map((w) => w.trim()).filter(Boolean);
+  if (!wanted || wanted.length === 0) return { variants: VARIANTS, withFloor: true };
+  const known: string[] = [...VARIANTS.map((v) => v.who), 'node-floor'];
+  const unknown = wanted.filter((w) => !known.includes(w));
+  if (unknown.length > 0) throw new BenchError(`LB_BENCH_SNI_BLOCKS: unknown block(s) ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  return { variants: VARIANTS.filter((v) => wanted.includes(v.who)), withFloor: wanted.includes('node-floor') };
+}
+
 async function run(ctx: SuiteContext): Promise<SuiteResult> {
+  const { variants, withFloor } = chosenBlocks();
   const root = packageRoot();
   const tag = `${process.pid % 100000}`;
   const LB = `lbsni${tag}-lb`;
@@ -236,9 +255,11 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       const failed = (JSON.parse(r.stdout) as { results: Array<{ error?: string }> }).results.filter((x) => x.error).length;
       if (failed > 0) throw new BenchError(`${what}: ${failed} of ${count} handshakes failed`);
     };
-    // The pair keeper's pid (the splice relay's byte mover), from its record; it outlives daemon
-    // restarts, so the one a block measures is read after that block's daemon started.
-    const keeperPid = (): number | undefined => liveRecord(join(runDir(instance), 'pair-keeper.json'), pairKeeperArgv0(instance))?.pid;
+    // The pair keeper's pid (the splice relay's byte mover), or with the native relay the door's
+    // (it accepts and relays), from their records; both outlive daemon restarts, so the one a block
+    // measures is read after that block's daemon started.
+    const keeperPid = (relay: Relay): number | undefined => (relay === 'native' ? liveDoor(instance)?.pid
+      : liveRecord(join(runDir(instance), 'pair-keeper.json'), pairKeeperArgv0(instance))?.pid);
     writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(VIP, HAPROXY_PORT, TLS_BACKEND, SINK_BACKEND));
     let haproxy: ManagedProcess | undefined;
     // A real hello (Node's, captured) naming api.example.com: the sink's route.
@@ -270,7 +291,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         user += t.user;
         system += t.system;
       }
-      return { user, system, keeper: who === 'lb' && keeper !== undefined ? cpuSeconds(keeper) : 0 };
+      return { user, system, keeper: (who === 'lb' || who === 'lb-splice') && keeper !== undefined ? cpuSeconds(keeper) : 0 };
     };
     const portOf = (who: Who): number => (who === 'haproxy' ? HAPROXY_PORT : who === 'node-floor' ? FLOOR_PORT : LB_PORT);
     // Unmeasured handshakes through the block's proxy and HAProxy first: a daemon that has just
@@ -295,7 +316,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       const hsCpu = cpuOf(who);
       add('hscpu', who, ((hsCpu.user + hsCpu.system - hsCpu0.user - hsCpu0.system) / HANDSHAKES) * 1e6, block);
       add('hsuser', who, ((hsCpu.user - hsCpu0.user) / HANDSHAKES) * 1e6, block);
-      if (who === 'lb') add('hskeeper', who, ((hsCpu.keeper - hsCpu0.keeper) / HANDSHAKES) * 1e6, block);
+      if (who === 'lb' || who === 'lb-splice') add('hskeeper', who, ((hsCpu.keeper - hsCpu0.keeper) / HANDSHAKES) * 1e6, block);
       // Every CPU's busy time per connection (client, backend, proxy, softirq): on 2 busy CPUs the
       // rate is about 2 CPUs over this, so the proxy's share of it is what the rate ratio moves with.
       add('hsmachine', who, ((machineCpuSeconds() - hsMachine0) / HANDSHAKES) * 1e6, block);
@@ -305,7 +326,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     let block = 0;
     // One block per relay: the daemon (re)started with it, then its rounds alternating with
     // HAProxy's.
-    for (const v of VARIANTS) {
+    for (const v of variants) {
       if (daemon) {
         ctx.log(`sni: restarting the daemon with relay ${v.relay} (${v.who})`);
         await daemon.stop(5000);
@@ -320,8 +341,10 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         await waitUntil(async () => (await execIn(CLIENT, ['bash', '-c', `exec 3<>/dev/tcp/${VIP}/${HAPROXY_PORT}`], { allowFailure: true, timeoutMs: 2000 })).code === 0 || undefined,
           { timeoutMs: 20_000, intervalMs: 200, what: `haproxy to listen (${h.stderr.slice(-500)})` });
       }
-      keeper = keeperPid();
-      if (v.relay === 'splice' && keeper === undefined) throw new BenchError(`${v.who}: the splice relay runs but no live pair keeper is recorded in ${runDir(instance)}`);
+      keeper = keeperPid(v.relay);
+      if ((v.relay === 'splice' || v.relay === 'native') && keeper === undefined) {
+        throw new BenchError(`${v.who}: the ${v.relay} relay runs but no live ${v.relay === 'native' ? 'door' : 'pair keeper'} is recorded in ${runDir(instance)}`);
+      }
       await warmUp(v.who);
       for (let round = 0; round < rounds; round++) {
         for (const who of order(v.who, round, block)) {
@@ -340,7 +363,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
             const gb = out.received / 1e9;
             add(`bulk${streams}`, who, (out.received * 8) / out.seconds / 1e9, v.who);
             add(`cpu${streams}`, who, (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / gb, v.who);
-            if (who === 'lb') add(`keeper${streams}`, who, (cpu1.keeper - cpu0.keeper) / gb, v.who);
+            if (who === 'lb' || who === 'lb-splice') add(`keeper${streams}`, who, (cpu1.keeper - cpu0.keeper) / gb, v.who);
             add(`machine${streams}`, who, machine / gb, v.who);
           }
         }
@@ -349,9 +372,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     }
     // The floor block: the least Node proxy (NODE_FLOOR) against HAProxy, handshakes only; the
     // daemon stays up (idle) as in the other blocks, where the idle proxies do too.
-    floor.proc = await start(['ip', 'netns', 'exec', LB, process.execPath, '-e', NODE_FLOOR, VIP, String(FLOOR_PORT), String(TLS_BACKEND)], 'node floor proxy', /"ready":true/);
-    await warmUp('node-floor');
-    for (let round = 0; round < rounds; round++) {
+    if (withFloor) floor.proc = await start(['ip', 'netns', 'exec', LB, process.execPath, '-e', NODE_FLOOR, VIP, String(FLOOR_PORT), String(TLS_BACKEND)], 'node floor proxy', /"ready":true/);
+    if (withFloor) await warmUp('node-floor');
+    for (let round = 0; round < (withFloor ? rounds : 0); round++) {
       for (const who of order('node-floor', round, block)) {
         const what = who === 'haproxy' ? 'haproxy (node-floor\'s block)' : who;
         ctx.log(`sni: round ${round + 1}, ${what}: ${HANDSHAKES} handshakes`);
@@ -360,16 +383,16 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     }
     const units: Record<string, [string, string]> = {
       handshakes: ['new TLS connections/s (full handshakes, 32 at a time)', 'conn/s'],
-      hscpu: ['proxy CPU per new TLS connection (user + system; lb: daemon + pair keeper)', 'CPU us/conn'],
-      hsuser: ['proxy user-space CPU per new TLS connection (lb: daemon + pair keeper)', 'CPU us/conn'],
-      hskeeper: ['of which the pair keeper, per new TLS connection', 'CPU us/conn'],
+      hscpu: ['proxy CPU per new TLS connection (user + system; lb: daemon + door; others: daemon + pair keeper)', 'CPU us/conn'],
+      hsuser: ['proxy user-space CPU per new TLS connection (lb: daemon + door; others: daemon + pair keeper)', 'CPU us/conn'],
+      hskeeper: ['of which the native door (lb) or the pair keeper (lb-splice), per new TLS connection', 'CPU us/conn'],
       hsmachine: ['machine CPU per new TLS connection (client, backend, proxy, softirq)', 'CPU us/conn'],
       bulk1: ['bulk throughput, 1 stream', 'Gbit/s'],
       bulk16: ['bulk throughput, 16 streams', 'Gbit/s'],
-      cpu1: ['proxy CPU per GB relayed, 1 stream (lb: daemon + pair keeper)', 'CPU s/GB'],
-      keeper1: ['of which the pair keeper, 1 stream', 'CPU s/GB'],
-      cpu16: ['proxy CPU per GB relayed, 16 streams (lb: daemon + pair keeper)', 'CPU s/GB'],
-      keeper16: ['of which the pair keeper, 16 streams', 'CPU s/GB'],
+      cpu1: ['proxy CPU per GB relayed, 1 stream (lb: daemon + door; others: daemon + pair keeper)', 'CPU s/GB'],
+      keeper1: ['of which the native door (lb) or the pair keeper (lb-splice), 1 stream', 'CPU s/GB'],
+      cpu16: ['proxy CPU per GB relayed, 16 streams (lb: daemon + door; others: daemon + pair keeper)', 'CPU s/GB'],
+      keeper16: ['of which the native door (lb) or the pair keeper (lb-splice), 16 streams', 'CPU s/GB'],
       machine1: ['machine CPU per GB relayed (all processes, softirq, kworkers), 1 stream', 'CPU s/GB'],
       machine16: ['machine CPU per GB relayed (all processes, softirq, kworkers), 16 streams', 'CPU s/GB'],
     };
@@ -390,7 +413,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       }
       if (key.startsWith('keeper') || key === 'hskeeper') continue;
       const cpu = key.startsWith('cpu') || key.startsWith('machine') || key.startsWith('hs');
-      const blocks: Block[] = [...VARIANTS.map((v) => v.who), ...(FLOOR_KEYS.has(key) ? ['node-floor' as const] : [])];
+      const blocks: Block[] = [...variants.map((v) => v.who), ...(FLOOR_KEYS.has(key) && withFloor ? ['node-floor' as const] : [])];
       for (const who of blocks) {
         const mine = median(byWho[who] ?? []);
         // Against the HAProxy rounds of the same block, alternated with this variant's.
@@ -406,20 +429,20 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       }
     }
     return {
-      suite: 'sni', title: 'SNI routing: lb acceptor (3 relays) vs HAProxy (TCP mode, req.ssl_sni)',
+      suite: 'sni', title: 'SNI routing: lb acceptor (native door and 3 Node relays) vs HAProxy (TCP mode, req.ssl_sni)',
       method: [
         `Both proxies in one namespace on the same VIP (lb :${LB_PORT} via lb_sk_lookup, haproxy :${HAPROXY_PORT}), backends on its loopback, clients in another namespace over a veth.`,
         `Handshakes: ${HANDSHAKES} Node tls connections, ${HANDSHAKE_CONCURRENCY} at a time, to a Node TLS backend (which bounds both); the proxy's CPU per connection (user + system, and user alone) over the same run.`,
         `Bulk: a captured ClientHello naming api.example.com (the sink's route), then ${bulkBytes / 2 ** 20} MiB of raw bytes to a discarding backend, over 1 and 16 streams; CPU of the proxy's processes from /proc/PID/stat, of the machine from /proc/stat.`,
-        'lb: the default splice relay (LB_SNI_RELAY unset; the pair keeper process splices each pair through pipes); lb-sockmap: LB_SNI_RELAY=kernel (lb_splice sk_skb verdict, experimental); lb-node: LB_SNI_RELAY=node (stream.pipe in the daemon).',
-        `Three blocks, lb then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of the 2nd and 3rd; haproxy runs throughout from one start.`,
+        'lb: the default (LB_SNI_RELAY unset): the native front door, build/native/lb-door, accepts, reads the hello, connects and relays (splice(2) past 64 KiB), the daemon decides; lb-splice: LB_SNI_RELAY=splice (Node\'s acceptor; the pair keeper process splices each pair through pipes); lb-sockmap: LB_SNI_RELAY=kernel (lb_splice sk_skb verdict, experimental); lb-node: LB_SNI_RELAY=node (stream.pipe in the daemon).',
+        `Four blocks, lb then lb-splice then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of each after the first; haproxy runs throughout from one start.`,
         `Each block starts with ${WARMUP_HANDSHAKES} unmeasured handshakes through the variant and through haproxy (a new daemon compiles its accept path during its first connections, once in its life).`,
         `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is against the haproxy rounds of the same block${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
-        `A fourth block, node-floor, handshakes only: the least proxy on Node's net.Socket (accept, read the first bytes, connect, write them, stream.pipe both ways; no parsing, choice or accounting) on VIP:${FLOOR_PORT}, alternating with haproxy as above: the bound of any acceptor built on Node sockets, no goal.`,
+        `A fifth block, node-floor, handshakes only: the least proxy on Node's net.Socket (accept, read the first bytes, connect, write them, stream.pipe both ways; no parsing, choice or accounting) on VIP:${FLOOR_PORT}, alternating with haproxy as above: the bound of any acceptor built on Node sockets, no goal.`,
       ],
       measurements, ratios,
       notes: [
-        'lb\'s proxy CPU is the daemon\'s plus the pair keeper\'s (lb-acceptor-holder:<instance>:pairs, pid from /run/lb/<instance>/pair-keeper.json): with the splice relay the keeper moves the bytes, not the daemon ("of which the pair keeper" rows). With lb-sockmap the keeper only holds descriptors and with lb-node it idles; it is counted for them too.',
+        'lb\'s proxy CPU is the daemon\'s plus the native door\'s (lb-acceptor-holder:<instance>:door, pid from /run/lb/<instance>/door.json), which holds the connections and moves the bytes; for the other variants the daemon\'s plus the pair keeper\'s (lb-acceptor-holder:<instance>:pairs, /run/lb/<instance>/pair-keeper.json): with the splice relay the keeper moves the bytes, with lb-sockmap it only holds descriptors and with lb-node it idles ("of which" rows).',
         'The sockmap relay moves a pair\'s bytes in softirq and the psock\'s kworker, in no process\'s time: for lb-sockmap compare the machine CPU figures, not the proxy\'s.',
       ],
     };
@@ -431,6 +454,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     // relays') running for a restart (src/acceptor/holder.ts, pair-keeper.ts).
     endHolder(instance);
     endPairKeeper(instance);
+    endDoor(instance);
     rmSync(runDir(instance), { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }

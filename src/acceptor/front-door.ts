@@ -1,7 +1,9 @@
 // The SNI front door as the daemon owns it: the acceptor, its steering (lb_sk_lookup and its maps)
 // and the VIPs' local routes, brought to each applied config. Started at the first config that
 // has a proxy on the splice path; kept until the daemon stops. Its listening socket outlives the
-// daemon in a holder process (holder.ts), which the next daemon takes it back from.
+// daemon in a holder process (holder.ts), which the next daemon takes it back from. By default the
+// connections are the native door's (door-process.ts, door-acceptor.ts: it outlives the daemon
+// too, and the next daemon connects to it again); the daemon decides for it and keeps the accounts.
 
 import { join, resolve } from 'node:path';
 import type { RuntimeInputs } from '../core/compile/compile.js';
@@ -17,13 +19,24 @@ import { adoptKeptPairs } from './pair-adopt.js';
 import { PairKeeper } from './pair-keeper.js';
 import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
+import { DoorAcceptor } from './door-acceptor.js';
+import { connectDoor, endDoor, listenLoopback, liveDoor, spawnDoor } from './door-process.js';
+import { closeFd } from './unix-fds.js';
+import type { Socket } from 'node:net';
 
-export type RelayMode = 'splice' | 'kernel' | 'node';
+export type RelayMode = 'native' | 'splice' | 'kernel' | 'node';
 
 /** LB_SNI_RELAY's value as a mode; undefined (the default) for anything else. */
 export function relayMode(value: string | undefined): RelayMode | undefined {
-  return value === 'splice' || value === 'kernel' || value === 'node' ? value : undefined;
+  return value === 'native' || value === 'splice' || value === 'kernel' || value === 'node' ? value : undefined;
 }
+
+/** The native front door's process: started or found running, lost (and reconnected to later), or not startable. */
+export type DoorEvent = { pid: number; started: boolean } | { lost: string } | { error: string };
+
+/** How long after losing the door's connection the front door tries again (doubling up to the max). */
+const DOOR_RETRY_MS = 500;
+const DOOR_RETRY_MAX_MS = 10_000;
 
 export interface FrontDoorOptions {
   instance: string;
@@ -35,23 +48,31 @@ export interface FrontDoorOptions {
   onHandover?(h: { adopted: true; holder: number } | { adopted: false; reason: string }): void;
   /** The spliced pairs a previous daemon left with the pair keeper: taken back, or why the keeper is not used. */
   onPairs?(p: { keeper: number; started: boolean; adopted: number; dropped: number } | { error: string }): void;
+  /** The native front door's process (relay 'native'). */
+  onDoor?(e: DoorEvent): void;
   /**
-   * 'splice' (default): the pair keeper relays each pair with splice(2) (pipe-relay.ts), outside
-   * the daemon; 'kernel': the sockmap relay (lb_splice), experimental: it cannot always hold a
-   * sender back (docs/sni.md); 'node': every byte in Node. Where the one asked for cannot run, Node
-   * relays (relayError says why).
+   * 'native' (default): the native front door (native/lb_door.c) accepts, reads the hellos,
+   * connects and relays, outside the daemon, which decides and accounts (door-acceptor.ts); where
+   * it cannot run, 'splice' serves (relayError says why). 'splice': Node's acceptor, and the pair
+   * keeper relays each pair with splice(2) (pipe-relay.ts), outside the daemon; 'kernel': the
+   * sockmap relay (lb_splice), experimental: it cannot always hold a sender back (docs/sni.md);
+   * 'node': every byte in Node. Where 'splice' or 'kernel' cannot run, Node relays.
    */
   relay?: RelayMode;
 }
 
 export class FrontDoor {
-  private acceptor: Acceptor | undefined;
+  private acceptor: Acceptor | DoorAcceptor | undefined;
   private steering: Steering | undefined;
   private starting: Promise<void> | undefined;
   private splicer: Splicer | null = null;
   private keeper: PairKeeper | null = null;
   /** Whether the pair keeper relays (the splice relay). */
   private splicing = false;
+  /** After close(): the native door is not reconnected to. */
+  private stopped = false;
+  private doorRetry: NodeJS.Timeout | undefined;
+  private doorRetryMs = DOOR_RETRY_MS;
   /** Why the kernel relay is not used although asked for (its load or attach failed); null otherwise. */
   relayError: string | null = null;
 
@@ -61,9 +82,11 @@ export class FrontDoor {
     return this.acceptor?.counters;
   }
 
-  /** How connections are relayed, once started: by the pair keeper (splice), lb_splice (kernel) or Node. */
+  /** How connections are relayed, once started: by the native door, the pair keeper (splice), lb_splice (kernel) or Node. */
   get relay(): RelayMode | undefined {
-    return this.acceptor ? (this.splicing ? 'splice' : this.splicer ? 'kernel' : 'node') : undefined;
+    if (!this.acceptor) return undefined;
+    if (this.acceptor instanceof DoorAcceptor) return 'native';
+    return this.splicing ? 'splice' : this.splicer ? 'kernel' : 'node';
   }
 
   get routeCounters(): Acceptor['routes'] | undefined {
@@ -97,7 +120,7 @@ export class FrontDoor {
   flushEvents(): void {
     // Ends the keeper reported since its last poll first: their records join this batch. Later
     // ones the keeper keeps for the next daemon (this one's event stream stops next).
-    this.acceptor?.detachKeeper();
+    if (this.acceptor instanceof Acceptor) this.acceptor.detachKeeper();
     this.opts.events?.flush?.();
   }
 
@@ -106,6 +129,8 @@ export class FrontDoor {
    * (until then the kernel queues the handshakes in the socket's backlog). `lb down` ends the holder.
    */
   async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.doorRetry);
     await this.starting?.catch(() => undefined);
     await this.acceptor?.close();
     this.keeper?.close();
@@ -135,8 +160,100 @@ export class FrontDoor {
     }
   }
 
+  /**
+   * The native front door: the listening socket from the holder (or made anew, and given to a new
+   * holder), steered to; the door that runs on it connected to again, or a new one started on it.
+   */
+  private async startNative(serve: (a: DoorAcceptor) => void): Promise<void> {
+    const door = new DoorAcceptor({ ...DEFAULT_LIMITS, ...this.opts.limits }, this.opts.events, { lost: (why) => this.doorLost(door, why) });
+    serve(door);
+    const taken = takeFromHolder(this.opts.instance);
+    const fd = taken.fd ?? listenLoopback();
+    try {
+      const objectDir = resolve(this.opts.objectDir ?? join(packageRoot(), 'build', 'bpf'));
+      const steering = Steering.open(ensureInstanceDir(this.opts.instance), objectDir);
+      steering.setAcceptorSocket(fd);
+      if (taken.fd === undefined) {
+        endHolder(this.opts.instance);
+        spawnHolder(this.opts.instance, fd);
+        // A door left running accepts on a socket nothing steers to any more.
+        endDoor(this.opts.instance);
+      }
+      this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason } : { adopted: true, holder: taken.pid });
+      this.steering = steering;
+      door.attach(await this.doorConnection(fd));
+      await door.ready();
+      this.acceptor = door;
+    } catch (err) {
+      this.steering?.close();
+      this.steering = undefined;
+      this.starting = undefined;
+      throw err;
+    } finally {
+      // The holder and the door have their copies.
+      closeFd(fd);
+    }
+  }
+
+  /** A connection to the instance's door; started on `fd` (the listening socket) when none runs. */
+  private async doorConnection(fd: number): Promise<Socket> {
+    const live = liveDoor(this.opts.instance);
+    if (live) {
+      try {
+        const s = await connectDoor(this.opts.instance);
+        this.opts.onDoor?.({ pid: live.pid, started: false });
+        return s;
+      } catch {
+        // A door that does not answer is ended, and a new one started.
+        endDoor(this.opts.instance);
+      }
+    }
+    const rec = spawnDoor(this.opts.instance, fd);
+    const s = await connectDoor(this.opts.instance);
+    this.opts.onDoor?.({ pid: rec.pid, started: true });
+    return s;
+  }
+
+  /** The door's connection went away: connected again (a new door on the holder's socket if it died), retried with a backoff. */
+  private doorLost(door: DoorAcceptor, why: string): void {
+    if (this.stopped) return;
+    this.opts.onDoor?.({ lost: why });
+    clearTimeout(this.doorRetry);
+    this.doorRetry = setTimeout(() => {
+      const taken = takeFromHolder(this.opts.instance);
+      if (taken.fd === undefined) {
+        this.opts.onDoor?.({ error: `cannot restart the native front door: ${taken.reason}` });
+        return;
+      }
+      this.doorConnection(taken.fd).then((s) => {
+        if (this.stopped) s.destroy();
+        else {
+          door.attach(s);
+          this.doorRetryMs = DOOR_RETRY_MS;
+        }
+      }, (err: unknown) => {
+        this.opts.onDoor?.({ error: (err as Error).message });
+        this.doorRetryMs = Math.min(this.doorRetryMs * 2, DOOR_RETRY_MAX_MS);
+        this.doorLost(door, 'retrying');
+      }).finally(() => closeFd(taken.fd));
+    }, this.doorRetryMs);
+    this.doorRetry.unref();
+  }
+
   /** `serve` gives the acceptor its listeners before it listens: a held socket has connections queued already. */
-  private async start(serve: (a: Acceptor) => void): Promise<void> {
+  private async start(serve: (a: Acceptor | DoorAcceptor) => void): Promise<void> {
+    if ((this.opts.relay ?? 'native') === 'native') {
+      try {
+        return await this.startNative(serve);
+      } catch (err) {
+        // Not built, or it does not start or answer: the Node acceptor with the splice relay serves.
+        this.relayError = `the native front door cannot serve: ${(err as Error).message}`;
+        this.opts.onDoor?.({ error: this.relayError });
+      }
+    }
+    // A native door left by an earlier daemon (another LB_SNI_RELAY) would accept from the same
+    // socket, with no daemon to decide for it: ended, and the connections it relays with it.
+    endDoor(this.opts.instance);
     const acceptor = new Acceptor({ ...DEFAULT_LIMITS, ...this.opts.limits }, this.opts.events);
     serve(acceptor);
     // A previous daemon's socket, kept by its holder, carries the handshakes queued since it died.
@@ -154,7 +271,7 @@ export class FrontDoor {
       this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason }
         : adopted ? { adopted: true, holder: taken.pid } : { adopted: false, reason: 'the held socket could not listen' });
       this.steering = steering;
-      const mode = this.opts.relay ?? 'splice';
+      const mode = this.opts.relay === undefined || this.opts.relay === 'native' ? 'splice' : this.opts.relay;
       if (mode === 'splice') {
         // Without a keeper (it cannot start or answer) Node relays.
         const keeper = this.keepPairs(acceptor, null);

@@ -28,7 +28,7 @@ export function registerAcceptorMetrics(registry: Registry, door: FrontDoor): vo
     collect(this: Gauge) { this.set(door.counters?.active ?? 0); },
   });
   new Gauge({
-    name: 'lb_sni_acceptor_relay', help: 'How the SNI acceptor relays bytes (1 on the mode in use): splice (the pair keeper, splice(2)), kernel (the lb_splice sockmap) or node',
+    name: 'lb_sni_acceptor_relay', help: 'How the SNI acceptor relays bytes (1 on the mode in use): native (the native front door), splice (the pair keeper, splice(2)), kernel (the lb_splice sockmap) or node',
     labelNames: ['mode'], registers,
     collect(this: Gauge<'mode'>) {
       this.reset();

@@ -306,7 +306,7 @@ export class Daemon {
       const adopted = adoptedState(opts.instance, log);
       const initial = adopted?.initial;
       if (adopted) observability.hub.useLive(adopted.live);
-      // LB_SNI_RELAY: splice (default), kernel (the sockmap relay, experimental) or node (docs/sni.md).
+      // LB_SNI_RELAY: native (default: the native front door), splice (Node's acceptor and the pair keeper), kernel (the sockmap relay, experimental) or node (docs/sni.md).
       const relay = relayMode(process.env['LB_SNI_RELAY']);
       // The SNI front door runs with the kernel engine only (a test's engine has no kernel to steer).
       const frontDoor = opts.engine ? undefined : new FrontDoor({
@@ -316,6 +316,9 @@ export class Daemon {
         onPairs: (p) => ('error' in p
           ? log.warn({ component: 'acceptor', error: p.error }, 'SNI pair keeper not used: spliced connections end with the daemon')
           : log.info({ component: 'acceptor', ...p }, 'SNI spliced pairs taken back from the pair keeper')),
+        onDoor: (e) => ('error' in e ? log.error({ component: 'acceptor', error: e.error }, 'the native SNI front door cannot serve')
+          : 'lost' in e ? log.warn({ component: 'acceptor', why: e.lost }, 'lost the native SNI front door\'s connection: reconnecting')
+          : log.info({ component: 'acceptor', ...e }, e.started ? 'native SNI front door started' : 'native SNI front door connected again')),
         ...(relay ? { relay } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).

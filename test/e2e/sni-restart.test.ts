@@ -1,11 +1,13 @@
 // Established relayed connections across a restart of `lb daemon`, with each relay that outlives
-// it (docs/sni.md): the splice relay (the default: the pair keeper moves the bytes) and the
-// sockmap relay (LB_SNI_RELAY=kernel: the kernel moves them, the keeper holds the sockets). A TLS
-// session through the VIP streams an echo both ways while the daemon is stopped (SIGTERM) and
-// started again, and another while it is killed (SIGKILL) and started again; each pair stays with
-// the pair keeper meanwhile, the next daemon takes it over, and the echo's SHA-256 matches what
-// was sent. A connection opened while no daemon runs is
-// queued by the held listening socket and answered after the restart. `lb down` ends the keeper.
+// it (docs/sni.md): the splice relay (the default: the pair keeper moves the bytes), the sockmap
+// relay (LB_SNI_RELAY=kernel: the kernel moves them, the keeper holds the sockets) and the native
+// front door (LB_SNI_RELAY=native: the door holds and relays every connection, the daemon only
+// decides). A TLS session through the VIP streams an echo both ways while the daemon is stopped
+// (SIGTERM) and started again, and another while it is killed (SIGKILL) and started again; each
+// pair stays with the keeper (or the door) meanwhile, the next daemon takes it over, and the
+// echo's SHA-256 matches what was sent. A connection opened while no daemon runs is queued (by
+// the held listening socket, or by the door until a daemon decides) and answered after the
+// restart. `lb down` ends the keeper (the door).
 // Needs root; traffic stays inside the namespaces created here.
 //
 //   <prefix>-c (eth0 10.232.1.2) ──veth── (eth0 10.232.1.1) <prefix>-lb   VIP 10.232.9.10 (local route)
@@ -45,7 +47,7 @@ const STREAM = { bytes: 24 * MiB, paceMs: 20 };
 
 const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
 
-for (const relay of ['splice', 'kernel'] as const) {
+for (const relay of ['splice', 'kernel', 'native'] as const) {
   const run = `${process.pid}${randomBytes(2).toString('hex')}`;
   const PAIR = { lb: `lbr${run}-lb`, client: `lbr${run}-c`, lbAddr: '10.232.1.1', clientAddr: '10.232.1.2' };
   const instance = `snr-${run}`;
@@ -57,9 +59,10 @@ for (const relay of ['splice', 'kernel'] as const) {
     return (JSON.parse(r.stdout) as { results: ClientResult[] }).results[0]!;
   }
 
+  /** The process that holds the pairs across a restart: the pair keeper, or the native door. */
   function pairKeeperPid(): number | undefined {
     try {
-      return (JSON.parse(readFileSync(join(runDir(instance), 'pair-keeper.json'), 'utf8')) as { pid: number }).pid;
+      return (JSON.parse(readFileSync(join(runDir(instance), relay === 'native' ? 'door.json' : 'pair-keeper.json'), 'utf8')) as { pid: number }).pid;
     } catch {
       return undefined;
     }
@@ -126,8 +129,14 @@ for (const relay of ['splice', 'kernel'] as const) {
         // Opened while no daemon runs: queued on the held listening socket.
         const gap = tlsClient({ bytes: 64 * 1024, timeoutMs: 60_000 });
         daemon = await startDaemon();
-        expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the stream was taken back')
-          .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
+        if (relay === 'native') {
+          expect(daemon.logs().find((l) => l.msg === 'native SNI front door connected again'), 'the same door serves').toMatchObject({ pid: keeper, started: false });
+          await waitUntil(async () => (metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'adopted' }) ?? 0) >= 1 || undefined,
+            { timeoutMs: 10_000, intervalMs: 50, what: 'the stream to be listed by the door as held' });
+        } else {
+          expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the stream was taken back')
+            .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
+        }
         const [s, g] = await Promise.all([stream, gap]);
         expect(s, JSON.stringify(s)).toMatchObject({ cn: 'api', echoOk: true, echoed: STREAM.bytes });
         expect(g, JSON.stringify(g)).toMatchObject({ cn: 'api', echoOk: true });
@@ -135,11 +144,11 @@ for (const relay of ['splice', 'kernel'] as const) {
       }, 200_000);
     }
 
-    it('lb down ends the pair keeper', async () => {
+    it(`lb down ends the ${relay === 'native' ? 'native door' : 'pair keeper'}`, async () => {
       await daemon!.stop(10_000);
       const down = runCli(['--instance', instance, 'down'], { ns: PAIR.lb, timeoutMs: 60_000 });
       expect(down.code, down.stderr).toBe(0);
-      expect(down.stdout).toContain('Ended the SNI acceptor\'s pair keeper');
+      expect(down.stdout).toContain(relay === 'native' ? 'Ended the native SNI front door' : 'Ended the SNI acceptor\'s pair keeper');
       daemon = undefined;
     });
   });

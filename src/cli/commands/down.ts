@@ -1,6 +1,6 @@
 // `lb down`: takes an instance out of the kernel and off the disk: ends the SNI acceptor's socket
-// holder (src/acceptor/holder.ts) and pair keeper (pair-keeper.ts: its spliced connections
-// close), removes its VIPs' local routes (local-routes.ts), detaches its programs from every
+// holder (src/acceptor/holder.ts), pair keeper (pair-keeper.ts: its spliced connections
+// close) and native front door (door-process.ts: its relays are reset), removes its VIPs' local routes (local-routes.ts), detaches its programs from every
 // interface of this network namespace, unpins its maps and programs (flows are lost), and
 // removes /run/lb/<instance> (inventory, journal, lock). Idempotent: a second run removes nothing.
 
@@ -10,6 +10,7 @@ import { DataPlane, instanceDir } from '../../dataplane/index.js';
 import { runDir } from '../../state/run-dir.js';
 import { endHolder } from '../../acceptor/holder.js';
 import { endPairKeeper } from '../../acceptor/pair-keeper.js';
+import { endDoor } from '../../acceptor/door-process.js';
 import { removeLocalRoutes } from '../../acceptor/local-routes.js';
 import { stdio, type CliIo } from '../output.js';
 
@@ -26,6 +27,7 @@ export async function runDown(options: DownOptions, io: CliIo = stdio()): Promis
     // First the socket holder: then nothing accepts or queues the SNI listeners' connections.
     if (endHolder(options.instance)) lines.push('Ended the SNI acceptor\'s socket holder.');
     if (endPairKeeper(options.instance)) lines.push('Ended the SNI acceptor\'s pair keeper (the connections it relayed or kept close).');
+    if (endDoor(options.instance)) lines.push('Ended the native SNI front door (the connections it relayed are reset).');
     const routes = removeLocalRoutes(options.instance);
     if (routes.length > 0) lines.push(`Removed the SNI acceptor's local routes (${routes.join(', ')}).`);
     const r = DataPlane.down(options.instance);
