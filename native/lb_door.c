@@ -460,6 +460,7 @@ static void stats_send(bool force)
 		.hello_timeout = stats.hello_timeout,
 		.active = stats.active,
 		.spliced = stats.spliced,
+		.abi = LB_DOOR_ABI,
 	};
 	if (out_put(&s, sizeof s, NULL, 0)) {
 		stats_sent = stats;
@@ -1215,14 +1216,15 @@ static void ctl_open(int fd)
 
 /*
  * The daemon's first CONFIG came: the door's limits are the daemon's before it hears anything (a
- * connection offered to it is one accepted under them). Then, before anything else, it hears HELD
- * for every routed connection (and every "ended, unreported" one), ENDED for the latter, HELLO for
- * those waiting, and STATS.
+ * connection offered to it is one accepted under them). Then, before anything else, it hears STATS
+ * (with the door's record version), HELD for every routed connection (and every "ended,
+ * unreported" one), ENDED for the latter, and HELLO for those waiting.
  */
 static void ctl_greet(void)
 {
 	ctl_greeted = true;
 	out_limit = SIZE_MAX; /* the burst is as large as what is held; the limit counts from after it */
+	stats_send(true);     /* first: it carries the door's record version, which the daemon checks before reading on */
 
 	for (struct link *l = connect_fifo.next; l != &connect_fifo; l = l->next)
 		held_send_conn(container_of(l, struct conn, phase_link));
@@ -1248,7 +1250,6 @@ static void ctl_greet(void)
 	ended_count = 0;
 	for (struct link *l = hello_fifo.next; l != &hello_fifo; l = l->next)
 		hello_offer(container_of(l, struct conn, phase_link));
-	stats_send(true);
 	out_urgent = true; /* the daemon learns what the door holds before anything else */
 	out_limit = (out_len - out_off) + CTL_OUT_LIMIT;
 }
@@ -1388,6 +1389,13 @@ static void ctl_record(const char *p, const struct lb_door_rec *r)
 	case LB_DOOR_CONFIG:
 		if (r->len < sizeof(struct lb_door_config)) {
 			ctl_doom("a short CONFIG record");
+			return;
+		}
+		__u32 abi;
+		memcpy(&abi, p + offsetof(struct lb_door_config, abi), sizeof abi); /* the buffer holds records unaligned */
+		if (abi != LB_DOOR_ABI) {
+			/* A daemon of another build: it would misread every record. */
+			ctl_doom("a daemon of another record version (LB_DOOR_ABI)");
 			return;
 		}
 		on_config(p);

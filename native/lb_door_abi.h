@@ -17,6 +17,14 @@
 
 #include <linux/types.h>
 
+/*
+ * The version of these records. A door and a daemon of different builds may meet (the door
+ * outlives the daemon, so an upgraded daemon finds the old door running): each side checks the
+ * other's, the door in LB_DOOR_CONFIG, the daemon in the first LB_DOOR_STATS, and neither reads
+ * on past a mismatch (the daemon then replaces the door). Raise it with any change below.
+ */
+#define LB_DOOR_ABI 1
+
 struct lb_door_rec {
 	__u32 len;  /* bytes of the whole record, this header included */
 	__u16 type; /* LB_DOOR_* */
@@ -96,7 +104,8 @@ struct lb_door_ended {
 _Static_assert(sizeof(struct lb_door_ended) == 48, "lb_door_ended layout");
 
 /*
- * Sent after a daemon's first LB_DOOR_CONFIG, before anything else, once per connection an earlier daemon routed
+ * Sent after a daemon's first LB_DOOR_CONFIG (right after the first LB_DOOR_STATS, which comes
+ * before anything else), once per connection an earlier daemon routed
  * that has not been reported ended to a daemon (connecting, relaying, or ended while no daemon was
  * connected: its LB_DOOR_ENDED follows). Followed by the blob that daemon gave with LB_DOOR_ROUTE.
  * Then LB_DOOR_HELLO again for every connection waiting for a decision.
@@ -119,7 +128,10 @@ _Static_assert(sizeof(struct lb_door_held) == 40, "lb_door_held layout");
  */
 #define LB_DOOR_BATCH_MS 10
 
-/* The door's own counters, cumulative since it started; sent when they changed, at most every LB_DOOR_STATS_MS. */
+/*
+ * The door's own counters, cumulative since it started; sent when they changed, at most every
+ * LB_DOOR_STATS_MS, and as the first record a newly connected daemon gets (after its CONFIG).
+ */
 #define LB_DOOR_STATS 7
 #define LB_DOOR_STATS_MS 25
 struct lb_door_stats {
@@ -129,8 +141,10 @@ struct lb_door_stats {
 	__u64 hello_timeout; /* reset: no decision within hello_timeout_ms of the accept */
 	__u64 active;        /* connections held now (reading a hello, connecting or relaying) */
 	__u64 spliced;       /* relays moved to splice(2) through pipes (past splice_after bytes) */
+	__u32 abi;           /* LB_DOOR_ABI of the door */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct lb_door_stats) == 56, "lb_door_stats layout");
+_Static_assert(sizeof(struct lb_door_stats) == 64, "lb_door_stats layout");
 
 /* ---- daemon -> door ---- */
 
@@ -138,7 +152,7 @@ _Static_assert(sizeof(struct lb_door_stats) == 56, "lb_door_stats layout");
  * The limits; the first record a daemon sends, and again whenever they change. The door sends a
  * newly connected daemon nothing before its first CONFIG (it runs as with no daemon until then),
  * so every connection it offers was accepted under the daemon's limits; the first LB_DOOR_STATS
- * that comes says the door has them.
+ * that comes says the door has them, and with which record version it speaks.
  */
 #define LB_DOOR_CONFIG 16
 struct lb_door_config {
@@ -149,8 +163,10 @@ struct lb_door_config {
 	__u32 max_connections;    /* connections held at once; more are closed (RST) at accept */
 	__u32 max_hello_stream;   /* bytes the door reads before a decision, at most */
 	__u32 splice_after;       /* a direction moves to splice(2) once it relayed this many bytes; 0: never */
+	__u32 abi;                /* LB_DOOR_ABI of the daemon: another one is refused (the connection closed) */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct lb_door_config) == 40, "lb_door_config layout");
+_Static_assert(sizeof(struct lb_door_config) == 48, "lb_door_config layout");
 
 /*
  * Connect to this backend: write `header_len` bytes (a PROXY v2 header), the bytes read, then

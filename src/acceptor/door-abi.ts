@@ -4,6 +4,8 @@
 
 
 const REC_HEADER = 16;
+/** The records' version (LB_DOOR_ABI): a door of another build is replaced, not read. */
+export const DOOR_ABI = 1;
 /** The largest record either side sends or accepts. */
 export const MAX_REC = 256 * 1024;
 
@@ -33,8 +35,8 @@ export const Layout = {
   lb_door_failed: { size: 24, err: 16 },
   lb_door_ended: { size: 48, up: 16, down: 24, reason: 32, by: 33, at_ns: 40 },
   lb_door_held: { size: 40, up: 16, down: 24, blob_len: 32 },
-  lb_door_stats: { size: 56, accepted: 16, over_limit: 24, hello_timeout: 32, active: 40, spliced: 48 },
-  lb_door_config: { size: 40, hello_timeout_ms: 16, connect_timeout_ms: 20, idle_timeout_ms: 24, max_connections: 28, max_hello_stream: 32, splice_after: 36 },
+  lb_door_stats: { size: 64, accepted: 16, over_limit: 24, hello_timeout: 32, active: 40, spliced: 48, abi: 56 },
+  lb_door_config: { size: 48, hello_timeout_ms: 16, connect_timeout_ms: 20, idle_timeout_ms: 24, max_connections: 28, max_hello_stream: 32, splice_after: 36, abi: 40 },
   lb_door_route: { size: 32, backend_ip: 16, backend_port: 20, header_len: 22, blob_len: 24 },
 } as const;
 
@@ -42,7 +44,8 @@ export type EndReason = 'closed' | 'reset' | 'idle';
 export const END_REASONS: readonly EndReason[] = ['closed', 'reset', 'idle'];
 export const BY: ReadonlyArray<'client' | 'backend' | undefined> = [undefined, 'client', 'backend'];
 
-export interface DoorStats { accepted: number; overLimit: number; helloTimeout: number; active: number; spliced: number }
+/** The door's counters, and its record version (0: a door from before versions, whose STATS is shorter). */
+export interface DoorStats { accepted: number; overLimit: number; helloTimeout: number; active: number; spliced: number; abi: number }
 
 /** A record from the door. Ids are decimal strings (u64). */
 export type DoorRecord =
@@ -90,6 +93,7 @@ export function encodeConfig(c: DoorConfig): Buffer {
   b.writeUInt32LE(u32(c.maxConnections), L.max_connections);
   b.writeUInt32LE(u32(c.maxHelloStream), L.max_hello_stream);
   b.writeUInt32LE(u32(c.spliceAfter), L.splice_after);
+  b.writeUInt32LE(DOOR_ABI, L.abi);
   return b;
 }
 
@@ -174,8 +178,10 @@ export function decodeRecord(b: Buffer): DoorRecord | null {
     }
     case DoorRec.STATS: {
       const L = Layout.lb_door_stats;
-      need(L.size);
-      return { type: 'stats', stats: { accepted: u64(L.accepted), overLimit: u64(L.over_limit), helloTimeout: u64(L.hello_timeout), active: u64(L.active), spliced: u64(L.spliced) } };
+      // The counters are where every version had them; the version only since LB_DOOR_ABI 1.
+      need(L.abi);
+      const abi = b.length >= L.abi + 4 ? b.readUInt32LE(L.abi) : 0;
+      return { type: 'stats', stats: { accepted: u64(L.accepted), overLimit: u64(L.over_limit), helloTimeout: u64(L.hello_timeout), active: u64(L.active), spliced: u64(L.spliced), abi } };
     }
     default: return null;
   }

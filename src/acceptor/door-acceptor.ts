@@ -13,7 +13,10 @@ import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
 import { backendLoad, closeReason, isKeptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
-import { decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, type DoorRecord } from './door-abi.js';
+import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, type DoorRecord } from './door-abi.js';
+
+/** The door did not take this daemon's limits: another build (record version), to be replaced. */
+export class DoorRefused extends Error {}
 
 /** A connection the door was told to connect (or an earlier daemon was), until its end. */
 interface Routed {
@@ -43,7 +46,7 @@ export class DoorAcceptor {
   private out: Buffer[] = [];
   private closing = false;
   /** Waiting for the door's first STATS on the current connection (it took the limits). */
-  private readyWaiters: Array<() => void> = [];
+  private readyWaiters: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private greeted = false;
 
   constructor(private limits: AcceptorLimits, private readonly events: AcceptorEvents = {}, private readonly opts: DoorAcceptorOptions = {}) {}
@@ -60,7 +63,9 @@ export class DoorAcceptor {
     socket.once('close', () => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (!this.closing) this.forgetRouted('the native front door closed its control socket');
+      // Before it took the limits: refused (another record version), for ready()'s caller to act on.
+      if (!this.greeted) this.notReady(new DoorRefused('the native front door closed the connection before taking the limits (a door of another build?)'));
+      else if (!this.closing) this.forgetRouted('the native front door closed its control socket');
     });
     socket.write(encodeConfig(this.doorConfig()));
   }
@@ -77,8 +82,23 @@ export class DoorAcceptor {
     if (this.greeted) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the native front door did not take the limits within ${timeoutMs} ms`)), timeoutMs);
-      this.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
+      this.readyWaiters.push({
+        resolve: () => { clearTimeout(timer); resolve(); },
+        reject: (err) => { clearTimeout(timer); reject(err); },
+      });
     });
+  }
+
+  /** A door of another build: nothing more it sends is read, and ready() fails with DoorRefused. */
+  private refuse(why: string): void {
+    const socket = this.socket;
+    this.socket = null;
+    socket?.destroy();
+    this.notReady(new DoorRefused(why));
+  }
+
+  private notReady(err: Error): void {
+    for (const w of this.readyWaiters.splice(0)) w.reject(err);
   }
 
   /** The listeners to serve from now on; connections already routed keep their backend. */
@@ -136,7 +156,15 @@ export class DoorAcceptor {
     }
     // A partial record keeps its bytes (copied: the chunk's buffer is Node's to reuse).
     this.pending = decoded.next < buf.length ? Buffer.from(buf.subarray(decoded.next)) : Buffer.alloc(0);
-    for (const r of decoded.records) this.handle(r);
+    for (const r of decoded.records) {
+      // The door's first record says its version (STATS); until it is checked nothing else is read.
+      if (!this.greeted && r.type !== 'stats') {
+        this.refuse('the native front door sent another record before its version (a door of another build?)');
+        return;
+      }
+      this.handle(r);
+      if (socket !== this.socket) return;
+    }
     if (this.out.length > 0) {
       const batch = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
       this.out = [];
@@ -170,8 +198,12 @@ export class DoorAcceptor {
         const s = r.stats;
         Object.assign(this.counters, { accepted: s.accepted, overLimit: s.overLimit, helloTimeout: s.helloTimeout, active: s.active, spliced: s.spliced });
         if (!this.greeted) {
+          if (s.abi !== DOOR_ABI) {
+            this.refuse(`the native front door running speaks record version ${s.abi}, this daemon ${DOOR_ABI}`);
+            return;
+          }
           this.greeted = true;
-          for (const w of this.readyWaiters.splice(0)) w();
+          for (const w of this.readyWaiters.splice(0)) w.resolve();
         }
         return;
       }

@@ -19,7 +19,7 @@ import { adoptKeptPairs } from './pair-adopt.js';
 import { PairKeeper } from './pair-keeper.js';
 import { Splicer } from './splice.js';
 import { Steering, type SteeredListener } from './steering.js';
-import { DoorAcceptor } from './door-acceptor.js';
+import { DoorAcceptor, DoorRefused } from './door-acceptor.js';
 import { connectDoor, endDoor, listenLoopback, liveDoor, spawnDoor } from './door-process.js';
 import { closeFd } from './unix-fds.js';
 import type { Socket } from 'node:net';
@@ -182,7 +182,16 @@ export class FrontDoor {
       this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason } : { adopted: true, holder: taken.pid });
       this.steering = steering;
       door.attach(await this.doorConnection(fd));
-      await door.ready();
+      try {
+        await door.ready();
+      } catch (err) {
+        if (!(err instanceof DoorRefused)) throw err;
+        // A door of another build (an upgrade): replaced, and the connections it held end with it.
+        this.opts.onDoor?.({ error: `${err.message}: replaced by a new door (the connections it held are reset)` });
+        endDoor(this.opts.instance);
+        door.attach(await this.doorConnection(fd));
+        await door.ready();
+      }
       this.acceptor = door;
     } catch (err) {
       this.steering?.close();

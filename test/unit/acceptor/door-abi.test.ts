@@ -47,6 +47,14 @@ describe('door records', () => {
     ]);
   });
 
+  it('reads a door\'s counters and record version, and version 0 from a STATS without one', () => {
+    const S = Layout.lb_door_stats;
+    const withAbi = rec(DoorRec.STATS, 0n, S.size, (b) => { b.writeBigUInt64LE(3n, S.accepted); b.writeUInt32LE(7, S.abi); });
+    expect(decodeRecords(withAbi).records).toEqual([{ type: 'stats', stats: { accepted: 3, overLimit: 0, helloTimeout: 0, active: 0, spliced: 0, abi: 7 } }]);
+    const before = rec(DoorRec.STATS, 0n, S.abi, (b) => b.writeBigUInt64LE(3n, S.accepted));
+    expect(decodeRecords(before).records).toEqual([{ type: 'stats', stats: { accepted: 3, overLimit: 0, helloTimeout: 0, active: 0, spliced: 0, abi: 0 } }]);
+  });
+
   it('gives the same records for the stream cut at every byte', () => {
     const whole = decodeRecords(stream).records;
     for (let cut = 0; cut <= stream.length; cut++) {
