@@ -181,17 +181,7 @@ export class FrontDoor {
       }
       this.opts.onHandover?.(taken.fd === undefined ? { adopted: false, reason: taken.reason } : { adopted: true, holder: taken.pid });
       this.steering = steering;
-      door.attach(await this.doorConnection(fd));
-      try {
-        await door.ready();
-      } catch (err) {
-        if (!(err instanceof DoorRefused)) throw err;
-        // A door of another build (an upgrade): replaced, and the connections it held end with it.
-        this.opts.onDoor?.({ error: `${err.message}: replaced by a new door (the connections it held are reset)` });
-        endDoor(this.opts.instance);
-        door.attach(await this.doorConnection(fd));
-        await door.ready();
-      }
+      await this.attachDoor(door, fd);
       this.acceptor = door;
     } catch (err) {
       this.steering?.close();
@@ -201,6 +191,24 @@ export class FrontDoor {
     } finally {
       // The holder and the door have their copies.
       closeFd(fd);
+    }
+  }
+
+  /**
+   * Connects `door` to the instance's door (started on `fd`, the listening socket, when none runs)
+   * once it took the limits; a door of another build (an upgrade) is replaced, and the connections
+   * it held end with it.
+   */
+  private async attachDoor(door: DoorAcceptor, fd: number): Promise<void> {
+    door.attach(await this.doorConnection(fd));
+    try {
+      await door.ready();
+    } catch (err) {
+      if (!(err instanceof DoorRefused)) throw err;
+      this.opts.onDoor?.({ error: `${err.message}: replaced by a new door (the connections it held are reset)` });
+      endDoor(this.opts.instance);
+      door.attach(await this.doorConnection(fd));
+      await door.ready();
     }
   }
 
@@ -234,12 +242,9 @@ export class FrontDoor {
         this.opts.onDoor?.({ error: `cannot restart the native front door: ${taken.reason}` });
         return;
       }
-      this.doorConnection(taken.fd).then((s) => {
-        if (this.stopped) s.destroy();
-        else {
-          door.attach(s);
-          this.doorRetryMs = DOOR_RETRY_MS;
-        }
+      this.attachDoor(door, taken.fd).then(() => {
+        this.doorRetryMs = DOOR_RETRY_MS;
+        if (this.stopped) void door.close();
       }, (err: unknown) => {
         this.opts.onDoor?.({ error: (err as Error).message });
         this.doorRetryMs = Math.min(this.doorRetryMs * 2, DOOR_RETRY_MAX_MS);

@@ -318,7 +318,7 @@ export class Daemon {
           : log.info({ component: 'acceptor', ...p }, 'SNI spliced pairs taken back from the pair keeper')),
         onDoor: (e) => ('error' in e ? log.error({ component: 'acceptor', error: e.error }, 'the native SNI front door cannot serve')
           : 'lost' in e ? log.warn({ component: 'acceptor', why: e.lost }, 'lost the native SNI front door\'s connection: reconnecting')
-          : log.info({ component: 'acceptor', ...e }, e.started ? 'native SNI front door started' : 'native SNI front door connected again')),
+          : log.info({ component: 'acceptor', door: e.pid, started: e.started }, e.started ? 'native SNI front door started' : 'native SNI front door connected again')),
         ...(relay ? { relay } : {}),
       });
       // The breaker and least-connections see the acceptor's connections too (no lb_tstats counts them).

@@ -293,6 +293,15 @@ settings:
       expect(value(/^lb_sni_acceptor_events_total\{event="accepted"\} (\d+)$/m)).toBeGreaterThan(1000);
     });
 
+    // The door dying under a running daemon: the daemon starts another on the holder's socket.
+    if (relay === 'native') it('starts a new door when the door is killed under the daemon, and serves on', async () => {
+      const before = doorPid()!;
+      process.kill(before, 'SIGKILL');
+      await daemon!.waitForLog((l) => l.msg === 'native SNI front door started' && l['door'] !== before, 'a new door', 30_000);
+      expect(doorPid()).not.toBe(before);
+      expect((await tlsClients({ servername: 'api.example.com' }))[0]!.cn).toMatch(/^api-[ab]$/);
+    });
+
     it('answers every connection opened across a kill -9 and a restart of the daemon: the holder keeps the listening socket', async () => {
       const linkId = (): number => (JSON.parse(sh(['bpftool', '-j', 'link', 'show', 'pinned', join(instanceDir(instance), 'link_sk_lookup')])) as { id: number }).id;
       const linkBefore = linkId();

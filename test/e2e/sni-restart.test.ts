@@ -130,7 +130,7 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
         const gap = tlsClient({ bytes: 64 * 1024, timeoutMs: 60_000 });
         daemon = await startDaemon();
         if (relay === 'native') {
-          expect(daemon.logs().find((l) => l.msg === 'native SNI front door connected again'), 'the same door serves').toMatchObject({ pid: keeper, started: false });
+          expect(daemon.logs().find((l) => l.msg === 'native SNI front door connected again'), 'the same door serves').toMatchObject({ door: keeper, started: false });
           await waitUntil(async () => (metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'adopted' }) ?? 0) >= 1 || undefined,
             { timeoutMs: 10_000, intervalMs: 50, what: 'the stream to be listed by the door as held' });
         } else {
