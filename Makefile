@@ -8,7 +8,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/includ
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
-# The native SNI front door (native/lb_door.c): a user-space program, built with the same clang.
+# The native SNI front door (native/: lb_door.c and the files it is split into): a user-space program, built with the same clang.
 DOOR_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -I native
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh jq util-linux traceroute prometheus haproxy
@@ -33,9 +33,10 @@ bpf: $(BPF_OBJS)
 
 native: build/native/lb-door
 
-build/native/lb-door: native/lb_door.c native/lb_door_abi.h
+DOOR_SRCS := $(wildcard native/*.c)
+build/native/lb-door: $(DOOR_SRCS) $(wildcard native/*.h)
 	@mkdir -p build/native
-	$(CLANG) $(DOOR_CFLAGS) -o $@ $<
+	$(CLANG) $(DOOR_CFLAGS) -o $@ $(DOOR_SRCS)
 
 build/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_DEPS)
 	@mkdir -p build/bpf
