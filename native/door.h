@@ -266,7 +266,6 @@ void stats_send(bool force);
 void on_ctl_listen_ready(void);
 void ctl_read(void);
 void ctl_flush(void);
-bool daemon_here(void);
 bool daemon_greeted(void);
 
 #endif

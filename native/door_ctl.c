@@ -19,7 +19,7 @@ static size_t in_len;
 static bool ctl_greeted;  /* the daemon's first CONFIG came: records may go to it (ctl_greet) */
 
 /* A daemon is connected: what it sends is read. */
-bool daemon_here(void) { return ctl_fd >= 0 && !ctl_doomed; }
+static bool daemon_here(void) { return ctl_fd >= 0 && !ctl_doomed; }
 /* ...and it sent its limits: it hears the door. Until then the door runs as with no daemon. */
 bool daemon_greeted(void) { return daemon_here() && ctl_greeted; }
 

@@ -6,13 +6,13 @@
 // `lb down` ends it.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../package-root.js';
 import { ensureDir, runDir } from '../state/run-dir.js';
 import { failed as fail, libc } from '../sys/libc.js';
-import { endRecorded, liveRecord, startTime, type HolderRecord } from './holder.js';
+import { endRecorded, liveRecord, processStat, startTime, type HolderRecord } from './holder.js';
 import { closeFd, listenUnixStream } from './unix-fds.js';
 
 const AF_INET = 2;
@@ -118,11 +118,6 @@ export function endDoor(instance: string): boolean {
 
 /** The recorded process runs (an exited one waiting for its parent to reap it does not: this wait blocks the parent when it is this process). */
 function running(rec: HolderRecord): boolean {
-  try {
-    const stat = readFileSync(`/proc/${rec.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] !== 'Z' && fields[19] === rec.start;
-  } catch {
-    return false;
-  }
+  const stat = processStat(rec.pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.start === rec.start;
 }

@@ -184,9 +184,10 @@ export class FrontDoor {
       await this.attachDoor(door, fd);
       this.acceptor = door;
     } catch (err) {
+      // start() falls back to Node's acceptor: this one lets go of the door and the steering.
+      void door.close();
       this.steering?.close();
       this.steering = undefined;
-      this.starting = undefined;
       throw err;
     } finally {
       // The holder and the door have their copies.

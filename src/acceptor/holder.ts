@@ -39,14 +39,20 @@ function recordPath(instance: string): string {
   return join(runDir(instance), 'acceptor-holder.json');
 }
 
-/** The process's start time (clock ticks since boot: /proc/PID/stat field 22), or undefined when it is gone. */
-export function startTime(pid: number): string | undefined {
+/** A process's state letter and start time (clock ticks since boot: /proc/PID/stat fields 3 and 22), or undefined when it is gone. */
+export function processStat(pid: number): { state: string; start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, start: fields[19]! };
   } catch {
     return undefined;
   }
+}
+
+/** The process's start time, or undefined when it is gone. */
+export function startTime(pid: number): string | undefined {
+  return processStat(pid)?.start;
 }
 
 /** The recorded holder when that very process still runs as this instance's holder. */
