@@ -9,7 +9,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,build/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_DEPS := $(wildcard bpf/include/*.h bpf/lib/*.h)
 # The native SNI front door (native/: lb_door.c and the files it is split into): a user-space program, built with the same clang.
-DOOR_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -I native
+DOOR_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -I native -I bpf/include -I bpf/lib
 APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool curl netcat-openbsd openssl git \
 	netsniff-ng wrk nftables procps psmisc gcc make gnupg zsh jq util-linux traceroute prometheus haproxy
 
@@ -34,7 +34,7 @@ bpf: $(BPF_OBJS)
 native: build/native/lb-door
 
 DOOR_SRCS := $(wildcard native/*.c)
-build/native/lb-door: $(DOOR_SRCS) $(wildcard native/*.h)
+build/native/lb-door: $(DOOR_SRCS) $(wildcard native/*.h) bpf/lib/hash.h bpf/include/lb_abi.h
 	@mkdir -p build/native
 	$(CLANG) $(DOOR_CFLAGS) -o $@ $(DOOR_SRCS)
 

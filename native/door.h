@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lb_door_abi.h"
+#include "door_table.h"
 
 
 /* ---- limits ---- */
@@ -186,6 +187,7 @@ struct conn {
 	int fd[2];              /* CLIENT, BACKEND */
 	uint8_t fl[2];          /* FD_* of each */
 	bool in_hash, counted, awaiting, spliced;
+	bool decided;           /* the door decided it (door_table.c): its blob is its DECIDED record */
 
 	/* hello */
 	bool h_eof, h_full;
@@ -213,6 +215,7 @@ struct ended {
 	struct ended *next;
 	uint64_t id, up, down, at_ns;
 	uint8_t reason, by;
+	bool decided;
 	uint32_t blob_len;
 	char blob[];
 };
@@ -267,5 +270,7 @@ void on_ctl_listen_ready(void);
 void ctl_read(void);
 void ctl_flush(void);
 bool daemon_greeted(void);
+/* door_conn.c: decides a hello-phase connection from the table, when it can */
+bool door_decide(struct conn *c);
 
 #endif

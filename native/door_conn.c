@@ -86,6 +86,7 @@ static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_n
 		.reason = reason,
 		.by = by,
 		.at_ns = at_ns,
+		.decided = c->decided,
 		.blob_len = c->blob_len,
 	};
 	if (c->blob_len)
@@ -501,6 +502,73 @@ static uint16_t hello_flags(const struct conn *c)
 	return (uint16_t)((c->h_eof ? LB_DOOR_F_EOF : 0) | (c->h_full ? LB_DOOR_F_FULL : 0));
 }
 
+/*
+ * Decides a hello-phase connection from the daemon's table when it can (door_table.c): reports it
+ * (DECIDED, in the next batch) and starts its connect. False leaves the connection as it was, for
+ * the daemon to decide.
+ */
+bool door_decide(struct conn *c)
+{
+	struct door_conn_in in = {
+		.hello = (const unsigned char *)c->hbuf,
+		.hello_len = c->hlen,
+		.client_ip = c->client_ip,
+		.local_ip = c->local_ip,
+		.client_port = c->client_port,
+		.local_port = c->local_port,
+	};
+	struct door_choice ch;
+	if (!table_choose(&in, &ch))
+		return false;
+	struct lb_door_decided d = {
+		.client_ip = c->client_ip,
+		.local_ip = c->local_ip,
+		.backend_ip = ch.backend_ip,
+		.client_port = c->client_port,
+		.local_port = c->local_port,
+		.backend_port = ch.backend_port,
+		.proxy_len = ch.proxy_len,
+		.group_len = ch.group_len,
+		.listener_len = ch.listener_len,
+		.accepted_ns = c->accepted_ns,
+		.accepted_ms = c->accepted_ms,
+		.replay = c->hlen,
+		.name_len = (uint16_t)ch.name_len,
+	};
+	size_t dlen = sizeof d + ch.proxy_len + ch.group_len + ch.listener_len + ch.name_len;
+	/* c->route holds the header, then the blob HELD gives back: here the DECIDED record itself. */
+	char *route = malloc((ch.proxy_protocol ? DOOR_PROXY_V2_MAX : 0) + dlen);
+	if (!route)
+		return false;
+	size_t hlen = ch.proxy_protocol ? proxy_v2(route, &in, ch.name, ch.name_len) : 0;
+	d.header_len = (uint16_t)hlen;
+	d.rec = rec_head(LB_DOOR_DECIDED, 0, c->id, dlen);
+	char *at = route + hlen;
+	memcpy(at, &d, sizeof d);
+	at += sizeof d;
+	memcpy(at, ch.proxy, ch.proxy_len);
+	at += ch.proxy_len;
+	memcpy(at, ch.group, ch.group_len);
+	at += ch.group_len;
+	memcpy(at, ch.listener, ch.listener_len);
+	at += ch.listener_len;
+	memcpy(at, ch.name, ch.name_len);
+	if (!out_put(route + hlen, dlen, NULL, 0)) {
+		free(route);
+		return false;
+	}
+	c->route = route;
+	c->header_len = (uint32_t)hlen;
+	c->blob_len = (uint32_t)dlen;
+	c->decided = true;
+	c->backend_ip = ch.backend_ip;
+	c->backend_port = ch.backend_port;
+	hash_del(c);
+	list_del(&c->phase_link);
+	connect_start(c);
+	return true;
+}
+
 /* Offers the bytes read so far to the daemon, when it is there, not deciding, and there is something new. */
 void hello_offer(struct conn *c)
 {
@@ -508,6 +576,8 @@ void hello_offer(struct conn *c)
 	if (c->phase != PH_HELLO || c->awaiting || !daemon_greeted())
 		return;
 	if (c->hlen == c->h_sent_len && !(flags & ~c->h_sent_flags))
+		return;
+	if (door_decide(c))
 		return;
 	struct lb_door_hello h = {
 		.rec = rec_head(LB_DOOR_HELLO, flags, c->id, sizeof h + c->hlen),

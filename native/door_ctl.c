@@ -148,10 +148,10 @@ void ctl_event(uint32_t ev)
 
 /* ---- the control connection: daemon connects and disconnects ---- */
 
-static void held_send(uint64_t id, uint64_t up, uint64_t down, const char *blob, uint32_t blob_len)
+static void held_send(uint64_t id, uint64_t up, uint64_t down, bool decided, const char *blob, uint32_t blob_len)
 {
 	struct lb_door_held h = {
-		.rec = rec_head(LB_DOOR_HELD, 0, id, sizeof h + blob_len),
+		.rec = rec_head(LB_DOOR_HELD, decided ? LB_DOOR_F_DECIDED : 0, id, sizeof h + blob_len),
 		.up = up,
 		.down = down,
 		.blob_len = blob_len,
@@ -161,7 +161,7 @@ static void held_send(uint64_t id, uint64_t up, uint64_t down, const char *blob,
 
 static void held_send_conn(struct conn *c)
 {
-	held_send(c->id, c->dir[UP].bytes, c->dir[DOWN].bytes, c->route ? c->route + c->header_len : NULL,
+	held_send(c->id, c->dir[UP].bytes, c->dir[DOWN].bytes, c->decided, c->route ? c->route + c->header_len : NULL,
 		  c->blob_len);
 }
 
@@ -205,7 +205,7 @@ static void ctl_greet(void)
 	for (struct link *l = relays.next; l != &relays; l = l->next)
 		held_send_conn(container_of(l, struct conn, phase_link));
 	for (struct ended *e = ended_head; e; e = e->next)
-		held_send(e->id, e->up, e->down, e->blob, e->blob_len);
+		held_send(e->id, e->up, e->down, e->decided, e->blob, e->blob_len);
 	while (ended_head) {
 		struct ended *e = ended_head;
 		struct lb_door_ended r = {
@@ -256,6 +256,7 @@ static void ctl_close(const char *why)
 	}
 	while (!list_empty(&zombies))
 		conn_bury(container_of(zombies.next, struct conn, phase_link));
+	table_clear(); /* the rules were that daemon's: the next one sends its own */
 }
 
 void on_ctl_listen_ready(void)
@@ -393,6 +394,12 @@ static void ctl_record(const char *p, const struct lb_door_rec *r)
 		else
 			on_reset(c);
 		return;
+	case LB_DOOR_TABLE: {
+		const char *why;
+		if (!table_load(p, r->len, &why))
+			ctl_doom(why);
+		return;
+	}
 	default:
 		log_line("unknown record type %u from the daemon", (unsigned)r->type);
 		ctl_doom("protocol error");

@@ -4,9 +4,11 @@
  * the two agree) exchange over the door's control socket, a unix SOCK_STREAM socket.
  *
  * The door owns the connections: it accepts on the acceptor's listening socket, reads each
- * ClientHello, connects to the backend, replays and relays. The daemon owns every decision and the
- * accounting: it parses the hello (src/core/sni/client-hello.ts), chooses the backend and writes
- * the PROXY v2 header (docs/sni.md, "The native front door").
+ * ClientHello, connects to the backend, replays and relays. The daemon owns the rules and the
+ * accounting: it compiles the routing table the door decides from (LB_DOOR_TABLE), hears every
+ * decision the door made (LB_DOOR_DECIDED), and decides itself every connection the door does not
+ * (LB_DOOR_HELLO: a hello the door's fast reader does not take, src/core/sni/client-hello.ts being
+ * the authority; no table; no backend). docs/sni.md, "The native front door".
  *
  * Every record starts with struct lb_door_rec; `len` counts the whole record, header included,
  * and records follow each other without padding. Integers are in host order, IPv4 addresses in
@@ -23,7 +25,7 @@
  * other's, the door in LB_DOOR_CONFIG, the daemon in the first LB_DOOR_STATS, and neither reads
  * on past a mismatch (the daemon then replaces the door). Raise it with any change below.
  */
-#define LB_DOOR_ABI 1
+#define LB_DOOR_ABI 2
 
 struct lb_door_rec {
 	__u32 len;  /* bytes of the whole record, this header included */
@@ -105,12 +107,15 @@ _Static_assert(sizeof(struct lb_door_ended) == 48, "lb_door_ended layout");
 
 /*
  * Sent after a daemon's first LB_DOOR_CONFIG (right after the first LB_DOOR_STATS, which comes
- * before anything else), once per connection an earlier daemon routed
- * that has not been reported ended to a daemon (connecting, relaying, or ended while no daemon was
- * connected: its LB_DOOR_ENDED follows). Followed by the blob that daemon gave with LB_DOOR_ROUTE.
- * Then LB_DOOR_HELLO again for every connection waiting for a decision.
+ * before anything else), once per connection routed before (by an earlier daemon, or by the door
+ * while an earlier daemon listened) that has not been reported ended to a daemon (connecting,
+ * relaying, or ended while no daemon was connected: its LB_DOOR_ENDED follows). Followed by the
+ * blob that daemon gave with LB_DOOR_ROUTE, or (LB_DOOR_F_DECIDED) the door's LB_DOOR_DECIDED
+ * record of it. Then LB_DOOR_HELLO again for every connection waiting for a decision. The table
+ * is the connected daemon's to send: until it comes, the door decides nothing.
  */
 #define LB_DOOR_HELD 6
+#define LB_DOOR_F_DECIDED 1 /* flags of LB_DOOR_HELD: the blob is the LB_DOOR_DECIDED record the door sent */
 struct lb_door_held {
 	struct lb_door_rec rec;
 	__u64 up;   /* relayed so far, as in lb_door_ended */
@@ -145,6 +150,34 @@ struct lb_door_stats {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct lb_door_stats) == 64, "lb_door_stats layout");
+
+/*
+ * The door decided this connection from the daemon's table (LB_DOOR_TABLE) and is connecting it:
+ * what the daemon needs to account for it as if it had routed it. Followed by the strings, in this
+ * order and without terminators: the proxy's name, the group's ("sni:NAME", a source prefix or
+ * "default"), the listener's label ("iface vip:port/tcp"), and the server name (lower case; none
+ * when name_len is 0). No question: it goes in the next batch, before the connection's OPENED,
+ * FAILED, DROPPED or ENDED.
+ */
+#define LB_DOOR_DECIDED 8
+struct lb_door_decided {
+	struct lb_door_rec rec;
+	__be32 client_ip;
+	__be32 local_ip;
+	__be32 backend_ip;
+	__u16 client_port;
+	__u16 local_port;
+	__u16 backend_port;
+	__u16 proxy_len;
+	__u16 group_len;
+	__u16 listener_len;
+	__u64 accepted_ns; /* as in lb_door_hello */
+	__u64 accepted_ms;
+	__u32 replay;      /* bytes of the hello replayed to the backend */
+	__u16 name_len;
+	__u16 header_len;  /* bytes of the PROXY v2 header the door wrote (0: none) */
+};
+_Static_assert(sizeof(struct lb_door_decided) == 64, "lb_door_decided layout");
 
 /* ---- daemon -> door ---- */
 
@@ -188,5 +221,81 @@ _Static_assert(sizeof(struct lb_door_route) == 32, "lb_door_route layout");
 
 /* Reset the client (no listener, no backend, a hello over the bound). No payload. */
 #define LB_DOOR_RESET 19
+
+/*
+ * The routing table the door decides from, whole, replacing the last one; sent after the first
+ * CONFIG and whenever the listeners or their weights change (an apply, health, drain, the
+ * breaker). The door decides a connection itself when its hello is whole in its first record and
+ * readable by its fast reader (door_sni.c), its listener is in the table and the chosen group has
+ * weight: by the same rules as the daemon (src/core/sni/choose.ts: source route, then SNI route,
+ * then the default group; the flow hash of bpf/lib/hash.h, of the client address alone with
+ * persistence; the first backend whose running weight exceeds hash % total). Everything else is
+ * offered to the daemon (LB_DOOR_HELLO). A table with no listener turns the door's decisions off.
+ *
+ * Followed by the arrays, in this order, each of its count: listeners, source routes, SNI routes,
+ * groups, backends; then the strings (offsets below count from the first string byte).
+ * Every array element is 4-byte aligned; the record is at most LB_DOOR_MAX_REC bytes.
+ */
+#define LB_DOOR_TABLE 20
+struct lb_door_table {
+	struct lb_door_rec rec;
+	__u32 n_listeners;
+	__u32 n_sources;
+	__u32 n_snis;
+	__u32 n_groups;
+	__u32 n_backends;
+	__u32 strings_len;
+	__u32 max_hello_bytes; /* a longer hello body is the daemon's to refuse */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct lb_door_table) == 48, "lb_door_table layout");
+
+/* A listener, found by the address the client connected to: vip:port, else any address on port. */
+struct lb_door_t_listener {
+	__be32 vip;
+	__u16 port;
+	__u8 any;              /* no VIP: every local address on the port */
+	__u8 pad;
+	__u32 default_group;
+	__u32 src_first, src_count; /* its source routes, longest prefix first */
+	__u32 sni_first, sni_count; /* its SNI routes, in config order (the first of a name wins) */
+	__u32 proxy_off, listener_off;
+	__u16 proxy_len, listener_len;
+};
+_Static_assert(sizeof(struct lb_door_t_listener) == 40, "lb_door_t_listener layout");
+
+struct lb_door_t_source {
+	__u32 network;    /* host order */
+	__u32 prefix_len;
+	__u32 group;
+};
+_Static_assert(sizeof(struct lb_door_t_source) == 12, "lb_door_t_source layout");
+
+struct lb_door_t_sni {
+	__u32 name_off;   /* lower case, without the "*." of a wildcard */
+	__u16 name_len;
+	__u8 wildcard;
+	__u8 pad;
+	__u32 group;
+};
+_Static_assert(sizeof(struct lb_door_t_sni) == 12, "lb_door_t_sni layout");
+
+struct lb_door_t_group {
+	__u32 backend_first, backend_count;
+	__u32 name_off;
+	__u16 name_len;
+	__u8 persist;     /* hash the client address alone */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct lb_door_t_group) == 16, "lb_door_t_group layout");
+
+struct lb_door_t_backend {
+	__be32 ip;
+	__u16 port;
+	__u8 proxy_protocol; /* send a PROXY v2 header (src/core/sni/proxy-v2.ts) */
+	__u8 pad;
+	__u32 weight;        /* effective: health, drain and the breaker applied; 0 takes no connection */
+};
+_Static_assert(sizeof(struct lb_door_t_backend) == 12, "lb_door_t_backend layout");
 
 #endif

@@ -16,7 +16,7 @@ import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
 import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
 import { handOff } from './hand-off.js';
-import { backendLoad, closeReason, isKeptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { backendLoad, closeReason, isKeptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -475,7 +475,7 @@ export class Acceptor {
       this.counters.relayed++;
       const l = routed.listener;
       const info: AcceptorConn = {
-        proxy, listener: `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`, route: choice.group, serverName,
+        proxy, listener: listenerLabel(l), route: choice.group, serverName,
         client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
         backend: backend.addr, backendPort: backend.port, acceptedNs: accepted.ns, acceptedMs: accepted.ms,
       };

@@ -16,6 +16,11 @@ export function addressKey(vip: string | null, port: number): string {
   return `${vip ?? '*'}:${port}`;
 }
 
+/** "iface vip:port/tcp" ("*" without a VIP): how the events and logs name a listener. */
+export function listenerLabel(l: Pick<SpliceListener, 'iface' | 'vip' | 'port'>): string {
+  return `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`;
+}
+
 /** The listeners by "vip:port" ("*:port" without a VIP). */
 export function listenersByAddress(listeners: readonly SpliceListener[]): Map<string, RoutedListener> {
   const next = new Map<string, RoutedListener>();

@@ -1,19 +1,26 @@
 // The records of the native front door's control socket (native/lb_door_abi.h, mirrored here;
-// test/unit/acceptor/door-abi.test.ts checks the two agree): encoders for what the daemon sends,
-// a decoder for what the door sends. Pure: bytes in, values out.
+// test/integration/acceptor/door-abi.test.ts checks the two agree): encoders for what the daemon
+// sends (the routing table the door decides from among them), a decoder for what the door sends.
+// Pure: bytes and tables in, values out.
+
+import { sniGroupName, type SpliceBackend, type SpliceListener } from '../core/sni/splice-table.js';
+import { listenerLabel } from './accounting.js';
 
 
 const REC_HEADER = 16;
 /** The records' version (LB_DOOR_ABI): a door of another build is replaced, not read. */
-export const DOOR_ABI = 1;
+export const DOOR_ABI = 2;
 /** The largest record either side sends or accepts. */
 export const MAX_REC = 256 * 1024;
 
 /** Record types (LB_DOOR_*). */
 export const DoorRec = {
-  HELLO: 1, OPENED: 2, FAILED: 3, DROPPED: 4, ENDED: 5, HELD: 6, STATS: 7,
-  CONFIG: 16, ROUTE: 17, MORE: 18, RESET: 19,
+  HELLO: 1, OPENED: 2, FAILED: 3, DROPPED: 4, ENDED: 5, HELD: 6, STATS: 7, DECIDED: 8,
+  CONFIG: 16, ROUTE: 17, MORE: 18, RESET: 19, TABLE: 20,
 } as const;
+
+/** A HELD's flag: its blob is the door's DECIDED record of the connection. */
+export const HELD_DECIDED = 1;
 
 /** Flags of a HELLO. */
 export const HELLO_EOF = 1;
@@ -38,6 +45,19 @@ export const Layout = {
   lb_door_stats: { size: 64, accepted: 16, over_limit: 24, hello_timeout: 32, active: 40, spliced: 48, abi: 56 },
   lb_door_config: { size: 48, hello_timeout_ms: 16, connect_timeout_ms: 20, idle_timeout_ms: 24, max_connections: 28, max_hello_stream: 32, splice_after: 36, abi: 40 },
   lb_door_route: { size: 32, backend_ip: 16, backend_port: 20, header_len: 22, blob_len: 24 },
+  lb_door_decided: {
+    size: 64, client_ip: 16, local_ip: 20, backend_ip: 24, client_port: 28, local_port: 30, backend_port: 32, proxy_len: 34, group_len: 36,
+    listener_len: 38, accepted_ns: 40, accepted_ms: 48, replay: 56, name_len: 60, header_len: 62,
+  },
+  lb_door_table: { size: 48, n_listeners: 16, n_sources: 20, n_snis: 24, n_groups: 28, n_backends: 32, strings_len: 36, max_hello_bytes: 40 },
+  lb_door_t_listener: {
+    size: 40, vip: 0, port: 4, any: 6, default_group: 8, src_first: 12, src_count: 16, sni_first: 20, sni_count: 24, proxy_off: 28, listener_off: 32,
+    proxy_len: 36, listener_len: 38,
+  },
+  lb_door_t_source: { size: 12, network: 0, prefix_len: 4, group: 8 },
+  lb_door_t_sni: { size: 12, name_off: 0, name_len: 4, wildcard: 6, group: 8 },
+  lb_door_t_group: { size: 16, backend_first: 0, backend_count: 4, name_off: 8, name_len: 12, persist: 14 },
+  lb_door_t_backend: { size: 12, ip: 0, port: 4, proxy_protocol: 6, weight: 8 },
 } as const;
 
 export type EndReason = 'closed' | 'reset' | 'idle';
@@ -55,8 +75,17 @@ export type DoorRecord =
   | { type: 'failed'; id: string; err: number }
   | { type: 'dropped'; id: string }
   | { type: 'ended'; id: string; up: number; down: number; reason: EndReason; by?: 'client' | 'backend'; atNs: bigint }
-  | { type: 'held'; id: string; up: number; down: number; blob: Buffer }
-  | { type: 'stats'; stats: DoorStats };
+  | { type: 'held'; id: string; up: number; down: number; blob: Buffer; decided?: DecidedRecord }
+  | { type: 'stats'; stats: DoorStats }
+  | DecidedRecord;
+
+/** A connection the door decided from the table (LB_DOOR_DECIDED). */
+export interface DecidedRecord {
+  type: 'decided'; id: string;
+  clientIp: string; clientPort: number; localIp: string; localPort: number; backendIp: string; backendPort: number;
+  acceptedNs: bigint; acceptedMs: number; replay: number; headerLen: number;
+  proxy: string; group: string; listener: string; serverName: string | null;
+}
 
 export interface DoorConfig {
   helloTimeoutMs: number; connectTimeoutMs: number; idleTimeoutMs: number; maxConnections: number;
@@ -174,7 +203,24 @@ export function decodeRecord(b: Buffer): DoorRecord | null {
       need(L.size);
       const blobLen = b.readUInt32LE(L.blob_len);
       need(L.size + blobLen);
-      return { type: 'held', id, up: u64(L.up), down: u64(L.down), blob: b.subarray(L.size, L.size + blobLen) };
+      const blob = b.subarray(L.size, L.size + blobLen);
+      if ((flags & HELD_DECIDED) === 0) return { type: 'held', id, up: u64(L.up), down: u64(L.down), blob };
+      const decided = blob.length >= REC_HEADER && blob.readUInt32LE(0) === blob.length ? decodeRecord(blob) : null;
+      if (decided?.type !== 'decided') throw new Error(`door HELD record of connection ${id}: its blob is not a DECIDED record`);
+      return { type: 'held', id, up: u64(L.up), down: u64(L.down), blob, decided };
+    }
+    case DoorRec.DECIDED: {
+      const L = Layout.lb_door_decided;
+      need(L.size);
+      const lens = [b.readUInt16LE(L.proxy_len), b.readUInt16LE(L.group_len), b.readUInt16LE(L.listener_len), b.readUInt16LE(L.name_len)];
+      need(L.size + lens.reduce((a, n) => a + n, 0));
+      let at = L.size;
+      const [proxy, group, listener, name] = lens.map((n) => b.toString('utf8', at, (at += n)));
+      return {
+        type: 'decided', id, clientIp: ipv4(b, L.client_ip), clientPort: b.readUInt16LE(L.client_port), localIp: ipv4(b, L.local_ip), localPort: b.readUInt16LE(L.local_port),
+        backendIp: ipv4(b, L.backend_ip), backendPort: b.readUInt16LE(L.backend_port), acceptedNs: b.readBigUInt64LE(L.accepted_ns), acceptedMs: u64(L.accepted_ms),
+        replay: b.readUInt32LE(L.replay), headerLen: b.readUInt16LE(L.header_len), proxy: proxy!, group: group!, listener: listener!, serverName: name === '' ? null : name!,
+      };
     }
     case DoorRec.STATS: {
       const L = Layout.lb_door_stats;
@@ -185,4 +231,100 @@ export function decodeRecord(b: Buffer): DoorRecord | null {
     }
     default: return null;
   }
+}
+
+/**
+ * The routing table the door decides from (LB_DOOR_TABLE): the listeners (one per address, as the
+ * daemon finds them: listenersByAddress), each with its source routes (longest prefix first), SNI
+ * routes (config order) and groups with their backends' effective weights. null when it would not
+ * fit one record: the door then decides nothing and offers every hello to the daemon.
+ */
+export function encodeTable(listeners: readonly SpliceListener[], maxHelloBytes: number): Buffer | null {
+  const strings = new Map<string, number>();
+  let stringBytes = 0;
+  const str = (v: string): { off: number; len: number } => {
+    let off = strings.get(v);
+    if (off === undefined) {
+      strings.set(v, off = stringBytes);
+      stringBytes += Buffer.byteLength(v, 'utf8');
+    }
+    return { off, len: Buffer.byteLength(v, 'utf8') };
+  };
+  const groups: Array<{ name: string; persist: boolean; backends: readonly SpliceBackend[]; first: number }> = [];
+  let backendCount = 0;
+  const group = (name: string, persist: boolean, backends: readonly SpliceBackend[]): number => {
+    groups.push({ name, persist, backends, first: backendCount });
+    backendCount += backends.length;
+    return groups.length - 1;
+  };
+  const sources: Array<{ network: number; prefixLength: number; group: number }> = [];
+  const snis: Array<{ name: string; wildcard: boolean; group: number }> = [];
+  const ls = listeners.map((l) => {
+    const srcFirst = sources.length;
+    for (const r of l.sourceRoutes) sources.push({ network: r.network, prefixLength: r.prefixLength, group: group(r.prefix, r.persist, r.backends) });
+    const sniFirst = snis.length;
+    for (const r of l.sniRoutes) snis.push({ name: r.hostname.toLowerCase(), wildcard: r.wildcard, group: group(sniGroupName(r), r.persist, r.backends) });
+    return { l, srcFirst, sniFirst, defaultGroup: group('default', l.persist, l.defaultBackends), proxy: str(l.proxy), label: str(listenerLabel(l)) };
+  });
+  const sniNames = snis.map((s) => str(s.name));
+  const groupNames = groups.map((g) => str(g.name));
+  const T = Layout.lb_door_table, TL = Layout.lb_door_t_listener, TS = Layout.lb_door_t_source, TN = Layout.lb_door_t_sni, TG = Layout.lb_door_t_group, TB = Layout.lb_door_t_backend;
+  const len = T.size + ls.length * TL.size + sources.length * TS.size + snis.length * TN.size + groups.length * TG.size + backendCount * TB.size + stringBytes;
+  if (len > MAX_REC) return null;
+  const b = header(len, DoorRec.TABLE, 0n);
+  b.writeUInt32LE(ls.length, T.n_listeners);
+  b.writeUInt32LE(sources.length, T.n_sources);
+  b.writeUInt32LE(snis.length, T.n_snis);
+  b.writeUInt32LE(groups.length, T.n_groups);
+  b.writeUInt32LE(backendCount, T.n_backends);
+  b.writeUInt32LE(stringBytes, T.strings_len);
+  b.writeUInt32LE(u32(maxHelloBytes), T.max_hello_bytes);
+  let at = T.size;
+  for (const x of ls) {
+    if (x.l.vip !== null) writeIpv4(b, at + TL.vip, x.l.vip);
+    b.writeUInt16LE(x.l.port, at + TL.port);
+    b[at + TL.any] = x.l.vip === null ? 1 : 0;
+    b.writeUInt32LE(x.defaultGroup, at + TL.default_group);
+    b.writeUInt32LE(x.srcFirst, at + TL.src_first);
+    b.writeUInt32LE(x.l.sourceRoutes.length, at + TL.src_count);
+    b.writeUInt32LE(x.sniFirst, at + TL.sni_first);
+    b.writeUInt32LE(x.l.sniRoutes.length, at + TL.sni_count);
+    b.writeUInt32LE(x.proxy.off, at + TL.proxy_off);
+    b.writeUInt16LE(x.proxy.len, at + TL.proxy_len);
+    b.writeUInt32LE(x.label.off, at + TL.listener_off);
+    b.writeUInt16LE(x.label.len, at + TL.listener_len);
+    at += TL.size;
+  }
+  for (const r of sources) {
+    b.writeUInt32LE(r.network >>> 0, at + TS.network);
+    b.writeUInt32LE(r.prefixLength, at + TS.prefix_len);
+    b.writeUInt32LE(r.group, at + TS.group);
+    at += TS.size;
+  }
+  snis.forEach((r, i) => {
+    b.writeUInt32LE(sniNames[i]!.off, at + TN.name_off);
+    b.writeUInt16LE(sniNames[i]!.len, at + TN.name_len);
+    b[at + TN.wildcard] = r.wildcard ? 1 : 0;
+    b.writeUInt32LE(r.group, at + TN.group);
+    at += TN.size;
+  });
+  groups.forEach((g, i) => {
+    b.writeUInt32LE(g.first, at + TG.backend_first);
+    b.writeUInt32LE(g.backends.length, at + TG.backend_count);
+    b.writeUInt32LE(groupNames[i]!.off, at + TG.name_off);
+    b.writeUInt16LE(groupNames[i]!.len, at + TG.name_len);
+    b[at + TG.persist] = g.persist ? 1 : 0;
+    at += TG.size;
+  });
+  for (const g of groups) {
+    for (const be of g.backends) {
+      writeIpv4(b, at + TB.ip, be.addr);
+      b.writeUInt16LE(be.port, at + TB.port);
+      b[at + TB.proxy_protocol] = be.proxyProtocol ? 1 : 0;
+      b.writeUInt32LE(u32(be.weight), at + TB.weight);
+      at += TB.size;
+    }
+  }
+  for (const [v, off] of strings) b.write(v, at + off, 'utf8');
+  return b;
 }

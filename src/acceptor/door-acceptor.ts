@@ -1,10 +1,12 @@
 // The acceptor over the native front door (native/lb_door.c): the door accepts, reads each hello,
-// connects, replays and relays; this side makes every decision and keeps the accounts, the same
-// as the Node acceptor (acceptor.ts) does: it parses the hello (src/core/sni/client-hello.ts),
-// chooses the backend with the data plane's weights (src/core/sni/choose.ts), writes the PROXY v2
-// header, counts per route and per backend, and reports opens and ends to the event stream.
-// Records go over the door's control socket (door-abi.ts), the ones a batch of input calls for
-// written back as one.
+// connects, replays and relays; this side owns the rules and keeps the accounts, the same as the
+// Node acceptor (acceptor.ts) does. It compiles the routing table the door decides from itself
+// (native/door_table.c: the rules of src/core/sni/choose.ts, for hellos its fast reader takes),
+// and hears those decisions in batches (DECIDED); every other hello it is asked about, and decides
+// as the Node acceptor does: it parses it (src/core/sni/client-hello.ts), chooses the backend with
+// the data plane's weights (src/core/sni/choose.ts) and writes the PROXY v2 header. Either way it
+// counts per route and per backend and reports opens and ends to the event stream. Records go over
+// the door's control socket (door-abi.ts), the ones a batch of input calls for written back as one.
 
 import type { Socket } from 'node:net';
 import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '../core/sni/client-hello.js';
@@ -12,8 +14,8 @@ import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
-import { backendLoad, closeReason, isKeptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
-import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, type DoorRecord } from './door-abi.js';
+import { backendLoad, closeReason, isKeptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, type DecidedRecord, type DoorRecord } from './door-abi.js';
 
 /** The door did not take this daemon's limits: another build (record version), to be replaced. */
 export class DoorRefused extends Error {}
@@ -68,6 +70,17 @@ export class DoorAcceptor {
       else if (!this.closing) this.forgetRouted('the native front door closed its control socket');
     });
     socket.write(encodeConfig(this.doorConfig()));
+    this.sendTable();
+  }
+
+  /**
+   * The routing table to the door, after every change of the listeners, their weights or the
+   * limits. One too large for a record is not sent: the door then asks about every hello.
+   */
+  private sendTable(): void {
+    if (!this.socket) return;
+    const table = encodeTable([...this.byAddress.values()].map((r) => r.listener), this.limits.maxHelloBytes);
+    this.socket.write(table ?? encodeTable([], this.limits.maxHelloBytes)!);
   }
 
   get attached(): boolean {
@@ -109,6 +122,7 @@ export class DoorAcceptor {
       this.limits = { ...this.limits, ...limits };
       this.socket?.write(encodeConfig(this.doorConfig()));
     }
+    this.sendTable();
   }
 
   /** Stops talking to the door; it keeps relaying, and keeps the ends for the next daemon. */
@@ -193,7 +207,8 @@ export class DoorAcceptor {
         reportEnd(this.events, c.info, c.route, c.replay, { up: r.up, down: r.down }, closeReason(r.reason, resetBy), r.atNs);
         return;
       }
-      case 'held': return this.held(r.id, r.blob);
+      case 'decided': return this.decided(r);
+      case 'held': return r.decided ? this.heldDecided(r.decided) : this.held(r.id, r.blob);
       case 'stats': {
         const s = r.stats;
         Object.assign(this.counters, { accepted: s.accepted, overLimit: s.overLimit, helloTimeout: s.helloTimeout, active: s.active, spliced: s.spliced });
@@ -225,6 +240,38 @@ export class DoorAcceptor {
     c.opened = true;
     this.counters.relayed++;
     this.events.opened?.(c.info, atNs);
+  }
+
+  /**
+   * A connection routed (by this side or by the door): counted for its route and backend, reported
+   * routed, and followed until its end.
+   */
+  private admit(id: string, info: AcceptorConn, replay: number): void {
+    const route = routeCounters(this.routes, `${info.proxy}\u0000${info.route}`);
+    route.connections++;
+    const backendKey = `${info.backend}:${info.backendPort}`;
+    this.events.routed?.({ proxy: info.proxy, group: info.route, serverName: info.serverName, backend: backendKey });
+    const load = backendLoad(this.backends, backendKey);
+    load.attempts++;
+    load.active++;
+    this.routed.set(id, { info, route, load, replay, opened: false });
+  }
+
+  /** A connection the door decided from the table, as if this side had routed it. */
+  private decided(r: DecidedRecord): void {
+    if (this.routed.has(r.id)) return;
+    this.admit(r.id, decidedInfo(r), r.replay);
+  }
+
+  /** A connection the door decided while an earlier daemon listened: counted open at its backend until its end comes. */
+  private heldDecided(r: DecidedRecord): void {
+    if (this.routed.has(r.id)) return;
+    const info = decidedInfo(r);
+    const route = routeCounters(this.routes, `${info.proxy}\u0000${info.route}`);
+    const load = backendLoad(this.backends, `${info.backend}:${info.backendPort}`);
+    this.counters.adopted++;
+    load.active++;
+    this.routed.set(r.id, { info, route, load, replay: r.replay, opened: false });
   }
 
   /** A connection an earlier daemon routed: counted open at its backend until its end comes. */
@@ -273,24 +320,26 @@ export class DoorAcceptor {
       this.out.push(encodeReset(r.id));
       return;
     }
-    const proxy = routed.listener.proxy;
-    const routeKey = `${proxy}\u0000${choice.group}`;
-    const route = routeCounters(this.routes, routeKey);
-    route.connections++;
-    const backendKey = `${backend.addr}:${backend.port}`;
-    this.events.routed?.({ proxy, group: choice.group, serverName, backend: backendKey });
-    const load = backendLoad(this.backends, backendKey);
-    load.attempts++;
-    load.active++;
     const l = routed.listener;
     const info: AcceptorConn = {
-      proxy, listener: `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`, route: choice.group, serverName,
+      proxy: l.proxy, listener: listenerLabel(l), route: choice.group, serverName,
       client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
       backend: backend.addr, backendPort: backend.port, acceptedNs: r.acceptedNs, acceptedMs: r.acceptedMs,
     };
-    const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey, backendKey, replay: r.bytes.length };
-    this.routed.set(r.id, { info, route, load, replay: r.bytes.length, opened: false });
+    this.admit(r.id, info, r.bytes.length);
+    const rec: KeptConn = {
+      info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: `${l.proxy}\u0000${choice.group}`, backendKey: `${backend.addr}:${backend.port}`, replay: r.bytes.length,
+    };
     const header = backend.proxyProtocol ? encodeProxyV2(conn, serverName) : null;
     this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(rec))));
   }
+}
+
+/** What a DECIDED record says of its connection, as the events name it. */
+function decidedInfo(r: DecidedRecord): AcceptorConn {
+  return {
+    proxy: r.proxy, listener: r.listener, route: r.group, serverName: r.serverName,
+    client: r.clientIp, clientPort: r.clientPort, vip: r.localIp, vipPort: r.localPort,
+    backend: r.backendIp, backendPort: r.backendPort, acceptedNs: r.acceptedNs, acceptedMs: r.acceptedMs,
+  };
 }

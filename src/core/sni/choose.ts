@@ -6,7 +6,7 @@
 import { ipv4ToU32 } from '../abi.js';
 import { chooseTarget, flowHash } from '../flow-hash.js';
 import { sniMatcher, type SniMatcher } from './route-match.js';
-import type { SpliceBackend, SpliceListener, SpliceRoute } from './splice-table.js';
+import { sniGroupName, type SpliceBackend, type SpliceListener, type SpliceRoute } from './splice-table.js';
 
 export interface Connection {
   clientIp: string;
@@ -70,7 +70,7 @@ function weightsOf(backends: readonly SpliceBackend[]): readonly number[] {
 function routeGroup(route: SpliceRoute): string {
   let g = groupCache.get(route);
   if (g === undefined) {
-    g = `sni:${route.wildcard ? '*.' : ''}${route.hostname}`;
+    g = sniGroupName(route);
     groupCache.set(route, g);
   }
   return g;
