@@ -73,6 +73,9 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
     let backend: ManagedProcess | undefined;
     let daemon: DaemonProcess | undefined;
     const daemonArgs = (): string[] => ['--config', join(dir, 'lb.yaml'), '--poll', '1h', '--ops-listen', `127.0.0.1:${OPS_PORT}`];
+    /** The client connections to VIP:443 a process holds (the pair keeper, once it took a pair). */
+    const keeperHolds = (pid: number): number => sh(['ip', 'netns', 'exec', PAIR.lb, 'ss', '-Htnp', 'state', 'established']).split('\n')
+      .filter((l) => l.includes(`pid=${pid},`) && l.includes(`${VIP}:443 `)).length;
     const spliced = async (): Promise<number> => metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'spliced' }) ?? NaN;
 
     const startDaemon = async (): Promise<DaemonProcess> => {
@@ -124,6 +127,9 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
         const stream = tlsClient({ ...STREAM, timeoutMs: 150_000 });
         // The restart happens once the stream's pair is spliced (the counter), while it streams.
         await waitUntil(async () => (await spliced()) > before, { timeoutMs: 30_000, intervalMs: 50, what: 'the stream to be spliced' });
+        // The daemon counts a pair spliced when it sent its descriptors to the keeper; the keeper
+        // lists it to the next daemon once it took them: a SIGKILL in between is a later adoption.
+        if (relay !== 'native') await waitUntil(() => keeperHolds(keeper!) >= 1 || undefined, { timeoutMs: 30_000, intervalMs: 50, what: 'the keeper to hold the stream' });
         if (how === 'SIGTERM') await daemon!.stop(10_000);
         else await daemon!.kill9();
         // Opened while no daemon runs: queued on the held listening socket.
