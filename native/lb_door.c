@@ -3,13 +3,15 @@
  *
  *     lb-door --listen-fd N --control-fd M
  *
- * The door owns the TCP connections of the SNI acceptor; the daemon (Node) makes every decision.
+ * The door owns the TCP connections of the SNI acceptor; the daemon (Node) owns the rules: it
+ * sends the routing table the door decides from (door_table.c), and decides what the door leaves it.
  * fd N is the acceptor's listening socket (BPF sk_lookup steers many VIP:ports to it, so each
  * accepted socket's local address is the VIP:port the client dialed); fd M is a listening unix
  * stream socket the daemon connects to. The records exchanged are in lb_door_abi.h, the contract.
  *
- * A connection's life: accept, read the client's bytes (the ClientHello) into a buffer and offer
- * them to the daemon (HELLO) until it answers ROUTE (or RESET); connect to the backend it named,
+ * A connection's life: accept, read the client's bytes (the ClientHello) into a buffer; decide it
+ * from the table (DECIDED) when the hello is one door_sni.c reads, else offer the bytes to the
+ * daemon (HELLO) until it answers ROUTE (or RESET); connect to the backend chosen,
  * write its PROXY v2 header and the bytes read so far, then relay both ways until both sides are
  * done. The daemon hears OPENED / FAILED / DROPPED / ENDED, and STATS every 25 ms when they moved.
  *
