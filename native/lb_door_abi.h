@@ -131,7 +131,7 @@ _Static_assert(sizeof(struct lb_door_held) == 40, "lb_door_held layout");
  * DROPPED and STATS carry no question, and each wakeup of the daemon costs it more than a
  * record does; OPENED and ENDED say when they happened).
  */
-#define LB_DOOR_BATCH_MS 10
+#define LB_DOOR_BATCH_MS 25
 
 /*
  * The door's own counters, cumulative since it started; sent when they changed, at most every

@@ -29,7 +29,7 @@ export const HELLO_FULL = 2;
 /** How often the door sends its counters at most (LB_DOOR_STATS_MS). */
 export const STATS_MS = 25;
 /** How long a record without a question waits for its batch at most (LB_DOOR_BATCH_MS). */
-export const BATCH_MS = 10;
+export const BATCH_MS = 25;
 
 /**
  * Each struct's size and its fields' offsets, as lb_door_abi.h lays them out: the one table the

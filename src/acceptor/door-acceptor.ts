@@ -184,6 +184,10 @@ export class DoorAcceptor {
       this.out = [];
       socket.write(batch);
     }
+    // A batch without a question is the door's timed batch (LB_DOOR_BATCH_MS): the connection
+    // events it made go out as one now, in this wakeup, rather than in another after the events'
+    // own wait. Hellos come one wakeup each: their events wait to be batched.
+    if (!decoded.records.some((r) => r.type === 'hello')) this.events.flush?.();
   }
 
   private handle(r: DoorRecord): void {
