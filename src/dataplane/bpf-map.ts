@@ -247,9 +247,10 @@ export class BpfMap {
 
   /**
    * lookupBatch into columns: every key one after the other in `keys`, every value (whole, per-CPU
-   * maps included) likewise in `values`; no Buffer per entry.
+   * maps included) likewise in `values`; no Buffer per entry. `atMost`: stop once that many were
+   * read (an array map walks its keys from 0: its first `atMost` slots).
    */
-  lookupBatchColumns(chunk = 1024): { keySize: number; valueSize: number; count: number; keys: Buffer; values: Buffer } {
+  lookupBatchColumns(chunk = 1024, atMost = Infinity): { keySize: number; valueSize: number; count: number; keys: Buffer; values: Buffer } {
     const ks = this.keySize;
     const vs = this.valueBufferSize;
     if (this.noBatch.has('lookup')) {
@@ -261,7 +262,7 @@ export class BpfMap {
     let count = 0;
     const tokenSize = Math.max(ks, 8);
     let inBatch: Buffer | null = null;
-    let size = Math.max(1, Math.min(chunk, this.maxEntries));
+    let size = Math.max(1, Math.min(chunk, this.maxEntries, atMost));
     for (let round = 0; round < this.maxEntries + 16; round++) {
       const outBatch = Buffer.alloc(tokenSize);
       const keys = Buffer.allocUnsafe(ks * size);
@@ -274,14 +275,14 @@ export class BpfMap {
       }
       if (ret < 0 && isUnsupported(-ret) && count === 0) {
         this.noBatch.add('lookup');
-        return this.lookupBatchColumns(chunk);
+        return this.lookupBatchColumns(chunk, atMost);
       }
       if (ret < 0 && -ret !== ENOENT) throw this.error('bpf_map_lookup_batch', -ret, undefined, { read: count });
       const got = n[0] ?? 0;
       keyParts.push(keys.subarray(0, got * ks));
       valueParts.push(values.subarray(0, got * vs));
       count += got;
-      if (ret < 0) return { keySize: ks, valueSize: vs, count, keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts) };
+      if (ret < 0 || count >= atMost) return { keySize: ks, valueSize: vs, count, keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts) };
       inBatch = outBatch;
     }
     throw new LbError('LB_BPF_MAP', `batch lookup of map ${this.name} did not end`, { map: this.name });

@@ -15,8 +15,8 @@ class ArrayColumns {
   readonly stride: number;
   readonly cpus: number;
 
-  constructor(map: BpfMap) {
-    const cols = map.lookupBatchColumns();
+  constructor(map: BpfMap, below = Infinity) {
+    const cols = map.lookupBatchColumns(1024, below);
     this.values = cols.values;
     this.stride = map.valueStride;
     this.cpus = map.cpus;
@@ -42,9 +42,14 @@ const ZERO_STATS: Readonly<TargetStats> = { packets: 0n, bytes: 0n, newFlows: 0n
 export class TargetCounters {
   private constructor(private readonly stats: ArrayColumns, private readonly buckets: ArrayColumns | null) {}
 
-  /** Reads lb_tstats, and lb_rl_backend when `buckets` (the rate limiter's refusals per backend). */
-  static read(dp: DataPlane, options: { buckets: boolean }): TargetCounters {
-    return new TargetCounters(new ArrayColumns(dp.maps.lb_tstats), options.buckets ? new ArrayColumns(dp.maps.lb_rl_backend) : null);
+  /**
+   * Reads lb_tstats, and lb_rl_backend when `buckets` (the rate limiter's refusals per backend);
+   * with `below`, only the slots under it (the ids a caller asks about: a sample each second
+   * need not copy all 16,384 slots of every CPU when a few are in use).
+   */
+  static read(dp: DataPlane, options: { buckets: boolean; below?: number }): TargetCounters {
+    const below = options.below ?? Infinity;
+    return new TargetCounters(new ArrayColumns(dp.maps.lb_tstats, below), options.buckets ? new ArrayColumns(dp.maps.lb_rl_backend, below) : null);
   }
 
   /** A target's lb_tstats slot summed over CPUs (as DataPlane.readTargetStats). */

@@ -272,7 +272,9 @@ export class DaemonMetrics {
         if (info) this.set(info, 1);
       },
     });
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // The event loop lag is sampled every 100 ms: prom-client's default, 10 ms, is a timer that
+    // wakes an idle daemon 100 times a second.
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
   }
 
   /** Where the runtime gauges come from (the daemon sets it once its runtime services exist). */

@@ -71,7 +71,8 @@ export class KernelSampler implements RuntimeSampler {
   sample(req: RuntimeSampleRequest): RuntimeSample | null {
     return this.withDataPlane((dp) => {
       const counters = new Map<string, BackendCounters>();
-      const table = TargetCounters.read(dp, { buckets: false }); // one batch walk, not a syscall per backend
+      // One batch walk (not a syscall per backend) of the slots up to the highest id asked about.
+      const table = TargetCounters.read(dp, { buckets: false, below: Math.max(0, ...req.targetIds.values()) + 1 });
       for (const [backend, targetId] of req.targetIds) {
         const s = table.targetStats(targetId);
         counters.set(backend, { targetId, newFlows: s.newFlows, failedConns: s.failedConns });

@@ -225,6 +225,13 @@ describe('DataPlane.open: load, pin, adopt', () => {
     const all = map.lookupBatch(4096);
     expect(all.length).toBe(map.maxEntries);
     expect(decodeGroup(all[groupIndex(1, 5)]![1])).toEqual(group);
+    // ...and of its first slots only (the runtime sampler reads the target ids in use): keys 0..n-1, whole rounds cut short
+    const first = map.lookupBatchColumns(64, groupIndex(1, 5) + 1);
+    expect(first.count).toBeGreaterThanOrEqual(groupIndex(1, 5) + 1);
+    expect(first.count).toBeLessThan(groupIndex(1, 5) + 1 + 64);
+    for (let i = 0; i < first.count; i++) expect(first.keys.readUInt32LE(i * first.keySize)).toBe(i);
+    const at = groupIndex(1, 5) * first.valueSize;
+    expect(decodeGroup(first.values.subarray(at, at + first.valueSize))).toEqual(group);
     try {
       map.delete(key);
       expect.unreachable();
