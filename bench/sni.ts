@@ -52,7 +52,13 @@ const SINK_BACKEND = 9602;
 const NAME = 'bench.example.com';
 const HANDSHAKES = 2000;
 const HANDSHAKE_CONCURRENCY = 32;
-const WARMUP_HANDSHAKES = 1000;
+/**
+ * Unmeasured handshakes through each proxy at the start of its block. A new daemon's JIT is still
+ * at work well past its first thousand connections: with 1,000, perf found V8's optimizing
+ * compiler in 103, 46 and 10 of the daemon's samples over the three rounds that followed (of
+ * 556, 412 and 302), its CPU per connection falling round by round; after ~4,000 it is steady.
+ */
+const WARMUP_HANDSHAKES = 4000;
 const BULK_BYTES = 512 * 1024 * 1024;
 const ROUNDS = 3;
 
@@ -295,8 +301,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     };
     const portOf = (who: Who): number => (who === 'haproxy' ? HAPROXY_PORT : who === 'node-floor' ? FLOOR_PORT : LB_PORT);
     // Unmeasured handshakes through the block's proxy and HAProxy first: a daemon that has just
-    // started compiles its accept path (V8's JIT) during its first connections, a cost it pays once
-    // in its life, not per connection. HAProxy gets as many, so both start their rounds warm.
+    // started compiles its accept path (V8's JIT) during its first connections (WARMUP_HANDSHAKES),
+    // a cost it pays once in its life, not per connection. HAProxy gets as many, so both start
+    // their rounds warm.
     const warmUp = async (who: Block): Promise<void> => {
       for (const w of [who, 'haproxy'] as const) {
         ctx.log(`sni: warm-up, ${w}: ${WARMUP_HANDSHAKES} handshakes (not measured)`);
