@@ -422,14 +422,23 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       const cpu = key.startsWith('cpu') || key.startsWith('machine') || key.startsWith('hs');
       const blocks: Block[] = [...variants.map((v) => v.who), ...(FLOOR_KEYS.has(key) && withFloor ? ['node-floor' as const] : [])];
       for (const who of blocks) {
-        const mine = median(byWho[who] ?? []);
+        const mineRounds = byWho[who] ?? [];
         // Against the HAProxy rounds of the same block, alternated with this variant's.
-        const theirs = median(haproxyBy[key]?.[who] ?? []);
+        const theirRounds = haproxyBy[key]?.[who] ?? [];
+        const mine = median(mineRounds);
+        const theirs = median(theirRounds);
+        const of = (a: number, b: number): number => (cpu ? ratio(b, a) : ratio(a, b));
+        // Round i of each ran next to the other (order alternates): the median of the rounds'
+        // ratios takes out the machine's drift over the minutes of a block, which the ratio of
+        // the medians keeps (docs/benchmarks.md, "The door decides").
+        const paired = mineRounds.length === theirRounds.length && mineRounds.length > 0
+          ? median(mineRounds.map((m, i) => of(m, theirRounds[i]!)))
+          : of(mine, theirs);
         ratios.push({
           key: `${key}_${who.replace('-', '_')}_vs_haproxy`,
           label: cpu ? `${label}: haproxy / ${who} (higher: ${who} cheaper)` : `${label}: ${who} / haproxy`,
-          value: cpu ? ratio(theirs, mine) : ratio(mine, theirs),
-          note: `haproxy ${formatNumber(theirs)} in ${who}'s block`,
+          value: paired,
+          note: `haproxy ${formatNumber(theirs)} in ${who}'s block; median of the rounds' ratios; ratio of the medians ${formatNumber(of(mine, theirs))}x`,
           // The floor is a reference, not lb: no goal.
           ...(goals.has(key) && who !== 'node-floor' ? { goal: 1 } : {}),
         });
@@ -444,7 +453,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         'lb: the default (LB_SNI_RELAY unset): the native front door, build/native/lb-door, accepts, reads the hello, connects and relays (splice(2) past 64 KiB), the daemon decides; lb-splice: LB_SNI_RELAY=splice (Node\'s acceptor; the pair keeper process splices each pair through pipes); lb-sockmap: LB_SNI_RELAY=kernel (lb_splice sk_skb verdict, experimental); lb-node: LB_SNI_RELAY=node (stream.pipe in the daemon).',
         `Four blocks, lb then lb-splice then lb-sockmap then lb-node; the daemon is restarted (same instance, its listening socket taken back from the holder) at the start of each after the first; haproxy runs throughout from one start.`,
         `Each block starts with ${WARMUP_HANDSHAKES} unmeasured handshakes through the variant and through haproxy (a new daemon compiles its accept path during its first connections, once in its life).`,
-        `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is against the haproxy rounds of the same block${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
+        `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is the median of the rounds' ratios against the haproxy round run next to it in the same block (the ratio of the medians in its note)${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
         `A fifth block, node-floor, handshakes only: the least proxy on Node's net.Socket (accept, read the first bytes, connect, write them, stream.pipe both ways; no parsing, choice or accounting) on VIP:${FLOOR_PORT}, alternating with haproxy as above: the bound of any acceptor built on Node sockets, no goal.`,
       ],
       measurements, ratios,
