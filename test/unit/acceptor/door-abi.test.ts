@@ -2,7 +2,7 @@
 // byte decodes to the same records, a record cut short waits for its rest, and a length no record
 // can have is an error (the stream is lost from there), not a loop or a crash.
 import { describe, expect, it } from 'vitest';
-import { DoorRec, HELLO_EOF, Layout, MAX_REC, decodeRecords, encodeConfig, encodeRoute } from '../../../src/acceptor/door-abi.js';
+import { DoorRec, HELD_DECIDED, HELLO_EOF, Layout, MAX_REC, decodeRecord, decodeRecords, encodeConfig, encodeRoute } from '../../../src/acceptor/door-abi.js';
 
 function rec(type: number, id: bigint, size: number, fill: (b: Buffer) => void = () => undefined, flags = 0): Buffer {
   const b = Buffer.alloc(size);
@@ -87,5 +87,44 @@ describe('door records', () => {
     const c = encodeConfig({ helloTimeoutMs: 10_000, connectTimeoutMs: 5000, idleTimeoutMs: 2 ** 40, maxConnections: 10, maxHelloStream: 17668, spliceAfter: 0 });
     expect(c.readUInt32LE(Layout.lb_door_config.idle_timeout_ms)).toBe(0xffffffff);
     expect(c.readUInt32LE(Layout.lb_door_config.max_hello_stream)).toBe(17668);
+  });
+
+  it('decodes a DECIDED record with its strings, and a HELD that carries one; a HELD flagged so whose blob is not one is an error', () => {
+    const D = Layout.lb_door_decided;
+    const strings = Buffer.from('tlssni:*.example.cometh0 10.9.9.10:443/tcpa.example.com');
+    const decided = rec(DoorRec.DECIDED, 42n, D.size + strings.length, (b) => {
+      Buffer.from([10, 0, 0, 2]).copy(b, D.client_ip);
+      Buffer.from([10, 9, 9, 10]).copy(b, D.local_ip);
+      Buffer.from([127, 0, 0, 1]).copy(b, D.backend_ip);
+      b.writeUInt16LE(40000, D.client_port);
+      b.writeUInt16LE(443, D.local_port);
+      b.writeUInt16LE(9601, D.backend_port);
+      b.writeUInt16LE(3, D.proxy_len);
+      b.writeUInt16LE(17, D.group_len);
+      b.writeUInt16LE(22, D.listener_len);
+      b.writeBigUInt64LE(5n, D.accepted_ns);
+      b.writeBigUInt64LE(1700000000123n, D.accepted_ms);
+      b.writeUInt32LE(517, D.replay);
+      b.writeUInt16LE(13, D.name_len);
+      strings.copy(b, D.size);
+    });
+    const want = {
+      type: 'decided', id: '42', clientIp: '10.0.0.2', clientPort: 40000, localIp: '10.9.9.10', localPort: 443, backendIp: '127.0.0.1', backendPort: 9601,
+      acceptedNs: 5n, acceptedMs: 1700000000123, replay: 517, headerLen: 0, proxy: 'tls', group: 'sni:*.example.com', listener: 'eth0 10.9.9.10:443/tcp', serverName: 'a.example.com',
+    };
+    expect(decodeRecord(decided)).toEqual(want);
+    const HL = Layout.lb_door_held;
+    const held = (blob: Buffer): Buffer => rec(DoorRec.HELD, 42n, HL.size + blob.length, (b) => {
+      b.writeBigUInt64LE(10n, HL.up);
+      b.writeBigUInt64LE(20n, HL.down);
+      b.writeUInt32LE(blob.length, HL.blob_len);
+      blob.copy(b, HL.size);
+    }, HELD_DECIDED);
+    expect(decodeRecord(held(decided))).toMatchObject({ type: 'held', id: '42', up: 10, down: 20, decided: want });
+    expect(() => decodeRecord(held(Buffer.from('{"info":{}}')))).toThrow(/not a DECIDED record/);
+    // A DECIDED whose strings run past its end is refused, not read past.
+    const short = Buffer.from(decided.subarray(0, D.size + 5));
+    short.writeUInt32LE(short.length, 0);
+    expect(() => decodeRecord(short)).toThrow(/expected at least/);
   });
 });
