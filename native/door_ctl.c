@@ -222,8 +222,11 @@ static void ctl_greet(void)
 	}
 	ended_tail = NULL;
 	ended_count = 0;
-	for (struct link *l = hello_fifo.next; l != &hello_fifo; l = l->next)
+	/* hello_offer may take a connection off the list (the door decides it): the next is read first. */
+	for (struct link *l = hello_fifo.next, *next; l != &hello_fifo; l = next) {
+		next = l->next;
 		hello_offer(container_of(l, struct conn, phase_link));
+	}
 	out_urgent = true; /* the daemon learns what the door holds before anything else */
 	out_limit = (out_len - out_off) + CTL_OUT_LIMIT;
 }

@@ -8,7 +8,7 @@
 // wait is for an event, bounded by the test timeout.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
 import { libc } from '../../../src/sys/libc.js';
@@ -20,6 +20,21 @@ const cleanups: Cleanups = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
 const backend = (): ReturnType<typeof lib.backend> => lib.backend(cleanups);
+
+/** A loopback TCP port bound by a socket that never listens, until the test's cleanup closes it. */
+function refusingPort(): number {
+  const c = libc();
+  const fd = c.socket(2 /* AF_INET */, 1 /* SOCK_STREAM */, 0);
+  if (fd < 0) throw new Error('socket() failed');
+  cleanups.push(async () => { c.close(fd); });
+  const addr = Buffer.alloc(16);
+  addr.writeUInt16LE(2, 0);
+  Buffer.from([127, 0, 0, 1]).copy(addr, 4);
+  if (c.bind(fd, addr, 16) < 0) throw new Error('bind() failed');
+  const got = Buffer.alloc(16);
+  if (c.getsockname(fd, got, [16]) < 0) throw new Error('getsockname() failed');
+  return got.readUInt16BE(2);
+}
 const connect = (port: number): ReturnType<typeof lib.connect> => lib.connect(port, cleanups);
 
 type Kind = 'node' | 'native';
@@ -153,11 +168,9 @@ describe.each<Kind>(['node', 'native'])('Acceptor relay (%s)', (kind) => {
   });
 
   it('resets the client when the backend refuses, and counts it', async () => {
-    // A port that was just free: nothing listens on it.
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-    const dead = (probe.address() as AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
+    // A port held by a socket that is bound and never listens: every connect to it is refused,
+    // and no other test's server can take it meanwhile (a port closed after listening could be).
+    const dead = refusingPort();
     const { a, port } = await acceptor(dead);
     // Every backend of its listeners has an entry before any connection: the breaker's baseline.
     expect(a.backends.get(`127.0.0.1:${dead}`)).toEqual({ attempts: 0, failed: 0, active: 0 });
