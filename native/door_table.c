@@ -144,9 +144,14 @@ static int64_t sni_group(const struct lb_door_t_listener *l, const char *name, s
 	for (uint32_t i = 0; i < l->sni_count; i++)
 		if (!s[i].wildcard && name_is(&s[i], name, len))
 			return s[i].group;
-	/* Suffixes after a dot with a label before it, longest first, as route-match.ts walks them. */
-	for (size_t dot = 0; dot < len; dot++) {
-		if (name[dot] != '.' || dot == 0 || dot == len - 1)
+	/*
+	 * Suffixes after a dot with a label before it, longest first, as route-match.ts walks them: it
+	 * stops at a dot that starts or ends the name, so a name starting with a dot matches no wildcard.
+	 */
+	if (name[0] == '.')
+		return -1;
+	for (size_t dot = 1; dot + 1 < len; dot++) {
+		if (name[dot] != '.')
 			continue;
 		for (uint32_t i = 0; i < l->sni_count; i++)
 			if (s[i].wildcard && name_is(&s[i], name + dot + 1, len - dot - 1))

@@ -124,7 +124,9 @@ function daemonAnswer(listeners: readonly SpliceListener[], c: Conn, maxHelloByt
   return { answer: `OK ${b.addr}:${b.port}|${routed.listener.proxy}|${choice.group}|${listenerLabel(routed.listener)}|${name ?? ''}|${pp}`, mayAsk: false };
 }
 
-const NAMES = ['api.example.com', 'www.example.com', 'a.b.example.com', 'example.com', 'shop.test', 'x.shop.test', 'deep.x.shop.test', 'other.org'];
+const NAMES = ['api.example.com', 'www.example.com', 'a.b.example.com', 'example.com', 'shop.test', 'x.shop.test', 'deep.x.shop.test', 'other.org',
+  // Odd dots the parser lets through: where route-match.ts stops looking for a wildcard.
+  '.example.com', 'a..example.com', 'x.shop.test.', '.x.shop.test', 'a.', '.'];
 const ROUTE_NAMES: Array<{ hostname: string; wildcard: boolean }> = [
   { hostname: 'api.example.com', wildcard: false }, { hostname: 'example.com', wildcard: true }, { hostname: 'b.example.com', wildcard: true },
   { hostname: 'shop.test', wildcard: false }, { hostname: 'shop.test', wildcard: true }, { hostname: 'x.shop.test', wildcard: false },
