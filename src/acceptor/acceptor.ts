@@ -60,6 +60,8 @@ export interface AcceptorCounters {
   adopted: number;
   /** Hand-offs to the keeper put off: Node's writes to a pair did not reach the kernel in time (a peer not reading). */
   handOffDeferred: number;
+  /** Connections the native door decided from the daemon's table (a subset of those routed; the daemon decided the rest). */
+  doorDecided: number;
   active: number;
 }
 

@@ -8,7 +8,7 @@ import type { AcceptorCloseReason, AcceptorConn, AcceptorCounters, AcceptorEvent
 
 export function newCounters(): AcceptorCounters {
   return {
-    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, handOffDeferred: 0, active: 0,
+    accepted: 0, overLimit: 0, helloTimeout: 0, helloTooLarge: 0, helloInvalid: 0, noListener: 0, noBackend: 0, connectFailed: 0, relayed: 0, spliced: 0, adopted: 0, handOffDeferred: 0, doorDecided: 0, active: 0,
   };
 }
 

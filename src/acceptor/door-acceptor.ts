@@ -264,6 +264,7 @@ export class DoorAcceptor {
   /** A connection the door decided from the table, as if this side had routed it. */
   private decided(r: DecidedRecord): void {
     if (this.routed.has(r.id)) return;
+    this.counters.doorDecided++;
     this.admit(r.id, decidedInfo(r), r.replay);
   }
 

@@ -9,13 +9,13 @@ import type { FrontDoor } from './front-door.js';
 const EVENTS: Record<Exclude<keyof AcceptorCounters, 'active'>, string> = {
   accepted: 'accepted', overLimit: 'over_limit', helloTimeout: 'hello_timeout', helloTooLarge: 'hello_too_large', helloInvalid: 'hello_invalid',
   noListener: 'no_listener', noBackend: 'no_backend', connectFailed: 'connect_failed', relayed: 'relayed', spliced: 'spliced', adopted: 'adopted',
-  handOffDeferred: 'hand_off_deferred',
+  handOffDeferred: 'hand_off_deferred', doorDecided: 'door_decided',
 };
 
 export function registerAcceptorMetrics(registry: Registry, door: FrontDoor): void {
   const registers = [registry];
   new Counter({
-    name: 'lb_sni_acceptor_events_total', help: 'SNI acceptor connections by outcome (accepted, over_limit, hello_timeout, hello_too_large, hello_invalid, no_listener, no_backend, connect_failed, relayed, spliced, adopted, hand_off_deferred)',
+    name: 'lb_sni_acceptor_events_total', help: 'SNI acceptor connections by outcome (accepted, over_limit, hello_timeout, hello_too_large, hello_invalid, no_listener, no_backend, connect_failed, relayed, spliced, adopted, hand_off_deferred, door_decided)',
     labelNames: ['event'], registers,
     collect(this: Counter<'event'>) {
       this.reset();

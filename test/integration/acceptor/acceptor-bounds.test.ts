@@ -122,6 +122,8 @@ describe.each<Kind>(['node', 'native'])('Acceptor relay (%s)', (kind) => {
     // The breaker and least-connections read this (src/acceptor/runtime-sampler.ts). The native
     // door decides this hello itself and reports it in its next batch (up to 25 ms after).
     await expect.poll(() => a.backends.get(`127.0.0.1:${b.port}`)).toEqual({ attempts: 1, failed: 0, active: 1 });
+    // The door decided it from the table (a whole hello in one record); Node's acceptor has none.
+    expect(a.counters.doorDecided).toBe(kind === 'native' ? 1 : 0);
     c.end(); // FIN from the client
     await ended(s);
     s.write('still open');
