@@ -399,7 +399,7 @@ static void ctl_record(const char *p, const struct lb_door_rec *r)
 		return;
 	case LB_DOOR_TABLE: {
 		const char *why;
-		if (!table_load(p, r->len, &why))
+		if (!table_part(p, r->len, &why))
 			ctl_doom(why);
 		return;
 	}

@@ -13,9 +13,17 @@
 #include "door_table.h"
 #include "hash.h" /* bpf/lib: the data plane's flow hash, the one choose.ts mirrors */
 
-/* The table in use: the record as it came (validated), and views into it. */
+/* A slot of the SNI routes' index: which listener's route, and which route (its index + 1). */
+struct sni_slot {
+	uint32_t listener;
+	uint32_t sni_plus1;
+};
+
+/* The table in use: its bytes as they came (validated), views into them, and the SNI routes' index. */
 static struct {
 	char *rec;
+	struct sni_slot *index; /* open addressing, index_mask + 1 slots; sni_plus1 0: empty */
+	uint32_t index_mask;
 	const struct lb_door_table *head;
 	const struct lb_door_t_listener *listeners;
 	const struct lb_door_t_source *sources;
@@ -24,6 +32,12 @@ static struct {
 	const struct lb_door_t_backend *backends;
 	const char *strings;
 } table;
+
+/* The table being put together from its parts (LB_DOOR_TABLE), until its last byte came. */
+static struct {
+	char *buf;
+	uint32_t total, have;
+} part;
 
 static bool in_range(uint64_t first, uint64_t count, uint64_t n) { return first + count <= n; }
 
@@ -70,33 +84,93 @@ static bool table_valid(const char *p, size_t len, const char **why)
 	return true;
 }
 
-void table_clear(void)
+static void table_free(void)
 {
 	free(table.rec);
+	free(table.index);
 	memset(&table, 0, sizeof table);
 }
 
-/* A TABLE record (p, len: the whole record, unaligned in the input buffer): replaces the table, or dooms the connection. */
-bool table_load(const char *p, size_t len, const char **why)
+void table_clear(void)
+{
+	table_free();
+	free(part.buf);
+	memset(&part, 0, sizeof part);
+}
+
+static uint32_t sni_hash(uint32_t listener, bool wildcard, const char *name, size_t len)
+{
+	uint32_t h = 2166136261u ^ (listener * 2u + wildcard); /* FNV-1a, then murmur3's finaliser */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 16777619u;
+	}
+	return hash_fmix(h);
+}
+
+/* The SNI route of listener li named exactly `name` (a wildcard's name without "*."), or NULL. */
+static const struct lb_door_t_sni *sni_find(uint32_t li, bool wildcard, const char *name, size_t len)
+{
+	if (!table.index)
+		return NULL;
+	for (uint32_t i = sni_hash(li, wildcard, name, len) & table.index_mask;; i = (i + 1) & table.index_mask) {
+		const struct sni_slot *s = &table.index[i];
+		if (s->sni_plus1 == 0)
+			return NULL;
+		const struct lb_door_t_sni *r = &table.snis[s->sni_plus1 - 1];
+		if (s->listener == li && (r->wildcard != 0) == wildcard && r->name_len == len &&
+		    memcmp(table.strings + r->name_off, name, len) == 0)
+			return r;
+	}
+}
+
+/*
+ * Indexes every listener's SNI routes by name, so a lookup costs a probe per label, not a pass
+ * over the routes; the first route of a name keeps it (route-match.ts). At most half full.
+ */
+static bool index_build(void)
+{
+	uint32_t n = table.head->n_snis, size = 16;
+	if (n == 0)
+		return true;
+	while (size < 2 * (uint64_t)n)
+		size *= 2;
+	table.index = calloc(size, sizeof *table.index);
+	if (!table.index)
+		return false;
+	table.index_mask = size - 1;
+	for (uint32_t li = 0; li < table.head->n_listeners; li++) {
+		const struct lb_door_t_listener *l = &table.listeners[li];
+		for (uint32_t k = l->sni_first; k < l->sni_first + l->sni_count; k++) {
+			const struct lb_door_t_sni *r = &table.snis[k];
+			const char *name = table.strings + r->name_off;
+			if (sni_find(li, r->wildcard != 0, name, r->name_len))
+				continue;
+			uint32_t i = sni_hash(li, r->wildcard != 0, name, r->name_len) & table.index_mask;
+			while (table.index[i].sni_plus1 != 0)
+				i = (i + 1) & table.index_mask;
+			table.index[i] = (struct sni_slot){.listener = li, .sni_plus1 = k + 1};
+		}
+	}
+	return true;
+}
+
+/* Takes `buf` (malloc'd, `len` bytes: a whole table) as the table in use if it is valid; frees it if not. */
+static bool table_adopt(char *buf, size_t len, const char **why)
 {
 	if (len < sizeof(struct lb_door_table)) {
-		*why = "a short TABLE record";
+		free(buf);
+		*why = "a routing table shorter than its head";
 		return false;
 	}
-	char *copy = malloc(len); /* malloc's alignment serves every array of the record */
-	if (!copy) {
-		*why = "out of memory for the routing table";
+	if (!table_valid(buf, len, why)) {
+		free(buf);
 		return false;
 	}
-	memcpy(copy, p, len);
-	if (!table_valid(copy, len, why)) {
-		free(copy);
-		return false;
-	}
-	table_clear();
-	table.rec = copy;
-	table.head = (const struct lb_door_table *)copy;
-	const char *at = copy + sizeof *table.head;
+	table_free();
+	table.rec = buf; /* malloc's alignment serves every array of the table */
+	table.head = (const struct lb_door_table *)buf;
+	const char *at = buf + sizeof *table.head;
 	table.listeners = (const void *)at;
 	at += table.head->n_listeners * sizeof *table.listeners;
 	table.sources = (const void *)at;
@@ -108,7 +182,61 @@ bool table_load(const char *p, size_t len, const char **why)
 	table.backends = (const void *)at;
 	at += table.head->n_backends * sizeof *table.backends;
 	table.strings = at;
+	if (!index_build()) {
+		table_free();
+		*why = "out of memory for the routing table";
+		return false;
+	}
 	return true;
+}
+
+bool table_load(const char *p, size_t len, const char **why)
+{
+	char *copy = malloc(len ? len : 1);
+	if (!copy) {
+		*why = "out of memory for the routing table";
+		return false;
+	}
+	memcpy(copy, p, len);
+	return table_adopt(copy, len, why);
+}
+
+/* A TABLE record (the whole record, unaligned in the input buffer): a part of the next table, taken once whole. */
+bool table_part(const char *p, size_t len, const char **why)
+{
+	struct lb_door_table_part h;
+	if (len < sizeof h) {
+		*why = "a short TABLE record";
+		return false;
+	}
+	memcpy(&h, p, sizeof h);
+	size_t n = len - sizeof h;
+	if (h.total_len < sizeof(struct lb_door_table) || h.total_len > LB_DOOR_MAX_TABLE || h.offset > h.total_len ||
+	    n > h.total_len - h.offset) {
+		*why = "a TABLE part out of its table's bounds";
+		return false;
+	}
+	if (h.offset == 0) {
+		free(part.buf);
+		part.buf = malloc(h.total_len);
+		part.total = h.total_len;
+		part.have = 0;
+		if (!part.buf) {
+			memset(&part, 0, sizeof part);
+			*why = "out of memory for the routing table";
+			return false;
+		}
+	} else if (!part.buf || h.offset != part.have || h.total_len != part.total) {
+		*why = "a TABLE part out of order";
+		return false;
+	}
+	memcpy(part.buf + part.have, p + sizeof h, n);
+	part.have += (uint32_t)n;
+	if (part.have < part.total)
+		return true;
+	char *whole = part.buf;
+	memset(&part, 0, sizeof part);
+	return table_adopt(whole, h.total_len, why);
 }
 
 /* The listener of a connection to ip:port: by VIP and port, else by port alone (accounting.ts listenerFor). */
@@ -127,36 +255,27 @@ static const struct lb_door_t_listener *listener_for(__be32 ip, uint16_t port)
 	return any;
 }
 
-static bool name_is(const struct lb_door_t_sni *s, const char *name, size_t len)
-{
-	return s->name_len == len && memcmp(table.strings + s->name_off, name, len) == 0;
-}
-
 /*
  * The SNI route of a name (route-match.ts): an exact name first, else the longest wildcard suffix
  * (one or more labels before it); the first route of a name wins. -1: none.
  */
 static int64_t sni_group(const struct lb_door_t_listener *l, const char *name, size_t len)
 {
-	const struct lb_door_t_sni *s = table.snis + l->sni_first;
-	if (len == 0)
+	uint32_t li = (uint32_t)(l - table.listeners);
+	const struct lb_door_t_sni *r;
+	if (len == 0 || l->sni_count == 0)
 		return -1;
-	for (uint32_t i = 0; i < l->sni_count; i++)
-		if (!s[i].wildcard && name_is(&s[i], name, len))
-			return s[i].group;
+	if ((r = sni_find(li, false, name, len)))
+		return r->group;
 	/*
 	 * Suffixes after a dot with a label before it, longest first, as route-match.ts walks them: it
 	 * stops at a dot that starts or ends the name, so a name starting with a dot matches no wildcard.
 	 */
 	if (name[0] == '.')
 		return -1;
-	for (size_t dot = 1; dot + 1 < len; dot++) {
-		if (name[dot] != '.')
-			continue;
-		for (uint32_t i = 0; i < l->sni_count; i++)
-			if (s[i].wildcard && name_is(&s[i], name + dot + 1, len - dot - 1))
-				return s[i].group;
-	}
+	for (size_t dot = 1; dot + 1 < len; dot++)
+		if (name[dot] == '.' && (r = sni_find(li, true, name + dot + 1, len - dot - 1)))
+			return r->group;
 	return -1;
 }
 

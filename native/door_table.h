@@ -30,8 +30,10 @@ struct door_choice {
 /* The largest PROXY v2 header proxy_v2 writes: 28 bytes, and a server name of 253 as a TLV. */
 #define DOOR_PROXY_V2_MAX (28 + 3 + 253)
 
-/* Replaces the table with a TABLE record (the whole record; unaligned is fine); false and why if it is not valid (the old one stays). */
+/* Replaces the table with a whole one (`len` bytes from its head; unaligned is fine); false and why if it is not valid (the old one stays). */
 bool table_load(const char *p, size_t len, const char **why);
+/* A TABLE record (a part of the next table; the whole record): taken once the table is whole; false and why on a part out of order or bounds, or a table not valid. */
+bool table_part(const char *p, size_t len, const char **why);
 void table_clear(void);
 bool table_choose(const struct door_conn_in *in, struct door_choice *out);
 size_t proxy_v2(char *out, const struct door_conn_in *c, const char *name, size_t name_len);

@@ -25,7 +25,7 @@
  * other's, the door in LB_DOOR_CONFIG, the daemon in the first LB_DOOR_STATS, and neither reads
  * on past a mismatch (the daemon then replaces the door). Raise it with any change below.
  */
-#define LB_DOOR_ABI 2
+#define LB_DOOR_ABI 3
 
 struct lb_door_rec {
 	__u32 len;  /* bytes of the whole record, this header included */
@@ -232,13 +232,26 @@ _Static_assert(sizeof(struct lb_door_route) == 32, "lb_door_route layout");
  * persistence; the first backend whose running weight exceeds hash % total). Everything else is
  * offered to the daemon (LB_DOOR_HELLO). A table with no listener turns the door's decisions off.
  *
- * Followed by the arrays, in this order, each of its count: listeners, source routes, SNI routes,
- * groups, backends; then the strings (offsets below count from the first string byte).
- * Every array element is 4-byte aligned; the record is at most LB_DOOR_MAX_REC bytes.
+ * The table goes in parts, each a record of at most LB_DOOR_MAX_REC bytes: `total_len` bytes in
+ * all (at most LB_DOOR_MAX_TABLE), parts in order, `offset` where this one's bytes go. The door
+ * takes the table when its last byte came; a part out of order, or a table that is not valid,
+ * ends the daemon's connection (the table in use stays until then).
  */
 #define LB_DOOR_TABLE 20
-struct lb_door_table {
+#define LB_DOOR_MAX_TABLE (64 << 20)
+struct lb_door_table_part {
 	struct lb_door_rec rec;
+	__u32 total_len;
+	__u32 offset;
+};
+_Static_assert(sizeof(struct lb_door_table_part) == 24, "lb_door_table_part layout");
+
+/*
+ * The table, as its parts put together: this head, then the arrays, in this order, each of its
+ * count: listeners, source routes, SNI routes, groups, backends; then the strings (offsets below
+ * count from the first string byte). Every array element is 4-byte aligned.
+ */
+struct lb_door_table {
 	__u32 n_listeners;
 	__u32 n_sources;
 	__u32 n_snis;
@@ -248,7 +261,7 @@ struct lb_door_table {
 	__u32 max_hello_bytes; /* a longer hello body is the daemon's to refuse */
 	__u32 pad;
 };
-_Static_assert(sizeof(struct lb_door_table) == 48, "lb_door_table layout");
+_Static_assert(sizeof(struct lb_door_table) == 32, "lb_door_table layout");
 
 /* A listener, found by the address the client connected to: vip:port, else any address on port. */
 struct lb_door_t_listener {

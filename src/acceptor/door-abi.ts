@@ -9,9 +9,11 @@ import { listenerLabel } from './accounting.js';
 
 const REC_HEADER = 16;
 /** The records' version (LB_DOOR_ABI): a door of another build is replaced, not read. */
-export const DOOR_ABI = 2;
+export const DOOR_ABI = 3;
 /** The largest record either side sends or accepts. */
 export const MAX_REC = 256 * 1024;
+/** The largest routing table (LB_DOOR_MAX_TABLE), sent in parts of at most MAX_REC. */
+export const MAX_TABLE = 64 << 20;
 
 /** Record types (LB_DOOR_*). */
 export const DoorRec = {
@@ -49,7 +51,8 @@ export const Layout = {
     size: 64, client_ip: 16, local_ip: 20, backend_ip: 24, client_port: 28, local_port: 30, backend_port: 32, proxy_len: 34, group_len: 36,
     listener_len: 38, accepted_ns: 40, accepted_ms: 48, replay: 56, name_len: 60, header_len: 62,
   },
-  lb_door_table: { size: 48, n_listeners: 16, n_sources: 20, n_snis: 24, n_groups: 28, n_backends: 32, strings_len: 36, max_hello_bytes: 40 },
+  lb_door_table_part: { size: 24, total_len: 16, offset: 20 },
+  lb_door_table: { size: 32, n_listeners: 0, n_sources: 4, n_snis: 8, n_groups: 12, n_backends: 16, strings_len: 20, max_hello_bytes: 24 },
   lb_door_t_listener: {
     size: 40, vip: 0, port: 4, any: 6, default_group: 8, src_first: 12, src_count: 16, sni_first: 20, sni_count: 24, proxy_off: 28, listener_off: 32,
     proxy_len: 36, listener_len: 38,
@@ -236,8 +239,9 @@ export function decodeRecord(b: Buffer): DoorRecord | null {
 /**
  * The routing table the door decides from (LB_DOOR_TABLE): the listeners (one per address, as the
  * daemon finds them: listenersByAddress), each with its source routes (longest prefix first), SNI
- * routes (config order) and groups with their backends' effective weights. null when it would not
- * fit one record: the door then decides nothing and offers every hello to the daemon.
+ * routes (config order) and groups with their backends' effective weights: the whole table, to
+ * send in parts (encodeTableParts). null when it is over MAX_TABLE: the door then decides nothing
+ * and offers every hello to the daemon.
  */
 export function encodeTable(listeners: readonly SpliceListener[], maxHelloBytes: number): Buffer | null {
   const strings = new Map<string, number>();
@@ -270,8 +274,8 @@ export function encodeTable(listeners: readonly SpliceListener[], maxHelloBytes:
   const groupNames = groups.map((g) => str(g.name));
   const T = Layout.lb_door_table, TL = Layout.lb_door_t_listener, TS = Layout.lb_door_t_source, TN = Layout.lb_door_t_sni, TG = Layout.lb_door_t_group, TB = Layout.lb_door_t_backend;
   const len = T.size + ls.length * TL.size + sources.length * TS.size + snis.length * TN.size + groups.length * TG.size + backendCount * TB.size + stringBytes;
-  if (len > MAX_REC) return null;
-  const b = header(len, DoorRec.TABLE, 0n);
+  if (len > MAX_TABLE) return null;
+  const b = Buffer.alloc(len);
   b.writeUInt32LE(ls.length, T.n_listeners);
   b.writeUInt32LE(sources.length, T.n_sources);
   b.writeUInt32LE(snis.length, T.n_snis);
@@ -327,4 +331,20 @@ export function encodeTable(listeners: readonly SpliceListener[], maxHelloBytes:
   }
   for (const [v, off] of strings) b.write(v, at + off, 'utf8');
   return b;
+}
+
+/** A table (encodeTable) as the TABLE records that carry it, each at most MAX_REC bytes, in order. */
+export function encodeTableParts(table: Buffer): Buffer[] {
+  const P = Layout.lb_door_table_part;
+  const room = MAX_REC - P.size;
+  const parts: Buffer[] = [];
+  for (let offset = 0; offset < table.length; offset += room) {
+    const chunk = table.subarray(offset, offset + room);
+    const b = header(P.size + chunk.length, DoorRec.TABLE, 0n);
+    b.writeUInt32LE(table.length, P.total_len);
+    b.writeUInt32LE(offset, P.offset);
+    chunk.copy(b, P.size);
+    parts.push(b);
+  }
+  return parts;
 }

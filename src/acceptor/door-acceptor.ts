@@ -15,7 +15,7 @@ import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
 import { backendLoad, closeReason, isKeptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
-import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, type DecidedRecord, type DoorRecord } from './door-abi.js';
+import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, encodeTableParts, type DecidedRecord, type DoorRecord } from './door-abi.js';
 
 /** The door did not take this daemon's limits: another build (record version), to be replaced. */
 export class DoorRefused extends Error {}
@@ -74,13 +74,13 @@ export class DoorAcceptor {
   }
 
   /**
-   * The routing table to the door, after every change of the listeners, their weights or the
-   * limits. One too large for a record is not sent: the door then asks about every hello.
+   * The routing table to the door, in parts, after every change of the listeners, their weights or
+   * the limits. One over MAX_TABLE goes as an empty one: the door then asks about every hello.
    */
   private sendTable(): void {
     if (!this.socket) return;
     const table = encodeTable([...this.byAddress.values()].map((r) => r.listener), this.limits.maxHelloBytes);
-    this.socket.write(table ?? encodeTable([], this.limits.maxHelloBytes)!);
+    for (const part of encodeTableParts(table ?? encodeTable([], this.limits.maxHelloBytes)!)) this.socket.write(part);
   }
 
   get attached(): boolean {

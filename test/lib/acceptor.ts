@@ -53,7 +53,7 @@ export async function acceptor(backendPort: number, cleanups: Cleanups, limits: 
 }
 
 /** The one listener of a test acceptor: its own 127.0.0.1 port, every name to the backend on backendPort. */
-function testListener(port: number, backendPort: number): SpliceListener {
+export function testListener(port: number, backendPort: number): SpliceListener {
   const b = [{ addr: '127.0.0.1', port: backendPort, weight: 100, proxyProtocol: false }];
   return { proxy: 'p', iface: 'lo', vip: '127.0.0.1', port, persist: false, defaultBackends: b, sourceRoutes: [],
     sniRoutes: [{ hostname: 'api.example.com', wildcard: false, persist: false, backends: b }] };

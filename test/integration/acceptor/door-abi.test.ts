@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BATCH_MS, BY, DOOR_ABI, DoorRec, END_REASONS, HELD_DECIDED, HELLO_EOF, HELLO_FULL, Layout, MAX_REC, STATS_MS } from '../../../src/acceptor/door-abi.js';
+import { BATCH_MS, BY, DOOR_ABI, DoorRec, END_REASONS, HELD_DECIDED, HELLO_EOF, HELLO_FULL, Layout, MAX_REC, MAX_TABLE, STATS_MS } from '../../../src/acceptor/door-abi.js';
 
 const HEADER_DIR = join(import.meta.dirname, '..', '..', '..', 'native');
 const dir = mkdtempSync(join(tmpdir(), 'lb-door-abi-'));
@@ -23,7 +23,7 @@ function compiled(): Record<string, number> {
   }
   const constants: Record<string, string> = {
     ...Object.fromEntries(Object.keys(DoorRec).map((k) => [`DoorRec.${k}`, `LB_DOOR_${k}`])),
-    HELLO_EOF: 'LB_DOOR_F_EOF', HELLO_FULL: 'LB_DOOR_F_FULL', HELD_DECIDED: 'LB_DOOR_F_DECIDED', STATS_MS: 'LB_DOOR_STATS_MS', BATCH_MS: 'LB_DOOR_BATCH_MS', MAX_REC: 'LB_DOOR_MAX_REC', DOOR_ABI: 'LB_DOOR_ABI',
+    HELLO_EOF: 'LB_DOOR_F_EOF', HELLO_FULL: 'LB_DOOR_F_FULL', HELD_DECIDED: 'LB_DOOR_F_DECIDED', STATS_MS: 'LB_DOOR_STATS_MS', BATCH_MS: 'LB_DOOR_BATCH_MS', MAX_REC: 'LB_DOOR_MAX_REC', MAX_TABLE: 'LB_DOOR_MAX_TABLE', DOOR_ABI: 'LB_DOOR_ABI',
     'END.closed': 'LB_DOOR_END_CLOSED', 'END.reset': 'LB_DOOR_END_RESET', 'END.idle': 'LB_DOOR_END_IDLE',
     'BY.client': 'LB_DOOR_BY_CLIENT', 'BY.backend': 'LB_DOOR_BY_BACKEND',
   };
@@ -41,7 +41,7 @@ describe('the native front door\'s ABI', () => {
     const expected: Record<string, number> = {};
     for (const [struct, fields] of Object.entries(Layout)) for (const [field, at] of Object.entries(fields)) expected[`${struct}.${field}`] = at;
     for (const [k, v] of Object.entries(DoorRec)) expected[`DoorRec.${k}`] = v;
-    Object.assign(expected, { HELLO_EOF, HELLO_FULL, HELD_DECIDED, STATS_MS, BATCH_MS, MAX_REC, DOOR_ABI });
+    Object.assign(expected, { HELLO_EOF, HELLO_FULL, HELD_DECIDED, STATS_MS, BATCH_MS, MAX_REC, MAX_TABLE, DOOR_ABI });
     for (const r of END_REASONS) expected[`END.${r}`] = END_REASONS.indexOf(r);
     expected['BY.client'] = BY.indexOf('client');
     expected['BY.backend'] = BY.indexOf('backend');

@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listenerFor, listenerLabel, listenersByAddress } from '../../../src/acceptor/accounting.js';
-import { Layout, encodeTable } from '../../../src/acceptor/door-abi.js';
+import { Layout, MAX_REC, encodeTable } from '../../../src/acceptor/door-abi.js';
+import * as lib from '../../lib/acceptor.js';
+import type { Cleanups } from '../../lib/acceptor.js';
 import { ipv4ToU32 } from '../../../src/core/abi.js';
 import { chooseBackend } from '../../../src/core/sni/choose.js';
 import { parseClientHello } from '../../../src/core/sni/client-hello.js';
@@ -34,7 +36,7 @@ const DRIVER = `
 #include <string.h>
 #include "door_table.h"
 
-/* stdin: a TABLE record, then connections: u32 hello length, the hello, client ip, local ip (network order), client port, local port (u16). */
+/* stdin: u32 table length, the table, then connections: u32 hello length, the hello, client ip, local ip (network order), client port, local port (u16). */
 int main(void)
 {
 	size_t cap = 1 << 20, len = 0, n;
@@ -45,11 +47,11 @@ int main(void)
 	uint32_t tlen;
 	memcpy(&tlen, all, 4);
 	const char *why;
-	if (!table_load((const char *)all, tlen, &why)) {
+	if (!table_load((const char *)all + 4, tlen, &why)) {
 		printf("INVALID %s\\n", why);
 		return 0;
 	}
-	for (size_t at = tlen; at + 4 <= len;) {
+	for (size_t at = 4 + (size_t)tlen; at + 4 <= len;) {
 		uint32_t hl;
 		memcpy(&hl, all + at, 4);
 		at += 4;
@@ -98,7 +100,9 @@ function ipBytes(ip: string): Buffer {
 
 /** The driver's answer for each connection, from a table record. */
 function doorAnswers(table: Buffer, conns: readonly Conn[]): string[] {
-  const parts: Buffer[] = [table];
+  const tlen = Buffer.alloc(4);
+  tlen.writeUInt32LE(table.length);
+  const parts: Buffer[] = [tlen, table];
   for (const c of conns) {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(c.hello.length);
@@ -111,8 +115,12 @@ function doorAnswers(table: Buffer, conns: readonly Conn[]): string[] {
 }
 
 /** What the daemon decides, in the driver's words; or the reasons it may leave the connection to the daemon. */
+const byAddressOf = new WeakMap<readonly SpliceListener[], ReturnType<typeof listenersByAddress>>();
+
 function daemonAnswer(listeners: readonly SpliceListener[], c: Conn, maxHelloBytes: number): { answer: string; mayAsk: boolean } {
-  const routed = listenerFor(listenersByAddress(listeners), c.localIp, c.localPort);
+  let byAddress = byAddressOf.get(listeners);
+  if (!byAddress) byAddressOf.set(listeners, byAddress = listenersByAddress(listeners));
+  const routed = listenerFor(byAddress, c.localIp, c.localPort);
   if (!routed) return { answer: 'ASK', mayAsk: true };
   const v = parseClientHello(c.hello, maxHelloBytes);
   if (v.kind !== 'hello') return { answer: 'ASK', mayAsk: true };
@@ -207,6 +215,23 @@ describe('the native door\'s decisions (door_table.c) against the daemon\'s (cho
     expect(asked).toBeGreaterThan(0);
   });
 
+  it('decides as the daemon does with 20,000 SNI routes on one listener (a table of several records, the names indexed)', () => {
+    const rand = prng(0xb16);
+    const b = (i: number): SpliceBackend[] => [{ addr: `10.2.${(i >> 8) & 255}.${i & 255}`, port: 443, weight: 1 + (i % 7), proxyProtocol: i % 5 === 0 }];
+    const sniRoutes = Array.from({ length: 20_000 }, (_, i) => ({ hostname: `t${i}.tenants.test`, wildcard: i % 10 === 0, persist: i % 3 === 0, backends: b(i) }));
+    sniRoutes.push({ hostname: 't1.tenants.test', wildcard: false, persist: false, backends: b(99_999) }); // a duplicate: the first keeps it
+    const listeners: SpliceListener[] = [{ proxy: 'big', iface: 'eth0', vip: '10.0.0.1', port: 443, persist: false, defaultBackends: b(7), sourceRoutes: [], sniRoutes }];
+    const table = encodeTable(listeners, 16384)!;
+    expect(table.length).toBeGreaterThan(4 * MAX_REC);
+    const conns = Array.from({ length: 3000 }, (): Conn => {
+      const i = Math.floor(rand() * 21_000);
+      const name = rand() < 0.2 ? `x.t${i}.tenants.test` : `t${i}.tenants.test`;
+      return { hello: records(helloBody([serverNameExt(name)])), clientIp: `192.168.0.${Math.floor(rand() * 250)}`, clientPort: 1024 + Math.floor(rand() * 60000), localIp: '10.0.0.1', localPort: 443 };
+    });
+    const door = doorAnswers(table, conns);
+    conns.forEach((c, i) => expect(door[i], `conn ${i}`).toBe(daemonAnswer(listeners, c, 16384).answer));
+  });
+
   it('refuses a table whose indexes or lengths are out of bounds, and keeps none', () => {
     const listeners = randomTable(prng(7));
     const good = encodeTable(listeners, 16384)!;
@@ -222,5 +247,35 @@ describe('the native door\'s decisions (door_table.c) against the daemon\'s (cho
     expect(bad((b) => b.writeUInt32LE(0xffff, L.size + T.default_group))).toMatch(/^INVALID .*out of its bounds/);
     expect(bad((b) => b.writeUInt32LE(0xfffffff0, L.size + T.sni_first))).toMatch(/^INVALID .*out of its bounds/);
     expect(bad((b) => b.writeUInt32LE(0xfffffff0, L.size + T.proxy_off))).toMatch(/^INVALID .*out of its bounds/);
+  });
+
+  it('a real door takes a table of several records from its daemon and decides from it', async () => {
+    const cleanups: Cleanups = [];
+    try {
+      const sink = await lib.backend(cleanups);
+      const { a, port } = await lib.doorAcceptor(sink.port, cleanups);
+      // 20,000 more SNI routes on the test listener: a table of several TABLE records.
+      const base = lib.testListener(port, sink.port);
+      const extra = Array.from({ length: 20_000 }, (_, i) => ({ hostname: `t${i}.tenants.test`, wildcard: false, persist: false, backends: base.defaultBackends }));
+      expect(encodeTable([{ ...base, sniRoutes: extra }], 16384)!.length).toBeGreaterThan(MAX_REC);
+      a.update([{ ...base, sniRoutes: [...base.sniRoutes, ...extra] }]);
+      // The door takes the table once its last part came: a connection before that is decided
+      // from the old one (the default group). Connect until one is routed by the new route.
+      const key = 'p\u0000sni:t12345.tenants.test';
+      const total = (): number => [...a.routes.values()].reduce((n, r) => n + r.connections, 0);
+      for (let i = 1; i <= 50 && !a.routes.has(key); i++) {
+        const c = await lib.connect(port, cleanups);
+        c.on('error', () => undefined);
+        c.write(records(helloBody([serverNameExt('t12345.tenants.test')])));
+        await sink.next();
+        await expect.poll(total).toBe(i);
+      }
+      expect(a.routes.get(key)?.connections).toBe(1);
+      // Every one of them was the door's decision (a hello whole in one record, a listener with weight).
+      expect(a.counters.doorDecided).toBe(total());
+      for (const s of sink.conns) s.destroy();
+    } finally {
+      for (const c of cleanups.splice(0).reverse()) await c();
+    }
   });
 });
