@@ -16,7 +16,7 @@ import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
 import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
 import { handOff } from './hand-off.js';
-import { backendLoad, closeReason, isKeptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -487,7 +487,7 @@ export class Acceptor {
       let resetBy: AcceptorCloseReason | undefined;
       client.once('error', () => { resetBy ??= 'rst-client'; });
       upstream.once('error', () => { resetBy ??= 'rst-backend'; });
-      const rec: KeptConn = { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: key, backendKey, replay: replay.length };
+      const rec = keptConn(info, replay.length);
       const keeper = this.keeper;
       if (keeper && this.limits.handOffBytes === 0) {
         const id = `${this.idPrefix}.${++this.seq}`;

@@ -78,6 +78,11 @@ export function reportEnd(events: AcceptorEvents, info: AcceptorConn, route: Rou
   events.closed?.(info, { up: replay + counts.up, down: counts.down, reason, ...(atNs !== undefined ? { atNs } : {}) });
 }
 
+/** The record kept of a routed connection (given back after a restart): its info, and the keys of its route's and backend's counts. */
+export function keptConn(info: AcceptorConn, replay: number): KeptConn {
+  return { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: `${info.proxy}\u0000${info.route}`, backendKey: `${info.backend}:${info.backendPort}`, replay };
+}
+
 /** The entries for a connection an earlier daemon opened (its record): its info, route and backend counts. */
 export function restoreKept(rec: KeptConn, routes: Map<string, RouteCounters>, loads: Map<string, BackendLoad>): { info: AcceptorConn; route: RouteCounters; load: BackendLoad } {
   return { info: { ...rec.info, acceptedNs: BigInt(rec.info.acceptedNs) }, route: routeCounters(routes, rec.routeKey), load: backendLoad(loads, rec.backendKey) };

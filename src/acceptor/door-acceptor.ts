@@ -14,7 +14,7 @@ import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
-import { backendLoad, closeReason, isKeptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
 import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, encodeTableParts, type DecidedRecord, type DoorRecord } from './door-abi.js';
 
 /** The door did not take this daemon's limits: another build (record version), to be replaced. */
@@ -248,17 +248,18 @@ export class DoorAcceptor {
 
   /**
    * A connection routed (by this side or by the door): counted for its route and backend, reported
-   * routed, and followed until its end.
+   * routed, and followed until its end. Returns the record kept of it.
    */
-  private admit(id: string, info: AcceptorConn, replay: number): void {
-    const route = routeCounters(this.routes, `${info.proxy}\u0000${info.route}`);
+  private admit(id: string, info: AcceptorConn, replay: number): KeptConn {
+    const rec = keptConn(info, replay);
+    const route = routeCounters(this.routes, rec.routeKey);
     route.connections++;
-    const backendKey = `${info.backend}:${info.backendPort}`;
-    this.events.routed?.({ proxy: info.proxy, group: info.route, serverName: info.serverName, backend: backendKey });
-    const load = backendLoad(this.backends, backendKey);
+    this.events.routed?.({ proxy: info.proxy, group: info.route, serverName: info.serverName, backend: rec.backendKey });
+    const load = backendLoad(this.backends, rec.backendKey);
     load.attempts++;
     load.active++;
     this.routed.set(id, { info, route, load, replay, opened: false });
+    return rec;
   }
 
   /** A connection the door decided from the table, as if this side had routed it. */
@@ -268,27 +269,24 @@ export class DoorAcceptor {
     this.admit(r.id, decidedInfo(r), r.replay);
   }
 
-  /** A connection the door decided while an earlier daemon listened: counted open at its backend until its end comes. */
-  private heldDecided(r: DecidedRecord): void {
-    if (this.routed.has(r.id)) return;
-    const info = decidedInfo(r);
-    const route = routeCounters(this.routes, `${info.proxy}\u0000${info.route}`);
-    const load = backendLoad(this.backends, `${info.backend}:${info.backendPort}`);
-    this.counters.adopted++;
-    load.active++;
-    this.routed.set(r.id, { info, route, load, replay: r.replay, opened: false });
-  }
-
-  /** A connection an earlier daemon routed: counted open at its backend until its end comes. */
+  /** A connection an earlier daemon routed, with the record it kept (held: JSON) or the door's (heldDecided). */
   private held(id: string, blob: Buffer): void {
-    if (this.routed.has(id)) return;
     let rec: unknown;
     try {
       rec = JSON.parse(blob.toString('utf8'));
     } catch {
       return;
     }
-    if (!isKeptConn(rec)) return;
+    if (isKeptConn(rec)) this.adopt(id, rec);
+  }
+
+  private heldDecided(r: DecidedRecord): void {
+    this.adopt(r.id, keptConn(decidedInfo(r), r.replay));
+  }
+
+  /** A connection routed before this daemon: counted open at its backend until its end comes. */
+  private adopt(id: string, rec: KeptConn): void {
+    if (this.routed.has(id)) return;
     const { info, route, load } = restoreKept(rec, this.routes, this.backends);
     this.counters.adopted++;
     load.active++;
@@ -331,10 +329,7 @@ export class DoorAcceptor {
       client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
       backend: backend.addr, backendPort: backend.port, acceptedNs: r.acceptedNs, acceptedMs: r.acceptedMs,
     };
-    this.admit(r.id, info, r.bytes.length);
-    const rec: KeptConn = {
-      info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: `${l.proxy}\u0000${choice.group}`, backendKey: `${backend.addr}:${backend.port}`, replay: r.bytes.length,
-    };
+    const rec = this.admit(r.id, info, r.bytes.length);
     const header = backend.proxyProtocol ? encodeProxyV2(conn, serverName) : null;
     this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(rec))));
   }
