@@ -21,7 +21,7 @@ struct sni_slot {
 
 /* The table in use: its bytes as they came (validated), views into them, and the SNI routes' index. */
 static struct {
-	char *rec;
+	char *bytes;
 	struct sni_slot *index; /* open addressing, index_mask + 1 slots; sni_plus1 0: empty */
 	uint32_t index_mask;
 	const struct lb_door_table *head;
@@ -41,7 +41,7 @@ static struct {
 
 static bool in_range(uint64_t first, uint64_t count, uint64_t n) { return first + count <= n; }
 
-/* Every index and offset of the record within its arrays; false names the first that is not. */
+/* Every index and offset of the table within its arrays; false says which check failed. */
 static bool table_valid(const char *p, size_t len, const char **why)
 {
 	const struct lb_door_table *h = (const struct lb_door_table *)p;
@@ -51,7 +51,7 @@ static bool table_valid(const char *p, size_t len, const char **why)
 			(uint64_t)h->n_groups * sizeof(struct lb_door_t_group) +
 			(uint64_t)h->n_backends * sizeof(struct lb_door_t_backend) + h->strings_len;
 	if (need != len) {
-		*why = "a TABLE record whose length does not match its counts";
+		*why = "a routing table whose length does not match its counts";
 		return false;
 	}
 	const char *at = p + sizeof *h;
@@ -62,7 +62,7 @@ static bool table_valid(const char *p, size_t len, const char **why)
 	const struct lb_door_t_sni *ns = (const void *)at;
 	at += h->n_snis * sizeof *ns;
 	const struct lb_door_t_group *gs = (const void *)at;
-	*why = "a TABLE record with an index or offset out of its bounds";
+	*why = "a routing table with an index or offset out of its bounds";
 	for (uint32_t i = 0; i < h->n_listeners; i++) {
 		const struct lb_door_t_listener *l = &ls[i];
 		if (l->default_group >= h->n_groups || !in_range(l->src_first, l->src_count, h->n_sources) ||
@@ -86,7 +86,7 @@ static bool table_valid(const char *p, size_t len, const char **why)
 
 static void table_free(void)
 {
-	free(table.rec);
+	free(table.bytes);
 	free(table.index);
 	memset(&table, 0, sizeof table);
 }
@@ -168,7 +168,7 @@ static bool table_adopt(char *buf, size_t len, const char **why)
 		return false;
 	}
 	table_free();
-	table.rec = buf; /* malloc's alignment serves every array of the table */
+	table.bytes = buf; /* malloc's alignment serves every array of the table */
 	table.head = (const struct lb_door_table *)buf;
 	const char *at = buf + sizeof *table.head;
 	table.listeners = (const void *)at;
