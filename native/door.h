@@ -129,6 +129,11 @@ static inline void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+static inline void set_quickack(int fd, int on)
+{
+	setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}
+
 static inline bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 __attribute__((format(printf, 1, 2))) void log_line(const char *fmt, ...);

@@ -256,9 +256,17 @@ static enum step dir_copy(struct conn *c, struct dir *d, int src, int dst)
 	 */
 	if ((size_t)n < sizeof relay_buf && !(c->fl[src] & FD_RDHUP))
 		c->fl[src] &= (uint8_t)~FD_READABLE;
+	/*
+	 * The source's FIN is in already, so these bytes are followed by more of them or by the FIN
+	 * we pass on, in this same run: MSG_MORE keeps them until then, and the FIN leaves in their
+	 * segment (the kernel puts a FIN on a queued segment not yet sent). A TLS peer's close_notify
+	 * and its FIN then reach the other side as one segment, not two, and it acks once: at the
+	 * end of every short connection, fewer packets for both ends to handle (as HAProxy does).
+	 */
+	int flags = MSG_NOSIGNAL | ((c->fl[src] & FD_RDHUP) ? MSG_MORE : 0);
 	ssize_t m;
 	do
-		m = send(c->fd[dst], relay_buf, (size_t)n, MSG_NOSIGNAL);
+		m = send(c->fd[dst], relay_buf, (size_t)n, flags);
 	while (m < 0 && errno == EINTR);
 	if (m < 0) {
 		if (!would_block(errno)) {
@@ -436,6 +444,8 @@ static void connect_done(struct conn *c)
 		d->pend_len = (uint32_t)rest;
 		c->fl[BACKEND] &= (uint8_t)~FD_WRITABLE;
 	}
+	/* The handshake's ACK left with those bytes (or leaves now, with none): ACKs are quick again. */
+	set_quickack(c->fd[BACKEND], 1);
 	free(c->hbuf);
 	c->hbuf = NULL;
 	c->dir[UP].eof = c->h_eof;
@@ -454,6 +464,14 @@ void connect_start(struct conn *c)
 	}
 	c->fd[BACKEND] = fd;
 	set_nodelay(fd);
+	/*
+	 * The door writes the hello as soon as the connect completes, so the handshake's last ACK
+	 * need not go alone: without quick ACKs the kernel holds it for the hello's segment (the
+	 * backend gets ACK and hello in one packet). connect_done() turns quick ACKs back on at
+	 * once, so the relay acks as a direct connection would: left off, a backend that writes two
+	 * small pieces with Nagle on would wait for our delayed ACK (40 ms) between them.
+	 */
+	set_quickack(fd, 0);
 	struct sockaddr_in sa = {
 		.sin_family = AF_INET,
 		.sin_port = htons(c->backend_port),

@@ -34,8 +34,9 @@ export async function backend(cleanups: Cleanups, serve?: (s: Socket) => void): 
     serve?.(s);
     waiters.shift()?.(s);
   });
-  cleanups.push(() => { for (const s of conns) s.destroy(); });
   const port = await listen(server, cleanups);
+  // After listen's: cleanups run in reverse, and the server's close waits for its connections.
+  cleanups.push(() => { for (const s of conns) s.destroy(); });
   let taken = 0;
   return { port, conns, next: () => new Promise((r) => { const i = taken++; if (i < conns.length) r(conns[i]!); else waiters.push(r); }) };
 }
