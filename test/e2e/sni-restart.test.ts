@@ -130,6 +130,8 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
         // The daemon counts a pair spliced when it sent its descriptors to the keeper; the keeper
         // lists it to the next daemon once it took them: a SIGKILL in between is a later adoption.
         if (relay !== 'native') await waitUntil(() => keeperHolds(keeper!) >= 1 || undefined, { timeoutMs: 30_000, intervalMs: 50, what: 'the keeper to hold the stream' });
+        const heldAtKill = relay === 'native' ? '' : sh(['ip', 'netns', 'exec', PAIR.lb, 'ss', '-Htnp', 'state', 'all']).split('\n')
+          .filter((l) => l.includes(`pid=${keeper!},`)).join(' | ');
         if (how === 'SIGTERM') await daemon!.stop(10_000);
         else await daemon!.kill9();
         // Opened while no daemon runs: queued on the held listening socket.
@@ -139,11 +141,15 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
           expect(daemon.logs().find((l) => l.msg === 'native SNI front door connected again'), 'the same door serves').toMatchObject({ door: keeper, started: false });
           await waitUntil(async () => (metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'adopted' }) ?? 0) >= 1 || undefined,
             { timeoutMs: 10_000, intervalMs: 50, what: 'the stream to be listed by the door as held' });
-        } else {
-          expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the stream was taken back')
-            .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
         }
         const [s, g] = await Promise.all([stream, gap]);
+        if (relay !== 'native') {
+          // Checked once the stream is over, so that a failure says how the stream ended too (and
+          // what the keeper held at the kill).
+          expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'),
+            `the stream was taken back (keeper held at the kill: ${heldAtKill}; stream: ${JSON.stringify(s)})`)
+            .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
+        }
         expect(s, JSON.stringify(s)).toMatchObject({ cn: 'api', echoOk: true, echoed: STREAM.bytes });
         expect(g, JSON.stringify(g)).toMatchObject({ cn: 'api', echoOk: true });
         expect(pairKeeperPid(), 'the same keeper').toBe(keeper);
