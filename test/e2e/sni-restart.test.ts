@@ -139,17 +139,16 @@ for (const relay of ['splice', 'kernel', 'native'] as const) {
         daemon = await startDaemon();
         if (relay === 'native') {
           expect(daemon.logs().find((l) => l.msg === 'native SNI front door connected again'), 'the same door serves').toMatchObject({ door: keeper, started: false });
-          await waitUntil(async () => (metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'adopted' }) ?? 0) >= 1 || undefined,
-            { timeoutMs: 10_000, intervalMs: 50, what: 'the stream to be listed by the door as held' });
+        } else {
+          expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'), 'the same keeper serves')
+            .toMatchObject({ keeper, started: false, dropped: 0 });
         }
+        // The new daemon takes the stream over: listed by the door or the keeper as held, or, if it
+        // ended before the daemon was up (a slow start on a loaded machine: the paced stream lasts
+        // ~8 s), from the end the keeper kept for it. Either way once, as adopted.
+        await waitUntil(async () => (metric(await metricsText(PAIR.lb, OPS_PORT), 'lb_sni_acceptor_events_total', { event: 'adopted' }) ?? 0) >= 1 || undefined,
+          { timeoutMs: 10_000, intervalMs: 50, what: `the stream to be taken over (the keeper held at the kill: ${heldAtKill})` });
         const [s, g] = await Promise.all([stream, gap]);
-        if (relay !== 'native') {
-          // Checked once the stream is over, so that a failure says how the stream ended too (and
-          // what the keeper held at the kill).
-          expect(daemon.logs().find((l) => l.msg === 'SNI spliced pairs taken back from the pair keeper'),
-            `the stream was taken back (keeper held at the kill: ${heldAtKill}; stream: ${JSON.stringify(s)})`)
-            .toMatchObject({ keeper, started: false, adopted: 1, dropped: 0 });
-        }
         expect(s, JSON.stringify(s)).toMatchObject({ cn: 'api', echoOk: true, echoed: STREAM.bytes });
         expect(g, JSON.stringify(g)).toMatchObject({ cn: 'api', echoOk: true });
         expect(pairKeeperPid(), 'the same keeper').toBe(keeper);
