@@ -37,7 +37,7 @@
 #define HELLO_STREAM_CAP 200000         /* max_hello_stream is capped here (a HELLO fits LB_DOOR_MAX_REC) */
 #define CTL_OUT_LIMIT ((size_t)64 << 20) /* a daemon that lets this much pile up is not reading */
 #define CTL_IN_BUF (2 * LB_DOOR_MAX_REC) /* a partial record plus a whole one always fit */
-#define MAX_ENDED 65536                 /* "ended, unreported" records kept while no daemon is there */
+#define MAX_ENDED 65536                 /* "ended (or failed), unreported" records kept while no daemon is there */
 #define BIG_PIPE (1 << 20)              /* a splice pipe's capacity while the budget allows */
 #define BIG_PIPE_BUDGET ((uint64_t)256 << 20)
 #define MAX_WAIT_MS 1000
@@ -219,6 +219,7 @@ struct conn {
 struct ended {
 	struct ended *next;
 	uint64_t id, up, down, at_ns;
+	int32_t err; /* a connect that failed (errno: reported FAILED, not ENDED); 0: a relay that ended */
 	uint8_t reason, by;
 	bool decided;
 	uint32_t blob_len;

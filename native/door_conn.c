@@ -74,7 +74,11 @@ static void hello_gone(struct conn *c)
 		conn_bury(c);
 }
 
-static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_ns)
+/*
+ * A routed connection ended (err 0) or its connect failed (err: errno) while no daemon heard it:
+ * kept for the next one, which hears it as HELD (the record of it), then ENDED or FAILED.
+ */
+static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_ns, int err)
 {
 	struct ended *e = malloc(sizeof *e + c->blob_len);
 	if (!e)
@@ -86,6 +90,7 @@ static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_n
 		.reason = reason,
 		.by = by,
 		.at_ns = at_ns,
+		.err = err,
 		.decided = c->decided,
 		.blob_len = c->blob_len,
 	};
@@ -120,14 +125,16 @@ void relay_end(struct conn *c, uint8_t reason, uint8_t by)
 		.at_ns = clock_ns(CLOCK_MONOTONIC),
 	};
 	if (!out_put(&e, sizeof e, NULL, 0))
-		ended_keep(c, reason, by, e.at_ns);
+		ended_keep(c, reason, by, e.at_ns, 0);
 	conn_bury(c);
 }
 
 /* Ends a routed connection that never relayed: the connect failed (FAILED) or the client went (DROPPED). */
 void connect_failed(struct conn *c, int err)
 {
-	out_failed(c->id, err);
+	/* The breaker's input: kept for the next daemon when none hears it now (a restart). */
+	if (!out_failed(c->id, err))
+		ended_keep(c, 0, LB_DOOR_BY_NONE, 0, err ? err : ECONNREFUSED);
 	fd_reset(&c->fd[CLIENT]);
 	fd_reset(&c->fd[BACKEND]);
 	conn_bury(c);

@@ -192,7 +192,7 @@ static void ctl_open(int fd)
  * The daemon's first CONFIG came: the door's limits are the daemon's before it hears anything (a
  * connection offered to it is one accepted under them). Then, before anything else, it hears STATS
  * (with the door's record version), HELD for every routed connection (and every "ended,
- * unreported" one), ENDED for the latter, and HELLO for those waiting.
+ * unreported" one), ENDED or FAILED for the latter, and HELLO for those waiting.
  */
 static void ctl_greet(void)
 {
@@ -208,6 +208,12 @@ static void ctl_greet(void)
 		held_send(e->id, e->up, e->down, e->decided, e->blob, e->blob_len);
 	while (ended_head) {
 		struct ended *e = ended_head;
+		if (e->err) {
+			out_failed(e->id, e->err);
+			ended_head = e->next;
+			free(e);
+			continue;
+		}
 		struct lb_door_ended r = {
 			.rec = rec_head(LB_DOOR_ENDED, 0, e->id, sizeof r),
 			.up = e->up,

@@ -29,10 +29,10 @@
  *     (SO_LINGER 0): ENDED "reset", by the side whose socket failed.
  *   - Idle. No byte either way for idle_timeout_ms resets both: ENDED "idle".
  *   - Daemon disconnects. The door does not depend on a daemon being there: relays go on, accepts
- *     go on, hellos wait for the next daemon (bounded by the hello deadline), a relay that ends is
- *     kept as an "ended, unreported" record. The next daemon, once it sent its limits (CONFIG),
- *     hears HELD for every routed connection, ENDED for those that ended meanwhile, and HELLO for
- *     those waiting.
+ *     go on, hellos wait for the next daemon (bounded by the hello deadline), a relay that ends
+ *     or a connect that fails is kept as an "ended, unreported" record. The next daemon, once it
+ *     sent its limits (CONFIG), hears HELD for every routed connection, ENDED or FAILED for those
+ *     that ended or failed meanwhile, and HELLO for those waiting.
  *
  * SIGTERM/SIGINT reset every connection held (an exit alone would close them with FINs, and a
  * cut relay would look whole) and exit 0. SIGPIPE and SIGHUP are ignored.
