@@ -2,7 +2,9 @@
 // one listener keyed by its own 127.0.0.1 port (no kernel steering), backends the test drives,
 // clients, the waits on socket events, and checksummed bulk streams. Everything a helper opens is
 // registered in the caller's cleanup list.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from '../../src/acceptor/acceptor.js';
 import type { Splicer } from '../../src/acceptor/splice.js';
@@ -95,6 +97,23 @@ export async function doorAcceptor(backendPort: number, cleanups: Cleanups, limi
   cleanups.push(() => a.close());
   await a.ready();
   return { a, port, instance, pid };
+}
+
+/**
+ * A backend that never answers a SYN: a listener whose process never accepts (its only thread
+ * blocks after listening), its accept queue (backlog 1: two connections) filled here, so the
+ * kernel drops the next SYN unanswered. Killing `child` closes the listener: a SYN retransmitted
+ * after that is refused.
+ */
+export async function silentBackend(cleanups: Cleanups): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+    process.stdout.write(s.address().port + '\\n');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => { child.kill('SIGKILL'); });
+  const port = Number((await once(child.stdout!, 'data'))[0].toString().trim());
+  for (let i = 0; i < 2; i++) await connect(port, cleanups);
+  return { port, child };
 }
 
 export function connect(port: number, cleanups: Cleanups): Promise<Socket> {

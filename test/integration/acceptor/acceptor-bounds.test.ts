@@ -6,8 +6,6 @@
 // client; an idle relay is reset; an unreachable backend, or one that never answers the SYN
 // (the connect bound), resets the client. Real sockets; every
 // wait is for an event, bounded by the test timeout.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AcceptorCloseReason, AcceptorEvents } from '../../../src/acceptor/acceptor.js';
@@ -185,15 +183,7 @@ describe.each<Kind>(['node', 'native'])('Acceptor relay (%s)', (kind) => {
   });
 
   it('resets the client when the backend does not answer within the connect bound, and counts it', async () => {
-    // A listener whose process never accepts (its only thread blocks after listening): once its
-    // accept queue (backlog 1: two connections) is full, the kernel drops the next SYN unanswered.
-    const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write(s.address().port + '\\n');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(() => { child.kill('SIGKILL'); });
-    const silent = Number((await once(child.stdout!, 'data'))[0].toString().trim());
-    for (let i = 0; i < 2; i++) await connect(silent);
+    const { port: silent } = await lib.silentBackend(cleanups);
     const { a, port } = await acceptor(silent, { connectTimeoutMs: 300 });
     const c = await connect(port);
     c.on('error', () => undefined);

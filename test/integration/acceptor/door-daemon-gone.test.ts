@@ -3,7 +3,6 @@
 // FAILED), so the backend's failure counts. A real door (build/native/lb-door) on loopback, two
 // daemons' acceptors in turn (DoorAcceptor), a backend that first drops SYNs and then refuses
 // them. Every wait is for an event (the door's log, the client's reset), bounded by the test timeout.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,16 +21,8 @@ const doorLog = (instance: string): string[] => (existsSync(doorLogPath(instance
 
 describe('The native door while no daemon is connected', () => {
   it('keeps a connect failure for the next daemon, which counts it against the backend', async () => {
-    // A listener whose process never accepts: with its accept queue (backlog 1: two connections)
-    // full, the kernel drops the door's SYN; once the process is killed, the SYN's next
-    // retransmission is refused.
-    const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write(s.address().port + '\\n');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(() => { child.kill('SIGKILL'); });
-    const silent = Number((await once(child.stdout!, 'data'))[0].toString().trim());
-    for (let i = 0; i < 2; i++) await lib.connect(silent, cleanups);
+    // The kernel drops the door's SYN until the child is killed; the SYN's next retransmission is refused.
+    const { port: silent, child } = await lib.silentBackend(cleanups);
     // A connect bound far off: the failure here is the refusal, after the daemon went.
     const limits = { connectTimeoutMs: 60_000 };
     const { a, port, instance } = await lib.doorAcceptor(silent, cleanups, limits);
