@@ -56,7 +56,8 @@ describe('The native door on the wire', () => {
   it('completes the backend connection with the hello in the handshake\'s last segment', async () => {
     const { s } = await relayed();
     // The SYN and one segment carrying both the ACK and the hello; a door that acked alone first
-    // shows three (SYN, ACK, hello).
+    // shows three (SYN, ACK, hello). (The kernel holds that ACK up to 200 ms, TCP_DELACK_MAX: a door
+    // kept off the CPU longer than that after the SYN-ACK would send it alone.)
     expect(tcpInfo(s)).toMatchObject({ segsIn: 2, dataSegsIn: 1 });
   });
 
