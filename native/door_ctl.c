@@ -210,19 +210,17 @@ static void ctl_greet(void)
 		struct ended *e = ended_head;
 		if (e->err) {
 			out_failed(e->id, e->err);
-			ended_head = e->next;
-			free(e);
-			continue;
+		} else {
+			struct lb_door_ended r = {
+				.rec = rec_head(LB_DOOR_ENDED, 0, e->id, sizeof r),
+				.up = e->up,
+				.down = e->down,
+				.reason = e->reason,
+				.by = e->by,
+				.at_ns = e->at_ns,
+			};
+			out_put(&r, sizeof r, NULL, 0);
 		}
-		struct lb_door_ended r = {
-			.rec = rec_head(LB_DOOR_ENDED, 0, e->id, sizeof r),
-			.up = e->up,
-			.down = e->down,
-			.reason = e->reason,
-			.by = e->by,
-			.at_ns = e->at_ns,
-		};
-		out_put(&r, sizeof r, NULL, 0);
 		ended_head = e->next;
 		free(e);
 	}
