@@ -16,7 +16,7 @@ import type { SplicedPair, Splicer } from './splice.js';
 import { inheritNoDelay } from './listener-options.js';
 import type { PairKeeper, RelayedEnd } from './pair-keeper.js';
 import { handOff } from './hand-off.js';
-import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, routedConn, seedBackendLoads } from './accounting.js';
 
 export interface AcceptorLimits {
   /** Time a client has to send its whole ClientHello (slowloris bound). */
@@ -475,12 +475,7 @@ export class Acceptor {
       if (backend.proxyProtocol) upstream.write(encodeProxyV2(conn, serverName));
       if (replay.length > 0) upstream.write(replay);
       this.counters.relayed++;
-      const l = routed.listener;
-      const info: AcceptorConn = {
-        proxy, listener: listenerLabel(l), route: choice.group, serverName,
-        client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
-        backend: backend.addr, backendPort: backend.port, acceptedNs: accepted.ns, acceptedMs: accepted.ms,
-      };
+      const info = routedConn(routed.listener, choice.group, serverName, conn, backend, accepted);
       this.events.opened?.(info);
       // The relay says "reset"; which side sent it is the side whose socket failed first (these
       // listeners run before the relay's, which resets the other side).

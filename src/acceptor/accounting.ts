@@ -2,7 +2,8 @@
 // same way: the listeners by address, the per-route and per-backend counts, and how a relay's end
 // is accounted and reported.
 
-import { routedListener, type RoutedListener } from '../core/sni/choose.js';
+import { routedListener, type Connection, type RoutedListener } from '../core/sni/choose.js';
+import { listenerLabel as dataPlaneLabel } from '../core/state.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorCloseReason, AcceptorConn, AcceptorCounters, AcceptorEvents, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
 
@@ -16,9 +17,9 @@ export function addressKey(vip: string | null, port: number): string {
   return `${vip ?? '*'}:${port}`;
 }
 
-/** "iface vip:port/tcp" ("*" without a VIP): how the events and logs name a listener. */
+/** "iface vip:port/tcp" ("*" without a VIP): the data plane's name of the listener (core/state.ts), which the events and logs use. */
 export function listenerLabel(l: Pick<SpliceListener, 'iface' | 'vip' | 'port'>): string {
-  return `${l.iface} ${l.vip ?? '*'}:${l.port}/tcp`;
+  return dataPlaneLabel({ iface: l.iface, vip: l.vip ?? '0.0.0.0', port: l.port, proto: 'tcp' });
 }
 
 /** The listeners by "vip:port" ("*:port" without a VIP). */
@@ -76,6 +77,16 @@ export function reportEnd(events: AcceptorEvents, info: AcceptorConn, route: Rou
   route.bytesUp += counts.up;
   route.bytesDown += counts.down;
   events.closed?.(info, { up: replay + counts.up, down: counts.down, reason, ...(atNs !== undefined ? { atNs } : {}) });
+}
+
+/** A routed connection as the events and logs name it: its listener, the group and backend chosen, its addresses, when it was accepted. */
+export function routedConn(l: SpliceListener, group: string, serverName: string | null, conn: Connection, backend: { addr: string; port: number },
+  accepted: { ns: bigint; ms: number }): AcceptorConn {
+  return {
+    proxy: l.proxy, listener: listenerLabel(l), route: group, serverName,
+    client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
+    backend: backend.addr, backendPort: backend.port, acceptedNs: accepted.ns, acceptedMs: accepted.ms,
+  };
 }
 
 /** The record kept of a routed connection (given back after a restart): its info, and the keys of its route's and backend's counts. */

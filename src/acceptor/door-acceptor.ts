@@ -14,7 +14,7 @@ import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
-import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenerLabel, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, seedBackendLoads } from './accounting.js';
+import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, routedConn, seedBackendLoads } from './accounting.js';
 import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, encodeTableParts, type DecidedRecord, type DoorRecord } from './door-abi.js';
 
 /** The door did not take this daemon's limits: another build (record version), to be replaced. */
@@ -323,12 +323,7 @@ export class DoorAcceptor {
       this.out.push(encodeReset(r.id));
       return;
     }
-    const l = routed.listener;
-    const info: AcceptorConn = {
-      proxy: l.proxy, listener: listenerLabel(l), route: choice.group, serverName,
-      client: conn.clientIp, clientPort: conn.clientPort, vip: conn.localIp, vipPort: conn.localPort,
-      backend: backend.addr, backendPort: backend.port, acceptedNs: r.acceptedNs, acceptedMs: r.acceptedMs,
-    };
+    const info = routedConn(routed.listener, choice.group, serverName, conn, backend, { ns: r.acceptedNs, ms: r.acceptedMs });
     const rec = this.admit(r.id, info, r.bytes.length);
     const header = backend.proxyProtocol ? encodeProxyV2(conn, serverName) : null;
     this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(rec))));
