@@ -89,9 +89,19 @@ export function routedConn(l: SpliceListener, group: string, serverName: string 
   };
 }
 
+/** The key of a connection's route in the per-route counts: "proxy\u0000group". */
+export function routeKey(info: Pick<AcceptorConn, 'proxy' | 'route'>): string {
+  return `${info.proxy}\u0000${info.route}`;
+}
+
+/** The key of a connection's backend in the per-backend loads: "addr:port". */
+export function backendKey(info: Pick<AcceptorConn, 'backend' | 'backendPort'>): string {
+  return `${info.backend}:${info.backendPort}`;
+}
+
 /** The record kept of a routed connection (given back after a restart): its info, and the keys of its route's and backend's counts. */
 export function keptConn(info: AcceptorConn, replay: number): KeptConn {
-  return { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: `${info.proxy}\u0000${info.route}`, backendKey: `${info.backend}:${info.backendPort}`, replay };
+  return { info: { ...info, acceptedNs: String(info.acceptedNs) }, routeKey: routeKey(info), backendKey: backendKey(info), replay };
 }
 
 /** The entries for a connection an earlier daemon opened (its record): its info, route and backend counts. */

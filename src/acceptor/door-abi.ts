@@ -70,21 +70,21 @@ export const BY: ReadonlyArray<'client' | 'backend' | undefined> = [undefined, '
 /** The door's counters, and its record version (0: a door from before versions, whose STATS is shorter). */
 export interface DoorStats { accepted: number; overLimit: number; helloTimeout: number; active: number; spliced: number; abi: number }
 
-/** A record from the door. Ids are decimal strings (u64). */
+/** A record from the door. Ids are the door's u64s. */
 export type DoorRecord =
-  | { type: 'hello'; id: string; eof: boolean; full: boolean; clientIp: string; clientPort: number; localIp: string; localPort: number;
+  | { type: 'hello'; id: bigint; eof: boolean; full: boolean; clientIp: string; clientPort: number; localIp: string; localPort: number;
     acceptedNs: bigint; acceptedMs: number; bytes: Buffer }
-  | { type: 'opened'; id: string; atNs: bigint }
-  | { type: 'failed'; id: string; err: number }
-  | { type: 'dropped'; id: string }
-  | { type: 'ended'; id: string; up: number; down: number; reason: EndReason; by?: 'client' | 'backend'; atNs: bigint }
-  | { type: 'held'; id: string; up: number; down: number; blob: Buffer; decided?: DecidedRecord }
+  | { type: 'opened'; id: bigint; atNs: bigint }
+  | { type: 'failed'; id: bigint; err: number }
+  | { type: 'dropped'; id: bigint }
+  | { type: 'ended'; id: bigint; up: number; down: number; reason: EndReason; by?: 'client' | 'backend'; atNs: bigint }
+  | { type: 'held'; id: bigint; up: number; down: number; blob: Buffer; decided?: DecidedRecord }
   | { type: 'stats'; stats: DoorStats }
   | DecidedRecord;
 
 /** A connection the door decided from the table (LB_DOOR_DECIDED). */
 export interface DecidedRecord {
-  type: 'decided'; id: string;
+  type: 'decided'; id: bigint;
   clientIp: string; clientPort: number; localIp: string; localPort: number; backendIp: string; backendPort: number;
   acceptedNs: bigint; acceptedMs: number; replay: number; headerLen: number;
   proxy: string; group: string; listener: string; serverName: string | null;
@@ -105,12 +105,12 @@ function writeIpv4(b: Buffer, at: number, ip: string): void {
   for (let i = 0; i < 4; i++) b[at + i] = parts[i]!;
 }
 
-function header(len: number, type: number, id: string | bigint): Buffer {
+function header(len: number, type: number, id: bigint): Buffer {
   const R = Layout.lb_door_rec;
   const b = Buffer.alloc(len);
   b.writeUInt32LE(len, R.len);
   b.writeUInt16LE(type, R.type);
-  b.writeBigUInt64LE(BigInt(id), R.id);
+  b.writeBigUInt64LE(id, R.id);
   return b;
 }
 
@@ -130,7 +130,7 @@ export function encodeConfig(c: DoorConfig): Buffer {
 }
 
 /** Connect the connection `id` to backend addr:port, writing `header` (PROXY v2) before the hello; `blob` comes back in HELD. */
-export function encodeRoute(id: string, addr: string, port: number, header_: Buffer | null, blob: Buffer): Buffer {
+export function encodeRoute(id: bigint, addr: string, port: number, header_: Buffer | null, blob: Buffer): Buffer {
   const L = Layout.lb_door_route;
   const h = header_ ?? Buffer.alloc(0);
   const b = header(L.size + h.length + blob.length, DoorRec.ROUTE, id);
@@ -143,17 +143,19 @@ export function encodeRoute(id: string, addr: string, port: number, header_: Buf
   return b;
 }
 
-export function encodeMore(id: string): Buffer {
+export function encodeMore(id: bigint): Buffer {
   return header(REC_HEADER, DoorRec.MORE, id);
 }
 
-export function encodeReset(id: string): Buffer {
+export function encodeReset(id: bigint): Buffer {
   return header(REC_HEADER, DoorRec.RESET, id);
 }
 
 /**
  * Splits a stream of records: the records whole in `buf` from `at`, and where the next one starts.
  * Throws on a record the daemon cannot take (a length out of bounds): the stream is lost from there.
+ * Each record is read in place (no view per record): a connection is three records, and the
+ * daemon reads hundreds of them a second per hundred connections (bench sni).
  */
 export function decodeRecords(buf: Buffer, at = 0): { records: DoorRecord[]; next: number } {
   const records: DoorRecord[] = [];
@@ -161,76 +163,107 @@ export function decodeRecords(buf: Buffer, at = 0): { records: DoorRecord[]; nex
     const len = buf.readUInt32LE(at);
     if (len < REC_HEADER || len > MAX_REC) throw new Error(`door record of ${len} bytes at stream offset ${at}`);
     if (buf.length - at < len) break;
-    const r = decodeRecord(buf.subarray(at, at + len));
+    const r = decodeRecord(buf, at, len);
     if (r) records.push(r);
     at += len;
   }
   return { records, next: at };
 }
 
-/** One record (`b` is exactly it); null for a type this daemon does not know (a newer door). */
-export function decodeRecord(b: Buffer): DoorRecord | null {
+/** A u64 field as a number: exact below 2^53 (byte counts, wall-clock ms). */
+function u64(b: Buffer, at: number): number {
+  return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 4294967296;
+}
+
+/** Address strings by value (a connection's three addresses are a few distinct values: clients are bounded). */
+const ipStrings = new Map<number, string>();
+const IP_STRINGS_MAX = 65_536;
+function ipv4At(b: Buffer, at: number): string {
+  const v = b.readUInt32BE(at);
+  let s = ipStrings.get(v);
+  if (s === undefined) {
+    if (ipStrings.size >= IP_STRINGS_MAX) ipStrings.clear();
+    s = ipv4(b, at);
+    ipStrings.set(v, s);
+  }
+  return s;
+}
+
+/**
+ * One record, the `len` bytes of `buf` at `at` (default: all of `buf`); null for a type this daemon
+ * does not know (a newer door). HELLO's bytes and HELD's blob are views of `buf`.
+ */
+export function decodeRecord(buf: Buffer, at = 0, len = buf.length - at): DoorRecord | null {
   const R = Layout.lb_door_rec;
-  const type = b.readUInt16LE(R.type);
-  const flags = b.readUInt16LE(R.flags);
-  const id = b.readBigUInt64LE(R.id).toString();
+  const type = buf.readUInt16LE(at + R.type);
+  const flags = buf.readUInt16LE(at + R.flags);
+  const id = buf.readBigUInt64LE(at + R.id);
   const need = (size: number): void => {
-    if (b.length < size) throw new Error(`door record type ${type} of ${b.length} bytes, expected at least ${size}`);
+    if (len < size) throw new Error(`door record type ${type} of ${len} bytes, expected at least ${size}`);
   };
-  const u64 = (at: number): number => Number(b.readBigUInt64LE(at));
   switch (type) {
     case DoorRec.HELLO: {
       const L = Layout.lb_door_hello;
       need(L.size);
       return {
         type: 'hello', id, eof: (flags & HELLO_EOF) !== 0, full: (flags & HELLO_FULL) !== 0,
-        clientIp: ipv4(b, L.client_ip), localIp: ipv4(b, L.local_ip), clientPort: b.readUInt16LE(L.client_port), localPort: b.readUInt16LE(L.local_port),
-        acceptedNs: b.readBigUInt64LE(L.accepted_ns), acceptedMs: u64(L.accepted_ms), bytes: b.subarray(L.size),
+        clientIp: ipv4At(buf, at + L.client_ip), localIp: ipv4At(buf, at + L.local_ip), clientPort: buf.readUInt16LE(at + L.client_port), localPort: buf.readUInt16LE(at + L.local_port),
+        acceptedNs: buf.readBigUInt64LE(at + L.accepted_ns), acceptedMs: u64(buf, at + L.accepted_ms), bytes: buf.subarray(at + L.size, at + len),
       };
     }
     case DoorRec.OPENED:
       need(Layout.lb_door_opened.size);
-      return { type: 'opened', id, atNs: b.readBigUInt64LE(Layout.lb_door_opened.at_ns) };
+      return { type: 'opened', id, atNs: buf.readBigUInt64LE(at + Layout.lb_door_opened.at_ns) };
     case DoorRec.DROPPED: return { type: 'dropped', id };
     case DoorRec.FAILED:
       need(Layout.lb_door_failed.size);
-      return { type: 'failed', id, err: b.readInt32LE(Layout.lb_door_failed.err) };
+      return { type: 'failed', id, err: buf.readInt32LE(at + Layout.lb_door_failed.err) };
     case DoorRec.ENDED: {
       const L = Layout.lb_door_ended;
       need(L.size);
-      const by = BY[b[L.by]!];
-      return { type: 'ended', id, up: u64(L.up), down: u64(L.down), reason: END_REASONS[b[L.reason]!] ?? 'reset', ...(by ? { by } : {}), atNs: b.readBigUInt64LE(L.at_ns) };
+      const by = BY[buf[at + L.by]!];
+      const reason = END_REASONS[buf[at + L.reason]!] ?? 'reset';
+      const atNs = buf.readBigUInt64LE(at + L.at_ns);
+      return by ? { type: 'ended', id, up: u64(buf, at + L.up), down: u64(buf, at + L.down), reason, by, atNs }
+        : { type: 'ended', id, up: u64(buf, at + L.up), down: u64(buf, at + L.down), reason, atNs };
     }
     case DoorRec.HELD: {
       const L = Layout.lb_door_held;
       need(L.size);
-      const blobLen = b.readUInt32LE(L.blob_len);
+      const blobLen = buf.readUInt32LE(at + L.blob_len);
       need(L.size + blobLen);
-      const blob = b.subarray(L.size, L.size + blobLen);
-      if ((flags & HELD_DECIDED) === 0) return { type: 'held', id, up: u64(L.up), down: u64(L.down), blob };
+      const blob = buf.subarray(at + L.size, at + L.size + blobLen);
+      if ((flags & HELD_DECIDED) === 0) return { type: 'held', id, up: u64(buf, at + L.up), down: u64(buf, at + L.down), blob };
       const decided = blob.length >= REC_HEADER && blob.readUInt32LE(0) === blob.length ? decodeRecord(blob) : null;
       if (decided?.type !== 'decided') throw new Error(`door HELD record of connection ${id}: its blob is not a DECIDED record`);
-      return { type: 'held', id, up: u64(L.up), down: u64(L.down), blob, decided };
+      return { type: 'held', id, up: u64(buf, at + L.up), down: u64(buf, at + L.down), blob, decided };
     }
     case DoorRec.DECIDED: {
       const L = Layout.lb_door_decided;
       need(L.size);
-      const lens = [b.readUInt16LE(L.proxy_len), b.readUInt16LE(L.group_len), b.readUInt16LE(L.listener_len), b.readUInt16LE(L.name_len)];
-      need(L.size + lens.reduce((a, n) => a + n, 0));
-      let at = L.size;
-      const [proxy, group, listener, name] = lens.map((n) => b.toString('utf8', at, (at += n)));
+      const proxyLen = buf.readUInt16LE(at + L.proxy_len), groupLen = buf.readUInt16LE(at + L.group_len);
+      const listenerLen = buf.readUInt16LE(at + L.listener_len), nameLen = buf.readUInt16LE(at + L.name_len);
+      need(L.size + proxyLen + groupLen + listenerLen + nameLen);
+      const s0 = at + L.size, s1 = s0 + proxyLen, s2 = s1 + groupLen, s3 = s2 + listenerLen;
       return {
-        type: 'decided', id, clientIp: ipv4(b, L.client_ip), clientPort: b.readUInt16LE(L.client_port), localIp: ipv4(b, L.local_ip), localPort: b.readUInt16LE(L.local_port),
-        backendIp: ipv4(b, L.backend_ip), backendPort: b.readUInt16LE(L.backend_port), acceptedNs: b.readBigUInt64LE(L.accepted_ns), acceptedMs: u64(L.accepted_ms),
-        replay: b.readUInt32LE(L.replay), headerLen: b.readUInt16LE(L.header_len), proxy: proxy!, group: group!, listener: listener!, serverName: name === '' ? null : name!,
+        type: 'decided', id, clientIp: ipv4At(buf, at + L.client_ip), clientPort: buf.readUInt16LE(at + L.client_port),
+        localIp: ipv4At(buf, at + L.local_ip), localPort: buf.readUInt16LE(at + L.local_port),
+        backendIp: ipv4At(buf, at + L.backend_ip), backendPort: buf.readUInt16LE(at + L.backend_port),
+        acceptedNs: buf.readBigUInt64LE(at + L.accepted_ns), acceptedMs: u64(buf, at + L.accepted_ms),
+        replay: buf.readUInt32LE(at + L.replay), headerLen: buf.readUInt16LE(at + L.header_len),
+        proxy: buf.toString('utf8', s0, s1), group: buf.toString('utf8', s1, s2), listener: buf.toString('utf8', s2, s3),
+        serverName: nameLen === 0 ? null : buf.toString('utf8', s3, s3 + nameLen),
       };
     }
     case DoorRec.STATS: {
       const L = Layout.lb_door_stats;
       // The counters are where every version had them; the version only since LB_DOOR_ABI 1.
       need(L.abi);
-      const abi = b.length >= L.abi + 4 ? b.readUInt32LE(L.abi) : 0;
-      return { type: 'stats', stats: { accepted: u64(L.accepted), overLimit: u64(L.over_limit), helloTimeout: u64(L.hello_timeout), active: u64(L.active), spliced: u64(L.spliced), abi } };
+      const abi = len >= L.abi + 4 ? buf.readUInt32LE(at + L.abi) : 0;
+      return {
+        type: 'stats',
+        stats: { accepted: u64(buf, at + L.accepted), overLimit: u64(buf, at + L.over_limit), helloTimeout: u64(buf, at + L.hello_timeout), active: u64(buf, at + L.active), spliced: u64(buf, at + L.spliced), abi },
+      };
     }
     default: return null;
   }

@@ -14,7 +14,7 @@ import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
 import type { AcceptorConn, AcceptorCounters, AcceptorEvents, AcceptorLimits, BackendLoad, KeptConn, RouteCounters } from './acceptor.js';
-import { backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, routedConn, seedBackendLoads } from './accounting.js';
+import { backendKey, backendLoad, closeReason, isKeptConn, keptConn, listenerFor, listenersByAddress, newCounters, reportEnd, restoreKept, routeCounters, routeKey, routedConn, seedBackendLoads } from './accounting.js';
 import { DOOR_ABI, decodeRecords, encodeConfig, encodeMore, encodeReset, encodeRoute, encodeTable, encodeTableParts, type DecidedRecord, type DoorRecord } from './door-abi.js';
 
 /** The door did not take this daemon's limits: another build (record version), to be replaced. */
@@ -40,7 +40,7 @@ export class DoorAcceptor {
   readonly routes = new Map<string, RouteCounters>();
   readonly backends = new Map<string, BackendLoad>();
   private byAddress = new Map<string, RoutedListener>();
-  private readonly routed = new Map<string, Routed>();
+  private readonly routed = new Map<bigint, Routed>();
   private socket: Socket | null = null;
   /** Bytes read and not yet a whole record. */
   private pending: Buffer = Buffer.alloc(0);
@@ -230,7 +230,7 @@ export class DoorAcceptor {
   }
 
   /** A routed connection's end (or failure): no longer open at its backend. */
-  private take(id: string): Routed | undefined {
+  private take(id: bigint): Routed | undefined {
     const c = this.routed.get(id);
     if (!c) return undefined;
     this.routed.delete(id);
@@ -238,7 +238,7 @@ export class DoorAcceptor {
     return c;
   }
 
-  private opened(id: string, atNs: bigint): void {
+  private opened(id: bigint, atNs: bigint): void {
     const c = this.routed.get(id);
     if (!c || c.opened) return;
     c.opened = true;
@@ -248,18 +248,17 @@ export class DoorAcceptor {
 
   /**
    * A connection routed (by this side or by the door): counted for its route and backend, reported
-   * routed, and followed until its end. Returns the record kept of it.
+   * routed, and followed until its end.
    */
-  private admit(id: string, info: AcceptorConn, replay: number): KeptConn {
-    const rec = keptConn(info, replay);
-    const route = routeCounters(this.routes, rec.routeKey);
+  private admit(id: bigint, info: AcceptorConn, replay: number): void {
+    const route = routeCounters(this.routes, routeKey(info));
     route.connections++;
-    this.events.routed?.({ proxy: info.proxy, group: info.route, serverName: info.serverName, backend: rec.backendKey });
-    const load = backendLoad(this.backends, rec.backendKey);
+    const backend = backendKey(info);
+    this.events.routed?.({ proxy: info.proxy, group: info.route, serverName: info.serverName, backend });
+    const load = backendLoad(this.backends, backend);
     load.attempts++;
     load.active++;
     this.routed.set(id, { info, route, load, replay, opened: false });
-    return rec;
   }
 
   /** A connection the door decided from the table, as if this side had routed it. */
@@ -270,7 +269,7 @@ export class DoorAcceptor {
   }
 
   /** A connection an earlier daemon routed, with the record it kept (held: JSON) or the door's (heldDecided). */
-  private held(id: string, blob: Buffer): void {
+  private held(id: bigint, blob: Buffer): void {
     let rec: unknown;
     try {
       rec = JSON.parse(blob.toString('utf8'));
@@ -285,7 +284,7 @@ export class DoorAcceptor {
   }
 
   /** A connection routed before this daemon: counted open at its backend until its end comes. */
-  private adopt(id: string, rec: KeptConn): void {
+  private adopt(id: bigint, rec: KeptConn): void {
     if (this.routed.has(id)) return;
     const { info, route, load } = restoreKept(rec, this.routes, this.backends);
     this.counters.adopted++;
@@ -324,9 +323,9 @@ export class DoorAcceptor {
       return;
     }
     const info = routedConn(routed.listener, choice.group, serverName, conn, backend, { ns: r.acceptedNs, ms: r.acceptedMs });
-    const rec = this.admit(r.id, info, r.bytes.length);
+    this.admit(r.id, info, r.bytes.length);
     const header = backend.proxyProtocol ? encodeProxyV2(conn, serverName) : null;
-    this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(rec))));
+    this.out.push(encodeRoute(r.id, backend.addr, backend.port, header, Buffer.from(JSON.stringify(keptConn(info, r.bytes.length)))));
   }
 }
 

@@ -6,7 +6,7 @@
 // lb_backend_latency_seconds...) and `lb status` read these numbers, never the kernel.
 //
 // Per record the work is a lookup by numbers (listener id, then backend address and port), a few
-// adds and the histogram's bucket; the recent closes are built only for the batch's last ones.
+// adds and the histogram's bucket; the recent closes are kept for the batch's last ones, as numbers.
 
 import { ipString, type ConnBatch, type ListenerNames } from './events/conn-batch.js';
 
@@ -49,6 +49,13 @@ export interface RecentClose {
   bytesOut: number;
 }
 
+/** A recent close as the sink keeps it: the time and client as numbers, formatted when read. */
+interface RecentCloseRaw extends Omit<RecentClose, 'time' | 'client'> {
+  timeMs: number;
+  clientAddr: number;
+  clientPort: number;
+}
+
 /** The histogram's quantile, linear within the bucket (as Prometheus' histogram_quantile). */
 export function quantile(q: number, buckets: readonly number[]): number | null {
   const total = buckets.reduce((a, b) => a + b, 0);
@@ -78,12 +85,15 @@ export function summarize(s: Pick<BackendConnStats, 'buckets' | 'sumSec' | 'clos
 
 export class ConnStats {
   private readonly byKey = new Map<string, BackendConnStats>();
-  private readonly recent: RecentClose[] = [];
+  /** The last closes, as numbers: formatted (RecentClose) only when read, which `lb top` does a few times a minute. */
+  private readonly recent: RecentCloseRaw[] = [];
   /** listener id -> backend (addr * 65536 + port) -> entry, for the names map it was built with. */
   private byNumbers = new Map<number, Map<number, BackendConnStats>>();
   private numbersFor: ReadonlyMap<number, ListenerNames> | undefined;
-  /** Open connections of the SNI acceptor per "proxy\0backend" (from its records; no sweep sees them). */
-  private readonly acceptorActive = new Map<string, number>();
+  /** The SNI acceptor's entries: proxy -> backend (addr * 65536 + port) -> entry (its records name no listener id). */
+  private readonly acceptorEntries = new Map<string, Map<number, BackendConnStats>>();
+  /** Open connections of the SNI acceptor per entry (from its records; no sweep sees them). */
+  private readonly acceptorActive = new Map<BackendConnStats, number>();
 
   constructor(private readonly recentMax = 200) {}
 
@@ -123,6 +133,25 @@ export class ConnStats {
     return s;
   }
 
+  /** The entry of an SNI acceptor's record, by numbers after its first. */
+  private acceptorEntry(b: ConnBatch, i: number): BackendConnStats {
+    const proxy = b.listener(i)?.proxy ?? '?';
+    let perProxy = this.acceptorEntries.get(proxy);
+    if (!perProxy) {
+      perProxy = new Map();
+      this.acceptorEntries.set(proxy, perProxy);
+    }
+    const addr = b.backendAddr(i);
+    const port = b.backendPort(i);
+    const k = addr * 65536 + port;
+    let s = perProxy.get(k);
+    if (!s) {
+      s = this.entry(proxy, `${ipString(addr)}:${port}`);
+      perProxy.set(k, s);
+    }
+    return s;
+  }
+
   /** The event sink. */
   add(b: ConnBatch): void {
     // The recent closes kept are the batch's last recentMax: built from this index on.
@@ -137,11 +166,10 @@ export class ConnStats {
       if (b.acceptor(i)) {
         // Listener id 0 names no listener: the acceptor's records are keyed by their own names.
         // The sweep sees the data plane's flows only: the acceptor's are counted here and added to its counts.
-        s = this.entry(b.listener(i)?.proxy ?? '?', `${ipString(b.backendAddr(i))}:${b.backendPort(i)}`);
-        const key = `${s.proxy}\0${s.backend}`;
-        const n = (this.acceptorActive.get(key) ?? 0) + (b.isClose(i) ? -1 : 1);
-        if (n > 0) this.acceptorActive.set(key, n);
-        else this.acceptorActive.delete(key);
+        s = this.acceptorEntry(b, i);
+        const n = (this.acceptorActive.get(s) ?? 0) + (b.isClose(i) ? -1 : 1);
+        if (n > 0) this.acceptorActive.set(s, n);
+        else this.acceptorActive.delete(s);
       } else {
         s = this.entryOf(b, i);
       }
@@ -165,7 +193,7 @@ export class ConnStats {
       s.sumSec += d;
       if (i >= recentFrom) {
         this.recent.push({
-          time: new Date(b.timeMs(i)).toISOString(), proxy: s.proxy, client: `${ipString(b.clientAddr(i))}:${b.clientPort(i)}`, backend: s.backend,
+          timeMs: b.timeMs(i), proxy: s.proxy, clientAddr: b.clientAddr(i), clientPort: b.clientPort(i), backend: s.backend,
           reason, durationSec: d, bytesIn: b.bytesIn(i), bytesOut: b.bytesOut(i),
         });
       }
@@ -175,7 +203,7 @@ export class ConnStats {
 
   /** Active connections as the sweep counted them (flows that predate the daemon included). */
   setActive(counts: ReadonlyMap<string, number>): void {
-    for (const [key, s] of this.byKey) s.active = this.acceptorActive.get(key) ?? 0;
+    for (const s of this.byKey.values()) s.active = this.acceptorActive.get(s) ?? 0;
     for (const [key, n] of counts) {
       const [proxy, backend] = key.split('\0') as [string, string];
       this.entry(proxy, backend).active += n;
@@ -187,6 +215,9 @@ export class ConnStats {
   }
 
   recentCloses(n = 20): RecentClose[] {
-    return this.recent.slice(-n);
+    return this.recent.slice(-n).map((r) => ({
+      time: new Date(r.timeMs).toISOString(), proxy: r.proxy, client: `${ipString(r.clientAddr)}:${r.clientPort}`, backend: r.backend,
+      reason: r.reason, durationSec: r.durationSec, bytesIn: r.bytesIn, bytesOut: r.bytesOut,
+    }));
   }
 }

@@ -8,7 +8,7 @@
 // `keep` marks the records to deliver (FlowTracker clears duplicate closes); `names` and the clock
 // offset are set by the event hub before the sinks see the batch.
 
-import { CLOSE_REASONS, LAYOUTS, LB_EV_CLOSE, decodeEvent, encodeEvent, u32ToIpv4, type ConnEvent } from '../../core/abi.js';
+import { CLOSE_REASONS, IPPROTO_TCP, LAYOUTS, LB_EV_CLOSE, LB_EV_OPEN, decodeEvent, encodeEvent, ipv4ToU32, u32ToIpv4, type CloseReason, type ConnEvent } from '../../core/abi.js';
 
 export const RECORD_SIZE = LAYOUTS.lb_event.size;
 const F = LAYOUTS.lb_event.fields;
@@ -95,14 +95,10 @@ export class ConnBatch {
     return new ConnBatch(data, events.length);
   }
 
-  /**
-   * Records made outside the ring (the SNI acceptor's, a few at a time): encoded like the ring's,
-   * with each record's proxy, listener label and route kept beside them.
-   */
-  static ofRecords(records: readonly ConnRecord[]): ConnBatch {
-    const b = ConnBatch.of(records);
-    b.acceptorExtras = records.map((r) =>
-      r.acceptor ? { ...r.acceptor, names: { proxy: r.proxy, label: r.listener ?? '' } } : undefined);
+  /** Records written by an AcceptorRecords, with each one's names and route beside them. */
+  static ofAcceptor(data: Buffer, count: number, extras: AcceptorExtra[]): ConnBatch {
+    const b = new ConnBatch(data, count);
+    b.acceptorExtras = extras;
     return b;
   }
 
@@ -224,4 +220,90 @@ export class ConnBatch {
     this.built = out;
     return out;
   }
+}
+
+/** A connection of the SNI acceptor as its records name it (src/acceptor's AcceptorConn is one). */
+export interface AcceptorConnNames {
+  proxy: string;
+  listener: string;
+  route: string;
+  serverName: string | null;
+  client: string; clientPort: number;
+  vip: string; vipPort: number;
+  backend: string; backendPort: number;
+}
+
+/** Records a batch starts with room for; it doubles as it fills. */
+const ACCEPTOR_BATCH_START = 32;
+
+/**
+ * The SNI acceptor's records as they are made (an open, a close), written in place in the ring's
+ * layout, for the hub to deliver as one ConnBatch (take()). No object per record and no BigInt:
+ * a connection costs two 80-byte writes, where a record object, its BigInt fields and its
+ * encoding each cost more than every sink's use of it (bench sni, the daemon's share).
+ */
+export class AcceptorRecords {
+  private data = Buffer.alloc(ACCEPTOR_BATCH_START * RECORD_SIZE);
+  private words = new Uint32Array(this.data.buffer, this.data.byteOffset, this.data.length >> 2);
+  private extras: AcceptorExtra[] = [];
+  count = 0;
+
+  /**
+   * One record: `tsNs` when it happened and `openNs` when the connection was accepted
+   * (CLOCK_MONOTONIC ns, as numbers); a close with its bytes each way and its reason.
+   */
+  add(c: AcceptorConnNames, tsNs: number, openNs: number, close?: { bytesIn: number; bytesOut: number; reason: CloseReason }): void {
+    if ((this.count + 1) * RECORD_SIZE > this.data.length) this.grow();
+    const o = this.count * RECORD_SIZE;
+    const w = o >> 2;
+    const words = this.words;
+    setU64(words, w + (F.ts_ns >> 2), tsNs);
+    setU64(words, w + (F.open_ns >> 2), openNs);
+    if (close) {
+      setU64(words, w + (F.bytes_in >> 2), close.bytesIn);
+      setU64(words, w + (F.bytes_out >> 2), close.bytesOut);
+    }
+    // Addresses and ports in network order, as the kernel writes them.
+    words[w + (F.client_addr >> 2)] = bswap32(ipv4ToU32(c.client));
+    words[w + (F.vip_addr >> 2)] = bswap32(ipv4ToU32(c.vip));
+    words[w + (F.backend_addr >> 2)] = bswap32(ipv4ToU32(c.backend));
+    const d = this.data;
+    d.writeUInt16BE(c.clientPort, o + F.client_port);
+    d.writeUInt16BE(c.vipPort, o + F.vip_port);
+    d.writeUInt16BE(c.backendPort, o + F.backend_port);
+    d[o + F.proto] = IPPROTO_TCP;
+    d[o + F.type] = close ? LB_EV_CLOSE : LB_EV_OPEN;
+    d[o + F.reason] = close ? CLOSE_REASONS.indexOf(close.reason) : 0;
+    this.extras.push({ route: c.route, serverName: c.serverName, names: { proxy: c.proxy, label: c.listener } });
+    this.count++;
+  }
+
+  /** The records written since the last take, as one batch (undefined: none). */
+  take(): ConnBatch | undefined {
+    if (this.count === 0) return undefined;
+    const batch = ConnBatch.ofAcceptor(this.data.subarray(0, this.count * RECORD_SIZE), this.count, this.extras);
+    this.data = Buffer.alloc(ACCEPTOR_BATCH_START * RECORD_SIZE);
+    this.words = new Uint32Array(this.data.buffer, this.data.byteOffset, this.data.length >> 2);
+    this.extras = [];
+    this.count = 0;
+    return batch;
+  }
+
+  private grow(): void {
+    const next = Buffer.alloc(this.data.length * 2);
+    this.data.copy(next);
+    this.data = next;
+    this.words = new Uint32Array(next.buffer, next.byteOffset, next.length >> 2);
+  }
+}
+
+/** A u64 field from a number (exact below 2^53) as two host-order (little-endian) words. */
+function setU64(words: Uint32Array, w: number, v: number): void {
+  const lo = v % TWO32;
+  words[w] = lo;
+  words[w + 1] = (v - lo) / TWO32;
+}
+
+function bswap32(x: number): number {
+  return ((x << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 }

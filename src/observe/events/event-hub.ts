@@ -263,9 +263,9 @@ export class EventHub {
     }
   }
 
-  /** Records made outside the ring (the SNI acceptor's), to the same sinks in the same order. */
-  publish(records: readonly ConnRecord[]): void {
-    if (records.length > 0) this.deliver(ConnBatch.ofRecords(records));
+  /** Records made outside the ring (the SNI acceptor's: AcceptorRecords), to the same sinks in the same order. */
+  publish(batch: ConnBatch): void {
+    this.deliver(batch);
   }
 
   async stop(): Promise<void> {

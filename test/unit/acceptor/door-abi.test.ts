@@ -40,10 +40,10 @@ describe('door records', () => {
     const { records, next } = decodeRecords(stream);
     expect(next).toBe(stream.length);
     expect(records).toEqual([
-      { type: 'hello', id: '18364758544493064720', eof: true, full: false, clientIp: '10.0.0.2', clientPort: 40000, localIp: '10.9.9.10', localPort: 443,
+      { type: 'hello', id: 18364758544493064720n, eof: true, full: false, clientIp: '10.0.0.2', clientPort: 40000, localIp: '10.9.9.10', localPort: 443,
         acceptedNs: 123456789n, acceptedMs: 1700000000123, bytes: Buffer.from([22, 3, 1]) },
-      { type: 'ended', id: '7', up: 5, down: 6, reason: 'reset', by: 'backend', atNs: 99n },
-      { type: 'opened', id: '8', atNs: 77n },
+      { type: 'ended', id: 7n, up: 5, down: 6, reason: 'reset', by: 'backend', atNs: 99n },
+      { type: 'opened', id: 8n, atNs: 77n },
     ]);
   });
 
@@ -73,7 +73,7 @@ describe('door records', () => {
   });
 
   it('encodes a route with its header and record, and the limits', () => {
-    const r = encodeRoute('42', '127.0.0.1', 9443, Buffer.from('PP'), Buffer.from('{}'));
+    const r = encodeRoute(42n, '127.0.0.1', 9443, Buffer.from('PP'), Buffer.from('{}'));
     const L = Layout.lb_door_route;
     expect(r.readUInt32LE(0)).toBe(L.size + 4);
     expect(r.readUInt16LE(Layout.lb_door_rec.type)).toBe(DoorRec.ROUTE);
@@ -83,7 +83,7 @@ describe('door records', () => {
     expect(r.readUInt16LE(L.header_len)).toBe(2);
     expect(r.readUInt32LE(L.blob_len)).toBe(2);
     expect(r.subarray(L.size).toString()).toBe('PP{}');
-    expect(() => encodeRoute('1', 'backend.local', 1, null, Buffer.alloc(0))).toThrow(/not an IPv4 address/);
+    expect(() => encodeRoute(1n, 'backend.local', 1, null, Buffer.alloc(0))).toThrow(/not an IPv4 address/);
     const c = encodeConfig({ helloTimeoutMs: 10_000, connectTimeoutMs: 5000, idleTimeoutMs: 2 ** 40, maxConnections: 10, maxHelloStream: 17668, spliceAfter: 0 });
     expect(c.readUInt32LE(Layout.lb_door_config.idle_timeout_ms)).toBe(0xffffffff);
     expect(c.readUInt32LE(Layout.lb_door_config.max_hello_stream)).toBe(17668);
@@ -109,7 +109,7 @@ describe('door records', () => {
       strings.copy(b, D.size);
     });
     const want = {
-      type: 'decided', id: '42', clientIp: '10.0.0.2', clientPort: 40000, localIp: '10.9.9.10', localPort: 443, backendIp: '127.0.0.1', backendPort: 9601,
+      type: 'decided', id: 42n, clientIp: '10.0.0.2', clientPort: 40000, localIp: '10.9.9.10', localPort: 443, backendIp: '127.0.0.1', backendPort: 9601,
       acceptedNs: 5n, acceptedMs: 1700000000123, replay: 517, headerLen: 0, proxy: 'tls', group: 'sni:*.example.com', listener: 'eth0 10.9.9.10:443/tcp', serverName: 'a.example.com',
     };
     expect(decodeRecord(decided)).toEqual(want);
@@ -120,7 +120,7 @@ describe('door records', () => {
       b.writeUInt32LE(blob.length, HL.blob_len);
       blob.copy(b, HL.size);
     }, HELD_DECIDED);
-    expect(decodeRecord(held(decided))).toMatchObject({ type: 'held', id: '42', up: 10, down: 20, decided: want });
+    expect(decodeRecord(held(decided))).toMatchObject({ type: 'held', id: 42n, up: 10, down: 20, decided: want });
     expect(() => decodeRecord(held(Buffer.from('{"info":{}}')))).toThrow(/not a DECIDED record/);
     // A DECIDED whose strings run past its end is refused, not read past.
     const short = Buffer.from(decided.subarray(0, D.size + 5));
