@@ -29,9 +29,9 @@ export const HELLO_EOF = 1;
 export const HELLO_FULL = 2;
 
 /** How often the door sends its counters at most (LB_DOOR_STATS_MS). */
-export const STATS_MS = 25;
+export const STATS_MS = 100;
 /** How long a record without a question waits for its batch at most (LB_DOOR_BATCH_MS). */
-export const BATCH_MS = 25;
+export const BATCH_MS = 100;
 
 /**
  * Each struct's size and its fields' offsets, as lb_door_abi.h lays them out: the one table the

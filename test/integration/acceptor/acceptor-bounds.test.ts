@@ -118,7 +118,7 @@ describe.each<Kind>(['node', 'native'])('Acceptor relay (%s)', (kind) => {
     const { a, b, c, s, replayed, hello } = await relayedPair();
     expect(replayed.equals(hello)).toBe(true);
     // The breaker and least-connections read this (src/acceptor/runtime-sampler.ts). The native
-    // door decides this hello itself and reports it in its next batch (up to 25 ms after).
+    // door decides this hello itself and reports it in its next batch (up to 100 ms after).
     await expect.poll(() => a.backends.get(`127.0.0.1:${b.port}`)).toEqual({ attempts: 1, failed: 0, active: 1 });
     // The door decided it from the table (a whole hello in one record); Node's acceptor has none.
     expect(a.counters.doorDecided).toBe(kind === 'native' ? 1 : 0);
@@ -162,7 +162,7 @@ describe.each<Kind>(['node', 'native'])('Acceptor relay (%s)', (kind) => {
     c.write(hello);
     const s = await b.next();
     await Promise.all([closed(c), closed(s)]);
-    // The native door reports in batches (up to 25 ms after the fact).
+    // The native door reports in batches (up to 100 ms after the fact).
     await expect.poll(() => ends).toEqual([{ route: 'default', reason: 'idle-timeout', up: hello.length }]);
     expect(opened).toEqual([`p lo 127.0.0.1:${port}/tcp default 127.0.0.1:${b.port}`]);
   });
