@@ -193,6 +193,7 @@ struct conn {
 	uint8_t fl[2];          /* FD_* of each */
 	bool in_hash, counted, awaiting, spliced;
 	bool decided;           /* the door decided it (door_table.c): its blob is its DECIDED record */
+	bool unreported;        /* decided while no daemon was connected: the next one hears DECIDED (and OPENED) */
 
 	/* hello */
 	bool h_eof, h_full;
@@ -211,6 +212,7 @@ struct conn {
 	uint16_t backend_port;
 
 	/* relay */
+	uint64_t opened_ns;     /* the backend took it (CLOCK_MONOTONIC), for an OPENED sent later */
 	int64_t last_ms;        /* the last byte moved, for the idle sweep */
 	struct dir dir[2];
 };
@@ -218,10 +220,11 @@ struct conn {
 /* A relay that ended while no daemon was connected: reported to the next one. */
 struct ended {
 	struct ended *next;
-	uint64_t id, up, down, at_ns;
+	uint64_t id, up, down, at_ns, opened_ns;
 	int32_t err; /* a connect that failed (errno: reported FAILED, not ENDED); 0: a relay that ended */
 	uint8_t reason, by;
 	bool decided;
+	bool unreported; /* decided while no daemon was connected: the next one hears DECIDED (and OPENED) */
 	uint32_t blob_len;
 	char blob[];
 };
@@ -270,6 +273,7 @@ void ctl_event(uint32_t ev);
 bool out_put(const void *fixed, size_t flen, const void *extra, size_t elen);
 struct lb_door_rec rec_head(uint16_t type, uint16_t flags, uint64_t id, size_t len);
 bool out_bare(uint16_t type, uint64_t id);
+bool out_opened(uint64_t id, uint64_t at_ns);
 bool out_failed(uint64_t id, int err);
 void stats_send(bool force);
 void on_ctl_listen_ready(void);

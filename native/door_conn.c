@@ -90,8 +90,10 @@ static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_n
 		.reason = reason,
 		.by = by,
 		.at_ns = at_ns,
+		.opened_ns = c->opened_ns,
 		.err = err,
 		.decided = c->decided,
+		.unreported = c->unreported,
 		.blob_len = c->blob_len,
 	};
 	if (c->blob_len)
@@ -409,8 +411,8 @@ static void connect_done(struct conn *c)
 	list_add_tail(&relays, &c->phase_link);
 	c->last_ms = now_ms;
 	c->fl[BACKEND] |= FD_WRITABLE;
-	struct lb_door_opened o = {.rec = rec_head(LB_DOOR_OPENED, 0, c->id, sizeof o), .at_ns = clock_ns(CLOCK_MONOTONIC)};
-	out_put(&o, sizeof o, NULL, 0);
+	c->opened_ns = clock_ns(CLOCK_MONOTONIC);
+	out_opened(c->id, c->opened_ns);
 
 	struct iovec iov[2];
 	int n_iov = 0;
@@ -530,7 +532,9 @@ static uint16_t hello_flags(const struct conn *c)
 /*
  * Decides a hello-phase connection from the daemon's table when it can (door_table.c): reports it
  * (DECIDED, in the next batch) and starts its connect. False leaves the connection as it was, for
- * the daemon to decide.
+ * the daemon to decide. While no daemon is connected it decides from the last one's table, as the
+ * data plane forwards from its pinned maps: the connection is then "unreported", and the next
+ * daemon hears its DECIDED record at its greeting (ctl_greet).
  */
 bool door_decide(struct conn *c)
 {
@@ -578,10 +582,12 @@ bool door_decide(struct conn *c)
 	memcpy(at, ch.listener, ch.listener_len);
 	at += ch.listener_len;
 	memcpy(at, ch.name, ch.name_len);
-	if (!out_put(route + hlen, dlen, NULL, 0)) {
+	bool daemon = daemon_greeted();
+	if (daemon && !out_put(route + hlen, dlen, NULL, 0)) {
 		free(route);
 		return false;
 	}
+	c->unreported = !daemon;
 	c->route = route;
 	c->header_len = (uint32_t)hlen;
 	c->blob_len = (uint32_t)dlen;
@@ -594,12 +600,19 @@ bool door_decide(struct conn *c)
 	return true;
 }
 
-/* Offers the bytes read so far to the daemon, when it is there, not deciding, and there is something new. */
+/*
+ * Offers the bytes read so far to the daemon, when it is there, not deciding, and there is something
+ * new. With no daemon connected, the door decides what its last table can; the rest waits.
+ */
 void hello_offer(struct conn *c)
 {
 	uint16_t flags = hello_flags(c);
-	if (c->phase != PH_HELLO || c->awaiting || !daemon_greeted())
+	if (c->phase != PH_HELLO || c->awaiting)
 		return;
+	if (!daemon_greeted()) {
+		door_decide(c);
+		return;
+	}
 	if (c->hlen == c->h_sent_len && !(flags & ~c->h_sent_flags))
 		return;
 	if (door_decide(c))

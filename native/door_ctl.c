@@ -93,6 +93,12 @@ bool out_bare(uint16_t type, uint64_t id)
 	return out_put(&r, sizeof r, NULL, 0);
 }
 
+bool out_opened(uint64_t id, uint64_t at_ns)
+{
+	struct lb_door_opened o = {.rec = rec_head(LB_DOOR_OPENED, 0, id, sizeof o), .at_ns = at_ns};
+	return out_put(&o, sizeof o, NULL, 0);
+}
+
 bool out_failed(uint64_t id, int err)
 {
 	struct lb_door_failed f = {.rec = rec_head(LB_DOOR_FAILED, 0, id, sizeof f), .err = err};
@@ -161,6 +167,14 @@ static void held_send(uint64_t id, uint64_t up, uint64_t down, bool decided, con
 
 static void held_send_conn(struct conn *c)
 {
+	if (c->unreported) {
+		/* Decided while no daemon was connected: the record of the decision itself, then its open. */
+		out_put(c->route + c->header_len, c->blob_len, NULL, 0);
+		if (c->phase == PH_RELAY)
+			out_opened(c->id, c->opened_ns);
+		c->unreported = false;
+		return;
+	}
 	held_send(c->id, c->dir[UP].bytes, c->dir[DOWN].bytes, c->decided, c->route ? c->route + c->header_len : NULL,
 		  c->blob_len);
 }
@@ -204,8 +218,15 @@ static void ctl_greet(void)
 		held_send_conn(container_of(l, struct conn, phase_link));
 	for (struct link *l = relays.next; l != &relays; l = l->next)
 		held_send_conn(container_of(l, struct conn, phase_link));
-	for (struct ended *e = ended_head; e; e = e->next)
-		held_send(e->id, e->up, e->down, e->decided, e->blob, e->blob_len);
+	for (struct ended *e = ended_head; e; e = e->next) {
+		if (!e->unreported) {
+			held_send(e->id, e->up, e->down, e->decided, e->blob, e->blob_len);
+			continue;
+		}
+		out_put(e->blob, e->blob_len, NULL, 0); /* its DECIDED record, then its open if it had one */
+		if (!e->err)
+			out_opened(e->id, e->opened_ns);
+	}
 	while (ended_head) {
 		struct ended *e = ended_head;
 		if (e->err) {
@@ -263,7 +284,12 @@ static void ctl_close(const char *why)
 	}
 	while (!list_empty(&zombies))
 		conn_bury(container_of(zombies.next, struct conn, phase_link));
-	table_clear(); /* the rules were that daemon's: the next one sends its own */
+	/*
+	 * The table stays: until a daemon sends its own, the door decides from the last one's, as the
+	 * data plane forwards from its pinned maps while no daemon runs (its weights frozen meanwhile).
+	 * A table this daemon was still sending in parts is dropped: the next sends its own whole.
+	 */
+	table_parts_drop();
 }
 
 void on_ctl_listen_ready(void)

@@ -91,9 +91,8 @@ static void table_free(void)
 	memset(&table, 0, sizeof table);
 }
 
-void table_clear(void)
+void table_parts_drop(void)
 {
-	table_free();
 	free(part.buf);
 	memset(&part, 0, sizeof part);
 }

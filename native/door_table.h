@@ -34,7 +34,8 @@ struct door_choice {
 bool table_load(const char *p, size_t len, const char **why);
 /* A TABLE record (a part of the next table; the whole record): taken once the table is whole; false and why on a part out of order or bounds, or a table not valid. */
 bool table_part(const char *p, size_t len, const char **why);
-void table_clear(void);
+/* Drops a table whose parts were still arriving (its daemon went); the whole table in use stays. */
+void table_parts_drop(void);
 bool table_choose(const struct door_conn_in *in, struct door_choice *out);
 size_t proxy_v2(char *out, const struct door_conn_in *c, const char *name, size_t name_len);
 
