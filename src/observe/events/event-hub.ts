@@ -21,7 +21,6 @@ import { EventStream, eventsPinPath } from './event-stream.js';
 import { FlowTracker } from './flow-tracker.js';
 import { listenerNamesOf, type ListenerNameTable } from './listener-names.js';
 
-import type { ConnRecord } from './conn-batch.js';
 export type { ConnRecord } from './conn-batch.js';
 
 /** Receives every batch, names and clock set; reads the kept records in place (or as objects: batch.records()). */
