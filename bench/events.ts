@@ -38,6 +38,7 @@ import { LibbpfRing } from './lib/libbpf-ring.js';
 import { median } from './lib/stats.js';
 import { FlowTracker } from '../src/observe/events/flow-tracker.js';
 import { BenchError } from './lib/errors.js';
+import { DOOR_BATCH, doorRecordsCost } from './lib/door-records.js';
 import type { Measurement, Ratio, Suite, SuiteContext, SuiteResult } from './lib/suite.js';
 
 const GOAL_EVENTS_PER_SEC = 200_000;
@@ -257,6 +258,9 @@ export async function consumerCost(): Promise<Cost> {
 }
 
 const READER_ROUNDS = 5;
+/** The door's records: batches measured, after unmeasured ones (the JIT). */
+const DOOR_COST_BATCHES = 1000;
+const DOOR_COST_WARM = 200;
 
 /** Submits records until the ring is full (the producer's drop count moves); returns how many went in. */
 function fillRing(p: Producer): number {
@@ -320,6 +324,9 @@ export const eventsSuite: Suite = {
       ctx.log(`events: the daemon thread's cost per record (${COST_PASSES} x ${COST_BATCHES} batches of ${COST_BATCH})`);
       const cost = await consumerCost();
       ctx.log(`events: ${JSON.stringify(cost)}`);
+      ctx.log(`events: the daemon thread's cost per SNI connection the door decided (${DOOR_COST_BATCHES} batches of ${DOOR_BATCH})`);
+      const door = await doorRecordsCost(DOOR_COST_BATCHES, DOOR_COST_WARM);
+      ctx.log(`events: ${JSON.stringify(door)}`);
       producer = loadProducer(dir, instanceDir(instance));
       ctx.log(`events: a full ring drained by the mapped reader and by libbpf's ring_buffer__consume, ${READER_ROUNDS} times each`);
       const readers = readerCost(producer, instance);
@@ -345,6 +352,7 @@ export const eventsSuite: Suite = {
         suite: 'events', title: this.title,
         method: [
           `Cost per record: ${COST_PASSES} passes over ${COST_BATCHES} batches of ${COST_BATCH} records (open/close pairs of distinct flows, as the worker posts them) through FlowTracker alone, then through the event hub with the daemon's sinks (JSON access log handed to a counting stdout, ConnStats); CPU time of this thread per record.`,
+          `Cost per SNI connection the native door decided: its records (DECIDED, OPENED, ENDED), ${DOOR_BATCH} connections per batch as the door sends them, through the daemon's DoorAcceptor (accounting per route and backend, the connection events) to the event hub and the same sinks; ${DOOR_COST_BATCHES} batches after ${DOOR_COST_WARM} unmeasured; CPU time of this thread per connection.`,
           `Readers: the ring filled by the producer (no consumer running), then drained by the mapped reader (RingReader.read) or libbpf's ring_buffer__consume with a koffi callback copying each record into one Buffer; alternately, ${READER_ROUNDS} times each, median ns per record.`,
           `A producer XDP program compiled at run time submits ${PER_CALL} records (open/close pairs of distinct flows) per BPF_PROG_TEST_RUN call into a fresh instance's pinned lb_events ring (${LB_EVENTS_RING_BYTES >> 20} MiB, the default).`,
           'The consumer is the daemon\'s: the events worker thread mapping the ring (EventStream), the batch read in place, FlowTracker; producer and consumer share this process\'s two CPUs.',
@@ -358,6 +366,10 @@ export const eventsSuite: Suite = {
           {
             key: 'events_cost_pipeline', label: 'daemon thread per record: event hub, JSON access log (formatted, not written), ConnStats', value: Math.round(cost.pipelineNs),
             unit: 'ns/record', detail: { records: cost.records, logBytes: cost.logBytes },
+          },
+          {
+            key: 'events_cost_sni_door', label: 'daemon thread per SNI connection the door decided: its 3 records read, accounted, 2 events to the hub and sinks', value: Number(door.usPerConn.toFixed(2)),
+            unit: 'us/conn', detail: { connections: door.connections, perBatch: DOOR_BATCH, logBytes: door.logBytes },
           },
           {
             key: 'events_read_mapped', label: 'reading a full ring: the daemon\'s mapped reader (RingReader)', value: Number(readers.mappedNs.toFixed(1)), unit: 'ns/record',
