@@ -9,6 +9,7 @@ import { DEFAULT_MAX_HELLO_BYTES, MAX_HELLO_RECORDS, parseClientHello } from '..
 import { chooseBackend, type RoutedListener } from '../core/sni/choose.js';
 import { encodeProxyV2 } from '../core/sni/proxy-v2.js';
 import type { SpliceListener } from '../core/sni/splice-table.js';
+import type { AcceptorConnNames } from '../observe/events/conn-batch.js';
 import { Deadlines } from './deadlines.js';
 import { randomBytes } from 'node:crypto';
 import { relay, type Relay, type RelayCounts, type RelayEnd } from './relay.js';
@@ -81,17 +82,8 @@ export interface BackendLoad {
   active: number;
 }
 
-/** A relayed connection as the event stream names it (src/acceptor/conn-events.ts). */
-export interface AcceptorConn {
-  proxy: string;
-  /** "iface vip:port/tcp" ("*" for a listener without address), as the data plane's listeners are labelled. */
-  listener: string;
-  /** The group that chose the backend: `sni:NAME`, a source prefix or `default`. */
-  route: string;
-  serverName: string | null;
-  client: string; clientPort: number;
-  vip: string; vipPort: number;
-  backend: string; backendPort: number;
+/** A relayed connection as the event stream names it (src/acceptor/conn-events.ts), and when it was accepted. */
+export interface AcceptorConn extends AcceptorConnNames {
   /** When the client's connection was accepted: CLOCK_MONOTONIC ns and wall-clock ms. */
   acceptedNs: bigint; acceptedMs: number;
 }

@@ -116,38 +116,31 @@ export class ConnStats {
       this.byNumbers = new Map();
       this.numbersFor = b.names;
     }
-    const lid = b.listenerId(i);
-    let perListener = this.byNumbers.get(lid);
-    if (!perListener) {
-      perListener = new Map();
-      this.byNumbers.set(lid, perListener);
-    }
-    const addr = b.backendAddr(i);
-    const port = b.backendPort(i);
-    const k = addr * 65536 + port;
-    let s = perListener.get(k);
-    if (!s) {
-      s = this.entry(b.listener(i)?.proxy ?? '?', `${ipString(addr)}:${port}`);
-      perListener.set(k, s);
-    }
-    return s;
+    return this.backendEntry(this.byNumbers, b.listenerId(i), b, i);
   }
 
-  /** The entry of an SNI acceptor's record, by numbers after its first. */
+  /** The entry of an SNI acceptor's record (its listener id names nothing: keyed by its proxy). */
   private acceptorEntry(b: ConnBatch, i: number): BackendConnStats {
-    const proxy = b.listener(i)?.proxy ?? '?';
-    let perProxy = this.acceptorEntries.get(proxy);
-    if (!perProxy) {
-      perProxy = new Map();
-      this.acceptorEntries.set(proxy, perProxy);
+    return this.backendEntry(this.acceptorEntries, b.listener(i)?.proxy ?? '?', b, i);
+  }
+
+  /**
+   * The entry of record i's backend under `key` (a listener id, or an acceptor's proxy), found by
+   * numbers (address * 65536 + port); the first time, by its names.
+   */
+  private backendEntry<K>(byKey: Map<K, Map<number, BackendConnStats>>, key: K, b: ConnBatch, i: number): BackendConnStats {
+    let perBackend = byKey.get(key);
+    if (!perBackend) {
+      perBackend = new Map();
+      byKey.set(key, perBackend);
     }
     const addr = b.backendAddr(i);
     const port = b.backendPort(i);
     const k = addr * 65536 + port;
-    let s = perProxy.get(k);
+    let s = perBackend.get(k);
     if (!s) {
-      s = this.entry(proxy, `${ipString(addr)}:${port}`);
-      perProxy.set(k, s);
+      s = this.entry(b.listener(i)?.proxy ?? '?', `${ipString(addr)}:${port}`);
+      perBackend.set(k, s);
     }
     return s;
   }

@@ -225,7 +225,9 @@ export class ConnBatch {
 /** A connection of the SNI acceptor as its records name it (src/acceptor's AcceptorConn is one). */
 export interface AcceptorConnNames {
   proxy: string;
+  /** "iface vip:port/tcp" ("*" for a listener without address), as the data plane's listeners are labelled. */
   listener: string;
+  /** The group that chose the backend: `sni:NAME`, a source prefix or `default`. */
   route: string;
   serverName: string | null;
   client: string; clientPort: number;
