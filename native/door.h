@@ -194,6 +194,7 @@ struct conn {
 	bool in_hash, counted, awaiting, spliced;
 	bool decided;           /* the door decided it (door_table.c): its blob is its DECIDED record */
 	bool unreported;        /* decided while no daemon was connected: the next one hears DECIDED (and OPENED) */
+	bool open_reported;     /* a daemon heard its OPENED (else the next one does, at its greeting) */
 
 	/* hello */
 	bool h_eof, h_full;
@@ -225,6 +226,7 @@ struct ended {
 	uint8_t reason, by;
 	bool decided;
 	bool unreported; /* decided while no daemon was connected: the next one hears DECIDED (and OPENED) */
+	bool open_reported;
 	uint32_t blob_len;
 	char blob[];
 };

@@ -94,6 +94,7 @@ static void ended_keep(struct conn *c, uint8_t reason, uint8_t by, uint64_t at_n
 		.err = err,
 		.decided = c->decided,
 		.unreported = c->unreported,
+		.open_reported = c->open_reported,
 		.blob_len = c->blob_len,
 	};
 	if (c->blob_len)
@@ -412,7 +413,7 @@ static void connect_done(struct conn *c)
 	c->last_ms = now_ms;
 	c->fl[BACKEND] |= FD_WRITABLE;
 	c->opened_ns = clock_ns(CLOCK_MONOTONIC);
-	out_opened(c->id, c->opened_ns);
+	c->open_reported = out_opened(c->id, c->opened_ns);
 
 	struct iovec iov[2];
 	int n_iov = 0;

@@ -165,18 +165,21 @@ static void held_send(uint64_t id, uint64_t up, uint64_t down, bool decided, con
 	out_put(&h, sizeof h, blob, blob_len);
 }
 
+/*
+ * A connection the door holds, to a daemon that just connected: HELD with the record of it, or
+ * for one decided while no daemon was connected the DECIDED record itself; then OPENED if its
+ * backend took it while no daemon heard.
+ */
 static void held_send_conn(struct conn *c)
 {
-	if (c->unreported) {
-		/* Decided while no daemon was connected: the record of the decision itself, then its open. */
+	if (c->unreported)
 		out_put(c->route + c->header_len, c->blob_len, NULL, 0);
-		if (c->phase == PH_RELAY)
-			out_opened(c->id, c->opened_ns);
-		c->unreported = false;
-		return;
-	}
-	held_send(c->id, c->dir[UP].bytes, c->dir[DOWN].bytes, c->decided, c->route ? c->route + c->header_len : NULL,
-		  c->blob_len);
+	else
+		held_send(c->id, c->dir[UP].bytes, c->dir[DOWN].bytes, c->decided, c->route ? c->route + c->header_len : NULL,
+			  c->blob_len);
+	c->unreported = false;
+	if (c->phase == PH_RELAY && !c->open_reported)
+		c->open_reported = out_opened(c->id, c->opened_ns);
 }
 
 /* A daemon connected: it is heard from now on, and hears the door once it sent its limits (ctl_greet). */
@@ -219,12 +222,12 @@ static void ctl_greet(void)
 	for (struct link *l = relays.next; l != &relays; l = l->next)
 		held_send_conn(container_of(l, struct conn, phase_link));
 	for (struct ended *e = ended_head; e; e = e->next) {
-		if (!e->unreported) {
+		/* As held_send_conn: the record of it (or its DECIDED), then its open if nobody heard it. */
+		if (e->unreported)
+			out_put(e->blob, e->blob_len, NULL, 0);
+		else
 			held_send(e->id, e->up, e->down, e->decided, e->blob, e->blob_len);
-			continue;
-		}
-		out_put(e->blob, e->blob_len, NULL, 0); /* its DECIDED record, then its open if it had one */
-		if (!e->err)
+		if (!e->err && !e->open_reported)
 			out_opened(e->id, e->opened_ns);
 	}
 	while (ended_head) {

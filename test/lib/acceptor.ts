@@ -116,6 +116,34 @@ export async function silentBackend(cleanups: Cleanups): Promise<{ port: number;
   return { port, child };
 }
 
+/**
+ * A backend that answers a SYN only when told: a listening socket (backlog 1) nobody accepts from,
+ * its accept queue filled here, so the kernel drops the next SYN. `accept()` takes what queued
+ * (closing nothing): once the fillers are taken, a SYN retransmitted after that (the first about
+ * 1 s after the SYN) completes. `close()` closes every socket taken.
+ */
+export async function lateBackend(cleanups: Cleanups): Promise<{ port: number; accept(): number[]; close(): void }> {
+  const AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
+  const fd = libc().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const addr = Buffer.from([AF_INET, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  if (fd < 0 || libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, 1) !== 0) throw new Error('lateBackend: socket/bind/listen failed');
+  const taken: number[] = [];
+  const close = (): void => { for (const t of taken.splice(0)) closeFd(t); };
+  cleanups.push(() => { close(); closeFd(fd); });
+  const port = boundPort(fd);
+  for (let i = 0; i < 2; i++) await connect(port, cleanups);
+  return {
+    port,
+    accept: () => {
+      const now: number[] = [];
+      for (let t; (t = libc().accept4(fd, null, null, SOCK_CLOEXEC)) >= 0;) now.push(t);
+      taken.push(...now);
+      return now;
+    },
+    close,
+  };
+}
+
 export function connect(port: number, cleanups: Cleanups): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => resolve(s));

@@ -74,6 +74,39 @@ describe('The native door while no daemon is connected', () => {
     expect(ends.map((e) => e.clientPort)).toEqual([briefPort, lastingPort]);
   });
 
+  it('tells the next daemon of an open it missed: a connection routed before, whose backend took it while no daemon ran', async () => {
+    const late = await lib.lateBackend(cleanups);
+    const { a, port, instance } = await lib.doorAcceptor(late.port, cleanups, { connectTimeoutMs: 60_000 });
+    const backendKey = `127.0.0.1:${late.port}`;
+    const c = await lib.connect(port, cleanups);
+    c.on('error', () => undefined);
+    const clientPort = c.localPort!;
+    c.write(captured('node-sni'));
+    // Decided and connecting: the backend's accept queue is full, its SYN dropped.
+    await expect.poll(() => a.backends.get(backendKey), { timeout: 10_000 }).toEqual({ attempts: 1, failed: 0, active: 1 });
+    expect(a.counters.relayed).toBe(0);
+    const disconnects = doorLog(instance).filter((l) => l.includes('daemon disconnected')).length;
+    await a.close();
+    await expect.poll(() => doorLog(instance).filter((l) => l.includes('daemon disconnected')).length, { timeout: 10_000 }).toBe(disconnects + 1);
+
+    // Room in the queue: the door's retransmitted SYN completes with no daemon to tell.
+    expect(late.accept()).toHaveLength(2);
+    await expect.poll(() => late.accept().length, { timeout: 10_000 }).toBe(1);
+
+    const opened: number[] = [];
+    const next = new DoorAcceptor({ ...DEFAULT_LIMITS, connectTimeoutMs: 60_000 }, { opened: (conn: AcceptorConn) => opened.push(conn.clientPort) });
+    next.update([lib.testListener(port, late.port)]);
+    next.attach(await connectDoor(instance));
+    cleanups.push(() => next.close());
+    await next.ready();
+    // HELD (the first daemon routed it), then OPENED: adopted, and its open reported once.
+    await expect.poll(() => next.counters, { timeout: 10_000 }).toMatchObject({ adopted: 1, relayed: 1 });
+    expect(opened).toEqual([clientPort]);
+    late.close();
+    await closed(c);
+    await expect.poll(() => next.backends.get(backendKey), { timeout: 10_000 }).toMatchObject({ active: 0 });
+  });
+
   it('keeps a connect failure for the next daemon, which counts it against the backend', async () => {
     // The kernel drops the door's SYN until the child is killed; the SYN's next retransmission is refused.
     const { port: silent, child } = await lib.silentBackend(cleanups);
