@@ -152,6 +152,7 @@ struct counters {
 	uint64_t accepted, over_limit, hello_timeout, active, spliced;
 };
 extern struct counters stats, stats_sent; /* stats_sent: as in the last STATS the daemon got */
+extern uint64_t decided_alone; /* connections decided while no daemon was connected, since the last one left */
 extern int64_t stats_sent_ms;
 extern int64_t now_ms; /* CLOCK_MONOTONIC ms, refreshed after each epoll_wait */
 

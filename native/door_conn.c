@@ -589,6 +589,8 @@ bool door_decide(struct conn *c)
 		return false;
 	}
 	c->unreported = !daemon;
+	if (!daemon)
+		decided_alone++;
 	c->route = route;
 	c->header_len = (uint32_t)hlen;
 	c->blob_len = (uint32_t)dlen;

@@ -214,6 +214,11 @@ static void ctl_open(int fd)
 static void ctl_greet(void)
 {
 	ctl_greeted = true;
+	if (decided_alone) {
+		log_line("decided %llu connections from the last daemon's table while no daemon was connected",
+			 (unsigned long long)decided_alone);
+		decided_alone = 0;
+	}
 	out_limit = SIZE_MAX; /* the burst is as large as what is held; the limit counts from after it */
 	stats_send(true);     /* first: it carries the door's record version, which the daemon checks before reading on */
 

@@ -49,6 +49,7 @@
 struct door_cfg cfg = {10000, 5000, 300000, 10000, 17668, 65536};
 struct counters stats, stats_sent;
 int64_t stats_sent_ms = INT64_MIN / 2;
+uint64_t decided_alone;
 int64_t now_ms;
 
 int64_t sweep_interval_ms(void)

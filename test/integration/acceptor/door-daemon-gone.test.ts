@@ -63,6 +63,8 @@ describe('The native door while no daemon is connected', () => {
     expect(next.backends.get(backendKey)).toEqual({ attempts: 2, failed: 0, active: 1 });
     expect(next.routes.get('p\u0000sni:api.example.com')).toMatchObject({ connections: 2 });
     expect(opened.sort()).toEqual([lastingPort, briefPort].sort());
+    // The door says so in its log, for the operator.
+    expect(doorLog(instance)).toContain('lb-door: decided 2 connections from the last daemon\'s table while no daemon was connected');
     await expect.poll(() => ends, { timeout: 10_000 }).toEqual([{ clientPort: briefPort, end: expect.objectContaining({ reason: 'fin', up: hello.length, down: 3 }) }]);
 
     // The lasting one, still relaying, ends under the new daemon.
