@@ -74,7 +74,7 @@ export class ConnBatch {
   /** CLOCK_MONOTONIC ms + offsetMs = wall-clock ms. */
   offsetMs = 0;
   private built: ConnRecord[] | undefined;
-  /** Per record, the SNI acceptor's extras (ofRecords); undefined for the ring's batches. */
+  /** Per record, the SNI acceptor's extras (ofAcceptor: AcceptorRecords); undefined for the ring's batches. */
   private acceptorExtras: (AcceptorExtra | undefined)[] | undefined;
   /** The records as u32 words (records are 80 bytes: every field's offset is a multiple of its size). */
   private readonly words: Uint32Array;
