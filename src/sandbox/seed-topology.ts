@@ -12,7 +12,7 @@
 
 import { deleteSandbox, deleteSandboxSync, forget, removeOnExit } from './namespaces.js';
 import { ManagedProcess, SandboxError, run, type RunResult } from './process.js';
-import { execIn, listNamespaces, makeRunPrefix, nsenterArgs, type ExecOptions } from './topology.js';
+import { choosePrefix, execIn, listNamespaces, nsenterArgs, type ExecOptions } from './topology.js';
 import {
   planSeedTopology, type PlannedBackend, type PlannedInterface, type SeedConfig, type SeedPlan, type SeedPlanOptions,
 } from './seed-topology-plan.js';
@@ -20,7 +20,7 @@ import {
 export * from './seed-topology-plan.js';
 
 export interface SeedTopologyOptions extends SeedPlanOptions {
-  /** Namespace name prefix. Default: `lbt<pid><3 random letters>` (makeRunPrefix()). */
+  /** Namespace name prefix. Default: `lbt<pid><3 letters>` (makeRunPrefix(), one no namespace uses). */
   prefix?: string;
   /** Tear down on SIGINT/SIGTERM/SIGHUP and process exit. Default true. */
   cleanupOnSignal?: boolean;
@@ -139,9 +139,8 @@ export class SeedTopology {
 export async function createSeedTopology(config: SeedConfig, opts: SeedTopologyOptions = {}): Promise<SeedTopology> {
   if (process.getuid?.() !== 0) throw new SandboxError('createSeedTopology needs root (network namespaces)');
   const plan = planSeedTopology(config, opts);
-  const prefix = opts.prefix ?? makeRunPrefix();
-  if (!/^[A-Za-z][\w]{0,30}$/.test(prefix)) throw new SandboxError(`invalid prefix ${JSON.stringify(prefix)}`);
-  if ((await listNamespaces()).some((n) => n.startsWith(`${prefix}-`))) throw new SandboxError(`namespaces with prefix ${prefix} already exist`);
+  const existing = await listNamespaces();
+  const prefix = choosePrefix(opts.prefix, (p) => existing.some((n) => n.startsWith(`${p}-`)));
 
   const topo = new SeedTopology(prefix, plan);
   if (opts.cleanupOnSignal ?? true) {

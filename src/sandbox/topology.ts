@@ -47,7 +47,7 @@ export { bondSupported, vlanSupported, type FeatureSupport } from './topology-su
 export const VIP = '10.200.0.10';
 export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_UDP_PORT = 9000;
-/** Namespace prefix family of test runs; createTopology() appends the pid and a random suffix. */
+/** Namespace prefix family of test runs; createTopology() appends the pid and three letters (makeRunPrefix). */
 export const TEST_PREFIX_FAMILY = 'lbt';
 const MAX_HOSTS = 254;
 const CMD_TIMEOUT_MS = 15_000;
@@ -105,7 +105,7 @@ export interface BackendHost extends HostBase {
 }
 
 export interface TopologyOptions {
-  /** Namespace name prefix. Default: `lbt<pid><3 random letters>`, unique per run. */
+  /** Namespace name prefix. Default: `lbt<pid><3 letters>` (makeRunPrefix(), one no namespace uses). */
   prefix?: string;
   /** Number of backends, 1..254. Default 3. */
   backends?: number;
@@ -186,11 +186,36 @@ export function backendServerScript(): string {
   return script;
 }
 
-/** A fresh run prefix: family + pid + 3 random letters, e.g. lbt123456xyz. */
+/** Suffixes handed out by this process: three letters counting on from a random start. */
+const SUFFIXES = 26 ** 3;
+let nextSuffix = Math.floor(Math.random() * SUFFIXES);
+
+/**
+ * A fresh run prefix: family + pid + 3 letters, e.g. lbt123456xyz. The letters count on within the
+ * process (random only at its first), so two sandboxes one process builds never share a prefix,
+ * even alive at once (random letters did: 1 in 17,576 per pair, seen in CI); another process has
+ * another pid, and a crashed one whose pid came back is caught by the callers' clash check
+ * (choosePrefix).
+ */
 export function makeRunPrefix(family = TEST_PREFIX_FAMILY): string {
+  let n = nextSuffix;
+  nextSuffix = (nextSuffix + 1) % SUFFIXES;
   let suffix = '';
-  for (let i = 0; i < 3; i++) suffix += String.fromCharCode(97 + Math.floor(Math.random() * 26));
+  for (let i = 0; i < 3; i++, n = Math.floor(n / 26)) suffix = String.fromCharCode(97 + (n % 26)) + suffix;
   return `${family}${process.pid}${suffix}`;
+}
+
+/**
+ * The prefix a sandbox gets: the caller's (`fixed`), or a fresh one that no existing namespace
+ * uses (`clash`: a leftover of a crashed run with the same pid), trying a few. Throws on an
+ * invalid prefix or one still in use.
+ */
+export function choosePrefix(fixed: string | undefined, clash: (prefix: string) => boolean): string {
+  let prefix = fixed ?? makeRunPrefix();
+  for (let i = 0; i < 5 && fixed === undefined && clash(prefix); i++) prefix = makeRunPrefix();
+  if (!/^[A-Za-z][\w]{0,30}$/.test(prefix)) throw new SandboxError(`invalid prefix ${JSON.stringify(prefix)}`);
+  if (clash(prefix)) throw new SandboxError(`namespaces with prefix ${prefix} already exist (a crashed run? see destroyStale)`);
+  return prefix;
 }
 
 /** Names of all network namespaces (`ip netns list`). */
@@ -412,11 +437,7 @@ export async function createTopology(opts: TopologyOptions = {}): Promise<Topolo
   await checkVariant(variant, nBackends); // before anything exists: nothing to clean up on refusal
 
   const existing = new Set(await listNamespaces());
-  let prefix = opts.prefix ?? makeRunPrefix();
-  const clash = (p: string): boolean => [...existing].some((n) => NAME_RE.exec(n)?.[1] === p);
-  for (let i = 0; i < 5 && opts.prefix === undefined && clash(prefix); i++) prefix = makeRunPrefix();
-  if (!/^[A-Za-z][\w]{0,30}$/.test(prefix)) throw new SandboxError(`invalid prefix ${JSON.stringify(prefix)}`);
-  if (clash(prefix)) throw new SandboxError(`namespaces with prefix ${prefix} already exist (a crashed run? see destroyStale)`);
+  const prefix = choosePrefix(opts.prefix, (p) => [...existing].some((n) => NAME_RE.exec(n)?.[1] === p));
 
   const topo = new Topology(prefix, variant);
   if (opts.cleanupOnSignal ?? true) {
