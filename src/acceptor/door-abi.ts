@@ -4,6 +4,7 @@
 // Pure: bytes and tables in, values out.
 
 import { sniGroupName, type SpliceBackend, type SpliceListener } from '../core/sni/splice-table.js';
+import { ipString } from '../observe/events/conn-batch.js';
 import { listenerLabel } from './accounting.js';
 
 
@@ -95,10 +96,6 @@ export interface DoorConfig {
   maxHelloStream: number; spliceAfter: number;
 }
 
-function ipv4(b: Buffer, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-}
-
 function writeIpv4(b: Buffer, at: number, ip: string): void {
   const parts = ip.split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not an IPv4 address: ${ip}`);
@@ -175,18 +172,9 @@ function u64(b: Buffer, at: number): number {
   return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * 4294967296;
 }
 
-/** Address strings by value (a connection's three addresses are a few distinct values: clients are bounded). */
-const ipStrings = new Map<number, string>();
-const IP_STRINGS_MAX = 65_536;
+/** An address field (network order) as a string, from the event records' bounded cache. */
 function ipv4At(b: Buffer, at: number): string {
-  const v = b.readUInt32BE(at);
-  let s = ipStrings.get(v);
-  if (s === undefined) {
-    if (ipStrings.size >= IP_STRINGS_MAX) ipStrings.clear();
-    s = ipv4(b, at);
-    ipStrings.set(v, s);
-  }
-  return s;
+  return ipString(b.readUInt32BE(at));
 }
 
 /**

@@ -18,6 +18,7 @@ import { closeFd, listenUnixStream } from './unix-fds.js';
 const AF_INET = 2;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
+const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 /** The acceptor's backlog: steered handshakes queue here while nothing accepts (a restart). */
@@ -41,16 +42,19 @@ export function liveDoor(instance: string): HolderRecord | undefined {
   return liveRecord(recordPath(instance), doorArgv0(instance));
 }
 
-/** A TCP socket listening on 127.0.0.1 at an ephemeral port: what lb_sk_lookup steers to (nothing connects to it directly). */
-export function listenLoopback(): number {
-  const fd = libc().socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+/**
+ * A TCP socket listening on 127.0.0.1 at an ephemeral port: what lb_sk_lookup steers to (nothing
+ * connects to it directly). `opts` for tests: another backlog, a non-blocking socket.
+ */
+export function listenLoopback(opts: { backlog?: number; nonBlocking?: boolean } = {}): number {
+  const fd = libc().socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (opts.nonBlocking ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) fail('socket(AF_INET)');
   const one = Buffer.alloc(4);
   one.writeInt32LE(1);
   libc().setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
   // struct sockaddr_in: family, port 0 (network order), 127.0.0.1.
   const addr = Buffer.from([AF_INET, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-  if (libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, BACKLOG) !== 0) {
+  if (libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, opts.backlog ?? BACKLOG) !== 0) {
     closeFd(fd);
     fail('bind/listen 127.0.0.1:0');
   }

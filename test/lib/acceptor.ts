@@ -2,9 +2,7 @@
 // one listener keyed by its own 127.0.0.1 port (no kernel steering), backends the test drives,
 // clients, the waits on socket events, and checksummed bulk streams. Everything a helper opens is
 // registered in the caller's cleanup list.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { Acceptor, DEFAULT_LIMITS, type AcceptorEvents, type AcceptorLimits } from '../../src/acceptor/acceptor.js';
 import type { Splicer } from '../../src/acceptor/splice.js';
@@ -100,47 +98,33 @@ export async function doorAcceptor(backendPort: number, cleanups: Cleanups, limi
 }
 
 /**
- * A backend that never answers a SYN: a listener whose process never accepts (its only thread
- * blocks after listening), its accept queue (backlog 1: two connections) filled here, so the
- * kernel drops the next SYN unanswered. Killing `child` closes the listener: a SYN retransmitted
- * after that is refused.
+ * A backend that answers no SYN until told: a listening socket (backlog 1) nobody accepts from, its
+ * accept queue filled here, so the kernel drops the next SYN unanswered. `accept()` takes what
+ * queued: once the fillers are taken, a SYN retransmitted after that (the first about 1 s after
+ * the SYN) completes; `close()` closes what it took. `refuse()` closes the listener: a SYN
+ * retransmitted after that is refused.
  */
-export async function silentBackend(cleanups: Cleanups): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['-e', `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-    process.stdout.write(s.address().port + '\\n');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-  });`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => { child.kill('SIGKILL'); });
-  const port = Number((await once(child.stdout!, 'data'))[0].toString().trim());
-  for (let i = 0; i < 2; i++) await connect(port, cleanups);
-  return { port, child };
-}
-
-/**
- * A backend that answers a SYN only when told: a listening socket (backlog 1) nobody accepts from,
- * its accept queue filled here, so the kernel drops the next SYN. `accept()` takes what queued
- * (closing nothing): once the fillers are taken, a SYN retransmitted after that (the first about
- * 1 s after the SYN) completes. `close()` closes every socket taken.
- */
-export async function lateBackend(cleanups: Cleanups): Promise<{ port: number; accept(): number[]; close(): void }> {
-  const AF_INET = 2, SOCK_STREAM = 1, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
-  const fd = libc().socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  const addr = Buffer.from([AF_INET, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-  if (fd < 0 || libc().bind(fd, addr, addr.length) !== 0 || libc().listen(fd, 1) !== 0) throw new Error('lateBackend: socket/bind/listen failed');
+export async function silentBackend(cleanups: Cleanups): Promise<{ port: number; accept(): number[]; close(): void; refuse(): void }> {
+  let fd = listenLoopback({ backlog: 1, nonBlocking: true });
   const taken: number[] = [];
   const close = (): void => { for (const t of taken.splice(0)) closeFd(t); };
-  cleanups.push(() => { close(); closeFd(fd); });
+  const refuse = (): void => {
+    if (fd >= 0) closeFd(fd);
+    fd = -1;
+  };
+  cleanups.push(() => { close(); refuse(); });
   const port = boundPort(fd);
   for (let i = 0; i < 2; i++) await connect(port, cleanups);
   return {
     port,
     accept: () => {
       const now: number[] = [];
-      for (let t; (t = libc().accept4(fd, null, null, SOCK_CLOEXEC)) >= 0;) now.push(t);
+      for (let t; (t = libc().accept4(fd, null, null, 0o2000000 /* SOCK_CLOEXEC */)) >= 0;) now.push(t);
       taken.push(...now);
       return now;
     },
     close,
+    refuse,
   };
 }
 

@@ -3,9 +3,8 @@
 // connections as if it had been there (DECIDED, OPENED, ENDED). A connection routed before the
 // daemon went whose connect fails meanwhile is kept, and the next daemon hears it (HELD, then
 // FAILED), so the backend's failure counts. A real door (build/native/lb-door) on loopback, two
-// daemons' acceptors in turn (DoorAcceptor), a backend that first drops SYNs and then refuses
+// daemons' acceptors in turn (DoorAcceptor), a backend that drops SYNs and then takes or refuses
 // them. Every wait is for an event (the door's log, a socket's), bounded by the test timeout.
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, type AcceptorConn, type AcceptorEnd } from '../../../src/acceptor/acceptor.js';
@@ -77,7 +76,7 @@ describe('The native door while no daemon is connected', () => {
   });
 
   it('tells the next daemon of an open it missed: a connection routed before, whose backend took it while no daemon ran', async () => {
-    const late = await lib.lateBackend(cleanups);
+    const late = await lib.silentBackend(cleanups);
     const { a, port, instance } = await lib.doorAcceptor(late.port, cleanups, { connectTimeoutMs: 60_000 });
     const backendKey = `127.0.0.1:${late.port}`;
     const c = await lib.connect(port, cleanups);
@@ -110,8 +109,9 @@ describe('The native door while no daemon is connected', () => {
   });
 
   it('keeps a connect failure for the next daemon, which counts it against the backend', async () => {
-    // The kernel drops the door's SYN until the child is killed; the SYN's next retransmission is refused.
-    const { port: silent, child } = await lib.silentBackend(cleanups);
+    // The kernel drops the door's SYN until the listener closes; the SYN's next retransmission is refused.
+    const backend = await lib.silentBackend(cleanups);
+    const silent = backend.port;
     // A connect bound far off: the failure here is the refusal, after the daemon went.
     const limits = { connectTimeoutMs: 60_000 };
     const { a, port, instance } = await lib.doorAcceptor(silent, cleanups, limits);
@@ -126,8 +126,7 @@ describe('The native door while no daemon is connected', () => {
     await a.close();
     await expect.poll(() => doorLog(instance).filter((l) => l.includes('daemon disconnected')).length, { timeout: 10_000 }).toBe(disconnects + 1);
 
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+    backend.refuse();
     // Refused at the next SYN retransmission: the door resets the client, with no daemon to tell.
     await closed(c);
 
