@@ -30,6 +30,8 @@ export interface Libc {
   /** Variadic: each argument after `cmd` as a koffi type name and its value ('int', 4). */
   fcntl(fd: number, cmd: number, ...typedArgs: unknown[]): number;
   pipe2(fds: Buffer, flags: number): number;
+  eventfd(initval: number, flags: number): number;
+  write(fd: number, buf: Buffer, len: number): number;
   splice(fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number): number | bigint;
   epoll_create1(flags: number): number;
   epoll_ctl(epfd: number, op: number, fd: number, event: Buffer | null): number;
@@ -75,6 +77,8 @@ export function libc(): Libc {
     ioctl: f('int ioctl(int fd, unsigned long request, _Inout_ int *value)'),
     fcntl: f('int fcntl(int fd, int cmd, ...)'),
     pipe2: f('int pipe2(_Out_ void *fds, int flags)'),
+    eventfd: f('int eventfd(unsigned int initval, int flags)'),
+    write: f('long write(int fd, const void *buf, size_t len)'),
     splice: f('long splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)'),
     epoll_create1: f('int epoll_create1(int flags)'),
     epoll_ctl: f('int epoll_ctl(int epfd, int op, int fd, void *event)'),

@@ -160,3 +160,19 @@ describe('connection events from the data plane', () => {
     expect(open).toMatchObject({ type: 'open', clientPort: c.port, packetsIn: 1n });
   });
 });
+
+describe('the events worker', () => {
+  it('sleeps with nothing to read, and a stop wakes it at once: it says it stopped and posts what the ring held', async () => {
+    const mine: ConnEvent[] = [];
+    const other = await EventStream.start({ instance: h!.instance, onEvents: (b) => { mine.push(...b.records()); } });
+    // The worker waits on the ring and its wake-up descriptor with a 60 s bound: without the
+    // wake-up it would still be in that wait (a native call, which even terminate() cannot cut).
+    const outcome = await Promise.race([
+      other.stop().then(() => 'stopped'),
+      new Promise((r) => setTimeout(r, 15_000).unref()).then(() => 'still waiting after 15 s'),
+    ]);
+    expect(outcome).toBe('stopped');
+    expect(other.stoppedCleanly, 'the worker answered the stop').toBe(true);
+    expect(mine).toEqual([]);
+  });
+});

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { LAYOUTS, LB_EVENTS_RING_BYTES, LB_MAP_EVENTS } from '../../core/abi.js';
 import { instanceDir } from '../../dataplane/bpffs.js';
 import { packageRoot } from '../../package-root.js';
+import { libc } from '../../sys/libc.js';
 import { ConnBatch } from './conn-batch.js';
 import { CTL_INFLIGHT, CTL_SLOTS, CTL_STOP, type RingWorkerData, type RingWorkerMessage } from './ring-protocol.js';
 
@@ -40,6 +41,10 @@ export function eventsPinPath(instance: string): string {
   return join(instanceDir(instance), LB_MAP_EVENTS);
 }
 
+const EFD_CLOEXEC = 0o2000000;
+/** What a write to an eventfd adds to its counter (a u64): any non-zero value makes it readable. */
+const WAKE = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+
 export class EventStream {
   /** Records delivered. */
   consumed = 0;
@@ -49,25 +54,40 @@ export class EventStream {
   private readonly ctl: Int32Array;
   private stopped: Promise<void> | undefined;
   private workerStopped = false;
+  private workerExited = false;
   private onStopped: (() => void) | undefined;
   /** Batches received and not yet handed to the listener (bounded by the worker's maxInflight). */
   private readonly waiting: Array<Extract<RingWorkerMessage, { kind: 'batch' }>> = [];
   private paused = false;
 
-  private constructor(private readonly worker: Worker, private readonly opts: EventStreamOptions, control: SharedArrayBuffer) {
+  private constructor(private readonly worker: Worker, private readonly opts: EventStreamOptions, control: SharedArrayBuffer, private readonly wakeFd: number) {
     this.ctl = new Int32Array(control);
+    // The worker's wake-up descriptor lives as long as the worker (it is in the worker's epoll set);
+    // closed once it exited, and never written after (its number may belong to another by then).
+    worker.once('exit', () => {
+      this.workerExited = true;
+      libc().close(wakeFd);
+    });
   }
 
   /** Starts the worker on the pinned ring; resolves once it mapped it (rejects if it cannot). */
   static async start(opts: EventStreamOptions): Promise<EventStream> {
     const size = LAYOUTS.lb_event.size;
     const control = new SharedArrayBuffer(CTL_SLOTS * 4);
+    const wakeFd = libc().eventfd(0, EFD_CLOEXEC);
+    if (wakeFd < 0) throw new Error('events worker: eventfd failed');
     const data: RingWorkerData = {
       path: eventsPinPath(opts.instance), ringBytes: LB_EVENTS_RING_BYTES, recordSize: size,
-      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, waitMs: 100, gatherMs: 10, control,
+      maxBatch: opts.maxBatch ?? 4096, maxInflight: opts.maxInflight ?? 8, wakeFd, waitMs: 60_000, gatherMs: 10, control,
     };
-    const worker = new Worker(workerEntry(), { workerData: data });
-    const stream = new EventStream(worker, opts, control);
+    let worker: Worker;
+    try {
+      worker = new Worker(workerEntry(), { workerData: data });
+    } catch (err) {
+      libc().close(wakeFd);
+      throw err;
+    }
+    const stream = new EventStream(worker, opts, control, wakeFd);
     await new Promise<void>((resolve, reject) => {
       const first = (msg: RingWorkerMessage): void => {
         worker.off('error', failed);
@@ -96,6 +116,11 @@ export class EventStream {
     if (msg.kind !== 'batch') return;
     this.waiting.push(msg);
     if (!this.paused) this.drain();
+  }
+
+  /** The worker said it stopped (posting what the ring held), rather than being terminated or dying. */
+  get stoppedCleanly(): boolean {
+    return this.workerStopped;
   }
 
   /** stop() resolves once the worker said it stopped and every batch it posted was handled. */
@@ -144,7 +169,7 @@ export class EventStream {
   }
 
   /**
-   * Stops the worker: it finishes its wait (at most ~100 ms), posts what the ring still holds and
+   * Stops the worker: its wait ends at once (the wake-up descriptor), it posts what the ring still holds and
    * unmaps it; resolves once those batches went to the listener (a worker that does not answer in
    * 2 s is terminated, and what it held is lost).
    */
@@ -161,6 +186,7 @@ export class EventStream {
       this.worker.once('exit', () => { if (!this.workerStopped) done(); });
       Atomics.store(this.ctl, CTL_STOP, 1);
       Atomics.notify(this.ctl, CTL_INFLIGHT);
+      if (!this.workerExited) libc().write(this.wakeFd, WAKE, WAKE.length);
     });
     return this.stopped;
   }

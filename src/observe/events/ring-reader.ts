@@ -67,8 +67,12 @@ export class RingReader {
   private readonly headers: Int32Array;
   private closed = false;
 
-  /** Maps the pinned ring at `path` (its size: LB_EVENTS_RING_BYTES unless built otherwise). */
-  constructor(readonly path: string, ringBytes: number, private readonly recordSize: number) {
+  /**
+   * Maps the pinned ring at `path` (its size: LB_EVENTS_RING_BYTES unless built otherwise).
+   * `wakeFd`, when given, ends a wait() too once readable (the owner's stop; this reader neither
+   * reads nor closes it).
+   */
+  constructor(readonly path: string, ringBytes: number, private readonly recordSize: number, wakeFd?: number) {
     const c = libc();
     this.fd = bpfObjGet(path);
     if (this.fd < 0) throw new LbError('LB_BPF_MAP', `bpf_obj_get(${path}) failed: ${errnoName(-this.fd)}`, { path, errno: -this.fd });
@@ -88,6 +92,7 @@ export class RingReader {
     const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64: u32 events, u64 data
     ev.writeUInt32LE(EPOLLIN, 0);
     if (c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, this.fd, ev) < 0) fail('epoll_ctl', path);
+    if (wakeFd !== undefined && c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, wakeFd, ev) < 0) fail('epoll_ctl (wake-up descriptor)', path);
   }
 
   /** Records waiting (bytes between the consumer and the producer). */
@@ -129,7 +134,7 @@ export class RingReader {
     return { buf, count };
   }
 
-  /** Blocks until the kernel signals new data or timeoutMs passes (call it with nothing pending). */
+  /** Blocks until the kernel signals new data, the wake-up descriptor is written, or timeoutMs passes (call it with nothing pending). */
   wait(timeoutMs: number): void {
     const evs = Buffer.alloc(12);
     // The worker thread blocks here: that is the point of running it there.

@@ -18,7 +18,7 @@ function post(msg: RingWorkerMessage, transfer: ArrayBuffer[] = []): void {
 
 let reader: RingReader;
 try {
-  reader = new RingReader(data.path, data.ringBytes, data.recordSize);
+  reader = new RingReader(data.path, data.ringBytes, data.recordSize, data.wakeFd);
 } catch (err) {
   post({ kind: 'error', message: err instanceof Error ? err.message : String(err) });
   process.exit(0);
