@@ -51,8 +51,8 @@ import { loadSecretFiles, parseSecretFileFlags, WebhookReceiver, type Provider }
 import { ControlServer, controlSocketPath } from './control-socket.js';
 import { statusBranchLoop } from './status-branch-check.js';
 import { DataPlaneMetricsReader } from './dataplane-sample.js';
-import { DataPlane } from '../dataplane/index.js';
-import { KernelSampler, instanceComplete } from '../runtime/dataplane-sampler.js';
+import { pinnedDataPlane } from '../dataplane/index.js';
+import { KernelSampler } from '../runtime/dataplane-sampler.js';
 import { LinkWatch } from './link-watch.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { registerRuntimeCommands } from './runtime-commands.js';
@@ -473,14 +473,8 @@ export class Daemon {
 
   /** Empties the data paths' next-hop cache (lb_nexthops), when the instance exists. */
   private flushNexthops(): void {
-    if (!instanceComplete(this.instance)) return;
     try {
-      const dp = DataPlane.open({ instance: this.instance });
-      try {
-        dp.flushNexthops();
-      } finally {
-        dp.close();
-      }
+      pinnedDataPlane(this.instance).read((dp) => dp.flushNexthops());
     } catch (err) {
       this.log.warn({ component: 'links', ...errFields(err) }, 'cannot flush the next-hop cache; its entries expire within a second');
     }
@@ -542,6 +536,8 @@ export class Daemon {
         this.statuses.close();
       }
       await this.ops.close();
+      // The readers are stopped: the handle on the pins they shared goes (the maps stay pinned).
+      pinnedDataPlane(this.instance).close();
       this.lock?.release();
       this.log.info({ component: 'daemon' }, 'lb daemon stopped; programs, maps and flows stay pinned');
       this.stoppedResolve();

@@ -1,9 +1,9 @@
 // What /metrics reads from the kernel at scrape time: lb_stats_v4, lb_tstats of every backend of
 // the active generation, the rate limiter's counters (lb_rl_stats, lb_rl_backend, the top of
-// lb_rl_src), and the data path of every attached interface. Opens the pinned maps for the read
-// and closes them again; an instance without pins (nothing applied yet, or taken down) reads as
-// null, and so does one with only some (being loaded or taken down right now: opening it would
-// load and pin the objects).
+// lb_rl_src), and the data path of every attached interface. Reads the pinned maps through the
+// process's one reader (pinnedDataPlane: kept open while the pins are unchanged); an instance
+// without pins (nothing applied yet, or taken down) reads as null, and so does one with only some
+// (being loaded or taken down right now: opening it would load and pin the objects).
 //
 // The backends' labels ("addr:port" by target id), the generation's settings and the inventory
 // are read once per config: again only when lb_ctl (generation, serial) or the inventory file
@@ -13,12 +13,11 @@
 
 import { statSync } from 'node:fs';
 import {
-  DataPlane, EMPTY_SETTINGS, TargetCounters, decodeGroup, decodeSettings, encodeU32, rateLimitSummary, readCtl, readGroupsRaw, type Settings,
+  EMPTY_SETTINGS, TargetCounters, decodeGroup, decodeSettings, encodeU32, pinnedDataPlane, rateLimitSummary, readCtl, readGroupsRaw, type DataPlane, type Settings,
 } from '../dataplane/index.js';
 import type { BackendSample, DataPlaneSample } from '../observe/metrics.js';
 import { linkFacts } from '../dataplane/link-facts.js';
 import { pathLabel } from '../reconcile/status.js';
-import { instanceComplete } from '../runtime/dataplane-sampler.js';
 import { isAttached } from '../state/live.js';
 import { inventoryPath, readInventory, type Inventory } from '../state/inventory.js';
 import { runDir } from '../state/run-dir.js';
@@ -39,9 +38,7 @@ export class DataPlaneMetricsReader {
   constructor(private readonly instance: string) {}
 
   read(): DataPlaneSample | null {
-    if (!instanceComplete(this.instance)) return null;
-    const dp = DataPlane.open({ instance: this.instance });
-    try {
+    return pinnedDataPlane(this.instance).read((dp) => {
       const stats = dp.readStats();
       const { backends: ids, settings, inventory } = this.configLabels(dp);
       const counters = TargetCounters.read(dp, { buckets: true });
@@ -62,9 +59,7 @@ export class DataPlaneMetricsReader {
       });
       const { perSource: _s, perBackend: _b, ...rateLimits } = rateLimitSummary(dp, settings);
       return { stats, backends, paths, links, rateLimits };
-    } finally {
-      dp.close();
-    }
+    });
   }
 
   private configLabels(dp: DataPlane): ConfigLabels {

@@ -18,3 +18,4 @@ export * from '../core/generation.js';
 export * from './unanswered-flows.js';
 export * from './rate-limits.js';
 export * from './target-counters.js';
+export { IDLE_CLOSE_MS, PinnedDataPlane, STAMP_SETTLE_MS, instanceComplete, pinnedDataPlane } from './pinned-reader.js';

@@ -1,15 +1,16 @@
 // What the runtime reads from the kernel: per-backend counters (lb_tstats: new flows, failed
 // connection attempts), active flows per backend and newly unanswered connection attempts
-// (lb_flows, lb_halfopen). Shell: opens the instance's pinned maps for one read and closes them again, so a
-// `lb down` or an upgrade behind the daemon's back never leaves it holding stale maps; an
-// instance without pins (nothing applied yet, or taken down) reads as null.
+// (lb_flows, lb_halfopen). Shell: reads the instance's pinned maps through the process's one
+// reader (pinnedDataPlane: the handle stays open while the pins are unchanged, and is opened anew
+// after a `lb down` or an upgrade behind the daemon's back); an instance without pins (nothing
+// applied yet, or taken down) reads as null.
 //
 // Breaker input per backend and sample (docs/runtime.md, "Circuit breaker"):
 //   attempts = delta of lb_tstats.new_flows
 //   failures = delta of lb_tstats.failed_conns + TCP flows newly found unanswered after the bound
 // The deltas are taken by the caller; this reads the cumulative counters.
 
-import { DataPlane, instanceDir, listPins, MAP_NAMES, TargetCounters } from '../dataplane/index.js';
+import { DataPlane, TargetCounters, pinnedDataPlane } from '../dataplane/index.js';
 import { countUnansweredFlows, type ConntrackEntry } from '../dataplane/unanswered-flows.js';
 import { decodeFlow, decodeFlowKey } from '../core/abi.js';
 import { activeFlowsByBackend, type FlowTimeouts } from './active-flows.js';
@@ -45,17 +46,6 @@ export interface RuntimeSampler {
 
 /** A TCP attempt without any reply for this long counts as failed (above the first SYN retransmission gaps). */
 export const DEFAULT_UNANSWERED_BOUND_MS = 3_000;
-
-const PINS: readonly string[] = ['prog_xdp', 'prog_tc', ...MAP_NAMES];
-
-/**
- * Whether every pin of the instance is there. DataPlane.open would load and pin the objects of a
- * partial instance (one being loaded or taken down right now): a reader must not.
- */
-export function instanceComplete(instance: string): boolean {
-  const pins = new Set(listPins(instanceDir(instance)));
-  return PINS.every((p) => pins.has(p));
-}
 
 export class KernelSampler implements RuntimeSampler {
   private readonly instance: string;
@@ -100,13 +90,7 @@ export class KernelSampler implements RuntimeSampler {
   }
 
   private withDataPlane<T>(fn: (dp: DataPlane) => T): T | null {
-    if (!instanceComplete(this.instance)) return null; // reading must never create a data plane
-    const dp = DataPlane.open({ instance: this.instance });
-    try {
-      return fn(dp);
-    } finally {
-      dp.close();
-    }
+    return pinnedDataPlane(this.instance).read(fn); // reading never creates a data plane
   }
 }
 

@@ -2,7 +2,7 @@
 // it): what an operator or a test compares with the config it applied. Reads the pinned maps.
 
 import { targetLabel } from '../core/state.js';
-import { instanceComplete } from './dataplane-sampler.js';
+import { instanceComplete } from '../dataplane/index.js';
 import { readLive } from '../state/live.js';
 
 /** Reads tried while an apply flips generations under them. */

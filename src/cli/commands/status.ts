@@ -15,7 +15,7 @@ import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../
 import { readLive } from '../../state/live.js';
 import { DataPlane } from '../../dataplane/index.js';
 import { rateLimitLines, rateLimitSummary, type RateLimitSummary } from '../../dataplane/rate-limits.js';
-import { instanceComplete } from '../../runtime/dataplane-sampler.js';
+import { instanceComplete } from '../../dataplane/index.js';
 import { TRAFFIC_COLUMNS, trafficRows, trafficSummary } from '../../observe/traffic-text.js';
 import { stdio, type CliIo } from '../output.js';
 

@@ -11,9 +11,9 @@ import {
   LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
 } from '../../core/abi.js';
 import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
-import { DataPlane } from '../../dataplane/index.js';
+import { pinnedDataPlane, type DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
-import { instanceComplete } from '../../runtime/dataplane-sampler.js';
+import { instanceComplete } from '../../dataplane/index.js';
 import { readLive, type LiveState } from '../../state/live.js';
 import { statSync } from 'node:fs';
 import { ConnBatch, type ListenerNames } from './conn-batch.js';
@@ -175,7 +175,6 @@ export class EventHub {
       await old.stop();
     }
     await this.ensureStream();
-    if (!instanceComplete(this.opts.instance)) return;
     try {
       this.sweep();
     } catch (err) {
@@ -200,8 +199,7 @@ export class EventHub {
   }
 
   private sweep(): void {
-    const dp = DataPlane.open({ instance: this.opts.instance });
-    try {
+    pinnedDataPlane(this.opts.instance).read((dp) => {
       this.kernel = { emitted: sumPerCpu(dp, LB_EVS_EMITTED), dropped: sumPerCpu(dp, LB_EVS_DROPPED) };
       this.loadNames(dp);
       const now = process.hrtime.bigint();
@@ -213,9 +211,7 @@ export class EventHub {
         const counts = this.tracker.countOpen((listenerId, backend, port) => `${this.names.listeners.get(listenerId)?.proxy ?? '?'}\0${backend}:${port}`);
         for (const sink of this.activeSinks) sink(counts);
       }
-    } finally {
-      dp.close();
-    }
+    });
   }
 
   /**
@@ -224,18 +220,14 @@ export class EventHub {
    * Returns how many; 0 without a data plane.
    */
   endFlows(proxy: string, backends: ReadonlySet<string>, reason: CloseReason): number {
-    if (!instanceComplete(this.opts.instance)) return 0;
-    const dp = DataPlane.open({ instance: this.opts.instance });
-    try {
+    return pinnedDataPlane(this.opts.instance).read((dp) => {
       this.loadNames(dp);
       const match = (e: ConnEvent): boolean => this.names.listeners.get(e.listenerId)?.proxy === proxy && backends.has(`${e.backend}:${e.backendPort}`);
       const { closes, deleteKeys } = this.tracker.end(this.snapshot(dp), process.hrtime.bigint(), match, reason);
       for (const k of deleteKeys) dp.maps.lb_flows.delete(encodeFlowKey(k));
       if (closes.length > 0) this.deliver(ConnBatch.of(closes));
       return closes.length;
-    } finally {
-      dp.close();
-    }
+    }) ?? 0;
   }
 
   /**

@@ -7,7 +7,7 @@
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import { execIn, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
-import { instanceComplete } from '../../../src/runtime/dataplane-sampler.js';
+import { instanceComplete } from '../../../src/dataplane/index.js';
 import { readLive } from '../../../src/state/live.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { httpBatch, type BatchAnswer } from './clients.js';
