@@ -28,6 +28,10 @@ function cpuHierarchy(): Hierarchy {
   throw new BenchError(`no cgroup cpu controller with CFS bandwidth (neither ${V1_CPU}/cpu.cfs_quota_us nor "cpu" in ${controllers}): the SNI benchmark's CPU budget needs one`);
 }
 
+/** Groups not removed yet: removed at the process's exit too (a run ended by a signal exits without its finally). */
+const live = new Set<CpuCap>();
+let exitHook = false;
+
 export interface CpuCapStats {
   /** Periods in which the group ran out of its quota. */
   throttled: number;
@@ -43,6 +47,15 @@ export class CpuCap {
     const path = join(h.root, name);
     mkdirSync(path);
     const cap = new CpuCap(h, path);
+    live.add(cap);
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const c of live) {
+          try { c.remove(); } catch { /* exiting: nothing left to report to */ }
+        }
+      });
+    }
     try {
       if (h.version === 1) {
         writeFileSync(join(path, 'cpu.cfs_period_us'), String(periodUs));
@@ -75,6 +88,7 @@ export class CpuCap {
 
   /** Gives its processes back to the root group and removes it; idempotent, never throws for a group already gone. */
   remove(): void {
+    live.delete(this);
     if (!existsSync(this.path)) return;
     for (const pid of this.pids()) {
       try {
