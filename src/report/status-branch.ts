@@ -294,9 +294,13 @@ export class StatusBranchReporter {
     try {
       await ensureBareClone(gitdir, this.branch);
       const refs = await git.listServerRefs({ http, url, headers: { ...headers }, protocolVersion: 1 });
-      const remoteTip = refs.find((x) => x.ref === fullRef)?.oid;
+      let remoteTip = refs.find((x) => x.ref === fullRef)?.oid;
       if (remoteTip !== undefined && !(await hasObject(gitdir, remoteTip, cache))) {
-        await git.fetch({ fs, http, gitdir, url, ref: fullRef, singleBranch: true, depth: 1, tags: false, headers: { ...headers }, cache });
+        const fetched = await git.fetch({ fs, http, gitdir, url, ref: fullRef, singleBranch: true, depth: 1, tags: false, headers: { ...headers }, cache });
+        // Another node may have pushed between the listing and the fetch: the fetch brought the
+        // branch's newer tip (depth 1: without the listed one), and the commit goes on that.
+        remoteTip = fetched.fetchHead ?? remoteTip;
+        if (!(await hasObject(gitdir, remoteTip, cache))) throw new Conflict('the branch moved during the fetch');
       }
       const built = await this.buildCommit(gitdir, remoteTip, r, json, md, cache);
       if (built === undefined) return { result: 'unchanged', attempts, ...(remoteTip ? { commit: remoteTip } : {}) };

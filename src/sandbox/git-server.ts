@@ -25,6 +25,11 @@ export interface GitServerOptions {
   auth?: { token: string } | { username: string; password: string };
   /** Called after each request got its status (for a request log). */
   onRequest?: (r: ServedRequest) => void;
+  /**
+   * Called before an authorized request is served, synchronously: a test moves the repository
+   * between two requests of one client operation there (another client's push landing meanwhile).
+   */
+  beforeRequest?: (r: { method: string; path: string; query: string }) => void;
 }
 
 export interface ServedRequest {
@@ -121,6 +126,7 @@ export class GitHttpServer {
       req.resume();
       return;
     }
+    this.opts.beforeRequest?.({ method: req.method ?? 'GET', path, query });
     const env: NodeJS.ProcessEnv = {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       HOME: this.root,

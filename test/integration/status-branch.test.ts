@@ -3,6 +3,7 @@
 // commit; two nodes pushing at once to one remote both land; flush() returns only once the latest
 // report is published (or failed for good), also when a push was refused and waits to retry.
 
+import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ let root: string;
 let repos: string;
 let server: GitHttpServer;
 let n = 0;
+/** Runs before the server serves each request (GitHttpServer's beforeRequest), when a test sets it. */
+let beforeRequest: ((r: { method: string; path: string; query: string }) => void) | undefined;
 
 async function newRemote(): Promise<string> {
   n += 1;
@@ -61,7 +64,7 @@ function tracked(p: Promise<PublishOutcome | undefined>): { done: () => boolean;
 beforeAll(async () => {
   root = await tempDir('lb-status-');
   repos = join(root, 'repos');
-  server = await GitHttpServer.start({ root: repos, auth: { token: TOKEN } });
+  server = await GitHttpServer.start({ root: repos, auth: { token: TOKEN }, beforeRequest: (r) => beforeRequest?.(r) });
 });
 
 afterAll(async () => {
@@ -105,6 +108,41 @@ describe('StatusBranchReporter over smart HTTP', () => {
       expect(md).toContain('`/proxies/0/listen/port`');
     } finally {
       await rep.close();
+    }
+  });
+
+  it('builds on the tip its fetch brought when another node pushed between its listing and its fetch', async () => {
+    const name = await newRemote();
+    const bare = join(repos, name);
+    const a = reporter(server.url(name), 'node-a');
+    const b = reporter(server.url(name), 'node-b');
+    try {
+      expect((await a.publish(sampleReport('node-a'))).result).toBe('committed');
+      const gitIn = (args: string[]): string => execFileSync('git', ['--git-dir', bare, ...args], {
+        encoding: 'utf8', timeout: 10_000,
+        env: { ...process.env, HOME: root, GIT_AUTHOR_NAME: 'other node', GIT_AUTHOR_EMAIL: 'o@example.com', GIT_COMMITTER_NAME: 'other node', GIT_COMMITTER_EMAIL: 'o@example.com' },
+      }).trim();
+      const listed = gitIn(['rev-parse', 'refs/heads/lb-status']);
+      // node-b's publish lists the branch (GET info/refs), then fetches it (GET info/refs again,
+      // then the pack): just before that second discovery another node's commit lands on top.
+      let discoveries = 0;
+      let moved = '';
+      beforeRequest = (r) => {
+        if (r.method !== 'GET' || !r.path.endsWith(`/${name}/info/refs`) || r.query !== 'service=git-upload-pack') return;
+        if (++discoveries !== 2) return;
+        moved = gitIn(['commit-tree', `${listed}^{tree}`, '-p', listed, '-m', 'another node\'s report']);
+        gitIn(['update-ref', 'refs/heads/lb-status', moved, listed]);
+      };
+      const ob = await b.publish(sampleReport('node-b'));
+      expect(moved, 'the branch was moved between the listing and the fetch').not.toBe('');
+      expect(ob.result, ob.error?.message).toBe('committed');
+      expect(ob.attempts, 'no conflict: the commit was built on the fetched tip').toBe(1);
+      expect(gitIn(['rev-parse', 'refs/heads/lb-status^'])).toBe(moved);
+      expect(JSON.parse(await show(bare, 'lb-status:node-a/status.json')).node).toBe('node-a');
+      expect(JSON.parse(await show(bare, 'lb-status:node-b/status.json')).node).toBe('node-b');
+    } finally {
+      beforeRequest = undefined;
+      await Promise.all([a.close(), b.close()]);
     }
   });
 
