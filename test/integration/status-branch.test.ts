@@ -44,6 +44,12 @@ function reporter(url: string, node: string, over: Partial<StatusBranchReporterO
   return new StatusBranchReporter({ url, node, workDir: join(root, `rep-${node}-${++n}`), auth: { env: { LB_GIT_TOKEN: TOKEN } }, retry: { initialMs: 50, maxMs: 200 }, ...over });
 }
 
+/** A new remote and a reporter of each of two nodes publishing to it. */
+async function twoNodes(): Promise<{ name: string; bare: string; a: StatusBranchReporter; b: StatusBranchReporter }> {
+  const name = await newRemote();
+  return { name, bare: join(repos, name), a: reporter(server.url(name), 'node-a'), b: reporter(server.url(name), 'node-b') };
+}
+
 /** A pre-receive hook in the remote that refuses the first push it sees, then accepts. */
 async function refuseFirstPush(bare: string): Promise<void> {
   const mark = join(bare, 'refused-once');
@@ -112,10 +118,7 @@ describe('StatusBranchReporter over smart HTTP', () => {
   });
 
   it('builds on the tip its fetch brought when another node pushed between its listing and its fetch', async () => {
-    const name = await newRemote();
-    const bare = join(repos, name);
-    const a = reporter(server.url(name), 'node-a');
-    const b = reporter(server.url(name), 'node-b');
+    const { name, bare, a, b } = await twoNodes();
     try {
       expect((await a.publish(sampleReport('node-a'))).result).toBe('committed');
       const gitIn = (args: string[]): string => execFileSync('git', ['--git-dir', bare, ...args], {
@@ -147,10 +150,7 @@ describe('StatusBranchReporter over smart HTTP', () => {
   });
 
   it('lands the reports of two nodes pushing concurrently to one remote', async () => {
-    const name = await newRemote();
-    const bare = join(repos, name);
-    const a = reporter(server.url(name), 'node-a');
-    const b = reporter(server.url(name), 'node-b');
+    const { bare, a, b } = await twoNodes();
     try {
       // Several rounds of simultaneous publishes: each round both race for the same tip.
       const attempts: number[] = [];
