@@ -13,9 +13,8 @@ import type { StatusReport } from '../../report/types.js';
 import { pageNotes, pageReport, STATUS_DEFAULT_LIMIT, type StatusPage, type StatusSelection } from '../../report/status-page.js';
 import { DNS_COLUMNS, TARGET_COLUMNS, alignRows, dnsRows, targetRows } from '../../runtime/status-text.js';
 import { readLive } from '../../state/live.js';
-import { DataPlane } from '../../dataplane/index.js';
+import { DataPlane, instanceComplete } from '../../dataplane/index.js';
 import { rateLimitLines, rateLimitSummary, type RateLimitSummary } from '../../dataplane/rate-limits.js';
-import { instanceComplete } from '../../dataplane/index.js';
 import { TRAFFIC_COLUMNS, trafficRows, trafficSummary } from '../../observe/traffic-text.js';
 import { stdio, type CliIo } from '../output.js';
 

@@ -11,9 +11,8 @@ import {
   LB_EVS_DROPPED, LB_EVS_EMITTED, decodeFlow, decodeFlowKey, encodeFlowKey, type CloseReason, type ConnEvent,
 } from '../../core/abi.js';
 import type { ConntrackEntry } from '../../dataplane/unanswered-flows.js';
-import { pinnedDataPlane, type DataPlane } from '../../dataplane/index.js';
+import { instanceComplete, pinnedDataPlane, type DataPlane } from '../../dataplane/index.js';
 import { readCtl } from '../../dataplane/generation.js';
-import { instanceComplete } from '../../dataplane/index.js';
 import { readLive, type LiveState } from '../../state/live.js';
 import { statSync } from 'node:fs';
 import { ConnBatch, type ListenerNames } from './conn-batch.js';

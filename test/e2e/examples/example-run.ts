@@ -9,8 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/source/load-config.js';
 import type { LbConfig, Proxy, Target, TargetGroup } from '../../../src/core/config/types.js';
-import { DataPlane, instanceDir } from '../../../src/dataplane/index.js';
-import { instanceComplete } from '../../../src/dataplane/index.js';
+import { DataPlane, instanceComplete, instanceDir } from '../../../src/dataplane/index.js';
 import type { RuntimeStatus } from '../../../src/runtime/status.js';
 import { createSeedTopology, ipToU32, waitUntil, withNetns, type ManagedProcess, type SeedTopology } from '../../../src/sandbox/index.js';
 import { readLive } from '../../../src/state/live.js';

@@ -7,12 +7,11 @@
 import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { controlRequest, controlSocketPath } from '../../../src/daemon/control-socket.js';
 import { execIn, waitUntil, type ManagedProcess, type Topology } from '../../../src/sandbox/index.js';
-import { instanceComplete } from '../../../src/dataplane/index.js';
 import { readLive } from '../../../src/state/live.js';
 import type { RuntimeStatus, TargetStatus } from '../../../src/runtime/status.js';
 import { httpBatch, type BatchAnswer } from './clients.js';
 import { lbStatus, type DaemonProcess } from './daemon.js';
-import { instanceDir } from '../../../src/dataplane/index.js';
+import { instanceComplete, instanceDir } from '../../../src/dataplane/index.js';
 import { liveWeights } from '../../../src/runtime/live-weights.js';
 
 export { liveWeights };
