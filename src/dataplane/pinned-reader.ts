@@ -7,8 +7,8 @@
 // Any pin created, replaced or removed (`lb up`, `lb down`, an upgrade re-pinning its programs,
 // whether by this daemon or behind its back) moves the directory's mtime or ctime, or its inode
 // when the directory itself is made anew: the next read then closes the handle and opens the pins
-// again (or reads null), so a process never reads maps the instance no longer uses past its next
-// read, and holds them no longer than that.
+// again (or reads null), so a process never reads maps the instance no longer uses, and holds
+// them until its next read at most (IDLE_CLOSE_MS when it stops reading).
 
 import { statSync } from 'node:fs';
 import { instanceDir, listPins } from './bpffs.js';
@@ -57,7 +57,7 @@ export class PinnedDataPlane {
   private dp: DataPlane | undefined;
   private stamp: string | undefined;
   private idle: NodeJS.Timeout | undefined;
-  /** Handles opened (a test's and a status's view of how often the pins were opened). */
+  /** Handles opened so far (tests read it: how often the pins were opened). */
   opens = 0;
 
   /** `now`: the wall clock in ms (the directory's times are wall-clock); injected by tests. */
