@@ -81,6 +81,11 @@ const CAP_PERIOD_US = 20_000;
  */
 const CAPPED_ROUNDS = 9;
 const CAPPED_HANDSHAKES = 1500;
+/**
+ * Then pairs with lb's daemon taken out of the budget (the door alone in it): no goal, it shows
+ * what the daemon's share of lb's budget costs (docs/benchmarks.md, "Held to the same CPU").
+ */
+const DOOR_ONLY_ROUNDS = 5;
 
 /** Discards what it receives after the hello, then answers the byte count and closes. */
 const SINK = `
@@ -385,22 +390,27 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       for (const pid of lbPids) lbCap.add(pid);
       haCap.add(h1.pid!);
       const budget = CAP_QUOTA_US / CAP_PERIOD_US;
-      const n = rounds < ROUNDS ? rounds : CAPPED_ROUNDS;
-      for (let round = 0; round < n; round++) {
-        for (const who of order('lb', round, blockIndex)) {
-          const pids = who === 'haproxy' ? [h1.pid!] : lbPids;
-          const cpu = (): number => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
-          ctx.log(`sni: capped round ${round + 1}, ${who === 'haproxy' ? 'haproxy (one thread)' : who}: ${CAPPED_HANDSHAKES} handshakes, ${budget * 100}% of one CPU`);
-          const cpu0 = cpu();
-          const t0 = process.hrtime.bigint();
-          await handshakes(who === 'haproxy' ? HAPROXY_1T_PORT : LB_PORT, CAPPED_HANDSHAKES, [], `capped ${who}`);
-          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-          const used = cpu() - cpu0;
-          add('capped', who, CAPPED_HANDSHAKES / seconds, 'lb');
-          add('cappedcpu', who, (used / CAPPED_HANDSHAKES) * 1e6, 'lb');
-          add('cappedused', who, (used / seconds / budget) * 100, 'lb');
+      /** Pairs of capped rounds; `lbBudgeted`: lb's processes in its budget, whose CPU is counted. */
+      const pairs = async (n: number, lbBudgeted: number[], keys: { rate: string; cpu?: string; used?: string }, what: string): Promise<void> => {
+        for (let round = 0; round < n; round++) {
+          for (const who of order('lb', round, blockIndex)) {
+            const pids = who === 'haproxy' ? [h1.pid!] : lbBudgeted;
+            const cpu = (): number => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+            ctx.log(`sni: ${what} round ${round + 1}, ${who === 'haproxy' ? 'haproxy (one thread)' : who}: ${CAPPED_HANDSHAKES} handshakes, ${budget * 100}% of one CPU`);
+            const cpu0 = cpu();
+            const t0 = process.hrtime.bigint();
+            await handshakes(who === 'haproxy' ? HAPROXY_1T_PORT : LB_PORT, CAPPED_HANDSHAKES, [], `${what} ${who}`);
+            const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+            const used = cpu() - cpu0;
+            add(keys.rate, who, CAPPED_HANDSHAKES / seconds, 'lb');
+            if (keys.cpu) add(keys.cpu, who, (used / CAPPED_HANDSHAKES) * 1e6, 'lb');
+            if (keys.used) add(keys.used, who, (used / seconds / budget) * 100, 'lb');
+          }
         }
-      }
+      };
+      await pairs(rounds < ROUNDS ? rounds : CAPPED_ROUNDS, lbPids, { rate: 'capped', cpu: 'cappedcpu', used: 'cappedused' }, 'capped');
+      lbCap.release(daemon!.pid!);
+      await pairs(rounds < ROUNDS ? 1 : DOOR_ONLY_ROUNDS, [keeper!], { rate: 'cappeddoor' }, 'capped, the door alone,');
       capThrottled = { lb: lbCap.stats().throttled, haproxy: haCap.stats().throttled };
       lbCap.remove();
       haCap.remove();
@@ -465,6 +475,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       capped: [`new TLS connections/s, each proxy held to ${(CAP_QUOTA_US / CAP_PERIOD_US) * 100}% of one CPU (lb: daemon + door; haproxy: one thread)`, 'conn/s'],
       cappedcpu: ['proxy CPU per new TLS connection, held to the budget', 'CPU us/conn'],
       cappedused: ['share of its CPU budget the proxy used in the capped rounds', '%'],
+      cappeddoor: ['new TLS connections/s held to the same budget, lb\'s door alone in it (the daemon outside; no goal: what the daemon\'s share costs)', 'conn/s'],
       handshakes: ['new TLS connections/s unconstrained (full handshakes, 32 at a time; the client\'s thread bounds it: no goal)', 'conn/s'],
       hscpu: ['proxy CPU per new TLS connection (user + system; lb: daemon + door; others: daemon + pair keeper)', 'CPU us/conn'],
       hsuser: ['proxy user-space CPU per new TLS connection (lb: daemon + door; others: daemon + pair keeper)', 'CPU us/conn'],
@@ -534,6 +545,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         `Each block starts with ${WARMUP_HANDSHAKES} unmeasured handshakes through the variant and through haproxy (a new daemon compiles its accept path during its first connections, once in its life).`,
         `Each block: ${rounds} round(s) alternating the variant and haproxy; medians; each ratio is the median of the rounds' ratios against the haproxy round run next to it in the same block (the ratio of the medians in its note)${rounds < ROUNDS ? ` (--quick: ${bulkBytes / 2 ** 20} MiB bulk, not for the record)` : ''}.`,
         `In lb's block, after its rounds: ${rounds < ROUNDS ? rounds : CAPPED_ROUNDS} pairs of capped rounds (${CAPPED_HANDSHAKES} handshakes each, alternating): lb's daemon and door in one cgroup, a second HAProxy with nbthread 1 (VIP:${HAPROXY_1T_PORT}, warmed up with ${WARMUP_HANDSHAKES} handshakes) in another, each with a CFS quota of ${CAP_QUOTA_US} us per ${CAP_PERIOD_US} us (${(CAP_QUOTA_US / CAP_PERIOD_US) * 100}% of one CPU; bench/lib/cpu-cap.ts): the proxy bounds the rate, not the client. This rate carries the goal; the unconstrained one, bounded by the client's one thread, does not.`,
+        `Then ${rounds < ROUNDS ? 1 : DOOR_ONLY_ROUNDS} pairs with lb's daemon given back to the root group, the door alone in lb's budget against the same HAProxy (cappeddoor, no goal: the daemon's share of lb's budget is the difference).`,
         `A fifth block, node-floor, handshakes only: the least proxy on Node's net.Socket (accept, read the first bytes, connect, write them, stream.pipe both ways; no parsing, choice or accounting) on VIP:${FLOOR_PORT}, alternating with haproxy as above: the bound of any acceptor built on Node sockets, no goal.`,
       ],
       measurements, ratios,

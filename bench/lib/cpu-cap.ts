@@ -75,6 +75,11 @@ export class CpuCap {
     writeFileSync(join(this.path, 'cgroup.procs'), String(pid));
   }
 
+  /** Gives one process back to the root group (it runs unbudgeted again). */
+  release(pid: number): void {
+    writeFileSync(join(this.h.root, 'cgroup.procs'), String(pid));
+  }
+
   /** The pids in the group now. */
   pids(): number[] {
     return readFileSync(join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
@@ -92,7 +97,7 @@ export class CpuCap {
     if (!existsSync(this.path)) return;
     for (const pid of this.pids()) {
       try {
-        writeFileSync(join(this.h.root, 'cgroup.procs'), String(pid));
+        this.release(pid);
       } catch {
         // exited meanwhile
       }

@@ -56,6 +56,10 @@ it('holds a process to its quota and gives it back when removed', async () => {
   expect(cap.pids()).toEqual([c.pid]);
   const name = cap.path.split('/').pop()!;
   expect(groupOf(c.pid!)).toContain(`/${name}`);
+  cap.release(c.pid!);
+  expect(cap.pids()).toEqual([]);
+  expect(groupOf(c.pid!)).not.toContain(`/${name}`);
+  cap.add(c.pid!);
   const done = lineFrom(c, 'done');
   c.stdin!.write('go\n');
   await done;
